@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs everything Loom needs to build, test and demo on Debian 12, from Debian's
+# packages only. Safe to run again. Must run as root (or through sudo).
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: run as root (sudo $0)" >&2
+  exit 1
+fi
+
+packages=(
+  # toolchain
+  build-essential cmake pkg-config git
+  # libraries Loom links
+  libvirt-dev libxen-dev libzmq3-dev cppzmq-dev libyaml-cpp-dev
+  libboost-dev libboost-system-dev nlohmann-json3-dev libsqlite3-dev
+  libspdlog-dev libcli11-dev libedit-dev
+  # tests and benchmarks
+  libgtest-dev libgmock-dev googletest libbenchmark-dev
+  # real hypervisors for the KVM tests (libvirtd + qemu), the pty tests of the shell
+  libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils expect tmux
+  # the real-Xen harness: a dom0 image built from Debian packages, booted under qemu
+  debootstrap e2fsprogs
+  # misc tools the scripts use
+  procps psmisc curl ca-certificates
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
