@@ -23,6 +23,9 @@ struct IdentityRecord {
   std::string server;
   std::string identityPool;
   Identity identity;
+  // The server was deleted (release()): its values stay used forever, so the record is
+  // kept and restored, but it no longer belongs to anyone.
+  bool released = false;
 };
 
 class IdentityAllocator {
@@ -43,12 +46,29 @@ class IdentityAllocator {
   Status restore(const std::vector<IdentityRecord>& records);
 
  private:
-  struct PoolState;
+  // Where each pool's next candidate value is: an index into the concatenation of its
+  // ranges. Values are handed out in order, so a cursor only moves forward; the used
+  // sets catch fixed values declared inside a range.
+  struct Cursor {
+    std::uint64_t mac = 0;
+    std::uint64_t uuid = 0;
+  };
+  const IdentityPool* findPool(const std::string& name) const;
+  Result<std::uint64_t> nextMac(const IdentityPool& pool, Cursor& cursor, const std::set<std::uint64_t>& taken) const;
+  Result<std::string> nextUuid(const IdentityPool& pool, Cursor& cursor, const std::set<std::string>& taken) const;
+  void advanceCursors(const std::string& pool, const Identity& identity);
+
   std::vector<IdentityPool> pools_;
   std::map<std::string, IdentityRecord> byServer_;
+  std::vector<IdentityRecord> released_;
   std::set<std::string> usedUuids_;
   std::set<std::uint64_t> usedMacs_;
-  std::map<std::string, std::pair<std::uint64_t, std::uint64_t>> cursors_;  // pool -> (next mac index, next uuid index)
+  std::map<std::string, Cursor> cursors_;
 };
+
+// Text forms, shared with config/ and the controller. Parsing accepts either case.
+std::string formatMac(std::uint64_t mac);
+std::optional<std::uint64_t> parseMac(std::string_view text);
+std::string formatUuid(std::uint64_t hi, std::uint64_t lo);
 
 }  // namespace loom::pool

@@ -156,6 +156,7 @@ struct Server {
   bool dedicated = false;               // takes a whole blade
   PowerState power = PowerState::On;
   std::string uuid;                     // empty: allocated from the identity pool
+  std::string identityPool;             // empty: the pool's identity pool (then "default", or the only one)
   std::string template_;                // the template (replicas) it came from, or empty
 };
 

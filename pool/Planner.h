@@ -4,6 +4,8 @@
 #pragma once
 
 #include <map>
+#include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -11,10 +13,18 @@
 
 namespace loom::pool {
 
+namespace detail {
+class State;
+}
+
 // The placement state the controller persists between plans.
 struct PlacementState {
   std::map<std::string, std::string> bindings;  // server -> blade it is bound to
   std::map<std::string, std::string> borrowed;  // blade -> pool it was lent to (from a spare pool)
+  // Servers a failover left stopped because their pool says `failover: none`. The
+  // planner does not place them again by itself (that would be failover after all); the
+  // controller removes a server from here when an operator starts or moves it.
+  std::set<std::string> held;
 };
 
 // How one blade relates to the pools after membership resolution.
@@ -105,6 +115,49 @@ struct PoolCapacity {
   std::uint32_t survivableFailures = 0;
   bool sparesPromiseMet = true;     // survivableFailures >= sparesDeclared
   std::string warning;              // why not, when it is not met
+};
+
+// The planner with its indexed state kept between plans, for the controller's hot path:
+// after plan(), a single blade state change is answered in time proportional to that
+// blade's servers, not to the fabric. Construction indexes the snapshot (O(servers +
+// blades)); copying is deep (benchmarks and capacity simulation use it). Not thread-safe:
+// one owner, like the rest of the controller's state.
+struct PlanDelta {
+  std::vector<BladeAssignment> blades;   // blades whose role or pool changed
+  std::vector<Placement> placements;     // servers bound to a new blade (`from`: old blade)
+  std::vector<Unplaceable> unplaceable;  // servers that lost their blade and found none
+  std::vector<Step> steps;
+  std::vector<std::string> warnings;
+  std::map<std::string, std::string> borrowed;  // blades lent by this change: blade -> pool
+  std::vector<std::string> returned;            // borrowed blades given back to their spare pool
+};
+
+class Planner {
+ public:
+  Planner(const Declarations& desired, const Inventory& observed, const PlacementState& current);
+  Planner(const Planner&);
+  Planner& operator=(const Planner&);
+  Planner(Planner&&) noexcept;
+  Planner& operator=(Planner&&) noexcept;
+  ~Planner();
+
+  // The full plan for the snapshot; afterwards the planner holds `Plan::next` (it assumes
+  // the steps will run). pool::plan() is exactly `Planner(d, o, c).plan(now)`.
+  Plan plan(TimeMs now);
+
+  // One blade's observed state changed. Applies the same rules as plan() would on the
+  // updated inventory with the planner's current state (its servers fail over, evacuate
+  // or stay; servers waiting for capacity are retried when a blade becomes healthy; spares
+  // are topped up) and returns only what changed. An unknown blade is a warning, no-op.
+  PlanDelta bladeStateChanged(const std::string& blade, BladeState state, TimeMs now);
+
+  // The placement state as of the last call (what the controller persists).
+  PlacementState state() const;
+  // The blade the server is bound to, or empty.
+  std::string bladeOf(const std::string& server) const;
+
+ private:
+  std::unique_ptr<detail::State> state_;
 };
 
 std::vector<PoolCapacity> capacity(const Declarations& desired, const Inventory& observed,

@@ -1,0 +1,163 @@
+// Planner benchmarks (DESIGN.md §6). Figures are printed by Google Benchmark; the
+// fabric is built once, outside the timed region.
+//
+//   BM_Place100kOn10k         100,000 servers (1-8 vcpus, 2-16 GiB, anti-affinity groups
+//                             of 10, five priorities) in 20 pools onto 10,000 blades from
+//                             an empty state: the whole pool::plan(), output included.
+//                             Target <= 200 ms.
+//   BM_ReplanOneBladeFailure  that placed state, one busy blade Fenced, answered by the
+//                             incremental Planner::bladeStateChanged. Target <= 1 ms.
+//   BM_FullReplanOneBladeFailure  the same failure through the full pool::plan(), for
+//                             comparison (what a controller without the Planner pays).
+#include <benchmark/benchmark.h>
+
+#include <string>
+
+#include "pool/Planner.h"
+
+namespace {
+using namespace loom::pool;
+
+constexpr int kPools = 20;
+constexpr int kBladesPerPool = 495;   // 20 x 495 + 100 global spares = 10,000 blades
+constexpr int kGlobalSpares = 100;
+constexpr int kServersPerPool = 5000; // 100,000 servers
+constexpr MiB kGiB = 1024;
+
+struct Scenario {
+  Declarations desired;
+  Inventory observed;
+};
+
+const Scenario& scenario() {
+  static const Scenario s = [] {
+    Scenario sc;
+    const std::uint32_t cores[] = {32, 48, 64};
+    for (int p = 0; p < kPools; ++p) {
+      for (int i = 0; i < kBladesPerPool; ++i) {
+        Blade b;
+        b.chassis = "c" + std::to_string(p);
+        b.name = b.chassis + "-s" + std::to_string(i);
+        b.slot = i;
+        b.cores = cores[i % 3];
+        b.memory = b.cores * 4 * kGiB;
+        b.hypervisors = HypervisorSet::all();
+        b.personality = Hypervisor::Kvm;
+        sc.observed.blades.push_back(std::move(b));
+      }
+    }
+    Pool spares;
+    spares.name = "global-spares";
+    spares.sparePool = true;
+    for (int i = 0; i < kGlobalSpares; ++i) {
+      Blade b;
+      b.chassis = "g";
+      b.name = "g-s" + std::to_string(i);
+      b.cores = 64;
+      b.memory = 256 * kGiB;
+      b.hypervisors = HypervisorSet::all();
+      spares.bladeNames.push_back(b.name);
+      sc.observed.blades.push_back(std::move(b));
+    }
+    for (int p = 0; p < kPools; ++p) {
+      Pool pool;
+      pool.name = "pool" + std::to_string(p);
+      pool.partition = "prod";
+      pool.hypervisor = Hypervisor::Kvm;
+      BladeMatch m;
+      m.chassis = "c" + std::to_string(p);
+      pool.match = m;
+      pool.spares = 2;
+      pool.failover = p % 2 ? FailoverPolicy::Pack : FailoverPolicy::Spare;
+      pool.borrowFrom = "global-spares";
+      sc.desired.pools.push_back(std::move(pool));
+    }
+    sc.desired.pools.push_back(spares);
+    const std::uint32_t vcpus[] = {1, 2, 4, 8};
+    const MiB memory[] = {2 * kGiB, 4 * kGiB, 8 * kGiB, 16 * kGiB};
+    for (int p = 0; p < kPools; ++p) {
+      for (int i = 0; i < kServersPerPool; ++i) {
+        Server s;
+        s.name = "p" + std::to_string(p) + "-" + std::to_string(i);
+        s.pool = "pool" + std::to_string(p);
+        s.vcpus = vcpus[(i * 7) % 4];
+        s.memory = memory[(i * 3) % 4];
+        s.priority = i % 5;
+        s.antiAffinity = "p" + std::to_string(p) + "-g" + std::to_string(i / 10);
+        sc.desired.servers.push_back(std::move(s));
+      }
+    }
+    return sc;
+  }();
+  return s;
+}
+
+void BM_Place100kOn10k(benchmark::State& state) {
+  const Scenario& sc = scenario();
+  std::size_t unplaceable = 0, steps = 0;
+  for (auto _ : state) {
+    Plan p = plan(sc.desired, sc.observed, PlacementState{}, 0);
+    unplaceable = p.unplaceable.size();
+    steps = p.steps.size();
+    benchmark::DoNotOptimize(p);
+  }
+  state.counters["servers"] = static_cast<double>(sc.desired.servers.size());
+  state.counters["blades"] = static_cast<double>(sc.observed.blades.size());
+  state.counters["unplaceable"] = static_cast<double>(unplaceable);
+  state.counters["steps"] = static_cast<double>(steps);
+}
+BENCHMARK(BM_Place100kOn10k)->Unit(benchmark::kMillisecond)->MeasureProcessCPUTime()->UseRealTime();
+
+// The placed fabric and a busy blade to fail (one holding many servers).
+struct Placed {
+  Planner planner;
+  Plan plan;
+  std::string victim;
+};
+
+const Placed& placed() {
+  static const Placed p = [] {
+    const Scenario& sc = scenario();
+    Planner planner(sc.desired, sc.observed, PlacementState{});
+    Plan plan = planner.plan(0);
+    std::string victim = plan.next.bindings.at("p3-0");
+    return Placed{std::move(planner), std::move(plan), std::move(victim)};
+  }();
+  return p;
+}
+
+void BM_ReplanOneBladeFailure(benchmark::State& state) {
+  const Placed& base = placed();
+  Planner work = base.planner;
+  std::size_t moved = 0, unplaceable = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    work = base.planner;  // a fresh copy of the placed state, outside the timing
+    state.ResumeTiming();
+    PlanDelta delta = work.bladeStateChanged(base.victim, BladeState::Fenced, 1);
+    moved = delta.placements.size();
+    unplaceable = delta.unplaceable.size();
+    benchmark::DoNotOptimize(delta);
+  }
+  state.counters["moved"] = static_cast<double>(moved);
+  state.counters["unplaceable"] = static_cast<double>(unplaceable);
+}
+BENCHMARK(BM_ReplanOneBladeFailure)->Unit(benchmark::kMicrosecond)->Iterations(200);
+
+void BM_FullReplanOneBladeFailure(benchmark::State& state) {
+  const Scenario& sc = scenario();
+  const Placed& base = placed();
+  Inventory failed = sc.observed;
+  for (auto& b : failed.blades) {
+    if (b.name == base.victim) b.state = BladeState::Fenced;
+  }
+  for (auto _ : state) {
+    Plan p = plan(sc.desired, failed, base.plan.next, 1);
+    benchmark::DoNotOptimize(p);
+  }
+}
+BENCHMARK(BM_FullReplanOneBladeFailure)->Unit(benchmark::kMillisecond)->Iterations(5);
+
+}  // namespace
+
+BENCHMARK_MAIN();
