@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "drivers/Driver.h"
@@ -36,5 +37,16 @@ class DriverRegistry {
 // Fills `registry` with every driver compiled into this build: "test" always, "kvm" with
 // libvirt (LOOM_HAVE_KVM), "xen" with libxl (LOOM_HAVE_XEN).
 void registerBuiltinDrivers(DriverRegistry& registry);
+
+}  // namespace loom::drivers
+
+namespace loom::drivers {
+
+// One line of `loom-agent probe`: each registered driver, created with `options` and
+// asked whether it applies. A driver whose factory fails is reported as not applying,
+// with the factory's message as the reason, so the listing is always complete.
+// Returned in registry (sorted name) order.
+std::vector<std::pair<std::string, ProbeResult>> probeAll(const DriverRegistry& registry,
+                                                          const DriverOptions& options);
 
 }  // namespace loom::drivers

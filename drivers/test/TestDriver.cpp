@@ -1,0 +1,470 @@
+#include "drivers/test/TestDriver.h"
+
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <utility>
+
+#include "drivers/SpecValidation.h"
+
+namespace loom::drivers::test {
+namespace {
+
+constexpr TimeMs kNever = std::numeric_limits<TimeMs>::max();
+
+Result<std::int64_t> numberParam(const DriverOptions& options, const std::string& key,
+                                 std::int64_t fallback) {
+  auto it = options.params.find(key);
+  if (it == options.params.end()) return fallback;
+  try {
+    size_t used = 0;
+    const long long v = std::stoll(it->second, &used);
+    if (used == it->second.size() && v >= 0) return static_cast<std::int64_t>(v);
+  } catch (const std::exception&) {
+  }
+  return makeError(Errc::Invalid, "test driver: param " + key + "='" + it->second +
+                                      "' is not a non-negative integer");
+}
+
+}  // namespace
+
+Result<TestDriverConfig> parseTestDriverConfig(const DriverOptions& options) {
+  TestDriverConfig c;
+  auto text = [&](const std::string& key, std::string& out) {
+    if (auto it = options.params.find(key); it != options.params.end()) out = it->second;
+  };
+  text("blade", c.blade);
+  text("cpu_model", c.cpuModel);
+  text("journal", c.journalPath);
+  auto cores = numberParam(options, "cores", c.cores);
+  auto memory = numberParam(options, "memory_mib", static_cast<std::int64_t>(c.memory));
+  auto latency = numberParam(options, "start_latency_ms", 0);
+  auto crash = numberParam(options, "crash_after_ms", 0);
+  for (auto* r : {&cores, &memory, &latency, &crash}) {
+    if (!*r) return r->error();
+  }
+  c.cores = static_cast<std::uint32_t>(*cores);
+  c.memory = static_cast<MiB>(*memory);
+  c.startLatencyMs = *latency;
+  c.crashAfterMs = *crash;
+  if (auto it = options.params.find("fail_start"); it != options.params.end()) {
+    std::string item;
+    for (char ch : it->second + ",") {
+      if (ch == ',') {
+        if (!item.empty()) c.failStart.insert(item);
+        item.clear();
+      } else if (ch != ' ') {
+        item += ch;
+      }
+    }
+  }
+  if (auto it = options.params.find("events"); it != options.params.end()) {
+    if (it->second != "true" && it->second != "false") {
+      return makeError(Errc::Invalid, "test driver: param events='" + it->second + "' is not true or false");
+    }
+    c.events = it->second == "true";
+  }
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------
+// State. One mutex guards it; the caller's thread and the shared timer thread both reach
+// it. Events are collected under the lock and delivered after it is released, so a
+// callback may call back into the driver.
+
+struct TestDriver::Core {
+  struct Domain {
+    DomainSpec spec;
+    DomainState state = DomainState::Defined;
+    TimeMs crashAtMs = kNever;
+  };
+
+  TestDriverConfig config;
+  std::shared_ptr<Clock> clock;
+
+  std::mutex mu;
+  std::map<std::string, Domain> domains;
+  Journal journal;
+  TimeMs watchdogDeadline = kNever;
+  std::optional<TimeMs> watchdogFiredAt;
+  std::vector<EventCallback> subscribers;
+
+  using Events = std::vector<DomainEvent>;
+
+  void endRunLocked(Domain& d, DomainState to, JournalEvent why, TimeMs at, const std::string& detail,
+                    Events& out) {
+    d.state = to;
+    d.crashAtMs = kNever;
+    journal.record(JournalEntry{at, config.blade, why, d.spec.name, d.spec.uuid});
+    out.push_back(DomainEvent{d.spec.name, d.spec.uuid, to, detail});
+  }
+
+  // Applies every transition due by `now`, earliest first, each stamped with its due time.
+  void reapLocked(TimeMs now, Events& out) {
+    for (;;) {
+      Domain* next = nullptr;
+      TimeMs due = watchdogDeadline;
+      for (auto& [_, d] : domains) {
+        if (d.state == DomainState::Running && d.crashAtMs < due) {
+          due = d.crashAtMs;
+          next = &d;
+        }
+      }
+      if (due > now) return;
+      if (next) {
+        endRunLocked(*next, DomainState::Crashed, JournalEvent::Crash, due, "crashed (crash_after_ms)", out);
+        continue;
+      }
+      // The watchdog is due: fence, as a blade whose agent lost its lease must.
+      for (auto& [_, d] : domains) {
+        if (d.state == DomainState::Running || d.state == DomainState::Paused) {
+          endRunLocked(d, DomainState::Shutoff, JournalEvent::Watchdog, due, "destroyed by the lease watchdog", out);
+        }
+      }
+      watchdogFiredAt = watchdogDeadline;
+      watchdogDeadline = kNever;
+    }
+  }
+
+  TimeMs nextDueLocked() const {
+    TimeMs due = watchdogDeadline;
+    for (const auto& [_, d] : domains) {
+      if (d.state == DomainState::Running) due = std::min(due, d.crashAtMs);
+    }
+    return due;
+  }
+
+  void deliver(const Events& events) {
+    if (events.empty()) return;
+    std::vector<EventCallback> subs;
+    {
+      std::lock_guard lock(mu);
+      subs = subscribers;
+    }
+    for (const auto& e : events) {
+      for (const auto& cb : subs) cb(e);
+    }
+  }
+
+  void scheduleTimer(const std::shared_ptr<Core>& self);
+};
+
+namespace {
+
+// The one timer thread of the process for real-clock test drivers: a queue of (due time,
+// driver), holding drivers weakly so a destroyed driver simply drops out.
+class TimerThread {
+ public:
+  static TimerThread& instance() {
+    static TimerThread timer;
+    return timer;
+  }
+
+  void schedule(std::weak_ptr<TestDriver::Core> core, TimeMs dueMs) {
+    std::lock_guard lock(mu_);
+    queue_.emplace(dueMs, std::move(core));
+    if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+    cv_.notify_one();
+  }
+
+  ~TimerThread() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_one();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void run() {
+    std::unique_lock lock(mu_);
+    while (!stopping_) {
+      if (queue_.empty()) {
+        cv_.wait(lock);
+        continue;
+      }
+      const TimeMs now = SystemClock{}.nowMs();
+      auto first = queue_.begin();
+      if (first->first > now) {
+        cv_.wait_for(lock, std::chrono::milliseconds(first->first - now));
+        continue;
+      }
+      auto core = first->second.lock();
+      queue_.erase(first);
+      if (!core) continue;
+      lock.unlock();
+      TestDriver::Core::Events events;
+      {
+        std::lock_guard coreLock(core->mu);
+        core->reapLocked(core->clock->nowMs(), events);
+      }
+      core->deliver(events);
+      core->scheduleTimer(core);
+      lock.lock();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::multimap<TimeMs, std::weak_ptr<TestDriver::Core>> queue_;
+  std::thread thread_;
+  bool stopping_ = false;
+};
+
+}  // namespace
+
+void TestDriver::Core::scheduleTimer(const std::shared_ptr<Core>& self) {
+  if (!clock->isReal()) return;
+  TimeMs due;
+  {
+    std::lock_guard lock(mu);
+    due = nextDueLocked();
+  }
+  if (due != kNever) TimerThread::instance().schedule(self, due);
+}
+
+// ---------------------------------------------------------------------------------------
+
+Result<std::unique_ptr<TestDriver>> TestDriver::create(TestDriverConfig config,
+                                                       std::shared_ptr<Clock> clock) {
+  auto core = std::make_shared<Core>();
+  core->config = std::move(config);
+  core->clock = std::move(clock);
+  if (!core->config.journalPath.empty()) {
+    if (auto s = core->journal.open(core->config.journalPath); !s) {
+      return makeError(s.error().code, "test driver '" + core->config.blade + "': " + s.error().message);
+    }
+  }
+  return std::unique_ptr<TestDriver>(new TestDriver(std::move(core)));
+}
+
+TestDriver::TestDriver(std::shared_ptr<Core> core) : core_(std::move(core)) {}
+TestDriver::~TestDriver() = default;  // the timer holds the core weakly: nothing to stop
+
+const TestDriverConfig& TestDriver::config() const { return core_->config; }
+
+Capabilities TestDriver::capabilities() const {
+  Capabilities c;
+  c.events = core_->config.events;
+  c.directKernelBoot = true;
+  c.persistentDefinitions = false;  // definitions live in this process only
+  return c;
+}
+
+ProbeResult TestDriver::probe() {
+  return ProbeResult{true, "in-memory test driver (blade '" + core_->config.blade + "')"};
+}
+
+Result<NodeInfo> TestDriver::nodeInfo() {
+  NodeInfo n;
+  n.sockets = 1;
+  n.cores = core_->config.cores;
+  n.memory = core_->config.memory;
+  n.cpuModel = core_->config.cpuModel;
+  n.hypervisor = "test";
+  n.version = "loom-test 1";
+  return n;
+}
+
+// Every call goes through here: lock, apply what fell due, run `body`, unlock, deliver
+// the events, re-arm the timer for what is due next.
+template <class F>
+static auto withCore(const std::shared_ptr<TestDriver::Core>& core, F&& body) {
+  TestDriver::Core::Events events;
+  auto result = [&] {
+    std::lock_guard lock(core->mu);
+    core->reapLocked(core->clock->nowMs(), events);
+    return body(events);
+  }();
+  core->deliver(events);
+  core->scheduleTimer(core);
+  return result;
+}
+
+Status TestDriver::define(const DomainSpec& spec) {
+  if (auto s = validateDomainSpec(spec); !s) return s;
+  return withCore(core_, [&](Core::Events&) -> Status {
+    for (const auto& [name, d] : core_->domains) {
+      if (name != spec.name && d.spec.uuid == spec.uuid) {
+        return makeError(Errc::Conflict, "domain '" + spec.name + "': uuid " + spec.uuid +
+                                             " already belongs to domain '" + name + "'");
+      }
+    }
+    auto it = core_->domains.find(spec.name);
+    if (it == core_->domains.end()) {
+      core_->domains.emplace(spec.name, Core::Domain{spec});
+      return okStatus();
+    }
+    if (it->second.spec.uuid != spec.uuid) {
+      return makeError(Errc::Conflict, "domain '" + spec.name + "' already exists with uuid " +
+                                           it->second.spec.uuid);
+    }
+    // Like libvirt: a redefinition replaces the stored definition, running or not.
+    it->second.spec = spec;
+    return okStatus();
+  });
+}
+
+Status TestDriver::start(const std::string& name) {
+  // Checks before the latency so an impossible start fails fast.
+  auto precheck = withCore(core_, [&](Core::Events&) -> Status {
+    auto it = core_->domains.find(name);
+    if (it == core_->domains.end()) {
+      return makeError(Errc::NotFound, "cannot start domain '" + name + "': not defined");
+    }
+    if (it->second.state == DomainState::Running) return okStatus();
+    if (core_->config.failStart.count("*") || core_->config.failStart.count(name)) {
+      return makeError(Errc::Io, "cannot start domain '" + name + "': injected failure (fail_start)");
+    }
+    return okStatus();
+  });
+  if (!precheck) return precheck;
+  // The latency passes outside the lock so the timer thread is not held up by it.
+  core_->clock->sleepMs(core_->config.startLatencyMs);
+  return withCore(core_, [&](Core::Events& events) -> Status {
+    auto it = core_->domains.find(name);
+    if (it == core_->domains.end()) {
+      return makeError(Errc::NotFound, "cannot start domain '" + name + "': undefined while starting");
+    }
+    auto& d = it->second;
+    if (d.state == DomainState::Running) return okStatus();
+    if (core_->watchdogFiredAt) {
+      return makeError(Errc::Unavailable, "cannot start domain '" + name + "': the lease watchdog fired at " +
+                                              std::to_string(*core_->watchdogFiredAt) +
+                                              " ms and was not re-armed (blade is fenced)");
+    }
+    MiB used = 0;
+    for (const auto& [_, other] : core_->domains) {
+      if (other.state == DomainState::Running || other.state == DomainState::Paused) used += other.spec.memory;
+    }
+    if (used + d.spec.memory > core_->config.memory) {
+      return makeError(Errc::Conflict, "cannot start domain '" + name + "': needs " +
+                                           std::to_string(d.spec.memory) + " MiB, " +
+                                           std::to_string(core_->config.memory - used) + " MiB free");
+    }
+    const TimeMs now = core_->clock->nowMs();
+    d.state = DomainState::Running;
+    d.crashAtMs = core_->config.crashAfterMs > 0 ? now + core_->config.crashAfterMs : kNever;
+    core_->journal.record(JournalEntry{now, core_->config.blade, JournalEvent::Start, name, d.spec.uuid});
+    events.push_back(DomainEvent{name, d.spec.uuid, DomainState::Running, "started"});
+    return okStatus();
+  });
+}
+
+Status TestDriver::stop(const std::string& name, int /*timeoutMs: guests here always obey*/) {
+  return withCore(core_, [&](Core::Events& events) -> Status {
+    auto it = core_->domains.find(name);
+    if (it == core_->domains.end()) return okStatus();
+    auto& d = it->second;
+    if (d.state == DomainState::Running || d.state == DomainState::Paused) {
+      core_->endRunLocked(d, DomainState::Shutoff, JournalEvent::Stop, core_->clock->nowMs(), "shut down", events);
+    }
+    return okStatus();
+  });
+}
+
+Status TestDriver::destroy(const std::string& name) {
+  return withCore(core_, [&](Core::Events& events) -> Status {
+    auto it = core_->domains.find(name);
+    if (it == core_->domains.end()) return okStatus();
+    auto& d = it->second;
+    if (d.state == DomainState::Running || d.state == DomainState::Paused) {
+      core_->endRunLocked(d, DomainState::Shutoff, JournalEvent::Destroy, core_->clock->nowMs(), "destroyed", events);
+    }
+    return okStatus();
+  });
+}
+
+Status TestDriver::undefine(const std::string& name) {
+  return withCore(core_, [&](Core::Events& events) -> Status {
+    auto it = core_->domains.find(name);
+    if (it == core_->domains.end()) return okStatus();
+    auto& d = it->second;
+    if (d.state == DomainState::Running || d.state == DomainState::Paused) {
+      core_->endRunLocked(d, DomainState::Shutoff, JournalEvent::Destroy, core_->clock->nowMs(), "destroyed", events);
+    }
+    core_->domains.erase(it);
+    return okStatus();
+  });
+}
+
+static DomainInfo infoOf(const TestDriver::Core::Domain& d) {
+  DomainInfo i;
+  i.name = d.spec.name;
+  i.uuid = d.spec.uuid;
+  i.state = d.state;
+  i.vcpus = d.spec.vcpus;
+  i.memory = d.spec.memory;
+  for (const auto& nic : d.spec.nics) i.macs.push_back(nic.mac);
+  return i;
+}
+
+Result<std::vector<DomainInfo>> TestDriver::list() {
+  return withCore(core_, [&](Core::Events&) -> Result<std::vector<DomainInfo>> {
+    std::vector<DomainInfo> out;
+    for (const auto& [_, d] : core_->domains) out.push_back(infoOf(d));
+    return out;
+  });
+}
+
+Result<DomainInfo> TestDriver::info(const std::string& name) {
+  return withCore(core_, [&](Core::Events&) -> Result<DomainInfo> {
+    auto it = core_->domains.find(name);
+    if (it == core_->domains.end()) return makeError(Errc::NotFound, "domain '" + name + "' not found");
+    return infoOf(it->second);
+  });
+}
+
+Status TestDriver::subscribe(EventCallback callback) {
+  if (!core_->config.events) {
+    return makeError(Errc::Unsupported, "test driver '" + core_->config.blade + "': events are off (events=false)");
+  }
+  std::lock_guard lock(core_->mu);
+  core_->subscribers.push_back(std::move(callback));
+  return okStatus();
+}
+
+void TestDriver::armWatchdog(TimeMs deadlineMs) {
+  withCore(core_, [&](Core::Events& events) {
+    core_->watchdogDeadline = deadlineMs;
+    core_->watchdogFiredAt.reset();
+    core_->reapLocked(core_->clock->nowMs(), events);  // a deadline in the past fires now
+    return 0;
+  });
+}
+
+void TestDriver::disarmWatchdog() {
+  withCore(core_, [&](Core::Events&) {
+    core_->watchdogDeadline = kNever;
+    core_->watchdogFiredAt.reset();
+    return 0;
+  });
+}
+
+bool TestDriver::watchdogFired() {
+  return withCore(core_, [&](Core::Events&) { return core_->watchdogFiredAt.has_value(); });
+}
+
+void TestDriver::poll() {
+  withCore(core_, [](Core::Events&) { return 0; });
+}
+
+std::vector<JournalEntry> TestDriver::journal() {
+  return withCore(core_, [&](Core::Events&) { return core_->journal.entries(); });
+}
+
+Result<std::unique_ptr<Driver>> makeTestDriver(const DriverOptions& options) {
+  auto config = parseTestDriverConfig(options);
+  if (!config) return config.error();
+  auto driver = TestDriver::create(std::move(*config));
+  if (!driver) return driver.error();
+  return std::unique_ptr<Driver>(std::move(*driver));
+}
+
+}  // namespace loom::drivers::test

@@ -1,0 +1,96 @@
+// The in-memory test driver: no hypervisor, instant (or configurably slow) domains, failure
+// knobs and a journal. Used by `loom-agent --simulate` (one instance per simulated blade),
+// the fault tests and the conformance suite (Nomad's drivers/mock).
+//
+// Params (DriverOptions::params; unknown keys are ignored because probeAll hands every
+// driver the same options):
+//   blade=NAME             name stamped into the journal (default "test")
+//   cores=N memory_mib=N   node size (default 8 cores, 16384 MiB); starts beyond memory fail
+//   cpu_model=TEXT         reported by nodeInfo (default "Loom Test CPU")
+//   start_latency_ms=N     each start takes this long (on the driver's clock)
+//   fail_start=A,B | *     starting these domains (or any) fails with an Io error
+//   crash_after_ms=N       every started domain crashes N ms after its start
+//   journal=PATH           also append the journal to PATH (see Journal.h)
+//   events=false           capabilities().events off; subscribe() returns Unsupported
+//
+// Time-driven transitions (crash_after_ms, the watchdog) are due at an exact time and are
+// applied in time order, stamped with that due time, whenever they are noticed:
+// (1) at the start of every call on the driver, and (2) for the real clock, by one timer
+// thread shared by all test drivers of the process, which wakes at the earliest due time
+// (one thread, not one per driver, because --simulate runs thousands of blades). With a
+// ManualClock only (1) applies, so tests are deterministic: step the clock, then call.
+#pragma once
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "drivers/Driver.h"
+#include "drivers/DriverRegistry.h"
+#include "drivers/test/Clock.h"
+#include "drivers/test/Journal.h"
+
+namespace loom::drivers::test {
+
+struct TestDriverConfig {
+  std::string blade = "test";
+  std::uint32_t cores = 8;
+  MiB memory = 16384;
+  std::string cpuModel = "Loom Test CPU";
+  TimeMs startLatencyMs = 0;
+  std::set<std::string> failStart;  // "*" fails every start
+  TimeMs crashAfterMs = 0;          // 0: never
+  std::string journalPath;          // empty: in memory only
+  bool events = true;
+};
+
+// Reads the params above; a malformed number is an Invalid error quoting the param.
+Result<TestDriverConfig> parseTestDriverConfig(const DriverOptions& options);
+
+class TestDriver final : public Driver {
+ public:
+  // Fails only when the journal file cannot be opened.
+  static Result<std::unique_ptr<TestDriver>> create(TestDriverConfig config,
+                                                    std::shared_ptr<Clock> clock = systemClock());
+  ~TestDriver() override;
+
+  std::string name() const override { return "test"; }
+  Capabilities capabilities() const override;
+  ProbeResult probe() override;
+  Result<NodeInfo> nodeInfo() override;
+  Status define(const DomainSpec& spec) override;
+  Status start(const std::string& name) override;
+  Status stop(const std::string& name, int timeoutMs) override;
+  Status destroy(const std::string& name) override;
+  Status undefine(const std::string& name) override;
+  Result<std::vector<DomainInfo>> list() override;
+  Result<DomainInfo> info(const std::string& name) override;
+  Status subscribe(EventCallback callback) override;
+
+  // The lease watchdog (self-fencing, DESIGN.md §5). Arms or renews it: if the clock
+  // reaches `deadlineMs` before the next armWatchdog, every running domain is destroyed
+  // and journaled as "watchdog" at exactly `deadlineMs`. After it fired, start() fails
+  // with Unavailable until the watchdog is armed again: a fenced blade starts nothing.
+  // A deadline already in the past fires at once (stamped with that deadline).
+  void armWatchdog(TimeMs deadlineMs);
+  void disarmWatchdog();
+  bool watchdogFired();
+
+  // Applies everything due by now (crashes, watchdog); every other call does this too.
+  void poll();
+  // The journal so far (after poll()).
+  std::vector<JournalEntry> journal();
+  const TestDriverConfig& config() const;
+
+  struct Core;  // shared with the process-wide timer thread, which holds it weakly
+
+ private:
+  explicit TestDriver(std::shared_ptr<Core> core);
+  std::shared_ptr<Core> core_;
+};
+
+// The registry's factory: parseTestDriverConfig + create on the system clock.
+Result<std::unique_ptr<Driver>> makeTestDriver(const DriverOptions& options);
+
+}  // namespace loom::drivers::test

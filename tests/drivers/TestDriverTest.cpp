@@ -1,0 +1,282 @@
+// The test driver's knobs: fail_start, crash_after_ms, start latency, the journal (and
+// its double-run checker), the lease watchdog. A ManualClock makes time explicit.
+#include "drivers/test/TestDriver.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <thread>
+
+namespace loom::drivers::test {
+namespace {
+
+constexpr TimeMs kT0 = 1'700'000'000'000;
+
+DomainSpec server(const std::string& name, int n = 1, MiB memory = 512) {
+  DomainSpec s;
+  s.name = name;
+  char uuid[40];
+  std::snprintf(uuid, sizeof uuid, "4c4f4f4d-0000-0000-0000-%012x", n);
+  s.uuid = uuid;
+  char mac[20];
+  std::snprintf(mac, sizeof mac, "52:54:00:10:00:%02x", n);
+  s.nics.push_back(NicSpec{mac, "front", "", std::nullopt});
+  s.memory = memory;
+  return s;
+}
+
+using Params = std::map<std::string, std::string>;
+
+struct Fixture {
+  std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>(kT0);
+  std::unique_ptr<TestDriver> driver;
+
+  explicit Fixture(Params params = {}) {
+    auto config = parseTestDriverConfig({"", std::move(params)});
+    EXPECT_TRUE(config.ok()) << config.error().message;
+    auto made = TestDriver::create(*config, clock);
+    EXPECT_TRUE(made.ok()) << made.error().message;
+    driver = std::move(*made);
+  }
+  DomainState state(const std::string& name) { return driver->info(name)->state; }
+};
+
+std::string tempPath(const std::string& tag) {
+  return (std::filesystem::temp_directory_path() / ("loom-" + tag + "-" + std::to_string(::getpid()))).string();
+}
+
+TEST(TestDriver, FailStartFailsOnlyTheNamedDomains) {
+  Fixture f(Params{{"fail_start", "web-02, web-03"}});
+  ASSERT_TRUE(f.driver->define(server("web-01", 1)).ok());
+  ASSERT_TRUE(f.driver->define(server("web-02", 2)).ok());
+  EXPECT_TRUE(f.driver->start("web-01").ok());
+  auto failed = f.driver->start("web-02");
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(failed.error().code, Errc::Io);
+  EXPECT_NE(failed.error().message.find("'web-02'"), std::string::npos) << failed.error().message;
+  EXPECT_NE(f.state("web-02"), DomainState::Running);
+}
+
+TEST(TestDriver, FailStartStarFailsEveryStart) {
+  Fixture f(Params{{"fail_start", "*"}});
+  ASSERT_TRUE(f.driver->define(server("web-01")).ok());
+  EXPECT_FALSE(f.driver->start("web-01").ok());
+  EXPECT_TRUE(f.driver->journal().empty());
+}
+
+TEST(TestDriver, CrashAfterCrashesAtTheExactDueTime) {
+  Fixture f(Params{{"crash_after_ms", "1000"}, {"blade", "c1-s1"}});
+  ASSERT_TRUE(f.driver->define(server("web-01")).ok());
+  ASSERT_TRUE(f.driver->start("web-01").ok());
+  f.clock->advance(999);
+  EXPECT_EQ(f.state("web-01"), DomainState::Running);
+  f.clock->advance(4000);  // noticed late, stamped on time
+  EXPECT_EQ(f.state("web-01"), DomainState::Crashed);
+  const auto journal = f.driver->journal();
+  ASSERT_EQ(journal.size(), 2u);
+  EXPECT_EQ(journal[1], (JournalEntry{kT0 + 1000, "c1-s1", JournalEvent::Crash, "web-01", server("web-01").uuid}));
+  // A crashed domain can be started again.
+  EXPECT_TRUE(f.driver->start("web-01").ok());
+  EXPECT_EQ(f.state("web-01"), DomainState::Running);
+}
+
+TEST(TestDriver, StartLatencyPassesOnTheDriversClock) {
+  Fixture f(Params{{"start_latency_ms", "250"}});
+  ASSERT_TRUE(f.driver->define(server("web-01")).ok());
+  ASSERT_TRUE(f.driver->start("web-01").ok());
+  EXPECT_EQ(f.clock->nowMs(), kT0 + 250);
+  EXPECT_EQ(f.driver->journal().at(0).timeMs, kT0 + 250);
+}
+
+TEST(TestDriver, StartBeyondTheNodesMemoryIsAConflict) {
+  Fixture f(Params{{"memory_mib", "1024"}});
+  ASSERT_TRUE(f.driver->define(server("big-01", 1, 768)).ok());
+  ASSERT_TRUE(f.driver->define(server("big-02", 2, 768)).ok());
+  ASSERT_TRUE(f.driver->start("big-01").ok());
+  auto second = f.driver->start("big-02");
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, Errc::Conflict);
+  EXPECT_NE(second.error().message.find("'big-02'"), std::string::npos);
+}
+
+TEST(TestDriver, NodeInfoReportsTheConfiguredSize) {
+  Fixture f(Params{{"cores", "16"}, {"memory_mib", "65536"}, {"cpu_model", "Xeon Gold"}});
+  auto node = f.driver->nodeInfo();
+  ASSERT_TRUE(node.ok());
+  EXPECT_EQ(node->cores, 16u);
+  EXPECT_EQ(node->memory, 65536u);
+  EXPECT_EQ(node->cpuModel, "Xeon Gold");
+  EXPECT_EQ(node->hypervisor, "test");
+}
+
+TEST(TestDriver, MalformedParamIsRejectedNamingIt) {
+  auto config = parseTestDriverConfig({"", {{"cores", "many"}}});
+  ASSERT_FALSE(config.ok());
+  EXPECT_EQ(config.error().code, Errc::Invalid);
+  EXPECT_NE(config.error().message.find("cores='many'"), std::string::npos) << config.error().message;
+}
+
+TEST(TestDriver, AUuidBelongsToOneDomain) {
+  Fixture f;
+  ASSERT_TRUE(f.driver->define(server("web-01", 1)).ok());
+  auto clash = f.driver->define(server("web-99", 1));
+  ASSERT_FALSE(clash.ok());
+  EXPECT_EQ(clash.error().code, Errc::Conflict);
+  EXPECT_NE(clash.error().message.find("'web-01'"), std::string::npos);
+}
+
+TEST(TestDriver, JournalFileHasOneLinePerStartAndEnd) {
+  const std::string path = tempPath("journal");
+  std::remove(path.c_str());
+  {
+    Fixture f(Params{{"journal", path}, {"blade", "c1-s1"}});
+    ASSERT_TRUE(f.driver->define(server("web-01")).ok());
+    ASSERT_TRUE(f.driver->start("web-01").ok());
+    f.clock->advance(10);
+    ASSERT_TRUE(f.driver->stop("web-01", 1000).ok());
+    ASSERT_TRUE(f.driver->start("web-01").ok());
+    f.clock->advance(10);
+    ASSERT_TRUE(f.driver->undefine("web-01").ok());
+    auto fromFile = readJournal(path);
+    ASSERT_TRUE(fromFile.ok()) << fromFile.error().message;
+    EXPECT_EQ(*fromFile, f.driver->journal());
+    ASSERT_EQ(fromFile->size(), 4u);
+    EXPECT_EQ((*fromFile)[1].event, JournalEvent::Stop);
+    EXPECT_EQ((*fromFile)[3].event, JournalEvent::Destroy);
+    EXPECT_EQ((*fromFile)[3].timeMs, kT0 + 20);
+  }
+  std::remove(path.c_str());
+}
+
+TEST(TestDriver, UnopenableJournalFailsCreationNamingThePath) {
+  auto made = makeTestDriver({"", {{"journal", "/nonexistent-dir/j.log"}}});
+  ASSERT_FALSE(made.ok());
+  EXPECT_NE(made.error().message.find("/nonexistent-dir/j.log"), std::string::npos);
+}
+
+TEST(TestDriver, TwoBladesSharingAJournalProveAMoveWasClean) {
+  const std::string path = tempPath("shared-journal");
+  std::remove(path.c_str());
+  auto clock = std::make_shared<ManualClock>(kT0);
+  auto a = TestDriver::create(*parseTestDriverConfig({"", {{"journal", path}, {"blade", "c1-s1"}}}), clock);
+  auto b = TestDriver::create(*parseTestDriverConfig({"", {{"journal", path}, {"blade", "c1-s2"}}}), clock);
+  ASSERT_TRUE(a.ok() && b.ok());
+  const DomainSpec s = server("web-01");
+  ASSERT_TRUE((*a)->define(s).ok() && (*b)->define(s).ok());
+  ASSERT_TRUE((*a)->start(s.name).ok());
+  clock->advance(100);
+  ASSERT_TRUE((*a)->destroy(s.name).ok());
+  ASSERT_TRUE((*b)->start(s.name).ok());  // same instant as the destroy: no overlap
+  auto journal = readJournal(path);
+  ASSERT_TRUE(journal.ok());
+  EXPECT_EQ(findDoubleRun(*journal), std::nullopt);
+
+  clock->advance(100);
+  ASSERT_TRUE((*a)->start(s.name).ok());  // the bug invariant 1 forbids
+  journal = readJournal(path);
+  ASSERT_TRUE(journal.ok());
+  auto overlap = findDoubleRun(*journal);
+  ASSERT_TRUE(overlap.has_value());
+  EXPECT_NE(overlap->find("'web-01'"), std::string::npos) << *overlap;
+  EXPECT_NE(overlap->find("c1-s1"), std::string::npos) << *overlap;
+  EXPECT_NE(overlap->find("c1-s2"), std::string::npos) << *overlap;
+  std::remove(path.c_str());
+}
+
+TEST(TestDriver, JournalLinesRoundTrip) {
+  JournalEntry e{kT0, "c1 \"s1\"", JournalEvent::Watchdog, "web\\01", "4c4f4f4d-0000-0000-0000-000000000001"};
+  auto parsed = parseJournalLine(formatJournalLine(e));
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_EQ(*parsed, e);
+  EXPECT_FALSE(parseJournalLine("garbage").ok());
+}
+
+TEST(TestDriver, WatchdogDestroysEveryRunningDomainAtTheDeadline) {
+  Fixture f(Params{{"blade", "c1-s1"}});
+  f.driver->armWatchdog(kT0 + 1000);
+  ASSERT_TRUE(f.driver->define(server("web-01", 1)).ok());
+  ASSERT_TRUE(f.driver->define(server("web-02", 2)).ok());
+  ASSERT_TRUE(f.driver->define(server("idle-03", 3)).ok());
+  ASSERT_TRUE(f.driver->start("web-01").ok());
+  ASSERT_TRUE(f.driver->start("web-02").ok());
+  f.clock->advance(5000);  // the agent was silent long past its lease
+  EXPECT_NE(f.state("web-01"), DomainState::Running);
+  EXPECT_NE(f.state("web-02"), DomainState::Running);
+  EXPECT_TRUE(f.driver->watchdogFired());
+  const auto journal = f.driver->journal();
+  ASSERT_EQ(journal.size(), 4u);
+  for (size_t i = 2; i < 4; ++i) {
+    EXPECT_EQ(journal[i].event, JournalEvent::Watchdog);
+    EXPECT_EQ(journal[i].timeMs, kT0 + 1000);
+  }
+  // Fenced: nothing starts until the lease is renewed.
+  auto refused = f.driver->start("web-01");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, Errc::Unavailable);
+  EXPECT_NE(refused.error().message.find("'web-01'"), std::string::npos);
+  f.driver->armWatchdog(f.clock->nowMs() + 1000);
+  EXPECT_TRUE(f.driver->start("web-01").ok());
+}
+
+TEST(TestDriver, RenewedWatchdogKeepsDomainsRunning) {
+  Fixture f;
+  f.driver->armWatchdog(kT0 + 1000);
+  ASSERT_TRUE(f.driver->define(server("web-01")).ok());
+  ASSERT_TRUE(f.driver->start("web-01").ok());
+  for (int i = 0; i < 10; ++i) {
+    f.clock->advance(900);
+    f.driver->armWatchdog(f.clock->nowMs() + 1000);
+  }
+  EXPECT_EQ(f.state("web-01"), DomainState::Running);
+  f.driver->disarmWatchdog();
+  f.clock->advance(100000);
+  EXPECT_EQ(f.state("web-01"), DomainState::Running);
+}
+
+TEST(TestDriver, CrashBeforeTheWatchdogDeadlineIsJournaledFirst) {
+  Fixture f(Params{{"crash_after_ms", "300"}});
+  ASSERT_TRUE(f.driver->define(server("web-01", 1)).ok());
+  ASSERT_TRUE(f.driver->start("web-01").ok());
+  f.driver->armWatchdog(kT0 + 1000);
+  f.clock->advance(2000);
+  const auto journal = f.driver->journal();
+  ASSERT_EQ(journal.size(), 2u);  // crashed at +300; nothing left running for the watchdog
+  EXPECT_EQ(journal[1].event, JournalEvent::Crash);
+  EXPECT_EQ(journal[1].timeMs, kT0 + 300);
+}
+
+TEST(TestDriver, WatchdogFiresOnTheRealClockWithoutAnyCall) {
+  auto made = makeTestDriver({"", {{"blade", "c1-s1"}}});
+  ASSERT_TRUE(made.ok());
+  auto* driver = static_cast<TestDriver*>(made->get());
+  auto state = std::make_shared<std::pair<std::mutex, std::condition_variable>>();
+  auto fired = std::make_shared<std::vector<DomainEvent>>();
+  ASSERT_TRUE(driver->subscribe([state, fired](const DomainEvent& e) {
+    std::lock_guard lock(state->first);
+    fired->push_back(e);
+    state->second.notify_all();
+  }).ok());
+  ASSERT_TRUE(driver->define(server("web-01")).ok());
+  ASSERT_TRUE(driver->start("web-01").ok());
+  const TimeMs deadline = systemClock()->nowMs() + 100;
+  driver->armWatchdog(deadline);
+  {
+    std::unique_lock lock(state->first);
+    ASSERT_TRUE(state->second.wait_for(lock, std::chrono::seconds(5), [&] { return fired->size() >= 2; }))
+        << "the timer thread did not fire the watchdog";
+    EXPECT_EQ(fired->back().state, DomainState::Shutoff);
+  }
+  const auto journal = driver->journal();
+  ASSERT_EQ(journal.size(), 2u);
+  EXPECT_EQ(journal[1].event, JournalEvent::Watchdog);
+  EXPECT_EQ(journal[1].timeMs, deadline);
+}
+
+}  // namespace
+}  // namespace loom::drivers::test
