@@ -16,7 +16,7 @@ struct Diagnostic {
   int line = 0;
   int column = 0;
   std::string message;  // names the field and what was expected
-  // "FILE:LINE:COL: message"
+  // "FILE:LINE:COL: message", or "FILE: message" when line is 0
   std::string format() const;
 };
 

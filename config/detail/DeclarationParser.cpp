@@ -1,0 +1,493 @@
+#include "config/detail/DeclarationParser.h"
+
+#include <cctype>
+#include <algorithm>
+#include <climits>
+#include <map>
+
+#include "config/Spelling.h"
+#include "config/ValueSyntax.h"
+#include "config/detail/FieldReader.h"
+
+namespace loom::config::detail {
+
+namespace {
+
+const std::vector<std::string> kKinds = {"Partition", "Network", "IdentityPool", "Pool", "Server"};
+
+// Names become domain names, file names and URL path segments: keep them plain.
+constexpr std::size_t kMaxName = 63;
+bool isPlainName(const std::string& name) {
+  if (name.empty() || name.size() > kMaxName) return false;
+  if (!std::isalnum(static_cast<unsigned char>(name[0]))) return false;
+  for (char c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') return false;
+  }
+  return true;
+}
+
+// The name, if the mapping has a plain scalar one, for message contexts that read
+// "Server 'web'" even when the error is in a field before `name`.
+std::string contextFor(const std::string& kind, const YAML::Node& map) {
+  if (map.IsMap()) {
+    const YAML::Node name = map["name"];
+    if (name && name.IsScalar() && !name.Scalar().empty()) return kind + " '" + name.Scalar() + "'";
+  }
+  return kind;
+}
+
+// Reads and checks `name`; records its origin. Empty optional when unusable.
+std::optional<std::string> readName(const MapReader& r, Origin& origin) {
+  auto name = r.string("name", Need::Required);
+  if (!name) return std::nullopt;
+  origin.name = r.valueAt("name");
+  if (!isPlainName(*name)) {
+    r.error("name", "expected 1.." + std::to_string(kMaxName) +
+                        " letters, digits, '-', '_' or '.', starting with a letter or digit, got '" + *name + "'");
+    return std::nullopt;
+  }
+  return name;
+}
+
+Origin originOf(const MapReader& r, const std::string& kind) {
+  Origin origin;
+  origin.kind = kind;
+  origin.object = r.at();
+  return origin;
+}
+
+// --- Partition -------------------------------------------------------------------------
+
+void readPartition(const MapReader& r, LocatedDeclarations& out) {
+  Origin origin = originOf(r, "Partition");
+  auto name = readName(r, origin);
+  if (!name) return;
+  out.declarations.partitions.push_back(pool::Partition{*name});
+  out.partitions.push_back(std::move(origin));
+}
+
+// --- Network ---------------------------------------------------------------------------
+
+void readNetwork(const MapReader& r, LocatedDeclarations& out) {
+  Origin origin = originOf(r, "Network");
+  auto name = readName(r, origin);
+  pool::Network network;
+  network.partition = r.string("partition", Need::Required).value_or("");
+  r.remember(origin, "partition");
+  if (auto vlan = r.integer("vlan", 1, 4094)) network.vlan = static_cast<int>(*vlan);
+  if (!name) return;
+  network.name = *name;
+  out.declarations.networks.push_back(std::move(network));
+  out.networks.push_back(std::move(origin));
+}
+
+// --- IdentityPool ----------------------------------------------------------------------
+
+void readIdentityPool(const MapReader& r, LocatedDeclarations& out) {
+  Origin origin = originOf(r, "IdentityPool");
+  auto name = readName(r, origin);
+  pool::IdentityPool identity;
+  if (auto macs = r.stringList("macs", Need::Optional, &origin)) {
+    for (std::size_t i = 0; i < macs->size(); ++i) {
+      auto range = parseMacRange((*macs)[i]);
+      std::string field = "macs[" + std::to_string(i) + "]";
+      if (range) {
+        identity.macs.push_back(*range);
+      } else {
+        r.diagnostics().error(origin.at(field), r.context() + ": " + field + ": " + range.error().message);
+      }
+    }
+  }
+  if (auto uuids = r.stringList("uuids", Need::Optional, &origin)) {
+    for (std::size_t i = 0; i < uuids->size(); ++i) {
+      auto range = parseUuidRange((*uuids)[i]);
+      std::string field = "uuids[" + std::to_string(i) + "]";
+      if (range) {
+        identity.uuids.push_back(*range);
+      } else {
+        r.diagnostics().error(origin.at(field), r.context() + ": " + field + ": " + range.error().message);
+      }
+    }
+  }
+  if (!r.has("macs") && !r.has("uuids")) {
+    r.missing("macs", " (an identity pool needs 'macs', 'uuids' or both)");
+  }
+  if (!name) return;
+  identity.name = *name;
+  out.declarations.identityPools.push_back(std::move(identity));
+  out.identityPools.push_back(std::move(origin));
+}
+
+// --- Pool ------------------------------------------------------------------------------
+
+void readBladeMatch(const MapReader& parent, const YAML::Node& node, pool::BladeMatch& match) {
+  if (!node.IsMap()) {
+    parent.diagnostics().error(parent.source().locate(node), parent.context() + ": blades.match: expected a mapping "
+                               "with chassis, min_cores, min_memory, model or hypervisor, got " + describe(node));
+    return;
+  }
+  MapReader r(node, parent.source(), parent.diagnostics(), parent.context(), "blades.match.",
+              {"chassis", "min_cores", "min_memory", "model", "hypervisor"});
+  match.chassis = r.string("chassis");
+  if (auto cores = r.integer("min_cores", 1, 1 << 20)) match.minCores = static_cast<std::uint32_t>(*cores);
+  match.minMemory = r.size("min_memory");
+  match.model = r.string("model");
+  match.hypervisor = r.choice("hypervisor", &pool::parseHypervisor, "xen or kvm");
+  if (node.size() == 0) {
+    parent.diagnostics().error(r.at(), parent.context() + ": blades.match: expected at least one of chassis, "
+                                       "min_cores, min_memory, model, hypervisor (an empty rule would take every blade)");
+  }
+}
+
+void readPoolBlades(const MapReader& parent, pool::Pool& p, Origin& origin) {
+  const YAML::Node* node = parent.node("blades");
+  if (!node) {
+    parent.missing("blades", " (a pool needs blades: {names: [...]} and/or {match: {...}})");
+    return;
+  }
+  if (!node->IsMap()) {
+    parent.error("blades", "expected a mapping with 'names' and/or 'match', got " + describe(*node));
+    return;
+  }
+  MapReader r(*node, parent.source(), parent.diagnostics(), parent.context(), "blades.", {"names", "match"});
+  if (auto names = r.stringList("names", Need::Optional, &origin)) p.bladeNames = *names;
+  if (const YAML::Node* match = r.node("match")) {
+    p.match.emplace();
+    readBladeMatch(r, *match, *p.match);
+  }
+  if (!r.has("names") && !r.has("match")) {
+    parent.error("blades", "expected 'names' and/or 'match'");
+  }
+}
+
+void readPool(const MapReader& r, LocatedDeclarations& out) {
+  Origin origin = originOf(r, "Pool");
+  auto name = readName(r, origin);
+  pool::Pool p;
+  p.sparePool = r.boolean("spare_pool").value_or(false);
+  // A spare pool serves every partition unless it names one.
+  p.partition = r.string("partition", p.sparePool ? Need::Optional : Need::Required).value_or("");
+  r.remember(origin, "partition");
+  p.hypervisor = r.choice("hypervisor", &pool::parseHypervisor, "xen or kvm",
+                          p.sparePool ? Need::Optional : Need::Required);
+  readPoolBlades(r, p, origin);
+  if (auto spares = r.integer("spares", 0, 100000)) {
+    if (p.sparePool && *spares > 0) {
+      r.error("spares", "a spare pool's blades are all spares; 'spares' applies to pools that run servers");
+    }
+    p.spares = static_cast<std::uint32_t>(*spares);
+  }
+  if (auto failover = r.choice("failover", &pool::parseFailoverPolicy, "spare, pack or none")) p.failover = *failover;
+  if (auto failback = r.choice("failback", &pool::parseFailbackPolicy, "manual or auto")) p.failback = *failback;
+  p.borrowFrom = r.string("borrow_from").value_or("");
+  r.remember(origin, "borrow_from");
+  p.identityPool = r.string("identity_pool").value_or("");
+  r.remember(origin, "identity_pool");
+  if (!name) return;
+  p.name = *name;
+  out.declarations.pools.push_back(std::move(p));
+  out.pools.push_back(std::move(origin));
+}
+
+// --- Server ----------------------------------------------------------------------------
+
+void readNics(const MapReader& r, pool::Server& s, Origin& origin) {
+  const YAML::Node* node = r.node("nics");
+  if (!node) return;
+  if (!node->IsSequence()) {
+    r.error("nics", "expected a list of {network, mac?}, got " + describe(*node));
+    return;
+  }
+  for (std::size_t i = 0; i < node->size(); ++i) {
+    const YAML::Node item = (*node)[i];
+    std::string path = "nics[" + std::to_string(i) + "]";
+    if (!item.IsMap()) {
+      r.diagnostics().error(r.source().locate(item),
+                            r.context() + ": " + path + ": expected a mapping {network, mac?}, got " + describe(item));
+      continue;
+    }
+    MapReader nic(item, r.source(), r.diagnostics(), r.context(), path + ".", {"network", "mac"});
+    pool::Nic n;
+    n.network = nic.string("network", Need::Required).value_or("");
+    nic.remember(origin, "network");
+    if (auto mac = nic.string("mac")) {
+      if (auto value = parseMac(*mac)) {
+        if ((*value >> 40) & 0x01) {
+          nic.error("mac", "'" + *mac + "' is a multicast address (first octet odd); a NIC needs a unicast MAC");
+        } else {
+          n.mac = formatMac(*value);
+        }
+      } else {
+        nic.error("mac", "expected a MAC address such as 52:54:00:12:34:56, got '" + *mac + "'");
+      }
+      nic.remember(origin, "mac");
+    }
+    s.nics.push_back(std::move(n));
+  }
+}
+
+void readDisks(const MapReader& r, pool::Server& s) {
+  const YAML::Node* node = r.node("disks");
+  if (!node) return;
+  if (!node->IsSequence()) {
+    r.error("disks", "expected a list of {image, format?, readonly?}, got " + describe(*node));
+    return;
+  }
+  for (std::size_t i = 0; i < node->size(); ++i) {
+    const YAML::Node item = (*node)[i];
+    std::string path = "disks[" + std::to_string(i) + "]";
+    if (!item.IsMap()) {
+      r.diagnostics().error(r.source().locate(item), r.context() + ": " + path +
+                                                         ": expected a mapping {image, format?, readonly?}, got " +
+                                                         describe(item));
+      continue;
+    }
+    MapReader disk(item, r.source(), r.diagnostics(), r.context(), path + ".", {"image", "format", "readonly"});
+    pool::Disk d;
+    d.image = disk.string("image", Need::Required).value_or("");
+    if (auto format = disk.string("format")) {
+      if (*format == "qcow2" || *format == "raw") {
+        d.format = *format;
+      } else {
+        disk.error("format", "expected qcow2 or raw, got '" + *format + "'");
+      }
+    }
+    d.readOnly = disk.boolean("readonly").value_or(false);
+    s.disks.push_back(std::move(d));
+  }
+}
+
+void readBoot(const MapReader& r, pool::Server& s, Origin& origin) {
+  const YAML::Node* node = r.node("boot");
+  if (!node) return;
+  if (!node->IsMap()) {
+    r.error("boot", "expected a mapping {kernel, initrd?, cmdline?}, got " + describe(*node));
+    return;
+  }
+  MapReader boot(*node, r.source(), r.diagnostics(), r.context(), "boot.", {"kernel", "initrd", "cmdline"});
+  s.boot.kernel = boot.string("kernel").value_or("");
+  s.boot.initrd = boot.string("initrd").value_or("");
+  s.boot.cmdline = boot.string("cmdline").value_or("");
+  origin.fields["boot"] = r.valueAt("boot");
+  if (s.boot.kernel.empty() && !boot.has("kernel")) {
+    boot.missing("kernel", " (direct kernel boot needs a kernel; initrd and cmdline go with it)");
+  }
+}
+
+void readXen(const MapReader& r, pool::Server& s, Origin& origin) {
+  const YAML::Node* node = r.node("xen");
+  if (!node) return;
+  if (!node->IsMap()) {
+    r.error("xen", "expected a mapping {type: pv|pvh|hvm}, got " + describe(*node));
+    return;
+  }
+  MapReader xen(*node, r.source(), r.diagnostics(), r.context(), "xen.", {"type"});
+  s.xenType = xen.choice("type", &pool::parseXenGuestType, "pv, pvh or hvm", Need::Required);
+  origin.fields["xen"] = r.valueAt("xen");
+  xen.remember(origin, "type");
+}
+
+void readServer(const MapReader& r, LocatedDeclarations& out) {
+  Origin origin = originOf(r, "Server");
+  auto name = readName(r, origin);
+  pool::Server s;
+  s.partition = r.string("partition", Need::Required).value_or("");
+  r.remember(origin, "partition");
+  s.pool = r.string("pool", Need::Required).value_or("");
+  r.remember(origin, "pool");
+  s.dedicated = r.boolean("dedicated").value_or(false);
+  // A dedicated server owns its blade: sizes default to the model's and the blade decides.
+  Need sized = s.dedicated ? Need::Optional : Need::Required;
+  if (auto vcpus = r.integer("vcpus", 1, 4096, sized)) s.vcpus = static_cast<std::uint32_t>(*vcpus);
+  if (auto memory = r.size("memory", sized)) s.memory = *memory;
+  readNics(r, s, origin);
+  readDisks(r, s);
+  readBoot(r, s, origin);
+  readXen(r, s, origin);
+  if (auto priority = r.integer("priority", INT_MIN, INT_MAX)) s.priority = static_cast<int>(*priority);
+  s.antiAffinity = r.string("anti_affinity").value_or("");
+  if (const YAML::Node* power = r.node("power")) {
+    // `power: on` is a YAML 1.1 boolean to some tools; accept every spelling of it.
+    if (power->IsScalar()) {
+      if (auto on = parseBoolean(power->Scalar())) {
+        s.power = *on ? pool::PowerState::On : pool::PowerState::Off;
+      } else {
+        r.error("power", "expected on or off, got '" + power->Scalar() + "'");
+      }
+    } else {
+      r.error("power", "expected on or off, got " + describe(*power));
+    }
+  }
+  if (auto uuid = r.string("uuid")) {
+    if (isUuid(*uuid)) {
+      s.uuid = *uuid;
+      for (char& c : s.uuid) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    } else {
+      r.error("uuid", "expected a UUID such as 4c4f4f4d-0000-0000-0000-000000000001, got '" + *uuid + "'");
+    }
+    r.remember(origin, "uuid");
+  }
+  s.identityPool = r.string("identity_pool").value_or("");
+  r.remember(origin, "identity_pool");
+  std::optional<std::int64_t> replicas = r.integer("replicas", 1, 100000);
+  if (replicas) {
+    // Replicas share everything but the name; a fixed identity cannot be shared.
+    if (!s.uuid.empty()) r.error("uuid", "a fixed uuid cannot be given to a template with replicas (each replica needs its own)");
+    for (std::size_t i = 0; i < s.nics.size(); ++i) {
+      if (!s.nics[i].mac.empty()) {
+        r.diagnostics().error(origin.at("nics[" + std::to_string(i) + "].mac"),
+                              r.context() + ": nics[" + std::to_string(i) +
+                                  "].mac: a fixed MAC cannot be given to a template with replicas (each replica needs its own)");
+      }
+    }
+  }
+  if (!name) return;
+  if (!replicas) {
+    s.name = *name;
+    out.declarations.servers.push_back(std::move(s));
+    out.servers.push_back(std::move(origin));
+    return;
+  }
+  std::string longest = *name + "-" + std::to_string(*replicas - 1);
+  if (longest.size() > kMaxName) {
+    r.error("name", "replica names such as '" + longest + "' would be longer than " + std::to_string(kMaxName) +
+                        " characters");
+    return;
+  }
+  for (std::int64_t i = 0; i < *replicas; ++i) {
+    pool::Server replica = s;
+    replica.name = *name + "-" + std::to_string(i);
+    replica.template_ = *name;
+    Origin replicaOrigin = origin;
+    replicaOrigin.replicaOf = *name;
+    out.declarations.servers.push_back(std::move(replica));
+    out.servers.push_back(std::move(replicaOrigin));
+  }
+}
+
+const std::vector<std::string>& knownFields(const std::string& kind) {
+  static const std::map<std::string, std::vector<std::string>> kFields = {
+      {"Partition", {"kind", "name", "description"}},
+      {"Network", {"kind", "name", "description", "partition", "vlan"}},
+      {"IdentityPool", {"kind", "name", "description", "macs", "uuids"}},
+      {"Pool",
+       {"kind", "name", "description", "partition", "hypervisor", "blades", "spares", "failover", "failback",
+        "borrow_from", "spare_pool", "identity_pool"}},
+      {"Server",
+       {"kind", "name", "description", "partition", "pool", "vcpus", "memory", "nics", "disks", "boot", "xen",
+        "priority", "anti_affinity", "dedicated", "power", "uuid", "identity_pool", "replicas"}},
+  };
+  return kFields.at(kind);
+}
+
+}  // namespace
+
+void readDeclarations(const Documents& documents, LocatedDeclarations& out, Diagnostics& diagnostics) {
+  if (documents.incomplete) out.incomplete = true;
+  for (const Document& doc : documents.documents) {
+    const Location at = doc.source.locate(doc.node);
+    if (!doc.node.IsMap()) {
+      diagnostics.error(at, "expected a declaration: a mapping with 'kind' (" + std::string("Partition, Network, "
+                            "IdentityPool, Pool or Server), got ") + describe(doc.node));
+      continue;
+    }
+    const YAML::Node kindNode = doc.node["kind"];
+    if (!kindNode) {
+      diagnostics.error(at, "missing required field 'kind' (expected Partition, Network, IdentityPool, Pool or Server)");
+      continue;
+    }
+    if (!kindNode.IsScalar()) {
+      diagnostics.error(doc.source.locate(kindNode), "kind: expected Partition, Network, IdentityPool, Pool or Server, got " +
+                                                         describe(kindNode));
+      continue;
+    }
+    const std::string kind = kindNode.Scalar();
+    if (std::find(kKinds.begin(), kKinds.end(), kind) == kKinds.end()) {
+      std::string message = "kind: unknown kind '" + kind + "'";
+      if (auto near = closestMatch(kind, kKinds)) {
+        message += " (did you mean '" + *near + "'?)";
+      } else {
+        message += " (expected Partition, Network, IdentityPool, Pool or Server)";
+      }
+      diagnostics.error(doc.source.locate(kindNode), message);
+      continue;
+    }
+    MapReader reader(doc.node, doc.source, diagnostics, contextFor(kind, doc.node), "", knownFields(kind));
+    if (kind == "Partition") readPartition(reader, out);
+    if (kind == "Network") readNetwork(reader, out);
+    if (kind == "IdentityPool") readIdentityPool(reader, out);
+    if (kind == "Pool") readPool(reader, out);
+    if (kind == "Server") readServer(reader, out);
+  }
+}
+
+// --- Fabric ----------------------------------------------------------------------------
+
+namespace {
+
+void readBlade(const YAML::Node& node, const Source& source, const std::string& path, pool::Fabric& out,
+               std::vector<Origin>& origins, Diagnostics& diagnostics) {
+  if (!node.IsMap()) {
+    diagnostics.error(source.locate(node), path + ": expected a blade {name, chassis, slot, cores, memory, "
+                                           "hypervisor}, got " + describe(node));
+    return;
+  }
+  MapReader r(node, source, diagnostics, contextFor("blade", node), "",
+              {"name", "chassis", "slot", "cores", "memory", "hypervisor", "sockets", "model", "bmc"});
+  Origin origin = originOf(r, "blade");
+  auto name = readName(r, origin);
+  pool::Blade b;
+  b.chassis = r.string("chassis", Need::Required).value_or("");
+  r.remember(origin, "chassis");
+  if (auto slot = r.integer("slot", 0, 1024, Need::Required)) b.slot = static_cast<int>(*slot);
+  r.remember(origin, "slot");
+  if (auto cores = r.integer("cores", 1, 1 << 20, Need::Required)) b.cores = static_cast<std::uint32_t>(*cores);
+  if (auto memory = r.size("memory", Need::Required)) b.memory = *memory;
+  if (auto sockets = r.integer("sockets", 1, 64)) b.sockets = static_cast<std::uint32_t>(*sockets);
+  b.model = r.string("model").value_or("");
+  b.bmc = r.string("bmc").value_or("");
+  if (auto hypervisors = r.stringList("hypervisor", Need::Required)) {
+    for (const auto& h : *hypervisors) {
+      if (auto parsed = pool::parseHypervisor(h)) {
+        b.hypervisors.add(*parsed);
+      } else {
+        r.error("hypervisor", "expected xen, kvm or a list of them, got '" + h + "'");
+      }
+    }
+    if (hypervisors->empty()) r.error("hypervisor", "expected xen, kvm or a list of them, got an empty list");
+  }
+  if (!name) return;
+  b.name = *name;
+  out.blades.push_back(std::move(b));
+  origins.push_back(std::move(origin));
+}
+
+}  // namespace
+
+void readFabric(const Documents& documents, pool::Fabric& out, std::vector<Origin>& origins,
+                Diagnostics& diagnostics) {
+  for (const Document& doc : documents.documents) {
+    if (!doc.node.IsMap()) {
+      diagnostics.error(doc.source.locate(doc.node), "expected a fabric: a mapping with 'blades', got " + describe(doc.node));
+      continue;
+    }
+    MapReader r(doc.node, doc.source, diagnostics, "fabric", "", {"kind", "blades"});
+    if (auto kind = r.string("kind"); kind && *kind != "Fabric") {
+      r.error("kind", "expected Fabric in a fabric file, got '" + *kind + "'");
+    }
+    const YAML::Node* blades = r.node("blades");
+    if (!blades) {
+      r.missing("blades");
+      continue;
+    }
+    if (!blades->IsSequence()) {
+      r.error("blades", "expected a list of blades, got " + describe(*blades));
+      continue;
+    }
+    for (std::size_t i = 0; i < blades->size(); ++i) {
+      readBlade((*blades)[i], doc.source, "blades[" + std::to_string(i) + "]", out, origins, diagnostics);
+    }
+  }
+}
+
+}  // namespace loom::config::detail

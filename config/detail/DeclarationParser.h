@@ -1,0 +1,35 @@
+// Internal: YAML documents -> declarations with the origin of every object, then the
+// checks that need the whole set (names, references, partitions, identities).
+#pragma once
+
+#include <vector>
+
+#include "config/detail/Diagnostics.h"
+#include "config/detail/YamlDocuments.h"
+#include "pool/Model.h"
+
+namespace loom::config::detail {
+
+// Declarations plus, for each object (same index), where it was declared.
+struct LocatedDeclarations {
+  pool::Declarations declarations;
+  std::vector<Origin> partitions, networks, identityPools, pools, servers;
+  // A document could not be parsed: an object it declared may be what a "missing"
+  // reference names, so missing references are not reported (the syntax error is).
+  bool incomplete = false;
+};
+
+// Reads each document as one declaration (kind: ...). Objects with a name are kept even
+// when some of their fields were wrong, so their names still resolve in the checks.
+void readDeclarations(const Documents& documents, LocatedDeclarations& out, Diagnostics& diagnostics);
+
+// Checks across objects and files: duplicate names, references, partitions, spare-pool
+// rules, blades claimed twice, fixed identities held twice, overlapping identity ranges.
+void checkDeclarations(const LocatedDeclarations& set, Diagnostics& diagnostics);
+
+// Fabric files: `blades: [...]`, optionally `kind: Fabric`.
+void readFabric(const Documents& documents, pool::Fabric& out, std::vector<Origin>& origins,
+                Diagnostics& diagnostics);
+void checkFabric(const pool::Fabric& fabric, const std::vector<Origin>& origins, Diagnostics& diagnostics);
+
+}  // namespace loom::config::detail

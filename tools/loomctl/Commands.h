@@ -1,0 +1,19 @@
+// loomctl's command groups. main() builds the app with the global options, then each
+// group adds its subcommands; a subcommand's callback does the work and reports through
+// the Context (output, exit code) or by throwing CommandError.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include "tools/loomctl/Context.h"
+
+namespace loom::loomctl {
+
+// Commands that need no controller: `validate`, `plan` (OfflineCommands.cpp).
+void registerOfflineCommands(CLI::App& app, Context& context);
+
+// Commands that talk to loomd's HTTP API: `apply`, `blade ...`, `server ...`, `pool ...`,
+// `events`, `capacity`, `fabric`, `shell` (ApiCommands.cpp).
+void registerApiCommands(CLI::App& app, Context& context);
+
+}  // namespace loom::loomctl
