@@ -1,0 +1,978 @@
+#include "controller/Controller.h"
+
+#include <algorithm>
+#include <chrono>
+#include <sstream>
+
+#include <spdlog/spdlog.h>
+
+#include "config/Loader.h"
+
+namespace loom::controller {
+namespace {
+
+using protocol::Json;
+
+Json inventoryJson(const protocol::BladeInventory& inv) {
+  protocol::Register r;
+  r.blade = "x";
+  r.inventory = inv;
+  return protocol::encode(r)["inventory"];
+}
+
+std::optional<protocol::BladeInventory> inventoryFrom(const std::string& text) {
+  Json inv = Json::parse(text, nullptr, false);
+  Json frame{{"type", "register"}, {"v", protocol::kVersion}, {"blade", "x"}, {"inventory", inv}, {"domains", Json::array()}};
+  if (protocol::validate(frame)) return std::nullopt;
+  return protocol::decodeRegister(frame).inventory;
+}
+
+std::vector<std::string> splitPath(const std::string& path) {
+  std::vector<std::string> parts;
+  std::string cur;
+  for (char c : path) {
+    if (c == '/') {
+      if (!cur.empty()) parts.push_back(std::move(cur));
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) parts.push_back(std::move(cur));
+  return parts;
+}
+
+ApiResponse jsonResponse(int status, const Json& body) { return {status, "application/json", body.dump(2) + "\n"}; }
+ApiResponse errorResponse(int status, const std::string& message) { return jsonResponse(status, Json{{"error", message}}); }
+
+const char* stepKindWire(pool::StepKind k) {
+  switch (k) {
+    case pool::StepKind::PrepareHypervisor: return "prepare-hypervisor";
+    case pool::StepKind::Define: return "define";
+    case pool::StepKind::Start: return "start";
+    case pool::StepKind::Stop: return "stop";
+    case pool::StepKind::Undefine: return "undefine";
+  }
+  return "define";
+}
+
+Json planJson(const pool::Plan& p) {
+  Json placements = Json::array(), unplaceable = Json::array(), steps = Json::array();
+  for (const auto& pl : p.placements) {
+    Json j{{"server", pl.server}, {"blade", pl.blade}};
+    if (!pl.from.empty()) j["from"] = pl.from;
+    placements.push_back(std::move(j));
+  }
+  for (const auto& u : p.unplaceable) unplaceable.push_back({{"server", u.server}, {"reason", u.reason}});
+  for (const auto& s : p.steps) {
+    Json j{{"kind", stepKindWire(s.kind)}, {"blade", s.blade}, {"after", s.after}};
+    if (!s.server.empty()) j["server"] = s.server;
+    if (s.hypervisor) j["hypervisor"] = pool::toString(*s.hypervisor);
+    steps.push_back(std::move(j));
+  }
+  return {{"placements", placements}, {"unplaceable", unplaceable}, {"steps", steps}, {"warnings", p.warnings}};
+}
+
+// Query values are numbers typed by people: never throw on them.
+std::optional<std::uint64_t> parseUnsigned(const std::map<std::string, std::string>& q, const std::string& key) {
+  auto it = q.find(key);
+  if (it == q.end() || it->second.empty() || it->second.size() > 18) return std::nullopt;
+  std::uint64_t v = 0;
+  for (char c : it->second) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return v;
+}
+
+bool truthy(const std::map<std::string, std::string>& q, const std::string& key) {
+  auto it = q.find(key);
+  return it != q.end() && (it->second.empty() || it->second == "1" || it->second == "true" || it->second == "yes");
+}
+
+}  // namespace
+
+Controller::Controller(StateStore& store, ControllerOptions options, Send send, WallClock wallClock)
+    : store_(store),
+      options_(options),
+      send_(std::move(send)),
+      wallClock_(std::move(wallClock)),
+      dispatcher_([](const std::string& line) { spdlog::warn("fabric: {}", line); }),
+      identities_(std::make_unique<pool::IdentityAllocator>(std::vector<pool::IdentityPool>{})) {
+  using namespace protocol;
+  dispatcher_.on(type::kRegister, [this](const std::string& b, const Json& f) { onRegister(b, f); });
+  dispatcher_.on(type::kHeartbeat, [this](const std::string& b, const Json& f) { onHeartbeat(b, f); });
+  dispatcher_.on(type::kStepResult, [this](const std::string& b, const Json& f) { onStepResult(b, f); });
+  dispatcher_.on(type::kEvent, [this](const std::string& b, const Json& f) { onEvent(b, f); });
+}
+
+// ---------------------------------------------------------------------------------------
+// Recovery
+
+Status Controller::recover(std::int64_t now) {
+  now_ = now;
+  auto loaded = store_.load();
+  if (!loaded) return loaded.error();
+  StoredState& st = *loaded;
+  std::vector<std::string> problems;
+  declarations_ = fromRecords(st.declarations, &problems);
+  for (const auto& p : problems) spdlog::error("state store: {}", p);
+  rebuildServerIndex();
+  placement_.bindings = std::move(st.bindings);
+  placement_.borrowed = std::move(st.borrowed);
+  identities_ = std::make_unique<pool::IdentityAllocator>(declarations_.identityPools);
+  if (auto s = identities_->restore(st.identities); !s) return makeError(Errc::Internal, "restoring identities: " + s.error().message);
+  for (auto& r : st.identities) identityOf_[r.server] = r.identity;
+  for (const auto& b : st.blades) {
+    BladeRuntime rt;
+    if (auto inv = inventoryFrom(b.inventory)) rt.inventory = *inv;
+    rt.adminState = b.adminState;
+    rt.firstSeenMs = b.firstSeenMs;
+    rt.lastHeartbeat = now;  // grace: agents re-register after a controller restart
+    blades_.emplace(b.name, std::move(rt));
+  }
+  // Operations in flight when the controller stopped are not resent as such: the first
+  // convergence after the agents re-register recomputes what is still needed from what
+  // they report, which is the only trustworthy view after a crash.
+  for (auto& op : st.pendingOperations) {
+    op.state = "superseded";
+    pending_.putOperations.push_back(op);
+  }
+  lastOperationId_ = st.lastOperationId;
+  lastEventId_ = st.lastEventId;
+  const std::uint64_t from = lastEventId_ > options_.eventMemory ? lastEventId_ - options_.eventMemory : 0;
+  if (auto ev = store_.events(from, options_.eventMemory)) events_.assign(ev->begin(), ev->end());
+  event("info", "", "",
+        "controller started: " + std::to_string(declarations_.servers.size()) + " servers, " +
+            std::to_string(blades_.size()) + " blades, " + std::to_string(placement_.bindings.size()) + " bindings recovered");
+  dirty_ = true;
+  identitiesDirty_ = true;
+  flush();
+  return okStatus();
+}
+
+void Controller::rebuildServerIndex() {
+  serverIndex_.clear();
+  serverIndex_.reserve(declarations_.servers.size());
+  for (std::size_t i = 0; i < declarations_.servers.size(); ++i) serverIndex_[declarations_.servers[i].name] = i;
+}
+
+const pool::Server* Controller::findServer(const std::string& name) const {
+  auto it = serverIndex_.find(name);
+  return it == serverIndex_.end() ? nullptr : &declarations_.servers[it->second];
+}
+
+// ---------------------------------------------------------------------------------------
+// Fabric
+
+void Controller::onFrame(const std::string& blade, std::string_view bytes, std::int64_t now) {
+  now_ = now;
+  dispatcher_.dispatch(blade, blade, bytes);
+}
+
+void Controller::noteRejected(const std::string& peer, const protocol::Rejection& why) { dispatcher_.reject(peer, why); }
+
+void Controller::onRegister(const std::string& blade, const Json& frame) {
+  auto msg = protocol::decodeRegister(frame);
+  if (msg.blade != blade) {
+    // The routing id is what replies go to; a mismatch would send plans astray.
+    dispatcher_.reject(blade, {"invalid", "register names blade '" + msg.blade + "' but the connection is '" + blade + "'"});
+    return;
+  }
+  ++registrations_;
+  auto [it, fresh] = blades_.try_emplace(blade);
+  BladeRuntime& rt = it->second;
+  const Json newInv = inventoryJson(msg.inventory);
+  const bool inventoryChanged = fresh || inventoryJson(rt.inventory) != newInv;
+  if (fresh) rt.firstSeenMs = wallClock_();
+  rt.inventory = msg.inventory;
+  if (inventoryChanged) {
+    pending_.putBlades.push_back({blade, newInv.dump(), rt.adminState, rt.firstSeenMs});
+    dirty_ = true;
+  }
+  const bool wasHealthy = rt.health == pool::BladeState::Available;
+  rt.registered = true;
+  rt.lastHeartbeat = now_;
+  rt.lastSeq = 0;
+  rt.health = pool::BladeState::Available;
+  if (!wasHealthy) dirty_ = true;
+  setDomains(blade, rt, msg.domains);
+  // The agent may have restarted: whatever was in flight to it is lost; resend.
+  for (auto id : rt.queue)
+    if (auto op = operations_.find(id); op != operations_.end()) op->second.inFlight = false;
+  convergeQueue_.insert(blade);
+  event("info", blade, "",
+        std::string(fresh ? "blade registered" : "blade re-registered") + " (agent " + msg.agentVersion + ", " +
+            std::to_string(msg.domains.size()) + " domains)");
+  send_(blade, protocol::encode(protocol::Registered{options_.leaseMs, options_.heartbeatMs}));
+}
+
+void Controller::onHeartbeat(const std::string& blade, const Json& frame) {
+  auto it = blades_.find(blade);
+  if (it == blades_.end() || !it->second.registered) {
+    // Typically a controller restart: the agent's registration was with the old process.
+    send_(blade, protocol::encode(protocol::Reregister{}));
+    return;
+  }
+  ++heartbeats_;
+  BladeRuntime& rt = it->second;
+  auto msg = protocol::decodeHeartbeat(frame);
+  rt.lastHeartbeat = now_;
+  rt.lastSeq = msg.seq;
+  if (rt.health != pool::BladeState::Available) {
+    event("info", blade, "", std::string("blade heard again after being ") + pool::toString(rt.health));
+    rt.health = pool::BladeState::Available;
+    dirty_ = true;
+    convergeQueue_.insert(blade);
+  }
+  if (msg.domains) {
+    setDomains(blade, rt, *msg.domains);
+    convergeQueue_.insert(blade);
+  }
+  send_(blade, protocol::encode(protocol::LeaseRenewed{msg.seq, options_.leaseMs}));
+}
+
+void Controller::setDomains(const std::string& blade, BladeRuntime& rt, const std::vector<protocol::ObservedDomain>& domains) {
+  for (const auto& [name, d] : rt.domains)
+    if (d.state == "running") runningOn_[name].erase(blade);
+  rt.domains.clear();
+  for (const auto& d : domains) {
+    rt.domains[d.name] = d;
+    if (d.state == "running") runningOn_[d.name].insert(blade);
+  }
+}
+
+void Controller::setDomainState(const std::string& blade, BladeRuntime& rt, const std::string& name, const std::string& state) {
+  auto it = rt.domains.find(name);
+  if (it != rt.domains.end() && it->second.state == "running") runningOn_[name].erase(blade);
+  if (state.empty()) {
+    if (it != rt.domains.end()) rt.domains.erase(it);
+    return;
+  }
+  auto& d = rt.domains[name];
+  d.name = name;
+  d.state = state;
+  if (auto id = identityOf_.find(name); id != identityOf_.end()) d.uuid = id->second.uuid;
+  if (state == "running") runningOn_[name].insert(blade);
+}
+
+void Controller::onStepResult(const std::string& blade, const Json& frame) {
+  auto msg = protocol::decodeStepResult(frame);
+  auto bit = blades_.find(blade);
+  auto oit = operations_.find(msg.op);
+  // Late answers (after a timeout was retried, or from before a restart) are harmless:
+  // every step is idempotent, so only the current attempt's bookkeeping matters.
+  if (bit == blades_.end() || oit == operations_.end() || oit->second.blade != blade) return;
+  finishOperation(bit->second, msg.op, msg.ok, msg.error, now_);
+  dispatch(blade, bit->second, now_);
+}
+
+void Controller::onEvent(const std::string& blade, const Json& frame) {
+  auto msg = protocol::decodeEvent(frame);
+  const std::string level = msg.level == "error" || msg.level == "warning" ? msg.level : "info";
+  event(level, blade, msg.server, msg.message.substr(0, 1000));
+}
+
+// ---------------------------------------------------------------------------------------
+// Operations
+
+void Controller::enqueue(BladeRuntime& rt, Operation op) {
+  op.id = ++lastOperationId_;
+  rt.queue.push_back(op.id);
+  rt.busyServers.insert(op.server);
+  pending_.putOperations.push_back({op.id, op.blade, op.server, op.kind, "pending", 0, ""});
+  operations_.emplace(op.id, std::move(op));
+}
+
+void Controller::dispatch(const std::string& blade, BladeRuntime& rt, std::int64_t now) {
+  if (!rt.registered || rt.health != pool::BladeState::Available || rt.queue.empty()) return;
+  // Per server strictly in order (define before start, stop before undefine); across
+  // servers pipelined. A prepare-hypervisor step is a barrier for everything behind it.
+  protocol::PlanMsg msg;
+  std::set<std::string> seen;
+  for (auto id : rt.queue) {
+    auto& op = operations_.at(id);
+    const bool barrier = op.kind == "prepare-hypervisor";
+    if (barrier && !seen.empty()) break;
+    if (!seen.insert(op.server).second) continue;
+    if (!op.inFlight && op.notBefore <= now && msg.steps.size() < options_.maxStepsPerPlanMessage) {
+      op.inFlight = true;
+      op.deadline = now + options_.opTimeoutMs;
+      ++op.attempts;
+      msg.steps.push_back({op.id, op.kind, op.server, op.hypervisor, op.spec});
+    }
+    if (barrier) break;
+  }
+  if (msg.steps.empty()) return;
+  opsSent_ += msg.steps.size();
+  send_(blade, protocol::encode(msg));
+}
+
+void Controller::finishOperation(BladeRuntime& rt, std::uint64_t id, bool ok, const std::string& error, std::int64_t now) {
+  auto it = operations_.find(id);
+  if (it == operations_.end()) return;
+  Operation& op = it->second;
+  if (!ok && op.attempts < options_.opMaxAttempts) {
+    ++opsRetried_;
+    op.inFlight = false;
+    op.notBefore = now + (options_.opBackoffMs << std::min(op.attempts - 1, 10));
+    if (op.attempts == 1)
+      event("warning", op.blade, op.server, op.kind + " failed, retrying: " + error);
+    nextTick_ = std::min(nextTick_, op.notBefore);
+    return;
+  }
+  pending_.putOperations.push_back({op.id, op.blade, op.server, op.kind, ok ? "done" : "failed", op.attempts, error});
+  const std::string server = op.server, kind = op.kind, blade = op.blade;
+  std::vector<std::uint64_t> drop{id};
+  if (ok) {
+    if (kind == "define") setDomainState(blade, rt, server, rt.domains.count(server) ? rt.domains[server].state : "shutoff");
+    else if (kind == "start") setDomainState(blade, rt, server, "running");
+    else if (kind == "stop") setDomainState(blade, rt, server, "shutoff");
+    else if (kind == "undefine") setDomainState(blade, rt, server, "");
+    else if (kind == "prepare-hypervisor") rt.inventory.personality = op.hypervisor;
+    if (kind == "start") serverFaults_.erase(server);
+    // A stop may unblock a start elsewhere (a move waits for it: invariant 1).
+    if (kind == "stop" || kind == "undefine")
+      if (auto b = placement_.bindings.find(server); b != placement_.bindings.end() && b->second != blade)
+        convergeQueue_.insert(b->second);
+  } else {
+    ++opsFailed_;
+    const std::string why = kind + " failed after " + std::to_string(op.attempts) + " attempts: " + error;
+    event("error", blade, server, why);
+    serverFaults_[server] = why;
+    retryServerAt_[server] = now + options_.opTimeoutMs * 2;
+    // The later steps for this server depended on this one.
+    for (auto qid : rt.queue)
+      if (qid != id && operations_.at(qid).server == server && !operations_.at(qid).inFlight) drop.push_back(qid);
+  }
+  for (auto d : drop) {
+    rt.queue.erase(std::remove(rt.queue.begin(), rt.queue.end(), d), rt.queue.end());
+    if (d != id) {
+      auto& o = operations_.at(d);
+      pending_.putOperations.push_back({o.id, o.blade, o.server, o.kind, "cancelled", o.attempts, "an earlier step failed"});
+    }
+    operations_.erase(d);
+  }
+  bool stillBusy = false;
+  for (auto qid : rt.queue) stillBusy = stillBusy || operations_.at(qid).server == server;
+  if (!stillBusy) rt.busyServers.erase(server);
+}
+
+std::optional<drivers::DomainSpec> Controller::domainSpec(const std::string& name) const {
+  const pool::Server* s = findServer(name);
+  auto id = identityOf_.find(name);
+  if (!s || id == identityOf_.end()) return std::nullopt;
+  drivers::DomainSpec spec;
+  spec.name = s->name;
+  spec.uuid = id->second.uuid;
+  spec.vcpus = s->vcpus;
+  spec.memory = s->memory;
+  for (std::size_t i = 0; i < s->nics.size(); ++i) {
+    drivers::NicSpec nic;
+    nic.network = s->nics[i].network;
+    nic.mac = i < id->second.macs.size() ? id->second.macs[i] : s->nics[i].mac;
+    for (const auto& n : declarations_.networks)
+      if (n.name == nic.network) nic.vlan = n.vlan;
+    spec.nics.push_back(std::move(nic));
+  }
+  for (const auto& d : s->disks) {
+    // The model leaves the format empty to mean "from the file name"; drivers want it said.
+    std::string format = d.format;
+    if (format.empty()) format = d.image.size() > 6 && d.image.ends_with(".qcow2") ? "qcow2" : "raw";
+    spec.disks.push_back({d.image, format, d.readOnly});
+  }
+  spec.kernel = s->boot.kernel;
+  spec.initrd = s->boot.initrd;
+  spec.cmdline = s->boot.cmdline;
+  if (s->xenType)
+    spec.xenType = *s->xenType == pool::XenGuestType::Pv    ? drivers::XenGuestType::Pv
+                   : *s->xenType == pool::XenGuestType::Pvh ? drivers::XenGuestType::Pvh
+                                                            : drivers::XenGuestType::Hvm;
+  return spec;
+}
+
+// Desired (bindings, power) against observed (the agent's domains) for one blade.
+void Controller::converge(const std::string& blade, BladeRuntime& rt, std::int64_t now) {
+  if (!rt.registered || rt.health != pool::BladeState::Available || rt.adminState == "retired") return;
+  if (auto it = byBlade_.find(blade); it != byBlade_.end()) {
+    for (const auto& server : it->second) {
+      if (rt.busyServers.count(server)) continue;
+      const pool::Server* decl = findServer(server);
+      if (!decl || decl->power == pool::PowerState::Off) continue;
+      auto d = rt.domains.find(server);
+      if (d != rt.domains.end() && d->second.state == "running") continue;
+      // Invariant 1: never start a server while another blade may still run it; the
+      // stop there (or, later, its fencing) comes first.
+      bool elsewhere = false;
+      if (auto r = runningOn_.find(server); r != runningOn_.end())
+        for (const auto& other : r->second) elsewhere = elsewhere || other != blade;
+      if (elsewhere) continue;
+      if (auto r = retryServerAt_.find(server); r != retryServerAt_.end()) {
+        if (r->second > now) continue;
+        retryServerAt_.erase(r);
+      }
+      auto spec = domainSpec(server);
+      if (!spec) continue;
+      enqueue(rt, {0, blade, server, "define", spec, "", 0, false, 0, 0});
+      enqueue(rt, {0, blade, server, "start", std::nullopt, "", 0, false, 0, 0});
+    }
+  }
+  for (const auto& [name, d] : rt.domains) {
+    if (rt.busyServers.count(name)) continue;
+    const pool::Server* decl = findServer(name);
+    if (!decl) {
+      // Not ours (or deleted): report once, never touch a guest Loom did not declare.
+      if (rt.warnedForeign.insert(name).second) event("warning", blade, name, "domain '" + name + "' is not a declared server; left alone");
+      continue;
+    }
+    auto b = placement_.bindings.find(name);
+    const bool boundHere = b != placement_.bindings.end() && b->second == blade;
+    if (boundHere) continue;
+    const bool boundElsewhere = b != placement_.bindings.end();
+    if (d.state == "running" || d.state == "paused") enqueue(rt, {0, blade, name, "stop", std::nullopt, "", 0, false, 0, 0});
+    if (boundElsewhere) enqueue(rt, {0, blade, name, "undefine", std::nullopt, "", 0, false, 0, 0});
+  }
+  dispatch(blade, rt, now);
+}
+
+// ---------------------------------------------------------------------------------------
+// Planning
+
+pool::Inventory Controller::inventory() const {
+  pool::Inventory inv;
+  inv.blades.reserve(blades_.size());
+  for (const auto& [name, rt] : blades_) {
+    pool::Blade b;
+    b.name = name;
+    b.chassis = rt.inventory.chassis;
+    b.slot = rt.inventory.slot;
+    b.sockets = rt.inventory.sockets;
+    b.cores = rt.inventory.cores;
+    b.memory = rt.inventory.memoryMib;
+    b.model = rt.inventory.cpuModel;
+    for (const auto& h : rt.inventory.hypervisors)
+      if (auto hv = pool::parseHypervisor(h)) b.hypervisors.add(*hv);
+    if (!rt.inventory.personality.empty()) b.personality = pool::parseHypervisor(rt.inventory.personality);
+    b.state = displayState(name, rt);
+    inv.blades.push_back(std::move(b));
+  }
+  return inv;
+}
+
+pool::BladeState Controller::displayState(const std::string& blade, const BladeRuntime& rt) const {
+  if (rt.adminState == "retired") return pool::BladeState::Retired;
+  if (rt.adminState == "maintenance") return pool::BladeState::Maintenance;
+  if (rt.health != pool::BladeState::Available) return rt.health;
+  auto role = roles_.find(blade);
+  if (role != roles_.end() && role->second.role == pool::BladeRole::Spare) return pool::BladeState::Spare;
+  if (auto b = byBlade_.find(blade); b != byBlade_.end() && !b->second.empty()) return pool::BladeState::Active;
+  return pool::BladeState::Available;
+}
+
+void Controller::replan(std::int64_t now) {
+  dirty_ = false;
+  lastPlanAt_ = now;
+  Change change;
+  if (identitiesDirty_) {
+    // Every declared server gets its identity as soon as it is declared: it is its
+    // identity for life, shown by `server list` even before it runs.
+    identitiesDirty_ = false;
+    std::map<std::string, std::string> poolIdentity;
+    for (const auto& p : declarations_.pools) poolIdentity[p.name] = p.identityPool;
+    for (const auto& s : declarations_.servers) {
+      auto id = identities_->assign(s, poolIdentity[s.pool]);
+      if (!id) {
+        if (serverFaults_[s.name] != id.error().message) event("error", "", s.name, "identity: " + id.error().message);
+        serverFaults_[s.name] = id.error().message;
+        continue;
+      }
+      auto& known = identityOf_[s.name];
+      if (known.uuid != id->uuid || known.macs != id->macs) {
+        known = *id;
+        change.putIdentities.push_back({s.name, poolIdentity[s.pool], *id});
+      }
+    }
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  pool::Plan p = pool::plan(declarations_, inventory(), placement_, now);
+  planSecondsLast_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  planSecondsSum_ += planSecondsLast_;
+  ++plans_;
+  // Servers without an identity must not be bound: they could not be started.
+  for (auto it = p.next.bindings.begin(); it != p.next.bindings.end();)
+    it = identityOf_.count(it->first) ? std::next(it) : p.next.bindings.erase(it);
+  for (const auto& [s, b] : p.next.bindings)
+    if (auto old = placement_.bindings.find(s); old == placement_.bindings.end() || old->second != b) change.putBindings[s] = b;
+  for (const auto& [s, b] : placement_.bindings)
+    if (!p.next.bindings.count(s)) change.deleteBindings.push_back(s);
+  for (const auto& [b, pl] : p.next.borrowed)
+    if (auto old = placement_.borrowed.find(b); old == placement_.borrowed.end() || old->second != pl) change.putBorrowed[b] = pl;
+  for (const auto& [b, pl] : placement_.borrowed)
+    if (!p.next.borrowed.count(b)) change.deleteBorrowed.push_back(b);
+  // The placement is durable before any agent hears of it: after a crash the restarted
+  // controller drives the same bindings, so a server is never started in two places.
+  if (auto s = commitNow(std::move(change)); !s) {
+    spdlog::error("replan not persisted, retrying: {}", s.error().message);
+    dirty_ = true;
+    return;
+  }
+  std::set<std::string> changedBlades;
+  for (const auto& [s, b] : p.next.bindings)
+    if (auto old = placement_.bindings.find(s); old == placement_.bindings.end() || old->second != b) {
+      changedBlades.insert(b);
+      if (old != placement_.bindings.end()) changedBlades.insert(old->second);
+    }
+  for (const auto& [s, b] : placement_.bindings)
+    if (!p.next.bindings.count(s)) changedBlades.insert(b);
+  placement_ = p.next;
+  byBlade_.clear();
+  for (const auto& [s, b] : placement_.bindings) byBlade_[b].push_back(s);
+  roles_.clear();
+  for (const auto& a : p.blades) roles_[a.blade] = a;
+  std::map<std::string, std::string> unplaceable;
+  for (const auto& u : p.unplaceable) {
+    if (auto old = unplaceable_.find(u.server); old == unplaceable_.end() || old->second != u.reason)
+      event("warning", "", u.server, "unplaceable: " + u.reason);
+    unplaceable[u.server] = u.reason;
+  }
+  unplaceable_ = std::move(unplaceable);
+  for (const auto& w : p.warnings)
+    if (seenWarnings_.insert(w).second) event("warning", "", "", w);
+  for (const auto& step : p.steps) {
+    if (step.kind != pool::StepKind::PrepareHypervisor || !step.hypervisor) continue;
+    auto it = blades_.find(step.blade);
+    if (it == blades_.end() || it->second.busyServers.count("")) continue;
+    enqueue(it->second, {0, step.blade, "", "prepare-hypervisor", std::nullopt, pool::toString(*step.hypervisor), 0, false, 0, 0});
+    changedBlades.insert(step.blade);
+  }
+  lastPlan_ = std::move(p);
+  for (const auto& b : changedBlades) convergeQueue_.insert(b);
+}
+
+void Controller::detectFailures(std::int64_t now) {
+  for (auto& [name, rt] : blades_) {
+    if (rt.adminState == "retired") continue;
+    const std::int64_t silence = now - rt.lastHeartbeat;
+    pool::BladeState next = silence > options_.deadMs      ? pool::BladeState::Failed
+                            : silence > options_.suspectMs ? pool::BladeState::Suspect
+                                                           : rt.health;
+    if (next == rt.health) continue;
+    // Failover proper (fencing, moving servers) is the next step; here the blade is only
+    // marked, and the planner keeps its bindings (it may still run them: invariant 1).
+    event(next == pool::BladeState::Failed ? "error" : "warning", name, "",
+          std::string("blade ") + pool::toString(next) + ": no heartbeat for " + std::to_string(silence) + " ms");
+    rt.health = next;
+    dirty_ = true;
+    for (auto id : rt.queue) operations_.at(id).inFlight = false;
+  }
+}
+
+void Controller::tick(std::int64_t now) {
+  now_ = now;
+  if (now - lastFailureScan_ >= 100) {
+    lastFailureScan_ = now;
+    detectFailures(now);
+    // Timeouts: an unanswered step counts as a failed attempt.
+    std::vector<std::pair<std::string, std::uint64_t>> expired;
+    for (auto& [id, op] : operations_)
+      if (op.inFlight && op.deadline <= now) expired.emplace_back(op.blade, id);
+    for (auto& [blade, id] : expired) {
+      auto& rt = blades_[blade];
+      finishOperation(rt, id, false, "no answer within " + std::to_string(options_.opTimeoutMs) + " ms", now);
+    }
+    // Backoffs that ended, and blades whose retry window for a failed server closed.
+    for (auto& [name, rt] : blades_)
+      if (!rt.queue.empty()) dispatch(name, rt, now);
+    if (!retryServerAt_.empty())
+      for (const auto& [server, at] : retryServerAt_)
+        if (at <= now)
+          if (auto b = placement_.bindings.find(server); b != placement_.bindings.end()) convergeQueue_.insert(b->second);
+  }
+  if (dirty_ && now - lastPlanAt_ >= options_.replanMinIntervalMs) replan(now);
+  if (!convergeQueue_.empty()) {
+    auto queue = std::move(convergeQueue_);
+    convergeQueue_.clear();
+    for (const auto& b : queue)
+      if (auto it = blades_.find(b); it != blades_.end()) converge(b, it->second, now);
+  }
+  flush();
+  wakeWaiters(now, false);
+  nextTick_ = now + (dirty_ ? options_.replanMinIntervalMs : 100);
+}
+
+// ---------------------------------------------------------------------------------------
+// Store and events
+
+void Controller::event(const std::string& level, const std::string& blade, const std::string& server, const std::string& message) {
+  EventRecord e{++lastEventId_, wallClock_(), level, blade, server, message};
+  if (level == "error") spdlog::error("event: {}{}{}", blade.empty() ? "" : blade + ": ", server.empty() ? "" : server + ": ", message);
+  else spdlog::info("event: {}{}{}", blade.empty() ? "" : blade + ": ", server.empty() ? "" : server + ": ", message);
+  events_.push_back(e);
+  while (events_.size() > options_.eventMemory) events_.pop_front();
+  pending_.appendEvents.push_back(std::move(e));
+}
+
+Status Controller::commitNow(Change change) {
+  Change all = std::move(pending_);
+  pending_ = Change{};
+  all.merge(std::move(change));
+  auto s = store_.commit(all);
+  if (!s) {
+    // Keep the batched part (events, operations) for the next flush; drop the rest,
+    // which the caller reports as not acknowledged.
+    pending_.appendEvents = std::move(all.appendEvents);
+    pending_.putOperations = std::move(all.putOperations);
+  }
+  return s;
+}
+
+void Controller::flush() {
+  if (pending_.empty()) return;
+  Change c = std::move(pending_);
+  pending_ = Change{};
+  if (auto s = store_.commit(c); !s) {
+    spdlog::error("state store write failed (will retry): {}", s.error().message);
+    pending_ = std::move(c);
+  }
+}
+
+void Controller::wakeWaiters(std::int64_t now, bool /*expiredOnly*/) {
+  if (waiters_.empty()) return;
+  std::vector<EventWaiter> keep;
+  for (auto& w : waiters_) {
+    const bool hasNew = !events_.empty() && events_.back().id > w.since;
+    if (!hasNew && w.deadline > now) {
+      keep.push_back(std::move(w));
+      continue;
+    }
+    Json out = Json::array();
+    for (const auto& e : events_)
+      if (e.id > w.since && out.size() < w.limit)
+        out.push_back({{"id", e.id}, {"time_ms", e.timeMs}, {"level", e.level}, {"blade", e.blade}, {"server", e.server}, {"message", e.message}});
+    w.reply(jsonResponse(200, out));
+  }
+  waiters_ = std::move(keep);
+}
+
+// ---------------------------------------------------------------------------------------
+// HTTP API
+
+void Controller::handleApi(const ApiRequest& req, std::int64_t now, Reply reply) {
+  now_ = now;
+  const auto parts = splitPath(req.path);
+  const bool get = req.method == "GET", post = req.method == "POST";
+  try {
+    if (parts.size() == 1 && parts[0] == "metrics" && get) return reply({200, "text/plain; version=0.0.4", metrics()});
+    if (parts.empty() || parts[0] != "v1") return reply(errorResponse(404, "no such endpoint '" + req.path.substr(0, 200) + "'"));
+    const std::string noun = parts.size() > 1 ? parts[1] : "";
+    if (noun == "apply" && parts.size() == 2) {
+      if (!post) return reply(errorResponse(405, "use POST for /v1/apply"));
+      return reply(apiApply(req, now));
+    }
+    if (noun == "events" && parts.size() == 2 && get) return apiEvents(req, now, std::move(reply));
+    if (noun == "health" && parts.size() == 2) return reply(jsonResponse(200, Json{{"ok", true}}));
+    if (noun == "blades") {
+      if (parts.size() == 2 && get) {
+        Json out = Json::array();
+        for (const auto& [name, rt] : blades_) out.push_back(bladeJson(name, rt));
+        return reply(jsonResponse(200, out));
+      }
+      auto it = parts.size() >= 3 ? blades_.find(parts[2]) : blades_.end();
+      if (it == blades_.end()) return reply(errorResponse(404, "unknown blade '" + (parts.size() >= 3 ? parts[2] : "") + "'"));
+      if (parts.size() == 3 && get) return reply(jsonResponse(200, bladeJson(it->first, it->second)));
+      if (parts.size() == 4 && post && (parts[3] == "drain" || parts[3] == "undrain"))
+        return reply(apiDrain(parts[2], parts[3] == "drain", now));
+    }
+    if (noun == "servers") {
+      if (parts.size() == 2 && get) {
+        Json out = Json::array();
+        for (const auto& s : declarations_.servers) out.push_back(serverJson(s));
+        return reply(jsonResponse(200, out));
+      }
+      const pool::Server* s = parts.size() >= 3 ? findServer(parts[2]) : nullptr;
+      if (!s) return reply(errorResponse(404, "unknown server '" + (parts.size() >= 3 ? parts[2] : "") + "'"));
+      if (parts.size() == 3 && get) return reply(jsonResponse(200, serverJson(*s)));
+      if (parts.size() == 4 && post && (parts[3] == "start" || parts[3] == "stop"))
+        return reply(apiPower(parts[2], parts[3] == "start", now));
+    }
+    if (noun == "pools") {
+      if (parts.size() == 2 && get) {
+        Json out = Json::array();
+        for (const auto& p : declarations_.pools) out.push_back(poolJson(p));
+        return reply(jsonResponse(200, out));
+      }
+      if (parts.size() == 3 && get) {
+        for (const auto& p : declarations_.pools)
+          if (p.name == parts[2]) return reply(jsonResponse(200, poolJson(p)));
+        return reply(errorResponse(404, "unknown pool '" + parts[2] + "'"));
+      }
+    }
+    if (noun == "partitions" && parts.size() == 2 && get) {
+      Json out = Json::array();
+      for (const auto& part : declarations_.partitions) {
+        Json pools = Json::array(), networks = Json::array();
+        std::size_t servers = 0;
+        for (const auto& p : declarations_.pools)
+          if (p.partition == part.name) pools.push_back(p.name);
+        for (const auto& n : declarations_.networks)
+          if (n.partition == part.name) networks.push_back(n.name);
+        for (const auto& s : declarations_.servers) servers += s.partition == part.name;
+        out.push_back({{"name", part.name}, {"pools", pools}, {"networks", networks}, {"servers", servers}});
+      }
+      return reply(jsonResponse(200, out));
+    }
+    return reply(errorResponse(404, "no such endpoint '" + req.method + " " + req.path.substr(0, 200) + "'"));
+  } catch (const std::exception& e) {
+    // Never crash on a request: a bug here is a 500 and a log line.
+    spdlog::error("api: {} {}: {}", req.method, req.path.substr(0, 200), e.what());
+    return reply(errorResponse(500, std::string("internal error: ") + e.what()));
+  }
+}
+
+ApiResponse Controller::apiApply(const ApiRequest& req, std::int64_t now) {
+  const auto src = req.query.count("source") ? req.query.at("source") : std::string("request");
+  auto loaded = config::loadDeclarationText(req.body, src);
+  if (!loaded.ok()) {
+    Json diags = Json::array();
+    for (const auto& d : loaded.diagnostics) diags.push_back(d.format());
+    return jsonResponse(400, Json{{"error", "invalid declarations"}, {"diagnostics", diags}});
+  }
+  const bool dryRun = truthy(req.query, "dry_run") || truthy(req.query, "dry-run");
+  // Diff by (kind, name) against what is applied now.
+  std::map<std::pair<std::string, std::string>, std::string> current;
+  for (auto& r : toRecords(declarations_)) current[{r.kind, r.name}] = std::move(r.body);
+  Json created = Json::array(), changed = Json::array(), unchanged = Json::array();
+  Change change;
+  for (auto& r : toRecords(loaded.declarations)) {
+    auto it = current.find({r.kind, r.name});
+    const std::string label = r.kind + "/" + r.name;
+    if (it == current.end()) created.push_back(label);
+    else if (it->second != r.body) changed.push_back(label);
+    else {
+      unchanged.push_back(label);
+      continue;
+    }
+    change.putDeclarations.push_back(std::move(r));
+  }
+  pool::Declarations merged = declarations_;
+  mergeDeclarations(merged, loaded.declarations);
+  Json diff{{"created", created}, {"changed", changed}, {"unchanged", unchanged.size()}};
+  if (dryRun) {
+    auto t0 = std::chrono::steady_clock::now();
+    pool::Plan p = pool::plan(merged, inventory(), placement_, now);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return jsonResponse(200, Json{{"dry_run", true}, {"diff", diff}, {"plan", planJson(p)}, {"plan_seconds", secs}});
+  }
+  const bool poolsChanged = loaded.declarations.identityPools.size() > 0;
+  if (auto s = commitNow(std::move(change)); !s) return errorResponse(503, "not applied, the state store failed: " + s.error().message);
+  ++applies_;
+  declarations_ = std::move(merged);
+  rebuildServerIndex();
+  if (poolsChanged) {
+    auto records = identities_->records();
+    identities_ = std::make_unique<pool::IdentityAllocator>(declarations_.identityPools);
+    if (auto s = identities_->restore(records); !s) spdlog::error("identity pools changed: {}", s.error().message);
+  }
+  event("info", "", "",
+        "applied " + src + ": " + std::to_string(created.size()) + " created, " + std::to_string(changed.size()) + " changed");
+  identitiesDirty_ = true;
+  replan(now);
+  flush();
+  return jsonResponse(200, Json{{"dry_run", false}, {"diff", diff}, {"plan", planJson(lastPlan_)}, {"plan_seconds", planSecondsLast_}});
+}
+
+ApiResponse Controller::apiDrain(const std::string& blade, bool drain, std::int64_t now) {
+  auto& rt = blades_.at(blade);
+  if (rt.adminState == "retired") return errorResponse(409, "blade '" + blade + "' is retired");
+  const std::string next = drain ? "maintenance" : "";
+  if (rt.adminState != next) {
+    Change c;
+    c.putBlades.push_back({blade, inventoryJson(rt.inventory).dump(), next, rt.firstSeenMs});
+    if (auto s = commitNow(std::move(c)); !s) return errorResponse(503, "not changed, the state store failed: " + s.error().message);
+    rt.adminState = next;
+    event("info", blade, "", drain ? "blade drained (maintenance)" : "blade undrained");
+    dirty_ = true;
+    lastPlanAt_ = now - options_.replanMinIntervalMs;
+  }
+  return jsonResponse(200, bladeJson(blade, rt));
+}
+
+ApiResponse Controller::apiPower(const std::string& name, bool on, std::int64_t now) {
+  pool::Server& s = declarations_.servers[serverIndex_.at(name)];
+  const auto want = on ? pool::PowerState::On : pool::PowerState::Off;
+  if (s.power != want) {
+    pool::Server copy = s;
+    copy.power = want;
+    Change c;
+    c.putDeclarations.push_back({"Server", name, toJson(copy).dump()});
+    if (auto st = commitNow(std::move(c)); !st) return errorResponse(503, "not changed, the state store failed: " + st.error().message);
+    s.power = want;
+    serverFaults_.erase(name);
+    retryServerAt_.erase(name);
+    event("info", "", name, on ? "server start requested" : "server stop requested");
+    dirty_ = true;
+    lastPlanAt_ = now - options_.replanMinIntervalMs;
+    // A stop is carried out by convergence on the blade that runs it.
+    for (const auto& b : runningOn_[name]) convergeQueue_.insert(b);
+  }
+  return jsonResponse(200, serverJson(s));
+}
+
+void Controller::apiEvents(const ApiRequest& req, std::int64_t now, Reply reply) {
+  const std::uint64_t since = parseUnsigned(req.query, "since").value_or(0);
+  const std::size_t limit = static_cast<std::size_t>(std::min<std::uint64_t>(parseUnsigned(req.query, "limit").value_or(1000), 10000));
+  const std::uint64_t wait = std::min<std::uint64_t>(parseUnsigned(req.query, "wait").value_or(0), 300);
+  if (!events_.empty() && since + 1 < events_.front().id) {
+    // Older than what is kept in memory: from the store.
+    auto ev = store_.events(since, limit);
+    if (!ev) return reply(errorResponse(503, ev.error().message));
+    Json out = Json::array();
+    for (const auto& e : *ev)
+      out.push_back({{"id", e.id}, {"time_ms", e.timeMs}, {"level", e.level}, {"blade", e.blade}, {"server", e.server}, {"message", e.message}});
+    return reply(jsonResponse(200, out));
+  }
+  waiters_.push_back({since, limit, now + static_cast<std::int64_t>(wait) * 1000, std::move(reply)});
+  wakeWaiters(now, false);
+}
+
+// ---------------------------------------------------------------------------------------
+// Views
+
+Json Controller::bladeJson(const std::string& name, const BladeRuntime& rt) const {
+  Json servers = Json::array();
+  if (auto b = byBlade_.find(name); b != byBlade_.end())
+    for (const auto& s : b->second) servers.push_back(s);
+  std::string poolName, role = "unassigned";
+  if (auto r = roles_.find(name); r != roles_.end()) {
+    poolName = r->second.pool;
+    role = pool::toString(r->second.role);
+  }
+  std::string hypervisor = rt.inventory.personality;
+  if (hypervisor.empty())
+    for (const auto& p : declarations_.pools)
+      if (p.name == poolName && p.hypervisor) hypervisor = pool::toString(*p.hypervisor);
+  if (hypervisor.empty() && rt.inventory.hypervisors.size() == 1) hypervisor = rt.inventory.hypervisors[0];
+  Json j{{"name", name},
+         {"chassis", rt.inventory.chassis},
+         {"slot", rt.inventory.slot},
+         {"cores", rt.inventory.cores},
+         {"memory_mib", rt.inventory.memoryMib},
+         {"hypervisor", hypervisor},
+         {"hypervisors", rt.inventory.hypervisors},
+         {"state", pool::toString(displayState(name, rt))},
+         {"pool", poolName.empty() ? Json(nullptr) : Json(poolName)},
+         {"role", role},
+         {"servers", servers},
+         {"online", rt.registered && rt.health == pool::BladeState::Available},
+         {"driver", rt.inventory.driver},
+         {"cpu_model", rt.inventory.cpuModel},
+         {"domains", rt.domains.size()},
+         {"pending_operations", rt.queue.size()}};
+  if (rt.registered) j["heartbeat_age_ms"] = now_ - rt.lastHeartbeat;
+  return j;
+}
+
+std::string Controller::serverState(const pool::Server& s, std::string* reason) const {
+  auto running = runningOn_.find(s.name);
+  const std::size_t runCount = running == runningOn_.end() ? 0 : running->second.size();
+  auto fault = serverFaults_.find(s.name);
+  if (s.power == pool::PowerState::Off) return runCount ? "stopping" : "stopped";
+  auto b = placement_.bindings.find(s.name);
+  if (b == placement_.bindings.end()) {
+    if (auto u = unplaceable_.find(s.name); u != unplaceable_.end()) {
+      *reason = u->second;
+      return "unplaceable";
+    }
+    if (fault != serverFaults_.end()) {
+      *reason = fault->second;
+      return "failed";
+    }
+    return "pending";
+  }
+  const bool here = runCount && running->second.count(b->second);
+  if (here && runCount == 1) return "running";
+  if (runCount && !here) return "moving";
+  if (fault != serverFaults_.end()) {
+    *reason = fault->second;
+    return "failed";
+  }
+  return "starting";
+}
+
+Json Controller::serverJson(const pool::Server& s) const {
+  std::string reason;
+  const std::string state = serverState(s, &reason);
+  auto b = placement_.bindings.find(s.name);
+  auto id = identityOf_.find(s.name);
+  Json j{{"name", s.name},
+         {"partition", s.partition},
+         {"pool", s.pool},
+         {"blade", b == placement_.bindings.end() ? Json(nullptr) : Json(b->second)},
+         {"state", state},
+         {"vcpus", s.vcpus},
+         {"memory_mib", s.memory},
+         {"uuid", id == identityOf_.end() ? Json(nullptr) : Json(id->second.uuid)},
+         {"macs", id == identityOf_.end() ? Json::array() : Json(id->second.macs)},
+         {"power", pool::toString(s.power)},
+         {"priority", s.priority},
+         {"anti_affinity", s.antiAffinity}};
+  if (!reason.empty()) j["reason"] = reason;
+  return j;
+}
+
+Json Controller::poolJson(const pool::Pool& p) const {
+  Json blades = Json::array(), spareBlades = Json::array(), servers = Json::array();
+  for (const auto& [name, a] : roles_) {
+    if (a.pool != p.name) continue;
+    blades.push_back(name);
+    if (a.role == pool::BladeRole::Spare) spareBlades.push_back(name);
+  }
+  for (const auto& s : declarations_.servers)
+    if (s.pool == p.name) servers.push_back(s.name);
+  return {{"name", p.name},
+          {"partition", p.partition},
+          {"hypervisor", p.hypervisor ? Json(pool::toString(*p.hypervisor)) : Json(nullptr)},
+          {"blades", blades},
+          {"spares", p.spares},
+          {"spare_blades", spareBlades},
+          {"spare_pool", p.sparePool},
+          {"failover", pool::toString(p.failover)},
+          {"borrow_from", p.borrowFrom},
+          {"servers", servers}};
+}
+
+std::string Controller::metrics() const {
+  std::ostringstream o;
+  std::map<std::string, std::size_t> bladeStates, serverStates;
+  for (const char* s : {"discovered", "available", "active", "spare", "suspect", "failed", "fenced", "maintenance", "retired"}) bladeStates[s] = 0;
+  for (const char* s : {"pending", "placing", "starting", "running", "stopping", "stopped", "failed", "unplaceable", "moving"}) serverStates[s] = 0;
+  for (const auto& [name, rt] : blades_) ++bladeStates[pool::toString(displayState(name, rt))];
+  std::string reason;
+  for (const auto& s : declarations_.servers) ++serverStates[serverState(s, &reason)];
+  o << "# HELP loom_blades Blades by state.\n# TYPE loom_blades gauge\n";
+  for (const auto& [s, n] : bladeStates) o << "loom_blades{state=\"" << s << "\"} " << n << "\n";
+  o << "# HELP loom_servers Logical servers by state.\n# TYPE loom_servers gauge\n";
+  for (const auto& [s, n] : serverStates) o << "loom_servers{state=\"" << s << "\"} " << n << "\n";
+  o << "# HELP loom_plan_seconds Planner run time.\n# TYPE loom_plan_seconds summary\n"
+    << "loom_plan_seconds_sum " << planSecondsSum_ << "\nloom_plan_seconds_count " << plans_ << "\n"
+    << "# HELP loom_plan_last_seconds Duration of the latest plan.\n# TYPE loom_plan_last_seconds gauge\n"
+    << "loom_plan_last_seconds " << planSecondsLast_ << "\n";
+  o << "# HELP loom_heartbeats_total Heartbeats received.\n# TYPE loom_heartbeats_total counter\nloom_heartbeats_total " << heartbeats_ << "\n";
+  o << "# HELP loom_registrations_total Agent registrations.\n# TYPE loom_registrations_total counter\nloom_registrations_total "
+    << registrations_ << "\n";
+  o << "# HELP loom_fabric_messages_total Fabric messages accepted.\n# TYPE loom_fabric_messages_total counter\n"
+    << "loom_fabric_messages_total " << dispatcher_.accepted() << "\n";
+  o << "# HELP loom_fabric_rejected_total Fabric frames or connections refused, by reason.\n# TYPE loom_fabric_rejected_total counter\n";
+  std::map<std::string, std::uint64_t> rejected = dispatcher_.rejected();
+  for (const char* k : {"malformed", "unknown-type", "bad-version", "invalid", "auth"}) rejected.try_emplace(k, 0);
+  for (const auto& [k, n] : rejected) o << "loom_fabric_rejected_total{reason=\"" << k << "\"} " << n << "\n";
+  o << "# HELP loom_operations_total Plan steps sent, retried, failed.\n# TYPE loom_operations_total counter\n"
+    << "loom_operations_total{result=\"sent\"} " << opsSent_ << "\nloom_operations_total{result=\"retried\"} " << opsRetried_
+    << "\nloom_operations_total{result=\"failed\"} " << opsFailed_ << "\n";
+  o << "# HELP loom_operations_pending Operations queued or in flight.\n# TYPE loom_operations_pending gauge\nloom_operations_pending "
+    << operations_.size() << "\n";
+  o << "# HELP loom_applies_total Declarations applied.\n# TYPE loom_applies_total counter\nloom_applies_total " << applies_ << "\n";
+  return o.str();
+}
+
+}  // namespace loom::controller

@@ -1,0 +1,210 @@
+// The controller core: every piece of loomd's mutable state (declarations, inventory,
+// placement, identities, operations, events) lives here and is touched by one thread
+// only. Sockets and HTTP are outside: frames come in through onFrame(), requests
+// through handleApi(), and frames go out through the Send callback. Time is an
+// argument, so tests step it.
+//
+// Flow (see controller/README.md):
+//   apply / register / heartbeat / drain ... -> markDirty
+//   tick(): failure detector -> plan (pool::plan) -> persist placement + identities
+//           -> converge each blade (desired bindings vs observed domains) -> operations
+//           -> dispatch in order per blade, with timeout, retry and backoff -> events
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "controller/ModelJson.h"
+#include "controller/StateStore.h"
+#include "pool/IdentityAllocator.h"
+#include "pool/Planner.h"
+#include "protocol/Dispatcher.h"
+#include "protocol/Messages.h"
+
+namespace loom::controller {
+
+struct ControllerOptions {
+  std::int64_t heartbeatMs = 1000;  // told to agents
+  std::int64_t leaseMs = 5000;      // told to agents; renewed by every heartbeat
+  std::int64_t suspectMs = 3000;    // silence after which a blade is suspect
+  std::int64_t deadMs = 6000;       // silence after which a blade is failed
+  std::int64_t opTimeoutMs = 15000; // an operation not answered by then is retried
+  int opMaxAttempts = 4;            // then it becomes a fault event
+  std::int64_t opBackoffMs = 500;   // first retry delay, doubled each attempt
+  std::int64_t replanMinIntervalMs = 100;  // debounce for bursts of changes
+  std::size_t maxStepsPerPlanMessage = 64;
+  std::size_t eventMemory = 10000;  // events kept in memory for /v1/events
+};
+
+struct ApiRequest {
+  std::string method;  // "GET", "POST"
+  std::string path;    // "/v1/blades/c1-s1"
+  std::map<std::string, std::string> query;
+  std::string body;
+};
+
+struct ApiResponse {
+  int status = 200;
+  std::string contentType = "application/json";
+  std::string body;
+};
+
+class Controller {
+ public:
+  using Send = std::function<void(const std::string& blade, const protocol::Json& frame)>;
+  using Reply = std::function<void(ApiResponse)>;
+  using WallClock = std::function<std::int64_t()>;  // ms since the epoch, for event stamps
+
+  Controller(StateStore& store, ControllerOptions options, Send send, WallClock wallClock);
+
+  // Loads the stored state; every blade known from the store gets a grace period of
+  // deadMs from `now` to show up again before it is suspected.
+  Status recover(std::int64_t now);
+
+  // One frame from the agent with routing id `blade`.
+  void onFrame(const std::string& blade, std::string_view bytes, std::int64_t now);
+  // A refusal outside the frame (authentication, bad envelope), for the counters.
+  void noteRejected(const std::string& peer, const protocol::Rejection& why);
+
+  // Timers: liveness, operation timeouts and retries, replanning, long-poll expiry,
+  // flushing of batched store writes. Call often (every few tens of ms).
+  void tick(std::int64_t now);
+  // The earliest time tick() has work to do, for the caller's poll timeout.
+  std::int64_t nextTickAt() const { return nextTick_; }
+
+  // HTTP API. `reply` is called exactly once, possibly later (long-poll of events).
+  void handleApi(const ApiRequest& request, std::int64_t now, Reply reply);
+
+  // Introspection for tests.
+  const pool::PlacementState& placement() const { return placement_; }
+  std::uint64_t rejectedTotal() const { return dispatcher_.rejectedTotal() + extraRejected_; }
+
+ private:
+  struct Operation {
+    std::uint64_t id = 0;
+    std::string blade, server, kind;
+    std::optional<drivers::DomainSpec> spec;
+    std::string hypervisor;
+    int attempts = 0;
+    bool inFlight = false;
+    std::int64_t deadline = 0;      // when in flight
+    std::int64_t notBefore = 0;     // backoff
+  };
+
+  struct BladeRuntime {
+    protocol::BladeInventory inventory;
+    std::string adminState;  // "" | "maintenance" | "retired"
+    std::int64_t firstSeenMs = 0;
+    bool registered = false;  // registered since this controller started
+    std::int64_t lastHeartbeat = 0;
+    std::uint64_t lastSeq = 0;
+    pool::BladeState health = pool::BladeState::Available;  // Available | Suspect | Failed
+    std::map<std::string, protocol::ObservedDomain> domains;
+    std::deque<std::uint64_t> queue;  // operation ids, in dispatch order
+    std::set<std::string> busyServers; // servers with an operation queued here
+    std::set<std::string> warnedForeign;  // unmanaged domains already reported
+  };
+
+  struct EventWaiter {
+    std::uint64_t since;
+    std::size_t limit;
+    std::int64_t deadline;
+    Reply reply;
+  };
+
+  // Fabric handlers (the dispatch table's entries).
+  void onRegister(const std::string& blade, const protocol::Json& frame);
+  void onHeartbeat(const std::string& blade, const protocol::Json& frame);
+  void onStepResult(const std::string& blade, const protocol::Json& frame);
+  void onEvent(const std::string& blade, const protocol::Json& frame);
+
+  // Planning and convergence.
+  void replan(std::int64_t now);
+  void converge(const std::string& blade, BladeRuntime& rt, std::int64_t now);
+  void enqueue(BladeRuntime& rt, Operation op);
+  void dispatch(const std::string& blade, BladeRuntime& rt, std::int64_t now);
+  void finishOperation(BladeRuntime& rt, std::uint64_t id, bool ok, const std::string& error, std::int64_t now);
+  void detectFailures(std::int64_t now);
+  void setDomains(const std::string& blade, BladeRuntime& rt, const std::vector<protocol::ObservedDomain>& domains);
+  // state "" forgets the domain (undefined).
+  void setDomainState(const std::string& blade, BladeRuntime& rt, const std::string& name, const std::string& state);
+  std::optional<drivers::DomainSpec> domainSpec(const std::string& server) const;
+
+  // State views.
+  pool::Inventory inventory() const;
+  pool::BladeState displayState(const std::string& blade, const BladeRuntime& rt) const;
+  std::string serverState(const pool::Server& s, std::string* reason) const;
+  Json bladeJson(const std::string& name, const BladeRuntime& rt) const;
+  Json serverJson(const pool::Server& s) const;
+  Json poolJson(const pool::Pool& p) const;
+  const pool::Server* findServer(const std::string& name) const;
+
+  // API handlers.
+  ApiResponse apiApply(const ApiRequest& req, std::int64_t now);
+  ApiResponse apiDrain(const std::string& blade, bool drain, std::int64_t now);
+  ApiResponse apiPower(const std::string& server, bool on, std::int64_t now);
+  void apiEvents(const ApiRequest& req, std::int64_t now, Reply reply);
+  std::string metrics() const;
+
+  // Store and events.
+  void event(const std::string& level, const std::string& blade, const std::string& server, const std::string& message);
+  Status commitNow(Change change);  // flushes pending_ with it; durable on success
+  void flush();
+  void wakeWaiters(std::int64_t now, bool expiredOnly);
+  void rebuildServerIndex();
+
+  StateStore& store_;
+  ControllerOptions options_;
+  Send send_;
+  WallClock wallClock_;
+  protocol::Dispatcher<std::string> dispatcher_;
+  std::uint64_t extraRejected_ = 0;
+  std::map<std::string, std::uint64_t> extraRejectedByKind_;
+
+  pool::Declarations declarations_;
+  std::unordered_map<std::string, std::size_t> serverIndex_;  // name -> declarations_.servers index
+  std::map<std::string, BladeRuntime> blades_;                // ordered: stable API output
+  pool::PlacementState placement_;
+  std::unique_ptr<pool::IdentityAllocator> identities_;
+  std::unordered_map<std::string, pool::Identity> identityOf_;  // server -> identity (as persisted)
+  bool identitiesDirty_ = true;                                  // declarations changed since the last assign pass
+  std::unordered_map<std::string, std::set<std::string>> runningOn_;  // server -> blades reporting it running
+  std::unordered_map<std::string, std::vector<std::string>> byBlade_;  // blade -> servers bound to it
+  std::set<std::string> convergeQueue_;                          // blades to converge on the next tick
+  std::unordered_map<std::string, std::int64_t> retryServerAt_;  // server -> not before (after a fault)
+  pool::Plan lastPlan_;
+  std::map<std::string, pool::BladeAssignment> roles_;       // blade -> its assignment in lastPlan_
+  std::map<std::string, std::string> unplaceable_;           // server -> reason
+  std::map<std::string, std::string> serverFaults_;          // server -> last fault
+  std::set<std::string> seenWarnings_;
+
+  std::unordered_map<std::uint64_t, Operation> operations_;
+  std::uint64_t lastOperationId_ = 0;
+
+  std::deque<EventRecord> events_;
+  std::uint64_t lastEventId_ = 0;
+  std::vector<EventWaiter> waiters_;
+
+  Change pending_;  // batched writes nobody waits on (operation results, events)
+  bool dirty_ = true;
+  std::int64_t lastPlanAt_ = -1'000'000'000;
+  std::int64_t nextTick_ = 0;
+  std::int64_t lastFailureScan_ = 0;
+  std::int64_t now_ = 0;
+
+  // Metrics.
+  std::uint64_t heartbeats_ = 0, registrations_ = 0, plans_ = 0, opsSent_ = 0, opsFailed_ = 0, opsRetried_ = 0;
+  double planSecondsSum_ = 0, planSecondsLast_ = 0;
+  std::uint64_t applies_ = 0;
+};
+
+}  // namespace loom::controller

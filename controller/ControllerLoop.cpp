@@ -1,0 +1,192 @@
+#include "controller/ControllerLoop.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include <spdlog/spdlog.h>
+#include <zmq.hpp>
+
+namespace loom::controller {
+
+struct ControllerLoop::Sockets {
+  zmq::context_t context{1};
+  zmq::socket_t router{context, zmq::socket_type::router};
+  std::unique_ptr<zmq::socket_t> zap;  // only with Curve on
+};
+
+ControllerLoop::ControllerLoop(Controller& controller, FabricOptions options)
+    : controller_(controller), options_(std::move(options)), sockets_(std::make_unique<Sockets>()) {
+  wakeFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+}
+
+ControllerLoop::~ControllerLoop() {
+  if (sockets_) {
+    sockets_->router.close();
+    if (sockets_->zap) sockets_->zap->close();
+  }
+  if (wakeFd_ >= 0) ::close(wakeFd_);
+}
+
+std::int64_t ControllerLoop::monotonicMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+Status ControllerLoop::bind() {
+  try {
+    auto& r = sockets_->router;
+    // A restarted agent reconnects with the same routing id (its blade name) while the
+    // old connection may linger: the new one takes the name over.
+    r.set(zmq::sockopt::router_handover, 1);
+    r.set(zmq::sockopt::sndhwm, 200000);
+    r.set(zmq::sockopt::rcvhwm, 200000);
+    r.set(zmq::sockopt::linger, 0);
+    // A frame larger than this is an attack or a bug, not a plan.
+    r.set(zmq::sockopt::maxmsgsize, int64_t{64} << 20);
+    if (!options_.insecure) {
+      // The authenticator must be bound before the first handshake can happen.
+      sockets_->zap = std::make_unique<zmq::socket_t>(sockets_->context, zmq::socket_type::rep);
+      sockets_->zap->set(zmq::sockopt::linger, 0);
+      sockets_->zap->bind("inproc://zeromq.zap.01");
+      r.set(zmq::sockopt::zap_domain, "loom");
+      r.set(zmq::sockopt::curve_server, 1);
+      r.set(zmq::sockopt::curve_secretkey, options_.secretKey);
+    } else {
+      spdlog::warn("*** --insecure: CurveZMQ is OFF. Any process that can reach {} can act as an agent. "
+                   "For local demos and tests only. ***",
+                   options_.endpoint);
+    }
+    r.bind(options_.endpoint);
+  } catch (const zmq::error_t& e) {
+    return makeError(Errc::Io, "cannot bind the agent fabric on '" + options_.endpoint + "': " + e.what());
+  }
+  return okStatus();
+}
+
+void ControllerLoop::send(const std::string& blade, const protocol::Json& frame) {
+  const std::string bytes = frame.dump();
+  try {
+    auto& r = sockets_->router;
+    if (r.send(zmq::buffer(blade), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+      (void)r.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+  } catch (const zmq::error_t& e) {
+    spdlog::debug("send to '{}' failed: {}", blade, e.what());
+  }
+}
+
+void ControllerLoop::stop() {
+  stop_ = true;
+  std::uint64_t one = 1;
+  (void)!::write(wakeFd_, &one, sizeof one);
+}
+
+void ControllerLoop::post(std::function<void()> task) {
+  {
+    std::lock_guard lock(mutex_);
+    tasks_.push_back(std::move(task));
+  }
+  std::uint64_t one = 1;
+  (void)!::write(wakeFd_, &one, sizeof one);
+}
+
+void ControllerLoop::drainTasks() {
+  std::uint64_t n;
+  while (::read(wakeFd_, &n, sizeof n) > 0) {
+  }
+  std::deque<std::function<void()>> tasks;
+  {
+    std::lock_guard lock(mutex_);
+    tasks.swap(tasks_);
+  }
+  for (auto& t : tasks) t();
+}
+
+void ControllerLoop::handleZap() {
+  auto& zap = *sockets_->zap;
+  std::vector<zmq::message_t> req;
+  try {
+    while (true) {
+      req.clear();
+      zmq::message_t part;
+      if (!zap.recv(part, zmq::recv_flags::dontwait)) return;
+      req.push_back(std::move(part));
+      while (req.back().more()) {
+        zmq::message_t more;
+        (void)zap.recv(more);
+        req.push_back(std::move(more));
+      }
+      // ZAP request: version, request id, domain, address, identity, mechanism, credentials...
+      std::string status = "400", text = "refused";
+      std::string keyText = "(none)";
+      if (req.size() >= 7 && req[5].to_string() == "CURVE" && req[6].size() == 32) {
+        char z85[41];
+        zmq_z85_encode(z85, static_cast<const std::uint8_t*>(req[6].data()), 32);
+        keyText = z85;
+        if (options_.allowedKeys.count(keyText)) status = "200", text = "OK";
+      }
+      if (status != "200") {
+        const std::string address = req.size() > 3 ? req[3].to_string() : "?";
+        controller_.noteRejected("key " + keyText, {"auth", "agent key " + keyText + " from " + address + " is not in the allow-list"});
+      }
+      const std::string version = req.empty() ? "1.0" : req[0].to_string();
+      const std::string requestId = req.size() > 1 ? req[1].to_string() : "";
+      zap.send(zmq::buffer(version), zmq::send_flags::sndmore);
+      zap.send(zmq::buffer(requestId), zmq::send_flags::sndmore);
+      zap.send(zmq::buffer(status), zmq::send_flags::sndmore);
+      zap.send(zmq::buffer(text), zmq::send_flags::sndmore);
+      zap.send(zmq::buffer(std::string(status == "200" ? keyText : "")), zmq::send_flags::sndmore);
+      zap.send(zmq::buffer(std::string()), zmq::send_flags::none);
+    }
+  } catch (const zmq::error_t& e) {
+    spdlog::error("zap: {}", e.what());
+  }
+}
+
+void ControllerLoop::receiveFrames(std::int64_t now) {
+  auto& r = sockets_->router;
+  // Bounded per wake-up so timers and HTTP requests are not starved by a flood.
+  for (int i = 0; i < 5000; ++i) {
+    zmq::message_t id;
+    if (!r.recv(id, zmq::recv_flags::dontwait)) return;
+    std::vector<zmq::message_t> parts;
+    bool more = id.more();
+    while (more) {
+      zmq::message_t part;
+      (void)r.recv(part);
+      more = part.more();
+      parts.push_back(std::move(part));
+    }
+    const std::string peer = id.to_string();
+    if (parts.size() != 1) {
+      controller_.noteRejected(peer, {"malformed", "envelope of " + std::to_string(parts.size()) + " frames (want 1)"});
+      continue;
+    }
+    controller_.onFrame(peer, parts[0].to_string_view(), now);
+  }
+}
+
+void ControllerLoop::run() {
+  auto& r = sockets_->router;
+  while (!stop_) {
+    std::vector<zmq::pollitem_t> items{{r.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, wakeFd_, ZMQ_POLLIN, 0}};
+    if (sockets_->zap) items.push_back({sockets_->zap->handle(), 0, ZMQ_POLLIN, 0});
+    const std::int64_t wait = std::clamp<std::int64_t>(controller_.nextTickAt() - monotonicMs(), 0, 100);
+    try {
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(wait));
+      const std::int64_t now = monotonicMs();
+      if (items.size() > 2 && (items[2].revents & ZMQ_POLLIN)) handleZap();
+      if (items[0].revents & ZMQ_POLLIN) receiveFrames(now);
+      if (items[1].revents & ZMQ_POLLIN) drainTasks();
+      controller_.tick(monotonicMs());
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      spdlog::error("fabric loop: {}", e.what());
+    } catch (const std::exception& e) {
+      // A bug in a handler must not take the fabric down; it is logged loudly.
+      spdlog::critical("fabric loop: unexpected exception: {}", e.what());
+    }
+  }
+}
+
+}  // namespace loom::controller

@@ -1,0 +1,186 @@
+#include "controller/ModelJson.h"
+
+#include <cstdio>
+#include <unordered_map>
+
+namespace loom::controller {
+namespace {
+
+template <class T>
+void putOpt(Json& j, const char* k, const std::optional<T>& v) {
+  if (v) j[k] = *v;
+}
+
+Json toJson(const pool::Partition& p) { return {{"name", p.name}}; }
+
+Json toJson(const pool::Network& n) {
+  Json j{{"name", n.name}, {"partition", n.partition}};
+  putOpt(j, "vlan", n.vlan);
+  return j;
+}
+
+Json toJson(const pool::IdentityPool& p) {
+  Json macs = Json::array(), uuids = Json::array();
+  for (const auto& m : p.macs) macs.push_back({m.first, m.last});
+  for (const auto& u : p.uuids) uuids.push_back({u.prefixHi, u.prefixLo, u.bits});
+  return {{"name", p.name}, {"macs", macs}, {"uuids", uuids}};
+}
+
+pool::Partition partitionFrom(const Json& j) { return {j.at("name").get<std::string>()}; }
+
+pool::Network networkFrom(const Json& j) {
+  pool::Network n;
+  n.name = j.at("name").get<std::string>();
+  n.partition = j.value("partition", std::string());
+  if (j.contains("vlan")) n.vlan = j.at("vlan").get<int>();
+  return n;
+}
+
+pool::IdentityPool identityPoolFrom(const Json& j) {
+  pool::IdentityPool p;
+  p.name = j.at("name").get<std::string>();
+  for (const auto& m : j.at("macs")) p.macs.push_back({m.at(0).get<std::uint64_t>(), m.at(1).get<std::uint64_t>()});
+  for (const auto& u : j.at("uuids"))
+    p.uuids.push_back({u.at(0).get<std::uint64_t>(), u.at(1).get<std::uint64_t>(), u.at(2).get<int>()});
+  return p;
+}
+
+pool::Pool poolFrom(const Json& j) {
+  pool::Pool p;
+  p.name = j.at("name").get<std::string>();
+  p.partition = j.value("partition", std::string());
+  if (j.contains("hypervisor") && j["hypervisor"].is_string()) p.hypervisor = pool::parseHypervisor(j["hypervisor"].get<std::string>());
+  p.bladeNames = j.value("blade_names", std::vector<std::string>());
+  if (j.contains("match")) {
+    const Json& m = j["match"];
+    pool::BladeMatch bm;
+    if (m.contains("chassis")) bm.chassis = m["chassis"].get<std::string>();
+    if (m.contains("min_cores")) bm.minCores = m["min_cores"].get<std::uint32_t>();
+    if (m.contains("min_memory_mib")) bm.minMemory = m["min_memory_mib"].get<pool::MiB>();
+    if (m.contains("model")) bm.model = m["model"].get<std::string>();
+    if (m.contains("hypervisor")) bm.hypervisor = pool::parseHypervisor(m["hypervisor"].get<std::string>());
+    p.match = bm;
+  }
+  p.sparePool = j.value("spare_pool", false);
+  p.spares = j.value("spares", 0u);
+  if (auto f = pool::parseFailoverPolicy(j.value("failover", std::string("spare")))) p.failover = *f;
+  if (auto f = pool::parseFailbackPolicy(j.value("failback", std::string("manual")))) p.failback = *f;
+  p.borrowFrom = j.value("borrow_from", std::string());
+  p.identityPool = j.value("identity_pool", std::string());
+  return p;
+}
+
+pool::Server serverFrom(const Json& j) {
+  pool::Server s;
+  s.name = j.at("name").get<std::string>();
+  s.partition = j.value("partition", std::string());
+  s.pool = j.value("pool", std::string());
+  s.vcpus = j.value("vcpus", 1u);
+  s.memory = j.value("memory_mib", pool::MiB{512});
+  for (const auto& n : j.value("nics", Json::array())) s.nics.push_back({n.value("network", std::string()), n.value("mac", std::string())});
+  for (const auto& d : j.value("disks", Json::array()))
+    s.disks.push_back({d.value("image", std::string()), d.value("format", std::string()), d.value("read_only", false)});
+  if (j.contains("boot")) {
+    const Json& b = j["boot"];
+    s.boot = {b.value("kernel", std::string()), b.value("initrd", std::string()), b.value("cmdline", std::string())};
+  }
+  if (j.contains("xen_type")) s.xenType = pool::parseXenGuestType(j["xen_type"].get<std::string>());
+  s.priority = j.value("priority", 0);
+  s.antiAffinity = j.value("anti_affinity", std::string());
+  s.dedicated = j.value("dedicated", false);
+  s.power = j.value("power", std::string("on")) == "off" ? pool::PowerState::Off : pool::PowerState::On;
+  s.uuid = j.value("fixed_uuid", std::string());
+  s.template_ = j.value("template", std::string());
+  return s;
+}
+
+template <class T>
+void upsert(std::vector<T>& into, const std::vector<T>& incoming) {
+  // Indexed: an apply of 10,000 servers onto 100,000 must not be quadratic.
+  std::unordered_map<std::string, std::size_t> index;
+  index.reserve(into.size());
+  for (std::size_t i = 0; i < into.size(); ++i) index.emplace(into[i].name, i);
+  for (const auto& item : incoming) {
+    auto [it, fresh] = index.emplace(item.name, into.size());
+    if (fresh) into.push_back(item);
+    else into[it->second] = item;
+  }
+}
+
+}  // namespace
+
+std::string macToString(std::uint64_t mac) {
+  char buf[18];
+  std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", unsigned(mac >> 40 & 0xff), unsigned(mac >> 32 & 0xff),
+                unsigned(mac >> 24 & 0xff), unsigned(mac >> 16 & 0xff), unsigned(mac >> 8 & 0xff), unsigned(mac & 0xff));
+  return buf;
+}
+
+Json toJson(const pool::Pool& p) {
+  Json j{{"name", p.name},         {"partition", p.partition},    {"blade_names", p.bladeNames},
+         {"spare_pool", p.sparePool}, {"spares", p.spares},        {"failover", pool::toString(p.failover)},
+         {"failback", pool::toString(p.failback)}, {"borrow_from", p.borrowFrom}, {"identity_pool", p.identityPool}};
+  j["hypervisor"] = p.hypervisor ? Json(pool::toString(*p.hypervisor)) : Json(nullptr);
+  if (p.match) {
+    Json m = Json::object();
+    putOpt(m, "chassis", p.match->chassis);
+    putOpt(m, "min_cores", p.match->minCores);
+    putOpt(m, "min_memory_mib", p.match->minMemory);
+    putOpt(m, "model", p.match->model);
+    if (p.match->hypervisor) m["hypervisor"] = pool::toString(*p.match->hypervisor);
+    j["match"] = m;
+  }
+  return j;
+}
+
+Json toJson(const pool::Server& s) {
+  Json nics = Json::array(), disks = Json::array();
+  for (const auto& n : s.nics) nics.push_back({{"network", n.network}, {"mac", n.mac}});
+  for (const auto& d : s.disks) disks.push_back({{"image", d.image}, {"format", d.format}, {"read_only", d.readOnly}});
+  Json j{{"name", s.name},         {"partition", s.partition},       {"pool", s.pool},
+         {"vcpus", s.vcpus},       {"memory_mib", s.memory},         {"nics", nics},
+         {"disks", disks},         {"priority", s.priority},         {"anti_affinity", s.antiAffinity},
+         {"dedicated", s.dedicated}, {"power", pool::toString(s.power)}, {"fixed_uuid", s.uuid},
+         {"template", s.template_}};
+  if (!s.boot.empty()) j["boot"] = {{"kernel", s.boot.kernel}, {"initrd", s.boot.initrd}, {"cmdline", s.boot.cmdline}};
+  if (s.xenType) j["xen_type"] = pool::toString(*s.xenType);
+  return j;
+}
+
+std::vector<DeclarationRecord> toRecords(const pool::Declarations& d) {
+  std::vector<DeclarationRecord> out;
+  for (const auto& x : d.partitions) out.push_back({"Partition", x.name, toJson(x).dump()});
+  for (const auto& x : d.networks) out.push_back({"Network", x.name, toJson(x).dump()});
+  for (const auto& x : d.identityPools) out.push_back({"IdentityPool", x.name, toJson(x).dump()});
+  for (const auto& x : d.pools) out.push_back({"Pool", x.name, toJson(x).dump()});
+  for (const auto& x : d.servers) out.push_back({"Server", x.name, toJson(x).dump()});
+  return out;
+}
+
+pool::Declarations fromRecords(const std::vector<DeclarationRecord>& records, std::vector<std::string>* problems) {
+  pool::Declarations d;
+  for (const auto& r : records) {
+    try {
+      Json j = Json::parse(r.body);
+      if (r.kind == "Partition") d.partitions.push_back(partitionFrom(j));
+      else if (r.kind == "Network") d.networks.push_back(networkFrom(j));
+      else if (r.kind == "IdentityPool") d.identityPools.push_back(identityPoolFrom(j));
+      else if (r.kind == "Pool") d.pools.push_back(poolFrom(j));
+      else if (r.kind == "Server") d.servers.push_back(serverFrom(j));
+      else if (problems) problems->push_back("unknown stored kind '" + r.kind + "' ('" + r.name + "')");
+    } catch (const std::exception& e) {
+      if (problems) problems->push_back("stored " + r.kind + " '" + r.name + "' unreadable: " + e.what());
+    }
+  }
+  return d;
+}
+
+void mergeDeclarations(pool::Declarations& into, const pool::Declarations& incoming) {
+  upsert(into.partitions, incoming.partitions);
+  upsert(into.networks, incoming.networks);
+  upsert(into.identityPools, incoming.identityPools);
+  upsert(into.pools, incoming.pools);
+  upsert(into.servers, incoming.servers);
+}
+
+}  // namespace loom::controller

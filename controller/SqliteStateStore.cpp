@@ -1,0 +1,254 @@
+// StateStore on embedded SQLite: WAL journal, synchronous=FULL, one transaction per
+// commit(). Only this file knows SQL.
+#include <sqlite3.h>
+
+#include <nlohmann/json.hpp>
+
+#include "controller/StateStore.h"
+
+namespace loom::controller {
+
+void Change::merge(Change&& o) {
+  auto append = [](auto& into, auto& from) {
+    into.insert(into.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+  };
+  append(putDeclarations, o.putDeclarations);
+  append(deleteDeclarations, o.deleteDeclarations);
+  for (auto& s : o.deleteBindings) putBindings.erase(s);
+  for (auto& [k, v] : o.putBindings) putBindings[k] = v;
+  append(deleteBindings, o.deleteBindings);
+  for (auto& s : o.deleteBorrowed) putBorrowed.erase(s);
+  for (auto& [k, v] : o.putBorrowed) putBorrowed[k] = v;
+  append(deleteBorrowed, o.deleteBorrowed);
+  append(putIdentities, o.putIdentities);
+  append(putBlades, o.putBlades);
+  append(putOperations, o.putOperations);
+  append(appendEvents, o.appendEvents);
+}
+
+namespace {
+
+const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS declarations(kind TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY(kind, name));
+CREATE TABLE IF NOT EXISTS bindings(server TEXT PRIMARY KEY, blade TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS borrowed(blade TEXT PRIMARY KEY, pool TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS identities(server TEXT PRIMARY KEY, pool TEXT NOT NULL, uuid TEXT NOT NULL, macs TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blades(name TEXT PRIMARY KEY, inventory TEXT NOT NULL, admin_state TEXT NOT NULL, first_seen_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS operations(id INTEGER PRIMARY KEY, blade TEXT NOT NULL, server TEXT NOT NULL, kind TEXT NOT NULL,
+  state TEXT NOT NULL, attempts INTEGER NOT NULL, error TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS operations_state ON operations(state);
+CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, level TEXT NOT NULL, blade TEXT NOT NULL,
+  server TEXT NOT NULL, message TEXT NOT NULL);
+)sql";
+
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) { ok_ = sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) == SQLITE_OK; }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+  bool ok() const { return ok_; }
+  Statement& bind(int i, const std::string& s) {
+    sqlite3_bind_text(stmt_, i, s.data(), static_cast<int>(s.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& bind(int i, std::int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  // Runs a write; resets for reuse. Returns the sqlite result code.
+  int run() {
+    int rc = sqlite3_step(stmt_);
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+  }
+  bool next() { return sqlite3_step(stmt_) == SQLITE_ROW; }
+  std::string text(int col) const {
+    auto p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, col));
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, col))) : std::string();
+  }
+  std::int64_t integer(int col) const { return sqlite3_column_int64(stmt_, col); }
+
+ private:
+  sqlite3_stmt* stmt_ = nullptr;
+  bool ok_ = false;
+};
+
+class SqliteStateStore final : public StateStore {
+ public:
+  explicit SqliteStateStore(sqlite3* db) : db_(db) {}
+  ~SqliteStateStore() override { sqlite3_close(db_); }
+
+  Status init() {
+    for (const char* pragma : {"PRAGMA journal_mode=WAL;", "PRAGMA synchronous=FULL;", "PRAGMA foreign_keys=OFF;"})
+      if (auto s = exec(pragma); !s) return s;
+    return exec(kSchema);
+  }
+
+  Result<StoredState> load() override {
+    StoredState st;
+    {
+      Statement q(db_, "SELECT kind, name, body FROM declarations ORDER BY rowid");
+      while (q.next()) st.declarations.push_back({q.text(0), q.text(1), q.text(2)});
+    }
+    {
+      Statement q(db_, "SELECT server, blade FROM bindings");
+      while (q.next()) st.bindings.emplace(q.text(0), q.text(1));
+    }
+    {
+      Statement q(db_, "SELECT blade, pool FROM borrowed");
+      while (q.next()) st.borrowed.emplace(q.text(0), q.text(1));
+    }
+    {
+      Statement q(db_, "SELECT server, pool, uuid, macs FROM identities");
+      while (q.next()) {
+        pool::IdentityRecord r;
+        r.server = q.text(0);
+        r.identityPool = q.text(1);
+        r.identity.uuid = q.text(2);
+        auto macs = nlohmann::json::parse(q.text(3), nullptr, false);
+        if (macs.is_array())
+          for (const auto& m : macs)
+            if (m.is_string()) r.identity.macs.push_back(m.get<std::string>());
+        st.identities.push_back(std::move(r));
+      }
+    }
+    {
+      Statement q(db_, "SELECT name, inventory, admin_state, first_seen_ms FROM blades ORDER BY rowid");
+      while (q.next()) st.blades.push_back({q.text(0), q.text(1), q.text(2), q.integer(3)});
+    }
+    {
+      Statement q(db_, "SELECT id, blade, server, kind, state, attempts, error FROM operations WHERE state='pending' ORDER BY id");
+      while (q.next())
+        st.pendingOperations.push_back({static_cast<std::uint64_t>(q.integer(0)), q.text(1), q.text(2), q.text(3), q.text(4),
+                                        static_cast<int>(q.integer(5)), q.text(6)});
+    }
+    {
+      Statement q(db_, "SELECT COALESCE(MAX(id),0) FROM events");
+      if (q.next()) st.lastEventId = static_cast<std::uint64_t>(q.integer(0));
+    }
+    {
+      Statement q(db_, "SELECT COALESCE(MAX(id),0) FROM operations");
+      if (q.next()) st.lastOperationId = static_cast<std::uint64_t>(q.integer(0));
+    }
+    return st;
+  }
+
+  Status commit(const Change& c) override {
+    if (c.empty()) return okStatus();
+    if (auto s = exec("BEGIN IMMEDIATE;"); !s) return s;
+    Status s = apply(c);
+    if (!s) {
+      (void)exec("ROLLBACK;");
+      return s;
+    }
+    // With synchronous=FULL in WAL mode, COMMIT returns after the WAL is fsynced.
+    return exec("COMMIT;");
+  }
+
+  Result<std::vector<EventRecord>> events(std::uint64_t sinceId, std::size_t limit) override {
+    Statement q(db_, "SELECT id, time_ms, level, blade, server, message FROM events WHERE id > ? ORDER BY id LIMIT ?");
+    if (!q.ok()) return error("select events");
+    q.bind(1, static_cast<std::int64_t>(sinceId)).bind(2, static_cast<std::int64_t>(limit));
+    std::vector<EventRecord> out;
+    while (q.next())
+      out.push_back({static_cast<std::uint64_t>(q.integer(0)), q.integer(1), q.text(2), q.text(3), q.text(4), q.text(5)});
+    return out;
+  }
+
+ private:
+  Error error(const std::string& what) const { return makeError(Errc::Io, "state store: " + what + ": " + sqlite3_errmsg(db_)); }
+
+  Status exec(const char* sql) {
+    char* msg = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &msg) != SQLITE_OK) {
+      std::string m = msg ? msg : "unknown error";
+      sqlite3_free(msg);
+      return makeError(Errc::Io, std::string("state store: ") + m);
+    }
+    return okStatus();
+  }
+
+  Status apply(const Change& c) {
+    auto check = [&](int rc, const char* what) -> Status {
+      return rc == SQLITE_OK ? okStatus() : Status(error(what));
+    };
+#define LOOM_TRY(expr)          \
+  if (auto st = (expr); !st) \
+  return st
+    if (!c.putDeclarations.empty()) {
+      Statement q(db_, "INSERT INTO declarations(kind,name,body) VALUES(?,?,?) ON CONFLICT(kind,name) DO UPDATE SET body=excluded.body");
+      for (const auto& d : c.putDeclarations) LOOM_TRY(check(q.bind(1, d.kind).bind(2, d.name).bind(3, d.body).run(), "put declaration"));
+    }
+    if (!c.deleteDeclarations.empty()) {
+      Statement q(db_, "DELETE FROM declarations WHERE kind=? AND name=?");
+      for (const auto& [k, n] : c.deleteDeclarations) LOOM_TRY(check(q.bind(1, k).bind(2, n).run(), "delete declaration"));
+    }
+    if (!c.deleteBindings.empty()) {
+      Statement q(db_, "DELETE FROM bindings WHERE server=?");
+      for (const auto& s : c.deleteBindings) LOOM_TRY(check(q.bind(1, s).run(), "delete binding"));
+    }
+    if (!c.putBindings.empty()) {
+      Statement q(db_, "INSERT OR REPLACE INTO bindings(server,blade) VALUES(?,?)");
+      for (const auto& [s, b] : c.putBindings) LOOM_TRY(check(q.bind(1, s).bind(2, b).run(), "put binding"));
+    }
+    if (!c.deleteBorrowed.empty()) {
+      Statement q(db_, "DELETE FROM borrowed WHERE blade=?");
+      for (const auto& b : c.deleteBorrowed) LOOM_TRY(check(q.bind(1, b).run(), "delete borrowed"));
+    }
+    if (!c.putBorrowed.empty()) {
+      Statement q(db_, "INSERT OR REPLACE INTO borrowed(blade,pool) VALUES(?,?)");
+      for (const auto& [b, p] : c.putBorrowed) LOOM_TRY(check(q.bind(1, b).bind(2, p).run(), "put borrowed"));
+    }
+    if (!c.putIdentities.empty()) {
+      Statement q(db_, "INSERT OR REPLACE INTO identities(server,pool,uuid,macs) VALUES(?,?,?,?)");
+      for (const auto& r : c.putIdentities)
+        LOOM_TRY(check(q.bind(1, r.server).bind(2, r.identityPool).bind(3, r.identity.uuid)
+                           .bind(4, nlohmann::json(r.identity.macs).dump()).run(),
+                       "put identity"));
+    }
+    if (!c.putBlades.empty()) {
+      Statement q(db_,
+                  "INSERT INTO blades(name,inventory,admin_state,first_seen_ms) VALUES(?,?,?,?) ON CONFLICT(name) DO UPDATE "
+                  "SET inventory=excluded.inventory, admin_state=excluded.admin_state");
+      for (const auto& b : c.putBlades)
+        LOOM_TRY(check(q.bind(1, b.name).bind(2, b.inventory).bind(3, b.adminState).bind(4, b.firstSeenMs).run(), "put blade"));
+    }
+    if (!c.putOperations.empty()) {
+      Statement q(db_, "INSERT OR REPLACE INTO operations(id,blade,server,kind,state,attempts,error) VALUES(?,?,?,?,?,?,?)");
+      for (const auto& o : c.putOperations)
+        LOOM_TRY(check(q.bind(1, static_cast<std::int64_t>(o.id)).bind(2, o.blade).bind(3, o.server).bind(4, o.kind)
+                           .bind(5, o.state).bind(6, o.attempts).bind(7, o.error).run(),
+                       "put operation"));
+    }
+    if (!c.appendEvents.empty()) {
+      Statement q(db_, "INSERT OR REPLACE INTO events(id,time_ms,level,blade,server,message) VALUES(?,?,?,?,?,?)");
+      for (const auto& e : c.appendEvents)
+        LOOM_TRY(check(q.bind(1, static_cast<std::int64_t>(e.id)).bind(2, e.timeMs).bind(3, e.level).bind(4, e.blade)
+                           .bind(5, e.server).bind(6, e.message).run(),
+                       "append event"));
+    }
+#undef LOOM_TRY
+    return okStatus();
+  }
+
+  sqlite3* db_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<StateStore>> openSqliteStateStore(const std::string& path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+    std::string m = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return makeError(Errc::Io, "cannot open state store '" + path + "': " + m);
+  }
+  sqlite3_busy_timeout(db, 5000);
+  auto store = std::make_unique<SqliteStateStore>(db);
+  if (auto s = store->init(); !s) return makeError(Errc::Io, "state store '" + path + "': " + s.error().message);
+  return std::unique_ptr<StateStore>(std::move(store));
+}
+
+}  // namespace loom::controller

@@ -1,0 +1,140 @@
+// loomd: the Loom controller. Wires the state store, the controller core, the agent
+// fabric (core thread) and the HTTP API (its own thread); see controller/README.md.
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "controller/Controller.h"
+#include "controller/ControllerLoop.h"
+#include "controller/HttpServer.h"
+#include "protocol/CurveKeys.h"
+
+namespace {
+
+std::atomic<loom::controller::ControllerLoop*> gLoop{nullptr};
+std::atomic<loom::controller::HttpServer*> gHttp{nullptr};
+
+void onSignal(int) {
+  if (auto* l = gLoop.load()) l->stop();
+  if (auto* h = gHttp.load()) h->stop();
+}
+
+std::int64_t wallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+int fail(const std::string& message) {
+  std::cerr << "loomd: " << message << "\n";
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace loom;
+  CLI::App app{"loomd: the Loom blade-fabric controller"};
+  app.set_config("--config", "", "configuration file (key: value lines, the long option names)");
+  app.config_formatter(std::make_shared<CLI::ConfigBase>());
+  static_cast<CLI::ConfigBase*>(app.get_config_formatter_base().get())->valueSeparator(':');
+  std::string statePath = "loomd.db", agents = "tcp://127.0.0.1:7700", api = "127.0.0.1:7780";
+  std::string keyPath, allowPath, logLevel = "info";
+  bool insecure = false;
+  controller::ControllerOptions opts;
+  app.add_option("--state", statePath, "state store (SQLite file)")->capture_default_str();
+  app.add_option("--agents", agents, "ZeroMQ endpoint agents connect to")->capture_default_str();
+  app.add_option("--api", api, "HTTP API address HOST:PORT (port 0: any free port, printed)")->capture_default_str();
+  app.add_flag("--insecure", insecure, "turn CurveZMQ authentication off (demos and tests only)");
+  app.add_option("--key", keyPath, "controller secret key file (from `loomd keygen`)");
+  app.add_option("--allow", allowPath, "allow-list: agent public keys, one per line");
+  app.add_option("--heartbeat-ms", opts.heartbeatMs, "heartbeat interval told to agents")->capture_default_str();
+  app.add_option("--lease-ms", opts.leaseMs, "lease told to agents")->capture_default_str();
+  app.add_option("--suspect-ms", opts.suspectMs, "silence before a blade is suspect")->capture_default_str();
+  app.add_option("--dead-ms", opts.deadMs, "silence before a blade is failed")->capture_default_str();
+  app.add_option("--op-timeout-ms", opts.opTimeoutMs, "time an agent has to answer a step")->capture_default_str();
+  app.add_option("--log-level", logLevel, "trace|debug|info|warn|error")->capture_default_str();
+
+  auto* keygen = app.add_subcommand("keygen", "write a CurveZMQ key pair (NAME.key secret, NAME.pub public)");
+  std::string keyDir, keyName = "loomd";
+  keygen->add_option("--out", keyDir, "directory")->required();
+  keygen->add_option("--name", keyName, "file base name (e.g. an agent's blade name)")->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::from_str(logLevel));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ loomd: %v");
+
+  if (*keygen) {
+    auto kp = protocol::writeCurveKeyPair(keyDir, keyName);
+    if (!kp) return fail(kp.error().message);
+    std::cout << "wrote " << keyDir << "/" << keyName << ".key (secret) and " << keyDir << "/" << keyName << ".pub: " << kp->publicKey
+              << "\n";
+    return 0;
+  }
+  if (opts.suspectMs <= 0 || opts.deadMs < opts.suspectMs || opts.heartbeatMs <= 0 || opts.leaseMs < opts.heartbeatMs)
+    return fail("need 0 < --heartbeat-ms <= --lease-ms and 0 < --suspect-ms <= --dead-ms");
+
+  controller::FabricOptions fabric;
+  fabric.endpoint = agents;
+  fabric.insecure = insecure;
+  if (!insecure) {
+    if (keyPath.empty() || allowPath.empty())
+      return fail("CurveZMQ needs --key FILE (from `loomd keygen`) and --allow FILE (agent public keys); or --insecure for a demo");
+    auto key = protocol::readCurveKey(keyPath);
+    if (!key) return fail(key.error().message);
+    auto allowed = protocol::readAllowList(allowPath);
+    if (!allowed) return fail(allowed.error().message);
+    fabric.secretKey = *key;
+    fabric.allowedKeys = *allowed;
+    spdlog::info("CurveZMQ on: {} agent key(s) allowed", fabric.allowedKeys.size());
+  }
+  const auto colon = api.rfind(':');
+  if (colon == std::string::npos) return fail("--api wants HOST:PORT, got '" + api + "'");
+  int apiPort = 0;
+  try {
+    apiPort = std::stoi(api.substr(colon + 1));
+  } catch (...) {
+    apiPort = -1;
+  }
+  if (apiPort < 0 || apiPort > 65535) return fail("--api: bad port in '" + api + "'");
+
+  auto store = controller::openSqliteStateStore(statePath);
+  if (!store) return fail(store.error().message);
+
+  controller::ControllerLoop* loopPtr = nullptr;
+  controller::Controller core(
+      **store, opts, [&loopPtr](const std::string& blade, const protocol::Json& frame) { loopPtr->send(blade, frame); }, wallMs);
+  const auto t0 = std::chrono::steady_clock::now();
+  if (auto s = core.recover(controller::ControllerLoop::monotonicMs()); !s) return fail("recovery: " + s.error().message);
+  controller::ControllerLoop loop(core, fabric);
+  loopPtr = &loop;
+  if (auto s = loop.bind(); !s) return fail(s.error().message);
+
+  controller::HttpServer http(api.substr(0, colon), static_cast<unsigned short>(apiPort),
+                              [&loop, &core](controller::ApiRequest req, controller::HttpServer::Done done) {
+                                loop.post([&core, req = std::move(req), done = std::move(done)]() mutable {
+                                  core.handleApi(req, controller::ControllerLoop::monotonicMs(), std::move(done));
+                                });
+                              });
+  auto port = http.listen();
+  if (!port) return fail(port.error().message);
+  const double startup = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  spdlog::info("serving: agents on {}, API on http://{}:{} (state {}, ready in {:.3f} s)", agents, api.substr(0, colon), *port,
+               statePath, startup);
+  // A machine-readable line for scripts and tests that asked for port 0.
+  std::cout << "loomd: api-port " << *port << std::endl;
+
+  gLoop = &loop;
+  gHttp = &http;
+  std::signal(SIGINT, onSignal);
+  std::signal(SIGTERM, onSignal);
+  std::signal(SIGPIPE, SIG_IGN);
+  std::thread httpThread([&http] { http.run(); });
+  loop.run();
+  http.stop();
+  httpThread.join();
+  spdlog::info("stopped");
+  return 0;
+}

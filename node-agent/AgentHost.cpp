@@ -1,0 +1,129 @@
+#include "node-agent/AgentHost.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+#include <zmq.hpp>
+
+#include "protocol/CurveKeys.h"
+
+namespace loom::agent {
+
+struct AgentHost::Impl {
+  FabricOptions options;
+  std::string publicKey;
+  zmq::context_t context;
+  std::vector<std::unique_ptr<zmq::socket_t>> sockets;
+  std::vector<std::unique_ptr<Agent>> agents;
+  std::vector<zmq::pollitem_t> items;
+};
+
+std::int64_t AgentHost::monotonicMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+AgentHost::AgentHost(FabricOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+  // Each blade holds a socket and a TCP connection: lift the limits that assume a few.
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  impl_->context.set(zmq::ctxopt::max_sockets, 100000);
+  impl_->context.set(zmq::ctxopt::io_threads, 2);
+  if (!impl_->options.insecure) {
+    if (auto pub = protocol::curvePublicKey(impl_->options.secretKey)) impl_->publicKey = *pub;
+  }
+}
+
+AgentHost::~AgentHost() {
+  for (auto& s : impl_->sockets) s->close();
+}
+
+std::size_t AgentHost::size() const { return impl_->agents.size(); }
+
+Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> driver) {
+  auto socket = std::make_unique<zmq::socket_t>(impl_->context, zmq::socket_type::dealer);
+  try {
+    socket->set(zmq::sockopt::routing_id, config.blade);
+    socket->set(zmq::sockopt::linger, 0);
+    // Do not queue frames for a controller that is not connected: stale heartbeats and
+    // registrations are worthless; the agent retries on its own schedule.
+    socket->set(zmq::sockopt::immediate, 1);
+    socket->set(zmq::sockopt::reconnect_ivl, 200);
+    socket->set(zmq::sockopt::reconnect_ivl_max, 2000);
+    socket->set(zmq::sockopt::maxmsgsize, int64_t{64} << 20);
+    if (!impl_->options.insecure) {
+      socket->set(zmq::sockopt::curve_serverkey, impl_->options.serverKey);
+      socket->set(zmq::sockopt::curve_publickey, impl_->publicKey);
+      socket->set(zmq::sockopt::curve_secretkey, impl_->options.secretKey);
+    }
+    socket->connect(impl_->options.controller);
+  } catch (const zmq::error_t& e) {
+    return makeError(Errc::Io, "blade '" + config.blade + "': cannot connect to '" + impl_->options.controller + "': " + e.what());
+  }
+  zmq::socket_t* raw = socket.get();
+  auto agent = std::make_unique<Agent>(std::move(config), std::move(driver), [raw](const protocol::Json& frame) {
+    const std::string bytes = frame.dump();
+    try {
+      (void)raw->send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+    } catch (const zmq::error_t&) {
+      // Not connected: dropped, the agent's timers resend what matters.
+    }
+  });
+  impl_->items.push_back({socket->handle(), 0, ZMQ_POLLIN, 0});
+  impl_->sockets.push_back(std::move(socket));
+  impl_->agents.push_back(std::move(agent));
+  return okStatus();
+}
+
+void AgentHost::run() {
+  auto& agents = impl_->agents;
+  auto& sockets = impl_->sockets;
+  auto& items = impl_->items;
+  for (auto& a : agents) a->start(monotonicMs());
+  // With thousands of sockets one poll costs O(n): pace the loop so a busy fabric is
+  // served in batches (at most ~200 polls a second) rather than one poll per frame.
+  constexpr std::int64_t kMinCycleMs = 5;
+  std::int64_t lastCycle = 0;
+  while (!stop_) {
+    const std::int64_t now0 = monotonicMs();
+    std::int64_t next = now0 + 100;
+    for (const auto& a : agents) next = std::min(next, a->nextTickAt());
+    if (agents.size() > 64 && now0 - lastCycle < kMinCycleMs)
+      std::this_thread::sleep_for(std::chrono::milliseconds(kMinCycleMs - (now0 - lastCycle)));
+    lastCycle = monotonicMs();
+    try {
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(std::clamp<std::int64_t>(next - lastCycle, 0, 100)));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) spdlog::error("agent poll: {}", e.what());
+      continue;
+    }
+    const std::int64_t now = monotonicMs();
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if (!(items[i].revents & ZMQ_POLLIN)) continue;
+      for (int n = 0; n < 1000; ++n) {
+        zmq::message_t msg;
+        try {
+          if (!sockets[i]->recv(msg, zmq::recv_flags::dontwait)) break;
+        } catch (const zmq::error_t&) {
+          break;
+        }
+        try {
+          agents[i]->onFrame(msg.to_string_view(), now);
+        } catch (const std::exception& e) {
+          spdlog::critical("{}: unexpected exception handling a frame: {}", agents[i]->blade(), e.what());
+        }
+      }
+    }
+    for (auto& a : agents)
+      if (a->nextTickAt() <= now) a->tick(now);
+  }
+}
+
+}  // namespace loom::agent

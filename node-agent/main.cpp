@@ -1,0 +1,204 @@
+// loom-agent: the node agent. One blade (--blade with a real or test driver), or every
+// blade of a fabric file in one process (--simulate), or `probe` to show what this host
+// is and which drivers apply. See node-agent/README.md.
+#include <unistd.h>
+
+#include <csignal>
+#include <iostream>
+#include <sstream>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "config/Loader.h"
+#include "drivers/DriverRegistry.h"
+#include "node-agent/AgentHost.h"
+#include "protocol/CurveKeys.h"
+
+namespace {
+
+std::atomic<loom::agent::AgentHost*> gHost{nullptr};
+void onSignal(int) {
+  if (auto* h = gHost.load()) h->stop();
+}
+
+int fail(const std::string& message) {
+  std::cerr << "loom-agent: " << message << "\n";
+  return 1;
+}
+
+std::string hostName() {
+  char buf[256] = {};
+  gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+std::vector<std::string> splitComma(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+std::vector<std::string> hypervisorNames(loom::pool::HypervisorSet set) {
+  std::vector<std::string> out;
+  if (set.has(loom::pool::Hypervisor::Kvm)) out.push_back("kvm");
+  if (set.has(loom::pool::Hypervisor::Xen)) out.push_back("xen");
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace loom;
+  CLI::App app{"loom-agent: the Loom node agent"};
+  std::string controller = "tcp://127.0.0.1:7700", driverName = "test", blade, chassis, keyPath, serverKeyPath;
+  std::string simulate, only, journal, simStateDir, hypervisors, uri, logLevel = "info";
+  int slot = 0;
+  bool insecure = false;
+  std::vector<std::string> driverParams;
+  app.add_option("--controller", controller, "controller fabric endpoint")->capture_default_str();
+  app.add_option("--driver", driverName, "hypervisor driver: xen | kvm | test")->capture_default_str();
+  app.add_option("--blade", blade, "this blade's name");
+  app.add_option("--chassis", chassis, "chassis name");
+  app.add_option("--slot", slot, "slot number");
+  app.add_flag("--insecure", insecure, "turn CurveZMQ off (demos and tests only)");
+  app.add_option("--key", keyPath, "this agent's secret key file (from `loomd keygen --name BLADE`)");
+  app.add_option("--server-key", serverKeyPath, "the controller's public key file (loomd.pub)");
+  app.add_option("--simulate", simulate, "run every blade of this fabric file (test driver each)");
+  app.add_option("--only", only, "with --simulate: just these blades (comma-separated)");
+  app.add_option("--journal", journal, "test driver journal file (shared by all simulated blades)");
+  app.add_option("--sim-state", simStateDir, "directory where simulated blades keep their domains across agent restarts");
+  app.add_option("--hypervisors", hypervisors, "test driver: what the blade claims it can run (kvm,xen)");
+  app.add_option("--uri", uri, "driver URI (kvm: qemu:///system)");
+  app.add_option("--driver-param", driverParams, "driver parameter KEY=VALUE (repeatable)");
+  app.add_option("--log-level", logLevel, "trace|debug|info|warn|error")->capture_default_str();
+
+  auto* probe = app.add_subcommand("probe", "show this node's inventory and which drivers apply");
+  std::string probeDriver, output = "table";
+  probe->add_option("--driver", probeDriver, "only this driver");
+  probe->add_option("-o,--output", output, "table | json")->check(CLI::IsMember({"table", "json"}));
+
+  CLI11_PARSE(app, argc, argv);
+  spdlog::set_level(spdlog::level::from_str(logLevel));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ loom-agent: %v");
+
+  drivers::DriverRegistry registry;
+  drivers::registerBuiltinDrivers(registry);
+  drivers::DriverOptions baseOptions;
+  baseOptions.uri = uri;
+  for (const auto& p : driverParams) {
+    const auto eq = p.find('=');
+    if (eq == std::string::npos) return fail("--driver-param wants KEY=VALUE, got '" + p + "'");
+    baseOptions.params[p.substr(0, eq)] = p.substr(eq + 1);
+  }
+
+  if (*probe) {
+    nlohmann::json node{{"hostname", hostName()},
+                        {"cpus", sysconf(_SC_NPROCESSORS_ONLN)},
+                        {"memory_mib", static_cast<std::uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<std::uint64_t>(sysconf(_SC_PAGE_SIZE)) >> 20}};
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& [name, result] : drivers::probeAll(registry, baseOptions)) {
+      if (!probeDriver.empty() && name != probeDriver) continue;
+      list.push_back({{"driver", name}, {"applies", result.applies}, {"reason", result.reason}});
+    }
+    if (!probeDriver.empty() && list.empty()) {
+      std::string known;
+      for (const auto& n : registry.names()) known += (known.empty() ? "" : ", ") + n;
+      return fail("unknown driver '" + probeDriver + "' (known: " + known + ")");
+    }
+    if (output == "json") {
+      std::cout << nlohmann::json{{"node", node}, {"drivers", list}}.dump(2) << "\n";
+    } else {
+      std::cout << "host " << node["hostname"].get<std::string>() << ": " << node["cpus"] << " cpus, " << node["memory_mib"]
+                << " MiB\n";
+      std::cout << "DRIVER  APPLIES  REASON\n";
+      for (const auto& d : list) {
+        std::string n = d["driver"];
+        n.resize(std::max<std::size_t>(n.size(), 8), ' ');
+        std::cout << n << (d["applies"].get<bool>() ? "yes      " : "no       ") << d["reason"].get<std::string>() << "\n";
+      }
+    }
+    return 0;
+  }
+
+  agent::FabricOptions fabric;
+  fabric.controller = controller;
+  fabric.insecure = insecure;
+  if (insecure) {
+    spdlog::warn("*** --insecure: CurveZMQ is OFF; this agent talks to any controller in the clear. Demos and tests only. ***");
+  } else {
+    if (keyPath.empty() || serverKeyPath.empty())
+      return fail("CurveZMQ needs --key FILE (this agent's secret key) and --server-key FILE (the controller's public key); or --insecure");
+    auto key = protocol::readCurveKey(keyPath);
+    if (!key) return fail(key.error().message);
+    auto serverKey = protocol::readCurveKey(serverKeyPath);
+    if (!serverKey) return fail(serverKey.error().message);
+    fabric.secretKey = *key;
+    fabric.serverKey = *serverKey;
+  }
+  agent::AgentHost host(fabric);
+  auto statePath = [&](const std::string& name) { return simStateDir.empty() ? std::string() : simStateDir + "/" + name + ".json"; };
+
+  if (!simulate.empty()) {
+    auto fabricFile = config::loadFabricFile(simulate);
+    if (!fabricFile.ok()) {
+      for (const auto& d : fabricFile.diagnostics) std::cerr << d.format() << "\n";
+      return fail("cannot load fabric file '" + simulate + "'");
+    }
+    const auto wanted = splitComma(only);
+    for (const auto& w : wanted) {
+      bool found = false;
+      for (const auto& b : fabricFile.fabric.blades) found = found || b.name == w;
+      if (!found) return fail("--only: blade '" + w + "' is not in '" + simulate + "'");
+    }
+    for (const auto& b : fabricFile.fabric.blades) {
+      if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), b.name) == wanted.end()) continue;
+      drivers::DriverOptions o = baseOptions;
+      o.params["blade"] = b.name;
+      o.params["cores"] = std::to_string(b.cores);
+      o.params["memory_mib"] = std::to_string(b.memory);
+      if (!b.model.empty()) o.params["cpu_model"] = b.model;
+      if (!journal.empty()) o.params["journal"] = journal;
+      auto driver = registry.create("test", o);
+      if (!driver) return fail("blade '" + b.name + "': " + driver.error().message);
+      agent::AgentConfig cfg;
+      cfg.blade = b.name;
+      cfg.simStatePath = statePath(b.name);
+      cfg.inventory = {b.chassis, b.slot, b.sockets, b.cores, b.memory, b.model.empty() ? "Loom Test CPU" : b.model,
+                       hypervisorNames(b.hypervisors.empty() ? pool::HypervisorSet::all() : b.hypervisors),
+                       b.personality ? pool::toString(*b.personality) : "", "test", hostName()};
+      if (auto s = host.add(std::move(cfg), std::move(*driver)); !s) return fail(s.error().message);
+    }
+    spdlog::info("simulating {} blades against {}", host.size(), controller);
+  } else {
+    if (blade.empty()) return fail("--blade NAME is required (or --simulate FABRIC.yaml)");
+    drivers::DriverOptions o = baseOptions;
+    o.params.try_emplace("blade", blade);
+    if (!journal.empty()) o.params["journal"] = journal;
+    auto driver = registry.create(driverName, o);
+    if (!driver) return fail(driver.error().message);
+    auto probed = (*driver)->probe();
+    if (!probed.applies) return fail("driver '" + driverName + "' does not apply here: " + probed.reason);
+    auto info = (*driver)->nodeInfo();
+    if (!info) return fail("driver '" + driverName + "': " + info.error().message);
+    agent::AgentConfig cfg;
+    cfg.blade = blade;
+    cfg.simStatePath = driverName == "test" ? statePath(blade) : "";
+    std::vector<std::string> hv = hypervisors.empty() ? std::vector<std::string>{} : splitComma(hypervisors);
+    if (hv.empty()) hv = driverName == "test" ? std::vector<std::string>{"kvm", "xen"} : std::vector<std::string>{driverName};
+    cfg.inventory = {chassis, slot, info->sockets, info->cores, info->memory, info->cpuModel, hv,
+                     driverName == "test" ? "" : driverName, driverName, hostName()};
+    if (auto s = host.add(std::move(cfg), std::move(*driver)); !s) return fail(s.error().message);
+    spdlog::info("blade {} ({} driver, {} cores, {} MiB) -> {}", blade, driverName, info->cores, info->memory, controller);
+  }
+  gHost = &host;
+  std::signal(SIGINT, onSignal);
+  std::signal(SIGTERM, onSignal);
+  host.run();
+  spdlog::info("stopped");
+  return 0;
+}

@@ -1,0 +1,221 @@
+#include "protocol/Validation.h"
+
+#include <array>
+
+namespace loom::protocol {
+namespace {
+
+using Check = std::optional<Rejection>;
+
+Check invalid(std::string message) { return Rejection{"invalid", std::move(message)}; }
+
+// Field-level checks; `where` prefixes the message ("steps[2].op").
+Check needString(const Json& o, const char* field, const std::string& where, bool required = true) {
+  auto it = o.find(field);
+  if (it == o.end()) return required ? invalid(where + field + ": missing") : std::nullopt;
+  if (!it->is_string()) return invalid(where + field + ": expected a string");
+  return std::nullopt;
+}
+
+Check needUnsigned(const Json& o, const char* field, const std::string& where, bool required = true) {
+  auto it = o.find(field);
+  if (it == o.end()) return required ? invalid(where + field + ": missing") : std::nullopt;
+  if (!it->is_number_unsigned() && !(it->is_number_integer() && it->get<std::int64_t>() >= 0))
+    return invalid(where + field + ": expected a non-negative integer");
+  return std::nullopt;
+}
+
+Check needInteger(const Json& o, const char* field, const std::string& where, bool required = true) {
+  auto it = o.find(field);
+  if (it == o.end()) return required ? invalid(where + field + ": missing") : std::nullopt;
+  if (!it->is_number_integer()) return invalid(where + field + ": expected an integer");
+  return std::nullopt;
+}
+
+Check needBool(const Json& o, const char* field, const std::string& where) {
+  auto it = o.find(field);
+  if (it == o.end()) return invalid(where + field + ": missing");
+  if (!it->is_boolean()) return invalid(where + field + ": expected true or false");
+  return std::nullopt;
+}
+
+Check needObject(const Json& o, const char* field, const std::string& where, bool required = true) {
+  auto it = o.find(field);
+  if (it == o.end()) return required ? invalid(where + field + ": missing") : std::nullopt;
+  if (!it->is_object()) return invalid(where + field + ": expected an object");
+  return std::nullopt;
+}
+
+Check needArray(const Json& o, const char* field, const std::string& where, bool required = true) {
+  auto it = o.find(field);
+  if (it == o.end()) return required ? invalid(where + field + ": missing") : std::nullopt;
+  if (!it->is_array()) return invalid(where + field + ": expected an array");
+  return std::nullopt;
+}
+
+#define LOOM_CHECK(expr) \
+  if (auto r = (expr)) return r
+
+Check validateDomains(const Json& f, bool required) {
+  LOOM_CHECK(needArray(f, "domains", "", required));
+  auto it = f.find("domains");
+  if (it == f.end()) return std::nullopt;
+  std::size_t i = 0;
+  for (const auto& d : *it) {
+    const std::string where = "domains[" + std::to_string(i++) + "].";
+    if (!d.is_object()) return invalid(where.substr(0, where.size() - 1) + ": expected an object");
+    LOOM_CHECK(needString(d, "name", where));
+    LOOM_CHECK(needString(d, "uuid", where, false));
+    LOOM_CHECK(needString(d, "state", where));
+  }
+  return std::nullopt;
+}
+
+Check validateRegister(const Json& f) {
+  LOOM_CHECK(needString(f, "blade", ""));
+  if (f["blade"].get_ref<const std::string&>().empty()) return invalid("blade: must not be empty");
+  LOOM_CHECK(needString(f, "agent_version", "", false));
+  LOOM_CHECK(needObject(f, "inventory", ""));
+  const Json& inv = f["inventory"];
+  LOOM_CHECK(needString(inv, "chassis", "inventory.", false));
+  LOOM_CHECK(needInteger(inv, "slot", "inventory.", false));
+  LOOM_CHECK(needUnsigned(inv, "sockets", "inventory.", false));
+  LOOM_CHECK(needUnsigned(inv, "cores", "inventory."));
+  LOOM_CHECK(needUnsigned(inv, "memory_mib", "inventory."));
+  LOOM_CHECK(needString(inv, "cpu_model", "inventory.", false));
+  LOOM_CHECK(needString(inv, "personality", "inventory.", false));
+  LOOM_CHECK(needArray(inv, "hypervisors", "inventory.", false));
+  if (inv.contains("hypervisors"))
+    for (const auto& h : inv["hypervisors"])
+      if (!h.is_string() || (h != "kvm" && h != "xen")) return invalid("inventory.hypervisors: expected \"kvm\" or \"xen\" entries");
+  return validateDomains(f, true);
+}
+
+Check validateRegistered(const Json& f) {
+  LOOM_CHECK(needUnsigned(f, "lease_ms", ""));
+  return needUnsigned(f, "heartbeat_ms", "");
+}
+
+Check validateHeartbeat(const Json& f) {
+  LOOM_CHECK(needUnsigned(f, "seq", ""));
+  return validateDomains(f, false);
+}
+
+Check validateLeaseRenewed(const Json& f) {
+  LOOM_CHECK(needUnsigned(f, "seq", ""));
+  return needUnsigned(f, "lease_ms", "");
+}
+
+Check validateSpec(const Json& s, const std::string& where) {
+  LOOM_CHECK(needString(s, "name", where));
+  LOOM_CHECK(needString(s, "uuid", where, false));
+  LOOM_CHECK(needUnsigned(s, "vcpus", where, false));
+  LOOM_CHECK(needUnsigned(s, "memory_mib", where, false));
+  LOOM_CHECK(needArray(s, "nics", where, false));
+  LOOM_CHECK(needArray(s, "disks", where, false));
+  if (s.contains("nics"))
+    for (const auto& n : s["nics"]) {
+      if (!n.is_object()) return invalid(where + "nics: expected objects");
+      LOOM_CHECK(needString(n, "mac", where + "nics[]."));
+      LOOM_CHECK(needString(n, "network", where + "nics[].", false));
+      LOOM_CHECK(needString(n, "bridge", where + "nics[].", false));
+      LOOM_CHECK(needInteger(n, "vlan", where + "nics[].", false));
+    }
+  if (s.contains("disks"))
+    for (const auto& d : s["disks"]) {
+      if (!d.is_object()) return invalid(where + "disks: expected objects");
+      LOOM_CHECK(needString(d, "path", where + "disks[]."));
+      LOOM_CHECK(needString(d, "format", where + "disks[].", false));
+    }
+  for (const char* k : {"kernel", "initrd", "cmdline", "xen_type"}) LOOM_CHECK(needString(s, k, where, false));
+  return std::nullopt;
+}
+
+Check validatePlan(const Json& f) {
+  LOOM_CHECK(needArray(f, "steps", ""));
+  std::size_t i = 0;
+  for (const auto& s : f["steps"]) {
+    const std::string where = "steps[" + std::to_string(i++) + "].";
+    if (!s.is_object()) return invalid(where + ": expected an object");
+    LOOM_CHECK(needUnsigned(s, "op", where));
+    LOOM_CHECK(needString(s, "kind", where));
+    const auto& kind = s["kind"].get_ref<const std::string&>();
+    static constexpr std::array kinds{"prepare-hypervisor", "define", "start", "stop", "undefine"};
+    bool known = false;
+    for (const char* k : kinds) known = known || kind == k;
+    if (!known) return invalid(where + "kind: unknown step kind '" + kind + "'");
+    LOOM_CHECK(needString(s, "server", where, kind == "prepare-hypervisor" ? false : true));
+    if (kind != "prepare-hypervisor" && s["server"].get_ref<const std::string&>().empty())
+      return invalid(where + "server: must not be empty");
+    LOOM_CHECK(needString(s, "hypervisor", where, kind == "prepare-hypervisor"));
+    LOOM_CHECK(needObject(s, "spec", where, kind == "define"));
+    if (s.contains("spec")) LOOM_CHECK(validateSpec(s["spec"], where + "spec."));
+  }
+  return std::nullopt;
+}
+
+Check validateStepResult(const Json& f) {
+  LOOM_CHECK(needUnsigned(f, "op", ""));
+  LOOM_CHECK(needBool(f, "ok", ""));
+  return needString(f, "error", "", false);
+}
+
+Check validateEvent(const Json& f) {
+  LOOM_CHECK(needString(f, "level", ""));
+  LOOM_CHECK(needString(f, "message", ""));
+  return needString(f, "server", "", false);
+}
+
+Check validateNothing(const Json&) { return std::nullopt; }
+
+#undef LOOM_CHECK
+
+struct TypeRule {
+  const char* type;
+  Check (*validate)(const Json&);
+};
+
+constexpr std::array kRules{
+    TypeRule{type::kRegister, validateRegister},       TypeRule{type::kRegistered, validateRegistered},
+    TypeRule{type::kHeartbeat, validateHeartbeat},     TypeRule{type::kLeaseRenewed, validateLeaseRenewed},
+    TypeRule{type::kPlan, validatePlan},               TypeRule{type::kStepResult, validateStepResult},
+    TypeRule{type::kEvent, validateEvent},             TypeRule{type::kReregister, validateNothing},
+};
+
+}  // namespace
+
+bool isKnownType(std::string_view t) {
+  for (const auto& r : kRules)
+    if (t == r.type) return true;
+  return false;
+}
+
+std::optional<Rejection> validate(const Json& frame) {
+  if (!frame.is_object()) return Rejection{"malformed", "frame is not a JSON object"};
+  auto t = frame.find("type");
+  if (t == frame.end() || !t->is_string()) return Rejection{"malformed", "frame has no string \"type\""};
+  auto v = frame.find("v");
+  if (v == frame.end() || !v->is_number_integer()) return Rejection{"malformed", "frame has no integer \"v\""};
+  const auto& name = t->get_ref<const std::string&>();
+  for (const auto& r : kRules) {
+    if (name != r.type) continue;
+    if (v->get<std::int64_t>() != kVersion)
+      return Rejection{"bad-version", "'" + name + "' version " + std::to_string(v->get<std::int64_t>()) +
+                                          " (supported: " + std::to_string(kVersion) + ")"};
+    if (auto bad = r.validate(frame)) {
+      bad->message = "'" + name + "': " + bad->message;
+      return bad;
+    }
+    return std::nullopt;
+  }
+  return Rejection{"unknown-type", "unknown message type '" + name.substr(0, 64) + "'"};
+}
+
+std::optional<Rejection> parseFrame(std::string_view bytes, Json& out) {
+  out = Json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
+  if (out.is_discarded()) return Rejection{"malformed", "frame is not valid JSON (" + std::to_string(bytes.size()) + " bytes)"};
+  if (!out.is_object()) return Rejection{"malformed", "frame is not a JSON object"};
+  return std::nullopt;
+}
+
+}  // namespace loom::protocol

@@ -1,0 +1,239 @@
+// The controller core without sockets: frames in, frames out, time stepped by hand.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "controller/Controller.h"
+
+namespace loom::controller {
+namespace {
+
+using protocol::Json;
+
+const char* kDecls = R"(kind: Partition
+name: prod
+---
+kind: IdentityPool
+name: default
+macs: 52:54:00:10:00:00-52:54:00:10:ff:ff
+uuids: 4c4f4f4d-0000-0000-0000-000000000000/16
+---
+kind: Network
+name: front
+partition: prod
+---
+kind: Pool
+name: web
+partition: prod
+hypervisor: kvm
+blades: {match: {chassis: c1}}
+---
+kind: Server
+name: web
+replicas: 2
+partition: prod
+pool: web
+vcpus: 2
+memory: 2GiB
+nics: [{network: front}]
+anti_affinity: web
+power: on
+)";
+
+struct Harness {
+  std::string path;
+  std::unique_ptr<StateStore> store;
+  std::vector<std::pair<std::string, Json>> sent;
+  std::unique_ptr<Controller> controller;
+  std::int64_t now = 1000;
+
+  explicit Harness(const std::string& name) {
+    auto dir = std::filesystem::temp_directory_path() / ("loom-ctl-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    path = (dir / name).string();
+    for (const char* s : {"", "-wal", "-shm"}) std::filesystem::remove(path + s);
+    reopen();
+  }
+  void reopen() {
+    controller.reset();
+    store.reset();
+    store = std::move(openSqliteStateStore(path)).value();
+    controller = std::make_unique<Controller>(
+        *store, ControllerOptions{}, [this](const std::string& b, const Json& f) { sent.emplace_back(b, f); }, [] { return 1; });
+    EXPECT_TRUE(controller->recover(now));
+  }
+  void frame(const std::string& blade, const Json& f) { controller->onFrame(blade, f.dump(), now); }
+  void registerBlade(const std::string& blade, std::vector<protocol::ObservedDomain> domains = {}) {
+    protocol::Register r;
+    r.blade = blade;
+    r.inventory.chassis = "c1";
+    r.inventory.cores = 8;
+    r.inventory.memoryMib = 16384;
+    r.inventory.hypervisors = {"kvm"};
+    r.domains = std::move(domains);
+    frame(blade, protocol::encode(r));
+  }
+  ApiResponse api(const std::string& method, const std::string& path, const std::string& body = "",
+                  std::map<std::string, std::string> query = {}) {
+    ApiResponse out{0, "", ""};
+    controller->handleApi({method, path, std::move(query), body}, now, [&](ApiResponse r) { out = std::move(r); });
+    return out;
+  }
+  // Plays a perfect agent: every step sent succeeds.
+  void answerAll() {
+    for (int round = 0; round < 10; ++round) {
+      auto batch = std::move(sent);
+      sent.clear();
+      bool any = false;
+      for (auto& [blade, f] : batch) {
+        if (f["type"] != "plan") continue;
+        for (auto& step : f["steps"]) {
+          any = true;
+          frame(blade, protocol::encode(protocol::StepResult{step["op"].get<std::uint64_t>(), true, ""}));
+        }
+      }
+      now += 200;
+      controller->tick(now);
+      if (!any && sent.empty()) return;
+    }
+  }
+};
+
+TEST(Controller, AppliedServersAreDefinedAndStartedOnTheirBlades) {
+  Harness h("apply.db");
+  h.registerBlade("b1");
+  h.registerBlade("b2");
+  auto r = h.api("POST", "/v1/apply", kDecls);
+  ASSERT_EQ(r.status, 200) << r.body;
+  h.controller->tick(h.now);
+  std::map<std::string, std::vector<std::string>> kinds;
+  for (auto& [blade, f] : h.sent)
+    if (f["type"] == "plan")
+      for (auto& s : f["steps"]) kinds[blade].push_back(s["kind"].get<std::string>() + ":" + s["server"].get<std::string>());
+  ASSERT_EQ(kinds.size(), 2u) << "anti-affinity puts the two servers on two blades";
+  h.answerAll();
+  auto servers = Json::parse(h.api("GET", "/v1/servers").body);
+  ASSERT_EQ(servers.size(), 2u);
+  for (auto& s : servers) {
+    EXPECT_EQ(s["state"], "running") << s.dump();
+    EXPECT_EQ(s["macs"].size(), 1u);
+  }
+  EXPECT_NE(servers[0]["blade"], servers[1]["blade"]);
+}
+
+TEST(Controller, BadYamlIsRefusedWithLocatedDiagnosticsAndChangesNothing) {
+  Harness h("bad.db");
+  auto r = h.api("POST", "/v1/apply", "kind: Server\nname: x\nvcpus: [\n", {{"source", "x.yaml"}});
+  EXPECT_EQ(r.status, 400);
+  auto body = Json::parse(r.body);
+  ASSERT_FALSE(body["diagnostics"].empty());
+  EXPECT_EQ(body["diagnostics"][0].get<std::string>().rfind("x.yaml:", 0), 0u) << r.body;
+  EXPECT_EQ(Json::parse(h.api("GET", "/v1/servers").body).size(), 0u);
+}
+
+TEST(Controller, DryRunPlansWithoutChangingAnything) {
+  Harness h("dry.db");
+  h.registerBlade("b1");
+  h.registerBlade("b2");
+  auto r = h.api("POST", "/v1/apply", kDecls, {{"dry_run", "1"}});
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(Json::parse(r.body)["plan"]["placements"].size(), 2u);
+  EXPECT_EQ(Json::parse(h.api("GET", "/v1/servers").body).size(), 0u);
+  EXPECT_TRUE(h.controller->placement().bindings.empty());
+}
+
+TEST(Controller, RestartKeepsBindingsAndIdentities) {
+  Harness h("restart.db");
+  h.registerBlade("b1");
+  h.registerBlade("b2");
+  ASSERT_EQ(h.api("POST", "/v1/apply", kDecls).status, 200);
+  h.answerAll();
+  const auto before = Json::parse(h.api("GET", "/v1/servers").body);
+  const auto bindings = h.controller->placement().bindings;
+  h.reopen();
+  EXPECT_EQ(h.controller->placement().bindings, bindings);
+  auto after = Json::parse(h.api("GET", "/v1/servers").body);
+  for (std::size_t i = 0; i < before.size(); ++i) {
+    EXPECT_EQ(after[i]["uuid"], before[i]["uuid"]);
+    EXPECT_EQ(after[i]["macs"], before[i]["macs"]);
+    EXPECT_EQ(after[i]["blade"], before[i]["blade"]);
+  }
+}
+
+TEST(Controller, RunningDomainsReportedAtRegistrationAreAdoptedNotRestarted) {
+  Harness h("adopt.db");
+  h.registerBlade("b1");
+  h.registerBlade("b2");
+  ASSERT_EQ(h.api("POST", "/v1/apply", kDecls).status, 200);
+  h.answerAll();
+  // The agent of one blade restarts and reports what it still runs.
+  std::vector<protocol::ObservedDomain> running;
+  std::string blade;
+  for (auto& [server, b] : h.controller->placement().bindings) {
+    blade = b;
+    running.push_back({server, "", "running"});
+    break;
+  }
+  h.sent.clear();
+  h.registerBlade(blade, running);
+  h.controller->tick(h.now += 200);
+  for (auto& [b, f] : h.sent) EXPECT_NE(f["type"], "plan") << "nothing to do for an adopted domain: " << f.dump();
+}
+
+TEST(Controller, GarbageFramesAreCountedAndChangeNothing) {
+  Harness h("garbage.db");
+  h.controller->onFrame("x", "\x01\x02garbage", h.now);
+  h.controller->onFrame("x", R"({"type":"plan","v":1,"steps":[]})", h.now);  // controller-bound only
+  h.controller->onFrame("x", R"({"type":"register","v":1,"blade":"y","inventory":{"cores":1,"memory_mib":1},"domains":[]})", h.now);
+  EXPECT_EQ(h.controller->rejectedTotal(), 3u);
+  EXPECT_EQ(Json::parse(h.api("GET", "/v1/blades").body).size(), 0u);
+  auto metrics = h.api("GET", "/metrics");
+  EXPECT_NE(metrics.body.find("loom_fabric_rejected_total{reason=\"malformed\"} 1"), std::string::npos) << metrics.body;
+}
+
+TEST(Controller, SilentBladesBecomeSuspectThenFailed) {
+  Harness h("silence.db");
+  h.registerBlade("b1");
+  h.controller->tick(h.now += 3500);
+  EXPECT_EQ(Json::parse(h.api("GET", "/v1/blades/b1").body)["state"], "suspect");
+  h.controller->tick(h.now += 3000);
+  EXPECT_EQ(Json::parse(h.api("GET", "/v1/blades/b1").body)["state"], "failed");
+  h.frame("b1", protocol::encode(protocol::Heartbeat{1, std::nullopt}));
+  EXPECT_EQ(Json::parse(h.api("GET", "/v1/blades/b1").body)["state"], "available");
+}
+
+TEST(Controller, FailedStepsAreRetriedThenBecomeAFault) {
+  Harness h("retry.db");
+  h.registerBlade("b1");
+  ASSERT_EQ(h.api("POST", "/v1/apply", std::string(kDecls).replace(std::string(kDecls).find("replicas: 2"), 11, "replicas: 1")).status, 200);
+  int attempts = 0;
+  // 25 s: past every backoff, before the faulted server's retry window (2 x op timeout).
+  for (int i = 0; i < 100; ++i) {
+    auto batch = std::move(h.sent);
+    h.sent.clear();
+    for (auto& [blade, f] : batch)
+      if (f["type"] == "plan")
+        for (auto& s : f["steps"]) {
+          attempts += s["kind"] == "define";
+          h.frame(blade, protocol::encode(protocol::StepResult{s["op"].get<std::uint64_t>(), false, "disk missing"}));
+        }
+    h.frame("b1", protocol::encode(protocol::Heartbeat{static_cast<std::uint64_t>(i + 1), std::nullopt}));  // stays healthy
+    h.controller->tick(h.now += 250);
+  }
+  EXPECT_EQ(attempts, ControllerOptions{}.opMaxAttempts);
+  auto server = Json::parse(h.api("GET", "/v1/servers/web-0").body);
+  EXPECT_EQ(server["state"], "failed");
+  EXPECT_NE(server["reason"].get<std::string>().find("disk missing"), std::string::npos);
+}
+
+TEST(Controller, UnknownEndpointsAnswerWithoutCrashing) {
+  Harness h("api.db");
+  EXPECT_EQ(h.api("GET", "/v1/blades/nope").status, 404);
+  EXPECT_EQ(h.api("GET", "/v2/x").status, 404);
+  EXPECT_EQ(h.api("GET", "/v1/apply").status, 405);
+  EXPECT_EQ(h.api("POST", "/v1/servers/nope/start").status, 404);
+  EXPECT_EQ(h.api("GET", "/v1/events", "", {{"since", "abc"}, {"wait", "-1"}}).status, 200);
+}
+
+}  // namespace
+}  // namespace loom::controller

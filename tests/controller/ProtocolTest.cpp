@@ -1,0 +1,128 @@
+// The fabric protocol: validation (pure) and the dispatch table.
+#include <gtest/gtest.h>
+
+#include "protocol/Dispatcher.h"
+#include "protocol/Messages.h"
+#include "protocol/Validation.h"
+
+namespace loom::protocol {
+namespace {
+
+Register sampleRegister() {
+  Register r;
+  r.blade = "c1-s1";
+  r.agentVersion = "0.1.0";
+  r.inventory.cores = 16;
+  r.inventory.memoryMib = 65536;
+  r.inventory.hypervisors = {"kvm"};
+  r.domains = {{"web-01", "4c4f4f4d-0000-0000-0000-000000000001", "running"}};
+  return r;
+}
+
+TEST(ProtocolValidation, AcceptsEveryEncodedMessage) {
+  PlanMsg plan;
+  drivers::DomainSpec spec;
+  spec.name = "web-01";
+  spec.nics.push_back({"52:54:00:10:00:01", "front", "", 100});
+  plan.steps.push_back({1, "define", "web-01", "", spec});
+  plan.steps.push_back({2, "start", "web-01", "", std::nullopt});
+  plan.steps.push_back({3, "prepare-hypervisor", "", "kvm", std::nullopt});
+  for (const Json& frame : {encode(sampleRegister()), encode(Registered{5000, 1000}), encode(Heartbeat{7, std::nullopt}),
+                            encode(LeaseRenewed{7, 5000}), encode(plan), encode(StepResult{1, false, "boom"}),
+                            encode(Event{"warning", "disk slow", "web-01"}), encode(Reregister{})})
+    EXPECT_FALSE(validate(frame).has_value()) << frame.dump() << ": " << validate(frame)->message;
+}
+
+TEST(ProtocolValidation, RoundTripsRegisterAndPlan) {
+  auto r = decodeRegister(encode(sampleRegister()));
+  EXPECT_EQ(r.blade, "c1-s1");
+  EXPECT_EQ(r.inventory.cores, 16u);
+  ASSERT_EQ(r.domains.size(), 1u);
+  EXPECT_EQ(r.domains[0].state, "running");
+  PlanMsg plan;
+  drivers::DomainSpec spec;
+  spec.name = "db";
+  spec.uuid = "u";
+  spec.memory = 2048;
+  spec.disks.push_back({"/img/db.qcow2", "qcow2", true});
+  plan.steps.push_back({9, "define", "db", "", spec});
+  auto back = decodePlan(encode(plan));
+  ASSERT_EQ(back.steps.size(), 1u);
+  ASSERT_TRUE(back.steps[0].spec);
+  EXPECT_EQ(back.steps[0].spec->memory, 2048u);
+  EXPECT_TRUE(back.steps[0].spec->disks.at(0).readOnly);
+}
+
+TEST(ProtocolValidation, RefusesMalformedFrames) {
+  Json out;
+  EXPECT_EQ(parseFrame("{not json", out)->kind, "malformed");
+  EXPECT_EQ(parseFrame("[1,2]", out)->kind, "malformed");
+  EXPECT_EQ(parseFrame(std::string("\x00\xff\xfe", 3), out)->kind, "malformed");
+  EXPECT_EQ(validate(Json{{"v", 1}})->kind, "malformed");
+  EXPECT_EQ(validate(Json{{"type", "heartbeat"}})->kind, "malformed");
+  EXPECT_EQ(validate(Json{{"type", 3}, {"v", 1}})->kind, "malformed");
+}
+
+TEST(ProtocolValidation, RefusesUnknownTypeAndVersion) {
+  EXPECT_EQ(validate(Json{{"type", "takeover"}, {"v", 1}})->kind, "unknown-type");
+  Json hb = encode(Heartbeat{1, std::nullopt});
+  hb["v"] = 2;
+  auto r = validate(hb);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->kind, "bad-version");
+  EXPECT_NE(r->message.find("version 2"), std::string::npos);
+}
+
+TEST(ProtocolValidation, RefusesWrongFieldTypesNamingTheField) {
+  Json reg = encode(sampleRegister());
+  reg["inventory"]["cores"] = "sixteen";
+  auto r = validate(reg);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->kind, "invalid");
+  EXPECT_NE(r->message.find("inventory.cores"), std::string::npos) << r->message;
+
+  Json hb = encode(Heartbeat{1, std::vector<ObservedDomain>{{"a", "", "running"}}});
+  hb["domains"][0].erase("state");
+  EXPECT_NE(validate(hb)->message.find("domains[0].state"), std::string::npos);
+
+  Json hbNeg = encode(Heartbeat{1, std::nullopt});
+  hbNeg["seq"] = -4;
+  EXPECT_EQ(validate(hbNeg)->kind, "invalid");
+
+  Json plan{{"type", "plan"}, {"v", 1}, {"steps", Json::array({{{"op", 1}, {"kind", "format-disk"}, {"server", "x"}}})}};
+  EXPECT_NE(validate(plan)->message.find("unknown step kind"), std::string::npos);
+  Json define{{"type", "plan"}, {"v", 1}, {"steps", Json::array({{{"op", 1}, {"kind", "define"}, {"server", "x"}}})}};
+  EXPECT_NE(validate(define)->message.find("spec"), std::string::npos);
+  Json emptyBlade = encode(sampleRegister());
+  emptyBlade["blade"] = "";
+  EXPECT_EQ(validate(emptyBlade)->kind, "invalid");
+}
+
+TEST(ProtocolDispatch, RoutesByTypeAndDropsEverythingElse) {
+  std::vector<std::string> logged;
+  Dispatcher<int> d([&](const std::string& line) { logged.push_back(line); });
+  int heartbeats = 0, lastPeer = -1;
+  d.on(type::kHeartbeat, [&](const int& peer, const Json&) {
+    ++heartbeats;
+    lastPeer = peer;
+  });
+  EXPECT_TRUE(d.dispatch(7, "b7", encode(Heartbeat{1, std::nullopt}).dump()));
+  EXPECT_EQ(heartbeats, 1);
+  EXPECT_EQ(lastPeer, 7);
+  // Valid but not handled here, unknown, bad version, malformed: none reaches a handler.
+  EXPECT_FALSE(d.dispatch(7, "b7", encode(StepResult{1, true, ""}).dump()));
+  EXPECT_FALSE(d.dispatch(7, "b7", R"({"type":"nope","v":1})"));
+  EXPECT_FALSE(d.dispatch(7, "b7", R"({"type":"heartbeat","v":9,"seq":1})"));
+  EXPECT_FALSE(d.dispatch(7, "b7", "garbage"));
+  EXPECT_FALSE(d.dispatch(7, "b7", "garbage again"));
+  EXPECT_EQ(heartbeats, 1);
+  EXPECT_EQ(d.rejectedTotal(), 5u);
+  EXPECT_EQ(d.rejected().at("malformed"), 2u);
+  EXPECT_EQ(d.rejected().at("unknown-type"), 2u);
+  EXPECT_EQ(d.rejected().at("bad-version"), 1u);
+  // Logged once per (kind, peer): the second garbage frame is only counted.
+  EXPECT_EQ(logged.size(), 3u);
+}
+
+}  // namespace
+}  // namespace loom::protocol
