@@ -22,7 +22,7 @@ packages=(
   # the real-Xen harness: a dom0 image built from Debian packages, booted under qemu
   debootstrap e2fsprogs
   # misc tools the scripts use
-  procps psmisc curl ca-certificates
+  procps psmisc curl ca-certificates python3
 )
 
 missing=()
