@@ -20,7 +20,7 @@ packages=(
   # real hypervisors for the KVM tests (libvirtd + qemu), the pty tests of the shell
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils expect tmux
   # the real-Xen harness: a dom0 image built from Debian packages, booted under qemu
-  debootstrap e2fsprogs
+  debootstrap e2fsprogs cpio busybox-static
   # misc tools the scripts use
   procps psmisc curl ca-certificates python3
 )

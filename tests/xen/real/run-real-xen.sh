@@ -1,0 +1,109 @@
+#!/bin/bash
+# The real-Xen harness (ctest label real-xen): boots Xen 4.17 + a Debian dom0 under
+# qemu's software emulation (TCG) and runs a payload script inside dom0 against the
+# real hypervisor. See README.md in this folder.
+#
+#   run-real-xen.sh XEN_TESTS_BINARY [PAYLOAD_SCRIPT]
+#
+# Exit 0: the payload passed inside dom0. Exit 77: this host cannot run the harness
+# (reason printed) so ctest reports SKIPPED. Anything else: a real failure.
+# Environment: LOOM_XEN_CACHE (dom0 image cache, default /var/cache/loom/xen-dom0),
+# LOOM_XEN_DEADLINE (seconds for the whole run, default 570: image build + qemu),
+# LOOM_XEN_PAYLOAD_TIMEOUT (default 360 s, capped to what the deadline leaves),
+# LOOM_XEN_QEMU (qemu binary), LOOM_XEN_KEEP=1 keeps the work directory.
+set -uo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+XEN_TESTS=${1:?usage: run-real-xen.sh XEN_TESTS_BINARY [PAYLOAD_SCRIPT]}
+PAYLOAD=${2:-$HERE/payload-driver-legs.sh}
+# One deadline for the whole run, under ctest's 600 s, so a slow image build leaves
+# less time to qemu rather than letting ctest kill the harness without a report.
+DEADLINE=$(( $(date +%s) + ${LOOM_XEN_DEADLINE:-570} ))
+PAYLOAD_TIMEOUT=${LOOM_XEN_PAYLOAD_TIMEOUT:-360}
+QEMU=${LOOM_XEN_QEMU:-qemu-system-x86_64}
+
+skip() { echo "SKIP real-xen: $*"; verdict=0; exit 77; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+command -v "$QEMU" >/dev/null || skip "$QEMU not found (apt-get install qemu-system-x86)"
+"$QEMU" --version >/dev/null 2>&1 || skip "$QEMU does not run here"
+avail_kb=$(awk '/^MemAvailable:/ { print $2 }' /proc/meminfo)
+[ "${avail_kb:-0}" -ge 3700000 ] || skip "needs ~3.6 GiB free memory for the Xen VM, have $((avail_kb / 1024)) MiB"
+[ -x "$XEN_TESTS" ] || { echo "xen_tests binary '$XEN_TESTS' not found"; exit 1; }
+[ -f "$PAYLOAD" ] || { echo "payload '$PAYLOAD' not found"; exit 1; }
+
+t=$(now)
+image_out=$("$HERE/build-dom0-image.sh")
+rc=$?
+image_dir=$(printf '%s\n' "$image_out" | tail -1)  # the script's contract: last line
+[ "$rc" = 77 ] && exit 77
+[ "$rc" = 0 ] && [ -f "$image_dir/.complete" ] || { echo "building the dom0 image failed (rc $rc)"; exit 1; }
+image_s=$(elapsed "$t")
+
+work=$(mktemp -d /tmp/loom-real-xen.XXXXXX)
+share="$work/share"
+mkdir -p "$share"
+cleanup() {
+  if [ "${LOOM_XEN_KEEP:-0}" = 1 ] || [ "${verdict:-1}" != 0 ]; then
+    echo "work directory kept: $work"
+  else
+    rm -rf "$work"
+  fi
+}
+trap cleanup EXIT
+install -m 0755 "$HERE/dom0-init.sh" "$share/dom0-init.sh"
+install -m 0755 "$PAYLOAD" "$share/payload.sh"
+install -m 0755 "$XEN_TESTS" "$share/xen_tests"
+cp "$image_dir/guest-initrd.gz" "$share/"
+QEMU_TIMEOUT=$(( DEADLINE - $(date +%s) ))
+# dom0 needs ~30-90 s to boot and bring the toolstack up under TCG (more on a busy host).
+if [ "$QEMU_TIMEOUT" -lt 300 ]; then
+  # Only after a cache miss on a busy host: the image is cached now, the next run has
+  # the whole budget. Better said plainly than failed by a timeout.
+  skip "building the dom0 image took ${image_s}s, leaving ${QEMU_TIMEOUT}s (< 300s) for qemu; image cached, rerun"
+fi
+[ "$PAYLOAD_TIMEOUT" -le $(( QEMU_TIMEOUT - 110 )) ] || PAYLOAD_TIMEOUT=$(( QEMU_TIMEOUT - 110 ))
+echo "$PAYLOAD_TIMEOUT" >"$share/payload-timeout"
+
+echo "dom0 image: $image_dir ($(cat "$image_dir/manifest.txt" | tr '\n' ';'))"
+echo "booting Xen + dom0 under qemu (TCG; timeout ${QEMU_TIMEOUT}s, payload ${PAYLOAD_TIMEOUT}s) ..."
+t=$(now)
+# The flags that matter (see shared/notes/real-xen-under-qemu.md): TCG because this
+# host's /dev/kvm cannot nest a hypervisor; -smap,-smep or PV dom0 faults at once;
+# -rdtscp for PVH guests; snapshot=on keeps the cached image pristine; -net none keeps
+# all traffic inside dom0; -no-reboot turns dom0's poweroff into qemu's exit.
+timeout -k 10 "$QEMU_TIMEOUT" "$QEMU" \
+  -accel tcg,thread=multi -cpu max,-smap,-smep,-rdtscp -m 3072 -smp 2 -no-reboot \
+  -kernel "$image_dir/xen-4.17" \
+  -append "dom0_mem=1024M,max:1024M dom0_max_vcpus=2 console=com1 com1=115200,8n1 loglvl=warning" \
+  -initrd "$image_dir/vmlinuz root=/dev/vda rw console=hvc0 init=/loom-init quiet,$image_dir/initrd.img" \
+  -drive "file=$image_dir/root.img,if=virtio,format=raw,snapshot=on" \
+  -virtfs "local,path=$share,mount_tag=share,security_model=none" \
+  -display none -serial "file:$work/serial.log" -monitor none -net none
+qemu_rc=$?
+qemu_s=$(elapsed "$t")
+
+echo "---- payload.log"
+cat "$share/payload.log" 2>/dev/null || echo "(no payload log)"
+echo "---- timings"
+echo "dom0 image (build or cache hit): ${image_s}s"
+echo "qemu wall (boot + toolstack + payload + poweroff): ${qemu_s}s"
+sed 's/^/dom0 uptime at /' "$share/dom0-timings.txt" 2>/dev/null
+sed 's/^TIMING /payload: /' "$share/payload-timings.txt" 2>/dev/null
+
+if [ "$qemu_rc" = 124 ] || [ "$qemu_rc" = 137 ]; then
+  echo "FAIL: qemu did not finish within ${QEMU_TIMEOUT}s; serial log tail:"; tail -40 "$work/serial.log"
+  verdict=1; exit 1
+fi
+if [ ! -f "$share/result" ]; then
+  echo "FAIL: dom0 left no result (qemu rc $qemu_rc); dom0.log and serial log tails:"
+  tail -20 "$share/dom0.log" 2>/dev/null; tail -40 "$work/serial.log"
+  verdict=1; exit 1
+fi
+verdict=$(cat "$share/result")
+if [ "$verdict" != 0 ]; then
+  echo "FAIL: payload exit code $verdict; dom0.log:"; cat "$share/dom0.log"
+  exit 1
+fi
+echo "PASS: payload passed inside dom0"
