@@ -1,6 +1,7 @@
 #include "config/Loader.h"
 
 #include <algorithm>
+#include <map>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -96,6 +97,131 @@ DeclarationsResult loadDeclarationFiles(const std::vector<std::string>& paths) {
 DeclarationsResult loadDeclarationText(const std::string& text, const std::string& sourceName) {
   detail::Diagnostics diagnostics;
   return loadDeclarations({{sourceName, text}}, diagnostics);
+}
+
+namespace {
+
+constexpr const char* kAppliedFile = "applied state";
+
+// Applied objects first (each keeps its place), then the body's: a body object replaces
+// the applied one of its name, the first time; a second body object of that name is
+// appended so the checker reports the duplicate at its line.
+template <class T>
+void mergeLocated(const std::vector<T>& applied, const char* kind, std::vector<T>& bodyObjects,
+                  std::vector<detail::Origin>& bodyOrigins, std::vector<T>& out, std::vector<detail::Origin>& origins) {
+  std::map<std::string, std::size_t> index;
+  for (const auto& object : applied) {
+    detail::Origin o;
+    o.kind = kind;
+    o.object = o.name = detail::Location{kAppliedFile, 0, 0};
+    index.emplace(object.name, out.size());
+    out.push_back(object);
+    origins.push_back(std::move(o));
+  }
+  for (std::size_t i = 0; i < bodyObjects.size(); ++i) {
+    auto it = index.find(bodyObjects[i].name);
+    if (it != index.end()) {
+      out[it->second] = std::move(bodyObjects[i]);
+      origins[it->second] = std::move(bodyOrigins[i]);
+      index.erase(it);
+      continue;
+    }
+    out.push_back(std::move(bodyObjects[i]));
+    origins.push_back(std::move(bodyOrigins[i]));
+  }
+}
+
+}  // namespace
+
+DeclarationsResult loadDeclarationTextOnto(const pool::Declarations& applied, const std::string& text,
+                                           const std::string& sourceName) {
+  detail::Diagnostics diagnostics;
+  detail::LocatedDeclarations body;
+  detail::readDeclarations(detail::parseDocuments(text, sourceName, diagnostics), body, diagnostics);
+  DeclarationsResult result;
+  {
+    // Kind by kind, each in input order.
+    for (const auto& x : body.declarations.partitions) result.objects.emplace_back("Partition", x.name);
+    for (const auto& x : body.declarations.networks) result.objects.emplace_back("Network", x.name);
+    for (const auto& x : body.declarations.identityPools) result.objects.emplace_back("IdentityPool", x.name);
+    for (const auto& x : body.declarations.pools) result.objects.emplace_back("Pool", x.name);
+    for (const auto& x : body.declarations.servers) result.objects.emplace_back("Server", x.name);
+  }
+  detail::LocatedDeclarations set;
+  set.incomplete = body.incomplete;
+  auto& b = body.declarations;
+  auto& d = set.declarations;
+  mergeLocated(applied.partitions, "Partition", b.partitions, body.partitions, d.partitions, set.partitions);
+  mergeLocated(applied.networks, "Network", b.networks, body.networks, d.networks, set.networks);
+  mergeLocated(applied.identityPools, "IdentityPool", b.identityPools, body.identityPools, d.identityPools,
+               set.identityPools);
+  mergeLocated(applied.pools, "Pool", b.pools, body.pools, d.pools, set.pools);
+  mergeLocated(applied.servers, "Server", b.servers, body.servers, d.servers, set.servers);
+  detail::checkDeclarations(set, diagnostics);
+  if (diagnostics.empty()) result.declarations = std::move(set.declarations);
+  result.diagnostics = std::move(diagnostics).sorted({sourceName, kAppliedFile});
+  return result;
+}
+
+DeclarationsResult loadDeclarationNames(const std::string& text, const std::string& sourceName) {
+  detail::Diagnostics diagnostics;
+  DeclarationsResult result;
+  const auto documents = detail::parseDocuments(text, sourceName, diagnostics);
+  static const std::vector<std::string> kinds{"Partition", "Network", "IdentityPool", "Pool", "Server"};
+  for (const auto& doc : documents.documents) {
+    const detail::Location at = doc.source.locate(doc.node);
+    const YAML::Node& node = doc.node;
+    std::string kind, name;
+    if (node.IsMap() && node["kind"] && node["kind"].IsScalar()) kind = node["kind"].Scalar();
+    if (node.IsMap() && node["name"] && node["name"].IsScalar()) name = node["name"].Scalar();
+    if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) {
+      diagnostics.error(at, "expected a declaration with kind Partition, Network, IdentityPool, Pool or Server");
+      continue;
+    }
+    if (name.empty()) {
+      diagnostics.error(at, kind + ": missing required field 'name'");
+      continue;
+    }
+    if (kind != "Server" || !node["replicas"]) {
+      result.objects.emplace_back(kind, name);
+      continue;
+    }
+    int n = -1;
+    try {
+      n = node["replicas"].IsScalar() ? node["replicas"].as<int>() : -1;
+    } catch (const YAML::Exception&) {
+    }
+    if (n < 1) {
+      diagnostics.error(doc.source.locate(node["replicas"]), "Server '" + name + "': replicas: expected a positive integer");
+      continue;
+    }
+    for (int i = 0; i < n; ++i) result.objects.emplace_back("Server", name + "-" + std::to_string(i));
+  }
+  result.diagnostics = std::move(diagnostics).sorted({sourceName});
+  if (!result.ok()) result.objects.clear();
+  return result;
+}
+
+DeclarationsResult validateDeclarations(const pool::Declarations& declarations, const std::string& sourceName) {
+  detail::Diagnostics diagnostics;
+  detail::LocatedDeclarations set;
+  set.declarations = declarations;
+  auto locate = [&](std::vector<detail::Origin>& origins, std::size_t n, const char* kind) {
+    detail::Origin o;
+    o.kind = kind;
+    o.object = o.name = detail::Location{sourceName, 0, 0};
+    origins.assign(n, o);
+  };
+  locate(set.partitions, declarations.partitions.size(), "Partition");
+  locate(set.networks, declarations.networks.size(), "Network");
+  locate(set.identityPools, declarations.identityPools.size(), "IdentityPool");
+  locate(set.pools, declarations.pools.size(), "Pool");
+  locate(set.servers, declarations.servers.size(), "Server");
+  detail::checkDeclarations(set, diagnostics);
+  DeclarationsResult result;
+  if (diagnostics.empty()) result.declarations = declarations;
+  result.diagnostics = std::move(diagnostics).sorted({sourceName});
+  return result;
 }
 
 FabricResult loadFabricFile(const std::string& path) {

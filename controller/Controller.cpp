@@ -11,6 +11,9 @@
 namespace loom::controller {
 namespace {
 
+// Store kind of a deleted server's marker (see Controller::deletedServers_).
+constexpr const char* kTombstone = "Tombstone";
+
 using protocol::Json;
 
 Json inventoryJson(const protocol::BladeInventory& inv) {
@@ -85,6 +88,15 @@ std::optional<std::uint64_t> parseUnsigned(const std::map<std::string, std::stri
   return v;
 }
 
+bool sameDomains(const std::map<std::string, protocol::ObservedDomain>& known, const std::vector<protocol::ObservedDomain>& reported) {
+  if (known.size() != reported.size()) return false;
+  for (const auto& d : reported) {
+    auto it = known.find(d.name);
+    if (it == known.end() || it->second.state != d.state || (!d.uuid.empty() && it->second.uuid != d.uuid)) return false;
+  }
+  return true;
+}
+
 bool truthy(const std::map<std::string, std::string>& q, const std::string& key) {
   auto it = q.find(key);
   return it != q.end() && (it->second.empty() || it->second == "1" || it->second == "true" || it->second == "yes");
@@ -115,7 +127,13 @@ Status Controller::recover(std::int64_t now) {
   if (!loaded) return loaded.error();
   StoredState& st = *loaded;
   std::vector<std::string> problems;
-  declarations_ = fromRecords(st.declarations, &problems);
+  std::vector<DeclarationRecord> records;
+  records.reserve(st.declarations.size());
+  for (auto& r : st.declarations) {
+    if (r.kind == kTombstone) deletedServers_.insert(r.name);
+    else records.push_back(std::move(r));
+  }
+  declarations_ = fromRecords(records, &problems);
   for (const auto& p : problems) spdlog::error("state store: {}", p);
   rebuildServerIndex();
   placement_.bindings = std::move(st.bindings);
@@ -225,7 +243,9 @@ void Controller::onHeartbeat(const std::string& blade, const Json& frame) {
     dirty_ = true;
     convergeQueue_.insert(blade);
   }
-  if (msg.domains) {
+  // The periodic full report (every 30th beat) usually repeats what is known: then
+  // there is nothing to update and nothing to converge.
+  if (msg.domains && !sameDomains(rt.domains, *msg.domains)) {
     setDomains(blade, rt, *msg.domains);
     convergeQueue_.insert(blade);
   }
@@ -420,8 +440,14 @@ void Controller::converge(const std::string& blade, BladeRuntime& rt, std::int64
   for (const auto& [name, d] : rt.domains) {
     if (rt.busyServers.count(name)) continue;
     const pool::Server* decl = findServer(name);
+    if (!decl && deletedServers_.count(name)) {
+      // A deleted server: it stops and its definition goes, wherever it still is.
+      if (d.state == "running" || d.state == "paused") enqueue(rt, {0, blade, name, "stop", std::nullopt, "", 0, false, 0, 0});
+      enqueue(rt, {0, blade, name, "undefine", std::nullopt, "", 0, false, 0, 0});
+      continue;
+    }
     if (!decl) {
-      // Not ours (or deleted): report once, never touch a guest Loom did not declare.
+      // Not ours: report once, never touch a guest Loom did not declare.
       if (rt.warnedForeign.insert(name).second) event("warning", blade, name, "domain '" + name + "' is not a declared server; left alone");
       continue;
     }
@@ -567,6 +593,11 @@ void Controller::detectFailures(std::int64_t now) {
   }
 }
 
+void Controller::forgiveStall(std::int64_t gapMs) {
+  for (auto& [_, rt] : blades_) rt.lastHeartbeat += gapMs;
+  spdlog::warn("controller loop stalled for {} ms; blade liveness clocks extended by as much", gapMs);
+}
+
 void Controller::tick(std::int64_t now) {
   now_ = now;
   if (now - lastFailureScan_ >= 100) {
@@ -669,6 +700,11 @@ void Controller::handleApi(const ApiRequest& req, std::int64_t now, Reply reply)
       if (!post) return reply(errorResponse(405, "use POST for /v1/apply"));
       return reply(apiApply(req, now));
     }
+    if (noun == "delete" && parts.size() == 2) {
+      if (!post) return reply(errorResponse(405, "use POST for /v1/delete"));
+      return reply(apiDelete(req, now));
+    }
+    if (noun == "capacity" && parts.size() == 2 && get) return reply(jsonResponse(200, capacityJson()));
     if (noun == "events" && parts.size() == 2 && get) return apiEvents(req, now, std::move(reply));
     if (noun == "health" && parts.size() == 2) return reply(jsonResponse(200, Json{{"ok", true}}));
     if (noun == "blades") {
@@ -682,6 +718,7 @@ void Controller::handleApi(const ApiRequest& req, std::int64_t now, Reply reply)
       if (parts.size() == 3 && get) return reply(jsonResponse(200, bladeJson(it->first, it->second)));
       if (parts.size() == 4 && post && (parts[3] == "drain" || parts[3] == "undrain"))
         return reply(apiDrain(parts[2], parts[3] == "drain", now));
+      if (parts.size() == 4 && post && parts[3] == "retire") return reply(apiRetire(parts[2], now));
     }
     if (noun == "servers") {
       if (parts.size() == 2 && get) {
@@ -694,6 +731,7 @@ void Controller::handleApi(const ApiRequest& req, std::int64_t now, Reply reply)
       if (parts.size() == 3 && get) return reply(jsonResponse(200, serverJson(*s)));
       if (parts.size() == 4 && post && (parts[3] == "start" || parts[3] == "stop"))
         return reply(apiPower(parts[2], parts[3] == "start", now));
+      if (parts.size() == 4 && post && parts[3] == "move") return reply(apiMove(parts[2], req, now));
     }
     if (noun == "pools") {
       if (parts.size() == 2 && get) {
@@ -731,44 +769,53 @@ void Controller::handleApi(const ApiRequest& req, std::int64_t now, Reply reply)
 
 ApiResponse Controller::apiApply(const ApiRequest& req, std::int64_t now) {
   const auto src = req.query.count("source") ? req.query.at("source") : std::string("request");
-  auto loaded = config::loadDeclarationText(req.body, src);
+  // The body is validated together with what is applied already (its objects replacing
+  // theirs), so servers.yaml may name the pools pools.yaml declared earlier.
+  auto loaded = config::loadDeclarationTextOnto(declarations_, req.body, src);
   if (!loaded.ok()) {
     Json diags = Json::array();
     for (const auto& d : loaded.diagnostics) diags.push_back(d.format());
     return jsonResponse(400, Json{{"error", "invalid declarations"}, {"diagnostics", diags}});
   }
   const bool dryRun = truthy(req.query, "dry_run") || truthy(req.query, "dry-run");
-  // Diff by (kind, name) against what is applied now.
+  // Diff by (kind, name) against what is applied now: only the body's objects can differ.
+  std::set<std::pair<std::string, std::string>> named(loaded.objects.begin(), loaded.objects.end());
   std::map<std::pair<std::string, std::string>, std::string> current;
-  for (auto& r : toRecords(declarations_)) current[{r.kind, r.name}] = std::move(r.body);
-  Json created = Json::array(), changed = Json::array(), unchanged = Json::array();
+  for (auto& r : toRecords(declarations_))
+    if (named.count({r.kind, r.name})) current[{r.kind, r.name}] = std::move(r.body);
+  Json created = Json::array(), changed = Json::array();
+  std::size_t unchanged = 0;
   Change change;
+  bool identityPoolsChanged = false;
   for (auto& r : toRecords(loaded.declarations)) {
+    if (!named.count({r.kind, r.name})) continue;
     auto it = current.find({r.kind, r.name});
-    const std::string label = r.kind + "/" + r.name;
+    Json label{{"kind", r.kind}, {"name", r.name}};
     if (it == current.end()) created.push_back(label);
     else if (it->second != r.body) changed.push_back(label);
     else {
-      unchanged.push_back(label);
+      ++unchanged;
       continue;
     }
+    identityPoolsChanged = identityPoolsChanged || r.kind == "IdentityPool";
+    if (r.kind == "Server" && deletedServers_.count(r.name)) change.deleteDeclarations.emplace_back(kTombstone, r.name);
     change.putDeclarations.push_back(std::move(r));
   }
-  pool::Declarations merged = declarations_;
-  mergeDeclarations(merged, loaded.declarations);
-  Json diff{{"created", created}, {"changed", changed}, {"unchanged", unchanged.size()}};
+  Json diff{{"created", created}, {"changed", changed}, {"deleted", Json::array()}, {"unchanged", unchanged}};
   if (dryRun) {
     auto t0 = std::chrono::steady_clock::now();
-    pool::Plan p = pool::plan(merged, inventory(), placement_, now);
+    pool::Plan p = pool::plan(loaded.declarations, inventory(), placement_, now);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    return jsonResponse(200, Json{{"dry_run", true}, {"diff", diff}, {"plan", planJson(p)}, {"plan_seconds", secs}});
+    return jsonResponse(200, Json{{"dry_run", true}, {"diff", diff}, {"created", created}, {"changed", changed},
+                                  {"deleted", Json::array()}, {"plan", planJson(p)}, {"plan_seconds", secs}});
   }
-  const bool poolsChanged = loaded.declarations.identityPools.size() > 0;
   if (auto s = commitNow(std::move(change)); !s) return errorResponse(503, "not applied, the state store failed: " + s.error().message);
   ++applies_;
-  declarations_ = std::move(merged);
+  declarations_ = std::move(loaded.declarations);
+  for (const auto& [kind, name] : loaded.objects)
+    if (kind == "Server") deletedServers_.erase(name);
   rebuildServerIndex();
-  if (poolsChanged) {
+  if (identityPoolsChanged) {
     auto records = identities_->records();
     identities_ = std::make_unique<pool::IdentityAllocator>(declarations_.identityPools);
     if (auto s = identities_->restore(records); !s) spdlog::error("identity pools changed: {}", s.error().message);
@@ -778,7 +825,97 @@ ApiResponse Controller::apiApply(const ApiRequest& req, std::int64_t now) {
   identitiesDirty_ = true;
   replan(now);
   flush();
-  return jsonResponse(200, Json{{"dry_run", false}, {"diff", diff}, {"plan", planJson(lastPlan_)}, {"plan_seconds", planSecondsLast_}});
+  return jsonResponse(200, Json{{"dry_run", false}, {"diff", diff}, {"created", created}, {"changed", changed},
+                                {"deleted", Json::array()}, {"plan", planJson(lastPlan_)}, {"plan_seconds", planSecondsLast_}});
+}
+
+ApiResponse Controller::apiDelete(const ApiRequest& req, std::int64_t now) {
+  const auto src = req.query.count("source") ? req.query.at("source") : std::string("request");
+  // Only the documents' kinds and names matter: the file that created the objects, or
+  // a trimmed one, both work.
+  auto loaded = config::loadDeclarationNames(req.body, src);
+  if (!loaded.ok()) {
+    Json diags = Json::array();
+    for (const auto& d : loaded.diagnostics) diags.push_back(d.format());
+    return jsonResponse(400, Json{{"error", "invalid declarations"}, {"diagnostics", diags}});
+  }
+  if (loaded.objects.empty()) return errorResponse(400, "nothing to delete: the body declares no objects");
+  std::set<std::pair<std::string, std::string>> doomed(loaded.objects.begin(), loaded.objects.end());
+  std::set<std::pair<std::string, std::string>> declared;
+  for (const auto& x : declarations_.partitions) declared.emplace("Partition", x.name);
+  for (const auto& x : declarations_.networks) declared.emplace("Network", x.name);
+  for (const auto& x : declarations_.identityPools) declared.emplace("IdentityPool", x.name);
+  for (const auto& x : declarations_.pools) declared.emplace("Pool", x.name);
+  for (const auto& x : declarations_.servers) declared.emplace("Server", x.name);
+  for (const auto& [kind, name] : loaded.objects)
+    if (!declared.count({kind, name})) return errorResponse(404, kind + " '" + name + "' is not declared");
+  auto keep = [&](const char* kind, auto& objects) {
+    objects.erase(std::remove_if(objects.begin(), objects.end(), [&](const auto& o) { return doomed.count({kind, o.name}) > 0; }),
+                  objects.end());
+  };
+  pool::Declarations remaining = declarations_;
+  keep("Partition", remaining.partitions);
+  keep("Network", remaining.networks);
+  keep("IdentityPool", remaining.identityPools);
+  keep("Pool", remaining.pools);
+  keep("Server", remaining.servers);
+  if (auto check = config::validateDeclarations(remaining, "remaining declarations"); !check.ok()) {
+    Json diags = Json::array();
+    for (const auto& d : check.diagnostics) diags.push_back(d.message);
+    return jsonResponse(409, Json{{"error", "still referenced: " + check.diagnostics.front().message}, {"diagnostics", diags}});
+  }
+  // Identities are never handed out twice, so the pool they came from must stay known.
+  for (const auto& [kind, name] : loaded.objects) {
+    if (kind != "IdentityPool") continue;
+    for (const auto& r : identities_->records())
+      if (r.identityPool == name || r.identityPool.empty())
+        return errorResponse(409, "IdentityPool '" + name + "' has handed out identities, which are never reused; it cannot be deleted");
+  }
+  Json deleted = Json::array();
+  for (const auto& [kind, name] : loaded.objects) deleted.push_back({{"kind", kind}, {"name", name}});
+  if (truthy(req.query, "dry_run") || truthy(req.query, "dry-run")) {
+    pool::Plan p = pool::plan(remaining, inventory(), placement_, now);
+    return jsonResponse(200, Json{{"dry_run", true}, {"deleted", deleted}, {"plan", planJson(p)}});
+  }
+  Change change;
+  std::vector<std::string> servers;
+  for (const auto& [kind, name] : loaded.objects) {
+    change.deleteDeclarations.emplace_back(kind, name);
+    if (kind != "Server") continue;
+    servers.push_back(name);
+    change.putDeclarations.push_back({kTombstone, name, "{}"});
+  }
+  // Released identities stay used forever (pool::IdentityAllocator::release).
+  auto released = std::make_unique<pool::IdentityAllocator>(*identities_);
+  for (const auto& name : servers) released->release(name);
+  std::set<std::string> gone(servers.begin(), servers.end());
+  for (const auto& r : released->records())
+    if (r.released && gone.count(r.server)) change.putIdentities.push_back(r);
+  if (auto s = commitNow(std::move(change)); !s) return errorResponse(503, "not deleted, the state store failed: " + s.error().message);
+  identities_ = std::move(released);
+  for (const auto& name : servers) {
+    identityOf_.erase(name);
+    deletedServers_.insert(name);
+    serverFaults_.erase(name);
+    retryServerAt_.erase(name);
+    placement_.held.erase(name);
+    // Where it runs now, it stops (convergence; the binding goes with the replan).
+    if (auto r = runningOn_.find(name); r != runningOn_.end())
+      for (const auto& b : r->second) convergeQueue_.insert(b);
+  }
+  declarations_ = std::move(remaining);
+  rebuildServerIndex();
+  if (std::any_of(loaded.objects.begin(), loaded.objects.end(), [](const auto& o) { return o.first == "IdentityPool"; })) {
+    auto records = identities_->records();
+    identities_ = std::make_unique<pool::IdentityAllocator>(declarations_.identityPools);
+    if (auto s = identities_->restore(records); !s) spdlog::error("identity pools changed: {}", s.error().message);
+  }
+  ++applies_;
+  event("info", "", "", "deleted " + src + ": " + std::to_string(loaded.objects.size()) + " objects");
+  identitiesDirty_ = true;
+  replan(now);
+  flush();
+  return jsonResponse(200, Json{{"dry_run", false}, {"deleted", deleted}, {"plan", planJson(lastPlan_)}});
 }
 
 ApiResponse Controller::apiDrain(const std::string& blade, bool drain, std::int64_t now) {
@@ -795,6 +932,80 @@ ApiResponse Controller::apiDrain(const std::string& blade, bool drain, std::int6
     lastPlanAt_ = now - options_.replanMinIntervalMs;
   }
   return jsonResponse(200, bladeJson(blade, rt));
+}
+
+ApiResponse Controller::apiRetire(const std::string& blade, std::int64_t now) {
+  auto& rt = blades_.at(blade);
+  if (rt.adminState == "retired") return jsonResponse(200, bladeJson(blade, rt));  // idempotent
+  std::size_t held = 0;
+  if (auto b = byBlade_.find(blade); b != byBlade_.end()) held = b->second.size();
+  // A server still running here while bound elsewhere (a move in progress) counts too.
+  for (const auto& [name, d] : rt.domains)
+    if (d.state == "running" && findServer(name) && placement_.bindings.count(name) && placement_.bindings.at(name) != blade) ++held;
+  if (held)
+    return errorResponse(409, "blade " + blade + " still holds " + std::to_string(held) + (held == 1 ? " server" : " servers") +
+                                  "; drain it first");
+  Change c;
+  c.putBlades.push_back({blade, inventoryJson(rt.inventory).dump(), "retired", rt.firstSeenMs});
+  if (auto s = commitNow(std::move(c)); !s) return errorResponse(503, "not retired, the state store failed: " + s.error().message);
+  rt.adminState = "retired";
+  event("info", blade, "", "blade retired: it takes no servers again");
+  dirty_ = true;
+  lastPlanAt_ = now - options_.replanMinIntervalMs;
+  return jsonResponse(200, bladeJson(blade, rt));
+}
+
+ApiResponse Controller::apiMove(const std::string& name, const ApiRequest& req, std::int64_t now) {
+  Json body = Json::parse(req.body, nullptr, false);
+  if (!body.is_object() || !body.contains("to") || !body["to"].is_string() || body["to"].get<std::string>().empty())
+    return errorResponse(400, "move wants a JSON body {\"to\": \"BLADE\"}");
+  const std::string to = body["to"].get<std::string>();
+  if (!blades_.count(to)) return errorResponse(404, "unknown blade '" + to + "'");
+  const pool::Server& s = declarations_.servers[serverIndex_.at(name)];
+  if (s.power == pool::PowerState::Off) return errorResponse(409, "server '" + name + "' is powered off; start it first");
+  auto bound = placement_.bindings.find(name);
+  if (bound != placement_.bindings.end() && bound->second == to) return jsonResponse(200, serverJson(s));  // already there
+  if (auto why = pool::checkMove(declarations_, inventory(), placement_, name, to)) return errorResponse(409, *why);
+  const std::string from = bound == placement_.bindings.end() ? "" : bound->second;
+  Change c;
+  c.putBindings[name] = to;
+  if (auto st = commitNow(std::move(c)); !st) return errorResponse(503, "not moved, the state store failed: " + st.error().message);
+  // The binding is durable before anyone acts on it. Convergence then stops the server on
+  // `from` and starts it on `to` only once no other blade reports it running (invariant 1).
+  placement_.bindings[name] = to;
+  placement_.held.erase(name);
+  if (!from.empty()) {
+    auto& list = byBlade_[from];
+    list.erase(std::remove(list.begin(), list.end(), name), list.end());
+    convergeQueue_.insert(from);
+  }
+  byBlade_[to].push_back(name);
+  convergeQueue_.insert(to);
+  for (const auto& b : runningOn_[name]) convergeQueue_.insert(b);
+  serverFaults_.erase(name);
+  retryServerAt_.erase(name);
+  event("info", to, name, "server moved by the operator" + (from.empty() ? std::string() : " from " + from) + " to " + to);
+  dirty_ = true;
+  lastPlanAt_ = now - options_.replanMinIntervalMs;
+  return jsonResponse(200, serverJson(s));
+}
+
+Json Controller::capacityJson() const {
+  Json out = Json::array();
+  for (const auto& c : pool::capacity(declarations_, inventory(), placement_))
+    out.push_back({{"pool", c.pool},
+                   {"blades", c.blades},
+                   {"spares", c.spares},
+                   {"spares_declared", c.sparesDeclared},
+                   {"cores_total", c.coresTotal},
+                   {"cores_used", c.coresUsed},
+                   {"memory_total_mib", c.memoryTotal},
+                   {"memory_used_mib", c.memoryUsed},
+                   {"servers", c.servers},
+                   {"survivable_failures", c.survivableFailures},
+                   {"spares_promise_met", c.sparesPromiseMet},
+                   {"warning", c.warning}});
+  return out;
 }
 
 ApiResponse Controller::apiPower(const std::string& name, bool on, std::int64_t now) {

@@ -168,6 +168,7 @@ void ControllerLoop::receiveFrames(std::int64_t now) {
 
 void ControllerLoop::run() {
   auto& r = sockets_->router;
+  std::int64_t lastTick = 0;
   while (!stop_) {
     std::vector<zmq::pollitem_t> items{{r.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, wakeFd_, ZMQ_POLLIN, 0}};
     if (sockets_->zap) items.push_back({sockets_->zap->handle(), 0, ZMQ_POLLIN, 0});
@@ -178,7 +179,11 @@ void ControllerLoop::run() {
       if (items.size() > 2 && (items[2].revents & ZMQ_POLLIN)) handleZap();
       if (items[0].revents & ZMQ_POLLIN) receiveFrames(now);
       if (items[1].revents & ZMQ_POLLIN) drainTasks();
-      controller_.tick(monotonicMs());
+      const std::int64_t tickAt = monotonicMs();
+      // poll() waits at most 100 ms: a longer gap between ticks is this thread's stall.
+      if (lastTick > 0 && tickAt - lastTick > 1000) controller_.forgiveStall(tickAt - lastTick);
+      lastTick = tickAt;
+      controller_.tick(tickAt);
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       spdlog::error("fabric loop: {}", e.what());

@@ -7,6 +7,10 @@
 #include "controller/StateStore.h"
 
 namespace loom::controller {
+namespace {
+// Key of a released identity's row: no server name contains '~'.
+constexpr const char* kReleasedPrefix = "~released~";
+}  // namespace
 
 void Change::merge(Change&& o) {
   auto append = [](auto& into, auto& from) {
@@ -105,6 +109,10 @@ class SqliteStateStore final : public StateStore {
       while (q.next()) {
         pool::IdentityRecord r;
         r.server = q.text(0);
+        if (r.server.rfind(kReleasedPrefix, 0) == 0) {
+          r.released = true;
+          r.server.clear();
+        }
         r.identityPool = q.text(1);
         r.identity.uuid = q.text(2);
         auto macs = nlohmann::json::parse(q.text(3), nullptr, false);
@@ -203,10 +211,20 @@ class SqliteStateStore final : public StateStore {
     }
     if (!c.putIdentities.empty()) {
       Statement q(db_, "INSERT OR REPLACE INTO identities(server,pool,uuid,macs) VALUES(?,?,?,?)");
-      for (const auto& r : c.putIdentities)
-        LOOM_TRY(check(q.bind(1, r.server).bind(2, r.identityPool).bind(3, r.identity.uuid)
+      Statement drop(db_, "DELETE FROM identities WHERE server=?");
+      for (const auto& r : c.putIdentities) {
+        // A released identity (its server was deleted) no longer belongs to the name: the
+        // row moves to a key no server name can take, so a new server of the same name
+        // gets new values and the old ones stay used forever (invariant 2).
+        std::string key = r.server;
+        if (r.released) {
+          if (!r.server.empty()) LOOM_TRY(check(drop.bind(1, r.server).run(), "release identity"));
+          key = kReleasedPrefix + r.identity.uuid;
+        }
+        LOOM_TRY(check(q.bind(1, key).bind(2, r.identityPool).bind(3, r.identity.uuid)
                            .bind(4, nlohmann::json(r.identity.macs).dump()).run(),
                        "put identity"));
+      }
     }
     if (!c.putBlades.empty()) {
       Statement q(db_,

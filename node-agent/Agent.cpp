@@ -1,7 +1,10 @@
 #include "node-agent/Agent.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 
 #include <spdlog/spdlog.h>
 
@@ -24,18 +27,90 @@ Agent::Agent(AgentConfig config, std::unique_ptr<drivers::Driver> driver, Send s
   });
 }
 
+Agent::~Agent() {
+  if (!worker_) return;
+  {
+    std::lock_guard lock(worker_->mu);
+    worker_->stop = true;
+  }
+  worker_->cv.notify_one();
+  if (worker_->thread.joinable()) worker_->thread.join();
+}
+
 void Agent::start(std::int64_t now) {
   now_ = now;
   restoreSimState();
+  if (config_.driverThread && !worker_) {
+    worker_ = std::make_unique<Worker>();
+    worker_->observed = observeDriver({});  // before the worker owns the driver
+    worker_->thread = std::thread([this] { runWorker(); });
+  }
   sendRegister(now);
 }
 
+void Agent::runWorker() {
+  Worker& w = *worker_;
+  std::unique_lock lock(w.mu);
+  while (!w.stop) {
+    // Idle: refresh the domain list now and then, so a guest that crashed or was shut
+    // down from inside shows up in the heartbeats.
+    if (!w.cv.wait_for(lock, std::chrono::milliseconds(1000),
+                       [&] { return w.stop || !w.inbox.empty(); })) {
+      auto previous = w.observed;
+      lock.unlock();
+      auto now = observeDriver(previous);
+      lock.lock();
+      w.observed = std::move(now);
+      continue;
+    }
+    if (w.stop) break;
+    auto step = std::move(w.inbox.front());
+    w.inbox.pop_front();
+    auto previous = w.observed;
+    lock.unlock();
+    auto result = execute(step);
+    auto observed = observeDriver(previous);
+    lock.lock();
+    w.outbox.push_back(std::move(result));
+    w.observed = std::move(observed);
+  }
+}
+
+// Agent thread: answers what the worker finished, in its execution order.
+void Agent::collectResults() {
+  if (!worker_) return;
+  std::deque<protocol::StepResult> done;
+  {
+    std::lock_guard lock(worker_->mu);
+    done.swap(worker_->outbox);
+  }
+  for (auto& r : done) {
+    queued_.erase(r.op);
+    recent_[r.op] = r;
+    recentOrder_.push_back(r.op);
+    send_(protocol::encode(r));
+    domainsChanged_ = true;
+  }
+  while (recentOrder_.size() > 4096) {
+    recent_.erase(recentOrder_.front());
+    recentOrder_.pop_front();
+  }
+}
+
 std::vector<protocol::ObservedDomain> Agent::observe() {
+  if (worker_) {
+    std::lock_guard lock(worker_->mu);
+    return worker_->observed;
+  }
+  return observeDriver(lastReported_);
+}
+
+std::vector<protocol::ObservedDomain> Agent::observeDriver(const std::vector<protocol::ObservedDomain>& fallback) {
   std::vector<protocol::ObservedDomain> out;
   auto list = driver_->list();
   if (!list) {
     spdlog::warn("{}: cannot list domains: {}", config_.blade, list.error().message);
-    return lastReported_;
+    return fallback;
   }
   out.reserve(list->size());
   for (const auto& d : *list) out.push_back({d.name, d.uuid, drivers::toString(d.state)});
@@ -87,6 +162,18 @@ void Agent::onPlan(const Json& frame) {
       send_(protocol::encode(it->second));
       continue;
     }
+    if (worker_ && step.kind != "prepare-hypervisor") {
+      // Steps keep their order in the worker's queue; a resend of one still queued or
+      // running is answered when it finishes.
+      if (!queued_.insert(step.op).second) continue;
+      {
+        std::lock_guard lock(worker_->mu);
+        worker_->inbox.push_back(step);
+      }
+      worker_->cv.notify_one();
+      nextTick_ = std::min(nextTick_, now_ + 10);
+      continue;
+    }
     auto result = execute(step);
     changed = true;
     recent_[step.op] = result;
@@ -109,14 +196,12 @@ protocol::StepResult Agent::execute(const protocol::PlanStep& step) {
   if (step.kind == "define") {
     if (!step.spec) return {step.op, false, "define without a spec"};
     s = driver_->define(*step.spec);
-    if (s) specs_[step.spec->name] = *step.spec;
   } else if (step.kind == "start") {
     s = driver_->start(step.server);
   } else if (step.kind == "stop") {
     s = driver_->stop(step.server, 10000);
   } else if (step.kind == "undefine") {
     s = driver_->undefine(step.server);
-    if (s) specs_.erase(step.server);
   } else if (step.kind == "prepare-hypervisor") {
     // The test driver can play any personality; a real driver only its own.
     if (driver_->name() == "test" || driver_->name() == step.hypervisor) config_.inventory.personality = step.hypervisor;
@@ -135,6 +220,9 @@ protocol::StepResult Agent::execute(const protocol::PlanStep& step) {
 
 void Agent::tick(std::int64_t now) {
   now_ = now;
+  collectResults();
+  // While the worker has steps, look back soon for their results.
+  const std::int64_t soon = queued_.empty() ? std::numeric_limits<std::int64_t>::max() : now + 10;
   if (!registered_) {
     if (now - lastRegisterSent_ >= config_.registerRetryMs) {
       if (!warnedSilence_ && lastRegisterSent_ > 0 && now - lastHeardFromController_ > 5 * config_.registerRetryMs) {
@@ -143,7 +231,7 @@ void Agent::tick(std::int64_t now) {
       }
       sendRegister(now);
     }
-    nextTick_ = lastRegisterSent_ + config_.registerRetryMs;
+    nextTick_ = std::min(lastRegisterSent_ + config_.registerRetryMs, soon);
     return;
   }
   // The controller went quiet (restarted, or the link broke): register again, which also
@@ -152,7 +240,7 @@ void Agent::tick(std::int64_t now) {
     registered_ = false;
     if (leaseDeadline_ < now) spdlog::warn("{}: lease expired; re-registering", config_.blade);
     sendRegister(now);
-    nextTick_ = now + config_.registerRetryMs;
+    nextTick_ = std::min(now + config_.registerRetryMs, soon);
     return;
   }
   if (now >= nextHeartbeat_) {
@@ -173,49 +261,32 @@ void Agent::tick(std::int64_t now) {
     send_(protocol::encode(hb));
     nextHeartbeat_ = now + heartbeatMs_;
   }
-  nextTick_ = nextHeartbeat_;
+  nextTick_ = std::min(nextHeartbeat_, soon);
 }
 
 // ---------------------------------------------------------------------------------------
-// Simulated hypervisor persistence: the test driver lives in this process, so without
-// this a killed agent would also "power off" its blade. Real hypervisors keep running.
+// Simulated blade persistence. The test driver keeps its own domains (param state_file),
+// restored without a second start because they never stopped; what the agent keeps here
+// is the blade's personality, which a real blade keeps in its hypervisor install.
 
 void Agent::restoreSimState() {
   if (config_.simStatePath.empty()) return;
   std::ifstream in(config_.simStatePath);
   if (!in) return;
   Json j = Json::parse(in, nullptr, false);
-  if (!j.is_object() || !j.contains("domains") || !j["domains"].is_array()) {
+  if (!j.is_object()) {
     spdlog::warn("{}: ignoring unreadable simulator state '{}'", config_.blade, config_.simStatePath);
     return;
   }
   if (j.contains("personality") && j["personality"].is_string()) config_.inventory.personality = j["personality"].get<std::string>();
-  std::size_t running = 0;
-  for (const auto& d : j["domains"]) {
-    try {
-      auto spec = protocol::domainSpecFromJson(d.at("spec"));
-      if (!driver_->define(spec)) continue;
-      specs_[spec.name] = spec;
-      if (d.value("running", false) && driver_->start(spec.name)) ++running;
-    } catch (const std::exception& e) {
-      spdlog::warn("{}: skipping a simulator domain: {}", config_.blade, e.what());
-    }
-  }
-  spdlog::info("{}: simulated hypervisor restored {} domains ({} running)", config_.blade, specs_.size(), running);
 }
 
 void Agent::saveSimState() {
   if (config_.simStatePath.empty()) return;
-  Json domains = Json::array();
-  std::map<std::string, bool> running;
-  if (auto list = driver_->list())
-    for (const auto& d : *list) running[d.name] = d.state == drivers::DomainState::Running;
-  for (const auto& [name, spec] : specs_)
-    if (running.count(name)) domains.push_back({{"spec", protocol::toJson(spec)}, {"running", running[name]}});
   const std::string tmp = config_.simStatePath + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << Json{{"blade", config_.blade}, {"personality", config_.inventory.personality}, {"domains", domains}}.dump();
+    out << Json{{"blade", config_.blade}, {"personality", config_.inventory.personality}}.dump();
     if (!out) {
       spdlog::warn("{}: cannot write simulator state '{}'", config_.blade, tmp);
       return;

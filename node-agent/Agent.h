@@ -4,13 +4,17 @@
 // these per real blade, or thousands on one thread for --simulate.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -25,10 +29,16 @@ inline constexpr const char* kAgentVersion = "0.1.0";
 struct AgentConfig {
   std::string blade;
   protocol::BladeInventory inventory;
-  // Where the simulated hypervisor keeps its domains so they outlive the agent process,
-  // as real Xen/KVM domains do; empty: nothing persisted (real drivers need nothing).
+  // Where a simulated blade keeps its personality across agent restarts (its domains are
+  // the test driver's state_file); empty: nothing persisted (real drivers need nothing).
   std::string simStatePath;
   std::int64_t registerRetryMs = 1000;
+  // Run driver calls (define/start/stop/undefine, listing) on a worker thread of this
+  // agent. For real drivers: a KVM start or a stop waiting for a guest to shut down takes
+  // seconds, and on the agent's thread it would hold up heartbeats until the controller
+  // suspects a healthy blade. The simulator (thousands of instant test drivers on one
+  // thread) keeps it off.
+  bool driverThread = false;
 };
 
 class Agent {
@@ -36,6 +46,9 @@ class Agent {
   using Send = std::function<void(const protocol::Json& frame)>;
 
   Agent(AgentConfig config, std::unique_ptr<drivers::Driver> driver, Send send);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
 
   // Adopts what the hypervisor already runs (after an agent restart) and registers.
   void start(std::int64_t now);
@@ -55,6 +68,9 @@ class Agent {
   void onPlan(const protocol::Json& frame);
   protocol::StepResult execute(const protocol::PlanStep& step);
   std::vector<protocol::ObservedDomain> observe();
+  std::vector<protocol::ObservedDomain> observeDriver(const std::vector<protocol::ObservedDomain>& fallback);
+  void runWorker();
+  void collectResults();
   void restoreSimState();
   void saveSimState();
 
@@ -77,10 +93,23 @@ class Agent {
   std::uint64_t heartbeatsSinceFull_ = 0;
   bool domainsChanged_ = true;
   std::vector<protocol::ObservedDomain> lastReported_;
-  std::map<std::string, drivers::DomainSpec> specs_;  // what was defined, for the sim state
   // Recent results by operation id: a resent step is answered, not redone.
   std::unordered_map<std::uint64_t, protocol::StepResult> recent_;
   std::deque<std::uint64_t> recentOrder_;
+
+  // With driverThread: the worker owns driver_ once started; the agent thread hands it
+  // steps and takes back results and the latest domain list, under mu.
+  struct Worker {
+    std::thread thread;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<protocol::PlanStep> inbox;
+    std::deque<protocol::StepResult> outbox;
+    std::vector<protocol::ObservedDomain> observed;
+    bool stop = false;
+  };
+  std::unique_ptr<Worker> worker_;
+  std::set<std::uint64_t> queued_;  // op ids handed to the worker, not answered yet
 };
 
 }  // namespace loom::agent

@@ -29,11 +29,7 @@ std::int64_t AgentHost::monotonicMs() {
 AgentHost::AgentHost(FabricOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->options = std::move(options);
   // Each blade holds a socket and a TCP connection: lift the limits that assume a few.
-  rlimit rl{};
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
+  liftFdLimit(0);
   impl_->context.set(zmq::ctxopt::max_sockets, 100000);
   impl_->context.set(zmq::ctxopt::io_threads, 2);
   if (!impl_->options.insecure) {
@@ -47,7 +43,35 @@ AgentHost::~AgentHost() {
 
 std::size_t AgentHost::size() const { return impl_->agents.size(); }
 
+// Every blade costs two descriptors (the ZeroMQ socket's mailbox and its TCP
+// connection), plus a few for the context. Past the limit the last blades' connects fail
+// with EMFILE and ZeroMQ retries them forever: they silently never register (12 of
+// 10,000 did, with a hard limit of 20,000). So raise the limit, the hard one too when
+// privileged, and refuse a blade that cannot have its descriptors.
+bool AgentHost::liftFdLimit(std::size_t blades) {
+  const rlim_t needed = static_cast<rlim_t>(2 * blades + 64);
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return true;
+  if (rl.rlim_max < needed) {
+    rlimit more{needed, needed};
+    if (setrlimit(RLIMIT_NOFILE, &more) == 0) return true;
+  }
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  return rl.rlim_max >= needed;
+}
+
 Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> driver) {
+  if (!liftFdLimit(impl_->agents.size() + 1)) {
+    rlimit rl{};
+    getrlimit(RLIMIT_NOFILE, &rl);
+    return makeError(Errc::Unavailable, "blade '" + config.blade + "': " + std::to_string(impl_->agents.size() + 1) +
+                                            " blades need about " + std::to_string(2 * (impl_->agents.size() + 1) + 64) +
+                                            " file descriptors and the limit is " + std::to_string(rl.rlim_max) +
+                                            " (raise it: ulimit -Hn, or run fewer blades per process with --only)");
+  }
   auto socket = std::make_unique<zmq::socket_t>(impl_->context, zmq::socket_type::dealer);
   try {
     socket->set(zmq::sockopt::routing_id, config.blade);

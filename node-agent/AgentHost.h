@@ -37,6 +37,8 @@ class AgentHost {
   static std::int64_t monotonicMs();
 
  private:
+  // Raises RLIMIT_NOFILE for `blades` agents; false when it stays too low.
+  static bool liftFdLimit(std::size_t blades);
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::atomic<bool> stop_{false};

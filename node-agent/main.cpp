@@ -141,7 +141,10 @@ int main(int argc, char** argv) {
     fabric.serverKey = *serverKey;
   }
   agent::AgentHost host(fabric);
+  // DIR/BLADE.json: the agent's own simulated-blade facts (personality);
+  // DIR/BLADE.domains.json: the test driver's domains (param state_file).
   auto statePath = [&](const std::string& name) { return simStateDir.empty() ? std::string() : simStateDir + "/" + name + ".json"; };
+  auto domainsPath = [&](const std::string& name) { return simStateDir.empty() ? std::string() : simStateDir + "/" + name + ".domains.json"; };
 
   if (!simulate.empty()) {
     auto fabricFile = config::loadFabricFile(simulate);
@@ -163,6 +166,7 @@ int main(int argc, char** argv) {
       o.params["memory_mib"] = std::to_string(b.memory);
       if (!b.model.empty()) o.params["cpu_model"] = b.model;
       if (!journal.empty()) o.params["journal"] = journal;
+      if (!simStateDir.empty()) o.params["state_file"] = domainsPath(b.name);
       auto driver = registry.create("test", o);
       if (!driver) return fail("blade '" + b.name + "': " + driver.error().message);
       agent::AgentConfig cfg;
@@ -179,6 +183,7 @@ int main(int argc, char** argv) {
     drivers::DriverOptions o = baseOptions;
     o.params.try_emplace("blade", blade);
     if (!journal.empty()) o.params["journal"] = journal;
+    if (driverName == "test" && !simStateDir.empty()) o.params.try_emplace("state_file", domainsPath(blade));
     auto driver = registry.create(driverName, o);
     if (!driver) return fail(driver.error().message);
     auto probed = (*driver)->probe();
@@ -188,6 +193,7 @@ int main(int argc, char** argv) {
     agent::AgentConfig cfg;
     cfg.blade = blade;
     cfg.simStatePath = driverName == "test" ? statePath(blade) : "";
+    cfg.driverThread = driverName != "test";
     std::vector<std::string> hv = hypervisors.empty() ? std::vector<std::string>{} : splitComma(hypervisors);
     if (hv.empty()) hv = driverName == "test" ? std::vector<std::string>{"kvm", "xen"} : std::vector<std::string>{driverName};
     cfg.inventory = {chassis, slot, info->sockets, info->cores, info->memory, info->cpuModel, hv,

@@ -5,6 +5,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -159,6 +160,14 @@ class Planner {
  private:
   std::unique_ptr<detail::State> state_;
 };
+
+// Whether `server` may be moved onto `blade` now: the blade belongs to the server's pool
+// (member, spare, or borrowed by it), takes servers (available/active/spare), can run the
+// pool's hypervisor, and has room for it — cores, memory, dedicated, anti-affinity —
+// with the server's current binding set aside. Returns why not, or nullopt when it fits.
+std::optional<std::string> checkMove(const Declarations& desired, const Inventory& observed,
+                                     const PlacementState& current, const std::string& server,
+                                     const std::string& blade);
 
 std::vector<PoolCapacity> capacity(const Declarations& desired, const Inventory& observed,
                                    const PlacementState& current);

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <condition_variable>
 #include <limits>
 #include <map>
@@ -9,6 +11,8 @@
 #include <optional>
 #include <thread>
 #include <utility>
+
+#include <nlohmann/json.hpp>
 
 #include "drivers/SpecValidation.h"
 
@@ -41,6 +45,7 @@ Result<TestDriverConfig> parseTestDriverConfig(const DriverOptions& options) {
   text("blade", c.blade);
   text("cpu_model", c.cpuModel);
   text("journal", c.journalPath);
+  text("state_file", c.statePath);
   auto cores = numberParam(options, "cores", c.cores);
   auto memory = numberParam(options, "memory_mib", static_cast<std::int64_t>(c.memory));
   auto latency = numberParam(options, "start_latency_ms", 0);
@@ -93,11 +98,13 @@ struct TestDriver::Core {
   TimeMs watchdogDeadline = kNever;
   std::optional<TimeMs> watchdogFiredAt;
   std::vector<EventCallback> subscribers;
+  bool changed = false;  // domains differ from the state file
 
   using Events = std::vector<DomainEvent>;
 
   void endRunLocked(Domain& d, DomainState to, JournalEvent why, TimeMs at, const std::string& detail,
                     Events& out) {
+    changed = true;
     d.state = to;
     d.crashAtMs = kNever;
     journal.record(JournalEntry{at, config.blade, why, d.spec.name, d.spec.uuid});
@@ -152,7 +159,89 @@ struct TestDriver::Core {
   }
 
   void scheduleTimer(const std::shared_ptr<Core>& self);
+
+  // Writes the state file if anything changed (write to a temporary, then rename, so a
+  // process killed mid-write leaves the previous state, never half of one).
+  void saveLocked();
+  Status loadStateFile();
 };
+
+namespace {
+
+nlohmann::json specJson(const DomainSpec& s) {
+  nlohmann::json nics = nlohmann::json::array(), disks = nlohmann::json::array();
+  for (const auto& n : s.nics) {
+    nlohmann::json j{{"mac", n.mac}, {"network", n.network}, {"bridge", n.bridge}};
+    if (n.vlan) j["vlan"] = *n.vlan;
+    nics.push_back(std::move(j));
+  }
+  for (const auto& d : s.disks) disks.push_back({{"path", d.path}, {"format", d.format}, {"read_only", d.readOnly}});
+  return {{"name", s.name},     {"uuid", s.uuid},     {"vcpus", s.vcpus},     {"memory_mib", s.memory},
+          {"nics", nics},       {"disks", disks},     {"kernel", s.kernel},   {"initrd", s.initrd},
+          {"cmdline", s.cmdline}, {"xen_type", static_cast<int>(s.xenType)}};
+}
+
+DomainSpec specFrom(const nlohmann::json& j) {
+  DomainSpec s;
+  s.name = j.at("name").get<std::string>();
+  s.uuid = j.at("uuid").get<std::string>();
+  s.vcpus = j.at("vcpus").get<std::uint32_t>();
+  s.memory = j.at("memory_mib").get<MiB>();
+  for (const auto& n : j.at("nics")) {
+    NicSpec nic{n.at("mac").get<std::string>(), n.at("network").get<std::string>(), n.at("bridge").get<std::string>(),
+                std::nullopt};
+    if (n.contains("vlan")) nic.vlan = n["vlan"].get<int>();
+    s.nics.push_back(std::move(nic));
+  }
+  for (const auto& d : j.at("disks"))
+    s.disks.push_back({d.at("path").get<std::string>(), d.at("format").get<std::string>(), d.at("read_only").get<bool>()});
+  s.kernel = j.at("kernel").get<std::string>();
+  s.initrd = j.at("initrd").get<std::string>();
+  s.cmdline = j.at("cmdline").get<std::string>();
+  s.xenType = static_cast<XenGuestType>(j.at("xen_type").get<int>());
+  return s;
+}
+
+}  // namespace
+
+void TestDriver::Core::saveLocked() {
+  if (!changed || config.statePath.empty()) return;
+  changed = false;
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& [_, d] : domains) {
+    nlohmann::json j{{"spec", specJson(d.spec)}, {"state", static_cast<int>(d.state)}};
+    if (d.crashAtMs != kNever) j["crash_at_ms"] = d.crashAtMs;
+    list.push_back(std::move(j));
+  }
+  const std::string tmp = config.statePath + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << nlohmann::json{{"blade", config.blade}, {"domains", list}}.dump();
+    if (!out) {
+      changed = true;  // try again on the next change
+      return;
+    }
+  }
+  std::rename(tmp.c_str(), config.statePath.c_str());
+}
+
+Status TestDriver::Core::loadStateFile() {
+  if (config.statePath.empty()) return okStatus();
+  std::ifstream in(config.statePath);
+  if (!in) return okStatus();  // first run: nothing kept yet
+  try {
+    const auto j = nlohmann::json::parse(in);
+    for (const auto& d : j.at("domains")) {
+      Domain dom{specFrom(d.at("spec"))};
+      dom.state = static_cast<DomainState>(d.at("state").get<int>());
+      if (d.contains("crash_at_ms")) dom.crashAtMs = d["crash_at_ms"].get<TimeMs>();
+      domains.emplace(dom.spec.name, std::move(dom));
+    }
+  } catch (const std::exception& e) {
+    return makeError(Errc::Invalid, "state file '" + config.statePath + "' unreadable: " + e.what());
+  }
+  return okStatus();
+}
 
 namespace {
 
@@ -203,6 +292,7 @@ class TimerThread {
       {
         std::lock_guard coreLock(core->mu);
         core->reapLocked(core->clock->nowMs(), events);
+        core->saveLocked();
       }
       core->deliver(events);
       core->scheduleTimer(core);
@@ -241,7 +331,11 @@ Result<std::unique_ptr<TestDriver>> TestDriver::create(TestDriverConfig config,
       return makeError(s.error().code, "test driver '" + core->config.blade + "': " + s.error().message);
     }
   }
-  return std::unique_ptr<TestDriver>(new TestDriver(std::move(core)));
+  // Reloaded as they were, without journaling: these domains never stopped.
+  if (auto s = core->loadStateFile(); !s) return makeError(s.error().code, "test driver '" + core->config.blade + "': " + s.error().message);
+  auto driver = std::unique_ptr<TestDriver>(new TestDriver(core));
+  core->scheduleTimer(core);  // crashes due for reloaded domains
+  return driver;
 }
 
 TestDriver::TestDriver(std::shared_ptr<Core> core) : core_(std::move(core)) {}
@@ -280,7 +374,9 @@ static auto withCore(const std::shared_ptr<TestDriver::Core>& core, F&& body) {
   auto result = [&] {
     std::lock_guard lock(core->mu);
     core->reapLocked(core->clock->nowMs(), events);
-    return body(events);
+    auto r = body(events);
+    core->saveLocked();
+    return r;
   }();
   core->deliver(events);
   core->scheduleTimer(core);
@@ -297,6 +393,7 @@ Status TestDriver::define(const DomainSpec& spec) {
       }
     }
     auto it = core_->domains.find(spec.name);
+    core_->changed = true;
     if (it == core_->domains.end()) {
       core_->domains.emplace(spec.name, Core::Domain{spec});
       return okStatus();
@@ -350,6 +447,7 @@ Status TestDriver::start(const std::string& name) {
     }
     const TimeMs now = core_->clock->nowMs();
     d.state = DomainState::Running;
+    core_->changed = true;
     d.crashAtMs = core_->config.crashAfterMs > 0 ? now + core_->config.crashAfterMs : kNever;
     core_->journal.record(JournalEntry{now, core_->config.blade, JournalEvent::Start, name, d.spec.uuid});
     events.push_back(DomainEvent{name, d.spec.uuid, DomainState::Running, "started"});
@@ -390,6 +488,7 @@ Status TestDriver::undefine(const std::string& name) {
       core_->endRunLocked(d, DomainState::Shutoff, JournalEvent::Destroy, core_->clock->nowMs(), "destroyed", events);
     }
     core_->domains.erase(it);
+    core_->changed = true;
     return okStatus();
   });
 }

@@ -12,6 +12,11 @@
 //   crash_after_ms=N       every started domain crashes N ms after its start
 //   journal=PATH           also append the journal to PATH (see Journal.h)
 //   events=false           capabilities().events off; subscribe() returns Unsupported
+//   state_file=PATH        keep the domains (specs, run state) in PATH, rewritten on every
+//                          change; a driver created on an existing file reloads them as
+//                          they were, journaling nothing (they never stopped). This is how
+//                          a simulated blade's domains outlive its agent process, the way
+//                          a real hypervisor keeps running while loom-agent restarts.
 //
 // Time-driven transitions (crash_after_ms, the watchdog) are due at an exact time and are
 // applied in time order, stamped with that due time, whenever they are noticed:
@@ -43,6 +48,7 @@ struct TestDriverConfig {
   TimeMs crashAfterMs = 0;          // 0: never
   std::string journalPath;          // empty: in memory only
   bool events = true;
+  std::string statePath;            // empty: domains live in this process only
 };
 
 // Reads the params above; a malformed number is an Invalid error quoting the param.
@@ -50,7 +56,8 @@ Result<TestDriverConfig> parseTestDriverConfig(const DriverOptions& options);
 
 class TestDriver final : public Driver {
  public:
-  // Fails only when the journal file cannot be opened.
+  // Fails when the journal file cannot be opened or the state file exists but cannot be
+  // read back.
   static Result<std::unique_ptr<TestDriver>> create(TestDriverConfig config,
                                                     std::shared_ptr<Clock> clock = systemClock());
   ~TestDriver() override;

@@ -252,3 +252,90 @@ TEST_F(TempFiles, UnreadableFileIsReportedWithoutAPosition) {
 
 }  // namespace
 }  // namespace loom::config
+
+namespace loom::config {
+namespace {
+
+const char* kPools = R"(kind: Partition
+name: prod
+---
+kind: IdentityPool
+name: default
+macs: 52:54:00:10:00:00-52:54:00:10:ff:ff
+uuids: 4c4f4f4d-0000-0000-0000-000000000000/16
+---
+kind: Network
+name: front
+partition: prod
+---
+kind: Pool
+name: web
+partition: prod
+hypervisor: kvm
+blades: {names: [b1]}
+)";
+
+const char* kServers = R"(kind: Server
+name: web-01
+partition: prod
+pool: web
+vcpus: 2
+memory: 1GiB
+nics: [{network: front}]
+)";
+
+TEST(LoaderOnto, ABodyMayReferToObjectsAppliedBefore) {
+  auto alone = loadDeclarationText(kServers, "servers.yaml");
+  ASSERT_FALSE(alone.ok());
+  auto pools = loadDeclarationText(kPools, "pools.yaml");
+  ASSERT_TRUE(pools.ok()) << pools.diagnostics.front().format();
+  auto merged = loadDeclarationTextOnto(pools.declarations, kServers, "servers.yaml");
+  ASSERT_TRUE(merged.ok()) << merged.diagnostics.front().format();
+  EXPECT_EQ(merged.declarations.pools.size(), 1u);
+  ASSERT_EQ(merged.declarations.servers.size(), 1u);
+  EXPECT_EQ(merged.objects, (std::vector<std::pair<std::string, std::string>>{{"Server", "web-01"}}));
+}
+
+TEST(LoaderOnto, BodyObjectsReplaceAppliedOnesInPlaceAndErrorsPointIntoTheBody) {
+  auto pools = loadDeclarationText(kPools, "pools.yaml");
+  ASSERT_TRUE(pools.ok()) << pools.diagnostics.front().format();
+  auto redo = loadDeclarationTextOnto(pools.declarations, "kind: Pool\nname: web\npartition: prod\nhypervisor: kvm\nblades: {names: [b1]}\nspares: 2\n", "p2.yaml");
+  ASSERT_TRUE(redo.ok());
+  ASSERT_EQ(redo.declarations.pools.size(), 1u);
+  EXPECT_EQ(redo.declarations.pools[0].spares, 2u);
+  auto bad = loadDeclarationTextOnto(pools.declarations, "kind: Server\nname: x\npartition: prod\npool: wbe\nvcpus: 1\nmemory: 1GiB\n",
+                                     "s.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.diagnostics.front().file, "s.yaml");
+  EXPECT_EQ(bad.diagnostics.front().line, 4);
+  EXPECT_NE(bad.diagnostics.front().message.find("did you mean 'web'"), std::string::npos) << bad.diagnostics.front().message;
+}
+
+TEST(LoaderOnto, ValidateDeclarationsFindsDanglingReferences) {
+  auto all = loadDeclarationText(std::string(kPools) + "---\n" + kServers, "all.yaml");
+  ASSERT_TRUE(all.ok()) << all.diagnostics.front().format();
+  EXPECT_TRUE(validateDeclarations(all.declarations, "state").ok());
+  pool::Declarations without = all.declarations;
+  without.pools.clear();
+  auto check = validateDeclarations(without, "state");
+  ASSERT_FALSE(check.ok());
+  EXPECT_NE(check.diagnostics.front().message.find("no Pool named 'web'"), std::string::npos) << check.diagnostics.front().message;
+}
+
+}  // namespace
+}  // namespace loom::config
+
+namespace loom::config {
+namespace {
+
+TEST(LoaderNames, KindsAndNamesOnlyWithReplicasExpanded) {
+  auto r = loadDeclarationNames("kind: Pool\nname: web\n---\nkind: Server\nname: app\nreplicas: 2\nvcpus: lots\n", "d.yaml");
+  ASSERT_TRUE(r.ok()) << r.diagnostics.front().format();
+  EXPECT_EQ(r.objects, (std::vector<std::pair<std::string, std::string>>{{"Pool", "web"}, {"Server", "app-0"}, {"Server", "app-1"}}));
+  auto bad = loadDeclarationNames("kind: Server\n", "d.yaml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_TRUE(bad.objects.empty());
+}
+
+}  // namespace
+}  // namespace loom::config

@@ -226,6 +226,79 @@ TEST(Controller, FailedStepsAreRetriedThenBecomeAFault) {
   EXPECT_NE(server["reason"].get<std::string>().find("disk missing"), std::string::npos);
 }
 
+TEST(Controller, ApplyValidatesTheBodyTogetherWithWhatIsApplied) {
+  Harness h("union.db");
+  const std::string decls = kDecls;
+  const auto cut = decls.find("kind: Server");
+  const std::string pools = decls.substr(0, cut), servers = decls.substr(cut);
+  auto alone = h.api("POST", "/v1/apply", servers, {{"source", "servers.yaml"}});
+  EXPECT_EQ(alone.status, 400) << alone.body;
+  EXPECT_NE(alone.body.find("servers.yaml:"), std::string::npos) << alone.body;
+  ASSERT_EQ(h.api("POST", "/v1/apply", pools).status, 200);
+  auto r = h.api("POST", "/v1/apply", servers, {{"source", "servers.yaml"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto diff = Json::parse(r.body)["diff"];
+  EXPECT_EQ(diff["created"].size(), 2u);
+  EXPECT_EQ(diff["created"][0], (Json{{"kind", "Server"}, {"name", "web-0"}}));
+  EXPECT_EQ(Json::parse(h.api("GET", "/v1/servers").body).size(), 2u);
+}
+
+TEST(Controller, DeleteRefusesReferencedObjectsAndReleasesIdentities) {
+  Harness h("delete.db");
+  h.registerBlade("b1");
+  h.registerBlade("b2");
+  ASSERT_EQ(h.api("POST", "/v1/apply", kDecls).status, 200);
+  h.answerAll();
+  auto pool = h.api("POST", "/v1/delete", "kind: Pool\nname: web\npartition: prod\n");
+  EXPECT_EQ(pool.status, 409) << pool.body;
+  EXPECT_EQ(h.api("POST", "/v1/delete", "kind: Server\nname: nope\npartition: prod\npool: web\nmemory: 1GiB\n").status, 404);
+  const std::string uuid = Json::parse(h.api("GET", "/v1/servers/web-0").body)["uuid"];
+  const std::string server = std::string(kDecls).substr(std::string(kDecls).find("kind: Server"));
+  auto del = h.api("POST", "/v1/delete", server);
+  ASSERT_EQ(del.status, 200) << del.body;
+  EXPECT_EQ(h.api("GET", "/v1/servers/web-0").status, 404);
+  h.reopen();
+  EXPECT_EQ(h.api("GET", "/v1/servers/web-0").status, 404);
+  ASSERT_EQ(h.api("POST", "/v1/apply", server).status, 200);
+  const std::string again = Json::parse(h.api("GET", "/v1/servers/web-0").body)["uuid"];
+  EXPECT_NE(again, uuid) << "a released identity is never handed out again";
+}
+
+TEST(Controller, RetireRefusesABusyBladeAndMoveChecksTheTarget) {
+  Harness h("retire.db");
+  h.registerBlade("b1");
+  h.registerBlade("b2");
+  h.registerBlade("b3");
+  ASSERT_EQ(h.api("POST", "/v1/apply", kDecls).status, 200);
+  h.answerAll();
+  const std::string b0 = Json::parse(h.api("GET", "/v1/servers/web-0").body)["blade"];
+  const std::string b1 = Json::parse(h.api("GET", "/v1/servers/web-1").body)["blade"];
+  std::string empty;
+  for (const auto& b : Json::parse(h.api("GET", "/v1/blades").body))
+    if (b["servers"].empty()) empty = b["name"];
+  ASSERT_FALSE(empty.empty());
+  auto busy = h.api("POST", "/v1/blades/" + b0 + "/retire");
+  EXPECT_EQ(busy.status, 409);
+  EXPECT_NE(busy.body.find("still holds 1 server; drain it first"), std::string::npos) << busy.body;
+  auto clash = h.api("POST", "/v1/servers/web-0/move", Json{{"to", b1}}.dump());
+  EXPECT_EQ(clash.status, 409);
+  EXPECT_NE(clash.body.find("anti-affinity"), std::string::npos) << clash.body;
+  EXPECT_EQ(h.api("POST", "/v1/servers/web-0/move", "[]").status, 400);
+  auto moved = h.api("POST", "/v1/servers/web-0/move", Json{{"to", empty}}.dump());
+  ASSERT_EQ(moved.status, 200) << moved.body;
+  EXPECT_EQ(Json::parse(moved.body)["blade"], empty);
+  h.answerAll();
+  auto retired = h.api("POST", "/v1/blades/" + b0 + "/retire");
+  ASSERT_EQ(retired.status, 200) << retired.body;
+  EXPECT_EQ(Json::parse(retired.body)["state"], "retired");
+  auto cap = Json::parse(h.api("GET", "/v1/capacity").body);
+  ASSERT_EQ(cap.size(), 1u);
+  EXPECT_EQ(cap[0]["pool"], "web");
+  EXPECT_EQ(cap[0]["servers"], 2);
+  h.reopen();
+  EXPECT_EQ(Json::parse(h.api("GET", "/v1/blades/" + b0).body)["state"], "retired");
+}
+
 TEST(Controller, UnknownEndpointsAnswerWithoutCrashing) {
   Harness h("api.db");
   EXPECT_EQ(h.api("GET", "/v1/blades/nope").status, 404);

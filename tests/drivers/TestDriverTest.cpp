@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -222,6 +223,44 @@ TEST(TestDriver, WatchdogDestroysEveryRunningDomainAtTheDeadline) {
   EXPECT_NE(refused.error().message.find("'web-01'"), std::string::npos);
   f.driver->armWatchdog(f.clock->nowMs() + 1000);
   EXPECT_TRUE(f.driver->start("web-01").ok());
+}
+
+TEST(TestDriver, StateFileRestoresDomainsAsTheyWereWithoutAStart) {
+  const std::string path = tempPath("state") + ".json";
+  std::filesystem::remove(path);
+  {
+    Fixture f(Params{{"state_file", path}});
+    auto spec = server("web-01", 1);
+    spec.nics[0].vlan = 100;
+    ASSERT_TRUE(f.driver->define(spec).ok());
+    ASSERT_TRUE(f.driver->define(server("web-02", 2)).ok());
+    ASSERT_TRUE(f.driver->start("web-01").ok());
+    EXPECT_EQ(f.driver->journal().size(), 1u);
+  }  // the "agent" dies; the simulated hypervisor keeps its domains
+  Fixture g(Params{{"state_file", path}});
+  EXPECT_EQ(g.state("web-01"), DomainState::Running);
+  EXPECT_EQ(g.state("web-02"), DomainState::Defined);
+  EXPECT_EQ(g.driver->info("web-01")->uuid, server("web-01", 1).uuid);
+  EXPECT_EQ(g.driver->info("web-01")->macs, std::vector<std::string>{"52:54:00:10:00:01"});
+  EXPECT_TRUE(g.driver->journal().empty()) << "a restored domain never stopped, so it is not started again";
+  EXPECT_TRUE(g.driver->start("web-01").ok());
+  EXPECT_TRUE(g.driver->journal().empty()) << "starting a running domain is a no-op";
+  ASSERT_TRUE(g.driver->undefine("web-02").ok());
+  Fixture h(Params{{"state_file", path}});
+  EXPECT_FALSE(h.driver->info("web-02").ok());
+  EXPECT_EQ(h.state("web-01"), DomainState::Running);
+  std::filesystem::remove(path);
+}
+
+TEST(TestDriver, UnreadableStateFileIsAnError) {
+  const std::string path = tempPath("badstate") + ".json";
+  { std::ofstream(path) << "{not json"; }
+  auto config = parseTestDriverConfig({"", Params{{"state_file", path}}});
+  ASSERT_TRUE(config.ok());
+  auto made = TestDriver::create(*config, std::make_shared<ManualClock>(kT0));
+  ASSERT_FALSE(made.ok());
+  EXPECT_NE(made.error().message.find(path), std::string::npos) << made.error().message;
+  std::filesystem::remove(path);
 }
 
 TEST(TestDriver, RenewedWatchdogKeepsDomainsRunning) {

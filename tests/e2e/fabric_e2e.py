@@ -13,7 +13,7 @@ blades:
   - {name: b4, chassis: c1, slot: 4, cores: 8, memory: 16GiB, hypervisor: [kvm]}
 """
 
-DECLS = """
+POOLS = """
 kind: Partition
 name: prod
 ---
@@ -33,7 +33,11 @@ partition: prod
 hypervisor: kvm
 blades: {match: {chassis: c1}}
 spares: 1
----
+"""
+
+# Applied after POOLS, in a request of its own: it names the pool, partition and
+# network POOLS declared (apply validates the union of stored and new declarations).
+SERVERS = """
 kind: Server
 name: web
 replicas: 3
@@ -63,6 +67,30 @@ pool: web
 vcpus: 1
 memory: 1GiB
 power: off
+"""
+
+DECLS = POOLS + "---" + SERVERS
+
+APP = """
+kind: Server
+name: app
+replicas: 2
+partition: prod
+pool: web
+vcpus: 1
+memory: 1GiB
+nics: [{network: front}, {network: front}]
+power: on
+"""
+
+EXTRA = """
+kind: Server
+name: extra
+partition: prod
+pool: web
+vcpus: 1
+memory: 512MiB
+power: on
 """
 
 BAD_YAML = """
@@ -211,8 +239,17 @@ def main():
         check(fab.get("/v1/servers") == [], "nothing declared after the dry run")
 
         print("== apply -> every power:on server running on a blade of its pool, anti-affinity kept", flush=True)
-        status, body = fab.request("POST", "/v1/apply?source=decls.yaml", DECLS)
-        check(status == 200, f"apply -> 200 ({body[:200] if status != 200 else ''})")
+        status, body = fab.request("POST", "/v1/apply?source=servers.yaml", SERVERS)
+        check(status == 400, f"servers.yaml alone -> 400: its pool is not declared yet (got {status})")
+        diags = json.loads(body).get("diagnostics", [])
+        check(diags and diags[0].startswith("servers.yaml:") and "is declared" in diags[0],
+              f"diagnostic points into servers.yaml ({diags[:1]})")
+        status, body = fab.request("POST", "/v1/apply?source=pools.yaml", POOLS)
+        check(status == 200, f"pools.yaml -> 200 ({body[:200] if status != 200 else ''})")
+        created = json.loads(body)["diff"]["created"]
+        check({"kind": "Pool", "name": "web"} in created, f"diff lists created objects as kind+name ({created[:2]})")
+        status, body = fab.request("POST", "/v1/apply?source=servers.yaml", SERVERS)
+        check(status == 200, f"servers.yaml after pools.yaml -> 200, validated with the stored pools ({body[:300] if status != 200 else ''})")
         wait_for(lambda: all_running(fab, on_servers), 30, "all power:on servers running")
         servers = {s["name"]: s for s in fab.get("/v1/servers")}
         pool = fab.get("/v1/pools/web")
@@ -258,6 +295,8 @@ def main():
         check(all(len(b) == 1 for b in blades_of.values()), "journal: no server ever started on two blades")
         ends = [e for e in journal if e["event"] != "start" and e["domain"] in victim_servers]
         check(not ends, "journal: no adopted domain was stopped or destroyed")
+        starts = collections.Counter(e["uuid"] for e in journal if e["event"] == "start")
+        check(all(n == 1 for n in starts.values()), f"journal: every server started exactly once ({dict(starts)})")
 
         print("== an agent with an unknown key is refused", flush=True)
         fab.start_agent("b1", key="rogue") if False else None
@@ -300,6 +339,81 @@ def main():
         check(all_running(fab, on_servers), "all servers still running")
         events = fab.get("/v1/events?since=0")
         check(isinstance(events, list) and events, f"events recorded ({len(events)})")
+
+        print("== operator verbs: capacity, dry-run diff, move, delete, retire", flush=True)
+        cap = fab.get("/v1/capacity")
+        web_cap = [c for c in cap if c["pool"] == "web"]
+        check(web_cap and all(k in web_cap[0] for k in ("blades", "spares", "spares_declared", "cores_total", "cores_used",
+              "memory_total_mib", "memory_used_mib", "servers", "survivable_failures", "spares_promise_met", "warning")),
+              f"GET /v1/capacity reports pool web ({web_cap[:1]})")
+        check(web_cap[0]["servers"] == 5 and web_cap[0]["spares_declared"] == 1, "capacity counts servers and declared spares")
+        status, body = fab.request("POST", "/v1/apply?dry_run=1&source=extra.yaml", EXTRA)
+        dry = json.loads(body)
+        check(status == 200 and dry["diff"]["created"] == [{"kind": "Server", "name": "extra"}] and dry["diff"]["changed"] == []
+              and dry["diff"]["deleted"] == [], f"dry-run diff names the new server only ({body[:300]})")
+        check(any(p["server"] == "extra" for p in dry["plan"]["placements"]) and "steps" in dry["plan"]
+              and "unplaceable" in dry["plan"], "dry-run plan places it")
+        check(fab.get("/v1/servers/extra") is None, "the dry run declared nothing")
+
+        servers = {s["name"]: s for s in fab.get("/v1/servers")}
+        spare = fab.get("/v1/pools/web")["spare_blades"][0]
+        status, body = fab.request("POST", "/v1/servers/web-0/move", json.dumps({"to": servers["web-1"]["blade"]}))
+        check(status == 409 and "anti-affinity" in json.loads(body)["error"], f"move onto web-1's blade -> 409 anti-affinity ({body.strip()[:200]})")
+        status, _ = fab.request("POST", "/v1/servers/web-0/move", json.dumps({"to": "nope"}))
+        check(status == 404, f"move to an unknown blade -> 404 ({status})")
+        status, _ = fab.request("POST", "/v1/servers/web-0/move", "{not json")
+        check(status == 400, f"move with a bad body -> 400 ({status})")
+        old_blade = servers["app-0"]["blade"]
+        status, body = fab.request("POST", "/v1/servers/app-0/move", json.dumps({"to": spare}))
+        check(status == 200, f"move app-0 {old_blade} -> {spare} ({body.strip()[:200]})")
+        wait_for(lambda: fab.get("/v1/servers/app-0")["blade"] == spare and fab.get("/v1/servers/app-0")["state"] == "running",
+                 20, "app-0 running on its new blade")
+        journal = [e for e in journal_entries(os.path.join(work, "journal")) if e["domain"] == "app-0"]
+        stop_at = [e["t"] for e in journal if e["event"] == "stop" and e["blade"] == old_blade]
+        start_at = [e["t"] for e in journal if e["event"] == "start" and e["blade"] == spare]
+        check(stop_at and start_at and stop_at[0] <= start_at[0], f"app-0 stopped on {old_blade} before it started on {spare}")
+        check(fab.get("/v1/servers/app-0")["uuid"] == servers["app-0"]["uuid"], "app-0 kept its identity across the move")
+
+        holder = fab.get("/v1/servers/web-0")["blade"]
+        status, body = fab.request("POST", f"/v1/blades/{holder}/retire")
+        check(status == 409 and "still holds" in json.loads(body)["error"], f"retire a busy blade -> 409 ({body.strip()[:200]})")
+        status, body = fab.request("POST", "/v1/delete", POOLS)
+        check(status == 409 and "web" in json.loads(body)["error"], f"delete the pool its servers use -> 409 ({body.strip()[:200]})")
+        status, _ = fab.request("POST", "/v1/delete", EXTRA)
+        check(status == 404, f"delete an undeclared server -> 404 ({status})")
+        status, body = fab.request("POST", "/v1/delete?dry_run=1", APP)
+        check(status == 200 and fab.get("/v1/servers/app-0") is not None, "delete dry run changes nothing")
+        old_ids = {n: (servers[n]["uuid"], tuple(servers[n]["macs"])) for n in ("app-0", "app-1")}
+        app_blades = {n: fab.get("/v1/servers/" + n)["blade"] for n in ("app-0", "app-1")}
+        status, body = fab.request("POST", "/v1/delete?source=app.yaml", APP)
+        check(status == 200 and json.loads(body)["deleted"] == [{"kind": "Server", "name": "app-0"}, {"kind": "Server", "name": "app-1"}],
+              f"delete app-0 and app-1 ({body.strip()[:200]})")
+        check(fab.get("/v1/servers/app-0") is None, "app-0 is no longer declared")
+        wait_for(lambda: all(b["domains"] == len(b["servers"]) for b in fab.get("/v1/blades")), 20,
+                 "their domains stopped and undefined")
+        ends = {e["domain"] for e in journal_entries(os.path.join(work, "journal")) if e["event"] in ("stop", "destroy")
+                and e["blade"] == app_blades.get(e["domain"])}
+        check(ends == {"app-0", "app-1"}, f"journal: both stopped on their blades ({ends})")
+        empty = [b["name"] for b in fab.get("/v1/blades") if not b["servers"] and b["domains"] == 0]
+        check(empty, "a blade is empty after the delete")
+        status, body = fab.request("POST", f"/v1/blades/{empty[0]}/retire")
+        check(status == 200 and json.loads(body)["state"] == "retired", f"retire empty blade {empty[0]} -> retired ({body.strip()[:200]})")
+        status, _ = fab.request("POST", f"/v1/blades/{empty[0]}/undrain")
+        check(status == 409, "a retired blade cannot be undrained")
+        status, body = fab.request("POST", "/v1/apply?source=app.yaml", APP)
+        check(status == 200, "app re-declared")
+        again = {s["name"]: (s["uuid"], tuple(s["macs"])) for s in fab.get("/v1/servers") if s["name"] in old_ids}
+        used = {v[0] for v in old_ids.values()} | {m for v in old_ids.values() for m in v[1]}
+        check(all(u not in used for v in again.values() for u in (v[0],) + v[1]), "re-declared servers got new identities (none reused)")
+        wait_for(lambda: all_running(fab, {"app-0", "app-1"}), 20, "re-declared servers running")
+        check(all(fab.get("/v1/servers/" + n)["blade"] != empty[0] for n in ("app-0", "app-1")), "nothing placed on the retired blade")
+        fab.kill9("loomd")
+        fab.start_loomd()
+        wait_for(lambda: len([b for b in fab.get("/v1/blades") if b["online"]]) == 4, 20, "4 blades re-registered")
+        check(any(b["name"] == empty[0] and b["state"] == "retired" for b in fab.get("/v1/blades")), "retirement survives a restart")
+        again2 = {s["name"]: (s["uuid"], tuple(s["macs"])) for s in fab.get("/v1/servers") if s["name"] in old_ids}
+        check(again2 == again, "identities unchanged by the restart")
+        check(fab.get("/v1/servers/web-0") is not None and fab.get("/v1/pools/web") is not None, "pool and servers still there")
         print("PASS", flush=True)
         return 0
     except Failure as e:

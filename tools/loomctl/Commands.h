@@ -12,8 +12,9 @@ namespace loom::loomctl {
 // Commands that need no controller: `validate`, `plan` (OfflineCommands.cpp).
 void registerOfflineCommands(CLI::App& app, Context& context);
 
-// Commands that talk to loomd's HTTP API: `apply`, `blade ...`, `server ...`, `pool ...`,
-// `events`, `capacity`, `fabric`, `shell` (ApiCommands.cpp).
+// Commands that talk to loomd's HTTP API: `apply`, `delete`, `blade ...`, `server ...`,
+// `pool ...`, `events`, `capacity`, `fabric` (ApiCommands.cpp). `shell` is added by
+// buildApp (App.cpp), since it runs the tree itself.
 void registerApiCommands(CLI::App& app, Context& context);
 
 }  // namespace loom::loomctl

@@ -1,10 +1,20 @@
 #include "tools/loomctl/Context.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <unistd.h>
 
 namespace loom::loomctl {
+
+namespace {
+std::atomic<bool> interrupted{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "set from a signal handler");
+}  // namespace
+
+void requestInterrupt() { interrupted.store(true); }
+bool interruptRequested() { return interrupted.load(); }
+void clearInterrupt() { interrupted.store(false); }
 
 OutputFormat parseOutputFormat(const std::string& name) {
   if (name == "table") return OutputFormat::Table;

@@ -18,7 +18,15 @@ struct Context {
   std::ostream* out = &std::cout;
   std::ostream* err = &std::cerr;
   int exitCode = 0;             // what main returns once the command has run
+  bool inShell = false;         // running a line of `loomctl shell` (no nested shell)
 };
+
+// Ctrl-C while a long command runs inside `loomctl shell` (or `events --follow`): the
+// SIGINT handler sets it, loops that wait (apply progress, follow) poll it and stop, so
+// the shell survives. Async-signal-safe: a lock-free atomic flag.
+void requestInterrupt();
+bool interruptRequested();
+void clearInterrupt();
 
 // The -o value as a format; throws CommandError for anything else.
 OutputFormat parseOutputFormat(const std::string& name);

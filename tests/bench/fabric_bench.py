@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+"""Fabric benchmark (DESIGN.md section 6), not a test: real loomd + one `loom-agent
+--simulate` on loopback (free ports, --insecure, fresh state dir), N simulated blades,
+M servers in 20 pools. Each run measures:
+  apply_10k_s     POST /v1/apply of 10,000 servers (parse, validate, plan, persist)
+  cpu_pct, rss_mb loomd steady state with N blades heartbeating at 1/s and all M servers
+                  applied and converged (CPU over --measure seconds from /proc/PID/stat)
+  restart_s       kill -9 loomd, exec again -> /v1/health answers (state recovered first)
+  unregistered    blades not online when the steady-state window starts
+Prints every run and the medians. Every wait is bounded; all processes are killed and
+the work dir removed at the end.
+Usage: fabric_bench.py --loomd PATH --agent PATH [--blades 10000 --servers 100000 --runs 3]"""
+import argparse, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import urllib.error, urllib.request
+
+POOLS = 20
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+def fabric_yaml(n):
+    lines = ["blades:"]
+    for i in range(n):
+        lines.append(f"  - {{name: b{i:05d}, chassis: c{i % POOLS:02d}, slot: {i // POOLS}, cores: 64, memory: 256GiB, hypervisor: [kvm]}}")
+    return "\n".join(lines) + "\n"
+
+def base_yaml():
+    docs = ["kind: Partition\nname: bench",
+            "kind: Network\nname: net\npartition: bench",
+            "kind: IdentityPool\nname: default\nmacs: 52:54:00:00:00:00-52:54:00:ff:ff:ff\n"
+            "uuids: 4c4f4f4d-0000-0000-0000-000000000000/20"]
+    for p in range(POOLS):
+        docs.append(f"kind: Pool\nname: p{p:02d}\npartition: bench\nhypervisor: kvm\n"
+                    f"blades: {{match: {{chassis: c{p:02d}}}}}\nspares: 1")
+    return "\n---\n".join(docs) + "\n"
+
+def servers_yaml(prefix, count, per_template=100):
+    """`count` servers as templates of `per_template` replicas, spread over the pools,
+    mixed sizes, a quarter in anti-affinity groups."""
+    docs = []
+    t = 0
+    while count > 0:
+        n = min(per_template, count)
+        size = t % 4
+        doc = (f"kind: Server\nname: {prefix}{t:04d}\nreplicas: {n}\npartition: bench\npool: p{t % POOLS:02d}\n"
+               f"vcpus: {1 + size}\nmemory: {512 * (1 + size)}MiB\nnics: [{{network: net}}]\npower: on")
+        if t % 4 == 0:
+            doc += f"\nanti_affinity: g{t}"
+        docs.append(doc)
+        count -= n
+        t += 1
+    return "\n---\n".join(docs) + "\n"
+
+class Bench:
+    def __init__(self, args, work):
+        self.args, self.work = args, work
+        self.procs = {}
+        self.fabric_port, self.api_port = free_port(), free_port()
+        self.api = f"http://127.0.0.1:{self.api_port}"
+
+    def request(self, method, path, body=None, timeout=120):
+        req = urllib.request.Request(self.api + path, data=body.encode() if body is not None else None, method=method)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+        except (urllib.error.URLError, ConnectionError, socket.timeout, OSError):
+            return None, None
+
+    def metrics(self):
+        status, body = self.request("GET", "/metrics")
+        out = {}
+        for line in (body or "").splitlines():
+            if line and not line.startswith("#"):
+                k, v = line.rsplit(" ", 1)
+                out[k] = float(v)
+        return out
+
+    def wait(self, pred, seconds, what):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if pred():
+                return time.monotonic()
+            time.sleep(0.5)
+        raise RuntimeError(f"timed out after {seconds} s: {what}")
+
+    def start_loomd(self):
+        log = open(os.path.join(self.work, "loomd.log"), "a")
+        t0 = time.monotonic()
+        self.procs["loomd"] = subprocess.Popen(
+            [self.args.loomd, "--state", os.path.join(self.work, "state.db"), "--insecure",
+             "--agents", f"tcp://127.0.0.1:{self.fabric_port}", "--api", f"127.0.0.1:{self.api_port}"],
+            stdout=log, stderr=subprocess.STDOUT)
+        t1 = self.wait(lambda: self.request("GET", "/v1/health", timeout=2)[0] == 200, 120, "loomd serving")
+        return t1 - t0
+
+    def start_agent(self):
+        # One process holds up to 5,000 blades: each costs two file descriptors and a
+        # hard limit of 20,000 (common in containers) cannot hold 10,000 in one.
+        names = [f"b{i:05d}" for i in range(self.args.blades)]
+        for k in range(0, len(names), 5000):
+            log = open(os.path.join(self.work, f"agent{k // 5000}.log"), "a")
+            self.procs[f"agent{k // 5000}"] = subprocess.Popen(
+                [self.args.agent, "--controller", f"tcp://127.0.0.1:{self.fabric_port}", "--insecure",
+                 "--simulate", os.path.join(self.work, "fabric.yaml"), "--only", ",".join(names[k:k + 5000]),
+                 "--log-level", "warn"],
+                stdout=log, stderr=subprocess.STDOUT)
+
+    def cpu_seconds(self, pid):
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def rss_mb(self, pid):
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+        return 0
+
+    def stop_all(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+                try:
+                    p.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
+        self.procs.clear()
+
+def online(bench):
+    # From /metrics, not /v1/blades: listing 10,000 blades ten times a second would be
+    # the load being measured.
+    m = bench.metrics()
+    return int(sum(m.get(f'loom_blades{{state="{s}"}}', 0) for s in ("available", "active", "spare")))
+
+def one_run(args, run):
+    work = tempfile.mkdtemp(prefix="loom-bench-")
+    b = Bench(args, work)
+    result = {}
+    try:
+        with open(os.path.join(work, "fabric.yaml"), "w") as f:
+            f.write(fabric_yaml(args.blades))
+        b.start_loomd()
+        b.start_agent()
+        try:
+            b.wait(lambda: online(b) >= args.blades, args.register_timeout, "all blades online")
+        except RuntimeError:
+            pass
+        print(f"  {online(b)} blades online", flush=True)
+        status, body = b.request("POST", "/v1/apply?source=base.yaml", base_yaml())
+        assert status == 200, body[:500]
+        # apply of 10,000 servers
+        ten_k = servers_yaml("a", min(10000, args.servers))
+        t0 = time.monotonic()
+        status, body = b.request("POST", "/v1/apply?source=10k.yaml", ten_k, timeout=300)
+        result["apply_10k_s"] = time.monotonic() - t0
+        assert status == 200, (body or "")[:500]
+        if args.servers > 10000:
+            status, body = b.request("POST", "/v1/apply?source=rest.yaml", servers_yaml("r", args.servers - 10000), timeout=600)
+            assert status == 200, (body or "")[:500]
+        print(f"  applied; apply of 10k took {result['apply_10k_s']:.2f} s", flush=True)
+        # converge: every operation answered
+        def converged():
+            m = b.metrics()
+            return m.get("loom_operations_pending", 1) == 0 and \
+                m.get('loom_servers{state="running"}', 0) + m.get('loom_servers{state="unplaceable"}', 0) >= args.servers
+        b.wait(converged, args.converge_timeout, "servers running")
+        result["unplaceable"] = int(b.metrics().get('loom_servers{state="unplaceable"}', 0))
+        print("  converged", flush=True)
+        time.sleep(args.settle)
+        result["unregistered"] = args.blades - online(b)
+        pid = b.procs["loomd"].pid
+        c0, t0 = b.cpu_seconds(pid), time.monotonic()
+        hb0 = b.metrics().get("loom_heartbeats_total", 0)
+        time.sleep(args.measure)
+        c1, t1 = b.cpu_seconds(pid), time.monotonic()
+        hb1 = b.metrics().get("loom_heartbeats_total", 0)
+        result["cpu_pct"] = 100 * (c1 - c0) / (t1 - t0)
+        result["rss_mb"] = b.rss_mb(pid)
+        result["heartbeats_per_s"] = (hb1 - hb0) / (t1 - t0)
+        # restart with everything in the store
+        b.procs["loomd"].send_signal(signal.SIGKILL)
+        b.procs.pop("loomd").wait(timeout=10)
+        result["restart_s"] = b.start_loomd()
+        print(f"run {run}: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()), flush=True)
+        return result
+    finally:
+        b.stop_all()
+        if args.keep:
+            print("kept", work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--loomd", required=True)
+    ap.add_argument("--agent", required=True)
+    ap.add_argument("--blades", type=int, default=10000)
+    ap.add_argument("--servers", type=int, default=100000)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--settle", type=float, default=10)
+    ap.add_argument("--measure", type=float, default=30)
+    ap.add_argument("--register-timeout", type=float, default=120)
+    ap.add_argument("--converge-timeout", type=float, default=600)
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    results = [one_run(args, i + 1) for i in range(args.runs)]
+    print(f"median of {len(results)} runs ({args.blades} blades, {args.servers} servers):")
+    for k in results[0]:
+        print(f"  {k}: {statistics.median(r[k] for r in results):.3f}")
+    return 0
+
+if __name__ == "__main__":
+    sys.exit(main())

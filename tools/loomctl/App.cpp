@@ -1,0 +1,137 @@
+#include "tools/loomctl/App.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <iostream>
+
+#include "config/Spelling.h"
+#include "tools/loomctl/Commands.h"
+
+namespace loom::loomctl {
+namespace {
+
+// CLI11's message, or for a word that is no command, what it is and the closest one.
+std::string parseErrorMessage(const CLI::App& app, const CLI::ParseError& error) {
+  // The deepest command that was selected is where the unknown word was typed.
+  const CLI::App* where = &app;
+  for (;;) {
+    auto subs = where->get_subcommands();
+    if (subs.empty()) break;
+    where = subs.front();
+  }
+  // An unknown word may be left over on the command or, having fallen through, above it.
+  auto remaining = where->remaining();
+  if (remaining.empty()) remaining = app.remaining();
+  if (where->get_subcommands([](const CLI::App*) { return true; }).size() > 0 && !remaining.empty() &&
+      !remaining.front().starts_with("-")) {
+    std::vector<std::string> names;
+    for (const CLI::App* sub : where->get_subcommands([](const CLI::App*) { return true; }))
+      if (!sub->get_group().empty()) names.push_back(sub->get_name());
+    std::string message = "unknown command '" + remaining.front() + "'";
+    if (where != &app) message = "unknown " + where->get_name() + " command '" + remaining.front() + "'";
+    if (auto near = loom::config::closestMatch(remaining.front(), names)) message += " (did you mean '" + *near + "'?)";
+    return message;
+  }
+  auto subs = where->get_subcommands([](const CLI::App* s) { return !s->get_group().empty(); });
+  if (!subs.empty() && where != &app) {
+    std::string message = where->get_name() + " needs a command:";
+    for (std::size_t i = 0; i < subs.size(); ++i) message += (i ? ", " : " ") + subs[i]->get_name();
+    return message;
+  }
+  return error.what();
+}
+
+}  // namespace
+
+std::unique_ptr<CLI::App> buildApp(Context& context) {
+  auto app = std::make_unique<CLI::App>("loomctl: show and drive a Loom blade fabric (pools, blades, logical servers)");
+  app->name("loomctl");
+  app->set_version_flag("--version", "loomctl 0.1.0");
+  // Global options may follow the command too (`loomctl blade list -o json`).
+  app->fallthrough();
+  app->require_subcommand(1);
+  app->add_option("--controller", context.controller, "loomd API URL")
+      ->envname("LOOM_CONTROLLER")
+      ->capture_default_str()
+      ->type_name("URL");
+  app->add_option("-o,--output", context.outputName, "Output format: table, json or yaml")
+      ->check(CLI::IsMember({"table", "json", "yaml"}))
+      ->capture_default_str()
+      ->type_name("FORMAT");
+  app->footer("Run 'loomctl COMMAND --help' for a command's options.");
+  // Parsed options are applied before any command runs.
+  app->parse_complete_callback([&context] {
+    context.output = parseOutputFormat(context.outputName);
+    context.color = context.output == OutputFormat::Table && colorWanted(STDOUT_FILENO);
+  });
+
+  registerOfflineCommands(*app, context);
+  registerApiCommands(*app, context);
+
+  CLI::App* shell = app->add_subcommand("shell", "Interactive shell: the same commands, history, tab completion");
+  shell->callback([&context] {
+    if (context.inShell) throw CommandError("already in the shell");
+    context.exitCode = runShell(context);
+  });
+  return app;
+}
+
+int runCommand(const std::vector<std::string>& args, Context& context) {
+  auto app = buildApp(context);
+  std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 takes them last-first
+  try {
+    app->parse(reversed);
+  } catch (const CLI::CallForHelp& e) {
+    return app->exit(e, *context.out, *context.err);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app->exit(e, *context.out, *context.err);
+  } catch (const CLI::CallForVersion& e) {
+    return app->exit(e, *context.out, *context.err);
+  } catch (const CLI::ParseError& e) {
+    *context.err << "loomctl: " << parseErrorMessage(*app, e) << " (see loomctl --help)\n";
+    return 2;  // usage errors, as most shell tools report them
+  } catch (const CommandError& e) {
+    context.out->flush();
+    *context.err << "loomctl: " << e.what() << '\n';
+    return e.exitCode();
+  } catch (const std::exception& e) {
+    context.out->flush();
+    *context.err << "loomctl: " << e.what() << '\n';
+    return 1;
+  }
+  return context.exitCode;
+}
+
+bool splitWords(const std::string& line, std::vector<std::string>& words, bool* trailingBlank) {
+  words.clear();
+  std::string current;
+  bool inWord = false;
+  char quote = 0;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quote) {
+      if (c == quote) quote = 0;
+      else if (c == '\\' && quote == '"' && i + 1 < line.size()) current += line[++i];
+      else current += c;
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+      inWord = true;
+    } else if (c == '\\' && i + 1 < line.size()) {
+      current += line[++i];
+      inWord = true;
+    } else if (c == ' ' || c == '\t' || c == '\n') {
+      if (inWord) words.push_back(current);
+      current.clear();
+      inWord = false;
+    } else {
+      current += c;
+      inWord = true;
+    }
+  }
+  if (inWord) words.push_back(current);
+  if (trailingBlank) *trailingBlank = !inWord && !quote;
+  return quote == 0;
+}
+
+}  // namespace loom::loomctl

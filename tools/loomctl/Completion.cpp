@@ -1,0 +1,146 @@
+// Completion for the bash script (`loomctl __complete`) and the interactive shell: one
+// walk over the same CLI11 tree that parses the commands, so a new command or flag is
+// completable the day it is added.
+#include <algorithm>
+#include <iostream>
+#include <set>
+
+#include "tools/loomctl/Api.h"
+#include "tools/loomctl/App.h"
+
+namespace loom::loomctl {
+namespace {
+
+const std::vector<std::string> kStates = {"active",  "available", "spare",    "suspect", "failed",      "fenced",
+                                          "maintenance", "retired", "discovered", "pending", "placing", "starting",
+                                          "running", "stopping",  "stopped",  "moving",  "unplaceable"};
+
+// The option named by `word` ("--pool", "--pool=web", "-o") on `app` or, since global
+// options fall through, on a command above it.
+const CLI::Option* findOption(const CLI::App* app, const std::string& word) {
+  const std::string name = word.substr(0, word.find('='));
+  for (const CLI::App* a = app; a; a = a->get_parent())
+    if (const CLI::Option* o = a->get_option_no_throw(name)) return o;
+  return nullptr;
+}
+
+bool takesValue(const CLI::Option* o) { return o && o->get_type_size_max() > 0 && !o->get_positional(); }
+
+// What a command's NAME argument names: `blade show NAME` -> blades.
+std::string nounOfCommand(const CLI::App* app) {
+  const CLI::App* parent = app->get_parent();
+  if (!parent) return "";
+  const std::string noun = parent->get_name();
+  if (noun == "blade" || noun == "server" || noun == "pool") return noun + "s";
+  return "";
+}
+
+std::vector<std::string> valuesFor(const CLI::Option* o, const NameSource& names, bool* files) {
+  const std::string name = o->get_lnames().empty() ? "" : o->get_lnames().front();
+  if (name == "output") return {"table", "json", "yaml"};
+  if (name == "file" || name == "fabric") {
+    *files = true;
+    return {};
+  }
+  if (name == "pool") return names("pools");
+  if (name == "to") return names("blades");
+  if (name == "chassis") return names("chassis");
+  if (name == "partition") return names("partitions");
+  if (name == "state") return kStates;
+  return {};
+}
+
+}  // namespace
+
+Completion complete(const std::vector<std::string>& wordsIn, const NameSource& names, bool inShell) {
+  std::vector<std::string> words = wordsIn;
+  if (words.empty()) words.push_back("");
+  const std::string partial = words.back();
+  Context scratch;
+  auto app = buildApp(scratch);
+  const CLI::App* current = app.get();
+  std::size_t positionals = 0;
+  for (std::size_t i = 0; i + 1 < words.size(); ++i) {
+    const std::string& w = words[i];
+    if (w.size() > 1 && w[0] == '-') {
+      if (takesValue(findOption(current, w)) && w.find('=') == std::string::npos) ++i;  // skip its value
+      continue;
+    }
+    auto subs = current->get_subcommands([&](const CLI::App* s) { return s->get_name() == w; });
+    if (!subs.empty()) {
+      current = subs.front();
+      positionals = 0;
+    } else {
+      ++positionals;
+    }
+  }
+
+  Completion result;
+  std::vector<std::string> candidates;
+  const std::string previous = words.size() >= 2 ? words[words.size() - 2] : "";
+  const CLI::Option* pending = previous.size() > 1 && previous[0] == '-' && previous.find('=') == std::string::npos
+                                   ? findOption(current, previous)
+                                   : nullptr;
+  if (takesValue(pending)) {
+    candidates = valuesFor(pending, names, &result.files);
+  } else if (!partial.empty() && partial[0] == '-') {
+    for (const CLI::App* a = current; a; a = a->get_parent())
+      for (const CLI::Option* o : a->get_options()) {
+        if (o->get_positional()) continue;
+        for (const auto& l : o->get_lnames()) candidates.push_back("--" + l);
+        for (const auto& s : o->get_snames()) candidates.push_back("-" + s);
+      }
+  } else {
+    for (const CLI::App* s : current->get_subcommands([](const CLI::App*) { return true; }))
+      if (!s->get_group().empty() && !(inShell && s->get_name() == "shell")) candidates.push_back(s->get_name());
+    const auto positional = current->get_options([](const CLI::Option* o) { return o->get_positional(); });
+    const std::string noun = nounOfCommand(current);
+    if (!positional.empty() && positionals == 0 && !noun.empty()) {
+      auto live = names(noun);
+      candidates.insert(candidates.end(), live.begin(), live.end());
+    }
+    if (current == app.get() && inShell)
+      for (const char* word : {"help", "exit", "quit"}) candidates.push_back(word);
+  }
+  std::sort(candidates.begin(), candidates.end());
+  candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());
+  for (auto& c : candidates)
+    if (c.compare(0, partial.size(), partial) == 0) result.words.push_back(c);
+  return result;
+}
+
+NameSource controllerNames(const Context& context) {
+  return [context](const std::string& what) -> std::vector<std::string> {
+    if (what == "blades" || what == "pools" || what == "servers" || what == "partitions") return liveNames(context, what);
+    if (what == "chassis") {
+      std::set<std::string> chassis;
+      try {
+        ApiRequest r;
+        r.target = "/v1/blades";
+        r.timeout = std::chrono::seconds(2);
+        for (const auto& b : requestJson(context, r))
+          if (b.contains("chassis") && b["chassis"].is_string() && !b["chassis"].get<std::string>().empty())
+            chassis.insert(b["chassis"].get<std::string>());
+      } catch (const std::exception&) {
+      }
+      return {chassis.begin(), chassis.end()};
+    }
+    return {};
+  };
+}
+
+int runCompleteCommand(const std::vector<std::string>& words) {
+  Context context;
+  if (const char* env = std::getenv("LOOM_CONTROLLER"); env && *env) context.controller = env;
+  // A --controller typed on the line being completed is where the names come from.
+  for (std::size_t i = 0; i + 1 < words.size(); ++i) {
+    if (words[i] == "--controller" && i + 2 < words.size()) context.controller = words[i + 1];
+    else if (words[i].rfind("--controller=", 0) == 0) context.controller = words[i].substr(13);
+  }
+  Completion c = complete(words, controllerNames(context), false);
+  if (c.files) std::cout << "__files__\n";
+  for (const auto& w : c.words) std::cout << w << "\n";
+  return 0;
+}
+
+}  // namespace loom::loomctl

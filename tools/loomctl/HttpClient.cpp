@@ -1,0 +1,75 @@
+#include "tools/loomctl/HttpClient.h"
+
+#include <cctype>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "tools/loomctl/Context.h"
+
+namespace loom::loomctl {
+namespace {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace asio = boost::asio;
+
+// "http://host:port[/...]" -> (host, port)
+std::pair<std::string, std::string> splitUrl(const std::string& url) {
+  std::string rest = url;
+  if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
+  else if (rest.find("://") != std::string::npos) throw CommandError("controller URL '" + url + "': only http:// is supported");
+  if (auto slash = rest.find('/'); slash != std::string::npos) rest = rest.substr(0, slash);
+  const auto colon = rest.rfind(':');
+  if (colon == std::string::npos) return {rest, "80"};
+  return {rest.substr(0, colon), rest.substr(colon + 1)};
+}
+
+// "Connection refused" -> "connection refused": the message continues a sentence.
+std::string reasonOf(const beast::error_code& ec) {
+  if (ec == beast::error::timeout) return "timed out";
+  std::string m = ec.message();
+  if (!m.empty()) m[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(m[0])));
+  return m;
+}
+
+}  // namespace
+
+HttpReply httpCall(const std::string& controller, const std::string& method, const std::string& target,
+                   const std::string& body, const std::string& contentType, std::chrono::seconds timeout) {
+  const auto [host, port] = splitUrl(controller);
+  auto unreachable = [&](const std::string& reason) {
+    return CommandError("cannot reach the controller at " + controller + ": " + reason);
+  };
+  asio::io_context io;
+  asio::ip::tcp::resolver resolver(io);
+  beast::tcp_stream stream(io);
+  beast::error_code ec;
+  auto endpoints = resolver.resolve(host, port, ec);
+  if (ec) throw unreachable(reasonOf(ec));
+  stream.expires_after(timeout);
+  stream.connect(endpoints, ec);
+  if (ec) throw unreachable(reasonOf(ec));
+
+  http::request<http::string_body> req{http::string_to_verb(method), target, 11};
+  req.set(http::field::host, host);
+  req.set(http::field::user_agent, "loomctl");
+  if (!body.empty() || method == "POST") {
+    req.set(http::field::content_type, contentType);
+    req.body() = body;
+    req.prepare_payload();
+  }
+  http::write(stream, req, ec);
+  if (ec) throw unreachable(reasonOf(ec));
+  beast::flat_buffer buffer;
+  http::response_parser<http::string_body> parser;
+  parser.body_limit(std::size_t{1} << 30);
+  http::read(stream, buffer, parser, ec);
+  if (ec) throw unreachable(reasonOf(ec));
+  stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  return {static_cast<int>(parser.get().result_int()), parser.get().body()};
+}
+
+}  // namespace loom::loomctl

@@ -1,0 +1,22 @@
+// The one place loomctl speaks HTTP. Beast is slow to compile, so it stays behind this
+// small interface in HttpClient.cpp; everything else sees status + body.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+namespace loom::loomctl {
+
+struct HttpReply {
+  int status = 0;
+  std::string body;
+};
+
+// One request on a fresh connection (a CLI sends a handful; keep-alive buys nothing).
+// `controller` is "http://host:port". Throws CommandError "cannot reach the controller
+// at URL: REASON" when the connection or exchange fails, so every command reports an
+// unreachable controller the same way; any HTTP status is returned, not thrown.
+HttpReply httpCall(const std::string& controller, const std::string& method, const std::string& target,
+                   const std::string& body, const std::string& contentType, std::chrono::seconds timeout);
+
+}  // namespace loom::loomctl
