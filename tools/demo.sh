@@ -70,11 +70,7 @@ step "loomctl pool list"
 "$loomctl" pool list
 step "loomctl server list"
 "$loomctl" server list
-if "$loomctl" fabric --help >/dev/null 2>&1; then
-  step "loomctl fabric"
-  "$loomctl" fabric
-fi
-if "$loomctl" capacity --help >/dev/null 2>&1; then
-  step "loomctl capacity"
-  "$loomctl" capacity
-fi
+step "loomctl fabric (the chassis, front view)"
+"$loomctl" fabric
+step "loomctl capacity"
+"$loomctl" capacity
