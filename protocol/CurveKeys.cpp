@@ -79,8 +79,17 @@ Result<std::set<std::string>> readAllowList(const std::string& path) {
   int n = 0;
   while (std::getline(in, line)) {
     ++n;
-    line = trim(line.substr(0, line.find('#')));
-    if (line.empty()) continue;
+    // '#' is one of Z85's 85 characters, so a comment starts a line or follows the key
+    // after white space ("KEY  # c1-s3"); it is never cut out of the middle of a key.
+    line = trim(line);
+    if (line.empty() || line[0] == '#') continue;
+    if (const auto space = line.find_first_of(" \t"); space != std::string::npos) {
+      const std::string rest = trim(line.substr(space));
+      if (!rest.empty() && rest[0] != '#') {
+        return makeError(Errc::Invalid, path + ":" + std::to_string(n) + ": one key per line, then an optional '# comment'");
+      }
+      line = line.substr(0, space);
+    }
     if (!isZ85Key(line)) return makeError(Errc::Invalid, path + ":" + std::to_string(n) + ": not a 40-character Z85 public key");
     keys.insert(line);
   }

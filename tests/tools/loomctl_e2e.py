@@ -14,20 +14,11 @@ Suites (one fabric each, so a failure in one does not hide the others):
 
 Every wait is bounded; every process started here is killed at the end.
 Usage: loomctl_e2e.py --loomctl PATH --loomd PATH --agent PATH --examples DIR --suite NAME [--keep]"""
-import argparse, json, os, pty, select, shutil, signal, socket, subprocess, sys, tempfile, time
+import json, os, pty, select, signal, subprocess, sys, time
 
-class Failure(Exception):
-    pass
-
-def check(cond, message, detail=""):
-    if not cond:
-        raise Failure(message + (("\n" + detail) if detail else ""))
-    print("  ok:", message, flush=True)
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+from loomharness import Cluster, arg_parser, Failure, check, free_port, wait_until
 
 SMALL_FABRIC = """
 blades:
@@ -36,47 +27,19 @@ blades:
   - {name: lonely-blade, chassis: c2, slot: 3, cores: 8, memory: 16GiB, hypervisor: [kvm]}
 """
 
-class Fabric:
-    def __init__(self, args, work, fabric_file):
-        self.args, self.work, self.fabric_file = args, work, fabric_file
-        self.agents_port, self.api_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.api_port}"
-        self.procs = []
-
-    def start(self, blades):
-        log = open(os.path.join(self.work, "loomd.log"), "a")
-        self.procs.append(subprocess.Popen(
-            [self.args.loomd, "--insecure", "--state", os.path.join(self.work, "state.db"),
-             "--agents", f"tcp://127.0.0.1:{self.agents_port}", "--api", f"127.0.0.1:{self.api_port}"],
-            stdout=log, stderr=subprocess.STDOUT))
-        os.makedirs(os.path.join(self.work, "sim"), exist_ok=True)
-        log = open(os.path.join(self.work, "agent.log"), "a")
-        self.procs.append(subprocess.Popen(
-            [self.args.agent, "--insecure", "--controller", f"tcp://127.0.0.1:{self.agents_port}",
-             "--simulate", self.fabric_file, "--journal", os.path.join(self.work, "journal"),
-             "--sim-state", os.path.join(self.work, "sim")],
-            stdout=log, stderr=subprocess.STDOUT))
-        wait_for(lambda: len(online_blades(self)) == blades, 30, f"{blades} blades registered")
-        # loomd (as of this test) can crash with SIGSEGV on an apply that arrives in the
-        # moments right after a burst of registrations; give its first replan time.
-        time.sleep(1.5)
-
-    def stop(self):
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGKILL)
-                try:
-                    p.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    pass
-        self.procs = []
+def start_fabric(fab, fabric_file, blades):
+    """loomd and one `loom-agent --simulate` for the whole fabric file; wait (through
+    loomctl) until its blades are online."""
+    fab.start_loomd(wait=False)
+    fab.start_sim_agent(fabric_file)
+    wait_for(lambda: len(online_blades(fab)) == blades, 30, f"{blades} blades registered")
 
 def loomctl(fab, *args, timeout=60, url=None, env=None):
     e = dict(os.environ, NO_COLOR="1")
     e.pop("LOOM_CONTROLLER", None)
     if env:
         e.update(env)
-    cmd = [fab.args.loomctl, "--controller", url or fab.url] + list(args)
+    cmd = [fab.args.loomctl, "--controller", url or fab.api] + list(args)
     r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        timeout=timeout, text=True, env=e)
     return r.returncode, r.stdout, r.stderr
@@ -94,16 +57,7 @@ def online_blades(fab):
         return []
 
 def wait_for(pred, seconds, what):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if pred():
-                print("  ok:", what, flush=True)
-                return
-        except Failure:
-            pass
-        time.sleep(0.3)
-    raise Failure(f"timed out after {seconds} s waiting for: {what}")
+    wait_until(pred, seconds, what, interval=0.3, retry_on=Failure)
 
 def example_args(examples):
     out = []
@@ -224,7 +178,7 @@ def suite_core(fab):
     check(loomctl_json(fab, "events", "--since", str(last)) == [], "events --since LAST is empty")
     # --follow: a bounded run, then new events appear in its output.
     e = dict(os.environ, NO_COLOR="1")
-    p = subprocess.Popen([fab.args.loomctl, "--controller", fab.url, "events", "--follow", "--since", str(last)],
+    p = subprocess.Popen([fab.args.loomctl, "--controller", fab.api, "events", "--follow", "--since", str(last)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
     try:
         time.sleep(0.5)
@@ -276,7 +230,7 @@ def suite_core(fab):
     rc, out, err = loomctl(fab, "blade", "--help")
     check(rc == 0 and "drain" in out and "retire" in out, "blade --help lists its verbs", out)
     complete = lambda *words: subprocess.run([fab.args.loomctl, "__complete"] + list(words), capture_output=True, text=True,
-                                             timeout=20, env=dict(os.environ, LOOM_CONTROLLER=fab.url)).stdout.split()
+                                             timeout=20, env=dict(os.environ, LOOM_CONTROLLER=fab.api)).stdout.split()
     check(complete("blade", "show", "c2-s") == [f"c2-s{i}" for i in range(1, 9)], "__complete completes live blade names")
     check(complete("blade", "list", "--pool", "") == ["db", "dev", "global-spares", "web"], "__complete completes pool names")
     check(complete("ser") == ["server"], "__complete completes nouns")
@@ -285,7 +239,7 @@ def suite_core(fab):
     bash = (f"source {script}; loomctl() {{ {fab.args.loomctl} \"$@\"; }}; COMP_WORDS=(loomctl blade show c3-s); COMP_CWORD=3; "
             f"_loomctl; printf '%s\\n' \"${{COMPREPLY[@]}}\"")
     r = subprocess.run(["bash", "-c", bash], capture_output=True, text=True, timeout=20,
-                       env=dict(os.environ, LOOM_CONTROLLER=fab.url))
+                       env=dict(os.environ, LOOM_CONTROLLER=fab.api))
     check(r.stdout.split() == [f"c3-s{i}" for i in range(1, 9)], "the bash completion script completes blade names",
           r.stdout + r.stderr)
 
@@ -366,7 +320,7 @@ def run_on_terminal(fab, args, answer, seconds=60):
     env = dict(os.environ, NO_COLOR="1", TERM="xterm")
     pid, master = pty.fork()
     if pid == 0:
-        os.execve(fab.args.loomctl, [fab.args.loomctl, "--controller", fab.url] + args, env)
+        os.execve(fab.args.loomctl, [fab.args.loomctl, "--controller", fab.api] + args, env)
     out, answered, status = b"", False, None
     deadline = time.monotonic() + seconds
     try:
@@ -412,7 +366,7 @@ def suite_shell(fab):
     env.pop("LOOM_CONTROLLER", None)
     pid, master = pty.fork()
     if pid == 0:
-        os.execve(fab.args.loomctl, [fab.args.loomctl, "--controller", fab.url, "shell"], env)
+        os.execve(fab.args.loomctl, [fab.args.loomctl, "--controller", fab.api, "shell"], env)
     buf = [b""]
 
     def expect(text, seconds=10):
@@ -510,34 +464,25 @@ def suite_shell(fab):
         os.close(master)
 
 def main():
-    ap = argparse.ArgumentParser()
-    for a in ("--loomctl", "--loomd", "--agent", "--examples"):
+    ap = arg_parser()
+    for a in ("--loomctl", "--examples"):
         ap.add_argument(a, required=True)
     ap.add_argument("--suite", choices=("core", "newapi", "shell"), required=True)
-    ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
-    work = tempfile.mkdtemp(prefix=f"loomctl-e2e-{args.suite}-")
-    print("work dir", work, flush=True)
-    if args.suite == "shell":
-        fabric_file, blades = os.path.join(work, "fabric.yaml"), 3
-        with open(fabric_file, "w") as f:
-            f.write(SMALL_FABRIC)
-    else:
-        fabric_file, blades = os.path.join(args.examples, "fabric.yaml"), 24
-    fab = Fabric(args, work, fabric_file)
     ok = False
-    try:
-        fab.start(blades)
-        {"core": suite_core, "newapi": suite_newapi, "shell": suite_shell}[args.suite](fab)
-        ok = True
-    except Failure as e:
-        print("FAIL:", e, flush=True)
-    finally:
-        fab.stop()
-        if ok and not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
-        elif not ok:
-            print("logs kept in", work, flush=True)
+    with Cluster(args.loomd, args.agent, prefix=f"loomctl-e2e-{args.suite}-", keep=args.keep,
+                 keep_on_failure=True) as fab:
+        fab.args = args
+        if args.suite == "shell":
+            fabric_file, blades = fab.write("fabric.yaml", SMALL_FABRIC), 3
+        else:
+            fabric_file, blades = os.path.join(args.examples, "fabric.yaml"), 24
+        try:
+            start_fabric(fab, fabric_file, blades)
+            {"core": suite_core, "newapi": suite_newapi, "shell": suite_shell}[args.suite](fab)
+            ok = fab.passed = True
+        except Failure as e:
+            print("FAIL:", e, flush=True)
     print("PASS" if ok else "FAILED", flush=True)
     return 0 if ok else 1
 

@@ -1,0 +1,288 @@
+"""The process harness shared by the end-to-end tests (fabric_e2e.py, kvm_e2e.py,
+tests/tools/loomctl_e2e.py). Python 3 stdlib only.
+
+  arg_parser()                     argparse with --loomd PATH --agent PATH [--keep]
+  free_port()                      a free TCP port on 127.0.0.1
+  check(cond, message, detail="")  raise Failure(message) or print "  ok: message"
+  wait_until(pred, timeout, what)  poll pred until true; Failure "timed out after ..." if not
+  http_request / http_get_json / http_post_json   one HTTP call, no exception on an error status
+  metric(text, name)               one sample of a Prometheus text page
+  Cluster(loomd, agent, ...)       loomd (--api/--agents on free loopback ports) and agents
+                                   (--simulate [--only] or --driver), logs in its temp dir;
+                                   kill9/restart; use it as a context manager: every process
+                                   it started is killed on the way out, also on an exception
+                                   or SIGTERM (and, on Linux, when the test itself is killed).
+
+From tests/tools: sys.path.insert(0, <repo>/tests/e2e) computed from __file__."""
+import argparse, atexit, json, os, shutil, signal, socket, subprocess, sys, tempfile, time
+import urllib.error, urllib.request
+
+class Failure(Exception):
+    pass
+
+def check(cond, message, detail=""):
+    if not cond:
+        raise Failure(message + (("\n" + detail) if detail else ""))
+    print("  ok:", message, flush=True)
+
+def arg_parser():
+    """The arguments every e2e script takes: --loomd PATH --agent PATH [--keep]."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--loomd", required=True)
+    ap.add_argument("--agent", required=True)
+    ap.add_argument("--keep", action="store_true", help="keep the work dir (logs, state)")
+    return ap
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+def wait_until(pred, timeout, what, interval=0.2, retry_on=Exception):
+    """Poll pred() every `interval` s until it is true, at most `timeout` s. An exception
+    of the kinds in `retry_on` counts as "not yet"; any other propagates. On time-out:
+    Failure naming `what` and the last exception pred raised, if any."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            if pred():
+                print("  ok:", what, flush=True)
+                return
+            last = None
+        except retry_on as e:
+            last = e
+        time.sleep(interval)
+    why = f" (last attempt raised {type(last).__name__}: {last})" if last is not None else ""
+    raise Failure(f"timed out after {timeout} s waiting for: {what}{why}")
+
+def http_request(url, method="GET", body=None, timeout=10):
+    """(status, text) of one request; (None, None) when nothing answers."""
+    data = body.encode() if isinstance(body, str) else body
+    req = urllib.request.Request(url, data=data, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except (urllib.error.URLError, ConnectionError, socket.timeout):
+        return None, None
+
+def http_get_json(url, timeout=10):
+    """The decoded JSON of a 200 answer, else None."""
+    status, text = http_request(url, "GET", timeout=timeout)
+    return json.loads(text) if status == 200 else None
+
+def http_post_json(url, body=None, timeout=10):
+    """(status, decoded JSON or None); a dict/list body is sent as JSON, a str as is."""
+    if body is not None and not isinstance(body, (str, bytes)):
+        body = json.dumps(body)
+    status, text = http_request(url, "POST", body, timeout=timeout)
+    try:
+        return status, json.loads(text) if text else None
+    except ValueError:
+        return status, None
+
+def metric(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return None
+
+# --- every process any Cluster started, killed however the test ends -------------------
+
+_live = set()
+
+def _kill(p):
+    if p.poll() is None:
+        try:
+            p.send_signal(signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+    _live.discard(p)
+
+atexit.register(lambda: [_kill(p) for p in list(_live)])
+
+def _on_sigterm(signum, frame):
+    # Unwinds through the tests' finally blocks (which kill and clean up) and exits 143.
+    raise SystemExit(128 + signum)
+
+try:  # resolved here, not in the forked child
+    import ctypes
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+except (ImportError, OSError, AttributeError):
+    _prctl = None
+
+def _die_with_parent():
+    # Linux: the child gets SIGKILL if the test process dies without unwinding (kill -9,
+    # ctest's time-out). Best effort.
+    _prctl(1, ctypes.c_ulong(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+
+class Cluster:
+    """loomd and its agents on loopback. With keys (keygen()) the fabric runs CurveZMQ:
+    loomd --key keys/loomd.key --allow keys/agent.pub, agents --key keys/KEY.key
+    --server-key keys/loomd.pub; without, everything runs --insecure.
+
+    Processes are named ("loomd", "agent-b1", ...); self.procs maps name -> Popen.
+    Logs go to WORK/<log>.log, appended across restarts."""
+
+    def __init__(self, loomd, agent, prefix="loom-e2e-", keep=False, keep_on_failure=False, request_timeout=10):
+        self.loomd, self.agent = loomd, agent
+        self.keep, self.keep_on_failure = keep, keep_on_failure
+        self.request_timeout = request_timeout
+        self.work = tempfile.mkdtemp(prefix=prefix)
+        print("work dir", self.work, flush=True)
+        self.fabric_port, self.api_port = free_port(), free_port()
+        self.api = f"http://127.0.0.1:{self.api_port}"
+        self.controller = f"tcp://127.0.0.1:{self.fabric_port}"
+        self.procs = {}
+        self._specs = {}
+        self._logs = {}
+        self.secure = False
+        self.passed = False  # set by the test; with keep_on_failure, WORK stays unless it is
+
+    # -- lifetime --
+    def __enter__(self):
+        self._old_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.stop_all()
+        signal.signal(signal.SIGTERM, self._old_sigterm)
+        failed = exc_type is not None or not self.passed
+        if self.keep_on_failure and failed:
+            print("logs kept in", self.work, flush=True)
+        elif not self.keep:
+            shutil.rmtree(self.work, ignore_errors=True)
+        return False
+
+    def path(self, *parts):
+        return os.path.join(self.work, *parts)
+
+    def write(self, name, text):
+        """Write WORK/name; its path."""
+        with open(self.path(name), "w") as f:
+            f.write(text)
+        return self.path(name)
+
+    def keygen(self, *names):
+        """loomd keygen for each name into WORK/keys; from then on the fabric is Curve."""
+        for name in names:
+            subprocess.run([self.loomd, "keygen", "--out", self.path("keys"), "--name", name], check=True,
+                           stdout=subprocess.DEVNULL, timeout=10)
+        self.secure = True
+
+    # -- processes --
+    def spawn(self, name, argv, log=None, ready=None):
+        """Start argv as `name`, output appended to WORK/<log or name>.log; then ready(), if any."""
+        self._specs[name] = (list(argv), log or name, ready)
+        logf = self._logs.get(log or name)
+        if logf is None or logf.closed:
+            logf = self._logs[log or name] = open(self.path((log or name) + ".log"), "a")
+        p = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             preexec_fn=_die_with_parent if _prctl else None)
+        self.procs[name] = p
+        _live.add(p)
+        if ready:
+            ready()
+        return p
+
+    def start_loomd(self, wait=True):
+        """loomd with its state in WORK/state.db; waits (10 s) until it serves /v1/health."""
+        argv = [self.loomd, "--state", self.path("state.db"), "--agents", self.controller,
+                "--api", f"127.0.0.1:{self.api_port}"]
+        argv += (["--key", self.path("keys/loomd.key"), "--allow", self.path("keys/agent.pub")]
+                 if self.secure else ["--insecure"])
+        ready = (lambda: wait_until(lambda: self.get("/v1/health") is not None, 10, "loomd serves its API")) if wait else None
+        return self.spawn("loomd", argv, ready=ready)
+
+    def _agent_argv(self, key):
+        argv = [self.agent, "--controller", self.controller]
+        argv += (["--key", self.path(f"keys/{key}.key"), "--server-key", self.path("keys/loomd.pub")]
+                 if self.secure else ["--insecure"])
+        return argv
+
+    def start_sim_agent(self, fabric_file, only=None, name=None, key="agent"):
+        """loom-agent --simulate fabric_file [--only BLADE], journal WORK/journal, state WORK/sim.
+        Named agent-BLADE with --only, else "agent"."""
+        os.makedirs(self.path("sim"), exist_ok=True)
+        argv = self._agent_argv(key) + ["--simulate", fabric_file] + (["--only", only] if only else [])
+        argv += ["--journal", self.path("journal"), "--sim-state", self.path("sim")]
+        name = name or (f"agent-{only}" if only else "agent")
+        return self.spawn(name, argv)
+
+    def start_agent(self, blade, driver, *extra, name=None, log=None, key="agent"):
+        """loom-agent --driver DRIVER --blade BLADE EXTRA... (a real or the test driver)."""
+        argv = self._agent_argv(key) + ["--driver", driver, "--blade", blade] + list(extra)
+        return self.spawn(name or "agent", argv, log=log)
+
+    def alive(self, name):
+        return name in self.procs and self.procs[name].poll() is None
+
+    def kill9(self, name):
+        p = self.procs.pop(name)
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=10)
+        _live.discard(p)
+
+    def restart(self, name, pause=0.0):
+        """kill -9 `name`, wait `pause` s, start it again as before (loomd: and wait for its API)."""
+        self.kill9(name)
+        if pause:
+            time.sleep(pause)
+        argv, log, ready = self._specs[name]
+        return self.spawn(name, argv, log=log, ready=ready)
+
+    def stop_all(self):
+        for p in list(self.procs.values()):
+            _kill(p)
+        self.procs.clear()
+        for f in self._logs.values():
+            f.close()
+
+    def verdict(self, scenario, log_lines):
+        """Run scenario(); PASS and 0, or FAIL (the Failure, then the tail of every log) and 1."""
+        try:
+            scenario()
+        except Failure as e:
+            print("FAIL:", e, flush=True)
+            self.dump_logs(log_lines)
+            return 1
+        print("PASS", flush=True)
+        self.passed = True
+        return 0
+
+    def dump_logs(self, lines):
+        """The last `lines` lines of every log in WORK."""
+        for name in sorted(os.listdir(self.work)):
+            if name.endswith(".log"):
+                print(f"---- {name} (tail)")
+                with open(self.path(name)) as f:
+                    print("".join(f.readlines()[-lines:]))
+
+    # -- the HTTP API --
+    def request(self, method, path, body=None):
+        return http_request(self.api + path, method, body, timeout=self.request_timeout)
+
+    def get(self, path):
+        """Decoded JSON of a 200 answer (the text, for /metrics), else None."""
+        status, body = self.request("GET", path)
+        if status != 200:
+            return None
+        return body if path == "/metrics" else json.loads(body)
+
+    def post(self, path, body=None):
+        return http_post_json(self.api + path, body, timeout=self.request_timeout)
+
+    def metric(self, name):
+        text = self.get("/metrics")
+        if text is None:
+            raise Failure("GET /metrics did not answer 200")
+        return metric(text, name)
+
+    def online_blades(self):
+        return [b for b in self.get("/v1/blades") if b["online"]]
