@@ -147,7 +147,8 @@ Status Controller::recover(std::int64_t now) {
     rt.adminState = b.adminState;
     rt.firstSeenMs = b.firstSeenMs;
     rt.lastHeartbeat = now;  // grace: agents re-register after a controller restart
-    blades_.emplace(b.name, std::move(rt));
+    auto [it, _] = blades_.emplace(b.name, std::move(rt));
+    watchLiveness(it->first, it->second, now);
   }
   // Operations in flight when the controller stopped are not resent as such: the first
   // convergence after the agents re-register recomputes what is still needed from what
@@ -213,6 +214,7 @@ void Controller::onRegister(const std::string& blade, const Json& frame) {
   rt.lastHeartbeat = now_;
   rt.lastSeq = 0;
   rt.health = pool::BladeState::Available;
+  watchLiveness(blade, rt, now_);
   if (!wasHealthy) dirty_ = true;
   setDomains(blade, rt, msg.domains);
   // The agent may have restarted: whatever was in flight to it is lost; resend.
@@ -243,6 +245,7 @@ void Controller::onHeartbeat(const std::string& blade, const Json& frame) {
     dirty_ = true;
     convergeQueue_.insert(blade);
   }
+  watchLiveness(blade, rt, now_);
   // The periodic full report (every 30th beat) usually repeats what is known: then
   // there is nothing to update and nothing to converge.
   if (msg.domains && !sameDomains(rt.domains, *msg.domains)) {
@@ -300,29 +303,39 @@ void Controller::enqueue(BladeRuntime& rt, Operation op) {
   op.id = ++lastOperationId_;
   rt.queue.push_back(op.id);
   rt.busyServers.insert(op.server);
+  dispatchQueue_.insert(op.blade);
   pending_.putOperations.push_back({op.id, op.blade, op.server, op.kind, "pending", 0, ""});
   operations_.emplace(op.id, std::move(op));
 }
 
 void Controller::dispatch(const std::string& blade, BladeRuntime& rt, std::int64_t now) {
+  dispatchQueue_.erase(blade);
   if (!rt.registered || rt.health != pool::BladeState::Available || rt.queue.empty()) return;
   // Per server strictly in order (define before start, stop before undefine); across
   // servers pipelined. A prepare-hypervisor step is a barrier for everything behind it.
   protocol::PlanMsg msg;
-  std::set<std::string> seen;
+  std::set<std::string_view> seen;
+  bool capped = false;
   for (auto id : rt.queue) {
     auto& op = operations_.at(id);
     const bool barrier = op.kind == "prepare-hypervisor";
     if (barrier && !seen.empty()) break;
     if (!seen.insert(op.server).second) continue;
-    if (!op.inFlight && op.notBefore <= now && msg.steps.size() < options_.maxStepsPerPlanMessage) {
+    if (!op.inFlight && op.notBefore <= now) {
+      if (msg.steps.size() >= options_.maxStepsPerPlanMessage) {
+        capped = true;
+        break;
+      }
       op.inFlight = true;
       op.deadline = now + options_.opTimeoutMs;
+      opDeadlines_.emplace(op.deadline, op.id);
       ++op.attempts;
       msg.steps.push_back({op.id, op.kind, op.server, op.hypervisor, op.spec});
     }
     if (barrier) break;
   }
+  // The rest goes in the next message, on the next tick.
+  if (capped) dispatchQueue_.insert(blade);
   if (msg.steps.empty()) return;
   opsSent_ += msg.steps.size();
   send_(blade, protocol::encode(msg));
@@ -339,6 +352,7 @@ void Controller::finishOperation(BladeRuntime& rt, std::uint64_t id, bool ok, co
     if (op.attempts == 1)
       event("warning", op.blade, op.server, op.kind + " failed, retrying: " + error);
     nextTick_ = std::min(nextTick_, op.notBefore);
+    backoffEnds_.emplace(op.notBefore, op.blade);
     return;
   }
   pending_.putOperations.push_back({op.id, op.blade, op.server, op.kind, ok ? "done" : "failed", op.attempts, error});
@@ -575,21 +589,45 @@ void Controller::replan(std::int64_t now) {
   for (const auto& b : changedBlades) convergeQueue_.insert(b);
 }
 
+void Controller::watchLiveness(const std::string& blade, BladeRuntime& rt, std::int64_t now) {
+  if (rt.adminState == "retired" || rt.health == pool::BladeState::Failed) return;
+  // Silence strictly longer than the limit changes the state (see detectFailures).
+  const std::int64_t limit = rt.health == pool::BladeState::Available ? options_.suspectMs : options_.deadMs;
+  const std::int64_t due = std::max(rt.lastHeartbeat + limit + 1, now + 1);
+  // An entry that comes due no later is there already: when it does, the blade is put
+  // back for its then due time. Only an earlier due time needs a new entry.
+  if (rt.livenessAt != 0 && rt.livenessAt <= due) return;
+  rt.livenessAt = due;
+  livenessDue_.emplace(due, blade);
+}
+
+// Only blades whose silence may have crossed a limit are looked at: each watched blade
+// has one entry in livenessDue_, due when its silence would cross the next limit as of
+// its last heartbeat. A blade heard since is simply put back for its new due time, so
+// 10,000 heartbeating blades cost a few thousand heap operations a second, no scan.
 void Controller::detectFailures(std::int64_t now) {
-  for (auto& [name, rt] : blades_) {
+  while (!livenessDue_.empty() && livenessDue_.top().first <= now) {
+    const auto [due, name] = livenessDue_.top();
+    livenessDue_.pop();
+    auto it = blades_.find(name);
+    if (it == blades_.end() || it->second.livenessAt != due) continue;  // superseded by an earlier entry
+    BladeRuntime& rt = it->second;
+    rt.livenessAt = 0;
     if (rt.adminState == "retired") continue;
     const std::int64_t silence = now - rt.lastHeartbeat;
     pool::BladeState next = silence > options_.deadMs      ? pool::BladeState::Failed
                             : silence > options_.suspectMs ? pool::BladeState::Suspect
                                                            : rt.health;
-    if (next == rt.health) continue;
-    // Failover proper (fencing, moving servers) is the next step; here the blade is only
-    // marked, and the planner keeps its bindings (it may still run them: invariant 1).
-    event(next == pool::BladeState::Failed ? "error" : "warning", name, "",
-          std::string("blade ") + pool::toString(next) + ": no heartbeat for " + std::to_string(silence) + " ms");
-    rt.health = next;
-    dirty_ = true;
-    for (auto id : rt.queue) operations_.at(id).inFlight = false;
+    if (next != rt.health) {
+      // Failover proper (fencing, moving servers) is the next step; here the blade is only
+      // marked, and the planner keeps its bindings (it may still run them: invariant 1).
+      event(next == pool::BladeState::Failed ? "error" : "warning", name, "",
+            std::string("blade ") + pool::toString(next) + ": no heartbeat for " + std::to_string(silence) + " ms");
+      rt.health = next;
+      dirty_ = true;
+      for (auto id : rt.queue) operations_.at(id).inFlight = false;
+    }
+    watchLiveness(name, rt, now);  // a failed blade is watched again when it is heard
   }
 }
 
@@ -600,24 +638,35 @@ void Controller::forgiveStall(std::int64_t gapMs) {
 
 void Controller::tick(std::int64_t now) {
   now_ = now;
-  if (now - lastFailureScan_ >= 100) {
-    lastFailureScan_ = now;
-    detectFailures(now);
-    // Timeouts: an unanswered step counts as a failed attempt.
-    std::vector<std::pair<std::string, std::uint64_t>> expired;
-    for (auto& [id, op] : operations_)
-      if (op.inFlight && op.deadline <= now) expired.emplace_back(op.blade, id);
-    for (auto& [blade, id] : expired) {
-      auto& rt = blades_[blade];
-      finishOperation(rt, id, false, "no answer within " + std::to_string(options_.opTimeoutMs) + " ms", now);
-    }
-    // Backoffs that ended, and blades whose retry window for a failed server closed.
-    for (auto& [name, rt] : blades_)
-      if (!rt.queue.empty()) dispatch(name, rt, now);
-    if (!retryServerAt_.empty())
-      for (const auto& [server, at] : retryServerAt_)
-        if (at <= now)
-          if (auto b = placement_.bindings.find(server); b != placement_.bindings.end()) convergeQueue_.insert(b->second);
+  detectFailures(now);
+  // Timeouts: an unanswered step counts as a failed attempt. Entries of operations that
+  // were answered, or resent since (another deadline), are stale and skipped.
+  std::vector<std::uint64_t> expired;
+  while (!opDeadlines_.empty() && opDeadlines_.top().first <= now) {
+    const auto [deadline, id] = opDeadlines_.top();
+    opDeadlines_.pop();
+    if (auto op = operations_.find(id); op != operations_.end() && op->second.inFlight && op->second.deadline == deadline)
+      expired.push_back(id);
+  }
+  for (auto id : expired) {
+    auto op = operations_.find(id);
+    if (op == operations_.end() || !op->second.inFlight) continue;
+    auto bit = blades_.find(op->second.blade);
+    if (bit == blades_.end()) continue;
+    dispatchQueue_.insert(bit->first);  // what the failure unblocked, or the retry
+    finishOperation(bit->second, id, false, "no answer within " + std::to_string(options_.opTimeoutMs) + " ms", now);
+  }
+  // Backoffs that ended.
+  while (!backoffEnds_.empty() && backoffEnds_.top().first <= now) {
+    dispatchQueue_.insert(backoffEnds_.top().second);
+    backoffEnds_.pop();
+  }
+  // Blades whose retry window for a failed server closed.
+  if (!retryServerAt_.empty() && now - lastRetryScan_ >= 100) {
+    lastRetryScan_ = now;
+    for (const auto& [server, at] : retryServerAt_)
+      if (at <= now)
+        if (auto b = placement_.bindings.find(server); b != placement_.bindings.end()) convergeQueue_.insert(b->second);
   }
   if (dirty_ && now - lastPlanAt_ >= options_.replanMinIntervalMs) replan(now);
   if (!convergeQueue_.empty()) {
@@ -625,6 +674,14 @@ void Controller::tick(std::int64_t now) {
     convergeQueue_.clear();
     for (const auto& b : queue)
       if (auto it = blades_.find(b); it != blades_.end()) converge(b, it->second, now);
+  }
+  // Blades with steps to send that converge did not already send (new operations,
+  // retries, the rest of a capped message).
+  if (!dispatchQueue_.empty()) {
+    auto queue = std::move(dispatchQueue_);
+    dispatchQueue_.clear();
+    for (const auto& b : queue)
+      if (auto it = blades_.find(b); it != blades_.end()) dispatch(b, it->second, now);
   }
   flush();
   wakeWaiters(now, false);

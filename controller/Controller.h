@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <queue>
 #include <set>
 #include <string>
 #include <string_view>
@@ -117,7 +118,15 @@ class Controller {
     std::deque<std::uint64_t> queue;  // operation ids, in dispatch order
     std::set<std::string> busyServers; // servers with an operation queued here
     std::set<std::string> warnedForeign;  // unmanaged domains already reported
+    std::int64_t livenessAt = 0;  // due time of its live entry in livenessDue_ (0: none)
   };
+
+  // Min-heap of (time, key): tick() pops what is due, so its cost follows the work to
+  // do, not the size of the fabric. Entries are not removed when they go stale; each
+  // is checked against the current state when it comes due.
+  template <typename Key>
+  using TimerHeap = std::priority_queue<std::pair<std::int64_t, Key>, std::vector<std::pair<std::int64_t, Key>>,
+                                        std::greater<std::pair<std::int64_t, Key>>>;
 
   struct EventWaiter {
     std::uint64_t since;
@@ -139,6 +148,8 @@ class Controller {
   void dispatch(const std::string& blade, BladeRuntime& rt, std::int64_t now);
   void finishOperation(BladeRuntime& rt, std::uint64_t id, bool ok, const std::string& error, std::int64_t now);
   void detectFailures(std::int64_t now);
+  // Puts the blade's next liveness check (suspect, then failed) in livenessDue_.
+  void watchLiveness(const std::string& blade, BladeRuntime& rt, std::int64_t now);
   void setDomains(const std::string& blade, BladeRuntime& rt, const std::vector<protocol::ObservedDomain>& domains);
   // state "" forgets the domain (undefined).
   void setDomainState(const std::string& blade, BladeRuntime& rt, const std::string& name, const std::string& state);
@@ -189,6 +200,10 @@ class Controller {
   std::unordered_map<std::string, std::set<std::string>> runningOn_;  // server -> blades reporting it running
   std::unordered_map<std::string, std::vector<std::string>> byBlade_;  // blade -> servers bound to it
   std::set<std::string> convergeQueue_;                          // blades to converge on the next tick
+  std::set<std::string> dispatchQueue_;                          // blades with steps to send on the next tick
+  TimerHeap<std::string> livenessDue_;    // (when its silence must be looked at, blade): one per watched blade
+  TimerHeap<std::uint64_t> opDeadlines_;  // (deadline, operation id), pushed when a step is sent
+  TimerHeap<std::string> backoffEnds_;    // (notBefore, blade) of operations waiting to be retried
   std::unordered_map<std::string, std::int64_t> retryServerAt_;  // server -> not before (after a fault)
   pool::Plan lastPlan_;
   std::map<std::string, pool::BladeAssignment> roles_;       // blade -> its assignment in lastPlan_
@@ -211,7 +226,7 @@ class Controller {
   bool dirty_ = true;
   std::int64_t lastPlanAt_ = -1'000'000'000;
   std::int64_t nextTick_ = 0;
-  std::int64_t lastFailureScan_ = 0;
+  std::int64_t lastRetryScan_ = 0;
   std::int64_t now_ = 0;
 
   // Metrics.
