@@ -50,7 +50,26 @@ timing toolstack_s
 say "toolstack up at $(uptime_s)s; running payload (timeout ${PAYLOAD_TIMEOUT}s)"
 
 cd "$SHARE" || finish 93
+# One budget for both stages: stage 2 (payload-fabric.sh, when the harness put it on the
+# share) gets what stage 1 left of it; its budget is capped, not a separate allowance.
+payload_start=$(date +%s)
 timeout -k 10 "$PAYLOAD_TIMEOUT" sh "$SHARE/payload.sh" >"$SHARE/payload.log" 2>&1
 rc=$?
+echo "$rc" >"$SHARE/result-driver"
 timing payload_done_s
+if [ -f "$SHARE/payload-fabric.sh" ]; then
+  left=$(( PAYLOAD_TIMEOUT - ($(date +%s) - payload_start) ))
+  if [ "$left" -lt 60 ]; then
+    say "stage 2 (fabric): only ${left}s of the payload budget left; not run"
+    echo "stage 2 not run: only ${left}s of the payload budget left" >"$SHARE/payload-fabric.log"
+    frc=98
+  else
+    say "stage 2 (fabric) at $(uptime_s)s (timeout ${left}s)"
+    timeout -k 10 "$left" bash "$SHARE/payload-fabric.sh" >"$SHARE/payload-fabric.log" 2>&1
+    frc=$?
+  fi
+  echo "$frc" >"$SHARE/result-fabric"
+  timing fabric_done_s
+  [ "$rc" = 0 ] && rc=$frc
+fi
 finish $rc

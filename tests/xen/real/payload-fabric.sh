@@ -1,0 +1,246 @@
+#!/bin/bash
+# Harness payload, stage 2 ("fabric"): loomd --insecure and loom-agent --driver xen on
+# dom0's loopback, one PV server applied through loomctl, every claim checked from Xen's
+# own view (`xl list -l` JSON, `xl info`), not from Loom's memory:
+#   1. the blade's node info (loomctl blade show -o json) matches `xl info`;
+#   2. the guest runs with the server's UUID, name, memory, vcpus and pool MAC on its vif
+#      (and its console printed LOOM-GUEST-UP);
+#   3. `loomctl server stop` shuts it down (gone from `xl list`), `server start` again;
+#   4. kill -9 of the agent + restart: the running guest is adopted, same domid, exactly
+#      one domain with the UUID;
+#   5. `loomctl delete` of the server stops it; nothing of ours is left.
+# Runs inside dom0 with the share as working directory (binaries in ./fabric-bin/);
+# exit code is the verdict. Timings: ./fabric-timings.txt ("TIMING name seconds").
+# Every wait is bounded; the EXIT trap kills what it started and destroys our domains.
+set -u
+SHARE=$(pwd)
+W=/tmp/fabric
+BLADE=dom0-blade
+NAME=xen-pv-0
+MEM_MIB=128
+VCPUS=2
+FABRIC=tcp://127.0.0.1:7700
+export LOOM_CONTROLLER=http://127.0.0.1:7780
+TIMINGS=$SHARE/fabric-timings.txt
+: >"$TIMINGS"
+mkdir -p "$W" /var/lib/loom
+# A crashing daemon leaves a core on the share (fabric-logs/) for gdb on the host.
+ulimit -c unlimited
+echo "$W/core.%e.%p" >/proc/sys/kernel/core_pattern 2>/dev/null
+loomd_pid= agent_pid= uuid=
+
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+timing() { echo "TIMING $1 $2" | tee -a "$TIMINGS"; }
+ok() { echo "  ok: $*"; }
+fail() { echo "FAIL: $*"; exit 1; }
+# wait_for SECONDS WHAT COMMAND...: polls COMMAND every 0.5 s, fails after SECONDS.
+wait_for() {
+  local secs=$1 what=$2; shift 2
+  local end=$(( $(date +%s) + secs ))
+  until "$@" >/dev/null 2>&1; do
+    [ "$(date +%s)" -lt "$end" ] || fail "timed out after ${secs}s waiting for: $what"
+    sleep 0.5
+  done
+  ok "$what"
+}
+cleanup() {
+  rc=$?
+  [ -n "$agent_pid" ] && kill -9 "$agent_pid" 2>/dev/null
+  [ -n "$loomd_pid" ] && kill -9 "$loomd_pid" 2>/dev/null
+  # Whatever Loom left: destroy every domain of ours (by the declared name or UUID).
+  for d in $(xl list -l 2>/dev/null | jq -r --arg u "${uuid:-none}" --arg n "$NAME" \
+             '.[] | select(.domid != 0) | select(.config.c_info.uuid == $u or .config.c_info.name == $n) | .domid'); do
+    echo "cleanup: destroying leftover domain $d"; timeout 30 xl destroy "$d"
+  done
+  mkdir -p "$SHARE/fabric-logs"
+  cp "$W"/*.log "$W"/*.yaml "$W"/core.* "$SHARE/fabric-logs/" 2>/dev/null
+  if [ "$rc" != 0 ]; then
+    for f in "$W"/loomd.log "$W"/agent.log; do echo "---- $f (tail)"; tail -40 "$f" 2>/dev/null; done
+    echo "---- xl list"; xl list 2>&1
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+
+echo "== binaries and their runtime libraries in dom0"
+for b in loomd loom-agent loomctl; do
+  install -m 0755 "$SHARE/fabric-bin/$b" "$W/$b" || fail "no $b on the share"
+  missing=$(ldd "$W/$b" | grep 'not found')
+  [ -z "$missing" ] || fail "$b misses runtime libraries in dom0 (add their packages to build-dom0-image.sh): $missing"
+done
+ok "ldd of loomd, loom-agent, loomctl resolves in dom0"
+export PATH="$W:$PATH"
+
+# The guest: the dom0 image's own kernel and the busybox initrd, on dom0's filesystem
+# (libxl reads them there), named in the declaration's boot: section.
+KERNEL=$(ls /boot/vmlinuz-* | head -1)
+install -m 0644 "$SHARE/guest-initrd.gz" /var/lib/loom/guest-initrd.gz
+cat >"$W/fabric.yaml" <<EOF
+kind: Partition
+name: lab
+---
+kind: Network
+name: isolated        # mapped to no bridge on the blade: the driver's isolated vif
+partition: lab
+---
+kind: IdentityPool
+name: default
+macs: 52:54:00:7e:58:00-52:54:00:7e:58:ff
+uuids: 4c4f4f4d-7e58-0000-0000-000000000000/16
+---
+kind: Pool
+name: xen
+partition: lab
+hypervisor: xen
+blades: {names: [$BLADE]}
+EOF
+# The server on its own, so `loomctl delete -f` can take it away at the end (an identity
+# pool that handed out identities is never deleted).
+cat >"$W/server.yaml" <<EOF
+kind: Server
+name: $NAME
+partition: lab
+pool: xen
+vcpus: $VCPUS
+memory: ${MEM_MIB}MiB
+xen: {type: pv}
+boot: {kernel: $KERNEL, initrd: /var/lib/loom/guest-initrd.gz, cmdline: "console=hvc0 quiet"}
+nics: [{network: isolated}]
+power: on
+EOF
+
+# Domains with the server's UUID, as Xen sees them: a JSON array of xl list -l entries.
+xl_by_uuid() { xl list -l | jq -c --arg u "$1" '[.[] | select(.config.c_info.uuid == $u)]'; }
+xl_count() { xl_by_uuid "$1" | jq length; }
+xl_running() {  # exactly one domain with the UUID, not shut down / crashed / dying
+  [ "$(xl_count "$1")" = 1 ] || return 1
+  local st; st=$(xl list | awk -v n="$NAME" '$1 == n { print $5 }')
+  [ -n "$st" ] && ! printf '%s' "$st" | grep -q '[pscd]'
+}
+xl_gone() { [ "$(xl_count "$1")" = 0 ]; }
+server_json() { loomctl server show "$NAME" -o json; }
+server_state_is() { [ "$(server_json | jq -r .state)" = "$1" ]; }
+blade_json() { loomctl blade show "$BLADE" -o json; }
+blade_online() { [ "$(blade_json | jq -r .online)" = true ]; }
+blade_online_with_domains() { blade_online && [ "$(blade_json | jq -r .domains)" -ge "$1" ]; }
+loomd_up() { loomctl blade list -o json; }
+
+start_agent() {
+  loom-agent --controller "$FABRIC" --insecure --driver xen --blade "$BLADE" >>"$W/agent.log" 2>&1 &
+  agent_pid=$!
+}
+
+echo "== loomd --insecure + loom-agent --driver xen on dom0's loopback"
+# TCG is slow: a 128 MiB PV create takes ~7-17 s, so the step timeout is generous and
+# the failure detector patient (a busy host must not make the blade look dead).
+t=$(now)
+loomd --state "$W/state.db" --insecure --agents "$FABRIC" --api 127.0.0.1:7780 \
+  --heartbeat-ms 1000 --lease-ms 30000 --suspect-ms 20000 --dead-ms 40000 --op-timeout-ms 120000 \
+  >"$W/loomd.log" 2>&1 &
+loomd_pid=$!
+wait_for 30 "loomd serves its API" loomd_up
+start_agent
+wait_for 60 "blade $BLADE registered and online" blade_online
+timing fabric_up_s "$(since "$t")"
+
+echo "== node info: loomctl blade show vs xl info"
+xl info >"$W/xl-info.txt"
+nr_cpus=$(awk -F: '$1 ~ /^nr_cpus/ { gsub(/ /, "", $2); print $2 }' "$W/xl-info.txt")
+total_mem=$(awk -F: '$1 ~ /^total_memory/ { gsub(/ /, "", $2); print $2 }' "$W/xl-info.txt")
+dom0_mib=$(xl list | awk '$2 == 0 { print $3 }')
+cores=$(blade_json | jq -r .cores)
+memory=$(blade_json | jq -r .memory_mib)
+echo "  xl info: nr_cpus=$nr_cpus total_memory=$total_mem MiB (dom0 holds ${dom0_mib} MiB); blade: cores=$cores memory_mib=$memory"
+[ "$cores" = "$nr_cpus" ] || fail "blade cores $cores != xl info nr_cpus $nr_cpus"
+ok "cores $cores == nr_cpus"
+# Tolerance: the blade may report the whole host (total_memory, what the driver reports
+# today) or exclude what dom0 holds; never more than the host, never less than the host
+# minus dom0's allocation.
+[ "$memory" -le "$total_mem" ] && [ "$memory" -ge $(( total_mem - dom0_mib )) ] \
+  || fail "blade memory_mib $memory not within [total_memory - dom0 ($((total_mem - dom0_mib))), total_memory ($total_mem)]"
+ok "memory_mib $memory within [total_memory - dom0's ${dom0_mib} MiB, total_memory] (difference $(( total_mem - memory )) MiB)"
+
+echo "== apply one PV server ($NAME: $VCPUS vcpus, $MEM_MIB MiB, kernel $KERNEL + busybox initrd)"
+t=$(now)
+timeout 60 loomctl apply -f "$W/fabric.yaml" -f "$W/server.yaml" --yes --no-wait >"$W/apply.log" 2>&1 \
+  || { cat "$W/apply.log"; fail "loomctl apply failed"; }
+wait_for 30 "the server has a UUID" bash -c "loomctl server show $NAME -o json | jq -e '.uuid | length > 0'"
+uuid=$(server_json | jq -r .uuid)
+mac=$(server_json | jq -r '.macs[0]')
+echo "  server $NAME: uuid $uuid mac $mac"
+wait_for 150 "Xen runs one domain with UUID $uuid" xl_running "$uuid"
+timing create_s "$(since "$t")"
+wait_for 30 "the API shows $NAME running" server_state_is running
+
+echo "== the guest as Xen sees it (xl list -l)"
+dom=$(xl_by_uuid "$uuid" | jq '.[0]')
+echo "$dom" >"$W/xl-domain.json"
+x_name=$(echo "$dom" | jq -r .config.c_info.name)
+x_type=$(echo "$dom" | jq -r .config.c_info.type)
+x_vcpus=$(echo "$dom" | jq -r .config.b_info.max_vcpus)
+x_max=$(echo "$dom" | jq -r .config.b_info.max_memkb)
+x_target=$(echo "$dom" | jq -r .config.b_info.target_memkb)
+x_macs=$(echo "$dom" | jq -r '[.config.nics[]?.mac] | join(",")')
+x_kernel=$(echo "$dom" | jq -r '.config.b_info.kernel // empty')
+[ "$x_name" = "$NAME" ] || fail "xl name '$x_name' != $NAME"; ok "name $x_name"
+[ "$x_type" = pv ] || fail "xl type '$x_type' != pv"; ok "type pv (kernel ${x_kernel:-?})"
+[ "$x_vcpus" = "$VCPUS" ] || fail "xl max_vcpus $x_vcpus != $VCPUS"; ok "vcpus $x_vcpus"
+[ "$x_max" = $(( MEM_MIB * 1024 )) ] && [ "$x_target" = $(( MEM_MIB * 1024 )) ] \
+  || fail "xl memory max_memkb=$x_max target_memkb=$x_target != $(( MEM_MIB * 1024 ))"
+ok "memory ${MEM_MIB} MiB (max_memkb = target_memkb = $x_max)"
+[ "$x_macs" = "$mac" ] || fail "xl vif MACs '$x_macs' != the pool MAC $mac"; ok "one vif, MAC $mac from the identity pool"
+case "$mac" in 52:54:00:7e:58:*) ok "MAC inside the identity pool's range";; *) fail "MAC $mac outside 52:54:00:7e:58:00-ff";; esac
+case "$uuid" in 4c4f4f4d-7e58-0000-0000-*) ok "UUID inside the identity pool's range";; *) fail "UUID $uuid outside the pool";; esac
+domid=$(xl_by_uuid "$uuid" | jq '.[0].domid')
+# The live vif too (xenstore backend, not only the stored config).
+live_mac=$(xenstore-read "/local/domain/0/backend/vif/$domid/0/mac" 2>/dev/null)
+[ "$live_mac" = "$mac" ] || fail "vif backend mac '$live_mac' != $mac"; ok "vif $domid.0 backend mac $live_mac"
+console=/var/log/xen/console/guest-$NAME.log
+wait_for 60 "the guest's console printed LOOM-GUEST-UP" grep -q LOOM-GUEST-UP "$console"
+
+echo "== loomctl server stop"
+t=$(now)
+loomctl server stop "$NAME" >/dev/null || fail "loomctl server stop failed"
+wait_for 60 "no domain with UUID $uuid in xl list" xl_gone "$uuid"
+timing stop_s "$(since "$t")"
+wait_for 30 "the API shows $NAME stopped" server_state_is stopped
+
+echo "== loomctl server start"
+t=$(now)
+loomctl server start "$NAME" >/dev/null || fail "loomctl server start failed"
+wait_for 150 "Xen runs one domain with UUID $uuid again" xl_running "$uuid"
+timing start_again_s "$(since "$t")"
+wait_for 30 "the API shows $NAME running" server_state_is running
+domid=$(xl_by_uuid "$uuid" | jq '.[0].domid')
+echo "  domid $domid"
+
+echo "== kill -9 the agent, restart it: the running guest is adopted"
+kill -9 "$agent_pid"; wait "$agent_pid" 2>/dev/null; agent_pid=
+xl_running "$uuid" || fail "the guest did not survive the agent's death"
+ok "the guest survives the agent's kill -9"
+t=$(now)
+start_agent
+wait_for 60 "the blade re-registered with its domain" blade_online_with_domains 1
+wait_for 30 "the API shows $NAME running" server_state_is running
+timing adopt_s "$(since "$t")"
+# Give the controller time to (wrongly) start a second copy before judging.
+sleep 5
+n=$(xl_count "$uuid")
+[ "$n" = 1 ] || fail "$n domains with UUID $uuid after the adoption"
+ok "exactly one domain with UUID $uuid"
+now_domid=$(xl_by_uuid "$uuid" | jq '.[0].domid')
+[ "$now_domid" = "$domid" ] || fail "domid changed $domid -> $now_domid: the guest was restarted"
+ok "same domid $domid: adopted, not restarted"
+xl_running "$uuid" || fail "the guest is no longer running"
+server_state_is running || fail "the API no longer shows it running"
+
+echo "== loomctl delete: the server goes"
+t=$(now)
+timeout 60 loomctl delete -f "$W/server.yaml" --yes >"$W/delete.log" 2>&1 || { cat "$W/delete.log"; fail "loomctl delete failed"; }
+wait_for 60 "no domain with UUID $uuid in xl list" xl_gone "$uuid"
+timing delete_s "$(since "$t")"
+others=$(xl list -l | jq '[.[] | select(.domid != 0)] | length')
+[ "$others" = 0 ] || fail "$others domains besides dom0 left"
+ok "only dom0 is left"
+echo "PASS: fabric stage"
