@@ -111,6 +111,18 @@ struct TestDriver::Core {
     out.push_back(DomainEvent{d.spec.name, d.spec.uuid, to, detail});
   }
 
+  // Stop, destroy and undefine all end a run the same way; only the journal entry differs.
+  // Returns the domain (running or not), or nullptr when it is not defined.
+  Domain* endIfRunningLocked(const std::string& name, JournalEvent why, const std::string& detail, Events& out) {
+    auto it = domains.find(name);
+    if (it == domains.end()) return nullptr;
+    Domain& d = it->second;
+    if (d.state == DomainState::Running || d.state == DomainState::Paused) {
+      endRunLocked(d, DomainState::Shutoff, why, clock->nowMs(), detail, out);
+    }
+    return &d;
+  }
+
   // Applies every transition due by `now`, earliest first, each stamped with its due time.
   void reapLocked(TimeMs now, Events& out) {
     for (;;) {
@@ -457,37 +469,22 @@ Status TestDriver::start(const std::string& name) {
 
 Status TestDriver::stop(const std::string& name, int /*timeoutMs: guests here always obey*/) {
   return withCore(core_, [&](Core::Events& events) -> Status {
-    auto it = core_->domains.find(name);
-    if (it == core_->domains.end()) return okStatus();
-    auto& d = it->second;
-    if (d.state == DomainState::Running || d.state == DomainState::Paused) {
-      core_->endRunLocked(d, DomainState::Shutoff, JournalEvent::Stop, core_->clock->nowMs(), "shut down", events);
-    }
+    core_->endIfRunningLocked(name, JournalEvent::Stop, "shut down", events);
     return okStatus();
   });
 }
 
 Status TestDriver::destroy(const std::string& name) {
   return withCore(core_, [&](Core::Events& events) -> Status {
-    auto it = core_->domains.find(name);
-    if (it == core_->domains.end()) return okStatus();
-    auto& d = it->second;
-    if (d.state == DomainState::Running || d.state == DomainState::Paused) {
-      core_->endRunLocked(d, DomainState::Shutoff, JournalEvent::Destroy, core_->clock->nowMs(), "destroyed", events);
-    }
+    core_->endIfRunningLocked(name, JournalEvent::Destroy, "destroyed", events);
     return okStatus();
   });
 }
 
 Status TestDriver::undefine(const std::string& name) {
   return withCore(core_, [&](Core::Events& events) -> Status {
-    auto it = core_->domains.find(name);
-    if (it == core_->domains.end()) return okStatus();
-    auto& d = it->second;
-    if (d.state == DomainState::Running || d.state == DomainState::Paused) {
-      core_->endRunLocked(d, DomainState::Shutoff, JournalEvent::Destroy, core_->clock->nowMs(), "destroyed", events);
-    }
-    core_->domains.erase(it);
+    if (!core_->endIfRunningLocked(name, JournalEvent::Destroy, "destroyed", events)) return okStatus();
+    core_->domains.erase(name);
     core_->changed = true;
     return okStatus();
   });
