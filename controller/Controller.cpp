@@ -137,6 +137,9 @@ Status Controller::recover(std::int64_t now) {
   for (const auto& p : problems) spdlog::error("state store: {}", p);
   rebuildServerIndex();
   placement_.bindings = std::move(st.bindings);
+  placement_.home = std::move(st.placementMaps["home"]);
+  for (const auto& [server, _] : st.placementMaps["held"]) placement_.held.insert(server);
+  for (const auto& [server, _] : st.placementMaps["displaced"]) placement_.displaced.insert(server);
   placement_.borrowed = std::move(st.borrowed);
   identities_ = std::make_unique<pool::IdentityAllocator>(declarations_.identityPools);
   if (auto s = identities_->restore(st.identities); !s) return makeError(Errc::Internal, "restoring identities: " + s.error().message);
@@ -147,6 +150,9 @@ Status Controller::recover(std::int64_t now) {
     rt.adminState = b.adminState;
     rt.firstSeenMs = b.firstSeenMs;
     rt.lastHeartbeat = now;  // grace: agents re-register after a controller restart
+    // The previous process may have renewed its lease just before it died.
+    rt.leaseUntil = now + options_.leaseMs;
+    if (rt.adminState == "retired") ++retiredBlades_;
     auto [it, _] = blades_.emplace(b.name, std::move(rt));
     watchLiveness(it->first, it->second, now);
   }
@@ -209,14 +215,14 @@ void Controller::onRegister(const std::string& blade, const Json& frame) {
     pending_.putBlades.push_back({blade, newInv.dump(), rt.adminState, rt.firstSeenMs});
     dirty_ = true;
   }
-  const bool wasHealthy = rt.health == pool::BladeState::Available;
   rt.registered = true;
   rt.lastHeartbeat = now_;
   rt.lastSeq = 0;
-  rt.health = pool::BladeState::Available;
+  rt.leaseUntil = now_ + options_.leaseMs;
+  heardFrom(blade, rt);
   watchLiveness(blade, rt, now_);
-  if (!wasHealthy) dirty_ = true;
   setDomains(blade, rt, msg.domains);
+  checkTrust(blade, rt);
   // The agent may have restarted: whatever was in flight to it is lost; resend.
   for (auto id : rt.queue)
     if (auto op = operations_.find(id); op != operations_.end()) op->second.inFlight = false;
@@ -239,12 +245,7 @@ void Controller::onHeartbeat(const std::string& blade, const Json& frame) {
   auto msg = protocol::decodeHeartbeat(frame);
   rt.lastHeartbeat = now_;
   rt.lastSeq = msg.seq;
-  if (rt.health != pool::BladeState::Available) {
-    event("info", blade, "", std::string("blade heard again after being ") + pool::toString(rt.health));
-    rt.health = pool::BladeState::Available;
-    dirty_ = true;
-    convergeQueue_.insert(blade);
-  }
+  heardFrom(blade, rt);
   watchLiveness(blade, rt, now_);
   // The periodic full report (every 30th beat) usually repeats what is known: then
   // there is nothing to update and nothing to converge.
@@ -252,6 +253,8 @@ void Controller::onHeartbeat(const std::string& blade, const Json& frame) {
     setDomains(blade, rt, *msg.domains);
     convergeQueue_.insert(blade);
   }
+  checkTrust(blade, rt);
+  rt.leaseUntil = now_ + options_.leaseMs;
   send_(blade, protocol::encode(protocol::LeaseRenewed{msg.seq, options_.leaseMs}));
 }
 
@@ -310,7 +313,8 @@ void Controller::enqueue(BladeRuntime& rt, Operation op) {
 
 void Controller::dispatch(const std::string& blade, BladeRuntime& rt, std::int64_t now) {
   dispatchQueue_.erase(blade);
-  if (!rt.registered || rt.health != pool::BladeState::Available || rt.queue.empty()) return;
+  const bool cleaning = rt.health == pool::BladeState::Fenced && rt.returned;
+  if (!rt.registered || (rt.health != pool::BladeState::Available && !cleaning) || rt.queue.empty()) return;
   // Per server strictly in order (define before start, stop before undefine); across
   // servers pipelined. A prepare-hypervisor step is a barrier for everything behind it.
   protocol::PlanMsg msg;
@@ -369,6 +373,7 @@ void Controller::finishOperation(BladeRuntime& rt, std::uint64_t id, bool ok, co
     if (kind == "stop" || kind == "undefine")
       if (auto b = placement_.bindings.find(server); b != placement_.bindings.end() && b->second != blade)
         convergeQueue_.insert(b->second);
+    if (kind == "stop") checkTrust(blade, rt);
   } else {
     ++opsFailed_;
     const std::string why = kind + " failed after " + std::to_string(op.attempts) + " attempts: " + error;
@@ -427,8 +432,11 @@ std::optional<drivers::DomainSpec> Controller::domainSpec(const std::string& nam
 
 // Desired (bindings, power) against observed (the agent's domains) for one blade.
 void Controller::converge(const std::string& blade, BladeRuntime& rt, std::int64_t now) {
-  if (!rt.registered || rt.health != pool::BladeState::Available || rt.adminState == "retired") return;
-  if (auto it = byBlade_.find(blade); it != byBlade_.end()) {
+  // A fenced blade that came back is only cleaned: what still runs there stops, nothing
+  // starts, until it reports no servers running (checkTrust).
+  const bool cleaning = rt.health == pool::BladeState::Fenced && rt.returned;
+  if (!rt.registered || (rt.health != pool::BladeState::Available && !cleaning) || rt.adminState == "retired") return;
+  if (auto it = byBlade_.find(blade); it != byBlade_.end() && !cleaning) {
     for (const auto& server : it->second) {
       if (rt.busyServers.count(server)) continue;
       const pool::Server* decl = findServer(server);
@@ -549,6 +557,17 @@ void Controller::replan(std::int64_t now) {
     if (auto old = placement_.borrowed.find(b); old == placement_.borrowed.end() || old->second != pl) change.putBorrowed[b] = pl;
   for (const auto& [b, pl] : placement_.borrowed)
     if (!p.next.borrowed.count(b)) change.deleteBorrowed.push_back(b);
+  for (const auto& [s, b] : p.next.home)
+    if (auto old = placement_.home.find(s); old == placement_.home.end() || old->second != b) change.putPlacement[{"home", s}] = b;
+  for (const auto& [s, b] : placement_.home)
+    if (!p.next.home.count(s)) change.deletePlacement.emplace_back("home", s);
+  for (const auto& [name, after, before] : {std::tuple{"held", &p.next.held, &placement_.held},
+                                            std::tuple{"displaced", &p.next.displaced, &placement_.displaced}}) {
+    for (const auto& s : *after)
+      if (!before->count(s)) change.putPlacement[{name, s}] = "";
+    for (const auto& s : *before)
+      if (!after->count(s)) change.deletePlacement.emplace_back(name, s);
+  }
   // The placement is durable before any agent hears of it: after a crash the restarted
   // controller drives the same bindings, so a server is never started in two places.
   if (auto s = commitNow(std::move(change)); !s) {
@@ -567,8 +586,29 @@ void Controller::replan(std::int64_t now) {
   placement_ = p.next;
   byBlade_.clear();
   for (const auto& [s, b] : placement_.bindings) byBlade_[b].push_back(s);
-  roles_.clear();
-  for (const auto& a : p.blades) roles_[a.blade] = a;
+  std::map<std::string, pool::BladeAssignment> roles;
+  for (const auto& a : p.blades) roles[a.blade] = a;
+  // Failover: each server that left a fenced blade is an event saying where it went and why
+  // there (the roles before the plan tell a spare from a blade it was packed onto).
+  for (const auto& pl : p.placements) {
+    if (pl.from.empty()) continue;
+    auto from = blades_.find(pl.from);
+    if (from == blades_.end() || from->second.health != pool::BladeState::Fenced) continue;
+    ++failovers_;
+    std::string how = "packed onto a blade of its pool";
+    auto before = roles_.find(pl.blade);
+    const std::string lender = before == roles_.end() ? std::string("?") : before->second.pool;
+    if (auto r = roles.find(pl.blade); r != roles.end() && r->second.role == pool::BladeRole::Borrowed) {
+      how = "borrowed from spare pool " + lender;
+      for (const auto& step : p.steps)
+        if (step.kind == pool::StepKind::PrepareHypervisor && step.blade == pl.blade && step.hypervisor)
+          how += ", repurposed as a " + std::string(pool::toString(*step.hypervisor)) + " blade";
+    } else if (before != roles_.end() && before->second.role == pool::BladeRole::Spare) {
+      how = "a spare of pool " + lender;
+    }
+    event("warning", pl.blade, pl.server, "failover: " + pl.server + " from fenced blade " + pl.from + " to " + pl.blade + " (" + how + ")");
+  }
+  roles_ = std::move(roles);
   std::map<std::string, std::string> unplaceable;
   for (const auto& u : p.unplaceable) {
     if (auto old = unplaceable_.find(u.server); old == unplaceable_.end() || old->second != u.reason)
@@ -590,10 +630,16 @@ void Controller::replan(std::int64_t now) {
 }
 
 void Controller::watchLiveness(const std::string& blade, BladeRuntime& rt, std::int64_t now) {
-  if (rt.adminState == "retired" || rt.health == pool::BladeState::Failed) return;
-  // Silence strictly longer than the limit changes the state (see detectFailures).
-  const std::int64_t limit = rt.health == pool::BladeState::Available ? options_.suspectMs : options_.deadMs;
-  const std::int64_t due = std::max(rt.lastHeartbeat + limit + 1, now + 1);
+  if (rt.adminState == "retired" || rt.health == pool::BladeState::Fenced || rt.heldByStorm) return;
+  // Silence strictly longer than a limit changes the state (see detectFailures); a failed
+  // blade is looked at again when the lease we granted it has run out, plus the margin.
+  std::int64_t due = 0;
+  switch (rt.health) {
+    case pool::BladeState::Suspect: due = rt.lastHeartbeat + options_.deadMs + 1; break;
+    case pool::BladeState::Failed: due = rt.leaseUntil + options_.fenceMarginMs; break;
+    default: due = rt.lastHeartbeat + options_.suspectMs + 1; break;
+  }
+  due = std::max(due, now + 1);
   // An entry that comes due no later is there already: when it does, the blade is put
   // back for its then due time. Only an earlier due time needs a new entry.
   if (rt.livenessAt != 0 && rt.livenessAt <= due) return;
@@ -605,6 +651,11 @@ void Controller::watchLiveness(const std::string& blade, BladeRuntime& rt, std::
 // has one entry in livenessDue_, due when its silence would cross the next limit as of
 // its last heartbeat. A blade heard since is simply put back for its new due time, so
 // 10,000 heartbeating blades cost a few thousand heap operations a second, no scan.
+//
+// available -> suspect -> failed: marks only; a silent blade may still run its servers
+// (invariant 1), so the planner keeps them bound there. failed -> fenced: the lease we
+// last granted has expired (the agent, or its watchdog, ended its domains by then) and
+// the storm guard is down; only then do its servers fail over.
 void Controller::detectFailures(std::int64_t now) {
   while (!livenessDue_.empty() && livenessDue_.top().first <= now) {
     const auto [due, name] = livenessDue_.top();
@@ -613,22 +664,181 @@ void Controller::detectFailures(std::int64_t now) {
     if (it == blades_.end() || it->second.livenessAt != due) continue;  // superseded by an earlier entry
     BladeRuntime& rt = it->second;
     rt.livenessAt = 0;
-    if (rt.adminState == "retired") continue;
+    if (rt.adminState == "retired" || rt.health == pool::BladeState::Fenced) continue;
     const std::int64_t silence = now - rt.lastHeartbeat;
-    pool::BladeState next = silence > options_.deadMs      ? pool::BladeState::Failed
-                            : silence > options_.suspectMs ? pool::BladeState::Suspect
-                                                           : rt.health;
-    if (next != rt.health) {
-      // Failover proper (fencing, moving servers) is the next step; here the blade is only
-      // marked, and the planner keeps its bindings (it may still run them: invariant 1).
-      event(next == pool::BladeState::Failed ? "error" : "warning", name, "",
-            std::string("blade ") + pool::toString(next) + ": no heartbeat for " + std::to_string(silence) + " ms");
-      rt.health = next;
-      dirty_ = true;
-      for (auto id : rt.queue) operations_.at(id).inFlight = false;
+    if (rt.health == pool::BladeState::Available && silence > options_.suspectMs) {
+      event("warning", name, "", "blade suspect: no heartbeat for " + std::to_string(silence) + " ms");
+      setHealth(name, rt, pool::BladeState::Suspect, now);
     }
-    watchLiveness(name, rt, now);  // a failed blade is watched again when it is heard
+    if (rt.health == pool::BladeState::Suspect && silence > options_.deadMs) {
+      event("error", name, "", "blade failed: no heartbeat for " + std::to_string(silence) +
+                                   " ms; its servers stay bound to it until it is fenced (its lease runs out in " +
+                                   std::to_string(std::max<std::int64_t>(0, rt.leaseUntil - now)) + " ms)");
+      setHealth(name, rt, pool::BladeState::Failed, now);
+      startFenceCommand(name, rt);
+    }
+    if (rt.health == pool::BladeState::Failed && now >= rt.leaseUntil + options_.fenceMarginMs) {
+      if (stormActive_) {
+        rt.heldByStorm = true;  // looked at again when the guard lifts (setHealth)
+        continue;
+      }
+      ++fencesByLease_;
+      fence(name, rt,
+            "lease expired " + std::to_string(now - rt.leaseUntil) + " ms ago (margin " + std::to_string(options_.fenceMarginMs) +
+                " ms), no heartbeat for " + std::to_string(silence) + " ms; its agent or its watchdog ended its domains by then",
+            now);
+      continue;
+    }
+    watchLiveness(name, rt, now);
   }
+}
+
+namespace {
+bool silent(pool::BladeState s) { return s == pool::BladeState::Suspect || s == pool::BladeState::Failed; }
+}  // namespace
+
+void Controller::setHealth(const std::string& blade, BladeRuntime& rt, pool::BladeState next, std::int64_t now) {
+  (void)blade;
+  if (rt.health == next) return;
+  if (silent(rt.health) != silent(next)) {
+    if (silent(next)) ++silentBlades_;
+    else --silentBlades_;
+  }
+  if (silent(next)) {
+    // Whatever was in flight to it is lost with it; resent once it is heard again.
+    for (auto id : rt.queue) operations_.at(id).inFlight = false;
+  }
+  rt.health = next;
+  dirty_ = true;
+  const bool up = stormGuardUp();
+  if (up == stormActive_) return;
+  stormActive_ = up;
+  const std::size_t total = blades_.size() - retiredBlades_;
+  const std::string counts = std::to_string(silentBlades_) + " of " + std::to_string(total) + " blades";
+  if (up) {
+    ++stormsRaised_;
+    event("error", "", "",
+          "fencing suspended: " + counts + " are silent at once (more than " + std::to_string(static_cast<int>(options_.stormShare * 100)) +
+              "%); more likely this controller is cut off than they all died, so nothing is fenced and no server moves "
+              "until they are heard again or fewer are silent");
+    return;
+  }
+  event("warning", "", "", "fencing resumed: " + counts + " silent");
+  for (auto& [name, other] : blades_) {
+    if (other.health != pool::BladeState::Failed) continue;
+    other.heldByStorm = false;
+    startFenceCommand(name, other);
+    watchLiveness(name, other, now);
+  }
+}
+
+bool Controller::stormGuardUp() const {
+  const std::size_t total = blades_.size() - retiredBlades_;
+  return silentBlades_ >= options_.stormMinBlades && static_cast<double>(silentBlades_) > options_.stormShare * static_cast<double>(total);
+}
+
+void Controller::heardFrom(const std::string& blade, BladeRuntime& rt) {
+  rt.heldByStorm = false;
+  if (rt.health == pool::BladeState::Fenced) {
+    if (!rt.returned)
+      event("warning", blade, "", "blade heard again after being fenced: not trusted until it reports no servers running");
+    rt.returned = true;
+    convergeQueue_.insert(blade);
+    return;
+  }
+  if (rt.health == pool::BladeState::Available) return;
+  event("info", blade, "", std::string("blade heard again after being ") + pool::toString(rt.health));
+  setHealth(blade, rt, pool::BladeState::Available, now_);
+  convergeQueue_.insert(blade);
+}
+
+void Controller::checkTrust(const std::string& blade, BladeRuntime& rt) {
+  if (rt.health != pool::BladeState::Fenced || !rt.returned) return;
+  std::size_t running = 0;
+  for (const auto& [name, d] : rt.domains)
+    if ((d.state == "running" || d.state == "paused") && (findServer(name) || deletedServers_.count(name))) ++running;
+  if (running) return;  // converge stops them; the stop results bring us back here
+  rt.returned = false;
+  event("info", blade, "", "blade trusted again: it reports no servers running and rejoins the fabric");
+  setHealth(blade, rt, pool::BladeState::Available, now_);
+  lastPlanAt_ = now_ - options_.replanMinIntervalMs;
+  convergeQueue_.insert(blade);
+}
+
+void Controller::fence(const std::string& blade, BladeRuntime& rt, const std::string& reason, std::int64_t now) {
+  setHealth(blade, rt, pool::BladeState::Fenced, now);
+  rt.heldByStorm = false;
+  rt.returned = false;
+  event("error", blade, "", "blade fenced: " + reason);
+  // Nothing queued for it still makes sense: its servers are about to be placed elsewhere.
+  for (auto id : rt.queue) {
+    auto op = operations_.find(id);
+    if (op == operations_.end()) continue;
+    pending_.putOperations.push_back({id, op->second.blade, op->second.server, op->second.kind, "cancelled", op->second.attempts, "blade fenced"});
+    operations_.erase(op);
+  }
+  rt.queue.clear();
+  rt.busyServers.clear();
+  // Its domains ended with the lease (or the power): no longer "running elsewhere" for
+  // the invariant-1 guard that holds back a start on another blade.
+  std::vector<std::string> ended;
+  for (const auto& [name, d] : rt.domains)
+    if (d.state == "running" || d.state == "paused") ended.push_back(name);
+  for (const auto& name : ended) setDomainState(blade, rt, name, "shutoff");
+  lastPlanAt_ = now - options_.replanMinIntervalMs;
+}
+
+namespace {
+// One value for /bin/sh, whatever it contains (a hostname comes from the network).
+std::string shellQuote(const std::string& v) {
+  std::string out = "'";
+  for (char c : v) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+}  // namespace
+
+void Controller::startFenceCommand(const std::string& blade, BladeRuntime& rt) {
+  if (options_.fenceCommand.empty() || !fenceRunner_ || rt.fenceCommandRunning || stormActive_) return;
+  const std::map<std::string, std::string> values{{"{blade}", blade},
+                                                  {"{chassis}", rt.inventory.chassis},
+                                                  {"{slot}", std::to_string(rt.inventory.slot)},
+                                                  {"{hostname}", rt.inventory.hostname}};
+  std::string command;
+  const std::string& t = options_.fenceCommand;
+  for (std::size_t i = 0; i < t.size();) {
+    bool replaced = false;
+    for (const auto& [key, value] : values) {
+      if (t.compare(i, key.size(), key) != 0) continue;
+      command += shellQuote(value);
+      i += key.size();
+      replaced = true;
+      break;
+    }
+    if (!replaced) command += t[i++];
+  }
+  rt.fenceCommandRunning = true;
+  event("info", blade, "", "fence command started: " + command);
+  fenceRunner_(blade, command);
+}
+
+void Controller::onFenceResult(const std::string& blade, bool ok, const std::string& detail, std::int64_t now) {
+  now_ = now;
+  auto it = blades_.find(blade);
+  if (it == blades_.end()) return;
+  BladeRuntime& rt = it->second;
+  rt.fenceCommandRunning = false;
+  if (!ok) {
+    ++fenceCommandFailures_;
+    event("error", blade, "", "fence command failed: " + detail + "; its servers wait for its lease to expire");
+    return;
+  }
+  if (rt.health == pool::BladeState::Fenced) {
+    event("info", blade, "", "fence command confirmed power-off (the blade was fenced already)");
+    return;
+  }
+  // Power-off is a fact, whatever the blade did meanwhile: its domains are gone.
+  ++fencesByCommand_;
+  fence(blade, rt, "fence command confirmed power-off" + (detail.empty() ? std::string() : " (" + detail + ")"), now);
 }
 
 void Controller::forgiveStall(std::int64_t gapMs) {
@@ -686,6 +896,9 @@ void Controller::tick(std::int64_t now) {
   flush();
   wakeWaiters(now, false);
   nextTick_ = now + (dirty_ ? options_.replanMinIntervalMs : 100);
+  // A fence is due at an exact time (lease + margin): every millisecond past it is
+  // failover time.
+  if (!livenessDue_.empty()) nextTick_ = std::min(nextTick_, livenessDue_.top().first);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -948,6 +1161,11 @@ ApiResponse Controller::apiDelete(const ApiRequest& req, std::int64_t now) {
   std::set<std::string> gone(servers.begin(), servers.end());
   for (const auto& r : released->records())
     if (r.released && gone.count(r.server)) change.putIdentities.push_back(r);
+  for (const auto& name : servers) {
+    if (placement_.held.count(name)) change.deletePlacement.emplace_back("held", name);
+    if (placement_.home.count(name)) change.deletePlacement.emplace_back("home", name);
+    if (placement_.displaced.count(name)) change.deletePlacement.emplace_back("displaced", name);
+  }
   if (auto s = commitNow(std::move(change)); !s) return errorResponse(503, "not deleted, the state store failed: " + s.error().message);
   identities_ = std::move(released);
   for (const auto& name : servers) {
@@ -956,6 +1174,8 @@ ApiResponse Controller::apiDelete(const ApiRequest& req, std::int64_t now) {
     serverFaults_.erase(name);
     retryServerAt_.erase(name);
     placement_.held.erase(name);
+    placement_.home.erase(name);
+    placement_.displaced.erase(name);
     // Where it runs now, it stops (convergence; the binding goes with the replan).
     if (auto r = runningOn_.find(name); r != runningOn_.end())
       for (const auto& b : r->second) convergeQueue_.insert(b);
@@ -1006,6 +1226,8 @@ ApiResponse Controller::apiRetire(const std::string& blade, std::int64_t now) {
   c.putBlades.push_back({blade, inventoryJson(rt.inventory).dump(), "retired", rt.firstSeenMs});
   if (auto s = commitNow(std::move(c)); !s) return errorResponse(503, "not retired, the state store failed: " + s.error().message);
   rt.adminState = "retired";
+  ++retiredBlades_;
+  setHealth(blade, rt, pool::BladeState::Available, now);  // out of the storm guard's count
   event("info", blade, "", "blade retired: it takes no servers again");
   dirty_ = true;
   lastPlanAt_ = now - options_.replanMinIntervalMs;
@@ -1026,11 +1248,17 @@ ApiResponse Controller::apiMove(const std::string& name, const ApiRequest& req, 
   const std::string from = bound == placement_.bindings.end() ? "" : bound->second;
   Change c;
   c.putBindings[name] = to;
+  // The operator's choice is where it belongs now: no failback undoes it.
+  if (placement_.held.count(name)) c.deletePlacement.emplace_back("held", name);
+  if (placement_.home.count(name)) c.deletePlacement.emplace_back("home", name);
+  if (placement_.displaced.count(name)) c.deletePlacement.emplace_back("displaced", name);
   if (auto st = commitNow(std::move(c)); !st) return errorResponse(503, "not moved, the state store failed: " + st.error().message);
   // The binding is durable before anyone acts on it. Convergence then stops the server on
   // `from` and starts it on `to` only once no other blade reports it running (invariant 1).
   placement_.bindings[name] = to;
   placement_.held.erase(name);
+  placement_.home.erase(name);
+  placement_.displaced.erase(name);
   if (!from.empty()) {
     auto& list = byBlade_[from];
     list.erase(std::remove(list.begin(), list.end(), name), list.end());
@@ -1136,7 +1364,12 @@ Json Controller::bladeJson(const std::string& name, const BladeRuntime& rt) cons
          {"cpu_model", rt.inventory.cpuModel},
          {"domains", rt.domains.size()},
          {"pending_operations", rt.queue.size()}};
-  if (rt.registered) j["heartbeat_age_ms"] = now_ - rt.lastHeartbeat;
+  if (rt.registered) {
+    j["heartbeat_age_ms"] = now_ - rt.lastHeartbeat;
+    j["lease_left_ms"] = std::max<std::int64_t>(0, rt.leaseUntil - now_);
+  }
+  if (rt.health == pool::BladeState::Fenced) j["trusted"] = false;
+  if (rt.fenceCommandRunning) j["fence_command_running"] = true;
   return j;
 }
 
@@ -1185,6 +1418,8 @@ Json Controller::serverJson(const pool::Server& s) const {
          {"priority", s.priority},
          {"anti_affinity", s.antiAffinity}};
   if (!reason.empty()) j["reason"] = reason;
+  // Where it ran before a failover moved it (failback: auto takes it back there).
+  if (auto h = placement_.home.find(s.name); h != placement_.home.end()) j["home"] = h->second;
   return j;
 }
 
@@ -1239,6 +1474,20 @@ std::string Controller::metrics() const {
     << "\nloom_operations_total{result=\"failed\"} " << opsFailed_ << "\n";
   o << "# HELP loom_operations_pending Operations queued or in flight.\n# TYPE loom_operations_pending gauge\nloom_operations_pending "
     << operations_.size() << "\n";
+  o << "# HELP loom_fences_total Blades fenced, by what confirmed it.\n# TYPE loom_fences_total counter\n"
+    << "loom_fences_total{by=\"lease\"} " << fencesByLease_ << "\nloom_fences_total{by=\"command\"} " << fencesByCommand_ << "\n";
+  o << "# HELP loom_fence_command_failures_total Fence commands that did not confirm power-off.\n"
+       "# TYPE loom_fence_command_failures_total counter\nloom_fence_command_failures_total "
+    << fenceCommandFailures_ << "\n";
+  o << "# HELP loom_failovers_total Servers placed elsewhere after their blade was fenced.\n"
+       "# TYPE loom_failovers_total counter\nloom_failovers_total "
+    << failovers_ << "\n";
+  o << "# HELP loom_fencing_suspended 1 while the storm guard holds all fencing.\n# TYPE loom_fencing_suspended gauge\n"
+       "loom_fencing_suspended "
+    << (stormActive_ ? 1 : 0) << "\n";
+  o << "# HELP loom_fencing_storms_total Times the storm guard went up.\n# TYPE loom_fencing_storms_total counter\n"
+       "loom_fencing_storms_total "
+    << stormsRaised_ << "\n";
   o << "# HELP loom_applies_total Declarations applied.\n# TYPE loom_applies_total counter\nloom_applies_total " << applies_ << "\n";
   return o.str();
 }

@@ -36,8 +36,21 @@ namespace loom::controller {
 struct ControllerOptions {
   std::int64_t heartbeatMs = 1000;  // told to agents
   std::int64_t leaseMs = 5000;      // told to agents; renewed by every heartbeat
-  std::int64_t suspectMs = 3000;    // silence after which a blade is suspect
-  std::int64_t deadMs = 6000;       // silence after which a blade is failed
+  std::int64_t suspectMs = 2500;    // silence after which a blade is suspect
+  std::int64_t deadMs = 4000;       // silence after which a blade is failed
+  // A failed blade is fenced (its servers may run elsewhere) once the lease the
+  // controller last granted it has expired plus this margin: the agent's clock may run
+  // slower than ours (rate drift), and the lease-renewed frame takes time to arrive.
+  std::int64_t fenceMarginMs = 250;
+  // Run when a blade is failed, by /bin/sh -c, with {blade} {chassis} {slot} {hostname}
+  // replaced by shell-quoted values; exit 0 means power-off confirmed (IPMI, Redfish).
+  std::string fenceCommand;
+  std::int64_t fenceTimeoutMs = 20000;
+  // Fencing-storm guard: while more than this share of the (non-retired) blades are
+  // silent, and at least stormMinBlades of them, nothing is fenced: more likely the
+  // controller is cut off than half the fabric dead.
+  double stormShare = 0.5;
+  std::size_t stormMinBlades = 3;
   std::int64_t opTimeoutMs = 15000; // an operation not answered by then is retried
   int opMaxAttempts = 4;            // then it becomes a fault event
   std::int64_t opBackoffMs = 500;   // first retry delay, doubled each attempt
@@ -64,12 +77,20 @@ class Controller {
   using Send = std::function<void(const std::string& blade, const protocol::Json& frame)>;
   using Reply = std::function<void(ApiResponse)>;
   using WallClock = std::function<std::int64_t()>;  // ms since the epoch, for event stamps
+  // Starts the fence command for a blade, asynchronously; its outcome comes back through
+  // onFenceResult() on the controller's thread.
+  using FenceRunner = std::function<void(const std::string& blade, const std::string& command)>;
 
   Controller(StateStore& store, ControllerOptions options, Send send, WallClock wallClock);
 
   // Loads the stored state; every blade known from the store gets a grace period of
   // deadMs from `now` to show up again before it is suspected.
   Status recover(std::int64_t now);
+
+  // Without one, a configured fence command is never run (tests; lease fencing only).
+  void setFenceRunner(FenceRunner runner) { fenceRunner_ = std::move(runner); }
+  // The fence command for `blade` finished: `ok` means it confirmed power-off.
+  void onFenceResult(const std::string& blade, bool ok, const std::string& detail, std::int64_t now);
 
   // One frame from the agent with routing id `blade`.
   void onFrame(const std::string& blade, std::string_view bytes, std::int64_t now);
@@ -113,7 +134,13 @@ class Controller {
     bool registered = false;  // registered since this controller started
     std::int64_t lastHeartbeat = 0;
     std::uint64_t lastSeq = 0;
-    pool::BladeState health = pool::BladeState::Available;  // Available | Suspect | Failed
+    pool::BladeState health = pool::BladeState::Available;  // Available | Suspect | Failed | Fenced
+    // The latest lease granted, on our clock: the agent's own deadline is no later,
+    // because it counts from when it sent the heartbeat we answered.
+    std::int64_t leaseUntil = 0;
+    bool fenceCommandRunning = false;
+    bool returned = false;     // fenced, then heard from again: not trusted until clean
+    bool heldByStorm = false;  // its fencing waits for the storm guard to lift
     std::map<std::string, protocol::ObservedDomain> domains;
     std::deque<std::uint64_t> queue;  // operation ids, in dispatch order
     std::set<std::string> busyServers; // servers with an operation queued here
@@ -148,8 +175,20 @@ class Controller {
   void dispatch(const std::string& blade, BladeRuntime& rt, std::int64_t now);
   void finishOperation(BladeRuntime& rt, std::uint64_t id, bool ok, const std::string& error, std::int64_t now);
   void detectFailures(std::int64_t now);
-  // Puts the blade's next liveness check (suspect, then failed) in livenessDue_.
+  // Puts the blade's next liveness check (suspect, failed, fenced) in livenessDue_.
   void watchLiveness(const std::string& blade, BladeRuntime& rt, std::int64_t now);
+  // Every health change goes through here: it keeps the silent-blade count of the storm
+  // guard, and raises or lifts the guard.
+  void setHealth(const std::string& blade, BladeRuntime& rt, pool::BladeState next, std::int64_t now);
+  // The blade was heard (register, heartbeat): suspect/failed blades recover; a fenced
+  // one is only "returned" until it reports no servers running (checkTrust).
+  void heardFrom(const std::string& blade, BladeRuntime& rt);
+  void checkTrust(const std::string& blade, BladeRuntime& rt);
+  // Its servers may now run elsewhere: cancels its operations and forgets its domains as
+  // running (they ended with the lease, or with the power).
+  void fence(const std::string& blade, BladeRuntime& rt, const std::string& reason, std::int64_t now);
+  bool stormGuardUp() const;
+  void startFenceCommand(const std::string& blade, BladeRuntime& rt);
   void setDomains(const std::string& blade, BladeRuntime& rt, const std::vector<protocol::ObservedDomain>& domains);
   // state "" forgets the domain (undefined).
   void setDomainState(const std::string& blade, BladeRuntime& rt, const std::string& name, const std::string& state);
@@ -187,6 +226,10 @@ class Controller {
   Send send_;
   WallClock wallClock_;
   protocol::Dispatcher<std::string> dispatcher_;
+  FenceRunner fenceRunner_;
+  std::size_t silentBlades_ = 0;   // suspect or failed
+  std::size_t retiredBlades_ = 0;
+  bool stormActive_ = false;
   std::uint64_t extraRejected_ = 0;
   std::map<std::string, std::uint64_t> extraRejectedByKind_;
 
@@ -233,6 +276,7 @@ class Controller {
   std::uint64_t heartbeats_ = 0, registrations_ = 0, plans_ = 0, opsSent_ = 0, opsFailed_ = 0, opsRetried_ = 0;
   double planSecondsSum_ = 0, planSecondsLast_ = 0;
   std::uint64_t applies_ = 0;
+  std::uint64_t fencesByLease_ = 0, fencesByCommand_ = 0, fenceCommandFailures_ = 0, failovers_ = 0, stormsRaised_ = 0;
 };
 
 }  // namespace loom::controller

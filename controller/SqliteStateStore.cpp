@@ -24,6 +24,9 @@ void Change::merge(Change&& o) {
   for (auto& s : o.deleteBorrowed) putBorrowed.erase(s);
   for (auto& [k, v] : o.putBorrowed) putBorrowed[k] = v;
   append(deleteBorrowed, o.deleteBorrowed);
+  for (auto& k : o.deletePlacement) putPlacement.erase(k);
+  for (auto& [k, v] : o.putPlacement) putPlacement[k] = v;
+  append(deletePlacement, o.deletePlacement);
   append(putIdentities, o.putIdentities);
   append(putBlades, o.putBlades);
   append(putOperations, o.putOperations);
@@ -36,6 +39,7 @@ const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS declarations(kind TEXT NOT NULL, name TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY(kind, name));
 CREATE TABLE IF NOT EXISTS bindings(server TEXT PRIMARY KEY, blade TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS borrowed(blade TEXT PRIMARY KEY, pool TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS placement(map TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY(map, key));
 CREATE TABLE IF NOT EXISTS identities(server TEXT PRIMARY KEY, pool TEXT NOT NULL, uuid TEXT NOT NULL, macs TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS blades(name TEXT PRIMARY KEY, inventory TEXT NOT NULL, admin_state TEXT NOT NULL, first_seen_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS operations(id INTEGER PRIMARY KEY, blade TEXT NOT NULL, server TEXT NOT NULL, kind TEXT NOT NULL,
@@ -103,6 +107,10 @@ class SqliteStateStore final : public StateStore {
     {
       Statement q(db_, "SELECT blade, pool FROM borrowed");
       while (q.next()) st.borrowed.emplace(q.text(0), q.text(1));
+    }
+    {
+      Statement q(db_, "SELECT map, key, value FROM placement");
+      while (q.next()) st.placementMaps[q.text(0)].emplace(q.text(1), q.text(2));
     }
     {
       Statement q(db_, "SELECT server, pool, uuid, macs FROM identities");
@@ -208,6 +216,14 @@ class SqliteStateStore final : public StateStore {
     if (!c.putBorrowed.empty()) {
       Statement q(db_, "INSERT OR REPLACE INTO borrowed(blade,pool) VALUES(?,?)");
       for (const auto& [b, p] : c.putBorrowed) LOOM_TRY(check(q.bind(1, b).bind(2, p).run(), "put borrowed"));
+    }
+    if (!c.deletePlacement.empty()) {
+      Statement q(db_, "DELETE FROM placement WHERE map=? AND key=?");
+      for (const auto& [m, k] : c.deletePlacement) LOOM_TRY(check(q.bind(1, m).bind(2, k).run(), "delete placement"));
+    }
+    if (!c.putPlacement.empty()) {
+      Statement q(db_, "INSERT OR REPLACE INTO placement(map,key,value) VALUES(?,?,?)");
+      for (const auto& [mk, v] : c.putPlacement) LOOM_TRY(check(q.bind(1, mk.first).bind(2, mk.second).bind(3, v).run(), "put placement"));
     }
     if (!c.putIdentities.empty()) {
       Statement q(db_, "INSERT OR REPLACE INTO identities(server,pool,uuid,macs) VALUES(?,?,?,?)");

@@ -61,6 +61,9 @@ struct StoredState {
   std::vector<DeclarationRecord> declarations;
   std::map<std::string, std::string> bindings;  // server -> blade
   std::map<std::string, std::string> borrowed;  // blade -> pool
+  // The rest of pool::PlacementState, by name ("home": server -> blade; "held":
+  // server -> ""), so a new planner field needs no new table.
+  std::map<std::string, std::map<std::string, std::string>> placementMaps;
   std::vector<pool::IdentityRecord> identities;
   std::vector<BladeRecord> blades;
   std::vector<OperationRecord> pendingOperations;
@@ -76,6 +79,8 @@ struct Change {
   std::vector<std::string> deleteBindings;
   std::map<std::string, std::string> putBorrowed;
   std::vector<std::string> deleteBorrowed;
+  std::map<std::pair<std::string, std::string>, std::string> putPlacement;  // (map, key) -> value
+  std::vector<std::pair<std::string, std::string>> deletePlacement;        // (map, key)
   std::vector<pool::IdentityRecord> putIdentities;
   std::vector<BladeRecord> putBlades;
   std::vector<OperationRecord> putOperations;  // upsert by id
@@ -83,7 +88,8 @@ struct Change {
 
   bool empty() const {
     return putDeclarations.empty() && deleteDeclarations.empty() && putBindings.empty() && deleteBindings.empty() &&
-           putBorrowed.empty() && deleteBorrowed.empty() && putIdentities.empty() && putBlades.empty() &&
+           putBorrowed.empty() && deleteBorrowed.empty() && putPlacement.empty() && deletePlacement.empty() &&
+           putIdentities.empty() && putBlades.empty() &&
            putOperations.empty() && appendEvents.empty();
   }
   // Appends `other` (later writes win on the same key when committed in order).

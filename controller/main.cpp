@@ -10,6 +10,7 @@
 
 #include "controller/Controller.h"
 #include "controller/ControllerLoop.h"
+#include "controller/FenceRunner.h"
 #include "controller/HttpServer.h"
 #include "protocol/CurveKeys.h"
 
@@ -54,6 +55,20 @@ int main(int argc, char** argv) {
   app.add_option("--lease-ms", opts.leaseMs, "lease told to agents")->capture_default_str();
   app.add_option("--suspect-ms", opts.suspectMs, "silence before a blade is suspect")->capture_default_str();
   app.add_option("--dead-ms", opts.deadMs, "silence before a blade is failed")->capture_default_str();
+  app.add_option("--fence-margin-ms", opts.fenceMarginMs,
+                 "wait this long past a failed blade's lease before fencing it (clock drift, transit)")
+      ->capture_default_str();
+  app.add_option("--fence-command", opts.fenceCommand,
+                 "power-off command for a failed blade, run by /bin/sh -c; {blade} {chassis} {slot} {hostname} are "
+                 "replaced (shell-quoted); exit 0 = power-off confirmed, its servers fail over at once");
+  app.add_option("--fence-timeout-ms", opts.fenceTimeoutMs, "a fence command still running after this is killed and counts as failed")
+      ->capture_default_str();
+  app.add_option("--storm-share", opts.stormShare,
+                 "fence nothing while more than this share of the blades are silent at once (0..1)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--storm-min-blades", opts.stormMinBlades, "the storm guard needs at least this many silent blades")
+      ->capture_default_str();
   app.add_option("--op-timeout-ms", opts.opTimeoutMs, "time an agent has to answer a step")->capture_default_str();
   app.add_option("--log-level", logLevel, "trace|debug|info|warn|error")->capture_default_str();
 
@@ -73,8 +88,13 @@ int main(int argc, char** argv) {
               << "\n";
     return 0;
   }
-  if (opts.suspectMs <= 0 || opts.deadMs < opts.suspectMs || opts.heartbeatMs <= 0 || opts.leaseMs < opts.heartbeatMs)
-    return fail("need 0 < --heartbeat-ms <= --lease-ms and 0 < --suspect-ms <= --dead-ms");
+  if (opts.heartbeatMs <= 0 || opts.suspectMs <= opts.heartbeatMs || opts.deadMs < opts.suspectMs)
+    return fail("need 0 < --heartbeat-ms < --suspect-ms <= --dead-ms (got " + std::to_string(opts.heartbeatMs) + ", " +
+                std::to_string(opts.suspectMs) + ", " + std::to_string(opts.deadMs) + ")");
+  // An agent must get a few renewals into each lease, or one lost frame fences it.
+  if (opts.leaseMs < 2 * opts.heartbeatMs)
+    return fail("--lease-ms " + std::to_string(opts.leaseMs) + " must be at least twice --heartbeat-ms " + std::to_string(opts.heartbeatMs));
+  if (opts.fenceMarginMs < 0 || opts.fenceTimeoutMs <= 0) return fail("--fence-margin-ms must be >= 0 and --fence-timeout-ms > 0");
 
   controller::FabricOptions fabric;
   fabric.endpoint = agents;
@@ -110,6 +130,18 @@ int main(int argc, char** argv) {
   if (auto s = core.recover(controller::ControllerLoop::monotonicMs()); !s) return fail("recovery: " + s.error().message);
   controller::ControllerLoop loop(core, fabric);
   loopPtr = &loop;
+  // Declared after the loop: destroyed (its commands killed, threads joined) before it.
+  controller::FenceRunner fencer(opts.fenceTimeoutMs);
+  if (!opts.fenceCommand.empty()) {
+    core.setFenceRunner([&loop, &core, &fencer](const std::string& blade, const std::string& command) {
+      fencer.run(command, [&loop, &core, blade](bool ok, std::string detail) {
+        loop.post([&core, blade, ok, detail = std::move(detail)] {
+          core.onFenceResult(blade, ok, detail, controller::ControllerLoop::monotonicMs());
+        });
+      });
+    });
+    spdlog::info("fence command: {}", opts.fenceCommand);
+  }
   if (auto s = loop.bind(); !s) return fail(s.error().message);
 
   controller::HttpServer http(api.substr(0, colon), static_cast<unsigned short>(apiPort),

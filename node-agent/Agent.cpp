@@ -12,10 +12,11 @@ namespace loom::agent {
 
 using protocol::Json;
 
-Agent::Agent(AgentConfig config, std::unique_ptr<drivers::Driver> driver, Send send)
+Agent::Agent(AgentConfig config, std::unique_ptr<drivers::Driver> driver, Send send, std::unique_ptr<LeaseGuard> guard)
     : config_(std::move(config)),
       driver_(std::move(driver)),
       send_(std::move(send)),
+      guard_(std::move(guard)),
       dispatcher_([blade = config_.blade](const std::string& line) { spdlog::warn("{}: {}", blade, line); }) {
   using namespace protocol;
   dispatcher_.on(type::kRegistered, [this](int, const Json& f) { onRegistered(f); });
@@ -85,6 +86,10 @@ void Agent::collectResults() {
     done.swap(worker_->outbox);
   }
   for (auto& r : done) {
+    if (r.op == 0) {  // the agent's own fencing, not a controller's step
+      domainsChanged_ = true;
+      continue;
+    }
     queued_.erase(r.op);
     recent_[r.op] = r;
     recentOrder_.push_back(r.op);
@@ -127,11 +132,15 @@ void Agent::sendRegister(std::int64_t now) {
   r.domains = observe();
   lastReported_ = r.domains;
   lastRegisterSent_ = now;
+  if (firstUnansweredRegister_ < 0) firstUnansweredRegister_ = now;
   send_(protocol::encode(r));
 }
 
 void Agent::onFrame(std::string_view bytes, std::int64_t now) {
   now_ = now;
+  // A frame read after the lease ran out (a SIGSTOPped agent waking up) must not act under
+  // it: fence first, then handle it.
+  if (now >= fenceAt()) selfFence(now);
   lastHeardFromController_ = now;
   warnedSilence_ = false;
   dispatcher_.dispatch(0, "controller", bytes);
@@ -143,7 +152,15 @@ void Agent::onRegistered(const Json& frame) {
   registered_ = true;
   heartbeatMs_ = std::max<std::int64_t>(m.heartbeatMs, 50);
   leaseMs_ = m.leaseMs;
-  leaseDeadline_ = now_ + leaseMs_;
+  // Which of our registers this answers is unknown: count from the earliest unanswered.
+  const std::int64_t sent = firstUnansweredRegister_ >= 0 ? firstUnansweredRegister_ : lastRegisterSent_;
+  firstUnansweredRegister_ = -1;
+  heartbeatSentAt_.clear();
+  if (sent + leaseMs_ > now_) {
+    if (!leased_) leaseDeadline_ = 0;
+    leased_ = true;
+    extendLease(sent + leaseMs_);
+  }
   // Spread the heartbeats of many simulated blades instead of sending them in lockstep.
   nextHeartbeat_ = now_ + static_cast<std::int64_t>(std::hash<std::string>{}(config_.blade) % static_cast<std::size_t>(heartbeatMs_));
   nextTick_ = std::min(nextTick_, nextHeartbeat_);
@@ -151,7 +168,53 @@ void Agent::onRegistered(const Json& frame) {
 
 void Agent::onLeaseRenewed(const Json& frame) {
   auto m = protocol::decodeLeaseRenewed(frame);
-  leaseDeadline_ = now_ + m.leaseMs;
+  // A renewal after the lease ran out renews nothing: this blade fenced itself and must
+  // register again (the controller decides whether it is trusted).
+  if (!leased_ || !registered_) return;
+  while (!heartbeatSentAt_.empty() && heartbeatSentAt_.front().first < m.seq) heartbeatSentAt_.pop_front();
+  if (heartbeatSentAt_.empty() || heartbeatSentAt_.front().first != m.seq) return;  // not one we know the time of
+  extendLease(heartbeatSentAt_.front().second + m.leaseMs);
+  heartbeatSentAt_.pop_front();
+}
+
+void Agent::extendLease(std::int64_t deadline) {
+  if (deadline <= leaseDeadline_) return;
+  leaseDeadline_ = deadline;
+  if (guard_) guard_->renew(deadline - now_);
+  nextTick_ = std::min(nextTick_, fenceAt());
+}
+
+std::int64_t Agent::fenceAt() const {
+  // Ahead of the deadline by a tenth of the lease: the domains must be gone by then, and
+  // destroying them takes a moment (the guard fires at the deadline itself).
+  return leased_ ? leaseDeadline_ - std::max<std::int64_t>(leaseMs_ / 10, 1) : std::numeric_limits<std::int64_t>::max();
+}
+
+void Agent::selfFence(std::int64_t now) {
+  leased_ = false;
+  registered_ = false;
+  std::size_t ended = 0;
+  if (worker_) {
+    // Ahead of everything queued: what was queued was planned under the lost lease.
+    protocol::PlanStep fenceStep{0, "fence", "", "", std::nullopt};
+    {
+      std::lock_guard lock(worker_->mu);
+      for (const auto& step : worker_->inbox) queued_.erase(step.op);
+      worker_->inbox.clear();
+      worker_->inbox.push_front(fenceStep);
+      for (const auto& d : worker_->observed) ended += d.state == "running" || d.state == "paused";
+    }
+    worker_->cv.notify_one();
+  } else {
+    for (const auto& d : observe()) ended += d.state == "running" || d.state == "paused";
+    execute({0, "fence", "", "", std::nullopt});
+    saveSimState();
+  }
+  domainsChanged_ = true;
+  const std::int64_t left = leaseDeadline_ - now;
+  spdlog::error("{}: lease not renewed, {} {} ms: fencing {} running domain(s) here, then registering again", config_.blade,
+                left >= 0 ? "it runs out in" : "it ran out", left >= 0 ? left : -left, ended);
+  sendRegister(now);
 }
 
 void Agent::onPlan(const Json& frame) {
@@ -160,6 +223,16 @@ void Agent::onPlan(const Json& frame) {
   for (const auto& step : plan.steps) {
     if (auto it = recent_.find(step.op); it != recent_.end()) {
       send_(protocol::encode(it->second));
+      continue;
+    }
+    if (step.kind == "fence") {
+      send_(protocol::encode(protocol::StepResult{step.op, false, "unknown step kind 'fence'"}));
+      continue;
+    }
+    if (step.kind == "start" && !leased_) {
+      // Planned under a lease that ran out (a late frame): starting now could run the
+      // server twice. Refused, not remembered: once registered again it may be resent.
+      send_(protocol::encode(protocol::StepResult{step.op, false, "blade '" + config_.blade + "' holds no lease"}));
       continue;
     }
     if (worker_ && step.kind != "prepare-hypervisor") {
@@ -198,6 +271,14 @@ protocol::StepResult Agent::execute(const protocol::PlanStep& step) {
     s = driver_->define(*step.spec);
   } else if (step.kind == "start") {
     s = driver_->start(step.server);
+  } else if (step.kind == "fence") {
+    // Internal (never on the wire): power off every domain, as fast as the driver can.
+    auto list = driver_->list();
+    if (!list) return {step.op, false, list.error().message};
+    for (const auto& d : *list)
+      if (d.state == drivers::DomainState::Running || d.state == drivers::DomainState::Paused)
+        if (auto st = driver_->destroy(d.name); !st) spdlog::error("{}: fencing: {}", config_.blade, st.error().message);
+    return r;
   } else if (step.kind == "stop") {
     s = driver_->stop(step.server, 10000);
   } else if (step.kind == "undefine") {
@@ -221,6 +302,7 @@ protocol::StepResult Agent::execute(const protocol::PlanStep& step) {
 void Agent::tick(std::int64_t now) {
   now_ = now;
   collectResults();
+  if (now >= fenceAt()) selfFence(now);
   // While the worker has steps, look back soon for their results.
   const std::int64_t soon = queued_.empty() ? std::numeric_limits<std::int64_t>::max() : now + 10;
   if (!registered_) {
@@ -231,7 +313,7 @@ void Agent::tick(std::int64_t now) {
       }
       sendRegister(now);
     }
-    nextTick_ = std::min(lastRegisterSent_ + config_.registerRetryMs, soon);
+    nextTick_ = std::min({lastRegisterSent_ + config_.registerRetryMs, soon, fenceAt()});
     return;
   }
   // The controller went quiet (restarted, or the link broke): register again, which also
@@ -240,7 +322,7 @@ void Agent::tick(std::int64_t now) {
     registered_ = false;
     if (leaseDeadline_ < now) spdlog::warn("{}: lease expired; re-registering", config_.blade);
     sendRegister(now);
-    nextTick_ = std::min(now + config_.registerRetryMs, soon);
+    nextTick_ = std::min({now + config_.registerRetryMs, soon, fenceAt()});
     return;
   }
   if (now >= nextHeartbeat_) {
@@ -259,9 +341,11 @@ void Agent::tick(std::int64_t now) {
       heartbeatsSinceFull_ = 0;
     }
     send_(protocol::encode(hb));
+    heartbeatSentAt_.emplace_back(hb.seq, now);
+    if (heartbeatSentAt_.size() > 64) heartbeatSentAt_.pop_front();
     nextHeartbeat_ = now + heartbeatMs_;
   }
-  nextTick_ = std::min(nextHeartbeat_, soon);
+  nextTick_ = std::min({nextHeartbeat_, soon, fenceAt()});
 }
 
 // ---------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "drivers/Driver.h"
+#include "node-agent/LeaseGuard.h"
 #include "protocol/Dispatcher.h"
 #include "protocol/Messages.h"
 
@@ -45,7 +46,9 @@ class Agent {
  public:
   using Send = std::function<void(const protocol::Json& frame)>;
 
-  Agent(AgentConfig config, std::unique_ptr<drivers::Driver> driver, Send send);
+  // `guard` (may be null: the agent alone fences, and a frozen agent cannot) is renewed
+  // with every lease.
+  Agent(AgentConfig config, std::unique_ptr<drivers::Driver> driver, Send send, std::unique_ptr<LeaseGuard> guard = nullptr);
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
@@ -59,6 +62,8 @@ class Agent {
 
   const std::string& blade() const { return config_.blade; }
   bool registered() const { return registered_; }
+  // Holds a lease now (registered, renewed, not yet run out).
+  bool leased() const { return leased_; }
   std::uint64_t rejected() const { return dispatcher_.rejectedTotal(); }
 
  private:
@@ -66,6 +71,11 @@ class Agent {
   void onRegistered(const protocol::Json& frame);
   void onLeaseRenewed(const protocol::Json& frame);
   void onPlan(const protocol::Json& frame);
+  // The lease runs out: destroy every domain before it does, and register again.
+  void selfFence(std::int64_t now);
+  void extendLease(std::int64_t deadline);
+  // When selfFence is due (max when there is no lease).
+  std::int64_t fenceAt() const;
   protocol::StepResult execute(const protocol::PlanStep& step);
   std::vector<protocol::ObservedDomain> observe();
   std::vector<protocol::ObservedDomain> observeDriver(const std::vector<protocol::ObservedDomain>& fallback);
@@ -77,6 +87,7 @@ class Agent {
   AgentConfig config_;
   std::unique_ptr<drivers::Driver> driver_;
   Send send_;
+  std::unique_ptr<LeaseGuard> guard_;
   protocol::Dispatcher<int> dispatcher_;
 
   bool registered_ = false;
@@ -86,7 +97,13 @@ class Agent {
   std::int64_t leaseMs_ = 5000;
   std::int64_t lastRegisterSent_ = -1'000'000'000;
   std::int64_t lastHeardFromController_ = 0;
+  // The lease: from the controller's first answer to when it runs out, on our clock,
+  // counted from when we SENT the frame it answered (never later than the controller's
+  // own idea of it, which counts from when it answered).
+  bool leased_ = false;
   std::int64_t leaseDeadline_ = 0;
+  std::int64_t firstUnansweredRegister_ = -1;
+  std::deque<std::pair<std::uint64_t, std::int64_t>> heartbeatSentAt_;  // (seq, when), recent
   std::int64_t nextHeartbeat_ = 0;
   std::int64_t nextTick_ = 0;
   std::uint64_t seq_ = 0;

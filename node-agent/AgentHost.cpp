@@ -63,7 +63,7 @@ bool AgentHost::liftFdLimit(std::size_t blades) {
   return rl.rlim_max >= needed;
 }
 
-Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> driver) {
+Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> driver, std::unique_ptr<LeaseGuard> guard) {
   if (!liftFdLimit(impl_->agents.size() + 1)) {
     rlimit rl{};
     getrlimit(RLIMIT_NOFILE, &rl);
@@ -99,7 +99,7 @@ Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> drive
     } catch (const zmq::error_t&) {
       // Not connected: dropped, the agent's timers resend what matters.
     }
-  });
+  }, std::move(guard));
   impl_->items.push_back({socket->handle(), 0, ZMQ_POLLIN, 0});
   impl_->sockets.push_back(std::move(socket));
   impl_->agents.push_back(std::move(agent));

@@ -27,8 +27,8 @@ class AgentHost {
   AgentHost(const AgentHost&) = delete;
   AgentHost& operator=(const AgentHost&) = delete;
 
-  // Creates the blade's socket and agent; call before run().
-  Status add(AgentConfig config, std::unique_ptr<drivers::Driver> driver);
+  // Creates the blade's socket and agent; call before run(). `guard`: see Agent.
+  Status add(AgentConfig config, std::unique_ptr<drivers::Driver> driver, std::unique_ptr<LeaseGuard> guard = nullptr);
   // Runs until stop(). Blocks the calling thread.
   void run();
   void stop() { stop_ = true; }  // async-signal-safe

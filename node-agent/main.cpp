@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <filesystem>
 #include <iostream>
 #include <sstream>
 
@@ -13,7 +14,9 @@
 
 #include "config/Loader.h"
 #include "drivers/DriverRegistry.h"
+#include "drivers/test/TestDriver.h"
 #include "node-agent/AgentHost.h"
+#include "node-agent/LeaseGuard.h"
 #include "protocol/CurveKeys.h"
 
 namespace {
@@ -41,6 +44,39 @@ std::vector<std::string> splitComma(const std::string& s) {
   while (std::getline(in, item, ','))
     if (!item.empty()) out.push_back(item);
   return out;
+}
+
+// The test driver models the hardware watchdog itself; any other driver needs a device.
+std::unique_ptr<loom::agent::LeaseGuard> testDriverGuard(loom::drivers::Driver& driver) {
+  auto* test = dynamic_cast<loom::drivers::test::TestDriver*>(&driver);
+  return test ? loom::agent::makeTestDriverGuard(*test) : nullptr;
+}
+
+// `sim-power-off`: what a BMC's power-off does to a simulated blade, for fence command
+// scripts in tests: every running domain in its state file ends now (journaled as
+// destroy) and its watchdog is disarmed. Kill the blade's agent process first.
+int simPowerOff(const std::string& dir, const std::string& blade, const std::string& journal) {
+  const std::string state = dir + "/" + blade + ".domains.json";
+  if (!std::filesystem::exists(state)) return fail("no simulated blade state at '" + state + "'");
+  loom::drivers::DriverOptions o;
+  o.params["blade"] = blade;
+  o.params["state_file"] = state;
+  if (!journal.empty()) o.params["journal"] = journal;
+  auto cfg = loom::drivers::test::parseTestDriverConfig(o);
+  if (!cfg) return fail(cfg.error().message);
+  auto driver = loom::drivers::test::TestDriver::create(*cfg);
+  if (!driver) return fail(driver.error().message);
+  auto list = (*driver)->list();
+  if (!list) return fail(list.error().message);
+  std::size_t ended = 0;
+  for (const auto& d : *list) {
+    if (d.state != loom::drivers::DomainState::Running && d.state != loom::drivers::DomainState::Paused) continue;
+    if (auto s = (*driver)->destroy(d.name); !s) return fail(s.error().message);
+    ++ended;
+  }
+  (*driver)->disarmWatchdog();
+  std::cout << "blade " << blade << " powered off: " << ended << " domain(s) ended\n";
+  return 0;
 }
 
 std::vector<std::string> hypervisorNames(loom::pool::HypervisorSet set) {
@@ -76,6 +112,16 @@ int main(int argc, char** argv) {
   app.add_option("--uri", uri, "driver URI (kvm: qemu:///system)");
   app.add_option("--driver-param", driverParams, "driver parameter KEY=VALUE (repeatable)");
   app.add_option("--log-level", logLevel, "trace|debug|info|warn|error")->capture_default_str();
+  std::string watchdog;
+  app.add_option("--watchdog", watchdog,
+                 "watchdog device (e.g. /dev/watchdog from softdog) that resets this host when its lease is not "
+                 "renewed in time: how a frozen agent's blade is fenced (kvm/xen; the test driver models its own)");
+
+  auto* powerOff = app.add_subcommand("sim-power-off", "power a simulated blade off (for fence command scripts in tests)");
+  std::string powerOffDir, powerOffBlade, powerOffJournal;
+  powerOff->add_option("--sim-state", powerOffDir, "the blade's --sim-state directory")->required();
+  powerOff->add_option("--blade", powerOffBlade, "blade name")->required();
+  powerOff->add_option("--journal", powerOffJournal, "test driver journal file to record the ends in");
 
   auto* probe = app.add_subcommand("probe", "show this node's inventory and which drivers apply");
   std::string probeDriver, output = "table";
@@ -95,6 +141,8 @@ int main(int argc, char** argv) {
     if (eq == std::string::npos) return fail("--driver-param wants KEY=VALUE, got '" + p + "'");
     baseOptions.params[p.substr(0, eq)] = p.substr(eq + 1);
   }
+
+  if (*powerOff) return simPowerOff(powerOffDir, powerOffBlade, powerOffJournal);
 
   if (*probe) {
     nlohmann::json node{{"hostname", hostName()},
@@ -169,13 +217,14 @@ int main(int argc, char** argv) {
       if (!simStateDir.empty()) o.params["state_file"] = domainsPath(b.name);
       auto driver = registry.create("test", o);
       if (!driver) return fail("blade '" + b.name + "': " + driver.error().message);
+      auto guard = testDriverGuard(**driver);
       agent::AgentConfig cfg;
       cfg.blade = b.name;
       cfg.simStatePath = statePath(b.name);
       cfg.inventory = {b.chassis, b.slot, b.sockets, b.cores, b.memory, b.model.empty() ? "Loom Test CPU" : b.model,
                        hypervisorNames(b.hypervisors.empty() ? pool::HypervisorSet::all() : b.hypervisors),
                        b.personality ? pool::toString(*b.personality) : "", "test", hostName()};
-      if (auto s = host.add(std::move(cfg), std::move(*driver)); !s) return fail(s.error().message);
+      if (auto s = host.add(std::move(cfg), std::move(*driver), std::move(guard)); !s) return fail(s.error().message);
     }
     spdlog::info("simulating {} blades against {}", host.size(), controller);
   } else {
@@ -190,6 +239,15 @@ int main(int argc, char** argv) {
     if (!probed.applies) return fail("driver '" + driverName + "' does not apply here: " + probed.reason);
     auto info = (*driver)->nodeInfo();
     if (!info) return fail("driver '" + driverName + "': " + info.error().message);
+    std::unique_ptr<agent::LeaseGuard> guard = testDriverGuard(**driver);
+    if (!watchdog.empty()) {
+      auto device = agent::makeWatchdogDeviceGuard(watchdog);
+      if (!device) return fail(device.error().message);
+      guard = std::move(*device);
+    } else if (!guard) {
+      spdlog::warn("no --watchdog device: this agent fences its blade's domains itself when its lease runs out, but a "
+                   "frozen agent cannot; give loomd a --fence-command for this blade, or run with --watchdog /dev/watchdog");
+    }
     agent::AgentConfig cfg;
     cfg.blade = blade;
     cfg.simStatePath = driverName == "test" ? statePath(blade) : "";
@@ -198,7 +256,7 @@ int main(int argc, char** argv) {
     if (hv.empty()) hv = driverName == "test" ? std::vector<std::string>{"kvm", "xen"} : std::vector<std::string>{driverName};
     cfg.inventory = {chassis, slot, info->sockets, info->cores, info->memory, info->cpuModel, hv,
                      driverName == "test" ? "" : driverName, driverName, hostName()};
-    if (auto s = host.add(std::move(cfg), std::move(*driver)); !s) return fail(s.error().message);
+    if (auto s = host.add(std::move(cfg), std::move(*driver), std::move(guard)); !s) return fail(s.error().message);
     spdlog::info("blade {} ({} driver, {} cores, {} MiB) -> {}", blade, driverName, info->cores, info->memory, controller);
   }
   gHost = &host;

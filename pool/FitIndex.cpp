@@ -98,6 +98,8 @@ void State::bind(int si, int bi) {
   BladeSlot& b = blades[bi];
   s.blade = bi;
   s.pending = false;
+  s.displaced = false;
+  if (s.home == bi) s.home = kNone;  // back where it belongs, however it got there
   b.servers.push_back(si);
   if (s.group != kNone) b.groups.push_back(s.group);
   b.freeCores -= s.vcpus;

@@ -147,6 +147,7 @@ void State::returnIfEmpty(int bi, Output& out) {
   pools[b.pool].spares.push_back(bi);
   touch(bi, out);
   out.returned.push_back(bi);
+  clearHomesAt(bi);  // a lent blade is nobody's home once it is given back
 }
 
 }  // namespace loom::pool::detail

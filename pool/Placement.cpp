@@ -10,6 +10,18 @@
 //   2. a blade borrowed from `borrow_from` (opened by this round first, then a fresh one),
 //   3. with `failover: pack`, best fit on the pool's members,
 //   else unplaceable with the reason. `failover: none` leaves the server stopped (held).
+// A server for which they all found nothing is displaced: it keeps its home and stays a
+// failover request in every later round until it is placed (spares are kept free from new
+// placements, not from a server a failure took down). It goes home first whatever the
+// failback policy: it is not running, so nothing is moved back.
+//
+// Failback: a server that failed over from a fenced blade remembers it as its home. With
+// `failback: auto` it goes back once the home takes servers again and has room: moved like
+// an evacuation (stop on the current blade before start at home), after every other request
+// of the round — restarting dead servers and placing new ones matter more than tidying up
+// running ones. An evacuation or a later failover of such a server tries home first too.
+// The home may have been designated a spare while it was empty; it takes its server back
+// anyway and the blade the server leaves becomes the spare (topUpSpares runs afterwards).
 #include <algorithm>
 
 #include "pool/PlannerState.h"
@@ -68,10 +80,54 @@ int State::borrowBlade(int pi, int si, Output& out) {
   return bi;
 }
 
+int State::homeTarget(int si) const {
+  const ServerSlot& s = servers[si];
+  if (s.home == kNone || s.home == s.blade || s.pool == kNone) return kNone;
+  const PoolSlot& p = pools[s.pool];
+  if (p.failback != FailbackPolicy::Auto && !s.displaced) return kNone;
+  const BladeSlot& h = blades[s.home];
+  if (h.pool != s.pool || h.role == BladeRole::Conflict || h.role == BladeRole::Unassigned) return kNone;
+  return checkBlade(h, p, s) == Reject::None ? s.home : kNone;
+}
+
+void State::claimHome(int bi, Output& out) {
+  BladeSlot& h = blades[bi];
+  if (h.role != BladeRole::Spare) return;
+  auto& spares = pools[h.pool].spares;
+  spares.erase(std::find(spares.begin(), spares.end(), bi));
+  h.role = BladeRole::Member;  // bind() puts it back into the fit index
+  touch(bi, out);
+}
+
+void State::setHome(int si, int bi) {
+  servers[si].home = bi;
+  blades[bi].homed.push_back(si);
+}
+
+void State::clearHomesAt(int bi) {
+  for (int si : blades[bi].homed) {
+    if (servers[si].home == bi) clearHome(si);
+  }
+  blades[bi].homed.clear();
+}
+
+std::vector<int> State::homedAt(int bi) {
+  auto& homed = blades[bi].homed;
+  std::erase_if(homed, [&](int si) { return servers[si].home != bi; });
+  std::sort(homed.begin(), homed.end());
+  homed.erase(std::unique(homed.begin(), homed.end()), homed.end());
+  return homed;
+}
+
 int State::placeFailover(int si, Output& out) {
   const int pi = servers[si].pool;
   if (pi == kNone || pools[pi].sparePool) return kNone;
   PoolSlot& p = pools[pi];
+  // Failing over a second time, or displaced: home first, when it is back and has room.
+  if (int home = homeTarget(si); home != kNone) {
+    claimHome(home, out);
+    return home;
+  }
   int b = bestFitAmong(p.openedSpares, si);
   if (b == kNone) b = takeSpare(pi, si, out);
   if (b == kNone) b = bestFitAmong(p.openedBorrowed, si);
@@ -80,16 +136,29 @@ int State::placeFailover(int si, Output& out) {
   return b;
 }
 
+bool State::placesBefore(int x, int y) const {
+  const ServerSlot& a = servers[x];
+  const ServerSlot& b = servers[y];
+  if (a.priority != b.priority) return a.priority > b.priority;
+  if (a.dedicated != b.dedicated) return a.dedicated;
+  if (a.vcpus != b.vcpus) return a.vcpus > b.vcpus;
+  if (a.memory != b.memory) return a.memory > b.memory;
+  return x < y;
+}
+
+// The server keeps running on `fromName` until it is stopped there; only then may it
+// start on `to` (invariant 1).
+void State::moveFromLiveBlade(int si, int to, const std::string& fromName, Output& out) {
+  unbind(si);
+  bind(si, to);
+  out.moved.emplace_back(si, fromName);
+  const std::int64_t stop = emitStop(fromName, servers[si].name, out);
+  emitStart(si, to, stop, out);
+}
+
 void State::placeAll(std::vector<Request> requests, Output& out) {
-  std::sort(requests.begin(), requests.end(), [&](const Request& x, const Request& y) {
-    const ServerSlot& a = servers[x.server];
-    const ServerSlot& b = servers[y.server];
-    if (a.priority != b.priority) return a.priority > b.priority;
-    if (a.dedicated != b.dedicated) return a.dedicated;
-    if (a.vcpus != b.vcpus) return a.vcpus > b.vcpus;
-    if (a.memory != b.memory) return a.memory > b.memory;
-    return x.server < y.server;
-  });
+  std::sort(requests.begin(), requests.end(),
+            [&](const Request& x, const Request& y) { return placesBefore(x.server, y.server); });
   for (auto& p : pools) {
     p.openedSpares.clear();
     p.openedBorrowed.clear();
@@ -103,7 +172,6 @@ void State::placeAll(std::vector<Request> requests, Output& out) {
         if (b == kNone) {
           s.pending = true;
           pendingList.push_back(r.server);
-          s.pendingFailover = false;
           out.unplaceable.push_back({s.name, explainNoBlade(r.server)});
           break;
         }
@@ -113,7 +181,10 @@ void State::placeAll(std::vector<Request> requests, Output& out) {
         break;
       }
       case RequestKind::Evacuate: {
-        const int b = placeNormally(r.server);
+        // A server away from home goes home rather than to a third blade.
+        int b = homeTarget(r.server);
+        if (b != kNone) claimHome(b, out);
+        else b = placeNormally(r.server);
         if (b == kNone) {
           // Stopping a running server with nowhere to go would turn an operator's drain
           // into an outage: it stays, and the operator is told why.
@@ -121,24 +192,31 @@ void State::placeAll(std::vector<Request> requests, Output& out) {
                                  " (" + toString(blades[r.from].state) + "): " + explainNoBlade(r.server));
           break;
         }
-        unbind(r.server);
-        bind(r.server, b);
-        out.moved.emplace_back(r.server, r.fromName);
-        const std::int64_t stop = emitStop(r.fromName, s.name, out);
-        emitStart(r.server, b, stop, out);
+        moveFromLiveBlade(r.server, b, r.fromName, out);
         break;
       }
       case RequestKind::Failover: {
+        // Held by failover: none, the server waits for an operator, who decides where it
+        // runs: it has no home left.
         if (s.pool != kNone && pools[s.pool].failover == FailoverPolicy::None) {
+          clearHome(r.server);
+          s.displaced = false;
           s.held = true;
           out.unplaceable.push_back({s.name, "failover: none"});
           break;
         }
         const int b = placeFailover(r.server, out);
+        // A fenced blade comes back after repair, and the server belongs there, whether it
+        // runs elsewhere meanwhile or waits. A second failover keeps the first home;
+        // retired and vanished blades never come back.
+        if (s.home == kNone && r.from != kNone && blades[r.from].state == BladeState::Fenced &&
+            blades[r.from].pool == s.pool)
+          setHome(r.server, r.from);
         if (b == kNone) {
+          // Displaced: retried as a failover (home first, spares allowed) until it fits.
+          s.displaced = true;
           s.pending = true;
           pendingList.push_back(r.server);
-          s.pendingFailover = true;
           out.unplaceable.push_back({s.name, explainNoFailover(r.server)});
           break;
         }
@@ -147,6 +225,36 @@ void State::placeAll(std::vector<Request> requests, Output& out) {
         emitStart(r.server, b, -1, out);
         break;
       }
+    }
+  }
+}
+
+void State::failBack(std::vector<int> candidates, Output& out) {
+  // A server going home leaves room where it ran, which may be another server's home (a
+  // displaced server placed on a spare that was someone's home, then its own home came
+  // back): those are asked next, until nothing moves. Only a blade a server left can have
+  // gained room, so the full plan and the incremental one reach the same placement.
+  while (!candidates.empty()) {
+    std::sort(candidates.begin(), candidates.end(), [&](int x, int y) { return placesBefore(x, y); });
+    std::vector<int> left;
+    for (int si : candidates) {
+      const ServerSlot& s = servers[si];
+      if (s.blade == kNone) continue;
+      const int home = homeTarget(si);
+      if (home == kNone) continue;  // not back, or full: it stays and keeps its home
+      const int from = s.blade;
+      claimHome(home, out);
+      moveFromLiveBlade(si, home, blades[from].name, out);
+      touch(from, out);  // it may be empty now: a spare again, or a borrowed blade to return
+      left.push_back(from);
+    }
+    candidates.clear();
+    std::sort(left.begin(), left.end());
+    left.erase(std::unique(left.begin(), left.end()), left.end());
+    for (int bi : left) {
+      if (blades[bi].homed.empty()) continue;
+      const std::vector<int> homed = homedAt(bi);
+      candidates.insert(candidates.end(), homed.begin(), homed.end());
     }
   }
 }

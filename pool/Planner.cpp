@@ -55,6 +55,7 @@ State::State(const Declarations& desired, const Inventory& observed, const Place
     p.hypervisor = d.hypervisor;
     p.sparesWanted = d.spares;
     p.failover = d.failover;
+    p.failback = d.failback;
     p.borrowFromName = d.borrowFrom;
     pools.push_back(std::move(p));
   }
@@ -148,6 +149,27 @@ State::State(const Declarations& desired, const Inventory& observed, const Place
     ServerSlot& s = servers[si->second];
     if (s.powerOn && s.blade == kNone) s.held = true;
   }
+  // A displaced server is still waiting for its failover. A binding (an operator's move)
+  // or a hold supersedes the claim; power off or deletion ends it.
+  for (const auto& name : current.displaced) {
+    auto si = serverIndex.find(name);
+    if (si == serverIndex.end() || current.bindings.contains(name)) continue;
+    ServerSlot& s = servers[si->second];
+    if (s.powerOn && s.pool != kNone && !s.held) s.displaced = true;
+  }
+  // A home outlives neither the server's binding (or its claim, when displaced), its
+  // power, its pool membership, nor the blade itself (retired or vanished). Bindings on
+  // fenced blades count: their failover below keeps the first home.
+  for (const auto& [serverName, bladeName] : current.home) {
+    auto si = serverIndex.find(serverName);
+    auto bi = bladeIndex.find(bladeName);
+    if (si == serverIndex.end() || bi == bladeIndex.end()) continue;
+    const ServerSlot& s = servers[si->second];
+    const BladeSlot& b = blades[bi->second];
+    if (!s.powerOn || s.pool == kNone || b.pool != s.pool || b.state == BladeState::Retired) continue;
+    if (s.blade == bi->second || (!current.bindings.contains(serverName) && !s.displaced)) continue;
+    setHome(si->second, bi->second);
+  }
 
   for (std::size_t p = 0; p < pools.size(); ++p) topUpSpares(static_cast<int>(p), initialOutput);
   for (std::size_t b = 0; b < blades.size(); ++b) reindex(static_cast<int>(b));
@@ -158,6 +180,7 @@ void State::changeBladeState(int bi, BladeState state, Output& out) {
   BladeSlot& b = blades[bi];
   const BladeState old = b.state;
   b.state = state;
+  if (state == BladeState::Retired) clearHomesAt(bi);  // it never comes back
   std::vector<Request> requests;
   if (failsOver(state)) {
     const std::vector<int> victims = b.servers;
@@ -177,7 +200,8 @@ void State::changeBladeState(int bi, BladeState state, Output& out) {
   }
   reindex(bi);
   if (b.pool != kNone) topUpSpares(b.pool, out);
-  if (takesServers(state) && !takesServers(old)) {
+  const bool healed = takesServers(state) && !takesServers(old);
+  if (healed) {
     // New room: retry what waited for it.
     std::vector<int> waiting;
     waiting.swap(pendingList);
@@ -187,10 +211,14 @@ void State::changeBladeState(int bi, BladeState state, Output& out) {
       ServerSlot& s = servers[si];
       if (!s.pending || s.blade != kNone || s.held) continue;
       s.pending = false;
-      requests.push_back({si, s.pendingFailover ? RequestKind::Failover : RequestKind::New, kNone, {}});
+      requests.push_back({si, s.displaced ? RequestKind::Failover : RequestKind::New, kNone, {}});
     }
   }
   placeAll(std::move(requests), out);
+  // The blade is back: servers that failed over from it may return (failback: auto).
+  // Only its own servers are asked; a failback that did not fit earlier elsewhere waits
+  // for that blade's next change or the next full plan.
+  if (healed && !b.homed.empty()) failBack(homedAt(bi), out);
   std::vector<int> pools;
   for (int t : out.touchedBlades) {
     if (blades[t].pool != kNone) pools.push_back(blades[t].pool);
@@ -200,6 +228,9 @@ void State::changeBladeState(int bi, BladeState state, Output& out) {
   pools.erase(std::unique(pools.begin(), pools.end()), pools.end());
   for (int p : pools) topUpSpares(p, out);
   returnIfEmpty(bi, out);
+  // Failback may have emptied a borrowed blade elsewhere (the full plan returns every
+  // empty one); returnIfEmpty appends to the list, hence the index loop.
+  for (std::size_t i = 0, n = out.touchedBlades.size(); i < n; ++i) returnIfEmpty(out.touchedBlades[i], out);
 }
 
 BladeAssignment State::assignment(int bi) const {
@@ -222,6 +253,8 @@ PlacementState State::placementState() const {
   }
   for (const auto& s : servers) {
     if (s.held) next.held.insert(s.name);
+    if (s.displaced) next.displaced.insert(s.name);
+    if (s.home != kNone) next.home.emplace(s.name, blades[s.home].name);
   }
   return next;
 }
@@ -298,17 +331,23 @@ Plan Planner::plan(TimeMs /*now: leases are judged by the controller before it r
   st.initial.clear();
   std::vector<char> requested(st.servers.size(), 0);
   for (const auto& r : requests) requested[r.server] = 1;
-  std::vector<int> alreadyHeld;
+  std::vector<int> alreadyHeld, awayFromHome;
   for (std::size_t s = 0; s < st.servers.size(); ++s) {
     const auto& server = st.servers[s];
+    // Servers with a request this round are moved by it (an evacuation, a failover and a
+    // displaced server's retry try home first).
+    if (server.home != kNone && !requested[s] && !server.displaced) awayFromHome.push_back(static_cast<int>(s));
     if (!server.powerOn || server.blade != kNone || requested[s]) continue;
     if (server.held) {
       alreadyHeld.push_back(static_cast<int>(s));
       continue;
     }
-    requests.push_back({static_cast<int>(s), detail::RequestKind::New, kNone, {}});
+    // A displaced server is still the failover it was: spares are not kept from it.
+    requests.push_back({static_cast<int>(s), server.displaced ? detail::RequestKind::Failover : detail::RequestKind::New,
+                        kNone, {}});
   }
   st.placeAll(std::move(requests), out);
+  if (!awayFromHome.empty()) st.failBack(std::move(awayFromHome), out);
   for (int s : alreadyHeld) out.unplaceable.push_back({st.servers[s].name, "failover: none"});
   for (std::size_t p = 0; p < st.pools.size(); ++p) st.topUpSpares(static_cast<int>(p), out);
   for (std::size_t b = 0; b < st.blades.size(); ++b) st.returnIfEmpty(static_cast<int>(b), out);

@@ -26,6 +26,23 @@ struct PlacementState {
   // planner does not place them again by itself (that would be failover after all); the
   // controller removes a server from here when an operator starts or moves it.
   std::set<std::string> held;
+  // Servers a failover (of a fenced, retired or vanished blade, lent ones included) left
+  // without a blade because nothing fit: down by a failure, not by anyone's choice. Each
+  // plan places them like the failover they still are — home first (see `home`), then the
+  // pool's spares, a blade borrowed from `borrow_from`, packing with `failover: pack` —
+  // in priority order with everything else; spares are kept free from new placements
+  // only. Unbound and powered on by definition; an entry ends when the server is placed,
+  // powered off or deleted, or its pool now says `failover: none` (it is then `held`).
+  // The controller removes a server from here when an operator moves it.
+  std::set<std::string> displaced;
+  // server -> the blade it ran on before a failover moved it off that (fenced) blade: where
+  // it belongs. `failback: auto` moves it back once the blade takes servers again and has
+  // room; with `failback: manual` it stays until an operator moves it (the controller then
+  // drops the entry). A `displaced` server keeps its home too, and is placed there first
+  // when the blade is back and has room, whatever the failback policy. Kept through later
+  // failovers; dropped when the server is back home, is powered off or deleted, is held by
+  // `failover: none`, or the blade is retired, vanishes or leaves the server's pool.
+  std::map<std::string, std::string> home;
 };
 
 // How one blade relates to the pools after membership resolution.
@@ -97,6 +114,16 @@ struct Plan {
 //   blade borrowed from `borrow_from` (PrepareHypervisor step), then packing (failover:
 //   pack), else Unplaceable; failover: none leaves them unbound. Servers on Maintenance
 //   blades are evacuated (stop on the old blade before start on the new).
+// - A failover that found nothing leaves the server `displaced` (PlacementState): every
+//   later plan (and Planner::bladeStateChanged, when a blade becomes healthy) retries it on
+//   the failover paths, home first. `spares` blades are kept free from new placements, not
+//   from a server a failure took down.
+// - Failback: a server failed over from a Fenced blade remembers it (PlacementState::home).
+//   With `failback: auto`, once that blade takes servers again and has room, the server
+//   moves back (stop before start, higher priority first, after every other placement of
+//   the round; the blade it leaves may become the spare again). `failback: manual` moves
+//   nothing. No home is kept for Maintenance evacuations or Retired/vanished blades.
+//   A displaced server keeps its home and is placed there first when it fits.
 // - Power-off servers hold no blade.
 Plan plan(const Declarations& desired, const Inventory& observed, const PlacementState& current,
           TimeMs now);
@@ -148,8 +175,10 @@ class Planner {
 
   // One blade's observed state changed. Applies the same rules as plan() would on the
   // updated inventory with the planner's current state (its servers fail over, evacuate
-  // or stay; servers waiting for capacity are retried when a blade becomes healthy; spares
-  // are topped up) and returns only what changed. An unknown blade is a warning, no-op.
+  // or stay; servers waiting for capacity are retried when a blade becomes healthy —
+  // displaced ones as failovers — and the servers whose home it is fail back (`failback:
+  // auto`); spares are topped up) and returns only what changed. Home and displaced
+  // changes show in state(), not in the delta. An unknown blade is a warning, no-op.
   PlanDelta bladeStateChanged(const std::string& blade, BladeState state, TimeMs now);
 
   // The placement state as of the last call (what the controller persists).

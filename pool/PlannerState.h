@@ -29,6 +29,7 @@ struct PoolSlot {
   std::optional<Hypervisor> hypervisor;
   std::uint32_t sparesWanted = 0;
   FailoverPolicy failover = FailoverPolicy::Spare;
+  FailbackPolicy failback = FailbackPolicy::Manual;
   std::string borrowFromName;
   int borrowFrom = kNone;          // index of the spare pool, when it exists
   std::vector<int> blades;         // every blade of the pool: members, spares, borrowed
@@ -63,6 +64,9 @@ struct BladeSlot {
   int bucket = kNone;               // position in the pool's fit index
   int bucketPos = kNone;
   std::int64_t prepareStep = -1;    // index of this output's PrepareHypervisor step
+  // Servers whose home this blade is, so a blade coming back finds them without a walk
+  // of every server. May hold stale entries: ServerSlot::home is the truth.
+  std::vector<int> homed;
 };
 
 struct ServerSlot {
@@ -78,7 +82,13 @@ struct ServerSlot {
   int blade = kNone;
   bool held = false;                // left stopped by failover: none
   bool pending = false;             // unplaceable, retried when capacity appears
-  bool pendingFailover = false;     // ... and it lost its blade: retried on the failover paths
+  // Lost its blade to a failover that found nothing (PlacementState::displaced): unbound,
+  // and placed on the failover paths (home first, spares, borrow, pack) whenever it is
+  // retried. Cleared by bind().
+  bool displaced = false;
+  // The blade a failover moved it off (fenced), where failback returns it; kNone when it
+  // is where it belongs. Only a bound or displaced server has one (PlacementState::home).
+  int home = kNone;
 };
 
 enum class RequestKind : std::uint8_t { New, Failover, Evacuate };
@@ -141,6 +151,15 @@ class State {
   // --- Placement.cpp
   void placeAll(std::vector<Request> requests, Output& out);
   std::vector<int> pendingList;     // servers marked pending (may hold stale entries)
+  // Moves the candidates (servers with a home, bound elsewhere and not moved this round)
+  // back home where their pool says `failback: auto` and the home takes them, in
+  // placement order. A server that does not fit stays and keeps its home.
+  void failBack(std::vector<int> candidates, Output& out);
+  // Home bookkeeping (see ServerSlot::home).
+  void setHome(int server, int blade);
+  void clearHome(int server) { servers[server].home = kNone; }
+  void clearHomesAt(int blade);          // the blade will not take its servers back
+  std::vector<int> homedAt(int blade);   // servers whose home it is (compacts the list)
 
   // --- Planner.cpp
   // The incremental rule set for one blade's state change (see Planner::bladeStateChanged).
@@ -162,8 +181,13 @@ class State {
   BladeAssignment assignment(int blade) const;
 
  private:
+  bool placesBefore(int a, int b) const;  // the placement order of two servers
   int placeNormally(int server) const;
   int placeFailover(int server, Output& out);
+  // The server's home when it may go there now: failback: auto, or a displaced server.
+  int homeTarget(int server) const;
+  void claimHome(int blade, Output& out);
+  void moveFromLiveBlade(int server, int to, const std::string& fromName, Output& out);
   int takeSpare(int pool, int server, Output& out);
   int borrowBlade(int pool, int server, Output& out);
   void addToIndex(int blade);

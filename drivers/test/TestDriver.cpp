@@ -97,8 +97,14 @@ struct TestDriver::Core {
   Journal journal;
   TimeMs watchdogDeadline = kNever;
   std::optional<TimeMs> watchdogFiredAt;
+  // The deadline the state file holds: never later than watchdogDeadline (see armWatchdog).
+  TimeMs savedWatchdogDeadline = kNever;
   std::vector<EventCallback> subscribers;
-  bool changed = false;  // domains differ from the state file
+  bool changed = false;  // domains or watchdog differ from the state file
+  // The earliest time the timer thread holds an entry for this driver (kNever: none), so a
+  // renewal that moves the deadline later adds no entry: the one queued fires, finds
+  // nothing due and queues the next due time. Without it every renewal adds an entry.
+  TimeMs timerAt = kNever;
 
   using Events = std::vector<DomainEvent>;
 
@@ -147,6 +153,7 @@ struct TestDriver::Core {
       }
       watchdogFiredAt = watchdogDeadline;
       watchdogDeadline = kNever;
+      changed = true;  // saved as fired, so a reload does not start anything either
     }
   }
 
@@ -225,16 +232,27 @@ void TestDriver::Core::saveLocked() {
     if (d.crashAtMs != kNever) j["crash_at_ms"] = d.crashAtMs;
     list.push_back(std::move(j));
   }
+  nlohmann::json state{{"blade", config.blade}, {"domains", list}};
+  if (watchdogFiredAt) {
+    state["watchdog"] = {{"fired_at_ms", *watchdogFiredAt}};
+  } else if (watchdogDeadline != kNever) {
+    state["watchdog"] = {{"deadline_ms", watchdogDeadline}};
+  }
   const std::string tmp = config.statePath + ".tmp";
   {
     std::ofstream out(tmp, std::ios::trunc);
-    out << nlohmann::json{{"blade", config.blade}, {"domains", list}}.dump();
+    out << state.dump();
+    out.close();
     if (!out) {
       changed = true;  // try again on the next change
       return;
     }
   }
-  std::rename(tmp.c_str(), config.statePath.c_str());
+  if (std::rename(tmp.c_str(), config.statePath.c_str()) != 0) {
+    changed = true;
+    return;
+  }
+  savedWatchdogDeadline = watchdogFiredAt ? kNever : watchdogDeadline;
 }
 
 Status TestDriver::Core::loadStateFile() {
@@ -248,6 +266,11 @@ Status TestDriver::Core::loadStateFile() {
       dom.state = static_cast<DomainState>(d.at("state").get<int>());
       if (d.contains("crash_at_ms")) dom.crashAtMs = d["crash_at_ms"].get<TimeMs>();
       domains.emplace(dom.spec.name, std::move(dom));
+    }
+    if (j.contains("watchdog")) {
+      const auto& w = j["watchdog"];
+      if (w.contains("fired_at_ms")) watchdogFiredAt = w["fired_at_ms"].get<TimeMs>();
+      if (w.contains("deadline_ms")) watchdogDeadline = savedWatchdogDeadline = w["deadline_ms"].get<TimeMs>();
     }
   } catch (const std::exception& e) {
     return makeError(Errc::Invalid, "state file '" + config.statePath + "' unreadable: " + e.what());
@@ -273,6 +296,11 @@ class TimerThread {
     cv_.notify_one();
   }
 
+  std::size_t size() {
+    std::lock_guard lock(mu_);
+    return queue_.size();
+  }
+
   ~TimerThread() {
     {
       std::lock_guard lock(mu_);
@@ -296,18 +324,24 @@ class TimerThread {
         cv_.wait_for(lock, std::chrono::milliseconds(first->first - now));
         continue;
       }
+      const TimeMs dueMs = first->first;
       auto core = first->second.lock();
       queue_.erase(first);
       if (!core) continue;
       lock.unlock();
       TestDriver::Core::Events events;
+      bool wasNext = false;
       {
         std::lock_guard coreLock(core->mu);
         core->reapLocked(core->clock->nowMs(), events);
         core->saveLocked();
+        // Only the driver's earliest entry queues the next one; a later leftover (an
+        // earlier due time was queued after it) just reaps.
+        wasNext = core->timerAt == dueMs;
+        if (wasNext) core->timerAt = kNever;
       }
       core->deliver(events);
-      core->scheduleTimer(core);
+      if (wasNext) core->scheduleTimer(core);
       lock.lock();
     }
   }
@@ -327,9 +361,15 @@ void TestDriver::Core::scheduleTimer(const std::shared_ptr<Core>& self) {
   {
     std::lock_guard lock(mu);
     due = nextDueLocked();
+    // An entry at or before `due` is queued already: it will find nothing due (or `due`
+    // itself) and queue what is due next.
+    if (due >= timerAt) return;
+    timerAt = due;
   }
-  if (due != kNever) TimerThread::instance().schedule(self, due);
+  TimerThread::instance().schedule(self, due);
 }
+
+std::size_t pendingTestDriverTimers() { return TimerThread::instance().size(); }
 
 // ---------------------------------------------------------------------------------------
 
@@ -345,8 +385,17 @@ Result<std::unique_ptr<TestDriver>> TestDriver::create(TestDriverConfig config,
   }
   // Reloaded as they were, without journaling: these domains never stopped.
   if (auto s = core->loadStateFile(); !s) return makeError(s.error().code, "test driver '" + core->config.blade + "': " + s.error().message);
+  {
+    // ...unless their watchdog (or a crash) fell due while no process held them: the
+    // hardware watchdog of a blade whose agent was killed still fires at its deadline.
+    // Applied now, stamped with the due time; nobody has subscribed yet.
+    Core::Events ignored;
+    std::lock_guard lock(core->mu);
+    core->reapLocked(core->clock->nowMs(), ignored);
+    core->saveLocked();
+  }
   auto driver = std::unique_ptr<TestDriver>(new TestDriver(core));
-  core->scheduleTimer(core);  // crashes due for reloaded domains
+  core->scheduleTimer(core);  // crashes and the watchdog due for reloaded domains
   return driver;
 }
 
@@ -528,17 +577,29 @@ Status TestDriver::subscribe(EventCallback callback) {
 
 void TestDriver::armWatchdog(TimeMs deadlineMs) {
   withCore(core_, [&](Core::Events& events) {
-    core_->watchdogDeadline = deadlineMs;
-    core_->watchdogFiredAt.reset();
-    core_->reapLocked(core_->clock->nowMs(), events);  // a deadline in the past fires now
+    auto& c = *core_;
+    const TimeMs now = c.clock->nowMs();
+    // Save unless the deadline only moved forward and the saved one is still at least
+    // half of this renewal's span ahead (see TestDriver.h): the saved deadline stays <= the
+    // real one, so a reloaded watchdog fires early, never late.
+    const TimeMs span = std::max<TimeMs>(deadlineMs - now, 0);
+    if (c.watchdogFiredAt || c.savedWatchdogDeadline == kNever || deadlineMs < c.savedWatchdogDeadline ||
+        c.savedWatchdogDeadline - now < span / 2) {
+      c.changed = true;
+    }
+    c.watchdogDeadline = deadlineMs;
+    c.watchdogFiredAt.reset();
+    c.reapLocked(now, events);  // a deadline in the past fires now
     return 0;
   });
 }
 
 void TestDriver::disarmWatchdog() {
   withCore(core_, [&](Core::Events&) {
-    core_->watchdogDeadline = kNever;
-    core_->watchdogFiredAt.reset();
+    auto& c = *core_;
+    if (c.watchdogDeadline != kNever || c.watchdogFiredAt || c.savedWatchdogDeadline != kNever) c.changed = true;
+    c.watchdogDeadline = kNever;
+    c.watchdogFiredAt.reset();
     return 0;
   });
 }

@@ -12,11 +12,13 @@
 //   crash_after_ms=N       every started domain crashes N ms after its start
 //   journal=PATH           also append the journal to PATH (see Journal.h)
 //   events=false           capabilities().events off; subscribe() returns Unsupported
-//   state_file=PATH        keep the domains (specs, run state) in PATH, rewritten on every
-//                          change; a driver created on an existing file reloads them as
-//                          they were, journaling nothing (they never stopped). This is how
-//                          a simulated blade's domains outlive its agent process, the way
-//                          a real hypervisor keeps running while loom-agent restarts.
+//   state_file=PATH        keep the domains (specs, run state) and the lease watchdog in
+//                          PATH, rewritten on every change; a driver created on an existing
+//                          file reloads them as they were, journaling nothing (they never
+//                          stopped). This is how a simulated blade's domains outlive its
+//                          agent process, the way a real hypervisor keeps running while
+//                          loom-agent restarts. The watchdog outlives it too, as a hardware
+//                          watchdog does on kill -9 of the agent: see armWatchdog.
 //
 // Time-driven transitions (crash_after_ms, the watchdog) are due at an exact time and are
 // applied in time order, stamped with that due time, whenever they are noticed:
@@ -80,6 +82,21 @@ class TestDriver final : public Driver {
   // and journaled as "watchdog" at exactly `deadlineMs`. After it fired, start() fails
   // with Unavailable until the watchdog is armed again: a fenced blade starts nothing.
   // A deadline already in the past fires at once (stamped with that deadline).
+  //
+  // With state_file, the watchdog is kept in the file: a driver created on a file whose
+  // deadline has passed fires it at once (stamped with the saved deadline, not the load
+  // time), and a fired watchdog is still fired after a reload. So a simulated blade whose
+  // agent is killed -9 loses its domains at its lease deadline, as a real host's hardware
+  // watchdog does, whether or not an agent runs again by then.
+  //
+  // Cheap enough for every renewal of thousands of blades: a renewal that only moves the
+  // deadline forward rewrites the state file only when the saved deadline is less than half
+  // of this renewal's span (deadlineMs - now) ahead of now. So the saved deadline is never
+  // later than the real one (a reloaded watchdog fires early, never late: it only ends
+  // domains sooner) and, for an agent renewing every H ms a lease of L ms, a kill -9 leaves
+  // at least L/2 - H ms before the saved deadline for a restarted agent to re-arm it. The
+  // file is rewritten about once per L/2 ms instead of once per H ms. A first arm, a re-arm
+  // after a firing, a deadline moved backward and disarmWatchdog are always saved.
   void armWatchdog(TimeMs deadlineMs);
   void disarmWatchdog();
   bool watchdogFired();
@@ -96,6 +113,10 @@ class TestDriver final : public Driver {
   explicit TestDriver(std::shared_ptr<Core> core);
   std::shared_ptr<Core> core_;
 };
+
+// Entries in the process-wide timer queue of real-clock test drivers (a diagnostic for
+// tests: renewing a watchdog must not grow it).
+std::size_t pendingTestDriverTimers();
 
 // The registry's factory: parseTestDriverConfig + create on the system clock.
 Result<std::unique_ptr<Driver>> makeTestDriver(const DriverOptions& options);

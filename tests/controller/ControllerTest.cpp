@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
 
 #include "controller/Controller.h"
 
@@ -46,8 +47,10 @@ struct Harness {
   std::vector<std::pair<std::string, Json>> sent;
   std::unique_ptr<Controller> controller;
   std::int64_t now = 1000;
+  ControllerOptions options;
+  std::map<std::string, std::uint64_t> seq;  // heartbeats sent per blade (run())
 
-  explicit Harness(const std::string& name) {
+  explicit Harness(const std::string& name, ControllerOptions opts = {}) : options(std::move(opts)) {
     auto dir = std::filesystem::temp_directory_path() / ("loom-ctl-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
     path = (dir / name).string();
@@ -59,13 +62,14 @@ struct Harness {
     store.reset();
     store = std::move(openSqliteStateStore(path)).value();
     controller = std::make_unique<Controller>(
-        *store, ControllerOptions{}, [this](const std::string& b, const Json& f) { sent.emplace_back(b, f); }, [] { return 1; });
+        *store, options, [this](const std::string& b, const Json& f) { sent.emplace_back(b, f); }, [] { return 1; });
     EXPECT_TRUE(controller->recover(now));
   }
   void frame(const std::string& blade, const Json& f) { controller->onFrame(blade, f.dump(), now); }
-  void registerBlade(const std::string& blade, std::vector<protocol::ObservedDomain> domains = {}) {
+  void registerBlade(const std::string& blade, std::vector<protocol::ObservedDomain> domains = {}, std::string hostname = "") {
     protocol::Register r;
     r.blade = blade;
+    r.inventory.hostname = std::move(hostname);
     r.inventory.chassis = "c1";
     r.inventory.cores = 8;
     r.inventory.memoryMib = 16384;
@@ -78,6 +82,30 @@ struct Harness {
     ApiResponse out{0, "", ""};
     controller->handleApi({method, path, std::move(query), body}, now, [&](ApiResponse r) { out = std::move(r); });
     return out;
+  }
+  // Plays the fabric for `ms` in steps of 100 ms: every blade not in `silent` answers its
+  // steps (all succeed) and heartbeats each whole second.
+  void run(std::int64_t ms, const std::set<std::string>& silent = {}) {
+    for (std::int64_t t = 0; t < ms; t += 100) {
+      now += 100;
+      auto batch = std::move(sent);
+      sent.clear();
+      for (auto& [blade, f] : batch) {
+        if (silent.count(blade) || f["type"] != "plan") continue;
+        for (auto& step : f["steps"]) frame(blade, protocol::encode(protocol::StepResult{step["op"].get<std::uint64_t>(), true, ""}));
+      }
+      if (now % 1000 == 0)
+        for (auto& [blade, n] : seq)
+          if (!silent.count(blade)) frame(blade, protocol::encode(protocol::Heartbeat{++n, std::nullopt}));
+      controller->tick(now);
+    }
+  }
+  Json blade(const std::string& name) { return Json::parse(api("GET", "/v1/blades/" + name).body); }
+  Json server(const std::string& name) { return Json::parse(api("GET", "/v1/servers/" + name).body); }
+  bool hasEvent(const std::string& part) {
+    for (auto& e : Json::parse(api("GET", "/v1/events", "", {{"limit", "10000"}}).body))
+      if (e["message"].get<std::string>().find(part) != std::string::npos) return true;
+    return false;
   }
   // Plays a perfect agent: every step sent succeeds.
   void answerAll() {
@@ -191,15 +219,173 @@ TEST(Controller, GarbageFramesAreCountedAndChangeNothing) {
   EXPECT_NE(metrics.body.find("loom_fabric_rejected_total{reason=\"malformed\"} 1"), std::string::npos) << metrics.body;
 }
 
-TEST(Controller, SilentBladesBecomeSuspectThenFailed) {
+TEST(Controller, SilentBladesBecomeSuspectThenFailedAndRecoverWhenHeardBeforeTheLeaseEnds) {
   Harness h("silence.db");
-  h.registerBlade("b1");
-  h.controller->tick(h.now += 3500);
-  EXPECT_EQ(Json::parse(h.api("GET", "/v1/blades/b1").body)["state"], "suspect");
+  h.registerBlade("b1");  // lease until 1000 + 5000
   h.controller->tick(h.now += 3000);
+  EXPECT_EQ(Json::parse(h.api("GET", "/v1/blades/b1").body)["state"], "suspect");
+  h.controller->tick(h.now += 1500);
   EXPECT_EQ(Json::parse(h.api("GET", "/v1/blades/b1").body)["state"], "failed");
   h.frame("b1", protocol::encode(protocol::Heartbeat{1, std::nullopt}));
   EXPECT_EQ(Json::parse(h.api("GET", "/v1/blades/b1").body)["state"], "available");
+}
+
+// Three blades, two servers kept apart, one spare.
+std::string sparedDecls(const std::string& extra = "") {
+  std::string d = kDecls;
+  const std::string rule = "blades: {match: {chassis: c1}}";
+  d.replace(d.find(rule), rule.size(), rule + "\nspares: 1\nfailover: spare" + (extra.empty() ? "" : "\n" + extra));
+  return d;
+}
+
+struct FailoverFixture {
+  Harness h;
+  std::string victim;  // the blade of web-0
+  std::string uuid;
+  explicit FailoverFixture(const std::string& db, ControllerOptions opts = {}, const std::string& poolExtra = "")
+      : h(db, std::move(opts)) {
+    for (const std::string b : {"b1", "b2", "b3"}) {
+      h.registerBlade(b);
+      h.seq[b] = 0;
+    }
+    auto r = h.api("POST", "/v1/apply", sparedDecls(poolExtra));
+    EXPECT_EQ(r.status, 200) << r.body;
+    h.run(2000);
+    auto s = h.server("web-0");
+    EXPECT_EQ(s["state"], "running") << s.dump();
+    victim = s["blade"];
+    uuid = s["uuid"];
+    // Align on a heartbeat: the victim's last one is at h.now.
+    h.run(1000 - h.now % 1000);
+  }
+};
+
+TEST(Controller, AFailedBladeIsFencedOnlyWhenItsLeaseHasRunOutThenItsServersRunOnTheSpare) {
+  FailoverFixture f("fence-lease.db");
+  Harness& h = f.h;
+  const std::int64_t lastHeard = h.now;  // lease granted until lastHeard + 5000
+  h.run(2600, {f.victim});
+  EXPECT_EQ(h.blade(f.victim)["state"], "suspect");
+  h.run(1500, {f.victim});
+  EXPECT_EQ(h.blade(f.victim)["state"], "failed");
+  EXPECT_EQ(h.server("web-0")["blade"], f.victim) << "a failed blade may still run it: nothing moves yet";
+  // Up to the lease plus the margin: still only failed.
+  h.run(lastHeard + 5000 + 250 - h.now - 100, {f.victim});
+  EXPECT_EQ(h.blade(f.victim)["state"], "failed");
+  EXPECT_EQ(h.server("web-0")["blade"], f.victim);
+  h.run(200, {f.victim});
+  EXPECT_EQ(h.blade(f.victim)["state"], "fenced");
+  EXPECT_TRUE(h.hasEvent("blade fenced: lease expired"));
+  h.run(1000, {f.victim});
+  auto s = h.server("web-0");
+  EXPECT_NE(s["blade"], f.victim);
+  EXPECT_EQ(s["state"], "running") << s.dump();
+  EXPECT_EQ(s["uuid"], f.uuid) << "a server keeps its identity wherever it restarts";
+  EXPECT_TRUE(h.hasEvent("failover: web-0 from fenced blade " + f.victim + " to " + s["blade"].get<std::string>() +
+                         " (a spare of pool web)"));
+  EXPECT_EQ(h.server("web-1")["state"], "running");
+}
+
+TEST(Controller, WhenMoreThanTheStormShareIsSilentNothingIsFencedUntilFewerAre) {
+  ControllerOptions o;
+  o.stormMinBlades = 2;  // 3 blades: two silent at once is a storm
+  FailoverFixture f("storm.db", o);
+  Harness& h = f.h;
+  std::set<std::string> silent{"b1", "b2"};
+  std::map<std::string, std::string> placed;
+  for (const std::string s : {"web-0", "web-1"}) placed[s] = h.server(s)["blade"];
+  h.run(8000, silent);
+  for (auto& b : silent) EXPECT_EQ(h.blade(b)["state"], "failed") << b;
+  EXPECT_TRUE(h.hasEvent("fencing suspended: 2 of 3 blades are silent at once"));
+  for (auto& [s, b] : placed) EXPECT_EQ(h.server(s)["blade"], b) << "nothing moves during a storm";
+  // One of them is heard again: one of three silent is no storm; the other is fenced now.
+  silent.erase("b1");
+  h.run(1100, silent);
+  EXPECT_TRUE(h.hasEvent("fencing resumed"));
+  EXPECT_NE(h.blade("b1")["state"], "failed") << h.blade("b1").dump();
+  EXPECT_EQ(h.blade("b2")["state"], "fenced");
+}
+
+TEST(Controller, AConfirmedFenceCommandFencesBeforeTheLeaseAndAFailedOneWaitsForIt) {
+  ControllerOptions o;
+  o.leaseMs = 20000;
+  o.fenceCommand = "power-off --host {hostname} --blade {blade}";
+  FailoverFixture f("fence-cmd.db", o);
+  Harness& h = f.h;
+  std::vector<std::pair<std::string, std::string>> ran;
+  h.controller->setFenceRunner([&](const std::string& b, const std::string& c) { ran.emplace_back(b, c); });
+  h.registerBlade(f.victim, {{"web-0", f.uuid, "running"}}, "evil'; reboot; '");  // a hostname off the network
+  h.run(4200, {f.victim});
+  EXPECT_EQ(h.blade(f.victim)["state"], "failed");
+  ASSERT_EQ(ran.size(), 1u);
+  EXPECT_EQ(ran[0].second, R"(power-off --host 'evil'\''; reboot; '\''' --blade ')" + f.victim + "'");
+  h.controller->onFenceResult(f.victim, true, "exit 0", h.now);
+  EXPECT_EQ(h.blade(f.victim)["state"], "fenced");
+  EXPECT_TRUE(h.hasEvent("blade fenced: fence command confirmed power-off"));
+  h.run(1000, {f.victim});
+  EXPECT_NE(h.server("web-0")["blade"], f.victim);
+  EXPECT_EQ(h.server("web-0")["state"], "running");
+
+  // Another blade, whose fence command fails: it waits for its 20 s lease.
+  const std::string next = h.server("web-1")["blade"];
+  const std::int64_t lastHeard = h.now - h.now % 1000;
+  h.run(4200, {f.victim, next});
+  ASSERT_EQ(ran.size(), 2u);
+  h.controller->onFenceResult(next, false, "exit 1: BMC unreachable", h.now);
+  EXPECT_TRUE(h.hasEvent("fence command failed: exit 1: BMC unreachable"));
+  h.run(lastHeard + 20000 - h.now, {f.victim, next});
+  EXPECT_EQ(h.blade(next)["state"], "failed");
+  h.run(400, {f.victim, next});
+  EXPECT_EQ(h.blade(next)["state"], "fenced");
+}
+
+TEST(Controller, AFencedBladeThatComesBackIsNotTrustedUntilItStopsWhatItStillRuns) {
+  FailoverFixture f("return.db");
+  Harness& h = f.h;
+  h.run(7000, {f.victim});
+  ASSERT_EQ(h.blade(f.victim)["state"], "fenced");
+  ASSERT_NE(h.server("web-0")["blade"], f.victim);
+  // It returns, still running web-0 (it did not fence itself: a broken agent).
+  h.sent.clear();
+  h.registerBlade(f.victim, {{"web-0", f.uuid, "running"}});
+  h.controller->tick(h.now += 100);
+  EXPECT_EQ(h.blade(f.victim)["state"], "fenced");
+  EXPECT_TRUE(h.hasEvent("blade heard again after being fenced"));
+  std::vector<std::string> steps;
+  for (auto& [b, fr] : h.sent)
+    if (b == f.victim && fr["type"] == "plan")
+      for (auto& st : fr["steps"]) steps.push_back(st["kind"].get<std::string>() + ":" + st["server"].get<std::string>());
+  EXPECT_EQ(steps, (std::vector<std::string>{"stop:web-0"}));
+  // Once it stopped it, it is trusted again and rejoins the pool.
+  h.run(1000);
+  EXPECT_NE(h.blade(f.victim)["state"], "fenced") << h.blade(f.victim).dump();
+  EXPECT_TRUE(h.hasEvent("blade trusted again"));
+}
+
+TEST(Controller, FailbackAutoBringsAServerHomeAndItsHomeSurvivesARestart) {
+  ControllerOptions o;
+  FailoverFixture f("failback.db", o, "failback: auto");
+  Harness& h = f.h;
+  h.run(7000, {f.victim});
+  ASSERT_EQ(h.blade(f.victim)["state"], "fenced");
+  auto moved = h.server("web-0");
+  ASSERT_EQ(moved["state"], "running") << moved.dump();
+  EXPECT_EQ(moved["home"], f.victim);
+  // The controller restarts: the home is part of the durable placement.
+  std::map<std::string, std::vector<protocol::ObservedDomain>> running;
+  for (const std::string s : {"web-0", "web-1"}) running[h.server(s)["blade"]].push_back({s, "", "running"});
+  h.reopen();
+  for (auto& [b, _] : h.seq)
+    if (b != f.victim) h.registerBlade(b, running[b]);
+  EXPECT_EQ(h.server("web-0")["home"], f.victim);
+  // The repaired blade returns empty: web-0 goes back, stopped there before it starts here.
+  h.registerBlade(f.victim);
+  h.run(3000);
+  auto home = h.server("web-0");
+  EXPECT_EQ(home["blade"], f.victim);
+  EXPECT_EQ(home["state"], "running") << home.dump();
+  EXPECT_FALSE(home.contains("home"));
+  EXPECT_EQ(home["uuid"], f.uuid);
 }
 
 TEST(Controller, FailedStepsAreRetriedThenBecomeAFault) {

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -38,7 +39,8 @@ struct Fixture {
   std::shared_ptr<ManualClock> clock = std::make_shared<ManualClock>(kT0);
   std::unique_ptr<TestDriver> driver;
 
-  explicit Fixture(Params params = {}) {
+  explicit Fixture(Params params = {}, std::shared_ptr<ManualClock> at = nullptr) {
+    if (at) clock = std::move(at);
     auto config = parseTestDriverConfig({"", std::move(params)});
     EXPECT_TRUE(config.ok()) << config.error().message;
     auto made = TestDriver::create(*config, clock);
@@ -315,6 +317,191 @@ TEST(TestDriver, WatchdogFiresOnTheRealClockWithoutAnyCall) {
   ASSERT_EQ(journal.size(), 2u);
   EXPECT_EQ(journal[1].event, JournalEvent::Watchdog);
   EXPECT_EQ(journal[1].timeMs, deadline);
+}
+
+// The "deadline_ms" the state file holds for the watchdog, or -1.
+TimeMs savedDeadline(const std::string& path) {
+  std::ifstream in(path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const auto pos = text.find("\"deadline_ms\":");
+  return pos == std::string::npos ? -1 : std::stoll(text.substr(pos + 14));
+}
+
+// kill -9 of an agent on a real host: the hardware watchdog still fires at the lease.
+TEST(TestDriver, WatchdogInTheStateFileFiresAtTheSavedDeadlineAfterTheAgentDied) {
+  const std::string path = tempPath("wd-expired") + ".json";
+  const std::string journalPath = tempPath("wd-expired") + ".journal";
+  std::filesystem::remove(path);
+  std::filesystem::remove(journalPath);
+  {
+    Fixture f(Params{{"blade", "c1-s1"}, {"state_file", path}, {"journal", journalPath}});
+    ASSERT_TRUE(f.driver->define(server("web-01", 1)).ok());
+    ASSERT_TRUE(f.driver->define(server("web-02", 2)).ok());
+    ASSERT_TRUE(f.driver->start("web-01").ok());
+    ASSERT_TRUE(f.driver->start("web-02").ok());
+    f.driver->armWatchdog(kT0 + 1000);  // only the watchdog changes: it must be saved anyway
+  }  // the agent is killed -9; nobody renews
+  Fixture g(Params{{"blade", "c1-s1"}, {"state_file", path}, {"journal", journalPath}},
+            std::make_shared<ManualClock>(kT0 + 60'000));  // a new agent, a minute later
+  EXPECT_EQ(g.state("web-01"), DomainState::Shutoff);
+  EXPECT_EQ(g.state("web-02"), DomainState::Shutoff);
+  EXPECT_TRUE(g.driver->watchdogFired());
+  const auto journal = readJournal(journalPath);
+  ASSERT_TRUE(journal.ok()) << journal.error().message;
+  ASSERT_EQ(journal->size(), 4u);
+  for (size_t i = 2; i < 4; ++i) {
+    EXPECT_EQ((*journal)[i].event, JournalEvent::Watchdog);
+    EXPECT_EQ((*journal)[i].timeMs, kT0 + 1000) << "stamped with the saved deadline, not the load time";
+  }
+  auto refused = g.driver->start("web-01");
+  ASSERT_FALSE(refused.ok()) << "a fenced blade starts nothing until its watchdog is re-armed";
+  EXPECT_EQ(refused.error().code, Errc::Unavailable);
+  g.driver->armWatchdog(g.clock->nowMs() + 1000);
+  EXPECT_TRUE(g.driver->start("web-01").ok());
+  std::filesystem::remove(path);
+  std::filesystem::remove(journalPath);
+}
+
+TEST(TestDriver, WatchdogReloadedBeforeItsDeadlineStaysArmed) {
+  const std::string path = tempPath("wd-armed") + ".json";
+  std::filesystem::remove(path);
+  {
+    Fixture f(Params{{"state_file", path}});
+    ASSERT_TRUE(f.driver->define(server("web-01", 1)).ok());
+    ASSERT_TRUE(f.driver->start("web-01").ok());
+    f.driver->armWatchdog(kT0 + 1000);
+  }
+  auto clock = std::make_shared<ManualClock>(kT0 + 400);  // restarted quickly
+  Fixture g(Params{{"state_file", path}}, clock);
+  EXPECT_EQ(g.state("web-01"), DomainState::Running);
+  EXPECT_FALSE(g.driver->watchdogFired());
+  clock->advance(700);  // ... but it never renewed the lease
+  EXPECT_EQ(g.state("web-01"), DomainState::Shutoff);
+  const auto journal = g.driver->journal();
+  ASSERT_EQ(journal.size(), 1u);
+  EXPECT_EQ(journal[0].event, JournalEvent::Watchdog);
+  EXPECT_EQ(journal[0].timeMs, kT0 + 1000);
+  std::filesystem::remove(path);
+}
+
+TEST(TestDriver, FiredWatchdogStaysFiredAcrossAReload) {
+  const std::string path = tempPath("wd-fired") + ".json";
+  std::filesystem::remove(path);
+  {
+    Fixture f(Params{{"state_file", path}});
+    ASSERT_TRUE(f.driver->define(server("web-01", 1)).ok());
+    f.driver->armWatchdog(kT0 + 1000);
+    f.clock->advance(2000);
+    EXPECT_TRUE(f.driver->watchdogFired());  // fired with nothing running: still a firing
+  }
+  Fixture g(Params{{"state_file", path}}, std::make_shared<ManualClock>(kT0 + 3000));
+  EXPECT_TRUE(g.driver->watchdogFired());
+  auto refused = g.driver->start("web-01");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code, Errc::Unavailable);
+  g.driver->armWatchdog(kT0 + 4000);
+  EXPECT_TRUE(g.driver->start("web-01").ok());
+  std::filesystem::remove(path);
+}
+
+TEST(TestDriver, DisarmedWatchdogIsSaved) {
+  const std::string path = tempPath("wd-disarmed") + ".json";
+  std::filesystem::remove(path);
+  {
+    Fixture f(Params{{"state_file", path}});
+    ASSERT_TRUE(f.driver->define(server("web-01", 1)).ok());
+    ASSERT_TRUE(f.driver->start("web-01").ok());
+    f.driver->armWatchdog(kT0 + 1000);
+    f.driver->disarmWatchdog();
+  }
+  Fixture g(Params{{"state_file", path}}, std::make_shared<ManualClock>(kT0 + 60'000));
+  EXPECT_EQ(g.state("web-01"), DomainState::Running);
+  EXPECT_FALSE(g.driver->watchdogFired());
+  std::filesystem::remove(path);
+}
+
+// Renewals at 100 ms of a 1,000 ms lease: the file is rewritten about every 500 ms, and
+// whenever the agent is killed the saved deadline is <= the real one (fires early, never
+// late) and >= half a lease ahead of the last renewal.
+TEST(TestDriver, WatchdogRenewalsRewriteTheStateFileRarelyNeverSavingALaterDeadline) {
+  const std::string path = tempPath("wd-renew") + ".json";
+  std::filesystem::remove(path);
+  Fixture f(Params{{"state_file", path}});
+  ASSERT_TRUE(f.driver->define(server("web-01", 1)).ok());
+  ASSERT_TRUE(f.driver->start("web-01").ok());
+  int rewrites = 0;
+  TimeMs saved = -1;
+  for (int i = 0; i < 100; ++i) {
+    f.clock->advance(100);
+    const TimeMs now = f.clock->nowMs();
+    f.driver->armWatchdog(now + 1000);
+    const TimeMs s = savedDeadline(path);
+    if (s != saved) ++rewrites;
+    saved = s;
+    ASSERT_LE(saved, now + 1000) << "renewal " << i << ": a saved deadline must never be later than the lease";
+    ASSERT_GE(saved, now + 500) << "renewal " << i;
+    // A kill -9 now: a reload at the real deadline has fired, at the saved deadline.
+    const std::string copy = path + ".kill";
+    std::filesystem::copy_file(path, copy, std::filesystem::copy_options::overwrite_existing);
+    Fixture g(Params{{"state_file", copy}}, std::make_shared<ManualClock>(now + 1000));
+    ASSERT_EQ(g.state("web-01"), DomainState::Shutoff) << "renewal " << i;
+    ASSERT_EQ(g.driver->journal().at(0).timeMs, saved);
+    std::filesystem::remove(copy);
+  }
+  EXPECT_GE(rewrites, 10);
+  EXPECT_LE(rewrites, 25) << "the state file is not rewritten on every renewal";
+  // Moving the deadline backward (a shorter lease) is saved at once.
+  f.driver->armWatchdog(f.clock->nowMs() + 100);
+  EXPECT_EQ(savedDeadline(path), f.clock->nowMs() + 100);
+  std::filesystem::remove(path);
+}
+
+TEST(TestDriver, RenewingTheWatchdogDoesNotGrowTheTimerQueue) {
+  auto made = makeTestDriver({"", {{"blade", "c1-s1"}}});
+  ASSERT_TRUE(made.ok());
+  auto* driver = static_cast<TestDriver*>(made->get());
+  ASSERT_TRUE(driver->define(server("web-01")).ok());
+  ASSERT_TRUE(driver->start("web-01").ok());
+  const TimeMs now = systemClock()->nowMs();
+  driver->armWatchdog(now + 60'000);
+  const auto before = pendingTestDriverTimers();
+  for (int i = 1; i <= 1000; ++i) driver->armWatchdog(now + 60'000 + i);
+  EXPECT_LE(pendingTestDriverTimers(), before) << "one queued entry per driver, not one per renewal";
+}
+
+TEST(TestDriver, ReloadedWatchdogFiresOnTheRealClockWithoutAnyCall) {
+  const std::string path = tempPath("wd-real") + ".json";
+  std::filesystem::remove(path);
+  TimeMs deadline = 0;
+  {
+    auto made = makeTestDriver({"", {{"blade", "c1-s1"}, {"state_file", path}}});
+    ASSERT_TRUE(made.ok());
+    auto* driver = static_cast<TestDriver*>(made->get());
+    ASSERT_TRUE(driver->define(server("web-01")).ok());
+    ASSERT_TRUE(driver->start("web-01").ok());
+    deadline = systemClock()->nowMs() + 300;
+    driver->armWatchdog(deadline);
+  }
+  auto made = makeTestDriver({"", {{"blade", "c1-s1"}, {"state_file", path}}});
+  ASSERT_TRUE(made.ok());
+  auto* driver = static_cast<TestDriver*>(made->get());
+  auto state = std::make_shared<std::pair<std::mutex, std::condition_variable>>();
+  auto fired = std::make_shared<std::vector<DomainEvent>>();
+  ASSERT_TRUE(driver->subscribe([state, fired](const DomainEvent& e) {
+    std::lock_guard lock(state->first);
+    fired->push_back(e);
+    state->second.notify_all();
+  }).ok());
+  {
+    std::unique_lock lock(state->first);
+    ASSERT_TRUE(state->second.wait_for(lock, std::chrono::seconds(5), [&] { return !fired->empty(); }))
+        << "the reloaded watchdog did not fire";
+  }
+  const auto journal = driver->journal();
+  ASSERT_EQ(journal.size(), 1u);
+  EXPECT_EQ(journal[0].event, JournalEvent::Watchdog);
+  EXPECT_EQ(journal[0].timeMs, deadline);
+  std::filesystem::remove(path);
 }
 
 }  // namespace

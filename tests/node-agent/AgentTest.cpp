@@ -12,11 +12,13 @@ using protocol::Json;
 struct Harness {
   std::vector<Json> sent;
   std::unique_ptr<Agent> agent;
+  drivers::test::TestDriver* driver = nullptr;  // owned by the agent
   std::int64_t now = 0;
   Harness() {
     drivers::test::TestDriverConfig cfg;
     cfg.blade = "b1";
     auto driver = drivers::test::TestDriver::create(cfg);
+    this->driver = driver->get();
     AgentConfig ac;
     ac.blade = "b1";
     ac.inventory.cores = 8;
@@ -91,6 +93,91 @@ TEST(Agent, ReregistersWhenTheControllerAsks) {
   h.frame(protocol::encode(protocol::Reregister{}));
   ASSERT_EQ(h.sent.size(), 1u);
   EXPECT_EQ(h.sent[0]["type"], "register");
+}
+
+std::string stateOf(drivers::test::TestDriver& d, const std::string& name) {
+  auto info = d.info(name);
+  return info ? drivers::toString(info->state) : "absent";
+}
+
+std::vector<Json> ofType(const std::vector<Json>& frames, const std::string& type) {
+  std::vector<Json> out;
+  for (const auto& f : frames)
+    if (f["type"] == type) out.push_back(f);
+  return out;
+}
+
+TEST(Agent, DestroysItsDomainsBeforeAnUnrenewedLeaseRunsOutThenRegistersAgain) {
+  Harness h;
+  h.frame(protocol::encode(protocol::Registered{5000, 1000}));  // lease until 5000 (register sent at 0)
+  h.frame(protocol::encode(definesAndStarts(1)));
+  ASSERT_EQ(stateOf(*h.driver, "web-0"), "running");
+  ASSERT_TRUE(h.agent->leased());
+  // The controller is gone: heartbeats go out, nothing comes back.
+  for (h.now = 100; h.now < 4400; h.now += 100) h.agent->tick(h.now);
+  EXPECT_EQ(stateOf(*h.driver, "web-0"), "running") << "fenced too early, at " << h.now;
+  h.sent.clear();
+  // A tenth of the lease ahead of its end: destroyed, and registering again.
+  h.agent->tick(h.now = 4500);
+  EXPECT_EQ(stateOf(*h.driver, "web-0"), "shutoff");
+  EXPECT_FALSE(h.agent->leased());
+  auto registers = ofType(h.sent, "register");
+  ASSERT_EQ(registers.size(), 1u);
+  EXPECT_EQ(registers[0]["domains"][0]["state"], "shutoff");
+  // A late plan from before cannot start it again without a new lease.
+  h.sent.clear();
+  h.frame(protocol::encode(definesAndStarts(10)));
+  auto results = ofType(h.sent, "step-result");
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_TRUE(results[0]["ok"].get<bool>());   // define: harmless
+  EXPECT_FALSE(results[1]["ok"].get<bool>());  // start: refused
+  EXPECT_NE(results[1]["error"].get<std::string>().find("no lease"), std::string::npos) << results[1].dump();
+  EXPECT_EQ(stateOf(*h.driver, "web-0"), "shutoff");
+  // Registered again: a new lease, and the same start works.
+  h.frame(protocol::encode(protocol::Registered{5000, 1000}));
+  EXPECT_TRUE(h.agent->leased());
+  h.sent.clear();
+  h.frame(protocol::encode(definesAndStarts(20)));
+  EXPECT_EQ(stateOf(*h.driver, "web-0"), "running");
+}
+
+TEST(Agent, ALeaseCountsFromWhenTheAnsweredHeartbeatWasSentNotFromItsAnswer) {
+  Harness h;
+  h.frame(protocol::encode(protocol::Registered{5000, 1000}));
+  h.frame(protocol::encode(definesAndStarts(1)));
+  // Heartbeats until one goes out at t >= 1000.
+  std::uint64_t seq = 0;
+  std::int64_t sentAt = 0;
+  for (h.now = 0; h.now <= 2000 && seq == 0; h.now += 10) {
+    h.sent.clear();
+    h.agent->tick(h.now);
+    for (auto& f : ofType(h.sent, "heartbeat")) {
+      seq = f["seq"].get<std::uint64_t>();
+      sentAt = h.now;
+    }
+  }
+  ASSERT_NE(seq, 0u);
+  // Its answer arrives 900 ms late: the lease still ends 5000 ms after the heartbeat left.
+  h.now = sentAt + 900;
+  h.frame(protocol::encode(protocol::LeaseRenewed{seq, 5000}));
+  // No further answers: fenced a tenth of the lease before sentAt + 5000, not 900 ms later.
+  h.agent->tick(h.now = sentAt + 4499);
+  EXPECT_EQ(stateOf(*h.driver, "web-0"), "running");
+  h.agent->tick(h.now = sentAt + 4500);
+  EXPECT_EQ(stateOf(*h.driver, "web-0"), "shutoff");
+}
+
+TEST(Agent, ARenewalForAnUnknownOrLateHeartbeatExtendsNothing) {
+  Harness h;
+  h.frame(protocol::encode(protocol::Registered{5000, 1000}));
+  h.frame(protocol::encode(definesAndStarts(1)));
+  h.now = 3000;
+  h.frame(protocol::encode(protocol::LeaseRenewed{777, 5000}));  // never sent
+  h.agent->tick(h.now = 4500);
+  EXPECT_EQ(stateOf(*h.driver, "web-0"), "shutoff");
+  // After the lease ran out, a renewal does not bring it back: only registering does.
+  h.frame(protocol::encode(protocol::LeaseRenewed{1, 5000}));
+  EXPECT_FALSE(h.agent->leased());
 }
 
 }  // namespace

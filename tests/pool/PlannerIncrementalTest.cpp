@@ -43,6 +43,87 @@ TEST(PlannerIncremental, BladeFailureMatchesAFullReplan) {
   EXPECT_EQ(delta.steps.size(), full.steps.size());
 }
 
+TEST(PlannerIncremental, FailoverAndFailbackMatchAFullReplan) {
+  Fixture f = mediumFabric();
+  for (auto& p : f.desired.pools) p.failback = FailbackPolicy::Auto;
+  Planner planner(f.desired, f.observed, f.current);
+  const Plan placed = planner.plan(0);
+  f.current = placed.next;
+  const std::string victim = f.current.bindings.at("web-13");
+  std::vector<std::string> onVictim;
+  for (const auto& [s, b] : placed.next.bindings) {
+    if (b == victim) onVictim.push_back(s);
+  }
+  ASSERT_GE(onVictim.size(), 2u);
+
+  (void)planner.bladeStateChanged(victim, BladeState::Fenced, 1);
+  f.setState(victim, BladeState::Fenced);
+  const Plan down = f.apply();
+  EXPECT_EQ(planner.state().bindings, down.next.bindings);
+  EXPECT_EQ(planner.state().home, down.next.home);
+  for (const auto& s : onVictim) EXPECT_EQ(down.next.home.at(s), victim) << s;
+
+  const PlanDelta delta = planner.bladeStateChanged(victim, BladeState::Available, 2);
+  f.setState(victim, BladeState::Available);
+  const Plan back = f.plan();
+  EXPECT_EQ(planner.state().bindings, back.next.bindings);
+  EXPECT_EQ(planner.state().borrowed, back.next.borrowed);
+  EXPECT_EQ(planner.state().home, back.next.home);
+  EXPECT_TRUE(back.next.home.empty());
+  for (const auto& s : onVictim) EXPECT_EQ(planner.bladeOf(s), victim) << s;
+  EXPECT_EQ(delta.placements.size(), onVictim.size());
+  EXPECT_EQ(delta.steps.size(), back.steps.size());
+  // The round trip restores the placement and the pools' spare counts (which empty blade
+  // is the spare may differ: designated spares are not reshuffled).
+  EXPECT_EQ(back.next.bindings, placed.next.bindings);
+  auto spares = [](const Plan& p, const std::string& pool) {
+    return std::count_if(p.blades.begin(), p.blades.end(),
+                         [&](const BladeAssignment& a) { return a.pool == pool && a.role == BladeRole::Spare; });
+  };
+  EXPECT_EQ(spares(back, "web"), 2);
+  EXPECT_EQ(spares(back, "db"), 1);
+  // And the incremental planner sees the same roles as the full plan.
+  const Plan again = planner.plan(3);
+  EXPECT_TRUE(again.steps.empty());
+  for (const auto& a : back.blades) {
+    EXPECT_EQ(assignment(again, a.blade).role, a.role) << a.blade;
+    EXPECT_EQ(assignment(again, a.blade).pool, a.pool) << a.blade;
+  }
+}
+
+TEST(PlannerIncremental, StrandedServersRestartOnReturningBladesLikeAFullReplan) {
+  for (FailbackPolicy failback : {FailbackPolicy::Manual, FailbackPolicy::Auto}) {
+    Fixture f = mediumFabric();
+    for (auto& p : f.desired.pools) p.failback = failback;
+    Planner planner(f.desired, f.observed, f.current);
+    f.current = planner.plan(0).next;
+    // Web loses blades until its spares and the borrowed blade are gone and servers are
+    // stranded (displaced); then the blades come back one by one, in another order.
+    std::vector<std::pair<std::string, BladeState>> changes;
+    for (int i : {0, 1, 2, 3, 4, 5}) changes.emplace_back("c1-s" + std::to_string(i), BladeState::Fenced);
+    for (int i : {3, 0, 5, 1, 4, 2}) changes.emplace_back("c1-s" + std::to_string(i), BladeState::Available);
+    bool stranded = false;
+    for (std::size_t i = 0; i < changes.size(); ++i) {
+      const auto& [name, state] = changes[i];
+      const PlanDelta delta = planner.bladeStateChanged(name, state, static_cast<TimeMs>(i + 1));
+      f.setState(name, state);
+      const Plan full = f.apply();
+      const std::string at = std::string(failback == FailbackPolicy::Auto ? "auto " : "manual ") + name + " " +
+                             toString(state);
+      const PlacementState st = planner.state();
+      EXPECT_EQ(st.bindings, full.next.bindings) << at;
+      EXPECT_EQ(st.borrowed, full.next.borrowed) << at;
+      EXPECT_EQ(st.home, full.next.home) << at;
+      EXPECT_EQ(st.displaced, full.next.displaced) << at;
+      EXPECT_EQ(delta.steps.size(), full.steps.size()) << at;
+      stranded |= !full.next.displaced.empty();
+    }
+    EXPECT_TRUE(stranded);  // the sequence did exercise displaced servers
+    EXPECT_TRUE(planner.state().displaced.empty());
+    EXPECT_EQ(planner.state().bindings.size(), f.desired.servers.size());
+  }
+}
+
 TEST(PlannerIncremental, ReportsRoleChangesOfConsumedSpares) {
   Fixture f = mediumFabric();
   Planner planner(f.desired, f.observed, f.current);

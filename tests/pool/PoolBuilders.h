@@ -63,6 +63,7 @@ inline Server dedicated(Server s) { s.dedicated = true; return s; }
 inline Server poweredOff(Server s) { s.power = PowerState::Off; return s; }
 inline Pool withSpares(Pool p, std::uint32_t n) { p.spares = n; return p; }
 inline Pool withFailover(Pool p, FailoverPolicy f) { p.failover = f; return p; }
+inline Pool withFailback(Pool p, FailbackPolicy f) { p.failback = f; return p; }
 inline Pool borrowingFrom(Pool p, std::string from) { p.borrowFrom = std::move(from); return p; }
 inline Pool matching(Pool p, BladeMatch m) { p.match = std::move(m); return p; }
 inline Blade inState(Blade b, BladeState s) { b.state = s; return b; }
