@@ -152,6 +152,7 @@ Status Controller::recover(std::int64_t now) {
     rt.lastHeartbeat = now;  // grace: agents re-register after a controller restart
     // The previous process may have renewed its lease just before it died.
     rt.leaseUntil = now + options_.leaseMs;
+    leases_.grant(b.name, now);
     if (rt.adminState == "retired") ++retiredBlades_;
     auto [it, _] = blades_.emplace(b.name, std::move(rt));
     watchLiveness(it->first, it->second, now);
@@ -219,6 +220,7 @@ void Controller::onRegister(const std::string& blade, const Json& frame) {
   rt.lastHeartbeat = now_;
   rt.lastSeq = 0;
   rt.leaseUntil = now_ + options_.leaseMs;
+  leases_.grant(blade, now_);
   heardFrom(blade, rt);
   watchLiveness(blade, rt, now_);
   setDomains(blade, rt, msg.domains);
@@ -254,8 +256,12 @@ void Controller::onHeartbeat(const std::string& blade, const Json& frame) {
     convergeQueue_.insert(blade);
   }
   checkTrust(blade, rt);
-  rt.leaseUntil = now_ + options_.leaseMs;
-  send_(blade, protocol::encode(protocol::LeaseRenewed{msg.seq, options_.leaseMs}));
+  if (options_.fabricRenewsLeases) {
+    if (auto at = leases_.lastRenewal(blade)) rt.leaseUntil = std::max(rt.leaseUntil, *at + options_.leaseMs);
+  } else if (leases_.renew(blade, now_)) {
+    rt.leaseUntil = now_ + options_.leaseMs;
+    send_(blade, protocol::encode(protocol::LeaseRenewed{msg.seq, options_.leaseMs}));
+  }
 }
 
 void Controller::setDomains(const std::string& blade, BladeRuntime& rt, const std::vector<protocol::ObservedDomain>& domains) {
@@ -677,9 +683,17 @@ void Controller::detectFailures(std::int64_t now) {
       setHealth(name, rt, pool::BladeState::Failed, now);
       startFenceCommand(name, rt);
     }
+    if (auto at = leases_.lastRenewal(name)) rt.leaseUntil = std::max(rt.leaseUntil, *at + options_.leaseMs);
     if (rt.health == pool::BladeState::Failed && now >= rt.leaseUntil + options_.fenceMarginMs) {
       if (stormActive_) {
         rt.heldByStorm = true;  // looked at again when the guard lifts (setHealth)
+        continue;
+      }
+      // Atomic with the fabric thread's renewals: a heartbeat it answered a moment ago
+      // (still on its way to us) wins, and none is answered after this.
+      if (!leases_.fenceIfExpired(name, now, options_.leaseMs + options_.fenceMarginMs)) {
+        if (auto at = leases_.lastRenewal(name)) rt.leaseUntil = std::max(rt.leaseUntil, *at + options_.leaseMs);
+        watchLiveness(name, rt, now);
         continue;
       }
       ++fencesByLease_;
@@ -759,6 +773,7 @@ void Controller::checkTrust(const std::string& blade, BladeRuntime& rt) {
     if ((d.state == "running" || d.state == "paused") && (findServer(name) || deletedServers_.count(name))) ++running;
   if (running) return;  // converge stops them; the stop results bring us back here
   rt.returned = false;
+  leases_.unfence(blade);
   event("info", blade, "", "blade trusted again: it reports no servers running and rejoins the fabric");
   setHealth(blade, rt, pool::BladeState::Available, now_);
   lastPlanAt_ = now_ - options_.replanMinIntervalMs;
@@ -838,6 +853,7 @@ void Controller::onFenceResult(const std::string& blade, bool ok, const std::str
   }
   // Power-off is a fact, whatever the blade did meanwhile: its domains are gone.
   ++fencesByCommand_;
+  leases_.fence(blade);
   fence(blade, rt, "fence command confirmed power-off" + (detail.empty() ? std::string() : " (" + detail + ")"), now);
 }
 

@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "controller/LeaseTable.h"
 #include "controller/ModelJson.h"
 #include "controller/StateStore.h"
 #include "pool/IdentityAllocator.h"
@@ -51,6 +52,9 @@ struct ControllerOptions {
   // controller is cut off than half the fabric dead.
   double stormShare = 0.5;
   std::size_t stormMinBlades = 3;
+  // Set when another thread answers heartbeats with lease-renewed as they arrive (loomd's
+  // fabric thread, through leases()); otherwise the controller answers them itself.
+  bool fabricRenewsLeases = false;
   std::int64_t opTimeoutMs = 15000; // an operation not answered by then is retried
   int opMaxAttempts = 4;            // then it becomes a fault event
   std::int64_t opBackoffMs = 500;   // first retry delay, doubled each attempt
@@ -110,6 +114,9 @@ class Controller {
 
   // HTTP API. `reply` is called exactly once, possibly later (long-poll of events).
   void handleApi(const ApiRequest& request, std::int64_t now, Reply reply);
+
+  // Shared with the fabric thread (thread-safe).
+  LeaseTable& leases() { return leases_; }
 
   // Introspection for tests.
   const pool::PlacementState& placement() const { return placement_; }
@@ -227,6 +234,7 @@ class Controller {
   WallClock wallClock_;
   protocol::Dispatcher<std::string> dispatcher_;
   FenceRunner fenceRunner_;
+  LeaseTable leases_;
   std::size_t silentBlades_ = 0;   // suspect or failed
   std::size_t retiredBlades_ = 0;
   bool stormActive_ = false;

@@ -1,5 +1,6 @@
 #include "controller/ControllerLoop.h"
 
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -18,15 +19,19 @@ struct ControllerLoop::Sockets {
 
 ControllerLoop::ControllerLoop(Controller& controller, FabricOptions options)
     : controller_(controller), options_(std::move(options)), sockets_(std::make_unique<Sockets>()) {
-  wakeFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  coreWakeFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  fabricWakeFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 }
 
 ControllerLoop::~ControllerLoop() {
+  stop();
+  if (fabricThread_.joinable()) fabricThread_.join();
   if (sockets_) {
     sockets_->router.close();
     if (sockets_->zap) sockets_->zap->close();
   }
-  if (wakeFd_ >= 0) ::close(wakeFd_);
+  if (coreWakeFd_ >= 0) ::close(coreWakeFd_);
+  if (fabricWakeFd_ >= 0) ::close(fabricWakeFd_);
 }
 
 std::int64_t ControllerLoop::monotonicMs() {
@@ -64,21 +69,23 @@ Status ControllerLoop::bind() {
   return okStatus();
 }
 
+void ControllerLoop::wake(int fd) {
+  std::uint64_t one = 1;
+  (void)!::write(fd, &one, sizeof one);
+}
+
 void ControllerLoop::send(const std::string& blade, const protocol::Json& frame) {
-  const std::string bytes = frame.dump();
-  try {
-    auto& r = sockets_->router;
-    if (r.send(zmq::buffer(blade), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
-      (void)r.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
-  } catch (const zmq::error_t& e) {
-    spdlog::debug("send to '{}' failed: {}", blade, e.what());
+  {
+    std::lock_guard lock(mutex_);
+    outbox_.emplace_back(blade, frame.dump());
   }
+  wake(fabricWakeFd_);
 }
 
 void ControllerLoop::stop() {
   stop_ = true;
-  std::uint64_t one = 1;
-  (void)!::write(wakeFd_, &one, sizeof one);
+  wake(coreWakeFd_);
+  wake(fabricWakeFd_);
 }
 
 void ControllerLoop::post(std::function<void()> task) {
@@ -86,20 +93,7 @@ void ControllerLoop::post(std::function<void()> task) {
     std::lock_guard lock(mutex_);
     tasks_.push_back(std::move(task));
   }
-  std::uint64_t one = 1;
-  (void)!::write(wakeFd_, &one, sizeof one);
-}
-
-void ControllerLoop::drainTasks() {
-  std::uint64_t n;
-  while (::read(wakeFd_, &n, sizeof n) > 0) {
-  }
-  std::deque<std::function<void()>> tasks;
-  {
-    std::lock_guard lock(mutex_);
-    tasks.swap(tasks_);
-  }
-  for (auto& t : tasks) t();
+  wake(coreWakeFd_);
 }
 
 void ControllerLoop::handleZap() {
@@ -127,7 +121,9 @@ void ControllerLoop::handleZap() {
       }
       if (status != "200") {
         const std::string address = req.size() > 3 ? req[3].to_string() : "?";
-        controller_.noteRejected("key " + keyText, {"auth", "agent key " + keyText + " from " + address + " is not in the allow-list"});
+        post([this, keyText, address] {
+          controller_.noteRejected("key " + keyText, {"auth", "agent key " + keyText + " from " + address + " is not in the allow-list"});
+        });
       }
       const std::string version = req.empty() ? "1.0" : req[0].to_string();
       const std::string requestId = req.size() > 1 ? req[1].to_string() : "";
@@ -143,12 +139,14 @@ void ControllerLoop::handleZap() {
   }
 }
 
-void ControllerLoop::receiveFrames(std::int64_t now) {
+// Fabric thread. Heartbeats are answered here, before the core sees them: the renewal
+// must not wait behind whatever the core is doing.
+void ControllerLoop::receiveFrames() {
   auto& r = sockets_->router;
-  // Bounded per wake-up so timers and HTTP requests are not starved by a flood.
+  std::deque<Inbound> batch;
   for (int i = 0; i < 5000; ++i) {
     zmq::message_t id;
-    if (!r.recv(id, zmq::recv_flags::dontwait)) return;
+    if (!r.recv(id, zmq::recv_flags::dontwait)) break;
     std::vector<zmq::message_t> parts;
     bool more = id.more();
     while (more) {
@@ -157,41 +155,118 @@ void ControllerLoop::receiveFrames(std::int64_t now) {
       more = part.more();
       parts.push_back(std::move(part));
     }
-    const std::string peer = id.to_string();
+    std::string peer = id.to_string();
     if (parts.size() != 1) {
-      controller_.noteRejected(peer, {"malformed", "envelope of " + std::to_string(parts.size()) + " frames (want 1)"});
+      post([this, peer, n = parts.size()] {
+        controller_.noteRejected(peer, {"malformed", "envelope of " + std::to_string(n) + " frames (want 1)"});
+      });
       continue;
     }
-    controller_.onFrame(peer, parts[0].to_string_view(), now);
+    const std::int64_t now = monotonicMs();
+    std::string bytes = parts[0].to_string();
+    // Only a well-formed heartbeat renews; everything else is the core's to judge.
+    const auto frame = protocol::Json::parse(bytes, nullptr, false);
+    if (frame.is_object() && frame.value("type", "") == protocol::type::kHeartbeat && frame.value("v", 0) == protocol::kVersion &&
+        frame.contains("seq") && frame["seq"].is_number_unsigned() && controller_.leases().renew(peer, now)) {
+      const std::string reply = protocol::encode(protocol::LeaseRenewed{frame["seq"].get<std::uint64_t>(), options_.leaseMs}).dump();
+      try {
+        if (r.send(zmq::buffer(peer), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+          (void)r.send(zmq::buffer(reply), zmq::send_flags::dontwait);
+      } catch (const zmq::error_t& e) {
+        spdlog::debug("lease renewal to '{}' failed: {}", peer, e.what());
+      }
+    }
+    batch.push_back({std::move(peer), std::move(bytes), now});
+  }
+  if (batch.empty()) return;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& f : batch) inbox_.push_back(std::move(f));
+  }
+  wake(coreWakeFd_);
+}
+
+void ControllerLoop::sendQueued() {
+  std::uint64_t n;
+  while (::read(fabricWakeFd_, &n, sizeof n) > 0) {
+  }
+  std::deque<std::pair<std::string, std::string>> out;
+  {
+    std::lock_guard lock(mutex_);
+    out.swap(outbox_);
+  }
+  auto& r = sockets_->router;
+  for (const auto& [blade, bytes] : out) {
+    try {
+      if (r.send(zmq::buffer(blade), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+        (void)r.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+    } catch (const zmq::error_t& e) {
+      spdlog::debug("send to '{}' failed: {}", blade, e.what());
+    }
   }
 }
 
-void ControllerLoop::run() {
+void ControllerLoop::runFabric() {
   auto& r = sockets_->router;
+  while (!stop_) {
+    std::vector<zmq::pollitem_t> items{{r.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, fabricWakeFd_, ZMQ_POLLIN, 0}};
+    if (sockets_->zap) items.push_back({sockets_->zap->handle(), 0, ZMQ_POLLIN, 0});
+    try {
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(500));
+      if (items.size() > 2 && (items[2].revents & ZMQ_POLLIN)) handleZap();
+      if (items[0].revents & ZMQ_POLLIN) receiveFrames();
+      if (items[1].revents & ZMQ_POLLIN) sendQueued();
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      spdlog::error("fabric thread: {}", e.what());
+    } catch (const std::exception& e) {
+      spdlog::critical("fabric thread: unexpected exception: {}", e.what());
+    }
+  }
+}
+
+// Core thread: tasks, then the frames that arrived until now (also those that arrived
+// while a long task ran: the timers that follow must see those heartbeats, stamped with
+// when the fabric thread received them, or a 1 s apply makes healthy blades look silent).
+void ControllerLoop::drainCore() {
+  std::uint64_t n;
+  while (::read(coreWakeFd_, &n, sizeof n) > 0) {
+  }
+  std::deque<std::function<void()>> tasks;
+  {
+    std::lock_guard lock(mutex_);
+    tasks.swap(tasks_);
+  }
+  for (auto& t : tasks) t();
+  std::deque<Inbound> frames;
+  {
+    std::lock_guard lock(mutex_);
+    frames.swap(inbox_);
+  }
+  for (auto& f : frames) controller_.onFrame(f.peer, f.bytes, f.at);
+}
+
+void ControllerLoop::run() {
+  fabricThread_ = std::thread([this] { runFabric(); });
   std::int64_t lastTick = 0;
   while (!stop_) {
-    std::vector<zmq::pollitem_t> items{{r.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, wakeFd_, ZMQ_POLLIN, 0}};
-    if (sockets_->zap) items.push_back({sockets_->zap->handle(), 0, ZMQ_POLLIN, 0});
     const std::int64_t wait = std::clamp<std::int64_t>(controller_.nextTickAt() - monotonicMs(), 0, 100);
+    pollfd p{coreWakeFd_, POLLIN, 0};
+    (void)::poll(&p, 1, static_cast<int>(wait));
     try {
-      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(wait));
-      const std::int64_t now = monotonicMs();
-      if (items.size() > 2 && (items[2].revents & ZMQ_POLLIN)) handleZap();
-      if (items[0].revents & ZMQ_POLLIN) receiveFrames(now);
-      if (items[1].revents & ZMQ_POLLIN) drainTasks();
+      drainCore();
       const std::int64_t tickAt = monotonicMs();
       // poll() waits at most 100 ms: a longer gap between ticks is this thread's stall.
       if (lastTick > 0 && tickAt - lastTick > 1000) controller_.forgiveStall(tickAt - lastTick);
       lastTick = tickAt;
       controller_.tick(tickAt);
-    } catch (const zmq::error_t& e) {
-      if (e.num() == EINTR) continue;
-      spdlog::error("fabric loop: {}", e.what());
     } catch (const std::exception& e) {
       // A bug in a handler must not take the fabric down; it is logged loudly.
-      spdlog::critical("fabric loop: unexpected exception: {}", e.what());
+      spdlog::critical("controller loop: unexpected exception: {}", e.what());
     }
   }
+  wake(fabricWakeFd_);
+  if (fabricThread_.joinable()) fabricThread_.join();
 }
 
 }  // namespace loom::controller

@@ -1,6 +1,9 @@
-// The controller's one core thread: owns the Controller, the agent-facing ZeroMQ
-// ROUTER socket and the ZAP authenticator, and a task queue through which other
-// threads (the HTTP server) reach the Controller. Nothing else touches either.
+// loomd's two fabric-side threads. The fabric thread owns the agent-facing ZeroMQ
+// ROUTER socket and the ZAP authenticator: it receives frames, answers each heartbeat
+// with lease-renewed at once (through the Controller's LeaseTable, so a busy core never
+// lets healthy blades' leases run out), hands every frame to the core, and sends what the
+// core queues. The core thread (run()) owns the Controller: frames, tasks posted by other
+// threads (HTTP requests, fence command results) and timers. Nothing else touches either.
 #pragma once
 
 #include <atomic>
@@ -10,6 +13,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "controller/Controller.h"
 #include "loom/Result.h"
@@ -21,6 +25,7 @@ struct FabricOptions {
   bool insecure = false;
   std::string secretKey;               // Z85; required unless insecure
   std::set<std::string> allowedKeys;   // agent public keys (Z85)
+  std::int64_t leaseMs = 5000;         // told in each lease-renewed
 };
 
 class ControllerLoop {
@@ -30,17 +35,17 @@ class ControllerLoop {
   ControllerLoop(const ControllerLoop&) = delete;
   ControllerLoop& operator=(const ControllerLoop&) = delete;
 
-  // Creates and binds the sockets (before the thread starts, so errors reach main()).
+  // Creates and binds the sockets (before the threads start, so errors reach main()).
   Status bind();
-  // Runs until stop() is called. Call from the core thread only.
+  // Starts the fabric thread, then runs the core until stop(). Call from the core thread.
   void run();
   // Thread-safe.
   void stop();
   // Thread-safe: runs `task` on the core thread, soon.
   void post(std::function<void()> task);
 
-  // Sends one frame to the agent of `blade`; dropped if it is not connected (it will
-  // re-register and be re-planned). Core thread only: this is the Controller's Send.
+  // Queues one frame to the agent of `blade`; dropped if it is not connected (it will
+  // re-register and be re-planned). Thread-safe; the Controller's Send.
   void send(const std::string& blade, const protocol::Json& frame);
 
   // Milliseconds on the monotonic clock every component of loomd shares.
@@ -48,16 +53,28 @@ class ControllerLoop {
 
  private:
   struct Sockets;
-  void drainTasks();
+  struct Inbound {
+    std::string peer;
+    std::string bytes;
+    std::int64_t at;
+  };
+  void runFabric();
   void handleZap();
-  void receiveFrames(std::int64_t now);
+  void receiveFrames();
+  void sendQueued();
+  void drainCore();
+  void wake(int fd);
 
   Controller& controller_;
   FabricOptions options_;
   std::unique_ptr<Sockets> sockets_;
-  int wakeFd_ = -1;
+  std::thread fabricThread_;
+  int coreWakeFd_ = -1;    // frames or tasks for the core
+  int fabricWakeFd_ = -1;  // frames to send, or stop
   std::mutex mutex_;
   std::deque<std::function<void()>> tasks_;
+  std::deque<Inbound> inbox_;
+  std::deque<std::pair<std::string, std::string>> outbox_;  // (blade, bytes)
   std::atomic<bool> stop_{false};
 };
 

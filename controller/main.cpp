@@ -99,6 +99,8 @@ int main(int argc, char** argv) {
   controller::FabricOptions fabric;
   fabric.endpoint = agents;
   fabric.insecure = insecure;
+  fabric.leaseMs = opts.leaseMs;
+  opts.fabricRenewsLeases = true;  // the fabric thread answers heartbeats (ControllerLoop)
   if (!insecure) {
     if (keyPath.empty() || allowPath.empty())
       return fail("CurveZMQ needs --key FILE (from `loomd keygen`) and --allow FILE (agent public keys); or --insecure for a demo");
