@@ -154,6 +154,10 @@ Status Controller::recover(std::int64_t now) {
     rt.leaseUntil = now + options_.leaseMs;
     leases_.grant(b.name, now);
     if (rt.adminState == "retired") ++retiredBlades_;
+    else {
+      rt.confirmed = false;
+      ++unconfirmedBlades_;
+    }
     auto [it, _] = blades_.emplace(b.name, std::move(rt));
     watchLiveness(it->first, it->second, now);
   }
@@ -171,6 +175,10 @@ Status Controller::recover(std::int64_t now) {
   event("info", "", "",
         "controller started: " + std::to_string(declarations_.servers.size()) + " servers, " +
             std::to_string(blades_.size()) + " blades, " + std::to_string(placement_.bindings.size()) + " bindings recovered");
+  if (unconfirmedBlades_)
+    event("info", "", "",
+          "starts wait until the " + std::to_string(unconfirmedBlades_) +
+              " blades known before the restart have registered again or been fenced: a server being moved may still run on one");
   dirty_ = true;
   identitiesDirty_ = true;
   flush();
@@ -224,6 +232,7 @@ void Controller::onRegister(const std::string& blade, const Json& frame) {
   heardFrom(blade, rt);
   watchLiveness(blade, rt, now_);
   setDomains(blade, rt, msg.domains);
+  if (!rt.confirmed) confirmBlade(rt);
   checkTrust(blade, rt);
   // The agent may have restarted: whatever was in flight to it is lost; resend.
   for (auto id : rt.queue)
@@ -232,7 +241,7 @@ void Controller::onRegister(const std::string& blade, const Json& frame) {
   event("info", blade, "",
         std::string(fresh ? "blade registered" : "blade re-registered") + " (agent " + msg.agentVersion + ", " +
             std::to_string(msg.domains.size()) + " domains)");
-  send_(blade, protocol::encode(protocol::Registered{options_.leaseMs, options_.heartbeatMs}));
+  send_(blade, protocol::encode(protocol::Registered{options_.leaseMs, options_.heartbeatMs, msg.seq}));
 }
 
 void Controller::onHeartbeat(const std::string& blade, const Json& frame) {
@@ -442,7 +451,7 @@ void Controller::converge(const std::string& blade, BladeRuntime& rt, std::int64
   // starts, until it reports no servers running (checkTrust).
   const bool cleaning = rt.health == pool::BladeState::Fenced && rt.returned;
   if (!rt.registered || (rt.health != pool::BladeState::Available && !cleaning) || rt.adminState == "retired") return;
-  if (auto it = byBlade_.find(blade); it != byBlade_.end() && !cleaning) {
+  if (auto it = byBlade_.find(blade); it != byBlade_.end() && !cleaning && unconfirmedBlades_ == 0) {
     for (const auto& server : it->second) {
       if (rt.busyServers.count(server)) continue;
       const pool::Server* decl = findServer(server);
@@ -746,6 +755,13 @@ void Controller::setHealth(const std::string& blade, BladeRuntime& rt, pool::Bla
   }
 }
 
+void Controller::confirmBlade(BladeRuntime& rt) {
+  rt.confirmed = true;
+  if (--unconfirmedBlades_ > 0) return;
+  event("info", "", "", "every blade known before the restart has registered again or been fenced: starts resume");
+  for (const auto& [name, _] : blades_) convergeQueue_.insert(name);
+}
+
 bool Controller::stormGuardUp() const {
   const std::size_t total = blades_.size() - retiredBlades_;
   return silentBlades_ >= options_.stormMinBlades && static_cast<double>(silentBlades_) > options_.stormShare * static_cast<double>(total);
@@ -799,7 +815,13 @@ void Controller::fence(const std::string& blade, BladeRuntime& rt, const std::st
   std::vector<std::string> ended;
   for (const auto& [name, d] : rt.domains)
     if (d.state == "running" || d.state == "paused") ended.push_back(name);
-  for (const auto& name : ended) setDomainState(blade, rt, name, "shutoff");
+  for (const auto& name : ended) {
+    setDomainState(blade, rt, name, "shutoff");
+    // A server already bound elsewhere (an operator move off this blade) was waiting for
+    // it to stop here: it may start now.
+    if (auto b = placement_.bindings.find(name); b != placement_.bindings.end() && b->second != blade) convergeQueue_.insert(b->second);
+  }
+  if (!rt.confirmed) confirmBlade(rt);
   lastPlanAt_ = now - options_.replanMinIntervalMs;
 }
 
@@ -1243,6 +1265,7 @@ ApiResponse Controller::apiRetire(const std::string& blade, std::int64_t now) {
   if (auto s = commitNow(std::move(c)); !s) return errorResponse(503, "not retired, the state store failed: " + s.error().message);
   rt.adminState = "retired";
   ++retiredBlades_;
+  if (!rt.confirmed) confirmBlade(rt);
   setHealth(blade, rt, pool::BladeState::Available, now);  // out of the storm guard's count
   event("info", blade, "", "blade retired: it takes no servers again");
   dirty_ = true;

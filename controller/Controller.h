@@ -148,6 +148,8 @@ class Controller {
     bool fenceCommandRunning = false;
     bool returned = false;     // fenced, then heard from again: not trusted until clean
     bool heldByStorm = false;  // its fencing waits for the storm guard to lift
+    // False from a restart until it registers again (we know what it runs) or is fenced.
+    bool confirmed = true;
     std::map<std::string, protocol::ObservedDomain> domains;
     std::deque<std::uint64_t> queue;  // operation ids, in dispatch order
     std::set<std::string> busyServers; // servers with an operation queued here
@@ -195,6 +197,9 @@ class Controller {
   // running (they ended with the lease, or with the power).
   void fence(const std::string& blade, BladeRuntime& rt, const std::string& reason, std::int64_t now);
   bool stormGuardUp() const;
+  // After a restart nothing starts until every blade known before is confirmed: a server
+  // being moved may still run on one we have not heard from (invariant 1).
+  void confirmBlade(BladeRuntime& rt);
   void startFenceCommand(const std::string& blade, BladeRuntime& rt);
   void setDomains(const std::string& blade, BladeRuntime& rt, const std::vector<protocol::ObservedDomain>& domains);
   // state "" forgets the domain (undefined).
@@ -237,6 +242,7 @@ class Controller {
   LeaseTable leases_;
   std::size_t silentBlades_ = 0;   // suspect or failed
   std::size_t retiredBlades_ = 0;
+  std::size_t unconfirmedBlades_ = 0;
   bool stormActive_ = false;
   std::uint64_t extraRejected_ = 0;
   std::map<std::string, std::uint64_t> extraRejectedByKind_;

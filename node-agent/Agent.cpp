@@ -133,6 +133,9 @@ void Agent::sendRegister(std::int64_t now) {
   lastReported_ = r.domains;
   lastRegisterSent_ = now;
   if (firstUnansweredRegister_ < 0) firstUnansweredRegister_ = now;
+  r.seq = ++registerSeq_;
+  registerSentAt_.emplace_back(r.seq, now);
+  if (registerSentAt_.size() > 64) registerSentAt_.pop_front();
   send_(protocol::encode(r));
 }
 
@@ -148,19 +151,34 @@ void Agent::onFrame(std::string_view bytes, std::int64_t now) {
 
 void Agent::onRegistered(const Json& frame) {
   auto m = protocol::decodeRegistered(frame);
-  if (!registered_) spdlog::info("{}: registered (heartbeat {} ms, lease {} ms)", config_.blade, m.heartbeatMs, m.leaseMs);
-  registered_ = true;
   heartbeatMs_ = std::max<std::int64_t>(m.heartbeatMs, 50);
   leaseMs_ = m.leaseMs;
-  // Which of our registers this answers is unknown: count from the earliest unanswered.
-  const std::int64_t sent = firstUnansweredRegister_ >= 0 ? firstUnansweredRegister_ : lastRegisterSent_;
-  firstUnansweredRegister_ = -1;
-  heartbeatSentAt_.clear();
-  if (sent + leaseMs_ > now_) {
-    if (!leased_) leaseDeadline_ = 0;
-    leased_ = true;
-    extendLease(sent + leaseMs_);
+  // The lease counts from when we sent the register it answers (echoed seq); from a
+  // controller that does not echo, from the earliest one not answered yet.
+  std::int64_t sent = firstUnansweredRegister_ >= 0 ? firstUnansweredRegister_ : lastRegisterSent_;
+  if (m.seq) {
+    auto it = std::find_if(registerSentAt_.begin(), registerSentAt_.end(), [&](const auto& e) { return e.first == m.seq; });
+    if (it == registerSentAt_.end()) return;  // an answer to a register we no longer know: wait for a newer one
+    sent = it->second;
   }
+  if (sent + leaseMs_ - std::max<std::int64_t>(leaseMs_ / 10, 1) <= now_) {
+    // An answer too late to hold a lease (a controller busy restarting): being registered
+    // without a lease would refuse every start for good. Ask again.
+    spdlog::warn("{}: registration answered {} ms after it was sent, too late for its {} ms lease; registering again", config_.blade,
+                 now_ - sent, leaseMs_);
+    registered_ = false;
+    firstUnansweredRegister_ = -1;
+    sendRegister(now_);
+    return;
+  }
+  if (!registered_) spdlog::info("{}: registered (heartbeat {} ms, lease {} ms)", config_.blade, m.heartbeatMs, m.leaseMs);
+  registered_ = true;
+  firstUnansweredRegister_ = -1;
+  registerSentAt_.clear();
+  heartbeatSentAt_.clear();
+  if (!leased_) leaseDeadline_ = 0;
+  leased_ = true;
+  extendLease(sent + leaseMs_);
   // Spread the heartbeats of many simulated blades instead of sending them in lockstep.
   nextHeartbeat_ = now_ + static_cast<std::int64_t>(std::hash<std::string>{}(config_.blade) % static_cast<std::size_t>(heartbeatMs_));
   nextTick_ = std::min(nextTick_, nextHeartbeat_);
@@ -303,6 +321,11 @@ void Agent::tick(std::int64_t now) {
   now_ = now;
   collectResults();
   if (now >= fenceAt()) selfFence(now);
+  // Registered but holding no lease is a dead end (every start refused): register again.
+  if (registered_ && !leased_) {
+    registered_ = false;
+    sendRegister(now);
+  }
   // While the worker has steps, look back soon for their results.
   const std::int64_t soon = queued_.empty() ? std::numeric_limits<std::int64_t>::max() : now + 10;
   if (!registered_) {

@@ -103,6 +103,8 @@ class Agent {
   bool leased_ = false;
   std::int64_t leaseDeadline_ = 0;
   std::int64_t firstUnansweredRegister_ = -1;
+  std::uint64_t registerSeq_ = 0;
+  std::deque<std::pair<std::uint64_t, std::int64_t>> registerSentAt_;  // (seq, when), unanswered
   std::deque<std::pair<std::uint64_t, std::int64_t>> heartbeatSentAt_;  // (seq, when), recent
   std::int64_t nextHeartbeat_ = 0;
   std::int64_t nextTick_ = 0;

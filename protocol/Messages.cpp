@@ -84,6 +84,7 @@ Json encode(const Register& m) {
                     {"hypervisors", i.hypervisors}, {"personality", i.personality},
                     {"driver", i.driver},           {"hostname", i.hostname}};
   j["domains"] = domainsJson(m.domains);
+  if (m.seq) j["seq"] = m.seq;
   return j;
 }
 
@@ -91,6 +92,7 @@ Json encode(const Registered& m) {
   Json j = frame(type::kRegistered);
   j["lease_ms"] = m.leaseMs;
   j["heartbeat_ms"] = m.heartbeatMs;
+  if (m.seq) j["seq"] = m.seq;
   return j;
 }
 
@@ -155,11 +157,12 @@ Register decodeRegister(const Json& j) {
   m.inventory.driver = i.value("driver", std::string());
   m.inventory.hostname = i.value("hostname", std::string());
   m.domains = domainsFrom(j.at("domains"));
+  m.seq = j.value("seq", std::uint64_t{0});
   return m;
 }
 
 Registered decodeRegistered(const Json& j) {
-  return {j.at("lease_ms").get<std::int64_t>(), j.at("heartbeat_ms").get<std::int64_t>()};
+  return {j.at("lease_ms").get<std::int64_t>(), j.at("heartbeat_ms").get<std::int64_t>(), j.value("seq", std::uint64_t{0})};
 }
 
 Heartbeat decodeHeartbeat(const Json& j) {

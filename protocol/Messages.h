@@ -58,11 +58,16 @@ struct Register {
   std::string agentVersion;
   BladeInventory inventory;
   std::vector<ObservedDomain> domains;
+  std::uint64_t seq = 0;  // numbers this agent's registers; 0: none (echoed in Registered)
 };
 
+// `seq` echoes the register it answers, so the agent counts its lease from when it sent
+// that one (0 from a controller that does not echo: the agent counts from its earliest
+// unanswered register).
 struct Registered {
   std::int64_t leaseMs = 0;
   std::int64_t heartbeatMs = 0;
+  std::uint64_t seq = 0;
 };
 
 // `domains` is absent when nothing changed since the agent's previous report: at 10,000

@@ -88,11 +88,13 @@ Check validateRegister(const Json& f) {
   if (inv.contains("hypervisors"))
     for (const auto& h : inv["hypervisors"])
       if (!h.is_string() || (h != "kvm" && h != "xen")) return invalid("inventory.hypervisors: expected \"kvm\" or \"xen\" entries");
+  LOOM_CHECK(needUnsigned(f, "seq", "", false));
   return validateDomains(f, true);
 }
 
 Check validateRegistered(const Json& f) {
   LOOM_CHECK(needUnsigned(f, "lease_ms", ""));
+  LOOM_CHECK(needUnsigned(f, "seq", "", false));
   return needUnsigned(f, "heartbeat_ms", "");
 }
 

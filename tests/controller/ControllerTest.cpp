@@ -388,6 +388,50 @@ TEST(Controller, FailbackAutoBringsAServerHomeAndItsHomeSurvivesARestart) {
   EXPECT_EQ(home["uuid"], f.uuid);
 }
 
+TEST(Controller, AServerMovedOffASilentBladeStartsOnceThatBladeIsFencedAndNotBefore) {
+  FailoverFixture f("move-frozen.db");
+  Harness& h = f.h;
+  h.registerBlade(f.victim, {{"web-0", f.uuid, "running"}});  // it reports web-0 running
+  h.run(600, {f.victim});
+  std::string spare;
+  for (auto& [b, _] : h.seq)
+    if (b != f.victim && h.blade(b)["state"] == "spare") spare = b;
+  ASSERT_FALSE(spare.empty());
+  auto moved = h.api("POST", "/v1/servers/web-0/move", Json{{"to", spare}}.dump());
+  ASSERT_EQ(moved.status, 200) << moved.body;
+  h.run(3000, {f.victim});
+  EXPECT_NE(h.server("web-0")["state"], "running") << "the silent blade may still run it";
+  h.run(3000, {f.victim});
+  ASSERT_EQ(h.blade(f.victim)["state"], "fenced");
+  auto s = h.server("web-0");
+  EXPECT_EQ(s["blade"], spare);
+  EXPECT_EQ(s["state"], "running") << s.dump();
+}
+
+TEST(Controller, AfterARestartNothingStartsUntilEveryKnownBladeRegisteredOrWasFenced) {
+  FailoverFixture f("restart-gate.db");
+  Harness& h = f.h;
+  h.registerBlade(f.victim, {{"web-0", f.uuid, "running"}});
+  std::string spare;
+  for (auto& [b, _] : h.seq)
+    if (b != f.victim && h.blade(b)["state"] == "spare") spare = b;
+  ASSERT_EQ(h.api("POST", "/v1/servers/web-0/move", Json{{"to", spare}}.dump()).status, 200);
+  // The controller dies before anything happened; the victim goes silent meanwhile.
+  std::map<std::string, std::vector<protocol::ObservedDomain>> running;
+  running[h.server("web-1")["blade"]].push_back({"web-1", "", "running"});
+  h.reopen();
+  for (auto& [b, _] : h.seq)
+    if (b != f.victim) h.registerBlade(b, running[b]);
+  EXPECT_TRUE(h.hasEvent("starts wait until the 3 blades known before the restart"));
+  h.run(3000, {f.victim});
+  EXPECT_NE(h.server("web-0")["state"], "running") << "the victim, not heard since the restart, may run it";
+  h.run(3000, {f.victim});
+  ASSERT_EQ(h.blade(f.victim)["state"], "fenced");
+  EXPECT_TRUE(h.hasEvent("starts resume"));
+  EXPECT_EQ(h.server("web-0")["state"], "running");
+  EXPECT_EQ(h.server("web-0")["blade"], spare);
+}
+
 TEST(Controller, FailedStepsAreRetriedThenBecomeAFault) {
   Harness h("retry.db");
   h.registerBlade("b1");

@@ -7,9 +7,11 @@ tests/tools/loomctl_e2e.py). Python 3 stdlib only.
   wait_until(pred, timeout, what)  poll pred until true; Failure "timed out after ..." if not
   http_request / http_get_json / http_post_json   one HTTP call, no exception on an error status
   metric(text, name)               one sample of a Prometheus text page
+  read_journal(path)               the test driver's journal file (drivers/test/Journal.h) as dicts
+  journal_runs / double_runs       runs per server and the invariant-1 check over a journal
   Cluster(loomd, agent, ...)       loomd (--api/--agents on free loopback ports) and agents
                                    (--simulate [--only] or --driver), logs in its temp dir;
-                                   kill9/restart; use it as a context manager: every process
+                                   kill9/restart/respawn/signal; use it as a context manager: every process
                                    it started is killed on the way out, also on an exception
                                    or SIGTERM (and, on Linux, when the test itself is killed).
 
@@ -88,6 +90,59 @@ def metric(text, name):
         if line.startswith(name + " "):
             return float(line.split()[-1])
     return None
+
+# --- the test driver's journal (drivers/test/Journal.h) -------------------------------
+
+def read_journal(path):
+    """Every entry of a journal file ({"t","blade","event","domain","uuid"}), in file order;
+    [] when it does not exist yet."""
+    out = []
+    if os.path.exists(path):
+        with open(path) as f:
+            for n, line in enumerate(f, 1):
+                line = line.strip()
+                if line:
+                    try:
+                        out.append(json.loads(line))
+                    except ValueError as e:
+                        raise Failure(f"{path}:{n}: not a journal line ({e}): {line[:200]}")
+    return out
+
+def journal_runs(entries, now_ms=None):
+    """uuid -> [{"blade", "domain", "from", "to"}]: a run is a "start" until the next
+    non-start event of that uuid on that blade; an open run has "to" None (it lasts until
+    now_ms, default: now). Entries are taken in time order, file order among equal times."""
+    runs, open_ = {}, {}
+    for e in sorted(entries, key=lambda e: e["t"]):  # stable: file order within one ms
+        key = (e["uuid"], e["blade"])
+        if e["event"] == "start":
+            if key not in open_:
+                run = {"blade": e["blade"], "domain": e["domain"], "from": e["t"], "to": None}
+                runs.setdefault(e["uuid"], []).append(run)
+                open_[key] = run
+        elif key in open_:
+            open_.pop(key)["to"] = e["t"]
+    return runs
+
+def double_runs(entries, now_ms=None):
+    """Invariant 1 over a journal: every pair of runs of one server on two blades at
+    overlapping times (half-open [from, to): an end at t and a start elsewhere at t do not
+    overlap), described; [] when there is none."""
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    out = []
+    for uuid, runs in journal_runs(entries).items():
+        for i, a in enumerate(runs):
+            for b in runs[i + 1:]:
+                a_to = a["to"] if a["to"] is not None else now_ms + 1
+                b_to = b["to"] if b["to"] is not None else now_ms + 1
+                if a["blade"] != b["blade"] and a["from"] < b_to and b["from"] < a_to:
+                    out.append(f"server '{a['domain']}' (uuid {uuid}) ran on {a['blade']} "
+                               f"[{a['from']}, {a['to'] or 'open'}) and on {b['blade']} [{b['from']}, {b['to'] or 'open'}) at once")
+    return out
+
+def now_ms():
+    """Wall-clock ms, the clock of the journal and of loomd's event times."""
+    return int(time.time() * 1000)
 
 # --- every process any Cluster started, killed however the test ends -------------------
 
@@ -191,10 +246,11 @@ class Cluster:
             ready()
         return p
 
-    def start_loomd(self, wait=True):
-        """loomd with its state in WORK/state.db; waits (10 s) until it serves /v1/health."""
+    def start_loomd(self, wait=True, extra=()):
+        """loomd with its state in WORK/state.db, then `extra` options; waits (10 s) until it
+        serves /v1/health."""
         argv = [self.loomd, "--state", self.path("state.db"), "--agents", self.controller,
-                "--api", f"127.0.0.1:{self.api_port}"]
+                "--api", f"127.0.0.1:{self.api_port}"] + list(extra)
         argv += (["--key", self.path("keys/loomd.key"), "--allow", self.path("keys/agent.pub")]
                  if self.secure else ["--insecure"])
         ready = (lambda: wait_until(lambda: self.get("/v1/health") is not None, 10, "loomd serves its API")) if wait else None
@@ -228,6 +284,17 @@ class Cluster:
         p.send_signal(signal.SIGKILL)
         p.wait(timeout=10)
         _live.discard(p)
+
+    def respawn(self, name):
+        """Start `name` again as it was first started (after kill9, or when it died)."""
+        if self.alive(name):
+            raise Failure(f"respawn {name}: it is still running")
+        argv, log, ready = self._specs[name]
+        return self.spawn(name, argv, log=log, ready=ready)
+
+    def signal(self, name, sig):
+        """Send `sig` (e.g. signal.SIGSTOP / SIGCONT) to process `name`."""
+        self.procs[name].send_signal(sig)
 
     def restart(self, name, pause=0.0):
         """kill -9 `name`, wait `pause` s, start it again as before (loomd: and wait for its API)."""
@@ -286,3 +353,13 @@ class Cluster:
 
     def online_blades(self):
         return [b for b in self.get("/v1/blades") if b["online"]]
+
+    def events(self, since=0):
+        """Every event after id `since` (paged), as loomd's /v1/events gives them."""
+        out = []
+        while True:
+            page = self.get(f"/v1/events?since={since}&limit=1000")
+            if not page:
+                return out
+            out += page
+            since = page[-1]["id"]

@@ -180,5 +180,22 @@ TEST(Agent, ARenewalForAnUnknownOrLateHeartbeatExtendsNothing) {
   EXPECT_FALSE(h.agent->leased());
 }
 
+TEST(Agent, ARegistrationAnsweredTooLateForItsLeaseIsAskedForAgain) {
+  Harness h;  // register seq 1 sent at 0
+  h.sent.clear();
+  h.now = 4800;  // the controller was busy: past the point the agent would fence at
+  h.frame(protocol::encode(protocol::Registered{5000, 1000, 1}));
+  EXPECT_FALSE(h.agent->registered()) << "registered without a lease would refuse every start";
+  auto registers = ofType(h.sent, "register");
+  ASSERT_EQ(registers.size(), 1u);
+  const auto seq = registers[0]["seq"].get<std::uint64_t>();
+  EXPECT_GT(seq, 1u);
+  // The answer to that one, in time: leased until 4800 + 5000.
+  h.now = 4900;
+  h.frame(protocol::encode(protocol::Registered{5000, 1000, seq}));
+  EXPECT_TRUE(h.agent->registered());
+  EXPECT_TRUE(h.agent->leased());
+}
+
 }  // namespace
 }  // namespace loom::agent
