@@ -241,7 +241,8 @@ void Controller::onRegister(const std::string& blade, const Json& frame) {
   event("info", blade, "",
         std::string(fresh ? "blade registered" : "blade re-registered") + " (agent " + msg.agentVersion + ", " +
             std::to_string(msg.domains.size()) + " domains)");
-  send_(blade, protocol::encode(protocol::Registered{options_.leaseMs, options_.heartbeatMs, msg.seq}));
+  // With a fabric thread, it answered the moment the frame arrived (ControllerLoop).
+  if (!options_.fabricRenewsLeases) send_(blade, protocol::encode(protocol::Registered{options_.leaseMs, options_.heartbeatMs, msg.seq}));
 }
 
 void Controller::onHeartbeat(const std::string& blade, const Json& frame) {

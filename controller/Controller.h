@@ -52,8 +52,9 @@ struct ControllerOptions {
   // controller is cut off than half the fabric dead.
   double stormShare = 0.5;
   std::size_t stormMinBlades = 3;
-  // Set when another thread answers heartbeats with lease-renewed as they arrive (loomd's
-  // fabric thread, through leases()); otherwise the controller answers them itself.
+  // Set when another thread answers heartbeats (lease-renewed) and registers (registered)
+  // as they arrive (loomd's fabric thread, through leases()); otherwise the controller
+  // answers them itself.
   bool fabricRenewsLeases = false;
   std::int64_t opTimeoutMs = 15000; // an operation not answered by then is retried
   int opMaxAttempts = 4;            // then it becomes a fault event

@@ -9,6 +9,8 @@
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include "protocol/Validation.h"
+
 namespace loom::controller {
 
 struct ControllerLoop::Sockets {
@@ -62,7 +64,19 @@ Status ControllerLoop::bind() {
                    "For local demos and tests only. ***",
                    options_.endpoint);
     }
-    r.bind(options_.endpoint);
+    // A controller restarted right after a crash can find its port still held while the
+    // kernel tears the old process's 10,000 connections down: wait a little for it.
+    for (int attempt = 0;; ++attempt) {
+      try {
+        r.bind(options_.endpoint);
+        if (attempt) spdlog::warn("{} bound after {} ms", options_.endpoint, attempt * 100);
+        break;
+      } catch (const zmq::error_t& e) {
+        if (e.num() != EADDRINUSE || attempt >= 50) throw;
+        if (attempt == 0) spdlog::warn("{} is still in use; retrying for up to 5 s", options_.endpoint);
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
   } catch (const zmq::error_t& e) {
     return makeError(Errc::Io, "cannot bind the agent fabric on '" + options_.endpoint + "': " + e.what());
   }
@@ -164,16 +178,25 @@ void ControllerLoop::receiveFrames() {
     }
     const std::int64_t now = monotonicMs();
     std::string bytes = parts[0].to_string();
-    // Only a well-formed heartbeat renews; everything else is the core's to judge.
+    // Only a well-formed heartbeat or register gets its lease here; everything else, and
+    // the rest of what these carry, is the core's to judge.
     const auto frame = protocol::Json::parse(bytes, nullptr, false);
-    if (frame.is_object() && frame.value("type", "") == protocol::type::kHeartbeat && frame.value("v", 0) == protocol::kVersion &&
-        frame.contains("seq") && frame["seq"].is_number_unsigned() && controller_.leases().renew(peer, now)) {
-      const std::string reply = protocol::encode(protocol::LeaseRenewed{frame["seq"].get<std::uint64_t>(), options_.leaseMs}).dump();
+    std::string reply;
+    const std::string type = frame.is_object() ? frame.value("type", "") : "";
+    if (type == protocol::type::kHeartbeat && frame.value("v", 0) == protocol::kVersion && frame.contains("seq") &&
+        frame["seq"].is_number_unsigned()) {
+      if (controller_.leases().renew(peer, now))
+        reply = protocol::encode(protocol::LeaseRenewed{frame["seq"].get<std::uint64_t>(), options_.leaseMs}).dump();
+    } else if (type == protocol::type::kRegister && !protocol::validate(frame) && frame["blade"] == peer) {
+      controller_.leases().grant(peer, now);
+      reply = protocol::encode(protocol::Registered{options_.leaseMs, options_.heartbeatMs, frame.value("seq", std::uint64_t{0})}).dump();
+    }
+    if (!reply.empty()) {
       try {
         if (r.send(zmq::buffer(peer), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
           (void)r.send(zmq::buffer(reply), zmq::send_flags::dontwait);
       } catch (const zmq::error_t& e) {
-        spdlog::debug("lease renewal to '{}' failed: {}", peer, e.what());
+        spdlog::debug("lease answer to '{}' failed: {}", peer, e.what());
       }
     }
     batch.push_back({std::move(peer), std::move(bytes), now});
@@ -246,8 +269,12 @@ void ControllerLoop::drainCore() {
   for (auto& f : frames) controller_.onFrame(f.peer, f.bytes, f.at);
 }
 
+void ControllerLoop::startFabric() {
+  if (!fabricThread_.joinable()) fabricThread_ = std::thread([this] { runFabric(); });
+}
+
 void ControllerLoop::run() {
-  fabricThread_ = std::thread([this] { runFabric(); });
+  startFabric();
   std::int64_t lastTick = 0;
   while (!stop_) {
     const std::int64_t wait = std::clamp<std::int64_t>(controller_.nextTickAt() - monotonicMs(), 0, 100);

@@ -1,8 +1,9 @@
 // loomd's two fabric-side threads. The fabric thread owns the agent-facing ZeroMQ
 // ROUTER socket and the ZAP authenticator: it receives frames, answers each heartbeat
-// with lease-renewed at once (through the Controller's LeaseTable, so a busy core never
-// lets healthy blades' leases run out), hands every frame to the core, and sends what the
-// core queues. The core thread (run()) owns the Controller: frames, tasks posted by other
+// with lease-renewed and each register with registered at once (through the
+// Controller's LeaseTable, so a busy core — or one that just restarted and has 10,000
+// registrations to take in — never lets healthy blades' leases run out), hands every
+// frame to the core, and sends what the core queues. The core thread (run()) owns the Controller: frames, tasks posted by other
 // threads (HTTP requests, fence command results) and timers. Nothing else touches either.
 #pragma once
 
@@ -25,7 +26,8 @@ struct FabricOptions {
   bool insecure = false;
   std::string secretKey;               // Z85; required unless insecure
   std::set<std::string> allowedKeys;   // agent public keys (Z85)
-  std::int64_t leaseMs = 5000;         // told in each lease-renewed
+  std::int64_t leaseMs = 5000;         // told in each lease-renewed and registered
+  std::int64_t heartbeatMs = 1000;     // told in each registered
 };
 
 class ControllerLoop {
@@ -37,7 +39,11 @@ class ControllerLoop {
 
   // Creates and binds the sockets (before the threads start, so errors reach main()).
   Status bind();
-  // Starts the fabric thread, then runs the core until stop(). Call from the core thread.
+  // Starts the fabric thread: leases are answered from here on, even while the core is
+  // still recovering its state (its frames wait for run()). Call after bind().
+  void startFabric();
+  // Runs the core until stop() (starting the fabric thread if not yet). Call from the
+  // core thread.
   void run();
   // Thread-safe.
   void stop();

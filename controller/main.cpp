@@ -100,6 +100,7 @@ int main(int argc, char** argv) {
   fabric.endpoint = agents;
   fabric.insecure = insecure;
   fabric.leaseMs = opts.leaseMs;
+  fabric.heartbeatMs = opts.heartbeatMs;
   opts.fabricRenewsLeases = true;  // the fabric thread answers heartbeats (ControllerLoop)
   if (!insecure) {
     if (keyPath.empty() || allowPath.empty())
@@ -129,9 +130,13 @@ int main(int argc, char** argv) {
   controller::Controller core(
       **store, opts, [&loopPtr](const std::string& blade, const protocol::Json& frame) { loopPtr->send(blade, frame); }, wallMs);
   const auto t0 = std::chrono::steady_clock::now();
-  if (auto s = core.recover(controller::ControllerLoop::monotonicMs()); !s) return fail("recovery: " + s.error().message);
   controller::ControllerLoop loop(core, fabric);
   loopPtr = &loop;
+  if (auto s = loop.bind(); !s) return fail(s.error().message);
+  // Leases are answered while the state loads: with 100,000 servers that takes about 2 s,
+  // and agents must not run out their leases (and fence themselves) meanwhile.
+  loop.startFabric();
+  if (auto s = core.recover(controller::ControllerLoop::monotonicMs()); !s) return fail("recovery: " + s.error().message);
   // Declared after the loop: destroyed (its commands killed, threads joined) before it.
   controller::FenceRunner fencer(opts.fenceTimeoutMs);
   if (!opts.fenceCommand.empty()) {
@@ -144,7 +149,6 @@ int main(int argc, char** argv) {
     });
     spdlog::info("fence command: {}", opts.fenceCommand);
   }
-  if (auto s = loop.bind(); !s) return fail(s.error().message);
 
   controller::HttpServer http(api.substr(0, colon), static_cast<unsigned short>(apiPort),
                               [&loop, &core](controller::ApiRequest req, controller::HttpServer::Done done) {

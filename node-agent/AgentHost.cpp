@@ -79,8 +79,9 @@ Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> drive
     // Do not queue frames for a controller that is not connected: stale heartbeats and
     // registrations are worthless; the agent retries on its own schedule.
     socket->set(zmq::sockopt::immediate, 1);
-    socket->set(zmq::sockopt::reconnect_ivl, 200);
-    socket->set(zmq::sockopt::reconnect_ivl_max, 2000);
+    // Back soon after a controller restart: the lease runs while we are disconnected.
+    socket->set(zmq::sockopt::reconnect_ivl, 100);
+    socket->set(zmq::sockopt::reconnect_ivl_max, 500);
     socket->set(zmq::sockopt::maxmsgsize, int64_t{64} << 20);
     if (!impl_->options.insecure) {
       socket->set(zmq::sockopt::curve_serverkey, impl_->options.serverKey);
