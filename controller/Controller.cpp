@@ -684,13 +684,13 @@ void Controller::detectFailures(std::int64_t now) {
     const std::int64_t silence = now - rt.lastHeartbeat;
     if (rt.health == pool::BladeState::Available && silence > options_.suspectMs) {
       event("warning", name, "", "blade suspect: no heartbeat for " + std::to_string(silence) + " ms");
-      setHealth(name, rt, pool::BladeState::Suspect, now);
+      setHealth(rt, pool::BladeState::Suspect, now);
     }
     if (rt.health == pool::BladeState::Suspect && silence > options_.deadMs) {
       event("error", name, "", "blade failed: no heartbeat for " + std::to_string(silence) +
                                    " ms; its servers stay bound to it until it is fenced (its lease runs out in " +
                                    std::to_string(std::max<std::int64_t>(0, rt.leaseUntil - now)) + " ms)");
-      setHealth(name, rt, pool::BladeState::Failed, now);
+      setHealth(rt, pool::BladeState::Failed, now);
       startFenceCommand(name, rt);
     }
     if (auto at = leases_.lastRenewal(name)) rt.leaseUntil = std::max(rt.leaseUntil, *at + options_.leaseMs);
@@ -721,8 +721,7 @@ namespace {
 bool silent(pool::BladeState s) { return s == pool::BladeState::Suspect || s == pool::BladeState::Failed; }
 }  // namespace
 
-void Controller::setHealth(const std::string& blade, BladeRuntime& rt, pool::BladeState next, std::int64_t now) {
-  (void)blade;
+void Controller::setHealth(BladeRuntime& rt, pool::BladeState next, std::int64_t now) {
   if (rt.health == next) return;
   if (silent(rt.health) != silent(next)) {
     if (silent(next)) ++silentBlades_;
@@ -779,7 +778,7 @@ void Controller::heardFrom(const std::string& blade, BladeRuntime& rt) {
   }
   if (rt.health == pool::BladeState::Available) return;
   event("info", blade, "", std::string("blade heard again after being ") + pool::toString(rt.health));
-  setHealth(blade, rt, pool::BladeState::Available, now_);
+  setHealth(rt, pool::BladeState::Available, now_);
   convergeQueue_.insert(blade);
 }
 
@@ -792,13 +791,13 @@ void Controller::checkTrust(const std::string& blade, BladeRuntime& rt) {
   rt.returned = false;
   leases_.unfence(blade);
   event("info", blade, "", "blade trusted again: it reports no servers running and rejoins the fabric");
-  setHealth(blade, rt, pool::BladeState::Available, now_);
+  setHealth(rt, pool::BladeState::Available, now_);
   lastPlanAt_ = now_ - options_.replanMinIntervalMs;
   convergeQueue_.insert(blade);
 }
 
 void Controller::fence(const std::string& blade, BladeRuntime& rt, const std::string& reason, std::int64_t now) {
-  setHealth(blade, rt, pool::BladeState::Fenced, now);
+  setHealth(rt, pool::BladeState::Fenced, now);
   rt.heldByStorm = false;
   rt.returned = false;
   event("error", blade, "", "blade fenced: " + reason);
@@ -1267,7 +1266,7 @@ ApiResponse Controller::apiRetire(const std::string& blade, std::int64_t now) {
   rt.adminState = "retired";
   ++retiredBlades_;
   if (!rt.confirmed) confirmBlade(rt);
-  setHealth(blade, rt, pool::BladeState::Available, now);  // out of the storm guard's count
+  setHealth(rt, pool::BladeState::Available, now);  // out of the storm guard's count
   event("info", blade, "", "blade retired: it takes no servers again");
   dirty_ = true;
   lastPlanAt_ = now - options_.replanMinIntervalMs;

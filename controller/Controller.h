@@ -189,7 +189,7 @@ class Controller {
   void watchLiveness(const std::string& blade, BladeRuntime& rt, std::int64_t now);
   // Every health change goes through here: it keeps the silent-blade count of the storm
   // guard, and raises or lifts the guard.
-  void setHealth(const std::string& blade, BladeRuntime& rt, pool::BladeState next, std::int64_t now);
+  void setHealth(BladeRuntime& rt, pool::BladeState next, std::int64_t now);
   // The blade was heard (register, heartbeat): suspect/failed blades recover; a fenced
   // one is only "returned" until it reports no servers running (checkTrust).
   void heardFrom(const std::string& blade, BladeRuntime& rt);

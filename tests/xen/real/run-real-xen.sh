@@ -15,7 +15,8 @@
 # LOOM_XEN_DEADLINE (seconds for the whole run, default 570: image build + qemu),
 # LOOM_XEN_PAYLOAD_TIMEOUT (both stages together; default 360 s, 420 s with stage 2,
 # capped to what the deadline leaves), LOOM_XEN_FABRIC (1 runs stage 2; default 0),
-# LOOM_XEN_QEMU (qemu binary), LOOM_XEN_KEEP=1 keeps the work directory.
+# LOOM_XEN_QEMU (qemu binary), LOOM_XEN_QEMU_CPU / LOOM_XEN_QEMU_ACCEL (override -cpu /
+# -accel, for experiments), LOOM_XEN_KEEP=1 keeps the work directory.
 set -uo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -44,6 +45,12 @@ fi
 DEADLINE=$(( $(date +%s) + ${LOOM_XEN_DEADLINE:-570} ))
 PAYLOAD_TIMEOUT=${LOOM_XEN_PAYLOAD_TIMEOUT:-$([ "$FABRIC" = 1 ] && echo 420 || echo 360)}
 QEMU=${LOOM_XEN_QEMU:-qemu-system-x86_64}
+# The flags that matter (see shared/notes/real-xen-under-qemu.md): TCG because this
+# host's /dev/kvm cannot nest a hypervisor; -smap,-smep or PV dom0 faults at once;
+# -rdtscp for PVH guests; -avx,-avx2 (and what needs AVX: fma, f16c, vaes): see README.md
+# ("Stage 2 status") — with them dom0's processes crashed with corrupted memory.
+QEMU_CPU=${LOOM_XEN_QEMU_CPU:-max,-smap,-smep,-rdtscp,-avx,-avx2,-fma,-f16c,-vaes}
+QEMU_ACCEL=${LOOM_XEN_QEMU_ACCEL:-tcg,thread=multi}
 
 skip() { echo "SKIP real-xen: $*"; verdict=0; exit 77; }
 now() { date +%s.%N; }
@@ -100,14 +107,12 @@ boot_allow=$([ "$FABRIC" = 1 ] && echo 170 || echo 110)
 echo "$PAYLOAD_TIMEOUT" >"$share/payload-timeout"
 
 echo "dom0 image: $image_dir ($(cat "$image_dir/manifest.txt" | tr '\n' ';'))"
-echo "booting Xen + dom0 under qemu (TCG; timeout ${QEMU_TIMEOUT}s, payload ${PAYLOAD_TIMEOUT}s) ..."
+echo "booting Xen + dom0 under qemu (-accel $QEMU_ACCEL -cpu $QEMU_CPU; timeout ${QEMU_TIMEOUT}s, payload ${PAYLOAD_TIMEOUT}s) ..."
 t=$(now)
-# The flags that matter (see shared/notes/real-xen-under-qemu.md): TCG because this
-# host's /dev/kvm cannot nest a hypervisor; -smap,-smep or PV dom0 faults at once;
-# -rdtscp for PVH guests; snapshot=on keeps the cached image pristine; -net none keeps
-# all traffic inside dom0; -no-reboot turns dom0's poweroff into qemu's exit.
+# -cpu and -accel: see QEMU_CPU above; snapshot=on keeps the cached image pristine;
+# -net none keeps all traffic inside dom0; -no-reboot turns dom0's poweroff into qemu's exit.
 timeout -k 10 "$QEMU_TIMEOUT" "$QEMU" \
-  -accel tcg,thread=multi -cpu max,-smap,-smep,-rdtscp -m 3072 -smp 2 -no-reboot \
+  -accel "$QEMU_ACCEL" -cpu "$QEMU_CPU" -m 3072 -smp 2 -no-reboot \
   -kernel "$image_dir/xen-4.17" \
   -append "dom0_mem=1024M,max:1024M dom0_max_vcpus=2 console=com1 com1=115200,8n1 loglvl=warning" \
   -initrd "$image_dir/vmlinuz root=/dev/vda rw console=hvc0 init=/loom-init quiet,$image_dir/initrd.img" \
