@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The demo: installs dependencies, builds, then runs a real (small) fabric on loopback:
-# loomd with its embedded SQLite store, one loom-agent process simulating every blade of
+# loomd with its embedded SQLite store, loom-agent processes simulating every blade of
 # config/examples/fabric.yaml (test driver), the example declarations applied with
-# loomctl, and the inventory shown. Everything it starts is stopped when it ends.
+# loomctl, the inventory shown, then a failover: the agent of one blade is killed and its
+# servers restart on the pool's spare once its lease has run out. Everything it starts is
+# stopped when it ends.
 #   sudo tools/demo.sh            # run the demo
 #   sudo tools/demo.sh --keep     # leave loomd and the agents running afterwards
 set -euo pipefail
@@ -47,10 +49,17 @@ step "start loomd (state: $work/state.db, agents: tcp://127.0.0.1:$fabric_port, 
   --api "127.0.0.1:$api_port" >"$work/loomd.log" 2>&1 &
 pids+=($!)
 
-step "start loom-agent --simulate $examples/fabric.yaml (one agent per blade, test driver)"
-"$agent" --insecure --controller "tcp://127.0.0.1:$fabric_port" --simulate "$examples/fabric.yaml" \
+# The blade the failover act kills runs in its own agent process; the rest share one.
+victim=c1-s1
+others=$(grep -o 'name: [A-Za-z0-9._-]*' "$examples/fabric.yaml" | awk '{print $2}' | grep -vx "$victim" | paste -sd, -)
+step "start loom-agent --simulate $examples/fabric.yaml (one agent per blade, test driver; $victim in its own process)"
+"$agent" --insecure --controller "tcp://127.0.0.1:$fabric_port" --simulate "$examples/fabric.yaml" --only "$others" \
   --journal "$work/journal.jsonl" >"$work/agents.log" 2>&1 &
 pids+=($!)
+"$agent" --insecure --controller "tcp://127.0.0.1:$fabric_port" --simulate "$examples/fabric.yaml" --only "$victim" \
+  --sim-state "$work/sim" --journal "$work/journal.jsonl" >"$work/agent-$victim.log" 2>&1 &
+victim_pid=$!
+pids+=($victim_pid)
 
 # Wait (bounded) until every blade of the fabric has registered.
 want=$(grep -c 'name:' "$examples/fabric.yaml")
@@ -74,3 +83,27 @@ step "loomctl fabric (the chassis, front view)"
 "$loomctl" fabric
 step "loomctl capacity"
 "$loomctl" capacity
+
+# Failover: the blade's agent dies with its domains still "running" (kill -9). loomd fences
+# the blade once the lease it granted has run out (5 s + 250 ms; the blade's watchdog has
+# ended its domains by then) and restarts its servers, same UUID and MACs, on the spare.
+moving=$("$loomctl" -o json blade show "$victim" | python3 -c 'import json,sys; print(" ".join(json.load(sys.stdin)["servers"]))')
+step "failover: kill -9 the agent of $victim (it runs: ${moving:-nothing})"
+last_event=$("$loomctl" -o json events --limit 10000 | python3 -c 'import json,sys; e=json.load(sys.stdin); print(e[-1]["id"] if e else 0)')
+kill -9 "$victim_pid"
+t0=$(date +%s%N)
+for _ in $(seq 1 150); do
+  state=$("$loomctl" -o json blade show "$victim" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
+  moved=$("$loomctl" -o json server list | python3 -c '
+import json, sys
+servers = {s["name"]: s for s in json.load(sys.stdin)}
+names = sys.argv[1].split()
+print(all(servers[n]["state"] == "running" and servers[n]["blade"] != sys.argv[2] for n in names))' "$moving" "$victim")
+  [ "$state" = fenced ] && [ "$moved" = True ] && break
+  sleep 0.1
+done
+echo "demo: $victim is $state; its servers running elsewhere: $moved, $(( ($(date +%s%N) - t0) / 1000000 )) ms after the kill"
+"$loomctl" events --since "$last_event"
+step "loomctl server list --pool web (where they run now) and loomctl blade list --chassis c1"
+"$loomctl" server list --pool web
+"$loomctl" blade list --chassis c1
