@@ -90,8 +90,8 @@ step "loomctl capacity"
 moving=$("$loomctl" -o json blade show "$victim" | python3 -c 'import json,sys; print(" ".join(json.load(sys.stdin)["servers"]))')
 step "failover: kill -9 the agent of $victim (it runs: ${moving:-nothing})"
 last_event=$("$loomctl" -o json events --limit 10000 | python3 -c 'import json,sys; e=json.load(sys.stdin); print(e[-1]["id"] if e else 0)')
-kill -9 "$victim_pid"
 t0=$(date +%s%N)
+{ kill -9 "$victim_pid"; wait "$victim_pid"; } 2>/dev/null || true
 for _ in $(seq 1 150); do
   state=$("$loomctl" -o json blade show "$victim" | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
   moved=$("$loomctl" -o json server list | python3 -c '
