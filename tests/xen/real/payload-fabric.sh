@@ -44,12 +44,26 @@ wait_for() {
   done
   ok "$what"
 }
+# What a failure leaves for the report: processes and where they wait (a hung xl or
+# agent), the kernel's and Xen's last words. Before anything is killed.
+diagnose() {
+  mkdir -p "$SHARE/fabric-logs"
+  {
+    echo "== ps"; ps -eo pid,ppid,stat,wchan:32,etime,time,args
+    for p in $agent_pid $(pgrep -x xl); do
+      for t in /proc/$p/task/*; do echo "== kernel stack of $p task ${t##*/}"; cat "$t/stack" 2>/dev/null; done
+    done
+    echo "== dmesg (tail)"; dmesg | tail -40
+    echo "== xl dmesg (tail)"; timeout 20 xl dmesg | tail -40
+  } >"$SHARE/fabric-logs/diag.txt" 2>&1
+}
 cleanup() {
   rc=$?
+  [ "$rc" != 0 ] && diagnose
   [ -n "$agent_pid" ] && kill -9 "$agent_pid" 2>/dev/null
   [ -n "$loomd_pid" ] && kill -9 "$loomd_pid" 2>/dev/null
   # Whatever Loom left: destroy every domain of ours (by the declared name or UUID).
-  for d in $(xl list -l 2>/dev/null | jq -r --arg u "${uuid:-none}" --arg n "$NAME" \
+  for d in $(timeout 20 xl list -l 2>/dev/null | jq -r --arg u "${uuid:-none}" --arg n "$NAME" \
              '.[] | select(.domid != 0) | select(.config.c_info.uuid == $u or .config.c_info.name == $n) | .domid'); do
     echo "cleanup: destroying leftover domain $d"; timeout 30 xl destroy "$d"
   done
@@ -57,7 +71,7 @@ cleanup() {
   cp "$W"/*.log "$W"/*.yaml "$W"/core.* "$SHARE/fabric-logs/" 2>/dev/null
   if [ "$rc" != 0 ]; then
     for f in "$W"/loomd.log "$W"/agent.log; do echo "---- $f (tail)"; tail -40 "$f" 2>/dev/null; done
-    echo "---- xl list"; xl list 2>&1
+    echo "---- xl list"; timeout 20 xl list 2>&1
   fi
   exit "$rc"
 }
@@ -111,11 +125,12 @@ power: on
 EOF
 
 # Domains with the server's UUID, as Xen sees them: a JSON array of xl list -l entries.
-xl_by_uuid() { xl list -l | jq -c --arg u "$1" '[.[] | select(.config.c_info.uuid == $u)]'; }
+# Bounded: `xl list -l` can wait on a domain's userdata lock while a create holds it.
+xl_by_uuid() { timeout 20 xl list -l | jq -c --arg u "$1" '[.[] | select(.config.c_info.uuid == $u)]'; }
 xl_count() { xl_by_uuid "$1" | jq length; }
 xl_running() {  # exactly one domain with the UUID, not shut down / crashed / dying
   [ "$(xl_count "$1")" = 1 ] || return 1
-  local st; st=$(xl list | awk -v n="$NAME" '$1 == n { print $5 }')
+  local st; st=$(timeout 20 xl list | awk -v n="$NAME" '$1 == n { print $5 }')
   [ -n "$st" ] && ! printf '%s' "$st" | grep -q '[pscd]'
 }
 xl_gone() { [ "$(xl_count "$1")" = 0 ]; }
