@@ -149,6 +149,15 @@ def pick_victims(fab, count=1):
     held = sorted(((len(b["servers"]), b["name"]) for b in fab.get("/v1/blades")), key=lambda x: (-x[0], x[1]))
     return [name for n, name in held[:count]]
 
+def take_victim(fab):
+    """The blade a scenario takes down, and what is known before: the servers it runs, the
+    web pool's spares, every server's identity, the moved servers' UUIDs."""
+    victim = pick_victims(fab)[0]
+    moved = set(blade(fab, victim)["servers"])
+    spares = fab.get("/v1/pools/web")["spare_blades"]
+    before = {n: identity(s) for n, s in servers(fab).items()}
+    return victim, moved, spares, before, {before[n][0] for n in moved}
+
 def events_for(fab, blade_name, text, since_ms=0):
     return [e for e in fab.events() if e["blade"] == blade_name and text in e["message"] and e["time_ms"] >= since_ms]
 
@@ -207,10 +216,7 @@ def check_moved(fab, before, moved, victim, spares, fence, since_ms):
 
 def kill9_agent(fab):
     on = bring_up(fab, 4, web=3, app=2, loomd_extra=timing())
-    victim = pick_victims(fab)[0]
-    moved = set(blade(fab, victim)["servers"])
-    spares = fab.get("/v1/pools/web")["spare_blades"]
-    before = {n: identity(s) for n, s in servers(fab).items()}
+    victim, moved, spares, before, _ = take_victim(fab)
     print(f"== kill -9 of agent {victim} (servers {sorted(moved)}; spares {spares})", flush=True)
     t_kill = now_ms()
     fab.kill9(f"agent-{victim}")
@@ -238,11 +244,7 @@ def kill9_agent(fab):
 
 def sigstop_agent(fab):
     on = bring_up(fab, 4, web=3, app=2, loomd_extra=timing())
-    victim = pick_victims(fab)[0]
-    moved = set(blade(fab, victim)["servers"])
-    spares = fab.get("/v1/pools/web")["spare_blades"]
-    before = {n: identity(s) for n, s in servers(fab).items()}
-    uuids = {before[n][0] for n in moved}
+    victim, moved, spares, before, uuids = take_victim(fab)
     print(f"== SIGSTOP of agent {victim} (servers {sorted(moved)})", flush=True)
     t_stop = now_ms()
     fab.signal(f"agent-{victim}", signal.SIGSTOP)
@@ -282,10 +284,7 @@ def sigstop_agent(fab):
 
 def kill9_loomd(fab):
     on = bring_up(fab, 4, web=3, app=2, loomd_extra=timing())
-    victim = pick_victims(fab)[0]
-    moved = set(blade(fab, victim)["servers"])
-    before = {n: identity(s) for n, s in servers(fab).items()}
-    uuids = {before[n][0] for n in moved}
+    victim, moved, _, before, uuids = take_victim(fab)
     last_id = max([e["id"] for e in fab.events()] or [0])
     print(f"== kill -9 of agent {victim}, then of loomd right after the fence event", flush=True)
     t_kill = now_ms()
@@ -409,11 +408,7 @@ def fence_command_ok(fab):
     lease = 20000
     script = fab.write("fence.sh", FENCE_OK.format(work=fab.work, agent=fab.agent))
     on = bring_up(fab, 4, web=3, app=2, loomd_extra=timing(lease) + ["--fence-command", f"sh '{script}' {{blade}}"])
-    victim = pick_victims(fab)[0]
-    moved = set(blade(fab, victim)["servers"])
-    spares = fab.get("/v1/pools/web")["spare_blades"]
-    before = {n: identity(s) for n, s in servers(fab).items()}
-    uuids = {before[n][0] for n in moved}
+    victim, moved, spares, before, uuids = take_victim(fab)
     print(f"== fence command powers off {victim} (SIGSTOPped) with a {lease} ms lease", flush=True)
     t_stop = now_ms()
     fab.signal(f"agent-{victim}", signal.SIGSTOP)
@@ -437,11 +432,7 @@ def fence_command_fails(fab):
     lease = 6000
     script = fab.write("fence.sh", FENCE_FAIL.format(work=fab.work))
     on = bring_up(fab, 4, web=3, app=2, loomd_extra=timing(lease) + ["--fence-command", f"sh '{script}' {{blade}}"])
-    victim = pick_victims(fab)[0]
-    moved = set(blade(fab, victim)["servers"])
-    spares = fab.get("/v1/pools/web")["spare_blades"]
-    before = {n: identity(s) for n, s in servers(fab).items()}
-    uuids = {before[n][0] for n in moved}
+    victim, moved, spares, before, uuids = take_victim(fab)
     print(f"== a failing fence command for {victim} (killed -9): the failover waits for the {lease} ms lease", flush=True)
     t_kill = now_ms()
     fab.kill9(f"agent-{victim}")
