@@ -204,6 +204,11 @@ void Controller::onFrame(const std::string& blade, std::string_view bytes, std::
   dispatcher_.dispatch(blade, blade, bytes);
 }
 
+void Controller::onParsedFrame(const std::string& blade, const Json& frame, std::int64_t now) {
+  now_ = now;
+  dispatcher_.dispatchParsed(blade, blade, frame);
+}
+
 void Controller::noteRejected(const std::string& peer, const protocol::Rejection& why) { dispatcher_.reject(peer, why); }
 
 void Controller::onRegister(const std::string& blade, const Json& frame) {

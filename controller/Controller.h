@@ -99,6 +99,8 @@ class Controller {
 
   // One frame from the agent with routing id `blade`.
   void onFrame(const std::string& blade, std::string_view bytes, std::int64_t now);
+  // The same for a frame the fabric thread already parsed (protocol::parseFrame accepted it).
+  void onParsedFrame(const std::string& blade, const protocol::Json& frame, std::int64_t now);
   // A refusal outside the frame (authentication, bad envelope), for the counters.
   void noteRejected(const std::string& peer, const protocol::Rejection& why);
 

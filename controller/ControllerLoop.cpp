@@ -177,17 +177,21 @@ void ControllerLoop::receiveFrames() {
       continue;
     }
     const std::int64_t now = monotonicMs();
-    std::string bytes = parts[0].to_string();
-    // Only a well-formed heartbeat or register gets its lease here; everything else, and
-    // the rest of what these carry, is the core's to judge.
-    const auto frame = protocol::Json::parse(bytes, nullptr, false);
+    // Parsed once, here; the core validates and handles the parsed object. Only a
+    // well-formed heartbeat or register gets its lease here; everything else, and the rest
+    // of what these carry, is the core's to judge.
+    protocol::Json frame;
+    if (protocol::parseFrame(parts[0].to_string_view(), frame)) {
+      batch.push_back({std::move(peer), nullptr, parts[0].to_string(), now});
+      continue;
+    }
     std::string reply;
-    const std::string type = frame.is_object() ? frame.value("type", "") : "";
-    if (type == protocol::type::kHeartbeat && frame.value("v", 0) == protocol::kVersion && frame.contains("seq") &&
-        frame["seq"].is_number_unsigned()) {
+    // validate() is pure and checks every field's JSON type, so nothing below can throw.
+    const std::string type = protocol::validate(frame) ? "" : frame["type"].get<std::string>();
+    if (type == protocol::type::kHeartbeat) {
       if (controller_.leases().renew(peer, now))
         reply = protocol::encode(protocol::LeaseRenewed{frame["seq"].get<std::uint64_t>(), options_.leaseMs}).dump();
-    } else if (type == protocol::type::kRegister && !protocol::validate(frame) && frame["blade"] == peer) {
+    } else if (type == protocol::type::kRegister && frame["blade"] == peer) {
       controller_.leases().grant(peer, now);
       reply = protocol::encode(protocol::Registered{options_.leaseMs, options_.heartbeatMs, frame.value("seq", std::uint64_t{0})}).dump();
     }
@@ -199,7 +203,7 @@ void ControllerLoop::receiveFrames() {
         spdlog::debug("lease answer to '{}' failed: {}", peer, e.what());
       }
     }
-    batch.push_back({std::move(peer), std::move(bytes), now});
+    batch.push_back({std::move(peer), std::move(frame), {}, now});
   }
   if (batch.empty()) return;
   {
@@ -266,7 +270,10 @@ void ControllerLoop::drainCore() {
     std::lock_guard lock(mutex_);
     frames.swap(inbox_);
   }
-  for (auto& f : frames) controller_.onFrame(f.peer, f.bytes, f.at);
+  for (auto& f : frames) {
+    if (f.frame.is_null()) controller_.onFrame(f.peer, f.bytes, f.at);
+    else controller_.onParsedFrame(f.peer, f.frame, f.at);
+  }
 }
 
 void ControllerLoop::startFabric() {

@@ -61,7 +61,8 @@ class ControllerLoop {
   struct Sockets;
   struct Inbound {
     std::string peer;
-    std::string bytes;
+    protocol::Json frame;  // parsed once, here; null when it did not parse
+    std::string bytes;     // only when it did not parse (the core counts the refusal)
     std::int64_t at;
   };
   void runFabric();

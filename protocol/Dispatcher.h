@@ -32,6 +32,11 @@ class Dispatcher {
   bool dispatch(const Peer& peer, const std::string& peerName, std::string_view bytes) {
     Json frame;
     if (auto bad = parseFrame(bytes, frame)) return reject(peerName, *bad);
+    return dispatchParsed(peer, peerName, frame);
+  }
+
+  // The same for a frame parseFrame() already accepted (a reader thread parsed it).
+  bool dispatchParsed(const Peer& peer, const std::string& peerName, const Json& frame) {
     if (auto bad = validate(frame)) return reject(peerName, *bad);
     const auto& type = frame["type"].template get_ref<const std::string&>();
     auto it = handlers_.find(type);
