@@ -7,6 +7,7 @@
 // the renewal is refused (the agent then runs out its lease and fences itself).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <mutex>
 #include <optional>
