@@ -275,7 +275,7 @@ void Controller::onHeartbeat(const std::string& blade, const Json& frame) {
     if (auto at = leases_.lastRenewal(blade)) rt.leaseUntil = std::max(rt.leaseUntil, *at + options_.leaseMs);
   } else if (leases_.renew(blade, now_)) {
     rt.leaseUntil = now_ + options_.leaseMs;
-    send_(blade, protocol::encode(protocol::LeaseRenewed{msg.seq, options_.leaseMs}));
+    if (msg.ack) send_(blade, protocol::encode(protocol::LeaseRenewed{msg.seq, options_.leaseMs}));
   }
 }
 

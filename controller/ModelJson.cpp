@@ -1,6 +1,9 @@
 #include "controller/ModelJson.h"
 
 #include <cstdio>
+#include <future>
+#include <iterator>
+#include <thread>
 #include <unordered_map>
 
 namespace loom::controller {
@@ -157,21 +160,57 @@ std::vector<DeclarationRecord> toRecords(const pool::Declarations& d) {
   return out;
 }
 
-pool::Declarations fromRecords(const std::vector<DeclarationRecord>& records, std::vector<std::string>* problems) {
+namespace {
+
+using RecordIt = std::vector<DeclarationRecord>::const_iterator;
+
+pool::Declarations fromRange(RecordIt begin, RecordIt end, std::vector<std::string>* problems) {
   pool::Declarations d;
-  for (const auto& r : records) {
+  d.servers.reserve(static_cast<std::size_t>(end - begin));
+  for (auto r = begin; r != end; ++r) {
     try {
-      Json j = Json::parse(r.body);
-      if (r.kind == "Partition") d.partitions.push_back(partitionFrom(j));
-      else if (r.kind == "Network") d.networks.push_back(networkFrom(j));
-      else if (r.kind == "IdentityPool") d.identityPools.push_back(identityPoolFrom(j));
-      else if (r.kind == "Pool") d.pools.push_back(poolFrom(j));
-      else if (r.kind == "Server") d.servers.push_back(serverFrom(j));
-      else if (problems) problems->push_back("unknown stored kind '" + r.kind + "' ('" + r.name + "')");
+      Json j = Json::parse(r->body);
+      if (r->kind == "Partition") d.partitions.push_back(partitionFrom(j));
+      else if (r->kind == "Network") d.networks.push_back(networkFrom(j));
+      else if (r->kind == "IdentityPool") d.identityPools.push_back(identityPoolFrom(j));
+      else if (r->kind == "Pool") d.pools.push_back(poolFrom(j));
+      else if (r->kind == "Server") d.servers.push_back(serverFrom(j));
+      else problems->push_back("unknown stored kind '" + r->kind + "' ('" + r->name + "')");
     } catch (const std::exception& e) {
-      if (problems) problems->push_back("stored " + r.kind + " '" + r.name + "' unreadable: " + e.what());
+      problems->push_back("stored " + r->kind + " '" + r->name + "' unreadable: " + e.what());
     }
   }
+  return d;
+}
+
+template <class T>
+void append(std::vector<T>& to, std::vector<T>&& from) {
+  to.insert(to.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+}
+
+// Below this, a second thread costs more than it saves.
+constexpr std::size_t kParallelRecords = 20000;
+
+}  // namespace
+
+pool::Declarations fromRecords(const std::vector<DeclarationRecord>& records, std::vector<std::string>* problems) {
+  std::vector<std::string> ignored;
+  if (!problems) problems = &ignored;
+  if (records.size() < kParallelRecords || std::thread::hardware_concurrency() < 2)
+    return fromRange(records.begin(), records.end(), problems);
+  // A restart with 100,000 servers parses 100,000 stored documents: half on a second
+  // thread. The order of each kind is kept (first half, then second half).
+  const auto mid = records.begin() + static_cast<std::ptrdiff_t>(records.size() / 2);
+  std::vector<std::string> laterProblems;
+  auto later = std::async(std::launch::async, [&] { return fromRange(mid, records.end(), &laterProblems); });
+  pool::Declarations d = fromRange(records.begin(), mid, problems);
+  pool::Declarations rest = later.get();
+  append(d.partitions, std::move(rest.partitions));
+  append(d.networks, std::move(rest.networks));
+  append(d.identityPools, std::move(rest.identityPools));
+  append(d.pools, std::move(rest.pools));
+  append(d.servers, std::move(rest.servers));
+  append(*problems, std::move(laterProblems));
   return d;
 }
 

@@ -363,6 +363,10 @@ void Agent::tick(std::int64_t now) {
       domainsChanged_ = false;
       heartbeatsSinceFull_ = 0;
     }
+    // An answer is asked for only once the lease has run down by a heartbeat and a half
+    // (every other beat at the defaults): a lost answer still leaves the next beats time
+    // to ask before the lease ends, and the controller sends half the messages.
+    hb.ack = leaseDeadline_ - now <= leaseMs_ - (3 * heartbeatMs_) / 2;
     send_(protocol::encode(hb));
     heartbeatSentAt_.emplace_back(hb.seq, now);
     if (heartbeatSentAt_.size() > 64) heartbeatSentAt_.pop_front();

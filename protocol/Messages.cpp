@@ -99,6 +99,7 @@ Json encode(const Registered& m) {
 Json encode(const Heartbeat& m) {
   Json j = frame(type::kHeartbeat);
   j["seq"] = m.seq;
+  if (!m.ack) j["ack"] = false;
   if (m.domains) j["domains"] = domainsJson(*m.domains);
   return j;
 }
@@ -168,6 +169,7 @@ Registered decodeRegistered(const Json& j) {
 Heartbeat decodeHeartbeat(const Json& j) {
   Heartbeat m;
   m.seq = j.at("seq").get<std::uint64_t>();
+  m.ack = j.value("ack", true);
   if (auto it = j.find("domains"); it != j.end()) m.domains = domainsFrom(*it);
   return m;
 }

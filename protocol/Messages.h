@@ -75,6 +75,9 @@ struct Registered {
 struct Heartbeat {
   std::uint64_t seq = 0;
   std::optional<std::vector<ObservedDomain>> domains;
+  // Whether the agent wants a lease-renewed for this one. It asks only when its lease has
+  // run down far enough: every answer is a message and 10,000 blades beat every second.
+  bool ack = true;
 };
 
 struct LeaseRenewed {

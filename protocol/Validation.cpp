@@ -32,9 +32,9 @@ Check needInteger(const Json& o, const char* field, const std::string& where, bo
   return std::nullopt;
 }
 
-Check needBool(const Json& o, const char* field, const std::string& where) {
+Check needBool(const Json& o, const char* field, const std::string& where, bool required = true) {
   auto it = o.find(field);
-  if (it == o.end()) return invalid(where + field + ": missing");
+  if (it == o.end()) return required ? invalid(where + field + ": missing") : std::nullopt;
   if (!it->is_boolean()) return invalid(where + field + ": expected true or false");
   return std::nullopt;
 }
@@ -100,6 +100,7 @@ Check validateRegistered(const Json& f) {
 
 Check validateHeartbeat(const Json& f) {
   LOOM_CHECK(needUnsigned(f, "seq", ""));
+  LOOM_CHECK(needBool(f, "ack", "", false));
   return validateDomains(f, false);
 }
 

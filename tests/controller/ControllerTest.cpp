@@ -230,6 +230,25 @@ TEST(Controller, SilentBladesBecomeSuspectThenFailedAndRecoverWhenHeardBeforeThe
   EXPECT_EQ(Json::parse(h.api("GET", "/v1/blades/b1").body)["state"], "available");
 }
 
+TEST(Controller, AHeartbeatThatAsksNoAnswerKeepsTheBladeAliveAndIsNotAnswered) {
+  Harness h("quiet-beats.db");
+  h.registerBlade("b1");  // lease until 1000 + 5000
+  h.sent.clear();
+  for (std::uint64_t seq = 1; seq <= 8; ++seq) {
+    h.now += 1000;
+    protocol::Heartbeat hb{seq, std::nullopt};
+    hb.ack = seq % 2 == 0;
+    h.frame("b1", protocol::encode(hb));
+    h.controller->tick(h.now);
+  }
+  // Eight seconds on, well past the first lease: every beat moved the controller's view.
+  EXPECT_EQ(h.blade("b1")["state"], "available");
+  std::vector<std::uint64_t> answered;
+  for (auto& [blade, f] : h.sent)
+    if (f["type"] == "lease-renewed") answered.push_back(f["seq"].get<std::uint64_t>());
+  EXPECT_EQ(answered, (std::vector<std::uint64_t>{2, 4, 6, 8}));
+}
+
 // Three blades, two servers kept apart, one spare.
 std::string sparedDecls(const std::string& extra = "") {
   std::string d = kDecls;

@@ -167,6 +167,44 @@ TEST(Agent, ALeaseCountsFromWhenTheAnsweredHeartbeatWasSentNotFromItsAnswer) {
   EXPECT_EQ(stateOf(*h.driver, "web-0"), "shutoff");
 }
 
+TEST(Agent, AsksForALeaseAnswerOnlyOnceTheLeaseRanDownAndOnEveryBeatAfterALostOne) {
+  Harness h;
+  h.frame(protocol::encode(protocol::Registered{5000, 1000}));
+  h.frame(protocol::encode(definesAndStarts(1)));
+  // The controller answers every heartbeat that asks, at once, for 20 s.
+  int beats = 0, asked = 0;
+  for (h.now = 0; h.now < 20000; h.now += 10) {
+    h.sent.clear();
+    h.agent->tick(h.now);
+    for (auto& f : ofType(h.sent, "heartbeat")) {
+      ++beats;
+      if (f.value("ack", true)) {
+        ++asked;
+        h.frame(protocol::encode(protocol::LeaseRenewed{f["seq"].get<std::uint64_t>(), 5000}));
+      }
+    }
+  }
+  EXPECT_GE(beats, 19);
+  EXPECT_LE(asked, beats / 2 + 1) << "every other beat at 1 s / 5 s";
+  EXPECT_GE(asked, beats / 2 - 1);
+  EXPECT_EQ(stateOf(*h.driver, "web-0"), "running") << "answered as asked: the lease never ran out";
+  // Then the answers stop: after the beat that follows the last answer, every beat asks,
+  // until the agent fences itself.
+  int beatsSince = 0, askedInARow = 0;
+  for (; h.now < 30000 && h.agent->leased(); h.now += 10) {
+    h.sent.clear();
+    h.agent->tick(h.now);
+    for (auto& f : ofType(h.sent, "heartbeat")) {
+      if (++beatsSince == 1) continue;
+      EXPECT_TRUE(f.value("ack", true)) << "a beat that did not ask while the lease runs down, at " << h.now;
+      ++askedInARow;
+    }
+  }
+  EXPECT_FALSE(h.agent->leased());
+  EXPECT_GE(askedInARow, 2) << "at least two more chances to be answered before fencing";
+  EXPECT_EQ(stateOf(*h.driver, "web-0"), "shutoff");
+}
+
 TEST(Agent, ARenewalForAnUnknownOrLateHeartbeatExtendsNothing) {
   Harness h;
   h.frame(protocol::encode(protocol::Registered{5000, 1000}));
