@@ -56,6 +56,11 @@ Status ControllerLoop::bind() {
     r.set(zmq::sockopt::sndhwm, 200000);
     r.set(zmq::sockopt::rcvhwm, 200000);
     r.set(zmq::sockopt::linger, 0);
+    // After a controller restart every agent reconnects at once. With ZeroMQ's default
+    // listen backlog (100) the SYNs beyond it are dropped and those agents retry only after
+    // TCP's 1 s, then 3 s: at 2,000 blades dozens of them ran out their leases. The
+    // kernel caps this at net.core.somaxconn (4096 by default).
+    r.set(zmq::sockopt::backlog, 65535);
     // A frame larger than this is an attack or a bug, not a plan.
     r.set(zmq::sockopt::maxmsgsize, int64_t{64} << 20);
     if (!options_.insecure) {

@@ -7,9 +7,15 @@ M servers in 20 pools. Each run measures:
                   applied and converged (CPU over --measure seconds from /proc/PID/stat)
   restart_s       kill -9 loomd, exec again -> /v1/health answers (state recovered first)
   unregistered    blades not online when the steady-state window starts
+  blades_get_s    GET /v1/blades (median of 5), during the steady state
+  blade_list_s    `loomctl blade list` (median of 5), with --loomctl
+  rss_soak_mb     RSS after --soak more seconds of heartbeats (ZeroMQ's per-connection
+                  queues are touched page by page over minutes), with --soak
+  self_fenced     agents that fenced themselves in the 15 s after the restart
 Prints every run and the medians. Every wait is bounded; all processes are killed and
 the work dir removed at the end.
-Usage: fabric_bench.py --loomd PATH --agent PATH [--blades 10000 --servers 100000 --runs 3]"""
+Usage: fabric_bench.py --loomd PATH --agent PATH [--loomctl PATH] [--blades 10000 --servers 100000
+                       --runs 3 --soak 0]"""
 import argparse, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 import urllib.error, urllib.request
 
@@ -137,6 +143,23 @@ def online(bench):
     m = bench.metrics()
     return int(sum(m.get(f'loom_blades{{state="{s}"}}', 0) for s in ("available", "active", "spare")))
 
+def median_time(action, n=5):
+    times = []
+    for _ in range(n):
+        t0 = time.monotonic()
+        action()
+        times.append(time.monotonic() - t0)
+    return statistics.median(times)
+
+def self_fenced(work):
+    """Self-fence lines ("lease not renewed") in the agents' logs so far."""
+    count = 0
+    for name in os.listdir(work):
+        if name.startswith("agent") and name.endswith(".log"):
+            with open(os.path.join(work, name), errors="replace") as f:
+                count += sum("lease not renewed" in line for line in f)
+    return count
+
 def one_run(args, run):
     work = tempfile.mkdtemp(prefix="loom-bench-")
     b = Bench(args, work)
@@ -182,10 +205,20 @@ def one_run(args, run):
         result["cpu_pct"] = 100 * (c1 - c0) / (t1 - t0)
         result["rss_mb"] = b.rss_mb(pid)
         result["heartbeats_per_s"] = (hb1 - hb0) / (t1 - t0)
+        result["blades_get_s"] = median_time(lambda: b.request("GET", "/v1/blades"))
+        if args.loomctl:
+            result["blade_list_s"] = median_time(lambda: subprocess.run(
+                [args.loomctl, "--controller", b.api, "blade", "list"], stdout=subprocess.DEVNULL, check=True, timeout=60))
+        if args.soak > 0:
+            time.sleep(args.soak)
+            result["rss_soak_mb"] = b.rss_mb(pid)
         # restart with everything in the store
         b.procs["loomd"].send_signal(signal.SIGKILL)
         b.procs.pop("loomd").wait(timeout=10)
+        fenced_before = self_fenced(work)
         result["restart_s"] = b.start_loomd()
+        time.sleep(15)
+        result["self_fenced"] = self_fenced(work) - fenced_before
         print(f"run {run}: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()), flush=True)
         return result
     finally:
@@ -206,6 +239,8 @@ def main():
     ap.add_argument("--measure", type=float, default=30)
     ap.add_argument("--register-timeout", type=float, default=120)
     ap.add_argument("--converge-timeout", type=float, default=600)
+    ap.add_argument("--loomctl", help="time `loomctl blade list` too")
+    ap.add_argument("--soak", type=float, default=0, help="seconds more before a second RSS reading")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     results = [one_run(args, i + 1) for i in range(args.runs)]
