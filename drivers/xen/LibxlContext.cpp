@@ -74,6 +74,11 @@ std::string cpuModel() {
 
 }  // namespace
 
+ShutdownRequest shutdownRequestFor(bool hvmContainer, const std::string& libxlType) {
+  if (!hvmContainer || libxlType == "pvh") return ShutdownRequest::ControlNode;
+  return ShutdownRequest::AcpiPowerButton;
+}
+
 Result<std::unique_ptr<LibxlContext>> LibxlContext::open() {
   // libxl_ctx_alloc would find out the same, but only after libxc printed its own
   // complaint to stderr; a host without Xen is an expected answer, not an error.
@@ -113,7 +118,7 @@ Result<std::vector<LiveDomain>> LibxlContext::listDomains() {
     if (info.domid == 0) continue;  // dom0 is the host, not a guest
     LiveDomain d;
     d.domid = info.domid;
-    d.hvm = info.domain_type == LIBXL_DOMAIN_TYPE_HVM;
+    d.hvmContainer = info.domain_type == LIBXL_DOMAIN_TYPE_HVM;
     if (char* name = libxl_domid_to_name(ctx_, info.domid)) {
       d.name = name;
       std::free(name);
@@ -142,7 +147,7 @@ Result<LiveDomain> LibxlContext::domainInfo(std::uint32_t domid) {
   }
   LiveDomain d;
   d.domid = domid;
-  d.hvm = info.domain_type == LIBXL_DOMAIN_TYPE_HVM;
+  d.hvmContainer = info.domain_type == LIBXL_DOMAIN_TYPE_HVM;
   if (char* name = libxl_domid_to_name(ctx_, domid)) {
     d.name = name;
     std::free(name);
@@ -203,21 +208,28 @@ Status LibxlContext::unpause(std::uint32_t domid) {
 }
 
 Status LibxlContext::requestShutdown(const LiveDomain& domain) {
-  if (domain.hvm) {
+  std::unique_ptr<xs_handle, void (*)(xs_handle*)> xs(xs_open(0), &xs_close);
+  if (!xs)
+    return makeError(Errc::Unavailable, std::string("xen: cannot connect to xenstore: ") + std::strerror(errno));
+  std::string libxlType;
+  if (domain.hvmContainer) {
+    const std::string typePath = "/libxl/" + std::to_string(domain.domid) + "/type";
+    unsigned int length = 0;
+    if (char* value = static_cast<char*>(xs_read(xs.get(), XBT_NULL, typePath.c_str(), &length))) {
+      libxlType.assign(value, length);
+      std::free(value);
+    }
+  }
+  if (shutdownRequestFor(domain.hvmContainer, libxlType) == ShutdownRequest::AcpiPowerButton) {
     int rc = libxl_send_trigger(ctx_, domain.domid, LIBXL_TRIGGER_POWER, 0, nullptr);
     if (rc != 0) return libxlError("pressing the power button of domain " + std::to_string(domain.domid), rc);
     return okStatus();
   }
   // The PV shutdown protocol: the guest watches this node and powers off when it reads
   // "poweroff" (what libxl_domain_shutdown writes before it starts waiting).
-  struct xs_handle* xs = xs_open(0);
-  if (xs == nullptr)
-    return makeError(Errc::Unavailable, std::string("xen: cannot connect to xenstore: ") + std::strerror(errno));
   const std::string path = "/local/domain/" + std::to_string(domain.domid) + "/control/shutdown";
-  const bool written = xs_write(xs, XBT_NULL, path.c_str(), "poweroff", 8);
-  const int err = errno;
-  xs_close(xs);
-  if (!written) return makeError(Errc::Io, "xen: cannot write " + path + ": " + std::strerror(err));
+  if (!xs_write(xs.get(), XBT_NULL, path.c_str(), "poweroff", 8))
+    return makeError(Errc::Io, "xen: cannot write " + path + ": " + std::strerror(errno));
   return okStatus();
 }
 

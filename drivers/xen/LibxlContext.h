@@ -30,7 +30,9 @@ inline constexpr const char* kNoXenMessage = "no Xen hypervisor on this host (ca
 // One domain as the hypervisor sees it right now.
 struct LiveDomain {
   std::uint32_t domid = 0;
-  bool hvm = false;
+  // Xen's XEN_DOMINF_hvm_guest: an HVM container, which a PVH guest is too (libxl_dominfo
+  // reports both as LIBXL_DOMAIN_TYPE_HVM). Only libxl's own record tells them apart.
+  bool hvmContainer = false;
   std::string name;  // empty while a domain is being torn down (xenstore entry gone)
   std::string uuid;
   DomainState state = DomainState::Running;
@@ -39,6 +41,18 @@ struct LiveDomain {
   std::uint32_t vcpus = 0;
   MiB memory = 0;
 };
+
+// How a guest is asked to power off.
+enum class ShutdownRequest {
+  ControlNode,      // PV protocol: "poweroff" in the domain's control/shutdown node
+  AcpiPowerButton,  // libxl_send_trigger(POWER): a guest without PV drivers understands it
+};
+// PV and PVH guests: the control node. A PVH guest has no emulated ACPI PM block, so Xen
+// drops a power button press for it silently (hvm_acpi_power_button returns when the
+// domain has no vpm) and a graceful stop would always run into its timeout. HVM, and an
+// HVM container libxl did not build (`libxlType` empty: another toolstack's): the button.
+// `libxlType` is libxl's record of the type it built ("pv", "pvh", "hvm" or empty).
+ShutdownRequest shutdownRequestFor(bool hvmContainer, const std::string& libxlType);
 
 class LibxlContext {
  public:
@@ -68,11 +82,12 @@ class LibxlContext {
   // `config` is completed with libxl's defaults in place.
   Result<std::uint32_t> createDomain(DomainConfig& config);
   Status unpause(std::uint32_t domid);
-  // Asks the guest to power off and returns at once; the caller waits. PV/PVH: the
-  // control/shutdown xenstore node, written directly, because libxl_domain_shutdown
-  // blocks up to a minute waiting for a guest that may never acknowledge (a bootloader,
-  // a kernel still booting), ignoring the caller's timeout. HVM: the ACPI power button,
-  // which a guest without PV drivers also understands.
+  // Asks the guest to power off and returns at once; the caller waits. How: see
+  // shutdownRequestFor; an HVM container's type is read from libxl's record in xenstore
+  // (/libxl/<domid>/type, what libxl's own libxl__domain_type reads). The control node
+  // is written directly, because libxl_domain_shutdown blocks up to a minute waiting for
+  // a guest that may never acknowledge (a bootloader, a kernel still booting), ignoring
+  // the caller's timeout.
   Status requestShutdown(const LiveDomain& domain);
   // Tears the domain down; it may linger as "dying" for a moment after this returns.
   Status destroy(std::uint32_t domid);

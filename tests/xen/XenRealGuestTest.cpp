@@ -1,9 +1,11 @@
 // The driver against a real Xen: runs inside the harness's dom0 (tests/xen/real), skipped
 // everywhere else. Everything it proves is read back from Xen's own view (`xl list -l`,
-// `xl info`, the guest's console log), not from what the driver says.
+// `xl info`, the guest's console log), not from what the driver says. One guest leg per
+// kernel-booted Xen guest type, PV and PVH, with the same kernel and initrd.
 //
 // Environment (set by the harness payload):
-//   LOOM_XEN_GUEST_KERNEL, LOOM_XEN_GUEST_INITRD  a PV kernel and an initrd whose init
+//   LOOM_XEN_GUEST_KERNEL, LOOM_XEN_GUEST_INITRD  a kernel that boots both PV and PVH
+//                                                 (Debian's) and an initrd whose init
 //                                                 prints LOOM-GUEST-UP and idles
 //   LOOM_XEN_CONSOLE_DIR  where xenconsoled logs guest consoles (/var/log/xen/console)
 #include <gtest/gtest.h>
@@ -15,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <ostream>
 #include <sstream>
 #include <thread>
 
@@ -48,8 +51,8 @@ long msSince(Clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start).count();
 }
 
-void timing(const char* step, long ms) {
-  std::printf("TIMING %s_ms=%ld\n", step, ms);
+void printTiming(const std::string& step, long ms) {
+  std::printf("TIMING %s_ms=%ld\n", step.c_str(), ms);
   std::fflush(stdout);
 }
 
@@ -69,7 +72,25 @@ json xlListLong(const std::string& name) {
 
 bool xlKnows(const std::string& name) { return run("xl domid " + name).exitCode == 0; }
 
-class XenRealGuest : public ::testing::Test {
+// One guest leg: how Loom asks for the guest, and the type `xl list -l` must show.
+struct GuestLeg {
+  const char* xlType;  // c_info.type as libxl records it; also the test-name suffix and TIMING prefix
+  XenGuestType type;
+  const char* name;
+  const char* uuid;
+  const char* mac;
+};
+
+// What gtest prints for a leg (test lists, ctest names): its type, not its bytes.
+void PrintTo(const GuestLeg& leg, std::ostream* out) { *out << leg.xlType; }
+
+const GuestLeg kGuestLegs[] = {
+    {"pv", XenGuestType::Pv, "loom-real-pv", "4c4f4f4d-7e57-4000-8000-00000000c0de", "52:54:00:10:00:2a"},
+    {"pvh", XenGuestType::Pvh, "loom-real-pvh", "4c4f4f4d-7e57-4000-8000-00000000c0df", "52:54:00:10:00:2b"},
+};
+
+// A driver on this dom0 (skips outside the harness).
+class XenRealDom0 : public ::testing::Test {
  protected:
   void SetUp() override {
     kernel_ = env("LOOM_XEN_GUEST_KERNEL") ? env("LOOM_XEN_GUEST_KERNEL") : "";
@@ -89,27 +110,37 @@ class XenRealGuest : public ::testing::Test {
     std::printf("probe: %s\n", probe.reason.c_str());
   }
 
+  std::string kernel_, initrd_, stateDir_;
+  std::unique_ptr<Driver> driver_;
+};
+
+class XenRealGuest : public XenRealDom0, public ::testing::WithParamInterface<GuestLeg> {
+ protected:
   void TearDown() override {
     if (driver_) (void)driver_->undefine(spec().name);
   }
 
   DomainSpec spec() const {
+    const GuestLeg& leg = GetParam();
     DomainSpec s;
-    s.name = "loom-real-pv";
-    s.uuid = "4c4f4f4d-7e57-4000-8000-00000000c0de";
+    s.name = leg.name;
+    s.uuid = leg.uuid;
     s.vcpus = 2;
     s.memory = 128;
-    s.xenType = XenGuestType::Pv;
+    s.xenType = leg.type;
     s.kernel = kernel_;
     s.initrd = initrd_;
     s.cmdline = "console=hvc0 quiet";
     NicSpec nic;
-    nic.mac = "52:54:00:10:00:2a";
+    nic.mac = leg.mac;
     nic.network = "front";  // no bridge on this blade: an isolated vif
     s.nics = {nic};
     return s;
   }
 
+  void timing(const char* step, long ms) const { printTiming(std::string(GetParam().xlType) + "_" + step, ms); }
+
+  // Polls only the console log xenconsoled writes: nothing that talks to Xen.
   bool waitForConsoleLine(const std::string& name, const std::string& needle, int timeoutMs) {
     const std::string dir = env("LOOM_XEN_CONSOLE_DIR") ? env("LOOM_XEN_CONSOLE_DIR") : "/var/log/xen/console";
     const auto deadline = Clock::now() + std::chrono::milliseconds(timeoutMs);
@@ -122,12 +153,9 @@ class XenRealGuest : public ::testing::Test {
     }
     return false;
   }
-
-  std::string kernel_, initrd_, stateDir_;
-  std::unique_ptr<Driver> driver_;
 };
 
-TEST_F(XenRealGuest, PvGuestRunsWithItsIdentityAndStopsAndDestroys) {
+TEST_P(XenRealGuest, RunsWithItsIdentityAndStopsAndDestroys) {
   const DomainSpec s = spec();
   ASSERT_TRUE(driver_->define(s).ok());
   ASSERT_TRUE(driver_->define(s).ok()) << "define is idempotent";
@@ -138,20 +166,40 @@ TEST_F(XenRealGuest, PvGuestRunsWithItsIdentityAndStopsAndDestroys) {
   timing("create", msSince(t));
   ASSERT_TRUE(driver_->start(s.name).ok()) << "start of a running domain succeeds";
 
+  // The guest really runs: its init printed on the console. Waited for first, so the
+  // toolstack queries below do not run while it boots: a PVH kernel's early boot polls
+  // the PIT it lacks ~100,000 times, each poll a VM exit, and under qemu's emulated SVM a
+  // busy dom0 during that loop has made the guest triple-fault (real/README.md, "PVH").
+  t = Clock::now();
+  bool up = waitForConsoleLine(s.name, "LOOM-GUEST-UP", 120000);
+  if (!up && run("xl dmesg").output.find("Triple fault") != std::string::npos) {
+    // That emulator fault (real/README.md, "PVH"), not the driver's: booted once more, so
+    // a known qemu defect does not fail the suite; twice in a row still does.
+    std::printf("KNOWN-EMULATOR-FAULT: %s triple-faulted while booting (xl dmesg); starting it once more\n%s",
+                s.name.c_str(), run("xl dmesg | grep -A3 'Triple fault' | tail -8").output.c_str());
+    (void)driver_->destroy(s.name);
+    ASSERT_TRUE(driver_->start(s.name).ok());
+    up = waitForConsoleLine(s.name, "LOOM-GUEST-UP", 120000);
+  }
+  timing("guest_console_line", msSince(t));
+  EXPECT_TRUE(up) << "the guest never printed LOOM-GUEST-UP; xl list:\n"
+                  << run("xl list " + s.name).output << "xl dmesg (tail):\n" << run("xl dmesg | tail -25").output;
+
   // Xen's own view of the domain.
   json xl = xlListLong(s.name);
   ASSERT_FALSE(xl.is_null()) << run("xl list -l " + s.name).output;
   const json& config = xl["config"];
   EXPECT_EQ(config["c_info"]["name"], s.name);
   EXPECT_EQ(config["c_info"]["uuid"], s.uuid);
-  EXPECT_EQ(config["c_info"]["type"], "pv");
+  EXPECT_EQ(config["c_info"]["type"], GetParam().xlType);
   EXPECT_EQ(config["b_info"]["max_memkb"], s.memory * 1024);
   EXPECT_EQ(config["b_info"]["target_memkb"], s.memory * 1024);
   EXPECT_EQ(config["b_info"]["max_vcpus"], s.vcpus);
   ASSERT_TRUE(config["nics"].is_array() && config["nics"].size() == 1) << config.dump(2);
   EXPECT_EQ(config["nics"][0]["mac"], s.nics[0].mac);
-  std::printf("xl list -l: name=%s uuid=%s max_memkb=%s max_vcpus=%s mac=%s\n",
-              config["c_info"]["name"].dump().c_str(), config["c_info"]["uuid"].dump().c_str(),
+  std::printf("xl list -l: name=%s type=%s uuid=%s max_memkb=%s max_vcpus=%s mac=%s\n",
+              config["c_info"]["name"].dump().c_str(), config["c_info"]["type"].dump().c_str(),
+              config["c_info"]["uuid"].dump().c_str(),
               config["b_info"]["max_memkb"].dump().c_str(), config["b_info"]["max_vcpus"].dump().c_str(),
               config["nics"][0]["mac"].dump().c_str());
   Command xlList = run("xl list " + s.name);
@@ -179,13 +227,8 @@ TEST_F(XenRealGuest, PvGuestRunsWithItsIdentityAndStopsAndDestroys) {
   for (const auto& d : *listed) found = found || (d.name == s.name && d.state == DomainState::Running);
   EXPECT_TRUE(found);
 
-  // The guest really runs: its init printed on the console.
-  t = Clock::now();
-  bool up = waitForConsoleLine(s.name, "LOOM-GUEST-UP", 120000);
-  timing("guest_console_line", msSince(t));
-  EXPECT_TRUE(up) << "the guest never printed LOOM-GUEST-UP";
-
-  // Graceful stop: the PV guest powers off on Xen's request, well inside the timeout.
+  // Graceful stop: the guest powers off on the control node's request (PVH too: it has no
+  // ACPI power button), well inside the timeout.
   t = Clock::now();
   Status stopped = driver_->stop(s.name, 60000);
   const long stopMs = msSince(t);
@@ -212,7 +255,10 @@ TEST_F(XenRealGuest, PvGuestRunsWithItsIdentityAndStopsAndDestroys) {
   EXPECT_EQ(driver_->info(s.name).error().code, Errc::NotFound);
 }
 
-TEST_F(XenRealGuest, NodeInfoMatchesXlInfo) {
+INSTANTIATE_TEST_SUITE_P(Types, XenRealGuest, ::testing::ValuesIn(kGuestLegs),
+                         [](const ::testing::TestParamInfo<GuestLeg>& info) { return std::string(info.param.xlType); });
+
+TEST_F(XenRealDom0, NodeInfoMatchesXlInfo) {
   auto node = driver_->nodeInfo();
   ASSERT_TRUE(node.ok()) << node.error().message;
   Command xl = run("xl info");

@@ -1,7 +1,8 @@
 #!/bin/sh
-# Harness payload: the Xen driver's real-hypervisor legs of xen_tests (a PV guest with a
-# given UUID and MAC: define/start/list/stop/destroy, checked against `xl list -l`; node
-# info against `xl info`; the conformance suite's Xen leg when it is compiled in).
+# Harness payload: the Xen driver's real-hypervisor legs of xen_tests (a PV and a PVH
+# guest, each with a given UUID and MAC: define/start/list/stop/destroy, checked against
+# `xl list -l`; node info against `xl info`; the conformance suite's Xen leg when it is
+# compiled in).
 # Runs inside dom0 with the share as working directory; its exit code is the verdict.
 set -u
 SHARE=$(pwd)
@@ -23,7 +24,7 @@ if ! ldd /tmp/xen_tests | grep -q "not found"; then :; else
 fi
 # Only the legs that need the hypervisor: translator goldens and the decline path are
 # host-side unit tests (label unit).
-/tmp/xen_tests --gtest_color=no --gtest_filter='XenRealGuest.*:Xen/DriverConformance.*' >/tmp/xen_tests.log 2>&1
+/tmp/xen_tests --gtest_color=no --gtest_filter='XenRealDom0.*:Types/XenRealGuest.*:Xen/DriverConformance.*' >/tmp/xen_tests.log 2>&1
 rc=$?
 cat /tmp/xen_tests.log
 # Inside dom0 nothing may skip except what the driver declares it does not offer.
