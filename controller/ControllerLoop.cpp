@@ -316,7 +316,7 @@ void ControllerLoop::run() {
       controller_.tick(tickAt);
       if (tickAt - lastTrim >= kTrimEveryMs) {
         // An apply of 100,000 servers leaves half a gigabyte of freed heap that malloc
-        // keeps; handing it back costs a few milliseconds.
+        // keeps (RSS 1.39 GB without this, 0.71 GB with it: docs/PERFORMANCE.md).
         ::malloc_trim(0);
         lastTrim = monotonicMs();
         if (lastTrim - tickAt > 50) spdlog::debug("malloc_trim took {} ms", lastTrim - tickAt);

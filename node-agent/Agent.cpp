@@ -365,8 +365,9 @@ void Agent::tick(std::int64_t now) {
     }
     // An answer is asked for only once the lease has run down by a heartbeat and a half
     // (every other beat at the defaults): a lost answer still leaves the next beats time
-    // to ask before the lease ends, and the controller sends half the messages.
-    hb.ack = leaseDeadline_ - now <= leaseMs_ - (3 * heartbeatMs_) / 2;
+    // to ask before the lease ends, and the controller sends half the messages. A lease
+    // shorter than three beats has no such room: every beat asks.
+    hb.ack = leaseMs_ < 3 * heartbeatMs_ || leaseDeadline_ - now <= leaseMs_ - (3 * heartbeatMs_) / 2;
     send_(protocol::encode(hb));
     heartbeatSentAt_.emplace_back(hb.seq, now);
     if (heartbeatSentAt_.size() > 64) heartbeatSentAt_.pop_front();

@@ -205,6 +205,23 @@ TEST(Agent, AsksForALeaseAnswerOnlyOnceTheLeaseRanDownAndOnEveryBeatAfterALostOn
   EXPECT_EQ(stateOf(*h.driver, "web-0"), "shutoff");
 }
 
+TEST(Agent, WithALeaseOfFewerThanThreeBeatsEveryBeatAsksForAnAnswer) {
+  Harness h;
+  h.frame(protocol::encode(protocol::Registered{2000, 1000}));
+  int beats = 0;
+  for (h.now = 0; h.now < 10000; h.now += 10) {
+    h.sent.clear();
+    h.agent->tick(h.now);
+    for (auto& f : ofType(h.sent, "heartbeat")) {
+      ++beats;
+      EXPECT_TRUE(f.value("ack", true)) << "beat " << f["seq"] << " did not ask";
+      h.frame(protocol::encode(protocol::LeaseRenewed{f["seq"].get<std::uint64_t>(), 2000}));
+    }
+  }
+  EXPECT_GE(beats, 9);
+  EXPECT_TRUE(h.agent->leased());
+}
+
 TEST(Agent, ARenewalForAnUnknownOrLateHeartbeatExtendsNothing) {
   Harness h;
   h.frame(protocol::encode(protocol::Registered{5000, 1000}));
