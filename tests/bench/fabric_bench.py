@@ -127,6 +127,14 @@ class Bench:
                     return int(line.split()[1]) / 1024
         return 0
 
+    def finish(self, keep):
+        """Kills every process; removes the work dir unless `keep`."""
+        self.stop_all()
+        if keep:
+            print("kept", self.work)
+        else:
+            shutil.rmtree(self.work, ignore_errors=True)
+
     def stop_all(self):
         for p in self.procs.values():
             if p.poll() is None:
@@ -222,11 +230,7 @@ def one_run(args, run):
         print(f"run {run}: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()), flush=True)
         return result
     finally:
-        b.stop_all()
-        if args.keep:
-            print("kept", work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        b.finish(args.keep)
 
 def main():
     ap = argparse.ArgumentParser()

@@ -21,7 +21,7 @@ holds several; every pool keeps spares. Each run (a fresh fabric):
 Prints every run, the medians over --runs and the command line that reproduces it.
 Every wait is bounded; all processes are killed and the work dir removed at the end.
 Usage: failover_bench.py --loomd PATH --agent PATH [--blades 1000 --runs 3 --lease-ms 5000]"""
-import argparse, json, os, shlex, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, shlex, signal, socket, statistics, subprocess, sys, tempfile, time
 import urllib.error, urllib.request
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -176,11 +176,7 @@ def one_run(args, run):
               + f"  ({victim} -> {','.join(targets)}; fence: {fence['message'][:60]})", flush=True)
         return result
     finally:
-        r.stop_all()
-        if args.keep:
-            print("kept", work)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        r.finish(args.keep)
 
 def main():
     ap = argparse.ArgumentParser()
