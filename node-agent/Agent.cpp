@@ -368,10 +368,17 @@ void Agent::tick(std::int64_t now) {
     // to ask before the lease ends, and the controller sends half the messages. A lease
     // shorter than three beats has no such room: every beat asks.
     hb.ack = leaseMs_ < 3 * heartbeatMs_ || leaseDeadline_ - now <= leaseMs_ - (3 * heartbeatMs_) / 2;
-    send_(protocol::encode(hb));
-    heartbeatSentAt_.emplace_back(hb.seq, now);
-    if (heartbeatSentAt_.size() > 64) heartbeatSentAt_.pop_front();
-    nextHeartbeat_ = now + heartbeatMs_;
+    if (send_(protocol::encode(hb))) {
+      heartbeatSentAt_.emplace_back(hb.seq, now);
+      if (heartbeatSentAt_.size() > 64) heartbeatSentAt_.pop_front();
+      nextHeartbeat_ = now + heartbeatMs_;
+    } else {
+      // Not connected (the controller restarting): try again shortly rather than a whole
+      // beat later, so the first beat after the reconnect renews the lease at once. The
+      // domain list it carried was not delivered.
+      if (hb.domains) domainsChanged_ = true;
+      nextHeartbeat_ = now + std::min(heartbeatMs_, kUnsentRetryMs);
+    }
   }
   nextTick_ = std::min({nextHeartbeat_, soon, fenceAt()});
 }

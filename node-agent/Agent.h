@@ -26,6 +26,8 @@
 namespace loom::agent {
 
 inline constexpr const char* kAgentVersion = "0.1.0";
+// A heartbeat that found no connection is tried again this soon.
+inline constexpr std::int64_t kUnsentRetryMs = 100;
 
 struct AgentConfig {
   std::string blade;
@@ -44,7 +46,9 @@ struct AgentConfig {
 
 class Agent {
  public:
-  using Send = std::function<void(const protocol::Json& frame)>;
+  // Returns whether the frame went out; false when there is no connection to the
+  // controller right now (the frame is dropped, not queued).
+  using Send = std::function<bool(const protocol::Json& frame)>;
 
   // `guard` (may be null: the agent alone fences, and a frozen agent cannot) is renewed
   // with every lease.

@@ -11,6 +11,7 @@ using protocol::Json;
 
 struct Harness {
   std::vector<Json> sent;
+  bool connected = true;  // false: frames find no connection and are dropped
   std::unique_ptr<Agent> agent;
   drivers::test::TestDriver* driver = nullptr;  // owned by the agent
   std::int64_t now = 0;
@@ -23,7 +24,10 @@ struct Harness {
     ac.blade = "b1";
     ac.inventory.cores = 8;
     ac.inventory.memoryMib = 16384;
-    agent = std::make_unique<Agent>(ac, std::move(*driver), [this](const Json& f) { sent.push_back(f); });
+    agent = std::make_unique<Agent>(ac, std::move(*driver), [this](const Json& f) {
+      if (connected) sent.push_back(f);
+      return connected;
+    });
     agent->start(now);
   }
   void frame(const Json& f) { agent->onFrame(f.dump(), now); }
@@ -220,6 +224,35 @@ TEST(Agent, WithALeaseOfFewerThanThreeBeatsEveryBeatAsksForAnAnswer) {
   }
   EXPECT_GE(beats, 9);
   EXPECT_TRUE(h.agent->leased());
+}
+
+TEST(Agent, AHeartbeatThatFoundNoConnectionIsTriedAgainWithinATenthOfABeat) {
+  Harness h;
+  h.frame(protocol::encode(protocol::Registered{5000, 1000}));
+  h.frame(protocol::encode(definesAndStarts(1)));
+  // The controller goes away (restarting) for 2.5 s; it was last heard at 0.
+  h.connected = false;
+  for (h.now = 0; h.now < 2500; h.now += 10) h.agent->tick(h.now);
+  // It is back: the next beat goes out within 100 ms, not up to a beat later, asks for an
+  // answer, and carries the domain lists that could not be delivered.
+  h.connected = true;
+  std::vector<Json> beats;
+  const std::int64_t back = h.now;
+  for (; h.now < back + 1000 && beats.empty(); h.now += 10) {
+    h.sent.clear();
+    h.agent->tick(h.now);
+    beats = ofType(h.sent, "heartbeat");
+  }
+  ASSERT_EQ(beats.size(), 1u);
+  EXPECT_LE(h.now - back, 110);
+  EXPECT_TRUE(beats[0].value("ack", true)) << "absent means asked";
+  ASSERT_TRUE(beats[0].contains("domains"));
+  EXPECT_EQ(beats[0]["domains"][0]["name"], "web-0");
+  // Its answer holds the lease (it counts from that beat), and nothing was fenced.
+  h.frame(protocol::encode(protocol::LeaseRenewed{beats[0]["seq"].get<std::uint64_t>(), 5000}));
+  h.agent->tick(h.now = 5500);
+  EXPECT_TRUE(h.agent->leased());
+  EXPECT_EQ(stateOf(*h.driver, "web-0"), "running");
 }
 
 TEST(Agent, ARenewalForAnUnknownOrLateHeartbeatExtendsNothing) {
