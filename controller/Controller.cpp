@@ -175,6 +175,19 @@ Status Controller::recover(std::int64_t now) {
   event("info", "", "",
         "controller started: " + std::to_string(declarations_.servers.size()) + " servers, " +
             std::to_string(blades_.size()) + " blades, " + std::to_string(placement_.bindings.size()) + " bindings recovered");
+  // After a restart every agent reconnects at once: 10,000 agents on 2 shared cores took
+  // 2-3 s (docs/PERFORMANCE.md; reckoned here as 0.5 ms a blade, with room). An agent's
+  // last answer may be two beats old (one when every beat asks), and it fences a tenth of
+  // the lease early: what is left of the lease must cover the reconnect.
+  const std::int64_t reconnectMs = static_cast<std::int64_t>(blades_.size()) / 2;
+  const std::int64_t answerAgeMs = (options_.leaseMs < 3 * options_.heartbeatMs ? 1 : 2) * options_.heartbeatMs;
+  const std::int64_t leftMs = options_.leaseMs - answerAgeMs - options_.leaseMs / 10;
+  if (!blades_.empty() && reconnectMs > leftMs)
+    event("warning", "", "",
+          "lease " + std::to_string(options_.leaseMs) + " ms is short for " + std::to_string(blades_.size()) +
+              " blades: after a controller restart agents may run it out while they reconnect (up to " + std::to_string(reconnectMs) +
+              " ms) and fence themselves; raise --lease-ms to " +
+              std::to_string(((reconnectMs + answerAgeMs) * 10 / 9 + 999) / 1000 * 1000) + " or more");
   if (unconfirmedBlades_)
     event("info", "", "",
           "starts wait until the " + std::to_string(unconfirmedBlades_) +

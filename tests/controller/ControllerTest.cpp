@@ -188,6 +188,24 @@ TEST(Controller, RestartKeepsBindingsAndIdentities) {
   }
 }
 
+TEST(Controller, ALeaseTooShortForTheBladesToReconnectAfterARestartIsWarnedAbout) {
+  // 100 blades reconnect in up to 50 ms (0.5 ms each); a 100 ms lease at 50 ms beats
+  // leaves 40 ms of it after the last answer and the early fence.
+  ControllerOptions opts;
+  opts.heartbeatMs = 50;
+  opts.leaseMs = 100;
+  Harness h("short-lease.db", opts);
+  EXPECT_FALSE(h.hasEvent("is short for")) << "no blades, nothing to warn about";
+  for (int i = 0; i < 100; ++i) h.registerBlade("b" + std::to_string(i));
+  h.controller->tick(h.now);  // persists them
+  h.reopen();
+  EXPECT_TRUE(h.hasEvent("lease 100 ms is short for 100 blades")) << "the restart that would fence them says so";
+  EXPECT_TRUE(h.hasEvent("raise --lease-ms to 1000 or more"));
+  h.options.leaseMs = 1000;
+  h.reopen();
+  EXPECT_FALSE(h.hasEvent("lease 1000 ms is short"));
+}
+
 TEST(Controller, RunningDomainsReportedAtRegistrationAreAdoptedNotRestarted) {
   Harness h("adopt.db");
   h.registerBlade("b1");
