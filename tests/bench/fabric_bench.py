@@ -5,6 +5,7 @@ M servers in 20 pools. Each run measures:
   apply_10k_s     POST /v1/apply of 10,000 servers (parse, validate, plan, persist)
   cpu_pct, rss_mb loomd steady state with N blades heartbeating at 1/s and all M servers
                   applied and converged (CPU over --measure seconds from /proc/PID/stat)
+  agents_cpu_pct  the simulating agents' CPU over the same window (they share the cores)
   restart_s       kill -9 loomd, exec again -> /v1/health answers (state recovered first)
   unregistered    blades not online when the steady-state window starts
   blades_get_s    GET /v1/blades (median of 5), during the steady state
@@ -15,7 +16,7 @@ M servers in 20 pools. Each run measures:
 Prints every run and the medians. Every wait is bounded; all processes are killed and
 the work dir removed at the end.
 Usage: fabric_bench.py --loomd PATH --agent PATH [--loomctl PATH] [--blades 10000 --servers 100000
-                       --runs 3 --soak 0]"""
+                       --runs 3 --soak 0 --lease-ms MS]"""
 import argparse, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 import urllib.error, urllib.request
 
@@ -98,7 +99,8 @@ class Bench:
         t0 = time.monotonic()
         self.procs["loomd"] = subprocess.Popen(
             [self.args.loomd, "--state", os.path.join(self.work, "state.db"), "--insecure",
-             "--agents", f"tcp://127.0.0.1:{self.fabric_port}", "--api", f"127.0.0.1:{self.api_port}"],
+             "--agents", f"tcp://127.0.0.1:{self.fabric_port}", "--api", f"127.0.0.1:{self.api_port}"]
+            + (["--lease-ms", str(self.args.lease_ms)] if getattr(self.args, "lease_ms", None) else []),
             stdout=log, stderr=subprocess.STDOUT)
         t1 = self.wait(lambda: self.request("GET", "/v1/health", timeout=2)[0] == 200, 120, "loomd serving")
         return t1 - t0
@@ -205,12 +207,14 @@ def one_run(args, run):
         time.sleep(args.settle)
         result["unregistered"] = args.blades - online(b)
         pid = b.procs["loomd"].pid
-        c0, t0 = b.cpu_seconds(pid), time.monotonic()
+        agents = [p.pid for name, p in b.procs.items() if name.startswith("agent")]
+        c0, a0, t0 = b.cpu_seconds(pid), sum(map(b.cpu_seconds, agents)), time.monotonic()
         hb0 = b.metrics().get("loom_heartbeats_total", 0)
         time.sleep(args.measure)
-        c1, t1 = b.cpu_seconds(pid), time.monotonic()
+        c1, a1, t1 = b.cpu_seconds(pid), sum(map(b.cpu_seconds, agents)), time.monotonic()
         hb1 = b.metrics().get("loom_heartbeats_total", 0)
         result["cpu_pct"] = 100 * (c1 - c0) / (t1 - t0)
+        result["agents_cpu_pct"] = 100 * (a1 - a0) / (t1 - t0)
         result["rss_mb"] = b.rss_mb(pid)
         result["heartbeats_per_s"] = (hb1 - hb0) / (t1 - t0)
         result["blades_get_s"] = median_time(lambda: b.request("GET", "/v1/blades"))
@@ -245,6 +249,7 @@ def main():
     ap.add_argument("--converge-timeout", type=float, default=600)
     ap.add_argument("--loomctl", help="time `loomctl blade list` too")
     ap.add_argument("--soak", type=float, default=0, help="seconds more before a second RSS reading")
+    ap.add_argument("--lease-ms", type=int, help="loomd's --lease-ms (default: loomd's own)")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     results = [one_run(args, i + 1) for i in range(args.runs)]
