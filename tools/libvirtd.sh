@@ -11,6 +11,7 @@ set -euo pipefail
 run=/run
 virtlogd_pid=$run/loom-virtlogd.pid
 libvirtd_pid=$run/loom-libvirtd.pid
+kvm_perms=$run/loom-kvm-perms   # /dev/kvm's mode, owner, group before start changed them
 log_dir=/var/log/libvirt
 wait_s=${LOOM_LIBVIRTD_WAIT_S:-20}
 uri=qemu:///system
@@ -40,6 +41,15 @@ ensure_qemu_user() {
     usermod -a -G kvm libvirt-qemu
   fi
   getent group libvirt >/dev/null || groupadd --system libvirt
+  # Without udev (these machines) /dev/kvm can be root:root 0600. Debian's udev rule makes
+  # it group kvm, 0660; without that the guests' user cannot open it, and libvirtd finds
+  # its cached qemu capabilities stale on every connection and probes qemu again (5-10 s
+  # each time: the KVM tests timed out). Do what the rule does; `stop` puts it back.
+  if [ -c /dev/kvm ] && getent group kvm >/dev/null && [ "$(stat -c %G /dev/kvm)" != kvm ]; then
+    stat -c '%a %U %G' /dev/kvm > "$kvm_perms"
+    chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
+    echo "libvirtd.sh: /dev/kvm was $(cat "$kvm_perms"); now 0660 root:kvm, as udev would make it"
+  fi
 }
 
 start() {
@@ -105,6 +115,11 @@ stop() {
   fi
   stop_one "$libvirtd_pid" libvirtd
   stop_one "$virtlogd_pid" virtlogd
+  if [ -s "$kvm_perms" ] && [ -c /dev/kvm ]; then
+    read -r mode owner group < "$kvm_perms"
+    chown "$owner:$group" /dev/kvm && chmod "$mode" /dev/kvm && echo "libvirtd.sh: /dev/kvm back to $mode $owner:$group"
+    rm -f "$kvm_perms"
+  fi
 }
 
 status() {
