@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "config/Loader.h"
+#include "protocol/RelayEnvelope.h"
 
 namespace loom::controller {
 namespace {
@@ -212,13 +213,15 @@ const pool::Server* Controller::findServer(const std::string& name) const {
 // ---------------------------------------------------------------------------------------
 // Fabric
 
-void Controller::onFrame(const std::string& blade, std::string_view bytes, std::int64_t now) {
+void Controller::onFrame(const std::string& blade, std::string_view bytes, std::int64_t now, const std::string& via) {
   now_ = now;
+  via_ = via;
   dispatcher_.dispatch(blade, blade, bytes);
 }
 
-void Controller::onParsedFrame(const std::string& blade, const Json& frame, std::int64_t now) {
+void Controller::onParsedFrame(const std::string& blade, const Json& frame, std::int64_t now, const std::string& via) {
   now_ = now;
+  via_ = via;
   dispatcher_.dispatchParsed(blade, blade, frame);
 }
 
@@ -229,6 +232,10 @@ void Controller::onRegister(const std::string& blade, const Json& frame) {
   if (msg.blade != blade) {
     // The routing id is what replies go to; a mismatch would send plans astray.
     dispatcher_.reject(blade, {"invalid", "register names blade '" + msg.blade + "' but the connection is '" + blade + "'"});
+    return;
+  }
+  if (!protocol::isValidBladeName(blade)) {
+    dispatcher_.reject(blade, {"invalid", "blade name '" + blade.substr(0, 64) + "' holds '/' or control characters"});
     return;
   }
   ++registrations_;
@@ -243,6 +250,7 @@ void Controller::onRegister(const std::string& blade, const Json& frame) {
     dirty_ = true;
   }
   rt.registered = true;
+  rt.via = via_;
   rt.lastHeartbeat = now_;
   rt.lastSeq = 0;
   rt.leaseUntil = now_ + options_.leaseMs;
@@ -273,6 +281,7 @@ void Controller::onHeartbeat(const std::string& blade, const Json& frame) {
   ++heartbeats_;
   BladeRuntime& rt = it->second;
   auto msg = protocol::decodeHeartbeat(frame);
+  if (rt.via != via_) rt.via = via_;
   rt.lastHeartbeat = now_;
   rt.lastSeq = msg.seq;
   heardFrom(blade, rt);
@@ -1417,6 +1426,7 @@ Json Controller::bladeJson(const std::string& name, const BladeRuntime& rt) cons
          {"role", role},
          {"servers", servers},
          {"online", rt.registered && rt.health == pool::BladeState::Available},
+         {"relay", rt.via.empty() ? Json(nullptr) : Json(rt.via.substr(protocol::kRelayIdPrefix.size()))},
          {"driver", rt.inventory.driver},
          {"cpu_model", rt.inventory.cpuModel},
          {"domains", rt.domains.size()},
@@ -1520,6 +1530,17 @@ std::string Controller::metrics() const {
   o << "# HELP loom_heartbeats_total Heartbeats received.\n# TYPE loom_heartbeats_total counter\nloom_heartbeats_total " << heartbeats_ << "\n";
   o << "# HELP loom_registrations_total Agent registrations.\n# TYPE loom_registrations_total counter\nloom_registrations_total "
     << registrations_ << "\n";
+  std::set<std::string_view> relays;
+  std::size_t relayed = 0, direct = 0;
+  for (const auto& [name, rt] : blades_) {
+    if (!rt.registered) continue;
+    if (rt.via.empty()) ++direct;
+    else relays.insert(rt.via), ++relayed;
+  }
+  o << "# HELP loom_fabric_relays Fabric relays carrying registered blades.\n# TYPE loom_fabric_relays gauge\nloom_fabric_relays "
+    << relays.size() << "\n";
+  o << "# HELP loom_fabric_blades Registered blades by how they reach the controller.\n# TYPE loom_fabric_blades gauge\n"
+    << "loom_fabric_blades{via=\"direct\"} " << direct << "\nloom_fabric_blades{via=\"relay\"} " << relayed << "\n";
   o << "# HELP loom_fabric_messages_total Fabric messages accepted.\n# TYPE loom_fabric_messages_total counter\n"
     << "loom_fabric_messages_total " << dispatcher_.accepted() << "\n";
   o << "# HELP loom_fabric_rejected_total Fabric frames or connections refused, by reason.\n# TYPE loom_fabric_rejected_total counter\n";

@@ -97,10 +97,11 @@ class Controller {
   // The fence command for `blade` finished: `ok` means it confirmed power-off.
   void onFenceResult(const std::string& blade, bool ok, const std::string& detail, std::int64_t now);
 
-  // One frame from the agent with routing id `blade`.
-  void onFrame(const std::string& blade, std::string_view bytes, std::int64_t now);
+  // One frame from the agent with routing id `blade`; `via` names the fabric relay it
+  // came through (empty: directly), which the blade's record shows.
+  void onFrame(const std::string& blade, std::string_view bytes, std::int64_t now, const std::string& via = {});
   // The same for a frame the fabric thread already parsed (protocol::parseFrame accepted it).
-  void onParsedFrame(const std::string& blade, const protocol::Json& frame, std::int64_t now);
+  void onParsedFrame(const std::string& blade, const protocol::Json& frame, std::int64_t now, const std::string& via = {});
   // A refusal outside the frame (authentication, bad envelope), for the counters.
   void noteRejected(const std::string& peer, const protocol::Rejection& why);
 
@@ -158,6 +159,7 @@ class Controller {
     std::set<std::string> busyServers; // servers with an operation queued here
     std::set<std::string> warnedForeign;  // unmanaged domains already reported
     std::int64_t livenessAt = 0;  // due time of its live entry in livenessDue_ (0: none)
+    std::string via;  // the fabric relay it was last heard through; empty: directly
   };
 
   // Min-heap of (time, key): tick() pops what is due, so its cost follows the work to
@@ -288,6 +290,7 @@ class Controller {
   std::int64_t nextTick_ = 0;
   std::int64_t lastRetryScan_ = 0;
   std::int64_t now_ = 0;
+  std::string via_;  // of the frame being handled
 
   // Metrics.
   std::uint64_t heartbeats_ = 0, registrations_ = 0, plans_ = 0, opsSent_ = 0, opsFailed_ = 0, opsRetried_ = 0;

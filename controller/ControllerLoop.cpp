@@ -7,11 +7,16 @@
 
 #include <chrono>
 #include <thread>
+#include <unordered_map>
+#include <variant>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
+#include "protocol/RelayEnvelope.h"
 #include "protocol/Validation.h"
+#include "protocol/ZapAuthenticator.h"
 
 namespace loom::controller {
 
@@ -23,7 +28,12 @@ constexpr std::int64_t kTrimEveryMs = 30000;
 struct ControllerLoop::Sockets {
   zmq::context_t context{1};
   zmq::socket_t router{context, zmq::socket_type::router};
-  std::unique_ptr<zmq::socket_t> zap;  // only with Curve on
+  std::unique_ptr<protocol::ZapAuthenticator> zap;  // only with Curve on
+  // Fabric thread only. How each blade was last heard from: the routing id of its relay,
+  // absent when it connects directly. Frames for a relay's blades wait here until the
+  // end of the pass, then go out as one envelope.
+  std::unordered_map<std::string, std::string> relayOf;
+  std::unordered_map<std::string, std::vector<std::pair<std::string, std::string>>> toRelay;
 };
 
 ControllerLoop::ControllerLoop(Controller& controller, FabricOptions options)
@@ -37,7 +47,7 @@ ControllerLoop::~ControllerLoop() {
   if (fabricThread_.joinable()) fabricThread_.join();
   if (sockets_) {
     sockets_->router.close();
-    if (sockets_->zap) sockets_->zap->close();
+    if (sockets_->zap) sockets_->zap->socket().close();
   }
   if (coreWakeFd_ >= 0) ::close(coreWakeFd_);
   if (fabricWakeFd_ >= 0) ::close(fabricWakeFd_);
@@ -65,14 +75,17 @@ Status ControllerLoop::bind() {
     r.set(zmq::sockopt::maxmsgsize, int64_t{64} << 20);
     if (!options_.insecure) {
       // The authenticator must be bound before the first handshake can happen.
-      sockets_->zap = std::make_unique<zmq::socket_t>(sockets_->context, zmq::socket_type::rep);
-      sockets_->zap->set(zmq::sockopt::linger, 0);
-      sockets_->zap->bind("inproc://zeromq.zap.01");
+      sockets_->zap = std::make_unique<protocol::ZapAuthenticator>(
+          sockets_->context, options_.allowedKeys, options_.relayKeys, [this](const std::string& key, const std::string& address) {
+            post([this, key, address] {
+              controller_.noteRejected("key " + key, {"auth", "key " + key + " from " + address + " is not in the allow-list"});
+            });
+          });
       r.set(zmq::sockopt::zap_domain, "loom");
       r.set(zmq::sockopt::curve_server, 1);
       r.set(zmq::sockopt::curve_secretkey, options_.secretKey);
     } else {
-      spdlog::warn("*** --insecure: CurveZMQ is OFF. Any process that can reach {} can act as an agent. "
+      spdlog::warn("*** --insecure: CurveZMQ is OFF. Any process that can reach {} can act as an agent or a relay. "
                    "For local demos and tests only. ***",
                    options_.endpoint);
     }
@@ -94,6 +107,8 @@ Status ControllerLoop::bind() {
   }
   return okStatus();
 }
+
+std::string ControllerLoop::boundEndpoint() const { return sockets_->router.get(zmq::sockopt::last_endpoint); }
 
 void ControllerLoop::wake(int fd) {
   std::uint64_t one = 1;
@@ -122,58 +137,17 @@ void ControllerLoop::post(std::function<void()> task) {
   wake(coreWakeFd_);
 }
 
-void ControllerLoop::handleZap() {
-  auto& zap = *sockets_->zap;
-  std::vector<zmq::message_t> req;
-  try {
-    while (true) {
-      req.clear();
-      zmq::message_t part;
-      if (!zap.recv(part, zmq::recv_flags::dontwait)) return;
-      req.push_back(std::move(part));
-      while (req.back().more()) {
-        zmq::message_t more;
-        (void)zap.recv(more);
-        req.push_back(std::move(more));
-      }
-      // ZAP request: version, request id, domain, address, identity, mechanism, credentials...
-      std::string status = "400", text = "refused";
-      std::string keyText = "(none)";
-      if (req.size() >= 7 && req[5].to_string() == "CURVE" && req[6].size() == 32) {
-        char z85[41];
-        zmq_z85_encode(z85, static_cast<const std::uint8_t*>(req[6].data()), 32);
-        keyText = z85;
-        if (options_.allowedKeys.count(keyText)) status = "200", text = "OK";
-      }
-      if (status != "200") {
-        const std::string address = req.size() > 3 ? req[3].to_string() : "?";
-        post([this, keyText, address] {
-          controller_.noteRejected("key " + keyText, {"auth", "agent key " + keyText + " from " + address + " is not in the allow-list"});
-        });
-      }
-      const std::string version = req.empty() ? "1.0" : req[0].to_string();
-      const std::string requestId = req.size() > 1 ? req[1].to_string() : "";
-      zap.send(zmq::buffer(version), zmq::send_flags::sndmore);
-      zap.send(zmq::buffer(requestId), zmq::send_flags::sndmore);
-      zap.send(zmq::buffer(status), zmq::send_flags::sndmore);
-      zap.send(zmq::buffer(text), zmq::send_flags::sndmore);
-      zap.send(zmq::buffer(std::string(status == "200" ? keyText : "")), zmq::send_flags::sndmore);
-      zap.send(zmq::buffer(std::string()), zmq::send_flags::none);
-    }
-  } catch (const zmq::error_t& e) {
-    spdlog::error("zap: {}", e.what());
-  }
-}
-
 // Fabric thread. Heartbeats are answered here, before the core sees them: the renewal
 // must not wait behind whatever the core is doing.
 void ControllerLoop::receiveFrames() {
   auto& r = sockets_->router;
   std::deque<Inbound> batch;
+  std::vector<zmq::message_t> parts;
+  std::vector<std::string_view> views;
   for (int i = 0; i < 5000; ++i) {
     zmq::message_t id;
     if (!r.recv(id, zmq::recv_flags::dontwait)) break;
-    std::vector<zmq::message_t> parts;
+    parts.clear();
     bool more = id.more();
     while (more) {
       zmq::message_t part;
@@ -182,48 +156,110 @@ void ControllerLoop::receiveFrames() {
       parts.push_back(std::move(part));
     }
     std::string peer = id.to_string();
+    const std::int64_t now = monotonicMs();
+    if (!parts.empty() && protocol::isRelayEnvelope(parts[0].to_string_view())) {
+      // Only a relay's key may speak for other blades (with Curve off, anyone may).
+      if (!options_.insecure && protocol::connectionRole(parts[0]) != protocol::kRoleRelay) {
+        post([this, peer] {
+          controller_.noteRejected(peer, {"auth", "'" + peer + "' sent a relay envelope but its key is not a relay's (--allow-relays)"});
+        });
+        continue;
+      }
+      if (peer.compare(0, protocol::kRelayIdPrefix.size(), protocol::kRelayIdPrefix) != 0 || peer.size() == protocol::kRelayIdPrefix.size()) {
+        post([this, peer] { controller_.noteRejected(peer, {"malformed", "relay envelope from '" + peer + "', which is not a relay's routing id (relay/NAME)"}); });
+        continue;
+      }
+      views.clear();
+      for (auto& p : parts) views.push_back(p.to_string_view());
+      auto split = protocol::splitRelayEnvelope(views);
+      if (auto* bad = std::get_if<protocol::Rejection>(&split)) {
+        post([this, peer, why = *bad] { controller_.noteRejected(peer, why); });
+        continue;
+      }
+      for (const auto& f : std::get<std::vector<protocol::RelayedFrame>>(split)) {
+        std::string blade(f.blade);
+        auto [route, added] = sockets_->relayOf.try_emplace(blade, peer);
+        if (!added && route->second != peer) route->second = peer;
+        takeFrame(std::move(blade), f.payload, peer, now, batch);
+      }
+      continue;
+    }
     if (parts.size() != 1) {
       post([this, peer, n = parts.size()] {
         controller_.noteRejected(peer, {"malformed", "envelope of " + std::to_string(n) + " frames (want 1)"});
       });
       continue;
     }
-    const std::int64_t now = monotonicMs();
-    // Parsed once, here; the core validates and handles the parsed object. Only a
-    // well-formed heartbeat or register gets its lease here; everything else, and the rest
-    // of what these carry, is the core's to judge.
-    protocol::Json frame;
-    if (protocol::parseFrame(parts[0].to_string_view(), frame)) {
-      batch.push_back({std::move(peer), nullptr, parts[0].to_string(), now});
-      continue;
-    }
-    std::string reply;
-    // validate() is pure and checks every field's JSON type, so nothing below can throw.
-    const std::string type = protocol::validate(frame) ? "" : frame["type"].get<std::string>();
-    if (type == protocol::type::kHeartbeat) {
-      // The controller's view of the lease always moves on; the agent's only with an answer.
-      if (controller_.leases().renew(peer, now) && frame.value("ack", true))
-        reply = protocol::encode(protocol::LeaseRenewed{frame["seq"].get<std::uint64_t>(), options_.leaseMs}).dump();
-    } else if (type == protocol::type::kRegister && frame["blade"] == peer) {
-      controller_.leases().grant(peer, now);
-      reply = protocol::encode(protocol::Registered{options_.leaseMs, options_.heartbeatMs, frame.value("seq", std::uint64_t{0})}).dump();
-    }
-    if (!reply.empty()) {
-      try {
-        if (r.send(zmq::buffer(peer), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
-          (void)r.send(zmq::buffer(reply), zmq::send_flags::dontwait);
-      } catch (const zmq::error_t& e) {
-        spdlog::debug("lease answer to '{}' failed: {}", peer, e.what());
-      }
-    }
-    batch.push_back({std::move(peer), std::move(frame), {}, now});
+    if (!sockets_->relayOf.empty()) sockets_->relayOf.erase(peer);  // heard directly: answered directly
+    takeFrame(std::move(peer), parts[0].to_string_view(), {}, now, batch);
   }
+  flushRelays();
   if (batch.empty()) return;
   {
     std::lock_guard lock(mutex_);
     for (auto& f : batch) inbox_.push_back(std::move(f));
   }
   wake(coreWakeFd_);
+}
+
+void ControllerLoop::takeFrame(std::string blade, std::string_view bytes, const std::string& via, std::int64_t now,
+                               std::deque<Inbound>& batch) {
+  // Parsed once, here; the core validates and handles the parsed object. Only a
+  // well-formed heartbeat or register gets its lease here; everything else, and the rest
+  // of what these carry, is the core's to judge.
+  protocol::Json frame;
+  if (protocol::parseFrame(bytes, frame)) {
+    batch.push_back({std::move(blade), nullptr, std::string(bytes), now, via});
+    return;
+  }
+  std::string reply;
+  // validate() is pure and checks every field's JSON type, so nothing below can throw.
+  const std::string type = protocol::validate(frame) ? "" : frame["type"].get<std::string>();
+  if (type == protocol::type::kHeartbeat) {
+    // The controller's view of the lease always moves on; the agent's only with an answer.
+    if (controller_.leases().renew(blade, now) && frame.value("ack", true))
+      reply = protocol::encode(protocol::LeaseRenewed{frame["seq"].get<std::uint64_t>(), options_.leaseMs}).dump();
+  } else if (type == protocol::type::kRegister && frame["blade"] == blade && protocol::isValidBladeName(blade)) {
+    controller_.leases().grant(blade, now);
+    reply = protocol::encode(protocol::Registered{options_.leaseMs, options_.heartbeatMs, frame.value("seq", std::uint64_t{0})}).dump();
+  }
+  if (!reply.empty()) sendToBlade(blade, reply);
+  batch.push_back({std::move(blade), std::move(frame), {}, now, via});
+}
+
+void ControllerLoop::sendToBlade(const std::string& blade, std::string_view bytes) {
+  if (auto relay = sockets_->relayOf.find(blade); relay != sockets_->relayOf.end()) {
+    sockets_->toRelay[relay->second].emplace_back(blade, bytes);
+    return;
+  }
+  auto& r = sockets_->router;
+  try {
+    if (r.send(zmq::buffer(blade), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+      (void)r.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+  } catch (const zmq::error_t& e) {
+    spdlog::debug("send to '{}' failed: {}", blade, e.what());
+  }
+}
+
+void ControllerLoop::flushRelays() {
+  auto& r = sockets_->router;
+  for (auto& [relay, frames] : sockets_->toRelay) {
+    if (frames.empty()) continue;
+    try {
+      // A relay that is gone (or too far behind) loses the whole envelope, as a direct
+      // agent would lose its frame: the agents' timers resend what matters.
+      if (r.send(zmq::buffer(relay), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        (void)r.send(zmq::buffer(protocol::kRelayMarker), zmq::send_flags::sndmore);
+        for (std::size_t i = 0; i < frames.size(); ++i) {
+          (void)r.send(zmq::buffer(frames[i].first), zmq::send_flags::sndmore);
+          (void)r.send(zmq::buffer(frames[i].second), i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+        }
+      }
+    } catch (const zmq::error_t& e) {
+      spdlog::debug("send to relay '{}' failed: {}", relay, e.what());
+    }
+    frames.clear();
+  }
 }
 
 void ControllerLoop::sendQueued() {
@@ -235,15 +271,8 @@ void ControllerLoop::sendQueued() {
     std::lock_guard lock(mutex_);
     out.swap(outbox_);
   }
-  auto& r = sockets_->router;
-  for (const auto& [blade, bytes] : out) {
-    try {
-      if (r.send(zmq::buffer(blade), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
-        (void)r.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
-    } catch (const zmq::error_t& e) {
-      spdlog::debug("send to '{}' failed: {}", blade, e.what());
-    }
-  }
+  for (const auto& [blade, bytes] : out) sendToBlade(blade, bytes);
+  flushRelays();
 }
 
 void ControllerLoop::runFabric() {
@@ -251,10 +280,10 @@ void ControllerLoop::runFabric() {
   std::int64_t lastReceive = 0;
   while (!stop_) {
     std::vector<zmq::pollitem_t> items{{r.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, fabricWakeFd_, ZMQ_POLLIN, 0}};
-    if (sockets_->zap) items.push_back({sockets_->zap->handle(), 0, ZMQ_POLLIN, 0});
+    if (sockets_->zap) items.push_back({sockets_->zap->socket().handle(), 0, ZMQ_POLLIN, 0});
     try {
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(500));
-      if (items.size() > 2 && (items[2].revents & ZMQ_POLLIN)) handleZap();
+      if (items.size() > 2 && (items[2].revents & ZMQ_POLLIN)) sockets_->zap->handle();
       if (items[0].revents & ZMQ_POLLIN) {
         if (const std::int64_t early = lastReceive + options_.batchMs - monotonicMs(); early > 0)
           std::this_thread::sleep_for(std::chrono::milliseconds(early));
@@ -290,8 +319,8 @@ void ControllerLoop::drainCore() {
     frames.swap(inbox_);
   }
   for (auto& f : frames) {
-    if (f.frame.is_null()) controller_.onFrame(f.peer, f.bytes, f.at);
-    else controller_.onParsedFrame(f.peer, f.frame, f.at);
+    if (f.frame.is_null()) controller_.onFrame(f.peer, f.bytes, f.at, f.via);
+    else controller_.onParsedFrame(f.peer, f.frame, f.at, f.via);
   }
 }
 

@@ -3,8 +3,13 @@
 // with lease-renewed and each register with registered at once (through the
 // Controller's LeaseTable, so a busy core — or one that just restarted and has 10,000
 // registrations to take in — never lets healthy blades' leases run out), hands every
-// frame to the core, and sends what the core queues. The core thread (run()) owns the Controller: frames, tasks posted by other
-// threads (HTTP requests, fence command results) and timers. Nothing else touches either.
+// frame to the core, and sends what the core queues. Agents connect directly, or through
+// a fabric relay (`loom-agent relay`) that carries many blades' frames over one
+// connection in relay envelopes (protocol/RelayEnvelope.h); the fabric thread remembers
+// the way each blade was last heard from and answers it the same way, so the core never
+// knows the difference. The core thread (run()) owns the Controller: frames, tasks
+// posted by other threads (HTTP requests, fence command results) and timers. Nothing
+// else touches either.
 #pragma once
 
 #include <atomic>
@@ -26,6 +31,7 @@ struct FabricOptions {
   bool insecure = false;
   std::string secretKey;               // Z85; required unless insecure
   std::set<std::string> allowedKeys;   // agent public keys (Z85)
+  std::set<std::string> relayKeys;     // relay public keys (Z85): these may speak for other blades
   std::int64_t leaseMs = 5000;         // told in each lease-renewed and registered
   std::int64_t heartbeatMs = 1000;     // told in each registered
   // Frames are read in batches at most this often: 10,000 blades beating once a second
@@ -43,6 +49,8 @@ class ControllerLoop {
 
   // Creates and binds the sockets (before the threads start, so errors reach main()).
   Status bind();
+  // The endpoint bound, with the port ZeroMQ chose for "tcp://HOST:*".
+  std::string boundEndpoint() const;
   // Starts the fabric thread: leases are answered from here on, even while the core is
   // still recovering its state (its frames wait for run()). Call after bind().
   void startFabric();
@@ -68,11 +76,17 @@ class ControllerLoop {
     protocol::Json frame;  // parsed once, here; null when it did not parse
     std::string bytes;     // only when it did not parse (the core counts the refusal)
     std::int64_t at;
+    std::string via;       // the relay it came through; empty: direct
   };
   void runFabric();
-  void handleZap();
   void receiveFrames();
+  // One agent frame (direct, or out of a relay envelope): the lease answer, then the inbox.
+  void takeFrame(std::string blade, std::string_view bytes, const std::string& via, std::int64_t now, std::deque<Inbound>& batch);
   void sendQueued();
+  // Fabric thread: a frame to `blade` the way it was last heard from. Relays' frames wait
+  // in their envelope until flushRelays().
+  void sendToBlade(const std::string& blade, std::string_view bytes);
+  void flushRelays();
   void drainCore();
   void wake(int fd);
 

@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   app.config_formatter(std::make_shared<CLI::ConfigBase>());
   static_cast<CLI::ConfigBase*>(app.get_config_formatter_base().get())->valueSeparator(':');
   std::string statePath = "loomd.db", agents = "tcp://127.0.0.1:7700", api = "127.0.0.1:7780";
-  std::string keyPath, allowPath, logLevel = "info";
+  std::string keyPath, allowPath, relaysPath, logLevel = "info";
   bool insecure = false;
   controller::ControllerOptions opts;
   app.add_option("--state", statePath, "state store (SQLite file)")->capture_default_str();
@@ -58,6 +58,8 @@ int main(int argc, char** argv) {
   app.add_flag("--insecure", insecure, "turn CurveZMQ authentication off (demos and tests only)");
   app.add_option("--key", keyPath, "controller secret key file (from `loomd keygen`)");
   app.add_option("--allow", allowPath, "allow-list: agent public keys, one per line");
+  app.add_option("--allow-relays", relaysPath,
+                 "allow-list of fabric relay public keys (`loom-agent relay`), one per line: these may speak for the blades behind them");
   app.add_option("--heartbeat-ms", opts.heartbeatMs, "heartbeat interval told to agents")->capture_default_str();
   app.add_option("--lease-ms", opts.leaseMs, "lease told to agents; after a restart they must reconnect within it (10,000 blades: 8000 or more)")->capture_default_str();
   app.add_option("--suspect-ms", opts.suspectMs, "silence before a blade is suspect")->capture_default_str();
@@ -118,7 +120,12 @@ int main(int argc, char** argv) {
     if (!allowed) return fail(allowed.error().message);
     fabric.secretKey = *key;
     fabric.allowedKeys = *allowed;
-    spdlog::info("CurveZMQ on: {} agent key(s) allowed", fabric.allowedKeys.size());
+    if (!relaysPath.empty()) {
+      auto relays = protocol::readAllowList(relaysPath);
+      if (!relays) return fail(relays.error().message);
+      fabric.relayKeys = *relays;
+    }
+    spdlog::info("CurveZMQ on: {} agent key(s) and {} relay key(s) allowed", fabric.allowedKeys.size(), fabric.relayKeys.size());
   }
   const auto colon = api.rfind(':');
   if (colon == std::string::npos) return fail("--api wants HOST:PORT, got '" + api + "'");

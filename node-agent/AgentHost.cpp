@@ -14,6 +14,7 @@
 #include <zmq.hpp>
 
 #include "protocol/CurveKeys.h"
+#include "protocol/RelayEnvelope.h"
 
 namespace loom::agent {
 
@@ -74,6 +75,9 @@ bool AgentHost::liftFdLimit(std::size_t blades) {
 }
 
 Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> driver, std::unique_ptr<LeaseGuard> guard) {
+  // The name is the routing id, on loomd's socket and a relay's, and names files here.
+  if (!protocol::isValidBladeName(config.blade))
+    return makeError(Errc::Invalid, "blade name '" + config.blade + "' must be non-empty, at most 253 bytes, without '/' or control characters");
   if (!liftFdLimit(impl_->agents.size() + 1)) {
     rlimit rl{};
     getrlimit(RLIMIT_NOFILE, &rl);

@@ -1,6 +1,7 @@
 // loom-agent: the node agent. One blade (--blade with a real or test driver), or every
 // blade of a fabric file in one process (--simulate), or `probe` to show what this host
-// is and which drivers apply. See node-agent/README.md.
+// is and which drivers apply, or `relay` to carry a chassis's agents to loomd over one
+// connection. See node-agent/README.md.
 #include <unistd.h>
 
 #include <csignal>
@@ -16,14 +17,17 @@
 #include "drivers/DriverRegistry.h"
 #include "drivers/test/TestDriver.h"
 #include "node-agent/AgentHost.h"
+#include "node-agent/FabricRelay.h"
 #include "node-agent/LeaseGuard.h"
 #include "protocol/CurveKeys.h"
 
 namespace {
 
 std::atomic<loom::agent::AgentHost*> gHost{nullptr};
+std::atomic<loom::agent::FabricRelay*> gRelay{nullptr};
 void onSignal(int) {
   if (auto* h = gHost.load()) h->stop();
+  if (auto* r = gRelay.load()) r->stop();
 }
 
 int fail(const std::string& message) {
@@ -123,6 +127,27 @@ int main(int argc, char** argv) {
   powerOff->add_option("--blade", powerOffBlade, "blade name")->required();
   powerOff->add_option("--journal", powerOffJournal, "test driver journal file to record the ends in");
 
+  auto* relay = app.add_subcommand("relay",
+                                   "carry the frames of many agents (a chassis, a rack) to the controller over one connection; "
+                                   "agents give this relay as their --controller");
+  relay->fallthrough();  // --log-level after the subcommand
+  agent::RelayOptions relayOptions;
+  std::string relayKeyPath, relayServerKeyPath, relayAllowPath;
+  bool relayInsecure = false;
+  relay->add_option("--name", relayOptions.name, "this relay's name, unique in the fabric (e.g. its chassis); loomd shows it")
+      ->required();
+  relay->add_option("--listen", relayOptions.listen, "endpoint the agents connect to")->capture_default_str();
+  relay->add_option("--controller", relayOptions.controller, "the controller's fabric endpoint")->capture_default_str();
+  relay->add_flag("--insecure", relayInsecure, "turn CurveZMQ off on both sides (demos and tests only)");
+  relay->add_option("--key", relayKeyPath,
+                    "the relay's secret key file (`loomd keygen --name NAME`): agents' --server-key is its .pub, and "
+                    "loomd's --allow-relays lists it");
+  relay->add_option("--server-key", relayServerKeyPath, "the controller's public key file (loomd.pub)");
+  relay->add_option("--allow", relayAllowPath, "allow-list: public keys of the agents this relay admits");
+  relay->add_option("--batch-ms", relayOptions.batchMs, "gather agents' frames this long at most before sending them on")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000));
+
   auto* probe = app.add_subcommand("probe", "show this node's inventory and which drivers apply");
   std::string probeDriver, output = "table";
   probe->add_option("--driver", probeDriver, "only this driver");
@@ -143,6 +168,38 @@ int main(int argc, char** argv) {
   }
 
   if (*powerOff) return simPowerOff(powerOffDir, powerOffBlade, powerOffJournal);
+
+  if (*relay) {
+    relayOptions.insecure = relayInsecure;
+    if (relayInsecure) {
+      spdlog::warn("*** --insecure: CurveZMQ is OFF; any process that can reach {} can pose as an agent. Demos and tests only. ***",
+                   relayOptions.listen);
+    } else {
+      if (relayKeyPath.empty() || relayServerKeyPath.empty() || relayAllowPath.empty())
+        return fail("relay: CurveZMQ needs --key FILE (the relay's secret key), --server-key FILE (the controller's public key) "
+                    "and --allow FILE (agent public keys); or --insecure");
+      auto key = protocol::readCurveKey(relayKeyPath);
+      if (!key) return fail(key.error().message);
+      auto serverKey = protocol::readCurveKey(relayServerKeyPath);
+      if (!serverKey) return fail(serverKey.error().message);
+      auto allowed = protocol::readAllowList(relayAllowPath);
+      if (!allowed) return fail(allowed.error().message);
+      relayOptions.secretKey = *key;
+      relayOptions.serverKey = *serverKey;
+      relayOptions.allowedKeys = *allowed;
+    }
+    agent::FabricRelay fabricRelay(relayOptions);
+    if (auto s = fabricRelay.start(); !s) return fail(s.error().message);
+    // A machine-readable line for scripts and tests that asked for port 0.
+    std::cout << "loom-agent: relay-port " << fabricRelay.boundPort() << std::endl;
+    gRelay = &fabricRelay;
+    std::signal(SIGINT, onSignal);
+    std::signal(SIGTERM, onSignal);
+    fabricRelay.run();
+    gRelay = nullptr;
+    spdlog::info("relay {} stopped", relayOptions.name);
+    return 0;
+  }
 
   if (*probe) {
     nlohmann::json node{{"hostname", hostName()},

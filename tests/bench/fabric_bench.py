@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Fabric benchmark (DESIGN.md section 6), not a test: real loomd + one `loom-agent
---simulate` on loopback (free ports, --insecure, fresh state dir), N simulated blades,
-M servers in 20 pools. Each run measures:
+"""Fabric benchmark (DESIGN.md section 6), not a test: real loomd + `loom-agent
+--simulate` processes on loopback (free ports, --insecure, fresh state dir), N simulated
+blades in 20 chassis, M servers in 20 pools. With --relays every chassis's agents connect
+to a fabric relay of their own (`loom-agent relay`, 20 of them) instead of to loomd.
+Each run measures:
   apply_10k_s     POST /v1/apply of 10,000 servers (parse, validate, plan, persist)
   cpu_pct, rss_mb loomd steady state with N blades heartbeating at 1/s and all M servers
                   applied and converged (CPU over --measure seconds from /proc/PID/stat)
   agents_cpu_pct  the simulating agents' CPU over the same window (they share the cores)
+  relays_cpu_pct, relays_rss_mb  the relays' CPU over that window and RSS, summed (--relays)
   restart_s       kill -9 loomd, exec again -> /v1/health answers (state recovered first)
   unregistered    blades not online when the steady-state window starts
   blades_get_s    GET /v1/blades (median of 5), during the steady state
@@ -16,7 +19,7 @@ M servers in 20 pools. Each run measures:
 Prints every run and the medians. Every wait is bounded; all processes are killed and
 the work dir removed at the end.
 Usage: fabric_bench.py --loomd PATH --agent PATH [--loomctl PATH] [--blades 10000 --servers 100000
-                       --runs 3 --soak 0 --lease-ms MS]"""
+                       --runs 3 --soak 0 --lease-ms MS --relays]"""
 import argparse, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 import urllib.error, urllib.request
 
@@ -105,15 +108,35 @@ class Bench:
         t1 = self.wait(lambda: self.request("GET", "/v1/health", timeout=2)[0] == 200, 120, "loomd serving")
         return t1 - t0
 
+    def start_relays(self):
+        """One relay per chassis; returns chassis -> the endpoint its agents connect to."""
+        endpoints = {}
+        for c in range(POOLS):
+            port = free_port()
+            endpoints[c] = f"tcp://127.0.0.1:{port}"
+            log = open(os.path.join(self.work, f"relay{c:02d}.log"), "a")
+            self.procs[f"relay{c:02d}"] = subprocess.Popen(
+                [self.args.agent, "relay", "--name", f"c{c:02d}", "--listen", endpoints[c], "--insecure",
+                 "--controller", f"tcp://127.0.0.1:{self.fabric_port}", "--log-level", "warn"],
+                stdout=log, stderr=subprocess.STDOUT)
+        return endpoints
+
     def start_agent(self):
         # One process holds up to 5,000 blades: each costs two file descriptors and a
-        # hard limit of 20,000 (common in containers) cannot hold 10,000 in one.
+        # hard limit of 20,000 (common in containers) cannot hold 10,000 in one. With
+        # relays, one process per chassis, connected to its chassis's relay.
         names = [f"b{i:05d}" for i in range(self.args.blades)]
-        for k in range(0, len(names), 5000):
-            log = open(os.path.join(self.work, f"agent{k // 5000}.log"), "a")
-            self.procs[f"agent{k // 5000}"] = subprocess.Popen(
-                [self.args.agent, "--controller", f"tcp://127.0.0.1:{self.fabric_port}", "--insecure",
-                 "--simulate", os.path.join(self.work, "fabric.yaml"), "--only", ",".join(names[k:k + 5000]),
+        if getattr(self.args, "relays", False):
+            relays = self.start_relays()
+            groups = [(relays[c], names[c::POOLS]) for c in range(POOLS)]
+        else:
+            direct = f"tcp://127.0.0.1:{self.fabric_port}"
+            groups = [(direct, names[k:k + 5000]) for k in range(0, len(names), 5000)]
+        for n, (endpoint, group) in enumerate(groups):
+            log = open(os.path.join(self.work, f"agent{n}.log"), "a")
+            self.procs[f"agent{n}"] = subprocess.Popen(
+                [self.args.agent, "--controller", endpoint, "--insecure",
+                 "--simulate", os.path.join(self.work, "fabric.yaml"), "--only", ",".join(group),
                  "--log-level", "warn"],
                 stdout=log, stderr=subprocess.STDOUT)
 
@@ -184,6 +207,8 @@ def one_run(args, run):
         except RuntimeError:
             pass
         print(f"  {online(b)} blades online", flush=True)
+        if online(b) == 0:
+            raise RuntimeError(f"no blade registered; see the logs in {work} (--keep)")
         status, body = b.request("POST", "/v1/apply?source=base.yaml", base_yaml())
         assert status == 200, body[:500]
         # apply of 10,000 servers
@@ -208,13 +233,17 @@ def one_run(args, run):
         result["unregistered"] = args.blades - online(b)
         pid = b.procs["loomd"].pid
         agents = [p.pid for name, p in b.procs.items() if name.startswith("agent")]
-        c0, a0, t0 = b.cpu_seconds(pid), sum(map(b.cpu_seconds, agents)), time.monotonic()
+        relays = [p.pid for name, p in b.procs.items() if name.startswith("relay")]
+        c0, a0, r0, t0 = b.cpu_seconds(pid), sum(map(b.cpu_seconds, agents)), sum(map(b.cpu_seconds, relays)), time.monotonic()
         hb0 = b.metrics().get("loom_heartbeats_total", 0)
         time.sleep(args.measure)
-        c1, a1, t1 = b.cpu_seconds(pid), sum(map(b.cpu_seconds, agents)), time.monotonic()
+        c1, a1, r1, t1 = b.cpu_seconds(pid), sum(map(b.cpu_seconds, agents)), sum(map(b.cpu_seconds, relays)), time.monotonic()
         hb1 = b.metrics().get("loom_heartbeats_total", 0)
         result["cpu_pct"] = 100 * (c1 - c0) / (t1 - t0)
         result["agents_cpu_pct"] = 100 * (a1 - a0) / (t1 - t0)
+        if relays:
+            result["relays_cpu_pct"] = 100 * (r1 - r0) / (t1 - t0)
+            result["relays_rss_mb"] = sum(map(b.rss_mb, relays))
         result["rss_mb"] = b.rss_mb(pid)
         result["heartbeats_per_s"] = (hb1 - hb0) / (t1 - t0)
         result["blades_get_s"] = median_time(lambda: b.request("GET", "/v1/blades"))
@@ -250,6 +279,7 @@ def main():
     ap.add_argument("--loomctl", help="time `loomctl blade list` too")
     ap.add_argument("--soak", type=float, default=0, help="seconds more before a second RSS reading")
     ap.add_argument("--lease-ms", type=int, help="loomd's --lease-ms (default: loomd's own)")
+    ap.add_argument("--relays", action="store_true", help="agents connect through a relay per chassis (20)")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     results = [one_run(args, i + 1) for i in range(args.runs)]

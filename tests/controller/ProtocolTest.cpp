@@ -3,6 +3,7 @@
 
 #include "protocol/Dispatcher.h"
 #include "protocol/Messages.h"
+#include "protocol/RelayEnvelope.h"
 #include "protocol/Validation.h"
 
 namespace loom::protocol {
@@ -122,6 +123,66 @@ TEST(ProtocolDispatch, RoutesByTypeAndDropsEverythingElse) {
   EXPECT_EQ(d.rejected().at("bad-version"), 1u);
   // Logged once per (kind, peer): the second garbage frame is only counted.
   EXPECT_EQ(logged.size(), 3u);
+}
+
+// --- the relay envelope ------------------------------------------------------------------
+
+std::vector<std::string_view> frames(std::initializer_list<std::string_view> l) { return l; }
+
+TEST(RelayEnvelope, SplitsIntoBladeAndPayloadPairsInOrder) {
+  auto split = splitRelayEnvelope(frames({"loom-relay/1", "c1-s1", "{\"a\":1}", "c1-s2", ""}));
+  ASSERT_TRUE(std::holds_alternative<std::vector<RelayedFrame>>(split));
+  const auto& pairs = std::get<std::vector<RelayedFrame>>(split);
+  ASSERT_EQ(pairs.size(), 2u);
+  EXPECT_EQ(pairs[0].blade, "c1-s1");
+  EXPECT_EQ(pairs[0].payload, "{\"a\":1}");
+  EXPECT_EQ(pairs[1].blade, "c1-s2");
+  EXPECT_EQ(pairs[1].payload, "");  // an empty payload is the agent's frame to judge, not the envelope's
+}
+
+TEST(RelayEnvelope, AnEnvelopeOfNoPairsIsEmptyNotAnError) {
+  auto split = splitRelayEnvelope(frames({"loom-relay/1"}));
+  ASSERT_TRUE(std::holds_alternative<std::vector<RelayedFrame>>(split));
+  EXPECT_TRUE(std::get<std::vector<RelayedFrame>>(split).empty());
+}
+
+TEST(RelayEnvelope, RefusesAnotherVersionWhole) {
+  EXPECT_TRUE(isRelayEnvelope("loom-relay/2"));
+  auto split = splitRelayEnvelope(frames({"loom-relay/2", "c1-s1", "{}"}));
+  ASSERT_TRUE(std::holds_alternative<Rejection>(split));
+  EXPECT_EQ(std::get<Rejection>(split).kind, "bad-version");
+  EXPECT_NE(std::get<Rejection>(split).message.find("loom-relay/2"), std::string::npos);
+}
+
+TEST(RelayEnvelope, RefusesAnUnpairedFrameWhole) {
+  auto split = splitRelayEnvelope(frames({"loom-relay/1", "c1-s1", "{}", "c1-s2"}));
+  ASSERT_TRUE(std::holds_alternative<Rejection>(split));
+  EXPECT_EQ(std::get<Rejection>(split).kind, "malformed");
+}
+
+TEST(RelayEnvelope, RefusesABladeNameThatCouldBeARelayOrAPath) {
+  for (std::string_view bad : {std::string_view(""), std::string_view("relay/c1"), std::string_view("../etc"),
+                               std::string_view("a\nb", 3)}) {
+    auto split = splitRelayEnvelope(frames({"loom-relay/1", bad, "{}"}));
+    ASSERT_TRUE(std::holds_alternative<Rejection>(split)) << bad;
+    EXPECT_EQ(std::get<Rejection>(split).kind, "malformed");
+  }
+}
+
+TEST(RelayEnvelope, AnAgentFrameIsNeverTakenForAnEnvelope) {
+  EXPECT_FALSE(isRelayEnvelope(encode(Heartbeat{1, std::nullopt}).dump()));
+  EXPECT_FALSE(isRelayEnvelope(""));
+  EXPECT_FALSE(isRelayEnvelope("loom-relay"));
+}
+
+TEST(BladeName, AllowsWhatFabricsUseAndNothingThatBreaksRoutingOrFiles) {
+  for (const char* ok : {"c1-s1", "b00042", "rack2.chassis3.slot14", "blade_7", "Ünicode"}) EXPECT_TRUE(isValidBladeName(ok)) << ok;
+  EXPECT_FALSE(isValidBladeName(""));
+  EXPECT_FALSE(isValidBladeName("relay/x"));
+  EXPECT_FALSE(isValidBladeName(std::string(254, 'a')));
+  EXPECT_TRUE(isValidBladeName(std::string(253, 'a')));
+  EXPECT_FALSE(isValidBladeName(std::string_view("a\0b", 3)));
+  EXPECT_FALSE(isValidBladeName("tab\there"));
 }
 
 }  // namespace

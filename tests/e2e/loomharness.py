@@ -9,8 +9,9 @@ tests/tools/loomctl_e2e.py). Python 3 stdlib only.
   metric(text, name)               one sample of a Prometheus text page
   read_journal(path)               the test driver's journal file (drivers/test/Journal.h) as dicts
   journal_runs / double_runs       runs per server and the invariant-1 check over a journal
-  Cluster(loomd, agent, ...)       loomd (--api/--agents on free loopback ports) and agents
-                                   (--simulate [--only] or --driver), logs in its temp dir;
+  Cluster(loomd, agent, ...)       loomd (--api/--agents on free loopback ports), fabric relays
+                                   and agents (--simulate [--only] or --driver, direct or through
+                                   a relay), logs in its temp dir;
                                    kill9/restart/respawn/signal; use it as a context manager: every process
                                    it started is killed on the way out, also on an exception
                                    or SIGTERM (and, on Linux, when the test itself is killed).
@@ -195,6 +196,7 @@ class Cluster:
         self.api = f"http://127.0.0.1:{self.api_port}"
         self.controller = f"tcp://127.0.0.1:{self.fabric_port}"
         self.procs = {}
+        self.relays = {}  # name -> (endpoint, key name), see start_relay
         self._specs = {}
         self._logs = {}
         self.secure = False
@@ -256,24 +258,39 @@ class Cluster:
         ready = (lambda: wait_until(lambda: self.get("/v1/health") is not None, 10, "loomd serves its API")) if wait else None
         return self.spawn("loomd", argv, ready=ready)
 
-    def _agent_argv(self, key):
-        argv = [self.agent, "--controller", self.controller]
-        argv += (["--key", self.path(f"keys/{key}.key"), "--server-key", self.path("keys/loomd.pub")]
+    def _agent_argv(self, key, via=None):
+        """An agent's connection options: to loomd, or to relay `via` (start_relay)."""
+        controller, server = (self.controller, "loomd") if via is None else self.relays[via]
+        argv = [self.agent, "--controller", controller]
+        argv += (["--key", self.path(f"keys/{key}.key"), "--server-key", self.path(f"keys/{server}.pub")]
                  if self.secure else ["--insecure"])
         return argv
 
-    def start_sim_agent(self, fabric_file, only=None, name=None, key="agent"):
-        """loom-agent --simulate fabric_file [--only BLADE], journal WORK/journal, state WORK/sim.
-        Named agent-BLADE with --only, else "agent"."""
+    def start_relay(self, name, key=None):
+        """loom-agent relay --name NAME on a free port, as process relay-NAME, with key
+        keys/KEY (default relay-NAME) and the agents' allow-list; agents started with
+        via=NAME connect to it."""
+        port = free_port()
+        key = key or f"relay-{name}"
+        self.relays[name] = (f"tcp://127.0.0.1:{port}", key)
+        argv = [self.agent, "relay", "--name", name, "--listen", f"tcp://127.0.0.1:{port}", "--controller", self.controller]
+        argv += (["--key", self.path(f"keys/{key}.key"), "--server-key", self.path("keys/loomd.pub"),
+                  "--allow", self.path("keys/agent.pub")] if self.secure else ["--insecure"])
+        return self.spawn(f"relay-{name}", argv)
+
+    def start_sim_agent(self, fabric_file, only=None, name=None, key="agent", via=None):
+        """loom-agent --simulate fabric_file [--only BLADE], journal WORK/journal, state WORK/sim,
+        through relay `via` if given. Named agent-BLADE with --only, else "agent"."""
         os.makedirs(self.path("sim"), exist_ok=True)
-        argv = self._agent_argv(key) + ["--simulate", fabric_file] + (["--only", only] if only else [])
+        argv = self._agent_argv(key, via) + ["--simulate", fabric_file] + (["--only", only] if only else [])
         argv += ["--journal", self.path("journal"), "--sim-state", self.path("sim")]
         name = name or (f"agent-{only}" if only else "agent")
         return self.spawn(name, argv)
 
-    def start_agent(self, blade, driver, *extra, name=None, log=None, key="agent"):
-        """loom-agent --driver DRIVER --blade BLADE EXTRA... (a real or the test driver)."""
-        argv = self._agent_argv(key) + ["--driver", driver, "--blade", blade] + list(extra)
+    def start_agent(self, blade, driver, *extra, name=None, log=None, key="agent", via=None):
+        """loom-agent --driver DRIVER --blade BLADE EXTRA... (a real or the test driver),
+        through relay `via` if given."""
+        argv = self._agent_argv(key, via) + ["--driver", driver, "--blade", blade] + list(extra)
         return self.spawn(name or "agent", argv, log=log)
 
     def alive(self, name):

@@ -1,0 +1,211 @@
+// The fabric relay with real ZeroMQ sockets on loopback: a stand-in controller (a ROUTER)
+// on one side, agents (DEALERs named after their blades) on the other.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <thread>
+
+#include <zmq.hpp>
+
+#include "node-agent/FabricRelay.h"
+#include "protocol/CurveKeys.h"
+#include "protocol/RelayEnvelope.h"
+
+namespace loom::agent {
+namespace {
+
+zmq::context_t& context() {
+  static zmq::context_t ctx;
+  return ctx;
+}
+
+std::vector<std::string> receiveFrom(zmq::socket_t& s, int ms = 3000) {
+  std::vector<std::string> out;
+  zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
+  if (zmq::poll(&item, 1, std::chrono::milliseconds(ms)) <= 0) return out;
+  bool more = true;
+  while (more) {
+    zmq::message_t m;
+    (void)s.recv(m);
+    more = m.more();
+    out.push_back(m.to_string());
+  }
+  return out;
+}
+
+void sendTo(zmq::socket_t& s, const std::vector<std::string>& parts) {
+  for (std::size_t i = 0; i < parts.size(); ++i)
+    s.send(zmq::buffer(parts[i]), i + 1 < parts.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+}
+
+// The controller's side: a ROUTER on a free port.
+struct FakeController {
+  zmq::socket_t router{context(), zmq::socket_type::router};
+  std::string endpoint;
+  explicit FakeController(const protocol::CurveKeyPair* keys = nullptr) {
+    router.set(zmq::sockopt::linger, 0);
+    if (keys) {
+      router.set(zmq::sockopt::curve_server, 1);
+      router.set(zmq::sockopt::curve_secretkey, keys->secretKey);
+    }
+    router.bind("tcp://127.0.0.1:*");
+    endpoint = router.get(zmq::sockopt::last_endpoint);
+  }
+  // (blade, payload) pairs of envelopes from `relayId` until `want` have arrived (or 3 s).
+  std::vector<std::pair<std::string, std::string>> collect(std::size_t want, const std::string& relayId = "relay/c1") {
+    std::vector<std::pair<std::string, std::string>> out;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (out.size() < want && std::chrono::steady_clock::now() < deadline) {
+      auto m = receiveFrom(router, 200);
+      if (m.empty()) continue;
+      EXPECT_EQ(m[0], relayId);
+      EXPECT_EQ(m[1], protocol::kRelayMarker);
+      for (std::size_t i = 2; i + 1 < m.size(); i += 2) out.emplace_back(m[i], m[i + 1]);
+    }
+    return out;
+  }
+};
+
+struct Agent {
+  zmq::socket_t socket{context(), zmq::socket_type::dealer};
+  Agent(const std::string& blade, const std::string& endpoint, const protocol::CurveKeyPair* keys = nullptr, const std::string& serverKey = "") {
+    socket.set(zmq::sockopt::routing_id, blade);
+    socket.set(zmq::sockopt::linger, 0);
+    if (keys) {
+      socket.set(zmq::sockopt::curve_serverkey, serverKey);
+      socket.set(zmq::sockopt::curve_publickey, keys->publicKey);
+      socket.set(zmq::sockopt::curve_secretkey, keys->secretKey);
+    }
+    socket.connect(endpoint);
+  }
+};
+
+// A relay on its own thread, stopped and joined on the way out.
+struct RunningRelay {
+  FabricRelay relay;
+  std::thread thread;
+  std::string endpoint;
+  explicit RunningRelay(RelayOptions o) : relay(std::move(o)) {
+    auto started = relay.start();
+    EXPECT_TRUE(started) << (started ? "" : started.error().message);
+    endpoint = "tcp://127.0.0.1:" + std::to_string(relay.boundPort());
+    thread = std::thread([this] { relay.run(); });
+  }
+  ~RunningRelay() {
+    relay.stop();
+    thread.join();
+  }
+};
+
+RelayOptions insecureRelay(const std::string& controller) {
+  RelayOptions o;
+  o.name = "c1";
+  o.listen = "tcp://127.0.0.1:*";
+  o.controller = controller;
+  o.insecure = true;
+  return o;
+}
+
+TEST(FabricRelay, CarriesAgentsFramesUpInEnvelopesAndTheAnswersDownToEachBlade) {
+  FakeController loomd;
+  RunningRelay relay(insecureRelay(loomd.endpoint));
+  Agent a("c1-s1", relay.endpoint), b("c1-s2", relay.endpoint);
+  a.socket.send(zmq::buffer(std::string("from s1")));
+  b.socket.send(zmq::buffer(std::string("from s2")));
+  auto up = loomd.collect(2);
+  std::sort(up.begin(), up.end());
+  EXPECT_EQ(up, (std::vector<std::pair<std::string, std::string>>{{"c1-s1", "from s1"}, {"c1-s2", "from s2"}}));
+
+  sendTo(loomd.router, {"relay/c1", std::string(protocol::kRelayMarker), "c1-s2", "to s2", "c1-s1", "to s1", "c1-s1", "again s1"});
+  EXPECT_EQ(receiveFrom(b.socket), std::vector<std::string>{"to s2"});
+  EXPECT_EQ(receiveFrom(a.socket), std::vector<std::string>{"to s1"});
+  EXPECT_EQ(receiveFrom(a.socket), std::vector<std::string>{"again s1"});
+  EXPECT_EQ(relay.relay.stats().up, 2u);
+  EXPECT_EQ(relay.relay.stats().down, 3u);
+}
+
+TEST(FabricRelay, OneAgentsBadMessageDoesNotSpoilTheOthers) {
+  FakeController loomd;
+  RunningRelay relay(insecureRelay(loomd.endpoint));
+  Agent bad("c1-s1", relay.endpoint), good("c1-s2", relay.endpoint), badName("relay/c7", relay.endpoint);
+  sendTo(bad.socket, {"two", "frames"});
+  badName.socket.send(zmq::buffer(std::string("posing as a relay")));
+  good.socket.send(zmq::buffer(std::string("fine")));
+  EXPECT_EQ(loomd.collect(1), (std::vector<std::pair<std::string, std::string>>{{"c1-s2", "fine"}}));
+  EXPECT_TRUE(receiveFrom(loomd.router, 300).empty());
+  EXPECT_EQ(relay.relay.stats().refused, 2u);
+}
+
+TEST(FabricRelay, DropsWhatTheControllerSendsThatIsNoEnvelopeAndKeepsGoing) {
+  FakeController loomd;
+  RunningRelay relay(insecureRelay(loomd.endpoint));
+  Agent a("c1-s1", relay.endpoint);
+  a.socket.send(zmq::buffer(std::string("hello")));
+  ASSERT_EQ(loomd.collect(1).size(), 1u);
+  sendTo(loomd.router, {"relay/c1", "not an envelope"});
+  sendTo(loomd.router, {"relay/c1", "loom-relay/9", "c1-s1", "x"});
+  sendTo(loomd.router, {"relay/c1", std::string(protocol::kRelayMarker), "nobody-here", "lost"});  // not connected: dropped
+  sendTo(loomd.router, {"relay/c1", std::string(protocol::kRelayMarker), "c1-s1", "after"});
+  EXPECT_EQ(receiveFrom(a.socket), std::vector<std::string>{"after"});
+  EXPECT_EQ(relay.relay.stats().refused, 2u);
+}
+
+TEST(FabricRelay, DropsFramesWhileTheControllerIsAwayAndCarriesThemOnceItIsBack) {
+  // Reserve a port, then free it: the relay connects to a controller that is not there.
+  std::string endpoint;
+  {
+    FakeController probe;
+    endpoint = probe.endpoint;
+  }
+  RunningRelay relay(insecureRelay(endpoint));
+  Agent a("c1-s1", relay.endpoint);
+  a.socket.send(zmq::buffer(std::string("into the void")));
+  for (int i = 0; i < 50 && relay.relay.stats().droppedUp == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(relay.relay.stats().droppedUp, 1u) << "not queued for a controller that is not connected: it would be stale";
+
+  zmq::socket_t router{context(), zmq::socket_type::router};
+  router.set(zmq::sockopt::linger, 0);
+  router.bind(endpoint);
+  // The relay reconnects within its 500 ms reconnect ceiling; the agent's next beat goes through.
+  std::vector<std::string> m;
+  for (int i = 0; i < 30 && m.empty(); ++i) {
+    a.socket.send(zmq::buffer(std::string("beat")));
+    m = receiveFrom(router, 200);
+  }
+  ASSERT_EQ(m.size(), 4u);
+  EXPECT_EQ(m[2], "c1-s1");
+  EXPECT_EQ(m[3], "beat");
+}
+
+TEST(FabricRelay, AdmitsOnlyAllowedAgentKeysAndAuthenticatesItselfToTheController) {
+  auto controllerKeys = protocol::generateCurveKeyPair().value();
+  auto relayKeys = protocol::generateCurveKeyPair().value();
+  auto allowed = protocol::generateCurveKeyPair().value();
+  auto stranger = protocol::generateCurveKeyPair().value();
+  FakeController loomd(&controllerKeys);
+  RelayOptions o = insecureRelay(loomd.endpoint);
+  o.insecure = false;
+  o.secretKey = relayKeys.secretKey;
+  o.serverKey = controllerKeys.publicKey;
+  o.allowedKeys = {allowed.publicKey};
+  RunningRelay relay(o);
+  Agent good("c1-s1", relay.endpoint, &allowed, relayKeys.publicKey);
+  Agent bad("c1-s2", relay.endpoint, &stranger, relayKeys.publicKey);
+  bad.socket.send(zmq::buffer(std::string("let me in")));
+  good.socket.send(zmq::buffer(std::string("hello")));
+  EXPECT_EQ(loomd.collect(1), (std::vector<std::pair<std::string, std::string>>{{"c1-s1", "hello"}}));
+  EXPECT_TRUE(receiveFrom(loomd.router, 300).empty());
+  EXPECT_GE(relay.relay.stats().refused, 1u);
+}
+
+TEST(FabricRelay, RefusesANameThatIsNoBladeName) {
+  RelayOptions o = insecureRelay("tcp://127.0.0.1:1");
+  o.name = "a/b";
+  FabricRelay relay(o);
+  auto s = relay.start();
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("'a/b'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace loom::agent
