@@ -160,6 +160,9 @@ class Controller {
     std::set<std::string> warnedForeign;  // unmanaged domains already reported
     std::int64_t livenessAt = 0;  // due time of its live entry in livenessDue_ (0: none)
     std::string via;  // the fabric relay it was last heard through; empty: directly
+    // Its plain heartbeats stay in the fabric thread (LeaseTable::setRoutine): registered,
+    // healthy, trusted. lastHeartbeat is then brought up to date from leases_ when read.
+    bool routine = false;
   };
 
   // Min-heap of (time, key): tick() pops what is due, so its cost follows the work to
@@ -198,6 +201,10 @@ class Controller {
   // one is only "returned" until it reports no servers running (checkTrust).
   void heardFrom(const std::string& blade, BladeRuntime& rt);
   void checkTrust(const std::string& blade, BladeRuntime& rt);
+  // Tells the fabric thread whether the blade's plain heartbeats need reach the core.
+  void updateRoutine(const std::string& blade, BladeRuntime& rt);
+  // When the blade was last heard: by the core, or by the fabric thread alone.
+  std::int64_t lastHeard(const std::string& blade, const BladeRuntime& rt) const;
   // Its servers may now run elsewhere: cancels its operations and forgets its domains as
   // running (they ended with the lease, or with the power).
   void fence(const std::string& blade, BladeRuntime& rt, const std::string& reason, std::int64_t now);

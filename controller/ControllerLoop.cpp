@@ -63,8 +63,12 @@ Status ControllerLoop::bind() {
     // A restarted agent reconnects with the same routing id (its blade name) while the
     // old connection may linger: the new one takes the name over.
     r.set(zmq::sockopt::router_handover, 1);
-    r.set(zmq::sockopt::sndhwm, 200000);
-    r.set(zmq::sockopt::rcvhwm, 200000);
+    // Bounded queues, per connection: a frame that waits behind thousands of others is
+    // answered too late to be worth answering, and a backlog only grows under overload.
+    // What does not fit is dropped here (sends) or held back in the peer (receives,
+    // where a relay then drops); the agents' timers resend what matters.
+    r.set(zmq::sockopt::sndhwm, 10000);
+    r.set(zmq::sockopt::rcvhwm, 1000);
     r.set(zmq::sockopt::linger, 0);
     // After a controller restart every agent reconnects at once. With ZeroMQ's default
     // listen backlog (100) the SYNs beyond it are dropped and those agents retry only after
@@ -215,16 +219,20 @@ void ControllerLoop::takeFrame(std::string blade, std::string_view bytes, const 
   std::string reply;
   // validate() is pure and checks every field's JSON type, so nothing below can throw.
   const std::string type = protocol::validate(frame) ? "" : frame["type"].get<std::string>();
+  bool keep = false;
   if (type == protocol::type::kHeartbeat) {
     // The controller's view of the lease always moves on; the agent's only with an answer.
-    if (controller_.leases().renew(blade, now) && frame.value("ack", true))
+    const auto beat = controller_.leases().heartbeat(blade, now, frame.contains("domains"));
+    if (beat.renewed && frame.value("ack", true))
       reply = protocol::encode(protocol::LeaseRenewed{frame["seq"].get<std::uint64_t>(), options_.leaseMs}).dump();
+    keep = beat.keep;
   } else if (type == protocol::type::kRegister && frame["blade"] == blade && protocol::isValidBladeName(blade)) {
     controller_.leases().grant(blade, now);
     reply = protocol::encode(protocol::Registered{options_.leaseMs, options_.heartbeatMs, frame.value("seq", std::uint64_t{0})}).dump();
   }
   if (!reply.empty()) sendToBlade(blade, reply);
-  batch.push_back({std::move(blade), std::move(frame), {}, now, via});
+  // A routine blade's plain heartbeat has told the core all it had to (LeaseTable::heard).
+  if (!keep) batch.push_back({std::move(blade), std::move(frame), {}, now, via});
 }
 
 void ControllerLoop::sendToBlade(const std::string& blade, std::string_view bytes) {

@@ -5,6 +5,13 @@
 // fenceIfExpired() and renew() are atomic with respect to each other, so either the
 // renewal happened first and the blade is not fenced, or the blade was fenced first and
 // the renewal is refused (the agent then runs out its lease and fences itself).
+//
+// It is also where the core learns that a blade was heard without being handed each
+// heartbeat: for a blade the core marks routine (registered, healthy, trusted), the
+// fabric thread keeps heartbeats that carry no news (no domain list) to itself and only
+// notes when it heard them (heard()). At 10,000 blades that is 10,000 frames a second the
+// core does not handle. Marking a blade not routine returns when it was last heard, under
+// the same mutex, so no beat falls between the core's look and its decision.
 #pragma once
 
 #include <algorithm>
@@ -23,14 +30,50 @@ class LeaseTable {
   bool renew(const std::string& blade, std::int64_t now) {
     std::lock_guard lock(mu_);
     Entry& e = entries_[blade];
+    e.lastHeard = std::max(e.lastHeard, now);
     if (e.fenced) return false;
     e.lastRenewal = std::max(e.lastRenewal, now);
     return true;
+  }
+  struct Beat {
+    bool renewed = false;  // answer it (lease-renewed), if it asked
+    bool keep = false;     // the core need not see it: the blade is routine and it carries no news
+  };
+  // renew() for the fabric thread, which also learns whether to hand the beat on.
+  Beat heartbeat(const std::string& blade, std::int64_t now, bool news) {
+    std::lock_guard lock(mu_);
+    Entry& e = entries_[blade];
+    e.lastHeard = std::max(e.lastHeard, now);
+    if (e.fenced) return {false, false};
+    e.lastRenewal = std::max(e.lastRenewal, now);
+    const bool keep = e.routine && !news;
+    if (keep) ++kept_;
+    return {true, keep};
+  }
+  // Core: whether plain heartbeats of `blade` may stay in the fabric thread. Returns when
+  // it was last heard (kNever when never), as of the change.
+  std::int64_t setRoutine(const std::string& blade, bool routine) {
+    std::lock_guard lock(mu_);
+    Entry& e = entries_[blade];
+    e.routine = routine;
+    return e.lastHeard;
+  }
+  // When a heartbeat or registration of `blade` last arrived (kNever when never).
+  std::int64_t heard(const std::string& blade) const {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(blade);
+    return it == entries_.end() ? kNever : it->second.lastHeard;
+  }
+  // Heartbeats the fabric thread kept (never handed to the core), since the start.
+  std::uint64_t kept() const {
+    std::lock_guard lock(mu_);
+    return kept_;
   }
   // A registration accepted at `now`: a new lease, whatever happened before.
   void grant(const std::string& blade, std::int64_t now) {
     std::lock_guard lock(mu_);
     Entry& e = entries_[blade];
+    e.lastHeard = std::max(e.lastHeard, now);
     e.fenced = false;
     e.lastRenewal = std::max(e.lastRenewal, now);
   }
@@ -61,14 +104,18 @@ class LeaseTable {
     return it->second.lastRenewal;
   }
 
- private:
   static constexpr std::int64_t kNever = INT64_MIN / 2;
+
+ private:
   struct Entry {
     std::int64_t lastRenewal = kNever;
+    std::int64_t lastHeard = kNever;
     bool fenced = false;
+    bool routine = false;
   };
   mutable std::mutex mu_;
   std::unordered_map<std::string, Entry> entries_;
+  std::uint64_t kept_ = 0;
 };
 
 }  // namespace loom::controller

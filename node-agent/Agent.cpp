@@ -23,8 +23,15 @@ Agent::Agent(AgentConfig config, std::unique_ptr<drivers::Driver> driver, Send s
   dispatcher_.on(type::kLeaseRenewed, [this](int, const Json& f) { onLeaseRenewed(f); });
   dispatcher_.on(type::kPlan, [this](int, const Json& f) { onPlan(f); });
   dispatcher_.on(type::kReregister, [this](int, const Json&) {
-    registered_ = false;
-    sendRegister(now_);
+    // Registered: the controller lost us (it restarted); say who we are at once. Not
+    // registered: our register is on its way, and this answers a beat that crossed it.
+    if (registered_) {
+      registered_ = false;
+      registerAttempts_ = 0;
+      sendRegister(now_);
+    } else {
+      requestRegister(now_);
+    }
   });
 }
 
@@ -132,11 +139,27 @@ void Agent::sendRegister(std::int64_t now) {
   r.domains = observe();
   lastReported_ = r.domains;
   lastRegisterSent_ = now;
+  ++registerAttempts_;
   if (firstUnansweredRegister_ < 0) firstUnansweredRegister_ = now;
   r.seq = ++registerSeq_;
   registerSentAt_.emplace_back(r.seq, now);
   if (registerSentAt_.size() > 64) registerSentAt_.pop_front();
   send_(protocol::encode(r));
+}
+
+void Agent::requestRegister(std::int64_t now) {
+  registered_ = false;
+  if (now - lastRegisterSent_ >= registerRetryDelay()) sendRegister(now);
+  nextTick_ = std::min(nextTick_, lastRegisterSent_ + registerRetryDelay());
+}
+
+std::int64_t Agent::registerRetryDelay() const {
+  const int doublings = std::clamp(registerAttempts_ - 1, 0, 2);
+  const std::int64_t base = std::max<std::int64_t>(config_.registerRetryMs, 1) << doublings;
+  // Deterministic per blade and attempt: 10,000 agents that lost their controller at the
+  // same moment spread their registers over half a delay instead of sending in lockstep.
+  const std::size_t h = std::hash<std::string>{}(config_.blade) ^ (static_cast<std::size_t>(registerAttempts_) * 0x9e3779b97f4a7c15ULL);
+  return base + static_cast<std::int64_t>(h % static_cast<std::size_t>(base / 2 + 1));
 }
 
 void Agent::onFrame(std::string_view bytes, std::int64_t now) {
@@ -146,6 +169,7 @@ void Agent::onFrame(std::string_view bytes, std::int64_t now) {
   if (now >= fenceAt()) selfFence(now);
   lastHeardFromController_ = now;
   warnedSilence_ = false;
+  warnedQuiet_ = false;
   dispatcher_.dispatch(0, "controller", bytes);
 }
 
@@ -164,15 +188,17 @@ void Agent::onRegistered(const Json& frame) {
   if (sent + leaseMs_ - std::max<std::int64_t>(leaseMs_ / 10, 1) <= now_) {
     // An answer too late to hold a lease (a controller busy restarting): being registered
     // without a lease would refuse every start for good. Ask again.
+    // Not at once, though: late answers come in bursts from an overloaded controller, and
+    // answering each with a register would only add to its load.
     spdlog::warn("{}: registration answered {} ms after it was sent, too late for its {} ms lease; registering again", config_.blade,
                  now_ - sent, leaseMs_);
-    registered_ = false;
     firstUnansweredRegister_ = -1;
-    sendRegister(now_);
+    requestRegister(now_);
     return;
   }
   if (!registered_) spdlog::info("{}: registered (heartbeat {} ms, lease {} ms)", config_.blade, m.heartbeatMs, m.leaseMs);
   registered_ = true;
+  registerAttempts_ = 0;
   firstUnansweredRegister_ = -1;
   registerSentAt_.clear();
   heartbeatSentAt_.clear();
@@ -232,7 +258,7 @@ void Agent::selfFence(std::int64_t now) {
   const std::int64_t left = leaseDeadline_ - now;
   spdlog::error("{}: lease not renewed, {} {} ms: fencing {} running domain(s) here, then registering again", config_.blade,
                 left >= 0 ? "it runs out in" : "it ran out", left >= 0 ? left : -left, ended);
-  sendRegister(now);
+  requestRegister(now);
 }
 
 void Agent::onPlan(const Json& frame) {
@@ -322,31 +348,28 @@ void Agent::tick(std::int64_t now) {
   collectResults();
   if (now >= fenceAt()) selfFence(now);
   // Registered but holding no lease is a dead end (every start refused): register again.
-  if (registered_ && !leased_) {
-    registered_ = false;
-    sendRegister(now);
-  }
+  if (registered_ && !leased_) requestRegister(now);
   // While the worker has steps, look back soon for their results.
   const std::int64_t soon = queued_.empty() ? std::numeric_limits<std::int64_t>::max() : now + 10;
   if (!registered_) {
-    if (now - lastRegisterSent_ >= config_.registerRetryMs) {
+    if (now - lastRegisterSent_ >= registerRetryDelay()) {
       if (!warnedSilence_ && lastRegisterSent_ > 0 && now - lastHeardFromController_ > 5 * config_.registerRetryMs) {
         warnedSilence_ = true;
         spdlog::warn("{}: no answer from the controller yet (is it up? is this agent's key allowed?)", config_.blade);
       }
       sendRegister(now);
     }
-    nextTick_ = std::min({lastRegisterSent_ + config_.registerRetryMs, soon, fenceAt()});
+    nextTick_ = std::min({lastRegisterSent_ + registerRetryDelay(), soon, fenceAt()});
     return;
   }
-  // The controller went quiet (restarted, or the link broke): register again, which also
-  // tells a restarted controller everything it needs.
-  if (now - lastHeardFromController_ > 3 * heartbeatMs_ + 500) {
-    registered_ = false;
-    if (leaseDeadline_ < now) spdlog::warn("{}: lease expired; re-registering", config_.blade);
-    sendRegister(now);
-    nextTick_ = std::min({now + config_.registerRetryMs, soon, fenceAt()});
-    return;
+  // The controller went quiet (restarted, overloaded, or the link broke). Keep beating:
+  // every beat now asks for an answer, a restarted controller answers `reregister`, and
+  // the lease decides when to fence. Registering instead would cost an overloaded
+  // controller far more than a heartbeat, 10,000 times over (docs/PERFORMANCE.md).
+  if (now - lastHeardFromController_ > 3 * heartbeatMs_ + 500 && !warnedQuiet_) {
+    warnedQuiet_ = true;
+    spdlog::warn("{}: nothing from the controller for {} ms; still beating, lease left {} ms", config_.blade,
+                 now - lastHeardFromController_, std::max<std::int64_t>(0, leaseDeadline_ - now));
   }
   if (now >= nextHeartbeat_) {
     protocol::Heartbeat hb;

@@ -35,6 +35,11 @@ struct AgentConfig {
   // Where a simulated blade keeps its personality across agent restarts (its domains are
   // the test driver's state_file); empty: nothing persisted (real drivers need nothing).
   std::string simStatePath;
+  // Where this blade connects, when not where the host's others do (a simulated fabric
+  // whose chassis each have a relay): the endpoint, and the public key it presents (Z85;
+  // empty: the host's --server-key).
+  std::string controller;
+  std::string serverKey;
   std::int64_t registerRetryMs = 1000;
   // Run driver calls (define/start/stop/undefine, listing) on a worker thread of this
   // agent. For real drivers: a KVM start or a stop waiting for a guest to shut down takes
@@ -72,6 +77,12 @@ class Agent {
 
  private:
   void sendRegister(std::int64_t now);
+  // Registers now, unless a register went out less than registerRetryDelay() ago (then
+  // tick() sends the next one when that delay is over).
+  void requestRegister(std::int64_t now);
+  // How long an unanswered register waits before the next: registerRetryMs, doubled per
+  // unanswered attempt up to 4 times it, stretched by a per-blade jitter of up to a half.
+  std::int64_t registerRetryDelay() const;
   void onRegistered(const protocol::Json& frame);
   void onLeaseRenewed(const protocol::Json& frame);
   void onPlan(const protocol::Json& frame);
@@ -96,6 +107,8 @@ class Agent {
 
   bool registered_ = false;
   bool warnedSilence_ = false;
+  bool warnedQuiet_ = false;
+  int registerAttempts_ = 0;  // registers sent since the last one answered
   std::int64_t now_ = 0;
   std::int64_t heartbeatMs_ = 1000;
   std::int64_t leaseMs_ = 5000;

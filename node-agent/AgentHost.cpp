@@ -87,6 +87,8 @@ Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> drive
                                             " (raise it: ulimit -Hn, or run fewer blades per process with --only)");
   }
   auto socket = std::make_unique<zmq::socket_t>(impl_->context, zmq::socket_type::dealer);
+  const std::string& endpoint = config.controller.empty() ? impl_->options.controller : config.controller;
+  const std::string& serverKey = config.serverKey.empty() ? impl_->options.serverKey : config.serverKey;
   try {
     socket->set(zmq::sockopt::routing_id, config.blade);
     socket->set(zmq::sockopt::linger, 0);
@@ -98,13 +100,13 @@ Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> drive
     socket->set(zmq::sockopt::reconnect_ivl_max, 500);
     socket->set(zmq::sockopt::maxmsgsize, int64_t{64} << 20);
     if (!impl_->options.insecure) {
-      socket->set(zmq::sockopt::curve_serverkey, impl_->options.serverKey);
+      socket->set(zmq::sockopt::curve_serverkey, serverKey);
       socket->set(zmq::sockopt::curve_publickey, impl_->publicKey);
       socket->set(zmq::sockopt::curve_secretkey, impl_->options.secretKey);
     }
-    socket->connect(impl_->options.controller);
+    socket->connect(endpoint);
   } catch (const zmq::error_t& e) {
-    return makeError(Errc::Io, "blade '" + config.blade + "': cannot connect to '" + impl_->options.controller + "': " + e.what());
+    return makeError(Errc::Io, "blade '" + config.blade + "': cannot connect to '" + endpoint + "': " + e.what());
   }
   zmq::socket_t* raw = socket.get();
   const std::size_t index = impl_->sockets.size();

@@ -85,8 +85,10 @@ Status FabricRelay::start() {
     u.set(zmq::sockopt::immediate, 1);  // no queue for an absent controller: frames go stale
     u.set(zmq::sockopt::reconnect_ivl, 100);
     u.set(zmq::sockopt::reconnect_ivl_max, 500);
-    u.set(zmq::sockopt::sndhwm, 10000);
-    u.set(zmq::sockopt::rcvhwm, 10000);
+    // A few seconds of envelopes at most: beyond that loomd is not keeping up, and frames
+    // that old would be answered too late for any lease. Dropped instead (droppedUp).
+    u.set(zmq::sockopt::sndhwm, 1000);
+    u.set(zmq::sockopt::rcvhwm, 1000);
     u.set(zmq::sockopt::maxmsgsize, int64_t{256} << 20);
     if (!o.insecure) {
       auto pub = protocol::curvePublicKey(o.secretKey);

@@ -7,6 +7,8 @@
 #include <csignal>
 #include <filesystem>
 #include <iostream>
+#include <map>
+#include <tuple>
 #include <sstream>
 
 #include <CLI/CLI.hpp>
@@ -110,6 +112,10 @@ int main(int argc, char** argv) {
   app.add_option("--server-key", serverKeyPath, "the controller's public key file (loomd.pub)");
   app.add_option("--simulate", simulate, "run every blade of this fabric file (test driver each)");
   app.add_option("--only", only, "with --simulate: just these blades (comma-separated)");
+  std::vector<std::string> chassisRelays;
+  app.add_option("--relay", chassisRelays,
+                 "with --simulate: CHASSIS=ENDPOINT[,RELAY.pub]: that chassis's blades connect through the relay at ENDPOINT "
+                 "(whose public key is RELAY.pub; default --server-key) instead of --controller (repeatable)");
   app.add_option("--journal", journal, "test driver journal file (shared by all simulated blades)");
   app.add_option("--sim-state", simStateDir, "directory where simulated blades keep their domains across agent restarts");
   app.add_option("--hypervisors", hypervisors, "test driver: what the blade claims it can run (kvm,xen)");
@@ -257,6 +263,26 @@ int main(int argc, char** argv) {
       for (const auto& d : fabricFile.diagnostics) std::cerr << d.format() << "\n";
       return fail("cannot load fabric file '" + simulate + "'");
     }
+    // CHASSIS -> (endpoint, server key) for the chassis that have a relay.
+    std::map<std::string, std::pair<std::string, std::string>> relayOf;
+    for (const auto& r : chassisRelays) {
+      const auto eq = r.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == r.size()) return fail("--relay wants CHASSIS=ENDPOINT[,RELAY.pub], got '" + r + "'");
+      std::string endpoint = r.substr(eq + 1), key;
+      if (const auto comma = endpoint.find(','); comma != std::string::npos) {
+        if (insecure) return fail("--relay '" + r + "': a relay key means nothing with --insecure");
+        auto k = protocol::readCurveKey(endpoint.substr(comma + 1));
+        if (!k) return fail(k.error().message);
+        key = *k;
+        endpoint.resize(comma);
+      }
+      relayOf[r.substr(0, eq)] = {endpoint, key};
+    }
+    for (const auto& [c, _] : relayOf) {
+      bool found = false;
+      for (const auto& b : fabricFile.fabric.blades) found = found || b.chassis == c;
+      if (!found) return fail("--relay: no blade of '" + simulate + "' is in chassis '" + c + "'");
+    }
     const auto wanted = splitComma(only);
     for (const auto& w : wanted) {
       bool found = false;
@@ -278,12 +304,14 @@ int main(int argc, char** argv) {
       agent::AgentConfig cfg;
       cfg.blade = b.name;
       cfg.simStatePath = statePath(b.name);
+      if (auto r = relayOf.find(b.chassis); r != relayOf.end()) std::tie(cfg.controller, cfg.serverKey) = r->second;
       cfg.inventory = {b.chassis, b.slot, b.sockets, b.cores, b.memory, b.model.empty() ? "Loom Test CPU" : b.model,
                        hypervisorNames(b.hypervisors.empty() ? pool::HypervisorSet::all() : b.hypervisors),
                        b.personality ? pool::toString(*b.personality) : "", "test", hostName()};
       if (auto s = host.add(std::move(cfg), std::move(*driver), std::move(guard)); !s) return fail(s.error().message);
     }
-    spdlog::info("simulating {} blades against {}", host.size(), controller);
+    spdlog::info("simulating {} blades against {}{}", host.size(), controller,
+                 relayOf.empty() ? "" : " and " + std::to_string(relayOf.size()) + " chassis relays");
   } else {
     if (blade.empty()) return fail("--blade NAME is required (or --simulate FABRIC.yaml)");
     drivers::DriverOptions o = baseOptions;

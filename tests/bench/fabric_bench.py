@@ -124,20 +124,18 @@ class Bench:
     def start_agent(self):
         # One process holds up to 5,000 blades: each costs two file descriptors and a
         # hard limit of 20,000 (common in containers) cannot hold 10,000 in one. With
-        # relays, one process per chassis, connected to its chassis's relay.
+        # relays, each blade connects to its chassis's relay (--relay CHASSIS=ENDPOINT).
         names = [f"b{i:05d}" for i in range(self.args.blades)]
+        via = []
         if getattr(self.args, "relays", False):
-            relays = self.start_relays()
-            groups = [(relays[c], names[c::POOLS]) for c in range(POOLS)]
-        else:
-            direct = f"tcp://127.0.0.1:{self.fabric_port}"
-            groups = [(direct, names[k:k + 5000]) for k in range(0, len(names), 5000)]
-        for n, (endpoint, group) in enumerate(groups):
-            log = open(os.path.join(self.work, f"agent{n}.log"), "a")
-            self.procs[f"agent{n}"] = subprocess.Popen(
-                [self.args.agent, "--controller", endpoint, "--insecure",
-                 "--simulate", os.path.join(self.work, "fabric.yaml"), "--only", ",".join(group),
-                 "--log-level", "warn"],
+            for c, endpoint in self.start_relays().items():
+                via += ["--relay", f"c{c:02d}={endpoint}"]
+        for k in range(0, len(names), 5000):
+            log = open(os.path.join(self.work, f"agent{k // 5000}.log"), "a")
+            self.procs[f"agent{k // 5000}"] = subprocess.Popen(
+                [self.args.agent, "--controller", f"tcp://127.0.0.1:{self.fabric_port}", "--insecure",
+                 "--simulate", os.path.join(self.work, "fabric.yaml"), "--only", ",".join(names[k:k + 5000]),
+                 "--log-level", "warn"] + via,
                 stdout=log, stderr=subprocess.STDOUT)
 
     def cpu_seconds(self, pid):

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <future>
+#include <sstream>
 #include <thread>
 
 #include <zmq.hpp>
@@ -29,13 +30,12 @@ struct Loomd {
   std::thread core;
   std::string endpoint;
 
-  explicit Loomd(FabricOptions fabric = {}) {
+  explicit Loomd(FabricOptions fabric = {}, ControllerOptions options = {}) {
     auto dir = std::filesystem::temp_directory_path() / ("loom-fabric-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
     path = (dir / ::testing::UnitTest::GetInstance()->current_test_info()->name()).string();
     for (const char* s : {"", "-wal", "-shm"}) std::filesystem::remove(path + s);
     store = std::move(openSqliteStateStore(path)).value();
-    ControllerOptions options;
     options.fabricRenewsLeases = true;
     controller = std::make_unique<Controller>(
         *store, options, [this](const std::string& b, const Json& f) { loop->send(b, f); }, [] { return 1; });
@@ -55,16 +55,22 @@ struct Loomd {
     loop->stop();
     core.join();
   }
-  // A blade's record from the API: on the core thread while it runs, else here.
-  Json blade(const std::string& name) {
+  // An API answer's body: on the core thread while it runs, else here.
+  std::string get(const std::string& path) {
     std::promise<std::string> answer;
     auto ask = [&] {
-      controller->handleApi({"GET", "/v1/blades/" + name, {}, ""}, ControllerLoop::monotonicMs(),
-                            [&](ApiResponse r) { answer.set_value(r.body); });
+      controller->handleApi({"GET", path, {}, ""}, ControllerLoop::monotonicMs(), [&](ApiResponse r) { answer.set_value(r.body); });
     };
     if (core.joinable()) loop->post(ask);
     else ask();
-    return Json::parse(answer.get_future().get());
+    return answer.get_future().get();
+  }
+  Json blade(const std::string& name) { return Json::parse(get("/v1/blades/" + name)); }
+  double metric(const std::string& name) {
+    std::istringstream in(get("/metrics"));
+    for (std::string line; std::getline(in, line);)
+      if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+    return -1;
   }
 };
 
@@ -226,6 +232,45 @@ TEST(FabricLoop, OnlyARelayKeyMaySpeakForOtherBlades) {
   loomd.stop();
   EXPECT_EQ(loomd.controller->rejectedTotal(), 1u);
   EXPECT_TRUE(loomd.blade("c1-s1").contains("error")) << "the impostor's blade was never registered";
+}
+
+TEST(FabricLoop, AHealthyBladeStaysOnlineOnPlainBeatsAndASilentOneTurnsSuspectThenComesBack) {
+  FabricOptions insecure;
+  insecure.insecure = true;
+  ControllerOptions fast;
+  fast.heartbeatMs = 100;
+  fast.suspectMs = 400;
+  fast.deadMs = 5000;
+  fast.leaseMs = 10000;
+  Loomd loomd(insecure, fast);
+  Peer agent("c1-s1", loomd.endpoint);
+  agent.send({registerFrame("c1-s1")});
+  ASSERT_EQ(agent.receive().size(), 1u);
+  std::uint64_t seq = 0;
+  auto beatFor = [&](int ms) {
+    for (int t = 0; t < ms; t += 100) {
+      agent.send({heartbeatFrame(++seq)});
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  };
+  // Plain beats for three times the suspect limit: the fabric thread keeps most of them,
+  // and the blade must stay online all along.
+  for (int i = 0; i < 6; ++i) {
+    beatFor(200);
+    auto b = loomd.blade("c1-s1");
+    ASSERT_EQ(b["state"], "available") << "after " << (i + 1) * 200 << " ms of beats: " << b.dump();
+    EXPECT_LT(b["heartbeat_age_ms"].get<std::int64_t>(), 400);
+  }
+  EXPECT_GE(loomd.metric("loom_heartbeats_total"), 10) << "kept beats are counted too";
+  // Silence: suspect.
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  EXPECT_EQ(loomd.blade("c1-s1")["state"], "suspect");
+  // Heard again: back at once.
+  beatFor(200);
+  EXPECT_EQ(loomd.blade("c1-s1")["state"], "available");
+  // And again quiet-handled for a while.
+  beatFor(800);
+  EXPECT_EQ(loomd.blade("c1-s1")["state"], "available");
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // The agent without sockets: plan steps go through a real test driver.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "drivers/test/TestDriver.h"
 #include "node-agent/Agent.h"
 
@@ -15,13 +17,13 @@ struct Harness {
   std::unique_ptr<Agent> agent;
   drivers::test::TestDriver* driver = nullptr;  // owned by the agent
   std::int64_t now = 0;
-  Harness() {
+  explicit Harness(const std::string& blade = "b1") {
     drivers::test::TestDriverConfig cfg;
-    cfg.blade = "b1";
+    cfg.blade = blade;
     auto driver = drivers::test::TestDriver::create(cfg);
     this->driver = driver->get();
     AgentConfig ac;
-    ac.blade = "b1";
+    ac.blade = blade;
     ac.inventory.cores = 8;
     ac.inventory.memoryMib = 16384;
     agent = std::make_unique<Agent>(ac, std::move(*driver), [this](const Json& f) {
@@ -283,6 +285,88 @@ TEST(Agent, ARegistrationAnsweredTooLateForItsLeaseIsAskedForAgain) {
   h.frame(protocol::encode(protocol::Registered{5000, 1000, seq}));
   EXPECT_TRUE(h.agent->registered());
   EXPECT_TRUE(h.agent->leased());
+}
+
+// Times (ms) at which `h` sent a register while ticking every 100 ms up to `until`.
+std::vector<std::int64_t> registerTimes(Harness& h, std::int64_t until) {
+  std::vector<std::int64_t> at;
+  for (; h.now <= until; h.now += 100) {
+    h.sent.clear();
+    h.agent->tick(h.now);
+    for (const auto& f : h.sent)
+      if (f["type"] == "register") at.push_back(h.now);
+  }
+  return at;
+}
+
+TEST(Agent, KeepsBeatingRatherThanRegisteringWhenTheControllerGoesQuiet) {
+  Harness h;
+  h.frame(protocol::encode(protocol::Registered{5000, 1000}));
+  h.sent.clear();
+  // Nothing comes back for 4.3 s (an overloaded or restarting controller).
+  for (h.now = 100; h.now < 4400; h.now += 100) h.agent->tick(h.now);
+  EXPECT_TRUE(ofType(h.sent, "register").empty()) << "a register costs the controller far more than a beat";
+  auto beats = ofType(h.sent, "heartbeat");
+  ASSERT_GE(beats.size(), 4u);
+  EXPECT_TRUE(beats.back().value("ack", true)) << "a quiet controller is asked for an answer on every beat";
+  EXPECT_TRUE(h.agent->registered());
+  // A restarted controller that does not know us says so; then we register at once.
+  h.sent.clear();
+  h.frame(protocol::encode(protocol::Reregister{}));
+  EXPECT_EQ(ofType(h.sent, "register").size(), 1u);
+}
+
+TEST(Agent, BacksOffUnansweredRegistrations) {
+  Harness h;  // register 1 at 0, never answered
+  auto at = registerTimes(h, 30000);
+  ASSERT_GE(at.size(), 5u);
+  std::vector<std::int64_t> gaps{at[0]};
+  for (std::size_t i = 1; i < at.size(); ++i) gaps.push_back(at[i] - at[i - 1]);
+  EXPECT_GE(gaps[0], 1000);
+  EXPECT_LE(gaps[0], 1600);
+  EXPECT_GE(gaps[1], 2000);
+  EXPECT_LE(gaps[1], 3100);
+  for (std::size_t i = 2; i < gaps.size(); ++i) {
+    EXPECT_GE(gaps[i], 4000) << "gap " << i;
+    EXPECT_LE(gaps[i], 6100) << "gap " << i << ": the back-off stops doubling at four times the first";
+  }
+}
+
+TEST(Agent, BladesThatLostTheControllerTogetherDoNotRetryInLockstep) {
+  std::set<std::int64_t> secondRegister;
+  for (int i = 0; i < 20; ++i) {
+    Harness h("c1-s" + std::to_string(i));
+    auto at = registerTimes(h, 3000);
+    ASSERT_FALSE(at.empty());
+    secondRegister.insert(at[0]);
+  }
+  EXPECT_GE(secondRegister.size(), 3u) << "20 blades retried at the same moment";
+}
+
+TEST(Agent, AReregisterThatCrossedAnOutstandingRegisterIsNotAnsweredTwice) {
+  Harness h;  // register 1 at 0, on its way
+  h.sent.clear();
+  h.now = 200;
+  h.frame(protocol::encode(protocol::Reregister{}));  // answers a beat sent before it
+  EXPECT_TRUE(ofType(h.sent, "register").empty());
+  h.frame(protocol::encode(protocol::Registered{5000, 1000, 1}));
+  EXPECT_TRUE(h.agent->registered());
+}
+
+TEST(Agent, LateRegistrationAnswersInABurstBringOneNewRegisterNotOneEach) {
+  Harness h;
+  std::vector<std::uint64_t> seqs{1};
+  for (h.now = 100; h.now <= 4000; h.now += 100) {
+    h.sent.clear();
+    h.agent->tick(h.now);
+    for (const auto& f : ofType(h.sent, "register")) seqs.push_back(f["seq"].get<std::uint64_t>());
+  }
+  ASSERT_GE(seqs.size(), 2u);
+  h.sent.clear();
+  h.now = 9000;  // an overloaded controller answers all of them at once, too late for each
+  for (auto seq : seqs) h.frame(protocol::encode(protocol::Registered{5000, 1000, seq}));
+  EXPECT_EQ(ofType(h.sent, "register").size(), 1u);
+  EXPECT_FALSE(h.agent->registered());
 }
 
 }  // namespace
