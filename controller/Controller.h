@@ -97,11 +97,10 @@ class Controller {
   // The fence command for `blade` finished: `ok` means it confirmed power-off.
   void onFenceResult(const std::string& blade, bool ok, const std::string& detail, std::int64_t now);
 
-  // One frame from the agent with routing id `blade`; `via` names the fabric relay it
-  // came through (empty: directly), which the blade's record shows.
-  void onFrame(const std::string& blade, std::string_view bytes, std::int64_t now, const std::string& via = {});
+  // One frame from the agent with routing id `blade`.
+  void onFrame(const std::string& blade, std::string_view bytes, std::int64_t now);
   // The same for a frame the fabric thread already parsed (protocol::parseFrame accepted it).
-  void onParsedFrame(const std::string& blade, const protocol::Json& frame, std::int64_t now, const std::string& via = {});
+  void onParsedFrame(const std::string& blade, const protocol::Json& frame, std::int64_t now);
   // A refusal outside the frame (authentication, bad envelope), for the counters.
   void noteRejected(const std::string& peer, const protocol::Rejection& why);
 
@@ -159,7 +158,6 @@ class Controller {
     std::set<std::string> busyServers; // servers with an operation queued here
     std::set<std::string> warnedForeign;  // unmanaged domains already reported
     std::int64_t livenessAt = 0;  // due time of its live entry in livenessDue_ (0: none)
-    std::string via;  // the fabric relay it was last heard through; empty: directly
     // Its plain heartbeats stay in the fabric thread (LeaseTable::setRoutine): registered,
     // healthy, trusted. lastHeartbeat is then brought up to date from leases_ when read.
     bool routine = false;
@@ -186,7 +184,8 @@ class Controller {
   void onEvent(const std::string& blade, const protocol::Json& frame);
 
   // Planning and convergence.
-  void replan(std::int64_t now);
+  // `planOut`: the plan as the API shows it (apply, delete), when asked.
+  void replan(std::int64_t now, Json* planOut = nullptr);
   void converge(const std::string& blade, BladeRuntime& rt, std::int64_t now);
   void enqueue(BladeRuntime& rt, Operation op);
   void dispatch(const std::string& blade, BladeRuntime& rt, std::int64_t now);
@@ -222,9 +221,13 @@ class Controller {
   pool::Inventory inventory() const;
   pool::BladeState displayState(const std::string& blade, const BladeRuntime& rt) const;
   std::string serverState(const pool::Server& s, std::string* reason) const;
-  Json bladeJson(const std::string& name, const BladeRuntime& rt) const;
-  Json serverJson(const pool::Server& s) const;
-  Json poolJson(const pool::Pool& p) const;
+  // The API's objects; `fields` limits a list's objects to what the client asked for.
+  Json bladeJson(const std::string& name, const BladeRuntime& rt, const FieldMask& fields = {}) const;
+  Json serverJson(const pool::Server& s, const FieldMask& fields = {}) const;
+  Json poolJson(const pool::Pool& p, const FieldMask& fields = {}) const;
+  static const std::vector<std::string>& bladeFields();
+  static const std::vector<std::string>& serverFields();
+  static const std::vector<std::string>& poolFields();
   const pool::Server* findServer(const std::string& name) const;
 
   // API handlers.
@@ -243,7 +246,8 @@ class Controller {
   Status commitNow(Change change);  // flushes pending_ with it; durable on success
   void flush();
   void wakeWaiters(std::int64_t now, bool expiredOnly);
-  void rebuildServerIndex();
+  // Declarations were replaced: trims their vectors and rebuilds the name index.
+  void onDeclarationsChanged();
 
   StateStore& store_;
   ControllerOptions options_;
@@ -264,7 +268,8 @@ class Controller {
   std::map<std::string, BladeRuntime> blades_;                // ordered: stable API output
   pool::PlacementState placement_;
   std::unique_ptr<pool::IdentityAllocator> identities_;
-  std::unordered_map<std::string, pool::Identity> identityOf_;  // server -> identity (as persisted)
+  // Servers whose identity changed and is not in the store yet -> their identity pool.
+  std::map<std::string, std::string> identitiesToPersist_;
   bool identitiesDirty_ = true;                                  // declarations changed since the last assign pass
   std::unordered_map<std::string, std::set<std::string>> runningOn_;  // server -> blades reporting it running
   std::unordered_map<std::string, std::vector<std::string>> byBlade_;  // blade -> servers bound to it
@@ -274,8 +279,7 @@ class Controller {
   TimerHeap<std::uint64_t> opDeadlines_;  // (deadline, operation id), pushed when a step is sent
   TimerHeap<std::string> backoffEnds_;    // (notBefore, blade) of operations waiting to be retried
   std::unordered_map<std::string, std::int64_t> retryServerAt_;  // server -> not before (after a fault)
-  pool::Plan lastPlan_;
-  std::map<std::string, pool::BladeAssignment> roles_;       // blade -> its assignment in lastPlan_
+  std::map<std::string, pool::BladeAssignment> roles_;       // blade -> its assignment in the latest plan
   std::map<std::string, std::string> unplaceable_;           // server -> reason
   std::map<std::string, std::string> serverFaults_;          // server -> last fault
   std::set<std::string> seenWarnings_;
@@ -297,7 +301,6 @@ class Controller {
   std::int64_t nextTick_ = 0;
   std::int64_t lastRetryScan_ = 0;
   std::int64_t now_ = 0;
-  std::string via_;  // of the frame being handled
 
   // Metrics.
   std::uint64_t heartbeats_ = 0, registrations_ = 0, plans_ = 0, opsSent_ = 0, opsFailed_ = 0, opsRetried_ = 0;

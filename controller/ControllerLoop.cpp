@@ -29,10 +29,8 @@ struct ControllerLoop::Sockets {
   zmq::context_t context{1};
   zmq::socket_t router{context, zmq::socket_type::router};
   std::unique_ptr<protocol::ZapAuthenticator> zap;  // only with Curve on
-  // Fabric thread only. How each blade was last heard from: the routing id of its relay,
-  // absent when it connects directly. Frames for a relay's blades wait here until the
-  // end of the pass, then go out as one envelope.
-  std::unordered_map<std::string, std::string> relayOf;
+  // Fabric thread only: frames for a relay's blades wait here until the end of the pass,
+  // then go out as one envelope. (Each blade's route is in the LeaseTable.)
   std::unordered_map<std::string, std::vector<std::pair<std::string, std::string>>> toRelay;
 };
 
@@ -180,12 +178,7 @@ void ControllerLoop::receiveFrames() {
         post([this, peer, why = *bad] { controller_.noteRejected(peer, why); });
         continue;
       }
-      for (const auto& f : std::get<std::vector<protocol::RelayedFrame>>(split)) {
-        std::string blade(f.blade);
-        auto [route, added] = sockets_->relayOf.try_emplace(blade, peer);
-        if (!added && route->second != peer) route->second = peer;
-        takeFrame(std::move(blade), f.payload, peer, now, batch);
-      }
+      for (const auto& f : std::get<std::vector<protocol::RelayedFrame>>(split)) takeFrame(std::string(f.blade), f.payload, peer, now, batch);
       continue;
     }
     if (parts.size() != 1) {
@@ -194,7 +187,6 @@ void ControllerLoop::receiveFrames() {
       });
       continue;
     }
-    if (!sockets_->relayOf.empty()) sockets_->relayOf.erase(peer);  // heard directly: answered directly
     takeFrame(std::move(peer), parts[0].to_string_view(), {}, now, batch);
   }
   flushRelays();
@@ -208,12 +200,23 @@ void ControllerLoop::receiveFrames() {
 
 void ControllerLoop::takeFrame(std::string blade, std::string_view bytes, const std::string& via, std::int64_t now,
                                std::deque<Inbound>& batch) {
+  // Nearly every frame: a plain heartbeat of a routine blade. Answered and noted here,
+  // without a JSON tree, and the core is not bothered with it.
+  if (auto beat = protocol::peekPlainHeartbeat(bytes)) {
+    const auto lease = controller_.leases().heartbeat(blade, now, /*news=*/false, via);
+    if (lease.renewed && beat->ack) sendVia(via, blade, protocol::leaseRenewedFrame(beat->seq, options_.leaseMs));
+    if (lease.keep) return;
+    protocol::Json frame;
+    (void)protocol::parseFrame(bytes, frame);  // cannot fail: the peek accepted it
+    batch.push_back({std::move(blade), std::move(frame), {}, now});
+    return;
+  }
   // Parsed once, here; the core validates and handles the parsed object. Only a
   // well-formed heartbeat or register gets its lease here; everything else, and the rest
   // of what these carry, is the core's to judge.
   protocol::Json frame;
   if (protocol::parseFrame(bytes, frame)) {
-    batch.push_back({std::move(blade), nullptr, std::string(bytes), now, via});
+    batch.push_back({std::move(blade), nullptr, std::string(bytes), now});
     return;
   }
   std::string reply;
@@ -222,22 +225,21 @@ void ControllerLoop::takeFrame(std::string blade, std::string_view bytes, const 
   bool keep = false;
   if (type == protocol::type::kHeartbeat) {
     // The controller's view of the lease always moves on; the agent's only with an answer.
-    const auto beat = controller_.leases().heartbeat(blade, now, frame.contains("domains"));
-    if (beat.renewed && frame.value("ack", true))
-      reply = protocol::encode(protocol::LeaseRenewed{frame["seq"].get<std::uint64_t>(), options_.leaseMs}).dump();
+    const auto beat = controller_.leases().heartbeat(blade, now, frame.contains("domains"), via);
+    if (beat.renewed && frame.value("ack", true)) reply = protocol::leaseRenewedFrame(frame["seq"].get<std::uint64_t>(), options_.leaseMs);
     keep = beat.keep;
   } else if (type == protocol::type::kRegister && frame["blade"] == blade && protocol::isValidBladeName(blade)) {
-    controller_.leases().grant(blade, now);
+    controller_.leases().grant(blade, now, via);
     reply = protocol::encode(protocol::Registered{options_.leaseMs, options_.heartbeatMs, frame.value("seq", std::uint64_t{0})}).dump();
   }
-  if (!reply.empty()) sendToBlade(blade, reply);
+  if (!reply.empty()) sendVia(via, blade, reply);
   // A routine blade's plain heartbeat has told the core all it had to (LeaseTable::heard).
-  if (!keep) batch.push_back({std::move(blade), std::move(frame), {}, now, via});
+  if (!keep) batch.push_back({std::move(blade), std::move(frame), {}, now});
 }
 
-void ControllerLoop::sendToBlade(const std::string& blade, std::string_view bytes) {
-  if (auto relay = sockets_->relayOf.find(blade); relay != sockets_->relayOf.end()) {
-    sockets_->toRelay[relay->second].emplace_back(blade, bytes);
+void ControllerLoop::sendVia(const std::string& via, const std::string& blade, std::string_view bytes) {
+  if (!via.empty()) {
+    sockets_->toRelay[via].emplace_back(blade, bytes);
     return;
   }
   auto& r = sockets_->router;
@@ -279,7 +281,8 @@ void ControllerLoop::sendQueued() {
     std::lock_guard lock(mutex_);
     out.swap(outbox_);
   }
-  for (const auto& [blade, bytes] : out) sendToBlade(blade, bytes);
+  // The core's frames go the way each blade was last heard from.
+  for (const auto& [blade, bytes] : out) sendVia(controller_.leases().route(blade), blade, bytes);
   flushRelays();
 }
 
@@ -327,8 +330,8 @@ void ControllerLoop::drainCore() {
     frames.swap(inbox_);
   }
   for (auto& f : frames) {
-    if (f.frame.is_null()) controller_.onFrame(f.peer, f.bytes, f.at, f.via);
-    else controller_.onParsedFrame(f.peer, f.frame, f.at, f.via);
+    if (f.frame.is_null()) controller_.onFrame(f.peer, f.bytes, f.at);
+    else controller_.onParsedFrame(f.peer, f.frame, f.at);
   }
 }
 

@@ -76,16 +76,15 @@ class ControllerLoop {
     protocol::Json frame;  // parsed once, here; null when it did not parse
     std::string bytes;     // only when it did not parse (the core counts the refusal)
     std::int64_t at;
-    std::string via;       // the relay it came through; empty: direct
   };
   void runFabric();
   void receiveFrames();
   // One agent frame (direct, or out of a relay envelope): the lease answer, then the inbox.
   void takeFrame(std::string blade, std::string_view bytes, const std::string& via, std::int64_t now, std::deque<Inbound>& batch);
   void sendQueued();
-  // Fabric thread: a frame to `blade` the way it was last heard from. Relays' frames wait
-  // in their envelope until flushRelays().
-  void sendToBlade(const std::string& blade, std::string_view bytes);
+  // Fabric thread: a frame to `blade` through relay `via` (routing id; empty: directly).
+  // Relays' frames wait in their envelope until flushRelays().
+  void sendVia(const std::string& via, const std::string& blade, std::string_view bytes);
   void flushRelays();
   void drainCore();
   void wake(int fd);

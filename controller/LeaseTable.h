@@ -12,6 +12,10 @@
 // notes when it heard them (heard()). At 10,000 blades that is 10,000 frames a second the
 // core does not handle. Marking a blade not routine returns when it was last heard, under
 // the same mutex, so no beat falls between the core's look and its decision.
+//
+// And it holds each blade's route: the fabric relay it was last heard through (heartbeat,
+// registration), or none when it connects directly. The fabric thread answers a frame
+// the way it came and looks the route up for what the core sends; the API shows it.
 #pragma once
 
 #include <algorithm>
@@ -19,6 +23,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 namespace loom::controller {
@@ -40,10 +45,11 @@ class LeaseTable {
     bool keep = false;     // the core need not see it: the blade is routine and it carries no news
   };
   // renew() for the fabric thread, which also learns whether to hand the beat on.
-  Beat heartbeat(const std::string& blade, std::int64_t now, bool news) {
+  Beat heartbeat(const std::string& blade, std::int64_t now, bool news, std::string_view via = {}) {
     std::lock_guard lock(mu_);
     Entry& e = entries_[blade];
     e.lastHeard = std::max(e.lastHeard, now);
+    if (e.via != via) e.via = via;
     if (e.fenced) return {false, false};
     e.lastRenewal = std::max(e.lastRenewal, now);
     const bool keep = e.routine && !news;
@@ -64,16 +70,24 @@ class LeaseTable {
     auto it = entries_.find(blade);
     return it == entries_.end() ? kNever : it->second.lastHeard;
   }
+  // The routing id of the relay `blade` was last heard through; empty: directly, or never.
+  std::string route(const std::string& blade) const {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(blade);
+    return it == entries_.end() ? std::string() : it->second.via;
+  }
   // Heartbeats the fabric thread kept (never handed to the core), since the start.
   std::uint64_t kept() const {
     std::lock_guard lock(mu_);
     return kept_;
   }
   // A registration accepted at `now`: a new lease, whatever happened before.
-  void grant(const std::string& blade, std::int64_t now) {
+  // `via`: the route it registered through (the fabric thread knows it; the core does not).
+  void grant(const std::string& blade, std::int64_t now, std::optional<std::string_view> via = std::nullopt) {
     std::lock_guard lock(mu_);
     Entry& e = entries_[blade];
     e.lastHeard = std::max(e.lastHeard, now);
+    if (via && e.via != *via) e.via = *via;
     e.fenced = false;
     e.lastRenewal = std::max(e.lastRenewal, now);
   }
@@ -112,6 +126,7 @@ class LeaseTable {
     std::int64_t lastHeard = kNever;
     bool fenced = false;
     bool routine = false;
+    std::string via;
   };
   mutable std::mutex mu_;
   std::unordered_map<std::string, Entry> entries_;

@@ -1,5 +1,6 @@
 #include "controller/ModelJson.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <future>
 #include <iterator>
@@ -220,6 +221,28 @@ void mergeDeclarations(pool::Declarations& into, const pool::Declarations& incom
   upsert(into.identityPools, incoming.identityPools);
   upsert(into.pools, incoming.pools);
   upsert(into.servers, incoming.servers);
+}
+
+Result<FieldMask> FieldMask::parse(const std::string& spec, const std::vector<std::string>& known) {
+  FieldMask mask;
+  std::size_t start = 0;
+  while (start <= spec.size()) {
+    const auto comma = std::min(spec.find(',', start), spec.size());
+    std::string field = spec.substr(start, comma - start);
+    start = comma + 1;
+    if (field.empty()) continue;
+    if (std::find(known.begin(), known.end(), field) == known.end()) {
+      std::string list;
+      for (const auto& k : known) list += (list.empty() ? "" : ", ") + k;
+      return makeError(Errc::Invalid, "fields: unknown field '" + field.substr(0, 64) + "' (known: " + list + ")");
+    }
+    mask.fields_.push_back(std::move(field));
+  }
+  return mask;
+}
+
+bool FieldMask::has(std::string_view field) const {
+  return fields_.empty() || std::find(fields_.begin(), fields_.end(), field) != fields_.end();
 }
 
 }  // namespace loom::controller

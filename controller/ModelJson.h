@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "controller/StateStore.h"
+#include "loom/Result.h"
 #include "pool/Model.h"
 
 namespace loom::controller {
@@ -21,6 +22,19 @@ pool::Declarations fromRecords(const std::vector<DeclarationRecord>& records, st
 // Upserts every object of `incoming` into `into` by (kind, name); order: existing
 // objects keep their place, new ones are appended.
 void mergeDeclarations(pool::Declarations& into, const pool::Declarations& incoming);
+
+// Which fields the objects of a list answer carry: `?fields=name,state` asks for those
+// only (a table prints nine fields of a blade, not twenty), no `fields` for all. Fields
+// outside `known` are an error naming them and the known ones.
+class FieldMask {
+ public:
+  FieldMask() = default;  // every field
+  static Result<FieldMask> parse(const std::string& spec, const std::vector<std::string>& known);
+  bool has(std::string_view field) const;
+
+ private:
+  std::vector<std::string> fields_;  // empty: all
+};
 
 Json toJson(const pool::Server& s);
 Json toJson(const pool::Pool& p);

@@ -37,7 +37,7 @@ struct RelayOptions {
   std::string serverKey;                // loomd's public key (Z85)
   std::set<std::string> allowedKeys;    // agent public keys (Z85) this relay admits
   // Agents' frames are gathered this long at most before they go on in one envelope.
-  std::int64_t batchMs = 5;
+  std::int64_t batchMs = 50;
 };
 
 struct RelayStats {

@@ -214,6 +214,73 @@ std::optional<Rejection> validate(const Json& frame) {
   return Rejection{"unknown-type", "unknown message type '" + name.substr(0, 64) + "'"};
 }
 
+namespace {
+
+// nlohmann's SAX interface: every callback returns whether to go on; false at the first
+// thing a plain heartbeat does not have.
+class PlainHeartbeatSax {
+ public:
+  bool null() { return false; }
+  bool boolean(bool b) {
+    if (depth_ != 1 || key_ != Key::Ack) return false;
+    beat_.ack = b;
+    return true;
+  }
+  bool number_integer(std::int64_t i) { return i >= 0 && number_unsigned(static_cast<std::uint64_t>(i)); }
+  bool number_unsigned(std::uint64_t u) {
+    if (depth_ != 1) return false;
+    if (key_ == Key::V) return (versionOk_ = u == static_cast<std::uint64_t>(kVersion));
+    if (key_ != Key::Seq) return false;
+    beat_.seq = u;
+    seqSeen_ = true;
+    return true;
+  }
+  bool number_float(double, const std::string&) { return false; }
+  bool string(std::string& s) { return depth_ == 1 && key_ == Key::Type && (typeOk_ = s == type::kHeartbeat); }
+  bool binary(std::vector<std::uint8_t>&) { return false; }
+  bool start_object(std::size_t) { return ++depth_ == 1; }
+  bool key(std::string& k) {
+    key_ = k == "type" ? Key::Type : k == "v" ? Key::V : k == "seq" ? Key::Seq : k == "ack" ? Key::Ack : Key::Other;
+    return key_ != Key::Other;
+  }
+  bool end_object() { return --depth_ == 0; }
+  bool start_array(std::size_t) { return false; }
+  bool end_array() { return false; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) { return false; }
+
+  std::optional<PlainHeartbeat> result() const {
+    if (!typeOk_ || !versionOk_ || !seqSeen_) return std::nullopt;
+    return beat_;
+  }
+
+ private:
+  enum class Key { None, Type, V, Seq, Ack, Other };
+  int depth_ = 0;
+  Key key_ = Key::None;
+  bool typeOk_ = false, versionOk_ = false, seqSeen_ = false;
+  PlainHeartbeat beat_;
+};
+
+}  // namespace
+
+std::optional<PlainHeartbeat> peekPlainHeartbeat(std::string_view bytes) {
+  // Cheap refusal first: most other frames are not even close.
+  if (bytes.size() > 256 || bytes.find("heartbeat") == std::string_view::npos) return std::nullopt;
+  PlainHeartbeatSax sax;
+  try {
+    if (!Json::sax_parse(bytes.begin(), bytes.end(), &sax, nlohmann::detail::input_format_t::json, /*strict=*/true)) return std::nullopt;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+  return sax.result();
+}
+
+std::string leaseRenewedFrame(std::uint64_t seq, std::int64_t leaseMs) {
+  // nlohmann orders an object's keys by name.
+  return R"({"lease_ms":)" + std::to_string(leaseMs) + R"(,"seq":)" + std::to_string(seq) + R"(,"type":")" + type::kLeaseRenewed +
+         R"(","v":)" + std::to_string(kVersion) + "}";
+}
+
 std::optional<Rejection> parseFrame(std::string_view bytes, Json& out) {
   out = Json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
   if (out.is_discarded()) return Rejection{"malformed", "frame is not valid JSON (" + std::to_string(bytes.size()) + " bytes)"};

@@ -1,6 +1,8 @@
 // The fabric protocol: validation (pure) and the dispatch table.
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include "protocol/Dispatcher.h"
 #include "protocol/Messages.h"
 #include "protocol/RelayEnvelope.h"
@@ -183,6 +185,67 @@ TEST(BladeName, AllowsWhatFabricsUseAndNothingThatBreaksRoutingOrFiles) {
   EXPECT_TRUE(isValidBladeName(std::string(253, 'a')));
   EXPECT_FALSE(isValidBladeName(std::string_view("a\0b", 3)));
   EXPECT_FALSE(isValidBladeName("tab\there"));
+}
+
+// --- the fabric thread's fast path ------------------------------------------------------
+
+TEST(PlainHeartbeatPeek, RecognizesWhatAgentsSendInAnyKeyOrder) {
+  for (const auto& [text, seq, ack] : std::vector<std::tuple<std::string, std::uint64_t, bool>>{
+           {encode(Heartbeat{7, std::nullopt}).dump(), 7, true},
+           {encode(Heartbeat{8, std::nullopt, false}).dump(), 8, false},
+           {R"({"seq":18446744073709551615,"v":1,"type":"heartbeat"})", 18446744073709551615ull, true},
+           {R"( { "ack" : true , "type" : "heartbeat" , "seq" : 0 , "v" : 1 } )", 0, true}}) {
+    auto beat = peekPlainHeartbeat(text);
+    ASSERT_TRUE(beat) << text;
+    EXPECT_EQ(beat->seq, seq) << text;
+    EXPECT_EQ(beat->ack, ack) << text;
+  }
+}
+
+TEST(PlainHeartbeatPeek, LeavesEverythingElseToTheFullPathAndNeverDisagreesWithIt) {
+  const std::vector<std::string> inputs{
+      encode(Heartbeat{7, std::vector<ObservedDomain>{{"web-0", "u", "running"}}}).dump(),  // news: full path
+      R"({"type":"heartbeat","v":1,"seq":1,"extra":2})",   // a field from a newer agent
+      R"({"type":"heartbeat","v":2,"seq":1})",             // another version
+      R"({"type":"heartbeat","v":1,"seq":-1})",
+      R"({"type":"heartbeat","v":1,"seq":1.5})",
+      R"({"type":"heartbeat","v":1,"seq":"1"})",
+      R"({"type":"heartbeat","v":1,"seq":1,"ack":"no"})",
+      R"({"type":"heartbeat","v":1})",
+      R"({"type":"heartbeats","v":1,"seq":1})",
+      R"({"type":"heartbeat","v":1,"seq":1} trailing)",
+      R"({"type":"heartbeat","v":1,"seq":1)",
+      R"([{"type":"heartbeat","v":1,"seq":1}])",
+      R"({"type":"heartbeat","v":1,"seq":{"n":1}})",
+      R"({"type":"heartbeat","v":1,"seq":1,"seq":null})",
+      R"({"type":"heartbeat","v":null,"seq":1})",
+      encode(StepResult{1, true, ""}).dump(),
+      "",
+      "heartbeat",
+      std::string("{\"type\":\"heartbeat\",\"v\":1,\"seq\":1\0}", 35),
+      std::string(300, ' ') + R"({"type":"heartbeat","v":1,"seq":1})",
+  };
+  for (const auto& text : inputs) {
+    auto beat = peekPlainHeartbeat(text);
+    Json frame;
+    const bool fullPathAccepts = !parseFrame(text, frame) && !validate(frame) && frame["type"] == "heartbeat";
+    if (beat) {
+      ASSERT_TRUE(fullPathAccepts) << "peek accepted what the full path refuses: " << text;
+      auto decoded = decodeHeartbeat(frame);
+      EXPECT_EQ(decoded.seq, beat->seq) << text;
+      EXPECT_EQ(decoded.ack, beat->ack) << text;
+      EXPECT_FALSE(decoded.domains) << text;
+    }
+  }
+  // The refusals that matter: these must reach the full path to be judged (or handed on).
+  EXPECT_FALSE(peekPlainHeartbeat(inputs[0])) << "a domain list is news for the core";
+  EXPECT_FALSE(peekPlainHeartbeat(inputs[2])) << "another version is counted as such by the full path";
+  EXPECT_FALSE(peekPlainHeartbeat(inputs[3]));
+}
+
+TEST(LeaseRenewedFrame, IsByteForByteTheEncodersOutput) {
+  for (auto [seq, lease] : std::vector<std::pair<std::uint64_t, std::int64_t>>{{0, 0}, {7, 5000}, {18446744073709551615ull, 86400000}})
+    EXPECT_EQ(leaseRenewedFrame(seq, lease), encode(LeaseRenewed{seq, lease}).dump());
 }
 
 }  // namespace

@@ -141,5 +141,132 @@ TEST(Identity, ChoosesThePoolByNameOrTheOnlyOne) {
   EXPECT_TRUE(two.assign(server("a", "web"), "prod").ok());
 }
 
+TEST(Identity, FindsTheHeldIdentityWithoutAllocating) {
+  IdentityAllocator a({smallPool()});
+  EXPECT_FALSE(a.find("web-01").has_value());
+  EXPECT_TRUE(a.records().empty());
+  auto id = a.assign(server("web-01", "web"), "");
+  ASSERT_TRUE(id.ok());
+  auto found = a.find("web-01");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->uuid, id->uuid);
+  EXPECT_EQ(found->macs, id->macs);
+  // Looking up a server without an identity hands nothing out: the next one gets the
+  // next values.
+  EXPECT_FALSE(a.find("web-02").has_value());
+  auto next = a.assign(server("web-02", "web"), "");
+  EXPECT_EQ(next->uuid, "4c4f4f4d-0000-0000-0000-000000000001");
+  a.release("web-01");
+  EXPECT_FALSE(a.find("web-01").has_value());
+}
+
+TEST(Identity, ListsServersByNameThenReleasedOnesInReleaseOrder) {
+  IdentityAllocator a({smallPool("default", 8, 3)});
+  for (const char* name : {"c", "a", "e", "b", "d"}) ASSERT_TRUE(a.assign(server(name, "web"), "").ok());
+  a.release("e");
+  a.release("a");
+  std::vector<std::string> order;
+  for (const auto& r : a.records()) order.push_back(r.server + (r.released ? "-" : ""));
+  EXPECT_EQ(order, (std::vector<std::string>{"b", "c", "d", "e-", "a-"}));
+}
+
+TEST(Identity, RestoreRoundTripsEveryField) {
+  IdentityAllocator a({smallPool("lab", 8, 3), smallPool("prod", 8, 3)});
+  Server three = server("db-01", "db");
+  three.nics.push_back(Nic{"back", ""});
+  three.nics.push_back(Nic{"store", "52:54:00:aa:00:01"});
+  ASSERT_TRUE(a.assign(three, "prod").ok());
+  ASSERT_TRUE(a.assign(server("web-01", "web"), "lab").ok());
+  ASSERT_TRUE(a.assign(server("web-02", "web"), "lab").ok());
+  a.release("web-01");
+  const auto before = a.records();
+  IdentityAllocator b({smallPool("lab", 8, 3), smallPool("prod", 8, 3)});
+  ASSERT_TRUE(b.restore(before).ok());
+  const auto after = b.records();
+  ASSERT_EQ(after.size(), before.size());
+  for (std::size_t i = 0; i < before.size(); ++i) {
+    EXPECT_EQ(after[i].server, before[i].server);
+    EXPECT_EQ(after[i].identityPool, before[i].identityPool);
+    EXPECT_EQ(after[i].identity.uuid, before[i].identity.uuid);
+    EXPECT_EQ(after[i].identity.macs, before[i].identity.macs);
+    EXPECT_EQ(after[i].released, before[i].released);
+  }
+  EXPECT_EQ(after[0].server, "db-01");
+  EXPECT_EQ(after[0].identityPool, "prod");
+  EXPECT_EQ(after[0].identity.macs,
+            (std::vector<std::string>{"52:54:00:10:00:00", "52:54:00:10:00:01", "52:54:00:aa:00:01"}));
+}
+
+TEST(Identity, RestoreKeepsAPoolNameNoLongerDeclared) {
+  IdentityRecord r{"a", "retired", Identity{"4c4f4f4d-0000-0000-0000-000000000005", {"52:54:00:10:00:05"}}};
+  IdentityAllocator a({smallPool("lab")});
+  ASSERT_TRUE(a.restore({r}).ok());
+  ASSERT_EQ(a.records().size(), 1u);
+  EXPECT_EQ(a.records()[0].identityPool, "retired");
+  auto same = a.assign(server("a", "web"), "lab");  // keeps its values and its pool
+  ASSERT_TRUE(same.ok()) << same.error().message;
+  EXPECT_EQ(same->uuid, r.identity.uuid);
+  EXPECT_EQ(a.records()[0].identityPool, "retired");
+  // Its values stay taken for the servers of the pools still declared.
+  Server clash = server("b", "web");
+  clash.nics[0].mac = "52:54:00:10:00:05";
+  EXPECT_EQ(a.assign(clash, "lab").error().code, Errc::Conflict);
+}
+
+TEST(Identity, RestoreAcceptsEitherCaseAndAnswersInLowerCase) {
+  IdentityRecord r{"a", "default", Identity{"4C4F4F4D-0000-0000-0000-00000000000A", {"52:54:00:AB:CD:EF"}}};
+  IdentityAllocator a({smallPool()});
+  ASSERT_TRUE(a.restore({r}).ok());
+  auto id = a.find("a");
+  ASSERT_TRUE(id.has_value());
+  EXPECT_EQ(id->uuid, "4c4f4f4d-0000-0000-0000-00000000000a");
+  EXPECT_EQ(id->macs, std::vector<std::string>{"52:54:00:ab:cd:ef"});
+  Server clash = server("b", "web");
+  clash.uuid = "4c4f4f4d-0000-0000-0000-00000000000a";
+  auto refused = a.assign(clash, "");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().message, "server b: uuid 4c4f4f4d-0000-0000-0000-00000000000a is already used");
+}
+
+TEST(Identity, FailedRestoreChangesNothing) {
+  IdentityAllocator a({smallPool()});
+  ASSERT_TRUE(a.assign(server("web-01", "web"), "").ok());
+  IdentityRecord bad{"x", "default", Identity{"not-a-uuid", {}}};
+  const Status s = a.restore({bad});
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().code, Errc::Invalid);
+  EXPECT_EQ(s.error().message, "identity records: bad UUID 'not-a-uuid' for server x");
+  IdentityRecord twice{"y", "default", Identity{"", {"52:54:00:10:00:02", "52:54:00:10:00:02"}}};
+  EXPECT_EQ(a.restore({twice}).error().message, "identity records: MAC 52:54:00:10:00:02 appears twice");
+  ASSERT_EQ(a.records().size(), 1u);
+  EXPECT_EQ(a.records()[0].server, "web-01");
+  EXPECT_EQ(a.assign(server("web-02", "web"), "")->uuid, "4c4f4f4d-0000-0000-0000-000000000001");
+}
+
+TEST(Identity, FailedAssignLeavesTheCursorsWhereTheyWere) {
+  IdentityAllocator a({smallPool()});
+  ASSERT_TRUE(a.assign(server("web-01", "web"), "").ok());  // ...:00, uuid ...0000
+  Server clash = server("web-02", "web");
+  clash.nics.push_back(Nic{"back", "52:54:00:10:00:00"});  // held by web-01
+  auto refused = a.assign(clash, "");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().message, "server web-02: MAC 52:54:00:10:00:00 is already used");
+  EXPECT_FALSE(a.find("web-02").has_value());
+  auto next = a.assign(server("web-03", "web"), "");
+  EXPECT_EQ(next->uuid, "4c4f4f4d-0000-0000-0000-000000000001");
+  EXPECT_EQ(next->macs[0], "52:54:00:10:00:01");
+}
+
+TEST(Identity, ACopyAllocatesOnItsOwn) {
+  IdentityAllocator a({smallPool()});
+  ASSERT_TRUE(a.assign(server("web-01", "web"), "").ok());
+  IdentityAllocator copy = a;
+  copy.release("web-01");
+  ASSERT_TRUE(copy.assign(server("web-02", "web"), "").ok());
+  EXPECT_TRUE(a.find("web-01").has_value());
+  EXPECT_FALSE(a.find("web-02").has_value());
+  EXPECT_EQ(a.assign(server("web-03", "web"), "")->uuid, "4c4f4f4d-0000-0000-0000-000000000001");
+}
+
 }  // namespace
 }  // namespace loom::pool
