@@ -4,6 +4,8 @@
 #include <chrono>
 #include <sstream>
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <spdlog/spdlog.h>
 
 #include "config/Loader.h"
@@ -47,6 +49,71 @@ std::vector<std::string> splitPath(const std::string& path) {
 }
 
 ApiResponse jsonResponse(int status, const Json& body) { return {status, "application/json", body.dump(2) + "\n"}; }
+ApiResponse textResponse(int status, std::string json) { return {status, "application/json", std::move(json) + "\n"}; }
+
+// The API's blades, servers and pools are written as JSON text straight from the model
+// (RapidJSON's Writer), with no tree in between: a list of 10,000 blades is half a million
+// JSON values, and building, printing and freeing them as nlohmann trees was most of the
+// time `GET /v1/blades` took. Strings written here are valid UTF-8: they come from JSON
+// the agents sent or from declarations, and blade and relay names are checked.
+using JsonOut = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void put(JsonOut& w, const char* key, std::string_view v) {
+  w.Key(key);
+  w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+}
+void put(JsonOut& w, const char* key, const std::string& v) { put(w, key, std::string_view(v)); }
+void put(JsonOut& w, const char* key, const char* v) { put(w, key, std::string_view(v)); }
+void put(JsonOut& w, const char* key, std::int64_t v) {
+  w.Key(key);
+  w.Int64(v);
+}
+void put(JsonOut& w, const char* key, std::uint64_t v) {
+  w.Key(key);
+  w.Uint64(v);
+}
+void put(JsonOut& w, const char* key, bool v) {
+  w.Key(key);
+  w.Bool(v);
+}
+void put(JsonOut& w, const char* key, const std::vector<std::string>& v) {
+  w.Key(key);
+  w.StartArray();
+  for (const auto& e : v) w.String(e.data(), static_cast<rapidjson::SizeType>(e.size()));
+  w.EndArray();
+}
+// A string, or null when it is empty.
+void putOrNull(JsonOut& w, const char* key, std::string_view v) {
+  if (!v.empty()) return put(w, key, v);
+  w.Key(key);
+  w.Null();
+}
+
+// One object's text: `write` fills it.
+template <class Write>
+std::string objectText(Write&& write) {
+  rapidjson::StringBuffer sb;
+  JsonOut w(sb);
+  w.StartObject();
+  write(w);
+  w.EndObject();
+  return {sb.GetString(), sb.GetSize()};
+}
+
+// A list answer: one object a line, so it reads well in a terminal and greps.
+std::string listText(const std::vector<std::string>& objects) {
+  std::size_t size = 4;
+  for (const auto& o : objects) size += o.size() + 2;
+  std::string out;
+  out.reserve(size);
+  out += '[';
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    out += i ? ",\n" : "\n";
+    out += objects[i];
+  }
+  out += objects.empty() ? "]" : "\n]";
+  return out;
+}
 ApiResponse errorResponse(int status, const std::string& message) { return jsonResponse(status, Json{{"error", message}}); }
 
 const char* stepKindWire(pool::StepKind k) {
@@ -1079,13 +1146,14 @@ void Controller::handleApi(const ApiRequest& req, std::int64_t now, Reply reply)
       if (parts.size() == 2 && get) {
         auto fields = listFields(req, bladeFields());
         if (!fields) return reply(errorResponse(400, fields.error().message));
-        Json out = Json::array();
-        for (const auto& [name, rt] : blades_) out.push_back(bladeJson(name, rt, *fields));
-        return reply(jsonResponse(200, out));
+        std::vector<std::string> out;
+        out.reserve(blades_.size());
+        for (const auto& [name, rt] : blades_) out.push_back(bladeText(name, rt, *fields));
+        return reply(textResponse(200, listText(out)));
       }
       auto it = parts.size() >= 3 ? blades_.find(parts[2]) : blades_.end();
       if (it == blades_.end()) return reply(errorResponse(404, "unknown blade '" + (parts.size() >= 3 ? parts[2] : "") + "'"));
-      if (parts.size() == 3 && get) return reply(jsonResponse(200, bladeJson(it->first, it->second)));
+      if (parts.size() == 3 && get) return reply(textResponse(200, bladeText(it->first, it->second)));
       if (parts.size() == 4 && post && (parts[3] == "drain" || parts[3] == "undrain"))
         return reply(apiDrain(parts[2], parts[3] == "drain", now));
       if (parts.size() == 4 && post && parts[3] == "retire") return reply(apiRetire(parts[2], now));
@@ -1094,13 +1162,14 @@ void Controller::handleApi(const ApiRequest& req, std::int64_t now, Reply reply)
       if (parts.size() == 2 && get) {
         auto fields = listFields(req, serverFields());
         if (!fields) return reply(errorResponse(400, fields.error().message));
-        Json out = Json::array();
-        for (const auto& s : declarations_.servers) out.push_back(serverJson(s, *fields));
-        return reply(jsonResponse(200, out));
+        std::vector<std::string> out;
+        out.reserve(declarations_.servers.size());
+        for (const auto& s : declarations_.servers) out.push_back(serverText(s, *fields));
+        return reply(textResponse(200, listText(out)));
       }
       const pool::Server* s = parts.size() >= 3 ? findServer(parts[2]) : nullptr;
       if (!s) return reply(errorResponse(404, "unknown server '" + (parts.size() >= 3 ? parts[2] : "") + "'"));
-      if (parts.size() == 3 && get) return reply(jsonResponse(200, serverJson(*s)));
+      if (parts.size() == 3 && get) return reply(textResponse(200, serverText(*s)));
       if (parts.size() == 4 && post && (parts[3] == "start" || parts[3] == "stop"))
         return reply(apiPower(parts[2], parts[3] == "start", now));
       if (parts.size() == 4 && post && parts[3] == "move") return reply(apiMove(parts[2], req, now));
@@ -1109,13 +1178,13 @@ void Controller::handleApi(const ApiRequest& req, std::int64_t now, Reply reply)
       if (parts.size() == 2 && get) {
         auto fields = listFields(req, poolFields());
         if (!fields) return reply(errorResponse(400, fields.error().message));
-        Json out = Json::array();
-        for (const auto& p : declarations_.pools) out.push_back(poolJson(p, *fields));
-        return reply(jsonResponse(200, out));
+        std::vector<std::string> out;
+        for (const auto& p : declarations_.pools) out.push_back(poolText(p, *fields));
+        return reply(textResponse(200, listText(out)));
       }
       if (parts.size() == 3 && get) {
         for (const auto& p : declarations_.pools)
-          if (p.name == parts[2]) return reply(jsonResponse(200, poolJson(p)));
+          if (p.name == parts[2]) return reply(textResponse(200, poolText(p)));
         return reply(errorResponse(404, "unknown pool '" + parts[2] + "'"));
       }
     }
@@ -1314,12 +1383,12 @@ ApiResponse Controller::apiDrain(const std::string& blade, bool drain, std::int6
     dirty_ = true;
     lastPlanAt_ = now - options_.replanMinIntervalMs;
   }
-  return jsonResponse(200, bladeJson(blade, rt));
+  return textResponse(200, bladeText(blade, rt));
 }
 
 ApiResponse Controller::apiRetire(const std::string& blade, std::int64_t now) {
   auto& rt = blades_.at(blade);
-  if (rt.adminState == "retired") return jsonResponse(200, bladeJson(blade, rt));  // idempotent
+  if (rt.adminState == "retired") return textResponse(200, bladeText(blade, rt));  // idempotent
   std::size_t held = 0;
   if (auto b = byBlade_.find(blade); b != byBlade_.end()) held = b->second.size();
   // A server still running here while bound elsewhere (a move in progress) counts too.
@@ -1338,7 +1407,7 @@ ApiResponse Controller::apiRetire(const std::string& blade, std::int64_t now) {
   event("info", blade, "", "blade retired: it takes no servers again");
   dirty_ = true;
   lastPlanAt_ = now - options_.replanMinIntervalMs;
-  return jsonResponse(200, bladeJson(blade, rt));
+  return textResponse(200, bladeText(blade, rt));
 }
 
 ApiResponse Controller::apiMove(const std::string& name, const ApiRequest& req, std::int64_t now) {
@@ -1350,7 +1419,7 @@ ApiResponse Controller::apiMove(const std::string& name, const ApiRequest& req, 
   const pool::Server& s = declarations_.servers[serverIndex_.at(name)];
   if (s.power == pool::PowerState::Off) return errorResponse(409, "server '" + name + "' is powered off; start it first");
   auto bound = placement_.bindings.find(name);
-  if (bound != placement_.bindings.end() && bound->second == to) return jsonResponse(200, serverJson(s));  // already there
+  if (bound != placement_.bindings.end() && bound->second == to) return textResponse(200, serverText(s));  // already there
   if (auto why = pool::checkMove(declarations_, inventory(), placement_, name, to)) return errorResponse(409, *why);
   const std::string from = bound == placement_.bindings.end() ? "" : bound->second;
   Change c;
@@ -1379,7 +1448,7 @@ ApiResponse Controller::apiMove(const std::string& name, const ApiRequest& req, 
   event("info", to, name, "server moved by the operator" + (from.empty() ? std::string() : " from " + from) + " to " + to);
   dirty_ = true;
   lastPlanAt_ = now - options_.replanMinIntervalMs;
-  return jsonResponse(200, serverJson(s));
+  return textResponse(200, serverText(s));
 }
 
 Json Controller::capacityJson() const {
@@ -1418,7 +1487,7 @@ ApiResponse Controller::apiPower(const std::string& name, bool on, std::int64_t 
     // A stop is carried out by convergence on the blade that runs it.
     for (const auto& b : runningOn_[name]) convergeQueue_.insert(b);
   }
-  return jsonResponse(200, serverJson(s));
+  return textResponse(200, serverText(s));
 }
 
 void Controller::apiEvents(const ApiRequest& req, std::int64_t now, Reply reply) {
@@ -1441,13 +1510,6 @@ void Controller::apiEvents(const ApiRequest& req, std::int64_t now, Reply reply)
 // ---------------------------------------------------------------------------------------
 // Views
 
-namespace {
-// A relay's name for the API, from its routing id ("relay/NAME"); null when direct.
-Json relayName(const std::string& via) {
-  if (via.empty()) return nullptr;
-  return via.compare(0, protocol::kRelayIdPrefix.size(), protocol::kRelayIdPrefix) == 0 ? via.substr(protocol::kRelayIdPrefix.size()) : via;
-}
-}  // namespace
 
 const std::vector<std::string>& Controller::bladeFields() {
   static const std::vector<std::string> fields{
@@ -1457,56 +1519,58 @@ const std::vector<std::string>& Controller::bladeFields() {
   return fields;
 }
 
-Json Controller::bladeJson(const std::string& name, const BladeRuntime& rt, const FieldMask& fields) const {
-  Json j = Json::object();
+std::string Controller::bladeText(const std::string& name, const BladeRuntime& rt, const FieldMask& fields) const {
   // Each field is computed only when asked for: a list of 10,000 blades for a table needs
   // nine of them.
-  auto put = [&](const char* field, auto&& value) {
-    if (fields.has(field)) j[field] = value();
-  };
   std::string poolName, role = "unassigned";
   if (auto r = roles_.find(name); r != roles_.end()) {
     poolName = r->second.pool;
     role = pool::toString(r->second.role);
   }
-  put("name", [&] { return name; });
-  put("chassis", [&] { return rt.inventory.chassis; });
-  put("slot", [&] { return rt.inventory.slot; });
-  put("cores", [&] { return rt.inventory.cores; });
-  put("memory_mib", [&] { return rt.inventory.memoryMib; });
-  put("hypervisor", [&] {
-    std::string hypervisor = rt.inventory.personality;
-    if (hypervisor.empty())
-      for (const auto& p : declarations_.pools)
-        if (p.name == poolName && p.hypervisor) hypervisor = pool::toString(*p.hypervisor);
-    if (hypervisor.empty() && rt.inventory.hypervisors.size() == 1) hypervisor = rt.inventory.hypervisors[0];
-    return hypervisor;
+  return objectText([&](JsonOut& w) {
+    if (fields.has("name")) put(w, "name", name);
+    if (fields.has("chassis")) put(w, "chassis", rt.inventory.chassis);
+    if (fields.has("slot")) put(w, "slot", std::int64_t{rt.inventory.slot});
+    if (fields.has("cores")) put(w, "cores", std::uint64_t{rt.inventory.cores});
+    if (fields.has("memory_mib")) put(w, "memory_mib", std::uint64_t{rt.inventory.memoryMib});
+    if (fields.has("hypervisor")) {
+      std::string hypervisor = rt.inventory.personality;
+      if (hypervisor.empty())
+        for (const auto& p : declarations_.pools)
+          if (p.name == poolName && p.hypervisor) hypervisor = pool::toString(*p.hypervisor);
+      if (hypervisor.empty() && rt.inventory.hypervisors.size() == 1) hypervisor = rt.inventory.hypervisors[0];
+      put(w, "hypervisor", hypervisor);
+    }
+    if (fields.has("hypervisors")) put(w, "hypervisors", rt.inventory.hypervisors);
+    if (fields.has("state")) put(w, "state", pool::toString(displayState(name, rt)));
+    if (fields.has("pool")) putOrNull(w, "pool", poolName);
+    if (fields.has("role")) put(w, "role", role);
+    if (fields.has("servers")) {
+      auto b = byBlade_.find(name);
+      put(w, "servers", b == byBlade_.end() ? std::vector<std::string>{} : b->second);
+    }
+    if (fields.has("online")) put(w, "online", rt.registered && rt.health == pool::BladeState::Available);
+    if (fields.has("relay")) {
+      const std::string via = leases_.route(name);
+      putOrNull(w, "relay", via.compare(0, protocol::kRelayIdPrefix.size(), protocol::kRelayIdPrefix) == 0
+                                ? std::string_view(via).substr(protocol::kRelayIdPrefix.size())
+                                : std::string_view(via));
+    }
+    if (fields.has("driver")) put(w, "driver", rt.inventory.driver);
+    if (fields.has("cpu_model")) put(w, "cpu_model", rt.inventory.cpuModel);
+    if (fields.has("domains")) put(w, "domains", std::uint64_t{rt.domains.size()});
+    if (fields.has("pending_operations")) put(w, "pending_operations", std::uint64_t{rt.queue.size()});
+    if (rt.registered) {
+      if (fields.has("heartbeat_age_ms")) put(w, "heartbeat_age_ms", std::int64_t{now_ - lastHeard(name, rt)});
+      if (fields.has("lease_left_ms")) {
+        std::int64_t leaseUntil = rt.leaseUntil;
+        if (auto at = leases_.lastRenewal(name); at && options_.fabricRenewsLeases) leaseUntil = std::max(leaseUntil, *at + options_.leaseMs);
+        put(w, "lease_left_ms", std::max<std::int64_t>(0, leaseUntil - now_));
+      }
+    }
+    if (rt.health == pool::BladeState::Fenced && fields.has("trusted")) put(w, "trusted", false);
+    if (rt.fenceCommandRunning && fields.has("fence_command_running")) put(w, "fence_command_running", true);
   });
-  put("hypervisors", [&] { return rt.inventory.hypervisors; });
-  put("state", [&] { return pool::toString(displayState(name, rt)); });
-  put("pool", [&] { return poolName.empty() ? Json(nullptr) : Json(poolName); });
-  put("role", [&] { return role; });
-  put("servers", [&] {
-    auto b = byBlade_.find(name);
-    return b == byBlade_.end() ? Json::array() : Json(b->second);
-  });
-  put("online", [&] { return rt.registered && rt.health == pool::BladeState::Available; });
-  put("relay", [&] { return relayName(leases_.route(name)); });
-  put("driver", [&] { return rt.inventory.driver; });
-  put("cpu_model", [&] { return rt.inventory.cpuModel; });
-  put("domains", [&] { return rt.domains.size(); });
-  put("pending_operations", [&] { return rt.queue.size(); });
-  if (rt.registered) {
-    put("heartbeat_age_ms", [&] { return now_ - lastHeard(name, rt); });
-    put("lease_left_ms", [&] {
-      std::int64_t leaseUntil = rt.leaseUntil;
-      if (auto at = leases_.lastRenewal(name); at && options_.fabricRenewsLeases) leaseUntil = std::max(leaseUntil, *at + options_.leaseMs);
-      return std::max<std::int64_t>(0, leaseUntil - now_);
-    });
-  }
-  if (rt.health == pool::BladeState::Fenced) put("trusted", [] { return false; });
-  if (rt.fenceCommandRunning) put("fence_command_running", [] { return true; });
-  return j;
 }
 
 std::string Controller::serverState(const pool::Server& s, std::string* reason) const {
@@ -1542,34 +1606,31 @@ const std::vector<std::string>& Controller::serverFields() {
   return fields;
 }
 
-Json Controller::serverJson(const pool::Server& s, const FieldMask& fields) const {
-  Json j = Json::object();
-  auto put = [&](const char* field, auto&& value) {
-    if (fields.has(field)) j[field] = value();
-  };
+std::string Controller::serverText(const pool::Server& s, const FieldMask& fields) const {
   std::string reason;
   const bool wantsState = fields.has("state") || fields.has("reason");
   const std::string state = wantsState ? serverState(s, &reason) : std::string();
   const auto id = fields.has("uuid") || fields.has("macs") ? identities_->find(s.name) : std::nullopt;
-  put("name", [&] { return s.name; });
-  put("partition", [&] { return s.partition; });
-  put("pool", [&] { return s.pool; });
-  put("blade", [&] {
-    auto b = placement_.bindings.find(s.name);
-    return b == placement_.bindings.end() ? Json(nullptr) : Json(b->second);
+  return objectText([&](JsonOut& w) {
+    if (fields.has("name")) put(w, "name", s.name);
+    if (fields.has("partition")) put(w, "partition", s.partition);
+    if (fields.has("pool")) put(w, "pool", s.pool);
+    if (fields.has("blade")) {
+      auto b = placement_.bindings.find(s.name);
+      putOrNull(w, "blade", b == placement_.bindings.end() ? std::string_view() : std::string_view(b->second));
+    }
+    if (fields.has("state")) put(w, "state", state);
+    if (fields.has("vcpus")) put(w, "vcpus", std::uint64_t{s.vcpus});
+    if (fields.has("memory_mib")) put(w, "memory_mib", std::uint64_t{s.memory});
+    if (fields.has("uuid")) putOrNull(w, "uuid", id ? std::string_view(id->uuid) : std::string_view());
+    if (fields.has("macs")) put(w, "macs", id ? id->macs : std::vector<std::string>{});
+    if (fields.has("power")) put(w, "power", pool::toString(s.power));
+    if (fields.has("priority")) put(w, "priority", std::int64_t{s.priority});
+    if (fields.has("anti_affinity")) put(w, "anti_affinity", s.antiAffinity);
+    if (!reason.empty() && fields.has("reason")) put(w, "reason", reason);
+    // Where it ran before a failover moved it (failback: auto takes it back there).
+    if (auto h = placement_.home.find(s.name); h != placement_.home.end() && fields.has("home")) put(w, "home", h->second);
   });
-  put("state", [&] { return state; });
-  put("vcpus", [&] { return s.vcpus; });
-  put("memory_mib", [&] { return s.memory; });
-  put("uuid", [&] { return id ? Json(id->uuid) : Json(nullptr); });
-  put("macs", [&] { return id ? Json(id->macs) : Json::array(); });
-  put("power", [&] { return pool::toString(s.power); });
-  put("priority", [&] { return s.priority; });
-  put("anti_affinity", [&] { return s.antiAffinity; });
-  if (!reason.empty()) put("reason", [&] { return reason; });
-  // Where it ran before a failover moved it (failback: auto takes it back there).
-  if (auto h = placement_.home.find(s.name); h != placement_.home.end()) put("home", [&] { return h->second; });
-  return j;
 }
 
 const std::vector<std::string>& Controller::poolFields() {
@@ -1578,33 +1639,31 @@ const std::vector<std::string>& Controller::poolFields() {
   return fields;
 }
 
-Json Controller::poolJson(const pool::Pool& p, const FieldMask& fields) const {
-  Json j = Json::object();
-  auto put = [&](const char* field, auto&& value) {
-    if (fields.has(field)) j[field] = value();
-  };
+std::string Controller::poolText(const pool::Pool& p, const FieldMask& fields) const {
   auto bladesOf = [&](bool sparesOnly) {
-    Json out = Json::array();
+    std::vector<std::string> out;
     for (const auto& [name, a] : roles_)
       if (a.pool == p.name && (!sparesOnly || a.role == pool::BladeRole::Spare)) out.push_back(name);
     return out;
   };
-  put("name", [&] { return p.name; });
-  put("partition", [&] { return p.partition; });
-  put("hypervisor", [&] { return p.hypervisor ? Json(pool::toString(*p.hypervisor)) : Json(nullptr); });
-  put("blades", [&] { return bladesOf(false); });
-  put("spares", [&] { return p.spares; });
-  put("spare_blades", [&] { return bladesOf(true); });
-  put("spare_pool", [&] { return p.sparePool; });
-  put("failover", [&] { return pool::toString(p.failover); });
-  put("borrow_from", [&] { return p.borrowFrom; });
-  put("servers", [&] {
-    Json servers = Json::array();
-    for (const auto& s : declarations_.servers)
-      if (s.pool == p.name) servers.push_back(s.name);
-    return servers;
+  return objectText([&](JsonOut& w) {
+    if (fields.has("name")) put(w, "name", p.name);
+    if (fields.has("partition")) put(w, "partition", p.partition);
+    if (fields.has("hypervisor")) putOrNull(w, "hypervisor", p.hypervisor ? pool::toString(*p.hypervisor) : "");
+    if (fields.has("blades")) put(w, "blades", bladesOf(false));
+    if (fields.has("spares")) put(w, "spares", std::uint64_t{p.spares});
+    if (fields.has("spare_blades")) put(w, "spare_blades", bladesOf(true));
+    if (fields.has("spare_pool")) put(w, "spare_pool", p.sparePool);
+    if (fields.has("failover")) put(w, "failover", pool::toString(p.failover));
+    if (fields.has("borrow_from")) put(w, "borrow_from", p.borrowFrom);
+    if (fields.has("servers")) {
+      w.Key("servers");
+      w.StartArray();
+      for (const auto& s : declarations_.servers)
+        if (s.pool == p.name) w.String(s.name.data(), static_cast<rapidjson::SizeType>(s.name.size()));
+      w.EndArray();
+    }
   });
-  return j;
 }
 
 std::string Controller::metrics() const {

@@ -221,10 +221,11 @@ class Controller {
   pool::Inventory inventory() const;
   pool::BladeState displayState(const std::string& blade, const BladeRuntime& rt) const;
   std::string serverState(const pool::Server& s, std::string* reason) const;
-  // The API's objects; `fields` limits a list's objects to what the client asked for.
-  Json bladeJson(const std::string& name, const BladeRuntime& rt, const FieldMask& fields = {}) const;
-  Json serverJson(const pool::Server& s, const FieldMask& fields = {}) const;
-  Json poolJson(const pool::Pool& p, const FieldMask& fields = {}) const;
+  // The API's objects as JSON text; `fields` limits a list's objects to what the client
+  // asked for.
+  std::string bladeText(const std::string& name, const BladeRuntime& rt, const FieldMask& fields = {}) const;
+  std::string serverText(const pool::Server& s, const FieldMask& fields = {}) const;
+  std::string poolText(const pool::Pool& p, const FieldMask& fields = {}) const;
   static const std::vector<std::string>& bladeFields();
   static const std::vector<std::string>& serverFields();
   static const std::vector<std::string>& poolFields();

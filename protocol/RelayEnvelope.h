@@ -41,8 +41,9 @@ bool isRelayEnvelope(std::string_view first);
 // the marker, an empty or '/'-holding blade name); the views point into `frames`.
 std::variant<std::vector<RelayedFrame>, Rejection> splitRelayEnvelope(const std::vector<std::string_view>& frames);
 
-// Whether `name` may name a blade on the fabric: non-empty, at most 253 bytes, and no
-// '/', NUL or control characters (a blade's name is a routing id and a file name).
+// Whether `name` may name a blade on the fabric: non-empty, at most 253 bytes of
+// well-formed UTF-8, no '/', NUL or control characters (a blade's name is a routing id,
+// a file name and a JSON string in the API).
 bool isValidBladeName(std::string_view name);
 
 }  // namespace loom::protocol

@@ -185,6 +185,10 @@ TEST(BladeName, AllowsWhatFabricsUseAndNothingThatBreaksRoutingOrFiles) {
   EXPECT_TRUE(isValidBladeName(std::string(253, 'a')));
   EXPECT_FALSE(isValidBladeName(std::string_view("a\0b", 3)));
   EXPECT_FALSE(isValidBladeName("tab\there"));
+  // It is also a JSON string in every API answer: well-formed UTF-8 only.
+  EXPECT_TRUE(isValidBladeName("\xc3\xa9t\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x92\xbe"));
+  for (const char* bad : {"\xff", "a\xc3", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\x80x", "\xe2\x82"})
+    EXPECT_FALSE(isValidBladeName(bad)) << "accepted a name that is not UTF-8";
 }
 
 // --- the fabric thread's fast path ------------------------------------------------------
