@@ -3,6 +3,7 @@
 #include <sqlite3.h>
 
 #include <nlohmann/json.hpp>
+#include <rapidjson/document.h>
 
 #include "controller/StateStore.h"
 
@@ -123,10 +124,13 @@ class SqliteStateStore final : public StateStore {
         }
         r.identityPool = q.text(1);
         r.identity.uuid = q.text(2);
-        auto macs = nlohmann::json::parse(q.text(3), nullptr, false);
-        if (macs.is_array())
-          for (const auto& m : macs)
-            if (m.is_string()) r.identity.macs.push_back(m.get<std::string>());
+        // 100,000 of these on a restart: RapidJSON, no nlohmann tree for a list of one MAC.
+        rapidjson::Document macs;
+        const std::string text = q.text(3);
+        macs.Parse(text.data(), text.size());
+        if (!macs.HasParseError() && macs.IsArray())
+          for (const auto& m : macs.GetArray())
+            if (m.IsString()) r.identity.macs.emplace_back(m.GetString(), m.GetStringLength());
         st.identities.push_back(std::move(r));
       }
     }
