@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The demo: installs dependencies, builds, then runs a real (small) fabric on loopback:
 # loomd with its embedded SQLite store, loom-agent processes simulating every blade of
-# config/examples/fabric.yaml (test driver), the example declarations applied with
-# loomctl, the inventory shown, then a failover: the agent of one blade is killed and its
-# servers restart on the pool's spare once its lease has run out. Everything it starts is
-# stopped when it ends.
+# config/examples/fabric.yaml (test driver) -- chassis c2's through a fabric relay, the
+# others directly -- the example declarations applied with loomctl, the inventory shown,
+# then a failover: the agent of one blade is killed and its servers restart on the pool's
+# spare once its lease has run out. Everything it starts is stopped when it ends.
 #   sudo tools/demo.sh            # run the demo
 #   sudo tools/demo.sh --keep     # leave loomd and the agents running afterwards
 set -euo pipefail
@@ -23,6 +23,7 @@ examples="$root/config/examples"
 work=${LOOM_DEMO_DIR:-$(mktemp -d /tmp/loom-demo.XXXXXX)}
 api_port=${LOOM_DEMO_API_PORT:-7780}
 fabric_port=${LOOM_DEMO_FABRIC_PORT:-7700}
+relay_port=${LOOM_DEMO_RELAY_PORT:-7701}
 export LOOM_CONTROLLER="http://127.0.0.1:$api_port"
 
 pids=()
@@ -33,7 +34,7 @@ cleanup() {
   fi
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  echo "demo: stopped loomd and the agents; state and logs in $work"
+  echo "demo: stopped loomd, the relay and the agents; state and logs in $work"
 }
 trap cleanup EXIT
 
@@ -49,12 +50,18 @@ step "start loomd (state: $work/state.db, agents: tcp://127.0.0.1:$fabric_port, 
   --api "127.0.0.1:$api_port" >"$work/loomd.log" 2>&1 &
 pids+=($!)
 
+# Chassis c2's agents reach loomd through a relay: one connection for the chassis.
+step "start loom-agent relay --name c2 (agents of chassis c2 connect here: tcp://127.0.0.1:$relay_port)"
+"$agent" relay --name c2 --insecure --listen "tcp://127.0.0.1:$relay_port" --controller "tcp://127.0.0.1:$fabric_port" \
+  >"$work/relay-c2.log" 2>&1 &
+pids+=($!)
+
 # The blade the failover act kills runs in its own agent process; the rest share one.
 victim=c1-s1
 others=$(grep -o 'name: [A-Za-z0-9._-]*' "$examples/fabric.yaml" | awk '{print $2}' | grep -vx "$victim" | paste -sd, -)
-step "start loom-agent --simulate $examples/fabric.yaml (one agent per blade, test driver; $victim in its own process)"
+step "start loom-agent --simulate $examples/fabric.yaml (one agent per blade, test driver; c2 through its relay; $victim in its own process)"
 "$agent" --insecure --controller "tcp://127.0.0.1:$fabric_port" --simulate "$examples/fabric.yaml" --only "$others" \
-  --journal "$work/journal.jsonl" >"$work/agents.log" 2>&1 &
+  --relay "c2=tcp://127.0.0.1:$relay_port" --journal "$work/journal.jsonl" >"$work/agents.log" 2>&1 &
 pids+=($!)
 "$agent" --insecure --controller "tcp://127.0.0.1:$fabric_port" --simulate "$examples/fabric.yaml" --only "$victim" \
   --sim-state "$work/sim" --journal "$work/journal.jsonl" >"$work/agent-$victim.log" 2>&1 &

@@ -566,6 +566,37 @@ TEST(Controller, RetireRefusesABusyBladeAndMoveChecksTheTarget) {
   EXPECT_EQ(Json::parse(h.api("GET", "/v1/blades/" + b0).body)["state"], "retired");
 }
 
+TEST(Controller, ListsCarryOnlyTheFieldsAskedForAndRefuseUnknownOnes) {
+  Harness h("fields.db");
+  h.registerBlade("b1");
+  h.registerBlade("b2");
+  ASSERT_EQ(h.api("POST", "/v1/apply", kDecls).status, 200);
+  h.answerAll();
+  auto keys = [](const Json& o) {
+    std::set<std::string> out;
+    for (auto& [k, v] : o.items()) out.insert(k);
+    return out;
+  };
+  const auto whole = Json::parse(h.api("GET", "/v1/blades").body);
+  ASSERT_EQ(whole.size(), 2u);
+  EXPECT_TRUE(whole[0].contains("heartbeat_age_ms") && whole[0].contains("cpu_model")) << "no fields: whole objects";
+  const auto some = Json::parse(h.api("GET", "/v1/blades", "", {{"fields", "name,servers,state"}}).body);
+  ASSERT_EQ(some.size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(keys(some[i]), (std::set<std::string>{"name", "servers", "state"}));
+    EXPECT_EQ(some[i]["servers"], whole[i]["servers"]);
+    EXPECT_EQ(some[i]["state"], whole[i]["state"]);
+  }
+  const auto servers = Json::parse(h.api("GET", "/v1/servers", "", {{"fields", "name,uuid"}}).body);
+  ASSERT_EQ(servers.size(), 2u);
+  EXPECT_EQ(keys(servers[0]), (std::set<std::string>{"name", "uuid"}));
+  EXPECT_EQ(servers[0]["uuid"], Json::parse(h.api("GET", "/v1/servers/" + servers[0]["name"].get<std::string>()).body)["uuid"]);
+  auto bad = h.api("GET", "/v1/pools", "", {{"fields", "name,colour"}});
+  EXPECT_EQ(bad.status, 400);
+  EXPECT_NE(bad.body.find("unknown field 'colour'"), std::string::npos) << bad.body;
+  EXPECT_NE(bad.body.find("spare_blades"), std::string::npos) << "the known fields are listed: " << bad.body;
+}
+
 TEST(Controller, UnknownEndpointsAnswerWithoutCrashing) {
   Harness h("api.db");
   EXPECT_EQ(h.api("GET", "/v1/blades/nope").status, 404);

@@ -10,8 +10,9 @@ CurveZMQ on, loopback only. Every wait is bounded; every process is killed at th
     restart elsewhere, no server ever runs twice (journal); relay back -> blades back;
   a relay whose key is not a relay key, or unknown, is refused; an agent the relay does
     not allow never registers; garbage on a relay's port is survived.
-Usage: relay_e2e.py --loomd PATH --agent PATH [--keep]"""
-import sys, random, socket, time
+  With --loomctl: `loomctl blade list` grows a RELAY column naming each blade's relay.
+Usage: relay_e2e.py --loomd PATH --agent PATH [--loomctl PATH] [--keep]"""
+import os, subprocess, sys, random, socket, time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from loomharness import Cluster, arg_parser, check, double_runs, read_journal, wait_until
 
@@ -86,7 +87,7 @@ def fenced_themselves(fab):
             pass
     return out
 
-def scenario(fab):
+def scenario(fab, loomctl=None):
     fabric_yaml = fab.write("fabric.yaml", FABRIC)
     fab.keygen("loomd", "agent", "relay-c1", "relay-c2", "rogue")
     fab.write("relays.pub", "".join(open(fab.path(f"keys/relay-{r}.pub")).read() for r in RELAYED))
@@ -104,6 +105,14 @@ def scenario(fab):
     for relay, blades in RELAYED.items():
         check(all(by_name[b]["relay"] == relay for b in blades), f"the API says relay {relay} carries {blades}")
     check(all(by_name[b]["relay"] is None for b in DIRECT), f"and that {DIRECT} connect directly")
+    if loomctl:
+        out = subprocess.run([loomctl, "--controller", fab.api, "blade", "list"], stdin=subprocess.DEVNULL,
+                             capture_output=True, text=True, timeout=60, env=dict(os.environ, NO_COLOR="1")).stdout
+        rows = [line.split() for line in out.splitlines()]
+        check(rows and rows[0][:3] == ["NAME", "CHASSIS", "RELAY"], "loomctl blade list shows a RELAY column", out)
+        relay_of = {r[0]: r[2] for r in rows[1:] if len(r) > 2}
+        check(relay_of == {**{b: r for r, bs in RELAYED.items() for b in bs}, **{b: "-" for b in DIRECT}},
+              "naming each blade's relay, '-' for the direct ones", out)
     check(fab.metric("loom_fabric_relays") == 2, "metrics: 2 relays")
     check(fab.metric('loom_fabric_blades{via="relay"}') == 5 and fab.metric('loom_fabric_blades{via="direct"}') == 2,
           "metrics: 5 blades relayed, 2 direct")
@@ -178,9 +187,11 @@ def scenario(fab):
     check(all_running(fab), "all servers still running")
 
 def main():
-    args = arg_parser().parse_args()
+    ap = arg_parser()
+    ap.add_argument("--loomctl", help="also check `loomctl blade list` against the relays")
+    args = ap.parse_args()
     with Cluster(args.loomd, args.agent, prefix="loom-relay-e2e-", keep=args.keep) as fab:
-        return fab.verdict(lambda: scenario(fab), log_lines=25)
+        return fab.verdict(lambda: scenario(fab, args.loomctl), log_lines=25)
 
 if __name__ == "__main__":
     sys.exit(main())

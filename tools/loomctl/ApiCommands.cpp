@@ -220,11 +220,18 @@ void printBlock(Context& context, const Json& input) {
 // --- tables ------------------------------------------------------------------------------
 
 void bladeTable(Context& context, const Json& list) {
-  Table t({{"name"}, {"chassis"}, {"slot", Table::Align::Right}, {"cores", Table::Align::Right},
-           {"memory", Table::Align::Right}, {"hypervisor"}, {"state"}, {"pool"}, {"servers"}});
-  for (const auto& b : list)
-    t.addRow({text(b, "name"), text(b, "chassis"), text(b, "slot"), text(b, "cores"), memoryOf(b), text(b, "hypervisor"),
-              stateCell(text(b, "state")), text(b, "pool"), joined(b, "servers")});
+  // The relay column only where some blade reaches loomd through a fabric relay.
+  const bool relays = std::any_of(list.begin(), list.end(), [](const Json& b) { return b.contains("relay") && b["relay"].is_string(); });
+  std::vector<Table::Column> columns{{"name"},       {"chassis"}, {"slot", Table::Align::Right}, {"cores", Table::Align::Right},
+                                     {"memory", Table::Align::Right}, {"hypervisor"}, {"state"}, {"pool"}, {"servers"}};
+  if (relays) columns.insert(columns.begin() + 2, {"relay"});
+  Table t(columns);
+  for (const auto& b : list) {
+    std::vector<Cell> row{text(b, "name"),  text(b, "chassis"), text(b, "slot"), text(b, "cores"), memoryOf(b),
+                          text(b, "hypervisor"), stateCell(text(b, "state")), text(b, "pool"), joined(b, "servers")};
+    if (relays) row.insert(row.begin() + 2, text(b, "relay"));
+    t.addRow(std::move(row));
+  }
   t.render(*context.out, context.color);
 }
 
@@ -335,7 +342,7 @@ std::string listTarget(const Context& context, const std::string& path, std::vec
   return path + "?fields=" + fields;
 }
 
-const std::vector<std::string> kBladeColumns{"name", "chassis", "slot", "cores", "memory_mib", "hypervisor", "state", "pool", "servers"};
+const std::vector<std::string> kBladeColumns{"name", "chassis", "relay", "slot", "cores", "memory_mib", "hypervisor", "state", "pool", "servers"};
 const std::vector<std::string> kServerColumns{"name", "partition", "pool", "blade", "state", "vcpus", "memory_mib", "uuid", "macs", "reason"};
 const std::vector<std::string> kPoolColumns{"name", "partition", "hypervisor", "blades", "spares", "failover", "servers"};
 
