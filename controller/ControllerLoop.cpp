@@ -23,6 +23,8 @@ namespace loom::controller {
 namespace {
 // How often the core hands freed heap back to the system (malloc_trim).
 constexpr std::int64_t kTrimEveryMs = 30000;
+// Posted tasks (API requests) wait at most this many frames of a long backlog.
+constexpr std::size_t kFramesBetweenTasks = 256;
 }  // namespace
 
 struct ControllerLoop::Sockets {
@@ -311,6 +313,15 @@ void ControllerLoop::runFabric() {
   }
 }
 
+void ControllerLoop::runTasks() {
+  std::deque<std::function<void()>> tasks;
+  {
+    std::lock_guard lock(mutex_);
+    tasks.swap(tasks_);
+  }
+  for (auto& t : tasks) t();
+}
+
 // Core thread: tasks, then the frames that arrived until now (also those that arrived
 // while a long task ran: the timers that follow must see those heartbeats, stamped with
 // when the fabric thread received them, or a 1 s apply makes healthy blades look silent).
@@ -318,20 +329,19 @@ void ControllerLoop::drainCore() {
   std::uint64_t n;
   while (::read(coreWakeFd_, &n, sizeof n) > 0) {
   }
-  std::deque<std::function<void()>> tasks;
-  {
-    std::lock_guard lock(mutex_);
-    tasks.swap(tasks_);
-  }
-  for (auto& t : tasks) t();
+  runTasks();
   std::deque<Inbound> frames;
   {
     std::lock_guard lock(mutex_);
     frames.swap(inbox_);
   }
+  std::size_t handled = 0;
   for (auto& f : frames) {
     if (f.frame.is_null()) controller_.onFrame(f.peer, f.bytes, f.at);
     else controller_.onParsedFrame(f.peer, f.frame, f.at);
+    // 10,000 agents registering after a restart are seconds of frames: API requests
+    // posted meanwhile are answered between them, not after them all.
+    if (++handled % kFramesBetweenTasks == 0) runTasks();
   }
 }
 

@@ -87,6 +87,7 @@ class ControllerLoop {
   void sendVia(const std::string& via, const std::string& blade, std::string_view bytes);
   void flushRelays();
   void drainCore();
+  void runTasks();
   void wake(int fd);
 
   Controller& controller_;

@@ -44,6 +44,10 @@ int fail(const std::string& message) {
 
 int main(int argc, char** argv) {
   using namespace loom;
+  const auto started = std::chrono::steady_clock::now();
+  auto secondsSince = [](std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  };
   CLI::App app{"loomd: the Loom blade-fabric controller"};
   app.set_config("--config", "", "configuration file (key: value lines, the long option names)");
   app.config_formatter(std::make_shared<CLI::ConfigBase>());
@@ -137,13 +141,14 @@ int main(int argc, char** argv) {
   }
   if (apiPort < 0 || apiPort > 65535) return fail("--api: bad port in '" + api + "'");
 
+  const auto storeOpening = std::chrono::steady_clock::now();
   auto store = controller::openSqliteStateStore(statePath);
   if (!store) return fail(store.error().message);
+  const double storeOpen = secondsSince(storeOpening);
 
   controller::ControllerLoop* loopPtr = nullptr;
   controller::Controller core(
       **store, opts, [&loopPtr](const std::string& blade, const protocol::Json& frame) { loopPtr->send(blade, frame); }, wallMs);
-  const auto t0 = std::chrono::steady_clock::now();
   controller::ControllerLoop loop(core, fabric);
   loopPtr = &loop;
   if (auto s = loop.bind(); !s) return fail(s.error().message);
@@ -155,12 +160,14 @@ int main(int argc, char** argv) {
   // are not starved by it. At 10,000 blades on 2 cores, a quarter of the agents ran out
   // their leases while recovery had equal priority (docs/PERFORMANCE.md).
   loom::Status recovered = loom::okStatus();
+  const auto recovering = std::chrono::steady_clock::now();
   std::thread([&core, &recovered] {
     const int nice = std::min(19, ::getpriority(PRIO_PROCESS, 0) + kRecoveryNiceness);
     if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), nice) != 0) spdlog::debug("recovery keeps its priority");
     recovered = core.recover(controller::ControllerLoop::monotonicMs());
   }).join();
   if (!recovered) return fail("recovery: " + recovered.error().message);
+  const double recovery = secondsSince(recovering);
   // Declared after the loop: destroyed (its commands killed, threads joined) before it.
   controller::FenceRunner fencer(opts.fenceTimeoutMs);
   if (!opts.fenceCommand.empty()) {
@@ -182,9 +189,9 @@ int main(int argc, char** argv) {
                               });
   auto port = http.listen();
   if (!port) return fail(port.error().message);
-  const double startup = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  spdlog::info("serving: agents on {}, API on http://{}:{} (state {}, ready in {:.3f} s)", agents, api.substr(0, colon), *port,
-               statePath, startup);
+  spdlog::info("serving: agents on {}, API on http://{}:{} (state {}, ready {:.3f} s after start: store opened in {:.3f} s, "
+               "recovered in {:.3f} s)",
+               agents, api.substr(0, colon), *port, statePath, secondsSince(started), storeOpen, recovery);
   // A machine-readable line for scripts and tests that asked for port 0.
   std::cout << "loomd: api-port " << *port << std::endl;
 

@@ -22,7 +22,13 @@ Agent::Agent(AgentConfig config, std::unique_ptr<drivers::Driver> driver, Send s
   dispatcher_.on(type::kRegistered, [this](int, const Json& f) { onRegistered(f); });
   dispatcher_.on(type::kLeaseRenewed, [this](int, const Json& f) { onLeaseRenewed(f); });
   dispatcher_.on(type::kPlan, [this](int, const Json& f) { onPlan(f); });
-  dispatcher_.on(type::kReregister, [this](int, const Json&) {
+  dispatcher_.on(type::kReregister, [this](int, const Json& f) {
+    // An ask that answers a beat sent before our latest register is answered by that
+    // register already (a restarted controller asks once per beat it finds unknown).
+    if (const auto m = decodeReregister(f); m.seq != 0 && m.seq <= lastBeatBeforeRegister_) {
+      spdlog::debug("{}: reregister for beat {}, sent before our register: already answered", config_.blade, m.seq);
+      return;
+    }
     // Registered: the controller lost us (it restarted); say who we are at once. Not
     // registered: our register is on its way, and this answers a beat that crossed it.
     if (registered_) {
@@ -139,6 +145,7 @@ void Agent::sendRegister(std::int64_t now) {
   r.domains = observe();
   lastReported_ = r.domains;
   lastRegisterSent_ = now;
+  lastBeatBeforeRegister_ = seq_;
   ++registerAttempts_;
   if (firstUnansweredRegister_ < 0) firstUnansweredRegister_ = now;
   r.seq = ++registerSeq_;

@@ -126,6 +126,7 @@ class Agent {
   std::int64_t nextHeartbeat_ = 0;
   std::int64_t nextTick_ = 0;
   std::uint64_t seq_ = 0;
+  std::uint64_t lastBeatBeforeRegister_ = 0;  // seq_ when the latest register was sent
   std::uint64_t heartbeatsSinceFull_ = 0;
   bool domainsChanged_ = true;
   std::vector<protocol::ObservedDomain> lastReported_;

@@ -140,7 +140,11 @@ Json encode(const Event& m) {
   return j;
 }
 
-Json encode(const Reregister&) { return frame(type::kReregister); }
+Json encode(const Reregister& m) {
+  Json j = frame(type::kReregister);
+  if (m.seq) j["seq"] = m.seq;
+  return j;
+}
 
 Register decodeRegister(const Json& j) {
   Register m;
@@ -177,6 +181,8 @@ Heartbeat decodeHeartbeat(const Json& j) {
 LeaseRenewed decodeLeaseRenewed(const Json& j) {
   return {j.at("seq").get<std::uint64_t>(), j.at("lease_ms").get<std::int64_t>()};
 }
+
+Reregister decodeReregister(const Json& j) { return {j.value("seq", std::uint64_t{0})}; }
 
 PlanMsg decodePlan(const Json& j) {
   PlanMsg m;

@@ -111,8 +111,11 @@ struct Event {
 };
 
 // Sent in reply to a heartbeat from a blade the controller has no registration for
-// (typically: the controller restarted); the agent registers again at once.
-struct Reregister {};
+// (typically: the controller restarted); the agent registers again at once, unless the
+// heartbeat it answers (`seq`, 0: not said) was sent before the agent's latest register.
+struct Reregister {
+  std::uint64_t seq = 0;
+};
 
 // Encoders: each returns the complete frame object including "type" and "v".
 Json encode(const Register&);
@@ -129,6 +132,7 @@ Register decodeRegister(const Json&);
 Registered decodeRegistered(const Json&);
 Heartbeat decodeHeartbeat(const Json&);
 LeaseRenewed decodeLeaseRenewed(const Json&);
+Reregister decodeReregister(const Json&);
 PlanMsg decodePlan(const Json&);
 StepResult decodeStepResult(const Json&);
 Event decodeEvent(const Json&);

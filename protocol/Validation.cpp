@@ -169,7 +169,7 @@ Check validateEvent(const Json& f) {
   return needString(f, "server", "", false);
 }
 
-Check validateNothing(const Json&) { return std::nullopt; }
+Check validateReregister(const Json& f) { return needUnsigned(f, "seq", "", false); }
 
 #undef LOOM_CHECK
 
@@ -182,7 +182,7 @@ constexpr std::array kRules{
     TypeRule{type::kRegister, validateRegister},       TypeRule{type::kRegistered, validateRegistered},
     TypeRule{type::kHeartbeat, validateHeartbeat},     TypeRule{type::kLeaseRenewed, validateLeaseRenewed},
     TypeRule{type::kPlan, validatePlan},               TypeRule{type::kStepResult, validateStepResult},
-    TypeRule{type::kEvent, validateEvent},             TypeRule{type::kReregister, validateNothing},
+    TypeRule{type::kEvent, validateEvent},             TypeRule{type::kReregister, validateReregister},
 };
 
 }  // namespace

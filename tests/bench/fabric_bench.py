@@ -10,6 +10,8 @@ Each run measures:
   agents_cpu_pct  the simulating agents' CPU over the same window (they share the cores)
   relays_cpu_pct, relays_rss_mb  the relays' CPU over that window and RSS, summed (--relays)
   restart_s       kill -9 loomd, exec again -> /v1/health answers (state recovered first)
+  ready_s, store_s, recovery_s  loomd's own account of that restart (its log): serving
+                  this long after its start, of which opening the store and recovering
   unregistered    blades not online when the steady-state window starts
   blades_get_s    GET /v1/blades (median of 5), during the steady state
   blade_list_s    `loomctl blade list` (median of 5), with --loomctl
@@ -20,10 +22,12 @@ Prints every run and the medians. Every wait is bounded; all processes are kille
 the work dir removed at the end.
 Usage: fabric_bench.py --loomd PATH --agent PATH [--loomctl PATH] [--blades 10000 --servers 100000
                        --runs 3 --soak 0 --lease-ms MS --relays]"""
-import argparse, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 import urllib.error, urllib.request
 
 POOLS = 20
+# loomd's line once it serves (controller/main.cpp).
+READY = re.compile(r"ready ([0-9.]+) s after start: store opened in ([0-9.]+) s, recovered in ([0-9.]+) s")
 
 def free_port():
     with socket.socket() as s:
@@ -259,6 +263,10 @@ def one_run(args, run):
         result["restart_s"] = b.start_loomd()
         time.sleep(15)
         result["self_fenced"] = self_fenced(work) - fenced_before
+        with open(os.path.join(work, "loomd.log"), errors="replace") as f:
+            ready = [m for m in map(READY.search, f) if m]
+        if ready:
+            result["ready_s"], result["store_s"], result["recovery_s"] = map(float, ready[-1].groups())
         print(f"run {run}: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()), flush=True)
         return result
     finally:

@@ -188,6 +188,20 @@ TEST(Controller, RestartKeepsBindingsAndIdentities) {
   }
 }
 
+TEST(Controller, AfterARestartAHeartbeatIsAnsweredWithAReregisterNamingIt) {
+  Harness h("reregister.db");
+  h.registerBlade("b1");
+  h.reopen();
+  h.sent.clear();
+  h.frame("b1", protocol::encode(protocol::Heartbeat{41, std::nullopt}));
+  h.frame("b1", protocol::encode(protocol::Heartbeat{42, std::nullopt}));
+  ASSERT_EQ(h.sent.size(), 2u);
+  EXPECT_EQ(h.sent[0].first, "b1");
+  EXPECT_EQ(h.sent[0].second["type"], "reregister");
+  EXPECT_EQ(h.sent[0].second["seq"], 41) << "the agent drops asks for beats it sent before its register";
+  EXPECT_EQ(h.sent[1].second["seq"], 42);
+}
+
 TEST(Controller, ALeaseTooShortForTheBladesToReconnectAfterARestartIsWarnedAbout) {
   // 100 blades reconnect in up to 50 ms (0.5 ms each); a 100 ms lease at 50 ms beats
   // leaves 40 ms of it after the last answer and the early fence.

@@ -32,8 +32,16 @@ TEST(ProtocolValidation, AcceptsEveryEncodedMessage) {
   plan.steps.push_back({3, "prepare-hypervisor", "", "kvm", std::nullopt});
   for (const Json& frame : {encode(sampleRegister()), encode(Registered{5000, 1000}), encode(Heartbeat{7, std::nullopt}),
                             encode(LeaseRenewed{7, 5000}), encode(plan), encode(StepResult{1, false, "boom"}),
-                            encode(Event{"warning", "disk slow", "web-01"}), encode(Reregister{})})
+                            encode(Event{"warning", "disk slow", "web-01"}), encode(Reregister{}), encode(Reregister{7})})
     EXPECT_FALSE(validate(frame).has_value()) << frame.dump() << ": " << validate(frame)->message;
+}
+
+TEST(ProtocolValidation, AReregisterNamesTheBeatItAnswersOrNone) {
+  EXPECT_EQ(decodeReregister(encode(Reregister{42})).seq, 42u);
+  EXPECT_FALSE(encode(Reregister{}).contains("seq")) << "an older controller's ask: no seq";
+  EXPECT_EQ(decodeReregister(encode(Reregister{})).seq, 0u);
+  EXPECT_EQ(validate(Json{{"type", "reregister"}, {"v", 1}, {"seq", "7"}})->kind, "invalid");
+  EXPECT_EQ(validate(Json{{"type", "reregister"}, {"v", 1}, {"seq", -1}})->kind, "invalid");
 }
 
 TEST(ProtocolValidation, RoundTripsRegisterAndPlan) {

@@ -353,6 +353,39 @@ TEST(Agent, AReregisterThatCrossedAnOutstandingRegisterIsNotAnsweredTwice) {
   EXPECT_TRUE(h.agent->registered());
 }
 
+TEST(Agent, AfterAControllerRestartOnlyTheFirstAskRegistersNotOneAskPerQueuedBeat) {
+  Harness h;
+  h.frame(protocol::encode(protocol::Registered{5000, 1000, 1}));
+  std::vector<std::uint64_t> beats;
+  for (h.now = 100; h.now <= 3000; h.now += 100) {
+    h.sent.clear();
+    h.agent->tick(h.now);
+    for (const auto& f : ofType(h.sent, "heartbeat")) beats.push_back(f["seq"].get<std::uint64_t>());
+  }
+  ASSERT_GE(beats.size(), 3u);
+  // A restarted controller, slow while it recovers, finds every beat it had queued unknown
+  // and asks once per beat. The first ask registers; the asks for beats sent before
+  // that register are already answered by it, before and after its answer arrives.
+  h.sent.clear();
+  h.frame(protocol::encode(protocol::Reregister{beats[0]}));
+  const auto registers = ofType(h.sent, "register");
+  ASSERT_EQ(registers.size(), 1u);
+  h.frame(protocol::encode(protocol::Reregister{beats[1]}));
+  h.frame(protocol::encode(protocol::Registered{5000, 1000, registers[0]["seq"].get<std::uint64_t>()}));
+  h.frame(protocol::encode(protocol::Reregister{beats.back()}));
+  EXPECT_EQ(ofType(h.sent, "register").size(), 1u);
+  EXPECT_TRUE(h.agent->registered());
+  // A beat sent after that register, found unknown (the controller restarted again): register.
+  h.sent.clear();
+  h.now += 1000;
+  h.agent->tick(h.now);
+  const auto later = ofType(h.sent, "heartbeat");
+  ASSERT_EQ(later.size(), 1u);
+  h.frame(protocol::encode(protocol::Reregister{later[0]["seq"].get<std::uint64_t>()}));
+  EXPECT_EQ(ofType(h.sent, "register").size(), 1u);
+  EXPECT_FALSE(h.agent->registered());
+}
+
 TEST(Agent, LateRegistrationAnswersInABurstBringOneNewRegisterNotOneEach) {
   Harness h;
   std::vector<std::uint64_t> seqs{1};
