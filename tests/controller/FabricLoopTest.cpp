@@ -14,6 +14,7 @@
 #include "protocol/CurveKeys.h"
 #include "protocol/Messages.h"
 #include "protocol/RelayEnvelope.h"
+#include "tests/support/ZmqTestSupport.h"
 
 namespace loom::controller {
 namespace {
@@ -98,19 +99,7 @@ struct Peer {
       socket.send(zmq::buffer(parts[i]), i + 1 < parts.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
   }
   // One whole message, or nothing within `ms`.
-  std::vector<std::string> receive(int ms = 3000) {
-    std::vector<std::string> out;
-    zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-    if (zmq::poll(&item, 1, std::chrono::milliseconds(ms)) <= 0) return out;
-    bool more = true;
-    while (more) {
-      zmq::message_t m;
-      (void)socket.recv(m);
-      more = m.more();
-      out.push_back(m.to_string());
-    }
-    return out;
-  }
+  std::vector<std::string> receive(int ms = 3000) { return loom::testing::receiveParts(socket, ms); }
 };
 
 std::string registerFrame(const std::string& blade) {

@@ -24,7 +24,7 @@ the processes is not.
 Usage: chaos.py --loomd PATH --agent PATH [--seed N] [--rounds N] [--keep]"""
 import collections, random, signal, sys, time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-from loomharness import Cluster, arg_parser, Failure, wait_until, read_journal, journal_runs, double_runs, now_ms
+from loomharness import Cluster, arg_parser, Failure, prod_preamble, wait_until, read_journal, journal_runs, double_runs, now_ms
 
 HEARTBEAT, LEASE, SUSPECT, DEAD, MARGIN = 200, 1500, 500, 1000, 200
 TIMING = ["--heartbeat-ms", str(HEARTBEAT), "--lease-ms", str(LEASE), "--suspect-ms", str(SUSPECT),
@@ -36,19 +36,7 @@ FABRIC = "blades:\n" + "".join(
     f"  - {{name: {b}, chassis: {'c1' if i < 4 else 'c2'}, slot: {i % 4 + 1}, cores: 8, memory: 16GiB, hypervisor: [kvm]}}\n"
     for i, b in enumerate(BLADES))
 
-DECLS = """
-kind: Partition
-name: prod
----
-kind: Network
-name: front
-partition: prod
----
-kind: IdentityPool
-name: default
-macs: 52:54:00:30:00:00-52:54:00:30:ff:ff
-uuids: 4c4f4f4d-0000-0000-0002-000000000000/16
----
+DECLS = prod_preamble("52:54:00:30:00:00-52:54:00:30:ff:ff", "4c4f4f4d-0000-0000-0002-000000000000/16") + """---
 kind: Pool
 name: web
 partition: prod

@@ -28,7 +28,7 @@ times, and every power:on server has exactly one open run, on the blade the API 
 Usage: failover_e2e.py --loomd PATH --agent PATH [--keep] [--scenario NAME ...]"""
 import os, signal, sys, time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-from loomharness import (Cluster, arg_parser, Failure, check, wait_until, read_journal, journal_runs,
+from loomharness import (Cluster, arg_parser, Failure, check, prod_preamble, wait_until, read_journal, journal_runs,
                          double_runs, now_ms)
 
 HEARTBEAT, LEASE, SUSPECT, DEAD, MARGIN = 200, 1500, 500, 1000, 200
@@ -43,19 +43,7 @@ def fabric(n):
         lines.append(f"  - {{name: b{i}, chassis: c1, slot: {i}, cores: 8, memory: 16GiB, hypervisor: [kvm]}}")
     return "\n".join(lines) + "\n"
 
-POOLS = """
-kind: Partition
-name: prod
----
-kind: Network
-name: front
-partition: prod
----
-kind: IdentityPool
-name: default
-macs: 52:54:00:20:00:00-52:54:00:20:ff:ff
-uuids: 4c4f4f4d-0000-0000-0001-000000000000/16
----
+POOLS = prod_preamble("52:54:00:20:00:00-52:54:00:20:ff:ff", "4c4f4f4d-0000-0000-0001-000000000000/16") + """---
 kind: Pool
 name: web
 partition: prod

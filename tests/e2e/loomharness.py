@@ -36,6 +36,13 @@ def arg_parser():
     ap.add_argument("--keep", action="store_true", help="keep the work dir (logs, state)")
     return ap
 
+def prod_preamble(macs, uuids):
+    """What every scenario declares first: Partition prod, its Network front and the
+    IdentityPool default with the given MAC range and UUID prefix (one per scenario, so
+    no two scenarios' identities look alike in a log)."""
+    return ("kind: Partition\nname: prod\n---\nkind: Network\nname: front\npartition: prod\n---\n"
+            f"kind: IdentityPool\nname: default\nmacs: {macs}\nuuids: {uuids}\n")
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

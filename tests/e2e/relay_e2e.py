@@ -14,7 +14,7 @@ CurveZMQ on, loopback only. Every wait is bounded; every process is killed at th
 Usage: relay_e2e.py --loomd PATH --agent PATH [--loomctl PATH] [--keep]"""
 import os, subprocess, sys, random, socket, time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-from loomharness import Cluster, arg_parser, check, double_runs, read_journal, wait_until
+from loomharness import Cluster, arg_parser, check, double_runs, prod_preamble, read_journal, wait_until
 
 FABRIC = """
 blades:
@@ -31,19 +31,7 @@ RELAYED = {"c1": ["c1-s1", "c1-s2", "c1-s3"], "c2": ["c2-s1", "c2-s2"]}
 DIRECT = ["c3-s1", "c3-s2"]
 ALL = [b for bs in RELAYED.values() for b in bs] + DIRECT
 
-DECLS = """
-kind: Partition
-name: prod
----
-kind: Network
-name: front
-partition: prod
----
-kind: IdentityPool
-name: default
-macs: 52:54:00:20:00:00-52:54:00:20:ff:ff
-uuids: 4c4f4f4d-0000-0000-0000-100000000000/16
----
+DECLS = prod_preamble("52:54:00:20:00:00-52:54:00:20:ff:ff", "4c4f4f4d-0000-0000-0000-100000000000/16") + """---
 kind: Pool
 name: web
 partition: prod

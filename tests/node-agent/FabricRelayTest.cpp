@@ -10,6 +10,7 @@
 #include "node-agent/FabricRelay.h"
 #include "protocol/CurveKeys.h"
 #include "protocol/RelayEnvelope.h"
+#include "tests/support/ZmqTestSupport.h"
 
 namespace loom::agent {
 namespace {
@@ -19,19 +20,7 @@ zmq::context_t& context() {
   return ctx;
 }
 
-std::vector<std::string> receiveFrom(zmq::socket_t& s, int ms = 3000) {
-  std::vector<std::string> out;
-  zmq::pollitem_t item{s.handle(), 0, ZMQ_POLLIN, 0};
-  if (zmq::poll(&item, 1, std::chrono::milliseconds(ms)) <= 0) return out;
-  bool more = true;
-  while (more) {
-    zmq::message_t m;
-    (void)s.recv(m);
-    more = m.more();
-    out.push_back(m.to_string());
-  }
-  return out;
-}
+std::vector<std::string> receiveFrom(zmq::socket_t& s, int ms = 3000) { return loom::testing::receiveParts(s, ms); }
 
 void sendTo(zmq::socket_t& s, const std::vector<std::string>& parts) {
   for (std::size_t i = 0; i < parts.size(); ++i)
