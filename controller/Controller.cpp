@@ -653,16 +653,15 @@ void Controller::replan(std::int64_t now, Json* planOut) {
     std::map<std::string, std::string> poolIdentity;
     for (const auto& p : declarations_.pools) poolIdentity[p.name] = p.identityPool;
     for (const auto& s : declarations_.servers) {
-      const auto before = identities_->find(s.name);
-      auto id = identities_->assign(s, poolIdentity[s.pool]);
-      if (!id) {
-        if (serverFaults_[s.name] != id.error().message) event("error", "", s.name, "identity: " + id.error().message);
-        serverFaults_[s.name] = id.error().message;
+      auto handedOut = identities_->ensure(s, poolIdentity[s.pool]);
+      if (!handedOut) {
+        if (serverFaults_[s.name] != handedOut.error().message) event("error", "", s.name, "identity: " + handedOut.error().message);
+        serverFaults_[s.name] = handedOut.error().message;
         continue;
       }
       // New values are persisted with this replan's change; they stay listed until a
       // commit took them (a failed commit is retried by the next replan).
-      if (!before || before->uuid != id->uuid || before->macs != id->macs) identitiesToPersist_[s.name] = poolIdentity[s.pool];
+      if (*handedOut) identitiesToPersist_[s.name] = poolIdentity[s.pool];
     }
   }
   for (const auto& [name, identityPool] : identitiesToPersist_)

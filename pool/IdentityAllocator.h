@@ -43,6 +43,9 @@ class IdentityAllocator {
   // Errors: pool missing or exhausted, a fixed value held by another server or not a
   // canonical UUID / MAC.
   Result<Identity> assign(const Server& server, const std::string& identityPool);
+  // assign() without building the identity's text: true when it handed out new values
+  // (the server had none, or gained NICs), false when the server had all it needs.
+  Result<bool> ensure(const Server& server, const std::string& identityPool);
 
   // The identity the server holds now (nullopt: none assigned, or released). Does not
   // allocate values.

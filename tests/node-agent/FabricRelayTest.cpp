@@ -84,6 +84,25 @@ struct RunningRelay {
     relay.stop();
     thread.join();
   }
+  // Sends `payload` from `agent` until the relay carried it up. Right after the start its
+  // own connection to loomd may not be up yet, and it drops what it cannot carry (as it
+  // should: a stale frame is worse than none); an agent's timer would send again.
+  void carry(zmq::socket_t& agent, const std::string& payload) {
+    for (int attempt = 0; attempt < 50; ++attempt) {
+      const RelayStats before = relay.stats();
+      agent.send(zmq::buffer(payload));
+      bool dropped = false;
+      for (int i = 0; i < 300 && !dropped; ++i) {  // sent again only once it was dropped
+        const RelayStats now = relay.stats();
+        if (now.up > before.up) return;
+        dropped = now.droppedUp > before.droppedUp;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+      if (!dropped) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ADD_FAILURE() << "the relay never carried '" << payload << "' up";
+  }
 };
 
 RelayOptions insecureRelay(const std::string& controller) {
@@ -99,8 +118,8 @@ TEST(FabricRelay, CarriesAgentsFramesUpInEnvelopesAndTheAnswersDownToEachBlade) 
   FakeController loomd;
   RunningRelay relay(insecureRelay(loomd.endpoint));
   Agent a("c1-s1", relay.endpoint), b("c1-s2", relay.endpoint);
-  a.socket.send(zmq::buffer(std::string("from s1")));
-  b.socket.send(zmq::buffer(std::string("from s2")));
+  relay.carry(a.socket, "from s1");
+  relay.carry(b.socket, "from s2");
   auto up = loomd.collect(2);
   std::sort(up.begin(), up.end());
   EXPECT_EQ(up, (std::vector<std::pair<std::string, std::string>>{{"c1-s1", "from s1"}, {"c1-s2", "from s2"}}));
@@ -119,7 +138,7 @@ TEST(FabricRelay, OneAgentsBadMessageDoesNotSpoilTheOthers) {
   Agent bad("c1-s1", relay.endpoint), good("c1-s2", relay.endpoint), badName("relay/c7", relay.endpoint);
   sendTo(bad.socket, {"two", "frames"});
   badName.socket.send(zmq::buffer(std::string("posing as a relay")));
-  good.socket.send(zmq::buffer(std::string("fine")));
+  relay.carry(good.socket, "fine");
   EXPECT_EQ(loomd.collect(1), (std::vector<std::pair<std::string, std::string>>{{"c1-s2", "fine"}}));
   EXPECT_TRUE(receiveFrom(loomd.router, 300).empty());
   EXPECT_EQ(relay.relay.stats().refused, 2u);
@@ -129,7 +148,7 @@ TEST(FabricRelay, DropsWhatTheControllerSendsThatIsNoEnvelopeAndKeepsGoing) {
   FakeController loomd;
   RunningRelay relay(insecureRelay(loomd.endpoint));
   Agent a("c1-s1", relay.endpoint);
-  a.socket.send(zmq::buffer(std::string("hello")));
+  relay.carry(a.socket, "hello");
   ASSERT_EQ(loomd.collect(1).size(), 1u);
   sendTo(loomd.router, {"relay/c1", "not an envelope"});
   sendTo(loomd.router, {"relay/c1", "loom-relay/9", "c1-s1", "x"});
@@ -181,7 +200,7 @@ TEST(FabricRelay, AdmitsOnlyAllowedAgentKeysAndAuthenticatesItselfToTheControlle
   Agent good("c1-s1", relay.endpoint, &allowed, relayKeys.publicKey);
   Agent bad("c1-s2", relay.endpoint, &stranger, relayKeys.publicKey);
   bad.socket.send(zmq::buffer(std::string("let me in")));
-  good.socket.send(zmq::buffer(std::string("hello")));
+  relay.carry(good.socket, "hello");
   EXPECT_EQ(loomd.collect(1), (std::vector<std::pair<std::string, std::string>>{{"c1-s1", "hello"}}));
   EXPECT_TRUE(receiveFrom(loomd.router, 300).empty());
   EXPECT_GE(relay.relay.stats().refused, 1u);

@@ -268,5 +268,29 @@ TEST(Identity, ACopyAllocatesOnItsOwn) {
   EXPECT_EQ(a.assign(server("web-03", "web"), "")->uuid, "4c4f4f4d-0000-0000-0000-000000000001");
 }
 
+TEST(Identity, EnsureSaysWhetherItHandedOutNewValues) {
+  IdentityAllocator a({smallPool("default", 8)});
+  auto s = server("web-01", "web");
+  EXPECT_EQ(*a.ensure(s, ""), true) << "a new server";
+  EXPECT_EQ(*a.ensure(s, ""), false) << "nothing new to hand out";
+  s.nics.push_back(Nic{"back", ""});
+  EXPECT_EQ(*a.ensure(s, ""), true) << "a second NIC, a second MAC";
+  EXPECT_EQ(*a.ensure(s, ""), false);
+  EXPECT_EQ(a.find("web-01")->macs, (std::vector<std::string>{"52:54:00:10:00:00", "52:54:00:10:00:01"}));
+  auto fixed = server("web-02", "web");
+  fixed.uuid = a.find("web-01")->uuid;
+  EXPECT_FALSE(a.ensure(fixed, "").ok()) << "a UUID another server holds";
+  EXPECT_FALSE(a.holds("web-02"));
+}
+
+TEST(Identity, TextFormsCarryEveryDigitInLowerCase) {
+  EXPECT_EQ(formatMac(0x0123456789abULL), "01:23:45:67:89:ab");
+  EXPECT_EQ(formatMac(0xfedcba987654ULL), "fe:dc:ba:98:76:54");
+  EXPECT_EQ(formatMac(0), "00:00:00:00:00:00");
+  EXPECT_EQ(formatUuid(0x0123456789abcdefULL, 0xfedcba9876543210ULL), "01234567-89ab-cdef-fedc-ba9876543210");
+  EXPECT_EQ(formatUuid(0, 1), "00000000-0000-0000-0000-000000000001");
+  EXPECT_EQ(*parseMac(formatMac(0x525400a0b0c0ULL)), 0x525400a0b0c0ULL);
+}
+
 }  // namespace
 }  // namespace loom::pool
