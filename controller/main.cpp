@@ -20,8 +20,6 @@
 
 namespace {
 
-// How much lower than loomd's own the recovery thread's CPU priority is (nice steps).
-constexpr int kRecoveryNiceness = 10;
 
 std::atomic<loom::controller::ControllerLoop*> gLoop{nullptr};
 std::atomic<loom::controller::HttpServer*> gHttp{nullptr};
@@ -65,6 +63,12 @@ int main(int argc, char** argv) {
   app.add_option("--allow-relays", relaysPath,
                  "allow-list of fabric relay public keys (`loom-agent relay`), one per line: these may speak for the blades behind them");
   app.add_option("--heartbeat-ms", opts.heartbeatMs, "heartbeat interval told to agents")->capture_default_str();
+  int recoveryNice = 10;
+  app.add_option("--recovery-nice", recoveryNice,
+                 "how many nice steps below loomd's own priority the state is loaded at start, so that "
+                 "the fabric (thousands of agents reconnecting) comes first on busy cores; 0: the same")
+      ->check(CLI::Range(0, 19))
+      ->capture_default_str();
   app.add_option("--lease-ms", opts.leaseMs, "lease told to agents; after a restart they must reconnect within it (10,000 blades: 8000 or more)")->capture_default_str();
   app.add_option("--suspect-ms", opts.suspectMs, "silence before a blade is suspect")->capture_default_str();
   app.add_option("--dead-ms", opts.deadMs, "silence before a blade is failed")->capture_default_str();
@@ -161,9 +165,9 @@ int main(int argc, char** argv) {
   // their leases while recovery had equal priority (docs/PERFORMANCE.md).
   loom::Status recovered = loom::okStatus();
   const auto recovering = std::chrono::steady_clock::now();
-  std::thread([&core, &recovered] {
-    const int nice = std::min(19, ::getpriority(PRIO_PROCESS, 0) + kRecoveryNiceness);
-    if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), nice) != 0) spdlog::debug("recovery keeps its priority");
+  std::thread([&core, &recovered, recoveryNice] {
+    const int nice = std::min(19, ::getpriority(PRIO_PROCESS, 0) + recoveryNice);
+    if (recoveryNice > 0 && ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), nice) != 0) spdlog::debug("recovery keeps its priority");
     recovered = core.recover(controller::ControllerLoop::monotonicMs());
   }).join();
   if (!recovered) return fail("recovery: " + recovered.error().message);

@@ -21,7 +21,7 @@ Each run measures:
 Prints every run and the medians. Every wait is bounded; all processes are killed and
 the work dir removed at the end.
 Usage: fabric_bench.py --loomd PATH --agent PATH [--loomctl PATH] [--blades 10000 --servers 100000
-                       --runs 3 --soak 0 --lease-ms MS --relays]"""
+                       --runs 3 --soak 0 --lease-ms MS --recovery-nice N --relays]"""
 import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 import urllib.error, urllib.request
 
@@ -107,7 +107,8 @@ class Bench:
         self.procs["loomd"] = subprocess.Popen(
             [self.args.loomd, "--state", os.path.join(self.work, "state.db"), "--insecure",
              "--agents", f"tcp://127.0.0.1:{self.fabric_port}", "--api", f"127.0.0.1:{self.api_port}"]
-            + (["--lease-ms", str(self.args.lease_ms)] if getattr(self.args, "lease_ms", None) else []),
+            + (["--lease-ms", str(self.args.lease_ms)] if getattr(self.args, "lease_ms", None) else [])
+            + (["--recovery-nice", str(self.args.recovery_nice)] if getattr(self.args, "recovery_nice", None) is not None else []),
             stdout=log, stderr=subprocess.STDOUT)
         # Polled every 50 ms: the restart is measured to a twentieth of a second.
         t1 = self.wait(lambda: self.request("GET", "/v1/health", timeout=2)[0] == 200, 120, "loomd serving", interval=0.05)
@@ -286,6 +287,7 @@ def main():
     ap.add_argument("--loomctl", help="time `loomctl blade list` too")
     ap.add_argument("--soak", type=float, default=0, help="seconds more before a second RSS reading")
     ap.add_argument("--lease-ms", type=int, help="loomd's --lease-ms (default: loomd's own)")
+    ap.add_argument("--recovery-nice", type=int, help="loomd's --recovery-nice (default: loomd's own)")
     ap.add_argument("--relays", action="store_true", help="agents connect through a relay per chassis (20)")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
