@@ -104,9 +104,21 @@ Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> drive
       socket->set(zmq::sockopt::curve_publickey, impl_->publicKey);
       socket->set(zmq::sockopt::curve_secretkey, impl_->options.secretKey);
     }
-    socket->connect(endpoint);
+    // Several endpoints (a chassis's two relays): the DEALER sends each frame to one that
+    // is connected, so the blade keeps its lease through the loss of either.
+    std::size_t from = 0;
+    do {
+      const std::size_t comma = std::min(endpoint.find(',', from), endpoint.size());
+      const std::string one = endpoint.substr(from, comma - from);
+      try {
+        socket->connect(one);
+      } catch (const zmq::error_t& e) {
+        return makeError(Errc::Io, "blade '" + config.blade + "': cannot connect to '" + one + "': " + e.what());
+      }
+      from = comma + 1;
+    } while (from <= endpoint.size());
   } catch (const zmq::error_t& e) {
-    return makeError(Errc::Io, "blade '" + config.blade + "': cannot connect to '" + endpoint + "': " + e.what());
+    return makeError(Errc::Io, "blade '" + config.blade + "': cannot set up its connection to '" + endpoint + "': " + e.what());
   }
   zmq::socket_t* raw = socket.get();
   const std::size_t index = impl_->sockets.size();

@@ -102,7 +102,10 @@ int main(int argc, char** argv) {
   int slot = 0;
   bool insecure = false;
   std::vector<std::string> driverParams;
-  app.add_option("--controller", controller, "controller fabric endpoint")->capture_default_str();
+  app.add_option("--controller", controller,
+                 "controller fabric endpoint; or several, comma-separated: the relays of this blade's chassis (frames go "
+                 "to whichever is up, so one may fail; they share one key)")
+      ->capture_default_str();
   app.add_option("--driver", driverName, "hypervisor driver: xen | kvm | test")->capture_default_str();
   app.add_option("--blade", blade, "this blade's name");
   app.add_option("--chassis", chassis, "chassis name");
@@ -115,7 +118,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> chassisRelays;
   app.add_option("--relay", chassisRelays,
                  "with --simulate: CHASSIS=ENDPOINT[,RELAY.pub]: that chassis's blades connect through the relay at ENDPOINT "
-                 "(whose public key is RELAY.pub; default --server-key) instead of --controller (repeatable)");
+                 "(whose public key is RELAY.pub; default --server-key) instead of --controller (repeatable; a chassis named twice "
+                 "has two relays)");
   app.add_option("--journal", journal, "test driver journal file (shared by all simulated blades)");
   app.add_option("--sim-state", simStateDir, "directory where simulated blades keep their domains across agent restarts");
   app.add_option("--hypervisors", hypervisors, "test driver: what the blade claims it can run (kvm,xen)");
@@ -276,7 +280,13 @@ int main(int argc, char** argv) {
         key = *k;
         endpoint.resize(comma);
       }
-      relayOf[r.substr(0, eq)] = {endpoint, key};
+      // A chassis named twice has two relays (either may fail); they share one key,
+      // because an agent knows one server key.
+      auto& [endpoints, relayKey] = relayOf[r.substr(0, eq)];
+      if (!endpoints.empty() && key != relayKey)
+        return fail("--relay '" + r + "': the relays of chassis '" + r.substr(0, eq) + "' must share one key file");
+      endpoints = endpoints.empty() ? endpoint : endpoints + "," + endpoint;
+      relayKey = key;
     }
     for (const auto& [c, _] : relayOf) {
       bool found = false;

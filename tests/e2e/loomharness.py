@@ -266,8 +266,13 @@ class Cluster:
         return self.spawn("loomd", argv, ready=ready)
 
     def _agent_argv(self, key, via=None):
-        """An agent's connection options: to loomd, or to relay `via` (start_relay)."""
-        controller, server = (self.controller, "loomd") if via is None else self.relays[via]
+        """An agent's connection options: to loomd, or to relay `via` (start_relay), or to
+        each of the relays in the tuple `via` (a chassis's pair; they share one key)."""
+        if via is None:
+            controller, server = self.controller, "loomd"
+        else:
+            names = via if isinstance(via, tuple) else (via,)
+            controller, server = ",".join(self.relays[n][0] for n in names), self.relays[names[0]][1]
         argv = [self.agent, "--controller", controller]
         argv += (["--key", self.path(f"keys/{key}.key"), "--server-key", self.path(f"keys/{server}.pub")]
                  if self.secure else ["--insecure"])

@@ -6,13 +6,15 @@ CurveZMQ on, loopback only. Every wait is bounded; every process is killed at th
   relayed and direct blades register, the API says which relay carries each;
   apply -> every server running, anti-affinity kept;
   kill -9 loomd -> relays reconnect, no blade fences itself, bindings unchanged;
+  chassis c1 has a pair of relays: kill -9 one, then SIGSTOP the other -> its blades keep
+    their leases through the one left, nothing fences, nothing moves;
   kill -9 a relay -> its blades' leases run out, they fence themselves, their servers
     restart elsewhere, no server ever runs twice (journal); relay back -> blades back;
   a relay whose key is not a relay key, or unknown, is refused; an agent the relay does
     not allow never registers; garbage on a relay's port is survived.
   With --loomctl: `loomctl blade list` grows a RELAY column naming each blade's relay.
 Usage: relay_e2e.py --loomd PATH --agent PATH [--loomctl PATH] [--keep]"""
-import os, subprocess, sys, random, socket, time
+import os, random, signal, socket, subprocess, sys, time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from loomharness import Cluster, arg_parser, check, double_runs, prod_preamble, read_journal, wait_until
 
@@ -28,6 +30,7 @@ blades:
 """
 
 RELAYED = {"c1": ["c1-s1", "c1-s2", "c1-s3"], "c2": ["c2-s1", "c2-s2"]}
+PAIR = {"c1": "c1b"}  # chassis c1's second relay: its agents connect to both
 DIRECT = ["c3-s1", "c3-s2"]
 ALL = [b for bs in RELAYED.values() for b in bs] + DIRECT
 
@@ -80,18 +83,22 @@ def scenario(fab, loomctl=None):
     fab.keygen("loomd", "agent", "relay-c1", "relay-c2", "rogue")
     fab.write("relays.pub", "".join(open(fab.path(f"keys/relay-{r}.pub")).read() for r in RELAYED))
 
-    print("== loomd, a relay per chassis c1 and c2, agents behind them, c3's agents direct", flush=True)
+    print("== loomd, a relay per chassis c1 and c2 (c1: a pair), agents behind them, c3's agents direct", flush=True)
     fab.start_loomd(extra=["--allow-relays", fab.path("relays.pub")])
     for relay, blades in RELAYED.items():
         fab.start_relay(relay)
+        if relay in PAIR:
+            fab.start_relay(PAIR[relay], key=f"relay-{relay}")  # a pair shares its key
         for b in blades:
-            fab.start_sim_agent(fabric_yaml, only=b, via=relay)
+            fab.start_sim_agent(fabric_yaml, only=b, via=(relay, PAIR[relay]) if relay in PAIR else relay)
     for b in DIRECT:
         fab.start_sim_agent(fabric_yaml, only=b)
     wait_until(lambda: online(fab) == set(ALL), 20, f"all {len(ALL)} blades registered")
     by_name = {b["name"]: b for b in fab.get("/v1/blades")}
+    carriers = {relay: {relay, PAIR.get(relay)} - {None} for relay in RELAYED}
     for relay, blades in RELAYED.items():
-        check(all(by_name[b]["relay"] == relay for b in blades), f"the API says relay {relay} carries {blades}")
+        check(all(by_name[b]["relay"] in carriers[relay] for b in blades),
+              f"the API says relay {' or '.join(sorted(carriers[relay]))} carries {blades}")
     check(all(by_name[b]["relay"] is None for b in DIRECT), f"and that {DIRECT} connect directly")
     if loomctl:
         out = subprocess.run([loomctl, "--controller", fab.api, "blade", "list"], stdin=subprocess.DEVNULL,
@@ -99,9 +106,10 @@ def scenario(fab, loomctl=None):
         rows = [line.split() for line in out.splitlines()]
         check(rows and rows[0][:3] == ["NAME", "CHASSIS", "RELAY"], "loomctl blade list shows a RELAY column", out)
         relay_of = {r[0]: r[2] for r in rows[1:] if len(r) > 2}
-        check(relay_of == {**{b: r for r, bs in RELAYED.items() for b in bs}, **{b: "-" for b in DIRECT}},
-              "naming each blade's relay, '-' for the direct ones", out)
-    check(fab.metric("loom_fabric_relays") == 2, "metrics: 2 relays")
+        check(set(relay_of) == set(ALL) and all(relay_of[b] in carriers[r] for r, bs in RELAYED.items() for b in bs)
+              and all(relay_of[b] == "-" for b in DIRECT), "naming each blade's relay, '-' for the direct ones", out)
+    # Each beat of c1's agents goes through either relay of the pair: both show within a few beats.
+    wait_until(lambda: fab.metric("loom_fabric_relays") == 3, 10, "metrics: 3 relays carrying blades")
     check(fab.metric('loom_fabric_blades{via="relay"}') == 5 and fab.metric('loom_fabric_blades{via="direct"}') == 2,
           "metrics: 5 blades relayed, 2 direct")
 
@@ -119,6 +127,25 @@ def scenario(fab, loomctl=None):
     wait_until(lambda: all_running(fab), 20, "all servers running after the restart")
     check({n: s["blade"] for n, s in servers(fab).items()} == placed, "bindings unchanged")
     check(not fenced_themselves(fab), "no agent ran out its lease while loomd restarted")
+
+    print("== kill -9 relay c1b, one of chassis c1's pair: its blades go on through c1, nothing fences", flush=True)
+    fab.kill9("relay-c1b")
+    time.sleep(7)  # longer than the 5 s lease
+    check(not fenced_themselves(fab), "no agent ran out its lease")
+    check(online(fab) == set(ALL), "all blades online")
+    check(all_running(fab) and {n: s["blade"] for n, s in servers(fab).items()} == placed, "every server running where it ran")
+    check(all(fab.get("/v1/blades/" + b)["relay"] == "c1" for b in RELAYED["c1"]), "c1's blades heard through relay c1 now")
+    fab.respawn("relay-c1b")
+    wait_until(lambda: fab.metric("loom_fabric_relays") == 3, 10, "relay c1b carrying again")
+
+    print("== SIGSTOP relay c1 (hung, its connections open): c1's blades go on through c1b", flush=True)
+    os.kill(fab.procs["relay-c1"].pid, signal.SIGSTOP)
+    try:
+        time.sleep(7)  # longer than the 5 s lease; about every other frame is stuck in c1
+        check(not fenced_themselves(fab), "no agent ran out its lease")
+        check(all_running(fab) and {n: s["blade"] for n, s in servers(fab).items()} == placed, "every server running where it ran")
+    finally:
+        os.kill(fab.procs["relay-c1"].pid, signal.SIGCONT)
 
     print("== kill -9 relay c2: its blades fence themselves, their servers restart elsewhere", flush=True)
     cut = set(RELAYED["c2"])
