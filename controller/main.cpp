@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -19,7 +20,6 @@
 #include "protocol/CurveKeys.h"
 
 namespace {
-
 
 std::atomic<loom::controller::ControllerLoop*> gLoop{nullptr};
 std::atomic<loom::controller::HttpServer*> gHttp{nullptr};
