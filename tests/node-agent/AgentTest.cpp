@@ -113,6 +113,19 @@ std::vector<Json> ofType(const std::vector<Json>& frames, const std::string& typ
   return out;
 }
 
+// Ticks the agent every 100 ms from the harness's now + 100 until `until`: the seqs of
+// the frames of `type` it sent on the way.
+std::vector<std::uint64_t> seqsSentUntil(Harness& h, std::int64_t until, const std::string& type) {
+  std::vector<std::uint64_t> out;
+  for (h.now += 100; h.now <= until; h.now += 100) {
+    h.sent.clear();
+    h.agent->tick(h.now);
+    for (const auto& f : ofType(h.sent, type)) out.push_back(f["seq"].get<std::uint64_t>());
+  }
+  h.now = until;
+  return out;
+}
+
 TEST(Agent, DestroysItsDomainsBeforeAnUnrenewedLeaseRunsOutThenRegistersAgain) {
   Harness h;
   h.frame(protocol::encode(protocol::Registered{5000, 1000}));  // lease until 5000 (register sent at 0)
@@ -356,12 +369,7 @@ TEST(Agent, AReregisterThatCrossedAnOutstandingRegisterIsNotAnsweredTwice) {
 TEST(Agent, AfterAControllerRestartOnlyTheFirstAskRegistersNotOneAskPerQueuedBeat) {
   Harness h;
   h.frame(protocol::encode(protocol::Registered{5000, 1000, 1}));
-  std::vector<std::uint64_t> beats;
-  for (h.now = 100; h.now <= 3000; h.now += 100) {
-    h.sent.clear();
-    h.agent->tick(h.now);
-    for (const auto& f : ofType(h.sent, "heartbeat")) beats.push_back(f["seq"].get<std::uint64_t>());
-  }
+  const auto beats = seqsSentUntil(h, 3000, "heartbeat");
   ASSERT_GE(beats.size(), 3u);
   // A restarted controller, slow while it recovers, finds every beat it had queued unknown
   // and asks once per beat. The first ask registers; the asks for beats sent before
@@ -389,11 +397,7 @@ TEST(Agent, AfterAControllerRestartOnlyTheFirstAskRegistersNotOneAskPerQueuedBea
 TEST(Agent, LateRegistrationAnswersInABurstBringOneNewRegisterNotOneEach) {
   Harness h;
   std::vector<std::uint64_t> seqs{1};
-  for (h.now = 100; h.now <= 4000; h.now += 100) {
-    h.sent.clear();
-    h.agent->tick(h.now);
-    for (const auto& f : ofType(h.sent, "register")) seqs.push_back(f["seq"].get<std::uint64_t>());
-  }
+  for (auto seq : seqsSentUntil(h, 4000, "register")) seqs.push_back(seq);
   ASSERT_GE(seqs.size(), 2u);
   h.sent.clear();
   h.now = 9000;  // an overloaded controller answers all of them at once, too late for each
