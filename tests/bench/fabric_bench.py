@@ -2,7 +2,8 @@
 """Fabric benchmark (DESIGN.md section 6), not a test: real loomd + `loom-agent
 --simulate` processes on loopback (free ports, --insecure, fresh state dir), N simulated
 blades in 20 chassis, M servers in 20 pools. With --relays every chassis's agents connect
-to a fabric relay of their own (`loom-agent relay`, 20 of them) instead of to loomd.
+to a fabric relay of their own (`loom-agent relay`, 20 of them) instead of to loomd; with
+--relay-pairs to both relays of a pair per chassis (40).
 Each run measures:
   apply_10k_s     POST /v1/apply of 10,000 servers (parse, validate, plan, persist)
   cpu_pct, rss_mb loomd steady state with N blades heartbeating at 1/s and all M servers
@@ -18,10 +19,13 @@ Each run measures:
   rss_soak_mb     RSS after --soak more seconds of heartbeats (ZeroMQ's per-connection
                   queues are touched page by page over minutes), with --soak
   self_fenced     agents that fenced themselves in the 15 s after the restart
+  pair_loss_self_fenced, pair_loss_online  with --relay-pairs, before the restart: one
+                  relay of every pair killed, then 15 s later the agents that fenced
+                  themselves and the blades online (the restart follows with one relay each)
 Prints every run and the medians. Every wait is bounded; all processes are killed and
 the work dir removed at the end.
 Usage: fabric_bench.py --loomd PATH --agent PATH [--loomctl PATH] [--blades 10000 --servers 100000
-                       --runs 3 --soak 0 --lease-ms MS --recovery-nice N --relays]"""
+                       --runs 3 --soak 0 --lease-ms MS --recovery-nice N --relays|--relay-pairs]"""
 import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 import urllib.error, urllib.request
 
@@ -114,17 +118,19 @@ class Bench:
         t1 = self.wait(lambda: self.request("GET", "/v1/health", timeout=2)[0] == 200, 120, "loomd serving", interval=0.05)
         return t1 - t0
 
-    def start_relays(self):
-        """One relay per chassis; returns chassis -> the endpoint its agents connect to."""
-        endpoints = {}
+    def start_relays(self, per_chassis=1):
+        """`per_chassis` relays per chassis; returns (chassis, endpoint) pairs, one per relay."""
+        endpoints = []
         for c in range(POOLS):
-            port = free_port()
-            endpoints[c] = f"tcp://127.0.0.1:{port}"
-            log = open(os.path.join(self.work, f"relay{c:02d}.log"), "a")
-            self.procs[f"relay{c:02d}"] = subprocess.Popen(
-                [self.args.agent, "relay", "--name", f"c{c:02d}", "--listen", endpoints[c], "--insecure",
-                 "--controller", f"tcp://127.0.0.1:{self.fabric_port}", "--log-level", "warn"],
-                stdout=log, stderr=subprocess.STDOUT)
+            for r in range(per_chassis):
+                name = f"c{c:02d}" + "ab"[r] * (per_chassis > 1)
+                endpoint = f"tcp://127.0.0.1:{free_port()}"
+                endpoints.append((c, endpoint))
+                log = open(os.path.join(self.work, f"relay-{name}.log"), "a")
+                self.procs[f"relay-{name}"] = subprocess.Popen(
+                    [self.args.agent, "relay", "--name", name, "--listen", endpoint, "--insecure",
+                     "--controller", f"tcp://127.0.0.1:{self.fabric_port}", "--log-level", "warn"],
+                    stdout=log, stderr=subprocess.STDOUT)
         return endpoints
 
     def start_agent(self):
@@ -133,8 +139,8 @@ class Bench:
         # relays, each blade connects to its chassis's relay (--relay CHASSIS=ENDPOINT).
         names = [f"b{i:05d}" for i in range(self.args.blades)]
         via = []
-        if getattr(self.args, "relays", False):
-            for c, endpoint in self.start_relays().items():
+        if getattr(self.args, "relays", False) or getattr(self.args, "relay_pairs", False):
+            for c, endpoint in self.start_relays(2 if getattr(self.args, "relay_pairs", False) else 1):
                 via += ["--relay", f"c{c:02d}={endpoint}"]
         for k in range(0, len(names), 5000):
             log = open(os.path.join(self.work, f"agent{k // 5000}.log"), "a")
@@ -257,6 +263,16 @@ def one_run(args, run):
         if args.soak > 0:
             time.sleep(args.soak)
             result["rss_soak_mb"] = b.rss_mb(pid)
+        if args.relay_pairs:
+            # One relay of every pair dies: the agents go on through the other.
+            fenced_before = self_fenced(work)
+            for name in [n for n in b.procs if n.startswith("relay-") and n.endswith("a")]:
+                b.procs[name].send_signal(signal.SIGKILL)
+                b.procs.pop(name).wait(timeout=10)
+            time.sleep(15)
+            result["pair_loss_self_fenced"] = self_fenced(work) - fenced_before
+            status, body = b.request("GET", "/v1/blades?fields=online")
+            result["pair_loss_online"] = sum(bl["online"] for bl in json.loads(body)) if status == 200 else 0
         # restart with everything in the store
         b.procs["loomd"].send_signal(signal.SIGKILL)
         b.procs.pop("loomd").wait(timeout=10)
@@ -289,6 +305,7 @@ def main():
     ap.add_argument("--lease-ms", type=int, help="loomd's --lease-ms (default: loomd's own)")
     ap.add_argument("--recovery-nice", type=int, help="loomd's --recovery-nice (default: loomd's own)")
     ap.add_argument("--relays", action="store_true", help="agents connect through a relay per chassis (20)")
+    ap.add_argument("--relay-pairs", action="store_true", help="agents connect through a pair of relays per chassis (40)")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     results = [one_run(args, i + 1) for i in range(args.runs)]
