@@ -1511,6 +1511,9 @@ void Controller::apiEvents(const ApiRequest& req, std::int64_t now, Reply reply)
 // ---------------------------------------------------------------------------------------
 // Views
 
+namespace {
+const std::vector<std::string> kNoStrings;  // an empty list to refer to, not to copy into
+}  // namespace
 
 const std::vector<std::string>& Controller::bladeFields() {
   static const std::vector<std::string> fields{
@@ -1548,7 +1551,7 @@ std::string Controller::bladeText(const std::string& name, const BladeRuntime& r
     if (fields.has("role")) put(w, "role", role);
     if (fields.has("servers")) {
       auto b = byBlade_.find(name);
-      put(w, "servers", b == byBlade_.end() ? std::vector<std::string>{} : b->second);
+      put(w, "servers", b == byBlade_.end() ? kNoStrings : b->second);
     }
     if (fields.has("online")) put(w, "online", rt.registered && rt.health == pool::BladeState::Available);
     if (fields.has("relay")) {
@@ -1624,7 +1627,7 @@ std::string Controller::serverText(const pool::Server& s, const FieldMask& field
     if (fields.has("vcpus")) put(w, "vcpus", std::uint64_t{s.vcpus});
     if (fields.has("memory_mib")) put(w, "memory_mib", std::uint64_t{s.memory});
     if (fields.has("uuid")) putOrNull(w, "uuid", id ? std::string_view(id->uuid) : std::string_view());
-    if (fields.has("macs")) put(w, "macs", id ? id->macs : std::vector<std::string>{});
+    if (fields.has("macs")) put(w, "macs", id ? id->macs : kNoStrings);
     if (fields.has("power")) put(w, "power", pool::toString(s.power));
     if (fields.has("priority")) put(w, "priority", std::int64_t{s.priority});
     if (fields.has("anti_affinity")) put(w, "anti_affinity", s.antiAffinity);
