@@ -65,7 +65,10 @@ if [ -f "$SHARE/payload-fabric.sh" ]; then
     frc=98
   else
     say "stage 2 (fabric) at $(uptime_s)s (timeout ${left}s)"
-    timeout -k 10 "$left" bash "$SHARE/payload-fabric.sh" >"$SHARE/payload-fabric.log" 2>&1
+    # Its own deadline 45 s before the timeout: a wait that would outlast the budget fails
+    # there and says so, and the cleanup (diagnosis, xl destroy: slow under TCG) has time.
+    LOOM_FABRIC_DEADLINE=$(( $(date +%s) + left - 45 )) \
+      timeout -k 30 "$left" bash "$SHARE/payload-fabric.sh" >"$SHARE/payload-fabric.log" 2>&1
     frc=$?
   fi
   echo "$frc" >"$SHARE/result-fabric"

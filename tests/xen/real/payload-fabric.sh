@@ -42,12 +42,20 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 timing() { echo "TIMING $1 $2" | tee -a "$TIMINGS"; }
 ok() { echo "  ok: $*"; }
 fail() { echo "FAIL: $*"; exit 1; }
-# wait_for SECONDS WHAT COMMAND...: polls COMMAND every 0.5 s, fails after SECONDS.
+# The stage's budget (dom0-init.sh sets it a little before its timeout would kill us).
+DEADLINE=${LOOM_FABRIC_DEADLINE:-$(( $(date +%s) + 3600 ))}
+# wait_for SECONDS WHAT COMMAND...: polls COMMAND every 0.5 s, fails after SECONDS, or
+# sooner when the stage's budget runs out (and says which it was).
 wait_for() {
   local secs=$1 what=$2; shift 2
-  local end=$(( $(date +%s) + secs ))
+  local start; start=$(date +%s)
+  local end=$(( start + secs )) budget=
+  [ "$end" -le "$DEADLINE" ] || { end=$DEADLINE; budget=1; }
   until "$@" >/dev/null 2>&1; do
-    [ "$(date +%s)" -lt "$end" ] || fail "timed out after ${secs}s waiting for: $what"
+    if [ "$(date +%s)" -ge "$end" ]; then
+      [ -n "$budget" ] && fail "the stage's budget ran out $(( $(date +%s) - start ))s into a ${secs}s wait for: $what"
+      fail "timed out after ${secs}s waiting for: $what"
+    fi
     sleep 0.5
   done
   ok "$what"
@@ -79,6 +87,7 @@ cleanup() {
   done
   mkdir -p "$SHARE/fabric-logs"
   cp "$W"/*.log "$W"/*.yaml "$W"/core.* "$SHARE/fabric-logs/" 2>/dev/null
+  for entry in $SERVERS; do cp "/var/log/xen/console/guest-${entry%%:*}.log" "$SHARE/fabric-logs/" 2>/dev/null; done
   if [ "$rc" != 0 ]; then
     for f in "$W"/loomd.log "$W"/agent.log; do echo "---- $f (tail)"; tail -40 "$f" 2>/dev/null; done
     echo "---- xl list"; timeout 20 xl list 2>&1
@@ -147,6 +156,7 @@ xl_running() {  # exactly one domain with the UUID, not shut down / crashed / dy
   [ -n "$st" ] && ! printf '%s' "$st" | grep -q '[pscd]'
 }
 xl_gone() { [ "$(xl_count "$1")" = 0 ]; }
+triple_faults() { timeout 20 xl dmesg | grep -c "Triple fault"; }
 server_json() { loomctl server show "$NAME" -o json; }
 server_state_is() { [ "$(server_json | jq -r .state)" = "$1" ]; }
 blade_json() { loomctl blade show "$BLADE" -o json; }
@@ -209,7 +219,14 @@ server_pass() {
   # that qemu emulates (15 s on an idle host, up to 100 s on a busy one), and a busy dom0
   # during that loop has made the guest triple-fault under qemu (README.md, "PVH").
   console=/var/log/xen/console/guest-$NAME.log
-  wait_for 120 "the guest's console printed LOOM-GUEST-UP" grep -q LOOM-GUEST-UP "$console"
+  faults_before=$(triple_faults)
+  # 240 s: a PVH boot's PIT loop took up to 100 s on a loaded host, and a slow CI machine
+  # ran every TCG step 2-4 times slower than that host.
+  wait_for 240 "the guest's console printed LOOM-GUEST-UP" grep -q LOOM-GUEST-UP "$console"
+  # The emulator's PVH triple fault (README.md, "PVH") destroys the domain (on_crash) and
+  # Loom starts the server again, as it would any guest that died: said, not hidden.
+  faults=$(( $(triple_faults) - faults_before ))
+  [ "$faults" -gt 0 ] && echo "  KNOWN-EMULATOR-FAULT: the guest triple-faulted $faults time(s) while booting; Loom started it again"
   wait_for 30 "the API shows $NAME running" server_state_is running
 
   echo "== the guest as Xen sees it (xl list -l)"
