@@ -17,6 +17,7 @@
 #include "controller/ControllerLoop.h"
 #include "controller/FenceRunner.h"
 #include "controller/HttpServer.h"
+#include "loom/CommandLine.h"
 #include "protocol/CurveKeys.h"
 
 namespace {
@@ -47,9 +48,7 @@ int main(int argc, char** argv) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
   };
   CLI::App app{"loomd: the Loom blade-fabric controller"};
-  app.set_config("--config", "", "configuration file (key: value lines, the long option names)");
-  app.config_formatter(std::make_shared<CLI::ConfigBase>());
-  static_cast<CLI::ConfigBase*>(app.get_config_formatter_base().get())->valueSeparator(':');
+  addConfigFile(app);
   std::string statePath = "loomd.db", agents = "tcp://127.0.0.1:7700", api = "127.0.0.1:7780";
   std::string keyPath, allowPath, relaysPath, logLevel = "info";
   bool insecure = false;
@@ -94,7 +93,7 @@ int main(int argc, char** argv) {
   keygen->add_option("--out", keyDir, "directory")->required();
   keygen->add_option("--name", keyName, "file base name (e.g. an agent's blade name)")->capture_default_str();
 
-  CLI11_PARSE(app, argc, argv);
+  if (auto rc = parseCommandLine(app, "loomd", argc, argv)) return *rc;
   spdlog::set_level(spdlog::level::from_str(logLevel));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ loomd: %v");
 

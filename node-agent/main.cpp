@@ -18,6 +18,7 @@
 #include "config/Loader.h"
 #include "drivers/DriverRegistry.h"
 #include "drivers/test/TestDriver.h"
+#include "loom/CommandLine.h"
 #include "node-agent/AgentHost.h"
 #include "node-agent/FabricRelay.h"
 #include "node-agent/LeaseGuard.h"
@@ -97,6 +98,7 @@ std::vector<std::string> hypervisorNames(loom::pool::HypervisorSet set) {
 int main(int argc, char** argv) {
   using namespace loom;
   CLI::App app{"loom-agent: the Loom node agent"};
+  addConfigFile(app);
   std::string controller = "tcp://127.0.0.1:7700", driverName = "test", blade, chassis, keyPath, serverKeyPath;
   std::string simulate, only, journal, simStateDir, hypervisors, uri, logLevel = "info";
   int slot = 0;
@@ -163,7 +165,7 @@ int main(int argc, char** argv) {
   probe->add_option("--driver", probeDriver, "only this driver");
   probe->add_option("-o,--output", output, "table | json")->check(CLI::IsMember({"table", "json"}));
 
-  CLI11_PARSE(app, argc, argv);
+  if (auto rc = parseCommandLine(app, "loom-agent", argc, argv)) return *rc;
   spdlog::set_level(spdlog::level::from_str(logLevel));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ loom-agent: %v");
 

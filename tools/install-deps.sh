@@ -21,8 +21,8 @@ packages=(
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils expect tmux
   # the real-Xen harness: a dom0 image built from Debian packages, booted under qemu
   debootstrap e2fsprogs cpio busybox-static
-  # misc tools the scripts use
-  procps psmisc curl ca-certificates python3
+  # misc tools the scripts use; systemd for `systemd-analyze verify` of the shipped units
+  procps psmisc curl ca-certificates python3 systemd
 )
 
 missing=()
