@@ -61,6 +61,9 @@ class ControllerLoop {
   void stop();
   // Thread-safe: runs `task` on the core thread, soon.
   void post(std::function<void()> task);
+  // Called on the core thread at every turn of its loop (at least every 100 ms while it
+  // turns), with the monotonic time: a liveness ping. Set before run().
+  void onTurn(std::function<void(std::int64_t)> hook) { turnHook_ = std::move(hook); }
 
   // Queues one frame to the agent of `blade`; dropped if it is not connected (it will
   // re-register and be re-planned). Thread-safe; the Controller's Send.
@@ -98,6 +101,7 @@ class ControllerLoop {
   int fabricWakeFd_ = -1;  // frames to send, or stop
   std::mutex mutex_;
   std::deque<std::function<void()>> tasks_;
+  std::function<void(std::int64_t)> turnHook_;
   std::deque<Inbound> inbox_;
   std::deque<std::pair<std::string, std::string>> outbox_;  // (blade, bytes)
   std::atomic<bool> stop_{false};

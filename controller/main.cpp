@@ -17,6 +17,7 @@
 #include "controller/ControllerLoop.h"
 #include "controller/FenceRunner.h"
 #include "controller/HttpServer.h"
+#include "controller/ServiceNotifier.h"
 #include "loom/CommandLine.h"
 #include "protocol/CurveKeys.h"
 
@@ -203,8 +204,15 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, onSignal);
   std::signal(SIGTERM, onSignal);
   std::signal(SIGPIPE, SIG_IGN);
+  controller::ServiceNotifier notifier;
+  notifier.ready("serving: agents on " + agents + ", API on http://" + api.substr(0, colon) + ":" + std::to_string(*port));
+  if (notifier.watchdogMs() > 0) {
+    spdlog::info("systemd watchdog: the core loop pings every {} ms", notifier.watchdogMs() / 2);
+    loop.onTurn([&notifier](std::int64_t now) { notifier.alive(now); });
+  }
   std::thread httpThread([&http] { http.run(); });
   loop.run();
+  notifier.stopping();
   http.stop();
   httpThread.join();
   spdlog::info("stopped");

@@ -6,14 +6,17 @@ would: keys, endpoints, this blade's name), on loopback, with CurveZMQ.
 
   1. the binaries, units, configuration and docs are where the units say; the units pass
      `systemd-analyze verify`; installing again keeps an edited configuration;
-  2. loomd, loom-relay and loom-agent from their units' command lines: the blade
-     registers through the relay and `loomctl blade list` (installed) shows it online;
-  3. SIGTERM (systemctl stop) ends each of them cleanly, exit code 0;
+  2. loomd, loom-relay and loom-agent from their units' command lines, loomd with the
+     environment systemd gives a Type=notify service with a watchdog: it says READY=1
+     once its API serves and pings the watchdog at half its interval; the blade registers
+     through the relay and `loomctl blade list` (installed) shows it online;
+  3. SIGTERM (systemctl stop) ends each of them cleanly, exit code 0 (loomd says
+     STOPPING=1 first);
   4. a key no option has in loomd.conf stops loomd before it opens anything, the file
      and the key named.
 
   install_e2e.py --build BUILD_DIR --cmake CMAKE [--keep]"""
-import argparse, os, re, shlex, shutil, signal, subprocess, sys
+import argparse, os, re, shlex, shutil, signal, socket, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from loomharness import Cluster, Failure, check, free_port, wait_until  # noqa: E402
@@ -44,6 +47,29 @@ def exec_start(unit_path):
             if line.startswith("ExecStart="):
                 return shlex.split(line[len("ExecStart="):])
     raise Failure(f"{unit_path} has no ExecStart")
+
+
+class NotifySocket:
+    """The datagram socket systemd gives a Type=notify service ($NOTIFY_SOCKET)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+
+    def messages(self, seconds, until=None):
+        """(arrival time, message) pairs for `seconds`, or until a message holds `until`."""
+        out, deadline = [], time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                data = self.sock.recv(4096).decode()
+            except socket.timeout:
+                break
+            out.append((time.monotonic(), data))
+            if until and until in data.split("\n"):
+                break
+        return out
 
 
 def main():
@@ -128,8 +154,17 @@ def main():
                       "installing again keeps the edited configuration", out)
 
             print("== loomd, loom-relay, loom-agent as their units start them", flush=True)
-            c.spawn("loomd", commands["loomd"])
-            wait_until(lambda: c.get("/v1/health") is not None, 15, "loomd serves its API")
+            notify = NotifySocket(c.path("notify"))
+            # What systemd sets for Type=notify with WatchdogSec=2.
+            c.spawn("loomd", commands["loomd"], env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000"})
+            said = notify.messages(15, until="READY=1")
+            check(said and "READY=1" in said[-1][1].split("\n") and "STATUS=serving: agents on" in said[-1][1],
+                  "loomd tells systemd READY=1, with its status", str(said))
+            check(c.get("/v1/health") is not None, "its API serves when it says so")
+            pings = [t for t, m in notify.messages(5) if m == "WATCHDOG=1"]
+            gaps = [round(b - a, 2) for a, b in zip(pings, pings[1:])]
+            check(len(pings) >= 3 and max(gaps) < 1.8,
+                  f"its core loop pings the 2 s watchdog about every second (gaps {gaps})", str(gaps))
             c.spawn("relay", commands["loom-relay"])
             c.spawn("agent", commands["loom-agent"])
 
@@ -152,6 +187,8 @@ def main():
                 except subprocess.TimeoutExpired:
                     raise Failure(f"{name} still runs 15 s after SIGTERM")
                 check(rc == 0, f"{name} ends on SIGTERM with exit code 0", f"exit code {rc}")
+            said = [m for _, m in notify.messages(1, until="STOPPING=1")]
+            check(any("STOPPING=1" in m.split("\n") for m in said), "loomd told systemd STOPPING=1", str(said[-3:]))
 
             print("== a key no option has", flush=True)
             with open(conf["loomd"], "a") as f:

@@ -241,13 +241,15 @@ class Cluster:
         self.secure = True
 
     # -- processes --
-    def spawn(self, name, argv, log=None, ready=None):
-        """Start argv as `name`, output appended to WORK/<log or name>.log; then ready(), if any."""
-        self._specs[name] = (list(argv), log or name, ready)
+    def spawn(self, name, argv, log=None, ready=None, env=None):
+        """Start argv as `name`, output appended to WORK/<log or name>.log, with `env` added
+        to the environment; then ready(), if any."""
+        self._specs[name] = (list(argv), log or name, ready, env)
         logf = self._logs.get(log or name)
         if logf is None or logf.closed:
             logf = self._logs[log or name] = open(self.path((log or name) + ".log"), "a")
         p = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             env={**os.environ, **env} if env else None,
                              preexec_fn=_die_with_parent if _prctl else None)
         self.procs[name] = p
         _live.add(p)
@@ -318,8 +320,8 @@ class Cluster:
         """Start `name` again as it was first started (after kill9, or when it died)."""
         if self.alive(name):
             raise Failure(f"respawn {name}: it is still running")
-        argv, log, ready = self._specs[name]
-        return self.spawn(name, argv, log=log, ready=ready)
+        argv, log, ready, env = self._specs[name]
+        return self.spawn(name, argv, log=log, ready=ready, env=env)
 
     def signal(self, name, sig):
         """Send `sig` (e.g. signal.SIGSTOP / SIGCONT) to process `name`."""
@@ -330,8 +332,8 @@ class Cluster:
         self.kill9(name)
         if pause:
             time.sleep(pause)
-        argv, log, ready = self._specs[name]
-        return self.spawn(name, argv, log=log, ready=ready)
+        argv, log, ready, env = self._specs[name]
+        return self.spawn(name, argv, log=log, ready=ready, env=env)
 
     def stop_all(self):
         for p in list(self.procs.values()):
