@@ -14,10 +14,6 @@ void ServiceNotifier::ready(const std::string& status) const {
   (void)sd_notify(0, ("READY=1\nSTATUS=" + status).c_str());
 }
 
-void ServiceNotifier::status(const std::string& status) const {
-  (void)sd_notify(0, ("STATUS=" + status).c_str());
-}
-
 void ServiceNotifier::stopping() const { (void)sd_notify(0, "STOPPING=1\nSTATUS=stopping"); }
 
 void ServiceNotifier::alive(std::int64_t nowMs) {

@@ -13,7 +13,6 @@ class ServiceNotifier {
   ServiceNotifier();
   // The API serves: `systemctl start` returns, units ordered after loomd start.
   void ready(const std::string& status) const;
-  void status(const std::string& status) const;
   void stopping() const;
   // From the core loop, on every turn: a watchdog ping at most every half interval. A
   // core thread that stops turning (a deadlock, an endless loop) stops the pings, and

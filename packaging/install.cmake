@@ -13,15 +13,18 @@ set(LOOM_CONF_DIR "${etc}/loom")
 set(LOOM_DOC_DIR "${prefix}/share/doc/loom")
 
 set(unitdir "$ENV{DESTDIR}${prefix}/lib/systemd/system")
-foreach(unit loomd loom-agent loom-relay)
-  message(STATUS "Installing: ${unitdir}/${unit}.service")
-  configure_file("${LOOM_PACKAGING}/systemd/${unit}.service.in" "${unitdir}/${unit}.service" @ONLY)
+file(GLOB units RELATIVE "${LOOM_PACKAGING}/systemd" "${LOOM_PACKAGING}/systemd/*.service.in")
+foreach(unit ${units})
+  string(REGEX REPLACE "\\.in$" "" unit "${unit}")
+  message(STATUS "Installing: ${unitdir}/${unit}")
+  configure_file("${LOOM_PACKAGING}/systemd/${unit}.in" "${unitdir}/${unit}" @ONLY)
 endforeach()
 
 # An operator's edited configuration is never overwritten (the shipped one is also in
 # the docs' examples/, to compare).
 set(confdir "$ENV{DESTDIR}${LOOM_CONF_DIR}")
-foreach(conf loomd.conf agent.conf relay.conf)
+file(GLOB confs RELATIVE "${LOOM_PACKAGING}/etc" "${LOOM_PACKAGING}/etc/*.conf")
+foreach(conf ${confs})
   if(EXISTS "${confdir}/${conf}")
     message(STATUS "Kept: ${confdir}/${conf}")
   else()
