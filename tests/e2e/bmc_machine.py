@@ -76,6 +76,10 @@ def main():
         raise PowerOff("SIGTERM from the BMC")
 
     signal.signal(signal.SIGTERM, on_sigterm)
+    harness = process_identity(cfg["harness_pid"])
+    if harness is None:
+        say(f"the harness (pid {cfg['harness_pid']}) is gone: not powering on")
+        return 1
     say("power on")
 
     # The link first: ipmi_sim listens before it runs its startcmd, but give it a bounded while.
@@ -127,7 +131,7 @@ def main():
             if not agent_gone and agent.poll() is not None:
                 agent_gone = True
                 say(f"agent exited ({agent.returncode}); the blade and its domains stay up")
-            if not alive(cfg["harness_pid"]):
+            if process_identity(cfg["harness_pid"]) != harness:
                 say("the harness is gone: agent killed, machine exits")
                 agent.kill()
                 return 0
@@ -146,14 +150,15 @@ def main():
         say(f"{r.stdout.strip()} (exit {r.returncode}); off {int((time.monotonic() - t0) * 1000)} ms after the request")
         return 0 if r.returncode == 0 else 1
 
-def alive(pid):
+def process_identity(pid):
+    """(state, start time) of a process from /proc, or None when there is none: a zombie
+    (killed, not yet reaped) counts as gone, and the start time tells a reused pid apart."""
     try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]
 
 try:  # resolved here, not in the forked child
     import ctypes
