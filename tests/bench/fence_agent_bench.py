@@ -14,7 +14,7 @@ loomd. Each of --runs rounds, wall time of the whole fence_ipmilan process:
   on_ms            -o on
 Prints every round, the medians and the command line that reproduces it.
 Usage: fence_agent_bench.py --agent PATH [--runs 10 --domains 16]"""
-import argparse, json, os, shlex, shutil, statistics, sys, tempfile, time
+import argparse, json, os, shlex, shutil, statistics, sys, tempfile
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
