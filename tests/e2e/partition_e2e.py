@@ -19,7 +19,7 @@ lease 1.5 s, as failover_e2e.py); 12 blades, 18 servers (--blades, --servers).
                        its relays (the pair's uplink lost), but not from each other, the
                        relays or the other blades: a minority of the quorum set, it fences
                        itself and loomd moves its servers; nothing else stops
-  chassis-cut-majority the same with a chassis of 7 of 12 blades: it holds under its
+  chassis-cut-majority the same with a chassis of a majority (7 of 12): it holds under its
                        peers' shield, nothing stops, nothing is fenced or moves
 
 Every scenario heals the network and ends with the journal check (no server ran on two
@@ -27,11 +27,12 @@ blades at overlapping times; every power:on server running exactly once, where t
 says) and prints what happened: servers stopped by their own agents (journal "destroy" or
 "watchdog" ending a run; a controller's stop is "stop"), fences, restarts, double runs.
 
-The assertions of docs/FENCING.md that today's binaries cannot meet (issue 15: the agent
-fences itself when its lease runs out, whatever its peers see) are "fencing
-expectations": each is checked and reported; a failed one fails the scenario, unless
---expect-bug is given, when the scenario passes as XFAIL if only expectations failed,
-and fails as XPASS if none did (the fix landed: drop --expect-bug from CMakeLists.txt).
+What docs/FENCING.md says each scenario does is checked as "fencing expectations", each
+reported; today's binaries miss some of them (issue 15: an agent fences itself when its
+lease runs out, whatever its peers see). A missed expectation fails the scenario, unless
+--expect-bug is given: then the scenario passes as XFAIL if only expectations were missed,
+and fails as XPASS if none was (the fix landed: drop --expect-bug from CMakeLists.txt).
+Invariant 1 and the final convergence are never expectations: they always fail a run.
 
 --peer-channel gives every agent the peer channel's options (netns.peer_args), for the
 agent that has them. Exits 77 (skip) when namespaces cannot be made, 1 with CI=true.
