@@ -5,41 +5,17 @@
 #include <set>
 
 #include "controller/Controller.h"
+#include "tests/controller/ControllerBuilders.h"
 
 namespace loom::controller {
 namespace {
 
 using protocol::Json;
 
-const char* kDecls = R"(kind: Partition
-name: prod
----
-kind: IdentityPool
-name: default
-macs: 52:54:00:10:00:00-52:54:00:10:ff:ff
-uuids: 4c4f4f4d-0000-0000-0000-000000000000/16
----
-kind: Network
-name: front
-partition: prod
----
-kind: Pool
-name: web
-partition: prod
-hypervisor: kvm
-blades: {match: {chassis: c1}}
----
-kind: Server
-name: web
-replicas: 2
-partition: prod
-pool: web
-vcpus: 2
-memory: 2GiB
-nics: [{network: front}]
-anti_affinity: web
-power: on
-)";
+using namespace loom::controller::testing;
+
+// Pool web on chassis c1, web-0 and web-1 kept apart (tests/controller/ControllerBuilders.h).
+const std::string kDecls = yaml(web());
 
 struct Harness {
   std::string path;
@@ -281,25 +257,18 @@ TEST(Controller, AHeartbeatThatAsksNoAnswerKeepsTheBladeAliveAndIsNotAnswered) {
   EXPECT_EQ(answered, (std::vector<std::uint64_t>{2, 4, 6, 8}));
 }
 
-// Three blades, two servers kept apart, one spare.
-std::string sparedDecls(const std::string& extra = "") {
-  std::string d = kDecls;
-  const std::string rule = "blades: {match: {chassis: c1}}";
-  d.replace(d.find(rule), rule.size(), rule + "\nspares: 1\nfailover: spare" + (extra.empty() ? "" : "\n" + extra));
-  return d;
-}
-
 struct FailoverFixture {
   Harness h;
   std::string victim;  // the blade of web-0
   std::string uuid;
-  explicit FailoverFixture(const std::string& db, ControllerOptions opts = {}, const std::string& poolExtra = "")
+  // Three blades, two servers kept apart, one spare.
+  explicit FailoverFixture(const std::string& db, ControllerOptions opts = {}, const PoolTweak& tweak = {})
       : h(db, std::move(opts)) {
     for (const std::string b : {"b1", "b2", "b3"}) {
       h.registerBlade(b);
       h.seq[b] = 0;
     }
-    auto r = h.api("POST", "/v1/apply", sparedDecls(poolExtra));
+    auto r = h.api("POST", "/v1/apply", yaml(web(2, tweak ? both(spares(1), tweak) : spares(1))));
     EXPECT_EQ(r.status, 200) << r.body;
     h.run(2000);
     auto s = h.server("web-0");
@@ -415,7 +384,7 @@ TEST(Controller, AFencedBladeThatComesBackIsNotTrustedUntilItStopsWhatItStillRun
 
 TEST(Controller, FailbackAutoBringsAServerHomeAndItsHomeSurvivesARestart) {
   ControllerOptions o;
-  FailoverFixture f("failback.db", o, "failback: auto");
+  FailoverFixture f("failback.db", o, failback(pool::FailbackPolicy::Auto));
   Harness& h = f.h;
   h.run(7000, {f.victim});
   ASSERT_EQ(h.blade(f.victim)["state"], "fenced");
@@ -486,7 +455,7 @@ TEST(Controller, AfterARestartNothingStartsUntilEveryKnownBladeRegisteredOrWasFe
 TEST(Controller, FailedStepsAreRetriedThenBecomeAFault) {
   Harness h("retry.db");
   h.registerBlade("b1");
-  ASSERT_EQ(h.api("POST", "/v1/apply", std::string(kDecls).replace(std::string(kDecls).find("replicas: 2"), 11, "replicas: 1")).status, 200);
+  ASSERT_EQ(h.api("POST", "/v1/apply", yaml(web(1))).status, 200);
   int attempts = 0;
   // 25 s: past every backoff, before the faulted server's retry window (2 x op timeout).
   for (int i = 0; i < 100; ++i) {
@@ -509,9 +478,7 @@ TEST(Controller, FailedStepsAreRetriedThenBecomeAFault) {
 
 TEST(Controller, ApplyValidatesTheBodyTogetherWithWhatIsApplied) {
   Harness h("union.db");
-  const std::string decls = kDecls;
-  const auto cut = decls.find("kind: Server");
-  const std::string pools = decls.substr(0, cut), servers = decls.substr(cut);
+  const std::string pools = yaml(web(), Only::AllButServers), servers = yaml(web(), Only::Servers);
   auto alone = h.api("POST", "/v1/apply", servers, {{"source", "servers.yaml"}});
   EXPECT_EQ(alone.status, 400) << alone.body;
   EXPECT_NE(alone.body.find("servers.yaml:"), std::string::npos) << alone.body;
@@ -534,7 +501,7 @@ TEST(Controller, DeleteRefusesReferencedObjectsAndReleasesIdentities) {
   EXPECT_EQ(pool.status, 409) << pool.body;
   EXPECT_EQ(h.api("POST", "/v1/delete", "kind: Server\nname: nope\npartition: prod\npool: web\nmemory: 1GiB\n").status, 404);
   const std::string uuid = Json::parse(h.api("GET", "/v1/servers/web-0").body)["uuid"];
-  const std::string server = std::string(kDecls).substr(std::string(kDecls).find("kind: Server"));
+  const std::string server = yaml(web(), Only::Servers);
   auto del = h.api("POST", "/v1/delete", server);
   ASSERT_EQ(del.status, 200) << del.body;
   EXPECT_EQ(h.api("GET", "/v1/servers/web-0").status, 404);
