@@ -58,7 +58,7 @@ PeerAnswer Shield::answer(std::int64_t now) {
 }
 
 bool Shield::quiet(std::int64_t now) const {
-  return policy_.version != 0 && !policy_.powerFenced && !peers_.empty() && now - lastStamp_ >= policy_.commitMs / 2;
+  return policy_.version != 0 && !policy_.powerFenced && !peers_.empty() && now - lastStamp_ >= policy_.commitMs;
 }
 
 std::vector<Shield::Ask> Shield::asksDue(std::int64_t now) {
@@ -124,7 +124,7 @@ void Shield::recompute() {
 
 std::int64_t Shield::nextDueAt() const {
   if (policy_.version == 0 || policy_.powerFenced || peers_.empty()) return kNoTime;
-  const std::int64_t quietAt = lastStamp_ + policy_.commitMs / 2;
+  const std::int64_t quietAt = lastStamp_ + policy_.commitMs;
   std::int64_t next = kNoTime;
   for (const auto& [_, p] : peers_) next = std::min(next, p.nextAskAt);
   return std::max(next, quietAt);

@@ -61,8 +61,8 @@ class Shield {
     std::uint64_t seq = 0;
   };
   // The asks to send now, recorded as sent at `now`: to every member whose credit is missing
-  // or half spent, once loomd has been silent for half the commit window (no member could
-  // attest sooner). Its own attestation, when it is a member, is taken here too (no message).
+  // or half spent, once loomd has been silent for the commit window (no member that heard
+  // it as late as this blade could attest sooner). Its own attestation, when it is a member, is taken here too (no message).
   // Nothing for a power-fenced blade or without a policy.
   std::vector<Ask> asksDue(std::int64_t now);
   // `member`'s answer to ask `seq`, received at `now`. Answers to asks it does not know

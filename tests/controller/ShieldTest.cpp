@@ -51,8 +51,8 @@ TEST(Shield, ShieldsWithAStrictMajorityCountedFromItsOwnAsks) {
   Shield s("a", 0);
   s.setPolicy(policy({"a", "b", "c", "d", "e"}));
   s.heardController(0);
-  // Quiet for half the commit window: it starts asking; its own attestation must wait.
-  EXPECT_TRUE(s.asksDue(kCommit / 2 - 1).empty());
+  // It asks nobody before loomd has been quiet for the commit window.
+  EXPECT_TRUE(s.asksDue(kCommit - 1).empty());
   const std::int64_t t = kCommit;
   answerAll(s, t, {"b", "c"});
   // a (itself), b, c: 3 of 5. Credits count from the ask at t, less 2 % and 10 ms.
