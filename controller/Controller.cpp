@@ -116,17 +116,6 @@ std::string listText(const std::vector<std::string>& objects) {
 }
 ApiResponse errorResponse(int status, const std::string& message) { return jsonResponse(status, Json{{"error", message}}); }
 
-const char* stepKindWire(pool::StepKind k) {
-  switch (k) {
-    case pool::StepKind::PrepareHypervisor: return "prepare-hypervisor";
-    case pool::StepKind::Define: return "define";
-    case pool::StepKind::Start: return "start";
-    case pool::StepKind::Stop: return "stop";
-    case pool::StepKind::Undefine: return "undefine";
-  }
-  return "define";
-}
-
 Json planJson(const pool::Plan& p) {
   Json placements = Json::array(), unplaceable = Json::array(), steps = Json::array();
   for (const auto& pl : p.placements) {
@@ -136,7 +125,7 @@ Json planJson(const pool::Plan& p) {
   }
   for (const auto& u : p.unplaceable) unplaceable.push_back({{"server", u.server}, {"reason", u.reason}});
   for (const auto& s : p.steps) {
-    Json j{{"kind", stepKindWire(s.kind)}, {"blade", s.blade}, {"after", s.after}};
+    Json j{{"kind", pool::toString(s.kind)}, {"blade", s.blade}, {"after", s.after}};
     if (!s.server.empty()) j["server"] = s.server;
     if (s.hypervisor) j["hypervisor"] = pool::toString(*s.hypervisor);
     steps.push_back(std::move(j));
@@ -385,26 +374,26 @@ void Controller::onHeartbeat(const std::string& blade, const Json& frame) {
 
 void Controller::setDomains(const std::string& blade, BladeRuntime& rt, const std::vector<protocol::ObservedDomain>& domains) {
   for (const auto& [name, d] : rt.domains)
-    if (d.state == "running") runningOn_[name].erase(blade);
+    if (d.state == pool::DomainState::Running) runningOn_[name].erase(blade);
   rt.domains.clear();
   for (const auto& d : domains) {
     rt.domains[d.name] = d;
-    if (d.state == "running") runningOn_[d.name].insert(blade);
+    if (d.state == pool::DomainState::Running) runningOn_[d.name].insert(blade);
   }
 }
 
-void Controller::setDomainState(const std::string& blade, BladeRuntime& rt, const std::string& name, const std::string& state) {
+void Controller::setDomainState(const std::string& blade, BladeRuntime& rt, const std::string& name, std::optional<pool::DomainState> state) {
   auto it = rt.domains.find(name);
-  if (it != rt.domains.end() && it->second.state == "running") runningOn_[name].erase(blade);
-  if (state.empty()) {
+  if (it != rt.domains.end() && it->second.state == pool::DomainState::Running) runningOn_[name].erase(blade);
+  if (!state) {
     if (it != rt.domains.end()) rt.domains.erase(it);
     return;
   }
   auto& d = rt.domains[name];
   d.name = name;
-  d.state = state;
+  d.state = *state;
   if (auto id = identities_->find(name)) d.uuid = id->uuid;
-  if (state == "running") runningOn_[name].insert(blade);
+  if (*state == pool::DomainState::Running) runningOn_[name].insert(blade);
 }
 
 void Controller::onStepResult(const std::string& blade, const Json& frame) {
@@ -432,7 +421,7 @@ void Controller::enqueue(BladeRuntime& rt, Operation op) {
   rt.queue.push_back(op.id);
   rt.busyServers.insert(op.server);
   dispatchQueue_.insert(op.blade);
-  pending_.putOperations.push_back({op.id, op.blade, op.server, op.kind, "pending", 0, ""});
+  pending_.putOperations.push_back({op.id, op.blade, op.server, pool::toString(op.kind), "pending", 0, ""});
   operations_.emplace(op.id, std::move(op));
 }
 
@@ -447,7 +436,7 @@ void Controller::dispatch(const std::string& blade, BladeRuntime& rt, std::int64
   bool capped = false;
   for (auto id : rt.queue) {
     auto& op = operations_.at(id);
-    const bool barrier = op.kind == "prepare-hypervisor";
+    const bool barrier = op.kind == pool::StepKind::PrepareHypervisor;
     if (barrier && !seen.empty()) break;
     if (!seen.insert(op.server).second) continue;
     if (!op.inFlight && op.notBefore <= now) {
@@ -479,29 +468,31 @@ void Controller::finishOperation(BladeRuntime& rt, std::uint64_t id, bool ok, co
     op.inFlight = false;
     op.notBefore = now + (options_.opBackoffMs << std::min(op.attempts - 1, 10));
     if (op.attempts == 1)
-      event("warning", op.blade, op.server, op.kind + " failed, retrying: " + error);
+      event("warning", op.blade, op.server, std::string(pool::toString(op.kind)) + " failed, retrying: " + error);
     nextTick_ = std::min(nextTick_, op.notBefore);
     backoffEnds_.emplace(op.notBefore, op.blade);
     return;
   }
-  pending_.putOperations.push_back({op.id, op.blade, op.server, op.kind, ok ? "done" : "failed", op.attempts, error});
-  const std::string server = op.server, kind = op.kind, blade = op.blade;
+  pending_.putOperations.push_back({op.id, op.blade, op.server, pool::toString(op.kind), ok ? "done" : "failed", op.attempts, error});
+  using pool::StepKind;
+  const std::string server = op.server, blade = op.blade;
+  const StepKind kind = op.kind;
   std::vector<std::uint64_t> drop{id};
   if (ok) {
-    if (kind == "define") setDomainState(blade, rt, server, rt.domains.count(server) ? rt.domains[server].state : "shutoff");
-    else if (kind == "start") setDomainState(blade, rt, server, "running");
-    else if (kind == "stop") setDomainState(blade, rt, server, "shutoff");
-    else if (kind == "undefine") setDomainState(blade, rt, server, "");
-    else if (kind == "prepare-hypervisor") rt.inventory.personality = op.hypervisor;
-    if (kind == "start") serverFaults_.erase(server);
+    if (kind == StepKind::Define) setDomainState(blade, rt, server, rt.domains.count(server) ? rt.domains[server].state : pool::DomainState::Shutoff);
+    else if (kind == StepKind::Start) setDomainState(blade, rt, server, pool::DomainState::Running);
+    else if (kind == StepKind::Stop) setDomainState(blade, rt, server, pool::DomainState::Shutoff);
+    else if (kind == StepKind::Undefine) setDomainState(blade, rt, server, std::nullopt);
+    else if (kind == StepKind::PrepareHypervisor) rt.inventory.personality = op.hypervisor;
+    if (kind == StepKind::Start) serverFaults_.erase(server);
     // A stop may unblock a start elsewhere (a move waits for it: invariant 1).
-    if (kind == "stop" || kind == "undefine")
+    if (kind == StepKind::Stop || kind == StepKind::Undefine)
       if (auto b = placement_.bindings.find(server); b != placement_.bindings.end() && b->second != blade)
         convergeQueue_.insert(b->second);
-    if (kind == "stop") checkTrust(blade, rt);
+    if (kind == StepKind::Stop) checkTrust(blade, rt);
   } else {
     ++opsFailed_;
-    const std::string why = kind + " failed after " + std::to_string(op.attempts) + " attempts: " + error;
+    const std::string why = std::string(pool::toString(kind)) + " failed after " + std::to_string(op.attempts) + " attempts: " + error;
     event("error", blade, server, why);
     serverFaults_[server] = why;
     retryServerAt_[server] = now + options_.opTimeoutMs * 2;
@@ -513,7 +504,7 @@ void Controller::finishOperation(BladeRuntime& rt, std::uint64_t id, bool ok, co
     rt.queue.erase(std::remove(rt.queue.begin(), rt.queue.end(), d), rt.queue.end());
     if (d != id) {
       auto& o = operations_.at(d);
-      pending_.putOperations.push_back({o.id, o.blade, o.server, o.kind, "cancelled", o.attempts, "an earlier step failed"});
+      pending_.putOperations.push_back({o.id, o.blade, o.server, pool::toString(o.kind), "cancelled", o.attempts, "an earlier step failed"});
     }
     operations_.erase(d);
   }
@@ -522,17 +513,17 @@ void Controller::finishOperation(BladeRuntime& rt, std::uint64_t id, bool ok, co
   if (!stillBusy) rt.busyServers.erase(server);
 }
 
-std::optional<drivers::DomainSpec> Controller::domainSpec(const std::string& name) const {
+std::optional<protocol::ServerSpec> Controller::domainSpec(const std::string& name) const {
   const pool::Server* s = findServer(name);
   auto id = s ? identities_->find(name) : std::nullopt;
   if (!id) return std::nullopt;
-  drivers::DomainSpec spec;
+  protocol::ServerSpec spec;
   spec.name = s->name;
   spec.uuid = id->uuid;
   spec.vcpus = s->vcpus;
-  spec.memory = s->memory;
+  spec.memoryMib = s->memory;
   for (std::size_t i = 0; i < s->nics.size(); ++i) {
-    drivers::NicSpec nic;
+    protocol::ServerSpec::Nic nic;
     nic.network = s->nics[i].network;
     nic.mac = i < id->macs.size() ? id->macs[i] : s->nics[i].mac;
     for (const auto& n : declarations_.networks)
@@ -548,10 +539,7 @@ std::optional<drivers::DomainSpec> Controller::domainSpec(const std::string& nam
   spec.kernel = s->boot.kernel;
   spec.initrd = s->boot.initrd;
   spec.cmdline = s->boot.cmdline;
-  if (s->xenType)
-    spec.xenType = *s->xenType == pool::XenGuestType::Pv    ? drivers::XenGuestType::Pv
-                   : *s->xenType == pool::XenGuestType::Pvh ? drivers::XenGuestType::Pvh
-                                                            : drivers::XenGuestType::Hvm;
+  if (s->xenType) spec.xenType = *s->xenType;
   return spec;
 }
 
@@ -567,7 +555,7 @@ void Controller::converge(const std::string& blade, BladeRuntime& rt, std::int64
       const pool::Server* decl = findServer(server);
       if (!decl || decl->power == pool::PowerState::Off) continue;
       auto d = rt.domains.find(server);
-      if (d != rt.domains.end() && d->second.state == "running") continue;
+      if (d != rt.domains.end() && d->second.state == pool::DomainState::Running) continue;
       // Invariant 1: never start a server while another blade may still run it; the
       // stop there (or, later, its fencing) comes first.
       bool elsewhere = false;
@@ -580,8 +568,8 @@ void Controller::converge(const std::string& blade, BladeRuntime& rt, std::int64
       }
       auto spec = domainSpec(server);
       if (!spec) continue;
-      enqueue(rt, {0, blade, server, "define", spec, "", 0, false, 0, 0});
-      enqueue(rt, {0, blade, server, "start", std::nullopt, "", 0, false, 0, 0});
+      enqueue(rt, {0, blade, server, pool::StepKind::Define, spec, "", 0, false, 0, 0});
+      enqueue(rt, {0, blade, server, pool::StepKind::Start, std::nullopt, "", 0, false, 0, 0});
     }
   }
   for (const auto& [name, d] : rt.domains) {
@@ -589,8 +577,8 @@ void Controller::converge(const std::string& blade, BladeRuntime& rt, std::int64
     const pool::Server* decl = findServer(name);
     if (!decl && deletedServers_.count(name)) {
       // A deleted server: it stops and its definition goes, wherever it still is.
-      if (d.state == "running" || d.state == "paused") enqueue(rt, {0, blade, name, "stop", std::nullopt, "", 0, false, 0, 0});
-      enqueue(rt, {0, blade, name, "undefine", std::nullopt, "", 0, false, 0, 0});
+      if (d.state == pool::DomainState::Running || d.state == pool::DomainState::Paused) enqueue(rt, {0, blade, name, pool::StepKind::Stop, std::nullopt, "", 0, false, 0, 0});
+      enqueue(rt, {0, blade, name, pool::StepKind::Undefine, std::nullopt, "", 0, false, 0, 0});
       continue;
     }
     if (!decl) {
@@ -602,8 +590,8 @@ void Controller::converge(const std::string& blade, BladeRuntime& rt, std::int64
     const bool boundHere = b != placement_.bindings.end() && b->second == blade;
     if (boundHere) continue;
     const bool boundElsewhere = b != placement_.bindings.end();
-    if (d.state == "running" || d.state == "paused") enqueue(rt, {0, blade, name, "stop", std::nullopt, "", 0, false, 0, 0});
-    if (boundElsewhere) enqueue(rt, {0, blade, name, "undefine", std::nullopt, "", 0, false, 0, 0});
+    if (d.state == pool::DomainState::Running || d.state == pool::DomainState::Paused) enqueue(rt, {0, blade, name, pool::StepKind::Stop, std::nullopt, "", 0, false, 0, 0});
+    if (boundElsewhere) enqueue(rt, {0, blade, name, pool::StepKind::Undefine, std::nullopt, "", 0, false, 0, 0});
   }
   dispatch(blade, rt, now);
 }
@@ -748,7 +736,7 @@ void Controller::replan(std::int64_t now, Json* planOut) {
     if (step.kind != pool::StepKind::PrepareHypervisor || !step.hypervisor) continue;
     auto it = blades_.find(step.blade);
     if (it == blades_.end() || it->second.busyServers.count("")) continue;
-    enqueue(it->second, {0, step.blade, "", "prepare-hypervisor", std::nullopt, pool::toString(*step.hypervisor), 0, false, 0, 0});
+    enqueue(it->second, {0, step.blade, "", pool::StepKind::PrepareHypervisor, std::nullopt, pool::toString(*step.hypervisor), 0, false, 0, 0});
     changedBlades.insert(step.blade);
   }
   // The plan itself is not kept: at 100,000 servers it is a second copy of the placement.
@@ -906,7 +894,7 @@ void Controller::checkTrust(const std::string& blade, BladeRuntime& rt) {
   if (rt.health != pool::BladeState::Fenced || !rt.returned) return;
   std::size_t running = 0;
   for (const auto& [name, d] : rt.domains)
-    if ((d.state == "running" || d.state == "paused") && (findServer(name) || deletedServers_.count(name))) ++running;
+    if ((d.state == pool::DomainState::Running || d.state == pool::DomainState::Paused) && (findServer(name) || deletedServers_.count(name))) ++running;
   if (running) return;  // converge stops them; the stop results bring us back here
   rt.returned = false;
   leases_.unfence(blade);
@@ -925,7 +913,7 @@ void Controller::fence(const std::string& blade, BladeRuntime& rt, const std::st
   for (auto id : rt.queue) {
     auto op = operations_.find(id);
     if (op == operations_.end()) continue;
-    pending_.putOperations.push_back({id, op->second.blade, op->second.server, op->second.kind, "cancelled", op->second.attempts, "blade fenced"});
+    pending_.putOperations.push_back({id, op->second.blade, op->second.server, pool::toString(op->second.kind), "cancelled", op->second.attempts, "blade fenced"});
     operations_.erase(op);
   }
   rt.queue.clear();
@@ -934,9 +922,9 @@ void Controller::fence(const std::string& blade, BladeRuntime& rt, const std::st
   // the invariant-1 guard that holds back a start on another blade.
   std::vector<std::string> ended;
   for (const auto& [name, d] : rt.domains)
-    if (d.state == "running" || d.state == "paused") ended.push_back(name);
+    if (d.state == pool::DomainState::Running || d.state == pool::DomainState::Paused) ended.push_back(name);
   for (const auto& name : ended) {
-    setDomainState(blade, rt, name, "shutoff");
+    setDomainState(blade, rt, name, pool::DomainState::Shutoff);
     // A server already bound elsewhere (an operator move off this blade) was waiting for
     // it to stop here: it may start now.
     if (auto b = placement_.bindings.find(name); b != placement_.bindings.end() && b->second != blade) convergeQueue_.insert(b->second);
@@ -1394,7 +1382,7 @@ ApiResponse Controller::apiRetire(const std::string& blade, std::int64_t now) {
   if (auto b = byBlade_.find(blade); b != byBlade_.end()) held = b->second.size();
   // A server still running here while bound elsewhere (a move in progress) counts too.
   for (const auto& [name, d] : rt.domains)
-    if (d.state == "running" && findServer(name) && placement_.bindings.count(name) && placement_.bindings.at(name) != blade) ++held;
+    if (d.state == pool::DomainState::Running && findServer(name) && placement_.bindings.count(name) && placement_.bindings.at(name) != blade) ++held;
   if (held)
     return errorResponse(409, "blade " + blade + " still holds " + std::to_string(held) + (held == 1 ? " server" : " servers") +
                                   "; drain it first");

@@ -128,8 +128,9 @@ class Controller {
  private:
   struct Operation {
     std::uint64_t id = 0;
-    std::string blade, server, kind;
-    std::optional<drivers::DomainSpec> spec;
+    std::string blade, server;
+    pool::StepKind kind = pool::StepKind::Define;
+    std::optional<protocol::ServerSpec> spec;
     std::string hypervisor;
     int attempts = 0;
     bool inFlight = false;
@@ -213,9 +214,11 @@ class Controller {
   void confirmBlade(BladeRuntime& rt);
   void startFenceCommand(const std::string& blade, BladeRuntime& rt);
   void setDomains(const std::string& blade, BladeRuntime& rt, const std::vector<protocol::ObservedDomain>& domains);
-  // state "" forgets the domain (undefined).
-  void setDomainState(const std::string& blade, BladeRuntime& rt, const std::string& name, const std::string& state);
-  std::optional<drivers::DomainSpec> domainSpec(const std::string& server) const;
+  // nullopt forgets the domain (undefined).
+  void setDomainState(const std::string& blade, BladeRuntime& rt, const std::string& name, std::optional<pool::DomainState> state);
+  // What the blade needs to run `server` (the define step's spec); nullopt when it is not
+  // declared or has no identity yet.
+  std::optional<protocol::ServerSpec> domainSpec(const std::string& server) const;
 
   // State views.
   pool::Inventory inventory() const;

@@ -20,10 +20,16 @@
 #include <vector>
 
 #include "loom/Result.h"
+#include "pool/Model.h"
 
 namespace loom::drivers {
 
 using MiB = std::uint64_t;
+
+// The fabric's vocabulary (pool/Model.h, with their one toString/parse): a driver speaks
+// of the same guest types and domain states as the controller does.
+using pool::DomainState;
+using pool::XenGuestType;
 
 // What a driver is told to run: the logical server as the blade sees it. The UUID and
 // MACs are the server's identity (from the identity pool) and must reach the hypervisor
@@ -41,8 +47,6 @@ struct DiskSpec {
   bool readOnly = false;
 };
 
-enum class XenGuestType : std::uint8_t { Hvm, Pv, Pvh };
-
 struct DomainSpec {
   std::string name;
   std::string uuid;  // canonical lower-case 8-4-4-4-12
@@ -53,9 +57,6 @@ struct DomainSpec {
   std::string kernel, initrd, cmdline;  // direct kernel boot when kernel is set
   XenGuestType xenType = XenGuestType::Hvm;
 };
-
-enum class DomainState : std::uint8_t { Defined, Running, Paused, ShuttingDown, Shutoff, Crashed };
-const char* toString(DomainState);
 
 struct DomainInfo {
   std::string name;

@@ -8,9 +8,16 @@
 
 #include <spdlog/spdlog.h>
 
+#include "node-agent/DomainSpecMapping.h"
+
 namespace loom::agent {
 
 using protocol::Json;
+
+namespace {
+// Running or paused: a domain that holds the server, which fencing must end.
+bool isLive(pool::DomainState s) { return s == pool::DomainState::Running || s == pool::DomainState::Paused; }
+}  // namespace
 
 Agent::Agent(AgentConfig config, std::unique_ptr<drivers::Driver> driver, Send send, std::unique_ptr<LeaseGuard> guard)
     : config_(std::move(config)),
@@ -69,7 +76,7 @@ void Agent::runWorker() {
     // Idle: refresh the domain list now and then, so a guest that crashed or was shut
     // down from inside shows up in the heartbeats.
     if (!w.cv.wait_for(lock, std::chrono::milliseconds(1000),
-                       [&] { return w.stop || !w.inbox.empty(); })) {
+                       [&] { return w.stop || w.fence || !w.inbox.empty(); })) {
       auto previous = w.observed;
       lock.unlock();
       auto now = observeDriver(previous);
@@ -78,6 +85,17 @@ void Agent::runWorker() {
       continue;
     }
     if (w.stop) break;
+    if (w.fence) {
+      w.fence = false;
+      auto previous = w.observed;
+      lock.unlock();
+      fenceDomains();
+      auto observed = observeDriver(previous);
+      lock.lock();
+      w.outbox.push_back(protocol::StepResult{0, true, ""});  // op 0: the agent's own, not a controller's step
+      w.observed = std::move(observed);
+      continue;
+    }
     auto step = std::move(w.inbox.front());
     w.inbox.pop_front();
     auto previous = w.observed;
@@ -131,7 +149,7 @@ std::vector<protocol::ObservedDomain> Agent::observeDriver(const std::vector<pro
     return fallback;
   }
   out.reserve(list->size());
-  for (const auto& d : *list) out.push_back({d.name, d.uuid, drivers::toString(d.state)});
+  for (const auto& d : *list) out.push_back({d.name, d.uuid, d.state});
   return out;
 }
 
@@ -247,18 +265,17 @@ void Agent::selfFence(std::int64_t now) {
   std::size_t ended = 0;
   if (worker_) {
     // Ahead of everything queued: what was queued was planned under the lost lease.
-    protocol::PlanStep fenceStep{0, "fence", "", "", std::nullopt};
     {
       std::lock_guard lock(worker_->mu);
       for (const auto& step : worker_->inbox) queued_.erase(step.op);
       worker_->inbox.clear();
-      worker_->inbox.push_front(fenceStep);
-      for (const auto& d : worker_->observed) ended += d.state == "running" || d.state == "paused";
+      worker_->fence = true;
+      for (const auto& d : worker_->observed) ended += isLive(d.state);
     }
     worker_->cv.notify_one();
   } else {
-    for (const auto& d : observe()) ended += d.state == "running" || d.state == "paused";
-    execute({0, "fence", "", "", std::nullopt});
+    for (const auto& d : observe()) ended += isLive(d.state);
+    fenceDomains();
     saveSimState();
   }
   domainsChanged_ = true;
@@ -276,17 +293,13 @@ void Agent::onPlan(const Json& frame) {
       send_(protocol::encode(it->second));
       continue;
     }
-    if (step.kind == "fence") {
-      send_(protocol::encode(protocol::StepResult{step.op, false, "unknown step kind 'fence'"}));
-      continue;
-    }
-    if (step.kind == "start" && !leased_) {
+    if (step.kind == pool::StepKind::Start && !leased_) {
       // Planned under a lease that ran out (a late frame): starting now could run the
       // server twice. Refused, not remembered: once registered again it may be resent.
       send_(protocol::encode(protocol::StepResult{step.op, false, "blade '" + config_.blade + "' holds no lease"}));
       continue;
     }
-    if (worker_ && step.kind != "prepare-hypervisor") {
+    if (worker_ && step.kind != pool::StepKind::PrepareHypervisor) {
       // Steps keep their order in the worker's queue; a resend of one still queued or
       // running is answered when it finishes.
       if (!queued_.insert(step.op).second) continue;
@@ -314,38 +327,40 @@ void Agent::onPlan(const Json& frame) {
   }
 }
 
+void Agent::fenceDomains() {
+  // Power off every domain, as fast as the driver can.
+  auto list = driver_->list();
+  if (!list) {
+    spdlog::error("{}: fencing: cannot list domains: {}", config_.blade, list.error().message);
+    return;
+  }
+  for (const auto& d : *list)
+    if (isLive(d.state))
+      if (auto st = driver_->destroy(d.name); !st) spdlog::error("{}: fencing: {}", config_.blade, st.error().message);
+}
+
 protocol::StepResult Agent::execute(const protocol::PlanStep& step) {
   protocol::StepResult r{step.op, true, ""};
   Status s = okStatus();
-  if (step.kind == "define") {
-    if (!step.spec) return {step.op, false, "define without a spec"};
-    s = driver_->define(*step.spec);
-  } else if (step.kind == "start") {
-    s = driver_->start(step.server);
-  } else if (step.kind == "fence") {
-    // Internal (never on the wire): power off every domain, as fast as the driver can.
-    auto list = driver_->list();
-    if (!list) return {step.op, false, list.error().message};
-    for (const auto& d : *list)
-      if (d.state == drivers::DomainState::Running || d.state == drivers::DomainState::Paused)
-        if (auto st = driver_->destroy(d.name); !st) spdlog::error("{}: fencing: {}", config_.blade, st.error().message);
-    return r;
-  } else if (step.kind == "stop") {
-    s = driver_->stop(step.server, 10000);
-  } else if (step.kind == "undefine") {
-    s = driver_->undefine(step.server);
-  } else if (step.kind == "prepare-hypervisor") {
-    // The test driver can play any personality; a real driver only its own.
-    if (driver_->name() == "test" || driver_->name() == step.hypervisor) config_.inventory.personality = step.hypervisor;
-    else s = makeError(Errc::Unsupported, "blade '" + config_.blade + "' runs the " + driver_->name() +
-                                              " driver and cannot become a " + step.hypervisor + " blade in place");
-  } else {
-    s = makeError(Errc::Invalid, "unknown step kind '" + step.kind + "'");
+  switch (step.kind) {
+    case pool::StepKind::Define:
+      if (!step.spec) return {step.op, false, "define without a spec"};
+      s = driver_->define(toDomainSpec(*step.spec));
+      break;
+    case pool::StepKind::Start: s = driver_->start(step.server); break;
+    case pool::StepKind::Stop: s = driver_->stop(step.server, 10000); break;
+    case pool::StepKind::Undefine: s = driver_->undefine(step.server); break;
+    case pool::StepKind::PrepareHypervisor:
+      // The test driver can play any personality; a real driver only its own.
+      if (driver_->name() == "test" || driver_->name() == step.hypervisor) config_.inventory.personality = step.hypervisor;
+      else s = makeError(Errc::Unsupported, "blade '" + config_.blade + "' runs the " + driver_->name() +
+                                                " driver and cannot become a " + step.hypervisor + " blade in place");
+      break;
   }
   if (!s) {
     r.ok = false;
     r.error = s.error().message;
-    spdlog::warn("{}: {} {} failed: {}", config_.blade, step.kind, step.server, r.error);
+    spdlog::warn("{}: {} {} failed: {}", config_.blade, pool::toString(step.kind), step.server, r.error);
   }
   return r;
 }

@@ -92,6 +92,8 @@ class Agent {
   // When selfFence is due (max when there is no lease).
   std::int64_t fenceAt() const;
   protocol::StepResult execute(const protocol::PlanStep& step);
+  // Destroys every running or paused domain (self-fencing; never a controller's step).
+  void fenceDomains();
   std::vector<protocol::ObservedDomain> observe();
   std::vector<protocol::ObservedDomain> observeDriver(const std::vector<protocol::ObservedDomain>& fallback);
   void runWorker();
@@ -143,6 +145,7 @@ class Agent {
     std::deque<protocol::PlanStep> inbox;
     std::deque<protocol::StepResult> outbox;
     std::vector<protocol::ObservedDomain> observed;
+    bool fence = false;  // fence before the next step (selfFence empties the inbox too)
     bool stop = false;
   };
   std::unique_ptr<Worker> worker_;

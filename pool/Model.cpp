@@ -49,6 +49,23 @@ constexpr Names<PowerState, 2> kPowerStates{{{PowerState::On, "on"}, {PowerState
 constexpr Names<XenGuestType, 3> kXenGuestTypes{
     {{XenGuestType::Hvm, "hvm"}, {XenGuestType::Pv, "pv"}, {XenGuestType::Pvh, "pvh"}}};
 
+constexpr Names<DomainState, 6> kDomainStates{{
+    {DomainState::Defined, "defined"},
+    {DomainState::Running, "running"},
+    {DomainState::Paused, "paused"},
+    {DomainState::ShuttingDown, "shutting-down"},
+    {DomainState::Shutoff, "shutoff"},
+    {DomainState::Crashed, "crashed"},
+}};
+
+constexpr Names<StepKind, 5> kStepKinds{{
+    {StepKind::PrepareHypervisor, "prepare-hypervisor"},
+    {StepKind::Define, "define"},
+    {StepKind::Start, "start"},
+    {StepKind::Stop, "stop"},
+    {StepKind::Undefine, "undefine"},
+}};
+
 template <class E, std::size_t N>
 const char* nameOf(const Names<E, N>& names, E value) {
   for (const auto& [e, text] : names) {
@@ -74,6 +91,8 @@ const char* toString(FailoverPolicy v) { return nameOf(kFailoverPolicies, v); }
 const char* toString(FailbackPolicy v) { return nameOf(kFailbackPolicies, v); }
 const char* toString(PowerState v) { return nameOf(kPowerStates, v); }
 const char* toString(XenGuestType v) { return nameOf(kXenGuestTypes, v); }
+const char* toString(DomainState v) { return nameOf(kDomainStates, v); }
+const char* toString(StepKind v) { return nameOf(kStepKinds, v); }
 
 std::optional<Hypervisor> parseHypervisor(std::string_view s) { return valueOf(kHypervisors, s); }
 std::optional<BladeState> parseBladeState(std::string_view s) { return valueOf(kBladeStates, s); }
@@ -82,5 +101,7 @@ std::optional<FailoverPolicy> parseFailoverPolicy(std::string_view s) { return v
 std::optional<FailbackPolicy> parseFailbackPolicy(std::string_view s) { return valueOf(kFailbackPolicies, s); }
 std::optional<PowerState> parsePowerState(std::string_view s) { return valueOf(kPowerStates, s); }
 std::optional<XenGuestType> parseXenGuestType(std::string_view s) { return valueOf(kXenGuestTypes, s); }
+std::optional<DomainState> parseDomainState(std::string_view s) { return valueOf(kDomainStates, s); }
+std::optional<StepKind> parseStepKind(std::string_view s) { return valueOf(kStepKinds, s); }
 
 }  // namespace loom::pool

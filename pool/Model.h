@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace loom::pool {
@@ -54,6 +55,21 @@ enum class FailbackPolicy : std::uint8_t { Manual, Auto };
 enum class PowerState : std::uint8_t { On, Off };
 enum class XenGuestType : std::uint8_t { Hvm, Pv, Pvh };
 
+// A server's domain as a blade's hypervisor reports it (drivers produce it, agents send
+// it, the controller compares it). The order is kept: simulator state files written
+// before 0.2 stored the number.
+enum class DomainState : std::uint8_t { Defined, Running, Paused, ShuttingDown, Shutoff, Crashed };
+
+// What one plan step asks an agent to do (pool::Step, the fabric's plan message, the
+// controller's operations).
+enum class StepKind : std::uint8_t {
+  PrepareHypervisor,  // give `blade` the `hypervisor` personality (repurpose)
+  Define,             // define `server` on `blade`
+  Start,              // start `server` on `blade`
+  Stop,               // stop `server` on `blade` (graceful, then destroy)
+  Undefine,           // remove `server`'s definition from `blade`
+};
+
 const char* toString(Hypervisor);
 const char* toString(BladeState);
 const char* toString(ServerState);
@@ -61,6 +77,8 @@ const char* toString(FailoverPolicy);
 const char* toString(FailbackPolicy);
 const char* toString(PowerState);
 const char* toString(XenGuestType);
+const char* toString(DomainState);  // "running", "shutoff", "shutting-down", ...
+const char* toString(StepKind);     // "prepare-hypervisor", "define", "start", "stop", "undefine"
 std::optional<Hypervisor> parseHypervisor(std::string_view);
 std::optional<BladeState> parseBladeState(std::string_view);
 std::optional<ServerState> parseServerState(std::string_view);
@@ -68,6 +86,8 @@ std::optional<FailoverPolicy> parseFailoverPolicy(std::string_view);
 std::optional<FailbackPolicy> parseFailbackPolicy(std::string_view);
 std::optional<PowerState> parsePowerState(std::string_view);
 std::optional<XenGuestType> parseXenGuestType(std::string_view);
+std::optional<DomainState> parseDomainState(std::string_view);
+std::optional<StepKind> parseStepKind(std::string_view);
 
 // ---------------------------------------------------------------------------------------
 // Declarations: what operators write in YAML (after replicas are expanded).

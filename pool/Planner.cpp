@@ -27,17 +27,6 @@ const char* toString(BladeRole role) {
   return "unknown";
 }
 
-const char* toString(StepKind kind) {
-  switch (kind) {
-    case StepKind::PrepareHypervisor: return "prepare-hypervisor";
-    case StepKind::Define: return "define";
-    case StepKind::Start: return "start";
-    case StepKind::Stop: return "stop";
-    case StepKind::Undefine: return "undefine";
-  }
-  return "unknown";
-}
-
 namespace detail {
 
 State::State(const Declarations& desired, const Inventory& observed, const PlacementState& current) {

@@ -73,15 +73,6 @@ struct Unplaceable {
   std::string reason;  // "pool web: no blade with 8 free cores outside anti-affinity group web"
 };
 
-enum class StepKind : std::uint8_t {
-  PrepareHypervisor,  // give `blade` the `hypervisor` personality (repurpose)
-  Define,             // define `server` on `blade`
-  Start,              // start `server` on `blade`
-  Stop,               // stop `server` on `blade` (graceful, then destroy)
-  Undefine,           // remove `server`'s definition from `blade`
-};
-const char* toString(StepKind);
-
 // One idempotent action for one agent. `after` lists indices (into Plan::steps) of steps
 // that must have succeeded first, e.g. a move from a live blade starts on the new blade
 // only after the stop on the old one. The controller assigns operation ids.

@@ -7,7 +7,7 @@ Json frame(const char* type) { return Json{{"type", type}, {"v", kVersion}}; }
 
 Json domainsJson(const std::vector<ObservedDomain>& domains) {
   Json out = Json::array();
-  for (const auto& d : domains) out.push_back({{"name", d.name}, {"uuid", d.uuid}, {"state", d.state}});
+  for (const auto& d : domains) out.push_back({{"name", d.name}, {"uuid", d.uuid}, {"state", pool::toString(d.state)}});
   return out;
 }
 
@@ -15,63 +15,12 @@ std::vector<ObservedDomain> domainsFrom(const Json& j) {
   std::vector<ObservedDomain> out;
   out.reserve(j.size());
   for (const auto& d : j)
-    out.push_back({d.at("name").get<std::string>(), d.value("uuid", std::string()), d.at("state").get<std::string>()});
+    out.push_back({d.at("name").get<std::string>(), d.value("uuid", std::string()),
+                   pool::parseDomainState(d.at("state").get_ref<const std::string&>()).value_or(pool::DomainState::Shutoff)});
   return out;
 }
 
-const char* xenTypeName(drivers::XenGuestType t) {
-  switch (t) {
-    case drivers::XenGuestType::Pv: return "pv";
-    case drivers::XenGuestType::Pvh: return "pvh";
-    case drivers::XenGuestType::Hvm: return "hvm";
-  }
-  return "hvm";
-}
-
 }  // namespace
-
-Json toJson(const drivers::DomainSpec& s) {
-  Json nics = Json::array();
-  for (const auto& n : s.nics) {
-    Json nic{{"mac", n.mac}, {"network", n.network}, {"bridge", n.bridge}};
-    if (n.vlan) nic["vlan"] = *n.vlan;
-    nics.push_back(std::move(nic));
-  }
-  Json disks = Json::array();
-  for (const auto& d : s.disks) disks.push_back({{"path", d.path}, {"format", d.format}, {"read_only", d.readOnly}});
-  Json j{{"name", s.name}, {"uuid", s.uuid}, {"vcpus", s.vcpus}, {"memory_mib", s.memory},
-         {"nics", std::move(nics)}, {"disks", std::move(disks)}, {"xen_type", xenTypeName(s.xenType)}};
-  if (!s.kernel.empty()) j["kernel"] = s.kernel;
-  if (!s.initrd.empty()) j["initrd"] = s.initrd;
-  if (!s.cmdline.empty()) j["cmdline"] = s.cmdline;
-  return j;
-}
-
-drivers::DomainSpec domainSpecFromJson(const Json& j) {
-  drivers::DomainSpec s;
-  s.name = j.at("name").get<std::string>();
-  s.uuid = j.value("uuid", std::string());
-  s.vcpus = j.value("vcpus", 1u);
-  s.memory = j.value("memory_mib", std::uint64_t{512});
-  if (auto it = j.find("nics"); it != j.end())
-    for (const auto& n : *it) {
-      drivers::NicSpec nic;
-      nic.mac = n.value("mac", std::string());
-      nic.network = n.value("network", std::string());
-      nic.bridge = n.value("bridge", std::string());
-      if (n.contains("vlan")) nic.vlan = n.at("vlan").get<int>();
-      s.nics.push_back(std::move(nic));
-    }
-  if (auto it = j.find("disks"); it != j.end())
-    for (const auto& d : *it)
-      s.disks.push_back({d.value("path", std::string()), d.value("format", std::string()), d.value("read_only", false)});
-  s.kernel = j.value("kernel", std::string());
-  s.initrd = j.value("initrd", std::string());
-  s.cmdline = j.value("cmdline", std::string());
-  const std::string xt = j.value("xen_type", std::string("hvm"));
-  s.xenType = xt == "pv" ? drivers::XenGuestType::Pv : xt == "pvh" ? drivers::XenGuestType::Pvh : drivers::XenGuestType::Hvm;
-  return s;
-}
 
 Json encode(const Register& m) {
   Json j = frame(type::kRegister);
@@ -115,7 +64,7 @@ Json encode(const PlanMsg& m) {
   Json j = frame(type::kPlan);
   Json steps = Json::array();
   for (const auto& s : m.steps) {
-    Json step{{"op", s.op}, {"kind", s.kind}, {"server", s.server}};
+    Json step{{"op", s.op}, {"kind", pool::toString(s.kind)}, {"server", s.server}};
     if (!s.hypervisor.empty()) step["hypervisor"] = s.hypervisor;
     if (s.spec) step["spec"] = toJson(*s.spec);
     steps.push_back(std::move(step));
@@ -189,10 +138,10 @@ PlanMsg decodePlan(const Json& j) {
   for (const auto& s : j.at("steps")) {
     PlanStep step;
     step.op = s.at("op").get<std::uint64_t>();
-    step.kind = s.at("kind").get<std::string>();
+    step.kind = *pool::parseStepKind(s.at("kind").get_ref<const std::string&>());
     step.server = s.value("server", std::string());
     step.hypervisor = s.value("hypervisor", std::string());
-    if (auto it = s.find("spec"); it != s.end()) step.spec = domainSpecFromJson(*it);
+    if (auto it = s.find("spec"); it != s.end()) step.spec = serverSpecFromJson(*it);
     m.steps.push_back(std::move(step));
   }
   return m;

@@ -11,7 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "drivers/Driver.h"
+#include "pool/Model.h"
+#include "protocol/ServerSpec.h"
 
 namespace loom::protocol {
 
@@ -36,7 +37,7 @@ inline constexpr const char* kReregister = "reregister";      // controller -> a
 struct ObservedDomain {
   std::string name;
   std::string uuid;
-  std::string state;  // drivers::toString(DomainState): "running", "shutoff", ...
+  pool::DomainState state = pool::DomainState::Shutoff;  // on the wire: toString, "running", "shutoff", ...
 };
 
 // What a blade is, as reported by its agent when it registers.
@@ -85,13 +86,14 @@ struct LeaseRenewed {
   std::int64_t leaseMs = 0;
 };
 
-// Step kinds on the wire: "prepare-hypervisor", "define", "start", "stop", "undefine".
+// Step kinds on the wire: toString(StepKind), "prepare-hypervisor", "define", "start",
+// "stop", "undefine".
 struct PlanStep {
   std::uint64_t op = 0;    // operation id, unique per controller state store
-  std::string kind;
+  pool::StepKind kind = pool::StepKind::Define;
   std::string server;      // empty for prepare-hypervisor
   std::string hypervisor;  // for prepare-hypervisor
-  std::optional<drivers::DomainSpec> spec;  // for define
+  std::optional<ServerSpec> spec;  // for define
 };
 
 struct PlanMsg {
@@ -136,8 +138,5 @@ Reregister decodeReregister(const Json&);
 PlanMsg decodePlan(const Json&);
 StepResult decodeStepResult(const Json&);
 Event decodeEvent(const Json&);
-
-Json toJson(const drivers::DomainSpec&);
-drivers::DomainSpec domainSpecFromJson(const Json&);
 
 }  // namespace loom::protocol

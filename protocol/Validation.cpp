@@ -56,6 +56,23 @@ Check needArray(const Json& o, const char* field, const std::string& where, bool
 #define LOOM_CHECK(expr) \
   if (auto r = (expr)) return r
 
+// A string field that must hold one of an enum's text forms (pool/Model.h). `what` names
+// the enum for the message: "domains[0].state: unknown domain state 'runing' (expected ...)".
+template <class E>
+Check needEnum(const Json& o, const char* field, const std::string& where, bool required, std::optional<E> (*parse)(std::string_view),
+               const char* what, const char* expected) {
+  LOOM_CHECK(needString(o, field, where, required));
+  auto it = o.find(field);
+  if (it == o.end()) return std::nullopt;
+  const auto& text = it->get_ref<const std::string&>();
+  if (parse(text)) return std::nullopt;
+  return invalid(where + field + ": unknown " + what + " '" + text.substr(0, 64) + "' (expected " + expected + ")");
+}
+
+constexpr const char* kDomainStates = "defined, running, paused, shutting-down, shutoff or crashed";
+constexpr const char* kStepKinds = "prepare-hypervisor, define, start, stop or undefine";
+constexpr const char* kXenGuestTypes = "hvm, pv or pvh";
+
 Check validateDomains(const Json& f, bool required) {
   LOOM_CHECK(needArray(f, "domains", "", required));
   auto it = f.find("domains");
@@ -66,7 +83,7 @@ Check validateDomains(const Json& f, bool required) {
     if (!d.is_object()) return invalid(where.substr(0, where.size() - 1) + ": expected an object");
     LOOM_CHECK(needString(d, "name", where));
     LOOM_CHECK(needString(d, "uuid", where, false));
-    LOOM_CHECK(needString(d, "state", where));
+    LOOM_CHECK(needEnum(d, "state", where, true, pool::parseDomainState, "domain state", kDomainStates));
   }
   return std::nullopt;
 }
@@ -121,7 +138,7 @@ Check validateSpec(const Json& s, const std::string& where) {
       if (!n.is_object()) return invalid(where + "nics: expected objects");
       LOOM_CHECK(needString(n, "mac", where + "nics[]."));
       LOOM_CHECK(needString(n, "network", where + "nics[].", false));
-      LOOM_CHECK(needString(n, "bridge", where + "nics[].", false));
+      LOOM_CHECK(needString(n, "bridge", where + "nics[].", false));  // ignored (controllers before 0.2 sent "")
       LOOM_CHECK(needInteger(n, "vlan", where + "nics[].", false));
     }
   if (s.contains("disks"))
@@ -129,8 +146,10 @@ Check validateSpec(const Json& s, const std::string& where) {
       if (!d.is_object()) return invalid(where + "disks: expected objects");
       LOOM_CHECK(needString(d, "path", where + "disks[]."));
       LOOM_CHECK(needString(d, "format", where + "disks[].", false));
+      LOOM_CHECK(needBool(d, "read_only", where + "disks[].", false));
     }
-  for (const char* k : {"kernel", "initrd", "cmdline", "xen_type"}) LOOM_CHECK(needString(s, k, where, false));
+  for (const char* k : {"kernel", "initrd", "cmdline"}) LOOM_CHECK(needString(s, k, where, false));
+  LOOM_CHECK(needEnum(s, "xen_type", where, false, pool::parseXenGuestType, "Xen guest type", kXenGuestTypes));
   return std::nullopt;
 }
 
@@ -141,17 +160,13 @@ Check validatePlan(const Json& f) {
     const std::string where = "steps[" + std::to_string(i++) + "].";
     if (!s.is_object()) return invalid(where + ": expected an object");
     LOOM_CHECK(needUnsigned(s, "op", where));
-    LOOM_CHECK(needString(s, "kind", where));
-    const auto& kind = s["kind"].get_ref<const std::string&>();
-    static constexpr std::array kinds{"prepare-hypervisor", "define", "start", "stop", "undefine"};
-    bool known = false;
-    for (const char* k : kinds) known = known || kind == k;
-    if (!known) return invalid(where + "kind: unknown step kind '" + kind + "'");
-    LOOM_CHECK(needString(s, "server", where, kind == "prepare-hypervisor" ? false : true));
-    if (kind != "prepare-hypervisor" && s["server"].get_ref<const std::string&>().empty())
-      return invalid(where + "server: must not be empty");
-    LOOM_CHECK(needString(s, "hypervisor", where, kind == "prepare-hypervisor"));
-    LOOM_CHECK(needObject(s, "spec", where, kind == "define"));
+    LOOM_CHECK(needEnum(s, "kind", where, true, pool::parseStepKind, "step kind", kStepKinds));
+    const pool::StepKind kind = *pool::parseStepKind(s["kind"].get_ref<const std::string&>());
+    const bool prepare = kind == pool::StepKind::PrepareHypervisor;
+    LOOM_CHECK(needString(s, "server", where, !prepare));
+    if (!prepare && s["server"].get_ref<const std::string&>().empty()) return invalid(where + "server: must not be empty");
+    LOOM_CHECK(needString(s, "hypervisor", where, prepare));
+    LOOM_CHECK(needObject(s, "spec", where, kind == pool::StepKind::Define));
     if (s.contains("spec")) LOOM_CHECK(validateSpec(s["spec"], where + "spec."));
   }
   return std::nullopt;

@@ -21,6 +21,10 @@ packages=(
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils expect tmux
   # the real-Xen harness: a dom0 image built from Debian packages, booted under qemu
   debootstrap e2fsprogs cpio busybox-static
+  # power fencing tests: OpenIPMI's ipmi_sim as the simulated blades' BMCs (/usr/bin/ipmi_sim),
+  # the ClusterLabs fence agent operators run against them (/usr/sbin/fence_ipmilan) and
+  # the ipmitool it drives
+  openipmi fence-agents ipmitool
   # misc tools the scripts use; systemd for `systemd-analyze verify` of the shipped units
   procps psmisc curl ca-certificates python3 systemd
 )

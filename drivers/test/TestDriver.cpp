@@ -1,6 +1,7 @@
 #include "drivers/test/TestDriver.h"
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -9,11 +10,13 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <thread>
 #include <utility>
 
 #include <nlohmann/json.hpp>
 
+#include "drivers/DomainSpecJson.h"
 #include "drivers/SpecValidation.h"
 
 namespace loom::drivers::test {
@@ -187,38 +190,19 @@ struct TestDriver::Core {
 
 namespace {
 
-nlohmann::json specJson(const DomainSpec& s) {
-  nlohmann::json nics = nlohmann::json::array(), disks = nlohmann::json::array();
-  for (const auto& n : s.nics) {
-    nlohmann::json j{{"mac", n.mac}, {"network", n.network}, {"bridge", n.bridge}};
-    if (n.vlan) j["vlan"] = *n.vlan;
-    nics.push_back(std::move(j));
-  }
-  for (const auto& d : s.disks) disks.push_back({{"path", d.path}, {"format", d.format}, {"read_only", d.readOnly}});
-  return {{"name", s.name},     {"uuid", s.uuid},     {"vcpus", s.vcpus},     {"memory_mib", s.memory},
-          {"nics", nics},       {"disks", disks},     {"kernel", s.kernel},   {"initrd", s.initrd},
-          {"cmdline", s.cmdline}, {"xen_type", static_cast<int>(s.xenType)}};
-}
+// Domain states in the state file are text; files written before 0.2 hold the number
+// (the enum's order, which pool/Model.h keeps).
+constexpr std::array kLegacyStates{DomainState::Defined, DomainState::Running,  DomainState::Paused,
+                                   DomainState::ShuttingDown, DomainState::Shutoff, DomainState::Crashed};
 
-DomainSpec specFrom(const nlohmann::json& j) {
-  DomainSpec s;
-  s.name = j.at("name").get<std::string>();
-  s.uuid = j.at("uuid").get<std::string>();
-  s.vcpus = j.at("vcpus").get<std::uint32_t>();
-  s.memory = j.at("memory_mib").get<MiB>();
-  for (const auto& n : j.at("nics")) {
-    NicSpec nic{n.at("mac").get<std::string>(), n.at("network").get<std::string>(), n.at("bridge").get<std::string>(),
-                std::nullopt};
-    if (n.contains("vlan")) nic.vlan = n["vlan"].get<int>();
-    s.nics.push_back(std::move(nic));
+DomainState stateFrom(const nlohmann::json& j) {
+  if (j.is_string()) {
+    if (auto s = pool::parseDomainState(j.get_ref<const std::string&>())) return *s;
+    throw std::runtime_error("unknown domain state '" + j.get<std::string>() + "'");
   }
-  for (const auto& d : j.at("disks"))
-    s.disks.push_back({d.at("path").get<std::string>(), d.at("format").get<std::string>(), d.at("read_only").get<bool>()});
-  s.kernel = j.at("kernel").get<std::string>();
-  s.initrd = j.at("initrd").get<std::string>();
-  s.cmdline = j.at("cmdline").get<std::string>();
-  s.xenType = static_cast<XenGuestType>(j.at("xen_type").get<int>());
-  return s;
+  const auto n = j.get<std::int64_t>();  // throws for anything but a number
+  if (n < 0 || n >= std::int64_t{kLegacyStates.size()}) throw std::runtime_error("unknown domain state " + std::to_string(n));
+  return kLegacyStates[static_cast<std::size_t>(n)];
 }
 
 }  // namespace
@@ -228,7 +212,7 @@ void TestDriver::Core::saveLocked() {
   changed = false;
   nlohmann::json list = nlohmann::json::array();
   for (const auto& [_, d] : domains) {
-    nlohmann::json j{{"spec", specJson(d.spec)}, {"state", static_cast<int>(d.state)}};
+    nlohmann::json j{{"spec", toJson(d.spec)}, {"state", pool::toString(d.state)}};
     if (d.crashAtMs != kNever) j["crash_at_ms"] = d.crashAtMs;
     list.push_back(std::move(j));
   }
@@ -262,8 +246,10 @@ Status TestDriver::Core::loadStateFile() {
   try {
     const auto j = nlohmann::json::parse(in);
     for (const auto& d : j.at("domains")) {
-      Domain dom{specFrom(d.at("spec"))};
-      dom.state = static_cast<DomainState>(d.at("state").get<int>());
+      auto spec = domainSpecFromJson(d.at("spec"));
+      if (!spec) return makeError(Errc::Invalid, "state file '" + config.statePath + "' unreadable: " + spec.error().message);
+      Domain dom{std::move(*spec)};
+      dom.state = stateFrom(d.at("state"));
       if (d.contains("crash_at_ms")) dom.crashAtMs = d["crash_at_ms"].get<TimeMs>();
       domains.emplace(dom.spec.name, std::move(dom));
     }

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "drivers/DomainSpecJson.h"
 #include "drivers/xen/DomainConfigTranslator.h"
 
 namespace loom::drivers::xen {
@@ -20,15 +21,6 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const char* typeName(XenGuestType type) {
-  switch (type) {
-    case XenGuestType::Pv: return "pv";
-    case XenGuestType::Pvh: return "pvh";
-    case XenGuestType::Hvm: return "hvm";
-  }
-  return "hvm";
-}
-
 Error ioError(const std::string& what, const std::string& path, int err) {
   return makeError(Errc::Io, "xen: " + what + " '" + path + "': " + std::strerror(err));
 }
@@ -36,19 +28,8 @@ Error ioError(const std::string& what, const std::string& path, int err) {
 }  // namespace
 
 std::string specToJson(const DomainSpec& spec) {
-  json nics = json::array();
-  for (const auto& nic : spec.nics) {
-    json n = {{"mac", nic.mac}, {"network", nic.network}, {"bridge", nic.bridge}};
-    if (nic.vlan) n["vlan"] = *nic.vlan;
-    nics.push_back(std::move(n));
-  }
-  json disks = json::array();
-  for (const auto& disk : spec.disks)
-    disks.push_back({{"path", disk.path}, {"format", disk.format}, {"read_only", disk.readOnly}});
-  json doc = {{"version", 1},          {"name", spec.name},       {"uuid", spec.uuid},
-              {"vcpus", spec.vcpus},   {"memory_mib", spec.memory}, {"xen_type", typeName(spec.xenType)},
-              {"kernel", spec.kernel}, {"initrd", spec.initrd},   {"cmdline", spec.cmdline},
-              {"nics", nics},          {"disks", disks}};
+  json doc = toJson(spec);
+  doc["version"] = 1;
   return doc.dump(2) + "\n";
 }
 
@@ -56,36 +37,9 @@ Result<DomainSpec> specFromJson(const std::string& text, const std::string& orig
   json doc = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object())
     return makeError(Errc::Io, "xen: stored definition '" + origin + "' is not a JSON object");
-  try {
-    DomainSpec spec;
-    spec.name = doc.at("name").get<std::string>();
-    spec.uuid = doc.at("uuid").get<std::string>();
-    spec.vcpus = doc.at("vcpus").get<std::uint32_t>();
-    spec.memory = doc.at("memory_mib").get<MiB>();
-    const std::string type = doc.value("xen_type", "hvm");
-    spec.xenType = type == "pv" ? XenGuestType::Pv : type == "pvh" ? XenGuestType::Pvh : XenGuestType::Hvm;
-    spec.kernel = doc.value("kernel", "");
-    spec.initrd = doc.value("initrd", "");
-    spec.cmdline = doc.value("cmdline", "");
-    for (const auto& n : doc.value("nics", json::array())) {
-      NicSpec nic;
-      nic.mac = n.at("mac").get<std::string>();
-      nic.network = n.value("network", "");
-      nic.bridge = n.value("bridge", "");
-      if (n.contains("vlan")) nic.vlan = n.at("vlan").get<int>();
-      spec.nics.push_back(std::move(nic));
-    }
-    for (const auto& d : doc.value("disks", json::array())) {
-      DiskSpec disk;
-      disk.path = d.at("path").get<std::string>();
-      disk.format = d.value("format", "raw");
-      disk.readOnly = d.value("read_only", false);
-      spec.disks.push_back(std::move(disk));
-    }
-    return spec;
-  } catch (const json::exception& e) {
-    return makeError(Errc::Io, "xen: stored definition '" + origin + "' is malformed: " + e.what());
-  }
+  auto spec = domainSpecFromJson(doc);
+  if (!spec) return makeError(Errc::Io, "xen: stored definition '" + origin + "' is malformed: " + spec.error().message);
+  return spec;
 }
 
 std::string DomainStore::pathFor(const std::string& name) const { return dir_ + "/" + name + ".json"; }

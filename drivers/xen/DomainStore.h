@@ -33,6 +33,8 @@ class DomainStore {
   std::string dir_;
 };
 
+// A stored file: the drivers' one DomainSpec codec (drivers/DomainSpecJson.h) plus
+// {"version": 1}, indented. Errors are Io, naming `origin` (the file).
 std::string specToJson(const DomainSpec& spec);
 Result<DomainSpec> specFromJson(const std::string& text, const std::string& origin);
 

@@ -231,7 +231,7 @@ TEST(Controller, RunningDomainsReportedAtRegistrationAreAdoptedNotRestarted) {
   std::string blade;
   for (auto& [server, b] : h.controller->placement().bindings) {
     blade = b;
-    running.push_back({server, "", "running"});
+    running.push_back({server, "", pool::DomainState::Running});
     break;
   }
   h.sent.clear();
@@ -365,7 +365,7 @@ TEST(Controller, AConfirmedFenceCommandFencesBeforeTheLeaseAndAFailedOneWaitsFor
   Harness& h = f.h;
   std::vector<std::pair<std::string, std::string>> ran;
   h.controller->setFenceRunner([&](const std::string& b, const std::string& c) { ran.emplace_back(b, c); });
-  h.registerBlade(f.victim, {{"web-0", f.uuid, "running"}}, "evil'; reboot; '");  // a hostname off the network
+  h.registerBlade(f.victim, {{"web-0", f.uuid, pool::DomainState::Running}}, "evil'; reboot; '");  // a hostname off the network
   h.run(4200, {f.victim});
   EXPECT_EQ(h.blade(f.victim)["state"], "failed");
   ASSERT_EQ(ran.size(), 1u);
@@ -398,7 +398,7 @@ TEST(Controller, AFencedBladeThatComesBackIsNotTrustedUntilItStopsWhatItStillRun
   ASSERT_NE(h.server("web-0")["blade"], f.victim);
   // It returns, still running web-0 (it did not fence itself: a broken agent).
   h.sent.clear();
-  h.registerBlade(f.victim, {{"web-0", f.uuid, "running"}});
+  h.registerBlade(f.victim, {{"web-0", f.uuid, pool::DomainState::Running}});
   h.controller->tick(h.now += 100);
   EXPECT_EQ(h.blade(f.victim)["state"], "fenced");
   EXPECT_TRUE(h.hasEvent("blade heard again after being fenced"));
@@ -424,7 +424,7 @@ TEST(Controller, FailbackAutoBringsAServerHomeAndItsHomeSurvivesARestart) {
   EXPECT_EQ(moved["home"], f.victim);
   // The controller restarts: the home is part of the durable placement.
   std::map<std::string, std::vector<protocol::ObservedDomain>> running;
-  for (const std::string s : {"web-0", "web-1"}) running[h.server(s)["blade"]].push_back({s, "", "running"});
+  for (const std::string s : {"web-0", "web-1"}) running[h.server(s)["blade"]].push_back({s, "", pool::DomainState::Running});
   h.reopen();
   for (auto& [b, _] : h.seq)
     if (b != f.victim) h.registerBlade(b, running[b]);
@@ -442,7 +442,7 @@ TEST(Controller, FailbackAutoBringsAServerHomeAndItsHomeSurvivesARestart) {
 TEST(Controller, AServerMovedOffASilentBladeStartsOnceThatBladeIsFencedAndNotBefore) {
   FailoverFixture f("move-frozen.db");
   Harness& h = f.h;
-  h.registerBlade(f.victim, {{"web-0", f.uuid, "running"}});  // it reports web-0 running
+  h.registerBlade(f.victim, {{"web-0", f.uuid, pool::DomainState::Running}});  // it reports web-0 running
   h.run(600, {f.victim});
   std::string spare;
   for (auto& [b, _] : h.seq)
@@ -462,14 +462,14 @@ TEST(Controller, AServerMovedOffASilentBladeStartsOnceThatBladeIsFencedAndNotBef
 TEST(Controller, AfterARestartNothingStartsUntilEveryKnownBladeRegisteredOrWasFenced) {
   FailoverFixture f("restart-gate.db");
   Harness& h = f.h;
-  h.registerBlade(f.victim, {{"web-0", f.uuid, "running"}});
+  h.registerBlade(f.victim, {{"web-0", f.uuid, pool::DomainState::Running}});
   std::string spare;
   for (auto& [b, _] : h.seq)
     if (b != f.victim && h.blade(b)["state"] == "spare") spare = b;
   ASSERT_EQ(h.api("POST", "/v1/servers/web-0/move", Json{{"to", spare}}.dump()).status, 200);
   // The controller dies before anything happened; the victim goes silent meanwhile.
   std::map<std::string, std::vector<protocol::ObservedDomain>> running;
-  running[h.server("web-1")["blade"]].push_back({"web-1", "", "running"});
+  running[h.server("web-1")["blade"]].push_back({"web-1", "", pool::DomainState::Running});
   h.reopen();
   for (auto& [b, _] : h.seq)
     if (b != f.victim) h.registerBlade(b, running[b]);

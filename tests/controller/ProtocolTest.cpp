@@ -18,18 +18,19 @@ Register sampleRegister() {
   r.inventory.cores = 16;
   r.inventory.memoryMib = 65536;
   r.inventory.hypervisors = {"kvm"};
-  r.domains = {{"web-01", "4c4f4f4d-0000-0000-0000-000000000001", "running"}};
+  r.domains = {{"web-01", "4c4f4f4d-0000-0000-0000-000000000001", pool::DomainState::Running}};
   return r;
 }
 
 TEST(ProtocolValidation, AcceptsEveryEncodedMessage) {
   PlanMsg plan;
-  drivers::DomainSpec spec;
+  ServerSpec spec;
   spec.name = "web-01";
-  spec.nics.push_back({"52:54:00:10:00:01", "front", "", 100});
-  plan.steps.push_back({1, "define", "web-01", "", spec});
-  plan.steps.push_back({2, "start", "web-01", "", std::nullopt});
-  plan.steps.push_back({3, "prepare-hypervisor", "", "kvm", std::nullopt});
+  spec.nics.push_back({"52:54:00:10:00:01", "front", 100});
+  spec.xenType = pool::XenGuestType::Pvh;
+  plan.steps.push_back({1, pool::StepKind::Define, "web-01", "", spec});
+  plan.steps.push_back({2, pool::StepKind::Start, "web-01", "", std::nullopt});
+  plan.steps.push_back({3, pool::StepKind::PrepareHypervisor, "", "kvm", std::nullopt});
   for (const Json& frame : {encode(sampleRegister()), encode(Registered{5000, 1000}), encode(Heartbeat{7, std::nullopt}),
                             encode(LeaseRenewed{7, 5000}), encode(plan), encode(StepResult{1, false, "boom"}),
                             encode(Event{"warning", "disk slow", "web-01"}), encode(Reregister{}), encode(Reregister{7})})
@@ -49,19 +50,102 @@ TEST(ProtocolValidation, RoundTripsRegisterAndPlan) {
   EXPECT_EQ(r.blade, "c1-s1");
   EXPECT_EQ(r.inventory.cores, 16u);
   ASSERT_EQ(r.domains.size(), 1u);
-  EXPECT_EQ(r.domains[0].state, "running");
+  EXPECT_EQ(r.domains[0].state, pool::DomainState::Running);
   PlanMsg plan;
-  drivers::DomainSpec spec;
+  ServerSpec spec;
   spec.name = "db";
   spec.uuid = "u";
-  spec.memory = 2048;
+  spec.memoryMib = 2048;
   spec.disks.push_back({"/img/db.qcow2", "qcow2", true});
-  plan.steps.push_back({9, "define", "db", "", spec});
+  spec.xenType = pool::XenGuestType::Pv;
+  spec.kernel = "/boot/vmlinuz";
+  plan.steps.push_back({9, pool::StepKind::Define, "db", "", spec});
+  plan.steps.push_back({10, pool::StepKind::Undefine, "old", "", std::nullopt});
   auto back = decodePlan(encode(plan));
-  ASSERT_EQ(back.steps.size(), 1u);
+  ASSERT_EQ(back.steps.size(), 2u);
+  EXPECT_EQ(back.steps[0].kind, pool::StepKind::Define);
+  EXPECT_EQ(back.steps[1].kind, pool::StepKind::Undefine);
   ASSERT_TRUE(back.steps[0].spec);
-  EXPECT_EQ(back.steps[0].spec->memory, 2048u);
-  EXPECT_TRUE(back.steps[0].spec->disks.at(0).readOnly);
+  EXPECT_EQ(*back.steps[0].spec, spec);
+}
+
+// The schema's text is what agents and controllers of other versions read: the frame an
+// encoder writes is pinned here byte for byte (nlohmann orders keys by name).
+TEST(ProtocolValidation, APlanFrameKeepsItsBytes) {
+  PlanMsg plan;
+  ServerSpec spec;
+  spec.name = "web-01";
+  spec.uuid = "4c4f4f4d-0000-0000-0000-000000000001";
+  spec.vcpus = 2;
+  spec.memoryMib = 1024;
+  spec.nics.push_back({"52:54:00:10:00:01", "front", 100});
+  spec.nics.push_back({"52:54:00:10:00:02", "back", std::nullopt});
+  spec.disks.push_back({"/img/web.qcow2", "qcow2", false});
+  spec.xenType = pool::XenGuestType::Pv;
+  spec.kernel = "/boot/vmlinuz";
+  spec.cmdline = "console=hvc0";
+  plan.steps.push_back({7, pool::StepKind::Define, "web-01", "", spec});
+  plan.steps.push_back({8, pool::StepKind::PrepareHypervisor, "", "xen", std::nullopt});
+  EXPECT_EQ(encode(plan).dump(),
+            R"({"steps":[{"kind":"define","op":7,"server":"web-01","spec":{"cmdline":"console=hvc0","disks":[{"format":"qcow2",)"
+            R"("path":"/img/web.qcow2","read_only":false}],"kernel":"/boot/vmlinuz","memory_mib":1024,"name":"web-01","nics":[{"mac":)"
+            R"("52:54:00:10:00:01","network":"front","vlan":100},{"mac":"52:54:00:10:00:02","network":"back"}],"uuid":)"
+            R"("4c4f4f4d-0000-0000-0000-000000000001","vcpus":2,"xen_type":"pv"}},{"hypervisor":"xen","kind":"prepare-hypervisor",)"
+            R"("op":8,"server":""}],"type":"plan","v":1})");
+  Json beat = encode(Heartbeat{3, std::vector<ObservedDomain>{{"a", "u", pool::DomainState::ShuttingDown}}});
+  EXPECT_EQ(beat.dump(), R"({"domains":[{"name":"a","state":"shutting-down","uuid":"u"}],"seq":3,"type":"heartbeat","v":1})");
+}
+
+// A controller before 0.2 sent every NIC's "bridge" (always empty: the bridge is the
+// blade's business, DomainSpecMapping.h). Such a plan, exactly as one sent it, is still
+// valid and means the same: re-encoded, only the bridges are gone.
+TEST(ProtocolValidation, AcceptsAPlanFromAnOlderControllerWithBridges) {
+  const std::string old =
+      R"({"steps":[{"kind":"define","op":7,"server":"web-01","spec":{"cmdline":"console=hvc0","disks":[{"format":"qcow2)"
+      R"(","path":"/img/web.qcow2","read_only":false}],"kernel":"/boot/vmlinuz","memory_mib":1024,"name":"web-01","nics)"
+      R"(":[{"bridge":"","mac":"52:54:00:10:00:01","network":"front","vlan":100},{"bridge":"","mac":"52:54:00:10:00:02")"
+      R"(,"network":"back"}],"uuid":"4c4f4f4d-0000-0000-0000-000000000001","vcpus":2,"xen_type":"pv"}},{"hypervisor":"x)"
+      R"(en","kind":"prepare-hypervisor","op":8,"server":""}],"type":"plan","v":1})";
+  const Json frame = Json::parse(old);
+  ASSERT_FALSE(validate(frame)) << validate(frame)->message;
+  std::string withoutBridges = old;
+  for (auto at = withoutBridges.find(R"("bridge":"",)"); at != std::string::npos; at = withoutBridges.find(R"("bridge":"",)"))
+    withoutBridges.erase(at, std::string(R"("bridge":"",)").size());
+  EXPECT_EQ(encode(decodePlan(frame)).dump(), withoutBridges);
+}
+
+TEST(ProtocolValidation, RefusesUnknownKindsStatesAndGuestTypesNamingTheField) {
+  Json plan{{"type", "plan"}, {"v", 1}, {"steps", Json::array({{{"op", 1}, {"kind", "fence"}, {"server", "x"}}})}};
+  auto r = validate(plan);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->kind, "invalid");
+  EXPECT_EQ(r->message, "'plan': steps[0].kind: unknown step kind 'fence' (expected prepare-hypervisor, define, start, stop or undefine)");
+
+  Json define{{"type", "plan"},
+              {"v", 1},
+              {"steps", Json::array({{{"op", 1}, {"kind", "define"}, {"server", "x"}, {"spec", {{"name", "x"}, {"xen_type", "hvm2"}}}}})}};
+  r = validate(define);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->message, "'plan': steps[0].spec.xen_type: unknown Xen guest type 'hvm2' (expected hvm, pv or pvh)");
+  define["steps"][0]["spec"]["xen_type"] = 1;  // a number was never on the wire
+  EXPECT_EQ(validate(define)->message, "'plan': steps[0].spec.xen_type: expected a string");
+
+  Json beat = encode(Heartbeat{1, std::vector<ObservedDomain>{{"a", "", pool::DomainState::Running}}});
+  beat["domains"][0]["state"] = "Running";
+  r = validate(beat);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->message,
+            "'heartbeat': domains[0].state: unknown domain state 'Running' (expected defined, running, paused, shutting-down, "
+            "shutoff or crashed)");
+  Json reg = encode(sampleRegister());
+  reg["domains"][0]["state"] = "";
+  EXPECT_EQ(validate(reg)->kind, "invalid");
+
+  Json readOnly{{"type", "plan"},
+                {"v", 1},
+                {"steps", Json::array({{{"op", 1}, {"kind", "define"}, {"server", "x"},
+                                        {"spec", {{"name", "x"}, {"disks", Json::array({{{"path", "/d"}, {"read_only", "yes"}}})}}}}})}};
+  EXPECT_EQ(validate(readOnly)->message, "'plan': steps[0].spec.disks[].read_only: expected true or false");
 }
 
 TEST(ProtocolValidation, RefusesMalformedFrames) {
@@ -92,7 +176,7 @@ TEST(ProtocolValidation, RefusesWrongFieldTypesNamingTheField) {
   EXPECT_EQ(r->kind, "invalid");
   EXPECT_NE(r->message.find("inventory.cores"), std::string::npos) << r->message;
 
-  Json hb = encode(Heartbeat{1, std::vector<ObservedDomain>{{"a", "", "running"}}});
+  Json hb = encode(Heartbeat{1, std::vector<ObservedDomain>{{"a", "", pool::DomainState::Running}}});
   hb["domains"][0].erase("state");
   EXPECT_NE(validate(hb)->message.find("domains[0].state"), std::string::npos);
 
@@ -216,7 +300,7 @@ TEST(PlainHeartbeatPeek, RecognizesWhatAgentsSendInAnyKeyOrder) {
 
 TEST(PlainHeartbeatPeek, LeavesEverythingElseToTheFullPathAndNeverDisagreesWithIt) {
   const std::vector<std::string> inputs{
-      encode(Heartbeat{7, std::vector<ObservedDomain>{{"web-0", "u", "running"}}}).dump(),  // news: full path
+      encode(Heartbeat{7, std::vector<ObservedDomain>{{"web-0", "u", pool::DomainState::Running}}}).dump(),  // news: full path
       R"({"type":"heartbeat","v":1,"seq":1,"extra":2})",   // a field from a newer agent
       R"({"type":"heartbeat","v":2,"seq":1})",             // another version
       R"({"type":"heartbeat","v":1,"seq":-1})",

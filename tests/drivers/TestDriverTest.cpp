@@ -254,6 +254,41 @@ TEST(TestDriver, StateFileRestoresDomainsAsTheyWereWithoutAStart) {
   std::filesystem::remove(path);
 }
 
+// A state file exactly as the test driver wrote it before 0.2 (xen_type and state as
+// numbers) still loads: simulated blades keep their domains across an upgrade.
+TEST(TestDriver, StateFileWrittenBeforeTheSharedCodecLoads) {
+  const std::string path = tempPath("oldstate") + ".json";
+  {
+    std::ofstream(path)
+        << R"({"blade":"c1-s1","domains":[{"spec":{"cmdline":"console=hvc0","disks":[{"format":"qcow2","path":"/img/web.qcow2",)"
+           R"("read_only":false}],"initrd":"","kernel":"/boot/vmlinuz","memory_mib":1024,"name":"web-01","nics":[{"bridge":"",)"
+           R"("mac":"52:54:00:10:00:01","network":"front","vlan":100}],"uuid":"4c4f4f4d-0000-0000-0000-000000000001","vcpus":2,)"
+           R"("xen_type":2},"state":1},{"spec":{"cmdline":"","disks":[{"format":"qcow2","path":"/img/web.qcow2","read_only":false}],)"
+           R"("initrd":"","kernel":"","memory_mib":1024,"name":"web-02","nics":[{"bridge":"","mac":"52:54:00:10:00:02","network":)"
+           R"("front"}],"uuid":"4c4f4f4d-0000-0000-0000-000000000002","vcpus":2,"xen_type":0},"state":0}],"watchdog":)"
+           R"({"deadline_ms":1700000005000}})";
+  }
+  {
+    Fixture f(Params{{"blade", "c1-s1"}, {"state_file", path}});
+    EXPECT_EQ(f.state("web-01"), DomainState::Running);
+    EXPECT_EQ(f.state("web-02"), DomainState::Defined);
+    EXPECT_EQ(f.driver->info("web-01")->macs, std::vector<std::string>{"52:54:00:10:00:01"});
+    EXPECT_TRUE(f.driver->journal().empty());
+    // The watchdog came back too: at its deadline the running domain ends.
+    f.clock->advance(5000);
+    EXPECT_EQ(f.state("web-01"), DomainState::Shutoff);
+    ASSERT_TRUE(f.driver->undefine("web-02").ok());  // rewrites the file, in today's form
+  }
+  std::ifstream in(path);
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  EXPECT_NE(text.find(R"("xen_type":"pvh")"), std::string::npos) << text;
+  EXPECT_NE(text.find(R"("state":"shutoff")"), std::string::npos) << text;
+  Fixture g(Params{{"blade", "c1-s1"}, {"state_file", path}});
+  EXPECT_EQ(g.state("web-01"), DomainState::Shutoff);
+  EXPECT_FALSE(g.driver->info("web-02").ok());
+  std::filesystem::remove(path);
+}
+
 TEST(TestDriver, UnreadableStateFileIsAnError) {
   const std::string path = tempPath("badstate") + ".json";
   { std::ofstream(path) << "{not json"; }

@@ -292,12 +292,23 @@ class Cluster:
                   "--allow", self.path("keys/agent.pub")] if self.secure else ["--insecure"])
         return self.spawn(f"relay-{name}", argv)
 
+    def sim_agent_argv(self, fabric_file, only=None, key="agent", via=None):
+        """The command line of start_sim_agent (for a process something else starts: the
+        machine of a simulated blade under a BMC, tests/e2e/bmc.py)."""
+        os.makedirs(self.path("sim"), exist_ok=True)
+        argv = self._agent_argv(key, via) + ["--simulate", fabric_file] + (["--only", only] if only else [])
+        return argv + ["--journal", self.path("journal"), "--sim-state", self.path("sim")]
+
+    def sim_power_off_argv(self, blade):
+        """`loom-agent sim-power-off` for blade's state in WORK/sim, journaled in WORK/journal:
+        what a power-off does to a simulated blade (its agent killed first)."""
+        return [self.agent, "sim-power-off", "--sim-state", self.path("sim"), "--blade", blade,
+                "--journal", self.path("journal")]
+
     def start_sim_agent(self, fabric_file, only=None, name=None, key="agent", via=None):
         """loom-agent --simulate fabric_file [--only BLADE], journal WORK/journal, state WORK/sim,
         through relay `via` if given. Named agent-BLADE with --only, else "agent"."""
-        os.makedirs(self.path("sim"), exist_ok=True)
-        argv = self._agent_argv(key, via) + ["--simulate", fabric_file] + (["--only", only] if only else [])
-        argv += ["--journal", self.path("journal"), "--sim-state", self.path("sim")]
+        argv = self.sim_agent_argv(fabric_file, only, key, via)
         name = name or (f"agent-{only}" if only else "agent")
         return self.spawn(name, argv)
 

@@ -36,13 +36,13 @@ struct Harness {
 };
 
 protocol::PlanMsg definesAndStarts(std::uint64_t firstOp) {
-  drivers::DomainSpec spec;
+  protocol::ServerSpec spec;
   spec.name = "web-0";
   spec.uuid = "4c4f4f4d-0000-0000-0000-000000000001";
-  spec.memory = 1024;
+  spec.memoryMib = 1024;
   protocol::PlanMsg plan;
-  plan.steps.push_back({firstOp, "define", "web-0", "", spec});
-  plan.steps.push_back({firstOp + 1, "start", "web-0", "", std::nullopt});
+  plan.steps.push_back({firstOp, pool::StepKind::Define, "web-0", "", spec});
+  plan.steps.push_back({firstOp + 1, pool::StepKind::Start, "web-0", "", std::nullopt});
   return plan;
 }
 
@@ -103,7 +103,7 @@ TEST(Agent, ReregistersWhenTheControllerAsks) {
 
 std::string stateOf(drivers::test::TestDriver& d, const std::string& name) {
   auto info = d.info(name);
-  return info ? drivers::toString(info->state) : "absent";
+  return info ? pool::toString(info->state) : "absent";
 }
 
 std::vector<Json> ofType(const std::vector<Json>& frames, const std::string& type) {

@@ -28,6 +28,11 @@ TEST(Model, EveryEnumRoundTripsThroughItsLowerCaseText) {
   expectRoundTrip({FailbackPolicy::Manual, FailbackPolicy::Auto}, parseFailbackPolicy);
   expectRoundTrip({PowerState::On, PowerState::Off}, parsePowerState);
   expectRoundTrip({XenGuestType::Hvm, XenGuestType::Pv, XenGuestType::Pvh}, parseXenGuestType);
+  expectRoundTrip({DomainState::Defined, DomainState::Running, DomainState::Paused, DomainState::ShuttingDown,
+                   DomainState::Shutoff, DomainState::Crashed},
+                  parseDomainState);
+  expectRoundTrip({StepKind::PrepareHypervisor, StepKind::Define, StepKind::Start, StepKind::Stop, StepKind::Undefine},
+                  parseStepKind);
 }
 
 TEST(Model, TextFormsAreTheOnesYamlUses) {
@@ -42,12 +47,31 @@ TEST(Model, TextFormsAreTheOnesYamlUses) {
   EXPECT_STREQ(toString(StepKind::PrepareHypervisor), "prepare-hypervisor");
 }
 
+// These texts are on the fabric (docs/PROTOCOL.md): agents and controllers of other
+// versions read them.
+TEST(Model, DomainStatesAndStepKindsKeepTheirWireText) {
+  EXPECT_STREQ(toString(DomainState::Defined), "defined");
+  EXPECT_STREQ(toString(DomainState::Running), "running");
+  EXPECT_STREQ(toString(DomainState::Paused), "paused");
+  EXPECT_STREQ(toString(DomainState::ShuttingDown), "shutting-down");
+  EXPECT_STREQ(toString(DomainState::Shutoff), "shutoff");
+  EXPECT_STREQ(toString(DomainState::Crashed), "crashed");
+  EXPECT_STREQ(toString(StepKind::Define), "define");
+  EXPECT_STREQ(toString(StepKind::Start), "start");
+  EXPECT_STREQ(toString(StepKind::Stop), "stop");
+  EXPECT_STREQ(toString(StepKind::Undefine), "undefine");
+}
+
 TEST(Model, ParsingRejectsUnknownAndWrongCaseText) {
   EXPECT_FALSE(parseHypervisor("xen2"));
   EXPECT_FALSE(parseHypervisor("KVM"));
   EXPECT_FALSE(parseBladeState(""));
   EXPECT_FALSE(parseFailoverPolicy("spares"));
   EXPECT_FALSE(parsePowerState("onn"));
+  EXPECT_FALSE(parseDomainState("Running"));
+  EXPECT_FALSE(parseDomainState("shut-off"));
+  EXPECT_FALSE(parseStepKind("fence"));
+  EXPECT_FALSE(parseStepKind("prepare_hypervisor"));
 }
 
 TEST(Model, HypervisorSetHoldsWhatWasAdded) {

@@ -79,6 +79,46 @@ TEST_F(DomainStoreTest, RemoveIsIdempotentAndListIsSorted) {
   EXPECT_EQ(store.loadAll()->size(), 1u);
 }
 
+// A definition exactly as the store wrote it before the drivers shared one DomainSpec
+// codec: it loads, and saving it again writes the same bytes.
+TEST_F(DomainStoreTest, DefinitionWrittenBeforeTheSharedCodecLoadsAndIsRewrittenIdentically) {
+  const std::string before = R"({
+  "cmdline": "console=hvc0",
+  "disks": [
+    {
+      "format": "qcow2",
+      "path": "/img/web.qcow2",
+      "read_only": false
+    }
+  ],
+  "initrd": "",
+  "kernel": "/boot/vmlinuz",
+  "memory_mib": 1024,
+  "name": "web-01",
+  "nics": [
+    {
+      "bridge": "",
+      "mac": "52:54:00:10:00:01",
+      "network": "front",
+      "vlan": 100
+    }
+  ],
+  "uuid": "4c4f4f4d-0000-0000-0000-000000000001",
+  "vcpus": 2,
+  "version": 1,
+  "xen_type": "pvh"
+}
+)";
+  std::filesystem::create_directories(dir_);
+  std::ofstream(dir_ + "/web-01.json") << before;
+  DomainStore store(dir_);
+  auto loaded = store.load("web-01");
+  ASSERT_TRUE(loaded.ok()) << loaded.error().message;
+  EXPECT_EQ(loaded->xenType, XenGuestType::Pvh);
+  EXPECT_EQ(loaded->nics.at(0).vlan, 100);
+  EXPECT_EQ(specToJson(*loaded), before);
+}
+
 TEST_F(DomainStoreTest, CorruptFileIsReportedNotSkipped) {
   DomainStore store(dir_);
   ASSERT_TRUE(store.save(spec("good")).ok());
