@@ -305,10 +305,11 @@ class Cluster:
         return [self.agent, "sim-power-off", "--sim-state", self.path("sim"), "--blade", blade,
                 "--journal", self.path("journal")]
 
-    def start_sim_agent(self, fabric_file, only=None, name=None, key="agent", via=None):
+    def start_sim_agent(self, fabric_file, only=None, name=None, key="agent", via=None, extra=()):
         """loom-agent --simulate fabric_file [--only BLADE], journal WORK/journal, state WORK/sim,
-        through relay `via` if given. Named agent-BLADE with --only, else "agent"."""
-        argv = self.sim_agent_argv(fabric_file, only, key, via)
+        through relay `via` if given, then `extra` options. Named agent-BLADE with --only, else
+        "agent"."""
+        argv = self.sim_agent_argv(fabric_file, only, key, via) + list(extra)
         name = name or (f"agent-{only}" if only else "agent")
         return self.spawn(name, argv)
 
