@@ -27,6 +27,8 @@ packages=(
   openipmi fence-agents ipmitool
   # misc tools the scripts use; systemd for `systemd-analyze verify` of the shipped units
   procps psmisc curl ca-certificates python3 systemd
+  # the partition tests (tests/e2e/netns.py): network namespaces, veths, bridge nft rules
+  iproute2 nftables
 )
 
 missing=()

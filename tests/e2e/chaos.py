@@ -10,6 +10,13 @@ servers in two pools with spares. A seeded random sequence of faults, one per ro
                  killed one (a stopped one is sometimes killed -9 and restarted instead)
   kill9-loomd    kill -9 of loomd, restarted after a random pause
 
+and with --partitions (loomd and each agent in a network namespace of its own, see
+netns.py; nft drop rules on the test bridge, each verified by probes):
+
+  cut-blade      one blade cut from every other node (loomd and its peers)
+  cut-minority   1 to 3 blades cut from the rest, loomd on the minority's side or not
+  heal           one of the cuts removed (a heal round is a "return" of the network)
+
 with a random pause between rounds, so faults land before, during and after failovers.
 At most 3 of the 8 agents are down at once (the storm guard is not the subject here).
 At the end everything comes back; after a bounded wait for convergence the checker reads
@@ -21,10 +28,14 @@ the journal of every test driver and proves
 Prints the seed, rounds, faults injected by kind and the violations, each of them; exits
 non-zero when there is any. The fault sequence is a function of the seed; the timing of
 the processes is not.
-Usage: chaos.py --loomd PATH --agent PATH [--seed N] [--rounds N] [--keep]"""
-import collections, random, signal, sys, time
+Without --partitions the fault sequence of a seed is the one it always was. With it, the
+run exits 77 (skip) when namespaces cannot be made, 1 with CI=true.
+Usage: chaos.py --loomd PATH --agent PATH [--seed N] [--rounds N] [--partitions [--peer-channel]] [--keep]"""
+import collections, contextlib, random, signal, sys, time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from loomharness import Cluster, arg_parser, Failure, prod_preamble, wait_until, read_journal, journal_runs, double_runs, now_ms
+import netns
+from netns import isolate, split
 
 HEARTBEAT, LEASE, SUSPECT, DEAD, MARGIN = 200, 1500, 500, 1000, 200
 TIMING = ["--heartbeat-ms", str(HEARTBEAT), "--lease-ms", str(LEASE), "--suspect-ms", str(SUSPECT),
@@ -108,15 +119,46 @@ power: off
 POWER_ON = {"web-0", "web-1", "app-0", "app-1", "app-2", "db-0", "db-1", "cache-0", "cache-1", "cache-2"}
 
 class Chaos:
-    def __init__(self, fab, rng):
-        self.fab, self.rng = fab, rng
+    def __init__(self, fab, rng, net=None):
+        self.fab, self.rng, self.net = fab, rng, net
         self.down = {}  # blade -> "killed" | "stopped"
+        self.cuts = []  # [(label, pairs)] with --partitions: what the network drops now
         self.faults = collections.Counter()
         self.t0 = time.monotonic()
 
     def log(self, rnd, what):
         down = ",".join(f"{b}:{k}" for b, k in sorted(self.down.items())) or "-"
-        print(f"  round {rnd:3d}  t={time.monotonic() - self.t0:6.1f}s  {what:32s} down: {down}", flush=True)
+        cuts = f"  cut: {'; '.join(label for label, _ in self.cuts)}" if self.cuts else ""
+        print(f"  round {rnd:3d}  t={time.monotonic() - self.t0:6.1f}s  {what:32s} down: {down}{cuts}", flush=True)
+
+    def apply_cuts(self, label):
+        """Make the network drop exactly the union of self.cuts (one nft transaction, verified)."""
+        pairs = set()
+        for _, p in self.cuts:
+            pairs |= p
+        self.net.cut(pairs, label)
+
+    def partition_fault(self, kind):
+        if kind == "cut-blade":
+            isolated = {label.split()[0] for label, _ in self.cuts if label.endswith("cut off")}
+            b = self.rng.choice([b for b in BLADES if b not in isolated])
+            label = f"{b} cut off"
+            self.cuts.append((label, isolate(b, self.net.nodes)))
+        elif kind == "cut-minority":
+            minority = sorted(self.rng.sample(BLADES, self.rng.randint(1, MAX_DOWN)), key=BLADES.index)
+            rest = [b for b in BLADES if b not in minority]
+            if self.rng.random() < 0.5:
+                label = f"loomd+{','.join(minority)} | rest"
+                pairs = split(["loomd"] + minority, rest)
+            else:
+                label = f"{','.join(minority)} | loomd+rest"
+                pairs = split(minority, ["loomd"] + rest)
+            self.cuts.append((label, pairs))
+        else:  # heal one cut
+            label, _ = self.cuts.pop(self.rng.randrange(len(self.cuts)))
+            label = f"heal {label}"
+        self.apply_cuts(label)
+        return label
 
     def agent(self, b):
         return f"agent-{b}"
@@ -129,8 +171,16 @@ class Chaos:
         if self.down:
             choices += [("return", 2 + 2 * len(self.down))]
         choices += [("kill9-loomd", 1)]
+        if self.net is not None:
+            choices += [("cut-blade", 2)]
+            if not any("|" in label for label, _ in self.cuts):  # one split at a time
+                choices += [("cut-minority", 2)]
+            if self.cuts:
+                choices += [("heal", 2 + 2 * len(self.cuts))]
         kind = self.rng.choices([c for c, _ in choices], weights=[w for _, w in choices])[0]
-        if kind == "kill9-agent":
+        if kind in ("cut-blade", "cut-minority", "heal"):
+            self.log(rnd, self.partition_fault(kind))
+        elif kind == "kill9-agent":
             b = self.rng.choice(up)
             self.fab.kill9(self.agent(b))
             self.down[b] = "killed"
@@ -170,6 +220,9 @@ class Chaos:
         self.down.clear()
         if not self.fab.alive("loomd"):
             self.fab.respawn("loomd")
+        if self.cuts:
+            self.cuts.clear()
+            self.net.heal()
 
 def converged(fab):
     servers = fab.get("/v1/servers") or []
@@ -208,48 +261,68 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rounds", type=int, default=40)
     ap.add_argument("--converge-timeout", type=float, default=60)
+    ap.add_argument("--partitions", action="store_true", help="add network partitions to the fault mix (netns.py; root)")
+    ap.add_argument("--peer-channel", action="store_true", help="with --partitions: agents get netns.peer_args")
     args = ap.parse_args()
     rng = random.Random(args.seed)
-    with Cluster(args.loomd, args.agent, prefix=f"loom-chaos-{args.seed}-", keep=args.keep, keep_on_failure=True) as fab:
-        fab.write("fabric.yaml", FABRIC)
-        fab.start_loomd(extra=TIMING)
-        for b in BLADES:
-            fab.start_sim_agent(fab.path("fabric.yaml"), only=b)
-        wait_until(lambda: len(fab.online_blades()) == len(BLADES), 20, f"{len(BLADES)} blades online")
-        status, body = fab.request("POST", "/v1/apply?source=chaos.yaml", DECLS)
-        if status != 200:
-            print("FAIL: apply ->", status, body[:500])
-            return 1
-        wait_until(lambda: converged(fab), 30, "every power:on server running")
-        chaos = Chaos(fab, rng)
-        print(f"== chaos: seed {args.seed}, {args.rounds} rounds", flush=True)
-        for rnd in range(1, args.rounds + 1):
-            chaos.round(rnd)
-        print("== bringing everything back", flush=True)
-        chaos.bring_all_back()
-        violations, n_entries = check(fab, args.converge_timeout)
-        events = fab.events()
-        kinds = collections.Counter()
-        for e in events:
-            for text in ("blade fenced: lease expired", "blade fenced: fence command", "fencing suspended",
-                         "blade trusted again", "failover:"):
-                if e["message"].startswith(text):
-                    kinds[text] += 1
-        print(f"seed: {args.seed}")
-        print(f"rounds: {args.rounds}")
-        print("faults: " + ", ".join(f"{k}={chaos.faults[k]}" for k in ("kill9-agent", "sigstop-agent", "return", "kill9-loomd"))
-              + f" (total {sum(chaos.faults.values())})")
-        print(f"controller events: " + ", ".join(f"'{k}'={n}" for k, n in sorted(kinds.items())))
-        print(f"journal entries checked: {n_entries}")
-        print(f"violations: {len(violations)}")
-        for v in violations:
-            print("  VIOLATION:", v)
-        print(f"time: {time.monotonic() - chaos.t0:.1f} s", flush=True)
-        if violations:
-            fab.dump_logs(30)
-            return 1
-        fab.passed = True
-        return 0
+    with contextlib.ExitStack() as stack:
+        net = None
+        if args.partitions:
+            reason = netns.netns_unavailable()
+            if reason:
+                netns.skip_or_fail(reason)
+            net = stack.enter_context(netns.TestNet(["loomd"] + BLADES))
+            fab = stack.enter_context(netns.NetCluster(
+                net, args.loomd, args.agent, prefix=f"loom-chaos-{args.seed}-", keep=args.keep, keep_on_failure=True,
+                agent_extra=lambda blade, address: netns.peer_args(blade, address, args.peer_channel)))
+        else:
+            fab = stack.enter_context(Cluster(args.loomd, args.agent, prefix=f"loom-chaos-{args.seed}-", keep=args.keep,
+                                              keep_on_failure=True))
+        return run(args, rng, fab, net)
+
+def run(args, rng, fab, net):
+    """The chaos run on a started cluster; the exit code."""
+    fab.write("fabric.yaml", FABRIC)
+    fab.start_loomd(extra=TIMING)
+    for b in BLADES:
+        fab.start_sim_agent(fab.path("fabric.yaml"), only=b)
+    wait_until(lambda: len(fab.online_blades()) == len(BLADES), 20, f"{len(BLADES)} blades online")
+    status, body = fab.request("POST", "/v1/apply?source=chaos.yaml", DECLS)
+    if status != 200:
+        print("FAIL: apply ->", status, body[:500])
+        return 1
+    wait_until(lambda: converged(fab), 30, "every power:on server running")
+    chaos = Chaos(fab, rng, net)
+    print(f"== chaos: seed {args.seed}, {args.rounds} rounds", flush=True)
+    for rnd in range(1, args.rounds + 1):
+        chaos.round(rnd)
+    print("== bringing everything back", flush=True)
+    chaos.bring_all_back()
+    violations, n_entries = check(fab, args.converge_timeout)
+    events = fab.events()
+    kinds = collections.Counter()
+    for e in events:
+        for text in ("blade fenced: lease expired", "blade fenced: fence command", "fencing suspended",
+                     "blade trusted again", "failover:"):
+            if e["message"].startswith(text):
+                kinds[text] += 1
+    print(f"seed: {args.seed}")
+    print(f"rounds: {args.rounds}")
+    kinds_of_fault = ("kill9-agent", "sigstop-agent", "return", "kill9-loomd") + (
+        ("cut-blade", "cut-minority", "heal") if net is not None else ())
+    print("faults: " + ", ".join(f"{k}={chaos.faults[k]}" for k in kinds_of_fault)
+          + f" (total {sum(chaos.faults.values())})")
+    print(f"controller events: " + ", ".join(f"'{k}'={n}" for k, n in sorted(kinds.items())))
+    print(f"journal entries checked: {n_entries}")
+    print(f"violations: {len(violations)}")
+    for v in violations:
+        print("  VIOLATION:", v)
+    print(f"time: {time.monotonic() - chaos.t0:.1f} s", flush=True)
+    if violations:
+        fab.dump_logs(30)
+        return 1
+    fab.passed = True
+    return 0
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,6 +15,8 @@ tests/tools/loomctl_e2e.py). Python 3 stdlib only.
                                    kill9/restart/respawn/signal; use it as a context manager: every process
                                    it started is killed on the way out, also on an exception
                                    or SIGTERM (and, on Linux, when the test itself is killed).
+                                   launch_prefix(name) is the hook netns.NetCluster uses to start
+                                   each process inside its network namespace.
 
 From tests/tools: sys.path.insert(0, <repo>/tests/e2e) computed from __file__."""
 import argparse, atexit, json, os, shutil, signal, socket, subprocess, sys, tempfile, time
@@ -248,14 +250,19 @@ class Cluster:
         logf = self._logs.get(log or name)
         if logf is None or logf.closed:
             logf = self._logs[log or name] = open(self.path((log or name) + ".log"), "a")
-        p = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             env={**os.environ, **env} if env else None,
+        p = subprocess.Popen(self.launch_prefix(name) + list(argv), stdout=logf, stderr=subprocess.STDOUT,
+                             stdin=subprocess.DEVNULL, env={**os.environ, **env} if env else None,
                              preexec_fn=_die_with_parent if _prctl else None)
         self.procs[name] = p
         _live.add(p)
         if ready:
             ready()
         return p
+
+    def launch_prefix(self, name):
+        """What goes before process `name`'s argv when it is started (and restarted): nothing
+        here; netns.NetCluster runs each process inside its network namespace."""
+        return []
 
     def start_loomd(self, wait=True, extra=()):
         """loomd with its state in WORK/state.db, then `extra` options; waits (10 s) until it
@@ -280,14 +287,14 @@ class Cluster:
                  if self.secure else ["--insecure"])
         return argv
 
-    def start_relay(self, name, key=None):
-        """loom-agent relay --name NAME on a free port, as process relay-NAME, with key
-        keys/KEY (default relay-NAME) and the agents' allow-list; agents started with
-        via=NAME connect to it."""
-        port = free_port()
+    def start_relay(self, name, key=None, listen=None):
+        """loom-agent relay --name NAME on `listen` (default: a free loopback port), as process
+        relay-NAME, with key keys/KEY (default relay-NAME) and the agents' allow-list; agents
+        started with via=NAME connect to it."""
+        listen = listen or f"tcp://127.0.0.1:{free_port()}"
         key = key or f"relay-{name}"
-        self.relays[name] = (f"tcp://127.0.0.1:{port}", key)
-        argv = [self.agent, "relay", "--name", name, "--listen", f"tcp://127.0.0.1:{port}", "--controller", self.controller]
+        self.relays[name] = (listen, key)
+        argv = [self.agent, "relay", "--name", name, "--listen", listen, "--controller", self.controller]
         argv += (["--key", self.path(f"keys/{key}.key"), "--server-key", self.path("keys/loomd.pub"),
                   "--allow", self.path("keys/agent.pub")] if self.secure else ["--insecure"])
         return self.spawn(f"relay-{name}", argv)
@@ -306,9 +313,8 @@ class Cluster:
                 "--journal", self.path("journal")]
 
     def start_sim_agent(self, fabric_file, only=None, name=None, key="agent", via=None, extra=()):
-        """loom-agent --simulate fabric_file [--only BLADE], journal WORK/journal, state WORK/sim,
-        through relay `via` if given, then `extra` options. Named agent-BLADE with --only, else
-        "agent"."""
+        """loom-agent --simulate fabric_file [--only BLADE] EXTRA..., journal WORK/journal, state
+        WORK/sim, through relay `via` if given. Named agent-BLADE with --only, else "agent"."""
         argv = self.sim_agent_argv(fabric_file, only, key, via) + list(extra)
         name = name or (f"agent-{only}" if only else "agent")
         return self.spawn(name, argv)
