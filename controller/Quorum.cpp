@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "protocol/Fencing.h"
 
 namespace loom::controller {
@@ -23,6 +25,31 @@ void Promises::onRegister(std::int64_t now, std::int64_t uptimeMs, const QuorumT
   if (uptimeMs < timing.attestMs) shieldEnd = std::max(shieldEnd, now + bound(timing.attestMs - std::max<std::int64_t>(uptimeMs, 0)));
 }
 
+std::string QuorumVersion::record() const {
+  nlohmann::json members = nlohmann::json::array();
+  for (const auto& m : this->members) members.push_back({{"blade", m.blade}, {"endpoint", m.endpoint}, {"key", m.key}});
+  return nlohmann::json{{"members", members}, {"power_fenced", powerFenced}}.dump();
+}
+
+std::optional<QuorumVersion> QuorumVersion::fromRecord(std::uint64_t version, const std::string& text) {
+  const auto j = nlohmann::json::parse(text, nullptr, false);
+  if (!j.is_object() || !j.contains("members") || !j["members"].is_array()) return std::nullopt;
+  QuorumVersion v{version, {}, {}};
+  for (const auto& m : j["members"]) {
+    if (!m.is_object() || !m.contains("blade") || !m["blade"].is_string()) return std::nullopt;
+    v.members.push_back({m["blade"].get<std::string>(), m.value("endpoint", std::string()), m.value("key", std::string())});
+  }
+  if (auto p = j.find("power_fenced"); p != j.end() && p->is_array())
+    for (const auto& b : *p)
+      if (b.is_string()) v.powerFenced.insert(b.get<std::string>());
+  std::sort(v.members.begin(), v.members.end(), [](const auto& a, const auto& b) { return a.blade < b.blade; });
+  return v;
+}
+
+bool QuorumVersion::isMember(const std::string& blade) const {
+  return std::any_of(members.begin(), members.end(), [&](const auto& m) { return m.blade == blade; });
+}
+
 void QuorumSets::restore(std::vector<QuorumVersion> retained, const std::vector<std::string>& blades) {
   std::sort(retained.begin(), retained.end(), [](const auto& a, const auto& b) { return a.version < b.version; });
   retained_ = std::move(retained);
@@ -31,7 +58,7 @@ void QuorumSets::restore(std::vector<QuorumVersion> retained, const std::vector<
   for (const auto& b : blades) floors_[b] = retained_.front().version;
 }
 
-std::optional<QuorumVersion> QuorumSets::update(std::vector<Candidate> eligible) {
+std::optional<QuorumVersion> QuorumSets::update(std::vector<Candidate> eligible, std::set<std::string> powerFenced) {
   std::sort(eligible.begin(), eligible.end(), [](const auto& a, const auto& b) { return a.blade < b.blade; });
   std::map<std::string, const Candidate*> byName;
   for (const auto& c : eligible) byName.emplace(c.blade, &c);
@@ -62,10 +89,17 @@ std::optional<QuorumVersion> QuorumSets::update(std::vector<Candidate> eligible)
   }
   std::sort(next.begin(), next.end(), [](const auto& a, const auto& b) { return a.blade < b.blade; });
   const auto* cur = current();
-  if (cur && cur->members == next) return std::nullopt;
-  if (!cur && next.empty()) return std::nullopt;
-  retained_.push_back({cur ? cur->version + 1 : 1, std::move(next)});
+  if (cur && cur->members == next && cur->powerFenced == powerFenced) return std::nullopt;
+  if (!cur && next.empty() && powerFenced.empty()) return std::nullopt;
+  retained_.push_back({cur ? cur->version + 1 : 1, std::move(next), std::move(powerFenced)});
   return retained_.back();
+}
+
+bool QuorumSets::mayBePowerFenced(const std::string& blade) const {
+  // A blade holds some version from its floor up; with no floor it was never sent one.
+  const auto f = floor(blade);
+  if (!f) return false;
+  return std::any_of(retained_.begin(), retained_.end(), [&](const auto& v) { return v.version >= *f && v.powerFenced.count(blade); });
 }
 
 void QuorumSets::noteSent(const std::string& blade, std::uint64_t version) {

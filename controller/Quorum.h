@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -50,9 +51,18 @@ struct QuorumMember {
   bool operator==(const QuorumMember&) const = default;
 };
 
+// One version of the policy loomd sends its blades: the quorum set, and which blades are
+// power-fenced (their BMC is the authority; they never fence themselves). A change of
+// either makes a new version, so that what a blade may hold is always a version.
 struct QuorumVersion {
   std::uint64_t version = 0;
   std::vector<QuorumMember> members;  // sorted by blade
+  std::set<std::string> powerFenced;
+
+  // The stored form (StateStore::quorumVersions): JSON text.
+  std::string record() const;
+  static std::optional<QuorumVersion> fromRecord(std::uint64_t version, const std::string& text);
+  bool isMember(const std::string& blade) const;
 };
 
 // The quorum set and its retained versions (docs/FENCING.md, "retains"). A blade's agent
@@ -77,11 +87,15 @@ class QuorumSets {
   const QuorumVersion* current() const { return retained_.empty() ? nullptr : &retained_.back(); }
   const std::vector<QuorumVersion>& retained() const { return retained_; }
 
-  // The blades that may be members now (a peer endpoint; neither fenced nor retired).
-  // Members that are still eligible stay; others join, spread over chassis, up to the
-  // maximum. Returns the new current version when the set (or a member's endpoint or key)
-  // changed.
-  std::optional<QuorumVersion> update(std::vector<Candidate> eligible);
+  // The blades that may be members now (a peer endpoint; neither fenced nor retired), and
+  // the power-fenced blades. Members that are still eligible stay; others join, spread
+  // over chassis, up to the maximum. Returns the new current version when the set, a
+  // member's endpoint or key, or the power-fenced blades changed.
+  std::optional<QuorumVersion> update(std::vector<Candidate> eligible, std::set<std::string> powerFenced = {});
+
+  // Whether `blade` may be running under a version that makes it power-fenced, which never
+  // fences itself: then it must not be fenced by its lease.
+  bool mayBePowerFenced(const std::string& blade) const;
 
   // We sent `blade` the policy of `version`.
   void noteSent(const std::string& blade, std::uint64_t version);
