@@ -510,6 +510,10 @@ void Agent::onPolicy(const Json& frame) {
                m.powerFenced ? "power (its BMC; it never fences itself)" : "lease", m.members.size(),
                peers_.count(config_.blade) ? ", this blade one of them" : "");
   savePolicy();
+  if (powerFenced_) {
+    if (guard_) guard_->disarm();
+    guardUntil_ = 0;  // armed again from the next lease, should the blade leave the power route
+  }
   renewGuard();
 }
 
