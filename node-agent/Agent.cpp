@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
-#include <fstream>
 #include <limits>
 
 #include <spdlog/spdlog.h>
@@ -60,7 +58,6 @@ Agent::~Agent() {
 
 void Agent::start(std::int64_t now) {
   now_ = now;
-  restoreSimState();
   if (config_.driverThread && !worker_) {
     worker_ = std::make_unique<Worker>();
     worker_->observed = observeDriver({});  // before the worker owns the driver
@@ -276,7 +273,6 @@ void Agent::selfFence(std::int64_t now) {
   } else {
     for (const auto& d : observe()) ended += isLive(d.state);
     fenceDomains();
-    saveSimState();
   }
   domainsChanged_ = true;
   const std::int64_t left = leaseDeadline_ - now;
@@ -321,10 +317,7 @@ void Agent::onPlan(const Json& frame) {
     }
     send_(protocol::encode(result));
   }
-  if (changed) {
-    domainsChanged_ = true;
-    saveSimState();
-  }
+  if (changed) domainsChanged_ = true;
 }
 
 void Agent::fenceDomains() {
@@ -350,12 +343,18 @@ protocol::StepResult Agent::execute(const protocol::PlanStep& step) {
     case pool::StepKind::Start: s = driver_->start(step.server); break;
     case pool::StepKind::Stop: s = driver_->stop(step.server, 10000); break;
     case pool::StepKind::Undefine: s = driver_->undefine(step.server); break;
-    case pool::StepKind::PrepareHypervisor:
-      // The test driver can play any personality; a real driver only its own.
-      if (driver_->name() == "test" || driver_->name() == step.hypervisor) config_.inventory.personality = step.hypervisor;
-      else s = makeError(Errc::Unsupported, "blade '" + config_.blade + "' runs the " + driver_->name() +
-                                                " driver and cannot become a " + step.hypervisor + " blade in place");
+    case pool::StepKind::PrepareHypervisor: {
+      // A real driver is its own hypervisor; a simulated one can play either.
+      const auto hypervisor = pool::parseHypervisor(step.hypervisor);
+      if (!hypervisor || !driver_->capabilities().personalities.has(*hypervisor)) {
+        s = makeError(Errc::Unsupported, "blade '" + config_.blade + "' runs the " + driver_->name() +
+                                             " driver and cannot become a " + step.hypervisor + " blade in place");
+        break;
+      }
+      s = driver_->preparePersonality(*hypervisor);
+      if (s) config_.inventory.personality = step.hypervisor;
       break;
+    }
   }
   if (!s) {
     r.ok = false;
@@ -426,37 +425,6 @@ void Agent::tick(std::int64_t now) {
     }
   }
   nextTick_ = std::min({nextHeartbeat_, soon, fenceAt()});
-}
-
-// ---------------------------------------------------------------------------------------
-// Simulated blade persistence. The test driver keeps its own domains (param state_file),
-// restored without a second start because they never stopped; what the agent keeps here
-// is the blade's personality, which a real blade keeps in its hypervisor install.
-
-void Agent::restoreSimState() {
-  if (config_.simStatePath.empty()) return;
-  std::ifstream in(config_.simStatePath);
-  if (!in) return;
-  Json j = Json::parse(in, nullptr, false);
-  if (!j.is_object()) {
-    spdlog::warn("{}: ignoring unreadable simulator state '{}'", config_.blade, config_.simStatePath);
-    return;
-  }
-  if (j.contains("personality") && j["personality"].is_string()) config_.inventory.personality = j["personality"].get<std::string>();
-}
-
-void Agent::saveSimState() {
-  if (config_.simStatePath.empty()) return;
-  const std::string tmp = config_.simStatePath + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << Json{{"blade", config_.blade}, {"personality", config_.inventory.personality}}.dump();
-    if (!out) {
-      spdlog::warn("{}: cannot write simulator state '{}'", config_.blade, tmp);
-      return;
-    }
-  }
-  std::rename(tmp.c_str(), config_.simStatePath.c_str());
 }
 
 }  // namespace loom::agent

@@ -31,10 +31,9 @@ inline constexpr std::int64_t kUnsentRetryMs = 100;
 
 struct AgentConfig {
   std::string blade;
+  // What it reports at registration; `personality` follows the prepare-hypervisor steps it
+  // runs (the driver keeps it across agent restarts, Driver::preparePersonality).
   protocol::BladeInventory inventory;
-  // Where a simulated blade keeps its personality across agent restarts (its domains are
-  // the test driver's state_file); empty: nothing persisted (real drivers need nothing).
-  std::string simStatePath;
   // Where this blade connects, when not where the host's others do (a simulated fabric
   // whose chassis each have a relay): the endpoint, and the public key it presents (Z85;
   // empty: the host's --server-key).
@@ -98,8 +97,6 @@ class Agent {
   std::vector<protocol::ObservedDomain> observeDriver(const std::vector<protocol::ObservedDomain>& fallback);
   void runWorker();
   void collectResults();
-  void restoreSimState();
-  void saveSimState();
 
   AgentConfig config_;
   std::unique_ptr<drivers::Driver> driver_;

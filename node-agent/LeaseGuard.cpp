@@ -6,28 +6,23 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
 
-#include "drivers/test/TestDriver.h"
-
 namespace loom::agent {
 namespace {
 
-class TestDriverGuard final : public LeaseGuard {
+class DriverWatchdogGuard final : public LeaseGuard {
  public:
-  explicit TestDriverGuard(drivers::test::TestDriver& driver) : driver_(driver) {}
-  std::string describe() const override { return "test driver watchdog"; }
+  explicit DriverWatchdogGuard(drivers::Driver& driver) : driver_(driver) {}
+  std::string describe() const override { return driver_.name() + " driver watchdog"; }
   void renew(std::int64_t remainingMs) override {
-    const auto wallNow =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-    driver_.armWatchdog(wallNow + remainingMs);
+    if (auto s = driver_.renewWatchdog(remainingMs); !s) spdlog::error("cannot renew the {}: {}", describe(), s.error().message);
   }
 
  private:
-  drivers::test::TestDriver& driver_;
+  drivers::Driver& driver_;
 };
 
 class WatchdogDeviceGuard final : public LeaseGuard {
@@ -69,8 +64,9 @@ class WatchdogDeviceGuard final : public LeaseGuard {
 
 }  // namespace
 
-std::unique_ptr<LeaseGuard> makeTestDriverGuard(drivers::test::TestDriver& driver) {
-  return std::make_unique<TestDriverGuard>(driver);
+std::unique_ptr<LeaseGuard> makeDriverWatchdogGuard(drivers::Driver& driver) {
+  if (!driver.capabilities().watchdog) return nullptr;
+  return std::make_unique<DriverWatchdogGuard>(driver);
 }
 
 Result<std::unique_ptr<LeaseGuard>> makeWatchdogDeviceGuard(const std::string& path) {
