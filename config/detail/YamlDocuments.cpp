@@ -341,8 +341,8 @@ namespace {
 // chunk in place, a window at a time, and refuses to read further than
 // YamlLimits::maxLookahead past the last node the parser reported. yaml-cpp's scanner keeps
 // every token of a flow collection until the collection ends (it may yet turn out to be a
-// mapping key), some 50 bytes of memory per byte of input, before the parser reports any
-// of it: a 64 MiB "[0,0,...]" took 3.9 GB. Throwing here unwinds yaml-cpp from inside.
+// mapping key), up to 140 bytes of memory per byte of input, before the parser reports
+// any of it: 64 MiB of "[0,0,...]" took 3.9 GB. Throwing here unwinds yaml-cpp from inside.
 class LookaheadGuard : public std::streambuf {
  public:
   LookaheadGuard(const std::string& text, const YamlTreeBuilder& builder, const YamlLimits& limits)

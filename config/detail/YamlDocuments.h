@@ -36,10 +36,10 @@ struct YamlLimits {
   // kernel command lines (4 KiB at most).
   std::size_t maxScalarBytes = std::size_t{64} << 10;
   // Bytes yaml-cpp's scanner may read past the last node its parser reported. It holds a
-  // flow collection's tokens ([...], {...}) until the collection ends, at ~50 bytes of
-  // memory per byte of input; 1 MiB (~50 MB) holds any real flow list: 10,000 blade names
-  // are 100 KiB.
-  std::size_t maxLookahead = std::size_t{1} << 20;
+  // flow collection's tokens ([...], {...}) until the collection ends, ~140 bytes each:
+  // up to 140 bytes of memory per byte of input ("0,0,..."). 256 KiB (~37 MB) holds any
+  // real flow list: 10,000 blade names are 100 KiB.
+  std::size_t maxLookahead = std::size_t{256} << 10;
 };
 
 struct Document {

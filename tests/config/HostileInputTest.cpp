@@ -182,11 +182,11 @@ TEST(HostileInput, AnInputPastTheSizeLimitIsRefusedWhole) {
 }
 
 TEST(HostileInput, AFlowCollectionLongerThanTheLookaheadIsRefused) {
-  // yaml-cpp keeps every token of such a collection until it ends (~50 bytes per byte).
+  // yaml-cpp keeps every token of such a collection until it ends (~140 bytes each).
   std::string flow = "[";
-  while (flow.size() < (std::size_t{1} << 20) + 65536) flow += "0,";
+  while (flow.size() < (std::size_t{256} << 10) + 65536) flow += "0,";
   expectOnly(loadDeclarationText(flow + "0]\n", "t.yaml"), 1, 1,
-             "a YAML flow collection ([...] or {...}) or scalar after this point is longer than 1048576 bytes, the "
+             "a YAML flow collection ([...] or {...}) or scalar after this point is longer than 262144 bytes, the "
              "most read ahead (write a long list as a block sequence, one '- item' per line)");
 }
 
