@@ -55,7 +55,8 @@ std::optional<std::string> readFile(const std::string& path, detail::Diagnostics
     text.append(buffer, static_cast<std::size_t>(in.gcount()));
     if (text.size() > limit) {
       diagnostics.error(detail::Location{path, 0, 0},
-                        "the file is larger than " + std::to_string(limit) + " bytes, the most read at once");
+                        "the file is larger than " + std::to_string(limit) +
+                            " bytes, the most read at once (split it into several files)");
       return std::nullopt;
     }
   }

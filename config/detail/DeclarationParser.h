@@ -16,8 +16,10 @@ namespace loom::config::detail {
 inline constexpr std::int64_t kMaxReplicas = 100'000;
 // What one load may declare once templates are expanded, a server counting 1 + its NICs
 // + its disks (what each replica copies): a template is a few lines of text, so without
-// this `replicas` would let a small input allocate without bound (a replica costs ~900
-// bytes). 500,000 takes 100,000 servers with two NICs and a disk each.
+// this `replicas` would let a small input allocate without bound. A replica costs ~900
+// bytes; 500,000 takes 100,000 servers with two NICs and a disk each (DESIGN's fabric,
+// applied as templates the way tests/bench does), so a hostile body can cost what that
+// apply costs (~450 MB for a moment), never more.
 inline constexpr std::size_t kMaxExpandedObjects = 500'000;
 
 // Declarations plus, for each object (same index), where it was declared.

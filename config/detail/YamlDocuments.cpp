@@ -395,7 +395,8 @@ Documents parseDocuments(const std::string& text, const std::string& file, Diagn
   Documents out;
   if (text.size() > limits.maxBytes) {
     diagnostics.error(Location{file, 0, 0}, "the input is " + std::to_string(text.size()) +
-                                                " bytes; the most read at once is " + std::to_string(limits.maxBytes));
+                                                " bytes; the most read at once is " + std::to_string(limits.maxBytes) +
+                                                " (split it into several applies)");
     out.incomplete = true;
     return out;
   }

@@ -18,17 +18,19 @@
 namespace loom::config::detail {
 
 // What one input (a file, an API body) may hold. The yardstick: 10,000 servers written out
-// one document each (DESIGN's apply target) are 2 MB, 10,000 documents and 310,000 nodes;
-// 100,000 are 20 MB, 100,000 documents and 3.1 million nodes, and still fit. Past these,
-// yaml-cpp alone would take seconds (it scans ~3-5 MB/s here) and the trees hundreds of MB.
+// one document each (DESIGN's apply target) are 2 MB, 10,000 documents and 310,000 nodes,
+// parsed in ~0.7 s; each limit leaves three to five times that. The time is yaml-cpp's:
+// it scans 3 MB/s of long scalars and 330,000 nodes/s here, so an input at these limits
+// holds loomd's core for ~3 s, where 32 MiB held it 10-18 s. (100,000 servers: templates,
+// or several applies.)
 struct YamlLimits {
-  std::size_t maxBytes = std::size_t{32} << 20;
+  std::size_t maxBytes = std::size_t{8} << 20;
   // Documents, empty ones included.
-  std::size_t maxDocuments = 200'000;
+  std::size_t maxDocuments = 50'000;
   // Nodes, an alias counting as every node it stands for (so a "billion laughs" of nested
   // aliases is refused before anything walks it). A server is 20-40; a node costs ~90
   // bytes here.
-  std::size_t maxNodes = 5'000'000;
+  std::size_t maxNodes = 1'000'000;
   // Collections inside collections. A declaration nests 4 deep; yaml-cpp's parser
   // recurses once per level.
   int maxDepth = 64;
