@@ -111,6 +111,7 @@ class World {
 
   // Messages.
   bool agentSend(int node, const Json& frame);
+  bool peerSend(int node, const std::string& toBlade, const std::string& bytes);
   void controllerSend(const std::string& bladeName, const Json& frame);
   void deliver(Packet p);
   void handle(const Packet& p);
@@ -334,7 +335,7 @@ void World::startAgent(int node) {
   b.proc.backlog.clear();
   AgentWiring wiring;
   wiring.fabricSend = [this, node](const Json& frame) { return agentSend(node, frame); };
-  wiring.peerSend = [](const std::string&, const std::string&) { return false; };
+  wiring.peerSend = [this, node](const std::string& to, const std::string& bytes) { return peerSend(node, to, bytes); };
   wiring.armWatchdog = [this, node](std::int64_t remainingMs) { armWatchdog(node, remainingMs); };
   b.agent = makeAgent(b.spec, *b.hypervisor, b.endings, std::move(wiring));
   setState(node, Process::State::Running);
@@ -412,6 +413,22 @@ bool World::agentSend(int node, const Json& frame) {
   p.bytes = frame.dump();
   p.sentAt = now_;
   p.dstIncarnation = ctl_.proc.incarnation;
+  net_.send(std::move(p), now_);
+  return true;
+}
+
+// The peer channel (docs/FENCING.md): blade to blade, directly, never through loomd.
+bool World::peerSend(int node, const std::string& toBlade, const std::string& bytes) {
+  const int to = nodeOf(toBlade);
+  if (to < 0 || to == node) return false;
+  Packet p;
+  p.id = ++packetIds_;
+  p.src = node;
+  p.dst = to;
+  p.channel = Channel::Peer;
+  p.bytes = bytes;
+  p.sentAt = now_;
+  p.dstIncarnation = blade(to).proc.incarnation;
   net_.send(std::move(p), now_);
   return true;
 }

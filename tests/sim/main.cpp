@@ -115,6 +115,8 @@ int main(int argc, char** argv) {
   app.add_option("--traces", traces, "failing seeds whose event trace is printed (default 3)");
   app.add_flag("--quiet", quiet, "print only failures and the summary");
   app.add_flag("--list", list, "list the scenarios");
+  bool pollTouched = false;
+  app.add_flag("--poll-touched", pollTouched, "after each event poll only the drivers whose agent or watchdog acted (faster; the default polls all)");
   CLI11_PARSE(app, argc, argv);
 
   if (list) {
@@ -129,6 +131,7 @@ int main(int argc, char** argv) {
   SimOptions options;
   options.verbose = verbose;
   options.judgeInvariant7 = !noInv7;
+  options.pollEveryDriver = !pollTouched;
   {
     std::stringstream ss(disable);
     std::string item;
