@@ -142,7 +142,7 @@ std::vector<std::string> serverNames(const std::string& decls) {
 class Builder {
  public:
   Builder(const std::string& name, std::uint64_t seed, int minBlades, int maxBlades, bool even = false)
-      : rng_(Rng::derive(seed, "plan")) {
+      : rng_(Rng::derive(seed, "plan")), seed_(seed) {
     plan_.name = name;
     int n = static_cast<int>(rng_.range(minBlades, maxBlades));
     if (even && n % 2) ++n;
@@ -165,6 +165,7 @@ class Builder {
   }
 
   Rng& rng() { return rng_; }
+  std::uint64_t seed() const { return seed_; }
   const Fabric& fabric() const { return fabric_; }
   ScenarioPlan& plan() { return plan_; }
   std::int64_t lease() const { return plan_.leaseMs; }
@@ -275,6 +276,23 @@ class Builder {
     f.label = f.path;
   }
 
+  // The operator applies the declarations again: unchanged (which must change nothing), or
+  // with server cold's power turned on. From its own stream, so adding these left every
+  // other draw of a seed's plan as it was.
+  void reapply(std::int64_t at, Rng& r) {
+    Fault& f = add(Fault::Kind::Operator, at, 0, "");
+    f.method = "POST";
+    f.path = "/v1/apply";
+    f.body = plan_.declarations;
+    if (r.chance(0.5)) {
+      const auto cold = f.body.rfind("power: off");
+      f.body.replace(cold, 10, "power: on");
+      f.label = "/v1/apply (cold powered on)";
+    } else {
+      f.label = "/v1/apply (unchanged)";
+    }
+  }
+
   // Sets healAt after the last fault ends.
   void finish(std::int64_t margin = 2000) {
     std::int64_t end = 20000;
@@ -285,6 +303,7 @@ class Builder {
 
  private:
   Rng rng_;
+  std::uint64_t seed_;
   ScenarioPlan plan_;
   Fabric fabric_;
   std::vector<std::string> servers_;
@@ -356,6 +375,8 @@ void controllerRestartInPartition(Builder& s) {
 void operatorUnderLoss(Builder& s) {
   for (int i = 0; i < 12; ++i) s.operatorAction(kSettledMs + s.rng().range(0, 40000));
   for (int i = 0; i < 3; ++i) s.randomLinks(kSettledMs + s.rng().range(0, 40000), s.rng().range(500, 8000), true);
+  Rng applies = Rng::derive(s.seed(), "reapply");
+  for (int i = static_cast<int>(applies.range(1, 2)); i > 0; --i) s.reapply(kSettledMs + applies.range(0, 40000), applies);
   s.finish();
 }
 
@@ -395,6 +416,8 @@ void chaos(Builder& s) {
   }
   const int actions = static_cast<int>(r.range(0, 10));
   for (int i = 0; i < actions; ++i) s.operatorAction(kSettledMs + r.range(0, span));
+  Rng applies = Rng::derive(s.seed(), "reapply");
+  for (int i = static_cast<int>(applies.range(0, 2)); i > 0; --i) s.reapply(kSettledMs + applies.range(0, span), applies);
   s.finish();
 }
 

@@ -67,7 +67,8 @@ void printPlan(const ScenarioPlan& p, const std::set<std::size_t>& disabled) {
     const auto& f = p.faults[i];
     std::printf("    [%zu] t=%lld.%03lld %s %s%s", i, static_cast<long long>(f.at / 1000), static_cast<long long>(f.at % 1000), toString(f.kind),
                 f.label.c_str(), f.kind == Fault::Kind::Cut ? (f.hold ? " (hold)" : " (drop)") : "");
-    if (f.kind == Fault::Kind::Operator) std::printf("%s%s\n", f.body.empty() ? "" : " ", f.body.c_str());
+    const bool shortBody = !f.body.empty() && f.body.size() <= 80;
+    if (f.kind == Fault::Kind::Operator) std::printf("%s%s\n", shortBody ? " " : "", shortBody ? f.body.c_str() : "");
     else std::printf(" for %lld ms\n", static_cast<long long>(f.durationMs));
   }
 }

@@ -4,7 +4,8 @@
 #   tests/sim/soak.sh build/tests/sim/loom-sim [COUNT] [FIRST]
 # Environment: JOBS (default: the cores), EXPECT7 (on|off, default off: invariant 7 is
 # reported, not failing, until docs/FENCING.md's rule lands), CHUNK (seeds per process,
-# default 2000). Exit status 1 when a seed failed.
+# default 2000), SIM_ARGS (more loom-sim flags, e.g. --poll-touched: the same traces with
+# less CPU). Exit status 1 when a seed failed.
 set -eu
 sim=${1:?usage: soak.sh PATH/TO/loom-sim [COUNT] [FIRST]}
 count=${2:-100000}
@@ -12,6 +13,7 @@ first=${3:-1}
 jobs=${JOBS:-$(nproc)}
 expect7=${EXPECT7:-off}
 chunk=${CHUNK:-2000}
+simargs=${SIM_ARGS:-}
 [ -x "$sim" ] || { echo "soak.sh: $sim is not an executable" >&2; exit 2; }
 out=$(mktemp -d /tmp/loom-soak.XXXXXX)
 trap 'rm -rf "$out"' EXIT INT TERM
@@ -21,7 +23,7 @@ start=$(date +%s)
 echo "soak: seeds $first-$last, $jobs jobs of $chunk seeds, invariant 7 $expect7"
 seq "$first" "$chunk" "$last" | xargs -P "$jobs" -I{} sh -c '
   a={}; b=$((a + '"$chunk"' - 1)); [ $b -gt '"$last"' ] && b='"$last"'
-  "'"$sim"'" --seeds "$a-$b" --quiet --traces 0 --expect-invariant7 '"$expect7"' > "'"$out"'/$a.txt" 2>&1 || true'
+  "'"$sim"'" --seeds "$a-$b" --quiet --traces 0 --expect-invariant7 '"$expect7"' '"$simargs"' > "'"$out"'/$a.txt" 2>&1 || true'
 secs=$(( $(date +%s) - start ))
 
 seeds=$(grep -h '^loom-sim: ' "$out"/*.txt | awk '{s += $2} END {print s + 0}')
