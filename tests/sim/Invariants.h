@@ -22,7 +22,9 @@ class DoubleRunJudge {
  public:
   // What blade `blade` runs now (uuid -> domain name), polled from its driver. Returns a
   // description of the first server found running on two blades, if this made one.
-  std::optional<std::string> update(const std::string& blade, const std::map<std::string, std::string>& running, std::int64_t now);
+  std::optional<std::string> update(const std::string& blade,
+                                    const std::map<std::string, std::string>& running,
+                                    std::int64_t now);
 
  private:
   struct Run {
@@ -48,7 +50,7 @@ class DoubleRunJudge {
 // W (links and processes stable) and A (the majority out of loomd's reach) are
 // parameters; see Windows.
 struct Windows {
-  std::int64_t stableMs = 0;      // W
+  std::int64_t stableMs = 0;         // W
   std::int64_t controllerOutMs = 0;  // A
   // W = L + C + 4 RTT: a lease, the commit window after it during which no peer may
   // attest, and round trips for an ask and its re-ask. A = C(1 + 2 rho) + 2 RTT + 10 ms:
@@ -65,7 +67,8 @@ class OutageJudge {
   void setRunning(int node, bool running, std::int64_t now);
   void setLink(int a, int b, LinkState state, std::int64_t now);
   // B (a node >= 1) ended its own domains at `now`: the violation, described, or nothing.
-  std::optional<std::string> judge(int blade, std::int64_t now, const std::vector<std::string>& names) const;
+  std::optional<std::string> judge(int blade, std::int64_t now,
+                                   const std::vector<std::string>& names) const;
   const Windows& windows() const { return windows_; }
 
  private:
@@ -78,7 +81,8 @@ class OutageJudge {
   std::vector<std::int64_t> runningSince_;  // per node; kNotSince while not running
   std::vector<std::int64_t> upSince_;       // per pair; kNotSince while not Up
   std::vector<LinkState> toController_;     // per blade
-  std::vector<std::int64_t> outSince_;      // per blade: out of loomd's reach since; kNotSince while in reach
+  std::vector<std::int64_t>
+      outSince_;  // per blade: out of loomd's reach since; kNotSince while in reach
 };
 
 }  // namespace loom::sim

@@ -7,10 +7,12 @@ using controller::StoredState;
 
 Result<StoredState> MemoryStateStore::load() {
   StoredState st;
-  for (const auto& [key, body] : declarations_.rows) st.declarations.push_back({key.first, key.second, body});
+  for (const auto& [key, body] : declarations_.rows)
+    st.declarations.push_back({key.first, key.second, body});
   st.bindings = bindings_;
   st.borrowed = borrowed_;
-  for (const auto& [key, value] : placement_) st.placementMaps[key.first].emplace(key.second, value);
+  for (const auto& [key, value] : placement_)
+    st.placementMaps[key.first].emplace(key.second, value);
   for (const auto& [_, r] : identities_.rows) st.identities.push_back(r);
   for (const auto& [_, b] : blades_.rows) st.blades.push_back(b);
   for (const auto& [_, o] : operations_)
@@ -27,8 +29,10 @@ Status MemoryStateStore::commit(const Change& c) {
   if (failing_) return makeError(Errc::Io, "state store: disk full (simulated)");
   ++commits_;
   for (const auto& d : c.putDeclarations) {
-    if (auto* body = declarations_.find({d.kind, d.name})) *body = d.body;
-    else declarations_.rows.push_back({{d.kind, d.name}, d.body});
+    if (auto* body = declarations_.find({d.kind, d.name}))
+      *body = d.body;
+    else
+      declarations_.rows.push_back({{d.kind, d.name}, d.body});
   }
   for (const auto& [kind, name] : c.deleteDeclarations) declarations_.erase({kind, name});
   for (const auto& s : c.deleteBindings) bindings_.erase(s);
@@ -61,9 +65,11 @@ Status MemoryStateStore::commit(const Change& c) {
   return okStatus();
 }
 
-Result<std::vector<controller::EventRecord>> MemoryStateStore::events(std::uint64_t sinceId, std::size_t limit) {
+Result<std::vector<controller::EventRecord>> MemoryStateStore::events(std::uint64_t sinceId,
+                                                                      std::size_t limit) {
   std::vector<controller::EventRecord> out;
-  for (auto it = events_.upper_bound(sinceId); it != events_.end() && out.size() < limit; ++it) out.push_back(it->second);
+  for (auto it = events_.upper_bound(sinceId); it != events_.end() && out.size() < limit; ++it)
+    out.push_back(it->second);
   return out;
 }
 

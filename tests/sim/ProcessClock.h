@@ -31,7 +31,9 @@ class ProcessClock {
   std::int64_t offset() const { return offset_; }
 
  private:
-  static std::int64_t floorDiv(std::int64_t a, std::int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
+  static std::int64_t floorDiv(std::int64_t a, std::int64_t b) {
+    return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
+  }
   std::int64_t offset_ = 0;
   std::int64_t ppm_ = 0;
 };

@@ -12,14 +12,22 @@ namespace loom::sim {
 
 const char* toString(Fault::Kind k) {
   switch (k) {
-    case Fault::Kind::Cut: return "cut";
-    case Fault::Kind::Degrade: return "degrade";
-    case Fault::Kind::FreezeAgent: return "freeze-agent";
-    case Fault::Kind::CrashAgent: return "crash-agent";
-    case Fault::Kind::FreezeController: return "freeze-loomd";
-    case Fault::Kind::CrashController: return "crash-loomd";
-    case Fault::Kind::StoreFailing: return "store-failing";
-    case Fault::Kind::Operator: return "operator";
+    case Fault::Kind::Cut:
+      return "cut";
+    case Fault::Kind::Degrade:
+      return "degrade";
+    case Fault::Kind::FreezeAgent:
+      return "freeze-agent";
+    case Fault::Kind::CrashAgent:
+      return "crash-agent";
+    case Fault::Kind::FreezeController:
+      return "freeze-loomd";
+    case Fault::Kind::CrashController:
+      return "crash-loomd";
+    case Fault::Kind::StoreFailing:
+      return "store-failing";
+    case Fault::Kind::Operator:
+      return "operator";
   }
   return "?";
 }
@@ -78,7 +86,8 @@ power: on
 ---
 kind: Server
 name: app
-replicas: )" + std::to_string(app) +
+replicas: )" +
+         std::to_string(app) +
          R"(
 partition: prod
 pool: web
@@ -101,7 +110,8 @@ power: on
 ---
 kind: Server
 name: cache
-replicas: )" + std::to_string(cache) +
+replicas: )" +
+         std::to_string(cache) +
          R"(
 partition: prod
 pool: db
@@ -141,7 +151,8 @@ std::vector<std::string> serverNames(const std::string& decls) {
 
 class Builder {
  public:
-  Builder(const std::string& name, std::uint64_t seed, int minBlades, int maxBlades, bool even = false)
+  Builder(const std::string& name, std::uint64_t seed, int minBlades, int maxBlades,
+          bool even = false)
       : rng_(Rng::derive(seed, "plan")), seed_(seed) {
     plan_.name = name;
     int n = static_cast<int>(rng_.range(minBlades, maxBlades));
@@ -180,7 +191,8 @@ class Builder {
     std::vector<std::pair<int, int>> out;
     for (int a = 0; a <= fabric_.blades; ++a)
       for (int b = a + 1; b <= fabric_.blades; ++b)
-        if (in[static_cast<std::size_t>(a)] != in[static_cast<std::size_t>(b)]) out.emplace_back(a, b);
+        if (in[static_cast<std::size_t>(a)] != in[static_cast<std::size_t>(b)])
+          out.emplace_back(a, b);
     return out;
   }
   std::vector<int> shuffledBlades() {
@@ -200,7 +212,8 @@ class Builder {
     plan_.faults.push_back(std::move(f));
     return plan_.faults.back();
   }
-  void cut(std::int64_t at, std::int64_t duration, std::vector<std::pair<int, int>> links, std::string label) {
+  void cut(std::int64_t at, std::int64_t duration, std::vector<std::pair<int, int>> links,
+           std::string label) {
     add(Fault::Kind::Cut, at, duration, std::move(label)).links = std::move(links);
   }
 
@@ -211,7 +224,8 @@ class Builder {
   }
   void controllerWithMinority(std::int64_t at, std::int64_t duration) {
     auto v = shuffledBlades();
-    const int k = static_cast<int>(rng_.range(0, (fabric_.blades - 1) / 2));  // strictly fewer than half
+    const int k =
+        static_cast<int>(rng_.range(0, (fabric_.blades - 1) / 2));  // strictly fewer than half
     std::vector<int> side{0};
     std::string label = "loomd with a minority {";
     for (int i = 0; i < k; ++i) {
@@ -235,7 +249,9 @@ class Builder {
     const auto& chassis = first ? fabric_.c1 : fabric_.c2;
     std::vector<std::pair<int, int>> links;
     for (int b : chassis) links.emplace_back(0, b);
-    cut(at, duration, links, std::string("relay pair of chassis ") + (first ? "c1" : "c2") + " lost (cut from loomd, not from peers)");
+    cut(at, duration, links,
+        std::string("relay pair of chassis ") + (first ? "c1" : "c2") +
+            " lost (cut from loomd, not from peers)");
   }
   void controllerIsolated(std::int64_t at, std::int64_t duration) {
     cut(at, duration, across({0}), "loomd cut from every blade");
@@ -248,11 +264,14 @@ class Builder {
       int a = static_cast<int>(rng_.range(0, fabric_.blades)), b = randomBlade();
       if (a == b) continue;
       links.emplace_back(std::min(a, b), std::max(a, b));
-      label += (label.empty() ? "" : ",") + (a == 0 ? std::string("loomd") : name(a)) + "-" + name(b);
+      label +=
+          (label.empty() ? "" : ",") + (a == 0 ? std::string("loomd") : name(a)) + "-" + name(b);
     }
     if (links.empty()) return;
-    if (degrade) add(Fault::Kind::Degrade, at, duration, "lossy " + label).links = links;
-    else cut(at, duration, links, "cut " + label);
+    if (degrade)
+      add(Fault::Kind::Degrade, at, duration, "lossy " + label).links = links;
+    else
+      cut(at, duration, links, "cut " + label);
   }
 
   void operatorAction(std::int64_t at) {
@@ -298,7 +317,8 @@ class Builder {
     std::int64_t end = 20000;
     for (const auto& f : plan_.faults) end = std::max(end, f.at + f.durationMs);
     plan_.healAt = end + margin;
-    std::stable_sort(plan_.faults.begin(), plan_.faults.end(), [](const Fault& a, const Fault& b) { return a.at < b.at; });
+    std::stable_sort(plan_.faults.begin(), plan_.faults.end(),
+                     [](const Fault& a, const Fault& b) { return a.at < b.at; });
   }
 
  private:
@@ -314,11 +334,13 @@ constexpr std::int64_t kSettledMs = 15000;
 
 void controllerFrozen(Builder& s) {
   // SIGSTOP of loomd for 3 leases, as issue 15 measured it.
-  s.add(Fault::Kind::FreezeController, kSettledMs + s.rng().range(0, 10000), 3 * s.lease(), "loomd for 3 leases");
+  s.add(Fault::Kind::FreezeController, kSettledMs + s.rng().range(0, 10000), 3 * s.lease(),
+        "loomd for 3 leases");
   s.finish();
 }
 void controllerDead(Builder& s) {
-  s.add(Fault::Kind::CrashController, kSettledMs + s.rng().range(0, 10000), 60000, "loomd for 60 s");
+  s.add(Fault::Kind::CrashController, kSettledMs + s.rng().range(0, 10000), 60000,
+        "loomd for 60 s");
   s.finish();
 }
 void controllerRestart(Builder& s) {
@@ -333,11 +355,13 @@ void controllerRestart(Builder& s) {
   s.finish();
 }
 void bladeCutOff(Builder& s) {
-  s.isolateBlade(kSettledMs + s.rng().range(0, 10000), s.rng().range(s.lease() + 1000, 4 * s.lease()));
+  s.isolateBlade(kSettledMs + s.rng().range(0, 10000),
+                 s.rng().range(s.lease() + 1000, 4 * s.lease()));
   s.finish();
 }
 void controllerMinority(Builder& s) {
-  s.controllerWithMinority(kSettledMs + s.rng().range(0, 10000), s.rng().range(s.lease(), 5 * s.lease()));
+  s.controllerWithMinority(kSettledMs + s.rng().range(0, 10000),
+                           s.rng().range(s.lease(), 5 * s.lease()));
   s.finish();
 }
 void evenSplit(Builder& s) {
@@ -349,7 +373,8 @@ void chassisCut(Builder& s) {
   s.finish();
 }
 void bladeFrozen(Builder& s) {
-  s.add(Fault::Kind::FreezeAgent, kSettledMs + s.rng().range(0, 10000), s.rng().range(s.lease() / 2, 4 * s.lease()), "")
+  s.add(Fault::Kind::FreezeAgent, kSettledMs + s.rng().range(0, 10000),
+        s.rng().range(s.lease() / 2, 4 * s.lease()), "")
       .node = s.randomBlade();
   s.plan().faults.back().label = s.name(s.plan().faults.back().node);
   s.finish();
@@ -357,8 +382,10 @@ void bladeFrozen(Builder& s) {
 void agentRestart(Builder& s) {
   const int n = static_cast<int>(s.rng().range(1, 4));
   for (int i = 0; i < n; ++i) {
-    Fault& f = s.add(Fault::Kind::CrashAgent, kSettledMs + s.rng().range(0, 20000),
-                     s.rng().chance(0.5) ? s.rng().range(50, 2000) : s.rng().range(s.lease(), 3 * s.lease()), "");
+    Fault& f = s.add(
+        Fault::Kind::CrashAgent, kSettledMs + s.rng().range(0, 20000),
+        s.rng().chance(0.5) ? s.rng().range(50, 2000) : s.rng().range(s.lease(), 3 * s.lease()),
+        "");
     f.node = s.randomBlade();
     f.label = s.name(f.node);
   }
@@ -367,16 +394,21 @@ void agentRestart(Builder& s) {
 void controllerRestartInPartition(Builder& s) {
   const std::int64_t t = kSettledMs + s.rng().range(0, 5000);
   const std::int64_t length = s.rng().range(3 * s.lease(), 6 * s.lease());
-  if (s.rng().chance(0.5)) s.isolateBlade(t, length);
-  else s.controllerWithMinority(t, length);
-  s.add(Fault::Kind::CrashController, t + s.rng().range(0, 2 * s.lease()), s.rng().range(100, 5000), "loomd restarted in the partition");
+  if (s.rng().chance(0.5))
+    s.isolateBlade(t, length);
+  else
+    s.controllerWithMinority(t, length);
+  s.add(Fault::Kind::CrashController, t + s.rng().range(0, 2 * s.lease()), s.rng().range(100, 5000),
+        "loomd restarted in the partition");
   s.finish();
 }
 void operatorUnderLoss(Builder& s) {
   for (int i = 0; i < 12; ++i) s.operatorAction(kSettledMs + s.rng().range(0, 40000));
-  for (int i = 0; i < 3; ++i) s.randomLinks(kSettledMs + s.rng().range(0, 40000), s.rng().range(500, 8000), true);
+  for (int i = 0; i < 3; ++i)
+    s.randomLinks(kSettledMs + s.rng().range(0, 40000), s.rng().range(500, 8000), true);
   Rng applies = Rng::derive(s.seed(), "reapply");
-  for (int i = static_cast<int>(applies.range(1, 2)); i > 0; --i) s.reapply(kSettledMs + applies.range(0, 40000), applies);
+  for (int i = static_cast<int>(applies.range(1, 2)); i > 0; --i)
+    s.reapply(kSettledMs + applies.range(0, 40000), applies);
   s.finish();
 }
 
@@ -385,17 +417,33 @@ void chaos(Builder& s) {
   auto& r = s.rng();
   const int faults = static_cast<int>(r.range(3, 10));
   const std::int64_t span = r.range(20000, 60000);
-  auto duration = [&] { return r.chance(0.7) ? r.range(200, 3 * s.lease()) : r.range(3 * s.lease(), 8 * s.lease()); };
+  auto duration = [&] {
+    return r.chance(0.7) ? r.range(200, 3 * s.lease()) : r.range(3 * s.lease(), 8 * s.lease());
+  };
   for (int i = 0; i < faults; ++i) {
     const std::int64_t t = kSettledMs + r.range(0, span);
     switch (r.range(0, 12)) {
-      case 0: s.isolateBlade(t, duration()); break;
-      case 1: s.controllerWithMinority(t, duration()); break;
-      case 2: s.evenSplit(t, duration()); break;
-      case 3: s.chassisCut(t, duration()); break;
-      case 4: s.controllerIsolated(t, duration()); break;
-      case 5: s.randomLinks(t, duration(), false); break;
-      case 6: s.randomLinks(t, duration(), true); break;
+      case 0:
+        s.isolateBlade(t, duration());
+        break;
+      case 1:
+        s.controllerWithMinority(t, duration());
+        break;
+      case 2:
+        s.evenSplit(t, duration());
+        break;
+      case 3:
+        s.chassisCut(t, duration());
+        break;
+      case 4:
+        s.controllerIsolated(t, duration());
+        break;
+      case 5:
+        s.randomLinks(t, duration(), false);
+        break;
+      case 6:
+        s.randomLinks(t, duration(), true);
+        break;
       case 7: {
         Fault& f = s.add(Fault::Kind::FreezeAgent, t, duration(), "");
         f.node = s.randomBlade();
@@ -408,16 +456,25 @@ void chaos(Builder& s) {
         f.label = s.name(f.node);
         break;
       }
-      case 9: s.add(Fault::Kind::FreezeController, t, duration(), "loomd"); break;
-      case 10: s.add(Fault::Kind::CrashController, t, r.range(100, 20000), "loomd"); break;
-      case 11: s.add(Fault::Kind::StoreFailing, t, r.range(100, 10000), "loomd's disk full"); break;
-      default: s.randomLinks(t, r.range(200, 2000), true); break;
+      case 9:
+        s.add(Fault::Kind::FreezeController, t, duration(), "loomd");
+        break;
+      case 10:
+        s.add(Fault::Kind::CrashController, t, r.range(100, 20000), "loomd");
+        break;
+      case 11:
+        s.add(Fault::Kind::StoreFailing, t, r.range(100, 10000), "loomd's disk full");
+        break;
+      default:
+        s.randomLinks(t, r.range(200, 2000), true);
+        break;
     }
   }
   const int actions = static_cast<int>(r.range(0, 10));
   for (int i = 0; i < actions; ++i) s.operatorAction(kSettledMs + r.range(0, span));
   Rng applies = Rng::derive(s.seed(), "reapply");
-  for (int i = static_cast<int>(applies.range(0, 2)); i > 0; --i) s.reapply(kSettledMs + applies.range(0, span), applies);
+  for (int i = static_cast<int>(applies.range(0, 2)); i > 0; --i)
+    s.reapply(kSettledMs + applies.range(0, span), applies);
   s.finish();
 }
 
@@ -457,13 +514,17 @@ const std::vector<std::string>& scenarioNames() {
   return names;
 }
 
-bool makeScenario(const std::string& name, std::uint64_t seed, ScenarioPlan& out, std::string& error) {
+bool makeScenario(const std::string& name, std::uint64_t seed, ScenarioPlan& out,
+                  std::string& error) {
   std::string chosen = name;
   if (name == "mixed") {
     // Half chaos, the rest spread over the named failure cases.
     Rng pick = Rng::derive(seed, "scenario");
     const auto& list = entries();
-    chosen = pick.chance(0.5) ? list[0].name : list[static_cast<std::size_t>(pick.range(1, static_cast<std::int64_t>(list.size()) - 1))].name;
+    chosen = pick.chance(0.5) ? list[0].name
+                              : list[static_cast<std::size_t>(
+                                         pick.range(1, static_cast<std::int64_t>(list.size()) - 1))]
+                                    .name;
   }
   for (const auto& e : entries()) {
     if (chosen != e.name) continue;

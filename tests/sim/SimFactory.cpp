@@ -2,7 +2,8 @@
 
 namespace loom::sim {
 
-std::unique_ptr<drivers::test::TestDriver> makeHypervisor(const BladeSpec& blade, std::shared_ptr<drivers::test::ManualClock> clock) {
+std::unique_ptr<drivers::test::TestDriver> makeHypervisor(
+    const BladeSpec& blade, std::shared_ptr<drivers::test::ManualClock> clock) {
   drivers::test::TestDriverConfig config;
   config.blade = blade.name;
   config.cores = blade.cores;
@@ -12,8 +13,10 @@ std::unique_ptr<drivers::test::TestDriver> makeHypervisor(const BladeSpec& blade
   return std::move(made).value();
 }
 
-std::unique_ptr<agent::Agent> makeAgent(const BladeSpec& blade, drivers::test::TestDriver& hypervisor,
-                                        std::map<std::string, EndCause>& endings, AgentWiring wiring) {
+std::unique_ptr<agent::Agent> makeAgent(const BladeSpec& blade,
+                                        drivers::test::TestDriver& hypervisor,
+                                        std::map<std::string, EndCause>& endings,
+                                        AgentWiring wiring) {
   agent::AgentConfig config;
   config.blade = blade.name;
   config.inventory.chassis = blade.chassis;
@@ -29,8 +32,9 @@ std::unique_ptr<agent::Agent> makeAgent(const BladeSpec& blade, drivers::test::T
   config.inventory.driver = "test";
   config.inventory.hostname = blade.name;
   config.driverThread = false;  // one thread, deterministic
-  return std::make_unique<agent::Agent>(std::move(config), std::make_unique<BladeDriver>(hypervisor, endings), std::move(wiring.fabricSend),
-                                        std::make_unique<SimLeaseGuard>(std::move(wiring.armWatchdog)));
+  return std::make_unique<agent::Agent>(
+      std::move(config), std::make_unique<BladeDriver>(hypervisor, endings),
+      std::move(wiring.fabricSend), std::make_unique<SimLeaseGuard>(std::move(wiring.armWatchdog)));
 }
 
 controller::ControllerOptions controllerOptions(std::int64_t leaseMs, std::int64_t heartbeatMs) {
@@ -41,17 +45,21 @@ controller::ControllerOptions controllerOptions(std::int64_t leaseMs, std::int64
   return o;
 }
 
-std::unique_ptr<controller::Controller> makeController(controller::StateStore& store, const controller::ControllerOptions& options,
-                                                       controller::Controller::Send send, controller::Controller::WallClock wallClock) {
-  return std::make_unique<controller::Controller>(store, options, std::move(send), std::move(wallClock));
+std::unique_ptr<controller::Controller> makeController(
+    controller::StateStore& store, const controller::ControllerOptions& options,
+    controller::Controller::Send send, controller::Controller::WallClock wallClock) {
+  return std::make_unique<controller::Controller>(store, options, std::move(send),
+                                                  std::move(wallClock));
 }
 
-void deliverToAgent(agent::Agent& agent, Channel channel, const std::string& /*fromBlade*/, std::string_view bytes, std::int64_t now) {
+void deliverToAgent(agent::Agent& agent, Channel channel, const std::string& /*fromBlade*/,
+                    std::string_view bytes, std::int64_t now) {
   // Channel::Peer: agent.onPeerFrame(fromBlade, bytes, now) once the Agent has it.
   if (channel == Channel::Fabric) agent.onFrame(bytes, now);
 }
 
-void deliverToController(controller::Controller& controller, const std::string& fromBlade, std::string_view bytes, std::int64_t now) {
+void deliverToController(controller::Controller& controller, const std::string& fromBlade,
+                         std::string_view bytes, std::int64_t now) {
   controller.onFrame(fromBlade, bytes, now);
 }
 

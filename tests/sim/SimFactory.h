@@ -51,7 +51,9 @@ class BladeDriver final : public drivers::Driver {
   }
   Result<std::vector<drivers::DomainInfo>> list() override { return hv_.list(); }
   Result<drivers::DomainInfo> info(const std::string& domain) override { return hv_.info(domain); }
-  Status subscribe(drivers::EventCallback callback) override { return hv_.subscribe(std::move(callback)); }
+  Status subscribe(drivers::EventCallback callback) override {
+    return hv_.subscribe(std::move(callback));
+  }
 
  private:
   drivers::test::TestDriver& hv_;
@@ -62,7 +64,8 @@ class BladeDriver final : public drivers::Driver {
 // of the blade's own clock, and converts (see Simulation::armWatchdog).
 class SimLeaseGuard final : public agent::LeaseGuard {
  public:
-  explicit SimLeaseGuard(std::function<void(std::int64_t remainingMs)> arm) : arm_(std::move(arm)) {}
+  explicit SimLeaseGuard(std::function<void(std::int64_t remainingMs)> arm)
+      : arm_(std::move(arm)) {}
   std::string describe() const override { return "simulated blade watchdog"; }
   void renew(std::int64_t remainingMs) override { arm_(remainingMs); }
 
@@ -80,7 +83,8 @@ struct BladeSpec {
 
 // The blade's hypervisor, on the simulator's shared virtual clock (journal stamps are
 // virtual real time).
-std::unique_ptr<drivers::test::TestDriver> makeHypervisor(const BladeSpec& blade, std::shared_ptr<drivers::test::ManualClock> clock);
+std::unique_ptr<drivers::test::TestDriver> makeHypervisor(
+    const BladeSpec& blade, std::shared_ptr<drivers::test::ManualClock> clock);
 
 struct AgentWiring {
   agent::Agent::Send fabricSend;
@@ -90,17 +94,23 @@ struct AgentWiring {
   std::function<void(std::int64_t remainingMs)> armWatchdog;
 };
 
-std::unique_ptr<agent::Agent> makeAgent(const BladeSpec& blade, drivers::test::TestDriver& hypervisor,
-                                        std::map<std::string, EndCause>& endings, AgentWiring wiring);
+std::unique_ptr<agent::Agent> makeAgent(const BladeSpec& blade,
+                                        drivers::test::TestDriver& hypervisor,
+                                        std::map<std::string, EndCause>& endings,
+                                        AgentWiring wiring);
 
 // Options as loomd's defaults, with `leaseMs`/`heartbeatMs`, and the core answering
 // heartbeats and registers itself (no fabric thread in the simulator).
 controller::ControllerOptions controllerOptions(std::int64_t leaseMs, std::int64_t heartbeatMs);
-std::unique_ptr<controller::Controller> makeController(controller::StateStore& store, const controller::ControllerOptions& options,
-                                                       controller::Controller::Send send, controller::Controller::WallClock wallClock);
+std::unique_ptr<controller::Controller> makeController(controller::StateStore& store,
+                                                       const controller::ControllerOptions& options,
+                                                       controller::Controller::Send send,
+                                                       controller::Controller::WallClock wallClock);
 
 // Frames in. `now` is the receiving process's own clock.
-void deliverToAgent(agent::Agent& agent, Channel channel, const std::string& fromBlade, std::string_view bytes, std::int64_t now);
-void deliverToController(controller::Controller& controller, const std::string& fromBlade, std::string_view bytes, std::int64_t now);
+void deliverToAgent(agent::Agent& agent, Channel channel, const std::string& fromBlade,
+                    std::string_view bytes, std::int64_t now);
+void deliverToController(controller::Controller& controller, const std::string& fromBlade,
+                         std::string_view bytes, std::int64_t now);
 
 }  // namespace loom::sim

@@ -8,22 +8,31 @@ namespace loom::sim {
 const char* toString(Channel c) { return c == Channel::Fabric ? "fabric" : "peer"; }
 const char* toString(LinkState s) {
   switch (s) {
-    case LinkState::Up: return "up";
-    case LinkState::Lossy: return "lossy";
-    case LinkState::Cut: return "cut";
+    case LinkState::Up:
+      return "up";
+    case LinkState::Lossy:
+      return "lossy";
+    case LinkState::Cut:
+      return "cut";
   }
   return "?";
 }
 
 Network::Network(int nodes, NetworkProfile profile, Rng rng, Deliver deliver)
-    : nodes_(nodes), profile_(profile), rng_(rng), deliver_(std::move(deliver)), links_(static_cast<std::size_t>(nodes * nodes)) {}
+    : nodes_(nodes),
+      profile_(profile),
+      rng_(rng),
+      deliver_(std::move(deliver)),
+      links_(static_cast<std::size_t>(nodes * nodes)) {}
 
 Network::Link& Network::link(int a, int b) {
   assert(a != b && a >= 0 && b >= 0 && a < nodes_ && b < nodes_);
   if (a > b) std::swap(a, b);
   return links_[static_cast<std::size_t>(a * nodes_ + b)];
 }
-const Network::Link& Network::link(int a, int b) const { return const_cast<Network*>(this)->link(a, b); }
+const Network::Link& Network::link(int a, int b) const {
+  return const_cast<Network*>(this)->link(a, b);
+}
 
 LinkState Network::state(int a, int b) const { return link(a, b).state(); }
 
@@ -63,7 +72,9 @@ void Network::send(Packet packet, std::int64_t now) {
     ++dropped_;
     return;
   }
-  const double dup = profile_.fifo ? 0.0 : s == LinkState::Lossy ? profile_.duplicateLossy : profile_.duplicateUp;
+  const double dup = profile_.fifo           ? 0.0
+                     : s == LinkState::Lossy ? profile_.duplicateLossy
+                                             : profile_.duplicateUp;
   if (dup > 0 && rng_.chance(dup)) {
     ++duplicated_;
     Packet copy = packet;

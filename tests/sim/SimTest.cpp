@@ -2,7 +2,6 @@
 // ways, its network cuts and holds, its judges see what they must on histories made by
 // hand (so a judge that cannot fail would show here), and a seed replays bit for bit.
 #include <gtest/gtest.h>
-
 #include <spdlog/spdlog.h>
 
 #include "tests/sim/Invariants.h"
@@ -20,7 +19,8 @@ TEST(MemoryStateStore, LoadsWhatWasCommittedAsSqliteWould) {
   c.putDeclarations.push_back({"Pool", "web", R"({"name":"web"})"});
   c.putBindings["web-01"] = "c1-s1";
   c.putBindings["web-02"] = "c1-s2";
-  c.putIdentities.push_back({"web-01", "default", {"4c4f4f4d-0000-0000-0000-000000000001", {"52:54:00:10:00:01"}}});
+  c.putIdentities.push_back(
+      {"web-01", "default", {"4c4f4f4d-0000-0000-0000-000000000001", {"52:54:00:10:00:01"}}});
   c.putBlades.push_back({"c1-s1", R"({"cores":16})", "maintenance", 42});
   c.putOperations.push_back({7, "c1-s1", "web-01", "start", "pending", 1, ""});
   c.putOperations.push_back({8, "c1-s1", "web-01", "define", "done", 1, ""});
@@ -36,7 +36,8 @@ TEST(MemoryStateStore, LoadsWhatWasCommittedAsSqliteWould) {
   auto st = store.load();
   ASSERT_TRUE(st);
   ASSERT_EQ(st->declarations.size(), 2u);
-  EXPECT_EQ(st->declarations[0].body, R"({"name":"web-01","vcpus":4})");  // an upsert keeps its place
+  EXPECT_EQ(st->declarations[0].body,
+            R"({"name":"web-01","vcpus":4})");  // an upsert keeps its place
   EXPECT_EQ(st->bindings, (std::map<std::string, std::string>{{"web-01", "c1-s1"}}));
   ASSERT_EQ(st->blades.size(), 1u);
   EXPECT_EQ(st->blades[0].adminState, "");
@@ -83,10 +84,13 @@ TEST(Network, CutDropsOrHoldsAndFifoKeepsOrder) {
   std::vector<std::pair<std::int64_t, std::uint64_t>> delivered;
   NetworkProfile profile;
   profile.fifo = true;
-  Network net(3, profile, Rng(7), [&](std::int64_t at, Packet p) { delivered.emplace_back(at, p.id); });
-  for (std::uint64_t i = 1; i <= 50; ++i) net.send(Packet{i, 1, 0, Channel::Fabric, "x", 0, 0, false}, static_cast<std::int64_t>(i));
+  Network net(3, profile, Rng(7),
+              [&](std::int64_t at, Packet p) { delivered.emplace_back(at, p.id); });
+  for (std::uint64_t i = 1; i <= 50; ++i)
+    net.send(Packet{i, 1, 0, Channel::Fabric, "x", 0, 0, false}, static_cast<std::int64_t>(i));
   ASSERT_EQ(delivered.size(), 50u);
-  for (std::size_t i = 1; i < delivered.size(); ++i) EXPECT_LE(delivered[i - 1].first, delivered[i].first);
+  for (std::size_t i = 1; i < delivered.size(); ++i)
+    EXPECT_LE(delivered[i - 1].first, delivered[i].first);
   delivered.clear();
   net.cut(0, 1, /*hold=*/false, 100);
   net.send(Packet{60, 1, 0, Channel::Fabric, "x", 0, 0, false}, 100);
@@ -118,7 +122,7 @@ OutageJudge healthyFabric(int blades = 5) {
 
 TEST(OutageJudge, ASelfFenceWhileLoomdIsFrozenIsAViolation) {
   auto j = healthyFabric();
-  j.setRunning(0, false, 60'000);  // loomd SIGSTOPped
+  j.setRunning(0, false, 60'000);              // loomd SIGSTOPped
   EXPECT_FALSE(j.judge(1, 61'000, names(5)));  // too early: no peer may attest yet
   auto v = j.judge(1, 60'000 + j.windows().controllerOutMs, names(5));
   ASSERT_TRUE(v);

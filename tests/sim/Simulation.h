@@ -14,10 +14,10 @@
 namespace loom::sim {
 
 struct SimOptions {
-  bool verbose = false;               // print every event as it happens (and the code's logs)
+  bool verbose = false;  // print every event as it happens (and the code's logs)
   bool judgeInvariant7 = true;
-  std::size_t traceTail = 40;         // events kept for a failure's report
-  std::set<std::size_t> disabledFaults;  // indexes into the plan's faults (minimising)
+  std::size_t traceTail = 40;             // events kept for a failure's report
+  std::set<std::size_t> disabledFaults;   // indexes into the plan's faults (minimising)
   std::uint64_t eventLimit = 20'000'000;  // a bound on any run
   // Poll every blade's driver after every event (the default), rather than only those
   // whose agent or watchdog did something.
@@ -38,9 +38,9 @@ const char* toString(Violation::Kind k);
 struct RunStats {
   std::uint64_t events = 0;
   std::uint64_t messages = 0, dropped = 0, duplicated = 0, held = 0;
-  std::uint64_t selfFencedDomains = 0;   // ended by the agent's own fencing
-  std::uint64_t watchdogDomains = 0;     // ended by the blade's watchdog
-  std::uint64_t controllerStops = 0;     // ended by a controller step
+  std::uint64_t selfFencedDomains = 0;  // ended by the agent's own fencing
+  std::uint64_t watchdogDomains = 0;    // ended by the blade's watchdog
+  std::uint64_t controllerStops = 0;    // ended by a controller step
   std::uint64_t starts = 0;
   std::uint64_t faultsApplied = 0;
   std::uint64_t operatorRequests = 0;
