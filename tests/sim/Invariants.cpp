@@ -33,7 +33,7 @@ std::optional<std::string> DoubleRunJudge::update(const std::string& blade,
 }
 
 Windows Windows::forLease(std::int64_t leaseMs, std::int64_t maxUpDelayMs) {
-  const std::int64_t commit = leaseMs / 2;
+  const std::int64_t commit = leaseMs * 2 / 5;
   const std::int64_t rtt = 2 * maxUpDelayMs;
   return {leaseMs + commit + 4 * rtt, commit + commit / 50 + 2 * rtt + 10};
 }

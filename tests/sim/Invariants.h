@@ -55,7 +55,7 @@ struct Windows {
   // W = L + C + 4 RTT: a lease, the commit window after it during which no peer may
   // attest, and round trips for an ask and its re-ask. A = C(1 + 2 rho) + 2 RTT + 10 ms:
   // the earliest a peer that lost loomd may attest, stretched by the clock error, plus an
-  // ask and its answer. C = L/2 (FENCING's default), rho = 1 %, RTT = 2 x the longest
+  // ask and its answer. C = 0.4 L (FENCING's default), rho = 1 %, RTT = 2 x the longest
   // delay of an Up link.
   static Windows forLease(std::int64_t leaseMs, std::int64_t maxUpDelayMs);
 };
