@@ -6,7 +6,6 @@
 #include <cstring>
 #include <fstream>
 #include <optional>
-#include <sstream>
 #include <tuple>
 
 #include "config/detail/DeclarationParser.h"
@@ -29,6 +28,11 @@ std::vector<Diagnostic> Diagnostics::sorted(const std::vector<std::string>& file
   std::stable_sort(list_.begin(), list_.end(), [&](const Diagnostic& a, const Diagnostic& b) {
     return std::make_tuple(rank(a.file), a.line, a.column) < std::make_tuple(rank(b.file), b.line, b.column);
   });
+  if (dropped_ > 0) {
+    list_.push_back(Diagnostic{firstDroppedFile_, 0, 0,
+                               std::to_string(dropped_) + " more problems not shown (the first " +
+                                   std::to_string(kMaxKept) + " found are above)"});
+  }
   return std::move(list_);
 }
 
@@ -43,9 +47,24 @@ std::optional<std::string> readFile(const std::string& path, detail::Diagnostics
     diagnostics.error(detail::Location{path, 0, 0}, std::string("cannot read file: ") + std::strerror(errno));
     return std::nullopt;
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return text.str();
+  // Never more than the parser would take: a path may name a device or a growing log.
+  const std::size_t limit = detail::YamlLimits{}.maxBytes;
+  std::string text;
+  char buffer[65536];
+  while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
+    text.append(buffer, static_cast<std::size_t>(in.gcount()));
+    if (text.size() > limit) {
+      diagnostics.error(detail::Location{path, 0, 0},
+                        "the file is larger than " + std::to_string(limit) +
+                            " bytes, the most read at once (split it into several files)");
+      return std::nullopt;
+    }
+  }
+  if (in.bad()) {
+    diagnostics.error(detail::Location{path, 0, 0}, std::string("cannot read file: ") + std::strerror(errno));
+    return std::nullopt;
+  }
+  return text;
 }
 
 DeclarationsResult loadDeclarations(const std::vector<std::pair<std::string, std::optional<std::string>>>& inputs,
@@ -169,11 +188,14 @@ DeclarationsResult loadDeclarationNames(const std::string& text, const std::stri
   const auto documents = detail::parseDocuments(text, sourceName, diagnostics);
   static const std::vector<std::string> kinds{"Partition", "Network", "IdentityPool", "Pool", "Server"};
   for (const auto& doc : documents.documents) {
-    const detail::Location at = doc.source.locate(doc.node);
-    const YAML::Node& node = doc.node;
-    std::string kind, name;
-    if (node.IsMap() && node["kind"] && node["kind"].IsScalar()) kind = node["kind"].Scalar();
-    if (node.IsMap() && node["name"] && node["name"].IsScalar()) name = node["name"].Scalar();
+    const detail::YamlNode& node = *doc.node;
+    const detail::Location at = doc.source.locate(node);
+    auto scalarField = [&](const char* key) {
+      const detail::YamlNode* value = node.find(key);
+      return value && value->isScalar() ? value->scalar() : std::string();
+    };
+    const std::string kind = scalarField("kind");
+    const std::string name = scalarField("name");
     if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) {
       diagnostics.error(at, "expected a declaration with kind Partition, Network, IdentityPool, Pool or Server");
       continue;
@@ -182,20 +204,29 @@ DeclarationsResult loadDeclarationNames(const std::string& text, const std::stri
       diagnostics.error(at, kind + ": missing required field 'name'");
       continue;
     }
-    if (kind != "Server" || !node["replicas"]) {
+    const detail::YamlNode* replicas = kind == "Server" ? node.find("replicas") : nullptr;
+    std::optional<std::int64_t> n = 1;
+    if (replicas) {
+      n = replicas->isScalar() ? detail::parseInteger(replicas->scalar()) : std::nullopt;
+      if (!n || *n < 1 || *n > detail::kMaxReplicas) {
+        diagnostics.error(doc.source.locate(*replicas), "Server '" + name + "': replicas: expected an integer 1.." +
+                                                           std::to_string(detail::kMaxReplicas) + ", got " +
+                                                           detail::describe(*replicas));
+        continue;
+      }
+    }
+    if (static_cast<std::size_t>(*n) > detail::kMaxExpandedObjects - result.objects.size()) {
+      diagnostics.error(replicas ? doc.source.locate(*replicas) : at,
+                        kind + " '" + name + "': this input would name more than " +
+                            std::to_string(detail::kMaxExpandedObjects) + " objects (replicas expanded), the most one "
+                            "load takes");
+      break;
+    }
+    if (!replicas) {
       result.objects.emplace_back(kind, name);
       continue;
     }
-    int n = -1;
-    try {
-      n = node["replicas"].IsScalar() ? node["replicas"].as<int>() : -1;
-    } catch (const YAML::Exception&) {
-    }
-    if (n < 1) {
-      diagnostics.error(doc.source.locate(node["replicas"]), "Server '" + name + "': replicas: expected a positive integer");
-      continue;
-    }
-    for (int i = 0; i < n; ++i) result.objects.emplace_back("Server", name + "-" + std::to_string(i));
+    for (std::int64_t i = 0; i < *n; ++i) result.objects.emplace_back("Server", name + "-" + std::to_string(i));
   }
   result.diagnostics = std::move(diagnostics).sorted({sourceName});
   if (!result.ok()) result.objects.clear();

@@ -21,11 +21,38 @@ std::size_t editDistance(std::string_view a, std::string_view b) {
 }
 
 namespace {
+
 std::string lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return out;
 }
+
+// editDistance(a, b) when it is at most `limit`, else limit + 1. Only the band of cells
+// within `limit` of the diagonal can stay within it, and a row whose every cell is over
+// ends the search: O(|a| * limit) instead of O(|a| * |b|).
+std::size_t boundedEditDistance(std::string_view a, std::string_view b, std::size_t limit) {
+  const std::size_t over = limit + 1;
+  if ((a.size() > b.size() ? a.size() - b.size() : b.size() - a.size()) > limit) return over;
+  std::vector<std::size_t> prev(b.size() + 1, over), cur(b.size() + 1, over);
+  for (std::size_t j = 0; j <= std::min(b.size(), limit); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    const std::size_t from = i > limit ? i - limit : 1;
+    const std::size_t to = std::min(b.size(), i + limit);
+    std::fill(cur.begin(), cur.end(), over);
+    cur[0] = i <= limit ? i : over;
+    std::size_t best = cur[0];
+    for (std::size_t j = from; j <= to; ++j) {
+      std::size_t substitute = prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1);
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, substitute, over});
+      best = std::min(best, cur[j]);
+    }
+    if (best >= over) return over;
+    std::swap(prev, cur);
+  }
+  return std::min(prev[b.size()], over);
+}
+
 }  // namespace
 
 std::optional<std::string> closestMatch(std::string_view word, const std::vector<std::string>& candidates,
@@ -34,10 +61,13 @@ std::optional<std::string> closestMatch(std::string_view word, const std::vector
   std::optional<std::string> best;
   std::size_t bestDistance = maxDistance + 1;
   for (const auto& candidate : candidates) {
-    std::size_t d = editDistance(w, lower(candidate));
+    // Only a candidate nearer than the best so far matters, so the distance is computed
+    // only that far: a huge word from hostile input costs no more than a short one.
+    std::size_t d = boundedEditDistance(w, lower(candidate), bestDistance - 1);
     if (d < bestDistance) {
       best = candidate;
       bestDistance = d;
+      if (d == 0) break;
     }
   }
   return best;

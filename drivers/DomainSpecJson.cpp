@@ -16,9 +16,11 @@ Result<XenGuestType> xenTypeFrom(const json& j) {
   if (it == j.end()) return XenGuestType::Hvm;
   if (it->is_string()) {
     if (auto t = pool::parseXenGuestType(it->get_ref<const std::string&>())) return *t;
-    return makeError(Errc::Invalid, "xen_type: unknown Xen guest type '" + it->get<std::string>() + "' (expected hvm, pv or pvh)");
+    return makeError(Errc::Invalid, "xen_type: unknown Xen guest type '" + it->get<std::string>() +
+                                        "' (expected hvm, pv or pvh)");
   }
-  if (it->is_number_integer() && it->get<std::int64_t>() >= 0 && it->get<std::int64_t>() < std::int64_t{kLegacyXenTypes.size()})
+  if (it->is_number_integer() && it->get<std::int64_t>() >= 0 &&
+      it->get<std::int64_t>() < std::int64_t{kLegacyXenTypes.size()})
     return kLegacyXenTypes[it->get<std::size_t>()];
   return makeError(Errc::Invalid, "xen_type: expected \"hvm\", \"pv\" or \"pvh\"");
 }
@@ -33,11 +35,18 @@ json toJson(const DomainSpec& spec) {
     nics.push_back(std::move(n));
   }
   json disks = json::array();
-  for (const auto& disk : spec.disks) disks.push_back({{"path", disk.path}, {"format", disk.format}, {"read_only", disk.readOnly}});
-  return {{"name", spec.name},     {"uuid", spec.uuid},     {"vcpus", spec.vcpus},
-          {"memory_mib", spec.memory}, {"xen_type", pool::toString(spec.xenType)},
-          {"kernel", spec.kernel}, {"initrd", spec.initrd}, {"cmdline", spec.cmdline},
-          {"nics", std::move(nics)}, {"disks", std::move(disks)}};
+  for (const auto& disk : spec.disks)
+    disks.push_back({{"path", disk.path}, {"format", disk.format}, {"read_only", disk.readOnly}});
+  return {{"name", spec.name},
+          {"uuid", spec.uuid},
+          {"vcpus", spec.vcpus},
+          {"memory_mib", spec.memory},
+          {"xen_type", pool::toString(spec.xenType)},
+          {"kernel", spec.kernel},
+          {"initrd", spec.initrd},
+          {"cmdline", spec.cmdline},
+          {"nics", std::move(nics)},
+          {"disks", std::move(disks)}};
 }
 
 Result<DomainSpec> domainSpecFromJson(const json& j) {

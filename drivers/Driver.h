@@ -74,6 +74,10 @@ struct NodeInfo {
   std::string cpuModel;
   std::string hypervisor;   // "xen", "kvm", "test"
   std::string version;      // hypervisor version, e.g. "4.17.7" or "QEMU 7.2.0"
+  // The personality the blade runs now, as the agent reports it at registration: a real
+  // driver's own hypervisor; for the test driver, the one preparePersonality gave it (kept
+  // in its state file across agent restarts), or none before that.
+  std::optional<pool::Hypervisor> personality;
 };
 
 struct Capabilities {
@@ -81,6 +85,14 @@ struct Capabilities {
   bool events = false;
   bool directKernelBoot = false;
   bool persistentDefinitions = false;  // definitions survive host restart
+  // The personalities the blade can take in place (preparePersonality, the plan's
+  // prepare-hypervisor step). A real driver is one hypervisor and can be only that one; a
+  // simulated hypervisor (the test driver) can play either.
+  pool::HypervisorSet personalities;
+  // The driver models the blade's hardware watchdog (renewWatchdog): the lease guard of a
+  // simulated blade. A real host's watchdog is a device, not a driver's (loom-agent
+  // --watchdog).
+  bool watchdog = false;
 };
 
 // The answer to "does this driver apply on this host".
@@ -126,6 +138,22 @@ class Driver {
   // Lifecycle events, where the hypervisor offers them (capabilities().events);
   // Unsupported otherwise. The callback runs on a driver thread.
   virtual Status subscribe(EventCallback callback) = 0;
+
+  // Give the blade the `hypervisor` personality (repurposing). Idempotent. Unsupported for
+  // one outside capabilities().personalities. This default suits a real driver, which
+  // already is its one personality: nothing to do. The agent calls it on its own thread
+  // even while a worker runs the other operations (the controller sends it alone, but the
+  // worker still lists domains): an override must be thread-safe, as the test driver is.
+  virtual Status preparePersonality(pool::Hypervisor hypervisor);
+
+  // The blade's watchdog (capabilities().watchdog; Unsupported otherwise): unless renewed
+  // again within `remainingMs`, every running domain of the blade is destroyed then, even
+  // if the agent is frozen or killed (the lease guard, DESIGN.md §5). Cheap: called at
+  // every lease renewal.
+  virtual Status renewWatchdog(std::int64_t remainingMs);
+  // Stops the watchdog: nothing fires until it is renewed again (a power-fenced blade,
+  // whose BMC is the authority, docs/FENCING.md). Unsupported without one.
+  virtual Status disarmWatchdog();
 };
 
 }  // namespace loom::drivers

@@ -6,28 +6,26 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
 
-#include "drivers/test/TestDriver.h"
-
 namespace loom::agent {
 namespace {
 
-class TestDriverGuard final : public LeaseGuard {
+class DriverWatchdogGuard final : public LeaseGuard {
  public:
-  explicit TestDriverGuard(drivers::test::TestDriver& driver) : driver_(driver) {}
-  std::string describe() const override { return "test driver watchdog"; }
+  explicit DriverWatchdogGuard(drivers::Driver& driver) : driver_(driver) {}
+  std::string describe() const override { return driver_.name() + " driver watchdog"; }
   void renew(std::int64_t remainingMs) override {
-    const auto wallNow =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-    driver_.armWatchdog(wallNow + remainingMs);
+    if (auto s = driver_.renewWatchdog(remainingMs); !s) spdlog::error("cannot renew the {}: {}", describe(), s.error().message);
+  }
+  void disarm() override {
+    if (auto s = driver_.disarmWatchdog(); !s) spdlog::error("cannot disarm the {}: {}", describe(), s.error().message);
   }
 
  private:
-  drivers::test::TestDriver& driver_;
+  drivers::Driver& driver_;
 };
 
 class WatchdogDeviceGuard final : public LeaseGuard {
@@ -60,6 +58,16 @@ class WatchdogDeviceGuard final : public LeaseGuard {
     int dummy = 0;
     if (::ioctl(fd_, WDIOC_KEEPALIVE, &dummy) != 0) (void)!::write(fd_, "\0", 1);
   }
+  void disarm() override {
+    if (fd_ < 0) return;
+    // The magic close: the driver stops the countdown (unless built with nowayout, which
+    // the log then shows as a reset later).
+    (void)!::write(fd_, "V", 1);
+    ::close(fd_);
+    fd_ = -1;
+    timeout_ = -1;
+    spdlog::warn("watchdog device {} disarmed: this blade is power-fenced, its BMC is the authority", path_);
+  }
 
  private:
   std::string path_;
@@ -69,8 +77,9 @@ class WatchdogDeviceGuard final : public LeaseGuard {
 
 }  // namespace
 
-std::unique_ptr<LeaseGuard> makeTestDriverGuard(drivers::test::TestDriver& driver) {
-  return std::make_unique<TestDriverGuard>(driver);
+std::unique_ptr<LeaseGuard> makeDriverWatchdogGuard(drivers::Driver& driver) {
+  if (!driver.capabilities().watchdog) return nullptr;
+  return std::make_unique<DriverWatchdogGuard>(driver);
 }
 
 Result<std::unique_ptr<LeaseGuard>> makeWatchdogDeviceGuard(const std::string& path) {

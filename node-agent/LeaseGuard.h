@@ -4,8 +4,9 @@
 // every lease renewal; if the renewals stop, the guard fires by the deadline.
 //
 // Implementations:
-// - the test driver's modelled watchdog (its journal shows the domains ending exactly at
-//   the deadline, even when the agent process is SIGSTOPped or killed);
+// - a driver's own watchdog (Driver::renewWatchdog, where capabilities().watchdog): the
+//   test driver models a simulated blade's, and its journal shows the domains ending
+//   exactly at the deadline, even when the agent process is SIGSTOPped or killed;
 // - a watchdog device (/dev/watchdog, e.g. softdog or a BMC's): the host resets.
 #pragma once
 
@@ -13,11 +14,8 @@
 #include <memory>
 #include <string>
 
+#include "drivers/Driver.h"
 #include "loom/Result.h"
-
-namespace loom::drivers::test {
-class TestDriver;
-}
 
 namespace loom::agent {
 
@@ -29,11 +27,14 @@ class LeaseGuard {
   // The lease now runs `remainingMs` more: the guard must fire no later than that if it is
   // not renewed again. Cheap: called at every renewal (once a second per blade).
   virtual void renew(std::int64_t remainingMs) = 0;
+  // The blade is power-fenced (docs/FENCING.md): its BMC, not its lease, is the authority,
+  // so nothing must fire until the next renew().
+  virtual void disarm() = 0;
 };
 
-// Arms `driver`'s lease watchdog (TestDriver::armWatchdog) on the wall clock the driver
-// journals with. The driver must outlive the guard.
-std::unique_ptr<LeaseGuard> makeTestDriverGuard(drivers::test::TestDriver& driver);
+// Renews `driver`'s own watchdog (Driver::renewWatchdog); nullptr when the driver has none
+// (capabilities().watchdog is false). The driver must outlive the guard.
+std::unique_ptr<LeaseGuard> makeDriverWatchdogGuard(drivers::Driver& driver);
 
 // A watchdog device. It is opened (which starts it) at the first renewal, not before: a
 // blade that never got a lease has nothing to guard. Each renewal sets the device's

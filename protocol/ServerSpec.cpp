@@ -12,9 +12,14 @@ Json toJson(const ServerSpec& s) {
     nics.push_back(std::move(nic));
   }
   Json disks = Json::array();
-  for (const auto& d : s.disks) disks.push_back({{"path", d.path}, {"format", d.format}, {"read_only", d.readOnly}});
-  Json j{{"name", s.name},           {"uuid", s.uuid},           {"vcpus", s.vcpus},
-         {"memory_mib", s.memoryMib}, {"nics", std::move(nics)}, {"disks", std::move(disks)},
+  for (const auto& d : s.disks)
+    disks.push_back({{"path", d.path}, {"format", d.format}, {"read_only", d.readOnly}});
+  Json j{{"name", s.name},
+         {"uuid", s.uuid},
+         {"vcpus", s.vcpus},
+         {"memory_mib", s.memoryMib},
+         {"nics", std::move(nics)},
+         {"disks", std::move(disks)},
          {"xen_type", pool::toString(s.xenType)}};
   if (!s.kernel.empty()) j["kernel"] = s.kernel;
   if (!s.initrd.empty()) j["initrd"] = s.initrd;
@@ -38,11 +43,13 @@ ServerSpec serverSpecFromJson(const Json& j) {
     }
   if (auto it = j.find("disks"); it != j.end())
     for (const auto& d : *it)
-      s.disks.push_back({d.value("path", std::string()), d.value("format", std::string()), d.value("read_only", false)});
+      s.disks.push_back({d.value("path", std::string()), d.value("format", std::string()),
+                         d.value("read_only", false)});
   s.kernel = j.value("kernel", std::string());
   s.initrd = j.value("initrd", std::string());
   s.cmdline = j.value("cmdline", std::string());
-  s.xenType = pool::parseXenGuestType(j.value("xen_type", std::string("hvm"))).value_or(pool::XenGuestType::Hvm);
+  s.xenType = pool::parseXenGuestType(j.value("xen_type", std::string("hvm")))
+                  .value_or(pool::XenGuestType::Hvm);
   return s;
 }
 

@@ -1,7 +1,10 @@
 // The checks that need the whole set of declarations. Pure: structs and locations in,
 // diagnostics out; no YAML here.
 #include <algorithm>
+#include <cstdint>
+#include <iterator>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "config/Spelling.h"
@@ -60,12 +63,27 @@ class Checker {
                const std::string& context, const std::string& field, const Origin& origin) {
     if (index.count(name)) return true;
     if (set_.incomplete) return false;  // it may be declared in the document that did not parse
-    std::vector<std::string> names;
-    for (const auto& [n, i] : index) names.push_back(n);
+    if (diagnostics_.full()) {  // counted, not kept
+      diagnostics_.error(origin.at(field), {});
+      return false;
+    }
     std::string message = context + ": " + field + ": no " + kind + " named '" + name + "' is declared";
-    if (auto near = closestMatch(name, names)) message += " (did you mean '" + *near + "'?)";
+    if (auto near = suggest(index, name)) message += " (did you mean '" + *near + "'?)";
     diagnostics_.error(origin.at(field), message);
     return false;
+  }
+
+  // The name of `index` nearest to `name`, while suggestions stay cheap next to the load:
+  // at most kSpellingComparisons names compared in all, so a thousand misspelt references
+  // to a hundred thousand pools do not cost 10^8 comparisons.
+  std::optional<std::string> suggest(const std::map<std::string, std::size_t>& index, const std::string& name) {
+    if (index.size() > spellingLeft_) return std::nullopt;
+    spellingLeft_ -= index.size();
+    std::vector<std::string>& names = names_[&index];
+    if (names.empty()) {
+      for (const auto& [n, i] : index) names.push_back(n);
+    }
+    return closestMatch(name, names);
   }
 
   void checkNetworks() {
@@ -87,26 +105,40 @@ class Checker {
       for (std::size_t i = 0; i < ip.macs.size(); ++i) macs.push_back({ip.macs[i], p, "macs[" + std::to_string(i) + "]"});
       for (std::size_t i = 0; i < ip.uuids.size(); ++i) uuids.push_back({ip.uuids[i], p, "uuids[" + std::to_string(i) + "]"});
     }
+    std::map<std::uint64_t, std::pair<std::uint64_t, std::size_t>> macsTaken;
     for (std::size_t b = 0; b < macs.size(); ++b) {
-      for (std::size_t a = 0; a < b; ++a) {
-        if (macs[a].range.first <= macs[b].range.last && macs[b].range.first <= macs[a].range.last) {
-          overlap(macs[a].pool, macs[a].field, macs[b].pool, macs[b].field, "MAC");
-          break;
-        }
+      if (auto a = overlapping(macsTaken, macs[b].range.first, macs[b].range.last, b)) {
+        overlap(macs[*a].pool, macs[*a].field, macs[b].pool, macs[b].field, "MAC");
       }
     }
+    // A UUID range is an aligned block: from the prefix to the prefix with its low `bits` set.
+    using Uuid = std::pair<std::uint64_t, std::uint64_t>;
+    std::map<Uuid, std::pair<Uuid, std::size_t>> uuidsTaken;
     for (std::size_t b = 0; b < uuids.size(); ++b) {
-      for (std::size_t a = 0; a < b; ++a) {
-        const auto& x = uuids[a].range;
-        const auto& y = uuids[b].range;
-        int bits = std::max(x.bits, y.bits);
-        std::uint64_t mask = bits == 64 ? 0 : ~((1ull << bits) - 1);
-        if (x.prefixHi == y.prefixHi && (x.prefixLo & mask) == (y.prefixLo & mask)) {
-          overlap(uuids[a].pool, uuids[a].field, uuids[b].pool, uuids[b].field, "UUID");
-          break;
-        }
+      const auto& r = uuids[b].range;
+      const std::uint64_t low = r.bits >= 64 ? ~0ull : (1ull << r.bits) - 1;
+      const Uuid first{r.prefixHi, r.prefixLo & ~low};
+      const Uuid last{r.prefixHi, r.prefixLo | low};
+      if (auto a = overlapping(uuidsTaken, first, last, b)) {
+        overlap(uuids[*a].pool, uuids[*a].field, uuids[b].pool, uuids[b].field, "UUID");
       }
     }
+  }
+
+  // Checks the range [first, last] against the ranges accepted before it (start -> (last,
+  // index)). Those are disjoint, so sorted by start they are sorted by end too, and the
+  // lowest one that overlaps is the one holding `first` or else the next one. Returns its
+  // index, or accepts the range: O(log n) per range, where comparing every pair took a
+  // minute for an identity pool of 500,000 ranges. A range that overlaps is reported
+  // once and not compared with later ones.
+  template <class Key>
+  static std::optional<std::size_t> overlapping(std::map<Key, std::pair<Key, std::size_t>>& accepted, const Key& first,
+                                                const Key& last, std::size_t index) {
+    auto it = accepted.upper_bound(first);
+    if (it != accepted.begin() && !(std::prev(it)->second.first < first)) return std::prev(it)->second.second;
+    if (it != accepted.end() && !(last < it->first)) return it->second.second;
+    accepted.emplace(first, std::make_pair(last, index));
+    return std::nullopt;
   }
 
   void overlap(std::size_t firstPool, const std::string& firstField, std::size_t secondPool,
@@ -261,6 +293,9 @@ class Checker {
   const pool::Declarations& d_;
   Diagnostics& diagnostics_;
   std::map<std::string, std::size_t> partitions_, networks_, identityPools_, pools_, servers_;
+  static constexpr std::size_t kSpellingComparisons = 1'000'000;
+  std::size_t spellingLeft_ = kSpellingComparisons;
+  std::map<const std::map<std::string, std::size_t>*, std::vector<std::string>> names_;  // each index's names
 };
 
 }  // namespace

@@ -27,13 +27,17 @@ bool isPlainName(const std::string& name) {
 }
 
 // The name, if the mapping has a plain scalar one, for message contexts that read
-// "Server 'web'" even when the error is in a field before `name`.
-std::string contextFor(const std::string& kind, const YAML::Node& map) {
-  if (map.IsMap()) {
-    const YAML::Node name = map["name"];
-    if (name && name.IsScalar() && !name.Scalar().empty()) return kind + " '" + name.Scalar() + "'";
+// "Server 'web'" even when the error is in a field before `name`. A name too long to be
+// valid is cut (its own error quotes it whole): every message of the object repeats this.
+std::string contextFor(const std::string& kind, const YamlNode& map) {
+  const YamlNode* name = map.find("name");
+  if (!name || !name->isScalar() || name->scalar().empty()) return kind;
+  if (name->scalar().size() > kMaxName) {
+    std::size_t end = kMaxName;  // not inside a UTF-8 sequence: messages end up in JSON
+    while (end > 0 && (static_cast<unsigned char>(name->scalar()[end]) & 0xC0) == 0x80) --end;
+    return kind + " '" + name->scalar().substr(0, end) + "...'";
   }
-  return kind;
+  return kind + " '" + name->scalar() + "'";
 }
 
 // Reads and checks `name`; records its origin. Empty optional when unusable.
@@ -56,12 +60,36 @@ Origin originOf(const MapReader& r, const std::string& kind) {
   return origin;
 }
 
+// Counts `copies` objects of `each` against kMaxExpandedObjects. The first object that
+// would go past it is reported (at `key`, or the object when empty) and it and every later
+// one are left out; references to them are then not reported (the set is incomplete).
+bool admit(const MapReader& r, LocatedDeclarations& out, std::size_t each, std::int64_t copies,
+           std::string_view key = {}) {
+  if (out.expandedObjects > kMaxExpandedObjects) return false;  // reported once, at the first
+  const std::size_t cost = each * static_cast<std::size_t>(copies);
+  if (cost <= kMaxExpandedObjects - out.expandedObjects) {
+    out.expandedObjects += cost;
+    return true;
+  }
+  const std::string message = "this input would declare more than " + std::to_string(kMaxExpandedObjects) +
+                              " objects (replicas expanded, a server counting its NICs and disks), the most one "
+                              "load takes";
+  if (key.empty()) {
+    r.diagnostics().error(r.at(), r.context() + ": " + message);
+  } else {
+    r.error(key, message);
+  }
+  out.incomplete = true;
+  out.expandedObjects = kMaxExpandedObjects + 1;
+  return false;
+}
+
 // --- Partition -------------------------------------------------------------------------
 
 void readPartition(const MapReader& r, LocatedDeclarations& out) {
   Origin origin = originOf(r, "Partition");
   auto name = readName(r, origin);
-  if (!name) return;
+  if (!name || !admit(r, out, 1, 1)) return;
   out.declarations.partitions.push_back(pool::Partition{*name});
   out.partitions.push_back(std::move(origin));
 }
@@ -75,7 +103,7 @@ void readNetwork(const MapReader& r, LocatedDeclarations& out) {
   network.partition = r.string("partition", Need::Required).value_or("");
   r.remember(origin, "partition");
   if (auto vlan = r.integer("vlan", 1, 4094)) network.vlan = static_cast<int>(*vlan);
-  if (!name) return;
+  if (!name || !admit(r, out, 1, 1)) return;
   network.name = *name;
   out.declarations.networks.push_back(std::move(network));
   out.networks.push_back(std::move(origin));
@@ -112,7 +140,7 @@ void readIdentityPool(const MapReader& r, LocatedDeclarations& out) {
   if (!r.has("macs") && !r.has("uuids")) {
     r.missing("macs", " (an identity pool needs 'macs', 'uuids' or both)");
   }
-  if (!name) return;
+  if (!name || !admit(r, out, 1, 1)) return;
   identity.name = *name;
   out.declarations.identityPools.push_back(std::move(identity));
   out.identityPools.push_back(std::move(origin));
@@ -120,8 +148,8 @@ void readIdentityPool(const MapReader& r, LocatedDeclarations& out) {
 
 // --- Pool ------------------------------------------------------------------------------
 
-void readBladeMatch(const MapReader& parent, const YAML::Node& node, pool::BladeMatch& match) {
-  if (!node.IsMap()) {
+void readBladeMatch(const MapReader& parent, const YamlNode& node, pool::BladeMatch& match) {
+  if (!node.isMap()) {
     parent.diagnostics().error(parent.source().locate(node), parent.context() + ": blades.match: expected a mapping "
                                "with chassis, min_cores, min_memory, model or hypervisor, got " + describe(node));
     return;
@@ -140,18 +168,18 @@ void readBladeMatch(const MapReader& parent, const YAML::Node& node, pool::Blade
 }
 
 void readPoolBlades(const MapReader& parent, pool::Pool& p, Origin& origin) {
-  const YAML::Node* node = parent.node("blades");
+  const YamlNode* node = parent.node("blades");
   if (!node) {
     parent.missing("blades", " (a pool needs blades: {names: [...]} and/or {match: {...}})");
     return;
   }
-  if (!node->IsMap()) {
+  if (!node->isMap()) {
     parent.error("blades", "expected a mapping with 'names' and/or 'match', got " + describe(*node));
     return;
   }
   MapReader r(*node, parent.source(), parent.diagnostics(), parent.context(), "blades.", {"names", "match"});
   if (auto names = r.stringList("names", Need::Optional, &origin)) p.bladeNames = *names;
-  if (const YAML::Node* match = r.node("match")) {
+  if (const YamlNode* match = r.node("match")) {
     p.match.emplace();
     readBladeMatch(r, *match, *p.match);
   }
@@ -183,7 +211,7 @@ void readPool(const MapReader& r, LocatedDeclarations& out) {
   r.remember(origin, "borrow_from");
   p.identityPool = r.string("identity_pool").value_or("");
   r.remember(origin, "identity_pool");
-  if (!name) return;
+  if (!name || !admit(r, out, 1, 1)) return;
   p.name = *name;
   out.declarations.pools.push_back(std::move(p));
   out.pools.push_back(std::move(origin));
@@ -192,16 +220,16 @@ void readPool(const MapReader& r, LocatedDeclarations& out) {
 // --- Server ----------------------------------------------------------------------------
 
 void readNics(const MapReader& r, pool::Server& s, Origin& origin) {
-  const YAML::Node* node = r.node("nics");
+  const YamlNode* node = r.node("nics");
   if (!node) return;
-  if (!node->IsSequence()) {
+  if (!node->isSequence()) {
     r.error("nics", "expected a list of {network, mac?}, got " + describe(*node));
     return;
   }
   for (std::size_t i = 0; i < node->size(); ++i) {
-    const YAML::Node item = (*node)[i];
+    const YamlNode& item = node->item(i);
     std::string path = "nics[" + std::to_string(i) + "]";
-    if (!item.IsMap()) {
+    if (!item.isMap()) {
       r.diagnostics().error(r.source().locate(item),
                             r.context() + ": " + path + ": expected a mapping {network, mac?}, got " + describe(item));
       continue;
@@ -227,16 +255,16 @@ void readNics(const MapReader& r, pool::Server& s, Origin& origin) {
 }
 
 void readDisks(const MapReader& r, pool::Server& s) {
-  const YAML::Node* node = r.node("disks");
+  const YamlNode* node = r.node("disks");
   if (!node) return;
-  if (!node->IsSequence()) {
+  if (!node->isSequence()) {
     r.error("disks", "expected a list of {image, format?, readonly?}, got " + describe(*node));
     return;
   }
   for (std::size_t i = 0; i < node->size(); ++i) {
-    const YAML::Node item = (*node)[i];
+    const YamlNode& item = node->item(i);
     std::string path = "disks[" + std::to_string(i) + "]";
-    if (!item.IsMap()) {
+    if (!item.isMap()) {
       r.diagnostics().error(r.source().locate(item), r.context() + ": " + path +
                                                          ": expected a mapping {image, format?, readonly?}, got " +
                                                          describe(item));
@@ -258,9 +286,9 @@ void readDisks(const MapReader& r, pool::Server& s) {
 }
 
 void readBoot(const MapReader& r, pool::Server& s, Origin& origin) {
-  const YAML::Node* node = r.node("boot");
+  const YamlNode* node = r.node("boot");
   if (!node) return;
-  if (!node->IsMap()) {
+  if (!node->isMap()) {
     r.error("boot", "expected a mapping {kernel, initrd?, cmdline?}, got " + describe(*node));
     return;
   }
@@ -275,9 +303,9 @@ void readBoot(const MapReader& r, pool::Server& s, Origin& origin) {
 }
 
 void readXen(const MapReader& r, pool::Server& s, Origin& origin) {
-  const YAML::Node* node = r.node("xen");
+  const YamlNode* node = r.node("xen");
   if (!node) return;
-  if (!node->IsMap()) {
+  if (!node->isMap()) {
     r.error("xen", "expected a mapping {type: pv|pvh|hvm}, got " + describe(*node));
     return;
   }
@@ -306,13 +334,13 @@ void readServer(const MapReader& r, LocatedDeclarations& out) {
   readXen(r, s, origin);
   if (auto priority = r.integer("priority", INT_MIN, INT_MAX)) s.priority = static_cast<int>(*priority);
   s.antiAffinity = r.string("anti_affinity").value_or("");
-  if (const YAML::Node* power = r.node("power")) {
+  if (const YamlNode* power = r.node("power")) {
     // `power: on` is a YAML 1.1 boolean to some tools; accept every spelling of it.
-    if (power->IsScalar()) {
-      if (auto on = parseBoolean(power->Scalar())) {
+    if (power->isScalar()) {
+      if (auto on = parseBoolean(power->scalar())) {
         s.power = *on ? pool::PowerState::On : pool::PowerState::Off;
       } else {
-        r.error("power", "expected on or off, got '" + power->Scalar() + "'");
+        r.error("power", "expected on or off, got '" + power->scalar() + "'");
       }
     } else {
       r.error("power", "expected on or off, got " + describe(*power));
@@ -329,7 +357,7 @@ void readServer(const MapReader& r, LocatedDeclarations& out) {
   }
   s.identityPool = r.string("identity_pool").value_or("");
   r.remember(origin, "identity_pool");
-  std::optional<std::int64_t> replicas = r.integer("replicas", 1, 100000);
+  std::optional<std::int64_t> replicas = r.integer("replicas", 1, kMaxReplicas);
   if (replicas) {
     // Replicas share everything but the name; a fixed identity cannot be shared.
     if (!s.uuid.empty()) r.error("uuid", "a fixed uuid cannot be given to a template with replicas (each replica needs its own)");
@@ -342,7 +370,9 @@ void readServer(const MapReader& r, LocatedDeclarations& out) {
     }
   }
   if (!name) return;
+  const std::size_t each = 1 + s.nics.size() + s.disks.size();
   if (!replicas) {
+    if (!admit(r, out, each, 1)) return;
     s.name = *name;
     out.declarations.servers.push_back(std::move(s));
     out.servers.push_back(std::move(origin));
@@ -354,6 +384,7 @@ void readServer(const MapReader& r, LocatedDeclarations& out) {
                         " characters");
     return;
   }
+  if (!admit(r, out, each, *replicas, "replicas")) return;
   for (std::int64_t i = 0; i < *replicas; ++i) {
     pool::Server replica = s;
     replica.name = *name + "-" + std::to_string(i);
@@ -385,23 +416,24 @@ const std::vector<std::string>& knownFields(const std::string& kind) {
 void readDeclarations(const Documents& documents, LocatedDeclarations& out, Diagnostics& diagnostics) {
   if (documents.incomplete) out.incomplete = true;
   for (const Document& doc : documents.documents) {
-    const Location at = doc.source.locate(doc.node);
-    if (!doc.node.IsMap()) {
+    const YamlNode& node = *doc.node;
+    const Location at = doc.source.locate(node);
+    if (!node.isMap()) {
       diagnostics.error(at, "expected a declaration: a mapping with 'kind' (" + std::string("Partition, Network, "
-                            "IdentityPool, Pool or Server), got ") + describe(doc.node));
+                            "IdentityPool, Pool or Server), got ") + describe(node));
       continue;
     }
-    const YAML::Node kindNode = doc.node["kind"];
+    const YamlNode* kindNode = node.find("kind");
     if (!kindNode) {
       diagnostics.error(at, "missing required field 'kind' (expected Partition, Network, IdentityPool, Pool or Server)");
       continue;
     }
-    if (!kindNode.IsScalar()) {
-      diagnostics.error(doc.source.locate(kindNode), "kind: expected Partition, Network, IdentityPool, Pool or Server, got " +
-                                                         describe(kindNode));
+    if (!kindNode->isScalar()) {
+      diagnostics.error(doc.source.locate(*kindNode),
+                        "kind: expected Partition, Network, IdentityPool, Pool or Server, got " + describe(*kindNode));
       continue;
     }
-    const std::string kind = kindNode.Scalar();
+    const std::string kind = kindNode->scalar();
     if (std::find(kKinds.begin(), kKinds.end(), kind) == kKinds.end()) {
       std::string message = "kind: unknown kind '" + kind + "'";
       if (auto near = closestMatch(kind, kKinds)) {
@@ -409,10 +441,10 @@ void readDeclarations(const Documents& documents, LocatedDeclarations& out, Diag
       } else {
         message += " (expected Partition, Network, IdentityPool, Pool or Server)";
       }
-      diagnostics.error(doc.source.locate(kindNode), message);
+      diagnostics.error(doc.source.locate(*kindNode), message);
       continue;
     }
-    MapReader reader(doc.node, doc.source, diagnostics, contextFor(kind, doc.node), "", knownFields(kind));
+    MapReader reader(node, doc.source, diagnostics, contextFor(kind, node), "", knownFields(kind));
     if (kind == "Partition") readPartition(reader, out);
     if (kind == "Network") readNetwork(reader, out);
     if (kind == "IdentityPool") readIdentityPool(reader, out);
@@ -425,9 +457,9 @@ void readDeclarations(const Documents& documents, LocatedDeclarations& out, Diag
 
 namespace {
 
-void readBlade(const YAML::Node& node, const Source& source, const std::string& path, pool::Fabric& out,
+void readBlade(const YamlNode& node, const Source& source, const std::string& path, pool::Fabric& out,
                std::vector<Origin>& origins, Diagnostics& diagnostics) {
-  if (!node.IsMap()) {
+  if (!node.isMap()) {
     diagnostics.error(source.locate(node), path + ": expected a blade {name, chassis, slot, cores, memory, "
                                            "hypervisor}, got " + describe(node));
     return;
@@ -467,25 +499,26 @@ void readBlade(const YAML::Node& node, const Source& source, const std::string& 
 void readFabric(const Documents& documents, pool::Fabric& out, std::vector<Origin>& origins,
                 Diagnostics& diagnostics) {
   for (const Document& doc : documents.documents) {
-    if (!doc.node.IsMap()) {
-      diagnostics.error(doc.source.locate(doc.node), "expected a fabric: a mapping with 'blades', got " + describe(doc.node));
+    if (!doc.node->isMap()) {
+      diagnostics.error(doc.source.locate(*doc.node),
+                        "expected a fabric: a mapping with 'blades', got " + describe(*doc.node));
       continue;
     }
-    MapReader r(doc.node, doc.source, diagnostics, "fabric", "", {"kind", "blades"});
+    MapReader r(*doc.node, doc.source, diagnostics, "fabric", "", {"kind", "blades"});
     if (auto kind = r.string("kind"); kind && *kind != "Fabric") {
       r.error("kind", "expected Fabric in a fabric file, got '" + *kind + "'");
     }
-    const YAML::Node* blades = r.node("blades");
+    const YamlNode* blades = r.node("blades");
     if (!blades) {
       r.missing("blades");
       continue;
     }
-    if (!blades->IsSequence()) {
+    if (!blades->isSequence()) {
       r.error("blades", "expected a list of blades, got " + describe(*blades));
       continue;
     }
     for (std::size_t i = 0; i < blades->size(); ++i) {
-      readBlade((*blades)[i], doc.source, "blades[" + std::to_string(i) + "]", out, origins, diagnostics);
+      readBlade(blades->item(i), doc.source, "blades[" + std::to_string(i) + "]", out, origins, diagnostics);
     }
   }
 }

@@ -18,18 +18,32 @@ struct Location {
   std::string format() const { return file + ":" + std::to_string(line) + ":" + std::to_string(column); }
 };
 
+// The problems found in one load. Only the first kMaxKept are kept (a compiler's error
+// limit): an input of a million bad lines must not cost a million messages of memory, nor
+// the work of building them (`full()` lets a costly message be skipped); the rest are
+// counted and summed up in one last diagnostic.
 class Diagnostics {
  public:
+  static constexpr std::size_t kMaxKept = 1000;
+
   void error(const Location& at, std::string message) {
+    if (full()) {
+      if (dropped_++ == 0) firstDroppedFile_ = at.file;
+      return;
+    }
     list_.push_back(Diagnostic{at.file, at.line, at.column, std::move(message)});
   }
   bool empty() const { return list_.empty(); }
-  std::size_t size() const { return list_.size(); }
-  // File order (as given), then position: how a compiler lists them.
+  std::size_t size() const { return list_.size() + dropped_; }
+  // Further errors are counted, not kept.
+  bool full() const { return list_.size() >= kMaxKept; }
+  // File order (as given), then position: how a compiler lists them; then "N more".
   std::vector<Diagnostic> sorted(const std::vector<std::string>& fileOrder) &&;
 
  private:
   std::vector<Diagnostic> list_;
+  std::size_t dropped_ = 0;
+  std::string firstDroppedFile_;
 };
 
 // Where one declared object and its fields came from, so checks that run after parsing

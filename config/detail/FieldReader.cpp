@@ -9,20 +9,17 @@
 
 namespace loom::config::detail {
 
-Location Source::locate(const YAML::Mark& mark) const {
-  if (mark.is_null() || mark.line < 0) return Location{file, 0, 0};
-  return Location{file, firstLine + mark.line + 1, mark.column + 1};
+Location Source::locate(int line, int column) const {
+  if (line < 0 || column < 0) return Location{file, 0, 0};
+  return Location{file, firstLine + line + 1, column + 1};
 }
 
-Location Source::locate(const YAML::Node& node) const { return locate(node.Mark()); }
-
-std::string describe(const YAML::Node& node) {
-  switch (node.Type()) {
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Sequence: return "a sequence";
-    case YAML::NodeType::Scalar: return "'" + node.Scalar() + "'";
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined: return "nothing";
+std::string describe(const YamlNode& node) {
+  switch (node.type()) {
+    case YamlNode::Type::Map: return "a mapping";
+    case YamlNode::Type::Sequence: return "a sequence";
+    case YamlNode::Type::Scalar: return "'" + node.scalar() + "'";
+    case YamlNode::Type::Null: return "nothing";
   }
   return "something else";
 }
@@ -44,24 +41,28 @@ std::optional<bool> parseBoolean(std::string_view text) {
   return std::nullopt;
 }
 
-MapReader::MapReader(const YAML::Node& map, const Source& source, Diagnostics& diagnostics, std::string context,
+MapReader::MapReader(const YamlNode& map, const Source& source, Diagnostics& diagnostics, std::string context,
                      std::string path, std::vector<std::string> known)
     : source_(source), diagnostics_(diagnostics), context_(std::move(context)), path_(std::move(path)) {
   where_ = source_.locate(map);
-  if (!map.IsMap()) return;  // callers check the type and report it in their own words
-  for (auto it = map.begin(); it != map.end(); ++it) {
-    Entry entry{it->first.IsScalar() ? it->first.Scalar() : std::string(), it->first, it->second};
-    Location keyLocation = source_.locate(entry.keyNode);
-    if (!entry.keyNode.IsScalar()) {
-      diagnostics_.error(keyLocation, context_ + ": field names must be plain words, got " + describe(entry.keyNode));
+  if (!map.isMap()) return;  // callers check the type and report it in their own words
+  for (std::size_t i = 0; i < map.size(); ++i) {
+    Entry entry{map.key(i).scalar(), &map.key(i), &map.value(i)};
+    Location keyLocation = source_.locate(*entry.keyNode);
+    if (!entry.keyNode->isScalar()) {
+      diagnostics_.error(keyLocation, context_ + ": field names must be plain words, got " + describe(*entry.keyNode));
       continue;
     }
     if (const Entry* first = find(entry.key)) {
       diagnostics_.error(keyLocation, context_ + ": field '" + path_ + entry.key + "' is given twice (first at " +
-                                          source_.locate(first->keyNode).format() + ")");
+                                          source_.locate(*first->keyNode).format() + ")");
       continue;
     }
     if (std::find(known.begin(), known.end(), entry.key) == known.end()) {
+      if (diagnostics_.full()) {  // counted, not kept: spare the did-you-mean
+        diagnostics_.error(keyLocation, {});
+        continue;
+      }
       std::string message = context_ + ": unknown field '" + path_ + entry.key + "'";
       if (auto near = closestMatch(entry.key, known)) {
         message += " (did you mean '" + *near + "'?)";
@@ -84,23 +85,23 @@ const MapReader::Entry* MapReader::find(std::string_view key) const {
   return nullptr;
 }
 
-const YAML::Node* MapReader::node(std::string_view key) const {
+const YamlNode* MapReader::node(std::string_view key) const {
   const Entry* e = find(key);
-  return e ? &e->value : nullptr;
+  return e ? e->value : nullptr;
 }
 
 Location MapReader::keyAt(std::string_view key) const {
   const Entry* e = find(key);
-  return e ? source_.locate(e->keyNode) : where_;
+  return e ? source_.locate(*e->keyNode) : where_;
 }
 
 Location MapReader::valueAt(std::string_view key) const {
   const Entry* e = find(key);
   if (!e) return where_;
   // An empty value has no position of its own worth showing: point at its key.
-  if (e->value.IsNull()) return source_.locate(e->keyNode);
-  Location at = source_.locate(e->value);
-  return at.line == 0 ? source_.locate(e->keyNode) : at;
+  if (e->value->isNull()) return source_.locate(*e->keyNode);
+  Location at = source_.locate(*e->value);
+  return at.line == 0 ? source_.locate(*e->keyNode) : at;
 }
 
 void MapReader::error(std::string_view key, const std::string& message) const {
@@ -111,17 +112,17 @@ void MapReader::missing(std::string_view key, const std::string& why) const {
   diagnostics_.error(where_, context_ + ": missing required field '" + field(key) + "'" + why);
 }
 
-std::optional<std::string> MapReader::scalar(std::string_view key, const YAML::Node& value,
+std::optional<std::string> MapReader::scalar(std::string_view key, const YamlNode& value,
                                              const char* expected) const {
-  if (!value.IsScalar()) {
+  if (!value.isScalar()) {
     error(key, std::string("expected ") + expected + ", got " + describe(value));
     return std::nullopt;
   }
-  return value.Scalar();
+  return value.scalar();
 }
 
 std::optional<std::string> MapReader::string(std::string_view key, Need need) const {
-  const YAML::Node* value = node(key);
+  const YamlNode* value = node(key);
   if (!value) {
     if (need == Need::Required) missing(key);
     return std::nullopt;
@@ -136,7 +137,7 @@ std::optional<std::string> MapReader::string(std::string_view key, Need need) co
 
 std::optional<std::int64_t> MapReader::integer(std::string_view key, std::int64_t min, std::int64_t max,
                                                Need need) const {
-  const YAML::Node* value = node(key);
+  const YamlNode* value = node(key);
   if (!value) {
     if (need == Need::Required) missing(key);
     return std::nullopt;
@@ -158,7 +159,7 @@ std::optional<std::int64_t> MapReader::integer(std::string_view key, std::int64_
 }
 
 std::optional<bool> MapReader::boolean(std::string_view key, Need need) const {
-  const YAML::Node* value = node(key);
+  const YamlNode* value = node(key);
   if (!value) {
     if (need == Need::Required) missing(key);
     return std::nullopt;
@@ -171,7 +172,7 @@ std::optional<bool> MapReader::boolean(std::string_view key, Need need) const {
 }
 
 std::optional<pool::MiB> MapReader::size(std::string_view key, Need need, bool allowZero) const {
-  const YAML::Node* value = node(key);
+  const YamlNode* value = node(key);
   if (!value) {
     if (need == Need::Required) missing(key);
     return std::nullopt;
@@ -191,32 +192,32 @@ std::optional<pool::MiB> MapReader::size(std::string_view key, Need need, bool a
 }
 
 std::optional<std::vector<std::string>> MapReader::stringList(std::string_view key, Need need, Origin* origin) const {
-  const YAML::Node* value = node(key);
+  const YamlNode* value = node(key);
   if (!value) {
     if (need == Need::Required) missing(key);
     return std::nullopt;
   }
   std::vector<std::string> out;
-  if (value->IsScalar()) {
+  if (value->isScalar()) {
     if (origin) origin->fields[field(key) + "[0]"] = valueAt(key);
-    out.push_back(value->Scalar());
+    out.push_back(value->scalar());
     return out;
   }
-  if (!value->IsSequence()) {
+  if (!value->isSequence()) {
     error(key, "expected a string or a list of strings, got " + describe(*value));
     return std::nullopt;
   }
   bool good = true;
   for (std::size_t i = 0; i < value->size(); ++i) {
-    const YAML::Node item = (*value)[i];
+    const YamlNode& item = value->item(i);
     std::string itemField = field(key) + "[" + std::to_string(i) + "]";
-    if (!item.IsScalar()) {
+    if (!item.isScalar()) {
       diagnostics_.error(source_.locate(item), context_ + ": " + itemField + ": expected a string, got " + describe(item));
       good = false;
       continue;
     }
     if (origin) origin->fields[itemField] = source_.locate(item);
-    out.push_back(item.Scalar());
+    out.push_back(item.scalar());
   }
   if (!good) return std::nullopt;
   return out;

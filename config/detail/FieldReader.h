@@ -1,6 +1,6 @@
-// Internal (includes yaml-cpp; never included by a public header): reading one YAML
-// mapping field by field with typed accessors that report every problem with its
-// location, the field and what was expected, and carry on.
+// Internal (never included by a public header): reading one YAML mapping field by field
+// with typed accessors that report every problem with its location, the field and what
+// was expected, and carry on.
 #pragma once
 
 #include <cstdint>
@@ -10,24 +10,24 @@
 #include <string_view>
 #include <vector>
 
-#include <yaml-cpp/yaml.h>
-
 #include "config/detail/Diagnostics.h"
+#include "config/detail/YamlNode.h"
 #include "pool/Model.h"
 
 namespace loom::config::detail {
 
-// One YAML document's origin: yaml-cpp's marks are relative to the text it parsed,
-// which is one document of the file starting at `firstLine` (0-based).
+// One YAML document's origin: a node's line and column are relative to the text it was
+// parsed from, which is one document of the file starting at `firstLine` (0-based).
 struct Source {
   std::string file;
   int firstLine = 0;
-  Location locate(const YAML::Mark& mark) const;
-  Location locate(const YAML::Node& node) const;
+  // `line` and `column` 0-based within the document; negative when unknown.
+  Location locate(int line, int column) const;
+  Location locate(const YamlNode& node) const { return locate(node.line(), node.column()); }
 };
 
 // "a mapping", "a sequence", "'text'", "nothing": how a wrong value is quoted back.
-std::string describe(const YAML::Node& node);
+std::string describe(const YamlNode& node);
 
 enum class Need { Optional, Required };
 
@@ -36,12 +36,12 @@ class MapReader {
   // `context` prefixes every message ("Server 'web'"); `path` prefixes field names for
   // nested mappings ("nics[0]."). Duplicate keys and keys outside `known` are reported
   // here, once, with a did-you-mean when a known key is within two edits.
-  MapReader(const YAML::Node& map, const Source& source, Diagnostics& diagnostics, std::string context,
+  MapReader(const YamlNode& map, const Source& source, Diagnostics& diagnostics, std::string context,
             std::string path, std::vector<std::string> known);
 
   bool has(std::string_view key) const { return find(key) != nullptr; }
   // The value node, or nullptr when absent.
-  const YAML::Node* node(std::string_view key) const;
+  const YamlNode* node(std::string_view key) const;
   Location at() const { return where_; }
   Location keyAt(std::string_view key) const;
   Location valueAt(std::string_view key) const;  // falls back to the key for empty values
@@ -84,11 +84,11 @@ class MapReader {
  private:
   struct Entry {
     std::string key;
-    YAML::Node keyNode;
-    YAML::Node value;
+    const YamlNode* keyNode;
+    const YamlNode* value;
   };
   const Entry* find(std::string_view key) const;
-  std::optional<std::string> scalar(std::string_view key, const YAML::Node& value, const char* expected) const;
+  std::optional<std::string> scalar(std::string_view key, const YamlNode& value, const char* expected) const;
 
   const Source& source_;
   Diagnostics& diagnostics_;

@@ -117,6 +117,7 @@ Capabilities KvmDriver::capabilities() const {
   c.events = true;
   c.directKernelBoot = true;
   c.persistentDefinitions = config_.uri.rfind("test:", 0) != 0;  // test:// lives in our process
+  c.personalities = pool::HypervisorSet::of(pool::Hypervisor::Kvm);
   return c;
 }
 
@@ -169,6 +170,7 @@ Result<NodeInfo> KvmDriver::nodeInfo() {
   if (auto caps = (*conn)->capabilitiesXml(); caps) n.cpuModel = hostCpuModelFromCapabilities(*caps);
   if (n.cpuModel.empty()) n.cpuModel = ni->model;
   n.hypervisor = "kvm";
+  n.personality = pool::Hypervisor::Kvm;
   n.version = *version;
   return n;
 }

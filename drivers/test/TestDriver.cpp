@@ -100,6 +100,7 @@ struct TestDriver::Core {
   Journal journal;
   TimeMs watchdogDeadline = kNever;
   std::optional<TimeMs> watchdogFiredAt;
+  std::optional<pool::Hypervisor> personality;  // given by preparePersonality
   // The deadline the state file holds: never later than watchdogDeadline (see armWatchdog).
   TimeMs savedWatchdogDeadline = kNever;
   std::vector<EventCallback> subscribers;
@@ -217,6 +218,7 @@ void TestDriver::Core::saveLocked() {
     list.push_back(std::move(j));
   }
   nlohmann::json state{{"blade", config.blade}, {"domains", list}};
+  if (personality) state["personality"] = pool::toString(*personality);
   if (watchdogFiredAt) {
     state["watchdog"] = {{"fired_at_ms", *watchdogFiredAt}};
   } else if (watchdogDeadline != kNever) {
@@ -252,6 +254,11 @@ Status TestDriver::Core::loadStateFile() {
       dom.state = stateFrom(d.at("state"));
       if (d.contains("crash_at_ms")) dom.crashAtMs = d["crash_at_ms"].get<TimeMs>();
       domains.emplace(dom.spec.name, std::move(dom));
+    }
+    if (j.contains("personality")) {
+      const auto text = j["personality"].get<std::string>();
+      personality = pool::parseHypervisor(text);
+      if (!personality) throw std::runtime_error("unknown personality '" + text + "'");
     }
     if (j.contains("watchdog")) {
       const auto& w = j["watchdog"];
@@ -395,6 +402,8 @@ Capabilities TestDriver::capabilities() const {
   c.events = core_->config.events;
   c.directKernelBoot = true;
   c.persistentDefinitions = false;  // definitions live in this process only
+  c.personalities = pool::HypervisorSet::all();
+  c.watchdog = true;
   return c;
 }
 
@@ -410,6 +419,8 @@ Result<NodeInfo> TestDriver::nodeInfo() {
   n.cpuModel = core_->config.cpuModel;
   n.hypervisor = "test";
   n.version = "loom-test 1";
+  std::lock_guard lock(core_->mu);
+  n.personality = core_->personality;
   return n;
 }
 
@@ -561,6 +572,21 @@ Status TestDriver::subscribe(EventCallback callback) {
   return okStatus();
 }
 
+Status TestDriver::preparePersonality(pool::Hypervisor hypervisor) {
+  return withCore(core_, [&](Core::Events&) -> Status {
+    if (core_->personality != hypervisor) {
+      core_->personality = hypervisor;
+      core_->changed = true;
+    }
+    return okStatus();
+  });
+}
+
+Status TestDriver::renewWatchdog(std::int64_t remainingMs) {
+  armWatchdog(core_->clock->nowMs() + remainingMs);
+  return okStatus();
+}
+
 void TestDriver::armWatchdog(TimeMs deadlineMs) {
   withCore(core_, [&](Core::Events& events) {
     auto& c = *core_;
@@ -580,7 +606,7 @@ void TestDriver::armWatchdog(TimeMs deadlineMs) {
   });
 }
 
-void TestDriver::disarmWatchdog() {
+Status TestDriver::disarmWatchdog() {
   withCore(core_, [&](Core::Events&) {
     auto& c = *core_;
     if (c.watchdogDeadline != kNever || c.watchdogFiredAt || c.savedWatchdogDeadline != kNever) c.changed = true;
@@ -588,6 +614,7 @@ void TestDriver::disarmWatchdog() {
     c.watchdogFiredAt.reset();
     return 0;
   });
+  return okStatus();
 }
 
 bool TestDriver::watchdogFired() {

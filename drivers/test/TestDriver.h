@@ -12,8 +12,9 @@
 //   crash_after_ms=N       every started domain crashes N ms after its start
 //   journal=PATH           also append the journal to PATH (see Journal.h)
 //   events=false           capabilities().events off; subscribe() returns Unsupported
-//   state_file=PATH        keep the domains (specs, run state) and the lease watchdog in
-//                          PATH, rewritten on every change; a driver created on an existing
+//   state_file=PATH        keep the domains (specs, run state), the blade's personality and
+//                          the lease watchdog in PATH, rewritten on every change; a driver
+//                          created on an existing
 //                          file reloads them as they were, journaling nothing (they never
 //                          stopped). This is how a simulated blade's domains outlive its
 //                          agent process, the way a real hypervisor keeps running while
@@ -76,6 +77,11 @@ class TestDriver final : public Driver {
   Result<std::vector<DomainInfo>> list() override;
   Result<DomainInfo> info(const std::string& name) override;
   Status subscribe(EventCallback callback) override;
+  // Plays either personality; the one given is reported by nodeInfo() and kept in the
+  // state file, as a real blade keeps its hypervisor install.
+  Status preparePersonality(pool::Hypervisor hypervisor) override;
+  // armWatchdog(now + remainingMs) on the driver's clock.
+  Status renewWatchdog(std::int64_t remainingMs) override;
 
   // The lease watchdog (self-fencing, DESIGN.md §5). Arms or renews it: if the clock
   // reaches `deadlineMs` before the next armWatchdog, every running domain is destroyed
@@ -98,7 +104,7 @@ class TestDriver final : public Driver {
   // file is rewritten about once per L/2 ms instead of once per H ms. A first arm, a re-arm
   // after a firing, a deadline moved backward and disarmWatchdog are always saved.
   void armWatchdog(TimeMs deadlineMs);
-  void disarmWatchdog();
+  Status disarmWatchdog() override;
   bool watchdogFired();
 
   // Applies everything due by now (crashes, watchdog); every other call does this too.

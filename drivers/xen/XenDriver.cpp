@@ -84,6 +84,7 @@ Capabilities XenDriver::capabilities() const {
   caps.directKernelBoot = true;
   // Definitions live in Loom's own store (state_dir), not in the hypervisor.
   caps.persistentDefinitions = false;
+  caps.personalities = pool::HypervisorSet::of(pool::Hypervisor::Xen);
   return caps;
 }
 
@@ -109,7 +110,9 @@ ProbeResult XenDriver::probe() {
 Result<NodeInfo> XenDriver::nodeInfo() {
   auto ctx = connect();
   if (!ctx) return ctx.error();
-  return (*ctx)->nodeInfo();
+  auto info = (*ctx)->nodeInfo();
+  if (info) info->personality = pool::Hypervisor::Xen;
+  return info;
 }
 
 Result<std::optional<LiveDomain>> XenDriver::findLive(const std::string& name) {

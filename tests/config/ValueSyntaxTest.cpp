@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <random>
+
 #include "config/Spelling.h"
 #include "config/ValueSyntax.h"
 
@@ -72,6 +75,29 @@ TEST(Spelling, SuggestsWithinTwoEditsCaseInsensitively) {
   EXPECT_EQ(closestMatch("memroy", {"name", "memory", "vcpus"}), "memory");
   EXPECT_EQ(closestMatch("server", {"Partition", "Server"}), "Server");
   EXPECT_FALSE(closestMatch("colour", {"name", "vlan"}).has_value());
+}
+
+TEST(Spelling, ClosestMatchIsTheNearestByFullEditDistance) {
+  // closestMatch stops counting past the best distance so far (a huge word costs no more
+  // than a short one); it must still pick what comparing every full distance picks.
+  std::mt19937 random(7);
+  auto word = [&] {
+    std::string w(random() % 9, 'a');
+    for (char& c : w) c = static_cast<char>('a' + random() % 3);
+    return w;
+  };
+  for (int round = 0; round < 2000; ++round) {
+    std::vector<std::string> candidates(1 + random() % 6);
+    for (auto& c : candidates) c = word();
+    const std::string w = word();
+    std::optional<std::string> expected;
+    std::size_t best = 3;
+    for (const auto& c : candidates) {
+      if (editDistance(w, c) < best) best = editDistance(w, c), expected = c;
+    }
+    ASSERT_EQ(closestMatch(w, candidates), expected) << "word '" << w << "'";
+  }
+  EXPECT_EQ(closestMatch(std::string(1 << 20, 'x'), {"memory", "name"}), std::nullopt);
 }
 
 }  // namespace

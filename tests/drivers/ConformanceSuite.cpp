@@ -237,7 +237,32 @@ TEST_P(DriverConformance, UnsupportedOperationsReturnUnsupported) {
     ASSERT_FALSE(defined.ok());
     EXPECT_EQ(defined.error().code, Errc::Unsupported) << defined.error().message;
   }
+  if (!caps.watchdog) {
+    auto renewed = driver().renewWatchdog(60'000);
+    ASSERT_FALSE(renewed.ok());
+    EXPECT_EQ(renewed.error().code, Errc::Unsupported) << renewed.error().message;
+  }
   // A driver that offers every optional operation has nothing to refuse here, which passes.
+}
+
+// prepare-hypervisor: a blade becomes what its driver can be, and says so afterwards.
+TEST_P(DriverConformance, PersonalitiesItOffersArePreparedAndOthersAreUnsupported) {
+  const Capabilities caps = driver().capabilities();
+  EXPECT_FALSE(caps.personalities.empty()) << "a driver runs at least one hypervisor";
+  for (auto hv : {pool::Hypervisor::Kvm, pool::Hypervisor::Xen}) {
+    auto prepared = driver().preparePersonality(hv);
+    if (!caps.personalities.has(hv)) {
+      ASSERT_FALSE(prepared.ok()) << pool::toString(hv);
+      EXPECT_EQ(prepared.error().code, Errc::Unsupported) << prepared.error().message;
+      EXPECT_NE(prepared.error().message.find(pool::toString(hv)), std::string::npos) << prepared.error().message;
+      continue;
+    }
+    ASSERT_OK(prepared);
+    ASSERT_OK(driver().preparePersonality(hv));  // idempotent
+    auto info = driver().nodeInfo();
+    ASSERT_OK(info);
+    EXPECT_EQ(info->personality, hv) << pool::toString(hv);
+  }
 }
 
 TEST_P(DriverConformance, EventsReportAStart) {

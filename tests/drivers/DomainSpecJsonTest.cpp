@@ -1,7 +1,7 @@
 // The drivers' one JSON form of a DomainSpec (Xen definition store, test driver state).
-#include "drivers/DomainSpecJson.h"
-
 #include <gtest/gtest.h>
+
+#include "drivers/DomainSpecJson.h"
 
 namespace loom::drivers {
 namespace {
@@ -43,7 +43,8 @@ TEST(DomainSpecJson, RoundTripsEveryField) {
 
 // The test driver's state files held xen_type as the number of the drivers' old enum.
 TEST(DomainSpecJson, ReadsTheNumberedGuestTypeOfOlderStateFiles) {
-  for (auto [number, type] : {std::pair{0, XenGuestType::Hvm}, {1, XenGuestType::Pv}, {2, XenGuestType::Pvh}}) {
+  for (auto [number, type] :
+       {std::pair{0, XenGuestType::Hvm}, {1, XenGuestType::Pv}, {2, XenGuestType::Pvh}}) {
     auto j = toJson(sample());
     j["xen_type"] = number;
     auto back = domainSpecFromJson(j);

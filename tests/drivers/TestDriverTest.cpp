@@ -274,6 +274,7 @@ TEST(TestDriver, StateFileWrittenBeforeTheSharedCodecLoads) {
     EXPECT_EQ(f.state("web-02"), DomainState::Defined);
     EXPECT_EQ(f.driver->info("web-01")->macs, std::vector<std::string>{"52:54:00:10:00:01"});
     EXPECT_TRUE(f.driver->journal().empty());
+    EXPECT_EQ(f.driver->nodeInfo()->personality, std::nullopt) << "the agent kept it then, in a file of its own";
     // The watchdog came back too: at its deadline the running domain ends.
     f.clock->advance(5000);
     EXPECT_EQ(f.state("web-01"), DomainState::Shutoff);
@@ -287,6 +288,44 @@ TEST(TestDriver, StateFileWrittenBeforeTheSharedCodecLoads) {
   EXPECT_EQ(g.state("web-01"), DomainState::Shutoff);
   EXPECT_FALSE(g.driver->info("web-02").ok());
   std::filesystem::remove(path);
+}
+
+// A simulated blade keeps the personality it was given, as a real blade keeps its
+// hypervisor install: the next agent reads it from nodeInfo and registers with it.
+TEST(TestDriver, PersonalityIsKeptInTheStateFile) {
+  const std::string path = tempPath("personality") + ".json";
+  std::filesystem::remove(path);
+  {
+    Fixture f(Params{{"state_file", path}});
+    EXPECT_EQ(f.driver->nodeInfo()->personality, std::nullopt) << "never prepared";
+    ASSERT_TRUE(f.driver->preparePersonality(pool::Hypervisor::Xen).ok());
+    EXPECT_EQ(f.driver->nodeInfo()->personality, pool::Hypervisor::Xen);
+  }
+  Fixture g(Params{{"state_file", path}});
+  EXPECT_EQ(g.driver->nodeInfo()->personality, pool::Hypervisor::Xen);
+  ASSERT_TRUE(g.driver->preparePersonality(pool::Hypervisor::Kvm).ok());  // repurposed again
+  Fixture h(Params{{"state_file", path}});
+  EXPECT_EQ(h.driver->nodeInfo()->personality, pool::Hypervisor::Kvm);
+  std::filesystem::remove(path);
+}
+
+// The lease guard's interface: a renewal arms the watchdog that far ahead on the
+// driver's clock.
+TEST(TestDriver, RenewingTheWatchdogArmsItThatFarAhead) {
+  Fixture f;
+  ASSERT_TRUE(f.driver->capabilities().watchdog);
+  ASSERT_TRUE(f.driver->define(server("web-01", 1)).ok());
+  ASSERT_TRUE(f.driver->start("web-01").ok());
+  ASSERT_TRUE(f.driver->renewWatchdog(1000).ok());
+  f.clock->advance(999);
+  EXPECT_EQ(f.state("web-01"), DomainState::Running);
+  ASSERT_TRUE(f.driver->renewWatchdog(1000).ok());  // renewed: now due at 1999
+  f.clock->advance(999);
+  EXPECT_EQ(f.state("web-01"), DomainState::Running);
+  f.clock->advance(1);
+  EXPECT_EQ(f.state("web-01"), DomainState::Shutoff);
+  ASSERT_FALSE(f.driver->journal().empty());
+  EXPECT_EQ(f.driver->journal().back().timeMs, kT0 + 1999);
 }
 
 TEST(TestDriver, UnreadableStateFileIsAnError) {

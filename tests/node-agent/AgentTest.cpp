@@ -5,11 +5,46 @@
 
 #include "drivers/test/TestDriver.h"
 #include "node-agent/Agent.h"
+#include "node-agent/LeaseGuard.h"
 
 namespace loom::agent {
 namespace {
 
 using protocol::Json;
+
+// A blade whose driver is one hypervisor, as the real ones are: the test driver underneath,
+// offering only KVM.
+class KvmOnlyDriver final : public drivers::Driver {
+ public:
+  explicit KvmOnlyDriver(std::unique_ptr<drivers::test::TestDriver> d) : d_(std::move(d)) {}
+  std::string name() const override { return "kvm"; }
+  drivers::Capabilities capabilities() const override {
+    auto c = d_->capabilities();
+    c.personalities = pool::HypervisorSet::of(pool::Hypervisor::Kvm);
+    c.watchdog = false;
+    return c;
+  }
+  drivers::ProbeResult probe() override { return d_->probe(); }
+  Result<drivers::NodeInfo> nodeInfo() override { return d_->nodeInfo(); }
+  Status define(const drivers::DomainSpec& s) override { return d_->define(s); }
+  Status start(const std::string& n) override { return d_->start(n); }
+  Status stop(const std::string& n, int t) override { return d_->stop(n, t); }
+  Status destroy(const std::string& n) override { return d_->destroy(n); }
+  Status undefine(const std::string& n) override { return d_->undefine(n); }
+  Result<std::vector<drivers::DomainInfo>> list() override { return d_->list(); }
+  Result<drivers::DomainInfo> info(const std::string& n) override { return d_->info(n); }
+  Status subscribe(drivers::EventCallback cb) override { return d_->subscribe(std::move(cb)); }
+
+ private:
+  std::unique_ptr<drivers::test::TestDriver> d_;
+};
+
+struct HarnessOptions {
+  std::string blade = "b1";
+  std::shared_ptr<drivers::test::Clock> clock = drivers::test::systemClock();
+  bool driverWatchdog = false;  // the agent's lease guard is the driver's watchdog
+  bool kvmOnly = false;         // the driver offers one personality (KvmOnlyDriver)
+};
 
 struct Harness {
   std::vector<Json> sent;
@@ -17,19 +52,27 @@ struct Harness {
   std::unique_ptr<Agent> agent;
   drivers::test::TestDriver* driver = nullptr;  // owned by the agent
   std::int64_t now = 0;
-  explicit Harness(const std::string& blade = "b1") {
+  explicit Harness(const std::string& blade = "b1") : Harness(HarnessOptions{blade}) {}
+  explicit Harness(HarnessOptions o) {
     drivers::test::TestDriverConfig cfg;
-    cfg.blade = blade;
-    auto driver = drivers::test::TestDriver::create(cfg);
-    this->driver = driver->get();
+    cfg.blade = o.blade;
+    auto made = drivers::test::TestDriver::create(cfg, o.clock);
+    this->driver = made->get();
+    std::unique_ptr<drivers::Driver> driver;
+    if (o.kvmOnly) driver = std::make_unique<KvmOnlyDriver>(std::move(*made));
+    else driver = std::move(*made);
+    auto guard = o.driverWatchdog ? makeDriverWatchdogGuard(*driver) : nullptr;
     AgentConfig ac;
-    ac.blade = blade;
+    ac.blade = o.blade;
     ac.inventory.cores = 8;
     ac.inventory.memoryMib = 16384;
-    agent = std::make_unique<Agent>(ac, std::move(*driver), [this](const Json& f) {
-      if (connected) sent.push_back(f);
-      return connected;
-    });
+    agent = std::make_unique<Agent>(
+        ac, std::move(driver),
+        [this](const Json& f) {
+          if (connected) sent.push_back(f);
+          return connected;
+        },
+        std::move(guard));
     agent->start(now);
   }
   void frame(const Json& f) { agent->onFrame(f.dump(), now); }
@@ -404,6 +447,57 @@ TEST(Agent, LateRegistrationAnswersInABurstBringOneNewRegisterNotOneEach) {
   for (auto seq : seqs) h.frame(protocol::encode(protocol::Registered{5000, 1000, seq}));
   EXPECT_EQ(ofType(h.sent, "register").size(), 1u);
   EXPECT_FALSE(h.agent->registered());
+}
+
+protocol::PlanMsg prepare(std::uint64_t op, const std::string& hypervisor) {
+  protocol::PlanMsg plan;
+  plan.steps.push_back({op, pool::StepKind::PrepareHypervisor, "", hypervisor, std::nullopt});
+  return plan;
+}
+
+TEST(Agent, PrepareHypervisorGivesTheBladeAPersonalityItRegistersWithFromThenOn) {
+  Harness h;
+  h.frame(protocol::encode(protocol::Registered{5000, 1000}));
+  h.sent.clear();
+  h.frame(protocol::encode(prepare(1, "xen")));
+  ASSERT_EQ(h.sent.size(), 1u);
+  EXPECT_TRUE(h.sent[0]["ok"].get<bool>()) << h.sent[0].dump();
+  EXPECT_EQ(h.driver->nodeInfo()->personality, pool::Hypervisor::Xen) << "kept by the driver, for the next agent";
+  h.sent.clear();
+  h.frame(protocol::encode(protocol::Reregister{}));
+  ASSERT_EQ(ofType(h.sent, "register").size(), 1u);
+  EXPECT_EQ(ofType(h.sent, "register")[0]["inventory"]["personality"], "xen");
+}
+
+TEST(Agent, PrepareHypervisorForAPersonalityItsDriverLacksIsRefusedNamingTheBlade) {
+  Harness h(HarnessOptions{.kvmOnly = true});
+  h.frame(protocol::encode(protocol::Registered{5000, 1000}));
+  h.sent.clear();
+  h.frame(protocol::encode(prepare(1, "xen")));
+  ASSERT_EQ(h.sent.size(), 1u);
+  EXPECT_FALSE(h.sent[0]["ok"].get<bool>());
+  EXPECT_EQ(h.sent[0]["error"], "blade 'b1' runs the kvm driver and cannot become a xen blade in place");
+  h.sent.clear();
+  h.frame(protocol::encode(prepare(2, "kvm")));
+  ASSERT_EQ(h.sent.size(), 1u);
+  EXPECT_TRUE(h.sent[0]["ok"].get<bool>()) << h.sent[0].dump();
+}
+
+// A frozen agent cannot fence: its lease guard must. With a driver that models the blade's
+// watchdog, each lease renews it, and when renewals stop the domains end at the lease's end
+// without the agent doing anything.
+TEST(Agent, TheDriversWatchdogGuardsTheLeaseWhenTheAgentFreezes) {
+  auto clock = std::make_shared<drivers::test::ManualClock>();
+  Harness h(HarnessOptions{.clock = clock, .driverWatchdog = true});
+  h.frame(protocol::encode(protocol::Registered{5000, 1000}));  // lease until 5000 (register sent at 0)
+  h.frame(protocol::encode(definesAndStarts(1)));
+  ASSERT_EQ(stateOf(*h.driver, "web-0"), "running");
+  // The agent freezes: no tick, no frame. Its blade's clock runs on.
+  clock->advance(4999);
+  EXPECT_EQ(stateOf(*h.driver, "web-0"), "running");
+  clock->advance(1);
+  EXPECT_EQ(stateOf(*h.driver, "web-0"), "shutoff");
+  EXPECT_TRUE(h.driver->watchdogFired());
 }
 
 }  // namespace

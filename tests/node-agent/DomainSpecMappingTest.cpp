@@ -1,10 +1,9 @@
 // ServerSpec (the fabric's) -> DomainSpec (the driver's): the server's identity arrives
 // unchanged, and the blade adds what only it knows.
-#include "node-agent/DomainSpecMapping.h"
-
 #include <gtest/gtest.h>
 
 #include "drivers/SpecValidation.h"
+#include "node-agent/DomainSpecMapping.h"
 
 namespace loom::agent {
 namespace {

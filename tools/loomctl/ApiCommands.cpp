@@ -148,12 +148,19 @@ bool confirm(Context& context, const std::string& question) {
   return answer == "y" || answer == "Y" || answer == "yes" || answer == "Yes";
 }
 
+// A declaration file, read no further than loomd would take it (its HTTP body limit), so
+// `-f /dev/zero` is an error, not a process that grows forever.
 std::string readFile(const std::string& path) {
-  std::ifstream in(path);
+  constexpr std::size_t kMaxBytes = std::size_t{16} << 20;
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw CommandError("cannot read '" + path + "'");
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
+  std::string out;
+  char buf[65536];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    out.append(buf, static_cast<std::size_t>(in.gcount()));
+    if (out.size() > kMaxBytes) throw CommandError("'" + path + "' is larger than 16 MiB: split it into several files");
+  }
+  return out;
 }
 
 std::string urlEncode(const std::string& value) {

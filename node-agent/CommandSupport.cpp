@@ -1,0 +1,67 @@
+#include "node-agent/CommandSupport.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <iostream>
+#include <sstream>
+
+namespace loom::agent {
+namespace {
+
+// What a signal stops: set while a loop runs. stop() on each is async-signal-safe.
+std::atomic<AgentHost*> gHost{nullptr};
+std::atomic<FabricRelay*> gRelay{nullptr};
+
+void onSignal(int) {
+  if (auto* h = gHost.load()) h->stop();
+  if (auto* r = gRelay.load()) r->stop();
+}
+
+}  // namespace
+
+int fail(const std::string& message) {
+  std::cerr << "loom-agent: " << message << "\n";
+  return 1;
+}
+
+std::string hostName() {
+  char buf[256] = {};
+  gethostname(buf, sizeof buf - 1);
+  return buf;
+}
+
+std::vector<std::string> splitComma(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+std::vector<std::string> hypervisorNames(pool::HypervisorSet set) {
+  std::vector<std::string> out;
+  if (set.has(pool::Hypervisor::Kvm)) out.push_back("kvm");
+  if (set.has(pool::Hypervisor::Xen)) out.push_back("xen");
+  return out;
+}
+
+void runUntilSignalled(AgentHost& host) {
+  gHost = &host;
+  std::signal(SIGINT, onSignal);
+  std::signal(SIGTERM, onSignal);
+  host.run();
+  gHost = nullptr;
+}
+
+void runUntilSignalled(FabricRelay& relay) {
+  gRelay = &relay;
+  std::signal(SIGINT, onSignal);
+  std::signal(SIGTERM, onSignal);
+  relay.run();
+  gRelay = nullptr;
+}
+
+}  // namespace loom::agent
