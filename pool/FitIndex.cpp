@@ -106,6 +106,7 @@ void State::bind(int si, int bi) {
   b.freeMemory -= static_cast<std::int64_t>(s.memory);
   if (s.dedicated) b.dedicated = true;
   if (building) return;  // the constructor indexes every blade once, at the end
+  markServer(si);
   if (b.bucket != kNone || placeable(b)) reindex(bi);
   // Its steps change here, and where a domain of it is left (kept or undefined).
   markStale(bi);
@@ -130,6 +131,7 @@ void State::unbind(int si) {
   b.freeMemory += static_cast<std::int64_t>(s.memory);
   if (s.dedicated) b.dedicated = false;
   reindex(bi);
+  markServer(si);
   markStale(bi);
   s.definedOn.forEach([&](int d) { markStale(d); });
 }

@@ -101,6 +101,7 @@ void State::claimHome(int bi, Output& out) {
 
 void State::setHome(int si, int bi) {
   servers[si].home = bi;
+  markServer(si);
   blades[bi].homed.push_back(si);
   awayList.push_back(si);
 }
@@ -247,6 +248,7 @@ void State::placeAll(std::vector<Request> requests, Output& out) {
           clearHome(r.server);
           s.displaced = false;
           s.held = true;
+          markServer(r.server);
           out.unplaceable.push_back({s.name, "failover: none"});
           break;
         }
@@ -260,6 +262,7 @@ void State::placeAll(std::vector<Request> requests, Output& out) {
         if (b == kNone) {
           // Displaced: retried as a failover (home first, spares allowed) until it fits.
           s.displaced = true;
+          markServer(r.server);
           s.pending = true;
           pendingList.push_back(r.server);
           out.unplaceable.push_back({s.name, explainNoFailover(r.server)});

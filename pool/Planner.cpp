@@ -348,6 +348,17 @@ PlanDelta State::toDelta(Output& out) const {
   return delta;
 }
 
+void State::listChangedServers(PlanDelta& delta) {
+  std::sort(changedServers.begin(), changedServers.end());
+  for (int si : changedServers) {
+    ServerSlot& s = servers[si];
+    s.changed = false;
+    delta.servers.push_back({s.name, s.blade == kNone ? std::string() : blades[s.blade].name,
+                             s.home == kNone ? std::string() : blades[s.home].name, s.held, s.displaced});
+  }
+  changedServers.clear();
+}
+
 }  // namespace detail
 
 using detail::kNone;
@@ -395,6 +406,8 @@ Plan Planner::plan(TimeMs /*now: leases are judged by the controller before it r
   for (int s : alreadyHeld) out.unplaceable.push_back({st.servers[s].name, "failover: none"});
   // The full plan gives every blade's steps, whatever changed.
   st.emitSteps(std::move(blades), out);
+  for (int si : st.changedServers) st.servers[si].changed = false;
+  st.changedServers.clear();  // Plan::next says it all
   return st.toPlan(out);
 }
 
@@ -409,7 +422,21 @@ PlanDelta Planner::bladeStateChanged(const std::string& blade, BladeState state,
   detail::Output out;
   st.changeBladeState(it->second, state, out);
   st.emitSteps({}, out);
-  return st.toDelta(out);
+  PlanDelta delta = st.toDelta(out);
+  st.listChangedServers(delta);
+  return delta;
+}
+
+void Planner::touch(const std::string& blade) {
+  detail::State& st = *state_;
+  if (auto it = st.bladeIndex.find(blade); it != st.bladeIndex.end()) st.markStale(it->second);
+}
+
+std::optional<BladeState> Planner::bladeState(const std::string& blade) const {
+  const detail::State& st = *state_;
+  auto it = st.bladeIndex.find(blade);
+  if (it == st.bladeIndex.end()) return std::nullopt;
+  return st.blades[it->second].state;
 }
 
 void Planner::observe(const std::string& blade, const std::vector<Domain>& domains) {
@@ -449,7 +476,9 @@ PlanDelta Planner::refresh(TimeMs /*now*/) {
   detail::State& st = *state_;
   detail::Output out;
   st.emitSteps({}, out);
-  return st.toDelta(out);
+  PlanDelta delta = st.toDelta(out);
+  st.listChangedServers(delta);
+  return delta;
 }
 
 PlacementState Planner::state() const { return state_->placementState(); }

@@ -174,6 +174,16 @@ struct PlanDelta {
   std::vector<std::string> warnings;
   std::map<std::string, std::string> borrowed;  // blades lent by this change: blade -> pool
   std::vector<std::string> returned;            // borrowed blades given back to their spare pool
+  // Every server whose part of the PlacementState changed, as it is now: what the
+  // controller persists without walking the whole placement.
+  struct ServerPlacement {
+    std::string server;
+    std::string blade;  // empty: unbound
+    std::string home;   // empty: none
+    bool held = false;
+    bool displaced = false;
+  };
+  std::vector<ServerPlacement> servers;
 };
 
 class Planner {
@@ -211,8 +221,12 @@ class Planner {
   void observeDomain(const std::string& blade, const std::string& name, std::optional<DomainState> state);
   void observePersonality(const std::string& blade, std::optional<Hypervisor> personality);
   void observeReachable(const std::string& blade, bool reachable);
+  // Marks the blade: its steps are in the next output (say, a retry window closed).
+  void touch(const std::string& blade);
   // The steps of every blade marked since the last output, and nothing else.
   PlanDelta refresh(TimeMs now);
+  // The state the planner has for the blade (what bladeStateChanged last said), if known.
+  std::optional<BladeState> bladeState(const std::string& blade) const;
 
   // The placement state as of the last call (what the controller persists).
   PlacementState state() const;

@@ -139,6 +139,7 @@ struct ServerSlot {
   // is where it belongs. Only a bound or displaced server has one (PlacementState::home).
   int home = kNone;
   BladeSet definedOn;               // blades that report a domain of it (see domainAt)
+  bool changed = false;             // in State::changedServers
 };
 
 // The placement order of a server as two numbers (smaller places first), kept in one
@@ -195,6 +196,14 @@ class State {
   int otherName(const std::string& name);
   const std::string& nameOf(const DomainSlot& d) const { return d.server != kNone ? servers[d.server].name : otherNames[d.other]; }
   std::vector<int> staleBlades;     // blades whose steps the next output must give
+  // Servers whose binding, home, held or displaced mark may have changed since the last
+  // output (PlanDelta::servers).
+  std::vector<int> changedServers;
+  void markServer(int server) {
+    if (building || servers[server].changed) return;
+    servers[server].changed = true;
+    changedServers.push_back(server);
+  }
   // Steps emitted for blades without a report change what they are assumed to run (off
   // for a planner that is used once and dropped: pool::plan).
   bool assumeStepsRun = true;
@@ -248,7 +257,10 @@ class State {
   void failBack(std::vector<int> candidates, Output& out);
   // Home bookkeeping (see ServerSlot::home).
   void setHome(int server, int blade);
-  void clearHome(int server) { servers[server].home = kNone; }
+  void clearHome(int server) {
+    servers[server].home = kNone;
+    markServer(server);
+  }
   void clearHomesAt(int blade);          // the blade will not take its servers back
   std::vector<int> homedAt(int blade);   // servers whose home it is (compacts the list)
 
@@ -283,6 +295,7 @@ class State {
   // Shapes
   Plan toPlan(Output& out) const;
   PlanDelta toDelta(Output& out) const;
+  void listChangedServers(PlanDelta& delta);
   PlacementState placementState() const;
   void touch(int blade, Output& out) { out.touchedBlades.push_back(blade); }
   BladeAssignment assignment(int blade) const;

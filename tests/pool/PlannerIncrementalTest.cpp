@@ -224,14 +224,28 @@ struct SeededRun {
     f.desired.pools[0].failback = FailbackPolicy::Auto;
     return f;
   }
+  PlacementState tracked;  // the placement as the controller keeps it: the full plan's, then each delta's changes
   template <class Output>
   void adopt(const Output& out) {
     std::map<std::string, std::vector<std::string>> fresh;
     for (std::size_t i = 0; i < out.steps.size(); ++i) fresh[out.steps[i].blade].push_back(stepKey(out.steps, i));
     if constexpr (std::is_same_v<Output, Plan>) {
       held = std::move(fresh);
+      tracked = out.next;
     } else {
       for (const auto& b : out.stepBlades) held[b] = fresh[b];
+      for (const auto& sp : out.servers) {
+        if (sp.blade.empty()) tracked.bindings.erase(sp.server);
+        else tracked.bindings[sp.server] = sp.blade;
+        if (sp.home.empty()) tracked.home.erase(sp.server);
+        else tracked.home[sp.server] = sp.home;
+        if (sp.held) tracked.held.insert(sp.server);
+        else tracked.held.erase(sp.server);
+        if (sp.displaced) tracked.displaced.insert(sp.server);
+        else tracked.displaced.erase(sp.server);
+      }
+      for (const auto& [b, p] : out.borrowed) tracked.borrowed[b] = p;
+      for (const auto& b : out.returned) tracked.borrowed.erase(b);
     }
   }
   void full() {
@@ -382,6 +396,12 @@ TEST(PlannerIncremental, SeededEventsAgreeWithAFullPlan) {
       ASSERT_EQ(st.home, run.last.next.home) << at;
       ASSERT_EQ(st.displaced, run.last.next.displaced) << at;
       ASSERT_EQ(st.held, run.last.next.held) << at;
+      // What the deltas said changed adds up to the placement.
+      ASSERT_EQ(run.tracked.bindings, st.bindings) << at;
+      ASSERT_EQ(run.tracked.home, st.home) << at;
+      ASSERT_EQ(run.tracked.held, st.held) << at;
+      ASSERT_EQ(run.tracked.displaced, st.displaced) << at;
+      ASSERT_EQ(run.tracked.borrowed, st.borrowed) << at;
       // Roles: every blade's pool, and each pool's number of spares (which empty member is
       // the spare may differ: designated spares are not reshuffled).
       std::map<std::string, int> spares, fullSpares;
