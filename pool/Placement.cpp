@@ -103,10 +103,12 @@ void State::setHome(int si, int bi) {
   servers[si].home = bi;
   markServer(si);
   blades[bi].homed.push_back(si);
-  awayList.push_back(si);
+  // Only `failback: auto` moves a server back by itself (a displaced one is a request of
+  // its own): the list of servers to ask stays as short as the work it stands for.
+  if (servers[si].pool != kNone && pools[servers[si].pool].failback == FailbackPolicy::Auto) awayList.push_back(si);
 }
 
-void State::retryRequests(std::vector<Request>& requests, const std::vector<char>& requested) {
+void State::retryRequests(std::vector<Request>& requests, const ServerMarks& requested) {
   std::vector<int> waiting;
   waiting.swap(pendingList);
   std::sort(waiting.begin(), waiting.end());
@@ -132,7 +134,7 @@ void State::retryRequests(std::vector<Request>& requests, const std::vector<char
   }
 }
 
-std::vector<int> State::awayFromHome(const std::vector<char>& requested) {
+std::vector<int> State::awayFromHome(const ServerMarks& requested) {
   std::sort(awayList.begin(), awayList.end());
   awayList.erase(std::unique(awayList.begin(), awayList.end()), awayList.end());
   std::erase_if(awayList, [&](int si) { return servers[si].home == kNone; });

@@ -107,6 +107,7 @@ State::State(const Declarations& desired, const Inventory& observed, const Place
     servers.push_back(std::move(s));
   }
 
+  requested.resize(servers.size());
   placeKeys.reserve(servers.size());
   for (const auto& s : servers) placeKeys.push_back(placeKey(s));
   resolveMembership(desired, current, warnings);
@@ -206,18 +207,18 @@ void State::changeBladeState(int bi, BladeState state, Output& out) {
   // make besides (servers waiting for room, evacuations that did not fit, servers away
   // from home), so both place the same servers in the same order.
   std::vector<Request> requests;
-  std::vector<char> requested(servers.size(), 0);
+  requested.clear();
   if (failsOver(state)) {
     const std::vector<int> victims = b.servers;
     for (int si : victims) {
       unbind(si);
       requests.push_back({si, RequestKind::Failover, bi, b.name});
-      requested[si] = 1;
+      requested.set(si);
     }
   } else if (state == BladeState::Maintenance) {
     for (int si : b.servers) {
       requests.push_back({si, RequestKind::Evacuate, bi, b.name});
-      requested[si] = 1;
+      requested.set(si);
     }
   }
   reindex(bi);
@@ -225,18 +226,17 @@ void State::changeBladeState(int bi, BladeState state, Output& out) {
   retryRequests(requests, requested);
   std::vector<int> pools;
   if (b.pool != kNone) pools.push_back(b.pool);
-  settle(std::move(requests), requested, pools, {bi}, out);
+  settle(std::move(requests), pools, {bi}, out);
 }
 
-void State::settle(std::vector<Request> requests, std::vector<char>& requested, std::vector<int> pools,
-                   std::vector<int> emptied, Output& out) {
+void State::settle(std::vector<Request> requests, std::vector<int> pools, std::vector<int> emptied, Output& out) {
   // Rounds until nothing moves: what a round frees (a server gone home, an evacuation, a
   // spare given up) is used by the same plan, so planning its result again changes
   // nothing, and an incremental plan meets the full one. Each round moves a server
   // closer to where it ends (placed, home, off a drained blade), so a few do; the bound
   // is a safety net.
   for (int round = 0; round < 16; ++round) {
-    for (const auto& r : requests) requested[r.server] = 1;
+    for (const auto& r : requests) requested.set(r.server);
     std::vector<int> away = awayFromHome(requested);
     const std::size_t moved = out.moved.size(), touched = out.touchedBlades.size();
     placeAll(std::move(requests), out);
@@ -254,9 +254,10 @@ void State::settle(std::vector<Request> requests, std::vector<char>& requested, 
     for (int p : pools) designateSpares(p, out);
     if (out.moved.size() == moved && out.touchedBlades.size() == touched) break;
     requests = {};
-    requested.assign(servers.size(), 0);
+    requested.clear();
     retryRequests(requests, requested);
   }
+  requested.clear();
   // A server placed by a later round is not unplaceable, one that left its drained blade
   // did not stay; one that is still waiting keeps the reason of its first try.
   std::vector<Unplaceable> unplaceable;
@@ -327,11 +328,10 @@ PlanDelta State::toDelta(Output& out) const {
   std::sort(out.touchedBlades.begin(), out.touchedBlades.end());
   out.touchedBlades.erase(std::unique(out.touchedBlades.begin(), out.touchedBlades.end()), out.touchedBlades.end());
   for (int b : out.touchedBlades) delta.blades.push_back(assignment(b));
-  std::vector<char> listed(servers.size(), 0);
+  std::unordered_set<int> listed;
   for (const auto& [s, f] : out.moved) {
     // A server moved twice in one plan is listed once, from where it was.
-    if (servers[s].blade == kNone || listed[s]) continue;
-    listed[s] = 1;
+    if (servers[s].blade == kNone || !listed.insert(s).second) continue;
     delta.placements.push_back({servers[s].name, blades[servers[s].blade].name, f});
   }
   delta.unplaceable = std::move(out.unplaceable);
@@ -382,8 +382,9 @@ Plan Planner::plan(TimeMs /*now: leases are judged by the controller before it r
   st.initialOutput = {};
   std::vector<detail::Request> requests = std::move(st.initial);
   st.initial.clear();
-  std::vector<char> requested(st.servers.size(), 0);
-  for (const auto& r : requests) requested[r.server] = 1;
+  auto& requested = st.requested;
+  requested.clear();
+  for (const auto& r : requests) requested.set(r.server);
   std::vector<int> alreadyHeld;
   for (std::size_t s = 0; s < st.servers.size(); ++s) {
     const auto& server = st.servers[s];
@@ -395,14 +396,14 @@ Plan Planner::plan(TimeMs /*now: leases are judged by the controller before it r
     // A displaced server is still the failover it was: spares are not kept from it.
     requests.push_back({static_cast<int>(s), server.displaced ? detail::RequestKind::Failover : detail::RequestKind::New,
                         kNone, {}});
-    requested[s] = 1;
+    requested.set(static_cast<int>(s));
   }
   // A planner asked again (plan() twice) retries what it left stuck, as a new one would.
   st.retryRequests(requests, requested);
   std::vector<int> pools(st.pools.size()), blades(st.blades.size());
   for (std::size_t p = 0; p < pools.size(); ++p) pools[p] = static_cast<int>(p);
   for (std::size_t b = 0; b < blades.size(); ++b) blades[b] = static_cast<int>(b);
-  st.settle(std::move(requests), requested, pools, blades, out);
+  st.settle(std::move(requests), pools, blades, out);
   for (int s : alreadyHeld) out.unplaceable.push_back({st.servers[s].name, "failover: none"});
   // The full plan gives every blade's steps, whatever changed.
   st.emitSteps(std::move(blades), out);

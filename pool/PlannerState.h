@@ -150,6 +150,27 @@ struct PlaceKey {
 };
 PlaceKey placeKey(const ServerSlot& s);
 
+// Flags over the servers, cleared in time proportional to what was set: an incremental
+// plan must not pay for the fabric.
+class ServerMarks {
+ public:
+  void resize(std::size_t n) { flags_.assign(n, 0); }
+  bool operator[](int i) const { return flags_[static_cast<std::size_t>(i)] != 0; }
+  void set(int i) {
+    if (flags_[static_cast<std::size_t>(i)]) return;
+    flags_[static_cast<std::size_t>(i)] = 1;
+    set_.push_back(i);
+  }
+  void clear() {
+    for (int i : set_) flags_[static_cast<std::size_t>(i)] = 0;
+    set_.clear();
+  }
+
+ private:
+  std::vector<char> flags_;
+  std::vector<int> set_;
+};
+
 enum class RequestKind : std::uint8_t { New, Failover, Evacuate };
 
 struct Request {
@@ -236,8 +257,9 @@ class State {
   // did not fit), away from home. Each may hold stale entries; the slots are the truth.
   std::vector<int> stuckList, awayList;
   // The requests a full plan would make for those, besides `requested` ones.
-  void retryRequests(std::vector<Request>& requests, const std::vector<char>& requested);
-  std::vector<int> awayFromHome(const std::vector<char>& requested);
+  void retryRequests(std::vector<Request>& requests, const ServerMarks& requested);
+  std::vector<int> awayFromHome(const ServerMarks& requested);
+  ServerMarks requested;            // scratch of one planning round: servers with a request
 
   // --- binding bookkeeping
   void bind(int server, int blade);
@@ -248,8 +270,7 @@ class State {
   // placeAll, failBack of the servers away from home, empty borrowed blades (of `emptied`
   // and the touched ones) returned, spares designated in `pools` and the pools of touched
   // blades; again with the retries until nothing moves.
-  void settle(std::vector<Request> requests, std::vector<char>& requested, std::vector<int> pools,
-              std::vector<int> emptied, Output& out);
+  void settle(std::vector<Request> requests, std::vector<int> pools, std::vector<int> emptied, Output& out);
   std::vector<int> pendingList;     // servers marked pending (may hold stale entries)
   // Moves the candidates (servers with a home, bound elsewhere and not moved this round)
   // back home where their pool says `failback: auto` and the home takes them, in
