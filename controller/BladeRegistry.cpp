@@ -58,6 +58,7 @@ BladeRegistry::Registration BladeRegistry::registerBlade(const std::string& blad
     k.domains[d.name] = d;
     indexRunning(blade, d, true);
   }
+  told(blade);
   return out;
 }
 
@@ -70,6 +71,7 @@ bool BladeRegistry::report(const std::string& blade, const std::vector<protocol:
     k->domains[d.name] = d;
     indexRunning(blade, d, true);
   }
+  told(blade);
   return true;
 }
 
@@ -77,17 +79,30 @@ void BladeRegistry::setDomain(const std::string& blade, const std::string& name,
                               const std::string& uuid) {
   KnownBlade* k = find(blade);
   if (!k) return;
-  auto it = k->domains.find(name);
-  if (it != k->domains.end()) indexRunning(blade, it->second, false);
+  setDomainQuietly(*k, blade, name, state, uuid);
+  told(blade, &name);
+}
+
+void BladeRegistry::setDomainQuietly(KnownBlade& k, const std::string& blade, const std::string& name,
+                                     std::optional<pool::DomainState> state, const std::string& uuid) {
+  auto it = k.domains.find(name);
+  if (it != k.domains.end()) indexRunning(blade, it->second, false);
   if (!state) {
-    if (it != k->domains.end()) k->domains.erase(it);
+    if (it != k.domains.end()) k.domains.erase(it);
     return;
   }
-  auto& d = k->domains[name];
+  auto& d = k.domains[name];
   d.name = name;
   d.state = *state;
   if (!uuid.empty()) d.uuid = uuid;
   indexRunning(blade, d, true);
+}
+
+void BladeRegistry::setPersonality(const std::string& blade, const std::string& hypervisor) {
+  KnownBlade* k = find(blade);
+  if (!k) return;
+  k->inventory.personality = hypervisor;
+  told(blade);
 }
 
 std::vector<std::string> BladeRegistry::endDomains(const std::string& blade) {
@@ -96,7 +111,8 @@ std::vector<std::string> BladeRegistry::endDomains(const std::string& blade) {
   if (!k) return ended;
   for (const auto& [name, d] : k->domains)
     if (d.state == pool::DomainState::Running || d.state == pool::DomainState::Paused) ended.push_back(name);
-  for (const auto& name : ended) setDomain(blade, name, pool::DomainState::Shutoff);
+  for (const auto& name : ended) setDomainQuietly(*k, blade, name, pool::DomainState::Shutoff, {});
+  told(blade);
   return ended;
 }
 

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -34,6 +35,11 @@ class BladeRegistry {
  public:
   explicit BladeRegistry(Journal& journal) : journal_(journal) {}
 
+  // Called after what a blade reports changed: one domain (`domain`), or all it reports
+  // (null: its domains, its personality). The planner is told.
+  using Observer = std::function<void(const std::string& blade, const std::string* domain)>;
+  void onReport(Observer observer) { observer_ = std::move(observer); }
+
   // After a restart: the blades known before, none registered yet.
   void restore(const std::vector<BladeRecord>& records);
 
@@ -53,6 +59,8 @@ class BladeRegistry {
   // Its domains ended (a fence: lease or power): running and paused ones are shut off.
   // Returns their names.
   std::vector<std::string> endDomains(const std::string& blade);
+  // A prepare-hypervisor step made it run `hypervisor` now.
+  void setPersonality(const std::string& blade, const std::string& hypervisor);
 
   // The record that puts `blade` in admin state `state`, to commit; then setAdminState.
   BladeRecord adminRecord(const std::string& blade, const std::string& state) const;
@@ -70,7 +78,14 @@ class BladeRegistry {
  private:
   void indexRunning(const std::string& blade, const protocol::ObservedDomain& d, bool add);
 
+  void told(const std::string& blade, const std::string* domain = nullptr) {
+    if (observer_) observer_(blade, domain);
+  }
+  void setDomainQuietly(KnownBlade& k, const std::string& blade, const std::string& name, std::optional<pool::DomainState> state,
+                        const std::string& uuid);
+
   Journal& journal_;
+  Observer observer_;
   std::map<std::string, KnownBlade> blades_;
   std::unordered_map<std::string, std::set<std::string>> runningOn_;  // server -> blades reporting it running
   std::uint64_t registrations_ = 0;

@@ -28,6 +28,7 @@ Controller::Controller(StateStore& store, ControllerOptions options, Send send, 
       reconciler_(
           options_, journal_, events_, desired_, registry_, replanner_, detector_,
           [this](const std::string& blade, const Json& frame) { send_(blade, frame); },
+          [this](const std::string& blade) { replanner_.touch(blade); },
           [this](const std::string& blade, const std::string&, pool::StepKind kind) {
             if (kind == pool::StepKind::Stop) detector_.checkTrust(blade, now_);
           }),
@@ -43,6 +44,8 @@ Controller::Controller(StateStore& store, ControllerOptions options, Send send, 
   dispatcher_.on(type::kHeartbeat, [this](const std::string& b, const Json& f) { onHeartbeat(b, f); });
   dispatcher_.on(type::kStepResult, [this](const std::string& b, const Json& f) { onStepResult(b, f); });
   dispatcher_.on(type::kEvent, [this](const std::string& b, const Json& f) { onEvent(b, f); });
+  // What a blade reports goes to the planner as it arrives; its steps follow on the tick.
+  registry_.onReport([this](const std::string& blade, const std::string* domain) { replanner_.observe(blade, domain); });
   endpoints_.install(router_);
   router_.add("GET", "/metrics",
               api::ApiRouter::Simple([this](const ApiRequest&, const api::ApiRouter::Params&, std::int64_t) {
@@ -83,9 +86,9 @@ void Controller::onRegister(const std::string& blade, const Json& frame) {
   }
   leases_.grant(blade, now_, std::nullopt, msg.uptimeMs);
   detector_.registered(blade, now_);
+  replanner_.bladeChanged(blade);  // steps reach it now
   // The agent may have restarted: whatever was in flight to it is lost; resend.
   reconciler_.lost(blade);
-  reconciler_.reconsider(blade);
   events_.add("info", blade, "",
               std::string(reg.fresh ? "blade registered" : "blade re-registered") + " (agent " + msg.agentVersion + ", " +
                   std::to_string(msg.domains.size()) + " domains)");
@@ -110,7 +113,7 @@ void Controller::onHeartbeat(const std::string& blade, const Json& frame) {
   detector_.heartbeat(blade, now_);
   // The periodic full report (every 30th beat) usually repeats what is known: then
   // there is nothing to update and nothing to converge.
-  if (msg.domains && registry_.report(blade, *msg.domains)) reconciler_.reconsider(blade);
+  if (msg.domains) registry_.report(blade, *msg.domains);
   detector_.checkTrust(blade, now_);
   // The outage rule: a hold that begins or ends, the report of one that ended, the policy
   // when it holds another than the current one.
@@ -176,40 +179,28 @@ void Controller::tendQuorum(std::int64_t now) {
 // ---------------------------------------------------------------------------------------
 // What one room's verdict means for the others
 
-void Controller::healthChanged(const std::string& blade, pool::BladeState from) {
-  const pool::BladeState to = detector_.health(blade);
+void Controller::healthChanged(const std::string& blade, pool::BladeState) {
   // Whatever was in flight to a blade gone silent is lost with it; resent once it is heard.
-  if (to == pool::BladeState::Suspect || to == pool::BladeState::Failed) reconciler_.lost(blade);
-  // A blade that recovers, returns or is trusted again is converged; a fenced one's
-  // servers move (a plan at once), and so do they when a blade is trusted again.
-  const bool atOnce = to == pool::BladeState::Fenced || (from == pool::BladeState::Fenced && to == pool::BladeState::Available);
-  if (from != to) replanner_.markDirty(now_, atOnce);
-  reconciler_.reconsider(blade);
+  const auto health = detector_.health(blade);
+  if (health == pool::BladeState::Suspect || health == pool::BladeState::Failed) reconciler_.lost(blade);
+  replanner_.bladeChanged(blade);
 }
 
 void Controller::fenced(const std::string& blade) {
   // Nothing queued for it still makes sense: its servers are about to be placed elsewhere.
   reconciler_.cancelAll(blade, "blade fenced");
   // Its domains ended with the lease (or the power): no longer "running elsewhere" for
-  // the invariant-1 guard that holds back a start on another blade.
-  for (const auto& name : registry_.endDomains(blade))
-    // A server already bound elsewhere (an operator move off this blade) was waiting for
-    // it to stop here: it may start now.
-    if (const std::string* b = replanner_.bladeOf(name); b && *b != blade) reconciler_.reconsider(*b);
+  // invariant 1; a server bound elsewhere that waited for it may start now (the plan).
+  registry_.endDomains(blade);
 }
 
-void Controller::startsResume() { reconciler_.reconsiderAll(); }
+void Controller::startsResume() { reconciler_.startsResume(); }
 
-void Controller::bladeChanged(const std::string& blade, std::int64_t now) {
-  replanner_.markDirty(now, true);
-  reconciler_.reconsider(blade);
-}
+void Controller::bladeChanged(const std::string& blade, std::int64_t) { replanner_.bladeChanged(blade); }
 
 void Controller::serverChanged(const std::string& server, std::int64_t now) {
   reconciler_.forgive(server);
   replanner_.markDirty(now, true);
-  // A stop is carried out on the blade that runs it.
-  for (const auto& b : registry_.runningOn(server)) reconciler_.reconsider(b);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -217,11 +208,10 @@ void Controller::serverChanged(const std::string& server, std::int64_t now) {
 
 Json Controller::replan(std::int64_t now, bool wantPlan) {
   Json plan;
-  auto changes = replanner_.replan(now, wantPlan ? &plan : nullptr);
-  if (!changes) return Json();
-  reconciler_.prepare(changes->prepares);
-  for (const auto& b : changes->blades) reconciler_.reconsider(b);
-  // An apply answers once its placement is durable; the steps follow on the next tick.
+  auto steps = replanner_.replan(now, wantPlan ? &plan : nullptr);
+  if (!steps) return Json();
+  reconciler_.adopt(*steps, now);
+  // An apply answers once its placement is durable; the steps leave on the next tick.
   if (wantPlan) journal_.flush();
   return plan;
 }
@@ -230,8 +220,12 @@ void Controller::tick(std::int64_t now) {
   now_ = now;
   detector_.tick(now);
   tendQuorum(now);
+  reconciler_.expire(now);
+  // Declarations, new inventory, recovery: a full plan. Blade events: the kept planner.
   if (replanner_.due(now)) replan(now, false);
-  reconciler_.tick(now);
+  else
+    for (const auto& steps : replanner_.react(now)) reconciler_.adopt(steps, now);
+  reconciler_.dispatchPending(now);
   journal_.flush();
   events_.wake(now);
   nextTick_ = now + (replanner_.dirty() ? options_.replanMinIntervalMs : 100);

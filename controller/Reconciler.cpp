@@ -4,6 +4,11 @@
 #include <string_view>
 
 namespace loom::controller {
+namespace {
+
+bool startsIt(pool::StepKind k) { return k == pool::StepKind::Define || k == pool::StepKind::Start; }
+
+}  // namespace
 
 void Reconciler::restore(std::uint64_t lastId, std::vector<OperationRecord> inFlight) {
   lastId_ = lastId;
@@ -13,48 +18,180 @@ void Reconciler::restore(std::uint64_t lastId, std::vector<OperationRecord> inFl
   }
 }
 
-void Reconciler::reconsiderAll() {
-  for (const auto& [name, _] : registry_.all()) convergeQueue_.insert(name);
-}
-
 void Reconciler::record(const Operation& op, const char* state, const std::string& error) {
   journal_.pending().putOperations.push_back({op.id, op.blade, op.server, pool::toString(op.kind), state, op.attempts, error});
 }
 
-void Reconciler::enqueue(Operation op) {
+std::uint64_t Reconciler::create(const std::string& blade, const pool::Step& step) {
+  Operation op;
   op.id = ++lastId_;
-  Queue& q = queues_[op.blade];
-  q.ops.push_back(op.id);
-  q.busyServers.insert(op.server);
-  dispatchQueue_.insert(op.blade);
+  op.blade = blade;
+  op.server = step.server;
+  op.kind = step.kind;
+  if (step.kind == pool::StepKind::PrepareHypervisor && step.hypervisor) op.hypervisor = pool::toString(*step.hypervisor);
+  if (step.kind == pool::StepKind::Define) op.spec = desired_.spec(step.server);
   record(op, "pending", "");
-  operations_.emplace(op.id, std::move(op));
+  const std::uint64_t id = op.id;
+  operations_.emplace(id, std::move(op));
+  return id;
 }
 
-void Reconciler::prepare(const std::vector<pool::Step>& steps) {
-  for (const auto& step : steps) {
-    if (step.kind != pool::StepKind::PrepareHypervisor || !step.hypervisor || !registry_.find(step.blade)) continue;
-    if (queues_[step.blade].busyServers.count("")) continue;
-    enqueue({0, step.blade, "", pool::StepKind::PrepareHypervisor, std::nullopt, pool::toString(*step.hypervisor), 0, false, 0, 0});
-    convergeQueue_.insert(step.blade);
+void Reconciler::adopt(const Replanner::Steps& plan, std::int64_t now) {
+  const auto& steps = plan.steps;
+  auto same = [&](const Operation& op, const pool::Step& s) {
+    return op.kind == s.kind && (s.kind != pool::StepKind::PrepareHypervisor || (s.hypervisor && op.hypervisor == pool::toString(*s.hypervisor)));
+  };
+  std::unordered_map<std::string, std::vector<std::size_t>> byBlade;
+  for (std::size_t i = 0; i < steps.size(); ++i) byBlade[steps[i].blade].push_back(i);
+  std::vector<std::uint64_t> opOf(steps.size(), 0);
+  // Steps not to run now: a define or start of a server in its retry window or without an
+  // identity, a step whose predecessor is not run, a prepare nothing waits for any more.
+  std::vector<char> dropped(steps.size(), 0);
+  std::vector<char> wanted(steps.size(), 0);
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    const pool::Step& s = steps[i];
+    if (startsIt(s.kind)) {
+      if (auto r = retryServerAt_.find(s.server); r != retryServerAt_.end() && r->second > now) dropped[i] = 1;
+      if (!desired_.findServer(s.server) || !desired_.identities().holds(s.server)) dropped[i] = 1;  // no spec to define it
+    }
+    for (auto a : s.after)
+      if (dropped[a] && steps[a].server == s.server) dropped[i] = 1;
+    if (!dropped[i])
+      for (auto a : s.after) wanted[a] = 1;
   }
+  for (std::size_t i = 0; i < steps.size(); ++i)
+    if (steps[i].kind == pool::StepKind::PrepareHypervisor && !wanted[i]) dropped[i] = 1;
+  std::vector<std::uint64_t> doomed;
+  static const std::vector<std::size_t> kNone;
+  for (const auto& blade : plan.blades) {
+    auto pit = byBlade.find(blade);
+    const auto& planned = pit == byBlade.end() ? kNone : pit->second;
+    auto qit = queues_.find(blade);
+    if (planned.empty() && (qit == queues_.end() || qit->second.empty())) continue;
+    auto& queue = queues_[blade];
+    // Per server: the planned chain, and the operations queued for it, in order.
+    std::vector<std::string> servers;
+    std::unordered_map<std::string, std::vector<std::size_t>> chains;
+    for (auto i : planned) {
+      auto& chain = chains[steps[i].server];
+      if (chain.empty()) servers.push_back(steps[i].server);
+      chain.push_back(i);
+    }
+    std::unordered_map<std::string, std::vector<std::uint64_t>> queued;
+    for (auto id : queue) queued[operations_.at(id).server].push_back(id);
+    std::set<std::uint64_t> kept;
+    for (const auto& server : servers) {
+      const auto& chain = chains[server];
+      const auto& ops = queued[server];
+      std::size_t from = 0, j = 0;
+      if (!ops.empty()) {
+        // The head queued shows how far the chain got: the planned steps before it are
+        // done. When it is not planned any more, the chain starts anew behind it (a sent
+        // head runs out first; a queued one is cancelled below).
+        const Operation& head = operations_.at(ops[0]);
+        std::size_t k = 0;
+        while (k < chain.size() && !same(head, steps[chain[k]])) ++k;
+        if (k < chain.size()) from = k;
+        else j = ops.size();
+      }
+      for (std::size_t i = from; i < chain.size(); ++i) {
+        const pool::Step& s = steps[chain[i]];
+        if (j < ops.size() && same(operations_.at(ops[j]), s)) {
+          opOf[chain[i]] = ops[j];
+          kept.insert(ops[j++]);
+          continue;
+        }
+        if (!dropped[chain[i]]) opOf[chain[i]] = create(blade, s);
+      }
+    }
+    // What is no longer planned: sent, it runs out; queued, it is cancelled.
+    std::deque<std::uint64_t> next;
+    for (auto id : queue) {
+      if (kept.count(id)) continue;
+      if (operations_.at(id).inFlight) next.push_back(id);
+      else doomed.push_back(id);
+    }
+    for (auto i : planned)
+      if (opOf[i] && std::find(next.begin(), next.end(), opOf[i]) == next.end()) next.push_back(opOf[i]);
+    queue = std::move(next);
+    dispatchQueue_.insert(blade);
+  }
+  // The plan's `after` as dependencies between operations (a step counted done is none).
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    if (!opOf[i]) continue;
+    Operation& op = operations_.at(opOf[i]);
+    for (auto d : op.after)
+      if (auto it = dependents_.find(d); it != dependents_.end()) std::erase(it->second, op.id);
+    op.after.clear();
+    bool orphan = false;
+    for (auto a : steps[i].after) {
+      if (dropped[a]) orphan = true;
+      if (!opOf[a]) continue;
+      op.after.push_back(opOf[a]);
+      dependents_[opOf[a]].push_back(op.id);
+    }
+    // What it waits for does not run now: neither does it.
+    if (orphan && !op.inFlight) doomed.push_back(op.id);
+  }
+  if (!doomed.empty()) drop(std::move(doomed), "cancelled", "no longer planned");
+  // Domains Loom never declared: reported once, never touched.
+  for (const auto& f : plan.foreign)
+    if (registry_.firstSight(f.blade, f.domain))
+      events_.add("warning", f.blade, f.domain, "domain '" + f.domain + "' is not a declared server; left alone");
+}
+
+void Reconciler::drop(std::vector<std::uint64_t> ids, const char* state, const std::string& why) {
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    auto it = operations_.find(ids[i]);
+    if (it == operations_.end()) continue;
+    const Operation& op = it->second;
+    if (std::string_view(state) == "cancelled") record(op, state, why);
+    if (auto q = queues_.find(op.blade); q != queues_.end()) std::erase(q->second, op.id);
+    if (auto s = starting_.find(op.server); s != starting_.end() && s->second == op.blade && startsIt(op.kind)) starting_.erase(s);
+    for (auto d : op.after)
+      if (auto dep = dependents_.find(d); dep != dependents_.end()) std::erase(dep->second, op.id);
+    // What waited for it will not see it succeed: cancelled too, its blade planned again.
+    if (auto dep = dependents_.find(op.id); dep != dependents_.end()) {
+      for (auto w : dep->second) {
+        if (auto wo = operations_.find(w); wo != operations_.end() && !wo->second.inFlight) {
+          ids.push_back(w);
+          replan_(wo->second.blade);
+        }
+      }
+      dependents_.erase(dep);
+    }
+    operations_.erase(it);
+  }
+}
+
+bool Reconciler::mayStart(const Operation& op) const {
+  // After a restart nothing starts until every blade known before is confirmed: a server
+  // being moved may still run on one not heard from yet.
+  if (detector_.unconfirmed() > 0) return false;
+  const std::string* bound = replanner_.bladeOf(op.server);
+  if (!bound || *bound != op.blade) return false;
+  for (const auto& other : registry_.runningOn(op.server))
+    if (other != op.blade) return false;
+  auto s = starting_.find(op.server);
+  return s == starting_.end() || s->second == op.blade;
 }
 
 void Reconciler::dispatch(const std::string& blade, std::int64_t now) {
   dispatchQueue_.erase(blade);
   auto qit = queues_.find(blade);
-  if (qit == queues_.end() || qit->second.ops.empty() || !detector_.takesSteps(blade)) return;
-  // Per server strictly in order (define before start, stop before undefine); across
-  // servers pipelined. A prepare-hypervisor step is a barrier for everything behind it.
+  if (qit == queues_.end() || qit->second.empty() || !detector_.takesSteps(blade)) return;
+  // Per server strictly in order; across servers pipelined. A prepare-hypervisor step is
+  // a barrier for everything behind it.
   protocol::PlanMsg msg;
   std::set<std::string_view> seen;
   bool capped = false;
-  for (auto id : qit->second.ops) {
+  for (auto id : qit->second) {
     auto& op = operations_.at(id);
     const bool barrier = op.kind == pool::StepKind::PrepareHypervisor;
     if (barrier && !seen.empty()) break;
     if (!seen.insert(op.server).second) continue;
-    if (!op.inFlight && op.notBefore <= now) {
+    const bool waits = std::any_of(op.after.begin(), op.after.end(), [&](std::uint64_t d) { return operations_.count(d) > 0; });
+    if (!op.inFlight && op.notBefore <= now && !waits && (!startsIt(op.kind) || mayStart(op))) {
       if (msg.steps.size() >= options_.maxStepsPerPlanMessage) {
         capped = true;
         break;
@@ -63,6 +200,7 @@ void Reconciler::dispatch(const std::string& blade, std::int64_t now) {
       op.deadline = now + options_.opTimeoutMs;
       deadlines_.emplace(op.deadline, op.id);
       ++op.attempts;
+      if (startsIt(op.kind)) starting_[op.server] = blade;
       msg.steps.push_back({op.id, op.kind, op.server, op.hypervisor, op.spec});
     }
     if (barrier) break;
@@ -101,67 +239,65 @@ void Reconciler::finish(std::uint64_t id, bool ok, const std::string& error, std
   using pool::StepKind;
   const std::string server = op.server, blade = op.blade, hypervisor = op.hypervisor;
   const StepKind kind = op.kind;
-  Queue& q = queues_[blade];
-  std::vector<std::uint64_t> drop{id};
-  if (ok) {
-    const KnownBlade* k = registry_.find(blade);
-    const auto id = desired_.identities().find(server);
-    const std::string uuid = id ? id->uuid : std::string();
-    if (kind == StepKind::Define) {
-      auto d = k ? k->domains.find(server) : decltype(k->domains.end()){};
-      registry_.setDomain(blade, server, k && d != k->domains.end() ? d->second.state : pool::DomainState::Shutoff, uuid);
-    } else if (kind == StepKind::Start) {
-      registry_.setDomain(blade, server, pool::DomainState::Running, uuid);
-    } else if (kind == StepKind::Stop) {
-      registry_.setDomain(blade, server, pool::DomainState::Shutoff, uuid);
-    } else if (kind == StepKind::Undefine) {
-      registry_.setDomain(blade, server, std::nullopt);
-    } else if (kind == StepKind::PrepareHypervisor) {
-      if (KnownBlade* known = registry_.find(blade)) known->inventory.personality = hypervisor;
-    }
-    if (kind == StepKind::Start) faults_.erase(server);
-    // A stop may unblock a start elsewhere (a move waits for it: invariant 1).
-    if (kind == StepKind::Stop || kind == StepKind::Undefine)
-      if (const std::string* b = replanner_.bladeOf(server); b && *b != blade) convergeQueue_.insert(*b);
-  } else {
+  if (!ok) {
     ++counters_.failed;
     const std::string why = std::string(pool::toString(kind)) + " failed after " + std::to_string(op.attempts) + " attempts: " + error;
     events_.add("error", blade, server, why);
     faults_[server] = why;
     retryServerAt_[server] = now + options_.opTimeoutMs * 2;
-    // The later steps for this server depended on this one.
-    for (auto qid : q.ops)
-      if (qid != id && operations_.at(qid).server == server && !operations_.at(qid).inFlight) drop.push_back(qid);
+    // What waits for it will not run: its servers show why, and wait out the retry window.
+    if (auto dep = dependents_.find(id); dep != dependents_.end())
+      for (auto w : dep->second)
+        if (auto wo = operations_.find(w); wo != operations_.end() && wo->second.server != server && startsIt(wo->second.kind)) {
+          faults_[wo->second.server] = why;
+          retryServerAt_[wo->second.server] = now + options_.opTimeoutMs * 2;
+        }
+    // The later steps for this server here depended on this one, and whatever waits for it.
+    std::vector<std::uint64_t> later;
+    for (auto qid : queues_[blade])
+      if (qid != id && operations_.at(qid).server == server && !operations_.at(qid).inFlight) later.push_back(qid);
+    drop({id}, "failed", error);
+    if (!later.empty()) drop(std::move(later), "cancelled", "an earlier step failed");
+    return;
   }
-  for (auto d : drop) {
-    std::erase(q.ops, d);
-    if (d != id) record(operations_.at(d), "cancelled", "an earlier step failed");
-    operations_.erase(d);
+  // Whatever waited for it may go now.
+  if (auto dep = dependents_.find(id); dep != dependents_.end())
+    for (auto w : dep->second)
+      if (auto wo = operations_.find(w); wo != operations_.end()) dispatchQueue_.insert(wo->second.blade);
+  dependents_.erase(id);
+  drop({id}, "done", "");
+  const KnownBlade* k = registry_.find(blade);
+  const auto identity = desired_.identities().find(server);
+  const std::string uuid = identity ? identity->uuid : std::string();
+  if (kind == StepKind::Define) {
+    auto d = k ? k->domains.find(server) : decltype(k->domains.end()){};
+    registry_.setDomain(blade, server, k && d != k->domains.end() ? d->second.state : pool::DomainState::Shutoff, uuid);
+  } else if (kind == StepKind::Start) {
+    registry_.setDomain(blade, server, pool::DomainState::Running, uuid);
+    faults_.erase(server);
+  } else if (kind == StepKind::Stop) {
+    registry_.setDomain(blade, server, pool::DomainState::Shutoff, uuid);
+  } else if (kind == StepKind::Undefine) {
+    registry_.setDomain(blade, server, std::nullopt);
+  } else if (kind == StepKind::PrepareHypervisor) {
+    registry_.setPersonality(blade, hypervisor);
   }
-  bool stillBusy = false;
-  for (auto qid : q.ops) stillBusy = stillBusy || operations_.at(qid).server == server;
-  if (!stillBusy) q.busyServers.erase(server);
-  if (ok) done_(blade, server, kind);
+  done_(blade, server, kind);
 }
 
 void Reconciler::lost(const std::string& blade) {
   auto it = queues_.find(blade);
   if (it == queues_.end()) return;
-  for (auto id : it->second.ops)
+  for (auto id : it->second)
     if (auto op = operations_.find(id); op != operations_.end()) op->second.inFlight = false;
+  dispatchQueue_.insert(blade);
 }
 
 void Reconciler::cancelAll(const std::string& blade, const std::string& why) {
   auto it = queues_.find(blade);
   if (it == queues_.end()) return;
-  for (auto id : it->second.ops) {
-    auto op = operations_.find(id);
-    if (op == operations_.end()) continue;
-    record(op->second, "cancelled", why);
-    operations_.erase(op);
-  }
-  it->second.ops.clear();
-  it->second.busyServers.clear();
+  std::vector<std::uint64_t> ids(it->second.begin(), it->second.end());
+  drop(std::move(ids), "cancelled", why);
 }
 
 void Reconciler::forgive(const std::string& server) {
@@ -169,63 +305,12 @@ void Reconciler::forgive(const std::string& server) {
   retryServerAt_.erase(server);
 }
 
-// Desired (bindings, power) against observed (the agent's domains) for one blade.
-void Reconciler::converge(const std::string& blade, std::int64_t now) {
-  // A fenced blade that came back is only cleaned: what still runs there stops, nothing
-  // starts, until it reports no servers running (FailureDetector::checkTrust).
-  const bool cleaning = detector_.cleaning(blade);
-  const KnownBlade* k = registry_.find(blade);
-  if (!k || !detector_.takesSteps(blade)) return;
-  Queue& q = queues_[blade];
-  if (!cleaning && detector_.unconfirmed() == 0) {
-    for (const auto& server : replanner_.serversOn(blade)) {
-      if (q.busyServers.count(server)) continue;
-      const pool::Server* decl = desired_.findServer(server);
-      if (!decl || decl->power == pool::PowerState::Off) continue;
-      auto d = k->domains.find(server);
-      if (d != k->domains.end() && d->second.state == pool::DomainState::Running) continue;
-      // Invariant 1: never start a server while another blade may still run it; the
-      // stop there (or, later, its fencing) comes first.
-      bool elsewhere = false;
-      for (const auto& other : registry_.runningOn(server)) elsewhere = elsewhere || other != blade;
-      if (elsewhere) continue;
-      if (auto r = retryServerAt_.find(server); r != retryServerAt_.end()) {
-        if (r->second > now) continue;
-        retryServerAt_.erase(r);
-      }
-      auto spec = desired_.spec(server);
-      if (!spec) continue;
-      enqueue({0, blade, server, pool::StepKind::Define, spec, "", 0, false, 0, 0});
-      enqueue({0, blade, server, pool::StepKind::Start, std::nullopt, "", 0, false, 0, 0});
-    }
-  }
-  std::vector<std::string> foreign;
-  for (const auto& [name, d] : k->domains) {
-    if (q.busyServers.count(name)) continue;
-    const pool::Server* decl = desired_.findServer(name);
-    const bool live = d.state == pool::DomainState::Running || d.state == pool::DomainState::Paused;
-    if (!decl && desired_.isDeleted(name)) {
-      // A deleted server: it stops and its definition goes, wherever it still is.
-      if (live) enqueue({0, blade, name, pool::StepKind::Stop, std::nullopt, "", 0, false, 0, 0});
-      enqueue({0, blade, name, pool::StepKind::Undefine, std::nullopt, "", 0, false, 0, 0});
-      continue;
-    }
-    if (!decl) {
-      foreign.push_back(name);
-      continue;
-    }
-    const std::string* b = replanner_.bladeOf(name);
-    if (b && *b == blade) continue;
-    if (live) enqueue({0, blade, name, pool::StepKind::Stop, std::nullopt, "", 0, false, 0, 0});
-    if (b) enqueue({0, blade, name, pool::StepKind::Undefine, std::nullopt, "", 0, false, 0, 0});
-  }
-  // Not ours: reported once, never touched.
-  for (const auto& name : foreign)
-    if (registry_.firstSight(blade, name)) events_.add("warning", blade, name, "domain '" + name + "' is not a declared server; left alone");
-  dispatch(blade, now);
+void Reconciler::startsResume() {
+  for (const auto& [blade, queue] : queues_)
+    if (!queue.empty()) dispatchQueue_.insert(blade);
 }
 
-void Reconciler::tick(std::int64_t now) {
+void Reconciler::expire(std::int64_t now) {
   nextDue_ = INT64_MAX;
   // Timeouts: an unanswered step counts as a failed attempt. Entries of operations that
   // were answered, or resent since (another deadline), are stale and skipped.
@@ -247,26 +332,27 @@ void Reconciler::tick(std::int64_t now) {
     dispatchQueue_.insert(backoffEnds_.top().second);
     backoffEnds_.pop();
   }
-  // Blades whose retry window for a failed server closed.
+  // Retry windows that closed: the server's blade is planned again.
   if (!retryServerAt_.empty() && now - lastRetryScan_ >= 100) {
     lastRetryScan_ = now;
-    for (const auto& [server, at] : retryServerAt_)
-      if (at <= now)
-        if (const std::string* b = replanner_.bladeOf(server)) convergeQueue_.insert(*b);
-  }
-  if (!convergeQueue_.empty()) {
-    auto queue = std::move(convergeQueue_);
-    convergeQueue_.clear();
-    for (const auto& b : queue) converge(b, now);
-  }
-  // Blades with steps to send that converge did not already send (new operations,
-  // retries, the rest of a capped message).
-  if (!dispatchQueue_.empty()) {
-    auto queue = std::move(dispatchQueue_);
-    dispatchQueue_.clear();
-    for (const auto& b : queue) dispatch(b, now);
+    for (auto it = retryServerAt_.begin(); it != retryServerAt_.end();) {
+      if (it->second > now) {
+        ++it;
+        continue;
+      }
+      if (const std::string* b = replanner_.bladeOf(it->first)) replan_(*b);
+      it = retryServerAt_.erase(it);
+    }
   }
   if (!backoffEnds_.empty()) nextDue_ = std::min(nextDue_, backoffEnds_.top().first);
+  if (!retryServerAt_.empty()) nextDue_ = std::min(nextDue_, now + 100);
+}
+
+void Reconciler::dispatchPending(std::int64_t now) {
+  if (dispatchQueue_.empty()) return;
+  auto queue = std::move(dispatchQueue_);
+  dispatchQueue_.clear();
+  for (const auto& b : queue) dispatch(b, now);
 }
 
 const std::string* Reconciler::fault(const std::string& server) const {
@@ -276,7 +362,7 @@ const std::string* Reconciler::fault(const std::string& server) const {
 
 std::size_t Reconciler::queued(const std::string& blade) const {
   auto it = queues_.find(blade);
-  return it == queues_.end() ? 0 : it->second.ops.size();
+  return it == queues_.end() ? 0 : it->second.size();
 }
 
 }  // namespace loom::controller

@@ -41,6 +41,7 @@ void Replanner::restore(StoredState& st) {
 
 void Replanner::markDirty(std::int64_t now, bool atOnce) {
   dirty_ = true;
+  changedBlades_.clear();  // the full plan sees them
   if (atOnce) lastPlanAt_ = std::min(lastPlanAt_, now - options_.replanMinIntervalMs);
 }
 
@@ -70,24 +71,54 @@ pool::Inventory Replanner::inventory() const {
       if (auto hv = pool::parseHypervisor(h)) b.hypervisors.add(*hv);
     if (!k.inventory.personality.empty()) b.personality = pool::parseHypervisor(k.inventory.personality);
     b.state = displayState(name);
+    // What it runs, as its agent said since this controller started; before that it is
+    // assumed to run what it is bound to, and no step reaches it.
+    if (k.registered) {
+      b.domains.emplace();
+      b.domains->reserve(k.domains.size());
+      for (const auto& [dn, d] : k.domains) b.domains->push_back({dn, d.state});
+    }
+    b.reachable = detector_.takesSteps(name);
     inv.blades.push_back(std::move(b));
   }
   return inv;
 }
 
-std::optional<Replanner::Changes> Replanner::replan(std::int64_t now, protocol::Json* planOut) {
+pool::BladeState Replanner::plannerState(const std::string& blade) const {
+  const KnownBlade* k = registry_.find(blade);
+  if (k && k->adminState == "retired") return pool::BladeState::Retired;
+  if (k && k->adminState == "maintenance") return pool::BladeState::Maintenance;
+  return detector_.health(blade);
+}
+
+namespace {
+// Spare, active and available are one to the planner: a blade that takes servers.
+pool::BladeState planningClass(pool::BladeState s) {
+  return s == pool::BladeState::Spare || s == pool::BladeState::Active ? pool::BladeState::Available : s;
+}
+}  // namespace
+
+std::optional<Replanner::Steps> Replanner::replan(std::int64_t now, protocol::Json* planOut) {
   dirty_ = false;
   lastPlanAt_ = now;
+  changedBlades_.clear();
   Change change;
   desired_.assignIdentities(change, events_);
+  // Servers without an identity are not planned: they could not be started.
+  const pool::Declarations* declared = &desired_.declarations();
+  pool::Declarations placeable;
+  if (std::any_of(declared->servers.begin(), declared->servers.end(),
+                  [&](const pool::Server& s) { return !desired_.identities().holds(s.name); })) {
+    placeable = *declared;
+    std::erase_if(placeable.servers, [&](const pool::Server& s) { return !desired_.identities().holds(s.name); });
+    declared = &placeable;
+  }
   const auto t0 = std::chrono::steady_clock::now();
-  pool::Plan p = pool::plan(desired_.declarations(), inventory(), placement_, now);
+  auto planner = std::make_unique<pool::Planner>(*declared, inventory(), placement_);
+  pool::Plan p = planner->plan(now);
   counters_.secondsLast = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   counters_.secondsSum += counters_.secondsLast;
   ++counters_.plans;
-  // Servers without an identity must not be bound: they could not be started.
-  for (auto it = p.next.bindings.begin(); it != p.next.bindings.end();)
-    it = desired_.identities().holds(it->first) ? std::next(it) : p.next.bindings.erase(it);
   for (const auto& [s, b] : p.next.bindings)
     if (auto old = placement_.bindings.find(s); old == placement_.bindings.end() || old->second != b) change.putBindings[s] = b;
   for (const auto& [s, b] : placement_.bindings)
@@ -111,56 +142,167 @@ std::optional<Replanner::Changes> Replanner::replan(std::int64_t now, protocol::
   if (auto s = journal_.commitNow(std::move(change)); !s) {
     spdlog::error("replan not persisted, retrying: {}", s.error().message);
     dirty_ = true;
+    planner_.reset();
     return std::nullopt;
   }
   desired_.identitiesPersisted();
-  Changes out;
-  for (const auto& [s, b] : p.next.bindings)
-    if (auto old = placement_.bindings.find(s); old == placement_.bindings.end() || old->second != b) {
-      out.blades.insert(b);
-      if (old != placement_.bindings.end()) out.blades.insert(old->second);
-    }
-  for (const auto& [s, b] : placement_.bindings)
-    if (!p.next.bindings.count(s)) out.blades.insert(b);
+  planner_ = std::move(planner);
   placement_ = std::move(p.next);
   byBlade_.clear();
   for (const auto& [s, b] : placement_.bindings) byBlade_[b].push_back(s);
+  tell(p.placements, p.blades, p.unplaceable, p.warnings, p.steps, true);
+  // The plan itself is not kept: at 100,000 servers it is a second copy of the placement.
+  if (planOut) *planOut = planJson(p);
+  Steps out{std::move(p.steps), {}, std::move(p.foreign)};
+  out.blades.reserve(registry_.all().size());
+  for (const auto& [name, _] : registry_.all()) out.blades.push_back(name);
+  return out;
+}
+
+void Replanner::tell(const std::vector<pool::Placement>& placements, const std::vector<pool::BladeAssignment>& blades,
+                     const std::vector<pool::Unplaceable>& unplaceable, const std::vector<std::string>& warnings,
+                     const std::vector<pool::Step>& steps, bool complete) {
+  // The roles after: every blade's for a full plan; a delta names the blades that changed.
   std::map<std::string, pool::BladeAssignment> roles;
-  for (const auto& a : p.blades) roles[a.blade] = a;
+  if (complete)
+    for (const auto& a : blades) roles[a.blade] = a;
+  auto after = [&](const std::string& blade) -> const pool::BladeAssignment* {
+    if (complete) {
+      auto r = roles.find(blade);
+      return r == roles.end() ? nullptr : &r->second;
+    }
+    for (const auto& a : blades)
+      if (a.blade == blade) return &a;
+    return role(blade);
+  };
   // Failover: each server that left a fenced blade is an event saying where it went and why
   // there (the roles before the plan tell a spare from a blade it was packed onto).
-  for (const auto& pl : p.placements) {
+  for (const auto& pl : placements) {
     if (pl.from.empty() || detector_.health(pl.from) != pool::BladeState::Fenced || !registry_.find(pl.from)) continue;
     ++counters_.failovers;
     std::string how = "packed onto a blade of its pool";
-    auto before = roles_.find(pl.blade);
-    const std::string lender = before == roles_.end() ? std::string("?") : before->second.pool;
-    if (auto r = roles.find(pl.blade); r != roles.end() && r->second.role == pool::BladeRole::Borrowed) {
+    const pool::BladeAssignment* before = role(pl.blade);
+    const std::string lender = before ? before->pool : std::string("?");
+    if (const auto* r = after(pl.blade); r && r->role == pool::BladeRole::Borrowed) {
       how = "borrowed from spare pool " + lender;
-      for (const auto& step : p.steps)
+      for (const auto& step : steps)
         if (step.kind == pool::StepKind::PrepareHypervisor && step.blade == pl.blade && step.hypervisor)
           how += ", repurposed as a " + std::string(pool::toString(*step.hypervisor)) + " blade";
-    } else if (before != roles_.end() && before->second.role == pool::BladeRole::Spare) {
+    } else if (before && before->role == pool::BladeRole::Spare) {
       how = "a spare of pool " + lender;
     }
     events_.add("warning", pl.blade, pl.server,
                 "failover: " + pl.server + " from fenced blade " + pl.from + " to " + pl.blade + " (" + how + ")");
   }
-  roles_ = std::move(roles);
-  std::map<std::string, std::string> unplaceable;
-  for (const auto& u : p.unplaceable) {
+  if (complete) roles_ = std::move(roles);
+  else
+    for (const auto& a : blades) roles_[a.blade] = a;
+  auto said = [&](const pool::Unplaceable& u) {
     if (auto old = unplaceable_.find(u.server); old == unplaceable_.end() || old->second != u.reason)
       events_.add("warning", "", u.server, "unplaceable: " + u.reason);
-    unplaceable[u.server] = u.reason;
+  };
+  if (complete) {
+    std::map<std::string, std::string> next;
+    for (const auto& u : unplaceable) {
+      said(u);
+      next[u.server] = u.reason;
+    }
+    unplaceable_ = std::move(next);
+  } else {
+    for (const auto& pl : placements) unplaceable_.erase(pl.server);
+    for (const auto& u : unplaceable) {
+      said(u);
+      unplaceable_[u.server] = u.reason;
+    }
   }
-  unplaceable_ = std::move(unplaceable);
-  for (const auto& w : p.warnings)
+  for (const auto& w : warnings)
     if (seenWarnings_.insert(w).second) events_.add("warning", "", "", w);
-  for (const auto& step : p.steps)
-    if (step.kind == pool::StepKind::PrepareHypervisor && step.hypervisor) out.prepares.push_back(step);
-  // The plan itself is not kept: at 100,000 servers it is a second copy of the placement.
-  if (planOut) *planOut = planJson(p);
+}
+
+void Replanner::bladeChanged(const std::string& blade) {
+  if (planner_) changedBlades_.insert(blade);
+}
+
+void Replanner::observe(const std::string& blade, const std::string* domain) {
+  const KnownBlade* k = registry_.find(blade);
+  if (!planner_ || !k) return;
+  if (domain) {
+    // One domain: a step's result.
+    auto d = k->domains.find(*domain);
+    planner_->observeDomain(blade, *domain, d == k->domains.end() ? std::nullopt : std::optional(d->second.state));
+    return;
+  }
+  std::vector<pool::Domain> domains;
+  domains.reserve(k->domains.size());
+  for (const auto& [name, d] : k->domains) domains.push_back({name, d.state});
+  planner_->observe(blade, domains);
+  planner_->observePersonality(blade, k->inventory.personality.empty() ? std::nullopt : pool::parseHypervisor(k->inventory.personality));
+}
+
+void Replanner::touch(const std::string& blade) {
+  if (planner_) planner_->touch(blade);
+}
+
+std::vector<Replanner::Steps> Replanner::react(std::int64_t now) {
+  std::vector<Steps> out;
+  if (!planner_ || dirty_) return out;
+  std::vector<pool::PlanDelta> deltas;
+  for (const auto& blade : changedBlades_) {
+    planner_->observeReachable(blade, detector_.takesSteps(blade));
+    const pool::BladeState want = plannerState(blade);
+    if (auto held = planner_->bladeState(blade); held && planningClass(*held) != planningClass(want))
+      deltas.push_back(planner_->bladeStateChanged(blade, want, now));
+  }
+  changedBlades_.clear();
+  deltas.push_back(planner_->refresh(now));
+  for (auto& d : deltas) {
+    if (!persist(d)) {
+      // What the planner decided is not durable: nobody acts on it; a full plan from the
+      // stored placement decides again.
+      spdlog::error("incremental plan not persisted; a full plan follows");
+      dirty_ = true;
+      planner_.reset();
+      out.clear();
+      return out;
+    }
+    tell(d.placements, d.blades, d.unplaceable, d.warnings, d.steps, false);
+    out.push_back(Steps{std::move(d.steps), std::move(d.stepBlades), std::move(d.foreign)});
+  }
   return out;
+}
+
+bool Replanner::persist(const pool::PlanDelta& d) {
+  Change c;
+  for (const auto& sp : d.servers) {
+    const std::string* bound = bladeOf(sp.server);
+    if (sp.blade.empty() && bound) c.deleteBindings.push_back(sp.server);
+    if (!sp.blade.empty() && (!bound || *bound != sp.blade)) c.putBindings[sp.server] = sp.blade;
+    auto home = placement_.home.find(sp.server);
+    if (sp.home.empty() && home != placement_.home.end()) c.deletePlacement.emplace_back("home", sp.server);
+    if (!sp.home.empty() && (home == placement_.home.end() || home->second != sp.home)) c.putPlacement[{"home", sp.server}] = sp.home;
+    for (const auto& [name, now, set] : {std::tuple{"held", sp.held, &placement_.held},
+                                         std::tuple{"displaced", sp.displaced, &placement_.displaced}}) {
+      if (now && !set->count(sp.server)) c.putPlacement[{name, sp.server}] = "";
+      if (!now && set->count(sp.server)) c.deletePlacement.emplace_back(name, sp.server);
+    }
+  }
+  for (const auto& [b, pl] : d.borrowed) c.putBorrowed[b] = pl;
+  for (const auto& b : d.returned) c.deleteBorrowed.push_back(b);
+  if (c.empty()) return true;
+  if (auto s = journal_.commitNow(std::move(c)); !s) return false;
+  for (const auto& sp : d.servers) {
+    unbind(sp.server);
+    if (!sp.blade.empty()) bind(sp.server, sp.blade);
+    if (sp.home.empty()) placement_.home.erase(sp.server);
+    else placement_.home[sp.server] = sp.home;
+    if (sp.held) placement_.held.insert(sp.server);
+    else placement_.held.erase(sp.server);
+    if (sp.displaced) placement_.displaced.insert(sp.server);
+    else placement_.displaced.erase(sp.server);
+  }
+  for (const auto& [b, pl] : d.borrowed) placement_.borrowed[b] = pl;
+  for (const auto& b : d.returned) placement_.borrowed.erase(b);
+  return true;
 }
 
 pool::Plan Replanner::preview(const pool::Declarations& declarations, std::int64_t now, double* seconds) const {

@@ -1,8 +1,11 @@
-// The placement: which blade each server is bound to, the borrowed blades, homes, held
-// and displaced servers (pool::PlacementState), each blade's role, and why a server has
-// no blade. It asks the planner (pool/) and makes the answer durable before anyone acts
-// on it: after a crash the restarted controller drives the same bindings, so a server is
-// never started in two places.
+// The placement and the plan: which blade each server is bound to, the borrowed blades,
+// homes, held and displaced servers (pool::PlacementState), each blade's role, why a
+// server has no blade — and the steps every blade needs, which the Reconciler runs as
+// they are (one plan: controller/README.md). A full pool::plan for declarations, new
+// inventory and recovery; for a blade event (health, fence, trust, drain, a domain report,
+// a step's result) the pool::Planner the last full plan built, kept and told. Whatever it
+// decides is durable before anyone acts on it: after a crash the restarted controller
+// drives the same bindings, so a server is never started in two places.
 //
 // Core thread only.
 #pragma once
@@ -10,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -42,15 +46,27 @@ class Replanner {
   bool due(std::int64_t now) const { return dirty_ && now - lastPlanAt_ >= options_.replanMinIntervalMs; }
   bool dirty() const { return dirty_; }
 
-  // What a plan changed, for the reconciler: blades whose bindings changed, and the
-  // plan's prepare-hypervisor steps.
-  struct Changes {
-    std::set<std::string> blades;
-    std::vector<pool::Step> prepares;
+  // Steps for the reconciler: the complete steps of each blade named (a full plan names
+  // every blade), `after` indexing `steps`.
+  struct Steps {
+    std::vector<pool::Step> steps;
+    std::vector<std::string> blades;
+    std::vector<pool::ForeignDomain> foreign;
   };
   // The full plan of the current state, persisted with the identities handed out for it;
   // nullopt (and due again) when the store failed. `planOut`: the plan as the API shows it.
-  std::optional<Changes> replan(std::int64_t now, protocol::Json* planOut = nullptr);
+  std::optional<Steps> replan(std::int64_t now, protocol::Json* planOut = nullptr);
+
+  // A blade event for the kept planner: its health, admin state or whether steps reach
+  // it changed (bladeChanged); what it reports changed (observe: domains, personality);
+  // its steps are wanted again (touch). Recorded; react() plans them.
+  void bladeChanged(const std::string& blade);
+  void observe(const std::string& blade, const std::string* domain = nullptr);
+  void touch(const std::string& blade);
+  // The incremental plans of what was recorded since the last call, each persisted before
+  // it is returned, in order. Nothing while a full plan is due (it supersedes them); a
+  // store failure makes one due.
+  std::vector<Steps> react(std::int64_t now);
   // The plan `declarations` would get, changing nothing (dry runs).
   pool::Plan preview(const pool::Declarations& declarations, std::int64_t now, double* seconds = nullptr) const;
 
@@ -84,6 +100,14 @@ class Replanner {
  private:
   void bind(const std::string& server, const std::string& blade);
   void unbind(const std::string& server);
+  // The class of state the planner works with: retired, maintenance, or the health.
+  pool::BladeState plannerState(const std::string& blade) const;
+  // Persists what the delta changed of the placement and adopts it; false: the store failed.
+  bool persist(const pool::PlanDelta& delta);
+  // Failover, unplaceable and warning events; roles and unplaceable kept.
+  void tell(const std::vector<pool::Placement>& placements, const std::vector<pool::BladeAssignment>& blades,
+            const std::vector<pool::Unplaceable>& unplaceable, const std::vector<std::string>& warnings,
+            const std::vector<pool::Step>& steps, bool complete);
 
   const ControllerOptions& options_;
   DesiredState& desired_;
@@ -96,6 +120,8 @@ class Replanner {
   std::map<std::string, pool::BladeAssignment> roles_;                 // blade -> its assignment in the latest plan
   std::map<std::string, std::string> unplaceable_;                     // server -> reason
   std::set<std::string> seenWarnings_;
+  std::unique_ptr<pool::Planner> planner_;   // built by the last full plan, kept and told since
+  std::set<std::string> changedBlades_;      // bladeChanged since the last react()
   bool dirty_ = true;
   std::int64_t lastPlanAt_ = -1'000'000'000;
   Counters counters_;

@@ -136,11 +136,8 @@ ApiResponse Endpoints::remove(const ApiRequest& req, std::int64_t now) {
   const std::size_t count = draft.objects.size();
   desired_.adopt(std::move(draft));
   replanner_.forget(servers);
-  for (const auto& name : servers) {
-    reconciler_.forgive(name);
-    // Where it runs now, it stops (the binding goes with the plan).
-    for (const auto& b : registry_.runningOn(name)) reconciler_.reconsider(b);
-  }
+  // Where it runs now, it stops and its definition goes (the plan, from its tombstone).
+  for (const auto& name : servers) reconciler_.forgive(name);
   ++applies_;
   events_.add("info", "", "", "deleted " + source + ": " + std::to_string(count) + " objects");
   Json plan = planning_.planNow(now);
@@ -197,11 +194,9 @@ ApiResponse Endpoints::move(const std::string& name, const ApiRequest& req, std:
   const std::string from = bound ? *bound : std::string();
   if (auto st = journal_.commitNow(replanner_.moveChange(name, to)); !st)
     return error(503, "not moved, the state store failed: " + st.error().message);
-  // The binding is durable before anyone acts on it. The server then stops on `from` and
-  // starts on `to` only once no other blade reports it running (invariant 1).
+  // The binding is durable before anyone acts on it. The plan then stops the server on
+  // `from` and starts it on `to` only once no other blade reports it running (invariant 1).
   replanner_.move(name, to);
-  if (!from.empty()) reconciler_.reconsider(from);
-  reconciler_.reconsider(to);
   events_.add("info", to, name, "server moved by the operator" + (from.empty() ? std::string() : " from " + from) + " to " + to);
   planning_.serverChanged(name, now);
   return text(200, views_.server(s));

@@ -367,28 +367,50 @@ TEST(Controller, AfterARestartNothingStartsUntilEveryKnownBladeRegisteredOrWasFe
   EXPECT_EQ(h.server("web-0")["blade"], spare);
 }
 
-TEST(Controller, FailedStepsAreRetriedThenBecomeAFault) {
-  Harness h("retry.db");
-  h.registerBlade("b1");
-  ASSERT_EQ(h.api("POST", "/v1/apply", yaml(web(1))).status, 200);
-  int attempts = 0;
-  // 25 s: past every backoff, before the faulted server's retry window (2 x op timeout).
+// Plays an agent whose steps of `failing` kind fail (the others succeed) for 25 s: past
+// every backoff, before the faulted server's retry window (2 x op timeout). Returns how
+// often each kind was sent.
+std::map<std::string, int> failFor25s(Harness& h, const std::string& failing) {
+  std::map<std::string, int> sent;
   for (int i = 0; i < 100; ++i) {
     auto batch = std::move(h.sent);
     h.sent.clear();
     for (auto& [blade, f] : batch)
       if (f["type"] == "plan")
         for (auto& s : f["steps"]) {
-          attempts += s["kind"] == "define";
-          h.frame(blade, protocol::encode(protocol::StepResult{s["op"].get<std::uint64_t>(), false, "disk missing"}));
+          ++sent[s["kind"].get<std::string>()];
+          const bool ok = s["kind"] != failing;
+          h.frame(blade, protocol::encode(protocol::StepResult{s["op"].get<std::uint64_t>(), ok, ok ? "" : "disk missing"}));
         }
     h.frame("b1", protocol::encode(protocol::Heartbeat{static_cast<std::uint64_t>(i + 1), std::nullopt}));  // stays healthy
     h.controller->tick(h.now += 250);
   }
-  EXPECT_EQ(attempts, ControllerOptions{}.opMaxAttempts);
+  return sent;
+}
+
+TEST(Controller, FailedStepsAreRetriedThenBecomeAFault) {
+  Harness h("retry.db");
+  h.registerBlade("b1");
+  ASSERT_EQ(h.api("POST", "/v1/apply", yaml(web(1))).status, 200);
+  auto sent = failFor25s(h, "define");
+  EXPECT_EQ(sent["define"], ControllerOptions{}.opMaxAttempts);
+  EXPECT_EQ(sent["start"], 0) << "a start waits for its define";
   auto server = Json::parse(h.api("GET", "/v1/servers/web-0").body);
   EXPECT_EQ(server["state"], "failed");
   EXPECT_NE(server["reason"].get<std::string>().find("disk missing"), std::string::npos);
+}
+
+TEST(Controller, AFailedPrepareHoldsTheDefinesThatWaitForItAndTheirServersShowWhy) {
+  Harness h("retry-prepare.db");
+  h.registerBlade("b1");  // it runs no hypervisor yet: the plan prepares it first
+  ASSERT_EQ(h.api("POST", "/v1/apply", yaml(web(1))).status, 200);
+  auto sent = failFor25s(h, "prepare-hypervisor");
+  EXPECT_EQ(sent["prepare-hypervisor"], ControllerOptions{}.opMaxAttempts);
+  EXPECT_EQ(sent["define"], 0) << "a define waits for the prepare it depends on";
+  auto server = Json::parse(h.api("GET", "/v1/servers/web-0").body);
+  EXPECT_EQ(server["state"], "failed");
+  EXPECT_NE(server["reason"].get<std::string>().find("prepare-hypervisor failed after 4 attempts: disk missing"), std::string::npos)
+      << server.dump();
 }
 
 TEST(Controller, ApplyValidatesTheBodyTogetherWithWhatIsApplied) {
