@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <random>
 #include <sstream>
 
 #include <rapidjson/stringbuffer.h>
@@ -167,8 +168,16 @@ Controller::Controller(StateStore& store, ControllerOptions options, Send send, 
       send_(std::move(send)),
       wallClock_(std::move(wallClock)),
       dispatcher_([](const std::string& line) { spdlog::warn("fabric: {}", line); }),
+      quorum_(leases_, QuorumOptions{{options.commitMs ? options.commitMs : options.leaseMs * 2 / 5,
+                                       options.attestMs ? options.attestMs : options.leaseMs * 2},
+                                      options.quorumSize, options.quorumDebounceMs, 1000}),
       identities_(std::make_unique<pool::IdentityAllocator>(std::vector<pool::IdentityPool>{})) {
   using namespace protocol;
+  // Stamps of this process: its own tag, so an echo of an earlier process's stamp proves
+  // nothing (docs/FENCING.md); times on the monotonic clock `now` is read from.
+  std::uint32_t tag = options_.stampTag;
+  if (tag == 0) tag = static_cast<std::uint32_t>(std::random_device{}()) & fencing::kStampTagMask;
+  leases_.configureQuorum(tag, 0, quorum_.timing());
   dispatcher_.on(type::kRegister, [this](const std::string& b, const Json& f) { onRegister(b, f); });
   dispatcher_.on(type::kHeartbeat, [this](const std::string& b, const Json& f) { onHeartbeat(b, f); });
   dispatcher_.on(type::kStepResult, [this](const std::string& b, const Json& f) { onStepResult(b, f); });
@@ -217,6 +226,13 @@ Status Controller::recover(std::int64_t now) {
     auto [it, _] = blades_.emplace(b.name, std::move(rt));
     watchLiveness(it->first, it->second, now);
   }
+  // Until each is heard, every blade not retired may hold the oldest version kept.
+  std::vector<std::string> mayHold;
+  for (const auto& [name, rt] : blades_)
+    if (rt.adminState != "retired") mayHold.push_back(name);
+  quorum_.restore(st.quorumVersions, mayHold, &problems);
+  for (const auto& p : problems) spdlog::error("state store: {}", p);
+  quorum_.markDirty(now);
   // Operations in flight when the controller stopped are not resent as such: the first
   // convergence after the agents re-register recomputes what is still needed from what
   // they report, which is the only trustworthy view after a crash.
@@ -310,7 +326,8 @@ void Controller::onRegister(const std::string& blade, const Json& frame) {
   rt.lastHeartbeat = now_;
   rt.lastSeq = 0;
   rt.leaseUntil = now_ + options_.leaseMs;
-  leases_.grant(blade, now_);
+  leases_.grant(blade, now_, std::nullopt, msg.uptimeMs);
+  if (inventoryChanged) quorum_.markDirty(now_);
   heardFrom(blade, rt);
   watchLiveness(blade, rt, now_);
   setDomains(blade, rt, msg.domains);
@@ -325,7 +342,10 @@ void Controller::onRegister(const std::string& blade, const Json& frame) {
             std::to_string(msg.domains.size()) + " domains)");
   updateRoutine(blade, rt);
   // With a fabric thread, it answered the moment the frame arrived (ControllerLoop).
-  if (!options_.fabricRenewsLeases) send_(blade, protocol::encode(protocol::Registered{options_.leaseMs, options_.heartbeatMs, msg.seq}));
+  if (!options_.fabricRenewsLeases)
+    send_(blade, protocol::encode(protocol::Registered{options_.leaseMs, options_.heartbeatMs, msg.seq, leases_.stamp(now_)}));
+  // Whatever it held before, it gets the current policy now.
+  sendPolicy(blade, 0, true);
 }
 
 void Controller::updateRoutine(const std::string& blade, BladeRuntime& rt) {
@@ -363,13 +383,58 @@ void Controller::onHeartbeat(const std::string& blade, const Json& frame) {
     convergeQueue_.insert(blade);
   }
   checkTrust(blade, rt);
+  // The outage rule: a hold that begins or ends, the report of one that ended, the policy
+  // when it holds another than the current one.
+  if (msg.holding != rt.holding) {
+    rt.holding = msg.holding;
+    if (msg.holding) event("warning", blade, "", "blade holds its servers under its peers' shield, without a lease");
+  }
+  if (msg.held && (!rt.lastHold || rt.lastHold->ms != msg.held->ms || rt.lastHold->servers != msg.held->servers)) {
+    rt.lastHold = msg.held;
+    rt.lastHoldAtMs = wallClock_();
+    event("warning", blade, "",
+          "blade held " + std::to_string(msg.held->servers) + " server(s) for " + std::to_string(msg.held->ms) +
+              " ms without the controller, under a shield from " + std::to_string(msg.held->support) + " of " +
+              std::to_string(msg.held->members) + " peers");
+  }
+  sendPolicy(blade, msg.policyVersion, false);
   if (options_.fabricRenewsLeases) {
     if (auto at = leases_.lastRenewal(blade)) rt.leaseUntil = std::max(rt.leaseUntil, *at + options_.leaseMs);
     updateRoutine(blade, rt);
-  } else if (leases_.renew(blade, now_)) {
+  } else if (leases_.heartbeat(blade, now_, true, {}, {msg.echo, msg.policyVersion, msg.shieldMs, msg.holding}).renewed) {
     rt.leaseUntil = now_ + options_.leaseMs;
-    if (msg.ack) send_(blade, protocol::encode(protocol::LeaseRenewed{msg.seq, options_.leaseMs}));
+    if (msg.ack) send_(blade, protocol::encode(protocol::LeaseRenewed{msg.seq, options_.leaseMs, leases_.stamp(now_)}));
   }
+}
+
+void Controller::sendPolicy(const std::string& blade, std::uint64_t echoed, bool force) {
+  if (auto policy = quorum_.policyFor(blade, echoed, now_, force)) send_(blade, protocol::encode(*policy));
+}
+
+bool Controller::powerFencedBlade(const std::string&) const {
+  // A BMC declared for the blade (kind: Blade) and a fence command to use it: not yet.
+  return false;
+}
+
+void Controller::tendQuorum(std::int64_t now) {
+  if (quorum_.due(now)) {
+    std::vector<QuorumSets::Candidate> eligible;
+    std::set<std::string> power;
+    for (const auto& [name, rt] : blades_) {
+      if (rt.adminState == "retired" || rt.health == pool::BladeState::Fenced) continue;
+      if (powerFencedBlade(name)) power.insert(name);
+      if (!rt.inventory.peerEndpoint.empty())
+        eligible.push_back({name, rt.inventory.chassis, rt.inventory.peerEndpoint, rt.inventory.peerKey});
+    }
+    const auto before = quorum_.sets().current();
+    const std::size_t was = before ? before->members.size() : 0;
+    if (auto next = quorum_.update(std::move(eligible), std::move(power), now, [this](Change c) { return commitNow(std::move(c)); }))
+      event("info", "", "",
+            "outage policy " + std::to_string(next->version) + ": " + std::to_string(next->members.size()) +
+                " blades in the quorum set (was " + std::to_string(was) + "), " + std::to_string(next->powerFenced.size()) +
+                " power-fenced; loomd fences a silent blade by its lease only while it counts half of them");
+  }
+  quorum_.dropUnused(pending_);
 }
 
 void Controller::setDomains(const std::string& blade, BladeRuntime& rt, const std::vector<protocol::ObservedDomain>& domains) {
@@ -744,6 +809,11 @@ void Controller::replan(std::int64_t now, Json* planOut) {
   for (const auto& b : changedBlades) convergeQueue_.insert(b);
 }
 
+void Controller::recheckLiveness(const std::string& blade, BladeRuntime& rt, std::int64_t at) {
+  rt.livenessAt = at;
+  livenessDue_.emplace(at, blade);
+}
+
 void Controller::watchLiveness(const std::string& blade, BladeRuntime& rt, std::int64_t now) {
   if (rt.adminState == "retired" || rt.health == pool::BladeState::Fenced || rt.heldByStorm) return;
   // Silence strictly longer than a limit changes the state (see detectFailures); a failed
@@ -807,11 +877,39 @@ void Controller::detectFailures(std::int64_t now) {
         rt.heldByStorm = true;  // looked at again when the guard lifts (setHealth)
         continue;
       }
+      // A blade that may run a power-fenced policy never fences itself: only its BMC
+      // (the fence command) or an operator can say its servers are gone.
+      if (quorum_.mayBePowerFenced(name)) {
+        if (!rt.withheldNoted) {
+          rt.withheldNoted = true;
+          event("error", name, "",
+                "blade not fenced by its lease: it is power-fenced (it never fences itself); its servers stay bound to it "
+                "until the fence command confirms power-off");
+        }
+        recheckLiveness(name, rt, now + 1000);
+        continue;
+      }
       // Atomic with the fabric thread's renewals: a heartbeat it answered a moment ago
-      // (still on its way to us) wins, and none is answered after this.
-      if (!leases_.fenceIfExpired(name, now, options_.leaseMs + options_.fenceMarginMs)) {
+      // (still on its way to us) wins, and none is answered after this. And only while we
+      // count a quorum: then no shield can keep its servers running (docs/FENCING.md).
+      const auto verdict = leases_.fenceIfExpired(name, now, options_.leaseMs + options_.fenceMarginMs);
+      if (verdict == LeaseTable::Fence::LeaseLive) {
         if (auto at = leases_.lastRenewal(name)) rt.leaseUntil = std::max(rt.leaseUntil, *at + options_.leaseMs);
         watchLiveness(name, rt, now);
+        continue;
+      }
+      if (verdict == LeaseTable::Fence::NoQuorum) {
+        if (!rt.withheldNoted) {
+          rt.withheldNoted = true;
+          ++fencesWithheld_;
+          const auto count = leases_.countQuorum(now);
+          event("error", name, "",
+                "blade not fenced: its lease ran out, but loomd counts " + std::to_string(count.counted) + " of the " +
+                    std::to_string(count.members) +
+                    " quorum members (it needs half), so the blade may hold its servers under its peers' shield; "
+                    "its servers stay bound to it");
+        }
+        recheckLiveness(name, rt, now + 250);
         continue;
       }
       ++fencesByLease_;
@@ -877,6 +975,7 @@ bool Controller::stormGuardUp() const {
 
 void Controller::heardFrom(const std::string& blade, BladeRuntime& rt) {
   rt.heldByStorm = false;
+  rt.withheldNoted = false;
   if (rt.health == pool::BladeState::Fenced) {
     if (!rt.returned)
       event("warning", blade, "", "blade heard again after being fenced: not trusted until it reports no servers running");
@@ -899,6 +998,7 @@ void Controller::checkTrust(const std::string& blade, BladeRuntime& rt) {
   rt.returned = false;
   leases_.unfence(blade);
   event("info", blade, "", "blade trusted again: it reports no servers running and rejoins the fabric");
+  quorum_.markDirty(now_);
   setHealth(rt, pool::BladeState::Available, now_);
   lastPlanAt_ = now_ - options_.replanMinIntervalMs;
   convergeQueue_.insert(blade);
@@ -906,6 +1006,11 @@ void Controller::checkTrust(const std::string& blade, BladeRuntime& rt) {
 
 void Controller::fence(const std::string& blade, BladeRuntime& rt, const std::string& reason, std::int64_t now) {
   setHealth(rt, pool::BladeState::Fenced, now);
+  // Its servers are gone (it fenced itself, or its power is off): it holds no shield and
+  // leaves the quorum set.
+  quorum_.forget(blade);
+  quorum_.markDirty(now);
+  rt.holding = false;
   rt.heldByStorm = false;
   rt.returned = false;
   event("error", blade, "", "blade fenced: " + reason);
@@ -995,6 +1100,7 @@ void Controller::forgiveStall(std::int64_t gapMs) {
 void Controller::tick(std::int64_t now) {
   now_ = now;
   detectFailures(now);
+  tendQuorum(now);
   // Timeouts: an unanswered step counts as a failed attempt. Entries of operations that
   // were answered, or resent since (another deadline), are stale and skipped.
   std::vector<std::uint64_t> expired;
@@ -1045,6 +1151,7 @@ void Controller::tick(std::int64_t now) {
   // A fence is due at an exact time (lease + margin): every millisecond past it is
   // failover time.
   if (!livenessDue_.empty()) nextTick_ = std::min(nextTick_, livenessDue_.top().first);
+  nextTick_ = std::min(nextTick_, quorum_.dueAt());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1391,6 +1498,8 @@ ApiResponse Controller::apiRetire(const std::string& blade, std::int64_t now) {
   if (auto s = commitNow(std::move(c)); !s) return errorResponse(503, "not retired, the state store failed: " + s.error().message);
   rt.adminState = "retired";
   ++retiredBlades_;
+  quorum_.forget(blade);
+  quorum_.markDirty(now);
   if (!rt.confirmed) confirmBlade(rt);
   setHealth(rt, pool::BladeState::Available, now);  // out of the storm guard's count
   event("info", blade, "", "blade retired: it takes no servers again");
@@ -1507,7 +1616,8 @@ const std::vector<std::string>& Controller::bladeFields() {
   static const std::vector<std::string> fields{
       "name",   "chassis", "slot",   "cores",      "memory_mib", "hypervisor", "hypervisors",        "state",
       "pool",   "role",    "servers", "online",    "relay",      "driver",     "cpu_model",          "domains",
-      "pending_operations", "heartbeat_age_ms", "lease_left_ms", "trusted", "fence_command_running"};
+      "pending_operations", "heartbeat_age_ms", "lease_left_ms", "trusted", "fence_command_running",
+      "fencing", "quorum_member", "holding", "last_hold"};
   return fields;
 }
 
@@ -1562,6 +1672,19 @@ std::string Controller::bladeText(const std::string& name, const BladeRuntime& r
     }
     if (rt.health == pool::BladeState::Fenced && fields.has("trusted")) put(w, "trusted", false);
     if (rt.fenceCommandRunning && fields.has("fence_command_running")) put(w, "fence_command_running", true);
+    if (fields.has("fencing")) put(w, "fencing", quorum_.isPowerFenced(name) ? "power" : "lease");
+    if (fields.has("quorum_member")) put(w, "quorum_member", quorum_.isMember(name));
+    if (rt.holding && fields.has("holding")) put(w, "holding", true);
+    if (rt.lastHold && fields.has("last_hold")) {
+      w.Key("last_hold");
+      w.StartObject();
+      put(w, "ms", std::int64_t{rt.lastHold->ms});
+      put(w, "servers", std::uint64_t{rt.lastHold->servers});
+      put(w, "support", std::uint64_t{rt.lastHold->support});
+      put(w, "members", std::uint64_t{rt.lastHold->members});
+      put(w, "reported_ms", std::int64_t{rt.lastHoldAtMs});
+      w.EndObject();
+    }
   });
 }
 
@@ -1714,6 +1837,26 @@ std::string Controller::metrics() const {
   o << "# HELP loom_fencing_storms_total Times the storm guard went up.\n# TYPE loom_fencing_storms_total counter\n"
        "loom_fencing_storms_total "
     << stormsRaised_ << "\n";
+  {
+    const auto q = leases_.countQuorum(now_);
+    const auto* current = quorum_.sets().current();
+    o << "# HELP loom_quorum_members Blades in the current quorum set (docs/FENCING.md).\n# TYPE loom_quorum_members gauge\n"
+      << "loom_quorum_members " << q.members << "\n"
+      << "# HELP loom_quorum_counted Members whose promises loomd holds now (committed, shielding no one).\n"
+         "# TYPE loom_quorum_counted gauge\nloom_quorum_counted "
+      << q.counted << "\n"
+      << "# HELP loom_quorum_held 1 while loomd counts a quorum of every retained version (it may fence by lease).\n"
+         "# TYPE loom_quorum_held gauge\nloom_quorum_held "
+      << (q.held ? 1 : 0) << "\n"
+      << "# HELP loom_quorum_version The current outage policy version.\n# TYPE loom_quorum_version gauge\nloom_quorum_version "
+      << (current ? current->version : 0) << "\n"
+      << "# HELP loom_quorum_versions_retained Policy versions a blade may still hold.\n"
+         "# TYPE loom_quorum_versions_retained gauge\nloom_quorum_versions_retained "
+      << quorum_.sets().retained().size() << "\n"
+      << "# HELP loom_fences_withheld_total Silent blades not fenced by their lease for want of a quorum.\n"
+         "# TYPE loom_fences_withheld_total counter\nloom_fences_withheld_total "
+      << fencesWithheld_ << "\n";
+  }
   o << "# HELP loom_applies_total Declarations applied.\n# TYPE loom_applies_total counter\nloom_applies_total " << applies_ << "\n";
   return o.str();
 }

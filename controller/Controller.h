@@ -26,6 +26,7 @@
 
 #include "controller/LeaseTable.h"
 #include "controller/ModelJson.h"
+#include "controller/QuorumKeeper.h"
 #include "controller/StateStore.h"
 #include "pool/IdentityAllocator.h"
 #include "pool/Planner.h"
@@ -62,6 +63,12 @@ struct ControllerOptions {
   std::int64_t replanMinIntervalMs = 100;  // debounce for bursts of changes
   std::size_t maxStepsPerPlanMessage = 64;
   std::size_t eventMemory = 10000;  // events kept in memory for /v1/events
+  // The outage rule (docs/FENCING.md). 0: the defaults, 0.4 and 2 leases.
+  std::int64_t commitMs = 0;      // C: how long a blade promises not to attest after our stamp
+  std::int64_t attestMs = 0;      // V: how long one attestation shields
+  std::size_t quorumSize = 64;    // the quorum set's most members
+  std::int64_t quorumDebounceMs = 1000;
+  std::uint32_t stampTag = 0;     // this process's stamp tag; 0: random (tests fix it)
 };
 
 struct ApiRequest {
@@ -162,6 +169,12 @@ class Controller {
     // Its plain heartbeats stay in the fabric thread (LeaseTable::setRoutine): registered,
     // healthy, trusted. lastHeartbeat is then brought up to date from leases_ when read.
     bool routine = false;
+    // The outage rule: it runs servers under its peers' shield, without a lease (as its
+    // beats say), and the last hold it reported once the controller heard it again.
+    bool holding = false;
+    std::optional<protocol::Heartbeat::Held> lastHold;
+    std::int64_t lastHoldAtMs = 0;   // wall clock, when it was reported
+    bool withheldNoted = false;      // "fencing withheld" said for this silence
   };
 
   // Min-heap of (time, key): tick() pops what is due, so its cost follows the work to
@@ -194,6 +207,8 @@ class Controller {
   void detectFailures(std::int64_t now);
   // Puts the blade's next liveness check (suspect, failed, fenced) in livenessDue_.
   void watchLiveness(const std::string& blade, BladeRuntime& rt, std::int64_t now);
+  // Looks at the blade again at `at` whatever its state (a fence held back).
+  void recheckLiveness(const std::string& blade, BladeRuntime& rt, std::int64_t at);
   // Every health change goes through here: it keeps the silent-blade count of the storm
   // guard, and raises or lifts the guard.
   void setHealth(BladeRuntime& rt, pool::BladeState next, std::int64_t now);
@@ -213,6 +228,13 @@ class Controller {
   // being moved may still run on one we have not heard from (invariant 1).
   void confirmBlade(BladeRuntime& rt);
   void startFenceCommand(const std::string& blade, BladeRuntime& rt);
+  // The outage rule's core half: a new quorum version when the eligible or power-fenced
+  // blades changed (durable first), versions no blade may hold dropped, and the policy
+  // sent to a blade whose beats show another (docs/FENCING.md).
+  void tendQuorum(std::int64_t now);
+  void sendPolicy(const std::string& blade, std::uint64_t echoed, bool force);
+  // Its BMC is the authority: a fence command is configured and the blade has one.
+  bool powerFencedBlade(const std::string& blade) const;
   void setDomains(const std::string& blade, BladeRuntime& rt, const std::vector<protocol::ObservedDomain>& domains);
   // nullopt forgets the domain (undefined).
   void setDomainState(const std::string& blade, BladeRuntime& rt, const std::string& name, std::optional<pool::DomainState> state);
@@ -260,6 +282,7 @@ class Controller {
   protocol::Dispatcher<std::string> dispatcher_;
   FenceRunner fenceRunner_;
   LeaseTable leases_;
+  QuorumKeeper quorum_;
   std::size_t silentBlades_ = 0;   // suspect or failed
   std::size_t retiredBlades_ = 0;
   std::size_t unconfirmedBlades_ = 0;
@@ -311,6 +334,7 @@ class Controller {
   double planSecondsSum_ = 0, planSecondsLast_ = 0;
   std::uint64_t applies_ = 0;
   std::uint64_t fencesByLease_ = 0, fencesByCommand_ = 0, fenceCommandFailures_ = 0, failovers_ = 0, stormsRaised_ = 0;
+  std::uint64_t fencesWithheld_ = 0;  // lease fences held back for want of a quorum
 };
 
 }  // namespace loom::controller

@@ -205,8 +205,9 @@ void ControllerLoop::takeFrame(std::string blade, std::string_view bytes, const 
   // Nearly every frame: a plain heartbeat of a routine blade. Answered and noted here,
   // without a JSON tree, and the core is not bothered with it.
   if (auto beat = protocol::peekPlainHeartbeat(bytes)) {
-    const auto lease = controller_.leases().heartbeat(blade, now, /*news=*/false, via);
-    if (lease.renewed && beat->ack) sendVia(via, blade, protocol::leaseRenewedFrame(beat->seq, options_.leaseMs));
+    auto& leases = controller_.leases();
+    const auto lease = leases.heartbeat(blade, now, /*news=*/false, via, {beat->echo, beat->policyVersion, beat->shieldMs, beat->holding});
+    if (lease.renewed && beat->ack) sendVia(via, blade, protocol::leaseRenewedFrame(beat->seq, options_.leaseMs, leases.stamp(now)));
     if (lease.keep) return;
     protocol::Json frame;
     (void)protocol::parseFrame(bytes, frame);  // cannot fail: the peek accepted it
@@ -225,14 +226,19 @@ void ControllerLoop::takeFrame(std::string blade, std::string_view bytes, const 
   // validate() is pure and checks every field's JSON type, so nothing below can throw.
   const std::string type = protocol::validate(frame) ? "" : frame["type"].get<std::string>();
   bool keep = false;
+  auto& leases = controller_.leases();
   if (type == protocol::type::kHeartbeat) {
     // The controller's view of the lease always moves on; the agent's only with an answer.
-    const auto beat = controller_.leases().heartbeat(blade, now, frame.contains("domains"), via);
-    if (beat.renewed && frame.value("ack", true)) reply = protocol::leaseRenewedFrame(frame["seq"].get<std::uint64_t>(), options_.leaseMs);
+    const auto m = protocol::decodeHeartbeat(frame);
+    const auto beat = leases.heartbeat(blade, now, m.domains.has_value() || m.held.has_value(), via,
+                                       {m.echo, m.policyVersion, m.shieldMs, m.holding});
+    if (beat.renewed && m.ack) reply = protocol::leaseRenewedFrame(m.seq, options_.leaseMs, leases.stamp(now));
     keep = beat.keep;
   } else if (type == protocol::type::kRegister && frame["blade"] == blade && protocol::isValidBladeName(blade)) {
-    controller_.leases().grant(blade, now, via);
-    reply = protocol::encode(protocol::Registered{options_.leaseMs, options_.heartbeatMs, frame.value("seq", std::uint64_t{0})}).dump();
+    leases.grant(blade, now, via, frame.value("uptime_ms", std::int64_t{-1}));
+    reply = protocol::encode(protocol::Registered{options_.leaseMs, options_.heartbeatMs, frame.value("seq", std::uint64_t{0}),
+                                                  leases.stamp(now)})
+                .dump();
   }
   if (!reply.empty()) sendVia(via, blade, reply);
   // A routine blade's plain heartbeat has told the core all it had to (LeaseTable::heard).

@@ -16,15 +16,24 @@
 // And it holds each blade's route: the fabric relay it was last heard through (heartbeat,
 // registration), or none when it connects directly. The fabric thread answers a frame
 // the way it came and looks the route up for what the core sends; the API shows it.
+//
+// And the outage rule's half that must be atomic with renewals (docs/FENCING.md): every
+// blade's promises, taken from its heartbeats by the thread that reads them, the stamps the
+// answers carry, and the quorum test a lease fence must pass.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
+
+#include "controller/Quorum.h"
+#include "protocol/Fencing.h"
 
 namespace loom::controller {
 
@@ -44,12 +53,30 @@ class LeaseTable {
     bool renewed = false;  // answer it (lease-renewed), if it asked
     bool keep = false;     // the core need not see it: the blade is routine and it carries no news
   };
-  // renew() for the fabric thread, which also learns whether to hand the beat on.
+  // What a heartbeat says about the outage rule (protocol::Heartbeat's fields).
+  struct Promised {
+    std::uint64_t echo = 0;
+    std::uint64_t policyVersion = 0;
+    std::int64_t shieldMs = 0;
+    bool holding = false;
+  };
+  // renew() for the fabric thread, which also learns whether to hand the beat on. A beat
+  // that changes what the core knows of the blade's policy or hold is news.
   Beat heartbeat(const std::string& blade, std::int64_t now, bool news, std::string_view via = {}) {
+    return heartbeat(blade, now, news, via, Promised{0, 0, 0, false});
+  }
+  Beat heartbeat(const std::string& blade, std::int64_t now, bool news, std::string_view via, const Promised& p) {
     std::lock_guard lock(mu_);
     Entry& e = entries_[blade];
     e.lastHeard = std::max(e.lastHeard, now);
     if (e.via != via) e.via = via;
+    takePromises(e, now, p);
+    // The core sends the policy to a blade whose beats show another than the current one,
+    // and shows a hold as it begins and ends.
+    const std::uint64_t current = retained_ && !retained_->empty() ? retained_->back().version : 0;
+    news = news || p.policyVersion != current || p.holding != e.holding;
+    e.policyVersion = p.policyVersion;
+    e.holding = p.holding;
     if (e.fenced) return {false, false};
     e.lastRenewal = std::max(e.lastRenewal, now);
     const bool keep = e.routine && !news;
@@ -83,23 +110,82 @@ class LeaseTable {
   }
   // A registration accepted at `now`: a new lease, whatever happened before.
   // `via`: the route it registered through (the fabric thread knows it; the core does not).
-  void grant(const std::string& blade, std::int64_t now, std::optional<std::string_view> via = std::nullopt) {
+  // `uptimeMs`: how long its agent process has run (-1: not said), for the outage rule.
+  void grant(const std::string& blade, std::int64_t now, std::optional<std::string_view> via = std::nullopt,
+             std::int64_t uptimeMs = -1) {
     std::lock_guard lock(mu_);
     Entry& e = entries_[blade];
     e.lastHeard = std::max(e.lastHeard, now);
     if (via && e.via != *via) e.via = *via;
     e.fenced = false;
     e.lastRenewal = std::max(e.lastRenewal, now);
+    if (uptimeMs >= 0) e.promises.onRegister(now, uptimeMs, timing_);
   }
+  enum class Fence {
+    Fenced,    // its lease had run out and we count a quorum: fenced now (or it was already)
+    LeaseLive, // a lease granted to it still runs
+    NoQuorum,  // its lease ran out, but we do not count a quorum: it may hold a shield
+  };
   // Fences `blade` if no lease granted to it lasts beyond `now - validMs` (validMs: the
-  // lease plus the safety margin); from then on renew() refuses it. Returns whether it is
-  // fenced now.
-  bool fenceIfExpired(const std::string& blade, std::int64_t now, std::int64_t validMs) {
+  // lease plus the safety margin) and we count a quorum of every retained version at `now`
+  // (docs/FENCING.md; `now` must be read right before the call); from then on renew()
+  // refuses it.
+  Fence fenceIfExpired(const std::string& blade, std::int64_t now, std::int64_t validMs) {
     std::lock_guard lock(mu_);
     Entry& e = entries_[blade];
-    if (!e.fenced && e.lastRenewal + validMs > now) return false;
+    if (e.fenced) return Fence::Fenced;
+    if (e.lastRenewal + validMs > now) return Fence::LeaseLive;
+    if (!countsQuorumLocked(now)) return Fence::NoQuorum;
     e.fenced = true;
-    return true;
+    return Fence::Fenced;
+  }
+
+  // --- the outage rule (docs/FENCING.md) ---
+  // Once, before the fabric thread runs: this process's stamp tag and start, and C and V.
+  void configureQuorum(std::uint32_t tag, std::int64_t startMs, QuorumTiming timing) {
+    std::lock_guard lock(mu_);
+    tag_ = tag;
+    start_ = startMs;
+    timing_ = timing;
+  }
+  // The stamp an answer sent at `now` carries.
+  std::uint64_t stamp(std::int64_t now) const {
+    std::lock_guard lock(mu_);
+    return protocol::fencing::makeStamp(tag_, now - start_);
+  }
+  // The core's quorum sets changed: the retained versions the fence test uses; the last is
+  // the current one (a beat showing another is news for the core).
+  void publishQuorum(std::shared_ptr<const std::vector<QuorumVersion>> retained) {
+    std::lock_guard lock(mu_);
+    retained_ = std::move(retained);
+  }
+  // Whether we count a quorum of every retained version at `now`, and how many of the
+  // current version's members are counted.
+  struct QuorumCount {
+    bool held = true;
+    std::size_t counted = 0;
+    std::size_t members = 0;
+  };
+  QuorumCount countQuorum(std::int64_t now) const {
+    std::lock_guard lock(mu_);
+    QuorumCount c;
+    c.held = countsQuorumLocked(now);
+    if (retained_ && !retained_->empty())
+      for (const auto& m : retained_->back().members) {
+        ++c.members;
+        c.counted += countedLocked(m.blade, now);
+      }
+    return c;
+  }
+  // The blade is counted at `now` (committed, shielding no one), and what it last said.
+  bool counted(const std::string& blade, std::int64_t now) const {
+    std::lock_guard lock(mu_);
+    return countedLocked(blade, now);
+  }
+  bool holding(const std::string& blade) const {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(blade);
+    return it != entries_.end() && it->second.holding;
   }
   // Confirmed off by other means (a fence command).
   void fence(const std::string& blade) {
@@ -127,10 +213,32 @@ class LeaseTable {
     bool fenced = false;
     bool routine = false;
     std::string via;
+    Promises promises;
+    std::uint64_t policyVersion = 0;  // as its latest beat said
+    bool holding = false;
   };
+  void takePromises(Entry& e, std::int64_t now, const Promised& p) {
+    std::optional<std::int64_t> sentAt;
+    if (p.echo)
+      if (auto t = protocol::fencing::stampTime(p.echo, tag_)) sentAt = *t + start_;
+    e.promises.onHeartbeat(now, sentAt, p.shieldMs, timing_);
+  }
+  bool countedLocked(const std::string& blade, std::int64_t now) const {
+    auto it = entries_.find(blade);
+    return it != entries_.end() && it->second.promises.counted(now);
+  }
+  bool countsQuorumLocked(std::int64_t now) const {
+    if (!retained_) return true;
+    return countsQuorum(*retained_, [&](const std::string& b) { return countedLocked(b, now); });
+  }
+
   mutable std::mutex mu_;
   std::unordered_map<std::string, Entry> entries_;
   std::uint64_t kept_ = 0;
+  std::uint32_t tag_ = 0;
+  std::int64_t start_ = 0;
+  QuorumTiming timing_;
+  std::shared_ptr<const std::vector<QuorumVersion>> retained_;
 };
 
 }  // namespace loom::controller

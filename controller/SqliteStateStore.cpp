@@ -32,6 +32,9 @@ void Change::merge(Change&& o) {
   append(putBlades, o.putBlades);
   append(putOperations, o.putOperations);
   append(appendEvents, o.appendEvents);
+  for (auto v : o.deleteQuorumVersions) putQuorumVersions.erase(v);
+  for (auto& [k, v] : o.putQuorumVersions) putQuorumVersions[k] = v;
+  append(deleteQuorumVersions, o.deleteQuorumVersions);
 }
 
 namespace {
@@ -48,6 +51,7 @@ CREATE TABLE IF NOT EXISTS operations(id INTEGER PRIMARY KEY, blade TEXT NOT NUL
 CREATE INDEX IF NOT EXISTS operations_state ON operations(state);
 CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, level TEXT NOT NULL, blade TEXT NOT NULL,
   server TEXT NOT NULL, message TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS quorum_versions(version INTEGER PRIMARY KEY, body TEXT NOT NULL);
 )sql";
 
 class Statement {
@@ -143,6 +147,10 @@ class SqliteStateStore final : public StateStore {
       while (q.next())
         st.pendingOperations.push_back({static_cast<std::uint64_t>(q.integer(0)), q.text(1), q.text(2), q.text(3), q.text(4),
                                         static_cast<int>(q.integer(5)), q.text(6)});
+    }
+    {
+      Statement q(db_, "SELECT version, body FROM quorum_versions");
+      while (q.next()) st.quorumVersions.emplace(static_cast<std::uint64_t>(q.integer(0)), q.text(1));
     }
     {
       Statement q(db_, "SELECT COALESCE(MAX(id),0) FROM events");
@@ -266,6 +274,15 @@ class SqliteStateStore final : public StateStore {
         LOOM_TRY(check(q.bind(1, static_cast<std::int64_t>(e.id)).bind(2, e.timeMs).bind(3, e.level).bind(4, e.blade)
                            .bind(5, e.server).bind(6, e.message).run(),
                        "append event"));
+    }
+    if (!c.deleteQuorumVersions.empty()) {
+      Statement q(db_, "DELETE FROM quorum_versions WHERE version=?");
+      for (auto v : c.deleteQuorumVersions) LOOM_TRY(check(q.bind(1, static_cast<std::int64_t>(v)).run(), "delete quorum version"));
+    }
+    if (!c.putQuorumVersions.empty()) {
+      Statement q(db_, "INSERT OR REPLACE INTO quorum_versions(version,body) VALUES(?,?)");
+      for (const auto& [v, body] : c.putQuorumVersions)
+        LOOM_TRY(check(q.bind(1, static_cast<std::int64_t>(v)).bind(2, body).run(), "put quorum version"));
     }
 #undef LOOM_TRY
     return okStatus();

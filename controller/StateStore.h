@@ -67,6 +67,10 @@ struct StoredState {
   std::vector<pool::IdentityRecord> identities;
   std::vector<BladeRecord> blades;
   std::vector<OperationRecord> pendingOperations;
+  // The retained versions of the outage rule's quorum set (docs/FENCING.md): version ->
+  // JSON text (controller/QuorumKeeper.h), so a restarted controller knows what a blade
+  // it has not heard from yet may hold.
+  std::map<std::uint64_t, std::string> quorumVersions;
   std::uint64_t lastEventId = 0;
   std::uint64_t lastOperationId = 0;
 };
@@ -85,12 +89,14 @@ struct Change {
   std::vector<BladeRecord> putBlades;
   std::vector<OperationRecord> putOperations;  // upsert by id
   std::vector<EventRecord> appendEvents;
+  std::map<std::uint64_t, std::string> putQuorumVersions;
+  std::vector<std::uint64_t> deleteQuorumVersions;
 
   bool empty() const {
     return putDeclarations.empty() && deleteDeclarations.empty() && putBindings.empty() && deleteBindings.empty() &&
            putBorrowed.empty() && deleteBorrowed.empty() && putPlacement.empty() && deletePlacement.empty() &&
-           putIdentities.empty() && putBlades.empty() &&
-           putOperations.empty() && appendEvents.empty();
+           putIdentities.empty() && putBlades.empty() && putOperations.empty() && appendEvents.empty() &&
+           putQuorumVersions.empty() && deleteQuorumVersions.empty();
   }
   // Appends `other` (later writes win on the same key when committed in order).
   void merge(Change&& other);

@@ -87,6 +87,16 @@ int main(int argc, char** argv) {
   app.add_option("--storm-min-blades", opts.stormMinBlades, "the storm guard needs at least this many silent blades")
       ->capture_default_str();
   app.add_option("--op-timeout-ms", opts.opTimeoutMs, "time an agent has to answer a step")->capture_default_str();
+  app.add_option("--commit-ms", opts.commitMs,
+                 "the outage rule (docs/FENCING.md): how long a blade promises, after each answer of loomd, not to "
+                 "attest to its peers that it lost loomd (default: 0.4 x --lease-ms)");
+  app.add_option("--attest-ms", opts.attestMs,
+                 "how long one blade's attestation shields a peer that lost loomd (default: 2 x --lease-ms)");
+  app.add_option("--quorum-size", opts.quorumSize,
+                 "the most blades in the quorum set (spread over chassis); loomd fences a silent blade by its lease "
+                 "only while it hears half of them")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{4096}));
   app.add_option("--log-level", logLevel, "trace|debug|info|warn|error")->capture_default_str();
 
   auto* keygen = app.add_subcommand("keygen", "write a CurveZMQ key pair (NAME.key secret, NAME.pub public)");
@@ -112,6 +122,15 @@ int main(int argc, char** argv) {
   if (opts.leaseMs < 2 * opts.heartbeatMs)
     return fail("--lease-ms " + std::to_string(opts.leaseMs) + " must be at least twice --heartbeat-ms " + std::to_string(opts.heartbeatMs));
   if (opts.fenceMarginMs < 0 || opts.fenceTimeoutMs <= 0) return fail("--fence-margin-ms must be >= 0 and --fence-timeout-ms > 0");
+  // A blade must hear loomd again within its commit window, and it must be able to attest
+  // before its lease runs out (docs/FENCING.md, "Terms").
+  {
+    const std::int64_t commit = opts.commitMs ? opts.commitMs : opts.leaseMs * 2 / 5;
+    const std::int64_t attest = opts.attestMs ? opts.attestMs : opts.leaseMs * 2;
+    if (commit <= opts.heartbeatMs || commit >= opts.leaseMs)
+      return fail("--commit-ms " + std::to_string(commit) + " must be longer than --heartbeat-ms and shorter than --lease-ms");
+    if (attest < opts.leaseMs) return fail("--attest-ms " + std::to_string(attest) + " must be at least --lease-ms");
+  }
 
   controller::FabricOptions fabric;
   fabric.endpoint = agents;

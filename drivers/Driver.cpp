@@ -12,4 +12,6 @@ Status Driver::renewWatchdog(std::int64_t /*remainingMs*/) {
   return makeError(Errc::Unsupported, "the " + name() + " driver has no watchdog");
 }
 
+Status Driver::disarmWatchdog() { return makeError(Errc::Unsupported, "the " + name() + " driver has no watchdog"); }
+
 }  // namespace loom::drivers

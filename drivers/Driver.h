@@ -151,6 +151,9 @@ class Driver {
   // if the agent is frozen or killed (the lease guard, DESIGN.md §5). Cheap: called at
   // every lease renewal.
   virtual Status renewWatchdog(std::int64_t remainingMs);
+  // Stops the watchdog: nothing fires until it is renewed again (a power-fenced blade,
+  // whose BMC is the authority, docs/FENCING.md). Unsupported without one.
+  virtual Status disarmWatchdog();
 };
 
 }  // namespace loom::drivers

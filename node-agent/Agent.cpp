@@ -2,11 +2,15 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <utility>
 #include <limits>
 
 #include <spdlog/spdlog.h>
 
 #include "node-agent/DomainSpecMapping.h"
+#include "protocol/Fencing.h"
 
 namespace loom::agent {
 
@@ -22,8 +26,21 @@ Agent::Agent(AgentConfig config, std::unique_ptr<drivers::Driver> driver, Send s
       driver_(std::move(driver)),
       send_(std::move(send)),
       guard_(std::move(guard)),
-      dispatcher_([blade = config_.blade](const std::string& line) { spdlog::warn("{}: {}", blade, line); }) {
+      dispatcher_([blade = config_.blade](const std::string& line) { spdlog::warn("{}: {}", blade, line); }),
+      shield_(config_.blade, 0),
+      peerDispatcher_([blade = config_.blade](const std::string& line) { spdlog::warn("{}: peer channel: {}", blade, line); }) {
   using namespace protocol;
+  dispatcher_.on(type::kPolicy, [this](int, const Json& f) { onPolicy(f); });
+  peerDispatcher_.on(type::kPeerAsk, [this](int, const Json& f) {
+    const auto ask = decodePeerAsk(f);
+    const PeerAnswer a = shield_.answer(now_);
+    peerReply_ = encode(protocol::PeerAnswer{config_.blade, ask.seq, a.attest, a.validMs, a.retryMs});
+  });
+  peerDispatcher_.on(type::kPeerAnswer, [this](int, const Json& f) {
+    const auto m = decodePeerAnswer(f);
+    shield_.onAnswer(m.blade, m.seq, {m.attest, m.validMs, m.retryMs}, now_);
+    renewGuard();
+  });
   dispatcher_.on(type::kRegistered, [this](int, const Json& f) { onRegistered(f); });
   dispatcher_.on(type::kLeaseRenewed, [this](int, const Json& f) { onLeaseRenewed(f); });
   dispatcher_.on(type::kPlan, [this](int, const Json& f) { onPlan(f); });
@@ -58,6 +75,11 @@ Agent::~Agent() {
 
 void Agent::start(std::int64_t now) {
   now_ = now;
+  startedAt_ = now;
+  // What a previous process of this agent promised is unknown: the shield starts from now
+  // (docs/FENCING.md, "An agent restarted during an outage").
+  shield_ = Shield(config_.blade, now);
+  loadPolicy();
   if (config_.driverThread && !worker_) {
     worker_ = std::make_unique<Worker>();
     worker_->observed = observeDriver({});  // before the worker owns the driver
@@ -164,6 +186,7 @@ void Agent::sendRegister(std::int64_t now) {
   ++registerAttempts_;
   if (firstUnansweredRegister_ < 0) firstUnansweredRegister_ = now;
   r.seq = ++registerSeq_;
+  r.uptimeMs = now - startedAt_;
   registerSentAt_.emplace_back(r.seq, now);
   if (registerSentAt_.size() > 64) registerSentAt_.pop_front();
   send_(protocol::encode(r));
@@ -195,8 +218,15 @@ void Agent::onFrame(std::string_view bytes, std::int64_t now) {
   dispatcher_.dispatch(0, "controller", bytes);
 }
 
+void Agent::takeStamp(std::uint64_t stamp) {
+  if (stamp == 0) return;  // a controller that does not know the rule
+  lastStamp_ = stamp;
+  shield_.heardController(now_);
+}
+
 void Agent::onRegistered(const Json& frame) {
   auto m = protocol::decodeRegistered(frame);
+  takeStamp(m.stamp);
   heartbeatMs_ = std::max<std::int64_t>(m.heartbeatMs, 50);
   leaseMs_ = m.leaseMs;
   // The lease counts from when we sent the register it answers (echoed seq); from a
@@ -234,6 +264,7 @@ void Agent::onRegistered(const Json& frame) {
 
 void Agent::onLeaseRenewed(const Json& frame) {
   auto m = protocol::decodeLeaseRenewed(frame);
+  takeStamp(m.stamp);
   // A renewal after the lease ran out renews nothing: this blade fenced itself and must
   // register again (the controller decides whether it is trusted).
   if (!leased_ || !registered_) return;
@@ -246,19 +277,40 @@ void Agent::onLeaseRenewed(const Json& frame) {
 void Agent::extendLease(std::int64_t deadline) {
   if (deadline <= leaseDeadline_) return;
   leaseDeadline_ = deadline;
-  if (guard_) guard_->renew(deadline - now_);
+  renewGuard();
+}
+
+std::int64_t Agent::holdUntil() const {
+  const std::int64_t lease = leased_ ? leaseDeadline_ : 0;
+  return std::max(lease, shield_.shieldEnd());
+}
+
+void Agent::renewGuard() {
+  const std::int64_t until = holdUntil();
+  if (until > guardUntil_) {
+    guardUntil_ = until;
+    if (guard_ && !powerFenced_) guard_->renew(until - now_);
+  }
   nextTick_ = std::min(nextTick_, fenceAt());
 }
 
 std::int64_t Agent::fenceAt() const {
+  // A power-fenced blade never fences itself: its BMC is the authority (docs/FENCING.md).
+  // A blade that never held a lease or a shield in this process has nothing it was given.
+  const std::int64_t until = holdUntil();
+  if (powerFenced_ || until == 0) return std::numeric_limits<std::int64_t>::max();
   // Ahead of the deadline by a tenth of the lease: the domains must be gone by then, and
   // destroying them takes a moment (the guard fires at the deadline itself).
-  return leased_ ? leaseDeadline_ - std::max<std::int64_t>(leaseMs_ / 10, 1) : std::numeric_limits<std::int64_t>::max();
+  return until - std::max<std::int64_t>(leaseMs_ / 10, 1);
 }
 
 void Agent::selfFence(std::int64_t now) {
+  const std::int64_t held = holdUntil();
   leased_ = false;
   registered_ = false;
+  // What the peers gave shielded the servers this fencing ends: nothing is left to hold.
+  shield_.drop();
+  holdSince_ = -1;
   std::size_t ended = 0;
   if (worker_) {
     // Ahead of everything queued: what was queued was planned under the lost lease.
@@ -275,8 +327,10 @@ void Agent::selfFence(std::int64_t now) {
     fenceDomains();
   }
   domainsChanged_ = true;
-  const std::int64_t left = leaseDeadline_ - now;
-  spdlog::error("{}: lease not renewed, {} {} ms: fencing {} running domain(s) here, then registering again", config_.blade,
+  const std::int64_t left = held - now;
+  const auto [support, members] = shield_.support(now);
+  spdlog::error("{}: lease not renewed{}, {} {} ms: fencing {} running domain(s) here, then registering again", config_.blade,
+                members ? " and no shield from a majority of the " + std::to_string(members) + " peers" : std::string(),
                 left >= 0 ? "it runs out in" : "it ran out", left >= 0 ? left : -left, ended);
   requestRegister(now);
 }
@@ -289,7 +343,7 @@ void Agent::onPlan(const Json& frame) {
       send_(protocol::encode(it->second));
       continue;
     }
-    if (step.kind == pool::StepKind::Start && !leased_) {
+    if (step.kind == pool::StepKind::Start && (!leased_ || now_ >= leaseDeadline_)) {
       // Planned under a lease that ran out (a late frame): starting now could run the
       // server twice. Refused, not remembered: once registered again it may be resent.
       send_(protocol::encode(protocol::StepResult{step.op, false, "blade '" + config_.blade + "' holds no lease"}));
@@ -368,10 +422,14 @@ void Agent::tick(std::int64_t now) {
   now_ = now;
   collectResults();
   if (now >= fenceAt()) selfFence(now);
+  // Asked whether or not loomd knows this agent: one restarted while loomd is away holds
+  // its adopted servers only under a shield.
+  tendShield(now);
   // Registered but holding no lease is a dead end (every start refused): register again.
   if (registered_ && !leased_) requestRegister(now);
-  // While the worker has steps, look back soon for their results.
-  const std::int64_t soon = queued_.empty() ? std::numeric_limits<std::int64_t>::max() : now + 10;
+  // While the worker has steps, look back soon for their results; while it may need a
+  // shield, when the next ask is due.
+  const std::int64_t soon = std::min(queued_.empty() ? std::numeric_limits<std::int64_t>::max() : now + 10, shieldDueAt());
   if (!registered_) {
     if (now - lastRegisterSent_ >= registerRetryDelay()) {
       if (!warnedSilence_ && lastRegisterSent_ > 0 && now - lastHeardFromController_ > 5 * config_.registerRetryMs) {
@@ -410,8 +468,18 @@ void Agent::tick(std::int64_t now) {
     // An answer is asked for only once the lease has run down by a heartbeat and a half
     // (every other beat at the defaults): a lost answer still leaves the next beats time
     // to ask before the lease ends, and the controller sends half the messages. A lease
-    // shorter than three beats has no such room: every beat asks.
-    hb.ack = leaseMs_ < 3 * heartbeatMs_ || leaseDeadline_ - now <= leaseMs_ - (3 * heartbeatMs_) / 2;
+    // shorter than three beats has no such room: every beat asks. Under an outage policy
+    // every beat asks too: each answer's stamp starts the commit window afresh, and the
+    // time a blade has to collect a shield counts from its last (docs/FENCING.md).
+    hb.ack = leaseMs_ < 3 * heartbeatMs_ || leaseDeadline_ - now <= leaseMs_ - (3 * heartbeatMs_) / 2 || !peers_.empty();
+    hb.echo = lastStamp_;
+    hb.policyVersion = shield_.policy().version;
+    hb.shieldMs = shield_.attestingMs(now);
+    hb.holding = holding();
+    if (heldReport_ && heldReportsLeft_ > 0) {
+      hb.held = heldReport_;
+      if (--heldReportsLeft_ == 0) heldReport_.reset();
+    }
     if (send_(protocol::encode(hb))) {
       heartbeatSentAt_.emplace_back(hb.seq, now);
       if (heartbeatSentAt_.size() > 64) heartbeatSentAt_.pop_front();
@@ -425,6 +493,120 @@ void Agent::tick(std::int64_t now) {
     }
   }
   nextTick_ = std::min({nextHeartbeat_, soon, fenceAt()});
+}
+
+// ---------------------------------------------------------------------------------------
+// The outage rule (docs/FENCING.md): the policy, the peer channel, the shield and the hold.
+
+void Agent::onPolicy(const Json& frame) {
+  const auto m = protocol::decodePolicy(frame);
+  QuorumPolicy policy{m.version, m.powerFenced, m.commitMs, m.attestMs, {}};
+  for (const auto& a : m.members) policy.members.push_back(a.blade);
+  if (!shield_.setPolicy(std::move(policy))) return;  // not newer than ours: it crossed a newer one
+  powerFenced_ = m.powerFenced;
+  peers_.clear();
+  for (const auto& a : m.members) peers_[a.blade] = a;
+  spdlog::info("{}: outage policy {}: fencing by {}, {} peers in the quorum set{}", config_.blade, m.version,
+               m.powerFenced ? "power (its BMC; it never fences itself)" : "lease", m.members.size(),
+               peers_.count(config_.blade) ? ", this blade one of them" : "");
+  savePolicy();
+  if (powerFenced_) {
+    if (guard_) guard_->disarm();
+    guardUntil_ = 0;  // armed again from the next lease, should the blade leave the power route
+  }
+  renewGuard();
+}
+
+std::optional<protocol::Json> Agent::onPeerFrame(std::string_view bytes, std::int64_t now) {
+  now_ = now;
+  // An answer read after the hold ran out (a frozen agent waking up) shields nothing that
+  // is still running: fence first.
+  if (now >= fenceAt()) selfFence(now);
+  peerReply_.reset();
+  peerDispatcher_.dispatch(0, "peer", bytes);
+  return std::exchange(peerReply_, std::nullopt);
+}
+
+std::size_t Agent::runningDomains() {
+  std::size_t n = 0;
+  for (const auto& d : observe()) n += isLive(d.state);
+  return n;
+}
+
+std::int64_t Agent::shieldDueAt() const {
+  if (!peerSend_ || powerFenced_ || peers_.empty()) return std::numeric_limits<std::int64_t>::max();
+  const std::int64_t due = std::max(shield_.nextDueAt(), idleUntil_);
+  return holdSince_ >= 0 ? std::min(due, now_ + 1000) : due;
+}
+
+void Agent::tendShield(std::int64_t now) {
+  if (!peerSend_ || powerFenced_ || peers_.empty()) return;
+  const bool leaseLive = leased_ && now < leaseDeadline_;
+  const bool askDue = shield_.nextDueAt() <= now && idleUntil_ <= now;
+  if (!askDue && leaseLive && holdSince_ < 0) return;  // the common case: nothing to look at
+  // Only running servers need a shield; a blade that ended its own has nothing to hold.
+  const std::size_t running = runningDomains();
+  if (askDue && running > 0) {
+    for (const auto& ask : shield_.asksDue(now))
+      if (auto it = peers_.find(ask.member); it != peers_.end())
+        peerSend_(it->second, protocol::encode(protocol::PeerAsk{config_.blade, ask.seq}));
+    renewGuard();  // its own attestation may have moved the shield
+  }
+  // Nothing runs here: nothing to ask for; looked at again in a while (a start would
+  // come with a lease anyway).
+  idleUntil_ = askDue && running == 0 ? now + 1000 : 0;
+  const auto [support, members] = shield_.support(now);
+  if (!leaseLive && shield_.shieldEnd() > now && running > 0) {
+    if (holdSince_ < 0) {
+      holdSince_ = now;
+      holdLoggedAt_ = now;
+      spdlog::warn("{}: no lease from the controller: holding {} running server(s) under a shield from {} of {} peers "
+                   "(until +{} ms, renewed while they answer); nothing starts or stops here meanwhile",
+                   config_.blade, running, support, members, shield_.shieldEnd() - now);
+    } else if (now - holdLoggedAt_ >= 30000) {
+      holdLoggedAt_ = now;
+      spdlog::warn("{}: still holding {} server(s) without the controller for {} s, shield from {} of {} peers", config_.blade,
+                   running, (now - holdSince_) / 1000, support, members);
+    }
+    holdServers_ = running;
+  } else if (holdSince_ >= 0 && leaseLive) {
+    heldReport_ = protocol::Heartbeat::Held{now - holdSince_, static_cast<std::uint32_t>(holdServers_),
+                                            static_cast<std::uint32_t>(support), static_cast<std::uint32_t>(members)};
+    heldReportsLeft_ = 3;
+    spdlog::info("{}: the controller renewed the lease again: held {} server(s) for {} ms without it", config_.blade, holdServers_,
+                 now - holdSince_);
+    holdSince_ = -1;
+  }
+}
+
+void Agent::savePolicy() const {
+  if (config_.policyPath.empty() || shield_.policy().version == 0) return;
+  protocol::Policy p{shield_.policy().version, powerFenced_, shield_.policy().commitMs, shield_.policy().attestMs, {}};
+  for (const auto& [_, a] : peers_) p.members.push_back(a);
+  const std::string tmp = config_.policyPath + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << protocol::encode(p).dump() << "\n";
+    if (!out) {
+      spdlog::warn("{}: cannot write the outage policy to '{}'", config_.blade, tmp);
+      return;
+    }
+  }
+  if (std::rename(tmp.c_str(), config_.policyPath.c_str()) != 0)
+    spdlog::warn("{}: cannot write the outage policy to '{}'", config_.blade, config_.policyPath);
+}
+
+void Agent::loadPolicy() {
+  if (config_.policyPath.empty()) return;
+  std::ifstream in(config_.policyPath);
+  if (!in) return;
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  Json frame;
+  if (auto bad = protocol::parseFrame(text, frame); bad || protocol::validate(frame) || frame["type"] != protocol::type::kPolicy) {
+    spdlog::warn("{}: ignoring an unreadable outage policy in '{}'", config_.blade, config_.policyPath);
+    return;
+  }
+  onPolicy(frame);
 }
 
 }  // namespace loom::agent

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -20,6 +21,7 @@
 
 #include "drivers/Driver.h"
 #include "node-agent/LeaseGuard.h"
+#include "node-agent/Shield.h"
 #include "protocol/Dispatcher.h"
 #include "protocol/Messages.h"
 
@@ -46,6 +48,9 @@ struct AgentConfig {
   // suspects a healthy blade. The simulator (thousands of instant test drivers on one
   // thread) keeps it off.
   bool driverThread = false;
+  // Where the outage policy (docs/FENCING.md) is kept across agent restarts, so an agent
+  // restarted while loomd is away can still ask its peers; empty: not kept.
+  std::string policyPath;
 };
 
 class Agent {
@@ -53,6 +58,9 @@ class Agent {
   // Returns whether the frame went out; false when there is no connection to the
   // controller right now (the frame is dropped, not queued).
   using Send = std::function<bool(const protocol::Json& frame)>;
+  // Sends a frame on the peer channel to a member of the quorum set (docs/FENCING.md);
+  // false when it could not go out (dropped, not queued: the shield's asks are resent).
+  using PeerSend = std::function<bool(const protocol::PeerAddress& to, const protocol::Json& frame)>;
 
   // `guard` (may be null: the agent alone fences, and a frozen agent cannot) is renewed
   // with every lease.
@@ -64,6 +72,12 @@ class Agent {
   // Adopts what the hypervisor already runs (after an agent restart) and registers.
   void start(std::int64_t now);
   void onFrame(std::string_view bytes, std::int64_t now);
+  // Without one, this blade asks no peer (it holds its servers only under its lease).
+  void setPeerSend(PeerSend send) { peerSend_ = std::move(send); }
+  // A frame on the peer channel: an ask gets the answer to send back on the connection it
+  // came on; an answer (to one of our asks) gets nothing. Malformed frames are counted and
+  // dropped, like the controller's.
+  std::optional<protocol::Json> onPeerFrame(std::string_view bytes, std::int64_t now);
   // Heartbeats, registration retries, lease bookkeeping.
   void tick(std::int64_t now);
   std::int64_t nextTickAt() const { return nextTick_; }
@@ -72,6 +86,9 @@ class Agent {
   bool registered() const { return registered_; }
   // Holds a lease now (registered, renewed, not yet run out).
   bool leased() const { return leased_; }
+  // Runs servers without a lease, under the shield its peers gave (docs/FENCING.md).
+  bool holding() const { return holdSince_ >= 0; }
+  const Shield& shield() const { return shield_; }
   std::uint64_t rejected() const { return dispatcher_.rejectedTotal(); }
 
  private:
@@ -85,6 +102,22 @@ class Agent {
   void onRegistered(const protocol::Json& frame);
   void onLeaseRenewed(const protocol::Json& frame);
   void onPlan(const protocol::Json& frame);
+  void onPolicy(const protocol::Json& frame);
+  // A stamp of loomd arrived (registered, lease-renewed): this blade promises not to attest
+  // for the commit window, and echoes it.
+  void takeStamp(std::uint64_t stamp);
+  // Until when it may run its servers: the later of its lease and its shield (0: never held
+  // either in this process, or fenced since).
+  std::int64_t holdUntil() const;
+  // Asks its peers for a shield when loomd has been quiet; notes a hold that begins or ends.
+  void tendShield(std::int64_t now);
+  // When tendShield has something to do next (max when the blade needs no shield).
+  std::int64_t shieldDueAt() const;
+  // The guard must fire no later than holdUntil(); renewed whenever that moves on.
+  void renewGuard();
+  std::size_t runningDomains();
+  void savePolicy() const;
+  void loadPolicy();
   // The lease runs out: destroy every domain before it does, and register again.
   void selfFence(std::int64_t now);
   void extendLease(std::int64_t deadline);
@@ -109,6 +142,7 @@ class Agent {
   bool warnedQuiet_ = false;
   int registerAttempts_ = 0;  // registers sent since the last one answered
   std::int64_t now_ = 0;
+  std::int64_t startedAt_ = 0;
   std::int64_t heartbeatMs_ = 1000;
   std::int64_t leaseMs_ = 5000;
   std::int64_t lastRegisterSent_ = -1'000'000'000;
@@ -146,6 +180,22 @@ class Agent {
     bool stop = false;
   };
   std::unique_ptr<Worker> worker_;
+
+  // The outage rule (docs/FENCING.md).
+  Shield shield_;
+  PeerSend peerSend_;
+  protocol::Dispatcher<int> peerDispatcher_;
+  std::optional<protocol::Json> peerReply_;  // the answer onPeerFrame returns
+  std::uint64_t lastStamp_ = 0;              // echoed in heartbeats
+  bool powerFenced_ = false;
+  std::map<std::string, protocol::PeerAddress> peers_;  // the policy's members
+  std::int64_t guardUntil_ = 0;  // the guard fires at the latest then
+  std::int64_t holdSince_ = -1;  // holding without a lease since then
+  std::size_t holdServers_ = 0;
+  std::int64_t holdLoggedAt_ = 0;
+  std::int64_t idleUntil_ = 0;  // no running server to shield: no asks before then
+  std::optional<protocol::Heartbeat::Held> heldReport_;  // sent in the next few heartbeats
+  int heldReportsLeft_ = 0;
   std::set<std::uint64_t> queued_;  // op ids handed to the worker, not answered yet
 };
 

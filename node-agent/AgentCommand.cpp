@@ -1,5 +1,15 @@
 #include "node-agent/AgentCommand.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+
 #include <spdlog/spdlog.h>
 
 #include "node-agent/CommandSupport.h"
@@ -42,6 +52,19 @@ void addAgentOptions(CLI::App& app, AgentCommandLine& cl) {
   app.add_option("--uri", cl.uri, "driver URI (kvm: qemu:///system)");
   app.add_option("--driver-param", cl.driverParams, "driver parameter KEY=VALUE (repeatable)");
   app.add_option("--log-level", cl.logLevel, "trace|debug|info|warn|error")->capture_default_str();
+  app.add_option("--peer-listen", cl.peerListen,
+                 "the peer channel (docs/FENCING.md): where this blade listens for its peers' "
+                 "\"have you lost the controller?\", as they dial it: tcp://ADDR:PORT (port 0: a free "
+                 "one, each simulated blade its own), auto (the address this host reaches the "
+                 "controller from, port 7702; the default for one blade) or off (the default with "
+                 "--simulate). Without it a blade keeps its servers through a controller outage only "
+                 "while its lease runs");
+  app.add_option("--peer-allow", cl.peerAllowPath,
+                 "public keys allowed to ask on the peer channel, one per line (the agents' keys: "
+                 "loomd's --allow file); required with --peer-listen unless --insecure");
+  app.add_option("--state-dir", cl.stateDir,
+                 "where the agent keeps the controller's outage policy across its own restarts "
+                 "(default /var/lib/loom-agent; with --simulate, --sim-state)");
   app.add_option("--watchdog", cl.watchdog,
                  "watchdog device (e.g. /dev/watchdog from softdog) that resets this host when its "
                  "lease is not "
@@ -61,10 +84,48 @@ Result<drivers::DriverOptions> driverOptions(const AgentCommandLine& cl) {
   return options;
 }
 
-Result<FabricOptions> fabricOptions(const AgentCommandLine& cl) {
+Result<std::string> autoPeerEndpoint(const std::string& controller) {
+  const std::string first = controller.substr(0, controller.find(','));
+  if (first.rfind("tcp://", 0) != 0) return makeError(Errc::Invalid, "controller endpoint '" + first + "' is not tcp://HOST:PORT");
+  const std::string hostPort = first.substr(6);
+  const auto colon = hostPort.rfind(':');
+  std::string host = hostPort.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* found = nullptr;
+  if (int rc = ::getaddrinfo(host.c_str(), "7700", &hints, &found); rc != 0)
+    return makeError(Errc::Unavailable, "cannot resolve '" + host + "': " + ::gai_strerror(rc));
+  std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> guard(found, ::freeaddrinfo);
+  // A UDP "connect" sends nothing: it only asks the kernel which address would be used.
+  const int fd = ::socket(found->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return makeError(Errc::Io, std::string("socket: ") + std::strerror(errno));
+  sockaddr_storage local{};
+  socklen_t len = sizeof local;
+  const bool ok = ::connect(fd, found->ai_addr, found->ai_addrlen) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == 0;
+  ::close(fd);
+  if (!ok) return makeError(Errc::Unavailable, "no route to the controller's host '" + host + "'");
+  char text[INET6_ADDRSTRLEN] = {};
+  const void* addr = local.ss_family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr)
+                                                 : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&local)->sin_addr);
+  ::inet_ntop(local.ss_family, addr, text, sizeof text);
+  return local.ss_family == AF_INET6 ? "tcp://[" + std::string(text) + "]:7702" : "tcp://" + std::string(text) + ":7702";
+}
+
+Result<FabricOptions> fabricOptions(const AgentCommandLine& cl, const std::string& peerListen) {
   FabricOptions fabric;
   fabric.controller = cl.controller;
   fabric.insecure = cl.insecure;
+  fabric.peerListen = peerListen;
+  if (!peerListen.empty() && !cl.insecure) {
+    if (cl.peerAllowPath.empty())
+      return makeError(Errc::Invalid, "--peer-listen needs --peer-allow FILE (the agents' public keys, as loomd's --allow), "
+                                      "or --peer-listen off, or --insecure");
+    auto allow = protocol::readAllowList(cl.peerAllowPath);
+    if (!allow) return allow.error();
+    fabric.peerAllow = *allow;
+  }
   if (cl.insecure) {
     spdlog::warn(
         "*** --insecure: CurveZMQ is OFF; this agent talks to any controller in the clear. Demos "
@@ -86,7 +147,27 @@ Result<FabricOptions> fabricOptions(const AgentCommandLine& cl) {
 
 int runAgent(const AgentCommandLine& cl, const drivers::DriverRegistry& registry,
              const drivers::DriverOptions& base) {
-  auto fabric = fabricOptions(cl);
+  std::string peerListen = cl.peerListen.empty() ? "auto" : cl.peerListen;
+  if (peerListen == "off") peerListen.clear();
+  if (cl.peerListen.empty() && !cl.insecure && cl.peerAllowPath.empty()) {
+    // The default, but nothing to check askers against: said, not fatal (a host upgraded
+    // with its old agent.conf keeps running as it did).
+    spdlog::warn("no --peer-allow: no peer channel; through a controller outage this blade keeps its servers only while "
+                 "its lease runs (docs/FENCING.md: give --peer-allow with the agents' public keys)");
+    peerListen.clear();
+  }
+  if (peerListen == "auto") {
+    auto found = autoPeerEndpoint(cl.controller);
+    if (!found) {
+      spdlog::warn("--peer-listen auto: {}; no peer channel: through a controller outage this blade keeps its servers "
+                   "only while its lease runs (give --peer-listen tcp://ADDR:PORT)",
+                   found.error().message);
+      peerListen.clear();
+    } else {
+      peerListen = *found;
+    }
+  }
+  auto fabric = fabricOptions(cl, peerListen);
   if (!fabric) return fail(fabric.error().message);
   AgentHost host(*fabric);
   if (cl.blade.empty()) return fail("--blade NAME is required (or --simulate FABRIC.yaml)");
@@ -118,6 +199,11 @@ int runAgent(const AgentCommandLine& cl, const drivers::DriverRegistry& registry
   }
   AgentConfig cfg;
   cfg.blade = cl.blade;
+  const std::string stateDir = cl.stateDir.empty() ? (cl.simStateDir.empty() ? "/var/lib/loom-agent" : cl.simStateDir) : cl.stateDir;
+  std::error_code ec;
+  std::filesystem::create_directories(stateDir, ec);
+  if (ec) spdlog::warn("--state-dir {}: {}; the outage policy is not kept across agent restarts", stateDir, ec.message());
+  else cfg.policyPath = stateDir + "/" + cl.blade + ".policy.json";
   // A real driver's calls take seconds (a KVM start, a guest's shutdown): a worker keeps
   // them off the heartbeats. The test driver answers at once.
   cfg.driverThread = cl.driver != "test";

@@ -35,7 +35,16 @@ struct AgentCommandLine {
   std::vector<std::string> driverParams;  // KEY=VALUE
   std::string logLevel = "info";
   std::string watchdog;
+  // The peer channel and the outage policy (docs/FENCING.md).
+  std::string peerListen;  // empty: "auto" for one blade, none with --simulate
+  std::string peerAllowPath;
+  std::string stateDir;    // empty: /var/lib/loom-agent for one blade, --sim-state with --simulate
 };
+
+// Where this host's peers dial it, for --peer-listen auto: the address the kernel uses to
+// reach the first controller endpoint's host, on port 7702. Fails (with why) when the
+// endpoint is not tcp:// or its host does not resolve.
+Result<std::string> autoPeerEndpoint(const std::string& controller);
 
 // Adds them to `app`, in --help's order.
 void addAgentOptions(CLI::App& app, AgentCommandLine& cl);
@@ -45,8 +54,9 @@ void addAgentOptions(CLI::App& app, AgentCommandLine& cl);
 Result<drivers::DriverOptions> driverOptions(const AgentCommandLine& cl);
 
 // The fabric connection every blade of this process uses: CurveZMQ keys read from
-// --key/--server-key, or --insecure (said loudly in the log).
-Result<FabricOptions> fabricOptions(const AgentCommandLine& cl);
+// --key/--server-key, or --insecure (said loudly in the log); the peer channel at
+// `peerListen` (resolved: no "auto"; empty: none) with --peer-allow's keys.
+Result<FabricOptions> fabricOptions(const AgentCommandLine& cl, const std::string& peerListen = {});
 
 // Runs the blade's agent until SIGINT/SIGTERM; the process's exit code.
 int runAgent(const AgentCommandLine& cl, const drivers::DriverRegistry& registry,

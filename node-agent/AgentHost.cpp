@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -15,15 +16,45 @@
 
 #include "protocol/CurveKeys.h"
 #include "protocol/RelayEnvelope.h"
+#include "protocol/ZapAuthenticator.h"
 
 namespace loom::agent {
+
+namespace {
+
+// What a polled socket is to its blade.
+enum class SlotKind : std::uint8_t {
+  Controller,  // its DEALER to loomd (or a relay)
+  PeerServer,  // its ROUTER where peers ask
+  PeerClient,  // a DEALER to one peer it asks
+  Zap,         // the process's ZAP handler (CurveZMQ authentication of askers)
+};
+
+struct Slot {
+  SlotKind kind;
+  std::size_t agent = 0;
+  std::unique_ptr<zmq::socket_t> socket;
+};
+
+// ZeroMQ spells "any free port" `*`; an operator (and a test) says `:0`.
+std::string bindable(const std::string& endpoint) {
+  if (endpoint.size() > 2 && endpoint.ends_with(":0")) return endpoint.substr(0, endpoint.size() - 1) + "*";
+  return endpoint;
+}
+
+}  // namespace
 
 struct AgentHost::Impl {
   FabricOptions options;
   std::string publicKey;
   zmq::context_t context;
-  std::vector<std::unique_ptr<zmq::socket_t>> sockets;
+  std::unique_ptr<protocol::ZapAuthenticator> zap;
+  std::vector<Slot> slots;  // every socket polled, in creation order
   std::vector<std::unique_ptr<Agent>> agents;
+  std::vector<std::size_t> peerServer;  // agent -> its peer ROUTER's slot, or npos
+  // agent -> peer blade -> (slot of the DEALER to it, the endpoint and key it was made for)
+  std::vector<std::map<std::string, std::pair<std::size_t, std::string>>> peerClients;
+  int epoll = -1;  // set by run(): sockets made later join the poll set at once
   // Sockets to look at on the next turn whatever epoll says: ZeroMQ may take in a frame
   // while a send of ours runs, and then its descriptor does not signal it again.
   std::vector<std::size_t> recheck;
@@ -31,6 +62,23 @@ struct AgentHost::Impl {
   void check(std::size_t i) {
     if (!queuedForCheck[i]) queuedForCheck[i] = 1, recheck.push_back(i);
   }
+  std::size_t addSlot(SlotKind kind, std::size_t agent, std::unique_ptr<zmq::socket_t> socket) {
+    slots.push_back({kind, agent, std::move(socket)});
+    queuedForCheck.push_back(0);
+    const std::size_t i = slots.size() - 1;
+    if (epoll >= 0) watch(i);
+    check(i);
+    return i;
+  }
+  void watch(std::size_t i) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = i;
+    if (::epoll_ctl(epoll, EPOLL_CTL_ADD, slots[i].socket->get(zmq::sockopt::fd), &ev) != 0)
+      spdlog::critical("agent: epoll_ctl: {}", std::strerror(errno));
+  }
+  bool sendPeer(std::size_t agent, const protocol::PeerAddress& to, const protocol::Json& frame);
+  void receive(std::size_t slot, std::int64_t now);
 };
 
 std::int64_t AgentHost::monotonicMs() {
@@ -45,22 +93,32 @@ AgentHost::AgentHost(FabricOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->context.set(zmq::ctxopt::io_threads, 2);
   if (!impl_->options.insecure) {
     if (auto pub = protocol::curvePublicKey(impl_->options.secretKey)) impl_->publicKey = *pub;
+    if (!impl_->options.peerListen.empty()) {
+      // Before any peer ROUTER binds: no handshake may find it missing.
+      impl_->zap = std::make_unique<protocol::ZapAuthenticator>(
+          impl_->context, impl_->options.peerAllow, std::set<std::string>{},
+          [](const std::string& key, const std::string& address) {
+            spdlog::warn("peer channel: refused key {} from {} (not in --peer-allow)", key, address);
+          });
+    }
   }
 }
 
 AgentHost::~AgentHost() {
-  for (auto& s : impl_->sockets) s->close();
+  for (auto& s : impl_->slots)
+    if (s.socket) s.socket->close();
+  if (impl_->zap) impl_->zap->socket().close();
 }
 
 std::size_t AgentHost::size() const { return impl_->agents.size(); }
 
-// Every blade costs two descriptors (the ZeroMQ socket's mailbox and its TCP
-// connection), plus a few for the context. Past the limit the last blades' connects fail
-// with EMFILE and ZeroMQ retries them forever: they silently never register (12 of
-// 10,000 did, with a hard limit of 20,000). So raise the limit, the hard one too when
-// privileged, and refuse a blade that cannot have its descriptors.
-bool AgentHost::liftFdLimit(std::size_t blades) {
-  const rlim_t needed = static_cast<rlim_t>(2 * blades + 64);
+// Every socket costs descriptors (its mailbox and its TCP connections), plus a few for the
+// context. Past the limit the last blades' connects fail with EMFILE and ZeroMQ retries
+// them forever: they silently never register (12 of 10,000 did, with a hard limit of
+// 20,000). So raise the limit, the hard one too when privileged, and refuse a blade that
+// cannot have its descriptors.
+bool AgentHost::liftFdLimit(std::size_t sockets) {
+  const rlim_t needed = static_cast<rlim_t>(2 * sockets + 64);
   rlimit rl{};
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return true;
   if (rl.rlim_max < needed) {
@@ -75,20 +133,24 @@ bool AgentHost::liftFdLimit(std::size_t blades) {
 }
 
 Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> driver, std::unique_ptr<LeaseGuard> guard) {
+  auto& impl = *impl_;
   // The name is the routing id, on loomd's socket and a relay's, and names files here.
   if (!protocol::isValidBladeName(config.blade))
     return makeError(Errc::Invalid, "blade name '" + config.blade + "' must be non-empty, at most 253 bytes, without '/' or control characters");
-  if (!liftFdLimit(impl_->agents.size() + 1)) {
+  const bool peers = !impl.options.peerListen.empty();
+  const std::size_t sockets = impl.slots.size() + (peers ? 2 : 1);
+  if (!liftFdLimit(sockets)) {
     rlimit rl{};
     getrlimit(RLIMIT_NOFILE, &rl);
-    return makeError(Errc::Unavailable, "blade '" + config.blade + "': " + std::to_string(impl_->agents.size() + 1) +
-                                            " blades need about " + std::to_string(2 * (impl_->agents.size() + 1) + 64) +
+    return makeError(Errc::Unavailable, "blade '" + config.blade + "': " + std::to_string(impl.agents.size() + 1) +
+                                            " blades need about " + std::to_string(2 * sockets + 64) +
                                             " file descriptors and the limit is " + std::to_string(rl.rlim_max) +
                                             " (raise it: ulimit -Hn, or run fewer blades per process with --only)");
   }
-  auto socket = std::make_unique<zmq::socket_t>(impl_->context, zmq::socket_type::dealer);
-  const std::string& endpoint = config.controller.empty() ? impl_->options.controller : config.controller;
-  const std::string& serverKey = config.serverKey.empty() ? impl_->options.serverKey : config.serverKey;
+  const std::size_t index = impl.agents.size();
+  auto socket = std::make_unique<zmq::socket_t>(impl.context, zmq::socket_type::dealer);
+  const std::string& endpoint = config.controller.empty() ? impl.options.controller : config.controller;
+  const std::string& serverKey = config.serverKey.empty() ? impl.options.serverKey : config.serverKey;
   try {
     socket->set(zmq::sockopt::routing_id, config.blade);
     socket->set(zmq::sockopt::linger, 0);
@@ -98,11 +160,20 @@ Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> drive
     // Back soon after a controller restart: the lease runs while we are disconnected.
     socket->set(zmq::sockopt::reconnect_ivl, 100);
     socket->set(zmq::sockopt::reconnect_ivl_max, 500);
+    // A connection that a partition silently broke is noticed within seconds and made
+    // anew, rather than left to TCP's retransmission backoff (27 s after a 30 s cut,
+    // tests/e2e/partition_e2e.py): a blade holding under a shield hears loomd again at once.
+    socket->set(zmq::sockopt::heartbeat_ivl, 1000);
+    socket->set(zmq::sockopt::heartbeat_timeout, 3000);
+    // A connect whose SYNs a partition drops is given up after a second and tried afresh,
+    // rather than left to the kernel's SYN backoff (1, 3, 7, 15 s): after a heal the
+    // blade is back within about a second.
+    socket->set(zmq::sockopt::connect_timeout, 1000);
     socket->set(zmq::sockopt::maxmsgsize, int64_t{64} << 20);
-    if (!impl_->options.insecure) {
+    if (!impl.options.insecure) {
       socket->set(zmq::sockopt::curve_serverkey, serverKey);
-      socket->set(zmq::sockopt::curve_publickey, impl_->publicKey);
-      socket->set(zmq::sockopt::curve_secretkey, impl_->options.secretKey);
+      socket->set(zmq::sockopt::curve_publickey, impl.publicKey);
+      socket->set(zmq::sockopt::curve_secretkey, impl.options.secretKey);
     }
     // Several endpoints (a chassis's two relays): the DEALER sends each frame to one that
     // is connected, so the blade keeps its lease through the loss of either.
@@ -120,23 +191,149 @@ Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> drive
   } catch (const zmq::error_t& e) {
     return makeError(Errc::Io, "blade '" + config.blade + "': cannot set up its connection to '" + endpoint + "': " + e.what());
   }
-  zmq::socket_t* raw = socket.get();
-  const std::size_t index = impl_->sockets.size();
-  Impl* impl = impl_.get();
-  auto agent = std::make_unique<Agent>(std::move(config), std::move(driver), [raw, impl, index](const protocol::Json& frame) {
+  // Its peer channel: asks come in on a ROUTER of its own, bound where it says.
+  std::unique_ptr<zmq::socket_t> server;
+  if (peers) {
+    server = std::make_unique<zmq::socket_t>(impl.context, zmq::socket_type::router);
+    try {
+      server->set(zmq::sockopt::linger, 0);
+      server->set(zmq::sockopt::maxmsgsize, int64_t{64} << 10);  // an ask is a hundred bytes
+      server->set(zmq::sockopt::sndhwm, 1000);
+      server->set(zmq::sockopt::rcvhwm, 1000);
+      if (!impl.options.insecure) {
+        server->set(zmq::sockopt::zap_domain, "loom-peer");
+        server->set(zmq::sockopt::curve_server, 1);
+        server->set(zmq::sockopt::curve_secretkey, impl.options.secretKey);
+      }
+      server->bind(bindable(impl.options.peerListen));
+    } catch (const zmq::error_t& e) {
+      return makeError(Errc::Io, "blade '" + config.blade + "': cannot listen for its peers on '" + impl.options.peerListen +
+                                     "': " + e.what());
+    }
+    config.inventory.peerEndpoint = server->get(zmq::sockopt::last_endpoint);
+    config.inventory.peerKey = impl.publicKey;
+  }
+  const std::size_t controllerSlot = impl.addSlot(SlotKind::Controller, index, std::move(socket));
+  zmq::socket_t* raw = impl.slots[controllerSlot].socket.get();
+  Impl* implPtr = impl_.get();
+  auto agent = std::make_unique<Agent>(std::move(config), std::move(driver), [raw, implPtr, controllerSlot](const protocol::Json& frame) {
     const std::string bytes = frame.dump();
-    impl->check(index);
+    implPtr->check(controllerSlot);
     try {
       return raw->send(zmq::buffer(bytes), zmq::send_flags::dontwait).has_value();
     } catch (const zmq::error_t&) {
       return false;  // dropped: the agent's timers resend what matters
     }
   }, std::move(guard));
-  impl_->queuedForCheck.push_back(0);
-  impl_->check(index);
-  impl_->sockets.push_back(std::move(socket));
-  impl_->agents.push_back(std::move(agent));
+  impl.peerServer.push_back(std::string::npos);
+  impl.peerClients.emplace_back();
+  if (server) {
+    impl.peerServer[index] = impl.addSlot(SlotKind::PeerServer, index, std::move(server));
+    agent->setPeerSend([implPtr, index](const protocol::PeerAddress& to, const protocol::Json& frame) {
+      return implPtr->sendPeer(index, to, frame);
+    });
+  }
+  impl.agents.push_back(std::move(agent));
   return okStatus();
+}
+
+// A DEALER to each peer a blade asks, made on its first ask and remade when the peer's
+// endpoint or key changed. Nothing queues for a peer that is not connected: the shield's
+// asks are resent on their own schedule.
+bool AgentHost::Impl::sendPeer(std::size_t agent, const protocol::PeerAddress& to, const protocol::Json& frame) {
+  const std::string id = to.endpoint + ' ' + to.key;
+  auto& clients = peerClients[agent];
+  auto it = clients.find(to.blade);
+  if (it != clients.end() && it->second.second != id) {
+    if (epoll >= 0) ::epoll_ctl(epoll, EPOLL_CTL_DEL, slots[it->second.first].socket->get(zmq::sockopt::fd), nullptr);
+    slots[it->second.first].socket->close();
+    clients.erase(it);
+    it = clients.end();
+  }
+  if (it == clients.end()) {
+    if (!liftFdLimit(slots.size() + 1)) return false;
+    auto s = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
+    try {
+      s->set(zmq::sockopt::linger, 0);
+      s->set(zmq::sockopt::immediate, 1);
+      s->set(zmq::sockopt::reconnect_ivl, 100);
+      s->set(zmq::sockopt::reconnect_ivl_max, 1000);
+      s->set(zmq::sockopt::maxmsgsize, int64_t{64} << 10);
+      if (!options.insecure) {
+        if (to.key.empty()) {
+          spdlog::warn("{}: peer {} gave no key; it cannot be asked over CurveZMQ", agents[agent]->blade(), to.blade);
+          return false;
+        }
+        s->set(zmq::sockopt::curve_serverkey, to.key);
+        s->set(zmq::sockopt::curve_publickey, publicKey);
+        s->set(zmq::sockopt::curve_secretkey, options.secretKey);
+      }
+      s->connect(to.endpoint);
+    } catch (const zmq::error_t& e) {
+      spdlog::warn("{}: cannot reach peer {} at '{}': {}", agents[agent]->blade(), to.blade, to.endpoint, e.what());
+      return false;
+    }
+    const std::size_t slot = addSlot(SlotKind::PeerClient, agent, std::move(s));
+    it = clients.emplace(to.blade, std::make_pair(slot, id)).first;
+  }
+  const std::size_t slot = it->second.first;
+  check(slot);
+  const std::string bytes = frame.dump();
+  try {
+    return slots[slot].socket->send(zmq::buffer(bytes), zmq::send_flags::dontwait).has_value();
+  } catch (const zmq::error_t&) {
+    return false;
+  }
+}
+
+// Everything a socket holds now, at most a turn's worth (the rest next turn).
+void AgentHost::Impl::receive(std::size_t i, std::int64_t now) {
+  Slot& slot = slots[i];
+  if (slot.kind == SlotKind::Zap) {
+    zap->handle();
+    return;
+  }
+  Agent& agent = *agents[slot.agent];
+  int n = 0;
+  for (; n < 1000 && (slot.socket->get(zmq::sockopt::events) & ZMQ_POLLIN); ++n) {
+    zmq::message_t msg;
+    if (!slot.socket->recv(msg, zmq::recv_flags::dontwait)) break;
+    try {
+      switch (slot.kind) {
+        case SlotKind::Controller: agent.onFrame(msg.to_string_view(), now); break;
+        case SlotKind::PeerClient: (void)agent.onPeerFrame(msg.to_string_view(), now); break;
+        case SlotKind::PeerServer: {
+          // [asker's routing id][one frame]; anything else is dropped whole.
+          std::vector<zmq::message_t> parts;
+          bool more = msg.more();
+          while (more && parts.size() < 3) {
+            zmq::message_t part;
+            (void)slot.socket->recv(part);
+            more = part.more();
+            parts.push_back(std::move(part));
+          }
+          while (more) {  // drain an oversized message
+            zmq::message_t rest;
+            (void)slot.socket->recv(rest);
+            more = rest.more();
+          }
+          if (parts.size() != 1) break;
+          if (auto answer = agent.onPeerFrame(parts[0].to_string_view(), now)) {
+            const std::string bytes = answer->dump();
+            if (slot.socket->send(msg, zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+              (void)slot.socket->send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+          }
+          break;
+        }
+        case SlotKind::Zap: break;
+      }
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) spdlog::error("{}: receive: {}", agent.blade(), e.what());
+    } catch (const std::exception& e) {
+      spdlog::critical("{}: unexpected exception handling a frame: {}", agent.blade(), e.what());
+    }
+  }
+  if (n == 1000) check(i);
 }
 
 // One epoll set over every socket's ZMQ_FD, so a turn costs what is ready, not what
@@ -144,24 +341,32 @@ Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> drive
 void AgentHost::run() {
   auto& impl = *impl_;
   auto& agents = impl.agents;
-  auto& sockets = impl.sockets;
-  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
-  if (ep < 0) {
+  impl.epoll = ::epoll_create1(EPOLL_CLOEXEC);
+  if (impl.epoll < 0) {
     spdlog::critical("agent: epoll_create1: {}", std::strerror(errno));
     return;
   }
-  for (std::size_t i = 0; i < sockets.size(); ++i) {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = i;
-    if (::epoll_ctl(ep, EPOLL_CTL_ADD, sockets[i]->get(zmq::sockopt::fd), &ev) != 0)
-      spdlog::critical("{}: epoll_ctl: {}", agents[i]->blade(), std::strerror(errno));
+  if (impl.zap) {
+    // The ZAP socket is not the blade's; it is looked at like one.
+    impl.slots.push_back({SlotKind::Zap, 0, nullptr});
+    impl.queuedForCheck.push_back(0);
+  }
+  for (std::size_t i = 0; i < impl.slots.size(); ++i) {
+    if (impl.slots[i].kind == SlotKind::Zap) {
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u64 = i;
+      ::epoll_ctl(impl.epoll, EPOLL_CTL_ADD, impl.zap->socket().get(zmq::sockopt::fd), &ev);
+      impl.check(i);
+      continue;
+    }
+    impl.watch(i);
   }
   for (auto& a : agents) a->start(monotonicMs());
   // Pace the loop so a busy fabric is served in batches (at most ~200 turns a second)
   // rather than one turn per frame.
   constexpr std::int64_t kMinCycleMs = 5;
-  std::vector<epoll_event> events(std::min<std::size_t>(std::max<std::size_t>(sockets.size(), 1), 4096));
+  std::vector<epoll_event> events(4096);
   std::int64_t lastCycle = 0;
   while (!stop_) {
     const std::int64_t now0 = monotonicMs();
@@ -171,34 +376,20 @@ void AgentHost::run() {
       std::this_thread::sleep_for(std::chrono::milliseconds(kMinCycleMs - (now0 - lastCycle)));
     lastCycle = monotonicMs();
     const int wait = impl.recheck.empty() ? static_cast<int>(std::clamp<std::int64_t>(next - lastCycle, 0, 100)) : 0;
-    const int ready = ::epoll_wait(ep, events.data(), static_cast<int>(events.size()), wait);
+    const int ready = ::epoll_wait(impl.epoll, events.data(), static_cast<int>(events.size()), wait);
     if (ready < 0 && errno != EINTR) spdlog::error("agent: epoll_wait: {}", std::strerror(errno));
     for (int k = 0; k < ready; ++k) impl.check(static_cast<std::size_t>(events[k].data.u64));
     std::vector<std::size_t> look;
     look.swap(impl.recheck);
     for (std::size_t i : look) impl.queuedForCheck[i] = 0;
     const std::int64_t now = monotonicMs();
-    for (std::size_t i : look) {
-      try {
-        int n = 0;
-        for (; n < 1000 && (sockets[i]->get(zmq::sockopt::events) & ZMQ_POLLIN); ++n) {
-          zmq::message_t msg;
-          if (!sockets[i]->recv(msg, zmq::recv_flags::dontwait)) break;
-          try {
-            agents[i]->onFrame(msg.to_string_view(), now);
-          } catch (const std::exception& e) {
-            spdlog::critical("{}: unexpected exception handling a frame: {}", agents[i]->blade(), e.what());
-          }
-        }
-        if (n == 1000) impl.check(i);  // more than a turn's worth: the rest next turn
-      } catch (const zmq::error_t& e) {
-        if (e.num() != EINTR) spdlog::error("{}: receive: {}", agents[i]->blade(), e.what());
-      }
-    }
+    for (std::size_t i : look)
+      if (impl.slots[i].kind == SlotKind::Zap || impl.slots[i].socket->handle() != nullptr) impl.receive(i, now);
     for (auto& a : agents)
       if (a->nextTickAt() <= now) a->tick(now);
   }
-  ::close(ep);
+  ::close(impl.epoll);
+  impl.epoll = -1;
 }
 
 }  // namespace loom::agent

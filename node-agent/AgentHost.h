@@ -1,10 +1,15 @@
 // Runs agents on one thread: one DEALER socket per blade (routing id = blade name), all
 // polled together, no thread per blade, so --simulate can carry 10,000 blades in one
 // process. A single real agent is the same with one entry.
+//
+// With a peer endpoint (FabricOptions::peerListen), each blade also listens on its own
+// ROUTER for its peers' asks and connects a DEALER to each peer it asks (the peer channel
+// of docs/FENCING.md), in the same poll set.
 #pragma once
 
 #include <atomic>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -18,6 +23,12 @@ struct FabricOptions {
   bool insecure = false;
   std::string secretKey;   // this agent's (Z85); its public key is derived
   std::string serverKey;   // the controller's public key (Z85)
+  // The peer channel: where each blade listens (`tcp://ADDR:PORT`; port 0: each blade picks
+  // a free one), as its peers will dial it; empty: no peer channel. ADDR must be an address
+  // the peers can reach (not 0.0.0.0): it is what the blade reports.
+  std::string peerListen;
+  // Public keys (Z85) allowed to ask on the peer channel (CurveZMQ); empty with --insecure.
+  std::set<std::string> peerAllow;
 };
 
 class AgentHost {
@@ -27,7 +38,8 @@ class AgentHost {
   AgentHost(const AgentHost&) = delete;
   AgentHost& operator=(const AgentHost&) = delete;
 
-  // Creates the blade's socket and agent; call before run(). `guard`: see Agent.
+  // Creates the blade's sockets and agent; call before run(). `guard`: see Agent. Fails
+  // when the peer endpoint cannot be bound.
   Status add(AgentConfig config, std::unique_ptr<drivers::Driver> driver, std::unique_ptr<LeaseGuard> guard = nullptr);
   // Runs until stop(). Blocks the calling thread.
   void run();
@@ -37,8 +49,8 @@ class AgentHost {
   static std::int64_t monotonicMs();
 
  private:
-  // Raises RLIMIT_NOFILE for `blades` agents; false when it stays too low.
-  static bool liftFdLimit(std::size_t blades);
+  // Raises RLIMIT_NOFILE for `sockets` sockets; false when it stays too low.
+  static bool liftFdLimit(std::size_t sockets);
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::atomic<bool> stop_{false};

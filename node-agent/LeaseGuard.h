@@ -27,6 +27,9 @@ class LeaseGuard {
   // The lease now runs `remainingMs` more: the guard must fire no later than that if it is
   // not renewed again. Cheap: called at every renewal (once a second per blade).
   virtual void renew(std::int64_t remainingMs) = 0;
+  // The blade is power-fenced (docs/FENCING.md): its BMC, not its lease, is the authority,
+  // so nothing must fire until the next renew().
+  virtual void disarm() = 0;
 };
 
 // Renews `driver`'s own watchdog (Driver::renewWatchdog); nullptr when the driver has none

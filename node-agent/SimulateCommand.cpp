@@ -57,9 +57,18 @@ std::string simulatedBladeStateFile(const std::string& dir, const std::string& b
 
 int runSimulation(const AgentCommandLine& cl, const drivers::DriverRegistry& registry,
                   const drivers::DriverOptions& base) {
-  auto fabric = fabricOptions(cl);
+  // Simulated blades listen for peers only when told where (each on its own port with
+  // tcp://ADDR:0): at 10,000 blades in one process, a listener each is not free.
+  std::string peerListen = cl.peerListen == "off" ? std::string() : cl.peerListen;
+  if (peerListen == "auto") {
+    auto found = autoPeerEndpoint(cl.controller);
+    if (!found) return fail("--peer-listen auto: " + found.error().message);
+    peerListen = found->substr(0, found->rfind(':')) + ":0";
+  }
+  auto fabric = fabricOptions(cl, peerListen);
   if (!fabric) return fail(fabric.error().message);
   AgentHost host(*fabric);
+  const std::string stateDir = cl.stateDir.empty() ? cl.simStateDir : cl.stateDir;
   auto fabricFile = config::loadFabricFile(cl.simulate);
   if (!fabricFile.ok()) {
     for (const auto& d : fabricFile.diagnostics) std::cerr << d.format() << "\n";
@@ -100,6 +109,7 @@ int runSimulation(const AgentCommandLine& cl, const drivers::DriverRegistry& reg
     auto guard = makeDriverWatchdogGuard(**driver);
     AgentConfig cfg;
     cfg.blade = b.name;
+    if (!stateDir.empty()) cfg.policyPath = stateDir + "/" + b.name + ".policy.json";
     if (auto r = relayOf->find(b.chassis); r != relayOf->end())
       std::tie(cfg.controller, cfg.serverKey) = r->second;
     cfg.inventory = {

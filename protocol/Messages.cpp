@@ -32,8 +32,13 @@ Json encode(const Register& m) {
                     {"memory_mib", i.memoryMib},    {"cpu_model", i.cpuModel},
                     {"hypervisors", i.hypervisors}, {"personality", i.personality},
                     {"driver", i.driver},           {"hostname", i.hostname}};
+  if (!i.peerEndpoint.empty()) {
+    j["inventory"]["peer_endpoint"] = i.peerEndpoint;
+    if (!i.peerKey.empty()) j["inventory"]["peer_key"] = i.peerKey;
+  }
   j["domains"] = domainsJson(m.domains);
   if (m.seq) j["seq"] = m.seq;
+  if (m.uptimeMs >= 0) j["uptime_ms"] = m.uptimeMs;
   return j;
 }
 
@@ -42,6 +47,7 @@ Json encode(const Registered& m) {
   j["lease_ms"] = m.leaseMs;
   j["heartbeat_ms"] = m.heartbeatMs;
   if (m.seq) j["seq"] = m.seq;
+  if (m.stamp) j["stamp"] = m.stamp;
   return j;
 }
 
@@ -50,6 +56,11 @@ Json encode(const Heartbeat& m) {
   j["seq"] = m.seq;
   if (!m.ack) j["ack"] = false;
   if (m.domains) j["domains"] = domainsJson(*m.domains);
+  if (m.echo) j["echo"] = m.echo;
+  if (m.policyVersion) j["pv"] = m.policyVersion;
+  if (m.shieldMs > 0) j["shield_ms"] = m.shieldMs;
+  if (m.holding) j["holding"] = true;
+  if (m.held) j["held"] = {{"ms", m.held->ms}, {"servers", m.held->servers}, {"support", m.held->support}, {"members", m.held->members}};
   return j;
 }
 
@@ -57,6 +68,7 @@ Json encode(const LeaseRenewed& m) {
   Json j = frame(type::kLeaseRenewed);
   j["seq"] = m.seq;
   j["lease_ms"] = m.leaseMs;
+  if (m.stamp) j["stamp"] = m.stamp;
   return j;
 }
 
@@ -95,6 +107,39 @@ Json encode(const Reregister& m) {
   return j;
 }
 
+Json encode(const Policy& m) {
+  Json j = frame(type::kPolicy);
+  j["version"] = m.version;
+  j["fencing"] = m.powerFenced ? "power" : "lease";
+  j["commit_ms"] = m.commitMs;
+  j["attest_ms"] = m.attestMs;
+  Json members = Json::array();
+  for (const auto& a : m.members) {
+    Json one{{"blade", a.blade}, {"endpoint", a.endpoint}};
+    if (!a.key.empty()) one["key"] = a.key;
+    members.push_back(std::move(one));
+  }
+  j["members"] = std::move(members);
+  return j;
+}
+
+Json encode(const PeerAsk& m) {
+  Json j = frame(type::kPeerAsk);
+  j["blade"] = m.blade;
+  j["seq"] = m.seq;
+  return j;
+}
+
+Json encode(const PeerAnswer& m) {
+  Json j = frame(type::kPeerAnswer);
+  j["blade"] = m.blade;
+  j["seq"] = m.seq;
+  j["attest"] = m.attest;
+  if (m.attest) j["valid_ms"] = m.validMs;
+  else j["retry_ms"] = m.retryMs;
+  return j;
+}
+
 Register decodeRegister(const Json& j) {
   Register m;
   m.blade = j.at("blade").get<std::string>();
@@ -110,13 +155,17 @@ Register decodeRegister(const Json& j) {
   m.inventory.personality = i.value("personality", std::string());
   m.inventory.driver = i.value("driver", std::string());
   m.inventory.hostname = i.value("hostname", std::string());
+  m.inventory.peerEndpoint = i.value("peer_endpoint", std::string());
+  m.inventory.peerKey = i.value("peer_key", std::string());
   m.domains = domainsFrom(j.at("domains"));
   m.seq = j.value("seq", std::uint64_t{0});
+  m.uptimeMs = j.contains("uptime_ms") ? j["uptime_ms"].get<std::int64_t>() : -1;
   return m;
 }
 
 Registered decodeRegistered(const Json& j) {
-  return {j.at("lease_ms").get<std::int64_t>(), j.at("heartbeat_ms").get<std::int64_t>(), j.value("seq", std::uint64_t{0})};
+  return {j.at("lease_ms").get<std::int64_t>(), j.at("heartbeat_ms").get<std::int64_t>(), j.value("seq", std::uint64_t{0}),
+          j.value("stamp", std::uint64_t{0})};
 }
 
 Heartbeat decodeHeartbeat(const Json& j) {
@@ -124,11 +173,17 @@ Heartbeat decodeHeartbeat(const Json& j) {
   m.seq = j.at("seq").get<std::uint64_t>();
   m.ack = j.value("ack", true);
   if (auto it = j.find("domains"); it != j.end()) m.domains = domainsFrom(*it);
+  m.echo = j.value("echo", std::uint64_t{0});
+  m.policyVersion = j.value("pv", std::uint64_t{0});
+  m.shieldMs = j.value("shield_ms", std::int64_t{0});
+  m.holding = j.value("holding", false);
+  if (auto it = j.find("held"); it != j.end())
+    m.held = Heartbeat::Held{it->at("ms").get<std::int64_t>(), it->value("servers", 0u), it->value("support", 0u), it->value("members", 0u)};
   return m;
 }
 
 LeaseRenewed decodeLeaseRenewed(const Json& j) {
-  return {j.at("seq").get<std::uint64_t>(), j.at("lease_ms").get<std::int64_t>()};
+  return {j.at("seq").get<std::uint64_t>(), j.at("lease_ms").get<std::int64_t>(), j.value("stamp", std::uint64_t{0})};
 }
 
 Reregister decodeReregister(const Json& j) { return {j.value("seq", std::uint64_t{0})}; }
@@ -153,6 +208,24 @@ StepResult decodeStepResult(const Json& j) {
 
 Event decodeEvent(const Json& j) {
   return {j.at("level").get<std::string>(), j.at("message").get<std::string>(), j.value("server", std::string())};
+}
+
+Policy decodePolicy(const Json& j) {
+  Policy m;
+  m.version = j.at("version").get<std::uint64_t>();
+  m.powerFenced = j.at("fencing") == "power";
+  m.commitMs = j.at("commit_ms").get<std::int64_t>();
+  m.attestMs = j.at("attest_ms").get<std::int64_t>();
+  for (const auto& a : j.at("members"))
+    m.members.push_back({a.at("blade").get<std::string>(), a.at("endpoint").get<std::string>(), a.value("key", std::string())});
+  return m;
+}
+
+PeerAsk decodePeerAsk(const Json& j) { return {j.at("blade").get<std::string>(), j.at("seq").get<std::uint64_t>()}; }
+
+PeerAnswer decodePeerAnswer(const Json& j) {
+  return {j.at("blade").get<std::string>(), j.at("seq").get<std::uint64_t>(), j.at("attest").get<bool>(),
+          j.value("valid_ms", std::int64_t{0}), j.value("retry_ms", std::int64_t{0})};
 }
 
 }  // namespace loom::protocol

@@ -31,6 +31,10 @@ inline constexpr const char* kPlan = "plan";                  // controller -> a
 inline constexpr const char* kStepResult = "step-result";     // agent -> controller
 inline constexpr const char* kEvent = "event";                // agent -> controller
 inline constexpr const char* kReregister = "reregister";      // controller -> agent: "I do not know you, register"
+inline constexpr const char* kPolicy = "policy";              // controller -> agent: the outage rule (docs/FENCING.md)
+// The peer channel, agent -> agent (docs/FENCING.md): "have you lost loomd?" and the answer.
+inline constexpr const char* kPeerAsk = "peer-ask";
+inline constexpr const char* kPeerAnswer = "peer-answer";
 }  // namespace type
 
 // A domain as the agent observes it on its blade.
@@ -52,6 +56,10 @@ struct BladeInventory {
   std::string personality;               // what it runs now, or empty
   std::string driver;                    // "kvm", "xen", "test"
   std::string hostname;
+  // Where its peers reach it (docs/FENCING.md, the peer channel), and the public key it
+  // presents there (Z85; empty with --insecure). Empty: it listens for no peer.
+  std::string peerEndpoint;
+  std::string peerKey;
 };
 
 struct Register {
@@ -60,6 +68,9 @@ struct Register {
   BladeInventory inventory;
   std::vector<ObservedDomain> domains;
   std::uint64_t seq = 0;  // numbers this agent's registers; 0: none (echoed in Registered)
+  // How long this agent process has run (-1: not said). A previous process of the agent may
+  // have attested for a peer just before it ended (docs/FENCING.md).
+  std::int64_t uptimeMs = -1;
 };
 
 // `seq` echoes the register it answers, so the agent counts its lease from when it sent
@@ -69,6 +80,7 @@ struct Registered {
   std::int64_t leaseMs = 0;
   std::int64_t heartbeatMs = 0;
   std::uint64_t seq = 0;
+  std::uint64_t stamp = 0;  // the controller's stamp (protocol/Fencing.h); 0: none
 };
 
 // `domains` is absent when nothing changed since the agent's previous report: at 10,000
@@ -79,11 +91,53 @@ struct Heartbeat {
   // Whether the agent wants a lease-renewed for this one. It asks only when its lease has
   // run down far enough: every answer is a message and 10,000 blades beat every second.
   bool ack = true;
+  // The outage rule (docs/FENCING.md); each is left out when 0 / false.
+  std::uint64_t echo = 0;           // the latest stamp the agent received
+  std::uint64_t policyVersion = 0;  // `pv`: the policy it holds
+  std::int64_t shieldMs = 0;        // how long attestations it gave still run
+  bool holding = false;             // it runs servers under a shield, without a lease
+  // Once after a hold ended: how long it held, how many servers, and the support it had.
+  struct Held {
+    std::int64_t ms = 0;
+    std::uint32_t servers = 0;
+    std::uint32_t support = 0;  // members whose attestation shielded it at the end
+    std::uint32_t members = 0;
+  };
+  std::optional<Held> held;
 };
 
 struct LeaseRenewed {
   std::uint64_t seq = 0;
   std::int64_t leaseMs = 0;
+  std::uint64_t stamp = 0;  // 0: none
+};
+
+// The outage rule as it applies to one blade (docs/FENCING.md): sent after `registered`
+// and whenever the heartbeats show an older version.
+struct PeerAddress {
+  std::string blade;
+  std::string endpoint;
+  std::string key;  // Z85 public key; empty with --insecure
+};
+struct Policy {
+  std::uint64_t version = 0;
+  bool powerFenced = false;  // `fencing`: "power" or "lease"
+  std::int64_t commitMs = 0;
+  std::int64_t attestMs = 0;
+  std::vector<PeerAddress> members;
+};
+
+struct PeerAsk {
+  std::string blade;  // who asks
+  std::uint64_t seq = 0;
+};
+
+struct PeerAnswer {
+  std::string blade;  // who answers
+  std::uint64_t seq = 0;  // the ask's
+  bool attest = false;
+  std::int64_t validMs = 0;  // when attesting
+  std::int64_t retryMs = 0;  // when not: how long until it could
 };
 
 // Step kinds on the wire: toString(StepKind), "prepare-hypervisor", "define", "start",
@@ -128,6 +182,9 @@ Json encode(const PlanMsg&);
 Json encode(const StepResult&);
 Json encode(const Event&);
 Json encode(const Reregister&);
+Json encode(const Policy&);
+Json encode(const PeerAsk&);
+Json encode(const PeerAnswer&);
 
 // Decoders for frames validate() accepted.
 Register decodeRegister(const Json&);
@@ -138,5 +195,8 @@ Reregister decodeReregister(const Json&);
 PlanMsg decodePlan(const Json&);
 StepResult decodeStepResult(const Json&);
 Event decodeEvent(const Json&);
+Policy decodePolicy(const Json&);
+PeerAsk decodePeerAsk(const Json&);
+PeerAnswer decodePeerAnswer(const Json&);
 
 }  // namespace loom::protocol

@@ -2,6 +2,8 @@
 
 #include <array>
 
+#include "protocol/RelayEnvelope.h"
+
 namespace loom::protocol {
 namespace {
 
@@ -105,24 +107,38 @@ Check validateRegister(const Json& f) {
   if (inv.contains("hypervisors"))
     for (const auto& h : inv["hypervisors"])
       if (!h.is_string() || (h != "kvm" && h != "xen")) return invalid("inventory.hypervisors: expected \"kvm\" or \"xen\" entries");
+  LOOM_CHECK(needString(inv, "peer_endpoint", "inventory.", false));
+  LOOM_CHECK(needString(inv, "peer_key", "inventory.", false));
   LOOM_CHECK(needUnsigned(f, "seq", "", false));
+  LOOM_CHECK(needUnsigned(f, "uptime_ms", "", false));
   return validateDomains(f, true);
 }
 
 Check validateRegistered(const Json& f) {
   LOOM_CHECK(needUnsigned(f, "lease_ms", ""));
   LOOM_CHECK(needUnsigned(f, "seq", "", false));
+  LOOM_CHECK(needUnsigned(f, "stamp", "", false));
   return needUnsigned(f, "heartbeat_ms", "");
 }
 
 Check validateHeartbeat(const Json& f) {
   LOOM_CHECK(needUnsigned(f, "seq", ""));
   LOOM_CHECK(needBool(f, "ack", "", false));
+  LOOM_CHECK(needUnsigned(f, "echo", "", false));
+  LOOM_CHECK(needUnsigned(f, "pv", "", false));
+  LOOM_CHECK(needUnsigned(f, "shield_ms", "", false));
+  LOOM_CHECK(needBool(f, "holding", "", false));
+  LOOM_CHECK(needObject(f, "held", "", false));
+  if (f.contains("held")) {
+    LOOM_CHECK(needUnsigned(f["held"], "ms", "held."));
+    for (const char* k : {"servers", "support", "members"}) LOOM_CHECK(needUnsigned(f["held"], k, "held.", false));
+  }
   return validateDomains(f, false);
 }
 
 Check validateLeaseRenewed(const Json& f) {
   LOOM_CHECK(needUnsigned(f, "seq", ""));
+  LOOM_CHECK(needUnsigned(f, "stamp", "", false));
   return needUnsigned(f, "lease_ms", "");
 }
 
@@ -186,6 +202,43 @@ Check validateEvent(const Json& f) {
 
 Check validateReregister(const Json& f) { return needUnsigned(f, "seq", "", false); }
 
+// A quorum set is at most loomd's --quorum-size (64 by default); this bound only keeps a
+// malformed frame from costing more than a frame should.
+constexpr std::size_t kMaxPolicyMembers = 4096;
+
+Check validatePolicy(const Json& f) {
+  LOOM_CHECK(needUnsigned(f, "version", ""));
+  LOOM_CHECK(needString(f, "fencing", ""));
+  if (f["fencing"] != "lease" && f["fencing"] != "power") return invalid("fencing: expected \"lease\" or \"power\"");
+  LOOM_CHECK(needUnsigned(f, "commit_ms", ""));
+  LOOM_CHECK(needUnsigned(f, "attest_ms", ""));
+  LOOM_CHECK(needArray(f, "members", ""));
+  if (f["members"].size() > kMaxPolicyMembers) return invalid("members: more than " + std::to_string(kMaxPolicyMembers));
+  std::size_t i = 0;
+  for (const auto& m : f["members"]) {
+    const std::string where = "members[" + std::to_string(i++) + "].";
+    if (!m.is_object()) return invalid(where.substr(0, where.size() - 1) + ": expected an object");
+    LOOM_CHECK(needString(m, "blade", where));
+    if (!isValidBladeName(m["blade"].get_ref<const std::string&>())) return invalid(where + "blade: not a blade name");
+    LOOM_CHECK(needString(m, "endpoint", where));
+    LOOM_CHECK(needString(m, "key", where, false));
+  }
+  return std::nullopt;
+}
+
+Check validatePeerAsk(const Json& f) {
+  LOOM_CHECK(needString(f, "blade", ""));
+  if (!isValidBladeName(f["blade"].get_ref<const std::string&>())) return invalid("blade: not a blade name");
+  return needUnsigned(f, "seq", "");
+}
+
+Check validatePeerAnswer(const Json& f) {
+  LOOM_CHECK(validatePeerAsk(f));
+  LOOM_CHECK(needBool(f, "attest", ""));
+  LOOM_CHECK(needUnsigned(f, "valid_ms", "", f["attest"].get<bool>()));
+  return needUnsigned(f, "retry_ms", "", false);
+}
+
 #undef LOOM_CHECK
 
 struct TypeRule {
@@ -198,6 +251,8 @@ constexpr std::array kRules{
     TypeRule{type::kHeartbeat, validateHeartbeat},     TypeRule{type::kLeaseRenewed, validateLeaseRenewed},
     TypeRule{type::kPlan, validatePlan},               TypeRule{type::kStepResult, validateStepResult},
     TypeRule{type::kEvent, validateEvent},             TypeRule{type::kReregister, validateReregister},
+    TypeRule{type::kPolicy, validatePolicy},           TypeRule{type::kPeerAsk, validatePeerAsk},
+    TypeRule{type::kPeerAnswer, validatePeerAnswer},
 };
 
 }  // namespace
@@ -237,25 +292,38 @@ class PlainHeartbeatSax {
  public:
   bool null() { return false; }
   bool boolean(bool b) {
-    if (depth_ != 1 || key_ != Key::Ack) return false;
-    beat_.ack = b;
+    if (depth_ != 1) return false;
+    if (key_ == Key::Ack) beat_.ack = b;
+    else if (key_ == Key::Holding) beat_.holding = b;
+    else return false;
     return true;
   }
   bool number_integer(std::int64_t i) { return i >= 0 && number_unsigned(static_cast<std::uint64_t>(i)); }
   bool number_unsigned(std::uint64_t u) {
     if (depth_ != 1) return false;
-    if (key_ == Key::V) return (versionOk_ = u == static_cast<std::uint64_t>(kVersion));
-    if (key_ != Key::Seq) return false;
-    beat_.seq = u;
-    seqSeen_ = true;
-    return true;
+    switch (key_) {
+      case Key::V: return (versionOk_ = u == static_cast<std::uint64_t>(kVersion));
+      case Key::Seq: beat_.seq = u, seqSeen_ = true; return true;
+      case Key::Echo: beat_.echo = u; return true;
+      case Key::Pv: beat_.policyVersion = u; return true;
+      case Key::ShieldMs: beat_.shieldMs = static_cast<std::int64_t>(std::min<std::uint64_t>(u, INT64_MAX)); return true;
+      default: return false;
+    }
   }
   bool number_float(double, const std::string&) { return false; }
   bool string(std::string& s) { return depth_ == 1 && key_ == Key::Type && (typeOk_ = s == type::kHeartbeat); }
   bool binary(std::vector<std::uint8_t>&) { return false; }
   bool start_object(std::size_t) { return ++depth_ == 1; }
   bool key(std::string& k) {
-    key_ = k == "type" ? Key::Type : k == "v" ? Key::V : k == "seq" ? Key::Seq : k == "ack" ? Key::Ack : Key::Other;
+    key_ = k == "type"        ? Key::Type
+           : k == "v"         ? Key::V
+           : k == "seq"       ? Key::Seq
+           : k == "ack"       ? Key::Ack
+           : k == "echo"      ? Key::Echo
+           : k == "pv"        ? Key::Pv
+           : k == "shield_ms" ? Key::ShieldMs
+           : k == "holding"   ? Key::Holding
+                              : Key::Other;
     return key_ != Key::Other;
   }
   bool end_object() { return --depth_ == 0; }
@@ -269,7 +337,7 @@ class PlainHeartbeatSax {
   }
 
  private:
-  enum class Key { None, Type, V, Seq, Ack, Other };
+  enum class Key { None, Type, V, Seq, Ack, Echo, Pv, ShieldMs, Holding, Other };
   int depth_ = 0;
   Key key_ = Key::None;
   bool typeOk_ = false, versionOk_ = false, seqSeen_ = false;
@@ -290,10 +358,11 @@ std::optional<PlainHeartbeat> peekPlainHeartbeat(std::string_view bytes) {
   return sax.result();
 }
 
-std::string leaseRenewedFrame(std::uint64_t seq, std::int64_t leaseMs) {
+std::string leaseRenewedFrame(std::uint64_t seq, std::int64_t leaseMs, std::uint64_t stamp) {
   // nlohmann orders an object's keys by name.
-  return R"({"lease_ms":)" + std::to_string(leaseMs) + R"(,"seq":)" + std::to_string(seq) + R"(,"type":")" + type::kLeaseRenewed +
-         R"(","v":)" + std::to_string(kVersion) + "}";
+  return R"({"lease_ms":)" + std::to_string(leaseMs) + R"(,"seq":)" + std::to_string(seq) +
+         (stamp ? R"(,"stamp":)" + std::to_string(stamp) : std::string()) + R"(,"type":")" + type::kLeaseRenewed + R"(","v":)" +
+         std::to_string(kVersion) + "}";
 }
 
 std::optional<Rejection> parseFrame(std::string_view bytes, Json& out) {

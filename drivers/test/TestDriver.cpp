@@ -606,7 +606,7 @@ void TestDriver::armWatchdog(TimeMs deadlineMs) {
   });
 }
 
-void TestDriver::disarmWatchdog() {
+Status TestDriver::disarmWatchdog() {
   withCore(core_, [&](Core::Events&) {
     auto& c = *core_;
     if (c.watchdogDeadline != kNever || c.watchdogFiredAt || c.savedWatchdogDeadline != kNever) c.changed = true;
@@ -614,6 +614,7 @@ void TestDriver::disarmWatchdog() {
     c.watchdogFiredAt.reset();
     return 0;
   });
+  return okStatus();
 }
 
 bool TestDriver::watchdogFired() {

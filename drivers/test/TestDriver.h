@@ -104,7 +104,7 @@ class TestDriver final : public Driver {
   // file is rewritten about once per L/2 ms instead of once per H ms. A first arm, a re-arm
   // after a firing, a deadline moved backward and disarmWatchdog are always saved.
   void armWatchdog(TimeMs deadlineMs);
-  void disarmWatchdog();
+  Status disarmWatchdog() override;
   bool watchdogFired();
 
   // Applies everything due by now (crashes, watchdog); every other call does this too.

@@ -341,7 +341,88 @@ TEST(PlainHeartbeatPeek, LeavesEverythingElseToTheFullPathAndNeverDisagreesWithI
 
 TEST(LeaseRenewedFrame, IsByteForByteTheEncodersOutput) {
   for (auto [seq, lease] : std::vector<std::pair<std::uint64_t, std::int64_t>>{{0, 0}, {7, 5000}, {18446744073709551615ull, 86400000}})
-    EXPECT_EQ(leaseRenewedFrame(seq, lease), encode(LeaseRenewed{seq, lease}).dump());
+    for (std::uint64_t stamp : {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{0xabcde} << 43 | 123456})
+      EXPECT_EQ(leaseRenewedFrame(seq, lease, stamp), encode(LeaseRenewed{seq, lease, stamp}).dump());
+}
+
+// --- the outage rule's fields and messages (docs/FENCING.md) ------------------------------
+
+TEST(OutageProtocol, EveryNewFieldAndMessageRoundTrips) {
+  Register r = sampleRegister();
+  r.inventory.peerEndpoint = "tcp://10.0.0.5:7702";
+  r.inventory.peerKey = "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7";
+  r.uptimeMs = 1234;
+  const auto reg = decodeRegister(encode(r));
+  EXPECT_EQ(reg.inventory.peerEndpoint, r.inventory.peerEndpoint);
+  EXPECT_EQ(reg.inventory.peerKey, r.inventory.peerKey);
+  EXPECT_EQ(reg.uptimeMs, 1234);
+  EXPECT_EQ(decodeRegister(encode(sampleRegister())).uptimeMs, -1) << "an older agent says nothing";
+  EXPECT_EQ(decodeRegistered(encode(Registered{5000, 1000, 3, 99})).stamp, 99u);
+  EXPECT_EQ(decodeLeaseRenewed(encode(LeaseRenewed{7, 5000, 98})).stamp, 98u);
+  Heartbeat hb{9, std::nullopt, true, 97, 4, 2500, true, Heartbeat::Held{15200, 3, 5, 8}};
+  const auto beat = decodeHeartbeat(encode(hb));
+  EXPECT_EQ(beat.echo, 97u);
+  EXPECT_EQ(beat.policyVersion, 4u);
+  EXPECT_EQ(beat.shieldMs, 2500);
+  EXPECT_TRUE(beat.holding);
+  ASSERT_TRUE(beat.held);
+  EXPECT_EQ(beat.held->ms, 15200);
+  EXPECT_EQ(beat.held->members, 8u);
+  Policy p{6, true, 2000, 10000, {{"c1-s1", "tcp://10.0.0.5:7702", "k"}, {"c1-s2", "tcp://10.0.0.6:7702", ""}}};
+  const auto policy = decodePolicy(encode(p));
+  EXPECT_EQ(policy.version, 6u);
+  EXPECT_TRUE(policy.powerFenced);
+  EXPECT_EQ(policy.commitMs, 2000);
+  ASSERT_EQ(policy.members.size(), 2u);
+  EXPECT_EQ(policy.members[1].endpoint, "tcp://10.0.0.6:7702");
+  EXPECT_EQ(decodePeerAsk(encode(PeerAsk{"c1-s1", 5})).seq, 5u);
+  const auto yes = decodePeerAnswer(encode(PeerAnswer{"c1-s2", 5, true, 10000, 0}));
+  EXPECT_TRUE(yes.attest);
+  EXPECT_EQ(yes.validMs, 10000);
+  const auto no = decodePeerAnswer(encode(PeerAnswer{"c1-s2", 6, false, 0, 700}));
+  EXPECT_FALSE(no.attest);
+  EXPECT_EQ(no.retryMs, 700);
+  for (const Json& frame : {encode(r), encode(hb), encode(p), encode(PeerAsk{"a", 1}), encode(PeerAnswer{"b", 1, false, 0, 5})})
+    EXPECT_FALSE(validate(frame)) << frame.dump() << ": " << validate(frame)->message;
+}
+
+TEST(OutageProtocol, RefusesMalformedPoliciesAndPeerFramesNamingTheField) {
+  auto policy = [] { return encode(Policy{1, false, 2000, 10000, {{"c1-s1", "tcp://10.0.0.5:7702", ""}}}); };
+  Json bad = policy();
+  bad["fencing"] = "maybe";
+  EXPECT_NE(validate(bad)->message.find("fencing"), std::string::npos);
+  bad = policy();
+  bad["members"][0]["blade"] = "relay/x";
+  EXPECT_NE(validate(bad)->message.find("members[0].blade"), std::string::npos);
+  bad = policy();
+  bad["members"] = Json::array();
+  for (int i = 0; i < 5000; ++i) bad["members"].push_back({{"blade", "b" + std::to_string(i)}, {"endpoint", "tcp://x:1"}});
+  EXPECT_NE(validate(bad)->message.find("more than"), std::string::npos);
+  bad = policy();
+  bad["commit_ms"] = -1;
+  EXPECT_EQ(validate(bad)->kind, "invalid");
+  Json answer = encode(PeerAnswer{"c1-s2", 5, true, 10000, 0});
+  answer.erase("valid_ms");
+  EXPECT_NE(validate(answer)->message.find("valid_ms"), std::string::npos) << "an attestation says how long it holds";
+  Json ask = encode(PeerAsk{"c1-s1", 5});
+  ask["blade"] = "";
+  EXPECT_EQ(validate(ask)->kind, "invalid");
+  Json beat = encode(Heartbeat{1, std::nullopt});
+  beat["shield_ms"] = "long";
+  EXPECT_NE(validate(beat)->message.find("shield_ms"), std::string::npos);
+}
+
+TEST(OutageProtocol, ThePeekTakesTheRulesFieldsAndAgreesWithTheFullPath) {
+  Heartbeat hb{9, std::nullopt, true, 0xabcdeULL << 43 | 77, 4, 2500, true, std::nullopt};
+  const std::string text = encode(hb).dump();
+  auto beat = peekPlainHeartbeat(text);
+  ASSERT_TRUE(beat) << text;
+  EXPECT_EQ(beat->echo, hb.echo);
+  EXPECT_EQ(beat->policyVersion, 4u);
+  EXPECT_EQ(beat->shieldMs, 2500);
+  EXPECT_TRUE(beat->holding);
+  hb.held = Heartbeat::Held{100, 1, 2, 3};
+  EXPECT_FALSE(peekPlainHeartbeat(encode(hb).dump())) << "a hold report is news for the core";
 }
 
 }  // namespace
