@@ -6,6 +6,7 @@ tests/tools/loomctl_e2e.py). Python 3 stdlib only.
   refused_port()                   a loopback port where nothing listens, held so for the test
   skip_or_fail(reason, why_required)  exit 77 (ctest SKIP), or 1 under CI=true when required
   check(cond, message, detail="")  raise Failure(message) or print "  ok: message"
+  run_scenarios(scenarios, args, cluster)  each selected scenario in a cluster of its own
   wait_until(pred, timeout, what)  poll pred until true; Failure "timed out after ..." if not
   http_request / http_get_json / http_post_json   one HTTP call, no exception on an error status
   metric(text, name)               one sample of a Prometheus text page
@@ -96,6 +97,27 @@ def printed_ports(log_path, offset, labels, timeout=10, proc=None, what=None):
         if time.monotonic() >= deadline:
             raise Failure(f"timed out after {timeout} s waiting for {what} to print {missing}", tail)
         time.sleep(0.05)
+
+def run_scenarios(scenarios, args, cluster, log_lines=40):
+    """Run each (name, fn) of `scenarios` that args.scenario selects (all when it is empty),
+    each as fn(fab) in a fresh cluster(name) of its own, so one failure hides no other;
+    "#### NAME" and its time around each. 0 when all passed, else 1 after naming the failed.
+    ctest runs one scenario per case (--scenario NAME)."""
+    failed = []
+    for name, fn in scenarios:
+        if args.scenario and name not in args.scenario:
+            continue
+        print(f"#### {name}", flush=True)
+        t0 = time.monotonic()
+        with cluster(name) as fab:
+            if fab.verdict(lambda: fn(fab), log_lines=log_lines):
+                failed.append(name)
+        print(f"#### {name}: {time.monotonic() - t0:.1f} s", flush=True)
+    if failed:
+        print("FAILED:", ", ".join(failed), flush=True)
+        return 1
+    print("ALL PASSED", flush=True)
+    return 0
 
 def wait_until(pred, timeout, what, interval=0.2, retry_on=Exception):
     """Poll pred() every `interval` s until it is true, at most `timeout` s. An exception
