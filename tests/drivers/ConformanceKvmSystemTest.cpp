@@ -17,8 +17,8 @@ namespace {
 std::string requiredOnCi() {
   const char* ci = std::getenv("CI");
   if (ci == nullptr || std::string(ci) != "true" || ::access("/dev/kvm", F_OK) != 0) return "";
-  return "CI=true and /dev/kvm exists: libvirtd must be running, `sudo tools/libvirtd.sh start` "
-         "(tools/test.sh starts it)";
+  return "CI=true and /dev/kvm exists: the real-KVM tier must run here (start libvirtd: sudo "
+         "tools/libvirtd.sh start, as tools/test.sh does)";
 }
 
 }  // namespace

@@ -44,8 +44,8 @@ void DriverConformance::SetUp() {
   if (probe.applies) return;
   const std::string required = GetParam().requiredBecause ? GetParam().requiredBecause() : "";
   if (!required.empty())
-    FAIL() << GetParam().name << " does not apply here: " << probe.reason << "; it must run here ("
-           << required << "), not be skipped";
+    FAIL() << GetParam().name << " does not apply here: " << probe.reason << "; not skipped, because "
+           << required;
   GTEST_SKIP() << GetParam().name << " does not apply here: " << probe.reason;
 }
 

@@ -15,8 +15,8 @@ from loomharness import Cluster, arg_parser, Failure, check, skip_or_fail, wait_
 URI = "qemu:///system"
 PREFIX = "loomtest-e2e-"
 # Why this machine must run the test under CI=true (skip_or_fail), or None when it may skip.
-REQUIRED = ("/dev/kvm exists: libvirtd must be running, `sudo tools/libvirtd.sh start` (tools/test.sh starts it)"
-            if os.path.exists("/dev/kvm") else None)
+REQUIRED = ("/dev/kvm exists: the real-KVM tier must run here (start libvirtd: sudo tools/libvirtd.sh start, "
+            "as tools/test.sh does)" if os.path.exists("/dev/kvm") else None)
 
 def virsh(*args, timeout=30):
     r = subprocess.run(["virsh", "-c", URI, *args], capture_output=True, text=True, timeout=timeout)
@@ -41,7 +41,8 @@ def main():
     except subprocess.TimeoutExpired:
         rc, out = 1, "virsh version timed out"
     if rc != 0:
-        skip_or_fail(f"{URI} does not answer (start it with tools/libvirtd.sh start): {out.strip()[:300]}", REQUIRED)
+        skip_or_fail(f"{URI} does not answer (start it with tools/libvirtd.sh start): {' '.join(out.split())[:300]}",
+                     REQUIRED)
 
     with Cluster(args.loomd, args.agent, prefix="loom-kvm-e2e-", keep=args.keep, request_timeout=15) as fab:
         try:

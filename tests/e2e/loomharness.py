@@ -57,7 +57,7 @@ def skip_or_fail(reason, why_required=None):
     run here, tools/install-deps.sh and tools/test.sh provide what it needs), it fails
     (exit 1) saying both, so a CI run cannot stay green with the tier skipped."""
     if why_required and os.environ.get("CI") == "true":
-        print(f"FAIL: {reason}; CI=true: {why_required}, so this test must not be skipped", flush=True)
+        print(f"FAIL: {reason}; not skipped, because CI=true and {why_required}", flush=True)
         sys.exit(1)
     print(f"SKIP: {reason}", flush=True)
     sys.exit(SKIP)

@@ -123,7 +123,8 @@ def netns_unavailable():
 
 def skip_or_fail(reason):
     """Namespaces cannot be made: fail with the reason on CI (CI=true), else skip (77)."""
-    loomharness.skip_or_fail(reason, "CI runs as root with iproute2 and nftables (tools/install-deps.sh)")
+    loomharness.skip_or_fail(reason, "the partition tests must run here: CI runs as root, and tools/install-deps.sh "
+                                     "installs iproute2 and nftables")
 
 # --- partitions as pair sets -----------------------------------------------------------------
 

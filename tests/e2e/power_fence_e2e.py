@@ -179,7 +179,7 @@ def main():
     missing = [p for p in (bmc.IPMI_SIM, bmc.FENCE_IPMILAN, "/usr/bin/ipmitool") if not os.access(p, os.X_OK)]
     if missing:
         skip_or_fail(f"{', '.join(missing)} missing (Debian openipmi, fence-agents, ipmitool)",
-                     "tools/install-deps.sh installs them")
+                     "the power-fence tests must run here: tools/install-deps.sh installs them")
     failed = []
     for name, fn in SCENARIOS:
         if args.scenario and name not in args.scenario:
