@@ -8,7 +8,7 @@
 #include <memory>
 #include <string>
 
-#include "controller/Controller.h"
+#include "controller/api/Api.h"
 #include "loom/Result.h"
 
 namespace loom::controller {

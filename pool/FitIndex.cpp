@@ -21,15 +21,15 @@ bool State::placeable(const BladeSlot& b) const {
   return b.freeCores > 0 && b.freeMemory > 0;
 }
 
+// A bucket is kept in inventory order, so among blades with the same free cores the
+// first in the inventory wins whatever happened before: a plan made incrementally places
+// exactly where a full plan of the same state would.
 void State::removeFromIndex(int bi) {
   BladeSlot& b = blades[bi];
   if (b.bucket == kNone) return;
   auto& bucket = pools[b.pool].buckets[b.bucket];
-  const int last = bucket.back();
-  bucket[b.bucketPos] = last;
-  blades[last].bucketPos = b.bucketPos;
-  bucket.pop_back();
-  b.bucket = b.bucketPos = kNone;
+  bucket.erase(std::lower_bound(bucket.begin(), bucket.end(), bi));
+  b.bucket = kNone;
 }
 
 void State::addToIndex(int bi) {
@@ -38,8 +38,8 @@ void State::addToIndex(int bi) {
   const auto free = static_cast<std::size_t>(b.freeCores);
   if (buckets.size() <= free) buckets.resize(free + 1);
   b.bucket = static_cast<int>(free);
-  b.bucketPos = static_cast<int>(buckets[free].size());
-  buckets[free].push_back(bi);
+  auto& bucket = buckets[free];
+  bucket.insert(std::lower_bound(bucket.begin(), bucket.end(), bi), bi);
 }
 
 void State::reindex(int bi) {
@@ -105,7 +105,12 @@ void State::bind(int si, int bi) {
   b.freeCores -= s.vcpus;
   b.freeMemory -= static_cast<std::int64_t>(s.memory);
   if (s.dedicated) b.dedicated = true;
+  if (building) return;  // the constructor indexes every blade once, at the end
+  markServer(si);
   if (b.bucket != kNone || placeable(b)) reindex(bi);
+  // Its steps change here, and where a domain of it is left (kept or undefined).
+  markStale(bi);
+  s.definedOn.forEach([&](int d) { markStale(d); });
 }
 
 void State::unbind(int si) {
@@ -126,6 +131,9 @@ void State::unbind(int si) {
   b.freeMemory += static_cast<std::int64_t>(s.memory);
   if (s.dedicated) b.dedicated = false;
   reindex(bi);
+  markServer(si);
+  markStale(bi);
+  s.definedOn.forEach([&](int d) { markStale(d); });
 }
 
 }  // namespace loom::pool::detail

@@ -115,23 +115,32 @@ void State::resolveMembership(const Declarations& desired, const PlacementState&
   }
 }
 
-void State::topUpSpares(int p, Output& out) {
+void State::designateSpares(int p, Output& out) {
   PoolSlot& pool = pools[p];
   if (pool.sparePool) return;
-  std::uint32_t have = 0;
-  for (int b : pool.spares) have += takesServers(blades[b].state) ? 1 : 0;
   // From the end of the inventory: placement fills blades from wherever best fit finds
   // room, so the last empty blades stay the spares from one plan to the next.
-  for (auto it = pool.blades.rbegin(); it != pool.blades.rend() && have < pool.sparesWanted; ++it) {
-    BladeSlot& b = blades[*it];
-    if (b.role != BladeRole::Member || !b.servers.empty() || !takesServers(b.state)) continue;
+  std::vector<int> chosen;
+  for (auto it = pool.blades.rbegin(); it != pool.blades.rend() && chosen.size() < pool.sparesWanted; ++it) {
+    const BladeSlot& b = blades[*it];
+    if ((b.role != BladeRole::Member && b.role != BladeRole::Spare) || !b.servers.empty() || !takesServers(b.state)) continue;
     if (pool.hypervisor && !b.hypervisors.has(*pool.hypervisor)) continue;
-    b.role = BladeRole::Spare;
-    removeFromIndex(*it);
-    pool.spares.push_back(*it);
-    touch(*it, out);
-    ++have;
+    chosen.push_back(*it);
   }
+  if (chosen == pool.spares) return;
+  for (int bi : pool.spares) {
+    if (std::find(chosen.begin(), chosen.end(), bi) != chosen.end()) continue;
+    blades[bi].role = BladeRole::Member;
+    reindex(bi);
+    touch(bi, out);
+  }
+  for (int bi : chosen) {
+    if (blades[bi].role == BladeRole::Spare) continue;
+    blades[bi].role = BladeRole::Spare;
+    removeFromIndex(bi);
+    touch(bi, out);
+  }
+  pool.spares = std::move(chosen);
 }
 
 void State::returnIfEmpty(int bi, Output& out) {
@@ -143,8 +152,11 @@ void State::returnIfEmpty(int bi, Output& out) {
   b.pool = b.lender;
   b.lender = kNone;
   b.role = BladeRole::Spare;
-  pools[b.pool].blades.push_back(bi);
-  pools[b.pool].spares.push_back(bi);
+  // A spare pool lends its blades in inventory order, whatever came back when.
+  auto& lenderBlades = pools[b.pool].blades;
+  auto& lenderSpares = pools[b.pool].spares;
+  lenderBlades.insert(std::lower_bound(lenderBlades.begin(), lenderBlades.end(), bi), bi);
+  lenderSpares.insert(std::lower_bound(lenderSpares.begin(), lenderSpares.end(), bi), bi);
   touch(bi, out);
   out.returned.push_back(bi);
   clearHomesAt(bi);  // a lent blade is nobody's home once it is given back

@@ -187,10 +187,21 @@ struct Declarations {
   std::vector<IdentityPool> identityPools;
   std::vector<Pool> pools;
   std::vector<Server> servers;
+  // Servers deleted and not declared again (the controller's tombstones): wherever a blade
+  // reports their domains, they are stopped and undefined. Other undeclared domains are
+  // not Loom's and are left alone. A name declared again is a server, whatever this says.
+  std::vector<std::string> deleted;
 };
 
 // ---------------------------------------------------------------------------------------
 // Inventory: what the fabric reports.
+
+// A domain as a blade's agent reports it: a server's (named after it) or one Loom did not
+// declare.
+struct Domain {
+  std::string name;
+  DomainState state = DomainState::Defined;
+};
 
 struct Blade {
   std::string name;
@@ -204,6 +215,14 @@ struct Blade {
   std::optional<Hypervisor> personality;  // what it runs now (empty: not prepared)
   BladeState state = BladeState::Available;
   std::string bmc;                        // fence target, or empty
+  // What its agent reports. Absent: not reported (offline planning, or a blade not heard
+  // since a controller restart); the planner then assumes it runs what the current
+  // placement binds to it, nothing when it is fenced or retired (pool/README.md, "Steps").
+  std::optional<std::vector<Domain>> domains;
+  // Whether steps reach its agent now. The controller says false for a blade not heard
+  // since it started and for one that is silent or fenced; offline planning leaves true.
+  // A fenced blade that is reachable again is being cleaned: it gets stops only.
+  bool reachable = true;
 };
 
 struct Inventory {

@@ -21,7 +21,7 @@
 // of the round — restarting dead servers and placing new ones matter more than tidying up
 // running ones. An evacuation or a later failover of such a server tries home first too.
 // The home may have been designated a spare while it was empty; it takes its server back
-// anyway and the blade the server leaves becomes the spare (topUpSpares runs afterwards).
+// anyway and the blade the server leaves becomes the spare (designateSpares runs afterwards).
 #include <algorithm>
 
 #include "pool/PlannerState.h"
@@ -72,7 +72,7 @@ int State::borrowBlade(int pi, int si, Output& out) {
   b.lender = b.pool;
   b.pool = pi;
   b.role = BladeRole::Borrowed;
-  p.blades.push_back(bi);
+  p.blades.insert(std::lower_bound(p.blades.begin(), p.blades.end(), bi), bi);
   reindex(bi);
   p.openedBorrowed.push_back(bi);
   touch(bi, out);
@@ -101,7 +101,48 @@ void State::claimHome(int bi, Output& out) {
 
 void State::setHome(int si, int bi) {
   servers[si].home = bi;
+  markServer(si);
   blades[bi].homed.push_back(si);
+  // Only `failback: auto` moves a server back by itself (a displaced one is a request of
+  // its own): the list of servers to ask stays as short as the work it stands for.
+  if (servers[si].pool != kNone && pools[servers[si].pool].failback == FailbackPolicy::Auto) awayList.push_back(si);
+}
+
+void State::retryRequests(std::vector<Request>& requests, const ServerMarks& requested) {
+  std::vector<int> waiting;
+  waiting.swap(pendingList);
+  std::sort(waiting.begin(), waiting.end());
+  waiting.erase(std::unique(waiting.begin(), waiting.end()), waiting.end());
+  for (int si : waiting) {
+    ServerSlot& s = servers[si];
+    if (!s.pending || s.blade != kNone || s.held || requested[si]) continue;
+    s.pending = false;
+    // A displaced server is still the failover it was: spares are not kept from it.
+    requests.push_back({si, s.displaced ? RequestKind::Failover : RequestKind::New, kNone, {}});
+  }
+  std::vector<int> stuck;
+  stuck.swap(stuckList);
+  std::sort(stuck.begin(), stuck.end());
+  stuck.erase(std::unique(stuck.begin(), stuck.end()), stuck.end());
+  for (int si : stuck) {
+    const ServerSlot& s = servers[si];
+    if (s.blade == kNone || requested[si]) continue;
+    const BladeSlot& b = blades[s.blade];
+    if (holdsBindings(b.state) || failsOver(b.state)) continue;
+    if (b.state == BladeState::Maintenance || (s.pool != kNone && b.pool != s.pool))
+      requests.push_back({si, RequestKind::Evacuate, s.blade, b.name});
+  }
+}
+
+std::vector<int> State::awayFromHome(const ServerMarks& requested) {
+  std::sort(awayList.begin(), awayList.end());
+  awayList.erase(std::unique(awayList.begin(), awayList.end()), awayList.end());
+  std::erase_if(awayList, [&](int si) { return servers[si].home == kNone; });
+  std::vector<int> out;
+  for (int si : awayList) {
+    if (!requested[si] && !servers[si].displaced) out.push_back(si);
+  }
+  return out;
 }
 
 void State::clearHomesAt(int bi) {
@@ -136,24 +177,30 @@ int State::placeFailover(int si, Output& out) {
   return b;
 }
 
+PlaceKey placeKey(const ServerSlot& s) {
+  // Priority, dedicated, vcpus and memory, each turned so that "places first" is smaller.
+  const auto priority = static_cast<std::uint64_t>(std::int64_t{INT32_MAX} - s.priority);  // 0 .. 2^32 - 1
+  const std::uint64_t shared = s.dedicated ? 0 : 1;
+  const std::uint64_t vcpus = 0x7fffffffu - std::min<std::uint32_t>(s.vcpus, 0x7fffffffu);
+  return PlaceKey{(priority << 32) | (shared << 31) | vcpus, UINT64_MAX - s.memory};
+}
+
 bool State::placesBefore(int x, int y) const {
-  const ServerSlot& a = servers[x];
-  const ServerSlot& b = servers[y];
-  if (a.priority != b.priority) return a.priority > b.priority;
-  if (a.dedicated != b.dedicated) return a.dedicated;
-  if (a.vcpus != b.vcpus) return a.vcpus > b.vcpus;
-  if (a.memory != b.memory) return a.memory > b.memory;
+  const PlaceKey& a = placeKeys[x];
+  const PlaceKey& b = placeKeys[y];
+  if (a.high != b.high) return a.high < b.high;
+  if (a.low != b.low) return a.low < b.low;
   return x < y;
 }
 
 // The server keeps running on `fromName` until it is stopped there; only then may it
-// start on `to` (invariant 1).
+// start on `to` (invariant 1: the steps say so, Steps.cpp).
 void State::moveFromLiveBlade(int si, int to, const std::string& fromName, Output& out) {
+  const int from = servers[si].blade;
   unbind(si);
   bind(si, to);
   out.moved.emplace_back(si, fromName);
-  const std::int64_t stop = emitStop(fromName, servers[si].name, out);
-  emitStart(si, to, stop, out);
+  if (from != kNone) touch(from, out);  // it may be empty now: a spare again, or a borrowed blade to return
 }
 
 void State::placeAll(std::vector<Request> requests, Output& out) {
@@ -177,7 +224,6 @@ void State::placeAll(std::vector<Request> requests, Output& out) {
         }
         bind(r.server, b);
         out.moved.emplace_back(r.server, std::string());
-        emitStart(r.server, b, -1, out);
         break;
       }
       case RequestKind::Evacuate: {
@@ -187,9 +233,11 @@ void State::placeAll(std::vector<Request> requests, Output& out) {
         else b = placeNormally(r.server);
         if (b == kNone) {
           // Stopping a running server with nowhere to go would turn an operator's drain
-          // into an outage: it stays, and the operator is told why.
-          out.warnings.push_back("server " + s.name + " stays on " + r.fromName +
-                                 " (" + toString(blades[r.from].state) + "): " + explainNoBlade(r.server));
+          // into an outage: it stays, and the operator is told why. Every later round
+          // tries again.
+          stuckList.push_back(r.server);
+          out.stuck.emplace_back(r.server, r.from, "server " + s.name + " stays on " + r.fromName + " (" +
+                                                       toString(blades[r.from].state) + "): " + explainNoBlade(r.server));
           break;
         }
         moveFromLiveBlade(r.server, b, r.fromName, out);
@@ -202,6 +250,7 @@ void State::placeAll(std::vector<Request> requests, Output& out) {
           clearHome(r.server);
           s.displaced = false;
           s.held = true;
+          markServer(r.server);
           out.unplaceable.push_back({s.name, "failover: none"});
           break;
         }
@@ -215,6 +264,7 @@ void State::placeAll(std::vector<Request> requests, Output& out) {
         if (b == kNone) {
           // Displaced: retried as a failover (home first, spares allowed) until it fits.
           s.displaced = true;
+          markServer(r.server);
           s.pending = true;
           pendingList.push_back(r.server);
           out.unplaceable.push_back({s.name, explainNoFailover(r.server)});
@@ -222,7 +272,6 @@ void State::placeAll(std::vector<Request> requests, Output& out) {
         }
         bind(r.server, b);
         out.moved.emplace_back(r.server, r.fromName);
-        emitStart(r.server, b, -1, out);
         break;
       }
     }
@@ -245,7 +294,6 @@ void State::failBack(std::vector<int> candidates, Output& out) {
       const int from = s.blade;
       claimHome(home, out);
       moveFromLiveBlade(si, home, blades[from].name, out);
-      touch(from, out);  // it may be empty now: a spare again, or a borrowed blade to return
       left.push_back(from);
     }
     candidates.clear();

@@ -75,6 +75,7 @@ State::State(const Declarations& desired, const Inventory& observed, const Place
     b.hypervisors = d.hypervisors;
     b.personality = d.personality;
     b.state = d.state;
+    b.reachable = d.reachable;
     b.freeCores = d.cores;
     b.freeMemory = static_cast<std::int64_t>(d.memory);
     blades.push_back(std::move(b));
@@ -106,16 +107,37 @@ State::State(const Declarations& desired, const Inventory& observed, const Place
     servers.push_back(std::move(s));
   }
 
+  requested.resize(servers.size());
+  placeKeys.reserve(servers.size());
+  for (const auto& s : servers) placeKeys.push_back(placeKey(s));
   resolveMembership(desired, current, warnings);
 
-  // Replay the bindings: each is kept, failed over, evacuated or stopped.
+  // What each blade runs: its report, or what the current placement binds to it (nothing
+  // on a fenced or retired blade). A server bound but no longer declared was deleted.
+  for (const auto& name : desired.deleted) {
+    if (!serverIndex.contains(name)) deleted.insert(name);
+  }
+  for (std::size_t i = 0; i < observed.blades.size(); ++i) {
+    const Blade& d = observed.blades[i];
+    auto bi = bladeIndex.find(d.name);
+    if (d.domains && bi != bladeIndex.end() && bi->second == static_cast<int>(i)) setDomains(bi->second, *d.domains);
+  }
+  // Replay the bindings: each is kept, failed over, evacuated or dropped (its domain
+  // stops through the steps).
   for (const auto& [serverName, bladeName] : current.bindings) {
     auto si = serverIndex.find(serverName);
     auto bi = bladeIndex.find(bladeName);
-    if (si == serverIndex.end() || !servers[si->second].powerOn) {
-      if (bi != bladeIndex.end()) emitStop(bladeName, serverName, initialOutput);
-      continue;
+    if (si == serverIndex.end()) deleted.insert(serverName);
+    if (bi != bladeIndex.end()) {
+      BladeSlot& b = blades[bi->second];
+      if (!b.reported && b.state != BladeState::Fenced && b.state != BladeState::Retired) {
+        // Assumed to run what it is bound to. Each server is bound once: appended, no lookup.
+        const int server = si == serverIndex.end() ? kNone : si->second;
+        b.domains.push_back(DomainSlot{server, server == kNone ? otherName(serverName) : kNone, DomainState::Running});
+        if (server != kNone) servers[server].definedOn.add(bi->second);
+      }
     }
+    if (si == serverIndex.end() || !servers[si->second].powerOn) continue;
     if (bi == bladeIndex.end()) {  // the blade vanished from the inventory
       initial.push_back({si->second, RequestKind::Failover, kNone, bladeName});
       continue;
@@ -160,66 +182,96 @@ State::State(const Declarations& desired, const Inventory& observed, const Place
     setHome(si->second, bi->second);
   }
 
-  for (std::size_t p = 0; p < pools.size(); ++p) topUpSpares(static_cast<int>(p), initialOutput);
+  building = false;
   for (std::size_t b = 0; b < blades.size(); ++b) reindex(static_cast<int>(b));
+  for (std::size_t p = 0; p < pools.size(); ++p) designateSpares(static_cast<int>(p), initialOutput);
   initialOutput.touchedBlades.clear();
 }
 
 void State::changeBladeState(int bi, BladeState state, Output& out) {
   BladeSlot& b = blades[bi];
-  const BladeState old = b.state;
+  const bool tookSteps = takesSteps(b), counted = domainsCount(b);
   b.state = state;
+  // Whether it takes steps, or whether what it runs still counts, decides the starts of
+  // the servers it runs elsewhere.
+  if (tookSteps != takesSteps(b) || counted != domainsCount(b)) markWatchers(bi);
+  markStale(bi);
+  // An assumed blade's domains end with its fence (its lease or its power ended them); a
+  // reported one's are what its agent, or the controller fencing it, says.
+  if (!b.reported && (state == BladeState::Fenced || state == BladeState::Retired) && !b.domains.empty()) {
+    setDomains(bi, {});
+    b.reported = false;
+  }
   if (state == BladeState::Retired) clearHomesAt(bi);  // it never comes back
+  // The requests of this change, and every request a full plan of the new state would
+  // make besides (servers waiting for room, evacuations that did not fit, servers away
+  // from home), so both place the same servers in the same order.
   std::vector<Request> requests;
+  requested.clear();
   if (failsOver(state)) {
     const std::vector<int> victims = b.servers;
     for (int si : victims) {
       unbind(si);
       requests.push_back({si, RequestKind::Failover, bi, b.name});
+      requested.set(si);
     }
   } else if (state == BladeState::Maintenance) {
-    for (int si : b.servers) requests.push_back({si, RequestKind::Evacuate, bi, b.name});
-  }
-  if (b.role == BladeRole::Spare && b.pool != kNone && !pools[b.pool].sparePool && !takesServers(state)) {
-    // An unhealthy blade is no spare: the pool tops up from its healthy empty members.
-    auto& spares = pools[b.pool].spares;
-    spares.erase(std::find(spares.begin(), spares.end(), bi));
-    b.role = BladeRole::Member;
-    touch(bi, out);
-  }
-  reindex(bi);
-  if (b.pool != kNone) topUpSpares(b.pool, out);
-  const bool healed = takesServers(state) && !takesServers(old);
-  if (healed) {
-    // New room: retry what waited for it.
-    std::vector<int> waiting;
-    waiting.swap(pendingList);
-    std::sort(waiting.begin(), waiting.end());
-    waiting.erase(std::unique(waiting.begin(), waiting.end()), waiting.end());
-    for (int si : waiting) {
-      ServerSlot& s = servers[si];
-      if (!s.pending || s.blade != kNone || s.held) continue;
-      s.pending = false;
-      requests.push_back({si, s.displaced ? RequestKind::Failover : RequestKind::New, kNone, {}});
+    for (int si : b.servers) {
+      requests.push_back({si, RequestKind::Evacuate, bi, b.name});
+      requested.set(si);
     }
   }
-  placeAll(std::move(requests), out);
-  // The blade is back: servers that failed over from it may return (failback: auto).
-  // Only its own servers are asked; a failback that did not fit earlier elsewhere waits
-  // for that blade's next change or the next full plan.
-  if (healed && !b.homed.empty()) failBack(homedAt(bi), out);
+  reindex(bi);
+  if (b.pool != kNone) designateSpares(b.pool, out);
+  retryRequests(requests, requested);
   std::vector<int> pools;
-  for (int t : out.touchedBlades) {
-    if (blades[t].pool != kNone) pools.push_back(blades[t].pool);
-  }
   if (b.pool != kNone) pools.push_back(b.pool);
-  std::sort(pools.begin(), pools.end());
-  pools.erase(std::unique(pools.begin(), pools.end()), pools.end());
-  for (int p : pools) topUpSpares(p, out);
-  returnIfEmpty(bi, out);
-  // Failback may have emptied a borrowed blade elsewhere (the full plan returns every
-  // empty one); returnIfEmpty appends to the list, hence the index loop.
-  for (std::size_t i = 0, n = out.touchedBlades.size(); i < n; ++i) returnIfEmpty(out.touchedBlades[i], out);
+  settle(std::move(requests), pools, {bi}, out);
+}
+
+void State::settle(std::vector<Request> requests, std::vector<int> pools, std::vector<int> emptied, Output& out) {
+  // Rounds until nothing moves: what a round frees (a server gone home, an evacuation, a
+  // spare given up) is used by the same plan, so planning its result again changes
+  // nothing, and an incremental plan meets the full one. Each round moves a server
+  // closer to where it ends (placed, home, off a drained blade), so a few do; the bound
+  // is a safety net.
+  for (int round = 0; round < 16; ++round) {
+    for (const auto& r : requests) requested.set(r.server);
+    std::vector<int> away = awayFromHome(requested);
+    const std::size_t moved = out.moved.size(), touched = out.touchedBlades.size();
+    placeAll(std::move(requests), out);
+    if (!away.empty()) failBack(std::move(away), out);
+    // A borrowed blade left empty goes back to its spare pool, where this plan may borrow
+    // it again. Only a touched blade can have been emptied.
+    for (std::size_t i = touched; i < out.touchedBlades.size(); ++i) emptied.push_back(out.touchedBlades[i]);
+    for (int e : emptied) returnIfEmpty(e, out);
+    emptied.clear();
+    for (std::size_t i = touched; i < out.touchedBlades.size(); ++i) {
+      if (blades[out.touchedBlades[i]].pool != kNone) pools.push_back(blades[out.touchedBlades[i]].pool);
+    }
+    std::sort(pools.begin(), pools.end());
+    pools.erase(std::unique(pools.begin(), pools.end()), pools.end());
+    for (int p : pools) designateSpares(p, out);
+    if (out.moved.size() == moved && out.touchedBlades.size() == touched) break;
+    requests = {};
+    requested.clear();
+    retryRequests(requests, requested);
+  }
+  requested.clear();
+  // A server placed by a later round is not unplaceable, one that left its drained blade
+  // did not stay; one that is still waiting keeps the reason of its first try.
+  std::vector<Unplaceable> unplaceable;
+  std::unordered_set<std::string> seen;
+  for (auto& u : out.unplaceable) {
+    if (servers[serverIndex.at(u.server)].blade == kNone && seen.insert(u.server).second) unplaceable.push_back(std::move(u));
+  }
+  out.unplaceable = std::move(unplaceable);
+  seen.clear();
+  for (auto it = out.stuck.rbegin(); it != out.stuck.rend(); ++it) {
+    const auto& [si, from, warning] = *it;
+    if (servers[si].blade == from && seen.insert(servers[si].name).second) out.warnings.push_back(warning);
+  }
+  out.stuck.clear();
 }
 
 BladeAssignment State::assignment(int bi) const {
@@ -264,6 +316,8 @@ Plan State::toPlan(Output& out) const {
   }
   plan.unplaceable = std::move(out.unplaceable);
   plan.steps = std::move(out.steps);
+  plan.waiting = std::move(out.waiting);
+  plan.foreign = std::move(out.foreign);
   plan.warnings = std::move(out.warnings);
   plan.next = placementState();
   return plan;
@@ -274,11 +328,18 @@ PlanDelta State::toDelta(Output& out) const {
   std::sort(out.touchedBlades.begin(), out.touchedBlades.end());
   out.touchedBlades.erase(std::unique(out.touchedBlades.begin(), out.touchedBlades.end()), out.touchedBlades.end());
   for (int b : out.touchedBlades) delta.blades.push_back(assignment(b));
+  std::unordered_set<int> listed;
   for (const auto& [s, f] : out.moved) {
-    if (servers[s].blade != kNone) delta.placements.push_back({servers[s].name, blades[servers[s].blade].name, f});
+    // A server moved twice in one plan is listed once, from where it was.
+    if (servers[s].blade == kNone || !listed.insert(s).second) continue;
+    delta.placements.push_back({servers[s].name, blades[servers[s].blade].name, f});
   }
   delta.unplaceable = std::move(out.unplaceable);
   delta.steps = std::move(out.steps);
+  delta.stepBlades.reserve(out.stepBlades.size());
+  for (int b : out.stepBlades) delta.stepBlades.push_back(blades[b].name);
+  delta.waiting = std::move(out.waiting);
+  delta.foreign = std::move(out.foreign);
   delta.warnings = std::move(out.warnings);
   for (int b : out.borrowed) {
     if (blades[b].role == BladeRole::Borrowed) delta.borrowed.emplace(blades[b].name, pools[blades[b].pool].name);
@@ -287,21 +348,24 @@ PlanDelta State::toDelta(Output& out) const {
   return delta;
 }
 
-namespace {
-
-// A plan's steps name blades by their prepare step; that index is only valid within one
-// output, so it is cleared before the next round.
-void clearPrepared(State& state, const Output& out) {
-  for (int b : out.prepared) state.blades[b].prepareStep = -1;
+void State::listChangedServers(PlanDelta& delta) {
+  std::sort(changedServers.begin(), changedServers.end());
+  for (int si : changedServers) {
+    ServerSlot& s = servers[si];
+    s.changed = false;
+    delta.servers.push_back({s.name, s.blade == kNone ? std::string() : blades[s.blade].name,
+                             s.home == kNone ? std::string() : blades[s.home].name, s.held, s.displaced});
+  }
+  changedServers.clear();
 }
 
-}  // namespace
 }  // namespace detail
 
 using detail::kNone;
 
 Planner::Planner(const Declarations& desired, const Inventory& observed, const PlacementState& current)
     : state_(std::make_unique<detail::State>(desired, observed, current)) {}
+Planner::Planner(std::unique_ptr<detail::State> state) : state_(std::move(state)) {}
 Planner::Planner(const Planner& other) : state_(std::make_unique<detail::State>(*other.state_)) {}
 Planner& Planner::operator=(const Planner& other) {
   if (this != &other) state_ = std::make_unique<detail::State>(*other.state_);
@@ -318,14 +382,12 @@ Plan Planner::plan(TimeMs /*now: leases are judged by the controller before it r
   st.initialOutput = {};
   std::vector<detail::Request> requests = std::move(st.initial);
   st.initial.clear();
-  std::vector<char> requested(st.servers.size(), 0);
-  for (const auto& r : requests) requested[r.server] = 1;
-  std::vector<int> alreadyHeld, awayFromHome;
+  auto& requested = st.requested;
+  requested.clear();
+  for (const auto& r : requests) requested.set(r.server);
+  std::vector<int> alreadyHeld;
   for (std::size_t s = 0; s < st.servers.size(); ++s) {
     const auto& server = st.servers[s];
-    // Servers with a request this round are moved by it (an evacuation, a failover and a
-    // displaced server's retry try home first).
-    if (server.home != kNone && !requested[s] && !server.displaced) awayFromHome.push_back(static_cast<int>(s));
     if (!server.powerOn || server.blade != kNone || requested[s]) continue;
     if (server.held) {
       alreadyHeld.push_back(static_cast<int>(s));
@@ -334,13 +396,19 @@ Plan Planner::plan(TimeMs /*now: leases are judged by the controller before it r
     // A displaced server is still the failover it was: spares are not kept from it.
     requests.push_back({static_cast<int>(s), server.displaced ? detail::RequestKind::Failover : detail::RequestKind::New,
                         kNone, {}});
+    requested.set(static_cast<int>(s));
   }
-  st.placeAll(std::move(requests), out);
-  if (!awayFromHome.empty()) st.failBack(std::move(awayFromHome), out);
+  // A planner asked again (plan() twice) retries what it left stuck, as a new one would.
+  st.retryRequests(requests, requested);
+  std::vector<int> pools(st.pools.size()), blades(st.blades.size());
+  for (std::size_t p = 0; p < pools.size(); ++p) pools[p] = static_cast<int>(p);
+  for (std::size_t b = 0; b < blades.size(); ++b) blades[b] = static_cast<int>(b);
+  st.settle(std::move(requests), pools, blades, out);
   for (int s : alreadyHeld) out.unplaceable.push_back({st.servers[s].name, "failover: none"});
-  for (std::size_t p = 0; p < st.pools.size(); ++p) st.topUpSpares(static_cast<int>(p), out);
-  for (std::size_t b = 0; b < st.blades.size(); ++b) st.returnIfEmpty(static_cast<int>(b), out);
-  detail::clearPrepared(st, out);
+  // The full plan gives every blade's steps, whatever changed.
+  st.emitSteps(std::move(blades), out);
+  for (int si : st.changedServers) st.servers[si].changed = false;
+  st.changedServers.clear();  // Plan::next says it all
   return st.toPlan(out);
 }
 
@@ -354,8 +422,64 @@ PlanDelta Planner::bladeStateChanged(const std::string& blade, BladeState state,
   }
   detail::Output out;
   st.changeBladeState(it->second, state, out);
-  detail::clearPrepared(st, out);
-  return st.toDelta(out);
+  st.emitSteps({}, out);
+  PlanDelta delta = st.toDelta(out);
+  st.listChangedServers(delta);
+  return delta;
+}
+
+void Planner::touch(const std::string& blade) {
+  detail::State& st = *state_;
+  if (auto it = st.bladeIndex.find(blade); it != st.bladeIndex.end()) st.markStale(it->second);
+}
+
+std::optional<BladeState> Planner::bladeState(const std::string& blade) const {
+  const detail::State& st = *state_;
+  auto it = st.bladeIndex.find(blade);
+  if (it == st.bladeIndex.end()) return std::nullopt;
+  return st.blades[it->second].state;
+}
+
+void Planner::observe(const std::string& blade, const std::vector<Domain>& domains) {
+  detail::State& st = *state_;
+  if (auto it = st.bladeIndex.find(blade); it != st.bladeIndex.end()) st.setDomains(it->second, domains);
+}
+
+void Planner::observeDomain(const std::string& blade, const std::string& name, std::optional<DomainState> state) {
+  detail::State& st = *state_;
+  auto it = st.bladeIndex.find(blade);
+  if (it == st.bladeIndex.end()) return;
+  auto si = st.serverIndex.find(name);
+  st.setDomain(it->second, si == st.serverIndex.end() ? kNone : si->second, name, state);
+}
+
+void Planner::observePersonality(const std::string& blade, std::optional<Hypervisor> personality) {
+  detail::State& st = *state_;
+  auto it = st.bladeIndex.find(blade);
+  if (it == st.bladeIndex.end() || st.blades[it->second].personality == personality) return;
+  st.blades[it->second].personality = personality;
+  st.markStale(it->second);
+}
+
+void Planner::observeReachable(const std::string& blade, bool reachable) {
+  detail::State& st = *state_;
+  auto it = st.bladeIndex.find(blade);
+  if (it == st.bladeIndex.end() || st.blades[it->second].reachable == reachable) return;
+  const bool counted = st.domainsCount(st.blades[it->second]);
+  const bool tookSteps = st.takesSteps(st.blades[it->second]);
+  st.blades[it->second].reachable = reachable;
+  if (counted != st.domainsCount(st.blades[it->second]) || tookSteps != st.takesSteps(st.blades[it->second]))
+    st.markWatchers(it->second);
+  st.markStale(it->second);
+}
+
+PlanDelta Planner::refresh(TimeMs /*now*/) {
+  detail::State& st = *state_;
+  detail::Output out;
+  st.emitSteps({}, out);
+  PlanDelta delta = st.toDelta(out);
+  st.listChangedServers(delta);
+  return delta;
 }
 
 PlacementState Planner::state() const { return state_->placementState(); }
@@ -368,7 +492,10 @@ std::string Planner::bladeOf(const std::string& server) const {
 
 Plan plan(const Declarations& desired, const Inventory& observed, const PlacementState& current,
           TimeMs now) {
-  return Planner(desired, observed, current).plan(now);
+  detail::State st(desired, observed, current);
+  st.assumeStepsRun = false;  // nobody asks this planner again
+  Planner once(std::make_unique<detail::State>(std::move(st)));
+  return once.plan(now);
 }
 
 }  // namespace loom::pool

@@ -73,9 +73,10 @@ struct Unplaceable {
   std::string reason;  // "pool web: no blade with 8 free cores outside anti-affinity group web"
 };
 
-// One idempotent action for one agent. `after` lists indices (into Plan::steps) of steps
-// that must have succeeded first, e.g. a move from a live blade starts on the new blade
-// only after the stop on the old one. The controller assigns operation ids.
+// One idempotent action for one agent. `after` lists indices (into the same steps vector)
+// of steps that must have succeeded first, always earlier ones: a server moved off a live
+// blade is defined on its new blade only after the stop on the old one; every Define on a
+// blade waits for its PrepareHypervisor. The controller assigns operation ids.
 struct Step {
   StepKind kind = StepKind::Define;
   std::string blade;
@@ -84,11 +85,28 @@ struct Step {
   std::vector<std::size_t> after;
 };
 
+// A server bound to a blade that takes steps, whose start waits for a blade that does not
+// (it reports the server running and is silent, not yet fenced): invariant 1.
+struct Waiting {
+  std::string server;
+  std::string reason;  // "runs on c1-s3 (suspect): starts once it is stopped there or c1-s3 is fenced"
+};
+
+// A domain a blade reports that is no declared (or deleted) server: left alone.
+struct ForeignDomain {
+  std::string blade;
+  std::string domain;
+};
+
 struct Plan {
   std::vector<BladeAssignment> blades;  // one per inventory blade, inventory order
   std::vector<Placement> placements;    // every server bound after the plan
   std::vector<Unplaceable> unplaceable; // power-on servers that have no blade, with reasons
-  std::vector<Step> steps;              // actions to reach `next` from the current state
+  // What every blade must do to run what it is bound to, from what it reports (or is
+  // assumed to run): see pool/README.md, "Steps". The controller runs exactly these.
+  std::vector<Step> steps;
+  std::vector<Waiting> waiting;         // starts held back by a silent blade
+  std::vector<ForeignDomain> foreign;   // undeclared domains on blades that take steps
   std::vector<std::string> warnings;    // conflicts and other things an operator should see
   PlacementState next;                  // the placement state once the steps have run
 };
@@ -116,6 +134,8 @@ struct Plan {
 //   nothing. No home is kept for Maintenance evacuations or Retired/vanished blades.
 //   A displaced server keeps its home and is placed there first when it fits.
 // - Power-off servers hold no blade.
+// - Steps come from the placement against what each blade reports (Blade::domains) or is
+//   assumed to run: see pool/README.md, "Steps".
 Plan plan(const Declarations& desired, const Inventory& observed, const PlacementState& current,
           TimeMs now);
 
@@ -145,10 +165,25 @@ struct PlanDelta {
   std::vector<BladeAssignment> blades;   // blades whose role or pool changed
   std::vector<Placement> placements;     // servers bound to a new blade (`from`: old blade)
   std::vector<Unplaceable> unplaceable;  // servers that lost their blade and found none
+  // The complete steps of every blade in `stepBlades` (inventory order), which replace
+  // whatever steps those blades had before; blades not named keep theirs.
   std::vector<Step> steps;
+  std::vector<std::string> stepBlades;
+  std::vector<Waiting> waiting;          // of the blades in stepBlades
+  std::vector<ForeignDomain> foreign;    // of the blades in stepBlades
   std::vector<std::string> warnings;
   std::map<std::string, std::string> borrowed;  // blades lent by this change: blade -> pool
   std::vector<std::string> returned;            // borrowed blades given back to their spare pool
+  // Every server whose part of the PlacementState changed, as it is now: what the
+  // controller persists without walking the whole placement.
+  struct ServerPlacement {
+    std::string server;
+    std::string blade;  // empty: unbound
+    std::string home;   // empty: none
+    bool held = false;
+    bool displaced = false;
+  };
+  std::vector<ServerPlacement> servers;
 };
 
 class Planner {
@@ -160,17 +195,38 @@ class Planner {
   Planner& operator=(Planner&&) noexcept;
   ~Planner();
 
-  // The full plan for the snapshot; afterwards the planner holds `Plan::next` (it assumes
-  // the steps will run). pool::plan() is exactly `Planner(d, o, c).plan(now)`.
+  // The full plan for the snapshot, every blade's steps included; afterwards the planner
+  // holds `Plan::next`, and assumes the steps run on blades it has no report from (those
+  // with a report change through observe*). pool::plan() gives the same plan.
   Plan plan(TimeMs now);
 
   // One blade's observed state changed. Applies the same rules as plan() would on the
   // updated inventory with the planner's current state (its servers fail over, evacuate
-  // or stay; servers waiting for capacity are retried when a blade becomes healthy —
-  // displaced ones as failovers — and the servers whose home it is fail back (`failback:
-  // auto`); spares are topped up) and returns only what changed. Home and displaced
-  // changes show in state(), not in the delta. An unknown blade is a warning, no-op.
+  // or stay; what waits is retried: unplaceable servers — displaced ones as failovers —,
+  // evacuations that did not fit, servers away from home with `failback: auto`; spares
+  // are designated) and returns only what changed, with the steps of every blade marked
+  // since the last output. Home and displaced changes show in state(), not in the delta.
+  // An unknown blade is a warning, no-op.
   PlanDelta bladeStateChanged(const std::string& blade, BladeState state, TimeMs now);
+
+  // What the controller learns about a blade's agent. Each only records it and marks the
+  // blades whose steps it may change (the blade; blades bound to servers that started or
+  // stopped running on it); the next output (bladeStateChanged, refresh) gives their steps.
+  // An unknown blade is ignored (a full plan will include it). Idempotent.
+  //   observe: the agent's whole report (registration, a changed domain list)
+  //   observeDomain: one domain changed (a step's result); nullopt: gone (undefined)
+  //   observePersonality: the hypervisor it runs now (a prepare-hypervisor step's result)
+  //   observeReachable: whether steps reach it now (see Blade::reachable)
+  void observe(const std::string& blade, const std::vector<Domain>& domains);
+  void observeDomain(const std::string& blade, const std::string& name, std::optional<DomainState> state);
+  void observePersonality(const std::string& blade, std::optional<Hypervisor> personality);
+  void observeReachable(const std::string& blade, bool reachable);
+  // Marks the blade: its steps are in the next output (say, a retry window closed).
+  void touch(const std::string& blade);
+  // The steps of every blade marked since the last output, and nothing else.
+  PlanDelta refresh(TimeMs now);
+  // The state the planner has for the blade (what bladeStateChanged last said), if known.
+  std::optional<BladeState> bladeState(const std::string& blade) const;
 
   // The placement state as of the last call (what the controller persists).
   PlacementState state() const;
@@ -178,6 +234,8 @@ class Planner {
   std::string bladeOf(const std::string& server) const;
 
  private:
+  friend Plan plan(const Declarations&, const Inventory&, const PlacementState&, TimeMs);
+  explicit Planner(std::unique_ptr<detail::State> state);
   std::unique_ptr<detail::State> state_;
 };
 

@@ -21,83 +21,14 @@
 
 #include "pool/IdentityAllocator.h"
 #include "pool/Planner.h"
+#include "tests/bench/BenchFabric.h"
 
 namespace {
 using namespace loom::pool;
 
-constexpr int kPools = 20;
-constexpr int kBladesPerPool = 495;   // 20 x 495 + 100 global spares = 10,000 blades
-constexpr int kGlobalSpares = 100;
-constexpr int kServersPerPool = 5000; // 100,000 servers
-constexpr MiB kGiB = 1024;
-
-struct Scenario {
-  Declarations desired;
-  Inventory observed;
-};
-
-const Scenario& scenario() {
-  static const Scenario s = [] {
-    Scenario sc;
-    const std::uint32_t cores[] = {32, 48, 64};
-    for (int p = 0; p < kPools; ++p) {
-      for (int i = 0; i < kBladesPerPool; ++i) {
-        Blade b;
-        b.chassis = "c" + std::to_string(p);
-        b.name = b.chassis + "-s" + std::to_string(i);
-        b.slot = i;
-        b.cores = cores[i % 3];
-        b.memory = b.cores * 4 * kGiB;
-        b.hypervisors = HypervisorSet::all();
-        b.personality = Hypervisor::Kvm;
-        sc.observed.blades.push_back(std::move(b));
-      }
-    }
-    Pool spares;
-    spares.name = "global-spares";
-    spares.sparePool = true;
-    for (int i = 0; i < kGlobalSpares; ++i) {
-      Blade b;
-      b.chassis = "g";
-      b.name = "g-s" + std::to_string(i);
-      b.cores = 64;
-      b.memory = 256 * kGiB;
-      b.hypervisors = HypervisorSet::all();
-      spares.bladeNames.push_back(b.name);
-      sc.observed.blades.push_back(std::move(b));
-    }
-    for (int p = 0; p < kPools; ++p) {
-      Pool pool;
-      pool.name = "pool" + std::to_string(p);
-      pool.partition = "prod";
-      pool.hypervisor = Hypervisor::Kvm;
-      BladeMatch m;
-      m.chassis = "c" + std::to_string(p);
-      pool.match = m;
-      pool.spares = 2;
-      pool.failover = p % 2 ? FailoverPolicy::Pack : FailoverPolicy::Spare;
-      pool.borrowFrom = "global-spares";
-      sc.desired.pools.push_back(std::move(pool));
-    }
-    sc.desired.pools.push_back(spares);
-    const std::uint32_t vcpus[] = {1, 2, 4, 8};
-    const MiB memory[] = {2 * kGiB, 4 * kGiB, 8 * kGiB, 16 * kGiB};
-    for (int p = 0; p < kPools; ++p) {
-      for (int i = 0; i < kServersPerPool; ++i) {
-        Server s;
-        s.name = "p" + std::to_string(p) + "-" + std::to_string(i);
-        s.pool = "pool" + std::to_string(p);
-        s.vcpus = vcpus[(i * 7) % 4];
-        s.memory = memory[(i * 3) % 4];
-        s.priority = i % 5;
-        s.antiAffinity = "p" + std::to_string(p) + "-g" + std::to_string(i / 10);
-        sc.desired.servers.push_back(std::move(s));
-      }
-    }
-    return sc;
-  }();
-  return s;
-}
+using loom::bench::kGiB;
+using loom::bench::scenario;
+using loom::bench::Scenario;
 
 void BM_Place100kOn10k(benchmark::State& state) {
   const Scenario& sc = scenario();

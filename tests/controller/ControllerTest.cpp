@@ -5,127 +5,18 @@
 #include <set>
 
 #include "controller/Controller.h"
+#include "tests/controller/ControllerBuilders.h"
+#include "tests/controller/ControllerHarness.h"
 
 namespace loom::controller {
 namespace {
 
 using protocol::Json;
 
-const char* kDecls = R"(kind: Partition
-name: prod
----
-kind: IdentityPool
-name: default
-macs: 52:54:00:10:00:00-52:54:00:10:ff:ff
-uuids: 4c4f4f4d-0000-0000-0000-000000000000/16
----
-kind: Network
-name: front
-partition: prod
----
-kind: Pool
-name: web
-partition: prod
-hypervisor: kvm
-blades: {match: {chassis: c1}}
----
-kind: Server
-name: web
-replicas: 2
-partition: prod
-pool: web
-vcpus: 2
-memory: 2GiB
-nics: [{network: front}]
-anti_affinity: web
-power: on
-)";
+using namespace loom::controller::testing;
 
-struct Harness {
-  std::string path;
-  std::unique_ptr<StateStore> store;
-  std::vector<std::pair<std::string, Json>> sent;
-  std::unique_ptr<Controller> controller;
-  std::int64_t now = 1000;
-  ControllerOptions options;
-  std::map<std::string, std::uint64_t> seq;  // heartbeats sent per blade (run())
-
-  explicit Harness(const std::string& name, ControllerOptions opts = {}) : options(std::move(opts)) {
-    auto dir = std::filesystem::temp_directory_path() / ("loom-ctl-" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
-    path = (dir / name).string();
-    for (const char* s : {"", "-wal", "-shm"}) std::filesystem::remove(path + s);
-    reopen();
-  }
-  void reopen() {
-    controller.reset();
-    store.reset();
-    store = std::move(openSqliteStateStore(path)).value();
-    controller = std::make_unique<Controller>(
-        *store, options, [this](const std::string& b, const Json& f) { sent.emplace_back(b, f); }, [] { return 1; });
-    EXPECT_TRUE(controller->recover(now));
-  }
-  void frame(const std::string& blade, const Json& f) { controller->onFrame(blade, f.dump(), now); }
-  void registerBlade(const std::string& blade, std::vector<protocol::ObservedDomain> domains = {}, std::string hostname = "") {
-    protocol::Register r;
-    r.blade = blade;
-    r.inventory.hostname = std::move(hostname);
-    r.inventory.chassis = "c1";
-    r.inventory.cores = 8;
-    r.inventory.memoryMib = 16384;
-    r.inventory.hypervisors = {"kvm"};
-    r.domains = std::move(domains);
-    frame(blade, protocol::encode(r));
-  }
-  ApiResponse api(const std::string& method, const std::string& path, const std::string& body = "",
-                  std::map<std::string, std::string> query = {}) {
-    ApiResponse out{0, "", ""};
-    controller->handleApi({method, path, std::move(query), body}, now, [&](ApiResponse r) { out = std::move(r); });
-    return out;
-  }
-  // Plays the fabric for `ms` in steps of 100 ms: every blade not in `silent` answers its
-  // steps (all succeed) and heartbeats each whole second.
-  void run(std::int64_t ms, const std::set<std::string>& silent = {}) {
-    for (std::int64_t t = 0; t < ms; t += 100) {
-      now += 100;
-      auto batch = std::move(sent);
-      sent.clear();
-      for (auto& [blade, f] : batch) {
-        if (silent.count(blade) || f["type"] != "plan") continue;
-        for (auto& step : f["steps"]) frame(blade, protocol::encode(protocol::StepResult{step["op"].get<std::uint64_t>(), true, ""}));
-      }
-      if (now % 1000 == 0)
-        for (auto& [blade, n] : seq)
-          if (!silent.count(blade)) frame(blade, protocol::encode(protocol::Heartbeat{++n, std::nullopt}));
-      controller->tick(now);
-    }
-  }
-  Json blade(const std::string& name) { return Json::parse(api("GET", "/v1/blades/" + name).body); }
-  Json server(const std::string& name) { return Json::parse(api("GET", "/v1/servers/" + name).body); }
-  bool hasEvent(const std::string& part) {
-    for (auto& e : Json::parse(api("GET", "/v1/events", "", {{"limit", "10000"}}).body))
-      if (e["message"].get<std::string>().find(part) != std::string::npos) return true;
-    return false;
-  }
-  // Plays a perfect agent: every step sent succeeds.
-  void answerAll() {
-    for (int round = 0; round < 10; ++round) {
-      auto batch = std::move(sent);
-      sent.clear();
-      bool any = false;
-      for (auto& [blade, f] : batch) {
-        if (f["type"] != "plan") continue;
-        for (auto& step : f["steps"]) {
-          any = true;
-          frame(blade, protocol::encode(protocol::StepResult{step["op"].get<std::uint64_t>(), true, ""}));
-        }
-      }
-      now += 200;
-      controller->tick(now);
-      if (!any && sent.empty()) return;
-    }
-  }
-};
+// Pool web on chassis c1, web-0 and web-1 kept apart (tests/controller/ControllerBuilders.h).
+const std::string kDecls = yaml(web());
 
 TEST(Controller, AppliedServersAreDefinedAndStartedOnTheirBlades) {
   Harness h("apply.db");
@@ -281,25 +172,18 @@ TEST(Controller, AHeartbeatThatAsksNoAnswerKeepsTheBladeAliveAndIsNotAnswered) {
   EXPECT_EQ(answered, (std::vector<std::uint64_t>{2, 4, 6, 8}));
 }
 
-// Three blades, two servers kept apart, one spare.
-std::string sparedDecls(const std::string& extra = "") {
-  std::string d = kDecls;
-  const std::string rule = "blades: {match: {chassis: c1}}";
-  d.replace(d.find(rule), rule.size(), rule + "\nspares: 1\nfailover: spare" + (extra.empty() ? "" : "\n" + extra));
-  return d;
-}
-
 struct FailoverFixture {
   Harness h;
   std::string victim;  // the blade of web-0
   std::string uuid;
-  explicit FailoverFixture(const std::string& db, ControllerOptions opts = {}, const std::string& poolExtra = "")
+  // Three blades, two servers kept apart, one spare.
+  explicit FailoverFixture(const std::string& db, ControllerOptions opts = {}, const PoolTweak& tweak = {})
       : h(db, std::move(opts)) {
     for (const std::string b : {"b1", "b2", "b3"}) {
       h.registerBlade(b);
       h.seq[b] = 0;
     }
-    auto r = h.api("POST", "/v1/apply", sparedDecls(poolExtra));
+    auto r = h.api("POST", "/v1/apply", yaml(web(2, tweak ? both(spares(1), tweak) : spares(1))));
     EXPECT_EQ(r.status, 200) << r.body;
     h.run(2000);
     auto s = h.server("web-0");
@@ -415,7 +299,7 @@ TEST(Controller, AFencedBladeThatComesBackIsNotTrustedUntilItStopsWhatItStillRun
 
 TEST(Controller, FailbackAutoBringsAServerHomeAndItsHomeSurvivesARestart) {
   ControllerOptions o;
-  FailoverFixture f("failback.db", o, "failback: auto");
+  FailoverFixture f("failback.db", o, failback(pool::FailbackPolicy::Auto));
   Harness& h = f.h;
   h.run(7000, {f.victim});
   ASSERT_EQ(h.blade(f.victim)["state"], "fenced");
@@ -483,35 +367,55 @@ TEST(Controller, AfterARestartNothingStartsUntilEveryKnownBladeRegisteredOrWasFe
   EXPECT_EQ(h.server("web-0")["blade"], spare);
 }
 
-TEST(Controller, FailedStepsAreRetriedThenBecomeAFault) {
-  Harness h("retry.db");
-  h.registerBlade("b1");
-  ASSERT_EQ(h.api("POST", "/v1/apply", std::string(kDecls).replace(std::string(kDecls).find("replicas: 2"), 11, "replicas: 1")).status, 200);
-  int attempts = 0;
-  // 25 s: past every backoff, before the faulted server's retry window (2 x op timeout).
+// Plays an agent whose steps of `failing` kind fail (the others succeed) for 25 s: past
+// every backoff, before the faulted server's retry window (2 x op timeout). Returns how
+// often each kind was sent.
+std::map<std::string, int> failFor25s(Harness& h, const std::string& failing) {
+  std::map<std::string, int> sent;
   for (int i = 0; i < 100; ++i) {
     auto batch = std::move(h.sent);
     h.sent.clear();
     for (auto& [blade, f] : batch)
       if (f["type"] == "plan")
         for (auto& s : f["steps"]) {
-          attempts += s["kind"] == "define";
-          h.frame(blade, protocol::encode(protocol::StepResult{s["op"].get<std::uint64_t>(), false, "disk missing"}));
+          ++sent[s["kind"].get<std::string>()];
+          const bool ok = s["kind"] != failing;
+          h.frame(blade, protocol::encode(protocol::StepResult{s["op"].get<std::uint64_t>(), ok, ok ? "" : "disk missing"}));
         }
     h.frame("b1", protocol::encode(protocol::Heartbeat{static_cast<std::uint64_t>(i + 1), std::nullopt}));  // stays healthy
     h.controller->tick(h.now += 250);
   }
-  EXPECT_EQ(attempts, ControllerOptions{}.opMaxAttempts);
+  return sent;
+}
+
+TEST(Controller, FailedStepsAreRetriedThenBecomeAFault) {
+  Harness h("retry.db");
+  h.registerBlade("b1");
+  ASSERT_EQ(h.api("POST", "/v1/apply", yaml(web(1))).status, 200);
+  auto sent = failFor25s(h, "define");
+  EXPECT_EQ(sent["define"], ControllerOptions{}.opMaxAttempts);
+  EXPECT_EQ(sent["start"], 0) << "a start waits for its define";
   auto server = Json::parse(h.api("GET", "/v1/servers/web-0").body);
   EXPECT_EQ(server["state"], "failed");
   EXPECT_NE(server["reason"].get<std::string>().find("disk missing"), std::string::npos);
 }
 
+TEST(Controller, AFailedPrepareHoldsTheDefinesThatWaitForItAndTheirServersShowWhy) {
+  Harness h("retry-prepare.db");
+  h.registerBlade("b1");  // it runs no hypervisor yet: the plan prepares it first
+  ASSERT_EQ(h.api("POST", "/v1/apply", yaml(web(1))).status, 200);
+  auto sent = failFor25s(h, "prepare-hypervisor");
+  EXPECT_EQ(sent["prepare-hypervisor"], ControllerOptions{}.opMaxAttempts);
+  EXPECT_EQ(sent["define"], 0) << "a define waits for the prepare it depends on";
+  auto server = Json::parse(h.api("GET", "/v1/servers/web-0").body);
+  EXPECT_EQ(server["state"], "failed");
+  EXPECT_NE(server["reason"].get<std::string>().find("prepare-hypervisor failed after 4 attempts: disk missing"), std::string::npos)
+      << server.dump();
+}
+
 TEST(Controller, ApplyValidatesTheBodyTogetherWithWhatIsApplied) {
   Harness h("union.db");
-  const std::string decls = kDecls;
-  const auto cut = decls.find("kind: Server");
-  const std::string pools = decls.substr(0, cut), servers = decls.substr(cut);
+  const std::string pools = yaml(web(), Only::AllButServers), servers = yaml(web(), Only::Servers);
   auto alone = h.api("POST", "/v1/apply", servers, {{"source", "servers.yaml"}});
   EXPECT_EQ(alone.status, 400) << alone.body;
   EXPECT_NE(alone.body.find("servers.yaml:"), std::string::npos) << alone.body;
@@ -534,7 +438,7 @@ TEST(Controller, DeleteRefusesReferencedObjectsAndReleasesIdentities) {
   EXPECT_EQ(pool.status, 409) << pool.body;
   EXPECT_EQ(h.api("POST", "/v1/delete", "kind: Server\nname: nope\npartition: prod\npool: web\nmemory: 1GiB\n").status, 404);
   const std::string uuid = Json::parse(h.api("GET", "/v1/servers/web-0").body)["uuid"];
-  const std::string server = std::string(kDecls).substr(std::string(kDecls).find("kind: Server"));
+  const std::string server = yaml(web(), Only::Servers);
   auto del = h.api("POST", "/v1/delete", server);
   ASSERT_EQ(del.status, 200) << del.body;
   EXPECT_EQ(h.api("GET", "/v1/servers/web-0").status, 404);

@@ -68,6 +68,11 @@ inline Pool borrowingFrom(Pool p, std::string from) { p.borrowFrom = std::move(f
 inline Pool matching(Pool p, BladeMatch m) { p.match = std::move(m); return p; }
 inline Blade inState(Blade b, BladeState s) { b.state = s; return b; }
 inline Blade runningNothing(Blade b) { b.personality.reset(); return b; }
+// What a blade's agent reports (without it the planner assumes the current placement).
+inline Domain running(std::string name) { return Domain{std::move(name), DomainState::Running}; }
+inline Domain shutOff(std::string name) { return Domain{std::move(name), DomainState::Shutoff}; }
+inline Blade reporting(Blade b, std::vector<Domain> domains = {}) { b.domains = std::move(domains); return b; }
+inline Blade unreachable(Blade b) { b.reachable = false; return b; }
 
 // A whole scenario; plan() and friends run against it.
 struct Fixture {
@@ -103,6 +108,14 @@ inline const Unplaceable* unplaceable(const Plan& p, const std::string& server) 
 
 inline const BladeAssignment& assignment(const Plan& p, const std::string& blade) {
   return *std::find_if(p.blades.begin(), p.blades.end(), [&](const BladeAssignment& a) { return a.blade == blade; });
+}
+
+// Every step as "kind:server@blade" ("prepare-hypervisor@blade"), in plan order.
+inline std::vector<std::string> stepNames(const std::vector<Step>& steps) {
+  std::vector<std::string> out;
+  for (const auto& s : steps)
+    out.push_back(std::string(toString(s.kind)) + (s.server.empty() ? "" : ":" + s.server) + "@" + s.blade);
+  return out;
 }
 
 // Steps for one server, in plan order, as "kind@blade" — easy to compare in tests.

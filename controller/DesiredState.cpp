@@ -1,0 +1,241 @@
+#include "controller/DesiredState.h"
+
+#include <algorithm>
+
+#include <spdlog/spdlog.h>
+
+#include "config/Loader.h"
+#include "controller/EventLog.h"
+#include "controller/ModelJson.h"
+
+namespace loom::controller {
+
+DesiredState::DesiredState() : identities_(std::make_shared<pool::IdentityAllocator>(std::vector<pool::IdentityPool>{})) {}
+
+Status DesiredState::restore(std::vector<DeclarationRecord> records, const std::vector<pool::IdentityRecord>& identities,
+                             std::vector<std::string>* problems) {
+  std::vector<DeclarationRecord> declared;
+  declared.reserve(records.size());
+  for (auto& r : records) {
+    if (r.kind == kTombstone) deleted_.insert(r.name);
+    else declared.push_back(std::move(r));
+  }
+  declarations_ = fromRecords(declared, problems);
+  changed();
+  identities_ = std::make_shared<pool::IdentityAllocator>(declarations_.identityPools);
+  if (auto s = identities_->restore(identities); !s) return makeError(Errc::Internal, "restoring identities: " + s.error().message);
+  identitiesDirty_ = true;
+  return okStatus();
+}
+
+void DesiredState::changed() {
+  // A vector grown by doubling keeps up to half its size again as slack: at 100,000
+  // servers of 400 bytes each, 12 MB held for nothing.
+  declarations_.servers.shrink_to_fit();
+  declarations_.pools.shrink_to_fit();
+  serverIndex_.clear();
+  serverIndex_.reserve(declarations_.servers.size());
+  for (std::size_t i = 0; i < declarations_.servers.size(); ++i) serverIndex_[declarations_.servers[i].name] = i;
+  declarations_.deleted.assign(deleted_.begin(), deleted_.end());
+  identitiesDirty_ = true;
+}
+
+void DesiredState::rebuildIdentities() {
+  auto records = identities_->records();
+  identities_ = std::make_shared<pool::IdentityAllocator>(declarations_.identityPools);
+  if (auto s = identities_->restore(records); !s) spdlog::error("identity pools changed: {}", s.error().message);
+}
+
+const pool::Server* DesiredState::findServer(const std::string& name) const {
+  auto it = serverIndex_.find(name);
+  return it == serverIndex_.end() ? nullptr : &declarations_.servers[it->second];
+}
+
+ApplyDraft DesiredState::draftApply(const std::string& body, const std::string& source) const {
+  ApplyDraft d;
+  d.source = source;
+  // The body is validated together with what is applied already (its objects replacing
+  // theirs), so servers.yaml may name the pools pools.yaml declared earlier.
+  auto loaded = config::loadDeclarationTextOnto(declarations_, body, source);
+  if (!loaded.ok()) {
+    for (const auto& diag : loaded.diagnostics) d.diagnostics.push_back(diag.format());
+    return d;
+  }
+  // Diff by (kind, name) against what is applied now: only the body's objects can differ.
+  const std::set<ObjectName> named(loaded.objects.begin(), loaded.objects.end());
+  std::map<ObjectName, std::string> current;
+  for (auto& r : toRecords(declarations_))
+    if (named.count({r.kind, r.name})) current[{r.kind, r.name}] = std::move(r.body);
+  for (auto& r : toRecords(loaded.declarations)) {
+    if (!named.count({r.kind, r.name})) continue;
+    auto it = current.find({r.kind, r.name});
+    if (it == current.end()) d.created.emplace_back(r.kind, r.name);
+    else if (it->second != r.body) d.changed.emplace_back(r.kind, r.name);
+    else {
+      ++d.unchanged;
+      continue;
+    }
+    d.identityPoolsChanged = d.identityPoolsChanged || r.kind == "IdentityPool";
+    if (r.kind == "Server" && deleted_.count(r.name)) d.change.deleteDeclarations.emplace_back(kTombstone, r.name);
+    d.change.putDeclarations.push_back(std::move(r));
+  }
+  d.declarations = std::move(loaded.declarations);
+  d.objects = std::move(loaded.objects);
+  return d;
+}
+
+void DesiredState::adopt(ApplyDraft&& d) {
+  declarations_ = std::move(d.declarations);
+  for (const auto& [kind, name] : d.objects)
+    if (kind == "Server") deleted_.erase(name);
+  changed();
+  if (d.identityPoolsChanged) rebuildIdentities();
+}
+
+DeleteDraft DesiredState::draftDelete(const std::string& body, const std::string& source) const {
+  DeleteDraft d;
+  d.source = source;
+  // Only the documents' kinds and names matter: the file that created the objects, or
+  // a trimmed one, both work.
+  auto loaded = config::loadDeclarationNames(body, source);
+  auto fail = [&](int status, std::string error) {
+    d.status = status;
+    d.error = std::move(error);
+    return std::move(d);
+  };
+  if (!loaded.ok()) {
+    for (const auto& diag : loaded.diagnostics) d.diagnostics.push_back(diag.format());
+    return fail(400, "invalid declarations");
+  }
+  if (loaded.objects.empty()) return fail(400, "nothing to delete: the body declares no objects");
+  const std::set<ObjectName> doomed(loaded.objects.begin(), loaded.objects.end());
+  std::set<ObjectName> declared;
+  for (const auto& x : declarations_.partitions) declared.emplace("Partition", x.name);
+  for (const auto& x : declarations_.networks) declared.emplace("Network", x.name);
+  for (const auto& x : declarations_.identityPools) declared.emplace("IdentityPool", x.name);
+  for (const auto& x : declarations_.pools) declared.emplace("Pool", x.name);
+  for (const auto& x : declarations_.servers) declared.emplace("Server", x.name);
+  for (const auto& [kind, name] : loaded.objects)
+    if (!declared.count({kind, name})) return fail(404, kind + " '" + name + "' is not declared");
+  auto keep = [&](const char* kind, auto& objects) {
+    std::erase_if(objects, [&](const auto& o) { return doomed.count({kind, o.name}) > 0; });
+  };
+  d.remaining = declarations_;
+  keep("Partition", d.remaining.partitions);
+  keep("Network", d.remaining.networks);
+  keep("IdentityPool", d.remaining.identityPools);
+  keep("Pool", d.remaining.pools);
+  keep("Server", d.remaining.servers);
+  if (auto check = config::validateDeclarations(d.remaining, "remaining declarations"); !check.ok()) {
+    for (const auto& diag : check.diagnostics) d.diagnostics.push_back(diag.message);
+    return fail(409, "still referenced: " + check.diagnostics.front().message);
+  }
+  // Identities are never handed out twice, so the pool they came from must stay known.
+  for (const auto& [kind, name] : loaded.objects) {
+    if (kind != "IdentityPool") continue;
+    for (const auto& r : identities_->records())
+      if (r.identityPool == name || r.identityPool.empty())
+        return fail(409, "IdentityPool '" + name + "' has handed out identities, which are never reused; it cannot be deleted");
+  }
+  for (const auto& [kind, name] : loaded.objects) {
+    d.change.deleteDeclarations.emplace_back(kind, name);
+    if (kind != "Server") continue;
+    d.servers.push_back(name);
+    d.change.putDeclarations.push_back({kTombstone, name, "{}"});
+    d.remaining.deleted.push_back(name);  // the planner stops what a blade still runs
+  }
+  // Released identities stay used forever (pool::IdentityAllocator::release).
+  d.released = std::make_shared<pool::IdentityAllocator>(*identities_);
+  for (const auto& name : d.servers) d.released->release(name);
+  const std::set<std::string> gone(d.servers.begin(), d.servers.end());
+  for (const auto& r : d.released->records())
+    if (r.released && gone.count(r.server)) d.change.putIdentities.push_back(r);
+  d.objects = std::move(loaded.objects);
+  return d;
+}
+
+void DesiredState::adopt(DeleteDraft&& d) {
+  identities_ = std::move(d.released);
+  for (const auto& name : d.servers) {
+    identitiesToPersist_.erase(name);
+    identityFaults_.erase(name);
+    deleted_.insert(name);
+  }
+  declarations_ = std::move(d.remaining);
+  changed();
+  if (std::any_of(d.objects.begin(), d.objects.end(), [](const auto& o) { return o.first == "IdentityPool"; })) rebuildIdentities();
+}
+
+std::optional<DeclarationRecord> DesiredState::powerRecord(const std::string& name, bool on) const {
+  const pool::Server* s = findServer(name);
+  const auto want = on ? pool::PowerState::On : pool::PowerState::Off;
+  if (!s || s->power == want) return std::nullopt;
+  pool::Server copy = *s;
+  copy.power = want;
+  return DeclarationRecord{"Server", name, toJson(copy).dump()};
+}
+
+void DesiredState::setPower(const std::string& name, bool on) {
+  if (auto it = serverIndex_.find(name); it != serverIndex_.end())
+    declarations_.servers[it->second].power = on ? pool::PowerState::On : pool::PowerState::Off;
+  identityFaults_.erase(name);
+}
+
+void DesiredState::assignIdentities(Change& change, EventLog& events) {
+  if (identitiesDirty_) {
+    identitiesDirty_ = false;
+    std::map<std::string, std::string> poolIdentity;
+    for (const auto& p : declarations_.pools) poolIdentity[p.name] = p.identityPool;
+    for (const auto& s : declarations_.servers) {
+      auto handedOut = identities_->ensure(s, poolIdentity[s.pool]);
+      if (!handedOut) {
+        auto& fault = identityFaults_[s.name];
+        if (fault != handedOut.error().message) events.add("error", "", s.name, "identity: " + handedOut.error().message);
+        fault = handedOut.error().message;
+        continue;
+      }
+      // New values are persisted with this plan's change; they stay listed until a
+      // commit took them (a failed commit is retried by the next plan).
+      if (*handedOut) identitiesToPersist_[s.name] = poolIdentity[s.pool];
+    }
+  }
+  for (const auto& [name, identityPool] : identitiesToPersist_)
+    if (auto id = identities_->find(name)) change.putIdentities.push_back({name, identityPool, *id});
+}
+
+const std::string* DesiredState::identityFault(const std::string& server) const {
+  auto it = identityFaults_.find(server);
+  return it == identityFaults_.end() ? nullptr : &it->second;
+}
+
+std::optional<protocol::ServerSpec> DesiredState::spec(const std::string& name) const {
+  const pool::Server* s = findServer(name);
+  auto id = s ? identities_->find(name) : std::nullopt;
+  if (!id) return std::nullopt;
+  protocol::ServerSpec spec;
+  spec.name = s->name;
+  spec.uuid = id->uuid;
+  spec.vcpus = s->vcpus;
+  spec.memoryMib = s->memory;
+  for (std::size_t i = 0; i < s->nics.size(); ++i) {
+    protocol::ServerSpec::Nic nic;
+    nic.network = s->nics[i].network;
+    nic.mac = i < id->macs.size() ? id->macs[i] : s->nics[i].mac;
+    for (const auto& n : declarations_.networks)
+      if (n.name == nic.network) nic.vlan = n.vlan;
+    spec.nics.push_back(std::move(nic));
+  }
+  for (const auto& d : s->disks) {
+    // The model leaves the format empty to mean "from the file name"; drivers want it said.
+    std::string format = d.format;
+    if (format.empty()) format = d.image.size() > 6 && d.image.ends_with(".qcow2") ? "qcow2" : "raw";
+    spec.disks.push_back({d.image, format, d.readOnly});
+  }
+  spec.kernel = s->boot.kernel;
+  spec.initrd = s->boot.initrd;
+  spec.cmdline = s->boot.cmdline;
+  if (s->xenType) spec.xenType = *s->xenType;
+  return spec;
+}
+
+}  // namespace loom::controller

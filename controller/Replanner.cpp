@@ -1,0 +1,390 @@
+#include "controller/Replanner.h"
+
+#include <algorithm>
+#include <tuple>
+
+#include <spdlog/spdlog.h>
+
+namespace loom::controller {
+namespace {
+const std::vector<std::string> kNoServers;
+}  // namespace
+
+protocol::Json planJson(const pool::Plan& p) {
+  using protocol::Json;
+  Json placements = Json::array(), unplaceable = Json::array(), steps = Json::array();
+  for (const auto& pl : p.placements) {
+    Json j{{"server", pl.server}, {"blade", pl.blade}};
+    if (!pl.from.empty()) j["from"] = pl.from;
+    placements.push_back(std::move(j));
+  }
+  for (const auto& u : p.unplaceable) unplaceable.push_back({{"server", u.server}, {"reason", u.reason}});
+  for (const auto& s : p.steps) {
+    Json j{{"kind", pool::toString(s.kind)}, {"blade", s.blade}, {"after", s.after}};
+    if (!s.server.empty()) j["server"] = s.server;
+    if (s.hypervisor) j["hypervisor"] = pool::toString(*s.hypervisor);
+    steps.push_back(std::move(j));
+  }
+  return {{"placements", placements}, {"unplaceable", unplaceable}, {"steps", steps}, {"warnings", p.warnings}};
+}
+
+void Replanner::restore(StoredState& st) {
+  placement_.bindings = std::move(st.bindings);
+  placement_.home = std::move(st.placementMaps["home"]);
+  for (const auto& [server, _] : st.placementMaps["held"]) placement_.held.insert(server);
+  for (const auto& [server, _] : st.placementMaps["displaced"]) placement_.displaced.insert(server);
+  placement_.borrowed = std::move(st.borrowed);
+  byBlade_.clear();
+  for (const auto& [s, b] : placement_.bindings) byBlade_[b].push_back(s);
+  dirty_ = true;
+}
+
+void Replanner::markDirty(std::int64_t now, bool atOnce) {
+  dirty_ = true;
+  changedBlades_.clear();  // the full plan sees them
+  if (atOnce) lastPlanAt_ = std::min(lastPlanAt_, now - options_.replanMinIntervalMs);
+}
+
+pool::BladeState Replanner::displayState(const std::string& blade) const {
+  const KnownBlade* k = registry_.find(blade);
+  if (k && k->adminState == "retired") return pool::BladeState::Retired;
+  if (k && k->adminState == "maintenance") return pool::BladeState::Maintenance;
+  if (const auto health = detector_.health(blade); health != pool::BladeState::Available) return health;
+  if (auto r = roles_.find(blade); r != roles_.end() && r->second.role == pool::BladeRole::Spare) return pool::BladeState::Spare;
+  if (auto b = byBlade_.find(blade); b != byBlade_.end() && !b->second.empty()) return pool::BladeState::Active;
+  return pool::BladeState::Available;
+}
+
+pool::Inventory Replanner::inventory() const {
+  pool::Inventory inv;
+  inv.blades.reserve(registry_.all().size());
+  for (const auto& [name, k] : registry_.all()) {
+    pool::Blade b;
+    b.name = name;
+    b.chassis = k.inventory.chassis;
+    b.slot = k.inventory.slot;
+    b.sockets = k.inventory.sockets;
+    b.cores = k.inventory.cores;
+    b.memory = k.inventory.memoryMib;
+    b.model = k.inventory.cpuModel;
+    for (const auto& h : k.inventory.hypervisors)
+      if (auto hv = pool::parseHypervisor(h)) b.hypervisors.add(*hv);
+    if (!k.inventory.personality.empty()) b.personality = pool::parseHypervisor(k.inventory.personality);
+    b.state = displayState(name);
+    // What it runs, as its agent said since this controller started; before that it is
+    // assumed to run what it is bound to, and no step reaches it.
+    if (k.registered) {
+      b.domains.emplace();
+      b.domains->reserve(k.domains.size());
+      for (const auto& [dn, d] : k.domains) b.domains->push_back({dn, d.state});
+    }
+    b.reachable = detector_.takesSteps(name);
+    inv.blades.push_back(std::move(b));
+  }
+  return inv;
+}
+
+pool::BladeState Replanner::plannerState(const std::string& blade) const {
+  const KnownBlade* k = registry_.find(blade);
+  if (k && k->adminState == "retired") return pool::BladeState::Retired;
+  if (k && k->adminState == "maintenance") return pool::BladeState::Maintenance;
+  return detector_.health(blade);
+}
+
+namespace {
+// Spare, active and available are one to the planner: a blade that takes servers.
+pool::BladeState planningClass(pool::BladeState s) {
+  return s == pool::BladeState::Spare || s == pool::BladeState::Active ? pool::BladeState::Available : s;
+}
+}  // namespace
+
+std::optional<Replanner::Steps> Replanner::replan(std::int64_t now, protocol::Json* planOut) {
+  dirty_ = false;
+  lastPlanAt_ = now;
+  changedBlades_.clear();
+  Change change;
+  desired_.assignIdentities(change, events_);
+  // Servers without an identity are not planned: they could not be started.
+  const pool::Declarations* declared = &desired_.declarations();
+  pool::Declarations placeable;
+  if (std::any_of(declared->servers.begin(), declared->servers.end(),
+                  [&](const pool::Server& s) { return !desired_.identities().holds(s.name); })) {
+    placeable = *declared;
+    std::erase_if(placeable.servers, [&](const pool::Server& s) { return !desired_.identities().holds(s.name); });
+    declared = &placeable;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  auto planner = std::make_unique<pool::Planner>(*declared, inventory(), placement_);
+  pool::Plan p = planner->plan(now);
+  counters_.secondsLast = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  counters_.secondsSum += counters_.secondsLast;
+  ++counters_.plans;
+  for (const auto& [s, b] : p.next.bindings)
+    if (auto old = placement_.bindings.find(s); old == placement_.bindings.end() || old->second != b) change.putBindings[s] = b;
+  for (const auto& [s, b] : placement_.bindings)
+    if (!p.next.bindings.count(s)) change.deleteBindings.push_back(s);
+  for (const auto& [b, pl] : p.next.borrowed)
+    if (auto old = placement_.borrowed.find(b); old == placement_.borrowed.end() || old->second != pl) change.putBorrowed[b] = pl;
+  for (const auto& [b, pl] : placement_.borrowed)
+    if (!p.next.borrowed.count(b)) change.deleteBorrowed.push_back(b);
+  for (const auto& [s, b] : p.next.home)
+    if (auto old = placement_.home.find(s); old == placement_.home.end() || old->second != b) change.putPlacement[{"home", s}] = b;
+  for (const auto& [s, b] : placement_.home)
+    if (!p.next.home.count(s)) change.deletePlacement.emplace_back("home", s);
+  for (const auto& [name, after, before] : {std::tuple{"held", &p.next.held, &placement_.held},
+                                            std::tuple{"displaced", &p.next.displaced, &placement_.displaced}}) {
+    for (const auto& s : *after)
+      if (!before->count(s)) change.putPlacement[{name, s}] = "";
+    for (const auto& s : *before)
+      if (!after->count(s)) change.deletePlacement.emplace_back(name, s);
+  }
+  // The placement is durable before any agent hears of it.
+  if (auto s = journal_.commitNow(std::move(change)); !s) {
+    spdlog::error("replan not persisted, retrying: {}", s.error().message);
+    dirty_ = true;
+    planner_.reset();
+    return std::nullopt;
+  }
+  desired_.identitiesPersisted();
+  planner_ = std::move(planner);
+  placement_ = std::move(p.next);
+  byBlade_.clear();
+  for (const auto& [s, b] : placement_.bindings) byBlade_[b].push_back(s);
+  tell(p.placements, p.blades, p.unplaceable, p.warnings, p.steps, true);
+  // The plan itself is not kept: at 100,000 servers it is a second copy of the placement.
+  if (planOut) *planOut = planJson(p);
+  Steps out{std::move(p.steps), {}, std::move(p.foreign)};
+  out.blades.reserve(registry_.all().size());
+  for (const auto& [name, _] : registry_.all()) out.blades.push_back(name);
+  return out;
+}
+
+void Replanner::tell(const std::vector<pool::Placement>& placements, const std::vector<pool::BladeAssignment>& blades,
+                     const std::vector<pool::Unplaceable>& unplaceable, const std::vector<std::string>& warnings,
+                     const std::vector<pool::Step>& steps, bool complete) {
+  // The roles after: every blade's for a full plan; a delta names the blades that changed.
+  std::map<std::string, pool::BladeAssignment> roles;
+  if (complete)
+    for (const auto& a : blades) roles[a.blade] = a;
+  auto after = [&](const std::string& blade) -> const pool::BladeAssignment* {
+    if (complete) {
+      auto r = roles.find(blade);
+      return r == roles.end() ? nullptr : &r->second;
+    }
+    for (const auto& a : blades)
+      if (a.blade == blade) return &a;
+    return role(blade);
+  };
+  // Failover: each server that left a fenced blade is an event saying where it went and why
+  // there (the roles before the plan tell a spare from a blade it was packed onto).
+  for (const auto& pl : placements) {
+    if (pl.from.empty() || detector_.health(pl.from) != pool::BladeState::Fenced || !registry_.find(pl.from)) continue;
+    ++counters_.failovers;
+    std::string how = "packed onto a blade of its pool";
+    const pool::BladeAssignment* before = role(pl.blade);
+    const std::string lender = before ? before->pool : std::string("?");
+    if (const auto* r = after(pl.blade); r && r->role == pool::BladeRole::Borrowed) {
+      how = "borrowed from spare pool " + lender;
+      for (const auto& step : steps)
+        if (step.kind == pool::StepKind::PrepareHypervisor && step.blade == pl.blade && step.hypervisor)
+          how += ", repurposed as a " + std::string(pool::toString(*step.hypervisor)) + " blade";
+    } else if (before && before->role == pool::BladeRole::Spare) {
+      how = "a spare of pool " + lender;
+    }
+    events_.add("warning", pl.blade, pl.server,
+                "failover: " + pl.server + " from fenced blade " + pl.from + " to " + pl.blade + " (" + how + ")");
+  }
+  if (complete) roles_ = std::move(roles);
+  else
+    for (const auto& a : blades) roles_[a.blade] = a;
+  auto said = [&](const pool::Unplaceable& u) {
+    if (auto old = unplaceable_.find(u.server); old == unplaceable_.end() || old->second != u.reason)
+      events_.add("warning", "", u.server, "unplaceable: " + u.reason);
+  };
+  if (complete) {
+    std::map<std::string, std::string> next;
+    for (const auto& u : unplaceable) {
+      said(u);
+      next[u.server] = u.reason;
+    }
+    unplaceable_ = std::move(next);
+  } else {
+    for (const auto& pl : placements) unplaceable_.erase(pl.server);
+    for (const auto& u : unplaceable) {
+      said(u);
+      unplaceable_[u.server] = u.reason;
+    }
+  }
+  for (const auto& w : warnings)
+    if (seenWarnings_.insert(w).second) events_.add("warning", "", "", w);
+}
+
+void Replanner::bladeChanged(const std::string& blade) {
+  if (planner_) changedBlades_.insert(blade);
+}
+
+void Replanner::observe(const std::string& blade, const std::string* domain) {
+  const KnownBlade* k = registry_.find(blade);
+  if (!planner_ || !k) return;
+  if (domain) {
+    // One domain: a step's result.
+    auto d = k->domains.find(*domain);
+    planner_->observeDomain(blade, *domain, d == k->domains.end() ? std::nullopt : std::optional(d->second.state));
+    return;
+  }
+  std::vector<pool::Domain> domains;
+  domains.reserve(k->domains.size());
+  for (const auto& [name, d] : k->domains) domains.push_back({name, d.state});
+  planner_->observe(blade, domains);
+  planner_->observePersonality(blade, k->inventory.personality.empty() ? std::nullopt : pool::parseHypervisor(k->inventory.personality));
+}
+
+void Replanner::touch(const std::string& blade) {
+  if (planner_) planner_->touch(blade);
+}
+
+std::vector<Replanner::Steps> Replanner::react(std::int64_t now) {
+  std::vector<Steps> out;
+  if (!planner_ || dirty_) return out;
+  std::vector<pool::PlanDelta> deltas;
+  for (const auto& blade : changedBlades_) {
+    planner_->observeReachable(blade, detector_.takesSteps(blade));
+    const pool::BladeState want = plannerState(blade);
+    if (auto held = planner_->bladeState(blade); held && planningClass(*held) != planningClass(want))
+      deltas.push_back(planner_->bladeStateChanged(blade, want, now));
+  }
+  changedBlades_.clear();
+  deltas.push_back(planner_->refresh(now));
+  for (auto& d : deltas) {
+    if (!persist(d)) {
+      // What the planner decided is not durable: nobody acts on it; a full plan from the
+      // stored placement decides again.
+      spdlog::error("incremental plan not persisted; a full plan follows");
+      dirty_ = true;
+      planner_.reset();
+      out.clear();
+      return out;
+    }
+    tell(d.placements, d.blades, d.unplaceable, d.warnings, d.steps, false);
+    out.push_back(Steps{std::move(d.steps), std::move(d.stepBlades), std::move(d.foreign)});
+  }
+  return out;
+}
+
+bool Replanner::persist(const pool::PlanDelta& d) {
+  Change c;
+  for (const auto& sp : d.servers) {
+    const std::string* bound = bladeOf(sp.server);
+    if (sp.blade.empty() && bound) c.deleteBindings.push_back(sp.server);
+    if (!sp.blade.empty() && (!bound || *bound != sp.blade)) c.putBindings[sp.server] = sp.blade;
+    auto home = placement_.home.find(sp.server);
+    if (sp.home.empty() && home != placement_.home.end()) c.deletePlacement.emplace_back("home", sp.server);
+    if (!sp.home.empty() && (home == placement_.home.end() || home->second != sp.home)) c.putPlacement[{"home", sp.server}] = sp.home;
+    for (const auto& [name, now, set] : {std::tuple{"held", sp.held, &placement_.held},
+                                         std::tuple{"displaced", sp.displaced, &placement_.displaced}}) {
+      if (now && !set->count(sp.server)) c.putPlacement[{name, sp.server}] = "";
+      if (!now && set->count(sp.server)) c.deletePlacement.emplace_back(name, sp.server);
+    }
+  }
+  for (const auto& [b, pl] : d.borrowed) c.putBorrowed[b] = pl;
+  for (const auto& b : d.returned) c.deleteBorrowed.push_back(b);
+  if (c.empty()) return true;
+  if (auto s = journal_.commitNow(std::move(c)); !s) return false;
+  for (const auto& sp : d.servers) {
+    unbind(sp.server);
+    if (!sp.blade.empty()) bind(sp.server, sp.blade);
+    if (sp.home.empty()) placement_.home.erase(sp.server);
+    else placement_.home[sp.server] = sp.home;
+    if (sp.held) placement_.held.insert(sp.server);
+    else placement_.held.erase(sp.server);
+    if (sp.displaced) placement_.displaced.insert(sp.server);
+    else placement_.displaced.erase(sp.server);
+  }
+  for (const auto& [b, pl] : d.borrowed) placement_.borrowed[b] = pl;
+  for (const auto& b : d.returned) placement_.borrowed.erase(b);
+  return true;
+}
+
+pool::Plan Replanner::preview(const pool::Declarations& declarations, std::int64_t now, double* seconds) const {
+  const auto t0 = std::chrono::steady_clock::now();
+  pool::Plan p = pool::plan(declarations, inventory(), placement_, now);
+  if (seconds) *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return p;
+}
+
+std::optional<std::string> Replanner::checkMove(const std::string& server, const std::string& to) const {
+  return pool::checkMove(desired_.declarations(), inventory(), placement_, server, to);
+}
+
+Change Replanner::moveChange(const std::string& server, const std::string& to) const {
+  Change c;
+  c.putBindings[server] = to;
+  // The operator's choice is where it belongs now: no failback undoes it.
+  if (placement_.held.count(server)) c.deletePlacement.emplace_back("held", server);
+  if (placement_.home.count(server)) c.deletePlacement.emplace_back("home", server);
+  if (placement_.displaced.count(server)) c.deletePlacement.emplace_back("displaced", server);
+  return c;
+}
+
+void Replanner::move(const std::string& server, const std::string& to) {
+  unbind(server);
+  bind(server, to);
+  placement_.held.erase(server);
+  placement_.home.erase(server);
+  placement_.displaced.erase(server);
+}
+
+void Replanner::forgetChange(const std::vector<std::string>& servers, Change& change) const {
+  for (const auto& name : servers) {
+    if (placement_.held.count(name)) change.deletePlacement.emplace_back("held", name);
+    if (placement_.home.count(name)) change.deletePlacement.emplace_back("home", name);
+    if (placement_.displaced.count(name)) change.deletePlacement.emplace_back("displaced", name);
+  }
+}
+
+void Replanner::forget(const std::vector<std::string>& servers) {
+  for (const auto& name : servers) {
+    placement_.held.erase(name);
+    placement_.home.erase(name);
+    placement_.displaced.erase(name);
+  }
+}
+
+void Replanner::bind(const std::string& server, const std::string& blade) {
+  placement_.bindings[server] = blade;
+  byBlade_[blade].push_back(server);
+}
+
+void Replanner::unbind(const std::string& server) {
+  auto it = placement_.bindings.find(server);
+  if (it == placement_.bindings.end()) return;
+  auto& list = byBlade_[it->second];
+  std::erase(list, server);
+  placement_.bindings.erase(it);
+}
+
+const std::string* Replanner::bladeOf(const std::string& server) const {
+  auto it = placement_.bindings.find(server);
+  return it == placement_.bindings.end() ? nullptr : &it->second;
+}
+
+const std::vector<std::string>& Replanner::serversOn(const std::string& blade) const {
+  auto it = byBlade_.find(blade);
+  return it == byBlade_.end() ? kNoServers : it->second;
+}
+
+const pool::BladeAssignment* Replanner::role(const std::string& blade) const {
+  auto it = roles_.find(blade);
+  return it == roles_.end() ? nullptr : &it->second;
+}
+
+const std::string* Replanner::unplaceable(const std::string& server) const {
+  auto it = unplaceable_.find(server);
+  return it == unplaceable_.end() ? nullptr : &it->second;
+}
+
+std::vector<pool::PoolCapacity> Replanner::capacity() const {
+  return pool::capacity(desired_.declarations(), inventory(), placement_);
+}
+
+}  // namespace loom::controller

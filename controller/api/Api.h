@@ -1,0 +1,44 @@
+// The HTTP API's request and answer as the core sees them (HttpServer turns Beast's into
+// these), and the small helpers every endpoint uses.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace loom::controller {
+
+struct ApiRequest {
+  std::string method;  // "GET", "POST"
+  std::string path;    // "/v1/blades/c1-s1"
+  std::map<std::string, std::string> query;
+  std::string body;
+};
+
+struct ApiResponse {
+  int status = 200;
+  std::string contentType = "application/json";
+  std::string body;
+};
+
+namespace api {
+
+using Json = nlohmann::json;
+using Reply = std::function<void(ApiResponse)>;
+
+inline ApiResponse json(int status, const Json& body) { return {status, "application/json", body.dump(2) + "\n"}; }
+// Text that is JSON already (the views).
+inline ApiResponse text(int status, std::string json) { return {status, "application/json", std::move(json) + "\n"}; }
+inline ApiResponse error(int status, const std::string& message) { return json(status, Json{{"error", message}}); }
+
+// Query values are numbers typed by people: never throw on them.
+std::optional<std::uint64_t> unsignedParam(const std::map<std::string, std::string>& query, const std::string& key);
+// `?key`, `?key=1`, `=true`, `=yes`.
+bool flagParam(const std::map<std::string, std::string>& query, const std::string& key);
+
+}  // namespace api
+}  // namespace loom::controller

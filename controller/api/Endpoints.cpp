@@ -1,0 +1,265 @@
+#include "controller/api/Endpoints.h"
+
+namespace loom::controller::api {
+namespace {
+
+// The list request's `?fields=`, checked against the object's fields.
+Result<FieldMask> listFields(const ApiRequest& req, const std::vector<std::string>& known) {
+  auto it = req.query.find("fields");
+  return it == req.query.end() ? Result<FieldMask>(FieldMask{}) : FieldMask::parse(it->second, known);
+}
+
+Json labels(const std::vector<ObjectName>& objects) {
+  Json out = Json::array();
+  for (const auto& [kind, name] : objects) out.push_back({{"kind", kind}, {"name", name}});
+  return out;
+}
+
+Json diagnosticsJson(const std::vector<std::string>& diagnostics) {
+  Json out = Json::array();
+  for (const auto& d : diagnostics) out.push_back(d);
+  return out;
+}
+
+std::string sourceOf(const ApiRequest& req) {
+  auto it = req.query.find("source");
+  return it == req.query.end() ? std::string("request") : it->second;
+}
+
+bool dryRun(const ApiRequest& req) { return flagParam(req.query, "dry_run") || flagParam(req.query, "dry-run"); }
+
+}  // namespace
+
+void Endpoints::install(ApiRouter& r) {
+  using P = ApiRouter::Params;
+  r.add("POST", "/v1/apply", ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t now) { return apply(q, now); }));
+  r.add("POST", "/v1/delete", ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t now) { return remove(q, now); }));
+  r.add("GET", "/v1/capacity", ApiRouter::Simple([this](const ApiRequest&, const P&, std::int64_t) { return capacity(); }));
+  r.add("GET", "/v1/partitions", ApiRouter::Simple([this](const ApiRequest&, const P&, std::int64_t) { return partitions(); }));
+  r.add("GET", "/v1/events",
+        ApiRouter::Handler([this](const ApiRequest& q, const P&, std::int64_t now, Reply reply) { events(q, now, std::move(reply)); }));
+  for (const char* method : {"GET", "POST"})
+    r.add(method, "/v1/health", ApiRouter::Simple([](const ApiRequest&, const P&, std::int64_t) { return json(200, Json{{"ok", true}}); }));
+
+  r.add("GET", "/v1/blades", ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t now) {
+          auto fields = listFields(q, Views::bladeFields());
+          if (!fields) return error(400, fields.error().message);
+          std::vector<std::string> out;
+          out.reserve(registry_.all().size());
+          for (const auto& [name, k] : registry_.all()) out.push_back(views_.blade(name, k, now, *fields));
+          return text(200, listText(out));
+        }));
+  r.add("GET", "/v1/blades/:name", ApiRouter::Simple([this](const ApiRequest&, const P& p, std::int64_t now) {
+          const KnownBlade* k = registry_.find(p[0]);
+          return k ? text(200, views_.blade(p[0], *k, now)) : error(404, "unknown blade '" + p[0] + "'");
+        }));
+  for (const char* verb : {"drain", "undrain", "retire"})
+    r.add("POST", std::string("/v1/blades/:name/") + verb,
+          ApiRouter::Simple([this, verb = std::string(verb)](const ApiRequest&, const P& p, std::int64_t now) {
+            if (!registry_.find(p[0])) return error(404, "unknown blade '" + p[0] + "'");
+            return verb == "retire" ? retire(p[0], now) : drain(p[0], verb == "drain", now);
+          }));
+
+  r.add("GET", "/v1/servers", ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t) {
+          auto fields = listFields(q, Views::serverFields());
+          if (!fields) return error(400, fields.error().message);
+          std::vector<std::string> out;
+          out.reserve(desired_.declarations().servers.size());
+          for (const auto& s : desired_.declarations().servers) out.push_back(views_.server(s, *fields));
+          return text(200, listText(out));
+        }));
+  r.add("GET", "/v1/servers/:name", ApiRouter::Simple([this](const ApiRequest&, const P& p, std::int64_t) {
+          const pool::Server* s = desired_.findServer(p[0]);
+          return s ? text(200, views_.server(*s)) : error(404, "unknown server '" + p[0] + "'");
+        }));
+  for (const char* verb : {"start", "stop", "move"})
+    r.add("POST", std::string("/v1/servers/:name/") + verb,
+          ApiRouter::Simple([this, verb = std::string(verb)](const ApiRequest& q, const P& p, std::int64_t now) {
+            if (!desired_.findServer(p[0])) return error(404, "unknown server '" + p[0] + "'");
+            return verb == "move" ? move(p[0], q, now) : power(p[0], verb == "start", now);
+          }));
+
+  r.add("GET", "/v1/pools", ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t) {
+          auto fields = listFields(q, Views::poolFields());
+          if (!fields) return error(400, fields.error().message);
+          std::vector<std::string> out;
+          for (const auto& p : desired_.declarations().pools) out.push_back(views_.pool(p, *fields));
+          return text(200, listText(out));
+        }));
+  r.add("GET", "/v1/pools/:name", ApiRouter::Simple([this](const ApiRequest&, const P& p, std::int64_t) {
+          for (const auto& pool : desired_.declarations().pools)
+            if (pool.name == p[0]) return text(200, views_.pool(pool));
+          return error(404, "unknown pool '" + p[0] + "'");
+        }));
+}
+
+ApiResponse Endpoints::apply(const ApiRequest& req, std::int64_t now) {
+  ApplyDraft draft = desired_.draftApply(req.body, sourceOf(req));
+  if (!draft.diagnostics.empty())
+    return json(400, Json{{"error", "invalid declarations"}, {"diagnostics", diagnosticsJson(draft.diagnostics)}});
+  const Json created = labels(draft.created), changed = labels(draft.changed);
+  Json diff{{"created", created}, {"changed", changed}, {"deleted", Json::array()}, {"unchanged", draft.unchanged}};
+  if (dryRun(req)) {
+    double secs = 0;
+    pool::Plan p = replanner_.preview(draft.declarations, now, &secs);
+    return json(200, Json{{"dry_run", true}, {"diff", diff}, {"created", created}, {"changed", changed},
+                          {"deleted", Json::array()}, {"plan", planJson(p)}, {"plan_seconds", secs}});
+  }
+  if (auto s = journal_.commitNow(std::move(draft.change)); !s)
+    return error(503, "not applied, the state store failed: " + s.error().message);
+  ++applies_;
+  const std::string source = draft.source;
+  desired_.adopt(std::move(draft));
+  events_.add("info", "", "",
+              "applied " + source + ": " + std::to_string(created.size()) + " created, " + std::to_string(changed.size()) + " changed");
+  Json plan = planning_.planNow(now);  // null if the placement could not be persisted (it is retried)
+  return json(200, Json{{"dry_run", false}, {"diff", diff}, {"created", created}, {"changed", changed},
+                        {"deleted", Json::array()}, {"plan", std::move(plan)}, {"plan_seconds", replanner_.counters().secondsLast}});
+}
+
+ApiResponse Endpoints::remove(const ApiRequest& req, std::int64_t now) {
+  DeleteDraft draft = desired_.draftDelete(req.body, sourceOf(req));
+  if (draft.status != 200) {
+    if (draft.diagnostics.empty()) return error(draft.status, draft.error);
+    return json(draft.status, Json{{"error", draft.error}, {"diagnostics", diagnosticsJson(draft.diagnostics)}});
+  }
+  const Json deleted = labels(draft.objects);
+  if (dryRun(req)) {
+    pool::Plan p = replanner_.preview(draft.remaining, now);
+    return json(200, Json{{"dry_run", true}, {"deleted", deleted}, {"plan", planJson(p)}});
+  }
+  replanner_.forgetChange(draft.servers, draft.change);
+  if (auto s = journal_.commitNow(std::move(draft.change)); !s)
+    return error(503, "not deleted, the state store failed: " + s.error().message);
+  const std::vector<std::string> servers = draft.servers;
+  const std::string source = draft.source;
+  const std::size_t count = draft.objects.size();
+  desired_.adopt(std::move(draft));
+  replanner_.forget(servers);
+  // Where it runs now, it stops and its definition goes (the plan, from its tombstone).
+  for (const auto& name : servers) reconciler_.forgive(name);
+  ++applies_;
+  events_.add("info", "", "", "deleted " + source + ": " + std::to_string(count) + " objects");
+  Json plan = planning_.planNow(now);
+  return json(200, Json{{"dry_run", false}, {"deleted", deleted}, {"plan", std::move(plan)}});
+}
+
+ApiResponse Endpoints::drain(const std::string& blade, bool drain, std::int64_t now) {
+  const KnownBlade& k = *registry_.find(blade);
+  if (k.adminState == "retired") return error(409, "blade '" + blade + "' is retired");
+  const std::string next = drain ? "maintenance" : "";
+  if (k.adminState != next) {
+    Change c;
+    c.putBlades.push_back(registry_.adminRecord(blade, next));
+    if (auto s = journal_.commitNow(std::move(c)); !s) return error(503, "not changed, the state store failed: " + s.error().message);
+    registry_.setAdminState(blade, next);
+    events_.add("info", blade, "", drain ? "blade drained (maintenance)" : "blade undrained");
+    planning_.bladeChanged(blade, now);
+  }
+  return text(200, views_.blade(blade, k, now));
+}
+
+ApiResponse Endpoints::retire(const std::string& blade, std::int64_t now) {
+  const KnownBlade& k = *registry_.find(blade);
+  if (k.adminState == "retired") return text(200, views_.blade(blade, k, now));  // idempotent
+  std::size_t held = replanner_.serversOn(blade).size();
+  // A server still running here while bound elsewhere (a move in progress) counts too.
+  for (const auto& [name, d] : k.domains) {
+    const std::string* bound = replanner_.bladeOf(name);
+    if (d.state == pool::DomainState::Running && desired_.findServer(name) && bound && *bound != blade) ++held;
+  }
+  if (held)
+    return error(409, "blade " + blade + " still holds " + std::to_string(held) + (held == 1 ? " server" : " servers") + "; drain it first");
+  Change c;
+  c.putBlades.push_back(registry_.adminRecord(blade, "retired"));
+  if (auto s = journal_.commitNow(std::move(c)); !s) return error(503, "not retired, the state store failed: " + s.error().message);
+  registry_.setAdminState(blade, "retired");
+  detector_.retire(blade, now);
+  events_.add("info", blade, "", "blade retired: it takes no servers again");
+  planning_.bladeChanged(blade, now);
+  return text(200, views_.blade(blade, k, now));
+}
+
+ApiResponse Endpoints::move(const std::string& name, const ApiRequest& req, std::int64_t now) {
+  Json body = Json::parse(req.body, nullptr, false);
+  if (!body.is_object() || !body.contains("to") || !body["to"].is_string() || body["to"].get<std::string>().empty())
+    return error(400, "move wants a JSON body {\"to\": \"BLADE\"}");
+  const std::string to = body["to"].get<std::string>();
+  if (!registry_.find(to)) return error(404, "unknown blade '" + to + "'");
+  const pool::Server& s = *desired_.findServer(name);
+  if (s.power == pool::PowerState::Off) return error(409, "server '" + name + "' is powered off; start it first");
+  const std::string* bound = replanner_.bladeOf(name);
+  if (bound && *bound == to) return text(200, views_.server(s));  // already there
+  if (auto why = replanner_.checkMove(name, to)) return error(409, *why);
+  const std::string from = bound ? *bound : std::string();
+  if (auto st = journal_.commitNow(replanner_.moveChange(name, to)); !st)
+    return error(503, "not moved, the state store failed: " + st.error().message);
+  // The binding is durable before anyone acts on it. The plan then stops the server on
+  // `from` and starts it on `to` only once no other blade reports it running (invariant 1).
+  replanner_.move(name, to);
+  events_.add("info", to, name, "server moved by the operator" + (from.empty() ? std::string() : " from " + from) + " to " + to);
+  planning_.serverChanged(name, now);
+  return text(200, views_.server(s));
+}
+
+ApiResponse Endpoints::power(const std::string& name, bool on, std::int64_t now) {
+  if (auto record = desired_.powerRecord(name, on)) {
+    Change c;
+    c.putDeclarations.push_back(std::move(*record));
+    if (auto st = journal_.commitNow(std::move(c)); !st) return error(503, "not changed, the state store failed: " + st.error().message);
+    desired_.setPower(name, on);
+    events_.add("info", "", name, on ? "server start requested" : "server stop requested");
+    planning_.serverChanged(name, now);
+  }
+  return text(200, views_.server(*desired_.findServer(name)));
+}
+
+void Endpoints::events(const ApiRequest& req, std::int64_t now, Reply reply) {
+  const std::uint64_t since = unsignedParam(req.query, "since").value_or(0);
+  const std::size_t limit = static_cast<std::size_t>(std::min<std::uint64_t>(unsignedParam(req.query, "limit").value_or(1000), 10000));
+  const std::uint64_t wait = std::min<std::uint64_t>(unsignedParam(req.query, "wait").value_or(0), 300);
+  auto answer = [reply](std::vector<EventRecord> events) {
+    Json out = Json::array();
+    for (const auto& e : events)
+      out.push_back({{"id", e.id}, {"time_ms", e.timeMs}, {"level", e.level}, {"blade", e.blade}, {"server", e.server}, {"message", e.message}});
+    reply(json(200, out));
+  };
+  if (auto s = events_.wait(since, limit, now + static_cast<std::int64_t>(wait) * 1000, now, answer); !s)
+    reply(error(503, s.error().message));
+}
+
+ApiResponse Endpoints::capacity() const {
+  Json out = Json::array();
+  for (const auto& c : replanner_.capacity())
+    out.push_back({{"pool", c.pool},
+                   {"blades", c.blades},
+                   {"spares", c.spares},
+                   {"spares_declared", c.sparesDeclared},
+                   {"cores_total", c.coresTotal},
+                   {"cores_used", c.coresUsed},
+                   {"memory_total_mib", c.memoryTotal},
+                   {"memory_used_mib", c.memoryUsed},
+                   {"servers", c.servers},
+                   {"survivable_failures", c.survivableFailures},
+                   {"spares_promise_met", c.sparesPromiseMet},
+                   {"warning", c.warning}});
+  return json(200, out);
+}
+
+ApiResponse Endpoints::partitions() const {
+  const auto& d = desired_.declarations();
+  Json out = Json::array();
+  for (const auto& part : d.partitions) {
+    Json pools = Json::array(), networks = Json::array();
+    std::size_t servers = 0;
+    for (const auto& p : d.pools)
+      if (p.partition == part.name) pools.push_back(p.name);
+    for (const auto& n : d.networks)
+      if (n.partition == part.name) networks.push_back(n.name);
+    for (const auto& s : d.servers) servers += s.partition == part.name;
+    out.push_back({{"name", part.name}, {"pools", pools}, {"networks", networks}, {"servers", servers}});
+  }
+  return json(200, out);
+}
+
+}  // namespace loom::controller::api

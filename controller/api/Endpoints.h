@@ -1,0 +1,72 @@
+// The API's endpoints (docs/API.md): declarations (apply, delete, their dry runs), blades
+// (list, show, drain, undrain, retire), servers (list, show, start, stop, move), pools,
+// partitions, capacity, events. Each answers from the rooms; a change is durable before
+// it is acknowledged (the rooms draft it, the Journal commits it, the rooms adopt it),
+// and what follows — a plan, operations — is the core's, through Planning.
+//
+// Core thread only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "controller/BladeRegistry.h"
+#include "controller/DesiredState.h"
+#include "controller/EventLog.h"
+#include "controller/FailureDetector.h"
+#include "controller/Journal.h"
+#include "controller/Reconciler.h"
+#include "controller/Replanner.h"
+#include "controller/api/ApiRouter.h"
+#include "controller/api/Views.h"
+
+namespace loom::controller::api {
+
+class Endpoints {
+ public:
+  // What the core does after a change the endpoints made.
+  struct Planning {
+    virtual ~Planning() = default;
+    // A full plan now (declarations changed): the plan as the API shows it, null when it
+    // could not be persisted (it is retried).
+    virtual Json planNow(std::int64_t now) = 0;
+    // An admin state changed (drain, undrain, retire).
+    virtual void bladeChanged(const std::string& blade, std::int64_t now) = 0;
+    // A server was started, stopped or moved by an operator.
+    virtual void serverChanged(const std::string& server, std::int64_t now) = 0;
+  };
+
+  Endpoints(DesiredState& desired, BladeRegistry& registry, FailureDetector& detector, Replanner& replanner,
+            Reconciler& reconciler, Journal& journal, EventLog& events, const Views& views, Planning& planning)
+      : desired_(desired), registry_(registry), detector_(detector), replanner_(replanner), reconciler_(reconciler),
+        journal_(journal), events_(events), views_(views), planning_(planning) {}
+
+  // Adds every endpoint to `router`.
+  void install(ApiRouter& router);
+
+  std::uint64_t applies() const { return applies_; }
+
+ private:
+  ApiResponse apply(const ApiRequest& req, std::int64_t now);
+  ApiResponse remove(const ApiRequest& req, std::int64_t now);
+  ApiResponse drain(const std::string& blade, bool drain, std::int64_t now);
+  ApiResponse retire(const std::string& blade, std::int64_t now);
+  ApiResponse move(const std::string& server, const ApiRequest& req, std::int64_t now);
+  ApiResponse power(const std::string& server, bool on, std::int64_t now);
+  void events(const ApiRequest& req, std::int64_t now, Reply reply);
+  ApiResponse capacity() const;
+  ApiResponse partitions() const;
+
+  DesiredState& desired_;
+  BladeRegistry& registry_;
+  FailureDetector& detector_;
+  Replanner& replanner_;
+  Reconciler& reconciler_;
+  Journal& journal_;
+  EventLog& events_;
+  const Views& views_;
+  Planning& planning_;
+  std::uint64_t applies_ = 0;
+};
+
+}  // namespace loom::controller::api

@@ -1,0 +1,242 @@
+#include "controller/api/Views.h"
+
+#include <algorithm>
+#include <string_view>
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "protocol/RelayEnvelope.h"
+
+namespace loom::controller::api {
+namespace {
+
+using JsonOut = rapidjson::Writer<rapidjson::StringBuffer>;
+
+const std::vector<std::string> kNoStrings;  // an empty list to refer to, not to copy into
+
+void put(JsonOut& w, const char* key, std::string_view v) {
+  w.Key(key);
+  w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
+}
+void put(JsonOut& w, const char* key, const std::string& v) { put(w, key, std::string_view(v)); }
+void put(JsonOut& w, const char* key, const char* v) { put(w, key, std::string_view(v)); }
+void put(JsonOut& w, const char* key, std::int64_t v) {
+  w.Key(key);
+  w.Int64(v);
+}
+void put(JsonOut& w, const char* key, std::uint64_t v) {
+  w.Key(key);
+  w.Uint64(v);
+}
+void put(JsonOut& w, const char* key, bool v) {
+  w.Key(key);
+  w.Bool(v);
+}
+void put(JsonOut& w, const char* key, const std::vector<std::string>& v) {
+  w.Key(key);
+  w.StartArray();
+  for (const auto& e : v) w.String(e.data(), static_cast<rapidjson::SizeType>(e.size()));
+  w.EndArray();
+}
+// A string, or null when it is empty.
+void putOrNull(JsonOut& w, const char* key, std::string_view v) {
+  if (!v.empty()) return put(w, key, v);
+  w.Key(key);
+  w.Null();
+}
+
+// One object's text: `write` fills it.
+template <class Write>
+std::string objectText(Write&& write) {
+  rapidjson::StringBuffer sb;
+  JsonOut w(sb);
+  w.StartObject();
+  write(w);
+  w.EndObject();
+  return {sb.GetString(), sb.GetSize()};
+}
+
+}  // namespace
+
+std::string listText(const std::vector<std::string>& objects) {
+  std::size_t size = 4;
+  for (const auto& o : objects) size += o.size() + 2;
+  std::string out;
+  out.reserve(size);
+  out += '[';
+  for (std::size_t i = 0; i < objects.size(); ++i) {
+    out += i ? ",\n" : "\n";
+    out += objects[i];
+  }
+  out += objects.empty() ? "]" : "\n]";
+  return out;
+}
+
+const std::vector<std::string>& Views::bladeFields() {
+  static const std::vector<std::string> fields{
+      "name",   "chassis", "slot",   "cores",      "memory_mib", "hypervisor", "hypervisors",        "state",
+      "pool",   "role",    "servers", "online",    "relay",      "driver",     "cpu_model",          "domains",
+      "pending_operations", "heartbeat_age_ms", "lease_left_ms", "trusted", "fence_command_running",
+      "fencing", "quorum_member", "holding", "last_hold"};
+  return fields;
+}
+
+std::string Views::blade(const std::string& name, const KnownBlade& k, std::int64_t now, const FieldMask& fields) const {
+  // Each field is computed only when asked for: a list of 10,000 blades for a table needs
+  // nine of them.
+  std::string poolName, role = "unassigned";
+  if (const auto* r = replanner_.role(name)) {
+    poolName = r->pool;
+    role = pool::toString(r->role);
+  }
+  static const Liveness kUnknown;
+  const Liveness* found = detector_.find(name);
+  const Liveness& l = found ? *found : kUnknown;
+  return objectText([&](JsonOut& w) {
+    if (fields.has("name")) put(w, "name", name);
+    if (fields.has("chassis")) put(w, "chassis", k.inventory.chassis);
+    if (fields.has("slot")) put(w, "slot", std::int64_t{k.inventory.slot});
+    if (fields.has("cores")) put(w, "cores", std::uint64_t{k.inventory.cores});
+    if (fields.has("memory_mib")) put(w, "memory_mib", std::uint64_t{k.inventory.memoryMib});
+    if (fields.has("hypervisor")) {
+      std::string hypervisor = k.inventory.personality;
+      if (hypervisor.empty())
+        for (const auto& p : desired_.declarations().pools)
+          if (p.name == poolName && p.hypervisor) hypervisor = pool::toString(*p.hypervisor);
+      if (hypervisor.empty() && k.inventory.hypervisors.size() == 1) hypervisor = k.inventory.hypervisors[0];
+      put(w, "hypervisor", hypervisor);
+    }
+    if (fields.has("hypervisors")) put(w, "hypervisors", k.inventory.hypervisors);
+    if (fields.has("state")) put(w, "state", pool::toString(replanner_.displayState(name)));
+    if (fields.has("pool")) putOrNull(w, "pool", poolName);
+    if (fields.has("role")) put(w, "role", role);
+    if (fields.has("servers")) put(w, "servers", replanner_.serversOn(name));
+    if (fields.has("online")) put(w, "online", k.registered && l.health == pool::BladeState::Available);
+    if (fields.has("relay")) {
+      const std::string via = leases_.route(name);
+      putOrNull(w, "relay", via.compare(0, protocol::kRelayIdPrefix.size(), protocol::kRelayIdPrefix) == 0
+                                ? std::string_view(via).substr(protocol::kRelayIdPrefix.size())
+                                : std::string_view(via));
+    }
+    if (fields.has("driver")) put(w, "driver", k.inventory.driver);
+    if (fields.has("cpu_model")) put(w, "cpu_model", k.inventory.cpuModel);
+    if (fields.has("domains")) put(w, "domains", std::uint64_t{k.domains.size()});
+    if (fields.has("pending_operations")) put(w, "pending_operations", std::uint64_t{reconciler_.queued(name)});
+    if (k.registered) {
+      if (fields.has("heartbeat_age_ms")) put(w, "heartbeat_age_ms", std::int64_t{now - detector_.lastHeard(name)});
+      if (fields.has("lease_left_ms")) put(w, "lease_left_ms", detector_.leaseLeft(name, now));
+    }
+    if (l.health == pool::BladeState::Fenced && fields.has("trusted")) put(w, "trusted", false);
+    if (l.fenceCommandRunning && fields.has("fence_command_running")) put(w, "fence_command_running", true);
+    if (fields.has("fencing")) put(w, "fencing", quorum_.isPowerFenced(name) ? "power" : "lease");
+    if (fields.has("quorum_member")) put(w, "quorum_member", quorum_.isMember(name));
+    if (l.holding && fields.has("holding")) put(w, "holding", true);
+    if (l.lastHold && fields.has("last_hold")) {
+      w.Key("last_hold");
+      w.StartObject();
+      put(w, "ms", std::int64_t{l.lastHold->ms});
+      put(w, "servers", std::uint64_t{l.lastHold->servers});
+      put(w, "support", std::uint64_t{l.lastHold->support});
+      put(w, "members", std::uint64_t{l.lastHold->members});
+      put(w, "reported_ms", std::int64_t{l.lastHoldAtMs});
+      w.EndObject();
+    }
+  });
+}
+
+std::string Views::serverState(const pool::Server& s, std::string* reason) const {
+  const auto& running = registry_.runningOn(s.name);
+  const std::string* fault = reconciler_.fault(s.name);
+  if (!fault) fault = desired_.identityFault(s.name);
+  if (s.power == pool::PowerState::Off) return running.empty() ? "stopped" : "stopping";
+  const std::string* bound = replanner_.bladeOf(s.name);
+  if (!bound) {
+    if (const std::string* why = replanner_.unplaceable(s.name)) {
+      *reason = *why;
+      return "unplaceable";
+    }
+    if (fault) {
+      *reason = *fault;
+      return "failed";
+    }
+    return "pending";
+  }
+  const bool here = running.count(*bound) > 0;
+  if (here && running.size() == 1) return "running";
+  if (!running.empty() && !here) return "moving";
+  if (fault) {
+    *reason = *fault;
+    return "failed";
+  }
+  return "starting";
+}
+
+const std::vector<std::string>& Views::serverFields() {
+  static const std::vector<std::string> fields{"name",  "partition", "pool",     "blade",         "state",  "vcpus", "memory_mib",
+                                               "uuid",  "macs",      "power",    "priority",      "anti_affinity", "reason", "home"};
+  return fields;
+}
+
+std::string Views::server(const pool::Server& s, const FieldMask& fields) const {
+  std::string reason;
+  const bool wantsState = fields.has("state") || fields.has("reason");
+  const std::string state = wantsState ? serverState(s, &reason) : std::string();
+  const auto id = fields.has("uuid") || fields.has("macs") ? desired_.identities().find(s.name) : std::nullopt;
+  const auto& placement = replanner_.placement();
+  return objectText([&](JsonOut& w) {
+    if (fields.has("name")) put(w, "name", s.name);
+    if (fields.has("partition")) put(w, "partition", s.partition);
+    if (fields.has("pool")) put(w, "pool", s.pool);
+    if (fields.has("blade")) {
+      const std::string* b = replanner_.bladeOf(s.name);
+      putOrNull(w, "blade", b ? std::string_view(*b) : std::string_view());
+    }
+    if (fields.has("state")) put(w, "state", state);
+    if (fields.has("vcpus")) put(w, "vcpus", std::uint64_t{s.vcpus});
+    if (fields.has("memory_mib")) put(w, "memory_mib", std::uint64_t{s.memory});
+    if (fields.has("uuid")) putOrNull(w, "uuid", id ? std::string_view(id->uuid) : std::string_view());
+    if (fields.has("macs")) put(w, "macs", id ? id->macs : kNoStrings);
+    if (fields.has("power")) put(w, "power", pool::toString(s.power));
+    if (fields.has("priority")) put(w, "priority", std::int64_t{s.priority});
+    if (fields.has("anti_affinity")) put(w, "anti_affinity", s.antiAffinity);
+    if (!reason.empty() && fields.has("reason")) put(w, "reason", reason);
+    // Where it ran before a failover moved it (failback: auto takes it back there).
+    if (auto h = placement.home.find(s.name); h != placement.home.end() && fields.has("home")) put(w, "home", h->second);
+  });
+}
+
+const std::vector<std::string>& Views::poolFields() {
+  static const std::vector<std::string> fields{"name",        "partition",  "hypervisor", "blades",      "spares",
+                                               "spare_blades", "spare_pool", "failover",   "borrow_from", "servers"};
+  return fields;
+}
+
+std::string Views::pool(const pool::Pool& p, const FieldMask& fields) const {
+  auto bladesOf = [&](bool sparesOnly) {
+    std::vector<std::string> out;
+    for (const auto& [name, a] : replanner_.roles())
+      if (a.pool == p.name && (!sparesOnly || a.role == pool::BladeRole::Spare)) out.push_back(name);
+    return out;
+  };
+  return objectText([&](JsonOut& w) {
+    if (fields.has("name")) put(w, "name", p.name);
+    if (fields.has("partition")) put(w, "partition", p.partition);
+    if (fields.has("hypervisor")) putOrNull(w, "hypervisor", p.hypervisor ? pool::toString(*p.hypervisor) : "");
+    if (fields.has("blades")) put(w, "blades", bladesOf(false));
+    if (fields.has("spares")) put(w, "spares", std::uint64_t{p.spares});
+    if (fields.has("spare_blades")) put(w, "spare_blades", bladesOf(true));
+    if (fields.has("spare_pool")) put(w, "spare_pool", p.sparePool);
+    if (fields.has("failover")) put(w, "failover", pool::toString(p.failover));
+    if (fields.has("borrow_from")) put(w, "borrow_from", p.borrowFrom);
+    if (fields.has("servers")) {
+      w.Key("servers");
+      w.StartArray();
+      for (const auto& s : desired_.declarations().servers)
+        if (s.pool == p.name) w.String(s.name.data(), static_cast<rapidjson::SizeType>(s.name.size()));
+      w.EndArray();
+    }
+  });
+}
+
+}  // namespace loom::controller::api
