@@ -24,11 +24,13 @@ seconds can only come from the confirmed power-off.
 Each scenario ends with the journal check: no server ran on two blades at overlapping
 times, and every power:on server has exactly one open run, on the blade the API names.
 Needs /usr/bin/ipmi_sim and /usr/sbin/fence_ipmilan (tools/install-deps.sh); without
-them it exits 77 (skipped) and says so.
+them it exits 77 (skipped) and says so, except under CI (CI=true), where it fails: CI
+installs them. The BMCs' UDP and TCP ports are picked free and handed to ipmi_sim, which
+cannot say which port it bound; loomd binds port 0 and says.
 Usage: power_fence_e2e.py --loomd PATH --agent PATH [--keep] [--scenario NAME ...]"""
 import os, signal, sys, time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-from loomharness import Cluster, arg_parser, Failure, check, prod_preamble, wait_until, now_ms
+from loomharness import Cluster, arg_parser, Failure, check, prod_preamble, skip_or_fail, wait_until, now_ms
 from failover_e2e import (fabric, servers_yaml, timing, all_running, running_elsewhere, blade, take_victim,
                           first_event, journal, check_journal, wait_trusted, starts_after, check_moved, HEARTBEAT)
 import bmc
@@ -49,10 +51,13 @@ def bring_up(fab, bmcs, lease):
     starts its agent), pools and servers applied and running. The power:on servers."""
     fab.write("fabric.yaml", fabric(N_BLADES))
     blades = [f"b{i}" for i in range(1, N_BLADES + 1)]
-    for b in blades:
-        bmcs.add(b, fab.sim_agent_argv(fab.path("fabric.yaml"), only=b), fab.sim_power_off_argv(b))
+    # loomd first (its agents need the fabric port it prints); the fence wrapper names the
+    # BMCs' ports, so it is written again once they are added.
     fence = bmcs.write_fence_command(fab.path("fence-ipmilan.sh"), calls_log=fab.path("fence-calls"))
     fab.start_loomd(extra=timing(lease) + ["--fence-command", fence])
+    for b in blades:
+        bmcs.add(b, fab.sim_agent_argv(fab.path("fabric.yaml"), only=b), fab.sim_power_off_argv(b))
+    bmcs.write_fence_command(fab.path("fence-ipmilan.sh"), calls_log=fab.path("fence-calls"))
     try:
         bmcs.wait_ready(timeout=30)
     except RuntimeError as e:
@@ -173,8 +178,8 @@ def main():
     args = ap.parse_args()
     missing = [p for p in (bmc.IPMI_SIM, bmc.FENCE_IPMILAN, "/usr/bin/ipmitool") if not os.access(p, os.X_OK)]
     if missing:
-        print(f"SKIP: {', '.join(missing)} missing (Debian openipmi, fence-agents, ipmitool: tools/install-deps.sh)")
-        return 77
+        skip_or_fail(f"{', '.join(missing)} missing (Debian openipmi, fence-agents, ipmitool)",
+                     "the power-fence tests must run here: tools/install-deps.sh installs them")
     failed = []
     for name, fn in SCENARIOS:
         if args.scenario and name not in args.scenario:
