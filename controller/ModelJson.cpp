@@ -84,7 +84,7 @@ pool::Pool poolFrom(const Json& j) {
 // Written by toJson(const pool::Server&) below; a missing field takes its default.
 std::string str(const rapidjson::Value& o, const char* key, std::string fallback = {}) {
   auto it = o.FindMember(key);
-  return it != o.MemberEnd() && it->value.IsString() ? std::string(it->value.GetString(), it->value.GetStringLength()) : fallback;
+  return it != o.MemberEnd() && it->value.IsString() ? std::string(it->value.GetString(), it->value.GetStringLength()) : std::move(fallback);
 }
 template <class T>
 T num(const rapidjson::Value& o, const char* key, T fallback) {

@@ -43,8 +43,8 @@ std::vector<std::string> splitComma(const std::string& s) {
 
 std::vector<std::string> hypervisorNames(pool::HypervisorSet set) {
   std::vector<std::string> out;
-  if (set.has(pool::Hypervisor::Kvm)) out.push_back("kvm");
-  if (set.has(pool::Hypervisor::Xen)) out.push_back("xen");
+  if (set.has(pool::Hypervisor::Kvm)) out.emplace_back("kvm");
+  if (set.has(pool::Hypervisor::Xen)) out.emplace_back("xen");
   return out;
 }
 

@@ -40,8 +40,8 @@ std::string plural(std::size_t n, const char* one, const char* many) {
 
 // "8 free cores", "16384 MiB free memory", or both, naming what no blade had.
 std::string sizePhrase(const ServerSlot& s, bool coresShort, bool memoryShort) {
-  const std::string cores = std::to_string(s.vcpus) + " free cores";
-  const std::string memory = std::to_string(s.memory) + " MiB free memory";
+  std::string cores = std::to_string(s.vcpus) + " free cores";
+  std::string memory = std::to_string(s.memory) + " MiB free memory";
   if (coresShort && !memoryShort) return cores;
   if (memoryShort && !coresShort) return memory;
   return cores + " and " + memory;

@@ -27,7 +27,7 @@ char* putHex(char* out, std::uint64_t value, int digits) {
 
 std::string formatMac(std::uint64_t mac) {
   std::string out(17, ':');
-  for (int byte = 0; byte < 6; ++byte) putHex(out.data() + 3 * byte, mac >> (8 * (5 - byte)), 2);
+  for (std::size_t byte = 0; byte < 6; ++byte) putHex(out.data() + 3 * byte, mac >> (8 * (5 - byte)), 2);
   return out;
 }
 

@@ -406,7 +406,7 @@ Plan Planner::plan(TimeMs /*now: leases are judged by the controller before it r
   st.settle(std::move(requests), pools, blades, out);
   for (int s : alreadyHeld) out.unplaceable.push_back({st.servers[s].name, "failover: none"});
   // The full plan gives every blade's steps, whatever changed.
-  st.emitSteps(std::move(blades), out);
+  st.emitSteps(blades, out);
   for (int si : st.changedServers) st.servers[si].changed = false;
   st.changedServers.clear();  // Plan::next says it all
   return st.toPlan(out);

@@ -297,7 +297,7 @@ class State {
   // The complete steps of `blades` (and of the blades their starts wait for), in the
   // order of pool/README.md, "Steps"; steps emitted for blades without a report are
   // assumed to run. Clears every stale mark.
-  void emitSteps(std::vector<int> blades, Output& out);
+  void emitSteps(const std::vector<int>& blades, Output& out);
   void markStale(int blade);
   // Marks the blades bound to servers that run on `blade`: whether they may start depends
   // on it.

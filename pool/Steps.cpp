@@ -140,12 +140,13 @@ bool State::settled(int bi) const {
   });
 }
 
-void State::emitSteps(std::vector<int> wanted, Output& out) {
+void State::emitSteps(const std::vector<int>& wanted, Output& out) {
   for (int bi : wanted) markStale(bi);
   // The blades with something to do; a start that waits for a Stop elsewhere needs that
   // blade's steps in the same output.
   std::vector<int> busy;
-  for (std::size_t i = 0; i < staleBlades.size(); ++i) {
+  // By index: markStale() below appends to staleBlades while this runs.
+  for (std::size_t i = 0; i < staleBlades.size(); ++i) {  // NOLINT(modernize-loop-convert)
     const int bi = staleBlades[i];
     const BladeSlot& b = blades[bi];
     if (!takesSteps(b) || settled(bi)) continue;

@@ -27,5 +27,29 @@ if [ -x "$root/tools/libvirtd.sh" ]; then
   fi
 fi
 
+# Lint (tools/lint.sh tidy: clang-tidy over the production sources, ~10 s of CPU a file)
+# runs beside the suite at nice 19: it takes the CPU the e2e tiers leave idle while they
+# wait on timers and never delays their processes. Only for a whole-suite run (no ctest
+# arguments) unless LOOM_LINT=1; LOOM_LINT=0 skips it. Format is a ctest case
+# (house.EveryFileIsFormatted).
+tidy_pid=
+if [ "${LOOM_LINT:-}" = 1 ] || { [ $# -eq 0 ] && [ "${LOOM_LINT:-}" != 0 ]; }; then
+  nice -n 19 "$root/tools/lint.sh" tidy "$build" "$root" > "$build/lint-tidy.log" 2>&1 &
+  tidy_pid=$!
+  trap '[ -n "$tidy_pid" ] && kill "$tidy_pid" 2>/dev/null; "$root/tools/libvirtd.sh" stop || true' EXIT
+fi
+
 cd "$build"
-ctest --output-on-failure --timeout 900 -j"$(nproc)" "$@"
+rc=0
+ctest --output-on-failure --timeout 900 -j"$(nproc)" "$@" || rc=$?
+if [ -n "$tidy_pid" ]; then
+  if wait "$tidy_pid"; then
+    echo "test: lint: clang-tidy finds nothing in the production sources ($build/lint-tidy.log)"
+  else
+    grep -E 'error:|warning:' "$build/lint-tidy.log" | sed 's/\x1b\[[0-9;]*m//g' | sort -u >&2 || true
+    echo "test: FAIL: clang-tidy (tools/lint.sh tidy, .clang-tidy) finds the problems above; full log $build/lint-tidy.log" >&2
+    rc=1
+  fi
+  tidy_pid=
+fi
+exit $rc

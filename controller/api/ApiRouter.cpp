@@ -55,12 +55,12 @@ void ApiRouter::add(const std::string& method, const std::string& pattern, Handl
 }
 
 void ApiRouter::add(const std::string& method, const std::string& pattern, Simple handler) {
-  add(method, pattern, Handler([h = std::move(handler)](const ApiRequest& r, const Params& p, std::int64_t now, Reply reply) {
+  add(method, pattern, Handler([h = std::move(handler)](const ApiRequest& r, const Params& p, std::int64_t now, const Reply& reply) {
         reply(h(r, p, now));
       }));
 }
 
-void ApiRouter::route(const ApiRequest& req, std::int64_t now, Reply reply) const {
+void ApiRouter::route(const ApiRequest& req, std::int64_t now, const Reply& reply) const {
   const auto parts = splitPath(req.path);
   std::string allowed;
   for (const auto& r : routes_) {

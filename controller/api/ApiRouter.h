@@ -24,7 +24,7 @@ class ApiRouter {
   void add(const std::string& method, const std::string& pattern, Handler handler);
   void add(const std::string& method, const std::string& pattern, Simple handler);
   // `reply` is called exactly once, possibly later (a handler's long-poll).
-  void route(const ApiRequest& request, std::int64_t now, Reply reply) const;
+  void route(const ApiRequest& request, std::int64_t now, const Reply& reply) const;
 
  private:
   struct Route {

@@ -37,7 +37,7 @@ void Endpoints::install(ApiRouter& r) {
   r.add("GET", "/v1/capacity", ApiRouter::Simple([this](const ApiRequest&, const P&, std::int64_t) { return capacity(); }));
   r.add("GET", "/v1/partitions", ApiRouter::Simple([this](const ApiRequest&, const P&, std::int64_t) { return partitions(); }));
   r.add("GET", "/v1/events",
-        ApiRouter::Handler([this](const ApiRequest& q, const P&, std::int64_t now, Reply reply) { events(q, now, std::move(reply)); }));
+        ApiRouter::Handler([this](const ApiRequest& q, const P&, std::int64_t now, const Reply& reply) { events(q, now, reply); }));
   for (const char* method : {"GET", "POST"})
     r.add(method, "/v1/health", ApiRouter::Simple([](const ApiRequest&, const P&, std::int64_t) { return json(200, Json{{"ok", true}}); }));
 
@@ -214,11 +214,11 @@ ApiResponse Endpoints::power(const std::string& name, bool on, std::int64_t now)
   return text(200, views_.server(*desired_.findServer(name)));
 }
 
-void Endpoints::events(const ApiRequest& req, std::int64_t now, Reply reply) {
+void Endpoints::events(const ApiRequest& req, std::int64_t now, const Reply& reply) {
   const std::uint64_t since = unsignedParam(req.query, "since").value_or(0);
   const std::size_t limit = static_cast<std::size_t>(std::min<std::uint64_t>(unsignedParam(req.query, "limit").value_or(1000), 10000));
   const std::uint64_t wait = std::min<std::uint64_t>(unsignedParam(req.query, "wait").value_or(0), 300);
-  auto answer = [reply](std::vector<EventRecord> events) {
+  auto answer = [reply](const std::vector<EventRecord>& events) {
     Json out = Json::array();
     for (const auto& e : events)
       out.push_back({{"id", e.id}, {"time_ms", e.timeMs}, {"level", e.level}, {"blade", e.blade}, {"server", e.server}, {"message", e.message}});

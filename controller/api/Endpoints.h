@@ -53,7 +53,7 @@ class Endpoints {
   ApiResponse retire(const std::string& blade, std::int64_t now);
   ApiResponse move(const std::string& server, const ApiRequest& req, std::int64_t now);
   ApiResponse power(const std::string& server, bool on, std::int64_t now);
-  void events(const ApiRequest& req, std::int64_t now, Reply reply);
+  void events(const ApiRequest& req, std::int64_t now, const Reply& reply);
   ApiResponse capacity() const;
   ApiResponse partitions() const;
 

@@ -18,7 +18,7 @@
 #include "loom/Result.h"
 
 // Keep libxl out of this header: the adapter's header is included by the registry.
-struct libxl__ctx;
+struct libxl__ctx;  // NOLINT(bugprone-reserved-identifier): libxl's own name for its context
 
 namespace loom::drivers::xen {
 

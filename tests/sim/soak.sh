@@ -2,8 +2,8 @@
 # The simulator's soak: COUNT seeds (default 100,000) of the mixed scenarios, from FIRST
 # (default 1), split over every core, then the count and every failing seed.
 #   tests/sim/soak.sh build/tests/sim/loom-sim [COUNT] [FIRST]
-# Environment: JOBS (default: the cores), EXPECT7 (on|off, default off: invariant 7 is
-# reported, not failing, until docs/FENCING.md's rule lands), CHUNK (seeds per process,
+# Environment: JOBS (default: the cores), EXPECT7 (on|off, default on: invariant 7 fails a
+# seed since docs/FENCING.md's rule landed), CHUNK (seeds per process,
 # default 2000), SIM_ARGS (more loom-sim flags, e.g. --poll-touched: the same traces with
 # less CPU). Exit status 1 when a seed failed.
 set -eu
@@ -11,7 +11,7 @@ sim=${1:?usage: soak.sh PATH/TO/loom-sim [COUNT] [FIRST]}
 count=${2:-100000}
 first=${3:-1}
 jobs=${JOBS:-$(nproc)}
-expect7=${EXPECT7:-off}
+expect7=${EXPECT7:-on}
 chunk=${CHUNK:-2000}
 simargs=${SIM_ARGS:-}
 [ -x "$sim" ] || { echo "soak.sh: $sim is not an executable" >&2; exit 2; }

@@ -318,7 +318,8 @@ Json filtered(const Context& context, Json list, const ListFilter& filter) {
   if (terms.empty()) return list;  // moved out, not copied: it may hold 10,000 blades
   std::map<std::string, std::string> partitionOfPool, chassisOfBlade;
   for (const auto& [key, value] : terms) {
-    bool missing = std::any_of(list.begin(), list.end(), [&](const Json& o) { return !o.contains(key); });
+    const std::string& k = key;  // clang 14 (clang-tidy) cannot capture a structured binding
+    bool missing = std::any_of(list.begin(), list.end(), [&](const Json& o) { return !o.contains(k); });
     if (!missing) continue;
     if (key == "partition" && partitionOfPool.empty())
       for (const auto& p : getJson(context, "/v1/pools")) partitionOfPool[text(p, "name")] = text(p, "partition");
@@ -520,9 +521,10 @@ void runChange(Context& context, const ChangeOptions& options, bool isDelete) {
       char* end = nullptr;
       const long at = std::strtol(line.c_str() + 8, &end, 10);
       if (end == line.c_str() + 8 || *end != ':') return line;
-      for (auto it = starts.rbegin(); it != starts.rend(); ++it)
-        if (at >= it->first) return it->second + ":" + std::to_string(at - it->first + 1) + end;
-      return line;
+      // The last file that starts at or before that line.
+      auto it = std::find_if(starts.rbegin(), starts.rend(), [at](const auto& s) { return at >= s.first; });
+      if (it == starts.rend()) return line;
+      return it->second + ":" + std::to_string(at - it->first + 1) + end;
     };
   }
   request.timeout = std::chrono::seconds(120);
@@ -890,7 +892,7 @@ void drawFabric(Context& context, const Json& blades, int perRow) {
     else chassis[c == "-" ? "(no chassis)" : c][slot] = b;
   }
   auto& out = *context.out;
-  auto fit = [&](std::string s) { return s.size() > inner ? s.substr(0, inner - 1) + "~" : s; };
+  auto fit = [&](const std::string& s) { return s.size() > inner ? s.substr(0, inner - 1) + "~" : s; };
   auto cellLine = [&](const std::string& plain, Style style) {
     const std::string s = fit(plain);
     return " " + styled(s, style, context.color) + std::string(inner - s.size(), ' ') + " ";

@@ -54,7 +54,7 @@ std::vector<std::string> valuesFor(const CLI::Option* o, const NameSource& names
 
 Completion complete(const std::vector<std::string>& wordsIn, const NameSource& names, bool inShell) {
   std::vector<std::string> words = wordsIn;
-  if (words.empty()) words.push_back("");
+  if (words.empty()) words.emplace_back("");
   const std::string partial = words.back();
   Context scratch;
   auto app = buildApp(scratch);
@@ -100,7 +100,7 @@ Completion complete(const std::vector<std::string>& wordsIn, const NameSource& n
       candidates.insert(candidates.end(), live.begin(), live.end());
     }
     if (current == app.get() && inShell)
-      for (const char* word : {"help", "exit", "quit"}) candidates.push_back(word);
+      for (const char* word : {"help", "exit", "quit"}) candidates.emplace_back(word);
   }
   std::sort(candidates.begin(), candidates.end());
   candidates.erase(std::unique(candidates.begin(), candidates.end()), candidates.end());

@@ -125,7 +125,7 @@ int runShell(const Context& context) {
     if (words.front() == "exit" || words.front() == "quit") break;
     if (words.front() == "help") {
       words.erase(words.begin());
-      words.push_back("--help");
+      words.emplace_back("--help");
     }
     Context lineContext;
     lineContext.controller = state.base.controller;
