@@ -535,13 +535,14 @@ std::size_t Agent::runningDomains() {
 
 std::int64_t Agent::shieldDueAt() const {
   if (!peerSend_ || powerFenced_ || peers_.empty()) return std::numeric_limits<std::int64_t>::max();
-  return holdSince_ >= 0 ? std::min(shield_.nextDueAt(), now_ + 1000) : shield_.nextDueAt();
+  const std::int64_t due = std::max(shield_.nextDueAt(), idleUntil_);
+  return holdSince_ >= 0 ? std::min(due, now_ + 1000) : due;
 }
 
 void Agent::tendShield(std::int64_t now) {
   if (!peerSend_ || powerFenced_ || peers_.empty()) return;
   const bool leaseLive = leased_ && now < leaseDeadline_;
-  const bool askDue = shield_.nextDueAt() <= now;
+  const bool askDue = shield_.nextDueAt() <= now && idleUntil_ <= now;
   if (!askDue && leaseLive && holdSince_ < 0) return;  // the common case: nothing to look at
   // Only running servers need a shield; a blade that ended its own has nothing to hold.
   const std::size_t running = runningDomains();
@@ -551,6 +552,9 @@ void Agent::tendShield(std::int64_t now) {
         peerSend_(it->second, protocol::encode(protocol::PeerAsk{config_.blade, ask.seq}));
     renewGuard();  // its own attestation may have moved the shield
   }
+  // Nothing runs here: nothing to ask for; looked at again in a while (a start would
+  // come with a lease anyway).
+  idleUntil_ = askDue && running == 0 ? now + 1000 : 0;
   const auto [support, members] = shield_.support(now);
   if (!leaseLive && shield_.shieldEnd() > now && running > 0) {
     if (holdSince_ < 0) {

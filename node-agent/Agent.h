@@ -193,6 +193,7 @@ class Agent {
   std::int64_t holdSince_ = -1;  // holding without a lease since then
   std::size_t holdServers_ = 0;
   std::int64_t holdLoggedAt_ = 0;
+  std::int64_t idleUntil_ = 0;  // no running server to shield: no asks before then
   std::optional<protocol::Heartbeat::Held> heldReport_;  // sent in the next few heartbeats
   int heldReportsLeft_ = 0;
   std::set<std::uint64_t> queued_;  // op ids handed to the worker, not answered yet

@@ -149,12 +149,18 @@ int runAgent(const AgentCommandLine& cl, const drivers::DriverRegistry& registry
              const drivers::DriverOptions& base) {
   std::string peerListen = cl.peerListen.empty() ? "auto" : cl.peerListen;
   if (peerListen == "off") peerListen.clear();
-  if (cl.peerListen.empty() && !cl.insecure && cl.peerAllowPath.empty()) {
-    // The default, but nothing to check askers against: said, not fatal (a host upgraded
-    // with its old agent.conf keeps running as it did).
-    spdlog::warn("no --peer-allow: no peer channel; through a controller outage this blade keeps its servers only while "
-                 "its lease runs (docs/FENCING.md: give --peer-allow with the agents' public keys)");
-    peerListen.clear();
+  if (cl.peerListen.empty() && !cl.insecure) {
+    // The default, but nothing (readable) to check askers against: said, not fatal (a host
+    // upgraded with its old agent.conf keeps running as it did).
+    std::string why;
+    if (cl.peerAllowPath.empty()) why = "no --peer-allow";
+    else if (auto allow = protocol::readAllowList(cl.peerAllowPath); !allow) why = allow.error().message;
+    if (!why.empty()) {
+      spdlog::warn("{}: no peer channel; through a controller outage this blade keeps its servers only while its lease "
+                   "runs (docs/FENCING.md: give --peer-allow with the agents' public keys)",
+                   why);
+      peerListen.clear();
+    }
   }
   if (peerListen == "auto") {
     auto found = autoPeerEndpoint(cl.controller);

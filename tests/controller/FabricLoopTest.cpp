@@ -113,7 +113,11 @@ std::string registerFrame(const std::string& blade) {
   return protocol::encode(r).dump();
 }
 
-std::string heartbeatFrame(std::uint64_t seq) { return protocol::encode(protocol::Heartbeat{seq, std::nullopt}).dump(); }
+std::string heartbeatFrame(std::uint64_t seq) {
+  protocol::Heartbeat hb;
+  hb.seq = seq;
+  return protocol::encode(hb).dump();
+}
 
 // (blade, type) of every frame of a relay envelope; empty when it is not one.
 std::vector<std::pair<std::string, std::string>> envelopeTypes(const std::vector<std::string>& message) {

@@ -102,7 +102,7 @@ TEST(QuorumSets, AVersionIsKeptWhileABladeThatMayHoldItIsNotFenced) {
 
 TEST(QuorumSets, AfterARestartEveryKnownBladeMayHoldTheOldestRetainedVersion) {
   QuorumSets sets;
-  sets.restore({{3, {{"a", "", ""}}}, {2, {{"a", "", ""}, {"b", "", ""}}}}, {"a", "b"});
+  sets.restore({{3, {{"a", "", ""}}, {}}, {2, {{"a", "", ""}, {"b", "", ""}}, {}}}, {"a", "b"});
   EXPECT_EQ(sets.current()->version, 3u);
   EXPECT_EQ(sets.floor("b"), 2u);
   sets.noteSent("b", 3);  // a send does not lower or raise what it may hold
@@ -117,11 +117,11 @@ TEST(QuorumSets, AfterARestartEveryKnownBladeMayHoldTheOldestRetainedVersion) {
 }
 
 TEST(CountsQuorum, HalfOfEveryRetainedVersionIsEnoughAndLessIsNot) {
-  std::vector<QuorumVersion> v{{1, {{"a", "", ""}, {"b", "", ""}, {"c", "", ""}, {"d", "", ""}}}};
+  std::vector<QuorumVersion> v{{1, {{"a", "", ""}, {"b", "", ""}, {"c", "", ""}, {"d", "", ""}}, {}}};
   auto in = [](std::set<std::string> s) { return [s](const std::string& b) { return s.count(b) > 0; }; };
   EXPECT_TRUE(countsQuorum(v, in({"a", "b"})));  // an even split: the tie is ours
   EXPECT_FALSE(countsQuorum(v, in({"a"})));
-  v.push_back({2, {{"a", "", ""}, {"e", "", ""}}});
+  v.push_back({2, {{"a", "", ""}, {"e", "", ""}}, {}});
   EXPECT_FALSE(countsQuorum(v, in({"b", "c"})));  // half of version 1, none of version 2
   EXPECT_TRUE(countsQuorum(v, in({"a", "b"})));
   EXPECT_TRUE(countsQuorum({}, in({})));
@@ -307,7 +307,7 @@ class Model {
   std::map<int, std::optional<std::uint64_t>> echo_;
   std::map<int, bool> down_;
   std::vector<std::vector<bool>> cut_;
-  QuorumVersion version_{1, {}};
+  QuorumVersion version_{1, {}, {}};
   std::priority_queue<Event, std::vector<Event>, std::greater<>> events_;
   std::uint64_t order_ = 0;
   double now_ = 0;

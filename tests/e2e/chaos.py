@@ -292,6 +292,10 @@ def run(args, rng, fab, net):
         print("FAIL: apply ->", status, body[:500])
         return 1
     wait_until(lambda: converged(fab), 30, "every power:on server running")
+    if args.peer_channel:
+        wait_until(lambda: (fab.metric("loom_quorum_members") or 0) == len(BLADES), 15,
+                   f"the quorum set holds the {len(BLADES)} blades")
+        time.sleep(1)  # each blade takes the policy with its next heartbeat's answer
     chaos = Chaos(fab, rng, net)
     print(f"== chaos: seed {args.seed}, {args.rounds} rounds", flush=True)
     for rnd in range(1, args.rounds + 1):

@@ -142,7 +142,8 @@ def main():
                 set_option(conf["loomd"], key, value)
             for key, value in (("blade", "c1-s1"), ("chassis", "c1"), ("slot", "1"), ("driver", "test"),
                                ("controller", f"tcp://127.0.0.1:{relay}"), ("key", f"{etc}/c1-s1.key"),
-                               ("server-key", f"{etc}/relay-c1.pub")):
+                               ("server-key", f"{etc}/relay-c1.pub"), ("peer-listen", "tcp://127.0.0.1:0"),
+                               ("peer-allow", f"{etc}/agents.allow"), ("state-dir", c.path("agent-state"))):
                 set_option(conf["agent"], key, value)
             for key, value in (("name", "c1"), ("listen", f"tcp://127.0.0.1:{relay}"),
                                ("controller", f"tcp://127.0.0.1:{fabric}"), ("key", f"{etc}/relay-c1.key"),
@@ -172,6 +173,10 @@ def main():
                 blades = c.get("/v1/blades") or []
                 return any(b["name"] == "c1-s1" and b["online"] and b.get("relay") == "c1" for b in blades)
             wait_until(online_via_relay, 20, "blade c1-s1 registered through relay c1 and is online")
+            # Its peer channel (CurveZMQ, askers from agents.allow) is up: loomd made it a member
+            # of the outage rule's quorum set (docs/FENCING.md).
+            wait_until(lambda: (c.get("/v1/blades/c1-s1") or {}).get("quorum_member") is True, 15,
+                       "the installed agent listens on its peer channel: c1-s1 is in the quorum set")
             r = subprocess.run([os.path.join(bindir, "loomctl"), "--controller", c.api, "blade", "list"],
                                capture_output=True, text=True, timeout=20)
             rows = [line.split() for line in r.stdout.splitlines()]

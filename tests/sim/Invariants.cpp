@@ -44,7 +44,12 @@ OutageJudge::OutageJudge(int blades, Windows windows)
       runningSince_(static_cast<std::size_t>(blades + 1), kNotSince),
       upSince_(static_cast<std::size_t>((blades + 1) * (blades + 1)), 0),
       toController_(static_cast<std::size_t>(blades + 1), LinkState::Up),
-      outSince_(static_cast<std::size_t>(blades + 1), kNotSince) {}
+      outSince_(static_cast<std::size_t>(blades + 1), kNotSince),
+      members_(static_cast<std::size_t>(blades + 1)) {}
+
+void OutageJudge::setMembers(int node, std::vector<int> members) {
+  members_[static_cast<std::size_t>(node)] = std::move(members);
+}
 
 std::int64_t& OutageJudge::upSince(int a, int b) {
   if (a > b) std::swap(a, b);
@@ -93,18 +98,20 @@ std::optional<std::string> OutageJudge::judge(int blade, std::int64_t now,
   const std::int64_t outFrom = now - windows_.controllerOutMs;
   if (runningSince_[static_cast<std::size_t>(blade)] > stableFrom)
     return std::nullopt;  // not healthy: frozen or restarted lately
+  const auto& members = members_[static_cast<std::size_t>(blade)];
+  if (members.empty()) return std::nullopt;  // no policy: it has no one to ask
   std::vector<std::string> shield;
-  for (int p = 1; p <= blades_; ++p) {
+  for (int p : members) {
     if (runningSince_[static_cast<std::size_t>(p)] > stableFrom) continue;
     if (p != blade && upSince(blade, p) > stableFrom) continue;
     if (outSince_[static_cast<std::size_t>(p)] > outFrom) continue;
     shield.push_back(names[static_cast<std::size_t>(p)]);
   }
-  if (2 * static_cast<int>(shield.size()) <= blades_) return std::nullopt;
+  if (2 * shield.size() <= members.size()) return std::nullopt;
   std::string text = names[static_cast<std::size_t>(blade)] +
                      " ended its own servers at t=" + std::to_string(now) + " while " +
-                     std::to_string(shield.size()) + " of " + std::to_string(blades_) +
-                     " blades could shield it (running and linked to it for " +
+                     std::to_string(shield.size()) + " of the " + std::to_string(members.size()) +
+                     " blades of its quorum set could shield it (running and linked to it for " +
                      std::to_string(windows_.stableMs) + " ms, out of loomd's reach for " +
                      std::to_string(windows_.controllerOutMs) + " ms):";
   for (const auto& s : shield) text += " " + s;

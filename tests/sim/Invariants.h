@@ -40,10 +40,13 @@ class DoubleRunJudge {
 // A blade B that ends its own domains at t (its agent's self-fence, or its watchdog) is
 // judged. It is a violation iff
 //   (a) B's agent ran, neither frozen nor crashed, throughout [t - W, t]; and
-//   (b) a strict majority of the fabric's blades could shield B: each such P (B itself
+//   (b) a strict majority of B's quorum set could shield B: each such P (B itself
 //       included) ran throughout [t - W, t], its link with B was Up throughout
 //       [t - W, t], and P was out of loomd's reach throughout [t - A, t] (loomd frozen or
 //       down, or the link P-loomd cut).
+// B's quorum set is the members of the last `policy` frame loomd delivered to it (seen on
+// the wire, like everything else here): the fabric as the rule counts it, without the
+// blades loomd fenced. A blade that never received one cannot be shielded: not judged.
 // (b)'s last clause is what docs/FENCING.md lets a peer attest on: a blade cut from loomd
 // whose peers still hear loomd (a chassis whose relay pair is gone, a minority) has no
 // shield and must fence itself; a blade whose majority lost loomd too must not.
@@ -66,6 +69,8 @@ class OutageJudge {
   // Node 0 is loomd, 1..blades the blades. `running`: neither frozen nor crashed.
   void setRunning(int node, bool running, std::int64_t now);
   void setLink(int a, int b, LinkState state, std::int64_t now);
+  // loomd delivered blade `node` a policy whose members are these nodes.
+  void setMembers(int node, std::vector<int> members);
   // B (a node >= 1) ended its own domains at `now`: the violation, described, or nothing.
   std::optional<std::string> judge(int blade, std::int64_t now,
                                    const std::vector<std::string>& names) const;
@@ -81,6 +86,7 @@ class OutageJudge {
   std::vector<std::int64_t> runningSince_;  // per node; kNotSince while not running
   std::vector<std::int64_t> upSince_;       // per pair; kNotSince while not Up
   std::vector<LinkState> toController_;     // per blade
+  std::vector<std::vector<int>> members_;   // per blade: its policy's members
   std::vector<std::int64_t>
       outSince_;  // per blade: out of loomd's reach since; kNotSince while in reach
 };

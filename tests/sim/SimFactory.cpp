@@ -31,10 +31,17 @@ std::unique_ptr<agent::Agent> makeAgent(const BladeSpec& blade,
   config.inventory.personality = "kvm";
   config.inventory.driver = "test";
   config.inventory.hostname = blade.name;
+  // It listens on the peer channel (the simulator's network routes it by blade name).
+  config.inventory.peerEndpoint = "sim://" + blade.name;
   config.driverThread = false;  // one thread, deterministic
-  return std::make_unique<agent::Agent>(
+  config.policyPath = wiring.policyPath;
+  auto agent = std::make_unique<agent::Agent>(
       std::move(config), std::make_unique<BladeDriver>(hypervisor, endings),
       std::move(wiring.fabricSend), std::make_unique<SimLeaseGuard>(std::move(wiring.armWatchdog)));
+  agent->setPeerSend([send = std::move(wiring.peerSend)](const protocol::PeerAddress& to, const protocol::Json& frame) {
+    return send(to.blade, frame.dump());
+  });
+  return agent;
 }
 
 controller::ControllerOptions controllerOptions(std::int64_t leaseMs, std::int64_t heartbeatMs) {
@@ -52,10 +59,15 @@ std::unique_ptr<controller::Controller> makeController(
                                                   std::move(wallClock));
 }
 
-void deliverToAgent(agent::Agent& agent, Channel channel, const std::string& /*fromBlade*/,
-                    std::string_view bytes, std::int64_t now) {
-  // Channel::Peer: agent.onPeerFrame(fromBlade, bytes, now) once the Agent has it.
-  if (channel == Channel::Fabric) agent.onFrame(bytes, now);
+std::optional<std::string> deliverToAgent(agent::Agent& agent, Channel channel, const std::string& /*fromBlade*/,
+                                          std::string_view bytes, std::int64_t now) {
+  if (channel == Channel::Fabric) {
+    agent.onFrame(bytes, now);
+    return std::nullopt;
+  }
+  // The peer channel: an ask is answered on the connection it came on.
+  if (auto answer = agent.onPeerFrame(bytes, now)) return answer->dump();
+  return std::nullopt;
 }
 
 void deliverToController(controller::Controller& controller, const std::string& fromBlade,

@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -68,6 +69,8 @@ class SimLeaseGuard final : public agent::LeaseGuard {
       : arm_(std::move(arm)) {}
   std::string describe() const override { return "simulated blade watchdog"; }
   void renew(std::int64_t remainingMs) override { arm_(remainingMs); }
+  // A power-fenced blade's: it fires in ten years, which no run reaches.
+  void disarm() override { arm_(std::int64_t{10} * 365 * 24 * 3600 * 1000); }
 
  private:
   std::function<void(std::int64_t)> arm_;
@@ -88,10 +91,10 @@ std::unique_ptr<drivers::test::TestDriver> makeHypervisor(
 
 struct AgentWiring {
   agent::Agent::Send fabricSend;
-  // The peer channel (docs/FENCING.md): agent -> agent. Unused until the Agent has one;
-  // the network already carries Channel::Peer.
+  // The peer channel (docs/FENCING.md): agent -> agent.
   std::function<bool(const std::string& toBlade, const std::string& bytes)> peerSend;
   std::function<void(std::int64_t remainingMs)> armWatchdog;
+  std::string policyPath;  // where it keeps its outage policy (loom-agent --state-dir)
 };
 
 std::unique_ptr<agent::Agent> makeAgent(const BladeSpec& blade,
@@ -107,9 +110,10 @@ std::unique_ptr<controller::Controller> makeController(controller::StateStore& s
                                                        controller::Controller::Send send,
                                                        controller::Controller::WallClock wallClock);
 
-// Frames in. `now` is the receiving process's own clock.
-void deliverToAgent(agent::Agent& agent, Channel channel, const std::string& fromBlade,
-                    std::string_view bytes, std::int64_t now);
+// Frames in. `now` is the receiving process's own clock. On the peer channel an ask gets
+// the answer to send back to `fromBlade`.
+std::optional<std::string> deliverToAgent(agent::Agent& agent, Channel channel, const std::string& fromBlade,
+                                          std::string_view bytes, std::int64_t now);
 void deliverToController(controller::Controller& controller, const std::string& fromBlade,
                          std::string_view bytes, std::int64_t now);
 

@@ -117,6 +117,10 @@ std::vector<std::string> names(int blades) {
 OutageJudge healthyFabric(int blades = 5) {
   OutageJudge j(blades, Windows::forLease(5000, 50));
   for (int n = 0; n <= blades; ++n) j.setRunning(n, true, 0);
+  // Every blade holds a policy whose quorum set is the whole fabric.
+  std::vector<int> all;
+  for (int n = 1; n <= blades; ++n) all.push_back(n);
+  for (int n = 1; n <= blades; ++n) j.setMembers(n, all);
   return j;
 }
 
@@ -126,7 +130,17 @@ TEST(OutageJudge, ASelfFenceWhileLoomdIsFrozenIsAViolation) {
   EXPECT_FALSE(j.judge(1, 61'000, names(5)));  // too early: no peer may attest yet
   auto v = j.judge(1, 60'000 + j.windows().controllerOutMs, names(5));
   ASSERT_TRUE(v);
-  EXPECT_NE(v->find("5 of 5 blades could shield it"), std::string::npos) << *v;
+  EXPECT_NE(v->find("5 of the 5 blades of its quorum set could shield it"), std::string::npos) << *v;
+}
+
+TEST(OutageJudge, CountsTheQuorumSetOfTheBladesPolicy) {
+  auto j = healthyFabric(7);
+  for (int b : {1, 2, 3}) j.setLink(0, b, LinkState::Cut, 60'000);  // loomd keeps b4..b7
+  EXPECT_FALSE(j.judge(1, 70'000, names(7)));  // 3 of 7: no shield, it must fence itself
+  j.setMembers(1, {1, 2, 3, 4, 5});             // loomd fenced b6 and b7 earlier: 3 of 5
+  EXPECT_TRUE(j.judge(1, 70'000, names(7)));
+  j.setMembers(1, {});  // never told who its peers are: it could ask no one
+  EXPECT_FALSE(j.judge(1, 70'000, names(7)));
 }
 
 TEST(OutageJudge, ABladeCutOffAloneMayFenceItself) {
