@@ -14,13 +14,16 @@ Json toJson(const ServerSpec& s) {
   Json disks = Json::array();
   for (const auto& d : s.disks)
     disks.push_back({{"path", d.path}, {"format", d.format}, {"read_only", d.readOnly}});
-  Json j{{"name", s.name},
-         {"uuid", s.uuid},
-         {"vcpus", s.vcpus},
-         {"memory_mib", s.memoryMib},
-         {"nics", std::move(nics)},
-         {"disks", std::move(disks)},
-         {"xen_type", pool::toString(s.xenType)}};
+  // Filled by assignment: an initializer list copies every value (a plan frame of 50
+  // defines after a failover spent 40 % more on it).
+  Json j = Json::object();
+  j["name"] = s.name;
+  j["uuid"] = s.uuid;
+  j["vcpus"] = s.vcpus;
+  j["memory_mib"] = s.memoryMib;
+  j["nics"] = std::move(nics);
+  j["disks"] = std::move(disks);
+  j["xen_type"] = pool::toString(s.xenType);
   if (!s.kernel.empty()) j["kernel"] = s.kernel;
   if (!s.initrd.empty()) j["initrd"] = s.initrd;
   if (!s.cmdline.empty()) j["cmdline"] = s.cmdline;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <map>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -20,7 +21,7 @@ class MemoryStateStore final : public controller::StateStore {
   Result<controller::StoredState> load() override {
     controller::StoredState st;
     for (const auto& [key, r] : declarations_) st.declarations.push_back(r);
-    st.bindings = bindings_;
+    st.bindings.insert(bindings_.begin(), bindings_.end());
     st.borrowed = borrowed_;
     st.placementMaps = placement_;
     for (const auto& [key, r] : identities_) st.identities.push_back(r);
@@ -78,7 +79,8 @@ class MemoryStateStore final : public controller::StateStore {
 
  private:
   std::map<std::pair<std::string, std::string>, controller::DeclarationRecord> declarations_;
-  std::map<std::string, std::string> bindings_, borrowed_;
+  std::unordered_map<std::string, std::string> bindings_;  // the big one: 100,000 entries
+  std::map<std::string, std::string> borrowed_;
   std::map<std::string, std::map<std::string, std::string>> placement_;
   std::map<std::string, pool::IdentityRecord> identities_;
   std::map<std::string, controller::BladeRecord> blades_;

@@ -96,6 +96,10 @@ class Run(Bench):
         journal = os.path.join(self.work, "journal")
         common = [a.agent, "--controller", f"tcp://127.0.0.1:{self.fabric_port}", "--insecure", "--simulate", fabric,
                   "--journal", journal, "--log-level", "warn"]
+        if a.peer_channel:
+            # The outage rule (docs/FENCING.md): every blade listens on its own port; loomd
+            # fences the victim only while it counts half of the quorum set.
+            common += ["--peer-listen", "tcp://127.0.0.1:0"]
         victim_argv = common + ["--only", victim, "--sim-state", os.path.join(self.work, "sim")]
         fence = []
         if a.power_fence:
@@ -258,6 +262,8 @@ def main():
     ap.add_argument("--converge-timeout", type=float, default=300)
     ap.add_argument("--power-fence", action="store_true",
                     help="the power route: the victim behind an ipmi_sim BMC, loomd running fence_ipmilan against it")
+    ap.add_argument("--peer-channel", action="store_true",
+                    help="agents listen on the peer channel: the lease route under the outage rule's quorum")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     results = [one_run(args, i + 1) for i in range(args.runs)]
