@@ -676,6 +676,11 @@ void registerBlade(CLI::App& app, Context& context) {
   addNameArgument(fence, *name, "blade");
   fence->add_flag("--confirm-powered-off", *confirmed,
                   "You checked that the blade is powered off (pulled its power, or saw it dark); required");
+  fence->footer(
+      "For a power-fenced blade (a BMC declared with kind: Blade) whose fence command keeps failing: loomd never fences "
+      "it by its lease, so its servers stay bound to it until its BMC or you confirm the power-off. Exit status 2 "
+      "without --confirm-powered-off, 1 when loomd refuses (it hears the blade, or it is retired). If the blade still "
+      "runs, its servers run twice. docs/FENCING.md, the power route.\n");
   fence->callback([&context, name, confirmed] {
     if (!*confirmed)
       throw CommandError("blade fence needs --confirm-powered-off: loomd will treat " + *name +
