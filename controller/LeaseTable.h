@@ -72,9 +72,12 @@ class LeaseTable {
     if (e.via != via) e.via = via;
     takePromises(e, now, p);
     // The core sends the policy to a blade whose beats show another than the current one,
-    // and shows a hold as it begins and ends.
+    // and shows a hold as it begins and ends. The first echo of a version is news too: it
+    // raises the blade's floor, which is what lets the core drop an older version whose
+    // members could otherwise hold its lease fences back (an even split then counted "6 of
+    // 12" and fenced nobody, because a one-member version 1 was still retained).
     const std::uint64_t current = retained_ && !retained_->empty() ? retained_->back().version : 0;
-    news = news || p.policyVersion != current || p.holding != e.holding;
+    news = news || p.policyVersion != current || p.policyVersion != e.policyVersion || p.holding != e.holding;
     e.policyVersion = p.policyVersion;
     e.holding = p.holding;
     if (e.fenced) return {false, false};

@@ -181,6 +181,9 @@ int main(int argc, char** argv) {
   controller::ControllerLoop loop(core, fabric);
   loopPtr = &loop;
   if (auto s = loop.bind(); !s) return fail(s.error().message);
+  // A machine-readable line, as for the API below: the port ZeroMQ bound for tcp://HOST:0.
+  if (const auto ep = loop.boundEndpoint(); ep.rfind("tcp://", 0) == 0)
+    std::cout << "loomd: agents-port " << ep.substr(ep.rfind(':') + 1) << std::endl;
   // Leases are answered while the state loads: with 100,000 servers that takes about 2 s,
   // and agents must not run out their leases (and fence themselves) meanwhile.
   loop.startFabric();

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Fabric benchmark (DESIGN.md section 6), not a test: real loomd + `loom-agent
---simulate` processes on loopback (free ports, --insecure, fresh state dir), N simulated
+--simulate` processes on loopback (port 0: the ports loomd and the relays print; --insecure, fresh state dir), N simulated
 blades in 20 chassis, M servers in 20 pools. With --relays every chassis's agents connect
 to a fabric relay of their own (`loom-agent relay`, 20 of them) instead of to loomd; with
 --relay-pairs to both relays of a pair per chassis (40).
@@ -29,14 +29,13 @@ Usage: fabric_bench.py --loomd PATH --agent PATH [--loomctl PATH] [--blades 1000
 import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 import urllib.error, urllib.request
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
+from loomharness import printed_ports  # noqa: E402  (the lines "loomd: api-port N" ...)
+
 POOLS = 20
 # loomd's line once it serves (controller/main.cpp).
 READY = re.compile(r"ready ([0-9.]+) s after start: store opened in ([0-9.]+) s, recovered in ([0-9.]+) s")
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 def fabric_yaml(n):
     lines = ["blades:"]
@@ -75,8 +74,8 @@ class Bench:
     def __init__(self, args, work):
         self.args, self.work = args, work
         self.procs = {}
-        self.fabric_port, self.api_port = free_port(), free_port()
-        self.api = f"http://127.0.0.1:{self.api_port}"
+        self.fabric_port = self.api_port = 0  # until loomd printed them (read_loomd_ports)
+        self.api = None
 
     def request(self, method, path, body=None, timeout=120):
         req = urllib.request.Request(self.api + path, data=body.encode() if body is not None else None, method=method)
@@ -105,32 +104,53 @@ class Bench:
             time.sleep(interval)
         raise RuntimeError(f"timed out after {seconds} s: {what}")
 
+    def loomd_ports(self):
+        """loomd's --agents and --api: port 0 on its first start, whose printed ports
+        read_loomd_ports takes; on a restart the same ports, where the agents reconnect."""
+        return ["--agents", f"tcp://127.0.0.1:{self.fabric_port}", "--api", f"127.0.0.1:{self.api_port}"]
+
+    def read_loomd_ports(self, log_path, offset, timeout=120):
+        """After loomd's first start: the ports it printed (its log after `offset`)."""
+        if self.fabric_port:
+            return
+        ports = printed_ports(log_path, offset, ["loomd: agents-port", "loomd: api-port"], timeout,
+                              proc=self.procs["loomd"], what="loomd")
+        self.fabric_port, self.api_port = ports["loomd: agents-port"], ports["loomd: api-port"]
+        self.api = f"http://127.0.0.1:{self.api_port}"
+
     def start_loomd(self):
-        log = open(os.path.join(self.work, "loomd.log"), "a")
+        path = os.path.join(self.work, "loomd.log")
+        log = open(path, "a")
+        offset = os.path.getsize(path)
         t0 = time.monotonic()
         self.procs["loomd"] = subprocess.Popen(
-            [self.args.loomd, "--state", os.path.join(self.work, "state.db"), "--insecure",
-             "--agents", f"tcp://127.0.0.1:{self.fabric_port}", "--api", f"127.0.0.1:{self.api_port}"]
+            [self.args.loomd, "--state", os.path.join(self.work, "state.db"), "--insecure"] + self.loomd_ports()
             + (["--lease-ms", str(self.args.lease_ms)] if getattr(self.args, "lease_ms", None) else [])
             + (["--recovery-nice", str(self.args.recovery_nice)] if getattr(self.args, "recovery_nice", None) is not None else []),
             stdout=log, stderr=subprocess.STDOUT)
+        self.read_loomd_ports(path, offset)
         # Polled every 50 ms: the restart is measured to a twentieth of a second.
         t1 = self.wait(lambda: self.request("GET", "/v1/health", timeout=2)[0] == 200, 120, "loomd serving", interval=0.05)
         return t1 - t0
 
     def start_relays(self, per_chassis=1):
-        """`per_chassis` relays per chassis; returns (chassis, endpoint) pairs, one per relay."""
-        endpoints = []
+        """`per_chassis` relays per chassis, each on port 0; returns (chassis, endpoint) pairs,
+        one per relay, with the port it printed."""
+        started = []
         for c in range(POOLS):
             for r in range(per_chassis):
                 name = f"c{c:02d}" + "ab"[r] * (per_chassis > 1)
-                endpoint = f"tcp://127.0.0.1:{free_port()}"
-                endpoints.append((c, endpoint))
-                log = open(os.path.join(self.work, f"relay-{name}.log"), "a")
+                path = os.path.join(self.work, f"relay-{name}.log")
+                log = open(path, "a")
+                started.append((c, f"relay-{name}", path, os.path.getsize(path)))
                 self.procs[f"relay-{name}"] = subprocess.Popen(
-                    [self.args.agent, "relay", "--name", name, "--listen", endpoint, "--insecure",
+                    [self.args.agent, "relay", "--name", name, "--listen", "tcp://127.0.0.1:0", "--insecure",
                      "--controller", f"tcp://127.0.0.1:{self.fabric_port}", "--log-level", "warn"],
                     stdout=log, stderr=subprocess.STDOUT)
+        endpoints = []
+        for c, name, path, offset in started:
+            port = printed_ports(path, offset, ["loom-agent: relay-port"], 30, proc=self.procs[name], what=name)
+            endpoints.append((c, f"tcp://127.0.0.1:{port['loom-agent: relay-port']}"))
         return endpoints
 
     def start_agent(self):

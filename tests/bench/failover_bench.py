@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Failover benchmark (DESIGN.md section 6: blade killed -> its servers running elsewhere,
-1,000 simulated blades, target <= lease + 500 ms), not a test. Real loomd on loopback (free
-ports, --insecure, fresh state dir, its default timing unless told otherwise), the blades in
+1,000 simulated blades, target <= lease + 500 ms), not a test. Real loomd on loopback (port 0,
+the ports it prints; --insecure, fresh state dir, its default timing unless told otherwise), the blades in
 two `loom-agent --simulate` processes: every blade but the victim in one, the victim alone
 in the other (--only), so it can be killed -9. Servers are applied so that the victim
 holds several; every pool keeps spares. Each run (a fresh fabric):
@@ -83,8 +83,12 @@ class Run(Bench):
         return json.loads(body) if status == 200 else None
 
     def spawn(self, name, argv):
-        log = open(os.path.join(self.work, name + ".log"), "a")
+        """Start argv as `name`, output appended to WORK/NAME.log; that log's size before."""
+        path = os.path.join(self.work, name + ".log")
+        log = open(path, "a")
+        offset = os.path.getsize(path)
         self.procs[name] = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return path, offset
 
     def start(self, victim):
         a = self.args
@@ -95,6 +99,17 @@ class Run(Bench):
                 timing += [opt, str(value)]
         fabric = os.path.join(self.work, "fabric.yaml")
         journal = os.path.join(self.work, "journal")
+        config = []
+        if a.power_fence:
+            # loomd runs the documented fence_ipmilan line (packaging/etc/loomd.conf) from a
+            # --config file; the victim's BMC is declared (kind: Blade) once it is up.
+            self.bmcs = bmc.Bmcs(self.work)
+            bmc.write_loomd_conf(os.path.join(self.work, "loomd.conf"))
+            config = ["--config", os.path.join(self.work, "loomd.conf")]
+        # --log-level warn keeps loomd's log small, and the printed ports are stdout lines.
+        self.read_loomd_ports(*self.spawn("loomd", [a.loomd, "--state", os.path.join(self.work, "state.db"), "--insecure",
+                                                    "--log-level", "warn"] + self.loomd_ports() + timing + config), 60)
+        self.wait(lambda: self.request("GET", "/v1/health", timeout=2)[0] == 200, 60, "loomd serving")
         common = [a.agent, "--controller", f"tcp://127.0.0.1:{self.fabric_port}", "--insecure", "--simulate", fabric,
                   "--journal", journal, "--log-level", "warn"]
         if a.peer_channel:
@@ -102,19 +117,11 @@ class Run(Bench):
             # fences the victim only while it counts half of the quorum set.
             common += ["--peer-listen", "tcp://127.0.0.1:0"]
         victim_argv = common + ["--only", victim, "--sim-state", os.path.join(self.work, "sim")]
-        config = []
         if a.power_fence:
             # The victim's BMC powers it on: its machine starts the victim's agent.
             os.makedirs(os.path.join(self.work, "sim"), exist_ok=True)
-            self.bmcs = bmc.Bmcs(self.work)
             self.bmcs.add(victim, victim_argv, [a.agent, "sim-power-off", "--sim-state", os.path.join(self.work, "sim"),
                                                 "--blade", victim, "--journal", journal])
-            bmc.write_loomd_conf(os.path.join(self.work, "loomd.conf"))
-            config = ["--config", os.path.join(self.work, "loomd.conf")]
-        self.spawn("loomd", [a.loomd, "--state", os.path.join(self.work, "state.db"), "--insecure", "--log-level", "warn",
-                             "--agents", f"tcp://127.0.0.1:{self.fabric_port}", "--api", f"127.0.0.1:{self.api_port}"]
-                   + timing + config)
-        self.wait(lambda: self.request("GET", "/v1/health", timeout=2)[0] == 200, 60, "loomd serving")
         others = ",".join(blade_name(i) for i in range(a.blades) if blade_name(i) != victim)
         self.spawn("agent-rest", common + ["--only", others])
         if a.power_fence:

@@ -6,9 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <map>
+#include <memory>
 #include <queue>
 #include <random>
 
+#include "controller/LeaseTable.h"
 #include "node-agent/Shield.h"
 #include "protocol/Fencing.h"
 
@@ -114,6 +116,19 @@ TEST(QuorumSets, AfterARestartEveryKnownBladeMayHoldTheOldestRetainedVersion) {
   auto v4 = sets.update({candidate("a"), candidate("b")});
   ASSERT_TRUE(v4);
   EXPECT_EQ(v4->version, 4u);
+}
+
+TEST(LeaseTable, TheFirstEchoOfAPolicyVersionReachesTheCore) {
+  // The fabric thread keeps a routine blade's plain beats to itself; the core raises a
+  // blade's floor (and drops versions nobody holds) only from the echoes it is handed.
+  LeaseTable leases;
+  leases.publishQuorum(std::make_shared<const std::vector<QuorumVersion>>(
+      std::vector<QuorumVersion>{{1, {{"a", "", ""}}, {}}, {2, {{"a", "", ""}, {"b", "", ""}}, {}}}));
+  leases.grant("a", 0);
+  leases.setRoutine("a", true);
+  EXPECT_FALSE(leases.heartbeat("a", 100, false, {}, {0, 1, 0, false}).keep);  // holds an old version
+  EXPECT_FALSE(leases.heartbeat("a", 200, false, {}, {0, 2, 0, false}).keep);  // its first echo of 2
+  EXPECT_TRUE(leases.heartbeat("a", 300, false, {}, {0, 2, 0, false}).keep);   // routine again
 }
 
 TEST(CountsQuorum, HalfOfEveryRetainedVersionIsEnoughAndLessIsNot) {

@@ -41,7 +41,12 @@ void DriverConformance::SetUp() {
   ASSERT_TRUE(made.ok()) << "creating driver '" << GetParam().name << "': " << made.error().message;
   driver_ = std::move(*made);
   const ProbeResult probe = driver_->probe();
-  if (!probe.applies) GTEST_SKIP() << GetParam().name << " does not apply here: " << probe.reason;
+  if (probe.applies) return;
+  const std::string required = GetParam().requiredBecause ? GetParam().requiredBecause() : "";
+  if (!required.empty())
+    FAIL() << GetParam().name << " does not apply here: " << probe.reason << "; not skipped, because "
+           << required;
+  GTEST_SKIP() << GetParam().name << " does not apply here: " << probe.reason;
 }
 
 void DriverConformance::TearDown() {

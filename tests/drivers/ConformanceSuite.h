@@ -16,7 +16,8 @@
 // (INSTANTIATE must name the fixture unqualified inside namespace
 // loom::drivers::conformance, or qualified from outside.) A driver whose probe() declines
 // makes every case skip with the probe's reason, so a host without the hypervisor
-// reports "skipped: no Xen hypervisor on this host (...)" rather than failing.
+// reports "skipped: no Xen hypervisor on this host (...)" rather than failing; unless the
+// target's requiredBecause() says this machine must run it (then each case fails).
 //
 // Test domains are named "loomtest-<pid>-<n>", have 64 MiB, one vcpu, one isolated NIC
 // (bridge empty: nothing outside the host is reachable), no disk; every domain a case
@@ -39,6 +40,10 @@ struct ConformanceTarget {
   std::string name;  // in test names, so [A-Za-z0-9_] only: "test", "kvm_test_default"
   std::function<Result<std::unique_ptr<Driver>>()> make;
   int stopTimeoutMs = 1000;  // how long stop() may wait for the guest before destroying
+  // Why this target must run on this machine, or "" when it may skip: when it gives a
+  // reason, a declining probe fails every case (naming both reasons) instead of skipping
+  // it. The real-KVM target gives one under CI (CI=true) where /dev/kvm exists.
+  std::function<std::string()> requiredBecause = nullptr;
 };
 
 // Shown by gtest (and ctest) instead of a hex dump of the struct.
@@ -51,6 +56,7 @@ inline std::string targetName(const ::testing::TestParamInfo<ConformanceTarget>&
 class DriverConformance : public ::testing::TestWithParam<ConformanceTarget> {
  protected:
   void SetUp() override;     // creates the driver; skips with the probe's reason if it declines
+                             // (fails instead when the target's requiredBecause() gives a reason)
   void TearDown() override;  // removes every domain spec() handed out
 
   // A fresh, valid spec with a unique name, UUID and MAC, remembered for cleanup.

@@ -1,10 +1,24 @@
 #!/usr/bin/env python3
 """End-to-end test of the running fabric: real loomd and loom-agent processes on
-loopback, CurveZMQ on, test driver. Every wait is bounded; every process is killed at
-the end. Usage: fabric_e2e.py --loomd PATH --agent PATH [--keep]"""
+loopback, CurveZMQ on, test driver, one agent process per blade. Each scenario starts a
+fabric of its own (4 blades), so one failing does not hide the others:
+
+  apply          bad YAML refused precisely, a dry run changes nothing, a file naming a pool
+                 not yet declared is refused; then every power:on server runs on a blade of
+                 its pool, anti-affinity kept, identities unique
+  loomd-restart  kill -9 of loomd and restart: same bindings, same identities
+  agent-restart  kill -9 of an agent and restart: its domains adopted, no step sent, none
+                 started twice (journal)
+  unknown-key    an agent with a key loomd does not allow is refused and never registers
+  garbage        junk on the fabric and API ports, odd paths: loomd, blades and servers live on
+  operator-verbs capacity, a dry-run diff, move (refusals and a real one: stop before start),
+                 delete, retire, retirement and identities kept across a restart
+
+Every wait is bounded; every process is killed at the end.
+Usage: fabric_e2e.py --loomd PATH --agent PATH [--keep] [--scenario NAME ...]"""
 import collections, json, os, random, socket, sys, time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-from loomharness import Cluster, arg_parser, Failure, check, wait_until
+from loomharness import Cluster, arg_parser, Failure, check, run_scenarios, wait_until
 
 FABRIC = """
 blades:
@@ -116,23 +130,31 @@ def journal_entries(path):
                     out.append(json.loads(line))
     return out
 
-def main():
-    args = arg_parser().parse_args()
-    with Cluster(args.loomd, args.agent, prefix="loom-e2e-", keep=args.keep) as fab:
-        return fab.verdict(lambda: scenario(fab), log_lines=25)
+ON_SERVERS = {"web-0", "web-1", "web-2", "app-0", "app-1"}
 
-def scenario(fab):
-    work = fab.work
+def start_fabric(fab):
+    """loomd and one agent process per blade, CurveZMQ on; every blade registered."""
     fabric_yaml = fab.write("fabric.yaml", FABRIC)
     fab.keygen("loomd", "agent", "rogue")
-    blades = ["b1", "b2", "b3", "b4"]
-    on_servers = {"web-0", "web-1", "web-2", "app-0", "app-1"}
     print("== start loomd and one agent process per blade (CurveZMQ on)", flush=True)
     fab.start_loomd()
-    for b in blades:
+    for b in ["b1", "b2", "b3", "b4"]:
         fab.start_sim_agent(fabric_yaml, only=b)
     wait_until(lambda: len([b for b in fab.get("/v1/blades") if b["online"]]) == 4, 20, "4 blades registered")
 
+def bring_up(fab):
+    """start_fabric, then pools and servers applied and every power:on server running.
+    Every server's (blade, uuid, macs)."""
+    start_fabric(fab)
+    print("== apply pools and servers", flush=True)
+    status, body = fab.request("POST", "/v1/apply?source=servers.yaml", DECLS)
+    check(status == 200, f"pools and servers -> 200 ({body[:300] if status != 200 else ''})")
+    wait_until(lambda: all_running(fab, ON_SERVERS), 30, "all power:on servers running")
+    return {s["name"]: (s["blade"], s["uuid"], tuple(s["macs"])) for s in fab.get("/v1/servers")}
+
+def apply(fab):
+    start_fabric(fab)
+    on_servers = ON_SERVERS
     print("== bad YAML is refused precisely and changes nothing", flush=True)
     status, body = fab.request("POST", "/v1/apply?source=bad.yaml", BAD_YAML)
     check(status == 400, f"bad YAML -> HTTP 400 (got {status})")
@@ -168,8 +190,10 @@ def scenario(fab):
     uuids = [s["uuid"] for s in servers.values()]
     macs = [m for s in servers.values() for m in s["macs"]]
     check(len(set(uuids)) == len(uuids) and len(set(macs)) == len(macs), "identities unique")
-    before = {n: (s["blade"], s["uuid"], tuple(s["macs"])) for n, s in servers.items()}
 
+def loomd_restart(fab):
+    before = bring_up(fab)
+    on_servers = ON_SERVERS
     print("== kill -9 loomd and restart: same bindings, same identities", flush=True)
     fab.restart("loomd")
     wait_until(lambda: len([b for b in fab.get("/v1/blades") if b["online"]]) == 4, 20, "4 blades re-registered")
@@ -177,6 +201,9 @@ def scenario(fab):
     after = {s["name"]: (s["blade"], s["uuid"], tuple(s["macs"])) for s in fab.get("/v1/servers")}
     check(after == before, "bindings and identities unchanged by kill -9 of loomd")
 
+def agent_restart(fab):
+    before = bring_up(fab)
+    on_servers = ON_SERVERS
     print("== kill -9 an agent and restart it: domains adopted, none duplicated", flush=True)
     counts = collections.Counter(v[0] for v in before.values() if v[0])
     victim = counts.most_common(1)[0][0]
@@ -191,7 +218,7 @@ def scenario(fab):
     check(sent_after == sent_before, f"no step sent to adopt {sorted(victim_servers)} (sent {sent_before} -> {sent_after})")
     after = {s["name"]: (s["blade"], s["uuid"], tuple(s["macs"])) for s in fab.get("/v1/servers")}
     check(after == before, "bindings and identities unchanged by kill -9 of an agent")
-    journal = journal_entries(os.path.join(work, "journal"))
+    journal = journal_entries(fab.path("journal"))
     blades_of = collections.defaultdict(set)
     for e in journal:
         if e["event"] == "start":
@@ -202,13 +229,19 @@ def scenario(fab):
     starts = collections.Counter(e["uuid"] for e in journal if e["event"] == "start")
     check(all(n == 1 for n in starts.values()), f"journal: every server started exactly once ({dict(starts)})")
 
+def unknown_key(fab):
+    start_fabric(fab)
     print("== an agent with an unknown key is refused", flush=True)
     fab.start_agent("rogue", "test", name="rogue", log="agent-rogue", key="rogue")
     wait_until(lambda: fab.metric('loom_fabric_rejected_total{reason="auth"}') >= 1, 15,
              "the rogue key is counted as refused")
     time.sleep(1)
     check(all(b["name"] != "rogue" for b in fab.get("/v1/blades")), "the rogue blade never registered")
+    check(len([b for b in fab.get("/v1/blades") if b["online"]]) == 4, "the 4 blades still online")
 
+def garbage(fab):
+    bring_up(fab)
+    on_servers = ON_SERVERS
     print("== garbage on the fabric and API ports is survived", flush=True)
     rng = random.Random(4)
     for i in range(20):
@@ -239,6 +272,8 @@ def scenario(fab):
     events = fab.get("/v1/events?since=0")
     check(isinstance(events, list) and events, f"events recorded ({len(events)})")
 
+def operator_verbs(fab):
+    bring_up(fab)
     print("== operator verbs: capacity, dry-run diff, move, delete, retire", flush=True)
     cap = fab.get("/v1/capacity")
     web_cap = [c for c in cap if c["pool"] == "web"]
@@ -267,7 +302,7 @@ def scenario(fab):
     check(status == 200, f"move app-0 {old_blade} -> {spare} ({body.strip()[:200]})")
     wait_until(lambda: fab.get("/v1/servers/app-0")["blade"] == spare and fab.get("/v1/servers/app-0")["state"] == "running",
              20, "app-0 running on its new blade")
-    journal = [e for e in journal_entries(os.path.join(work, "journal")) if e["domain"] == "app-0"]
+    journal = [e for e in journal_entries(fab.path("journal")) if e["domain"] == "app-0"]
     stop_at = [e["t"] for e in journal if e["event"] == "stop" and e["blade"] == old_blade]
     start_at = [e["t"] for e in journal if e["event"] == "start" and e["blade"] == spare]
     check(stop_at and start_at and stop_at[0] <= start_at[0], f"app-0 stopped on {old_blade} before it started on {spare}")
@@ -290,7 +325,7 @@ def scenario(fab):
     check(fab.get("/v1/servers/app-0") is None, "app-0 is no longer declared")
     wait_until(lambda: all(b["domains"] == len(b["servers"]) for b in fab.get("/v1/blades")), 20,
              "their domains stopped and undefined")
-    ends = {e["domain"] for e in journal_entries(os.path.join(work, "journal")) if e["event"] in ("stop", "destroy")
+    ends = {e["domain"] for e in journal_entries(fab.path("journal")) if e["event"] in ("stop", "destroy")
             and e["blade"] == app_blades.get(e["domain"])}
     check(ends == {"app-0", "app-1"}, f"journal: both stopped on their blades ({ends})")
     empty = [b["name"] for b in fab.get("/v1/blades") if not b["servers"] and b["domains"] == 0]
@@ -312,6 +347,17 @@ def scenario(fab):
     again2 = {s["name"]: (s["uuid"], tuple(s["macs"])) for s in fab.get("/v1/servers") if s["name"] in old_ids}
     check(again2 == again, "identities unchanged by the restart")
     check(fab.get("/v1/servers/web-0") is not None and fab.get("/v1/pools/web") is not None, "pool and servers still there")
+
+SCENARIOS = [("apply", apply), ("loomd-restart", loomd_restart), ("agent-restart", agent_restart),
+             ("unknown-key", unknown_key), ("garbage", garbage), ("operator-verbs", operator_verbs)]
+
+def main():
+    ap = arg_parser()
+    ap.add_argument("--scenario", action="append", choices=[n for n, _ in SCENARIOS],
+                    help="run only these (repeatable); default: all")
+    args = ap.parse_args()
+    return run_scenarios(SCENARIOS, args, lambda name: Cluster(args.loomd, args.agent, prefix=f"loom-e2e-{name}-",
+                                                               keep=args.keep), log_lines=25)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -23,13 +23,14 @@ is bounded; every process is killed at the end.
                  the server starts on its new blade once the old one is fenced, not before
                  and without waiting for the old one to come back
 
-Each scenario ends with the journal check: no server ran on two blades at overlapping
-times, and every power:on server has exactly one open run, on the blade the API names.
+Each scenario runs in a fabric of its own (ctest runs one per case) and ends with the
+journal check: no server ran on two blades at overlapping times, and every power:on server
+has exactly one open run, on the blade the API names.
 Usage: failover_e2e.py --loomd PATH --agent PATH [--keep] [--scenario NAME ...]"""
 import os, signal, sys, time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-from loomharness import (Cluster, arg_parser, Failure, check, prod_preamble, wait_until, read_journal, journal_runs,
-                         double_runs, now_ms)
+from loomharness import (Cluster, arg_parser, Failure, check, prod_preamble, run_scenarios, wait_until, read_journal,
+                         journal_runs, double_runs, now_ms)
 
 HEARTBEAT, LEASE, SUSPECT, DEAD, MARGIN = 200, 1500, 500, 1000, 200
 
@@ -456,21 +457,8 @@ def main():
     ap.add_argument("--scenario", action="append", choices=[n for n, _ in SCENARIOS],
                     help="run only these (repeatable); default: all")
     args = ap.parse_args()
-    failed = []
-    for name, fn in SCENARIOS:
-        if args.scenario and name not in args.scenario:
-            continue
-        print(f"#### {name}", flush=True)
-        t0 = time.monotonic()
-        with Cluster(args.loomd, args.agent, prefix=f"loom-failover-{name}-", keep=args.keep) as fab:
-            if fab.verdict(lambda: fn(fab), log_lines=40):
-                failed.append(name)
-        print(f"#### {name}: {time.monotonic() - t0:.1f} s", flush=True)
-    if failed:
-        print("FAILED:", ", ".join(failed), flush=True)
-        return 1
-    print("ALL PASSED", flush=True)
-    return 0
+    return run_scenarios(SCENARIOS, args, lambda name: Cluster(args.loomd, args.agent, prefix=f"loom-failover-{name}-",
+                                                               keep=args.keep), log_lines=40)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,7 +19,7 @@ would: keys, endpoints, this blade's name), on loopback, with CurveZMQ.
 import argparse, os, re, shlex, shutil, signal, socket, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from loomharness import Cluster, Failure, check, free_port, wait_until  # noqa: E402
+from loomharness import Cluster, Failure, check, wait_until  # noqa: E402
 
 UNITS = ("loomd", "loom-agent", "loom-relay")
 
@@ -133,31 +133,32 @@ def main():
                 f.write(public_key("c1-s1"))
             with open(os.path.join(etc, "relays.allow"), "w") as f:
                 f.write(public_key("relay-c1"))
-            fabric, api, relay = free_port(), free_port(), free_port()
-            c.api = f"http://127.0.0.1:{api}"
+            # loomd and the relay listen on port 0 and print the ports they got: the relay's
+            # `controller:` and the agent's are filled in from those once each has started.
             os.makedirs(c.path("state"))
-            for key, value in (("state", c.path("state", "loomd.db")), ("agents", f"tcp://127.0.0.1:{fabric}"),
-                               ("api", f"127.0.0.1:{api}"), ("key", f"{etc}/loomd.key"),
+            for key, value in (("state", c.path("state", "loomd.db")), ("agents", "tcp://127.0.0.1:0"),
+                               ("api", "127.0.0.1:0"), ("key", f"{etc}/loomd.key"),
                                ("allow", f"{etc}/agents.allow"), ("allow-relays", f"{etc}/relays.allow")):
                 set_option(conf["loomd"], key, value)
             for key, value in (("blade", "c1-s1"), ("chassis", "c1"), ("slot", "1"), ("driver", "test"),
-                               ("controller", f"tcp://127.0.0.1:{relay}"), ("key", f"{etc}/c1-s1.key"),
+                               ("key", f"{etc}/c1-s1.key"),
                                ("server-key", f"{etc}/relay-c1.pub"), ("peer-listen", "tcp://127.0.0.1:0"),
                                ("peer-allow", f"{etc}/agents.allow"), ("state-dir", c.path("agent-state"))):
                 set_option(conf["agent"], key, value)
-            for key, value in (("name", "c1"), ("listen", f"tcp://127.0.0.1:{relay}"),
-                               ("controller", f"tcp://127.0.0.1:{fabric}"), ("key", f"{etc}/relay-c1.key"),
+            for key, value in (("name", "c1"), ("listen", "tcp://127.0.0.1:0"), ("key", f"{etc}/relay-c1.key"),
                                ("server-key", f"{etc}/loomd.pub"), ("allow", f"{etc}/agents.allow")):
                 set_option(conf["relay"], key, value)
             out = install()
             with open(conf["loomd"]) as f:
-                check(f"api: 127.0.0.1:{api}" in f.read() and "Kept:" in out,
+                check("api: 127.0.0.1:0" in f.read() and "Kept:" in out,
                       "installing again keeps the edited configuration", out)
 
             print("== loomd, loom-relay, loom-agent as their units start them", flush=True)
             notify = NotifySocket(c.path("notify"))
             # What systemd sets for Type=notify with WatchdogSec=2.
             c.spawn("loomd", commands["loomd"], env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "2000000"})
+            ports = c.printed_ports("loomd", ["loomd: agents-port", "loomd: api-port"], timeout=15)
+            c.api = f"http://127.0.0.1:{ports['loomd: api-port']}"
             said = notify.messages(15, until="READY=1")
             check(said and "READY=1" in said[-1][1].split("\n") and "STATUS=serving: agents on" in said[-1][1],
                   "loomd tells systemd READY=1, with its status", str(said))
@@ -166,7 +167,10 @@ def main():
             gaps = [round(b - a, 2) for a, b in zip(pings, pings[1:])]
             check(len(pings) >= 3 and max(gaps) < 1.8,
                   f"its core loop pings the 2 s watchdog about every second (gaps {gaps})", str(gaps))
+            set_option(conf["relay"], "controller", f"tcp://127.0.0.1:{ports['loomd: agents-port']}")
             c.spawn("relay", commands["loom-relay"])
+            relay = c.printed_ports("relay", ["loom-agent: relay-port"])["loom-agent: relay-port"]
+            set_option(conf["agent"], "controller", f"tcp://127.0.0.1:{relay}")
             c.spawn("agent", commands["loom-agent"])
 
             def online_via_relay():

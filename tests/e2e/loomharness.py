@@ -2,15 +2,19 @@
 tests/tools/loomctl_e2e.py). Python 3 stdlib only.
 
   arg_parser()                     argparse with --loomd PATH --agent PATH [--keep]
-  free_port()                      a free TCP port on 127.0.0.1
+  printed_ports(log, offset, labels)  the ports a Loom process printed ("loomd: api-port N")
+  refused_port()                   a loopback port where nothing listens, held so for the test
+  skip_or_fail(reason, why_required)  exit 77 (ctest SKIP), or 1 under CI=true when required
   check(cond, message, detail="")  raise Failure(message) or print "  ok: message"
+  run_scenarios(scenarios, args, cluster)  each selected scenario in a cluster of its own
   wait_until(pred, timeout, what)  poll pred until true; Failure "timed out after ..." if not
   http_request / http_get_json / http_post_json   one HTTP call, no exception on an error status
   metric(text, name)               one sample of a Prometheus text page
   read_journal(path)               the test driver's journal file (drivers/test/Journal.h) as dicts
   journal_runs / double_runs       runs per server and the invariant-1 check over a journal
-  Cluster(loomd, agent, ...)       loomd (--api/--agents on free loopback ports), fabric relays
-                                   and agents (--simulate [--only] or --driver, direct or through
+  Cluster(loomd, agent, ...)       loomd (--api/--agents on loopback port 0: the ports it prints
+                                   are read from its log), fabric relays (the same) and agents
+                                   (--simulate [--only] or --driver, direct or through
                                    a relay), logs in its temp dir;
                                    kill9/restart/respawn/signal; use it as a context manager: every process
                                    it started is killed on the way out, also on an exception
@@ -19,7 +23,7 @@ tests/tools/loomctl_e2e.py). Python 3 stdlib only.
                                    each process inside its network namespace.
 
 From tests/tools: sys.path.insert(0, <repo>/tests/e2e) computed from __file__."""
-import argparse, atexit, json, os, shutil, signal, socket, subprocess, sys, tempfile, time
+import argparse, atexit, json, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
 import urllib.error, urllib.request
 
 class Failure(Exception):
@@ -45,10 +49,75 @@ def prod_preamble(macs, uuids):
     return ("kind: Partition\nname: prod\n---\nkind: Network\nname: front\npartition: prod\n---\n"
             f"kind: IdentityPool\nname: default\nmacs: {macs}\nuuids: {uuids}\n")
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+SKIP = 77  # ctest's SKIP_RETURN_CODE for the e2e tests
+
+def skip_or_fail(reason, why_required=None):
+    """This test cannot run here, for `reason`: it is skipped (exit 77, "SKIP: reason"); but
+    under CI (CI=true) when `why_required` names why this machine must run it (its tier can
+    run here, tools/install-deps.sh and tools/test.sh provide what it needs), it fails
+    (exit 1) saying both, so a CI run cannot stay green with the tier skipped."""
+    if why_required and os.environ.get("CI") == "true":
+        print(f"FAIL: {reason}; not skipped, because CI=true and {why_required}", flush=True)
+        sys.exit(1)
+    print(f"SKIP: {reason}", flush=True)
+    sys.exit(SKIP)
+
+_held = []  # sockets refused_port() keeps bound for the life of the test
+
+def refused_port():
+    """A loopback TCP port where nothing listens, for as long as the test runs: bound and
+    never listened on (a connection is refused), and held, so nothing else can take it."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    _held.append(s)
+    return s.getsockname()[1]
+
+def printed_ports(log_path, offset, labels, timeout=10, proc=None, what=None):
+    """The ports a Loom process started on port 0 printed on stdout, one line each:
+    "loomd: agents-port N", "loomd: api-port N", "loom-agent: relay-port N". Read from its
+    log `log_path` after byte `offset` (where this start of it began writing); {label: N}
+    once every label in `labels` has its line. Waits at most `timeout` s; Failure (with the
+    log's tail) if the process `proc` exits first or the time runs out."""
+    pattern = re.compile(r"^(" + "|".join(re.escape(label) for label in labels) + r") (\d+)$", re.M)
+    what = what or os.path.basename(log_path)
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(log_path, errors="replace") as f:
+            f.seek(offset)
+            text = f.read()
+        found = {}
+        for m in pattern.finditer(text):
+            found.setdefault(m.group(1), int(m.group(2)))
+        if len(found) == len(labels):
+            return found
+        missing = ", ".join(f"'{label} N'" for label in labels if label not in found)
+        tail = "\n".join(text.splitlines()[-15:])
+        if proc is not None and proc.poll() is not None:
+            raise Failure(f"{what} exited (code {proc.returncode}) before it printed {missing}", tail)
+        if time.monotonic() >= deadline:
+            raise Failure(f"timed out after {timeout} s waiting for {what} to print {missing}", tail)
+        time.sleep(0.05)
+
+def run_scenarios(scenarios, args, cluster, log_lines=40):
+    """Run each (name, fn) of `scenarios` that args.scenario selects (all when it is empty),
+    each as fn(fab) in a fresh cluster(name) of its own, so one failure hides no other;
+    "#### NAME" and its time around each. 0 when all passed, else 1 after naming the failed.
+    ctest runs one scenario per case (--scenario NAME)."""
+    failed = []
+    for name, fn in scenarios:
+        if args.scenario and name not in args.scenario:
+            continue
+        print(f"#### {name}", flush=True)
+        t0 = time.monotonic()
+        with cluster(name) as fab:
+            if fab.verdict(lambda: fn(fab), log_lines=log_lines):
+                failed.append(name)
+        print(f"#### {name}: {time.monotonic() - t0:.1f} s", flush=True)
+    if failed:
+        print("FAILED:", ", ".join(failed), flush=True)
+        return 1
+    print("ALL PASSED", flush=True)
+    return 0
 
 def wait_until(pred, timeout, what, interval=0.2, retry_on=Exception):
     """Poll pred() every `interval` s until it is true, at most `timeout` s. An exception
@@ -193,7 +262,12 @@ class Cluster:
     --server-key keys/loomd.pub; without, everything runs --insecure.
 
     Processes are named ("loomd", "agent-b1", ...); self.procs maps name -> Popen.
-    Logs go to WORK/<log>.log, appended across restarts."""
+    Logs go to WORK/<log>.log, appended across restarts.
+
+    Ports: loomd and relays bind port 0 and print the port they got; start_loomd and
+    start_relay read it from the log (no port is picked, closed and handed over, which
+    another process could take in between). Until loomd has started, self.controller and
+    self.api are None. netns.NetCluster sets fixed ports instead (its own namespaces)."""
 
     def __init__(self, loomd, agent, prefix="loom-e2e-", keep=False, keep_on_failure=False, request_timeout=10):
         self.loomd, self.agent = loomd, agent
@@ -201,10 +275,10 @@ class Cluster:
         self.request_timeout = request_timeout
         self.work = tempfile.mkdtemp(prefix=prefix)
         print("work dir", self.work, flush=True)
-        self.fabric_port, self.api_port = free_port(), free_port()
-        self.api = f"http://127.0.0.1:{self.api_port}"
-        self.controller = f"tcp://127.0.0.1:{self.fabric_port}"
+        self.fabric_port = self.api_port = 0  # 0 until loomd printed them (start_loomd)
+        self.api = self.controller = None
         self.procs = {}
+        self._output = {}  # name -> (log path, size before its latest start): printed_ports
         self.relays = {}  # name -> (endpoint, key name), see start_relay
         self._specs = {}
         self._logs = {}
@@ -250,6 +324,7 @@ class Cluster:
         logf = self._logs.get(log or name)
         if logf is None or logf.closed:
             logf = self._logs[log or name] = open(self.path((log or name) + ".log"), "a")
+        self._output[name] = (logf.name, os.path.getsize(logf.name))
         p = subprocess.Popen(self.launch_prefix(name) + list(argv), stdout=logf, stderr=subprocess.STDOUT,
                              stdin=subprocess.DEVNULL, env={**os.environ, **env} if env else None,
                              preexec_fn=_die_with_parent if _prctl else None)
@@ -264,20 +339,46 @@ class Cluster:
         here; netns.NetCluster runs each process inside its network namespace."""
         return []
 
+    def printed_ports(self, name, labels, timeout=10):
+        """{label: port} that process `name` printed since its latest start (printed_ports())."""
+        log, offset = self._output[name]
+        return printed_ports(log, offset, labels, timeout, proc=self.procs.get(name), what=name)
+
     def start_loomd(self, wait=True, extra=()):
-        """loomd with its state in WORK/state.db, then `extra` options; waits (10 s) until it
-        serves /v1/health."""
-        argv = [self.loomd, "--state", self.path("state.db"), "--agents", self.controller,
-                "--api", f"127.0.0.1:{self.api_port}"] + list(extra)
-        argv += (["--key", self.path("keys/loomd.key"), "--allow", self.path("keys/agent.pub")]
-                 if self.secure else ["--insecure"])
+        """loomd with its state in WORK/state.db, then `extra` options. The first start binds
+        port 0 for the fabric and the API and reads the ports loomd prints (10 s); then
+        self.controller, self.api, self.fabric_port and self.api_port name them. With `wait`,
+        waits (10 s) until it serves /v1/health.
+
+        A restart (restart(), respawn()) binds the ports the first start printed: agents and
+        relays reconnect to the endpoint they were given, so loomd must come back on the same
+        one. (In the moment between kill and restart another process could take the port;
+        binding port 0 again cannot keep the agents' endpoint at all.)"""
+        def argv():
+            out = [self.loomd, "--state", self.path("state.db"),
+                   "--agents", self.controller or "tcp://127.0.0.1:0", "--api", f"127.0.0.1:{self.api_port}"] + list(extra)
+            return out + (["--key", self.path("keys/loomd.key"), "--allow", self.path("keys/agent.pub")]
+                          if self.secure else ["--insecure"])
         ready = (lambda: wait_until(lambda: self.get("/v1/health") is not None, 10, "loomd serves its API")) if wait else None
-        return self.spawn("loomd", argv, ready=ready)
+        if self.controller is not None:  # ports known (a start after the first, or NetCluster's)
+            return self.spawn("loomd", argv(), ready=ready)
+        p = self.spawn("loomd", argv())
+        ports = self.printed_ports("loomd", ["loomd: agents-port", "loomd: api-port"])
+        self.fabric_port, self.api_port = ports["loomd: agents-port"], ports["loomd: api-port"]
+        self.controller = f"tcp://127.0.0.1:{self.fabric_port}"
+        self.api = f"http://127.0.0.1:{self.api_port}"
+        print(f"  loomd: agents on {self.controller}, API on {self.api}", flush=True)
+        self._specs["loomd"] = (argv(), "loomd", ready, None)  # restarts: these ports
+        if ready:
+            ready()
+        return p
 
     def _agent_argv(self, key, via=None):
         """An agent's connection options: to loomd, or to relay `via` (start_relay), or to
         each of the relays in the tuple `via` (a chassis's pair; they share one key)."""
         if via is None:
+            if self.controller is None:
+                raise Failure("an agent connects to loomd's fabric port: start loomd first")
             controller, server = self.controller, "loomd"
         else:
             names = via if isinstance(via, tuple) else (via,)
@@ -288,16 +389,26 @@ class Cluster:
         return argv
 
     def start_relay(self, name, key=None, listen=None):
-        """loom-agent relay --name NAME on `listen` (default: a free loopback port), as process
-        relay-NAME, with key keys/KEY (default relay-NAME) and the agents' allow-list; agents
-        started with via=NAME connect to it."""
-        listen = listen or f"tcp://127.0.0.1:{free_port()}"
+        """loom-agent relay --name NAME on `listen` (default: loopback port 0, and the port it
+        prints is read from its log, 10 s), as process relay-NAME, with key keys/KEY (default
+        relay-NAME) and the agents' allow-list; agents started with via=NAME connect to it.
+        Restarted (respawn), it binds the port it printed, where its agents reconnect."""
+        if self.controller is None:
+            raise Failure(f"relay {name} connects to loomd's fabric port: start loomd first")
         key = key or f"relay-{name}"
+        def argv(endpoint):
+            out = [self.agent, "relay", "--name", name, "--listen", endpoint, "--controller", self.controller]
+            return out + (["--key", self.path(f"keys/{key}.key"), "--server-key", self.path("keys/loomd.pub"),
+                           "--allow", self.path("keys/agent.pub")] if self.secure else ["--insecure"])
+        if listen is not None:
+            self.relays[name] = (listen, key)
+            return self.spawn(f"relay-{name}", argv(listen))
+        p = self.spawn(f"relay-{name}", argv("tcp://127.0.0.1:0"))
+        port = self.printed_ports(f"relay-{name}", ["loom-agent: relay-port"])["loom-agent: relay-port"]
+        listen = f"tcp://127.0.0.1:{port}"
         self.relays[name] = (listen, key)
-        argv = [self.agent, "relay", "--name", name, "--listen", listen, "--controller", self.controller]
-        argv += (["--key", self.path(f"keys/{key}.key"), "--server-key", self.path("keys/loomd.pub"),
-                  "--allow", self.path("keys/agent.pub")] if self.secure else ["--insecure"])
-        return self.spawn(f"relay-{name}", argv)
+        self._specs[f"relay-{name}"] = (argv(listen), f"relay-{name}", None, None)  # respawns: this port
+        return p
 
     def sim_agent_argv(self, fabric_file, only=None, key="agent", via=None):
         """The command line of start_sim_agent (for a process something else starts: the

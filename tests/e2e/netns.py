@@ -39,6 +39,7 @@ process, after killing -9 any process still inside one."""
 import atexit, ctypes, errno, os, re, selectors, shutil, signal, socket, subprocess, sys, threading, time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from loomharness import Cluster, Failure, http_post_json, http_request
+import loomharness
 
 PREFIX = "loomt-"
 FABRIC_PORT, API_PORT = 7700, 7780   # loomd's, inside its own namespace (nothing else binds there)
@@ -122,11 +123,8 @@ def netns_unavailable():
 
 def skip_or_fail(reason):
     """Namespaces cannot be made: fail with the reason on CI (CI=true), else skip (77)."""
-    if os.environ.get("CI") == "true":
-        print(f"FAIL: {reason} (CI=true: a partition test must not be skipped)", flush=True)
-        sys.exit(1)
-    print(f"SKIP: {reason}", flush=True)
-    sys.exit(77)
+    loomharness.skip_or_fail(reason, "the partition tests must run here: CI runs as root, and tools/install-deps.sh "
+                                     "installs iproute2 and nftables")
 
 # --- partitions as pair sets -----------------------------------------------------------------
 

@@ -32,11 +32,13 @@ that the test can cut, leaving the agent running.
 Each scenario ends with the journal check: no server ran on two blades at overlapping
 times, and every power:on server has exactly one open run, on the blade the API names.
 Needs /usr/bin/ipmi_sim and /usr/sbin/fence_ipmilan (tools/install-deps.sh); without
-them it exits 77 (skipped) and says so.
+them it exits 77 (skipped) and says so, except under CI (CI=true), where it fails: CI
+installs them. The BMCs' UDP and TCP ports are picked free and handed to ipmi_sim, which
+cannot say which port it bound; loomd binds port 0 and says.
 Usage: power_fence_e2e.py --loomd PATH --agent PATH [--loomctl PATH] [--keep] [--scenario NAME ...]"""
 import os, re, selectors, signal, socket, subprocess, sys, threading, time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-from loomharness import Cluster, arg_parser, Failure, check, prod_preamble, wait_until, now_ms, free_port
+from loomharness import Cluster, arg_parser, Failure, check, prod_preamble, skip_or_fail, wait_until, now_ms
 from failover_e2e import (fabric, servers_yaml, timing, all_running, running_elsewhere, blade, take_victim,
                           first_event, events_for, journal, check_journal, wait_trusted, starts_after, check_moved)
 import bmc
@@ -58,8 +60,8 @@ class Links:
     is read and dropped, connections stay open and new ones are accepted and ignored, as
     when a switch port dies. The agent keeps running; loomd hears nothing from it."""
 
-    def __init__(self, target_port):
-        self.target = ("127.0.0.1", target_port)
+    def __init__(self):
+        self.target = None  # loomd's fabric endpoint, known once it started (start)
         self.sel = selectors.DefaultSelector()
         self.listeners, self.cut_blades, self.peer = {}, set(), {}
         self.lock = threading.Lock()
@@ -78,7 +80,8 @@ class Links:
             self.sel.register(s, selectors.EVENT_READ, ("listen", blade))
         return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
-    def start(self):
+    def start(self, target_port):
+        self.target = ("127.0.0.1", target_port)
         self.thread.start()
 
     def cut(self, blade):
@@ -166,13 +169,14 @@ def bring_up(fab, bmcs, links, lease):
     policy, the servers running. The power:on servers."""
     fab.write("fabric.yaml", fabric(N_BLADES))
     blades = [f"b{i}" for i in range(1, N_BLADES + 1)]
+    # loomd first: the links and agents need the fabric port it prints.
+    command = bmc.write_loomd_conf(fab.path("loomd.conf"))
+    fab.start_loomd(extra=timing(lease) + ["--config", fab.path("loomd.conf")])
+    links.start(fab.fabric_port)
     for b in blades:
         argv = fab.sim_agent_argv(fab.path("fabric.yaml"), only=b)
         argv[argv.index("--controller") + 1] = links.add(b)
         bmcs.add(b, argv, fab.sim_power_off_argv(b))
-    links.start()
-    command = bmc.write_loomd_conf(fab.path("loomd.conf"))
-    fab.start_loomd(extra=timing(lease) + ["--config", fab.path("loomd.conf")])
     try:
         bmcs.wait_ready(timeout=30)
     except RuntimeError as e:
@@ -363,8 +367,8 @@ def main():
     args = ap.parse_args()
     missing = [p for p in (bmc.IPMI_SIM, bmc.FENCE_IPMILAN, "/usr/bin/ipmitool") if not os.access(p, os.X_OK)]
     if missing:
-        print(f"SKIP: {', '.join(missing)} missing (Debian openipmi, fence-agents, ipmitool: tools/install-deps.sh)")
-        return 77
+        skip_or_fail(f"{', '.join(missing)} missing (Debian openipmi, fence-agents, ipmitool)",
+                     "the power-fence tests must run here: tools/install-deps.sh installs them")
     failed = []
     for name, fn in SCENARIOS:
         if args.scenario and name not in args.scenario:
@@ -373,7 +377,7 @@ def main():
         t0 = time.monotonic()
         with Cluster(args.loomd, args.agent, prefix=f"loom-power-{name}-", keep=args.keep) as fab, \
                 bmc.Bmcs(fab.work) as bmcs:
-            links = Links(int(fab.controller.rsplit(":", 1)[1]))
+            links = Links()
             try:
                 if fab.verdict(lambda: fn(fab, bmcs, links, args.loomctl), log_lines=40):
                     failed.append(name)

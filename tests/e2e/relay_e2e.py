@@ -1,22 +1,28 @@
 #!/usr/bin/env python3
-"""End-to-end test of fabric relays: real loomd, two `loom-agent relay` processes (one
-per chassis) and simulated agents behind them, plus one agent connected directly;
-CurveZMQ on, loopback only. Every wait is bounded; every process is killed at the end.
+"""End-to-end test of fabric relays: real loomd, `loom-agent relay` processes (chassis c1
+a pair, c2 one) and simulated agents behind them, plus chassis c3's agents connected
+directly; CurveZMQ on, loopback only. Each scenario starts that fabric of its own and
+applies four servers first (relayed and direct blades register, the API says which relay
+carries each, every server runs, anti-affinity kept), so one failing hides no other:
 
-  relayed and direct blades register, the API says which relay carries each;
-  apply -> every server running, anti-affinity kept;
-  kill -9 loomd -> relays reconnect, no blade fences itself, bindings unchanged;
-  chassis c1 has a pair of relays: kill -9 one, then SIGSTOP the other -> its blades keep
-    their leases through the one left, nothing fences, nothing moves;
-  kill -9 a relay -> its blades' leases run out, they fence themselves, their servers
-    restart elsewhere, no server ever runs twice (journal); relay back -> blades back;
-  a relay whose key is not a relay key, or unknown, is refused; an agent the relay does
-    not allow never registers; garbage on a relay's port is survived.
-  With --loomctl: `loomctl blade list` grows a RELAY column naming each blade's relay.
-Usage: relay_e2e.py --loomd PATH --agent PATH [--loomctl PATH] [--keep]"""
+  relayed-and-direct  that much; with --loomctl, `loomctl blade list` grows a RELAY column
+                      naming each blade's relay
+  loomd-restart       kill -9 loomd -> relays reconnect, no blade fences itself, bindings
+                      unchanged
+  relay-pair          kill -9 one relay of c1's pair, then SIGSTOP the other -> its blades
+                      keep their leases through the one left, nothing fences, nothing moves
+  relay-lost          kill -9 relay c2 -> its blades' leases run out, they fence themselves,
+                      their servers restart elsewhere, no server ever runs twice (journal);
+                      relay back -> blades back
+  refusals            a relay whose key is not a relay key, or unknown, is refused; an agent
+                      the relay does not allow never registers; garbage on a relay's port is
+                      survived
+
+Every wait is bounded; every process is killed at the end.
+Usage: relay_e2e.py --loomd PATH --agent PATH [--loomctl PATH] [--keep] [--scenario NAME ...]"""
 import os, random, signal, socket, subprocess, sys, time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-from loomharness import Cluster, arg_parser, check, double_runs, prod_preamble, read_journal, wait_until
+from loomharness import Cluster, arg_parser, check, double_runs, prod_preamble, read_journal, run_scenarios, wait_until
 
 FABRIC = """
 blades:
@@ -78,7 +84,8 @@ def fenced_themselves(fab):
             pass
     return out
 
-def scenario(fab, loomctl=None):
+def bring_up(fab, loomctl=None):
+    """The fabric registered and the servers running; {server: blade} and {server: identity}."""
     fabric_yaml = fab.write("fabric.yaml", FABRIC)
     fab.keygen("loomd", "agent", "relay-c1", "relay-c2", "rogue")
     fab.write("relays.pub", "".join(open(fab.path(f"keys/relay-{r}.pub")).read() for r in RELAYED))
@@ -120,7 +127,10 @@ def scenario(fab, loomctl=None):
     placed = {n: s["blade"] for n, s in servers(fab).items()}
     check(len(set(placed.values())) == len(SERVERS), f"anti-affinity: four servers on four blades {sorted(placed.values())}")
     identities = {n: (s["uuid"], tuple(s["macs"])) for n, s in servers(fab).items()}
+    return placed, identities
 
+def loomd_restart(fab):
+    placed, _ = bring_up(fab)
     print("== kill -9 loomd: the relays reconnect, nothing fences itself, nothing moves", flush=True)
     fab.restart("loomd")
     wait_until(lambda: online(fab) == set(ALL), 20, "all blades registered again, through their relays")
@@ -128,6 +138,8 @@ def scenario(fab, loomctl=None):
     check({n: s["blade"] for n, s in servers(fab).items()} == placed, "bindings unchanged")
     check(not fenced_themselves(fab), "no agent ran out its lease while loomd restarted")
 
+def relay_pair(fab):
+    placed, _ = bring_up(fab)
     print("== kill -9 relay c1b, one of chassis c1's pair: its blades go on through c1, nothing fences", flush=True)
     fab.kill9("relay-c1b")
     time.sleep(7)  # longer than the 5 s lease
@@ -147,6 +159,8 @@ def scenario(fab, loomctl=None):
     finally:
         os.kill(fab.procs["relay-c1"].pid, signal.SIGCONT)
 
+def relay_lost(fab):
+    placed, identities = bring_up(fab)
     print("== kill -9 relay c2: its blades fence themselves, their servers restart elsewhere", flush=True)
     cut = set(RELAYED["c2"])
     moved = {n for n, b in placed.items() if b in cut}
@@ -167,6 +181,8 @@ def scenario(fab, loomctl=None):
     wait_until(lambda: online(fab) == set(ALL), 20, "all blades online again")
     check(all(fab.get("/v1/blades/" + b)["relay"] == "c2" for b in cut), "through relay c2")
 
+def refusals(fab):
+    bring_up(fab)
     print("== refused: an agent's key as a relay, an unknown relay key, an agent the relay does not allow", flush=True)
     refused = fab.metric('loom_fabric_rejected_total{reason="auth"}')
     fab.start_relay("c9", key="agent")  # an agent's key: admitted, but may not relay
@@ -204,9 +220,13 @@ def scenario(fab, loomctl=None):
 def main():
     ap = arg_parser()
     ap.add_argument("--loomctl", help="also check `loomctl blade list` against the relays")
+    scenarios = [("relayed-and-direct", lambda fab: bring_up(fab, args.loomctl)), ("loomd-restart", loomd_restart),
+                 ("relay-pair", relay_pair), ("relay-lost", relay_lost), ("refusals", refusals)]
+    ap.add_argument("--scenario", action="append", choices=[n for n, _ in scenarios],
+                    help="run only these (repeatable); default: all")
     args = ap.parse_args()
-    with Cluster(args.loomd, args.agent, prefix="loom-relay-e2e-", keep=args.keep) as fab:
-        return fab.verdict(lambda: scenario(fab, args.loomctl), log_lines=25)
+    return run_scenarios(scenarios, args, lambda name: Cluster(args.loomd, args.agent, prefix=f"loom-relay-{name}-",
+                                                               keep=args.keep), log_lines=25)
 
 if __name__ == "__main__":
     sys.exit(main())

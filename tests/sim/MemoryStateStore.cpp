@@ -15,6 +15,7 @@ Result<StoredState> MemoryStateStore::load() {
     st.placementMaps[key.first].emplace(key.second, value);
   for (const auto& [_, r] : identities_.rows) st.identities.push_back(r);
   for (const auto& [_, b] : blades_.rows) st.blades.push_back(b);
+  st.quorumVersions = quorumVersions_;
   for (const auto& [_, o] : operations_)
     if (o.state == "pending") st.pendingOperations.push_back(o);
   st.lastEventId = events_.empty() ? 0 : events_.rbegin()->first;
@@ -60,6 +61,8 @@ Status MemoryStateStore::commit(const Change& c) {
       blades_.rows.push_back({b.name, b});
     }
   }
+  for (auto v : c.deleteQuorumVersions) quorumVersions_.erase(v);
+  for (const auto& [v, body] : c.putQuorumVersions) quorumVersions_[v] = body;
   for (const auto& o : c.putOperations) operations_[o.id] = o;
   for (const auto& e : c.appendEvents) events_[e.id] = e;
   return okStatus();

@@ -55,6 +55,7 @@ class MemoryStateStore final : public controller::StateStore {
   std::map<std::pair<std::string, std::string>, std::string> placement_;
   Table<std::string, pool::IdentityRecord> identities_;  // server, or "~released~UUID"
   Table<std::string, controller::BladeRecord> blades_;
+  std::map<std::uint64_t, std::string> quorumVersions_;  // the outage rule's retained versions
   std::map<std::uint64_t, controller::OperationRecord> operations_;
   std::map<std::uint64_t, controller::EventRecord> events_;
   bool failing_ = false;

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """loomctl end to end: the real loomctl against a real loomd and `loom-agent --simulate`
-on loopback (free ports, --insecure), the way an operator or a script runs it.
+on loopback (port 0, the ports loomd prints; --insecure), the way an operator or a script runs it.
 
 Suites (one fabric each, so a failure in one does not hide the others):
   core      apply --yes of config/examples onto the example fabric, then blade/server/
@@ -18,7 +18,7 @@ import json, os, pty, select, signal, subprocess, sys, time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from loomharness import Cluster, arg_parser, Failure, check, free_port, wait_until
+from loomharness import Cluster, arg_parser, Failure, check, refused_port, wait_until
 
 SMALL_FABRIC = """
 blades:
@@ -204,7 +204,7 @@ def suite_core(fab):
     rc, out, err = loomctl(fab, "blade", "frob")
     check(rc == 2 and err.count("\n") == 1 and "unknown blade command 'frob'" in err, "unknown verb: usage error", err)
 
-    dead = f"http://127.0.0.1:{free_port()}"
+    dead = f"http://127.0.0.1:{refused_port()}"
     rc, out, err = loomctl(fab, "blade", "list", url=dead)
     check(rc != 0 and err == f"loomctl: cannot reach the controller at {dead}: connection refused\n",
           "unreachable controller: one line, non-zero", err)

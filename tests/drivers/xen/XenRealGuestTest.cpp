@@ -1,4 +1,4 @@
-// The driver against a real Xen: runs inside the harness's dom0 (tests/xen/real), skipped
+// The driver against a real Xen: runs inside the harness's dom0 (tests/drivers/xen/real), skipped
 // everywhere else. Everything it proves is read back from Xen's own view (`xl list -l`,
 // `xl info`, the guest's console log), not from what the driver says. One guest leg per
 // kernel-booted Xen guest type, PV and PVH, with the same kernel and initrd.
