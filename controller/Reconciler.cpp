@@ -147,7 +147,14 @@ void Reconciler::drop(std::vector<std::uint64_t> ids, const char* state, const s
     const Operation& op = it->second;
     if (std::string_view(state) == "cancelled") record(op, state, why);
     if (auto q = queues_.find(op.blade); q != queues_.end()) std::erase(q->second, op.id);
-    if (auto s = starting_.find(op.server); s != starting_.end() && s->second == op.blade && startsIt(op.kind)) starting_.erase(s);
+    if (auto s = starting_.find(op.server); s != starting_.end() && s->second == op.blade && startsIt(op.kind)) {
+      starting_.erase(s);
+      // Whatever waited for this start elsewhere may go now (a rebound server's define).
+      if (auto held = heldByStart_.find(op.server); held != heldByStart_.end()) {
+        dispatchQueue_.insert(held->second.begin(), held->second.end());
+        heldByStart_.erase(held);
+      }
+    }
     for (auto d : op.after)
       if (auto dep = dependents_.find(d); dep != dependents_.end()) std::erase(dep->second, op.id);
     // What waited for it will not see it succeed: cancelled too, its blade planned again.
@@ -191,7 +198,12 @@ void Reconciler::dispatch(const std::string& blade, std::int64_t now) {
     if (barrier && !seen.empty()) break;
     if (!seen.insert(op.server).second) continue;
     const bool waits = std::any_of(op.after.begin(), op.after.end(), [&](std::uint64_t d) { return operations_.count(d) > 0; });
-    if (!op.inFlight && op.notBefore <= now && !waits && (!startsIt(op.kind) || mayStart(op))) {
+    bool may = !op.inFlight && op.notBefore <= now && !waits;
+    if (may && startsIt(op.kind) && !mayStart(op)) {
+      may = false;
+      if (auto s = starting_.find(op.server); s != starting_.end() && s->second != blade) heldByStart_[op.server].insert(blade);
+    }
+    if (may) {
       if (msg.steps.size() >= options_.maxStepsPerPlanMessage) {
         capped = true;
         break;

@@ -13,7 +13,8 @@
 // `failed`; no new define or start for it until 2 x opTimeoutMs have passed). A Define or
 // Start leaves only while the restart gate is open, the server is still bound to that
 // blade, no other blade reports it running and none is starting it (invariant 1, checked
-// again at the last moment).
+// again at the last moment); one held back because another blade is starting it leaves
+// when that start ends, answered or cancelled (the plan need not change for it to go).
 //
 // Core thread only.
 #pragma once
@@ -127,6 +128,10 @@ class Reconciler {
   std::unordered_map<std::string, std::deque<std::uint64_t>> queues_;       // blade -> operations, in dispatch order
   std::unordered_map<std::uint64_t, std::vector<std::uint64_t>> dependents_;  // operation -> those waiting for it
   std::unordered_map<std::string, std::string> starting_;                   // server -> blade a define/start is in flight to
+  // server -> blades holding a define/start of it back because starting_ names another
+  // blade: dispatched again when that entry goes (nothing else would wake them: the plan
+  // does not change when a start elsewhere is cancelled or fails for good).
+  std::unordered_map<std::string, std::set<std::string>> heldByStart_;
   std::uint64_t lastId_ = 0;
   std::set<std::string> dispatchQueue_;                          // blades with steps to send
   TimerHeap<std::uint64_t> deadlines_;                           // (deadline, operation id), pushed when sent

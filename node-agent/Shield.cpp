@@ -57,8 +57,20 @@ PeerAnswer Shield::answer(std::int64_t now) {
   return {true, policy_.attestMs, 0};
 }
 
+void Shield::leaseEndsAt(std::int64_t deadline, std::int64_t leaseMs, std::int64_t heartbeatMs) {
+  leaseEnd_ = deadline;
+  leaseMs_ = leaseMs;
+  heartbeatMs_ = heartbeatMs;
+}
+
+std::int64_t Shield::shortLeaseAt() const {
+  if (leaseEnd_ == 0) return kNoTime;
+  return leaseEnd_ - std::max<std::int64_t>(0, leaseMs_ - policy_.commitMs - heartbeatMs_);
+}
+
 bool Shield::quiet(std::int64_t now) const {
-  return policy_.version != 0 && !policy_.powerFenced && !peers_.empty() && now - lastStamp_ >= policy_.commitMs;
+  return policy_.version != 0 && !policy_.powerFenced && !peers_.empty() &&
+         (now - lastStamp_ >= policy_.commitMs || now >= shortLeaseAt());
 }
 
 std::vector<Shield::Ask> Shield::asksDue(std::int64_t now) {
@@ -124,7 +136,7 @@ void Shield::recompute() {
 
 std::int64_t Shield::nextDueAt() const {
   if (policy_.version == 0 || policy_.powerFenced || peers_.empty()) return kNoTime;
-  const std::int64_t quietAt = lastStamp_ + policy_.commitMs;
+  const std::int64_t quietAt = std::min(lastStamp_ + policy_.commitMs, shortLeaseAt());
   std::int64_t next = kNoTime;
   for (const auto& [_, p] : peers_) next = std::min(next, p.nextAskAt);
   return std::max(next, quietAt);
@@ -139,6 +151,7 @@ std::pair<std::size_t, std::size_t> Shield::support(std::int64_t now) const {
 void Shield::drop() {
   for (auto& [_, p] : peers_) p = Peer{};
   shieldEnd_ = 0;
+  leaseEnd_ = 0;  // the lease went with the servers
 }
 
 }  // namespace loom::agent

@@ -48,6 +48,12 @@ class Shield {
 
   // A stamp of loomd was received at `now` (`registered`, `lease-renewed`).
   void heardController(std::int64_t now);
+  // The lease now ends at `deadline` (L = leaseMs, H = heartbeatMs). Asks are due from
+  // deadline - (L - C - H) at the latest, even with loomd heard within C: a lease that
+  // answered an old frame (a late registration) is shorter than L - H after its stamp, and
+  // waiting for C would leave no time to collect answers. In the steady state that time
+  // is later than the last stamp + C, so nothing changes there.
+  void leaseEndsAt(std::int64_t deadline, std::int64_t leaseMs, std::int64_t heartbeatMs);
   std::int64_t lastHeardController() const { return lastStamp_; }
 
   // The answer to a peer's ask received at `now`; an attestation is remembered (and
@@ -62,7 +68,7 @@ class Shield {
   };
   // The asks to send now, recorded as sent at `now`: to every member whose credit is missing
   // or half spent, once loomd has been silent for the commit window (no member that heard
-  // it as late as this blade could attest sooner). Its own attestation, when it is a member, is taken here too (no message).
+  // it as late as this blade could attest sooner) or the lease is short (leaseEndsAt). Its own attestation, when it is a member, is taken here too (no message).
   // Nothing for a power-fenced blade or without a policy.
   std::vector<Ask> asksDue(std::int64_t now);
   // `member`'s answer to ask `seq`, received at `now`. Answers to asks it does not know
@@ -89,6 +95,8 @@ class Shield {
   };
   void recompute();
   bool quiet(std::int64_t now) const;
+  // When asks are due at the latest because the lease is short (max: no lease).
+  std::int64_t shortLeaseAt() const;
 
   std::string self_;
   std::int64_t processStart_;
@@ -99,6 +107,7 @@ class Shield {
   std::uint64_t seq_ = 0;
   std::map<std::string, Peer> peers_;  // members only (self included when a member)
   std::int64_t shieldEnd_ = 0;
+  std::int64_t leaseEnd_ = 0, leaseMs_ = 0, heartbeatMs_ = 0;  // leaseEndsAt; 0: no lease
 };
 
 }  // namespace loom::agent

@@ -343,6 +343,72 @@ TEST(Controller, AServerMovedOffASilentBladeStartsOnceThatBladeIsFencedAndNotBef
   EXPECT_EQ(s["state"], "running") << s.dump();
 }
 
+// A server's define waits while a start of it is in flight to another blade (invariant 1).
+// When that start is cancelled rather than answered (its blade's agent restarted and the
+// plan no longer wants it there), nothing in the plan changes for the waiting blade: the
+// reconciler itself must send the define then (loom-sim seed 3721 chaos: web-0 and app-0
+// "starting" on their new blades forever after a drain during a partition).
+TEST(Controller, ADefineHeldByAStartElsewhereLeavesWhenThatStartIsCancelled) {
+  Harness h("held-by-start.db");
+  for (const std::string b : {"b1", "b2"}) {
+    h.registerBlade(b);
+    h.seq[b] = 0;
+  }
+  ASSERT_EQ(h.api("POST", "/v1/apply", yaml(web(1))).status, 200);
+  // Both blades beat; every step is answered except starts, which stay in flight.
+  auto play = [&](std::int64_t ms) {
+    for (std::int64_t t = 0; t < ms; t += 100) {
+      h.now += 100;
+      auto batch = std::move(h.sent);
+      h.sent.clear();
+      for (auto& [blade, f] : batch)
+        if (f["type"] == "plan")
+          for (auto& step : f["steps"])
+            if (step["kind"] != "start")
+              h.frame(blade, protocol::encode(protocol::StepResult{step["op"].get<std::uint64_t>(), true, ""}));
+      if (h.now % 1000 == 0)
+        for (auto& [blade, n] : h.seq) h.frame(blade, protocol::encode(protocol::Heartbeat{++n, std::nullopt}));
+      h.controller->tick(h.now);
+    }
+  };
+  play(1000);
+  const std::string first = h.server("web-0")["blade"];
+  const std::string second = first == "b1" ? "b2" : "b1";
+  auto sentTo = [&](const std::string& blade, const std::string& kind, std::size_t from) {
+    for (std::size_t i = from; i < h.history.size(); ++i)
+      if (h.history[i].first == blade && h.history[i].second["type"] == "plan")
+        for (auto& step : h.history[i].second["steps"])
+          if (step["kind"] == kind && step["server"] == "web-0") return true;
+    return false;
+  };
+  ASSERT_TRUE(sentTo(first, "start", 0)) << "web-0's start is in flight to " << first;
+  // Drained: web-0 belongs on the other blade, whose define waits for the start in flight.
+  ASSERT_EQ(h.api("POST", "/v1/blades/" + first + "/drain").status, 200);
+  play(1000);
+  ASSERT_EQ(h.server("web-0")["blade"], second);
+  EXPECT_FALSE(sentTo(second, "define", 0)) << "a start of web-0 is still in flight to " << first;
+  // The first blade's agent restarts: what was in flight to it is lost, and the plan for it
+  // (undefine web-0) no longer holds the start, which is cancelled.
+  // Its inventory is what it was (the personality its prepare step gave it), so no full plan
+  // follows: only the first blade's steps are planned again.
+  const std::size_t mark = h.history.size();
+  protocol::Register again;
+  again.blade = first;
+  again.inventory.chassis = "c1";
+  again.inventory.cores = 8;
+  again.inventory.memoryMib = 16384;
+  again.inventory.hypervisors = {"kvm"};
+  again.inventory.personality = "kvm";
+  again.domains = {{"web-0", h.server("web-0")["uuid"], pool::DomainState::Shutoff}};
+  h.frame(first, protocol::encode(again));
+  h.run(2000);
+  EXPECT_TRUE(sentTo(second, "define", mark)) << "nothing is starting web-0 anywhere else now";
+  auto s = h.server("web-0");
+  EXPECT_EQ(s["blade"], second);
+  EXPECT_EQ(s["state"], "running") << s.dump();
+  EXPECT_FALSE(sentTo(first, "start", mark));
+}
+
 TEST(Controller, AfterARestartNothingStartsUntilEveryKnownBladeRegisteredOrWasFenced) {
   FailoverFixture f("restart-gate.db");
   Harness& h = f.h;

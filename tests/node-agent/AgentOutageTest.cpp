@@ -97,7 +97,7 @@ class Fabric {
       auto toLoomd = std::move(toLoomd_);
       toLoomd_.clear();
       for (auto& [blade, f] : toLoomd)
-        if (loomdUp_ && f["type"] == "heartbeat" && f.value("ack", true))
+        if (loomdUp_ && !loomdCut_.count(blade) && f["type"] == "heartbeat" && f.value("ack", true))
           frameTo(blade, protocol::encode(protocol::LeaseRenewed{f["seq"].get<std::uint64_t>(), kLease, stamp()}));
       auto peers = std::move(peerQueue_);
       peerQueue_.clear();
@@ -121,6 +121,7 @@ class Fabric {
     return out;
   }
 
+  const std::vector<Json>& sent(const std::string& blade) { return sent_[blade]; }
   Agent& agent(const std::string& n) { return *agents_.at(n); }
   drivers::test::TestDriver& driver(const std::string& n) { return *drivers_.at(n); }
   void restart(const std::string& n) {
@@ -130,6 +131,7 @@ class Fabric {
 
   std::int64_t now_ = 0;
   bool loomdUp_ = true;
+  std::set<std::string> loomdCut_;  // blades whose heartbeats loomd does not hear
   std::set<std::string> frozen_;
 
  private:
@@ -174,6 +176,56 @@ TEST(AgentOutage, HoldsItsServersForAMinuteWithoutLoomdUnderItsPeersShield) {
     }
   EXPECT_TRUE(reported);
   EXPECT_EQ(stateOf(f.driver("b1"), "web-0"), "running");
+}
+
+// b1 lost loomd with everyone at 3 s, ran nothing, let its lease go and registers again;
+// returns the seq and send time of a register whose answer will come `lateMs` late (it
+// waited out a partition), with the fabric advanced to that moment.
+std::pair<std::uint64_t, std::int64_t> lateRegister(Fabric& f, std::int64_t lateMs) {
+  f.runUntil(3000);
+  f.loomdUp_ = false;
+  f.runUntil(12000);
+  auto registers = [&] {
+    std::vector<Json> out;
+    for (const auto& fr : f.sent("b1"))
+      if (fr["type"] == "register") out.push_back(fr);
+    return out;
+  };
+  const std::size_t before = registers().size();
+  while (registers().size() == before && f.now_ < 30000) f.runUntil(f.now_ + 50);
+  const std::uint64_t seq = registers().back()["seq"];
+  const std::int64_t sentAt = f.now_ - 50;
+  f.runUntil(sentAt + lateMs);
+  return {seq, sentAt};
+}
+
+// The late answer leaves 700 ms of lease, 200 ms before the fence; loomd starts web-0 under
+// it. loomd is reachable now: the agent beats at once instead of a spread beat later, and
+// the renewal keeps web-0 running (loom-sim seeds 5468 and 8561 chaos).
+TEST(AgentOutage, ALateRegistrationIsRenewedAtOnce) {
+  Fabric f(5);
+  const auto [seq, sentAt] = lateRegister(f, kLease - 700);
+  f.loomdUp_ = true;
+  f.frameTo("b1", protocol::encode(protocol::Registered{kLease, kBeat, seq, f.stamp()}));
+  f.frameTo("b1", protocol::encode(runWeb("web-0", 1)));
+  ASSERT_EQ(stateOf(f.driver("b1"), "web-0"), "running");
+  f.runUntil(f.now_ + 3000);
+  EXPECT_EQ(stateOf(f.driver("b1"), "web-0"), "running") << "the short lease ran out before a beat renewed it";
+  EXPECT_FALSE(f.agent("b1").holding());
+}
+
+// The same late answer, and loomd is out of b1's reach again at once; its peers lost loomd
+// long ago. The lease ends long before C after that stamp, so waiting C to ask would leave
+// no time: it asks at once and holds web-0 under their shield (docs/FENCING.md).
+TEST(AgentOutage, ALateRegistrationsShortLeaseIsShieldedInTime) {
+  Fabric f(5);
+  const auto [seq, sentAt] = lateRegister(f, kLease - 700);
+  f.frameTo("b1", protocol::encode(protocol::Registered{kLease, kBeat, seq, f.stamp()}));
+  f.frameTo("b1", protocol::encode(runWeb("web-0", 1)));
+  ASSERT_EQ(stateOf(f.driver("b1"), "web-0"), "running");
+  f.runUntil(f.now_ + 10000);
+  EXPECT_EQ(stateOf(f.driver("b1"), "web-0"), "running") << "fenced though 4 of 5 peers had lost loomd long before";
+  EXPECT_TRUE(f.agent("b1").holding());
 }
 
 TEST(AgentOutage, ABladeCutOffFromItsPeersFencesItselfAtTheEndOfItsLease) {
