@@ -70,7 +70,8 @@ struct PowerFixture {
       if (h.now % 1000 == 0)
         for (auto& [blade, n] : h.seq) {
           if (silent.count(blade)) continue;
-          protocol::Heartbeat hb{++n, std::nullopt};
+          protocol::Heartbeat hb;
+          hb.seq = ++n;
           hb.policyVersion = pv[blade];
           h.frame(blade, protocol::encode(hb));
         }
