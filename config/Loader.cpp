@@ -165,6 +165,7 @@ DeclarationsResult loadDeclarationTextOnto(const pool::Declarations& applied, co
     for (const auto& x : body.declarations.identityPools) result.objects.emplace_back("IdentityPool", x.name);
     for (const auto& x : body.declarations.pools) result.objects.emplace_back("Pool", x.name);
     for (const auto& x : body.declarations.servers) result.objects.emplace_back("Server", x.name);
+    for (const auto& x : body.declarations.blades) result.objects.emplace_back("Blade", x.name);
   }
   detail::LocatedDeclarations set;
   set.incomplete = body.incomplete;
@@ -176,6 +177,7 @@ DeclarationsResult loadDeclarationTextOnto(const pool::Declarations& applied, co
                set.identityPools);
   mergeLocated(applied.pools, "Pool", b.pools, body.pools, d.pools, set.pools);
   mergeLocated(applied.servers, "Server", b.servers, body.servers, d.servers, set.servers);
+  mergeLocated(applied.blades, "Blade", b.blades, body.blades, d.blades, set.blades);
   detail::checkDeclarations(set, diagnostics);
   if (diagnostics.empty()) result.declarations = std::move(set.declarations);
   result.diagnostics = std::move(diagnostics).sorted({sourceName, kAppliedFile});
@@ -186,7 +188,7 @@ DeclarationsResult loadDeclarationNames(const std::string& text, const std::stri
   detail::Diagnostics diagnostics;
   DeclarationsResult result;
   const auto documents = detail::parseDocuments(text, sourceName, diagnostics);
-  static const std::vector<std::string> kinds{"Partition", "Network", "IdentityPool", "Pool", "Server"};
+  static const std::vector<std::string> kinds{"Partition", "Network", "IdentityPool", "Pool", "Server", "Blade"};
   for (const auto& doc : documents.documents) {
     const detail::YamlNode& node = *doc.node;
     const detail::Location at = doc.source.locate(node);
@@ -197,7 +199,7 @@ DeclarationsResult loadDeclarationNames(const std::string& text, const std::stri
     const std::string kind = scalarField("kind");
     const std::string name = scalarField("name");
     if (std::find(kinds.begin(), kinds.end(), kind) == kinds.end()) {
-      diagnostics.error(at, "expected a declaration with kind Partition, Network, IdentityPool, Pool or Server");
+      diagnostics.error(at, "expected a declaration with kind Partition, Network, IdentityPool, Pool, Server or Blade");
       continue;
     }
     if (name.empty()) {
@@ -248,6 +250,7 @@ DeclarationsResult validateDeclarations(const pool::Declarations& declarations, 
   locate(set.identityPools, declarations.identityPools.size(), "IdentityPool");
   locate(set.pools, declarations.pools.size(), "Pool");
   locate(set.servers, declarations.servers.size(), "Server");
+  locate(set.blades, declarations.blades.size(), "Blade");
   detail::checkDeclarations(set, diagnostics);
   DeclarationsResult result;
   if (diagnostics.empty()) result.declarations = declarations;

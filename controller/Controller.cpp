@@ -151,9 +151,8 @@ void Controller::sendPolicy(const std::string& blade, std::uint64_t echoed, bool
   if (auto policy = quorum_.policyFor(blade, echoed, now_, force)) send_(blade, protocol::encode(*policy));
 }
 
-bool Controller::powerFencedBlade(const std::string&) const {
-  // A BMC declared for the blade (kind: Blade) and a fence command to use it: not yet.
-  return false;
+bool Controller::powerFencedBlade(const std::string& blade) const {
+  return !options_.fenceCommand.empty() && desired_.bmc(blade) != nullptr;
 }
 
 void Controller::tendQuorum(std::int64_t now) {
@@ -197,6 +196,9 @@ void Controller::fenced(const std::string& blade) {
 void Controller::startsResume() { reconciler_.startsResume(); }
 
 void Controller::bladeChanged(const std::string& blade, std::int64_t) { replanner_.bladeChanged(blade); }
+
+// A BMC declared or deleted: which blades are power-fenced may have changed (a new policy).
+void Controller::bladesDeclared(std::int64_t now) { quorum_.markDirty(now); }
 
 void Controller::serverChanged(const std::string& server, std::int64_t now) {
   reconciler_.forgive(server);

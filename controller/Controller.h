@@ -121,6 +121,7 @@ class Controller final : private FailureDetector::Listener, private api::Endpoin
   // api::Endpoints::Planning
   protocol::Json planNow(std::int64_t now) override { return replan(now, true); }
   void bladeChanged(const std::string& blade, std::int64_t now) override;
+  void bladesDeclared(std::int64_t now) override;
   void serverChanged(const std::string& server, std::int64_t now) override;
 
   ControllerOptions options_;

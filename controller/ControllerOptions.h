@@ -17,7 +17,9 @@ struct ControllerOptions {
   // slower than ours (rate drift), and the lease-renewed frame takes time to arrive.
   std::int64_t fenceMarginMs = 250;
   // Run when a blade is failed, by /bin/sh -c, with {blade} {chassis} {slot} {hostname}
+  // and its declared BMC's {bmc_address} {bmc_port} {bmc_user} {bmc_password_file}
   // replaced by shell-quoted values; exit 0 means power-off confirmed (IPMI, Redfish).
+  // With it, a blade with a BMC is power-fenced (docs/FENCING.md).
   std::string fenceCommand;
   std::int64_t fenceTimeoutMs = 20000;
   // Fencing-storm guard: while more than this share of the (non-retired) blades are

@@ -36,6 +36,8 @@ void DesiredState::changed() {
   serverIndex_.clear();
   serverIndex_.reserve(declarations_.servers.size());
   for (std::size_t i = 0; i < declarations_.servers.size(); ++i) serverIndex_[declarations_.servers[i].name] = i;
+  bladeIndex_.clear();
+  for (std::size_t i = 0; i < declarations_.blades.size(); ++i) bladeIndex_[declarations_.blades[i].name] = i;
   declarations_.deleted.assign(deleted_.begin(), deleted_.end());
   identitiesDirty_ = true;
 }
@@ -49,6 +51,13 @@ void DesiredState::rebuildIdentities() {
 const pool::Server* DesiredState::findServer(const std::string& name) const {
   auto it = serverIndex_.find(name);
   return it == serverIndex_.end() ? nullptr : &declarations_.servers[it->second];
+}
+
+const pool::Bmc* DesiredState::bmc(const std::string& blade) const {
+  auto it = bladeIndex_.find(blade);
+  if (it == bladeIndex_.end()) return nullptr;
+  const auto& b = declarations_.blades[it->second].bmc;
+  return b ? &*b : nullptr;
 }
 
 ApplyDraft DesiredState::draftApply(const std::string& body, const std::string& source) const {
@@ -115,6 +124,7 @@ DeleteDraft DesiredState::draftDelete(const std::string& body, const std::string
   for (const auto& x : declarations_.identityPools) declared.emplace("IdentityPool", x.name);
   for (const auto& x : declarations_.pools) declared.emplace("Pool", x.name);
   for (const auto& x : declarations_.servers) declared.emplace("Server", x.name);
+  for (const auto& x : declarations_.blades) declared.emplace("Blade", x.name);
   for (const auto& [kind, name] : loaded.objects)
     if (!declared.count({kind, name})) return fail(404, kind + " '" + name + "' is not declared");
   auto keep = [&](const char* kind, auto& objects) {
@@ -126,6 +136,7 @@ DeleteDraft DesiredState::draftDelete(const std::string& body, const std::string
   keep("IdentityPool", d.remaining.identityPools);
   keep("Pool", d.remaining.pools);
   keep("Server", d.remaining.servers);
+  keep("Blade", d.remaining.blades);
   if (auto check = config::validateDeclarations(d.remaining, "remaining declarations"); !check.ok()) {
     for (const auto& diag : check.diagnostics) d.diagnostics.push_back(diag.message);
     return fail(409, "still referenced: " + check.diagnostics.front().message);

@@ -1,5 +1,5 @@
 // What operators declared: the declarations (partitions, networks, identity pools, pools,
-// servers), the deleted servers (tombstones, persisted until the name is declared again),
+// servers, blades and their BMCs), the deleted servers (tombstones, persisted until the name is declared again),
 // and every server's identity (UUID, MACs; pool::IdentityAllocator, never handed out
 // twice). Apply and delete are drafted here — read, validated against what is applied,
 // diffed, turned into one store Change — and adopted only once that change is durable,
@@ -66,6 +66,9 @@ class DesiredState {
 
   const pool::Declarations& declarations() const { return declarations_; }
   const pool::Server* findServer(const std::string& name) const;
+  // The BMC declared for a blade (kind: Blade), or null: the blade need not have
+  // registered, nor be known at all.
+  const pool::Bmc* bmc(const std::string& blade) const;
   bool isDeleted(const std::string& name) const { return deleted_.contains(name); }
   const pool::IdentityAllocator& identities() const { return *identities_; }
 
@@ -99,6 +102,7 @@ class DesiredState {
 
   pool::Declarations declarations_;
   std::unordered_map<std::string, std::size_t> serverIndex_;  // name -> declarations_.servers index
+  std::unordered_map<std::string, std::size_t> bladeIndex_;   // name -> declarations_.blades index
   std::set<std::string> deleted_;
   std::shared_ptr<pool::IdentityAllocator> identities_;
   std::map<std::string, std::string> identitiesToPersist_;  // server -> identity pool

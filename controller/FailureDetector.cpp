@@ -1,6 +1,7 @@
 #include "controller/FailureDetector.h"
 
 #include <algorithm>
+#include <cctype>
 
 #include <spdlog/spdlog.h>
 
@@ -172,6 +173,21 @@ void FailureDetector::tick(std::int64_t now) {
     }
     watch(name, l, now);
   }
+  retryFenceCommands(now);
+}
+
+void FailureDetector::retryFenceCommands(std::int64_t now) {
+  while (!fenceDue_.empty() && fenceDue_.top().first <= now) {
+    const auto [due, name] = fenceDue_.top();
+    fenceDue_.pop();
+    auto it = blades_.find(name);
+    if (it == blades_.end() || it->second.nextFenceAt != due) continue;  // superseded, or heard/fenced since
+    Liveness& l = it->second;
+    l.nextFenceAt = 0;
+    if (l.health != pool::BladeState::Failed) continue;
+    ++counters_.commandRetries;
+    startFenceCommand(name, l);
+  }
 }
 
 FailureDetector::Verdict FailureDetector::mayFenceByLease(const std::string& name, Liveness& l, std::int64_t now) {
@@ -186,7 +202,8 @@ FailureDetector::Verdict FailureDetector::mayFenceByLease(const std::string& nam
       l.withheldNoted = true;
       events_.add("error", name, "",
                   "blade not fenced by its lease: it is power-fenced (it never fences itself); its servers stay bound to it "
-                  "until the fence command confirms power-off");
+                  "until the fence command confirms power-off, or an operator does (loomctl blade fence " + name +
+                      " --confirm-powered-off)");
     }
     recheck(name, l, now + 1000);
     return Verdict::Wait;
@@ -262,6 +279,13 @@ bool FailureDetector::stormGuardUp() const {
 void FailureDetector::heardFrom(const std::string& blade, Liveness& l, std::int64_t now) {
   l.heldByStorm = false;
   l.withheldNoted = false;
+  if (l.health != pool::BladeState::Available && l.health != pool::BladeState::Fenced) {
+    // A new silence starts its fence commands afresh.
+    l.fenceAttempts = 0;
+    l.nextFenceAt = 0;
+    l.lastFenceError.clear();
+    l.lastFenceKind.clear();
+  }
   if (l.health == pool::BladeState::Fenced) {
     if (!l.returned) {
       events_.add("warning", blade, "", "blade heard again after being fenced: not trusted until it reports no servers running");
@@ -301,21 +325,25 @@ void FailureDetector::fence(const std::string& blade, Liveness& l, const std::st
   l.holding = false;
   l.heldByStorm = false;
   l.returned = false;
+  l.nextFenceAt = 0;  // no retry is due any more
   events_.add("error", blade, "", "blade fenced: " + reason);
   listener_.fenced(blade);
   if (!l.confirmed) confirm(l);
 }
 
-void FailureDetector::startFenceCommand(const std::string& blade, Liveness& l) {
-  if (options_.fenceCommand.empty() || !fenceRunner_ || l.fenceCommandRunning || stormActive_) return;
-  const KnownBlade* k = registry_.find(blade);
-  if (!k) return;
-  const std::map<std::string, std::string> values{{"{blade}", blade},
-                                                  {"{chassis}", k->inventory.chassis},
-                                                  {"{slot}", std::to_string(k->inventory.slot)},
-                                                  {"{hostname}", k->inventory.hostname}};
-  std::string command;
+std::optional<std::string> FailureDetector::fenceCommandFor(const std::string& blade, const KnownBlade& k) const {
+  const pool::Bmc* bmc = desired_.bmc(blade);
   const std::string& t = options_.fenceCommand;
+  if (!bmc && t.find("{bmc_") != std::string::npos) return std::nullopt;
+  const std::map<std::string, std::string> values{{"{blade}", blade},
+                                                  {"{chassis}", k.inventory.chassis},
+                                                  {"{slot}", std::to_string(k.inventory.slot)},
+                                                  {"{hostname}", k.inventory.hostname},
+                                                  {"{bmc_address}", bmc ? bmc->address : ""},
+                                                  {"{bmc_port}", bmc ? std::to_string(bmc->port) : ""},
+                                                  {"{bmc_user}", bmc ? bmc->user : ""},
+                                                  {"{bmc_password_file}", bmc ? bmc->passwordFile : ""}};
+  std::string command;
   for (std::size_t i = 0; i < t.size();) {
     bool replaced = false;
     for (const auto& [key, value] : values) {
@@ -327,10 +355,63 @@ void FailureDetector::startFenceCommand(const std::string& blade, Liveness& l) {
     }
     if (!replaced) command += t[i++];
   }
-  l.fenceCommandRunning = true;
-  events_.add("info", blade, "", "fence command started: " + command);
-  fenceRunner_(blade, command);
+  return command;
 }
+
+void FailureDetector::startFenceCommand(const std::string& blade, Liveness& l) {
+  if (options_.fenceCommand.empty() || !fenceRunner_ || l.fenceCommandRunning || stormActive_) return;
+  const KnownBlade* k = registry_.find(blade);
+  if (!k) return;
+  auto command = fenceCommandFor(blade, *k);
+  if (!command) {
+    if (l.lastFenceKind != "no BMC") {
+      l.lastFenceKind = "no BMC";
+      events_.add("warning", blade, "",
+                  "no fence command run: it names the blade's BMC and none is declared for it (kind: Blade, bmc:); its "
+                  "servers wait for its lease to expire");
+    }
+    return;
+  }
+  l.fenceCommandRunning = true;
+  l.nextFenceAt = 0;
+  ++l.fenceAttempts;
+  // Every attempt is an event until the first failure; retries of a failure already
+  // reported stay quiet (one event per kind of failure, not per attempt).
+  if (l.lastFenceError.empty()) events_.add("info", blade, "", "fence command started: " + *command);
+  else spdlog::info("{}: fence command attempt {}: {}", blade, l.fenceAttempts, *command);
+  fenceRunner_(blade, *command);
+}
+
+namespace {
+
+// What kind of failure a fence command's detail says, for "one event per kind": the
+// exit code or the timeout, and the message with its numbers (time stamps, durations)
+// left out.
+std::string failureKind(const std::string& detail) {
+  const std::size_t colon = detail.find(": ");
+  std::string kind = detail.substr(0, colon);
+  if (kind.rfind("killed after", 0) == 0) return "timeout";
+  if (colon == std::string::npos) return kind;
+  kind += ":";
+  bool digits = false;
+  for (std::size_t i = colon + 1; i < detail.size(); ++i) {
+    const bool d = std::isdigit(static_cast<unsigned char>(detail[i])) != 0;
+    if (!d) kind += detail[i];
+    else if (!digits) kind += '#';
+    digits = d;
+  }
+  return kind;
+}
+
+// The delay before the n-th retry (n from 1): 2, 4, 8, 16, 32, then 60 s.
+std::int64_t retryDelayMs(int attempt) {
+  constexpr std::int64_t kFirstMs = 2000, kMaxMs = 60000;
+  std::int64_t d = kFirstMs;
+  for (int i = 1; i < attempt && d < kMaxMs; ++i) d *= 2;
+  return std::min(d, kMaxMs);
+}
+
+}  // namespace
 
 void FailureDetector::onFenceResult(const std::string& blade, bool ok, const std::string& detail, std::int64_t now) {
   auto it = blades_.find(blade);
@@ -339,9 +420,32 @@ void FailureDetector::onFenceResult(const std::string& blade, bool ok, const std
   l.fenceCommandRunning = false;
   if (!ok) {
     ++counters_.commandFailures;
+    l.lastFenceError = detail;
+    const std::string kind = failureKind(detail);
+    const bool newKind = kind != l.lastFenceKind;
+    l.lastFenceKind = kind;
+    // A power-fenced blade never fences itself: the fence command (or an operator) is the
+    // only way its servers can move, so it is run again while the blade stays silent.
+    if (quorum_.mayBePowerFenced(blade) && l.health == pool::BladeState::Failed) {
+      const std::int64_t delay = retryDelayMs(l.fenceAttempts);
+      l.nextFenceAt = now + delay;
+      fenceDue_.emplace(l.nextFenceAt, blade);
+      if (newKind)
+        events_.add("error", blade, "",
+                    "fence command failed: " + detail + "; the blade is power-fenced (it never fences itself), so its servers "
+                    "stay bound to it until a fence command confirms power-off or an operator does (loomctl blade fence " +
+                        blade + " --confirm-powered-off); retrying in " + std::to_string(delay / 1000) +
+                        " s, then backing off to every 60 s (attempt " + std::to_string(l.fenceAttempts) + ")");
+      else
+        spdlog::warn("{}: fence command failed again (attempt {}): {}; next in {} s", blade, l.fenceAttempts, detail, delay / 1000);
+      return;
+    }
     events_.add("error", blade, "", "fence command failed: " + detail + "; its servers wait for its lease to expire");
     return;
   }
+  l.lastFenceError.clear();
+  l.lastFenceKind.clear();
+  l.nextFenceAt = 0;
   if (l.health == pool::BladeState::Fenced) {
     events_.add("info", blade, "", "fence command confirmed power-off (the blade was fenced already)");
     return;
@@ -349,7 +453,22 @@ void FailureDetector::onFenceResult(const std::string& blade, bool ok, const std
   // Power-off is a fact, whatever the blade did meanwhile: its domains are gone.
   ++counters_.byCommand;
   leases_.fence(blade);
-  fence(blade, l, "fence command confirmed power-off" + (detail.empty() ? std::string() : " (" + detail + ")"), now);
+  const std::string attempts = l.fenceAttempts > 1 ? " at attempt " + std::to_string(l.fenceAttempts) : "";
+  fence(blade, l, "fence command confirmed power-off" + attempts + (detail.empty() ? std::string() : " (" + detail + ")"), now);
+}
+
+FailureDetector::Confirmation FailureDetector::confirmPoweredOff(const std::string& blade, const std::string& who,
+                                                                 std::int64_t now) {
+  if (retired(registry_.find(blade))) return Confirmation::Retired;
+  Liveness& l = at(blade);
+  if (l.health == pool::BladeState::Fenced) return Confirmation::AlreadyFenced;
+  if (!silent(l.health)) return Confirmation::Heard;
+  // As a fence command's exit 0: the operator's word is the confirmation. From now on no
+  // lease is renewed for it, and a running fence command's late answer changes nothing.
+  ++counters_.byOperator;
+  leases_.fence(blade);
+  fence(blade, l, "operator confirmed power-off (" + who + "); its servers may run elsewhere now", now);
+  return Confirmation::Fenced;
 }
 
 void FailureDetector::retire(const std::string& blade, std::int64_t now) {

@@ -11,14 +11,18 @@
 // run elsewhere — only once its lease has run out (mayFenceByLease, the one place that
 // decides it, atomic with the fabric thread's renewals through LeaseTable::fenceIfExpired
 // and only while loomd counts a quorum: docs/FENCING.md), or its fence command confirmed
-// power-off. After a restart every known blade gets a fresh lease's grace, and starts wait
-// until each has registered again or been fenced (the restart gate).
+// power-off, or an operator did (confirmPoweredOff). A power-fenced blade (its BMC is the
+// authority: it never fences itself) is never fenced by its lease; its fence command is
+// retried with backoff until it succeeds. After a restart every known blade gets a fresh
+// lease's grace, and starts wait until each has registered again or been fenced (the
+// restart gate).
 //
 // Each watched blade has one entry in a timer heap, due when its silence would cross the
 // next limit, so tick() costs what is due, not the fabric. Core thread only; LeaseTable
 // is shared with the fabric thread.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -47,6 +51,12 @@ struct Liveness {
   // because it counts from when it sent the heartbeat we answered.
   std::int64_t leaseUntil = 0;
   bool fenceCommandRunning = false;
+  // Fence commands run since it failed; a power-fenced blade's failed one is run again at
+  // nextFenceAt (0: none due), after a backoff of 2, 4, 8 ... 60 s.
+  int fenceAttempts = 0;
+  std::int64_t nextFenceAt = 0;
+  std::string lastFenceError;  // the last failure's detail ("" after a success or when heard)
+  std::string lastFenceKind;   // ... and its kind: one error event per kind, not per attempt
   bool returned = false;     // fenced, then heard from again: not trusted until clean
   bool heldByStorm = false;  // its fencing waits for the storm guard to lift
   // False from a restart until it registers again (we know what it runs) or is fenced.
@@ -105,8 +115,16 @@ class FailureDetector {
 
   // Liveness of the blades whose silence may have crossed a limit; fences.
   void tick(std::int64_t now);
-  std::int64_t nextDue() const { return due_.empty() ? INT64_MAX : due_.top().first; }
+  std::int64_t nextDue() const {
+    return std::min(due_.empty() ? INT64_MAX : due_.top().first, fenceDue_.empty() ? INT64_MAX : fenceDue_.top().first);
+  }
   void onFenceResult(const std::string& blade, bool ok, const std::string& detail, std::int64_t now);
+  // An operator says the blade is powered off (its BMC is dead; they pulled the plug): it is
+  // fenced as if its fence command had confirmed it, `who` named in the event. Refused for
+  // a blade that is heard (Heard: fencing a live blade by hand would run its servers twice)
+  // or retired; idempotent for a fenced one.
+  enum class Confirmation { Fenced, AlreadyFenced, Heard, Retired };
+  Confirmation confirmPoweredOff(const std::string& blade, const std::string& who, std::int64_t now);
   // Retired by an operator: out of the storm guard's count, the quorum and the gate.
   void retire(const std::string& blade, std::int64_t now);
   // The core was busy for gapMs: every silence clock is extended by as much.
@@ -124,7 +142,7 @@ class FailureDetector {
   bool stormActive() const { return stormActive_; }
 
   struct Counters {
-    std::uint64_t byLease = 0, byCommand = 0, commandFailures = 0, storms = 0, withheld = 0;
+    std::uint64_t byLease = 0, byCommand = 0, byOperator = 0, commandFailures = 0, commandRetries = 0, storms = 0, withheld = 0;
   };
   const Counters& counters() const { return counters_; }
 
@@ -144,6 +162,11 @@ class FailureDetector {
   void confirm(Liveness& l);
   bool stormGuardUp() const;
   void startFenceCommand(const std::string& blade, Liveness& l);
+  // The template with {blade} {chassis} {slot} {hostname} {bmc_address} {bmc_port}
+  // {bmc_user} {bmc_password_file} replaced by shell-quoted values; nullopt when it names a
+  // BMC field and the blade has no BMC declared (such a command could only fail).
+  std::optional<std::string> fenceCommandFor(const std::string& blade, const KnownBlade& k) const;
+  void retryFenceCommands(std::int64_t now);
   std::size_t activeBlades() const { return registry_.all().size() - retired_; }
 
   // Min-heap of (due time, blade); stale entries are skipped when they come due.
@@ -161,6 +184,7 @@ class FailureDetector {
   FenceRunner fenceRunner_;
   std::unordered_map<std::string, Liveness> blades_;
   Heap due_;
+  Heap fenceDue_;  // (nextFenceAt, blade): fence commands to run again
   std::size_t silent_ = 0;      // suspect or failed
   std::size_t retired_ = 0;
   std::size_t unconfirmed_ = 0;

@@ -24,6 +24,9 @@ std::string lastLine(const std::string& out) {
   std::size_t begin = out.rfind('\n', end);
   std::string line = out.substr(begin == std::string::npos ? 0 : begin + 1, end + 1 - (begin == std::string::npos ? 0 : begin + 1));
   if (line.size() > 300) line = line.substr(0, 300) + "...";
+  // It goes into events and `blade show` (JSON): whatever the command printed, ASCII.
+  for (char& c : line)
+    if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
   return line;
 }
 

@@ -54,10 +54,14 @@ std::string Controller::metrics() const {
     << reconciler_.size() << "\n";
   const auto& fences = detector_.counters();
   o << "# HELP loom_fences_total Blades fenced, by what confirmed it.\n# TYPE loom_fences_total counter\n"
-    << "loom_fences_total{by=\"lease\"} " << fences.byLease << "\nloom_fences_total{by=\"command\"} " << fences.byCommand << "\n";
+    << "loom_fences_total{by=\"lease\"} " << fences.byLease << "\nloom_fences_total{by=\"command\"} " << fences.byCommand
+    << "\nloom_fences_total{by=\"operator\"} " << fences.byOperator << "\n";
   o << "# HELP loom_fence_command_failures_total Fence commands that did not confirm power-off.\n"
        "# TYPE loom_fence_command_failures_total counter\nloom_fence_command_failures_total "
     << fences.commandFailures << "\n";
+  o << "# HELP loom_fence_command_retries_total Fence commands run again for power-fenced blades after a failure.\n"
+       "# TYPE loom_fence_command_retries_total counter\nloom_fence_command_retries_total "
+    << fences.commandRetries << "\n";
   o << "# HELP loom_failovers_total Servers placed elsewhere after their blade was fenced.\n"
        "# TYPE loom_failovers_total counter\nloom_failovers_total "
     << plans.failovers << "\n";

@@ -35,6 +35,25 @@ Json toJson(const pool::IdentityPool& p) {
   return {{"name", p.name}, {"macs", macs}, {"uuids", uuids}};
 }
 
+// A blade without `bmc` is stored without it (not as null), so a later field can join.
+Json toJson(const pool::DeclaredBlade& b) {
+  Json j{{"name", b.name}};
+  if (b.bmc)
+    j["bmc"] = {{"address", b.bmc->address}, {"port", b.bmc->port}, {"user", b.bmc->user}, {"password_file", b.bmc->passwordFile}};
+  return j;
+}
+
+pool::DeclaredBlade declaredBladeFrom(const Json& j) {
+  pool::DeclaredBlade b;
+  b.name = j.at("name").get<std::string>();
+  if (j.contains("bmc")) {
+    const Json& m = j.at("bmc");
+    b.bmc = pool::Bmc{m.at("address").get<std::string>(), m.value("port", 623), m.at("user").get<std::string>(),
+                      m.at("password_file").get<std::string>()};
+  }
+  return b;
+}
+
 pool::Partition partitionFrom(const Json& j) { return {j.at("name").get<std::string>()}; }
 
 pool::Network networkFrom(const Json& j) {
@@ -188,6 +207,7 @@ std::vector<DeclarationRecord> toRecords(const pool::Declarations& d) {
   for (const auto& x : d.identityPools) out.push_back({"IdentityPool", x.name, toJson(x).dump()});
   for (const auto& x : d.pools) out.push_back({"Pool", x.name, toJson(x).dump()});
   for (const auto& x : d.servers) out.push_back({"Server", x.name, toJson(x).dump()});
+  for (const auto& x : d.blades) out.push_back({"Blade", x.name, toJson(x).dump()});
   return out;
 }
 
@@ -209,6 +229,7 @@ pool::Declarations fromRange(RecordIt begin, RecordIt end, std::vector<std::stri
       else if (r->kind == "Network") d.networks.push_back(networkFrom(j));
       else if (r->kind == "IdentityPool") d.identityPools.push_back(identityPoolFrom(j));
       else if (r->kind == "Pool") d.pools.push_back(poolFrom(j));
+      else if (r->kind == "Blade") d.blades.push_back(declaredBladeFrom(j));
       else problems->push_back("unknown stored kind '" + r->kind + "' ('" + r->name + "')");
     } catch (const std::exception& e) {
       problems->push_back("stored " + r->kind + " '" + r->name + "' unreadable: " + e.what());
@@ -244,6 +265,7 @@ pool::Declarations fromRecords(const std::vector<DeclarationRecord>& records, st
   append(d.identityPools, std::move(rest.identityPools));
   append(d.pools, std::move(rest.pools));
   append(d.servers, std::move(rest.servers));
+  append(d.blades, std::move(rest.blades));
   append(*problems, std::move(laterProblems));
   return d;
 }
@@ -254,6 +276,7 @@ void mergeDeclarations(pool::Declarations& into, const pool::Declarations& incom
   upsert(into.identityPools, incoming.identityPools);
   upsert(into.pools, incoming.pools);
   upsert(into.servers, incoming.servers);
+  upsert(into.blades, incoming.blades);
 }
 
 Result<FieldMask> FieldMask::parse(const std::string& spec, const std::vector<std::string>& known) {

@@ -76,9 +76,15 @@ int main(int argc, char** argv) {
                  "wait this long past a failed blade's lease before fencing it (clock drift, transit)")
       ->capture_default_str();
   app.add_option("--fence-command", opts.fenceCommand,
-                 "power-off command for a failed blade, run by /bin/sh -c; {blade} {chassis} {slot} {hostname} are "
-                 "replaced (shell-quoted); exit 0 = power-off confirmed, its servers fail over at once");
-  app.add_option("--fence-timeout-ms", opts.fenceTimeoutMs, "a fence command still running after this is killed and counts as failed")
+                 "power-off command for a failed blade, run by /bin/sh -c; {blade} {chassis} {slot} {hostname} and "
+                 "its declared BMC's {bmc_address} {bmc_port} {bmc_user} {bmc_password_file} (kind: Blade) are replaced "
+                 "(shell-quoted); exit 0 = power-off confirmed, its servers fail over at once. A blade with a BMC is "
+                 "power-fenced: it never fences itself, and its command is retried (2, 4 ... 60 s) until it confirms "
+                 "(docs/FENCING.md). E.g. fence_ipmilan --ip={bmc_address} --ipport={bmc_port} --username={bmc_user} "
+                 "--password-script=\"cat {bmc_password_file}\" --lanplus --action=off --power-timeout=5");
+  app.add_option("--fence-timeout-ms", opts.fenceTimeoutMs,
+                 "a fence command still running after this is killed and counts as failed (keep the command's own "
+                 "timeouts below it: fence_ipmilan --power-timeout)")
       ->capture_default_str();
   app.add_option("--storm-share", opts.stormShare,
                  "fence nothing while more than this share of the blades are silent at once (0..1)")

@@ -180,6 +180,25 @@ struct Server {
   std::string template_;                // the template (replicas) it came from, or empty
 };
 
+// A blade's baseboard management controller: how loomd's --fence-command reaches it
+// ({bmc_address} {bmc_port} {bmc_user} {bmc_password_file}). The password stays in a
+// file on the controller host; only its path is declared.
+struct Bmc {
+  std::string address;       // host name or IP address
+  int port = 623;            // IPMI's RMCP+ port
+  std::string user;
+  std::string passwordFile;  // absolute path on the controller host
+  bool operator==(const Bmc&) const = default;
+};
+
+// `kind: Blade`: what an operator declares of one physical blade, fabric-wide (no
+// partition). It may name a blade that has not registered yet. The planner does not read
+// it: a declared BMC makes the blade power-fenced (docs/FENCING.md, the power route).
+struct DeclaredBlade {
+  std::string name;
+  std::optional<Bmc> bmc;
+};
+
 // Everything declared, as one value. Order is the declaration order.
 struct Declarations {
   std::vector<Partition> partitions;
@@ -187,6 +206,7 @@ struct Declarations {
   std::vector<IdentityPool> identityPools;
   std::vector<Pool> pools;
   std::vector<Server> servers;
+  std::vector<DeclaredBlade> blades;
   // Servers deleted and not declared again (the controller's tombstones): wherever a blade
   // reports their domains, they are stopped and undefined. Other undeclared domains are
   // not Loom's and are left alone. A name declared again is a server, whatever this says.

@@ -1,6 +1,7 @@
 // The checks that need the whole set of declarations. Pure: structs and locations in,
 // diagnostics out; no YAML here.
 #include <algorithm>
+#include <cctype>
 #include <cstdint>
 #include <iterator>
 #include <map>
@@ -50,10 +51,12 @@ class Checker {
     identityPools_ = indexNames(d_.identityPools, set_.identityPools, diagnostics_);
     pools_ = indexNames(d_.pools, set_.pools, diagnostics_);
     servers_ = indexNames(d_.servers, set_.servers, diagnostics_);
+    indexNames(d_.blades, set_.blades, diagnostics_);
     checkNetworks();
     checkIdentityPools();
     checkPools();
     checkServers();
+    checkBlades();
   }
 
  private:
@@ -207,6 +210,26 @@ class Checker {
       for (std::size_t n = 0; n < s.nics.size(); ++n) {
         if (!s.nics[n].mac.empty()) fixedIdentity(fixedMacs, s.nics[n].mac, i, "nics[" + std::to_string(n) + "].mac", "MAC");
       }
+    }
+  }
+
+  // Two blades with one BMC: fencing either would power off the other (or neither: the
+  // one that failed keeps running its servers while they start elsewhere).
+  void checkBlades() {
+    std::map<std::pair<std::string, int>, std::size_t> bmcs;  // (address, port) -> blade
+    for (std::size_t i = 0; i < d_.blades.size(); ++i) {
+      const auto& b = d_.blades[i];
+      if (!b.bmc || b.bmc->address.empty()) continue;
+      std::string address = b.bmc->address;
+      for (char& c : address) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      auto [it, inserted] = bmcs.emplace(std::make_pair(address, b.bmc->port), i);
+      if (inserted) continue;
+      const Origin& o = set_.blades[i];
+      diagnostics_.error(o.at("bmc.address"), contextOf(o, b.name) + ": bmc.address: " + b.bmc->address + " port " +
+                                                  std::to_string(b.bmc->port) + " is already the BMC of Blade '" +
+                                                  d_.blades[it->second].name + "' at " +
+                                                  set_.blades[it->second].at("bmc.address").format() +
+                                                  " (fencing one blade would power off the other)");
     }
   }
 

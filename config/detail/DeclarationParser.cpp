@@ -13,7 +13,7 @@ namespace loom::config::detail {
 
 namespace {
 
-const std::vector<std::string> kKinds = {"Partition", "Network", "IdentityPool", "Pool", "Server"};
+const std::vector<std::string> kKinds = {"Partition", "Network", "IdentityPool", "Pool", "Server", "Blade"};
 
 // Names become domain names, file names and URL path segments: keep them plain.
 constexpr std::size_t kMaxName = 63;
@@ -396,6 +396,81 @@ void readServer(const MapReader& r, LocatedDeclarations& out) {
   }
 }
 
+// --- Blade -----------------------------------------------------------------------------
+
+// A host name (RFC 1123 letters, digits, '-' and '.'), an IPv4 address or an IPv6 one
+// (hex digits, ':' and '.', optionally in brackets): what fence agents take as --ip.
+bool isHostAddress(const std::string& a) {
+  if (a.empty() || a.size() > 253) return false;
+  std::string_view v = a;
+  if (v.front() == '[' && v.back() == ']' && v.size() > 2) {
+    v = v.substr(1, v.size() - 2);
+    return std::all_of(v.begin(), v.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.'; });
+  }
+  if (v.find(':') != std::string_view::npos)
+    return std::all_of(v.begin(), v.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.'; });
+  if (!std::isalnum(static_cast<unsigned char>(v.front())) || !std::isalnum(static_cast<unsigned char>(v.back()))) return false;
+  return std::all_of(v.begin(), v.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.'; });
+}
+
+// The password file is templated into a fence command line, and fence agents run their
+// password script through a shell of their own (fence_ipmilan --password-script="cat
+// {bmc_password_file}"): a path of plain characters stays one word in both shells.
+bool isPlainPath(const std::string& p) {
+  return std::all_of(p.begin(), p.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("/._-+@,=:").find(c) != std::string_view::npos;
+  });
+}
+
+constexpr std::size_t kMaxBmcUser = 64;
+constexpr std::size_t kMaxPath = 1024;
+
+void readBmc(const MapReader& parent, pool::Bmc& bmc, Origin& origin) {
+  const YamlNode* node = parent.node("bmc");
+  if (!node->isMap()) {
+    parent.error("bmc", "expected a mapping {address, port?, user, password_file}, got " + describe(*node));
+    return;
+  }
+  MapReader r(*node, parent.source(), parent.diagnostics(), parent.context(), "bmc.",
+              {"address", "port", "user", "password_file"});
+  if (auto address = r.string("address", Need::Required)) {
+    if (isHostAddress(*address)) bmc.address = *address;
+    else r.error("address", "expected a host name or an IP address, got '" + address->substr(0, 300) + "'");
+  }
+  r.remember(origin, "address");
+  if (auto port = r.integer("port", 1, 65535)) bmc.port = static_cast<int>(*port);
+  if (auto user = r.string("user", Need::Required)) {
+    const bool printable = std::all_of(user->begin(), user->end(), [](char c) { return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f; });
+    if (user->size() > kMaxBmcUser || !printable)
+      r.error("user", "expected a user name of 1.." + std::to_string(kMaxBmcUser) + " printable characters");
+    else bmc.user = *user;
+  }
+  if (auto path = r.string("password_file", Need::Required)) {
+    if (path->front() != '/')
+      r.error("password_file", "expected an absolute path on the controller host (loomd reads it there), got '" +
+                                   path->substr(0, 300) + "'");
+    else if (path->size() > kMaxPath || !isPlainPath(*path))
+      r.error("password_file", "expected a path of at most " + std::to_string(kMaxPath) +
+                                   " letters, digits and / . _ - + @ , = : (it becomes part of a fence command line), got '" +
+                                   path->substr(0, 300) + "'");
+    else bmc.passwordFile = *path;
+  }
+}
+
+void readDeclaredBlade(const MapReader& r, LocatedDeclarations& out) {
+  Origin origin = originOf(r, "Blade");
+  auto name = readName(r, origin);
+  pool::DeclaredBlade b;
+  if (r.has("bmc")) {
+    b.bmc.emplace();
+    readBmc(r, *b.bmc, origin);
+  }
+  if (!name || !admit(r, out, 1, 1)) return;
+  b.name = *name;
+  out.declarations.blades.push_back(std::move(b));
+  out.blades.push_back(std::move(origin));
+}
+
 const std::vector<std::string>& knownFields(const std::string& kind) {
   static const std::map<std::string, std::vector<std::string>> kFields = {
       {"Partition", {"kind", "name", "description"}},
@@ -407,6 +482,7 @@ const std::vector<std::string>& knownFields(const std::string& kind) {
       {"Server",
        {"kind", "name", "description", "partition", "pool", "vcpus", "memory", "nics", "disks", "boot", "xen",
         "priority", "anti_affinity", "dedicated", "power", "uuid", "identity_pool", "replicas"}},
+      {"Blade", {"kind", "name", "description", "bmc"}},
   };
   return kFields.at(kind);
 }
@@ -420,17 +496,17 @@ void readDeclarations(const Documents& documents, LocatedDeclarations& out, Diag
     const Location at = doc.source.locate(node);
     if (!node.isMap()) {
       diagnostics.error(at, "expected a declaration: a mapping with 'kind' (" + std::string("Partition, Network, "
-                            "IdentityPool, Pool or Server), got ") + describe(node));
+                            "IdentityPool, Pool, Server or Blade), got ") + describe(node));
       continue;
     }
     const YamlNode* kindNode = node.find("kind");
     if (!kindNode) {
-      diagnostics.error(at, "missing required field 'kind' (expected Partition, Network, IdentityPool, Pool or Server)");
+      diagnostics.error(at, "missing required field 'kind' (expected Partition, Network, IdentityPool, Pool, Server or Blade)");
       continue;
     }
     if (!kindNode->isScalar()) {
       diagnostics.error(doc.source.locate(*kindNode),
-                        "kind: expected Partition, Network, IdentityPool, Pool or Server, got " + describe(*kindNode));
+                        "kind: expected Partition, Network, IdentityPool, Pool, Server or Blade, got " + describe(*kindNode));
       continue;
     }
     const std::string kind = kindNode->scalar();
@@ -439,7 +515,7 @@ void readDeclarations(const Documents& documents, LocatedDeclarations& out, Diag
       if (auto near = closestMatch(kind, kKinds)) {
         message += " (did you mean '" + *near + "'?)";
       } else {
-        message += " (expected Partition, Network, IdentityPool, Pool or Server)";
+        message += " (expected Partition, Network, IdentityPool, Pool, Server or Blade)";
       }
       diagnostics.error(doc.source.locate(*kindNode), message);
       continue;
@@ -450,6 +526,7 @@ void readDeclarations(const Documents& documents, LocatedDeclarations& out, Diag
     if (kind == "IdentityPool") readIdentityPool(reader, out);
     if (kind == "Pool") readPool(reader, out);
     if (kind == "Server") readServer(reader, out);
+    if (kind == "Blade") readDeclaredBlade(reader, out);
   }
 }
 

@@ -25,7 +25,7 @@ inline constexpr std::size_t kMaxExpandedObjects = 500'000;
 // Declarations plus, for each object (same index), where it was declared.
 struct LocatedDeclarations {
   pool::Declarations declarations;
-  std::vector<Origin> partitions, networks, identityPools, pools, servers;
+  std::vector<Origin> partitions, networks, identityPools, pools, servers, blades;
   // A document could not be parsed: an object it declared may be what a "missing"
   // reference names, so missing references are not reported (the syntax error is).
   bool incomplete = false;

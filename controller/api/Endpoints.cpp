@@ -1,5 +1,7 @@
 #include "controller/api/Endpoints.h"
 
+#include <algorithm>
+
 namespace loom::controller::api {
 namespace {
 
@@ -27,6 +29,20 @@ std::string sourceOf(const ApiRequest& req) {
 }
 
 bool dryRun(const ApiRequest& req) { return flagParam(req.query, "dry_run") || flagParam(req.query, "dry-run"); }
+
+bool namesKind(const std::vector<ObjectName>& objects, const char* kind) {
+  return std::any_of(objects.begin(), objects.end(), [&](const auto& o) { return o.first == kind; });
+}
+
+// Who confirmed, as the request says it (loomctl sends USER@HOST; tokens will say it
+// better, DESIGN.md section 8), bounded.
+std::string operatorName(const Json& body) {
+  std::string by = body.contains("by") && body["by"].is_string() ? body["by"].get<std::string>() : "";
+  // ASCII only: a name cut in the middle of a UTF-8 sequence would make the event bad JSON.
+  std::erase_if(by, [](char c) { return static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f; });
+  if (by.size() > 64) by.resize(64);
+  return by.empty() ? "an operator through the API" : "by operator '" + by + "' through the API";
+}
 
 }  // namespace
 
@@ -59,6 +75,10 @@ void Endpoints::install(ApiRouter& r) {
             if (!registry_.find(p[0])) return error(404, "unknown blade '" + p[0] + "'");
             return verb == "retire" ? retire(p[0], now) : drain(p[0], verb == "drain", now);
           }));
+  r.add("POST", "/v1/blades/:name/fence", ApiRouter::Simple([this](const ApiRequest& q, const P& p, std::int64_t now) {
+          if (!registry_.find(p[0])) return error(404, "unknown blade '" + p[0] + "'");
+          return fence(p[0], q, now);
+        }));
 
   r.add("GET", "/v1/servers", ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t) {
           auto fields = listFields(q, Views::serverFields());
@@ -109,9 +129,11 @@ ApiResponse Endpoints::apply(const ApiRequest& req, std::int64_t now) {
     return error(503, "not applied, the state store failed: " + s.error().message);
   ++applies_;
   const std::string source = draft.source;
+  const bool blades = namesKind(draft.created, "Blade") || namesKind(draft.changed, "Blade");
   desired_.adopt(std::move(draft));
   events_.add("info", "", "",
               "applied " + source + ": " + std::to_string(created.size()) + " created, " + std::to_string(changed.size()) + " changed");
+  if (blades) planning_.bladesDeclared(now);
   Json plan = planning_.planNow(now);  // null if the placement could not be persisted (it is retried)
   return json(200, Json{{"dry_run", false}, {"diff", diff}, {"created", created}, {"changed", changed},
                         {"deleted", Json::array()}, {"plan", std::move(plan)}, {"plan_seconds", replanner_.counters().secondsLast}});
@@ -134,12 +156,14 @@ ApiResponse Endpoints::remove(const ApiRequest& req, std::int64_t now) {
   const std::vector<std::string> servers = draft.servers;
   const std::string source = draft.source;
   const std::size_t count = draft.objects.size();
+  const bool blades = namesKind(draft.objects, "Blade");
   desired_.adopt(std::move(draft));
   replanner_.forget(servers);
   // Where it runs now, it stops and its definition goes (the plan, from its tombstone).
   for (const auto& name : servers) reconciler_.forgive(name);
   ++applies_;
   events_.add("info", "", "", "deleted " + source + ": " + std::to_string(count) + " objects");
+  if (blades) planning_.bladesDeclared(now);
   Json plan = planning_.planNow(now);
   return json(200, Json{{"dry_run", false}, {"deleted", deleted}, {"plan", std::move(plan)}});
 }
@@ -177,6 +201,26 @@ ApiResponse Endpoints::retire(const std::string& blade, std::int64_t now) {
   detector_.retire(blade, now);
   events_.add("info", blade, "", "blade retired: it takes no servers again");
   planning_.bladeChanged(blade, now);
+  return text(200, views_.blade(blade, k, now));
+}
+
+ApiResponse Endpoints::fence(const std::string& blade, const ApiRequest& req, std::int64_t now) {
+  Json body = Json::parse(req.body, nullptr, false);
+  if (!body.is_object() || !body.contains("confirm_powered_off") || body["confirm_powered_off"] != true)
+    return error(400, "fence wants a JSON body {\"confirm_powered_off\": true}: your confirmation that blade " + blade +
+                          " is powered off (its BMC cannot say so). loomd then treats it as fenced and restarts its servers "
+                          "elsewhere; if it is in fact still running, they run twice");
+  const KnownBlade& k = *registry_.find(blade);
+  switch (detector_.confirmPoweredOff(blade, operatorName(body), now)) {
+    case FailureDetector::Confirmation::Heard:
+      return error(409, "blade " + blade + " is heard (last heartbeat " + std::to_string(now - detector_.lastHeard(blade)) +
+                            " ms ago): refusing to fence a live blade by hand");
+    case FailureDetector::Confirmation::Retired:
+      return error(409, "blade " + blade + " is retired");
+    case FailureDetector::Confirmation::AlreadyFenced:  // idempotent
+    case FailureDetector::Confirmation::Fenced:         // its health change replans
+      break;
+  }
   return text(200, views_.blade(blade, k, now));
 }
 

@@ -1,5 +1,5 @@
 // The API's endpoints (docs/API.md): declarations (apply, delete, their dry runs), blades
-// (list, show, drain, undrain, retire), servers (list, show, start, stop, move), pools,
+// (list, show, drain, undrain, retire, fence: an operator's power-off confirmation), servers (list, show, start, stop, move), pools,
 // partitions, capacity, events. Each answers from the rooms; a change is durable before
 // it is acknowledged (the rooms draft it, the Journal commits it, the rooms adopt it),
 // and what follows — a plan, operations — is the core's, through Planning.
@@ -30,8 +30,10 @@ class Endpoints {
     // A full plan now (declarations changed): the plan as the API shows it, null when it
     // could not be persisted (it is retried).
     virtual Json planNow(std::int64_t now) = 0;
-    // An admin state changed (drain, undrain, retire).
+    // An admin state changed (drain, undrain, retire), or an operator confirmed its power-off.
     virtual void bladeChanged(const std::string& blade, std::int64_t now) = 0;
+    // Blade declarations (kind: Blade: BMCs) were applied or deleted.
+    virtual void bladesDeclared(std::int64_t now) = 0;
     // A server was started, stopped or moved by an operator.
     virtual void serverChanged(const std::string& server, std::int64_t now) = 0;
   };
@@ -51,6 +53,7 @@ class Endpoints {
   ApiResponse remove(const ApiRequest& req, std::int64_t now);
   ApiResponse drain(const std::string& blade, bool drain, std::int64_t now);
   ApiResponse retire(const std::string& blade, std::int64_t now);
+  ApiResponse fence(const std::string& blade, const ApiRequest& req, std::int64_t now);
   ApiResponse move(const std::string& server, const ApiRequest& req, std::int64_t now);
   ApiResponse power(const std::string& server, bool on, std::int64_t now);
   void events(const ApiRequest& req, std::int64_t now, const Reply& reply);

@@ -78,7 +78,7 @@ const std::vector<std::string>& Views::bladeFields() {
       "name",   "chassis", "slot",   "cores",      "memory_mib", "hypervisor", "hypervisors",        "state",
       "pool",   "role",    "servers", "online",    "relay",      "driver",     "cpu_model",          "domains",
       "pending_operations", "heartbeat_age_ms", "lease_left_ms", "trusted", "fence_command_running",
-      "fencing", "quorum_member", "holding", "last_hold"};
+      "fence_attempts", "next_fence_attempt_ms", "last_fence_error", "fencing", "bmc", "quorum_member", "holding", "last_hold"};
   return fields;
 }
 
@@ -129,7 +129,21 @@ std::string Views::blade(const std::string& name, const KnownBlade& k, std::int6
     }
     if (l.health == pool::BladeState::Fenced && fields.has("trusted")) put(w, "trusted", false);
     if (l.fenceCommandRunning && fields.has("fence_command_running")) put(w, "fence_command_running", true);
+    // Since it failed: how many fence commands ran, when the next one starts (a
+    // power-fenced blade's are retried), why the last one failed.
+    if (l.fenceAttempts && fields.has("fence_attempts")) put(w, "fence_attempts", std::int64_t{l.fenceAttempts});
+    if (l.nextFenceAt && fields.has("next_fence_attempt_ms")) put(w, "next_fence_attempt_ms", std::max<std::int64_t>(0, l.nextFenceAt - now));
+    if (!l.lastFenceError.empty() && fields.has("last_fence_error")) put(w, "last_fence_error", l.lastFenceError);
     if (fields.has("fencing")) put(w, "fencing", quorum_.isPowerFenced(name) ? "power" : "lease");
+    if (const pool::Bmc* bmc = desired_.bmc(name); bmc && fields.has("bmc")) {
+      w.Key("bmc");
+      w.StartObject();
+      put(w, "address", bmc->address);
+      put(w, "port", std::int64_t{bmc->port});
+      put(w, "user", bmc->user);
+      put(w, "password_file", bmc->passwordFile);
+      w.EndObject();
+    }
     if (fields.has("quorum_member")) put(w, "quorum_member", quorum_.isMember(name));
     if (l.holding && fields.has("holding")) put(w, "holding", true);
     if (l.lastHold && fields.has("last_hold")) {

@@ -20,18 +20,19 @@ holds several; every pool keeps spares. Each run (a fresh fabric):
                      lease + after_lease_expiry_ms
 With --power-fence, the power route instead (docs/FENCING.md): the victim's BMC is an
 OpenIPMI ipmi_sim (tests/e2e/bmc.py; its machine runs the victim's agent and powers the
-blade off: the agent dies, its domains end), loomd runs the real fence_ipmilan against it
-as its --fence-command, and the lease is 20 s unless --lease-ms says otherwise, so only the
-confirmed power-off can move the servers in time. Same kill -9 of the victim's agent, same
-fields, plus
+blade off: the agent dies, its domains end), declared with `kind: Blade`; loomd runs the
+fence command packaging/etc/loomd.conf documents (the real fence_ipmilan, templated with
+the BMC's fields) from a --config file, and the lease is 20 s unless --lease-ms says
+otherwise, so only the confirmed power-off can move the servers in time. Same kill -9 of
+the victim's agent, same fields, plus
     fence_started_ms  loomd's "fence command started" event (failure detected: dead-ms)
-    fence_command_ms  how long fence_ipmilan itself ran (the wrapper's log)
+    fence_command_ms  how long fence_ipmilan itself ran (loomd's "exit 0 in N ms")
     power_off_ms      when the BMC's power-off ended the victim's domains (journal destroy)
 and the target is running elsewhere <= 3000 ms after the kill (DESIGN.md section 6).
 Prints every run, the medians over --runs and the command line that reproduces it.
 Every wait is bounded; all processes are killed and the work dir removed at the end.
 Usage: failover_bench.py --loomd PATH --agent PATH [--blades 1000 --runs 3 --lease-ms 5000] [--power-fence]"""
-import argparse, json, os, shlex, signal, socket, statistics, subprocess, sys, tempfile, time
+import argparse, json, os, re, shlex, signal, socket, statistics, subprocess, sys, tempfile, time
 import urllib.error, urllib.request
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -98,17 +99,16 @@ class Run(Bench):
                 timing += [opt, str(value)]
         fabric = os.path.join(self.work, "fabric.yaml")
         journal = os.path.join(self.work, "journal")
-        fence = []
+        config = []
         if a.power_fence:
-            # The wrapper names the BMCs' ports, known once the victim's BMC is added below
-            # (after loomd: its agent needs loomd's port); written now for loomd's option, and
-            # again then.
+            # loomd runs the documented fence_ipmilan line (packaging/etc/loomd.conf) from a
+            # --config file; the victim's BMC is declared (kind: Blade) once it is up.
             self.bmcs = bmc.Bmcs(self.work)
-            fence_script, calls = os.path.join(self.work, "fence-ipmilan.sh"), os.path.join(self.work, "fence-calls")
-            fence = ["--fence-command", self.bmcs.write_fence_command(fence_script, calls_log=calls)]
+            bmc.write_loomd_conf(os.path.join(self.work, "loomd.conf"))
+            config = ["--config", os.path.join(self.work, "loomd.conf")]
         # --log-level warn keeps loomd's log small, and the printed ports are stdout lines.
         self.read_loomd_ports(*self.spawn("loomd", [a.loomd, "--state", os.path.join(self.work, "state.db"), "--insecure",
-                                                    "--log-level", "warn"] + self.loomd_ports() + timing + fence), 60)
+                                                    "--log-level", "warn"] + self.loomd_ports() + timing + config), 60)
         self.wait(lambda: self.request("GET", "/v1/health", timeout=2)[0] == 200, 60, "loomd serving")
         common = [a.agent, "--controller", f"tcp://127.0.0.1:{self.fabric_port}", "--insecure", "--simulate", fabric,
                   "--journal", journal, "--log-level", "warn"]
@@ -122,7 +122,6 @@ class Run(Bench):
             os.makedirs(os.path.join(self.work, "sim"), exist_ok=True)
             self.bmcs.add(victim, victim_argv, [a.agent, "sim-power-off", "--sim-state", os.path.join(self.work, "sim"),
                                                 "--blade", victim, "--journal", journal])
-            self.bmcs.write_fence_command(fence_script, calls_log=calls)
         others = ",".join(blade_name(i) for i in range(a.blades) if blade_name(i) != victim)
         self.spawn("agent-rest", common + ["--only", others])
         if a.power_fence:
@@ -172,6 +171,12 @@ def one_run(args, run):
         r.wait(lambda: r.online() >= args.blades, args.register_timeout, "all blades online")
         status, body = r.request("POST", "/v1/apply?source=bench.yaml", decls_yaml(args.blades, args.servers // POOLS), timeout=300)
         assert status == 200, (body or "")[:500]
+        if args.power_fence:
+            # The victim's BMC, as an operator declares it; its agent must hold the
+            # power-fenced policy before the kill.
+            status, body = r.request("POST", "/v1/apply?source=blades.yaml", r.bmcs.blades_yaml(), timeout=60)
+            assert status == 200, (body or "")[:500]
+            r.wait(lambda: (r.get(f"/v1/blades/{victim}") or {}).get("fencing") == "power", 30, "the victim power-fenced")
         total = POOLS * (args.servers // POOLS)
         def converged():
             m = r.metrics()
@@ -239,11 +244,10 @@ def one_run(args, run):
             if len(ends) != len(uuids) or (starts and max(ends) > min(starts)):
                 raise RuntimeError(f"the victim's domains did not all end by the power-off before a restart elsewhere "
                                    f"({len(ends)} of {len(uuids)})")
-            with open(os.path.join(work, "fence-calls")) as f:
-                calls = [line.split() for line in f if line.strip()]
+            took = re.search(r"exit 0 in (\d+) ms", fence["message"])
             result.update({
                 "fence_started_ms": fence_started["time_ms"] - t_kill if fence_started else float("nan"),
-                "fence_command_ms": int(calls[0][3]) - int(calls[0][1]) if calls else float("nan"),
+                "fence_command_ms": int(took.group(1)) if took else float("nan"),
                 "power_off_ms": max(ends) - t_kill,
             })
         targets = sorted({s["blade"] for s in servers.values()})

@@ -16,7 +16,7 @@ const std::string kDir = LOOM_EXAMPLES_DIR;
 
 std::vector<std::string> declarationFiles() {
   return {kDir + "/partitions.yaml", kDir + "/networks.yaml", kDir + "/identity.yaml", kDir + "/pools.yaml",
-          kDir + "/servers.yaml"};
+          kDir + "/servers.yaml", kDir + "/blades.yaml"};
 }
 
 TEST(Examples, EveryExampleFileIsCoveredByTheseTests) {
@@ -38,6 +38,12 @@ TEST(Examples, DeclarationsAreValidTogether) {
   EXPECT_EQ(d.identityPools.size(), 2u);
   EXPECT_EQ(d.pools.size(), 4u);
   EXPECT_EQ(d.servers.size(), 17u);
+  ASSERT_EQ(d.blades.size(), 8u);
+  for (const auto& b : d.blades) {
+    ASSERT_TRUE(b.bmc) << b.name;
+    EXPECT_EQ(b.bmc->address, b.name + "-bmc.oob") << "the BMC fabric.yaml names";
+    EXPECT_EQ(b.bmc->passwordFile, "/etc/loom/bmc/" + b.name + ".pass");
+  }
 
   auto pool = [&](const std::string& name) {
     auto it = std::find_if(d.pools.begin(), d.pools.end(), [&](const pool::Pool& p) { return p.name == name; });

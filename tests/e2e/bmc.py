@@ -30,8 +30,15 @@ suites ipmi_sim does not list and waits 10 s.
   bmcs.agent_pid(blade) / machine_alive(blade)
   bmcs.stop(blade)                      kill its ipmi_sim only: the BMC is unreachable, the
                                         blade keeps running
-  bmcs.write_fence_command(path)        a wrapper for loomd's --fence-command: the one place
-                                        that maps a blade to its BMC (see fence_ipmilan_argv)
+  bmcs.power_off_by_hand(blade)         what an operator does when the BMC is dead: pull the
+                                        plug (SIGTERM to the machine: agent killed, domains
+                                        ended, journaled), bounded
+  bmcs.blades_yaml()                    the `kind: Blade` declarations of every BMC (address,
+                                        port, user, password_file), for POST /v1/apply
+  documented_fence_command()            loomd's fence-command as packaging/etc/loomd.conf
+                                        documents it (fence_ipmilan, templated {bmc_*})
+  write_loomd_conf(path)                a loomd --config file with that line and the options
+                                        ipmi_sim needs (FENCE_TEST_OPTIONS)
 """
 import json, os, secrets, shlex, signal, socket, subprocess, sys, time
 
@@ -47,13 +54,32 @@ MACHINE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bmc_machine.
 POWER_WAIT = 0
 # How long fence_ipmilan waits for any one ipmitool answer, and for "off": an unreachable
 # BMC fails the fence command after this, well within loomd's --fence-timeout-ms.
-POWER_TIMEOUT = 4
+POWER_TIMEOUT = 5
+# What ipmi_sim needs beyond the documented line: -C 3 (ipmitool's default cipher-suite
+# discovery costs 10 s against ipmi_sim) and no wait after "off" (see POWER_WAIT).
+FENCE_TEST_OPTIONS = f"--cipher=3 --power-wait={POWER_WAIT}"
+LOOMD_CONF = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "packaging", "etc", "loomd.conf")
+
+def documented_fence_command():
+    """The `# fence-command: '...'` line of packaging/etc/loomd.conf, unquoted: the line
+    README and docs/FENCING.md show, which this test runs (so the documentation stays true)."""
+    with open(LOOMD_CONF) as f:
+        for line in f:
+            if line.startswith("# fence-command: '") and "{bmc_address}" in line:
+                return line.split(": ", 1)[1].strip().strip("'")
+    raise RuntimeError(f"{LOOMD_CONF} documents no fence_ipmilan fence-command with {{bmc_address}}")
+
+def write_loomd_conf(path):
+    """A loomd --config file holding the documented fence-command (uncommented, quoted as
+    the file shows it) plus FENCE_TEST_OPTIONS. Returns the command loomd will run."""
+    command = documented_fence_command() + " " + FENCE_TEST_OPTIONS
+    with open(path, "w") as f:
+        f.write(f"# the documented line of packaging/etc/loomd.conf, and what ipmi_sim needs\nfence-command: '{command}'\n")
+    return command
 
 def fence_ipmilan_argv(address, port, user, password_file, action, power_wait=POWER_WAIT, power_timeout=POWER_TIMEOUT):
-    """The fence_ipmilan command line for one BMC, as an operator writes it. The one place
-    it is built: once loomd templates BMC fields ({bmc_address}, ...), loomd's
-    --fence-command is this line with those placeholders, and the wrapper goes away.
-    -C 3: ipmitool's default cipher-suite discovery costs 10 s against ipmi_sim."""
+    """The fence_ipmilan command line for one BMC, for the test's own calls (status, on).
+    loomd builds its own from the documented template and the Blade declarations."""
     return [FENCE_IPMILAN, f"--ip={address}", f"--ipport={port}", f"--username={user}",
             f"--password-script=cat {shlex.quote(password_file)}", "--lanplus", "--cipher=3",
             f"--action={action}", f"--power-wait={power_wait}", f"--power-timeout={power_timeout}"]
@@ -230,24 +256,45 @@ set_working_mc 0x20
             p.kill()
             p.wait(timeout=10)
 
-    def write_fence_command(self, path, calls_log=None):
-        """Write the wrapper loomd runs as `--fence-command "sh PATH {blade}"`: it maps the
-        blade to its BMC's fence_ipmilan line (fence_ipmilan_argv) and runs it, appending
-        "BLADE START_MS EXIT END_MS" to `calls_log` if given. Returns loomd's option value."""
-        lines = ["#!/bin/sh",
-                 "# loomd --fence-command: blade name -> the real fence_ipmilan against its BMC (tests/e2e/bmc.py).",
-                 "blade=$1", 'case "$blade" in']
-        for blade, b in sorted(self.bmcs.items()):
-            lines.append(f"  {shlex.quote(blade)}) set -- {shlex.join(b.argv('off'))} ;;")
-        lines += ['  *) echo "no BMC for blade \'$blade\'" >&2; exit 1 ;;', "esac"]
-        if calls_log:
-            lines += ["start=$(date +%s%3N)", 'PYTHONWARNINGS=ignore "$@"', "rc=$?",
-                      f'echo "$blade $start $rc $(date +%s%3N)" >> {shlex.quote(calls_log)}', "exit $rc"]
-        else:
-            lines.append('PYTHONWARNINGS=ignore exec "$@"')
-        with open(path, "w") as f:
-            f.write("\n".join(lines) + "\n")
-        return f"sh {shlex.quote(path)} {{blade}}"
+    def blades_yaml(self, blades=None):
+        """`kind: Blade` declarations of the BMCs (of `blades`, default all): what an
+        operator applies so that loomd's templated fence command reaches each."""
+        docs = []
+        for blade in sorted(blades or self.bmcs):
+            b = self.bmcs[blade]
+            docs.append(f"kind: Blade\nname: {blade}\ndescription: simulated blade behind ipmi_sim\n"
+                        f"bmc: {{address: {b.address}, port: {b.port}, user: {b.user}, password_file: {b.password_file}}}\n")
+        return "---\n".join(docs)
+
+    def machine_pid(self, blade):
+        """The pid of blade's machine (its agent's parent), or None when it is off."""
+        pid = self.agent_pid(blade)
+        if pid is None:
+            return None
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return int(f.read().rsplit(")", 1)[1].split()[1])
+        except (FileNotFoundError, ValueError, IndexError):
+            return None
+
+    def power_off_by_hand(self, blade, timeout=20):
+        """Pull blade's plug, as an operator does when its BMC is dead: SIGTERM to its
+        machine, which kills the agent, ends the running domains (journaled) and exits.
+        Returns once the machine is gone (bounded); RuntimeError otherwise."""
+        machine = self.machine_pid(blade)
+        if machine is None:
+            raise RuntimeError(f"{blade} has no running machine to power off")
+        os.kill(machine, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with open(f"/proc/{machine}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                        return
+            except FileNotFoundError:
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{blade}'s machine (pid {machine}) did not power off within {timeout} s")
 
     def close(self):
         """Kill every process group this started (ipmi_sim, machines, agents)."""

@@ -34,7 +34,7 @@ TEST(Completion, ShellAddsItsOwnWordsAndHidesShell) {
 
 TEST(Completion, OffersVerbsOfANoun) {
   EXPECT_EQ(complete(words({"blade", ""}), fixedNames, false).words,
-            words({"drain", "list", "retire", "show", "undrain"}));
+            words({"drain", "fence", "list", "retire", "show", "undrain"}));
   EXPECT_EQ(complete(words({"server", "m"}), fixedNames, false).words, words({"move"}));
 }
 
@@ -54,6 +54,7 @@ TEST(Completion, OffersFlagsAndTheirValues) {
   EXPECT_EQ(complete(words({"-o", "j"}), fixedNames, false).words, words({"json"}));
   EXPECT_EQ(complete(words({"server", "move", "web-0", "--to", "c2"}), fixedNames, false).words, words({"c2-s1"}));
   EXPECT_TRUE(complete(words({"apply", "-f", ""}), fixedNames, false).files);
+  EXPECT_EQ(complete(words({"blade", "fence", "c1-s1", "--conf"}), fixedNames, false).words, words({"--confirm-powered-off"}));
   // A flag's value is skipped when finding the command: `-o json blade` still completes verbs.
   EXPECT_EQ(complete(words({"-o", "json", "blade", "li"}), fixedNames, false).words, words({"list"}));
 }

@@ -51,7 +51,7 @@ ProcessRun loomctl(const std::string& args) {
 
 std::string exampleDeclarations() {
   std::string args;
-  for (const char* f : {"partitions", "networks", "identity", "pools", "servers"}) {
+  for (const char* f : {"partitions", "networks", "identity", "pools", "servers", "blades"}) {
     args += " -f " + kExamples + "/" + f + ".yaml";
   }
   return args;
@@ -60,7 +60,7 @@ std::string exampleDeclarations() {
 TEST(LoomctlValidate, AcceptsTheExamplesAndSummarisesThem) {
   ProcessRun r = loomctl("validate" + exampleDeclarations());
   EXPECT_EQ(r.exitCode, 0) << r.err;
-  EXPECT_EQ(r.out, "ok: 2 partitions, 3 networks, 2 identity pools, 4 pools, 17 servers (from 3 templates)\n");
+  EXPECT_EQ(r.out, "ok: 2 partitions, 3 networks, 2 identity pools, 4 pools, 17 servers (from 3 templates), 8 blades\n");
   EXPECT_EQ(r.err, "");
 }
 

@@ -61,7 +61,7 @@ def wait_for(pred, seconds, what):
 
 def example_args(examples):
     out = []
-    for f in ("partitions", "networks", "identity", "pools", "servers"):
+    for f in ("partitions", "networks", "identity", "pools", "servers", "blades"):
         out += ["-f", os.path.join(examples, f + ".yaml")]
     return out
 
@@ -105,6 +105,7 @@ def suite_core(fab):
 
     out, err = apply_examples(fab)
     check("applied" in out and "+ Pool/web" in out, "apply prints the diff (+ created) and 'applied'", out)
+    check("+ Blade/c1-s1" in out, "apply names the declared blades (+ Blade/c1-s1)", out)
     check("servers settled: 17/17" in out, "apply reports the servers settled / total", out)
     check("SERVER" in out and "BLADE" in out, "apply shows the resulting placements", out)
     check("Apply these changes?" not in out, "no confirmation question when stdin is not a terminal", out)

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <csignal>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <map>
@@ -599,12 +600,21 @@ void addChangeCommand(CLI::App& app, Context& context, bool isDelete) {
 
 std::string pathName(const std::string& name) { return urlEncode(name); }
 
+// USER@HOST, for the events that name who confirmed something.
+std::string operatorName() {
+  const char* user = std::getenv("USER");
+  if (!user || !*user) user = std::getenv("LOGNAME");
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  return std::string(user && *user ? user : "unknown") + (host[0] ? std::string("@") + host : std::string());
+}
+
 void addNameArgument(CLI::App* cmd, std::string& name, const std::string& noun) {
   cmd->add_option("NAME", name, "The " + noun + "'s name")->required()->type_name("NAME");
 }
 
 void registerBlade(CLI::App& app, Context& context) {
-  CLI::App* blade = app.add_subcommand("blade", "Blades of the fabric: list, show, drain, undrain, retire");
+  CLI::App* blade = app.add_subcommand("blade", "Blades of the fabric: list, show, drain, undrain, retire, fence");
   blade->require_subcommand(1);
 
   auto filter = std::make_shared<ListFilter>();
@@ -659,6 +669,39 @@ void registerBlade(CLI::App& app, Context& context) {
       });
     });
   }
+
+  // The power route's last resort (docs/FENCING.md): a power-fenced blade never fences
+  // itself, so when its BMC cannot confirm the power-off, only a person can.
+  auto confirmed = std::make_shared<bool>(false);
+  CLI::App* fence = blade->add_subcommand(
+      "fence", "Confirm that a silent blade is powered off (its BMC cannot say so): its servers restart elsewhere");
+  addNameArgument(fence, *name, "blade");
+  fence->add_flag("--confirm-powered-off", *confirmed,
+                  "You checked that the blade is powered off (pulled its power, or saw it dark); required");
+  fence->footer(
+      "For a power-fenced blade (a BMC declared with kind: Blade) whose fence command keeps failing: loomd never fences "
+      "it by its lease, so its servers stay bound to it until its BMC or you confirm the power-off. Exit status 2 "
+      "without --confirm-powered-off, 1 when loomd refuses (it hears the blade, or it is retired). If the blade still "
+      "runs, its servers run twice. docs/FENCING.md, the power route.\n");
+  fence->callback([&context, name, confirmed] {
+    if (!*confirmed)
+      throw CommandError("blade fence needs --confirm-powered-off: loomd will treat " + *name +
+                             " as powered off and restart its servers on other blades. Confirm only once you know it is "
+                             "off (its BMC is dead, so loomd cannot check): if it still runs, its servers will run twice "
+                             "and may corrupt their disks",
+                         2);
+    ApiRequest r;
+    r.method = "POST";
+    r.target = "/v1/blades/" + pathName(*name) + "/fence";
+    r.body = Json{{"confirm_powered_off", true}, {"by", operatorName()}}.dump();
+    r.contentType = "application/json";
+    r.feature = "blade fence";
+    Json b = requestJson(context, r);
+    show(context, b, [&](const Json& j) {
+      if (j.is_object() && j.contains("name")) bladeTable(context, Json::array({j}));
+      *context.out << *name << ": fenced (operator confirmed power-off); its servers restart elsewhere\n";
+    });
+  });
 }
 
 void registerServer(CLI::App& app, Context& context) {

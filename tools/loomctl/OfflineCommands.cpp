@@ -65,6 +65,7 @@ void runValidate(Context& context, const ValidateOptions& options) {
                               {"pools", d.pools.size()},
                               {"servers", d.servers.size()},
                               {"templates", templates.size()},
+                              {"blades", d.blades.size()},
                               {"errors", Json::array()}});
     return;
   }
@@ -74,6 +75,7 @@ void runValidate(Context& context, const ValidateOptions& options) {
                         countOf(d.pools.size(), "pool", "pools") + ", " +
                         countOf(d.servers.size(), "server", "servers");
   if (!templates.empty()) summary += " (from " + countOf(templates.size(), "template", "templates") + ")";
+  if (!d.blades.empty()) summary += ", " + countOf(d.blades.size(), "blade", "blades");
   *context.out << styled("ok", Style::Good, context.color) << ": " << summary << '\n';
 }
 
