@@ -107,8 +107,10 @@ void Reconciler::adopt(const Replanner::Steps& plan, std::int64_t now) {
     // What is no longer planned: sent, it runs out; queued, it is cancelled.
     std::deque<std::uint64_t> next;
     for (auto id : queue) {
-      if (kept.count(id)) continue;
-      if (operations_.at(id).inFlight) next.push_back(id);
+      Operation& op = operations_.at(id);
+      op.unplanned = !kept.count(id);
+      if (!op.unplanned) continue;
+      if (op.inFlight) next.push_back(id);
       else doomed.push_back(id);
     }
     for (auto i : planned)
@@ -237,6 +239,14 @@ void Reconciler::finish(std::uint64_t id, bool ok, const std::string& error, std
   auto it = operations_.find(id);
   if (it == operations_.end()) return;
   Operation& op = it->second;
+  // A step the plan no longer wants that failed or ran out is not sent again: retried, it
+  // would sit in its blade's queue until that blade is planned again, and a start would
+  // keep its server marked as starting there, holding its define on the blade the plan now
+  // names (loom-sim seed 88020 operator).
+  if (!ok && op.unplanned) {
+    drop({id}, "cancelled", "no longer planned; " + error);
+    return;
+  }
   if (!ok && op.attempts < options_.opMaxAttempts) {
     ++counters_.retried;
     op.inFlight = false;

@@ -97,6 +97,8 @@ class Reconciler {
     std::vector<std::uint64_t> after;  // operations that must have succeeded first
     int attempts = 0;
     bool inFlight = false;
+    // Sent, then no longer planned: it runs out and is not retried (adopt).
+    bool unplanned = false;
     std::int64_t deadline = 0;   // when in flight
     std::int64_t notBefore = 0;  // backoff
   };

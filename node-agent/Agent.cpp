@@ -216,6 +216,11 @@ void Agent::onFrame(std::string_view bytes, std::int64_t now) {
   warnedSilence_ = false;
   warnedQuiet_ = false;
   dispatcher_.dispatch(0, "controller", bytes);
+  // A frame can make an ask due sooner than the tick planned: a start ends the idle pause,
+  // a short lease brings the asks forward, a policy names the members. The next tick looks
+  // then, not at the fence (loom-sim seed 61660 chaos: a start under a late registration's
+  // short lease waited for the tick that fenced it).
+  nextTick_ = std::min(nextTick_, shieldDueAt());
 }
 
 void Agent::takeStamp(std::uint64_t stamp) {
@@ -292,7 +297,12 @@ std::int64_t Agent::holdUntil() const {
 
 void Agent::renewGuard() {
   const std::int64_t until = holdUntil();
-  if (until > guardUntil_) {
+  // Earlier too, not only later: a newer policy whose quorum set the credits do not cover
+  // ends the shield, and loomd drops the older version once this blade echoes the newer
+  // one, so it may fence this blade at the end of its lease. A guard left at the old
+  // shield's end would fire after the failover (loom-sim seed 14111 chaos: the agent was
+  // killed just after taking the policy). 0: nothing held since it fenced itself.
+  if (until > 0 && until != guardUntil_) {
     guardUntil_ = until;
     if (guard_ && !powerFenced_) guard_->renew(until - now_);
   }
@@ -531,6 +541,7 @@ std::optional<protocol::Json> Agent::onPeerFrame(std::string_view bytes, std::in
   if (now >= fenceAt()) selfFence(now);
   peerReply_.reset();
   peerDispatcher_.dispatch(0, "peer", bytes);
+  nextTick_ = std::min(nextTick_, shieldDueAt());  // a refusal's retry may be sooner than the resend
   return std::exchange(peerReply_, std::nullopt);
 }
 

@@ -113,7 +113,8 @@ class Agent {
   void tendShield(std::int64_t now);
   // When tendShield has something to do next (max when the blade needs no shield).
   std::int64_t shieldDueAt() const;
-  // The guard must fire no later than holdUntil(); renewed whenever that moves on.
+  // The guard must fire no later than holdUntil(); renewed whenever that moves, earlier as
+  // well as later (a newer policy may end the shield).
   void renewGuard();
   std::size_t runningDomains();
   void savePolicy() const;

@@ -409,6 +409,59 @@ TEST(Controller, ADefineHeldByAStartElsewhereLeavesWhenThatStartIsCancelled) {
   EXPECT_FALSE(sentTo(first, "start", mark));
 }
 
+// The same hold, but the start in flight is never answered (a lossy link lost it) and its
+// blade is not planned again: the start times out. It is no longer planned, so it is not
+// retried: it leaves the books and the define on the server's new blade goes (loom-sim
+// seed 88020 operator: cache-0 "starting" on its new blade forever after a drain and a move
+// while a start to its old blade was lost; the timed-out start waited in the old blade's
+// queue, retried never, and kept the server marked as starting there).
+TEST(Controller, AStartNoLongerPlannedThatTimesOutIsNotRetriedAndReleasesTheServer) {
+  Harness h("held-by-lost-start.db");
+  for (const std::string b : {"b1", "b2"}) {
+    h.registerBlade(b);
+    h.seq[b] = 0;
+  }
+  ASSERT_EQ(h.api("POST", "/v1/apply", yaml(web(1))).status, 200);
+  std::string lostTo;  // the blade whose starts go unanswered
+  auto play = [&](std::int64_t ms) {
+    for (std::int64_t t = 0; t < ms; t += 100) {
+      h.now += 100;
+      auto batch = std::move(h.sent);
+      h.sent.clear();
+      for (auto& [blade, f] : batch)
+        if (f["type"] == "plan")
+          for (auto& step : f["steps"])
+            if (!(step["kind"] == "start" && (lostTo.empty() || blade == lostTo)))
+              h.frame(blade, protocol::encode(protocol::StepResult{step["op"].get<std::uint64_t>(), true, ""}));
+      if (h.now % 1000 == 0)
+        for (auto& [blade, n] : h.seq) h.frame(blade, protocol::encode(protocol::Heartbeat{++n, std::nullopt}));
+      h.controller->tick(h.now);
+    }
+  };
+  play(1000);
+  const std::string first = h.server("web-0")["blade"];
+  const std::string second = first == "b1" ? "b2" : "b1";
+  lostTo = first;
+  auto sentTo = [&](const std::string& blade, const std::string& kind) {
+    for (const auto& [b, f] : h.history)
+      if (b == blade && f["type"] == "plan")
+        for (auto& step : f["steps"])
+          if (step["kind"] == kind && step["server"] == "web-0") return true;
+    return false;
+  };
+  ASSERT_TRUE(sentTo(first, "start")) << "web-0's start is in flight to " << first;
+  ASSERT_EQ(h.api("POST", "/v1/blades/" + first + "/drain").status, 200);
+  play(1000);
+  ASSERT_EQ(h.server("web-0")["blade"], second);
+  ASSERT_FALSE(sentTo(second, "define")) << "a start of web-0 is still in flight to " << first;
+  // The start runs out (15 s); nothing else happens to either blade meanwhile.
+  play(20000);
+  EXPECT_TRUE(sentTo(second, "define")) << "the lost start, no longer planned, still holds web-0";
+  auto s = h.server("web-0");
+  EXPECT_EQ(s["blade"], second);
+  EXPECT_EQ(s["state"], "running") << s.dump();
+}
+
 TEST(Controller, AfterARestartNothingStartsUntilEveryKnownBladeRegisteredOrWasFenced) {
   FailoverFixture f("restart-gate.db");
   Harness& h = f.h;
