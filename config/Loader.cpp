@@ -1,10 +1,10 @@
 #include "config/Loader.h"
 
 #include <algorithm>
-#include <map>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <map>
 #include <optional>
 #include <tuple>
 
@@ -212,16 +212,17 @@ DeclarationsResult loadDeclarationNames(const std::string& text, const std::stri
       n = replicas->isScalar() ? detail::parseInteger(replicas->scalar()) : std::nullopt;
       if (!n || *n < 1 || *n > detail::kMaxReplicas) {
         diagnostics.error(doc.source.locate(*replicas), "Server '" + name + "': replicas: expected an integer 1.." +
-                                                           std::to_string(detail::kMaxReplicas) + ", got " +
-                                                           detail::describe(*replicas));
+                                                            std::to_string(detail::kMaxReplicas) + ", got " +
+                                                            detail::describe(*replicas));
         continue;
       }
     }
     if (static_cast<std::size_t>(*n) > detail::kMaxExpandedObjects - result.objects.size()) {
-      diagnostics.error(replicas ? doc.source.locate(*replicas) : at,
-                        kind + " '" + name + "': this input would name more than " +
-                            std::to_string(detail::kMaxExpandedObjects) + " objects (replicas expanded), the most one "
-                            "load takes");
+      diagnostics.error(replicas ? doc.source.locate(*replicas) : at, kind + " '" + name +
+                                                                          "': this input would name more than " +
+                                                                          std::to_string(detail::kMaxExpandedObjects) +
+                                                                          " objects (replicas expanded), the most one "
+                                                                          "load takes");
       break;
     }
     if (!replicas) {

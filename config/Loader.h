@@ -22,7 +22,7 @@ struct Diagnostic {
 };
 
 struct DeclarationsResult {
-  pool::Declarations declarations;    // complete only when diagnostics is empty
+  pool::Declarations declarations;  // complete only when diagnostics is empty
   std::vector<Diagnostic> diagnostics;
   // (kind, name) of every object the input itself declared, in input order (replicas
   // expanded). Filled by loadDeclarationTextOnto, whose `declarations` also holds the

@@ -27,7 +27,8 @@ int hexValue(char c) {
   return -1;
 }
 
-constexpr const char* kSizeExpected = "expected a size: an integer number of MiB or a number with MiB, GiB or TiB (e.g. 512MiB, 4GiB)";
+constexpr const char* kSizeExpected =
+    "expected a size: an integer number of MiB or a number with MiB, GiB or TiB (e.g. 512MiB, 4GiB)";
 
 }  // namespace
 
@@ -45,7 +46,8 @@ Result<pool::MiB> parseSize(std::string_view text) {
     std::size_t j = i + 1;
     while (j < s.size() && std::isdigit(static_cast<unsigned char>(s[j]))) ++j;
     fraction = s.substr(i + 1, j - i - 1);
-    if (fraction.empty()) return makeError(Errc::Invalid, std::string(kSizeExpected) + ", got '" + std::string(text) + "'");
+    if (fraction.empty())
+      return makeError(Errc::Invalid, std::string(kSizeExpected) + ", got '" + std::string(text) + "'");
     i = j;
   }
   std::string unit = lower(trim(s.substr(i)));
@@ -62,8 +64,8 @@ Result<pool::MiB> parseSize(std::string_view text) {
   }
   if (multiplier == 0) {
     std::string hint;
-    static const std::pair<const char*, const char*> kDecimal[] = {
-        {"mb", "MiB"}, {"m", "MiB"}, {"gb", "GiB"}, {"g", "GiB"}, {"tb", "TiB"}, {"t", "TiB"}};
+    static const std::pair<const char*, const char*> kDecimal[] = {{"mb", "MiB"}, {"m", "MiB"},  {"gb", "GiB"},
+                                                                   {"g", "GiB"},  {"tb", "TiB"}, {"t", "TiB"}};
     for (auto [wrong, right] : kDecimal) {
       if (unit == wrong) hint = " (did you mean '" + std::string(s.substr(0, i)) + right + "'?)";
     }
@@ -123,8 +125,8 @@ std::string formatMac(std::uint64_t mac) {
 }
 
 Result<pool::MacRange> parseMacRange(std::string_view text) {
-  const std::string expected = "expected a MAC range FIRST-LAST such as 52:54:00:10:00:00-52:54:00:10:ff:ff, got '" +
-                               std::string(text) + "'";
+  const std::string expected =
+      "expected a MAC range FIRST-LAST such as 52:54:00:10:00:00-52:54:00:10:ff:ff, got '" + std::string(text) + "'";
   std::string_view s = trim(text);
   auto dash = s.find('-');
   if (dash == std::string_view::npos) return makeError(Errc::Invalid, expected);
@@ -156,8 +158,9 @@ bool isUuid(std::string_view text) {
 }
 
 Result<pool::UuidRange> parseUuidRange(std::string_view text) {
-  const std::string expected = "expected a UUID range PREFIX/BITS such as 4c4f4f4d-0000-0000-0000-000000000000/16, got '" +
-                               std::string(text) + "'";
+  const std::string expected =
+      "expected a UUID range PREFIX/BITS such as 4c4f4f4d-0000-0000-0000-000000000000/16, got '" + std::string(text) +
+      "'";
   std::string_view s = trim(text);
   auto slash = s.find('/');
   if (slash == std::string_view::npos) return makeError(Errc::Invalid, expected);
@@ -168,7 +171,8 @@ Result<pool::UuidRange> parseUuidRange(std::string_view text) {
   auto [p, ec] = std::from_chars(bitsText.data(), bitsText.data() + bitsText.size(), bits);
   if (ec != std::errc() || p != bitsText.data() + bitsText.size()) return makeError(Errc::Invalid, expected);
   if (bits < 1 || bits > 64) {
-    return makeError(Errc::Invalid, "UUID range '" + std::string(text) + "': BITS must be 1..64, got " + std::to_string(bits));
+    return makeError(Errc::Invalid,
+                     "UUID range '" + std::string(text) + "': BITS must be 1..64, got " + std::to_string(bits));
   }
   pool::UuidRange range;
   range.bits = bits;

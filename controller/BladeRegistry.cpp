@@ -7,16 +7,22 @@ namespace {
 
 std::optional<protocol::BladeInventory> inventoryFrom(const std::string& text) {
   protocol::Json inv = protocol::Json::parse(text, nullptr, false);
-  protocol::Json frame{{"type", "register"}, {"v", protocol::kVersion}, {"blade", "x"}, {"inventory", inv}, {"domains", protocol::Json::array()}};
+  protocol::Json frame{{"type", "register"},
+                       {"v", protocol::kVersion},
+                       {"blade", "x"},
+                       {"inventory", inv},
+                       {"domains", protocol::Json::array()}};
   if (protocol::validate(frame)) return std::nullopt;
   return protocol::decodeRegister(frame).inventory;
 }
 
-bool sameDomains(const std::map<std::string, protocol::ObservedDomain>& known, const std::vector<protocol::ObservedDomain>& reported) {
+bool sameDomains(const std::map<std::string, protocol::ObservedDomain>& known,
+                 const std::vector<protocol::ObservedDomain>& reported) {
   if (known.size() != reported.size()) return false;
   for (const auto& d : reported) {
     auto it = known.find(d.name);
-    if (it == known.end() || it->second.state != d.state || (!d.uuid.empty() && it->second.uuid != d.uuid)) return false;
+    if (it == known.end() || it->second.state != d.state || (!d.uuid.empty() && it->second.uuid != d.uuid))
+      return false;
   }
   return true;
 }
@@ -42,7 +48,8 @@ void BladeRegistry::restore(const std::vector<BladeRecord>& records) {
   }
 }
 
-BladeRegistry::Registration BladeRegistry::registerBlade(const std::string& blade, const protocol::Register& msg, std::int64_t wallMs) {
+BladeRegistry::Registration BladeRegistry::registerBlade(const std::string& blade, const protocol::Register& msg,
+                                                         std::int64_t wallMs) {
   ++registrations_;
   auto [it, fresh] = blades_.try_emplace(blade);
   KnownBlade& k = it->second;
@@ -121,7 +128,9 @@ BladeRecord BladeRegistry::adminRecord(const std::string& blade, const std::stri
   return {blade, inventoryJson(k.inventory).dump(), state, k.firstSeenMs};
 }
 
-void BladeRegistry::setAdminState(const std::string& blade, const std::string& state) { blades_.at(blade).adminState = state; }
+void BladeRegistry::setAdminState(const std::string& blade, const std::string& state) {
+  blades_.at(blade).adminState = state;
+}
 
 KnownBlade* BladeRegistry::find(const std::string& blade) {
   auto it = blades_.find(blade);

@@ -24,11 +24,11 @@ namespace loom::controller {
 
 struct KnownBlade {
   protocol::BladeInventory inventory;
-  std::string adminState;     // "" | "maintenance" | "retired"
+  std::string adminState;  // "" | "maintenance" | "retired"
   std::int64_t firstSeenMs = 0;
-  bool registered = false;    // registered since this controller started
+  bool registered = false;                                  // registered since this controller started
   std::map<std::string, protocol::ObservedDomain> domains;  // what its agent reports
-  std::set<std::string> warnedForeign;  // domains Loom did not declare, already reported
+  std::set<std::string> warnedForeign;                      // domains Loom did not declare, already reported
 };
 
 class BladeRegistry {
@@ -81,8 +81,8 @@ class BladeRegistry {
   void told(const std::string& blade, const std::string* domain = nullptr) {
     if (observer_) observer_(blade, domain);
   }
-  void setDomainQuietly(KnownBlade& k, const std::string& blade, const std::string& name, std::optional<pool::DomainState> state,
-                        const std::string& uuid);
+  void setDomainQuietly(KnownBlade& k, const std::string& blade, const std::string& name,
+                        std::optional<pool::DomainState> state, const std::string& uuid);
 
   Journal& journal_;
   Observer observer_;

@@ -1,9 +1,9 @@
 #include "controller/Controller.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <random>
-
-#include <spdlog/spdlog.h>
 
 #include "protocol/RelayEnvelope.h"
 #include "protocol/Validation.h"
@@ -18,8 +18,10 @@ Controller::Controller(StateStore& store, ControllerOptions options, Send send, 
       wallClock_(std::move(wallClock)),
       dispatcher_([](const std::string& line) { spdlog::warn("fabric: {}", line); }),
       quorum_(leases_, QuorumOptions{{options_.commitMs ? options_.commitMs : options_.leaseMs * 2 / 5,
-                                       options_.attestMs ? options_.attestMs : options_.leaseMs * 2},
-                                      options_.quorumSize, options_.quorumDebounceMs, 1000}),
+                                      options_.attestMs ? options_.attestMs : options_.leaseMs * 2},
+                                     options_.quorumSize,
+                                     options_.quorumDebounceMs,
+                                     1000}),
       journal_(store),
       events_(journal_, wallClock_, options_.eventMemory),
       registry_(journal_),
@@ -45,7 +47,8 @@ Controller::Controller(StateStore& store, ControllerOptions options, Send send, 
   dispatcher_.on(type::kStepResult, [this](const std::string& b, const Json& f) { onStepResult(b, f); });
   dispatcher_.on(type::kEvent, [this](const std::string& b, const Json& f) { onEvent(b, f); });
   // What a blade reports goes to the planner as it arrives; its steps follow on the tick.
-  registry_.onReport([this](const std::string& blade, const std::string* domain) { replanner_.observe(blade, domain); });
+  registry_.onReport(
+      [this](const std::string& blade, const std::string* domain) { replanner_.observe(blade, domain); });
   endpoints_.install(router_);
   router_.add("GET", "/metrics",
               api::ApiRouter::Simple([this](const ApiRequest&, const api::ApiRouter::Params&, std::int64_t) {
@@ -66,13 +69,16 @@ void Controller::onParsedFrame(const std::string& blade, const Json& frame, std:
   dispatcher_.dispatchParsed(blade, blade, frame);
 }
 
-void Controller::noteRejected(const std::string& peer, const protocol::Rejection& why) { dispatcher_.reject(peer, why); }
+void Controller::noteRejected(const std::string& peer, const protocol::Rejection& why) {
+  dispatcher_.reject(peer, why);
+}
 
 void Controller::onRegister(const std::string& blade, const Json& frame) {
   auto msg = protocol::decodeRegister(frame);
   if (msg.blade != blade) {
     // The routing id is what replies go to; a mismatch would send plans astray.
-    dispatcher_.reject(blade, {"invalid", "register names blade '" + msg.blade + "' but the connection is '" + blade + "'"});
+    dispatcher_.reject(blade,
+                       {"invalid", "register names blade '" + msg.blade + "' but the connection is '" + blade + "'"});
     return;
   }
   if (!protocol::isValidBladeName(blade)) {
@@ -90,11 +96,12 @@ void Controller::onRegister(const std::string& blade, const Json& frame) {
   // The agent may have restarted: whatever was in flight to it is lost; resend.
   reconciler_.lost(blade);
   events_.add("info", blade, "",
-              std::string(reg.fresh ? "blade registered" : "blade re-registered") + " (agent " + msg.agentVersion + ", " +
-                  std::to_string(msg.domains.size()) + " domains)");
+              std::string(reg.fresh ? "blade registered" : "blade re-registered") + " (agent " + msg.agentVersion +
+                  ", " + std::to_string(msg.domains.size()) + " domains)");
   // With a fabric thread, it answered the moment the frame arrived (ControllerLoop).
   if (!options_.fabricRenewsLeases)
-    send_(blade, protocol::encode(protocol::Registered{options_.leaseMs, options_.heartbeatMs, msg.seq, leases_.stamp(now_)}));
+    send_(blade,
+          protocol::encode(protocol::Registered{options_.leaseMs, options_.heartbeatMs, msg.seq, leases_.stamp(now_)}));
   // Whatever it held before, it gets the current policy now.
   sendPolicy(blade, 0, true);
 }
@@ -121,7 +128,8 @@ void Controller::onHeartbeat(const std::string& blade, const Json& frame) {
   sendPolicy(blade, msg.policyVersion, false);
   if (options_.fabricRenewsLeases) {
     detector_.leaseRenewed(blade, std::nullopt);
-  } else if (leases_.heartbeat(blade, now_, true, {}, {msg.echo, msg.policyVersion, msg.shieldMs, msg.holding}).renewed) {
+  } else if (leases_.heartbeat(blade, now_, true, {}, {msg.echo, msg.policyVersion, msg.shieldMs, msg.holding})
+                 .renewed) {
     detector_.leaseRenewed(blade, now_);
     if (msg.ack) send_(blade, protocol::encode(protocol::LeaseRenewed{msg.seq, options_.leaseMs, leases_.stamp(now_)}));
   }
@@ -162,14 +170,17 @@ void Controller::tendQuorum(std::int64_t now) {
     for (const auto& [name, k] : registry_.all()) {
       if (k.adminState == "retired" || detector_.health(name) == pool::BladeState::Fenced) continue;
       if (powerFencedBlade(name)) power.insert(name);
-      if (!k.inventory.peerEndpoint.empty()) eligible.push_back({name, k.inventory.chassis, k.inventory.peerEndpoint, k.inventory.peerKey});
+      if (!k.inventory.peerEndpoint.empty())
+        eligible.push_back({name, k.inventory.chassis, k.inventory.peerEndpoint, k.inventory.peerKey});
     }
     const auto before = quorum_.sets().current();
     const std::size_t was = before ? before->members.size() : 0;
-    if (auto next = quorum_.update(std::move(eligible), std::move(power), now, [this](Change c) { return journal_.commitNow(std::move(c)); }))
+    if (auto next = quorum_.update(std::move(eligible), std::move(power), now,
+                                   [this](Change c) { return journal_.commitNow(std::move(c)); }))
       events_.add("info", "", "",
                   "outage policy " + std::to_string(next->version) + ": " + std::to_string(next->members.size()) +
-                      " blades in the quorum set (was " + std::to_string(was) + "), " + std::to_string(next->powerFenced.size()) +
+                      " blades in the quorum set (was " + std::to_string(was) + "), " +
+                      std::to_string(next->powerFenced.size()) +
                       " power-fenced; loomd fences a silent blade by its lease only while it counts half of them");
   }
   quorum_.dropUnused(journal_.pending());
@@ -224,7 +235,8 @@ void Controller::tick(std::int64_t now) {
   tendQuorum(now);
   reconciler_.expire(now);
   // Declarations, new inventory, recovery: a full plan. Blade events: the kept planner.
-  if (replanner_.due(now)) replan(now, false);
+  if (replanner_.due(now))
+    replan(now, false);
   else
     for (const auto& steps : replanner_.react(now)) reconciler_.adopt(steps, now);
   reconciler_.dispatchPending(now);

@@ -2,6 +2,7 @@
 
 #include <malloc.h>
 #include <poll.h>
+#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -10,8 +11,6 @@
 #include <unordered_map>
 #include <variant>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
 #include "protocol/RelayEnvelope.h"
@@ -54,7 +53,8 @@ ControllerLoop::~ControllerLoop() {
 }
 
 std::int64_t ControllerLoop::monotonicMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 Status ControllerLoop::bind() {
@@ -80,18 +80,21 @@ Status ControllerLoop::bind() {
     if (!options_.insecure) {
       // The authenticator must be bound before the first handshake can happen.
       sockets_->zap = std::make_unique<protocol::ZapAuthenticator>(
-          sockets_->context, options_.allowedKeys, options_.relayKeys, [this](const std::string& key, const std::string& address) {
+          sockets_->context, options_.allowedKeys, options_.relayKeys,
+          [this](const std::string& key, const std::string& address) {
             post([this, key, address] {
-              controller_.noteRejected("key " + key, {"auth", "key " + key + " from " + address + " is not in the allow-list"});
+              controller_.noteRejected("key " + key,
+                                       {"auth", "key " + key + " from " + address + " is not in the allow-list"});
             });
           });
       r.set(zmq::sockopt::zap_domain, "loom");
       r.set(zmq::sockopt::curve_server, 1);
       r.set(zmq::sockopt::curve_secretkey, options_.secretKey);
     } else {
-      spdlog::warn("*** --insecure: CurveZMQ is OFF. Any process that can reach {} can act as an agent or a relay. "
-                   "For local demos and tests only. ***",
-                   options_.endpoint);
+      spdlog::warn(
+          "*** --insecure: CurveZMQ is OFF. Any process that can reach {} can act as an agent or a relay. "
+          "For local demos and tests only. ***",
+          options_.endpoint);
     }
     // A controller restarted right after a crash can find its port still held while the
     // kernel tears the old process's 10,000 connections down: wait a little for it.
@@ -165,12 +168,17 @@ void ControllerLoop::receiveFrames() {
       // Only a relay's key may speak for other blades (with Curve off, anyone may).
       if (!options_.insecure && protocol::connectionRole(parts[0]) != protocol::kRoleRelay) {
         post([this, peer] {
-          controller_.noteRejected(peer, {"auth", "'" + peer + "' sent a relay envelope but its key is not a relay's (--allow-relays)"});
+          controller_.noteRejected(
+              peer, {"auth", "'" + peer + "' sent a relay envelope but its key is not a relay's (--allow-relays)"});
         });
         continue;
       }
-      if (peer.compare(0, protocol::kRelayIdPrefix.size(), protocol::kRelayIdPrefix) != 0 || peer.size() == protocol::kRelayIdPrefix.size()) {
-        post([this, peer] { controller_.noteRejected(peer, {"malformed", "relay envelope from '" + peer + "', which is not a relay's routing id (relay/NAME)"}); });
+      if (peer.compare(0, protocol::kRelayIdPrefix.size(), protocol::kRelayIdPrefix) != 0 ||
+          peer.size() == protocol::kRelayIdPrefix.size()) {
+        post([this, peer] {
+          controller_.noteRejected(peer, {"malformed", "relay envelope from '" + peer +
+                                                           "', which is not a relay's routing id (relay/NAME)"});
+        });
         continue;
       }
       views.clear();
@@ -180,7 +188,8 @@ void ControllerLoop::receiveFrames() {
         post([this, peer, why = *bad] { controller_.noteRejected(peer, why); });
         continue;
       }
-      for (const auto& f : std::get<std::vector<protocol::RelayedFrame>>(split)) takeFrame(std::string(f.blade), f.payload, peer, now, batch);
+      for (const auto& f : std::get<std::vector<protocol::RelayedFrame>>(split))
+        takeFrame(std::string(f.blade), f.payload, peer, now, batch);
       continue;
     }
     if (parts.size() != 1) {
@@ -206,8 +215,10 @@ void ControllerLoop::takeFrame(std::string blade, std::string_view bytes, const 
   // without a JSON tree, and the core is not bothered with it.
   if (auto beat = protocol::peekPlainHeartbeat(bytes)) {
     auto& leases = controller_.leases();
-    const auto lease = leases.heartbeat(blade, now, /*news=*/false, via, {beat->echo, beat->policyVersion, beat->shieldMs, beat->holding});
-    if (lease.renewed && beat->ack) sendVia(via, blade, protocol::leaseRenewedFrame(beat->seq, options_.leaseMs, leases.stamp(now)));
+    const auto lease = leases.heartbeat(blade, now, /*news=*/false, via,
+                                        {beat->echo, beat->policyVersion, beat->shieldMs, beat->holding});
+    if (lease.renewed && beat->ack)
+      sendVia(via, blade, protocol::leaseRenewedFrame(beat->seq, options_.leaseMs, leases.stamp(now)));
     if (lease.keep) return;
     protocol::Json frame;
     (void)protocol::parseFrame(bytes, frame);  // cannot fail: the peek accepted it
@@ -236,8 +247,8 @@ void ControllerLoop::takeFrame(std::string blade, std::string_view bytes, const 
     keep = beat.keep;
   } else if (type == protocol::type::kRegister && frame["blade"] == blade && protocol::isValidBladeName(blade)) {
     leases.grant(blade, now, via, frame.value("uptime_ms", std::int64_t{-1}));
-    reply = protocol::encode(protocol::Registered{options_.leaseMs, options_.heartbeatMs, frame.value("seq", std::uint64_t{0}),
-                                                  leases.stamp(now)})
+    reply = protocol::encode(protocol::Registered{options_.leaseMs, options_.heartbeatMs,
+                                                  frame.value("seq", std::uint64_t{0}), leases.stamp(now)})
                 .dump();
   }
   if (!reply.empty()) sendVia(via, blade, reply);
@@ -270,7 +281,8 @@ void ControllerLoop::flushRelays() {
         (void)r.send(zmq::buffer(protocol::kRelayMarker), zmq::send_flags::sndmore);
         for (std::size_t i = 0; i < frames.size(); ++i) {
           (void)r.send(zmq::buffer(frames[i].first), zmq::send_flags::sndmore);
-          (void)r.send(zmq::buffer(frames[i].second), i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+          (void)r.send(zmq::buffer(frames[i].second),
+                       i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
         }
       }
     } catch (const zmq::error_t& e) {
@@ -343,8 +355,10 @@ void ControllerLoop::drainCore() {
   }
   std::size_t handled = 0;
   for (auto& f : frames) {
-    if (f.frame.is_null()) controller_.onFrame(f.peer, f.bytes, f.at);
-    else controller_.onParsedFrame(f.peer, f.frame, f.at);
+    if (f.frame.is_null())
+      controller_.onFrame(f.peer, f.bytes, f.at);
+    else
+      controller_.onParsedFrame(f.peer, f.frame, f.at);
     // 10,000 agents registering after a restart are seconds of frames: API requests
     // posted meanwhile are answered between them, not after them all.
     if (++handled % kFramesBetweenTasks == 0) runTasks();

@@ -29,11 +29,11 @@ namespace loom::controller {
 struct FabricOptions {
   std::string endpoint = "tcp://127.0.0.1:7700";
   bool insecure = false;
-  std::string secretKey;               // Z85; required unless insecure
-  std::set<std::string> allowedKeys;   // agent public keys (Z85)
-  std::set<std::string> relayKeys;     // relay public keys (Z85): these may speak for other blades
-  std::int64_t leaseMs = 5000;         // told in each lease-renewed and registered
-  std::int64_t heartbeatMs = 1000;     // told in each registered
+  std::string secretKey;              // Z85; required unless insecure
+  std::set<std::string> allowedKeys;  // agent public keys (Z85)
+  std::set<std::string> relayKeys;    // relay public keys (Z85): these may speak for other blades
+  std::int64_t leaseMs = 5000;        // told in each lease-renewed and registered
+  std::int64_t heartbeatMs = 1000;    // told in each registered
   // Frames are read in batches at most this often: 10,000 blades beating once a second
   // would otherwise wake the fabric thread, the core and ZeroMQ's I/O thread for nearly
   // every frame. A lease answer waits at most this long.
@@ -83,7 +83,8 @@ class ControllerLoop {
   void runFabric();
   void receiveFrames();
   // One agent frame (direct, or out of a relay envelope): the lease answer, then the inbox.
-  void takeFrame(std::string blade, std::string_view bytes, const std::string& via, std::int64_t now, std::deque<Inbound>& batch);
+  void takeFrame(std::string blade, std::string_view bytes, const std::string& via, std::int64_t now,
+                 std::deque<Inbound>& batch);
   void sendQueued();
   // Fabric thread: a frame to `blade` through relay `via` (routing id; empty: directly).
   // Relays' frames wait in their envelope until flushRelays().

@@ -31,18 +31,18 @@ struct ControllerOptions {
   // as they arrive (loomd's fabric thread, through leases()); otherwise the controller
   // answers them itself.
   bool fabricRenewsLeases = false;
-  std::int64_t opTimeoutMs = 15000; // an operation not answered by then is retried
-  int opMaxAttempts = 4;            // then it becomes a fault event
-  std::int64_t opBackoffMs = 500;   // first retry delay, doubled each attempt
+  std::int64_t opTimeoutMs = 15000;        // an operation not answered by then is retried
+  int opMaxAttempts = 4;                   // then it becomes a fault event
+  std::int64_t opBackoffMs = 500;          // first retry delay, doubled each attempt
   std::int64_t replanMinIntervalMs = 100;  // debounce for bursts of changes
   std::size_t maxStepsPerPlanMessage = 64;
   std::size_t eventMemory = 10000;  // events kept in memory for /v1/events
   // The outage rule (docs/FENCING.md). 0: the defaults, 0.4 and 2 leases.
-  std::int64_t commitMs = 0;      // C: how long a blade promises not to attest after our stamp
-  std::int64_t attestMs = 0;      // V: how long one attestation shields
-  std::size_t quorumSize = 64;    // the quorum set's most members
+  std::int64_t commitMs = 0;    // C: how long a blade promises not to attest after our stamp
+  std::int64_t attestMs = 0;    // V: how long one attestation shields
+  std::size_t quorumSize = 64;  // the quorum set's most members
   std::int64_t quorumDebounceMs = 1000;
-  std::uint32_t stampTag = 0;     // this process's stamp tag; 0: random (tests fix it)
+  std::uint32_t stampTag = 0;  // this process's stamp tag; 0: random (tests fix it)
 };
 
 }  // namespace loom::controller

@@ -1,8 +1,8 @@
 #include "controller/DesiredState.h"
 
-#include <algorithm>
-
 #include <spdlog/spdlog.h>
+
+#include <algorithm>
 
 #include "config/Loader.h"
 #include "controller/EventLog.h"
@@ -10,20 +10,24 @@
 
 namespace loom::controller {
 
-DesiredState::DesiredState() : identities_(std::make_shared<pool::IdentityAllocator>(std::vector<pool::IdentityPool>{})) {}
+DesiredState::DesiredState()
+    : identities_(std::make_shared<pool::IdentityAllocator>(std::vector<pool::IdentityPool>{})) {}
 
-Status DesiredState::restore(std::vector<DeclarationRecord> records, const std::vector<pool::IdentityRecord>& identities,
-                             std::vector<std::string>* problems) {
+Status DesiredState::restore(std::vector<DeclarationRecord> records,
+                             const std::vector<pool::IdentityRecord>& identities, std::vector<std::string>* problems) {
   std::vector<DeclarationRecord> declared;
   declared.reserve(records.size());
   for (auto& r : records) {
-    if (r.kind == kTombstone) deleted_.insert(r.name);
-    else declared.push_back(std::move(r));
+    if (r.kind == kTombstone)
+      deleted_.insert(r.name);
+    else
+      declared.push_back(std::move(r));
   }
   declarations_ = fromRecords(declared, problems);
   changed();
   identities_ = std::make_shared<pool::IdentityAllocator>(declarations_.identityPools);
-  if (auto s = identities_->restore(identities); !s) return makeError(Errc::Internal, "restoring identities: " + s.error().message);
+  if (auto s = identities_->restore(identities); !s)
+    return makeError(Errc::Internal, "restoring identities: " + s.error().message);
   identitiesDirty_ = true;
   return okStatus();
 }
@@ -78,8 +82,10 @@ ApplyDraft DesiredState::draftApply(const std::string& body, const std::string& 
   for (auto& r : toRecords(loaded.declarations)) {
     if (!named.count({r.kind, r.name})) continue;
     auto it = current.find({r.kind, r.name});
-    if (it == current.end()) d.created.emplace_back(r.kind, r.name);
-    else if (it->second != r.body) d.changed.emplace_back(r.kind, r.name);
+    if (it == current.end())
+      d.created.emplace_back(r.kind, r.name);
+    else if (it->second != r.body)
+      d.changed.emplace_back(r.kind, r.name);
     else {
       ++d.unchanged;
       continue;
@@ -146,7 +152,8 @@ DeleteDraft DesiredState::draftDelete(const std::string& body, const std::string
     if (kind != "IdentityPool") continue;
     for (const auto& r : identities_->records())
       if (r.identityPool == name || r.identityPool.empty())
-        return fail(409, "IdentityPool '" + name + "' has handed out identities, which are never reused; it cannot be deleted");
+        return fail(
+            409, "IdentityPool '" + name + "' has handed out identities, which are never reused; it cannot be deleted");
   }
   for (const auto& [kind, name] : loaded.objects) {
     d.change.deleteDeclarations.emplace_back(kind, name);
@@ -174,7 +181,8 @@ void DesiredState::adopt(DeleteDraft&& d) {
   }
   declarations_ = std::move(d.remaining);
   changed();
-  if (std::any_of(d.objects.begin(), d.objects.end(), [](const auto& o) { return o.first == "IdentityPool"; })) rebuildIdentities();
+  if (std::any_of(d.objects.begin(), d.objects.end(), [](const auto& o) { return o.first == "IdentityPool"; }))
+    rebuildIdentities();
 }
 
 std::optional<DeclarationRecord> DesiredState::powerRecord(const std::string& name, bool on) const {
@@ -201,7 +209,8 @@ void DesiredState::assignIdentities(Change& change, EventLog& events) {
       auto handedOut = identities_->ensure(s, poolIdentity[s.pool]);
       if (!handedOut) {
         auto& fault = identityFaults_[s.name];
-        if (fault != handedOut.error().message) events.add("error", "", s.name, "identity: " + handedOut.error().message);
+        if (fault != handedOut.error().message)
+          events.add("error", "", s.name, "identity: " + handedOut.error().message);
         fault = handedOut.error().message;
         continue;
       }

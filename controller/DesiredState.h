@@ -37,20 +37,20 @@ struct ApplyDraft {
   std::vector<ObjectName> objects;       // what the body names
   std::vector<ObjectName> created, changed;
   std::size_t unchanged = 0;
-  Change change;                         // the records to commit
+  Change change;  // the records to commit
   bool identityPoolsChanged = false;
   std::string source;
 };
 
 // A delete's body, read against what is applied.
 struct DeleteDraft {
-  int status = 200;                      // 400 unreadable, 404 not declared, 409 still referenced
+  int status = 200;  // 400 unreadable, 404 not declared, 409 still referenced
   std::string error;
   std::vector<std::string> diagnostics;
   pool::Declarations remaining;
   std::vector<ObjectName> objects;
-  std::vector<std::string> servers;      // the servers it deletes
-  Change change;                         // declarations gone, tombstones, released identities
+  std::vector<std::string> servers;  // the servers it deletes
+  Change change;                     // declarations gone, tombstones, released identities
   std::shared_ptr<pool::IdentityAllocator> released;
   std::string source;
 };

@@ -4,10 +4,13 @@
 
 namespace loom::controller {
 
-void EventLog::add(const std::string& level, const std::string& blade, const std::string& server, const std::string& message) {
+void EventLog::add(const std::string& level, const std::string& blade, const std::string& server,
+                   const std::string& message) {
   EventRecord e{++lastId_, wallClock_(), level, blade, server, message};
-  if (level == "error") spdlog::error("event: {}{}{}", blade.empty() ? "" : blade + ": ", server.empty() ? "" : server + ": ", message);
-  else spdlog::info("event: {}{}{}", blade.empty() ? "" : blade + ": ", server.empty() ? "" : server + ": ", message);
+  if (level == "error")
+    spdlog::error("event: {}{}{}", blade.empty() ? "" : blade + ": ", server.empty() ? "" : server + ": ", message);
+  else
+    spdlog::info("event: {}{}{}", blade.empty() ? "" : blade + ": ", server.empty() ? "" : server + ": ", message);
   events_.push_back(e);
   while (events_.size() > memory_) events_.pop_front();
   journal_.pending().appendEvents.push_back(std::move(e));

@@ -1,9 +1,9 @@
 #include "controller/FailureDetector.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <cctype>
-
-#include <spdlog/spdlog.h>
 
 namespace loom::controller {
 namespace {
@@ -29,7 +29,8 @@ void FailureDetector::restore(const std::string& blade, bool isRetired, std::int
   // The previous process may have renewed its lease just before it died.
   l.leaseUntil = now + options_.leaseMs;
   leases_.grant(blade, now);
-  if (isRetired) ++retired_;
+  if (isRetired)
+    ++retired_;
   else {
     l.confirmed = false;
     ++unconfirmed_;
@@ -69,7 +70,8 @@ void FailureDetector::holds(const std::string& blade, const protocol::Heartbeat&
   Liveness& l = at(blade);
   if (msg.holding != l.holding) {
     l.holding = msg.holding;
-    if (msg.holding) events_.add("warning", blade, "", "blade holds its servers under its peers' shield, without a lease");
+    if (msg.holding)
+      events_.add("warning", blade, "", "blade holds its servers under its peers' shield, without a lease");
   }
   if (msg.held && (!l.lastHold || l.lastHold->ms != msg.held->ms || l.lastHold->servers != msg.held->servers)) {
     l.lastHold = msg.held;
@@ -116,9 +118,15 @@ void FailureDetector::watch(const std::string& blade, Liveness& l, std::int64_t 
   // looked at again when the lease we granted it has run out, plus the margin.
   std::int64_t due = 0;
   switch (l.health) {
-    case pool::BladeState::Suspect: due = l.lastHeartbeat + options_.deadMs + 1; break;
-    case pool::BladeState::Failed: due = l.leaseUntil + options_.fenceMarginMs; break;
-    default: due = l.lastHeartbeat + options_.suspectMs + 1; break;
+    case pool::BladeState::Suspect:
+      due = l.lastHeartbeat + options_.deadMs + 1;
+      break;
+    case pool::BladeState::Failed:
+      due = l.leaseUntil + options_.fenceMarginMs;
+      break;
+    default:
+      due = l.lastHeartbeat + options_.suspectMs + 1;
+      break;
   }
   due = std::max(due, now + 1);
   // An entry that comes due no later is there already: when it does, the blade is put
@@ -166,8 +174,9 @@ void FailureDetector::tick(std::int64_t now) {
       if (mayFenceByLease(name, l, now) != Verdict::Fence) continue;
       ++counters_.byLease;
       fence(name, l,
-            "lease expired " + std::to_string(now - l.leaseUntil) + " ms ago (margin " + std::to_string(options_.fenceMarginMs) +
-                " ms), no heartbeat for " + std::to_string(silence) + " ms; its agent or its watchdog ended its domains by then",
+            "lease expired " + std::to_string(now - l.leaseUntil) + " ms ago (margin " +
+                std::to_string(options_.fenceMarginMs) + " ms), no heartbeat for " + std::to_string(silence) +
+                " ms; its agent or its watchdog ended its domains by then",
             now);
       continue;
     }
@@ -200,10 +209,11 @@ FailureDetector::Verdict FailureDetector::mayFenceByLease(const std::string& nam
   if (quorum_.mayBePowerFenced(name)) {
     if (!l.withheldNoted) {
       l.withheldNoted = true;
-      events_.add("error", name, "",
-                  "blade not fenced by its lease: it is power-fenced (it never fences itself); its servers stay bound to it "
-                  "until the fence command confirms power-off, or an operator does (loomctl blade fence " + name +
-                      " --confirm-powered-off)");
+      events_.add(
+          "error", name, "",
+          "blade not fenced by its lease: it is power-fenced (it never fences itself); its servers stay bound to it "
+          "until the fence command confirms power-off, or an operator does (loomctl blade fence " +
+              name + " --confirm-powered-off)");
     }
     recheck(name, l, now + 1000);
     return Verdict::Wait;
@@ -223,8 +233,8 @@ FailureDetector::Verdict FailureDetector::mayFenceByLease(const std::string& nam
       ++counters_.withheld;
       const auto count = leases_.countQuorum(now);
       events_.add("error", name, "",
-                  "blade not fenced: its lease ran out, but loomd counts " + std::to_string(count.counted) + " of the " +
-                      std::to_string(count.members) +
+                  "blade not fenced: its lease ran out, but loomd counts " + std::to_string(count.counted) +
+                      " of the " + std::to_string(count.members) +
                       " quorum members (it needs half), so the blade may hold its servers under its peers' shield; "
                       "its servers stay bound to it");
     }
@@ -237,8 +247,10 @@ FailureDetector::Verdict FailureDetector::mayFenceByLease(const std::string& nam
 void FailureDetector::setHealth(const std::string& blade, Liveness& l, pool::BladeState next, std::int64_t now) {
   if (l.health == next) return;
   if (silent(l.health) != silent(next)) {
-    if (silent(next)) ++silent_;
-    else --silent_;
+    if (silent(next))
+      ++silent_;
+    else
+      --silent_;
   }
   const pool::BladeState from = l.health;
   l.health = next;
@@ -249,11 +261,12 @@ void FailureDetector::setHealth(const std::string& blade, Liveness& l, pool::Bla
   const std::string counts = std::to_string(silent_) + " of " + std::to_string(activeBlades()) + " blades";
   if (up) {
     ++counters_.storms;
-    events_.add("error", "", "",
-                "fencing suspended: " + counts + " are silent at once (more than " +
-                    std::to_string(static_cast<int>(options_.stormShare * 100)) +
-                    "%); more likely this controller is cut off than they all died, so nothing is fenced and no server moves "
-                    "until they are heard again or fewer are silent");
+    events_.add(
+        "error", "", "",
+        "fencing suspended: " + counts + " are silent at once (more than " +
+            std::to_string(static_cast<int>(options_.stormShare * 100)) +
+            "%); more likely this controller is cut off than they all died, so nothing is fenced and no server moves "
+            "until they are heard again or fewer are silent");
     return;
   }
   events_.add("warning", "", "", "fencing resumed: " + counts + " silent");
@@ -268,12 +281,14 @@ void FailureDetector::setHealth(const std::string& blade, Liveness& l, pool::Bla
 void FailureDetector::confirm(Liveness& l) {
   l.confirmed = true;
   if (--unconfirmed_ > 0) return;
-  events_.add("info", "", "", "every blade known before the restart has registered again or been fenced: starts resume");
+  events_.add("info", "", "",
+              "every blade known before the restart has registered again or been fenced: starts resume");
   listener_.startsResume();
 }
 
 bool FailureDetector::stormGuardUp() const {
-  return silent_ >= options_.stormMinBlades && static_cast<double>(silent_) > options_.stormShare * static_cast<double>(activeBlades());
+  return silent_ >= options_.stormMinBlades &&
+         static_cast<double>(silent_) > options_.stormShare * static_cast<double>(activeBlades());
 }
 
 void FailureDetector::heardFrom(const std::string& blade, Liveness& l, std::int64_t now) {
@@ -288,7 +303,8 @@ void FailureDetector::heardFrom(const std::string& blade, Liveness& l, std::int6
   }
   if (l.health == pool::BladeState::Fenced) {
     if (!l.returned) {
-      events_.add("warning", blade, "", "blade heard again after being fenced: not trusted until it reports no servers running");
+      events_.add("warning", blade, "",
+                  "blade heard again after being fenced: not trusted until it reports no servers running");
       l.returned = true;
       listener_.healthChanged(blade, pool::BladeState::Fenced);  // it is cleaned now
     }
@@ -377,8 +393,10 @@ void FailureDetector::startFenceCommand(const std::string& blade, Liveness& l) {
   ++l.fenceAttempts;
   // Every attempt is an event until the first failure; retries of a failure already
   // reported stay quiet (one event per kind of failure, not per attempt).
-  if (l.lastFenceError.empty()) events_.add("info", blade, "", "fence command started: " + *command);
-  else spdlog::info("{}: fence command attempt {}: {}", blade, l.fenceAttempts, *command);
+  if (l.lastFenceError.empty())
+    events_.add("info", blade, "", "fence command started: " + *command);
+  else
+    spdlog::info("{}: fence command attempt {}: {}", blade, l.fenceAttempts, *command);
   fenceRunner_(blade, *command);
 }
 
@@ -396,8 +414,10 @@ std::string failureKind(const std::string& detail) {
   bool digits = false;
   for (std::size_t i = colon + 1; i < detail.size(); ++i) {
     const bool d = std::isdigit(static_cast<unsigned char>(detail[i])) != 0;
-    if (!d) kind += detail[i];
-    else if (!digits) kind += '#';
+    if (!d)
+      kind += detail[i];
+    else if (!digits)
+      kind += '#';
     digits = d;
   }
   return kind;
@@ -431,13 +451,16 @@ void FailureDetector::onFenceResult(const std::string& blade, bool ok, const std
       l.nextFenceAt = now + delay;
       fenceDue_.emplace(l.nextFenceAt, blade);
       if (newKind)
-        events_.add("error", blade, "",
-                    "fence command failed: " + detail + "; the blade is power-fenced (it never fences itself), so its servers "
-                    "stay bound to it until a fence command confirms power-off or an operator does (loomctl blade fence " +
-                        blade + " --confirm-powered-off); retrying in " + std::to_string(delay / 1000) +
-                        " s, then backing off to every 60 s (attempt " + std::to_string(l.fenceAttempts) + ")");
+        events_.add(
+            "error", blade, "",
+            "fence command failed: " + detail +
+                "; the blade is power-fenced (it never fences itself), so its servers "
+                "stay bound to it until a fence command confirms power-off or an operator does (loomctl blade fence " +
+                blade + " --confirm-powered-off); retrying in " + std::to_string(delay / 1000) +
+                " s, then backing off to every 60 s (attempt " + std::to_string(l.fenceAttempts) + ")");
       else
-        spdlog::warn("{}: fence command failed again (attempt {}): {}; next in {} s", blade, l.fenceAttempts, detail, delay / 1000);
+        spdlog::warn("{}: fence command failed again (attempt {}): {}; next in {} s", blade, l.fenceAttempts, detail,
+                     delay / 1000);
       return;
     }
     events_.add("error", blade, "", "fence command failed: " + detail + "; its servers wait for its lease to expire");
@@ -454,7 +477,8 @@ void FailureDetector::onFenceResult(const std::string& blade, bool ok, const std
   ++counters_.byCommand;
   leases_.fence(blade);
   const std::string attempts = l.fenceAttempts > 1 ? " at attempt " + std::to_string(l.fenceAttempts) : "";
-  fence(blade, l, "fence command confirmed power-off" + attempts + (detail.empty() ? std::string() : " (" + detail + ")"), now);
+  fence(blade, l,
+        "fence command confirmed power-off" + attempts + (detail.empty() ? std::string() : " (" + detail + ")"), now);
 }
 
 FailureDetector::Confirmation FailureDetector::confirmPoweredOff(const std::string& blade, const std::string& who,

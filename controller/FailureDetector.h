@@ -57,8 +57,8 @@ struct Liveness {
   std::int64_t nextFenceAt = 0;
   std::string lastFenceError;  // the last failure's detail ("" after a success or when heard)
   std::string lastFenceKind;   // ... and its kind: one error event per kind, not per attempt
-  bool returned = false;     // fenced, then heard from again: not trusted until clean
-  bool heldByStorm = false;  // its fencing waits for the storm guard to lift
+  bool returned = false;       // fenced, then heard from again: not trusted until clean
+  bool heldByStorm = false;    // its fencing waits for the storm guard to lift
   // False from a restart until it registers again (we know what it runs) or is fenced.
   bool confirmed = true;
   std::int64_t livenessAt = 0;  // due time of its live entry in the heap (0: none)
@@ -92,8 +92,14 @@ class FailureDetector {
 
   FailureDetector(const ControllerOptions& options, LeaseTable& leases, QuorumKeeper& quorum, BladeRegistry& registry,
                   const DesiredState& desired, EventLog& events, Listener& listener, WallClock wallClock)
-      : options_(options), leases_(leases), quorum_(quorum), registry_(registry), desired_(desired), events_(events),
-        listener_(listener), wallClock_(std::move(wallClock)) {}
+      : options_(options),
+        leases_(leases),
+        quorum_(quorum),
+        registry_(registry),
+        desired_(desired),
+        events_(events),
+        listener_(listener),
+        wallClock_(std::move(wallClock)) {}
 
   void setFenceRunner(FenceRunner runner) { fenceRunner_ = std::move(runner); }
 
@@ -142,7 +148,8 @@ class FailureDetector {
   bool stormActive() const { return stormActive_; }
 
   struct Counters {
-    std::uint64_t byLease = 0, byCommand = 0, byOperator = 0, commandFailures = 0, commandRetries = 0, storms = 0, withheld = 0;
+    std::uint64_t byLease = 0, byCommand = 0, byOperator = 0, commandFailures = 0, commandRetries = 0, storms = 0,
+                  withheld = 0;
   };
   const Counters& counters() const { return counters_; }
 
@@ -170,8 +177,9 @@ class FailureDetector {
   std::size_t activeBlades() const { return registry_.all().size() - retired_; }
 
   // Min-heap of (due time, blade); stale entries are skipped when they come due.
-  using Heap = std::priority_queue<std::pair<std::int64_t, std::string>, std::vector<std::pair<std::int64_t, std::string>>,
-                                   std::greater<std::pair<std::int64_t, std::string>>>;
+  using Heap =
+      std::priority_queue<std::pair<std::int64_t, std::string>, std::vector<std::pair<std::int64_t, std::string>>,
+                          std::greater<std::pair<std::int64_t, std::string>>>;
 
   const ControllerOptions& options_;
   LeaseTable& leases_;
@@ -184,8 +192,8 @@ class FailureDetector {
   FenceRunner fenceRunner_;
   std::unordered_map<std::string, Liveness> blades_;
   Heap due_;
-  Heap fenceDue_;  // (nextFenceAt, blade): fence commands to run again
-  std::size_t silent_ = 0;      // suspect or failed
+  Heap fenceDue_;           // (nextFenceAt, blade): fence commands to run again
+  std::size_t silent_ = 0;  // suspect or failed
   std::size_t retired_ = 0;
   std::size_t unconfirmed_ = 0;
   bool stormActive_ = false;

@@ -14,7 +14,8 @@ namespace loom::controller {
 namespace {
 
 std::int64_t nowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 // The last non-empty line of the output, shortened: enough to say why a BMC refused.
@@ -22,7 +23,8 @@ std::string lastLine(const std::string& out) {
   std::size_t end = out.find_last_not_of(" \t\r\n");
   if (end == std::string::npos) return "";
   std::size_t begin = out.rfind('\n', end);
-  std::string line = out.substr(begin == std::string::npos ? 0 : begin + 1, end + 1 - (begin == std::string::npos ? 0 : begin + 1));
+  std::string line =
+      out.substr(begin == std::string::npos ? 0 : begin + 1, end + 1 - (begin == std::string::npos ? 0 : begin + 1));
   if (line.size() > 300) line = line.substr(0, 300) + "...";
   // It goes into events and `blade show` (JSON): whatever the command printed, ASCII.
   for (char& c : line)
@@ -48,7 +50,8 @@ void FenceRunner::run(const std::string& command, Done done) {
   threads_.emplace_back([this, command, done = std::move(done)] {
     const std::int64_t start = nowMs();
     int pipeFds[2];
-    if (pipe2(pipeFds, O_CLOEXEC) != 0) return done(false, std::string("cannot create a pipe: ") + std::strerror(errno));
+    if (pipe2(pipeFds, O_CLOEXEC) != 0)
+      return done(false, std::string("cannot create a pipe: ") + std::strerror(errno));
     const pid_t pid = fork();
     if (pid < 0) {
       close(pipeFds[0]);
@@ -100,7 +103,8 @@ void FenceRunner::run(const std::string& command, Done done) {
     const std::int64_t took = nowMs() - start;
     const std::string tail = lastLine(out);
     if (timedOut)
-      return done(false, stopping_ ? "loomd is stopping; command killed" : "killed after the " + std::to_string(timeoutMs_) + " ms timeout");
+      return done(false, stopping_ ? "loomd is stopping; command killed"
+                                   : "killed after the " + std::to_string(timeoutMs_) + " ms timeout");
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
       return done(true, "exit 0 in " + std::to_string(took) + " ms" + (tail.empty() ? "" : ": " + tail));
     if (WIFEXITED(status))

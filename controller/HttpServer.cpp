@@ -1,9 +1,10 @@
 #include "controller/HttpServer.h"
 
+#include <spdlog/spdlog.h>
+
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <spdlog/spdlog.h>
 
 namespace loom::controller {
 namespace {
@@ -29,11 +30,13 @@ std::string urlDecode(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') out += ' ';
+    if (s[i] == '+')
+      out += ' ';
     else if (s[i] == '%' && i + 2 < s.size() && hexValue(s[i + 1]) >= 0 && hexValue(s[i + 2]) >= 0) {
       out += static_cast<char>(hexValue(s[i + 1]) * 16 + hexValue(s[i + 2]));
       i += 2;
-    } else out += s[i];
+    } else
+      out += s[i];
   }
   return out;
 }
@@ -72,7 +75,8 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_->body_limit(kBodyLimit);
     parser_->header_limit(64 * 1024);
     stream_.expires_after(kIdleTimeout);
-    http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) { self->onRead(ec); });
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) { self->onRead(ec); });
   }
 
   void onRead(beast::error_code ec) {
@@ -82,7 +86,8 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec) {
       // Garbage, an oversized body or header: a precise refusal, then hang up.
       const int status = ec == http::error::body_limit ? 413 : 400;
-      ApiResponse r{status, "application/json", nlohmann::json{{"error", "bad request: " + ec.message()}}.dump() + "\n"};
+      ApiResponse r{status, "application/json",
+                    nlohmann::json{{"error", "bad request: " + ec.message()}}.dump() + "\n"};
       keepAlive_ = false;
       return write(std::move(r), 11);
     }
@@ -94,7 +99,8 @@ class Session : public std::enable_shared_from_this<Session> {
     auto self = shared_from_this();
     auto* executor = &stream_;
     handler_(toApiRequest(req), [self, executor, version](ApiResponse r) {
-      asio::post(executor->get_executor(), [self, r = std::move(r), version]() mutable { self->write(std::move(r), version); });
+      asio::post(executor->get_executor(),
+                 [self, r = std::move(r), version]() mutable { self->write(std::move(r), version); });
     });
   }
 
@@ -135,8 +141,10 @@ struct HttpServer::Impl {
 
   void accept() {
     acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
-      if (!ec) std::make_shared<Session>(std::move(socket), handler)->start();
-      else if (ec == asio::error::operation_aborted) return;
+      if (!ec)
+        std::make_shared<Session>(std::move(socket), handler)->start();
+      else if (ec == asio::error::operation_aborted)
+        return;
       accept();
     });
   }
@@ -160,7 +168,9 @@ Result<unsigned short> HttpServer::listen() {
   if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) a.bind(ep, ec);
   if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return makeError(Errc::Io, "cannot listen on " + impl_->address + ":" + std::to_string(impl_->port) + ": " + ec.message());
+  if (ec)
+    return makeError(Errc::Io,
+                     "cannot listen on " + impl_->address + ":" + std::to_string(impl_->port) + ": " + ec.message());
   impl_->accept();
   return a.local_endpoint().port();
 }

@@ -125,9 +125,9 @@ class LeaseTable {
     if (uptimeMs >= 0) e.promises.onRegister(now, uptimeMs, timing_);
   }
   enum class Fence {
-    Fenced,    // its lease had run out and we count a quorum: fenced now (or it was already)
-    LeaseLive, // a lease granted to it still runs
-    NoQuorum,  // its lease ran out, but we do not count a quorum: it may hold a shield
+    Fenced,     // its lease had run out and we count a quorum: fenced now (or it was already)
+    LeaseLive,  // a lease granted to it still runs
+    NoQuorum,   // its lease ran out, but we do not count a quorum: it may hold a shield
   };
   // Fences `blade` if no lease granted to it lasts beyond `now - validMs` (validMs: the
   // lease plus the safety margin) and we count a quorum of every retained version at `now`

@@ -1,5 +1,8 @@
 #include "controller/ModelJson.h"
 
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <future>
@@ -8,9 +11,6 @@
 #include <thread>
 #include <type_traits>
 #include <unordered_map>
-
-#include <rapidjson/document.h>
-#include <rapidjson/error/en.h>
 
 namespace loom::controller {
 namespace {
@@ -39,7 +39,10 @@ Json toJson(const pool::IdentityPool& p) {
 Json toJson(const pool::DeclaredBlade& b) {
   Json j{{"name", b.name}};
   if (b.bmc)
-    j["bmc"] = {{"address", b.bmc->address}, {"port", b.bmc->port}, {"user", b.bmc->user}, {"password_file", b.bmc->passwordFile}};
+    j["bmc"] = {{"address", b.bmc->address},
+                {"port", b.bmc->port},
+                {"user", b.bmc->user},
+                {"password_file", b.bmc->passwordFile}};
   return j;
 }
 
@@ -77,7 +80,8 @@ pool::Pool poolFrom(const Json& j) {
   pool::Pool p;
   p.name = j.at("name").get<std::string>();
   p.partition = j.value("partition", std::string());
-  if (j.contains("hypervisor") && j["hypervisor"].is_string()) p.hypervisor = pool::parseHypervisor(j["hypervisor"].get<std::string>());
+  if (j.contains("hypervisor") && j["hypervisor"].is_string())
+    p.hypervisor = pool::parseHypervisor(j["hypervisor"].get<std::string>());
   p.bladeNames = j.value("blade_names", std::vector<std::string>());
   if (j.contains("match")) {
     const Json& m = j["match"];
@@ -103,14 +107,17 @@ pool::Pool poolFrom(const Json& j) {
 // Written by toJson(const pool::Server&) below; a missing field takes its default.
 std::string str(const rapidjson::Value& o, const char* key, std::string fallback = {}) {
   auto it = o.FindMember(key);
-  return it != o.MemberEnd() && it->value.IsString() ? std::string(it->value.GetString(), it->value.GetStringLength()) : std::move(fallback);
+  return it != o.MemberEnd() && it->value.IsString() ? std::string(it->value.GetString(), it->value.GetStringLength())
+                                                     : std::move(fallback);
 }
 template <class T>
 T num(const rapidjson::Value& o, const char* key, T fallback) {
   auto it = o.FindMember(key);
   if (it == o.MemberEnd()) return fallback;
-  if constexpr (std::is_unsigned_v<T>) return it->value.IsUint64() ? static_cast<T>(it->value.GetUint64()) : fallback;
-  else return it->value.IsInt64() ? static_cast<T>(it->value.GetInt64()) : fallback;
+  if constexpr (std::is_unsigned_v<T>)
+    return it->value.IsUint64() ? static_cast<T>(it->value.GetUint64()) : fallback;
+  else
+    return it->value.IsInt64() ? static_cast<T>(it->value.GetInt64()) : fallback;
 }
 bool flag(const rapidjson::Value& o, const char* key, bool fallback) {
   auto it = o.FindMember(key);
@@ -120,7 +127,8 @@ bool flag(const rapidjson::Value& o, const char* key, bool fallback) {
 pool::Server serverFrom(const std::string& body) {
   rapidjson::Document j;
   j.Parse(body.data(), body.size());
-  if (j.HasParseError() || !j.IsObject()) throw std::runtime_error(std::string("not a JSON object (") + rapidjson::GetParseError_En(j.GetParseError()) + ")");
+  if (j.HasParseError() || !j.IsObject())
+    throw std::runtime_error(std::string("not a JSON object (") + rapidjson::GetParseError_En(j.GetParseError()) + ")");
   pool::Server s;
   auto name = j.FindMember("name");
   if (name == j.MemberEnd() || !name->value.IsString()) throw std::runtime_error("no name");
@@ -137,7 +145,8 @@ pool::Server serverFrom(const std::string& body) {
       if (disk.IsObject()) s.disks.push_back({str(disk, "image"), str(disk, "format"), flag(disk, "read_only", false)});
   if (auto b = j.FindMember("boot"); b != j.MemberEnd() && b->value.IsObject())
     s.boot = {str(b->value, "kernel"), str(b->value, "initrd"), str(b->value, "cmdline")};
-  if (auto x = j.FindMember("xen_type"); x != j.MemberEnd() && x->value.IsString()) s.xenType = pool::parseXenGuestType(x->value.GetString());
+  if (auto x = j.FindMember("xen_type"); x != j.MemberEnd() && x->value.IsString())
+    s.xenType = pool::parseXenGuestType(x->value.GetString());
   s.priority = num<int>(j, "priority", 0);
   s.antiAffinity = str(j, "anti_affinity");
   s.dedicated = flag(j, "dedicated", false);
@@ -155,8 +164,10 @@ void upsert(std::vector<T>& into, const std::vector<T>& incoming) {
   for (std::size_t i = 0; i < into.size(); ++i) index.emplace(into[i].name, i);
   for (const auto& item : incoming) {
     auto [it, fresh] = index.emplace(item.name, into.size());
-    if (fresh) into.push_back(item);
-    else into[it->second] = item;
+    if (fresh)
+      into.push_back(item);
+    else
+      into[it->second] = item;
   }
 }
 
@@ -164,15 +175,22 @@ void upsert(std::vector<T>& into, const std::vector<T>& incoming) {
 
 std::string macToString(std::uint64_t mac) {
   char buf[18];
-  std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", unsigned(mac >> 40 & 0xff), unsigned(mac >> 32 & 0xff),
-                unsigned(mac >> 24 & 0xff), unsigned(mac >> 16 & 0xff), unsigned(mac >> 8 & 0xff), unsigned(mac & 0xff));
+  std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", unsigned(mac >> 40 & 0xff),
+                unsigned(mac >> 32 & 0xff), unsigned(mac >> 24 & 0xff), unsigned(mac >> 16 & 0xff),
+                unsigned(mac >> 8 & 0xff), unsigned(mac & 0xff));
   return buf;
 }
 
 Json toJson(const pool::Pool& p) {
-  Json j{{"name", p.name},         {"partition", p.partition},    {"blade_names", p.bladeNames},
-         {"spare_pool", p.sparePool}, {"spares", p.spares},        {"failover", pool::toString(p.failover)},
-         {"failback", pool::toString(p.failback)}, {"borrow_from", p.borrowFrom}, {"identity_pool", p.identityPool}};
+  Json j{{"name", p.name},
+         {"partition", p.partition},
+         {"blade_names", p.bladeNames},
+         {"spare_pool", p.sparePool},
+         {"spares", p.spares},
+         {"failover", pool::toString(p.failover)},
+         {"failback", pool::toString(p.failback)},
+         {"borrow_from", p.borrowFrom},
+         {"identity_pool", p.identityPool}};
   j["hypervisor"] = p.hypervisor ? Json(pool::toString(*p.hypervisor)) : Json(nullptr);
   if (p.match) {
     Json m = Json::object();
@@ -190,9 +208,9 @@ Json toJson(const pool::Server& s) {
   Json nics = Json::array(), disks = Json::array();
   for (const auto& n : s.nics) nics.push_back({{"network", n.network}, {"mac", n.mac}});
   for (const auto& d : s.disks) disks.push_back({{"image", d.image}, {"format", d.format}, {"read_only", d.readOnly}});
-  Json j{{"name", s.name},         {"partition", s.partition},       {"pool", s.pool},
-         {"vcpus", s.vcpus},       {"memory_mib", s.memory},         {"nics", nics},
-         {"disks", disks},         {"priority", s.priority},         {"anti_affinity", s.antiAffinity},
+  Json j{{"name", s.name},           {"partition", s.partition},         {"pool", s.pool},
+         {"vcpus", s.vcpus},         {"memory_mib", s.memory},           {"nics", nics},
+         {"disks", disks},           {"priority", s.priority},           {"anti_affinity", s.antiAffinity},
          {"dedicated", s.dedicated}, {"power", pool::toString(s.power)}, {"fixed_uuid", s.uuid},
          {"template", s.template_}};
   if (!s.boot.empty()) j["boot"] = {{"kernel", s.boot.kernel}, {"initrd", s.boot.initrd}, {"cmdline", s.boot.cmdline}};
@@ -225,12 +243,18 @@ pool::Declarations fromRange(RecordIt begin, RecordIt end, std::vector<std::stri
         continue;
       }
       Json j = Json::parse(r->body);
-      if (r->kind == "Partition") d.partitions.push_back(partitionFrom(j));
-      else if (r->kind == "Network") d.networks.push_back(networkFrom(j));
-      else if (r->kind == "IdentityPool") d.identityPools.push_back(identityPoolFrom(j));
-      else if (r->kind == "Pool") d.pools.push_back(poolFrom(j));
-      else if (r->kind == "Blade") d.blades.push_back(declaredBladeFrom(j));
-      else problems->push_back("unknown stored kind '" + r->kind + "' ('" + r->name + "')");
+      if (r->kind == "Partition")
+        d.partitions.push_back(partitionFrom(j));
+      else if (r->kind == "Network")
+        d.networks.push_back(networkFrom(j));
+      else if (r->kind == "IdentityPool")
+        d.identityPools.push_back(identityPoolFrom(j));
+      else if (r->kind == "Pool")
+        d.pools.push_back(poolFrom(j));
+      else if (r->kind == "Blade")
+        d.blades.push_back(declaredBladeFrom(j));
+      else
+        problems->push_back("unknown stored kind '" + r->kind + "' ('" + r->name + "')");
     } catch (const std::exception& e) {
       problems->push_back("stored " + r->kind + " '" + r->name + "' unreadable: " + e.what());
     }

@@ -1,9 +1,8 @@
 #include "controller/Quorum.h"
 
 #include <algorithm>
-#include <set>
-
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "protocol/Fencing.h"
 
@@ -22,7 +21,8 @@ void Promises::onHeartbeat(std::int64_t now, std::optional<std::int64_t> echoSen
 }
 
 void Promises::onRegister(std::int64_t now, std::int64_t uptimeMs, const QuorumTiming& timing) {
-  if (uptimeMs < timing.attestMs) shieldEnd = std::max(shieldEnd, now + bound(timing.attestMs - std::max<std::int64_t>(uptimeMs, 0)));
+  if (uptimeMs < timing.attestMs)
+    shieldEnd = std::max(shieldEnd, now + bound(timing.attestMs - std::max<std::int64_t>(uptimeMs, 0)));
 }
 
 std::string QuorumVersion::record() const {
@@ -37,7 +37,8 @@ std::optional<QuorumVersion> QuorumVersion::fromRecord(std::uint64_t version, co
   QuorumVersion v{version, {}, {}};
   for (const auto& m : j["members"]) {
     if (!m.is_object() || !m.contains("blade") || !m["blade"].is_string()) return std::nullopt;
-    v.members.push_back({m["blade"].get<std::string>(), m.value("endpoint", std::string()), m.value("key", std::string())});
+    v.members.push_back(
+        {m["blade"].get<std::string>(), m.value("endpoint", std::string()), m.value("key", std::string())});
   }
   if (auto p = j.find("power_fenced"); p != j.end() && p->is_array())
     for (const auto& b : *p)
@@ -99,7 +100,8 @@ bool QuorumSets::mayBePowerFenced(const std::string& blade) const {
   // A blade holds some version from its floor up; with no floor it was never sent one.
   const auto f = floor(blade);
   if (!f) return false;
-  return std::any_of(retained_.begin(), retained_.end(), [&](const auto& v) { return v.version >= *f && v.powerFenced.count(blade); });
+  return std::any_of(retained_.begin(), retained_.end(),
+                     [&](const auto& v) { return v.version >= *f && v.powerFenced.count(blade); });
 }
 
 void QuorumSets::noteSent(const std::string& blade, std::uint64_t version) {

@@ -114,7 +114,7 @@ class QuorumSets {
 
  private:
   std::size_t maxMembers_;
-  std::vector<QuorumVersion> retained_;        // ascending versions; back() is current
+  std::vector<QuorumVersion> retained_;          // ascending versions; back() is current
   std::map<std::string, std::uint64_t> floors_;  // blades that may hold a shield
 };
 

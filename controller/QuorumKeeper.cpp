@@ -9,8 +9,10 @@ void QuorumKeeper::restore(const std::map<std::uint64_t, std::string>& records, 
                            std::vector<std::string>* problems) {
   std::vector<QuorumVersion> retained;
   for (const auto& [version, text] : records) {
-    if (auto v = QuorumVersion::fromRecord(version, text)) retained.push_back(std::move(*v));
-    else if (problems) problems->push_back("quorum version " + std::to_string(version) + ": unreadable record, skipped");
+    if (auto v = QuorumVersion::fromRecord(version, text))
+      retained.push_back(std::move(*v));
+    else if (problems)
+      problems->push_back("quorum version " + std::to_string(version) + ": unreadable record, skipped");
   }
   sets_.restore(std::move(retained), blades);
   publish();
@@ -22,8 +24,9 @@ void QuorumKeeper::markDirty(std::int64_t now) {
   dirtySince_ = now;
 }
 
-std::optional<QuorumVersion> QuorumKeeper::update(std::vector<QuorumSets::Candidate> eligible, std::set<std::string> powerFenced,
-                                                  std::int64_t now, const Commit& commit) {
+std::optional<QuorumVersion> QuorumKeeper::update(std::vector<QuorumSets::Candidate> eligible,
+                                                  std::set<std::string> powerFenced, std::int64_t now,
+                                                  const Commit& commit) {
   dirty_ = false;
   QuorumSets before = sets_;
   auto next = sets_.update(std::move(eligible), std::move(powerFenced));
@@ -53,7 +56,8 @@ protocol::Policy QuorumKeeper::policyOf(const QuorumVersion& v, const std::strin
   return p;
 }
 
-std::optional<protocol::Policy> QuorumKeeper::policyFor(const std::string& blade, std::uint64_t echoed, std::int64_t now, bool force) {
+std::optional<protocol::Policy> QuorumKeeper::policyFor(const std::string& blade, std::uint64_t echoed,
+                                                        std::int64_t now, bool force) {
   sets_.noteEcho(blade, echoed);
   const QuorumVersion* current = sets_.current();
   if (!current || echoed == current->version) return std::nullopt;

@@ -36,7 +36,8 @@ struct QuorumOptions {
 
 class QuorumKeeper {
  public:
-  QuorumKeeper(LeaseTable& leases, QuorumOptions options) : leases_(leases), options_(options), sets_(options.maxMembers) {}
+  QuorumKeeper(LeaseTable& leases, QuorumOptions options)
+      : leases_(leases), options_(options), sets_(options.maxMembers) {}
 
   // After a restart: the stored versions, and every blade that may hold one (neither
   // retired nor known to be fenced). Unreadable records are reported in `problems` and
@@ -60,7 +61,8 @@ class QuorumKeeper {
 
   // The policy message for `blade` when the version it echoed is not the current one (0:
   // it holds none, or unknown), at most every resendMs; `force`: now (after a register).
-  std::optional<protocol::Policy> policyFor(const std::string& blade, std::uint64_t echoed, std::int64_t now, bool force = false);
+  std::optional<protocol::Policy> policyFor(const std::string& blade, std::uint64_t echoed, std::int64_t now,
+                                            bool force = false);
   // The blade holds no shield and never will under what it had: fenced or retired.
   void forget(const std::string& blade);
   // Drops versions no blade may hold any more; their records go into `change`.

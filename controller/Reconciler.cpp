@@ -19,7 +19,8 @@ void Reconciler::restore(std::uint64_t lastId, std::vector<OperationRecord> inFl
 }
 
 void Reconciler::record(const Operation& op, const char* state, const std::string& error) {
-  journal_.pending().putOperations.push_back({op.id, op.blade, op.server, pool::toString(op.kind), state, op.attempts, error});
+  journal_.pending().putOperations.push_back(
+      {op.id, op.blade, op.server, pool::toString(op.kind), state, op.attempts, error});
 }
 
 std::uint64_t Reconciler::create(const std::string& blade, const pool::Step& step) {
@@ -28,7 +29,8 @@ std::uint64_t Reconciler::create(const std::string& blade, const pool::Step& ste
   op.blade = blade;
   op.server = step.server;
   op.kind = step.kind;
-  if (step.kind == pool::StepKind::PrepareHypervisor && step.hypervisor) op.hypervisor = pool::toString(*step.hypervisor);
+  if (step.kind == pool::StepKind::PrepareHypervisor && step.hypervisor)
+    op.hypervisor = pool::toString(*step.hypervisor);
   if (step.kind == pool::StepKind::Define) op.spec = desired_.spec(step.server);
   record(op, "pending", "");
   const std::uint64_t id = op.id;
@@ -39,7 +41,8 @@ std::uint64_t Reconciler::create(const std::string& blade, const pool::Step& ste
 void Reconciler::adopt(const Replanner::Steps& plan, std::int64_t now) {
   const auto& steps = plan.steps;
   auto same = [&](const Operation& op, const pool::Step& s) {
-    return op.kind == s.kind && (s.kind != pool::StepKind::PrepareHypervisor || (s.hypervisor && op.hypervisor == pool::toString(*s.hypervisor)));
+    return op.kind == s.kind && (s.kind != pool::StepKind::PrepareHypervisor ||
+                                 (s.hypervisor && op.hypervisor == pool::toString(*s.hypervisor)));
   };
   std::unordered_map<std::string, std::vector<std::size_t>> byBlade;
   for (std::size_t i = 0; i < steps.size(); ++i) byBlade[steps[i].blade].push_back(i);
@@ -52,7 +55,8 @@ void Reconciler::adopt(const Replanner::Steps& plan, std::int64_t now) {
     const pool::Step& s = steps[i];
     if (startsIt(s.kind)) {
       if (auto r = retryServerAt_.find(s.server); r != retryServerAt_.end() && r->second > now) dropped[i] = 1;
-      if (!desired_.findServer(s.server) || !desired_.identities().holds(s.server)) dropped[i] = 1;  // no spec to define it
+      if (!desired_.findServer(s.server) || !desired_.identities().holds(s.server))
+        dropped[i] = 1;  // no spec to define it
     }
     for (auto a : s.after)
       if (dropped[a] && steps[a].server == s.server) dropped[i] = 1;
@@ -91,8 +95,10 @@ void Reconciler::adopt(const Replanner::Steps& plan, std::int64_t now) {
         const Operation& head = operations_.at(ops[0]);
         std::size_t k = 0;
         while (k < chain.size() && !same(head, steps[chain[k]])) ++k;
-        if (k < chain.size()) from = k;
-        else j = ops.size();
+        if (k < chain.size())
+          from = k;
+        else
+          j = ops.size();
       }
       for (std::size_t i = from; i < chain.size(); ++i) {
         const pool::Step& s = steps[chain[i]];
@@ -110,8 +116,10 @@ void Reconciler::adopt(const Replanner::Steps& plan, std::int64_t now) {
       Operation& op = operations_.at(id);
       op.unplanned = !kept.count(id);
       if (!op.unplanned) continue;
-      if (op.inFlight) next.push_back(id);
-      else doomed.push_back(id);
+      if (op.inFlight)
+        next.push_back(id);
+      else
+        doomed.push_back(id);
     }
     for (auto i : planned)
       if (opOf[i] && std::find(next.begin(), next.end(), opOf[i]) == next.end()) next.push_back(opOf[i]);
@@ -199,11 +207,13 @@ void Reconciler::dispatch(const std::string& blade, std::int64_t now) {
     const bool barrier = op.kind == pool::StepKind::PrepareHypervisor;
     if (barrier && !seen.empty()) break;
     if (!seen.insert(op.server).second) continue;
-    const bool waits = std::any_of(op.after.begin(), op.after.end(), [&](std::uint64_t d) { return operations_.count(d) > 0; });
+    const bool waits =
+        std::any_of(op.after.begin(), op.after.end(), [&](std::uint64_t d) { return operations_.count(d) > 0; });
     bool may = !op.inFlight && op.notBefore <= now && !waits;
     if (may && startsIt(op.kind) && !mayStart(op)) {
       may = false;
-      if (auto s = starting_.find(op.server); s != starting_.end() && s->second != blade) heldByStart_[op.server].insert(blade);
+      if (auto s = starting_.find(op.server); s != starting_.end() && s->second != blade)
+        heldByStart_[op.server].insert(blade);
     }
     if (may) {
       if (msg.steps.size() >= options_.maxStepsPerPlanMessage) {
@@ -226,7 +236,8 @@ void Reconciler::dispatch(const std::string& blade, std::int64_t now) {
   send_(blade, protocol::encode(msg));
 }
 
-void Reconciler::onStepResult(const std::string& blade, std::uint64_t id, bool ok, const std::string& error, std::int64_t now) {
+void Reconciler::onStepResult(const std::string& blade, std::uint64_t id, bool ok, const std::string& error,
+                              std::int64_t now) {
   auto it = operations_.find(id);
   // Late answers (after a timeout was retried, or from before a restart) are harmless:
   // every step is idempotent, so only the current attempt's bookkeeping matters.
@@ -263,14 +274,16 @@ void Reconciler::finish(std::uint64_t id, bool ok, const std::string& error, std
   const StepKind kind = op.kind;
   if (!ok) {
     ++counters_.failed;
-    const std::string why = std::string(pool::toString(kind)) + " failed after " + std::to_string(op.attempts) + " attempts: " + error;
+    const std::string why =
+        std::string(pool::toString(kind)) + " failed after " + std::to_string(op.attempts) + " attempts: " + error;
     events_.add("error", blade, server, why);
     faults_[server] = why;
     retryServerAt_[server] = now + options_.opTimeoutMs * 2;
     // What waits for it will not run: its servers show why, and wait out the retry window.
     if (auto dep = dependents_.find(id); dep != dependents_.end())
       for (auto w : dep->second)
-        if (auto wo = operations_.find(w); wo != operations_.end() && wo->second.server != server && startsIt(wo->second.kind)) {
+        if (auto wo = operations_.find(w);
+            wo != operations_.end() && wo->second.server != server && startsIt(wo->second.kind)) {
           faults_[wo->second.server] = why;
           retryServerAt_[wo->second.server] = now + options_.opTimeoutMs * 2;
         }
@@ -340,7 +353,8 @@ void Reconciler::expire(std::int64_t now) {
   while (!deadlines_.empty() && deadlines_.top().first <= now) {
     const auto [deadline, id] = deadlines_.top();
     deadlines_.pop();
-    if (auto op = operations_.find(id); op != operations_.end() && op->second.inFlight && op->second.deadline == deadline)
+    if (auto op = operations_.find(id);
+        op != operations_.end() && op->second.inFlight && op->second.deadline == deadline)
       expired.push_back(id);
   }
   for (auto id : expired) {

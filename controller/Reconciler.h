@@ -51,10 +51,18 @@ class Reconciler {
   using StepDone = std::function<void(const std::string& blade, const std::string& server, pool::StepKind kind)>;
 
   Reconciler(const ControllerOptions& options, Journal& journal, EventLog& events, const DesiredState& desired,
-             BladeRegistry& registry, const Replanner& replanner, const FailureDetector& detector, Send send, Replan replan,
-             StepDone done)
-      : options_(options), journal_(journal), events_(events), desired_(desired), registry_(registry), replanner_(replanner),
-        detector_(detector), send_(std::move(send)), replan_(std::move(replan)), done_(std::move(done)) {}
+             BladeRegistry& registry, const Replanner& replanner, const FailureDetector& detector, Send send,
+             Replan replan, StepDone done)
+      : options_(options),
+        journal_(journal),
+        events_(events),
+        desired_(desired),
+        registry_(registry),
+        replanner_(replanner),
+        detector_(detector),
+        send_(std::move(send)),
+        replan_(std::move(replan)),
+        done_(std::move(done)) {}
 
   // After a restart: ids go on after `lastId`; operations in flight when the controller
   // stopped are superseded (what is still needed is planned from what agents report).
@@ -127,9 +135,9 @@ class Reconciler {
   Replan replan_;
   StepDone done_;
   std::unordered_map<std::uint64_t, Operation> operations_;
-  std::unordered_map<std::string, std::deque<std::uint64_t>> queues_;       // blade -> operations, in dispatch order
+  std::unordered_map<std::string, std::deque<std::uint64_t>> queues_;         // blade -> operations, in dispatch order
   std::unordered_map<std::uint64_t, std::vector<std::uint64_t>> dependents_;  // operation -> those waiting for it
-  std::unordered_map<std::string, std::string> starting_;                   // server -> blade a define/start is in flight to
+  std::unordered_map<std::string, std::string> starting_;  // server -> blade a define/start is in flight to
   // server -> blades holding a define/start of it back because starting_ names another
   // blade: dispatched again when that entry goes (nothing else would wake them: the plan
   // does not change when a start elsewhere is cancelled or fails for good).

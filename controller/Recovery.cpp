@@ -33,13 +33,14 @@ Status Controller::recover(std::int64_t now) {
   events_.restore(st.lastEventId);
   events_.add("info", "", "",
               "controller started: " + std::to_string(desired_.declarations().servers.size()) + " servers, " +
-                  std::to_string(registry_.all().size()) + " blades, " + std::to_string(replanner_.placement().bindings.size()) +
-                  " bindings recovered");
+                  std::to_string(registry_.all().size()) + " blades, " +
+                  std::to_string(replanner_.placement().bindings.size()) + " bindings recovered");
   warnAboutTheLease();
   if (detector_.unconfirmed())
     events_.add("info", "", "",
                 "starts wait until the " + std::to_string(detector_.unconfirmed()) +
-                    " blades known before the restart have registered again or been fenced: a server being moved may still run on one");
+                    " blades known before the restart have registered again or been fenced: a server being moved may "
+                    "still run on one");
   replanner_.markDirty(now);
   journal_.flush();
   return okStatus();

@@ -1,9 +1,9 @@
 #include "controller/Replanner.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <tuple>
-
-#include <spdlog/spdlog.h>
 
 namespace loom::controller {
 namespace {
@@ -50,7 +50,8 @@ pool::BladeState Replanner::displayState(const std::string& blade) const {
   if (k && k->adminState == "retired") return pool::BladeState::Retired;
   if (k && k->adminState == "maintenance") return pool::BladeState::Maintenance;
   if (const auto health = detector_.health(blade); health != pool::BladeState::Available) return health;
-  if (auto r = roles_.find(blade); r != roles_.end() && r->second.role == pool::BladeRole::Spare) return pool::BladeState::Spare;
+  if (auto r = roles_.find(blade); r != roles_.end() && r->second.role == pool::BladeRole::Spare)
+    return pool::BladeState::Spare;
   if (auto b = byBlade_.find(blade); b != byBlade_.end() && !b->second.empty()) return pool::BladeState::Active;
   return pool::BladeState::Available;
 }
@@ -120,15 +121,18 @@ std::optional<Replanner::Steps> Replanner::replan(std::int64_t now, protocol::Js
   counters_.secondsSum += counters_.secondsLast;
   ++counters_.plans;
   for (const auto& [s, b] : p.next.bindings)
-    if (auto old = placement_.bindings.find(s); old == placement_.bindings.end() || old->second != b) change.putBindings[s] = b;
+    if (auto old = placement_.bindings.find(s); old == placement_.bindings.end() || old->second != b)
+      change.putBindings[s] = b;
   for (const auto& [s, b] : placement_.bindings)
     if (!p.next.bindings.count(s)) change.deleteBindings.push_back(s);
   for (const auto& [b, pl] : p.next.borrowed)
-    if (auto old = placement_.borrowed.find(b); old == placement_.borrowed.end() || old->second != pl) change.putBorrowed[b] = pl;
+    if (auto old = placement_.borrowed.find(b); old == placement_.borrowed.end() || old->second != pl)
+      change.putBorrowed[b] = pl;
   for (const auto& [b, pl] : placement_.borrowed)
     if (!p.next.borrowed.count(b)) change.deleteBorrowed.push_back(b);
   for (const auto& [s, b] : p.next.home)
-    if (auto old = placement_.home.find(s); old == placement_.home.end() || old->second != b) change.putPlacement[{"home", s}] = b;
+    if (auto old = placement_.home.find(s); old == placement_.home.end() || old->second != b)
+      change.putPlacement[{"home", s}] = b;
   for (const auto& [s, b] : placement_.home)
     if (!p.next.home.count(s)) change.deletePlacement.emplace_back("home", s);
   for (const auto& [name, after, before] : {std::tuple{"held", &p.next.held, &placement_.held},
@@ -194,7 +198,8 @@ void Replanner::tell(const std::vector<pool::Placement>& placements, const std::
     events_.add("warning", pl.blade, pl.server,
                 "failover: " + pl.server + " from fenced blade " + pl.from + " to " + pl.blade + " (" + how + ")");
   }
-  if (complete) roles_ = std::move(roles);
+  if (complete)
+    roles_ = std::move(roles);
   else
     for (const auto& a : blades) roles_[a.blade] = a;
   auto said = [&](const pool::Unplaceable& u) {
@@ -236,7 +241,8 @@ void Replanner::observe(const std::string& blade, const std::string* domain) {
   domains.reserve(k->domains.size());
   for (const auto& [name, d] : k->domains) domains.push_back({name, d.state});
   planner_->observe(blade, domains);
-  planner_->observePersonality(blade, k->inventory.personality.empty() ? std::nullopt : pool::parseHypervisor(k->inventory.personality));
+  planner_->observePersonality(
+      blade, k->inventory.personality.empty() ? std::nullopt : pool::parseHypervisor(k->inventory.personality));
 }
 
 void Replanner::touch(const std::string& blade) {
@@ -279,7 +285,8 @@ bool Replanner::persist(const pool::PlanDelta& d) {
     if (!sp.blade.empty() && (!bound || *bound != sp.blade)) c.putBindings[sp.server] = sp.blade;
     auto home = placement_.home.find(sp.server);
     if (sp.home.empty() && home != placement_.home.end()) c.deletePlacement.emplace_back("home", sp.server);
-    if (!sp.home.empty() && (home == placement_.home.end() || home->second != sp.home)) c.putPlacement[{"home", sp.server}] = sp.home;
+    if (!sp.home.empty() && (home == placement_.home.end() || home->second != sp.home))
+      c.putPlacement[{"home", sp.server}] = sp.home;
     for (const auto& [name, now, set] : {std::tuple{"held", sp.held, &placement_.held},
                                          std::tuple{"displaced", sp.displaced, &placement_.displaced}}) {
       if (now && !set->count(sp.server)) c.putPlacement[{name, sp.server}] = "";
@@ -293,12 +300,18 @@ bool Replanner::persist(const pool::PlanDelta& d) {
   for (const auto& sp : d.servers) {
     unbind(sp.server);
     if (!sp.blade.empty()) bind(sp.server, sp.blade);
-    if (sp.home.empty()) placement_.home.erase(sp.server);
-    else placement_.home[sp.server] = sp.home;
-    if (sp.held) placement_.held.insert(sp.server);
-    else placement_.held.erase(sp.server);
-    if (sp.displaced) placement_.displaced.insert(sp.server);
-    else placement_.displaced.erase(sp.server);
+    if (sp.home.empty())
+      placement_.home.erase(sp.server);
+    else
+      placement_.home[sp.server] = sp.home;
+    if (sp.held)
+      placement_.held.insert(sp.server);
+    else
+      placement_.held.erase(sp.server);
+    if (sp.displaced)
+      placement_.displaced.insert(sp.server);
+    else
+      placement_.displaced.erase(sp.server);
   }
   for (const auto& [b, pl] : d.borrowed) placement_.borrowed[b] = pl;
   for (const auto& b : d.returned) placement_.borrowed.erase(b);

@@ -35,7 +35,12 @@ class Replanner {
  public:
   Replanner(const ControllerOptions& options, DesiredState& desired, const BladeRegistry& registry,
             const FailureDetector& detector, Journal& journal, EventLog& events)
-      : options_(options), desired_(desired), registry_(registry), detector_(detector), journal_(journal), events_(events) {}
+      : options_(options),
+        desired_(desired),
+        registry_(registry),
+        detector_(detector),
+        journal_(journal),
+        events_(events) {}
 
   // After a restart: the placement as stored.
   void restore(StoredState& st);
@@ -120,8 +125,8 @@ class Replanner {
   std::map<std::string, pool::BladeAssignment> roles_;                 // blade -> its assignment in the latest plan
   std::map<std::string, std::string> unplaceable_;                     // server -> reason
   std::set<std::string> seenWarnings_;
-  std::unique_ptr<pool::Planner> planner_;   // built by the last full plan, kept and told since
-  std::set<std::string> changedBlades_;      // bladeChanged since the last react()
+  std::unique_ptr<pool::Planner> planner_;  // built by the last full plan, kept and told since
+  std::set<std::string> changedBlades_;     // bladeChanged since the last react()
   bool dirty_ = true;
   std::int64_t lastPlanAt_ = -1'000'000'000;
   Counters counters_;

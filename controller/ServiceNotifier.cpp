@@ -6,8 +6,7 @@ namespace loom::controller {
 
 ServiceNotifier::ServiceNotifier() {
   std::uint64_t usec = 0;
-  if (sd_watchdog_enabled(/*unset_environment=*/0, &usec) > 0)
-    watchdogMs_ = static_cast<std::int64_t>(usec / 1000);
+  if (sd_watchdog_enabled(/*unset_environment=*/0, &usec) > 0) watchdogMs_ = static_cast<std::int64_t>(usec / 1000);
 }
 
 void ServiceNotifier::ready(const std::string& status) const {

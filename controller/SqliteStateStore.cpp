@@ -1,9 +1,9 @@
 // StateStore on embedded SQLite: WAL journal, synchronous=FULL, one transaction per
 // commit(). Only this file knows SQL.
+#include <rapidjson/document.h>
 #include <sqlite3.h>
 
 #include <nlohmann/json.hpp>
-#include <rapidjson/document.h>
 
 #include "controller/StateStore.h"
 
@@ -143,10 +143,12 @@ class SqliteStateStore final : public StateStore {
       while (q.next()) st.blades.push_back({q.text(0), q.text(1), q.text(2), q.integer(3)});
     }
     {
-      Statement q(db_, "SELECT id, blade, server, kind, state, attempts, error FROM operations WHERE state='pending' ORDER BY id");
+      Statement q(
+          db_,
+          "SELECT id, blade, server, kind, state, attempts, error FROM operations WHERE state='pending' ORDER BY id");
       while (q.next())
-        st.pendingOperations.push_back({static_cast<std::uint64_t>(q.integer(0)), q.text(1), q.text(2), q.text(3), q.text(4),
-                                        static_cast<int>(q.integer(5)), q.text(6)});
+        st.pendingOperations.push_back({static_cast<std::uint64_t>(q.integer(0)), q.text(1), q.text(2), q.text(3),
+                                        q.text(4), static_cast<int>(q.integer(5)), q.text(6)});
     }
     {
       Statement q(db_, "SELECT version, body FROM quorum_versions");
@@ -181,12 +183,15 @@ class SqliteStateStore final : public StateStore {
     q.bind(1, static_cast<std::int64_t>(sinceId)).bind(2, static_cast<std::int64_t>(limit));
     std::vector<EventRecord> out;
     while (q.next())
-      out.push_back({static_cast<std::uint64_t>(q.integer(0)), q.integer(1), q.text(2), q.text(3), q.text(4), q.text(5)});
+      out.push_back(
+          {static_cast<std::uint64_t>(q.integer(0)), q.integer(1), q.text(2), q.text(3), q.text(4), q.text(5)});
     return out;
   }
 
  private:
-  Error error(const std::string& what) const { return makeError(Errc::Io, "state store: " + what + ": " + sqlite3_errmsg(db_)); }
+  Error error(const std::string& what) const {
+    return makeError(Errc::Io, "state store: " + what + ": " + sqlite3_errmsg(db_));
+  }
 
   Status exec(const char* sql) {
     char* msg = nullptr;
@@ -199,19 +204,20 @@ class SqliteStateStore final : public StateStore {
   }
 
   Status apply(const Change& c) {
-    auto check = [&](int rc, const char* what) -> Status {
-      return rc == SQLITE_OK ? okStatus() : Status(error(what));
-    };
-#define LOOM_TRY(expr)          \
-  if (auto st = (expr); !st) \
-  return st
+    auto check = [&](int rc, const char* what) -> Status { return rc == SQLITE_OK ? okStatus() : Status(error(what)); };
+#define LOOM_TRY(expr) \
+  if (auto st = (expr); !st) return st
     if (!c.putDeclarations.empty()) {
-      Statement q(db_, "INSERT INTO declarations(kind,name,body) VALUES(?,?,?) ON CONFLICT(kind,name) DO UPDATE SET body=excluded.body");
-      for (const auto& d : c.putDeclarations) LOOM_TRY(check(q.bind(1, d.kind).bind(2, d.name).bind(3, d.body).run(), "put declaration"));
+      Statement q(db_,
+                  "INSERT INTO declarations(kind,name,body) VALUES(?,?,?) ON CONFLICT(kind,name) DO UPDATE SET "
+                  "body=excluded.body");
+      for (const auto& d : c.putDeclarations)
+        LOOM_TRY(check(q.bind(1, d.kind).bind(2, d.name).bind(3, d.body).run(), "put declaration"));
     }
     if (!c.deleteDeclarations.empty()) {
       Statement q(db_, "DELETE FROM declarations WHERE kind=? AND name=?");
-      for (const auto& [k, n] : c.deleteDeclarations) LOOM_TRY(check(q.bind(1, k).bind(2, n).run(), "delete declaration"));
+      for (const auto& [k, n] : c.deleteDeclarations)
+        LOOM_TRY(check(q.bind(1, k).bind(2, n).run(), "delete declaration"));
     }
     if (!c.deleteBindings.empty()) {
       Statement q(db_, "DELETE FROM bindings WHERE server=?");
@@ -235,7 +241,8 @@ class SqliteStateStore final : public StateStore {
     }
     if (!c.putPlacement.empty()) {
       Statement q(db_, "INSERT OR REPLACE INTO placement(map,key,value) VALUES(?,?,?)");
-      for (const auto& [mk, v] : c.putPlacement) LOOM_TRY(check(q.bind(1, mk.first).bind(2, mk.second).bind(3, v).run(), "put placement"));
+      for (const auto& [mk, v] : c.putPlacement)
+        LOOM_TRY(check(q.bind(1, mk.first).bind(2, mk.second).bind(3, v).run(), "put placement"));
     }
     if (!c.putIdentities.empty()) {
       Statement q(db_, "INSERT OR REPLACE INTO identities(server,pool,uuid,macs) VALUES(?,?,?,?)");
@@ -249,35 +256,53 @@ class SqliteStateStore final : public StateStore {
           if (!r.server.empty()) LOOM_TRY(check(drop.bind(1, r.server).run(), "release identity"));
           key = kReleasedPrefix + r.identity.uuid;
         }
-        LOOM_TRY(check(q.bind(1, key).bind(2, r.identityPool).bind(3, r.identity.uuid)
-                           .bind(4, nlohmann::json(r.identity.macs).dump()).run(),
+        LOOM_TRY(check(q.bind(1, key)
+                           .bind(2, r.identityPool)
+                           .bind(3, r.identity.uuid)
+                           .bind(4, nlohmann::json(r.identity.macs).dump())
+                           .run(),
                        "put identity"));
       }
     }
     if (!c.putBlades.empty()) {
-      Statement q(db_,
-                  "INSERT INTO blades(name,inventory,admin_state,first_seen_ms) VALUES(?,?,?,?) ON CONFLICT(name) DO UPDATE "
-                  "SET inventory=excluded.inventory, admin_state=excluded.admin_state");
+      Statement q(
+          db_,
+          "INSERT INTO blades(name,inventory,admin_state,first_seen_ms) VALUES(?,?,?,?) ON CONFLICT(name) DO UPDATE "
+          "SET inventory=excluded.inventory, admin_state=excluded.admin_state");
       for (const auto& b : c.putBlades)
-        LOOM_TRY(check(q.bind(1, b.name).bind(2, b.inventory).bind(3, b.adminState).bind(4, b.firstSeenMs).run(), "put blade"));
+        LOOM_TRY(check(q.bind(1, b.name).bind(2, b.inventory).bind(3, b.adminState).bind(4, b.firstSeenMs).run(),
+                       "put blade"));
     }
     if (!c.putOperations.empty()) {
-      Statement q(db_, "INSERT OR REPLACE INTO operations(id,blade,server,kind,state,attempts,error) VALUES(?,?,?,?,?,?,?)");
+      Statement q(db_,
+                  "INSERT OR REPLACE INTO operations(id,blade,server,kind,state,attempts,error) VALUES(?,?,?,?,?,?,?)");
       for (const auto& o : c.putOperations)
-        LOOM_TRY(check(q.bind(1, static_cast<std::int64_t>(o.id)).bind(2, o.blade).bind(3, o.server).bind(4, o.kind)
-                           .bind(5, o.state).bind(6, o.attempts).bind(7, o.error).run(),
+        LOOM_TRY(check(q.bind(1, static_cast<std::int64_t>(o.id))
+                           .bind(2, o.blade)
+                           .bind(3, o.server)
+                           .bind(4, o.kind)
+                           .bind(5, o.state)
+                           .bind(6, o.attempts)
+                           .bind(7, o.error)
+                           .run(),
                        "put operation"));
     }
     if (!c.appendEvents.empty()) {
       Statement q(db_, "INSERT OR REPLACE INTO events(id,time_ms,level,blade,server,message) VALUES(?,?,?,?,?,?)");
       for (const auto& e : c.appendEvents)
-        LOOM_TRY(check(q.bind(1, static_cast<std::int64_t>(e.id)).bind(2, e.timeMs).bind(3, e.level).bind(4, e.blade)
-                           .bind(5, e.server).bind(6, e.message).run(),
+        LOOM_TRY(check(q.bind(1, static_cast<std::int64_t>(e.id))
+                           .bind(2, e.timeMs)
+                           .bind(3, e.level)
+                           .bind(4, e.blade)
+                           .bind(5, e.server)
+                           .bind(6, e.message)
+                           .run(),
                        "append event"));
     }
     if (!c.deleteQuorumVersions.empty()) {
       Statement q(db_, "DELETE FROM quorum_versions WHERE version=?");
-      for (auto v : c.deleteQuorumVersions) LOOM_TRY(check(q.bind(1, static_cast<std::int64_t>(v)).run(), "delete quorum version"));
+      for (auto v : c.deleteQuorumVersions)
+        LOOM_TRY(check(q.bind(1, static_cast<std::int64_t>(v)).run(), "delete quorum version"));
     }
     if (!c.putQuorumVersions.empty()) {
       Statement q(db_, "INSERT OR REPLACE INTO quorum_versions(version,body) VALUES(?,?)");
@@ -295,7 +320,8 @@ class SqliteStateStore final : public StateStore {
 
 Result<std::unique_ptr<StateStore>> openSqliteStateStore(const std::string& path) {
   sqlite3* db = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) !=
+      SQLITE_OK) {
     std::string m = db ? sqlite3_errmsg(db) : "out of memory";
     sqlite3_close(db);
     return makeError(Errc::Io, "cannot open state store '" + path + "': " + m);

@@ -31,8 +31,8 @@ struct DeclarationRecord {
 // state (drained, retired), which survive restarts; liveness does not.
 struct BladeRecord {
   std::string name;
-  std::string inventory;  // JSON text of protocol BladeInventory
-  std::string adminState; // "" | "maintenance" | "retired"
+  std::string inventory;         // JSON text of protocol BladeInventory
+  std::string adminState;        // "" | "maintenance" | "retired"
   std::int64_t firstSeenMs = 0;  // wall clock, ms since epoch
 };
 
@@ -48,9 +48,9 @@ struct OperationRecord {
 };
 
 struct EventRecord {
-  std::uint64_t id = 0;       // assigned by the caller, strictly increasing
-  std::int64_t timeMs = 0;    // wall clock, ms since epoch
-  std::string level;          // "info" | "warning" | "error"
+  std::uint64_t id = 0;     // assigned by the caller, strictly increasing
+  std::int64_t timeMs = 0;  // wall clock, ms since epoch
+  std::string level;        // "info" | "warning" | "error"
   std::string blade;
   std::string server;
   std::string message;
@@ -79,12 +79,12 @@ struct StoredState {
 struct Change {
   std::vector<DeclarationRecord> putDeclarations;
   std::vector<std::pair<std::string, std::string>> deleteDeclarations;  // (kind, name)
-  std::map<std::string, std::string> putBindings;                        // server -> blade
+  std::map<std::string, std::string> putBindings;                       // server -> blade
   std::vector<std::string> deleteBindings;
   std::map<std::string, std::string> putBorrowed;
   std::vector<std::string> deleteBorrowed;
   std::map<std::pair<std::string, std::string>, std::string> putPlacement;  // (map, key) -> value
-  std::vector<std::pair<std::string, std::string>> deletePlacement;        // (map, key)
+  std::vector<std::pair<std::string, std::string>> deletePlacement;         // (map, key)
   std::vector<pool::IdentityRecord> putIdentities;
   std::vector<BladeRecord> putBlades;
   std::vector<OperationRecord> putOperations;  // upsert by id

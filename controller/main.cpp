@@ -1,17 +1,16 @@
 // loomd: the Loom controller. Wires the state store, the controller core, the agent
 // fabric (core thread) and the HTTP API (its own thread); see controller/README.md.
+#include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <thread>
-
-#include <CLI/CLI.hpp>
-#include <spdlog/spdlog.h>
 
 #include "controller/Controller.h"
 #include "controller/ControllerLoop.h"
@@ -32,7 +31,8 @@ void onSignal(int) {
 }
 
 std::int64_t wallMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 int fail(const std::string& message) {
@@ -61,7 +61,8 @@ int main(int argc, char** argv) {
   app.add_option("--key", keyPath, "controller secret key file (from `loomd keygen`)");
   app.add_option("--allow", allowPath, "allow-list: agent public keys, one per line");
   app.add_option("--allow-relays", relaysPath,
-                 "allow-list of fabric relay public keys (`loom-agent relay`), one per line: these may speak for the blades behind them");
+                 "allow-list of fabric relay public keys (`loom-agent relay`), one per line: these may speak for the "
+                 "blades behind them");
   app.add_option("--heartbeat-ms", opts.heartbeatMs, "heartbeat interval told to agents")->capture_default_str();
   int recoveryNice = 10;
   app.add_option("--recovery-nice", recoveryNice,
@@ -69,19 +70,22 @@ int main(int argc, char** argv) {
                  "the fabric (thousands of agents reconnecting) comes first on busy cores; 0: the same")
       ->check(CLI::Range(0, 19))
       ->capture_default_str();
-  app.add_option("--lease-ms", opts.leaseMs, "lease told to agents; after a restart they must reconnect within it (10,000 blades: 8000 or more)")->capture_default_str();
+  app.add_option("--lease-ms", opts.leaseMs,
+                 "lease told to agents; after a restart they must reconnect within it (10,000 blades: 8000 or more)")
+      ->capture_default_str();
   app.add_option("--suspect-ms", opts.suspectMs, "silence before a blade is suspect")->capture_default_str();
   app.add_option("--dead-ms", opts.deadMs, "silence before a blade is failed")->capture_default_str();
   app.add_option("--fence-margin-ms", opts.fenceMarginMs,
                  "wait this long past a failed blade's lease before fencing it (clock drift, transit)")
       ->capture_default_str();
-  app.add_option("--fence-command", opts.fenceCommand,
-                 "power-off command for a failed blade, run by /bin/sh -c; {blade} {chassis} {slot} {hostname} and "
-                 "its declared BMC's {bmc_address} {bmc_port} {bmc_user} {bmc_password_file} (kind: Blade) are replaced "
-                 "(shell-quoted); exit 0 = power-off confirmed, its servers fail over at once. A blade with a BMC is "
-                 "power-fenced: it never fences itself, and its command is retried (2, 4 ... 60 s) until it confirms "
-                 "(docs/FENCING.md). E.g. fence_ipmilan --ip={bmc_address} --ipport={bmc_port} --username={bmc_user} "
-                 "--password-script=\"cat {bmc_password_file}\" --lanplus --action=off --power-timeout=5");
+  app.add_option(
+      "--fence-command", opts.fenceCommand,
+      "power-off command for a failed blade, run by /bin/sh -c; {blade} {chassis} {slot} {hostname} and "
+      "its declared BMC's {bmc_address} {bmc_port} {bmc_user} {bmc_password_file} (kind: Blade) are replaced "
+      "(shell-quoted); exit 0 = power-off confirmed, its servers fail over at once. A blade with a BMC is "
+      "power-fenced: it never fences itself, and its command is retried (2, 4 ... 60 s) until it confirms "
+      "(docs/FENCING.md). E.g. fence_ipmilan --ip={bmc_address} --ipport={bmc_port} --username={bmc_user} "
+      "--password-script=\"cat {bmc_password_file}\" --lanplus --action=off --power-timeout=5");
   app.add_option("--fence-timeout-ms", opts.fenceTimeoutMs,
                  "a fence command still running after this is killed and counts as failed (keep the command's own "
                  "timeouts below it: fence_ipmilan --power-timeout)")
@@ -117,8 +121,8 @@ int main(int argc, char** argv) {
   if (*keygen) {
     auto kp = protocol::writeCurveKeyPair(keyDir, keyName);
     if (!kp) return fail(kp.error().message);
-    std::cout << "wrote " << keyDir << "/" << keyName << ".key (secret) and " << keyDir << "/" << keyName << ".pub: " << kp->publicKey
-              << "\n";
+    std::cout << "wrote " << keyDir << "/" << keyName << ".key (secret) and " << keyDir << "/" << keyName
+              << ".pub: " << kp->publicKey << "\n";
     return 0;
   }
   if (opts.heartbeatMs <= 0 || opts.suspectMs <= opts.heartbeatMs || opts.deadMs < opts.suspectMs)
@@ -126,15 +130,18 @@ int main(int argc, char** argv) {
                 std::to_string(opts.suspectMs) + ", " + std::to_string(opts.deadMs) + ")");
   // An agent must get a few renewals into each lease, or one lost frame fences it.
   if (opts.leaseMs < 2 * opts.heartbeatMs)
-    return fail("--lease-ms " + std::to_string(opts.leaseMs) + " must be at least twice --heartbeat-ms " + std::to_string(opts.heartbeatMs));
-  if (opts.fenceMarginMs < 0 || opts.fenceTimeoutMs <= 0) return fail("--fence-margin-ms must be >= 0 and --fence-timeout-ms > 0");
+    return fail("--lease-ms " + std::to_string(opts.leaseMs) + " must be at least twice --heartbeat-ms " +
+                std::to_string(opts.heartbeatMs));
+  if (opts.fenceMarginMs < 0 || opts.fenceTimeoutMs <= 0)
+    return fail("--fence-margin-ms must be >= 0 and --fence-timeout-ms > 0");
   // A blade must hear loomd again within its commit window, and it must be able to attest
   // before its lease runs out (docs/FENCING.md, "Terms").
   {
     const std::int64_t commit = opts.commitMs ? opts.commitMs : opts.leaseMs * 2 / 5;
     const std::int64_t attest = opts.attestMs ? opts.attestMs : opts.leaseMs * 2;
     if (commit <= opts.heartbeatMs || commit >= opts.leaseMs)
-      return fail("--commit-ms " + std::to_string(commit) + " must be longer than --heartbeat-ms and shorter than --lease-ms");
+      return fail("--commit-ms " + std::to_string(commit) +
+                  " must be longer than --heartbeat-ms and shorter than --lease-ms");
     if (attest < opts.leaseMs) return fail("--attest-ms " + std::to_string(attest) + " must be at least --lease-ms");
   }
 
@@ -146,7 +153,9 @@ int main(int argc, char** argv) {
   opts.fabricRenewsLeases = true;  // the fabric thread answers heartbeats (ControllerLoop)
   if (!insecure) {
     if (keyPath.empty() || allowPath.empty())
-      return fail("CurveZMQ needs --key FILE (from `loomd keygen`) and --allow FILE (agent public keys); or --insecure for a demo");
+      return fail(
+          "CurveZMQ needs --key FILE (from `loomd keygen`) and --allow FILE (agent public keys); or --insecure for a "
+          "demo");
     auto key = protocol::readCurveKey(keyPath);
     if (!key) return fail(key.error().message);
     auto allowed = protocol::readAllowList(allowPath);
@@ -158,7 +167,8 @@ int main(int argc, char** argv) {
       if (!relays) return fail(relays.error().message);
       fabric.relayKeys = *relays;
     }
-    spdlog::info("CurveZMQ on: {} agent key(s) and {} relay key(s) allowed", fabric.allowedKeys.size(), fabric.relayKeys.size());
+    spdlog::info("CurveZMQ on: {} agent key(s) and {} relay key(s) allowed", fabric.allowedKeys.size(),
+                 fabric.relayKeys.size());
   }
   const auto colon = api.rfind(':');
   if (colon == std::string::npos) return fail("--api wants HOST:PORT, got '" + api + "'");
@@ -177,7 +187,8 @@ int main(int argc, char** argv) {
 
   controller::ControllerLoop* loopPtr = nullptr;
   controller::Controller core(
-      **store, opts, [&loopPtr](const std::string& blade, const protocol::Json& frame) { loopPtr->send(blade, frame); }, wallMs);
+      **store, opts, [&loopPtr](const std::string& blade, const protocol::Json& frame) { loopPtr->send(blade, frame); },
+      wallMs);
   controller::ControllerLoop loop(core, fabric);
   loopPtr = &loop;
   if (auto s = loop.bind(); !s) return fail(s.error().message);
@@ -195,7 +206,8 @@ int main(int argc, char** argv) {
   const auto recovering = std::chrono::steady_clock::now();
   std::thread([&core, &recovered, recoveryNice] {
     const int nice = std::min(19, ::getpriority(PRIO_PROCESS, 0) + recoveryNice);
-    if (recoveryNice > 0 && ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), nice) != 0) spdlog::debug("recovery keeps its priority");
+    if (recoveryNice > 0 && ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), nice) != 0)
+      spdlog::debug("recovery keeps its priority");
     recovered = core.recover(controller::ControllerLoop::monotonicMs());
   }).join();
   if (!recovered) return fail("recovery: " + recovered.error().message);
@@ -221,9 +233,10 @@ int main(int argc, char** argv) {
                               });
   auto port = http.listen();
   if (!port) return fail(port.error().message);
-  spdlog::info("serving: agents on {}, API on http://{}:{} (state {}, ready {:.3f} s after start: store opened in {:.3f} s, "
-               "recovered in {:.3f} s)",
-               agents, api.substr(0, colon), *port, statePath, secondsSince(started), storeOpen, recovery);
+  spdlog::info(
+      "serving: agents on {}, API on http://{}:{} (state {}, ready {:.3f} s after start: store opened in {:.3f} s, "
+      "recovered in {:.3f} s)",
+      agents, api.substr(0, colon), *port, statePath, secondsSince(started), storeOpen, recovery);
   // A machine-readable line for scripts and tests that asked for port 0.
   std::cout << "loomd: api-port " << *port << std::endl;
 
@@ -233,7 +246,8 @@ int main(int argc, char** argv) {
   std::signal(SIGTERM, onSignal);
   std::signal(SIGPIPE, SIG_IGN);
   controller::ServiceNotifier notifier;
-  notifier.ready("serving: agents on " + agents + ", API on http://" + api.substr(0, colon) + ":" + std::to_string(*port));
+  notifier.ready("serving: agents on " + agents + ", API on http://" + api.substr(0, colon) + ":" +
+                 std::to_string(*port));
   if (notifier.watchdogMs() > 0) {
     spdlog::info("systemd watchdog: the core loop pings every {} ms", notifier.watchdogMs() / 2);
     loop.onTurn([&notifier](std::int64_t now) { notifier.alive(now); });

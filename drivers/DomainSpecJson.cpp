@@ -16,8 +16,8 @@ Result<XenGuestType> xenTypeFrom(const json& j) {
   if (it == j.end()) return XenGuestType::Hvm;
   if (it->is_string()) {
     if (auto t = pool::parseXenGuestType(it->get_ref<const std::string&>())) return *t;
-    return makeError(Errc::Invalid, "xen_type: unknown Xen guest type '" + it->get<std::string>() +
-                                        "' (expected hvm, pv or pvh)");
+    return makeError(Errc::Invalid,
+                     "xen_type: unknown Xen guest type '" + it->get<std::string>() + "' (expected hvm, pv or pvh)");
   }
   if (it->is_number_integer() && it->get<std::int64_t>() >= 0 &&
       it->get<std::int64_t>() < std::int64_t{kLegacyXenTypes.size()})

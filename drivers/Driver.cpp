@@ -4,8 +4,8 @@ namespace loom::drivers {
 
 Status Driver::preparePersonality(pool::Hypervisor hypervisor) {
   if (capabilities().personalities.has(hypervisor)) return okStatus();
-  return makeError(Errc::Unsupported, "the " + name() + " driver cannot become a " +
-                                          pool::toString(hypervisor) + " blade in place");
+  return makeError(Errc::Unsupported,
+                   "the " + name() + " driver cannot become a " + pool::toString(hypervisor) + " blade in place");
 }
 
 Status Driver::renewWatchdog(std::int64_t /*remainingMs*/) {

@@ -72,8 +72,8 @@ struct NodeInfo {
   std::uint32_t cores = 0;  // logical CPUs the hypervisor offers
   MiB memory = 0;
   std::string cpuModel;
-  std::string hypervisor;   // "xen", "kvm", "test"
-  std::string version;      // hypervisor version, e.g. "4.17.7" or "QEMU 7.2.0"
+  std::string hypervisor;  // "xen", "kvm", "test"
+  std::string version;     // hypervisor version, e.g. "4.17.7" or "QEMU 7.2.0"
   // The personality the blade runs now, as the agent reports it at registration: a real
   // driver's own hypervisor; for the test driver, the one preparePersonality gave it (kept
   // in its state file across agent restarts), or none before that.

@@ -18,8 +18,7 @@ void DriverRegistry::add(const std::string& name, DriverFactory factory) {
   assert(inserted && "driver registered twice");
 }
 
-Result<std::unique_ptr<Driver>> DriverRegistry::create(const std::string& name,
-                                                       const DriverOptions& options) const {
+Result<std::unique_ptr<Driver>> DriverRegistry::create(const std::string& name, const DriverOptions& options) const {
   auto it = factories_.find(name);
   if (it == factories_.end()) {
     std::string known;

@@ -16,8 +16,8 @@ namespace loom::drivers {
 
 // Options every factory receives; each driver reads the keys it knows.
 struct DriverOptions {
-  std::string uri;                           // kvm: libvirt URI ("qemu:///system", "test:///default")
-  std::map<std::string, std::string> params; // driver-specific knobs ("cores", "memory_mib", "start_latency_ms", ...)
+  std::string uri;                            // kvm: libvirt URI ("qemu:///system", "test:///default")
+  std::map<std::string, std::string> params;  // driver-specific knobs ("cores", "memory_mib", "start_latency_ms", ...)
 };
 
 using DriverFactory = std::function<Result<std::unique_ptr<Driver>>(const DriverOptions&)>;
@@ -46,7 +46,6 @@ namespace loom::drivers {
 // asked whether it applies. A driver whose factory fails is reported as not applying,
 // with the factory's message as the reason, so the listing is always complete.
 // Returned in registry (sorted name) order.
-std::vector<std::pair<std::string, ProbeResult>> probeAll(const DriverRegistry& registry,
-                                                          const DriverOptions& options);
+std::vector<std::pair<std::string, ProbeResult>> probeAll(const DriverRegistry& registry, const DriverOptions& options);
 
 }  // namespace loom::drivers

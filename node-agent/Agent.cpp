@@ -1,13 +1,13 @@
 #include "node-agent/Agent.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <utility>
 #include <limits>
-
-#include <spdlog/spdlog.h>
+#include <utility>
 
 #include "node-agent/DomainSpecMapping.h"
 #include "protocol/Fencing.h"
@@ -28,7 +28,8 @@ Agent::Agent(AgentConfig config, std::unique_ptr<drivers::Driver> driver, Send s
       guard_(std::move(guard)),
       dispatcher_([blade = config_.blade](const std::string& line) { spdlog::warn("{}: {}", blade, line); }),
       shield_(config_.blade, 0),
-      peerDispatcher_([blade = config_.blade](const std::string& line) { spdlog::warn("{}: peer channel: {}", blade, line); }) {
+      peerDispatcher_(
+          [blade = config_.blade](const std::string& line) { spdlog::warn("{}: peer channel: {}", blade, line); }) {
   using namespace protocol;
   dispatcher_.on(type::kPolicy, [this](int, const Json& f) { onPolicy(f); });
   peerDispatcher_.on(type::kPeerAsk, [this](int, const Json& f) {
@@ -94,8 +95,7 @@ void Agent::runWorker() {
   while (!w.stop) {
     // Idle: refresh the domain list now and then, so a guest that crashed or was shut
     // down from inside shows up in the heartbeats.
-    if (!w.cv.wait_for(lock, std::chrono::milliseconds(1000),
-                       [&] { return w.stop || w.fence || !w.inbox.empty(); })) {
+    if (!w.cv.wait_for(lock, std::chrono::milliseconds(1000), [&] { return w.stop || w.fence || !w.inbox.empty(); })) {
       auto previous = w.observed;
       lock.unlock();
       auto now = observeDriver(previous);
@@ -203,7 +203,8 @@ std::int64_t Agent::registerRetryDelay() const {
   const std::int64_t base = std::max<std::int64_t>(config_.registerRetryMs, 1) << doublings;
   // Deterministic per blade and attempt: 10,000 agents that lost their controller at the
   // same moment spread their registers over half a delay instead of sending in lockstep.
-  const std::size_t h = std::hash<std::string>{}(config_.blade) ^ (static_cast<std::size_t>(registerAttempts_) * 0x9e3779b97f4a7c15ULL);
+  const std::size_t h =
+      std::hash<std::string>{}(config_.blade) ^ (static_cast<std::size_t>(registerAttempts_) * 0x9e3779b97f4a7c15ULL);
   return base + static_cast<std::int64_t>(h % static_cast<std::size_t>(base / 2 + 1));
 }
 
@@ -238,7 +239,8 @@ void Agent::onRegistered(const Json& frame) {
   // controller that does not echo, from the earliest one not answered yet.
   std::int64_t sent = firstUnansweredRegister_ >= 0 ? firstUnansweredRegister_ : lastRegisterSent_;
   if (m.seq) {
-    auto it = std::find_if(registerSentAt_.begin(), registerSentAt_.end(), [&](const auto& e) { return e.first == m.seq; });
+    auto it =
+        std::find_if(registerSentAt_.begin(), registerSentAt_.end(), [&](const auto& e) { return e.first == m.seq; });
     if (it == registerSentAt_.end()) return;  // an answer to a register we no longer know: wait for a newer one
     sent = it->second;
   }
@@ -247,13 +249,14 @@ void Agent::onRegistered(const Json& frame) {
     // without a lease would refuse every start for good. Ask again.
     // Not at once, though: late answers come in bursts from an overloaded controller, and
     // answering each with a register would only add to its load.
-    spdlog::warn("{}: registration answered {} ms after it was sent, too late for its {} ms lease; registering again", config_.blade,
-                 now_ - sent, leaseMs_);
+    spdlog::warn("{}: registration answered {} ms after it was sent, too late for its {} ms lease; registering again",
+                 config_.blade, now_ - sent, leaseMs_);
     firstUnansweredRegister_ = -1;
     requestRegister(now_);
     return;
   }
-  if (!registered_) spdlog::info("{}: registered (heartbeat {} ms, lease {} ms)", config_.blade, m.heartbeatMs, m.leaseMs);
+  if (!registered_)
+    spdlog::info("{}: registered (heartbeat {} ms, lease {} ms)", config_.blade, m.heartbeatMs, m.leaseMs);
   registered_ = true;
   registerAttempts_ = 0;
   firstUnansweredRegister_ = -1;
@@ -263,7 +266,8 @@ void Agent::onRegistered(const Json& frame) {
   leased_ = true;
   extendLease(sent + leaseMs_);
   // Spread the heartbeats of many simulated blades instead of sending them in lockstep.
-  nextHeartbeat_ = now_ + static_cast<std::int64_t>(std::hash<std::string>{}(config_.blade) % static_cast<std::size_t>(heartbeatMs_));
+  nextHeartbeat_ = now_ + static_cast<std::int64_t>(std::hash<std::string>{}(config_.blade) %
+                                                    static_cast<std::size_t>(heartbeatMs_));
   // A late answer (a register that waited out a partition) may leave less lease than that
   // beat and its answer need before the fence: beat at once, or the servers loomd starts
   // here now would be ended within the second (loom-sim seeds 5468 and 8561 chaos).
@@ -344,7 +348,8 @@ void Agent::selfFence(std::int64_t now) {
   domainsChanged_ = true;
   const std::int64_t left = held - now;
   const auto [support, members] = shield_.support(now);
-  spdlog::error("{}: lease not renewed{}, {} {} ms: fencing {} running domain(s) here, then registering again", config_.blade,
+  spdlog::error("{}: lease not renewed{}, {} {} ms: fencing {} running domain(s) here, then registering again",
+                config_.blade,
                 members ? " and no shield from a majority of the " + std::to_string(members) + " peers" : std::string(),
                 left >= 0 ? "it runs out in" : "it ran out", left >= 0 ? left : -left, ended);
   requestRegister(now);
@@ -411,9 +416,15 @@ protocol::StepResult Agent::execute(const protocol::PlanStep& step) {
       if (!step.spec) return {step.op, false, "define without a spec"};
       s = driver_->define(toDomainSpec(*step.spec));
       break;
-    case pool::StepKind::Start: s = driver_->start(step.server); break;
-    case pool::StepKind::Stop: s = driver_->stop(step.server, 10000); break;
-    case pool::StepKind::Undefine: s = driver_->undefine(step.server); break;
+    case pool::StepKind::Start:
+      s = driver_->start(step.server);
+      break;
+    case pool::StepKind::Stop:
+      s = driver_->stop(step.server, 10000);
+      break;
+    case pool::StepKind::Undefine:
+      s = driver_->undefine(step.server);
+      break;
     case pool::StepKind::PrepareHypervisor: {
       // A real driver is its own hypervisor; a simulated one can play either.
       const auto hypervisor = pool::parseHypervisor(step.hypervisor);
@@ -446,7 +457,8 @@ void Agent::tick(std::int64_t now) {
   if (registered_ && !leased_) requestRegister(now);
   // While the worker has steps, look back soon for their results; while it may need a
   // shield, when the next ask is due.
-  const std::int64_t soon = std::min(queued_.empty() ? std::numeric_limits<std::int64_t>::max() : now + 10, shieldDueAt());
+  const std::int64_t soon =
+      std::min(queued_.empty() ? std::numeric_limits<std::int64_t>::max() : now + 10, shieldDueAt());
   if (!registered_) {
     if (now - lastRegisterSent_ >= registerRetryDelay()) {
       if (!warnedSilence_ && lastRegisterSent_ > 0 && now - lastHeardFromController_ > 5 * config_.registerRetryMs) {
@@ -488,7 +500,8 @@ void Agent::tick(std::int64_t now) {
     // shorter than three beats has no such room: every beat asks. Under an outage policy
     // every beat asks too: each answer's stamp starts the commit window afresh, and the
     // time a blade has to collect a shield counts from its last (docs/FENCING.md).
-    hb.ack = leaseMs_ < 3 * heartbeatMs_ || leaseDeadline_ - now <= leaseMs_ - (3 * heartbeatMs_) / 2 || !peers_.empty();
+    hb.ack =
+        leaseMs_ < 3 * heartbeatMs_ || leaseDeadline_ - now <= leaseMs_ - (3 * heartbeatMs_) / 2 || !peers_.empty();
     hb.echo = lastStamp_;
     hb.policyVersion = shield_.policy().version;
     hb.shieldMs = shield_.attestingMs(now);
@@ -578,21 +591,22 @@ void Agent::tendShield(std::int64_t now) {
     if (holdSince_ < 0) {
       holdSince_ = now;
       holdLoggedAt_ = now;
-      spdlog::warn("{}: no lease from the controller: holding {} running server(s) under a shield from {} of {} peers "
-                   "(until +{} ms, renewed while they answer); nothing starts or stops here meanwhile",
-                   config_.blade, running, support, members, shield_.shieldEnd() - now);
+      spdlog::warn(
+          "{}: no lease from the controller: holding {} running server(s) under a shield from {} of {} peers "
+          "(until +{} ms, renewed while they answer); nothing starts or stops here meanwhile",
+          config_.blade, running, support, members, shield_.shieldEnd() - now);
     } else if (now - holdLoggedAt_ >= 30000) {
       holdLoggedAt_ = now;
-      spdlog::warn("{}: still holding {} server(s) without the controller for {} s, shield from {} of {} peers", config_.blade,
-                   running, (now - holdSince_) / 1000, support, members);
+      spdlog::warn("{}: still holding {} server(s) without the controller for {} s, shield from {} of {} peers",
+                   config_.blade, running, (now - holdSince_) / 1000, support, members);
     }
     holdServers_ = running;
   } else if (holdSince_ >= 0 && leaseLive) {
     heldReport_ = protocol::Heartbeat::Held{now - holdSince_, static_cast<std::uint32_t>(holdServers_),
                                             static_cast<std::uint32_t>(support), static_cast<std::uint32_t>(members)};
     heldReportsLeft_ = 3;
-    spdlog::info("{}: the controller renewed the lease again: held {} server(s) for {} ms without it", config_.blade, holdServers_,
-                 now - holdSince_);
+    spdlog::info("{}: the controller renewed the lease again: held {} server(s) for {} ms without it", config_.blade,
+                 holdServers_, now - holdSince_);
     holdSince_ = -1;
   }
 }
@@ -620,7 +634,8 @@ void Agent::loadPolicy() {
   if (!in) return;
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   Json frame;
-  if (auto bad = protocol::parseFrame(text, frame); bad || protocol::validate(frame) || frame["type"] != protocol::type::kPolicy) {
+  if (auto bad = protocol::parseFrame(text, frame);
+      bad || protocol::validate(frame) || frame["type"] != protocol::type::kPolicy) {
     spdlog::warn("{}: ignoring an unreadable outage policy in '{}'", config_.blade, config_.policyPath);
     return;
   }

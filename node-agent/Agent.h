@@ -64,7 +64,8 @@ class Agent {
 
   // `guard` (may be null: the agent alone fences, and a frozen agent cannot) is renewed
   // with every lease.
-  Agent(AgentConfig config, std::unique_ptr<drivers::Driver> driver, Send send, std::unique_ptr<LeaseGuard> guard = nullptr);
+  Agent(AgentConfig config, std::unique_ptr<drivers::Driver> driver, Send send,
+        std::unique_ptr<LeaseGuard> guard = nullptr);
   ~Agent();
   Agent(const Agent&) = delete;
   Agent& operator=(const Agent&) = delete;
@@ -155,7 +156,7 @@ class Agent {
   std::int64_t leaseDeadline_ = 0;
   std::int64_t firstUnansweredRegister_ = -1;
   std::uint64_t registerSeq_ = 0;
-  std::deque<std::pair<std::uint64_t, std::int64_t>> registerSentAt_;  // (seq, when), unanswered
+  std::deque<std::pair<std::uint64_t, std::int64_t>> registerSentAt_;   // (seq, when), unanswered
   std::deque<std::pair<std::uint64_t, std::int64_t>> heartbeatSentAt_;  // (seq, when), recent
   std::int64_t nextHeartbeat_ = 0;
   std::int64_t nextTick_ = 0;
@@ -190,11 +191,11 @@ class Agent {
   std::uint64_t lastStamp_ = 0;              // echoed in heartbeats
   bool powerFenced_ = false;
   std::map<std::string, protocol::PeerAddress> peers_;  // the policy's members
-  std::int64_t guardUntil_ = 0;  // the guard fires at the latest then
-  std::int64_t holdSince_ = -1;  // holding without a lease since then
+  std::int64_t guardUntil_ = 0;                         // the guard fires at the latest then
+  std::int64_t holdSince_ = -1;                         // holding without a lease since then
   std::size_t holdServers_ = 0;
   std::int64_t holdLoggedAt_ = 0;
-  std::int64_t idleUntil_ = 0;  // no running server to shield: no asks before then
+  std::int64_t idleUntil_ = 0;                           // no running server to shield: no asks before then
   std::optional<protocol::Heartbeat::Held> heldReport_;  // sent in the next few heartbeats
   int heldReportsLeft_ = 0;
   std::set<std::uint64_t> queued_;  // op ids handed to the worker, not answered yet

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -9,8 +10,6 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
-
-#include <spdlog/spdlog.h>
 
 #include "node-agent/CommandSupport.h"
 #include "node-agent/LeaseGuard.h"
@@ -25,17 +24,14 @@ void addAgentOptions(CLI::App& app, AgentCommandLine& cl) {
                  "blade's chassis (frames go "
                  "to whichever is up, so one may fail; they share one key)")
       ->capture_default_str();
-  app.add_option("--driver", cl.driver, "hypervisor driver: xen | kvm | test")
-      ->capture_default_str();
+  app.add_option("--driver", cl.driver, "hypervisor driver: xen | kvm | test")->capture_default_str();
   app.add_option("--blade", cl.blade, "this blade's name");
   app.add_option("--chassis", cl.chassis, "chassis name");
   app.add_option("--slot", cl.slot, "slot number");
   app.add_flag("--insecure", cl.insecure, "turn CurveZMQ off (demos and tests only)");
-  app.add_option("--key", cl.keyPath,
-                 "this agent's secret key file (from `loomd keygen --name BLADE`)");
+  app.add_option("--key", cl.keyPath, "this agent's secret key file (from `loomd keygen --name BLADE`)");
   app.add_option("--server-key", cl.serverKeyPath, "the controller's public key file (loomd.pub)");
-  app.add_option("--simulate", cl.simulate,
-                 "run every blade of this fabric file (test driver each)");
+  app.add_option("--simulate", cl.simulate, "run every blade of this fabric file (test driver each)");
   app.add_option("--only", cl.only, "with --simulate: just these blades (comma-separated)");
   app.add_option("--relay", cl.chassisRelays,
                  "with --simulate: CHASSIS=ENDPOINT[,RELAY.pub]: that chassis's blades connect "
@@ -43,12 +39,10 @@ void addAgentOptions(CLI::App& app, AgentCommandLine& cl) {
                  "(whose public key is RELAY.pub; default --server-key) instead of --controller "
                  "(repeatable; a chassis named twice "
                  "has two relays)");
-  app.add_option("--journal", cl.journal,
-                 "test driver journal file (shared by all simulated blades)");
+  app.add_option("--journal", cl.journal, "test driver journal file (shared by all simulated blades)");
   app.add_option("--sim-state", cl.simStateDir,
                  "directory where simulated blades keep their domains across agent restarts");
-  app.add_option("--hypervisors", cl.hypervisors,
-                 "test driver: what the blade claims it can run (kvm,xen)");
+  app.add_option("--hypervisors", cl.hypervisors, "test driver: what the blade claims it can run (kvm,xen)");
   app.add_option("--uri", cl.uri, "driver URI (kvm: qemu:///system)");
   app.add_option("--driver-param", cl.driverParams, "driver parameter KEY=VALUE (repeatable)");
   app.add_option("--log-level", cl.logLevel, "trace|debug|info|warn|error")->capture_default_str();
@@ -77,8 +71,7 @@ Result<drivers::DriverOptions> driverOptions(const AgentCommandLine& cl) {
   options.uri = cl.uri;
   for (const auto& p : cl.driverParams) {
     const auto eq = p.find('=');
-    if (eq == std::string::npos)
-      return makeError(Errc::Invalid, "--driver-param wants KEY=VALUE, got '" + p + "'");
+    if (eq == std::string::npos) return makeError(Errc::Invalid, "--driver-param wants KEY=VALUE, got '" + p + "'");
     options.params[p.substr(0, eq)] = p.substr(eq + 1);
   }
   return options;
@@ -86,7 +79,8 @@ Result<drivers::DriverOptions> driverOptions(const AgentCommandLine& cl) {
 
 Result<std::string> autoPeerEndpoint(const std::string& controller) {
   const std::string first = controller.substr(0, controller.find(','));
-  if (first.rfind("tcp://", 0) != 0) return makeError(Errc::Invalid, "controller endpoint '" + first + "' is not tcp://HOST:PORT");
+  if (first.rfind("tcp://", 0) != 0)
+    return makeError(Errc::Invalid, "controller endpoint '" + first + "' is not tcp://HOST:PORT");
   const std::string hostPort = first.substr(6);
   const auto colon = hostPort.rfind(':');
   std::string host = hostPort.substr(0, colon);
@@ -107,10 +101,12 @@ Result<std::string> autoPeerEndpoint(const std::string& controller) {
   ::close(fd);
   if (!ok) return makeError(Errc::Unavailable, "no route to the controller's host '" + host + "'");
   char text[INET6_ADDRSTRLEN] = {};
-  const void* addr = local.ss_family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr)
-                                                 : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&local)->sin_addr);
+  const void* addr = local.ss_family == AF_INET6
+                         ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(&local)->sin6_addr)
+                         : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(&local)->sin_addr);
   ::inet_ntop(local.ss_family, addr, text, sizeof text);
-  return local.ss_family == AF_INET6 ? "tcp://[" + std::string(text) + "]:7702" : "tcp://" + std::string(text) + ":7702";
+  return local.ss_family == AF_INET6 ? "tcp://[" + std::string(text) + "]:7702"
+                                     : "tcp://" + std::string(text) + ":7702";
 }
 
 Result<FabricOptions> fabricOptions(const AgentCommandLine& cl, const std::string& peerListen) {
@@ -120,8 +116,9 @@ Result<FabricOptions> fabricOptions(const AgentCommandLine& cl, const std::strin
   fabric.peerListen = peerListen;
   if (!peerListen.empty() && !cl.insecure) {
     if (cl.peerAllowPath.empty())
-      return makeError(Errc::Invalid, "--peer-listen needs --peer-allow FILE (the agents' public keys, as loomd's --allow), "
-                                      "or --peer-listen off, or --insecure");
+      return makeError(Errc::Invalid,
+                       "--peer-listen needs --peer-allow FILE (the agents' public keys, as loomd's --allow), "
+                       "or --peer-listen off, or --insecure");
     auto allow = protocol::readAllowList(cl.peerAllowPath);
     if (!allow) return allow.error();
     fabric.peerAllow = *allow;
@@ -145,29 +142,32 @@ Result<FabricOptions> fabricOptions(const AgentCommandLine& cl, const std::strin
   return fabric;
 }
 
-int runAgent(const AgentCommandLine& cl, const drivers::DriverRegistry& registry,
-             const drivers::DriverOptions& base) {
+int runAgent(const AgentCommandLine& cl, const drivers::DriverRegistry& registry, const drivers::DriverOptions& base) {
   std::string peerListen = cl.peerListen.empty() ? "auto" : cl.peerListen;
   if (peerListen == "off") peerListen.clear();
   if (cl.peerListen.empty() && !cl.insecure) {
     // The default, but nothing (readable) to check askers against: said, not fatal (a host
     // upgraded with its old agent.conf keeps running as it did).
     std::string why;
-    if (cl.peerAllowPath.empty()) why = "no --peer-allow";
-    else if (auto allow = protocol::readAllowList(cl.peerAllowPath); !allow) why = allow.error().message;
+    if (cl.peerAllowPath.empty())
+      why = "no --peer-allow";
+    else if (auto allow = protocol::readAllowList(cl.peerAllowPath); !allow)
+      why = allow.error().message;
     if (!why.empty()) {
-      spdlog::warn("{}: no peer channel; through a controller outage this blade keeps its servers only while its lease "
-                   "runs (docs/FENCING.md: give --peer-allow with the agents' public keys)",
-                   why);
+      spdlog::warn(
+          "{}: no peer channel; through a controller outage this blade keeps its servers only while its lease "
+          "runs (docs/FENCING.md: give --peer-allow with the agents' public keys)",
+          why);
       peerListen.clear();
     }
   }
   if (peerListen == "auto") {
     auto found = autoPeerEndpoint(cl.controller);
     if (!found) {
-      spdlog::warn("--peer-listen auto: {}; no peer channel: through a controller outage this blade keeps its servers "
-                   "only while its lease runs (give --peer-listen tcp://ADDR:PORT)",
-                   found.error().message);
+      spdlog::warn(
+          "--peer-listen auto: {}; no peer channel: through a controller outage this blade keeps its servers "
+          "only while its lease runs (give --peer-listen tcp://ADDR:PORT)",
+          found.error().message);
       peerListen.clear();
     } else {
       peerListen = *found;
@@ -182,13 +182,11 @@ int runAgent(const AgentCommandLine& cl, const drivers::DriverRegistry& registry
   if (!cl.journal.empty()) o.params["journal"] = cl.journal;
   // The test driver keeps its domains, personality and watchdog there; the others have no
   // such param and ignore it.
-  if (!cl.simStateDir.empty())
-    o.params.try_emplace("state_file", simulatedBladeStateFile(cl.simStateDir, cl.blade));
+  if (!cl.simStateDir.empty()) o.params.try_emplace("state_file", simulatedBladeStateFile(cl.simStateDir, cl.blade));
   auto driver = registry.create(cl.driver, o);
   if (!driver) return fail(driver.error().message);
   auto probed = (*driver)->probe();
-  if (!probed.applies)
-    return fail("driver '" + cl.driver + "' does not apply here: " + probed.reason);
+  if (!probed.applies) return fail("driver '" + cl.driver + "' does not apply here: " + probed.reason);
   auto info = (*driver)->nodeInfo();
   if (!info) return fail("driver '" + cl.driver + "': " + info.error().message);
   std::unique_ptr<LeaseGuard> guard = makeDriverWatchdogGuard(**driver);
@@ -205,11 +203,14 @@ int runAgent(const AgentCommandLine& cl, const drivers::DriverRegistry& registry
   }
   AgentConfig cfg;
   cfg.blade = cl.blade;
-  const std::string stateDir = cl.stateDir.empty() ? (cl.simStateDir.empty() ? "/var/lib/loom-agent" : cl.simStateDir) : cl.stateDir;
+  const std::string stateDir =
+      cl.stateDir.empty() ? (cl.simStateDir.empty() ? "/var/lib/loom-agent" : cl.simStateDir) : cl.stateDir;
   std::error_code ec;
   std::filesystem::create_directories(stateDir, ec);
-  if (ec) spdlog::warn("--state-dir {}: {}; the outage policy is not kept across agent restarts", stateDir, ec.message());
-  else cfg.policyPath = stateDir + "/" + cl.blade + ".policy.json";
+  if (ec)
+    spdlog::warn("--state-dir {}: {}; the outage policy is not kept across agent restarts", stateDir, ec.message());
+  else
+    cfg.policyPath = stateDir + "/" + cl.blade + ".policy.json";
   // A real driver's calls take seconds (a KVM start, a guest's shutdown): a worker keeps
   // them off the heartbeats. The test driver answers at once.
   cfg.driverThread = cl.driver != "test";
@@ -225,10 +226,9 @@ int runAgent(const AgentCommandLine& cl, const drivers::DriverRegistry& registry
                    info->personality ? pool::toString(*info->personality) : "",
                    cl.driver,
                    hostName()};
-  if (auto s = host.add(std::move(cfg), std::move(*driver), std::move(guard)); !s)
-    return fail(s.error().message);
-  spdlog::info("blade {} ({} driver, {} cores, {} MiB) -> {}", cl.blade, cl.driver, info->cores,
-               info->memory, cl.controller);
+  if (auto s = host.add(std::move(cfg), std::move(*driver), std::move(guard)); !s) return fail(s.error().message);
+  spdlog::info("blade {} ({} driver, {} cores, {} MiB) -> {}", cl.blade, cl.driver, info->cores, info->memory,
+               cl.controller);
   runUntilSignalled(host);
   spdlog::info("stopped");
   return 0;

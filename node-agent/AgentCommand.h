@@ -38,7 +38,7 @@ struct AgentCommandLine {
   // The peer channel and the outage policy (docs/FENCING.md).
   std::string peerListen;  // empty: "auto" for one blade, none with --simulate
   std::string peerAllowPath;
-  std::string stateDir;    // empty: /var/lib/loom-agent for one blade, --sim-state with --simulate
+  std::string stateDir;  // empty: /var/lib/loom-agent for one blade, --sim-state with --simulate
 };
 
 // Where this host's peers dial it, for --peer-listen auto: the address the kernel uses to
@@ -59,7 +59,6 @@ Result<drivers::DriverOptions> driverOptions(const AgentCommandLine& cl);
 Result<FabricOptions> fabricOptions(const AgentCommandLine& cl, const std::string& peerListen = {});
 
 // Runs the blade's agent until SIGINT/SIGTERM; the process's exit code.
-int runAgent(const AgentCommandLine& cl, const drivers::DriverRegistry& registry,
-             const drivers::DriverOptions& base);
+int runAgent(const AgentCommandLine& cl, const drivers::DriverRegistry& registry, const drivers::DriverOptions& base);
 
 }  // namespace loom::agent

@@ -1,5 +1,6 @@
 #include "node-agent/AgentHost.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -10,8 +11,6 @@
 #include <cstring>
 #include <map>
 #include <thread>
-
-#include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
 #include "protocol/CurveKeys.h"
@@ -82,7 +81,8 @@ struct AgentHost::Impl {
 };
 
 std::int64_t AgentHost::monotonicMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 AgentHost::AgentHost(FabricOptions options) : impl_(std::make_unique<Impl>()) {
@@ -136,7 +136,8 @@ Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> drive
   auto& impl = *impl_;
   // The name is the routing id, on loomd's socket and a relay's, and names files here.
   if (!protocol::isValidBladeName(config.blade))
-    return makeError(Errc::Invalid, "blade name '" + config.blade + "' must be non-empty, at most 253 bytes, without '/' or control characters");
+    return makeError(Errc::Invalid, "blade name '" + config.blade +
+                                        "' must be non-empty, at most 253 bytes, without '/' or control characters");
   const bool peers = !impl.options.peerListen.empty();
   const std::size_t sockets = impl.slots.size() + (peers ? 2 : 1);
   if (!liftFdLimit(sockets)) {
@@ -189,7 +190,8 @@ Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> drive
       from = comma + 1;
     } while (from <= endpoint.size());
   } catch (const zmq::error_t& e) {
-    return makeError(Errc::Io, "blade '" + config.blade + "': cannot set up its connection to '" + endpoint + "': " + e.what());
+    return makeError(Errc::Io,
+                     "blade '" + config.blade + "': cannot set up its connection to '" + endpoint + "': " + e.what());
   }
   // Its peer channel: asks come in on a ROUTER of its own, bound where it says.
   std::unique_ptr<zmq::socket_t> server;
@@ -207,8 +209,8 @@ Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> drive
       }
       server->bind(bindable(impl.options.peerListen));
     } catch (const zmq::error_t& e) {
-      return makeError(Errc::Io, "blade '" + config.blade + "': cannot listen for its peers on '" + impl.options.peerListen +
-                                     "': " + e.what());
+      return makeError(Errc::Io, "blade '" + config.blade + "': cannot listen for its peers on '" +
+                                     impl.options.peerListen + "': " + e.what());
     }
     config.inventory.peerEndpoint = server->get(zmq::sockopt::last_endpoint);
     config.inventory.peerKey = impl.publicKey;
@@ -216,15 +218,18 @@ Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> drive
   const std::size_t controllerSlot = impl.addSlot(SlotKind::Controller, index, std::move(socket));
   zmq::socket_t* raw = impl.slots[controllerSlot].socket.get();
   Impl* implPtr = impl_.get();
-  auto agent = std::make_unique<Agent>(std::move(config), std::move(driver), [raw, implPtr, controllerSlot](const protocol::Json& frame) {
-    const std::string bytes = frame.dump();
-    implPtr->check(controllerSlot);
-    try {
-      return raw->send(zmq::buffer(bytes), zmq::send_flags::dontwait).has_value();
-    } catch (const zmq::error_t&) {
-      return false;  // dropped: the agent's timers resend what matters
-    }
-  }, std::move(guard));
+  auto agent = std::make_unique<Agent>(
+      std::move(config), std::move(driver),
+      [raw, implPtr, controllerSlot](const protocol::Json& frame) {
+        const std::string bytes = frame.dump();
+        implPtr->check(controllerSlot);
+        try {
+          return raw->send(zmq::buffer(bytes), zmq::send_flags::dontwait).has_value();
+        } catch (const zmq::error_t&) {
+          return false;  // dropped: the agent's timers resend what matters
+        }
+      },
+      std::move(guard));
   impl.peerServer.push_back(std::string::npos);
   impl.peerClients.emplace_back();
   if (server) {
@@ -300,8 +305,12 @@ void AgentHost::Impl::receive(std::size_t i, std::int64_t now) {
     if (!slot.socket->recv(msg, zmq::recv_flags::dontwait)) break;
     try {
       switch (slot.kind) {
-        case SlotKind::Controller: agent.onFrame(msg.to_string_view(), now); break;
-        case SlotKind::PeerClient: (void)agent.onPeerFrame(msg.to_string_view(), now); break;
+        case SlotKind::Controller:
+          agent.onFrame(msg.to_string_view(), now);
+          break;
+        case SlotKind::PeerClient:
+          (void)agent.onPeerFrame(msg.to_string_view(), now);
+          break;
         case SlotKind::PeerServer: {
           // [asker's routing id][one frame]; anything else is dropped whole.
           std::vector<zmq::message_t> parts;
@@ -325,7 +334,8 @@ void AgentHost::Impl::receive(std::size_t i, std::int64_t now) {
           }
           break;
         }
-        case SlotKind::Zap: break;
+        case SlotKind::Zap:
+          break;
       }
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) spdlog::error("{}: receive: {}", agent.blade(), e.what());

@@ -21,8 +21,8 @@ namespace loom::agent {
 struct FabricOptions {
   std::string controller = "tcp://127.0.0.1:7700";
   bool insecure = false;
-  std::string secretKey;   // this agent's (Z85); its public key is derived
-  std::string serverKey;   // the controller's public key (Z85)
+  std::string secretKey;  // this agent's (Z85); its public key is derived
+  std::string serverKey;  // the controller's public key (Z85)
   // The peer channel: where each blade listens (`tcp://ADDR:PORT`; port 0: each blade picks
   // a free one), as its peers will dial it; empty: no peer channel. ADDR must be an address
   // the peers can reach (not 0.0.0.0): it is what the blade reports.

@@ -1,13 +1,13 @@
 #include "node-agent/FabricRelay.h"
 
+#include <spdlog/spdlog.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <thread>
 #include <unordered_set>
 #include <variant>
 #include <vector>
-
-#include <spdlog/spdlog.h>
 #include <zmq.hpp>
 
 #include "protocol/CurveKeys.h"
@@ -26,7 +26,8 @@ constexpr int kMaxMessagesPerPass = 5000;
 constexpr std::int64_t kStatsEveryMs = 60000;
 
 std::int64_t monotonicMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 }  // namespace
 
@@ -44,11 +45,14 @@ struct FabricRelay::Impl {
   void refuse(const std::string& peer, const std::string& why) {
     ++refused;
     if (logged.size() < 4096 && logged.insert(peer + '\0' + why.substr(0, 40)).second)
-      spdlog::warn("relay {}: dropped a message from '{}': {} (further ones counted, not logged)", options.name, peer, why);
+      spdlog::warn("relay {}: dropped a message from '{}': {} (further ones counted, not logged)", options.name, peer,
+                   why);
   }
 };
 
-FabricRelay::FabricRelay(RelayOptions options) : impl_(std::make_unique<Impl>()) { impl_->options = std::move(options); }
+FabricRelay::FabricRelay(RelayOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->options = std::move(options);
+}
 
 FabricRelay::~FabricRelay() {
   impl_->agents.close();
@@ -72,7 +76,8 @@ Status FabricRelay::start() {
     a.set(zmq::sockopt::maxmsgsize, int64_t{64} << 20);
     if (!o.insecure) {
       impl_->zap = std::make_unique<protocol::ZapAuthenticator>(
-          impl_->context, o.allowedKeys, std::set<std::string>{}, [this](const std::string& key, const std::string& address) {
+          impl_->context, o.allowedKeys, std::set<std::string>{},
+          [this](const std::string& key, const std::string& address) {
             impl_->refuse(address, "key " + key + " is not in the allow-list");
           });
       a.set(zmq::sockopt::zap_domain, "loom");
@@ -130,10 +135,12 @@ void FabricRelay::forwardUp() {
     if (pairs.empty()) return;
     bool sent = false;
     try {
-      if (impl.upstream.send(zmq::buffer(protocol::kRelayMarker), zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      if (impl.upstream.send(zmq::buffer(protocol::kRelayMarker),
+                             zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
         for (std::size_t i = 0; i < pairs.size(); ++i) {
           (void)impl.upstream.send(pairs[i].first, zmq::send_flags::sndmore);
-          (void)impl.upstream.send(pairs[i].second, i + 1 < pairs.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+          (void)impl.upstream.send(pairs[i].second,
+                                   i + 1 < pairs.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
         }
         sent = true;
       }
@@ -211,12 +218,13 @@ void FabricRelay::forwardDown() {
 
 void FabricRelay::run() {
   auto& impl = *impl_;
-  spdlog::info("relay {}: agents on {}, controller at {}", impl.options.name, impl.agents.get(zmq::sockopt::last_endpoint),
-               impl.options.controller);
+  spdlog::info("relay {}: agents on {}, controller at {}", impl.options.name,
+               impl.agents.get(zmq::sockopt::last_endpoint), impl.options.controller);
   std::int64_t lastUp = 0, lastStats = monotonicMs();
   RelayStats last{};
   while (!stop_) {
-    std::vector<zmq::pollitem_t> items{{impl.agents.handle(), 0, ZMQ_POLLIN, 0}, {impl.upstream.handle(), 0, ZMQ_POLLIN, 0}};
+    std::vector<zmq::pollitem_t> items{{impl.agents.handle(), 0, ZMQ_POLLIN, 0},
+                                       {impl.upstream.handle(), 0, ZMQ_POLLIN, 0}};
     if (impl.zap) items.push_back({impl.zap->socket().handle(), 0, ZMQ_POLLIN, 0});
     try {
       zmq::poll(items.data(), items.size(), std::chrono::milliseconds(200));
@@ -235,9 +243,11 @@ void FabricRelay::run() {
     }
     if (const std::int64_t now = monotonicMs(); now - lastStats >= kStatsEveryMs) {
       const RelayStats s = stats();
-      spdlog::info("relay {}: {} blades in the last {} s; frames up {}, down {}, dropped {} (controller unreachable), refused {}",
-                   impl.options.name, impl.bladesThisWindow.size(), (now - lastStats) / 1000, s.up - last.up, s.down - last.down,
-                   s.droppedUp - last.droppedUp, s.refused - last.refused);
+      spdlog::info(
+          "relay {}: {} blades in the last {} s; frames up {}, down {}, dropped {} (controller unreachable), refused "
+          "{}",
+          impl.options.name, impl.bladesThisWindow.size(), (now - lastStats) / 1000, s.up - last.up, s.down - last.down,
+          s.droppedUp - last.droppedUp, s.refused - last.refused);
       impl.bladesThisWindow.clear();
       last = s;
       lastStats = now;

@@ -33,9 +33,9 @@ struct RelayOptions {
   std::string listen = "tcp://127.0.0.1:7701";  // where the agents connect
   std::string controller = "tcp://127.0.0.1:7700";
   bool insecure = false;
-  std::string secretKey;                // the relay's (Z85): agents' --server-key is its public key
-  std::string serverKey;                // loomd's public key (Z85)
-  std::set<std::string> allowedKeys;    // agent public keys (Z85) this relay admits
+  std::string secretKey;              // the relay's (Z85): agents' --server-key is its public key
+  std::string serverKey;              // loomd's public key (Z85)
+  std::set<std::string> allowedKeys;  // agent public keys (Z85) this relay admits
   // Agents' frames are gathered this long at most before they go on in one envelope.
   std::int64_t batchMs = 50;
 };

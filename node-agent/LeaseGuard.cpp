@@ -2,13 +2,12 @@
 
 #include <fcntl.h>
 #include <linux/watchdog.h>
+#include <spdlog/spdlog.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-
-#include <spdlog/spdlog.h>
 
 namespace loom::agent {
 namespace {
@@ -18,7 +17,8 @@ class DriverWatchdogGuard final : public LeaseGuard {
   explicit DriverWatchdogGuard(drivers::Driver& driver) : driver_(driver) {}
   std::string describe() const override { return driver_.name() + " driver watchdog"; }
   void renew(std::int64_t remainingMs) override {
-    if (auto s = driver_.renewWatchdog(remainingMs); !s) spdlog::error("cannot renew the {}: {}", describe(), s.error().message);
+    if (auto s = driver_.renewWatchdog(remainingMs); !s)
+      spdlog::error("cannot renew the {}: {}", describe(), s.error().message);
   }
   void disarm() override {
     if (auto s = driver_.disarmWatchdog(); !s) spdlog::error("cannot disarm the {}: {}", describe(), s.error().message);
@@ -40,7 +40,8 @@ class WatchdogDeviceGuard final : public LeaseGuard {
     if (fd_ < 0) {
       fd_ = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
       if (fd_ < 0) {
-        spdlog::error("cannot open watchdog device {}: {}; this blade is guarded by the agent alone", path_, std::strerror(errno));
+        spdlog::error("cannot open watchdog device {}: {}; this blade is guarded by the agent alone", path_,
+                      std::strerror(errno));
         return;
       }
       spdlog::warn("watchdog device {} armed: this host resets if its lease is not renewed in time", path_);
@@ -85,8 +86,9 @@ std::unique_ptr<LeaseGuard> makeDriverWatchdogGuard(drivers::Driver& driver) {
 Result<std::unique_ptr<LeaseGuard>> makeWatchdogDeviceGuard(const std::string& path) {
   // Only checked here: opening it would start the countdown before there is a lease.
   if (::access(path.c_str(), W_OK) != 0)
-    return makeError(Errc::Unavailable, "watchdog device '" + path + "': " + std::strerror(errno) +
-                                            " (load a watchdog driver, e.g. `modprobe softdog`, and run the agent as root)");
+    return makeError(Errc::Unavailable,
+                     "watchdog device '" + path + "': " + std::strerror(errno) +
+                         " (load a watchdog driver, e.g. `modprobe softdog`, and run the agent as root)");
   return std::unique_ptr<LeaseGuard>(std::make_unique<WatchdogDeviceGuard>(path));
 }
 

@@ -13,18 +13,16 @@ namespace loom::agent {
 CLI::App* addProbeCommand(CLI::App& app, ProbeCommandLine& cl) {
   auto* probe = app.add_subcommand("probe", "show this node's inventory and which drivers apply");
   probe->add_option("--driver", cl.driver, "only this driver");
-  probe->add_option("-o,--output", cl.output, "table | json")
-      ->check(CLI::IsMember({"table", "json"}));
+  probe->add_option("-o,--output", cl.output, "table | json")->check(CLI::IsMember({"table", "json"}));
   return probe;
 }
 
-int runProbe(const ProbeCommandLine& cl, const drivers::DriverRegistry& registry,
-             const drivers::DriverOptions& base) {
-  nlohmann::json node{{"hostname", hostName()},
-                      {"cpus", sysconf(_SC_NPROCESSORS_ONLN)},
-                      {"memory_mib", static_cast<std::uint64_t>(sysconf(_SC_PHYS_PAGES)) *
-                                             static_cast<std::uint64_t>(sysconf(_SC_PAGE_SIZE)) >>
-                                         20}};
+int runProbe(const ProbeCommandLine& cl, const drivers::DriverRegistry& registry, const drivers::DriverOptions& base) {
+  nlohmann::json node{
+      {"hostname", hostName()},
+      {"cpus", sysconf(_SC_NPROCESSORS_ONLN)},
+      {"memory_mib",
+       static_cast<std::uint64_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<std::uint64_t>(sysconf(_SC_PAGE_SIZE)) >> 20}};
   nlohmann::json list = nlohmann::json::array();
   for (const auto& [name, result] : drivers::probeAll(registry, base)) {
     if (!cl.driver.empty() && name != cl.driver) continue;
@@ -44,8 +42,8 @@ int runProbe(const ProbeCommandLine& cl, const drivers::DriverRegistry& registry
     for (const auto& d : list) {
       std::string n = d["driver"];
       n.resize(std::max<std::size_t>(n.size(), 8), ' ');
-      std::cout << n << (d["applies"].get<bool>() ? "yes      " : "no       ")
-                << d["reason"].get<std::string>() << "\n";
+      std::cout << n << (d["applies"].get<bool>() ? "yes      " : "no       ") << d["reason"].get<std::string>()
+                << "\n";
     }
   }
   return 0;

@@ -18,7 +18,6 @@ CLI::App* addProbeCommand(CLI::App& app, ProbeCommandLine& cl);
 
 // Prints the node and the drivers' answers (a table, or JSON with -o json); the exit code
 // (1 for an unknown --driver).
-int runProbe(const ProbeCommandLine& cl, const drivers::DriverRegistry& registry,
-             const drivers::DriverOptions& base);
+int runProbe(const ProbeCommandLine& cl, const drivers::DriverRegistry& registry, const drivers::DriverOptions& base);
 
 }  // namespace loom::agent

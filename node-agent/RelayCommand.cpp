@@ -10,32 +10,25 @@
 namespace loom::agent {
 
 CLI::App* addRelayCommand(CLI::App& app, RelayCommandLine& cl) {
-  auto* relay = app.add_subcommand(
-      "relay",
-      "carry the frames of many agents (a chassis, a rack) to the controller over one connection; "
-      "agents give this relay as their --controller");
+  auto* relay =
+      app.add_subcommand("relay",
+                         "carry the frames of many agents (a chassis, a rack) to the controller over one connection; "
+                         "agents give this relay as their --controller");
   relay->fallthrough();  // --log-level after the subcommand
   relay
       ->add_option("--name", cl.options.name,
                    "this relay's name, unique in the fabric (e.g. its chassis); loomd shows it")
       ->required();
-  relay->add_option("--listen", cl.options.listen, "endpoint the agents connect to")
-      ->capture_default_str();
-  relay->add_option("--controller", cl.options.controller, "the controller's fabric endpoint")
-      ->capture_default_str();
-  relay->add_flag("--insecure", cl.insecure,
-                  "turn CurveZMQ off on both sides (demos and tests only)");
+  relay->add_option("--listen", cl.options.listen, "endpoint the agents connect to")->capture_default_str();
+  relay->add_option("--controller", cl.options.controller, "the controller's fabric endpoint")->capture_default_str();
+  relay->add_flag("--insecure", cl.insecure, "turn CurveZMQ off on both sides (demos and tests only)");
   relay->add_option("--key", cl.keyPath,
                     "the relay's secret key file (`loomd keygen --name NAME`): agents' "
                     "--server-key is its .pub, and "
                     "loomd's --allow-relays lists it");
-  relay->add_option("--server-key", cl.serverKeyPath,
-                    "the controller's public key file (loomd.pub)");
-  relay->add_option("--allow", cl.allowPath,
-                    "allow-list: public keys of the agents this relay admits");
-  relay
-      ->add_option("--batch-ms", cl.options.batchMs,
-                   "gather agents' frames this long at most before sending them on")
+  relay->add_option("--server-key", cl.serverKeyPath, "the controller's public key file (loomd.pub)");
+  relay->add_option("--allow", cl.allowPath, "allow-list: public keys of the agents this relay admits");
+  relay->add_option("--batch-ms", cl.options.batchMs, "gather agents' frames this long at most before sending them on")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
   return relay;

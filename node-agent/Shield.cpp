@@ -130,7 +130,8 @@ void Shield::recompute() {
     shieldEnd_ = 0;
     return;
   }
-  std::nth_element(credits.begin(), credits.begin() + static_cast<std::ptrdiff_t>(need - 1), credits.end(), std::greater<>());
+  std::nth_element(credits.begin(), credits.begin() + static_cast<std::ptrdiff_t>(need - 1), credits.end(),
+                   std::greater<>());
   shieldEnd_ = credits[need - 1];
 }
 

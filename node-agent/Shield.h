@@ -22,10 +22,10 @@ namespace loom::agent {
 
 // What loomd told this blade about the rule (the `policy` message).
 struct QuorumPolicy {
-  std::uint64_t version = 0;  // 0: none yet
-  bool powerFenced = false;   // its BMC is the authority: it never fences itself
-  std::int64_t commitMs = 0;  // C
-  std::int64_t attestMs = 0;  // V
+  std::uint64_t version = 0;         // 0: none yet
+  bool powerFenced = false;          // its BMC is the authority: it never fences itself
+  std::int64_t commitMs = 0;         // C
+  std::int64_t attestMs = 0;         // V
   std::vector<std::string> members;  // the quorum set's blades
 };
 
@@ -68,8 +68,8 @@ class Shield {
   };
   // The asks to send now, recorded as sent at `now`: to every member whose credit is missing
   // or half spent, once loomd has been silent for the commit window (no member that heard
-  // it as late as this blade could attest sooner) or the lease is short (leaseEndsAt). Its own attestation, when it is a member, is taken here too (no message).
-  // Nothing for a power-fenced blade or without a policy.
+  // it as late as this blade could attest sooner) or the lease is short (leaseEndsAt). Its own attestation, when it is
+  // a member, is taken here too (no message). Nothing for a power-fenced blade or without a policy.
   std::vector<Ask> asksDue(std::int64_t now);
   // `member`'s answer to ask `seq`, received at `now`. Answers to asks it does not know
   // (never sent, or forgotten) are ignored.
@@ -89,8 +89,8 @@ class Shield {
 
  private:
   struct Peer {
-    std::int64_t credit = 0;      // shielded until then, counted from our ask
-    std::int64_t nextAskAt = 0;   // due then: credit half spent, retry, or resend
+    std::int64_t credit = 0;                                   // shielded until then, counted from our ask
+    std::int64_t nextAskAt = 0;                                // due then: credit half spent, retry, or resend
     std::deque<std::pair<std::uint64_t, std::int64_t>> asked;  // (seq, when), recent, unanswered
   };
   void recompute();

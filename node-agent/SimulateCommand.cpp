@@ -25,13 +25,11 @@ Result<ChassisRelays> chassisRelays(const AgentCommandLine& cl) {
   for (const auto& r : cl.chassisRelays) {
     const auto eq = r.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == r.size())
-      return makeError(Errc::Invalid,
-                       "--relay wants CHASSIS=ENDPOINT[,RELAY.pub], got '" + r + "'");
+      return makeError(Errc::Invalid, "--relay wants CHASSIS=ENDPOINT[,RELAY.pub], got '" + r + "'");
     std::string endpoint = r.substr(eq + 1), key;
     if (const auto comma = endpoint.find(','); comma != std::string::npos) {
       if (cl.insecure)
-        return makeError(Errc::Invalid,
-                         "--relay '" + r + "': a relay key means nothing with --insecure");
+        return makeError(Errc::Invalid, "--relay '" + r + "': a relay key means nothing with --insecure");
       auto k = protocol::readCurveKey(endpoint.substr(comma + 1));
       if (!k) return k.error();
       key = *k;
@@ -41,8 +39,8 @@ Result<ChassisRelays> chassisRelays(const AgentCommandLine& cl) {
     // because an agent knows one server key.
     auto& [endpoints, relayKey] = relayOf[r.substr(0, eq)];
     if (!endpoints.empty() && key != relayKey)
-      return makeError(Errc::Invalid, "--relay '" + r + "': the relays of chassis '" +
-                                          r.substr(0, eq) + "' must share one key file");
+      return makeError(Errc::Invalid,
+                       "--relay '" + r + "': the relays of chassis '" + r.substr(0, eq) + "' must share one key file");
     endpoints = endpoints.empty() ? endpoint : endpoints + "," + endpoint;
     relayKey = key;
   }
@@ -88,16 +86,14 @@ int runSimulation(const AgentCommandLine& cl, const drivers::DriverRegistry& reg
     if (!found) return fail("--only: blade '" + w + "' is not in '" + cl.simulate + "'");
   }
   for (const auto& b : fabricFile.fabric.blades) {
-    if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), b.name) == wanted.end())
-      continue;
+    if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), b.name) == wanted.end()) continue;
     drivers::DriverOptions o = base;
     o.params["blade"] = b.name;
     o.params["cores"] = std::to_string(b.cores);
     o.params["memory_mib"] = std::to_string(b.memory);
     if (!b.model.empty()) o.params["cpu_model"] = b.model;
     if (!cl.journal.empty()) o.params["journal"] = cl.journal;
-    if (!cl.simStateDir.empty())
-      o.params["state_file"] = simulatedBladeStateFile(cl.simStateDir, b.name);
+    if (!cl.simStateDir.empty()) o.params["state_file"] = simulatedBladeStateFile(cl.simStateDir, b.name);
     auto driver = registry.create("test", o);
     if (!driver) return fail("blade '" + b.name + "': " + driver.error().message);
     // The personality it was given since (kept in its state file), else the fabric file's.
@@ -110,33 +106,28 @@ int runSimulation(const AgentCommandLine& cl, const drivers::DriverRegistry& reg
     AgentConfig cfg;
     cfg.blade = b.name;
     if (!stateDir.empty()) cfg.policyPath = stateDir + "/" + b.name + ".policy.json";
-    if (auto r = relayOf->find(b.chassis); r != relayOf->end())
-      std::tie(cfg.controller, cfg.serverKey) = r->second;
-    cfg.inventory = {
-        b.chassis,
-        b.slot,
-        b.sockets,
-        b.cores,
-        b.memory,
-        b.model.empty() ? "Loom Test CPU" : b.model,
-        hypervisorNames(b.hypervisors.empty() ? pool::HypervisorSet::all() : b.hypervisors),
-        std::move(personality),
-        "test",
-        hostName()};
-    if (auto s = host.add(std::move(cfg), std::move(*driver), std::move(guard)); !s)
-      return fail(s.error().message);
+    if (auto r = relayOf->find(b.chassis); r != relayOf->end()) std::tie(cfg.controller, cfg.serverKey) = r->second;
+    cfg.inventory = {b.chassis,
+                     b.slot,
+                     b.sockets,
+                     b.cores,
+                     b.memory,
+                     b.model.empty() ? "Loom Test CPU" : b.model,
+                     hypervisorNames(b.hypervisors.empty() ? pool::HypervisorSet::all() : b.hypervisors),
+                     std::move(personality),
+                     "test",
+                     hostName()};
+    if (auto s = host.add(std::move(cfg), std::move(*driver), std::move(guard)); !s) return fail(s.error().message);
   }
-  spdlog::info(
-      "simulating {} blades against {}{}", host.size(), cl.controller,
-      relayOf->empty() ? "" : " and " + std::to_string(relayOf->size()) + " chassis relays");
+  spdlog::info("simulating {} blades against {}{}", host.size(), cl.controller,
+               relayOf->empty() ? "" : " and " + std::to_string(relayOf->size()) + " chassis relays");
   runUntilSignalled(host);
   spdlog::info("stopped");
   return 0;
 }
 
 CLI::App* addSimPowerOffCommand(CLI::App& app, SimPowerOffCommandLine& cl) {
-  auto* cmd = app.add_subcommand(
-      "sim-power-off", "power a simulated blade off (for fence command scripts in tests)");
+  auto* cmd = app.add_subcommand("sim-power-off", "power a simulated blade off (for fence command scripts in tests)");
   cmd->add_option("--sim-state", cl.simStateDir, "the blade's --sim-state directory")->required();
   cmd->add_option("--blade", cl.blade, "blade name")->required();
   cmd->add_option("--journal", cl.journal, "test driver journal file to record the ends in");

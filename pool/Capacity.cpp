@@ -22,9 +22,7 @@ using detail::kNone;
 
 namespace {
 
-std::string failures(std::uint32_t n) {
-  return std::to_string(n) + (n == 1 ? " blade failure" : " blade failures");
-}
+std::string failures(std::uint32_t n) { return std::to_string(n) + (n == 1 ? " blade failure" : " blade failures"); }
 
 // The pool's healthy blade holding the most, or kNone when none holds anything.
 int fullestBlade(const detail::State& st, int p) {
@@ -34,7 +32,10 @@ int fullestBlade(const detail::State& st, int p) {
     if (b.servers.empty() || detail::failsOver(b.state)) continue;
     const auto used = static_cast<std::int64_t>(b.cores) - b.freeCores;
     const auto usedMem = static_cast<std::int64_t>(b.memory) - b.freeMemory;
-    if (best == kNone) { best = bi; continue; }
+    if (best == kNone) {
+      best = bi;
+      continue;
+    }
     const auto& o = st.blades[best];
     const auto oUsed = static_cast<std::int64_t>(o.cores) - o.freeCores;
     const auto oMem = static_cast<std::int64_t>(o.memory) - o.freeMemory;
@@ -64,7 +65,8 @@ std::vector<PoolCapacity> capacity(const Declarations& desired, const Inventory&
       if (detail::failsOver(b.state)) continue;  // gone capacity is no capacity
       c.coresTotal += b.cores;
       c.memoryTotal += b.memory;
-      c.coresUsed += static_cast<std::uint64_t>(std::max<std::int64_t>(0, static_cast<std::int64_t>(b.cores) - b.freeCores));
+      c.coresUsed +=
+          static_cast<std::uint64_t>(std::max<std::int64_t>(0, static_cast<std::int64_t>(b.cores) - b.freeCores));
       c.memoryUsed += static_cast<MiB>(std::max<std::int64_t>(0, static_cast<std::int64_t>(b.memory) - b.freeMemory));
     }
     std::uint32_t notRunning = 0;
@@ -94,9 +96,8 @@ std::vector<PoolCapacity> capacity(const Declarations& desired, const Inventory&
         detail::Output out;
         sim.changeBladeState(victim, BladeState::Fenced, out);
         if (!out.unplaceable.empty()) {
-          why = "failure " + std::to_string(c.survivableFailures + 1) + " (blade " +
-                sim.blades[victim].name + ") leaves server " + out.unplaceable.front().server +
-                " unplaced: " + out.unplaceable.front().reason;
+          why = "failure " + std::to_string(c.survivableFailures + 1) + " (blade " + sim.blades[victim].name +
+                ") leaves server " + out.unplaceable.front().server + " unplaced: " + out.unplaceable.front().reason;
           break;
         }
         ++c.survivableFailures;
@@ -104,10 +105,9 @@ std::vector<PoolCapacity> capacity(const Declarations& desired, const Inventory&
     }
     c.sparesPromiseMet = pool.sparePool || c.survivableFailures >= c.sparesDeclared;
     if (!c.sparesPromiseMet) {
-      c.warning = "pool " + pool.name + ": spares: " + std::to_string(c.sparesDeclared) +
-                  " promised but it survives " + failures(c.survivableFailures) + " (" +
-                  std::to_string(c.spares) + " spare " + (c.spares == 1 ? "blade" : "blades") +
-                  " now); " + why;
+      c.warning = "pool " + pool.name + ": spares: " + std::to_string(c.sparesDeclared) + " promised but it survives " +
+                  failures(c.survivableFailures) + " (" + std::to_string(c.spares) + " spare " +
+                  (c.spares == 1 ? "blade" : "blades") + " now); " + why;
     }
     result.push_back(std::move(c));
   }

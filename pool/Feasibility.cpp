@@ -63,14 +63,24 @@ std::string State::explainNoBlade(int si) const {
   for (int bi : p.blades) {
     const BladeSlot& b = blades[bi];
     switch (checkBlade(b, p, s)) {
-      case Reject::State: ++badState[b.state]; continue;
-      case Reject::Hypervisor: ++wrongHypervisor; continue;
-      case Reject::Dedicated: ++taken; continue;
-      default: break;
+      case Reject::State:
+        ++badState[b.state];
+        continue;
+      case Reject::Hypervisor:
+        ++wrongHypervisor;
+        continue;
+      case Reject::Dedicated:
+        ++taken;
+        continue;
+      default:
+        break;
     }
     // Spares are kept free during normal placement: they count as "no room" but the
     // reason says so, because the fix (fewer spares, more blades) differs.
-    if (b.role == BladeRole::Spare) { ++spares; continue; }
+    if (b.role == BladeRole::Spare) {
+      ++spares;
+      continue;
+    }
     ++candidates;
     const bool c = b.freeCores >= static_cast<std::int64_t>(s.vcpus);
     const bool m = b.freeMemory >= static_cast<std::int64_t>(s.memory);
@@ -78,25 +88,22 @@ std::string State::explainNoBlade(int si) const {
     memoryOk += m;
     bothOk += c && m;
   }
-  const std::string spareNote =
-      spares ? " (" + plural(spares, "spare blade", "spare blades") + " kept free)" : "";
+  const std::string spareNote = spares ? " (" + plural(spares, "spare blade", "spare blades") + " kept free)" : "";
 
   if (candidates == 0 && spares == 0) {
     if (taken) return head + "every blade is held by a dedicated server or busy";
-    if (wrongHypervisor && badState.empty())
-      return head + "no blade can run " + toString(*p.hypervisor);
+    if (wrongHypervisor && badState.empty()) return head + "no blade can run " + toString(*p.hypervisor);
     std::string why;
     for (const auto& [state, count] : badState) {
       why += (why.empty() ? "" : ", ") + std::to_string(count) + " " + toString(state);
     }
     if (wrongHypervisor)
-      why += (why.empty() ? "" : ", ") + std::to_string(wrongHypervisor) + " cannot run " +
-             toString(*p.hypervisor);
+      why += (why.empty() ? "" : ", ") + std::to_string(wrongHypervisor) + " cannot run " + toString(*p.hypervisor);
     return head + "no blade takes servers (" + why + ")";
   }
   if (s.dedicated) {
-    return head + "no empty blade with " + std::to_string(s.vcpus) + " cores and " +
-           std::to_string(s.memory) + " MiB for a dedicated server" + spareNote;
+    return head + "no empty blade with " + std::to_string(s.vcpus) + " cores and " + std::to_string(s.memory) +
+           " MiB for a dedicated server" + spareNote;
   }
   std::string what;
   if (bothOk == 0) {
@@ -111,14 +118,11 @@ std::string State::explainNoBlade(int si) const {
 
 std::string State::explainNoFailover(int si) const {
   const ServerSlot& s = servers[si];
-  if (s.pool == kNone || pools[s.pool].sparePool || pools[s.pool].blades.empty())
-    return explainNoBlade(si);
+  if (s.pool == kNone || pools[s.pool].sparePool || pools[s.pool].blades.empty()) return explainNoBlade(si);
   const PoolSlot& p = pools[s.pool];
   std::string why = "pool " + p.name + ": failover found ";
-  why += p.spares.empty() ? "no spare blade left"
-                          : "no spare blade with " + sizePhrase(s, true, true);
-  why += p.borrowFromName.empty() ? ", no borrow_from pool"
-                                  : ", nothing to borrow from '" + p.borrowFromName + "'";
+  why += p.spares.empty() ? "no spare blade left" : "no spare blade with " + sizePhrase(s, true, true);
+  why += p.borrowFromName.empty() ? ", no borrow_from pool" : ", nothing to borrow from '" + p.borrowFromName + "'";
   if (p.failover == FailoverPolicy::Pack) {
     std::string pack = explainNoBlade(si);
     const std::string prefix = "pool " + p.name + ": ";

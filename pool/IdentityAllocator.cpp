@@ -67,9 +67,7 @@ int hexValue(char c) {
 }
 
 std::uint64_t rangeSize(const MacRange& r) { return r.last >= r.first ? r.last - r.first + 1 : 0; }
-std::uint64_t rangeSize(const UuidRange& r) {
-  return r.bits >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << r.bits);
-}
+std::uint64_t rangeSize(const UuidRange& r) { return r.bits >= 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << r.bits); }
 
 }  // namespace
 
@@ -123,7 +121,10 @@ Result<std::uint64_t> IdentityAllocator::nextMac(const IdentityPool& pool, Curso
     std::uint64_t index = cursor.mac;
     const MacRange* range = nullptr;
     for (const auto& r : pool.macs) {
-      if (index < rangeSize(r)) { range = &r; break; }
+      if (index < rangeSize(r)) {
+        range = &r;
+        break;
+      }
       index -= rangeSize(r);
     }
     if (!range) return makeError(Errc::Unavailable, "identity pool '" + pool.name + "': no MAC address left");
@@ -138,7 +139,10 @@ Result<IdentityAllocator::Uuid> IdentityAllocator::nextUuid(const IdentityPool& 
     std::uint64_t index = cursor.uuid;
     const UuidRange* range = nullptr;
     for (const auto& r : pool.uuids) {
-      if (index < rangeSize(r)) { range = &r; break; }
+      if (index < rangeSize(r)) {
+        range = &r;
+        break;
+      }
       index -= rangeSize(r);
     }
     if (!range) return makeError(Errc::Unavailable, "identity pool '" + pool.name + "': no UUID left");
@@ -172,7 +176,8 @@ Result<bool> IdentityAllocator::ensure(const Server& server, const std::string& 
   const IdentityPool* pool = findPool(poolName);
   if (!pool && (!had || had->macs.size() < server.nics.size())) {
     return makeError(Errc::NotFound, poolName.empty()
-                                         ? "server " + server.name + ": no identity pool named 'default' and more than one to choose from"
+                                         ? "server " + server.name +
+                                               ": no identity pool named 'default' and more than one to choose from"
                                          : "server " + server.name + ": identity pool '" + poolName + "' unknown");
   }
 
@@ -296,7 +301,8 @@ Status IdentityAllocator::restore(const std::vector<IdentityRecord>& records) {
     if (name == poolNames.end()) poolNames.push_back(r.identityPool);
     if (!r.identity.uuid.empty()) {
       auto uuid = parseUuid(r.identity.uuid);
-      if (!uuid) return makeError(Errc::Invalid, "identity records: bad UUID '" + r.identity.uuid + "' for server " + r.server);
+      if (!uuid)
+        return makeError(Errc::Invalid, "identity records: bad UUID '" + r.identity.uuid + "' for server " + r.server);
       if (!uuids.insert(*uuid).second)
         return makeError(Errc::Conflict, "identity records: uuid " + r.identity.uuid + " appears twice");
       held.uuid = *uuid;

@@ -88,8 +88,10 @@ class IdentityAllocator {
     std::uint64_t operator[](std::size_t i) const { return i == 0 ? first_ : rest_[i - 1]; }
     void push_back(std::uint64_t mac) {
       assert(mac >> 48 == 0);
-      if (first_ == kNone) first_ = mac;
-      else rest_.push_back(mac);
+      if (first_ == kNone)
+        first_ = mac;
+      else
+        rest_.push_back(mac);
     }
 
    private:

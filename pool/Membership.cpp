@@ -20,9 +20,7 @@ bool matches(const BladeMatch& m, const BladeSlot& b) {
   return true;
 }
 
-std::string bothPools(const std::string& a, const std::string& b) {
-  return "'" + a + "' and '" + b + "'";
-}
+std::string bothPools(const std::string& a, const std::string& b) { return "'" + a + "' and '" + b + "'"; }
 
 }  // namespace
 
@@ -35,7 +33,10 @@ void State::resolveMembership(const Declarations& desired, const PlacementState&
   for (std::size_t p = 0; p < pools.size(); ++p) {
     const Pool* decl = nullptr;
     for (const auto& d : desired.pools) {
-      if (d.name == pools[p].name) { decl = &d; break; }
+      if (d.name == pools[p].name) {
+        decl = &d;
+        break;
+      }
     }
     for (const auto& name : decl->bladeNames) {
       auto it = bladeIndex.find(name);
@@ -59,7 +60,10 @@ void State::resolveMembership(const Declarations& desired, const PlacementState&
   std::vector<std::pair<int, const BladeMatch*>> rules;
   for (std::size_t p = 0; p < pools.size(); ++p) {
     for (const auto& d : desired.pools) {
-      if (d.name == pools[p].name && d.match) { rules.emplace_back(static_cast<int>(p), &*d.match); break; }
+      if (d.name == pools[p].name && d.match) {
+        rules.emplace_back(static_cast<int>(p), &*d.match);
+        break;
+      }
     }
   }
   for (std::size_t b = 0; b < n; ++b) {
@@ -123,7 +127,8 @@ void State::designateSpares(int p, Output& out) {
   std::vector<int> chosen;
   for (auto it = pool.blades.rbegin(); it != pool.blades.rend() && chosen.size() < pool.sparesWanted; ++it) {
     const BladeSlot& b = blades[*it];
-    if ((b.role != BladeRole::Member && b.role != BladeRole::Spare) || !b.servers.empty() || !takesServers(b.state)) continue;
+    if ((b.role != BladeRole::Member && b.role != BladeRole::Spare) || !b.servers.empty() || !takesServers(b.state))
+      continue;
     if (pool.hypervisor && !b.hypervisors.has(*pool.hypervisor)) continue;
     chosen.push_back(*it);
   }

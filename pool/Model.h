@@ -47,7 +47,15 @@ enum class BladeState : std::uint8_t {
 };
 
 enum class ServerState : std::uint8_t {
-  Pending, Placing, Starting, Running, Stopping, Stopped, Failed, Unplaceable, Moving,
+  Pending,
+  Placing,
+  Starting,
+  Running,
+  Stopping,
+  Stopped,
+  Failed,
+  Unplaceable,
+  Moving,
 };
 
 enum class FailoverPolicy : std::uint8_t { Spare, Pack, None };
@@ -125,22 +133,22 @@ struct BladeMatch {
   std::optional<std::string> chassis;
   std::optional<std::uint32_t> minCores;
   std::optional<MiB> minMemory;
-  std::optional<std::string> model;            // substring of the CPU model
-  std::optional<Hypervisor> hypervisor;        // the blade must be able to run it
+  std::optional<std::string> model;      // substring of the CPU model
+  std::optional<Hypervisor> hypervisor;  // the blade must be able to run it
 };
 
 struct Pool {
   std::string name;
-  std::string partition;                       // empty for a spare pool shared by all
-  std::optional<Hypervisor> hypervisor;        // personality; required unless sparePool
-  std::vector<std::string> bladeNames;         // explicit members, claimed first
-  std::optional<BladeMatch> match;             // qualification rule
-  bool sparePool = false;                      // blades idle until borrowed
-  std::uint32_t spares = 0;                    // N+M: blades kept free for failover
+  std::string partition;                 // empty for a spare pool shared by all
+  std::optional<Hypervisor> hypervisor;  // personality; required unless sparePool
+  std::vector<std::string> bladeNames;   // explicit members, claimed first
+  std::optional<BladeMatch> match;       // qualification rule
+  bool sparePool = false;                // blades idle until borrowed
+  std::uint32_t spares = 0;              // N+M: blades kept free for failover
   FailoverPolicy failover = FailoverPolicy::Spare;
   FailbackPolicy failback = FailbackPolicy::Manual;
-  std::string borrowFrom;                      // a spare pool's name, or empty
-  std::string identityPool;                    // empty: the "default" (or only) identity pool
+  std::string borrowFrom;    // a spare pool's name, or empty
+  std::string identityPool;  // empty: the "default" (or only) identity pool
 };
 
 struct Nic {
@@ -149,8 +157,8 @@ struct Nic {
 };
 
 struct Disk {
-  std::string image;         // path on the blade
-  std::string format;        // "qcow2" | "raw"; empty: from the file name
+  std::string image;   // path on the blade
+  std::string format;  // "qcow2" | "raw"; empty: from the file name
   bool readOnly = false;
 };
 
@@ -175,17 +183,17 @@ struct Server {
   std::string antiAffinity;             // group name, or empty
   bool dedicated = false;               // takes a whole blade
   PowerState power = PowerState::On;
-  std::string uuid;                     // empty: allocated from the identity pool
-  std::string identityPool;             // empty: the pool's identity pool (then "default", or the only one)
-  std::string template_;                // the template (replicas) it came from, or empty
+  std::string uuid;          // empty: allocated from the identity pool
+  std::string identityPool;  // empty: the pool's identity pool (then "default", or the only one)
+  std::string template_;     // the template (replicas) it came from, or empty
 };
 
 // A blade's baseboard management controller: how loomd's --fence-command reaches it
 // ({bmc_address} {bmc_port} {bmc_user} {bmc_password_file}). The password stays in a
 // file on the controller host; only its path is declared.
 struct Bmc {
-  std::string address;       // host name or IP address
-  int port = 623;            // IPMI's RMCP+ port
+  std::string address;  // host name or IP address
+  int port = 623;       // IPMI's RMCP+ port
   std::string user;
   std::string passwordFile;  // absolute path on the controller host
   bool operator==(const Bmc&) const = default;
@@ -234,7 +242,7 @@ struct Blade {
   HypervisorSet hypervisors;              // what it can run
   std::optional<Hypervisor> personality;  // what it runs now (empty: not prepared)
   BladeState state = BladeState::Available;
-  std::string bmc;                        // fence target, or empty
+  std::string bmc;  // fence target, or empty
   // What its agent reports. Absent: not reported (offline planning, or a blade not heard
   // since a controller restart); the planner then assumes it runs what the current
   // placement binds to it, nothing when it is fenced or retired (pool/README.md, "Steps").

@@ -26,7 +26,8 @@ std::optional<std::string> checkMove(const Declarations& desired, const Inventor
   // (it matters only when the target is where it is now, refused above).
   st.unbind(si->second);
   switch (detail::checkBlade(b, p, s)) {
-    case detail::Reject::None: return std::nullopt;
+    case detail::Reject::None:
+      return std::nullopt;
     case detail::Reject::State:
       return "blade '" + blade + "' is " + toString(b.state) + " and takes no servers";
     case detail::Reject::Hypervisor:

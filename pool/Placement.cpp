@@ -229,15 +229,18 @@ void State::placeAll(std::vector<Request> requests, Output& out) {
       case RequestKind::Evacuate: {
         // A server away from home goes home rather than to a third blade.
         int b = homeTarget(r.server);
-        if (b != kNone) claimHome(b, out);
-        else b = placeNormally(r.server);
+        if (b != kNone)
+          claimHome(b, out);
+        else
+          b = placeNormally(r.server);
         if (b == kNone) {
           // Stopping a running server with nowhere to go would turn an operator's drain
           // into an outage: it stays, and the operator is told why. Every later round
           // tries again.
           stuckList.push_back(r.server);
-          out.stuck.emplace_back(r.server, r.from, "server " + s.name + " stays on " + r.fromName + " (" +
-                                                       toString(blades[r.from].state) + "): " + explainNoBlade(r.server));
+          out.stuck.emplace_back(r.server, r.from,
+                                 "server " + s.name + " stays on " + r.fromName + " (" +
+                                     toString(blades[r.from].state) + "): " + explainNoBlade(r.server));
           break;
         }
         moveFromLiveBlade(r.server, b, r.fromName, out);

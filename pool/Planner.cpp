@@ -18,11 +18,16 @@ namespace loom::pool {
 
 const char* toString(BladeRole role) {
   switch (role) {
-    case BladeRole::Unassigned: return "unassigned";
-    case BladeRole::Member: return "member";
-    case BladeRole::Spare: return "spare";
-    case BladeRole::Borrowed: return "borrowed";
-    case BladeRole::Conflict: return "conflict";
+    case BladeRole::Unassigned:
+      return "unassigned";
+    case BladeRole::Member:
+      return "member";
+    case BladeRole::Spare:
+      return "spare";
+    case BladeRole::Borrowed:
+      return "borrowed";
+    case BladeRole::Conflict:
+      return "conflict";
   }
   return "unknown";
 }
@@ -263,7 +268,8 @@ void State::settle(std::vector<Request> requests, std::vector<int> pools, std::v
   std::vector<Unplaceable> unplaceable;
   std::unordered_set<std::string> seen;
   for (auto& u : out.unplaceable) {
-    if (servers[serverIndex.at(u.server)].blade == kNone && seen.insert(u.server).second) unplaceable.push_back(std::move(u));
+    if (servers[serverIndex.at(u.server)].blade == kNone && seen.insert(u.server).second)
+      unplaceable.push_back(std::move(u));
   }
   out.unplaceable = std::move(unplaceable);
   seen.clear();
@@ -311,8 +317,8 @@ Plan State::toPlan(Output& out) const {
   plan.placements.reserve(servers.size());
   for (std::size_t s = 0; s < servers.size(); ++s) {
     if (servers[s].blade == kNone) continue;
-    plan.placements.push_back(Placement{servers[s].name, blades[servers[s].blade].name,
-                                        from[s] ? *from[s] : std::string()});
+    plan.placements.push_back(
+        Placement{servers[s].name, blades[servers[s].blade].name, from[s] ? *from[s] : std::string()});
   }
   plan.unplaceable = std::move(out.unplaceable);
   plan.steps = std::move(out.steps);
@@ -394,8 +400,8 @@ Plan Planner::plan(TimeMs /*now: leases are judged by the controller before it r
       continue;
     }
     // A displaced server is still the failover it was: spares are not kept from it.
-    requests.push_back({static_cast<int>(s), server.displaced ? detail::RequestKind::Failover : detail::RequestKind::New,
-                        kNone, {}});
+    requests.push_back(
+        {static_cast<int>(s), server.displaced ? detail::RequestKind::Failover : detail::RequestKind::New, kNone, {}});
     requested.set(static_cast<int>(s));
   }
   // A planner asked again (plan() twice) retries what it left stuck, as a new one would.
@@ -490,8 +496,7 @@ std::string Planner::bladeOf(const std::string& server) const {
   return state_->blades[state_->servers[it->second].blade].name;
 }
 
-Plan plan(const Declarations& desired, const Inventory& observed, const PlacementState& current,
-          TimeMs now) {
+Plan plan(const Declarations& desired, const Inventory& observed, const PlacementState& current, TimeMs now) {
   detail::State st(desired, observed, current);
   st.assumeStepsRun = false;  // nobody asks this planner again
   Planner once(std::make_unique<detail::State>(std::move(st)));

@@ -57,7 +57,7 @@ const char* toString(BladeRole);
 
 struct BladeAssignment {
   std::string blade;
-  std::string pool;    // empty when Unassigned / Conflict
+  std::string pool;  // empty when Unassigned / Conflict
   BladeRole role = BladeRole::Unassigned;
   std::string reason;  // for Conflict: "selected by pools 'web' and 'db'"
 };
@@ -99,16 +99,16 @@ struct ForeignDomain {
 };
 
 struct Plan {
-  std::vector<BladeAssignment> blades;  // one per inventory blade, inventory order
-  std::vector<Placement> placements;    // every server bound after the plan
-  std::vector<Unplaceable> unplaceable; // power-on servers that have no blade, with reasons
+  std::vector<BladeAssignment> blades;   // one per inventory blade, inventory order
+  std::vector<Placement> placements;     // every server bound after the plan
+  std::vector<Unplaceable> unplaceable;  // power-on servers that have no blade, with reasons
   // What every blade must do to run what it is bound to, from what it reports (or is
   // assumed to run): see pool/README.md, "Steps". The controller runs exactly these.
   std::vector<Step> steps;
-  std::vector<Waiting> waiting;         // starts held back by a silent blade
-  std::vector<ForeignDomain> foreign;   // undeclared domains on blades that take steps
-  std::vector<std::string> warnings;    // conflicts and other things an operator should see
-  PlacementState next;                  // the placement state once the steps have run
+  std::vector<Waiting> waiting;        // starts held back by a silent blade
+  std::vector<ForeignDomain> foreign;  // undeclared domains on blades that take steps
+  std::vector<std::string> warnings;   // conflicts and other things an operator should see
+  PlacementState next;                 // the placement state once the steps have run
 };
 
 // Rules (see pool/README.md):
@@ -136,15 +136,14 @@ struct Plan {
 // - Power-off servers hold no blade.
 // - Steps come from the placement against what each blade reports (Blade::domains) or is
 //   assumed to run: see pool/README.md, "Steps".
-Plan plan(const Declarations& desired, const Inventory& observed, const PlacementState& current,
-          TimeMs now);
+Plan plan(const Declarations& desired, const Inventory& observed, const PlacementState& current, TimeMs now);
 
 // Capacity per pool (DESIGN.md invariant 6).
 struct PoolCapacity {
   std::string pool;
-  std::uint32_t blades = 0;         // members + spares + borrowed
-  std::uint32_t spares = 0;         // spare blades it has now
-  std::uint32_t sparesDeclared = 0; // what `spares:` asks for
+  std::uint32_t blades = 0;          // members + spares + borrowed
+  std::uint32_t spares = 0;          // spare blades it has now
+  std::uint32_t sparesDeclared = 0;  // what `spares:` asks for
   std::uint64_t coresTotal = 0, coresUsed = 0;
   MiB memoryTotal = 0, memoryUsed = 0;
   std::uint32_t servers = 0;
@@ -152,8 +151,8 @@ struct PoolCapacity {
   // survives with every server running again, counting spares and what borrow_from
   // could lend.
   std::uint32_t survivableFailures = 0;
-  bool sparesPromiseMet = true;     // survivableFailures >= sparesDeclared
-  std::string warning;              // why not, when it is not met
+  bool sparesPromiseMet = true;  // survivableFailures >= sparesDeclared
+  std::string warning;           // why not, when it is not met
 };
 
 // The planner with its indexed state kept between plans, for the controller's hot path:
@@ -169,8 +168,8 @@ struct PlanDelta {
   // whatever steps those blades had before; blades not named keep theirs.
   std::vector<Step> steps;
   std::vector<std::string> stepBlades;
-  std::vector<Waiting> waiting;          // of the blades in stepBlades
-  std::vector<ForeignDomain> foreign;    // of the blades in stepBlades
+  std::vector<Waiting> waiting;        // of the blades in stepBlades
+  std::vector<ForeignDomain> foreign;  // of the blades in stepBlades
   std::vector<std::string> warnings;
   std::map<std::string, std::string> borrowed;  // blades lent by this change: blade -> pool
   std::vector<std::string> returned;            // borrowed blades given back to their spare pool

@@ -34,9 +34,9 @@ struct PoolSlot {
   FailoverPolicy failover = FailoverPolicy::Spare;
   FailbackPolicy failback = FailbackPolicy::Manual;
   std::string borrowFromName;
-  int borrowFrom = kNone;          // index of the spare pool, when it exists
-  std::vector<int> blades;         // every blade of the pool: members, spares, borrowed
-  std::vector<int> spares;         // designated spares (healthy and empty), kept free
+  int borrowFrom = kNone;   // index of the spare pool, when it exists
+  std::vector<int> blades;  // every blade of the pool: members, spares, borrowed
+  std::vector<int> spares;  // designated spares (healthy and empty), kept free
   // Fit index: placeable blades bucketed by free cores (bucket i holds blades with
   // exactly i free cores), so best fit is a scan upwards from the request's size.
   std::vector<std::vector<int>> buckets;
@@ -52,14 +52,20 @@ class BladeSet {
  public:
   void add(int b) {
     if (contains(b)) return;
-    if (first_ == kNone) first_ = b;
-    else if (second_ == kNone) second_ = b;
-    else more_.push_back(b);
+    if (first_ == kNone)
+      first_ = b;
+    else if (second_ == kNone)
+      second_ = b;
+    else
+      more_.push_back(b);
   }
   void remove(int b) {
-    if (first_ == b) first_ = kNone;
-    else if (second_ == b) second_ = kNone;
-    else std::erase(more_, b);
+    if (first_ == b)
+      first_ = kNone;
+    else if (second_ == b)
+      second_ = kNone;
+    else
+      std::erase(more_, b);
   }
   bool contains(int b) const {
     return first_ == b || second_ == b || std::find(more_.begin(), more_.end(), b) != more_.end();
@@ -100,19 +106,19 @@ struct BladeSlot {
   BladeState state = BladeState::Available;
   int pool = kNone;
   BladeRole role = BladeRole::Unassigned;
-  std::string reason;               // conflict reason
-  int lender = kNone;               // spare pool a Borrowed blade came from
-  std::int64_t freeCores = 0;       // signed: kept bindings may overcommit after a change
+  std::string reason;          // conflict reason
+  int lender = kNone;          // spare pool a Borrowed blade came from
+  std::int64_t freeCores = 0;  // signed: kept bindings may overcommit after a change
   std::int64_t freeMemory = 0;
-  std::vector<int> servers;         // bound servers
-  std::vector<int> groups;          // anti-affinity groups of bound servers (a multiset)
-  bool dedicated = false;           // holds a dedicated server: takes nothing else
-  int bucket = kNone;               // its bucket in the pool's fit index (free cores)
+  std::vector<int> servers;  // bound servers
+  std::vector<int> groups;   // anti-affinity groups of bound servers (a multiset)
+  bool dedicated = false;    // holds a dedicated server: takes nothing else
+  int bucket = kNone;        // its bucket in the pool's fit index (free cores)
   // What it runs: its agent's report, or (not `reported`) what the planner assumes.
   bool reported = false;
-  bool reachable = true;            // steps reach its agent (Blade::reachable)
+  bool reachable = true;  // steps reach its agent (Blade::reachable)
   std::vector<DomainSlot> domains;
-  bool stale = false;               // in State::staleBlades: its steps may have changed
+  bool stale = false;  // in State::staleBlades: its steps may have changed
   // Servers whose home this blade is, so a blade coming back finds them without a walk
   // of every server. May hold stale entries: ServerSlot::home is the truth.
   std::vector<int> homed;
@@ -129,8 +135,8 @@ struct ServerSlot {
   bool dedicated = false;
   bool powerOn = true;
   int blade = kNone;
-  bool held = false;                // left stopped by failover: none
-  bool pending = false;             // unplaceable, retried when capacity appears
+  bool held = false;     // left stopped by failover: none
+  bool pending = false;  // unplaceable, retried when capacity appears
   // Lost its blade to a failover that found nothing (PlacementState::displaced): unbound,
   // and placed on the failover paths (home first, spares, borrow, pack) whenever it is
   // retried. Cleared by bind().
@@ -138,8 +144,8 @@ struct ServerSlot {
   // The blade a failover moved it off (fenced), where failback returns it; kNone when it
   // is where it belongs. Only a bound or displaced server has one (PlacementState::home).
   int home = kNone;
-  BladeSet definedOn;               // blades that report a domain of it (see domainAt)
-  bool changed = false;             // in State::changedServers
+  BladeSet definedOn;    // blades that report a domain of it (see domainAt)
+  bool changed = false;  // in State::changedServers
 };
 
 // The placement order of a server as two numbers (smaller places first), kept in one
@@ -176,14 +182,14 @@ enum class RequestKind : std::uint8_t { New, Failover, Evacuate };
 struct Request {
   int server = kNone;
   RequestKind kind = RequestKind::New;
-  int from = kNone;                 // blade index it leaves (kNone: none, or vanished)
-  std::string fromName;             // the blade's name, also for vanished blades
+  int from = kNone;      // blade index it leaves (kNone: none, or vanished)
+  std::string fromName;  // the blade's name, also for vanished blades
 };
 
 // What one planning round produced, before it is shaped into a Plan or PlanDelta.
 struct Output {
   std::vector<Step> steps;
-  std::vector<int> stepBlades;                     // blades whose complete steps `steps` holds
+  std::vector<int> stepBlades;  // blades whose complete steps `steps` holds
   std::vector<Waiting> waiting;
   std::vector<ForeignDomain> foreign;
   std::vector<Unplaceable> unplaceable;
@@ -215,8 +221,10 @@ class State {
   std::vector<std::string> otherNames;
   std::unordered_map<std::string, int> otherIndex;
   int otherName(const std::string& name);
-  const std::string& nameOf(const DomainSlot& d) const { return d.server != kNone ? servers[d.server].name : otherNames[d.other]; }
-  std::vector<int> staleBlades;     // blades whose steps the next output must give
+  const std::string& nameOf(const DomainSlot& d) const {
+    return d.server != kNone ? servers[d.server].name : otherNames[d.other];
+  }
+  std::vector<int> staleBlades;  // blades whose steps the next output must give
   // Servers whose binding, home, held or displaced mark may have changed since the last
   // output (PlanDelta::servers).
   std::vector<int> changedServers;
@@ -228,7 +236,7 @@ class State {
   // Steps emitted for blades without a report change what they are assumed to run (off
   // for a planner that is used once and dropped: pool::plan).
   bool assumeStepsRun = true;
-  bool building = true;             // in the constructor: bind() leaves the fit index alone
+  bool building = true;  // in the constructor: bind() leaves the fit index alone
 
   // Built from `current` by the constructor: bindings that need a decision, and steps
   // for servers that are gone or powered off.
@@ -259,7 +267,7 @@ class State {
   // The requests a full plan would make for those, besides `requested` ones.
   void retryRequests(std::vector<Request>& requests, const ServerMarks& requested);
   std::vector<int> awayFromHome(const ServerMarks& requested);
-  ServerMarks requested;            // scratch of one planning round: servers with a request
+  ServerMarks requested;  // scratch of one planning round: servers with a request
 
   // --- binding bookkeeping
   void bind(int server, int blade);
@@ -271,7 +279,7 @@ class State {
   // and the touched ones) returned, spares designated in `pools` and the pools of touched
   // blades; again with the retries until nothing moves.
   void settle(std::vector<Request> requests, std::vector<int> pools, std::vector<int> emptied, Output& out);
-  std::vector<int> pendingList;     // servers marked pending (may hold stale entries)
+  std::vector<int> pendingList;  // servers marked pending (may hold stale entries)
   // Moves the candidates (servers with a home, bound elsewhere and not moved this round)
   // back home where their pool says `failback: auto` and the home takes them, in
   // placement order. A server that does not fit stays and keeps its home.
@@ -282,8 +290,8 @@ class State {
     servers[server].home = kNone;
     markServer(server);
   }
-  void clearHomesAt(int blade);          // the blade will not take its servers back
-  std::vector<int> homedAt(int blade);   // servers whose home it is (compacts the list)
+  void clearHomesAt(int blade);         // the blade will not take its servers back
+  std::vector<int> homedAt(int blade);  // servers whose home it is (compacts the list)
 
   // --- Planner.cpp
   // The incremental rule set for one blade's state change (see Planner::bladeStateChanged).
@@ -338,8 +346,8 @@ class State {
 // Feasibility filters, in the order they are applied; None: the blade fits.
 enum class Reject : std::uint8_t { None, State, Hypervisor, Dedicated, Cores, Memory, AntiAffinity };
 bool takesServers(BladeState s);
-bool failsOver(BladeState s);     // Fenced/Retired: its servers may run elsewhere
-bool holdsBindings(BladeState s); // Suspect/Failed: may still run its servers
+bool failsOver(BladeState s);      // Fenced/Retired: its servers may run elsewhere
+bool holdsBindings(BladeState s);  // Suspect/Failed: may still run its servers
 Reject checkBlade(const BladeSlot& b, const PoolSlot& p, const ServerSlot& s);
 bool hasGroup(const BladeSlot& b, int group);
 

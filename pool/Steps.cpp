@@ -182,8 +182,10 @@ void State::emitSteps(const std::vector<int>& wanted, Output& out) {
         if (other == bi || !domainsCount(blades[other])) return;
         const DomainSlot* d = domainAt(other, si);
         if (!d || !live(d->state)) return;
-        if (takesSteps(blades[other])) a.stopsAt.push_back(other);
-        else holder = &blades[other];
+        if (takesSteps(blades[other]))
+          a.stopsAt.push_back(other);
+        else
+          holder = &blades[other];
       });
       if (holder) {
         out.waiting.push_back({servers[si].name, "runs on " + holder->name + " (" + toString(holder->state) +
@@ -208,7 +210,8 @@ void State::emitSteps(const std::vector<int>& wanted, Output& out) {
     const BladeSlot& b = blades[busy[i]];
     const auto hv = hypervisorOf(b);
     if (first[i] == first[i + 1] || !hv || b.personality == hv) continue;
-    prepare[i] = static_cast<std::int64_t>(addStep(out, track, busy[i], kNone, StepKind::PrepareHypervisor, b.name, {}, hv, {}));
+    prepare[i] =
+        static_cast<std::int64_t>(addStep(out, track, busy[i], kNone, StepKind::PrepareHypervisor, b.name, {}, hv, {}));
   }
 
   // 2. Leaving: what runs or is defined where it is not bound.
@@ -225,7 +228,8 @@ void State::emitSteps(const std::vector<int>& wanted, Output& out) {
       }
       leaving.push_back(&d);
     }
-    std::sort(leaving.begin(), leaving.end(), [&](const DomainSlot* x, const DomainSlot* y) { return nameOf(*x) < nameOf(*y); });
+    std::sort(leaving.begin(), leaving.end(),
+              [&](const DomainSlot* x, const DomainSlot* y) { return nameOf(*x) < nameOf(*y); });
     for (const DomainSlot* d : leaving) {
       const std::string& name = nameOf(*d);
       std::vector<std::size_t> after;
@@ -249,8 +253,8 @@ void State::emitSteps(const std::vector<int>& wanted, Output& out) {
       std::vector<std::size_t> after;
       if (prepare[i] >= 0) after.push_back(static_cast<std::size_t>(prepare[i]));
       for (int other : a.stopsAt) after.push_back(stopAt.at(key(other, a.server)));
-      const std::size_t define =
-          addStep(out, track, busy[i], a.server, StepKind::Define, b.name, servers[a.server].name, hv, std::move(after));
+      const std::size_t define = addStep(out, track, busy[i], a.server, StepKind::Define, b.name,
+                                         servers[a.server].name, hv, std::move(after));
       addStep(out, track, busy[i], a.server, StepKind::Start, b.name, servers[a.server].name, hv, {define});
     }
   }
@@ -266,11 +270,20 @@ void State::emitSteps(const std::vector<int>& wanted, Output& out) {
     if (b.reported) continue;
     const Step& s = out.steps[e.step];
     switch (s.kind) {
-      case StepKind::PrepareHypervisor: b.personality = s.hypervisor; break;
-      case StepKind::Start: setDomain(e.blade, e.server, s.server, DomainState::Running); break;
-      case StepKind::Stop: setDomain(e.blade, e.server, s.server, DomainState::Shutoff); break;
-      case StepKind::Undefine: setDomain(e.blade, e.server, s.server, std::nullopt); break;
-      case StepKind::Define: break;
+      case StepKind::PrepareHypervisor:
+        b.personality = s.hypervisor;
+        break;
+      case StepKind::Start:
+        setDomain(e.blade, e.server, s.server, DomainState::Running);
+        break;
+      case StepKind::Stop:
+        setDomain(e.blade, e.server, s.server, DomainState::Shutoff);
+        break;
+      case StepKind::Undefine:
+        setDomain(e.blade, e.server, s.server, std::nullopt);
+        break;
+      case StepKind::Define:
+        break;
     }
   }
 

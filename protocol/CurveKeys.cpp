@@ -28,7 +28,8 @@ std::string trim(const std::string& s) {
 Result<CurveKeyPair> generateCurveKeyPair() {
   char pub[41], sec[41];
   if (zmq_curve_keypair(pub, sec) != 0)
-    return makeError(Errc::Unsupported, std::string("cannot generate a CurveZMQ key pair: ") + zmq_strerror(zmq_errno()));
+    return makeError(Errc::Unsupported,
+                     std::string("cannot generate a CurveZMQ key pair: ") + zmq_strerror(zmq_errno()));
   return CurveKeyPair{pub, sec};
 }
 
@@ -37,7 +38,8 @@ Result<CurveKeyPair> writeCurveKeyPair(const std::string& dir, const std::string
   std::filesystem::create_directories(dir, ec);
   if (ec) return makeError(Errc::Io, "cannot create '" + dir + "': " + ec.message());
   const std::string secPath = dir + "/" + name + ".key", pubPath = dir + "/" + name + ".pub";
-  if (std::filesystem::exists(secPath)) return makeError(Errc::Conflict, "'" + secPath + "' exists; not overwriting a secret key");
+  if (std::filesystem::exists(secPath))
+    return makeError(Errc::Conflict, "'" + secPath + "' exists; not overwriting a secret key");
   auto kp = generateCurveKeyPair();
   if (!kp) return kp;
   {
@@ -86,11 +88,13 @@ Result<std::set<std::string>> readAllowList(const std::string& path) {
     if (const auto space = line.find_first_of(" \t"); space != std::string::npos) {
       const std::string rest = trim(line.substr(space));
       if (!rest.empty() && rest[0] != '#') {
-        return makeError(Errc::Invalid, path + ":" + std::to_string(n) + ": one key per line, then an optional '# comment'");
+        return makeError(Errc::Invalid,
+                         path + ":" + std::to_string(n) + ": one key per line, then an optional '# comment'");
       }
       line = line.substr(0, space);
     }
-    if (!isZ85Key(line)) return makeError(Errc::Invalid, path + ":" + std::to_string(n) + ": not a 40-character Z85 public key");
+    if (!isZ85Key(line))
+      return makeError(Errc::Invalid, path + ":" + std::to_string(n) + ": not a 40-character Z85 public key");
     keys.insert(line);
   }
   return keys;

@@ -52,7 +52,8 @@ class Dispatcher {
     ++rejected_[why.kind];
     // Log once: a flood of garbage must not become a flood of log lines.
     if (log_ && logged_.size() < kMaxLogged && logged_.insert(why.kind + '\0' + peerName).second)
-      log_("dropped frame from '" + peerName + "': " + why.kind + ": " + why.message + " (further ones counted, not logged)");
+      log_("dropped frame from '" + peerName + "': " + why.kind + ": " + why.message +
+           " (further ones counted, not logged)");
     return false;
   }
 

@@ -37,7 +37,8 @@ inline constexpr int kStampTimeBits = 43;  // 278 years of milliseconds
 inline constexpr std::uint32_t kStampTagMask = (1u << 20) - 1;
 
 constexpr std::uint64_t makeStamp(std::uint32_t tag, std::int64_t msSinceStart) {
-  const auto ms = static_cast<std::uint64_t>(std::max<std::int64_t>(msSinceStart, 0)) & ((std::uint64_t{1} << kStampTimeBits) - 1);
+  const auto ms =
+      static_cast<std::uint64_t>(std::max<std::int64_t>(msSinceStart, 0)) & ((std::uint64_t{1} << kStampTimeBits) - 1);
   return (static_cast<std::uint64_t>(tag & kStampTagMask) << kStampTimeBits) | ms;
 }
 

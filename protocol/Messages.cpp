@@ -22,8 +22,9 @@ std::vector<ObservedDomain> domainsFrom(const Json& j) {
   std::vector<ObservedDomain> out;
   out.reserve(j.size());
   for (const auto& d : j)
-    out.push_back({d.at("name").get<std::string>(), d.value("uuid", std::string()),
-                   pool::parseDomainState(d.at("state").get_ref<const std::string&>()).value_or(pool::DomainState::Shutoff)});
+    out.push_back(
+        {d.at("name").get<std::string>(), d.value("uuid", std::string()),
+         pool::parseDomainState(d.at("state").get_ref<const std::string&>()).value_or(pool::DomainState::Shutoff)});
   return out;
 }
 
@@ -67,7 +68,9 @@ Json encode(const Heartbeat& m) {
   if (m.policyVersion) j["pv"] = m.policyVersion;
   if (m.shieldMs > 0) j["shield_ms"] = m.shieldMs;
   if (m.holding) j["holding"] = true;
-  if (m.held) j["held"] = {{"ms", m.held->ms}, {"servers", m.held->servers}, {"support", m.held->support}, {"members", m.held->members}};
+  if (m.held)
+    j["held"] = {
+        {"ms", m.held->ms}, {"servers", m.held->servers}, {"support", m.held->support}, {"members", m.held->members}};
   return j;
 }
 
@@ -145,8 +148,10 @@ Json encode(const PeerAnswer& m) {
   j["blade"] = m.blade;
   j["seq"] = m.seq;
   j["attest"] = m.attest;
-  if (m.attest) j["valid_ms"] = m.validMs;
-  else j["retry_ms"] = m.retryMs;
+  if (m.attest)
+    j["valid_ms"] = m.validMs;
+  else
+    j["retry_ms"] = m.retryMs;
   return j;
 }
 
@@ -174,8 +179,8 @@ Register decodeRegister(const Json& j) {
 }
 
 Registered decodeRegistered(const Json& j) {
-  return {j.at("lease_ms").get<std::int64_t>(), j.at("heartbeat_ms").get<std::int64_t>(), j.value("seq", std::uint64_t{0}),
-          j.value("stamp", std::uint64_t{0})};
+  return {j.at("lease_ms").get<std::int64_t>(), j.at("heartbeat_ms").get<std::int64_t>(),
+          j.value("seq", std::uint64_t{0}), j.value("stamp", std::uint64_t{0})};
 }
 
 Heartbeat decodeHeartbeat(const Json& j) {
@@ -188,7 +193,8 @@ Heartbeat decodeHeartbeat(const Json& j) {
   m.shieldMs = j.value("shield_ms", std::int64_t{0});
   m.holding = j.value("holding", false);
   if (auto it = j.find("held"); it != j.end())
-    m.held = Heartbeat::Held{it->at("ms").get<std::int64_t>(), it->value("servers", 0u), it->value("support", 0u), it->value("members", 0u)};
+    m.held = Heartbeat::Held{it->at("ms").get<std::int64_t>(), it->value("servers", 0u), it->value("support", 0u),
+                             it->value("members", 0u)};
   return m;
 }
 
@@ -227,7 +233,8 @@ Policy decodePolicy(const Json& j) {
   m.commitMs = j.at("commit_ms").get<std::int64_t>();
   m.attestMs = j.at("attest_ms").get<std::int64_t>();
   for (const auto& a : j.at("members"))
-    m.members.push_back({a.at("blade").get<std::string>(), a.at("endpoint").get<std::string>(), a.value("key", std::string())});
+    m.members.push_back(
+        {a.at("blade").get<std::string>(), a.at("endpoint").get<std::string>(), a.value("key", std::string())});
   return m;
 }
 

@@ -5,11 +5,10 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "pool/Model.h"
 #include "protocol/ServerSpec.h"
@@ -23,15 +22,15 @@ inline constexpr int kVersion = 1;
 
 // Message type names, the keys of every dispatch table.
 namespace type {
-inline constexpr const char* kRegister = "register";          // agent -> controller
-inline constexpr const char* kRegistered = "registered";      // controller -> agent
-inline constexpr const char* kHeartbeat = "heartbeat";        // agent -> controller
-inline constexpr const char* kLeaseRenewed = "lease-renewed"; // controller -> agent
-inline constexpr const char* kPlan = "plan";                  // controller -> agent
-inline constexpr const char* kStepResult = "step-result";     // agent -> controller
-inline constexpr const char* kEvent = "event";                // agent -> controller
-inline constexpr const char* kReregister = "reregister";      // controller -> agent: "I do not know you, register"
-inline constexpr const char* kPolicy = "policy";              // controller -> agent: the outage rule (docs/FENCING.md)
+inline constexpr const char* kRegister = "register";           // agent -> controller
+inline constexpr const char* kRegistered = "registered";       // controller -> agent
+inline constexpr const char* kHeartbeat = "heartbeat";         // agent -> controller
+inline constexpr const char* kLeaseRenewed = "lease-renewed";  // controller -> agent
+inline constexpr const char* kPlan = "plan";                   // controller -> agent
+inline constexpr const char* kStepResult = "step-result";      // agent -> controller
+inline constexpr const char* kEvent = "event";                 // agent -> controller
+inline constexpr const char* kReregister = "reregister";       // controller -> agent: "I do not know you, register"
+inline constexpr const char* kPolicy = "policy";               // controller -> agent: the outage rule (docs/FENCING.md)
 // The peer channel, agent -> agent (docs/FENCING.md): "have you lost loomd?" and the answer.
 inline constexpr const char* kPeerAsk = "peer-ask";
 inline constexpr const char* kPeerAnswer = "peer-answer";
@@ -133,7 +132,7 @@ struct PeerAsk {
 };
 
 struct PeerAnswer {
-  std::string blade;  // who answers
+  std::string blade;      // who answers
   std::uint64_t seq = 0;  // the ask's
   bool attest = false;
   std::int64_t validMs = 0;  // when attesting
@@ -143,10 +142,10 @@ struct PeerAnswer {
 // Step kinds on the wire: toString(StepKind), "prepare-hypervisor", "define", "start",
 // "stop", "undefine".
 struct PlanStep {
-  std::uint64_t op = 0;    // operation id, unique per controller state store
+  std::uint64_t op = 0;  // operation id, unique per controller state store
   pool::StepKind kind = pool::StepKind::Define;
-  std::string server;      // empty for prepare-hypervisor
-  std::string hypervisor;  // for prepare-hypervisor
+  std::string server;              // empty for prepare-hypervisor
+  std::string hypervisor;          // for prepare-hypervisor
   std::optional<ServerSpec> spec;  // for define
 };
 

@@ -12,8 +12,7 @@ Json toJson(const ServerSpec& s) {
     nics.push_back(std::move(nic));
   }
   Json disks = Json::array();
-  for (const auto& d : s.disks)
-    disks.push_back({{"path", d.path}, {"format", d.format}, {"read_only", d.readOnly}});
+  for (const auto& d : s.disks) disks.push_back({{"path", d.path}, {"format", d.format}, {"read_only", d.readOnly}});
   // Filled by assignment: an initializer list copies every value (a plan frame of 50
   // defines after a failover spent 40 % more on it).
   Json j = Json::object();
@@ -46,13 +45,12 @@ ServerSpec serverSpecFromJson(const Json& j) {
     }
   if (auto it = j.find("disks"); it != j.end())
     for (const auto& d : *it)
-      s.disks.push_back({d.value("path", std::string()), d.value("format", std::string()),
-                         d.value("read_only", false)});
+      s.disks.push_back(
+          {d.value("path", std::string()), d.value("format", std::string()), d.value("read_only", false)});
   s.kernel = j.value("kernel", std::string());
   s.initrd = j.value("initrd", std::string());
   s.cmdline = j.value("cmdline", std::string());
-  s.xenType = pool::parseXenGuestType(j.value("xen_type", std::string("hvm")))
-                  .value_or(pool::XenGuestType::Hvm);
+  s.xenType = pool::parseXenGuestType(j.value("xen_type", std::string("hvm"))).value_or(pool::XenGuestType::Hvm);
   return s;
 }
 

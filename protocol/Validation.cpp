@@ -61,8 +61,8 @@ Check needArray(const Json& o, const char* field, const std::string& where, bool
 // A string field that must hold one of an enum's text forms (pool/Model.h). `what` names
 // the enum for the message: "domains[0].state: unknown domain state 'runing' (expected ...)".
 template <class E>
-Check needEnum(const Json& o, const char* field, const std::string& where, bool required, std::optional<E> (*parse)(std::string_view),
-               const char* what, const char* expected) {
+Check needEnum(const Json& o, const char* field, const std::string& where, bool required,
+               std::optional<E> (*parse)(std::string_view), const char* what, const char* expected) {
   LOOM_CHECK(needString(o, field, where, required));
   auto it = o.find(field);
   if (it == o.end()) return std::nullopt;
@@ -106,7 +106,8 @@ Check validateRegister(const Json& f) {
   LOOM_CHECK(needArray(inv, "hypervisors", "inventory.", false));
   if (inv.contains("hypervisors"))
     for (const auto& h : inv["hypervisors"])
-      if (!h.is_string() || (h != "kvm" && h != "xen")) return invalid("inventory.hypervisors: expected \"kvm\" or \"xen\" entries");
+      if (!h.is_string() || (h != "kvm" && h != "xen"))
+        return invalid("inventory.hypervisors: expected \"kvm\" or \"xen\" entries");
   LOOM_CHECK(needString(inv, "peer_endpoint", "inventory.", false));
   LOOM_CHECK(needString(inv, "peer_key", "inventory.", false));
   LOOM_CHECK(needUnsigned(f, "seq", "", false));
@@ -180,7 +181,8 @@ Check validatePlan(const Json& f) {
     const pool::StepKind kind = *pool::parseStepKind(s["kind"].get_ref<const std::string&>());
     const bool prepare = kind == pool::StepKind::PrepareHypervisor;
     LOOM_CHECK(needString(s, "server", where, !prepare));
-    if (!prepare && s["server"].get_ref<const std::string&>().empty()) return invalid(where + "server: must not be empty");
+    if (!prepare && s["server"].get_ref<const std::string&>().empty())
+      return invalid(where + "server: must not be empty");
     LOOM_CHECK(needString(s, "hypervisor", where, prepare));
     LOOM_CHECK(needObject(s, "spec", where, kind == pool::StepKind::Define));
     if (s.contains("spec")) LOOM_CHECK(validateSpec(s["spec"], where + "spec."));
@@ -213,7 +215,8 @@ Check validatePolicy(const Json& f) {
   LOOM_CHECK(needUnsigned(f, "commit_ms", ""));
   LOOM_CHECK(needUnsigned(f, "attest_ms", ""));
   LOOM_CHECK(needArray(f, "members", ""));
-  if (f["members"].size() > kMaxPolicyMembers) return invalid("members: more than " + std::to_string(kMaxPolicyMembers));
+  if (f["members"].size() > kMaxPolicyMembers)
+    return invalid("members: more than " + std::to_string(kMaxPolicyMembers));
   std::size_t i = 0;
   for (const auto& m : f["members"]) {
     const std::string where = "members[" + std::to_string(i++) + "].";
@@ -247,11 +250,16 @@ struct TypeRule {
 };
 
 constexpr std::array kRules{
-    TypeRule{type::kRegister, validateRegister},       TypeRule{type::kRegistered, validateRegistered},
-    TypeRule{type::kHeartbeat, validateHeartbeat},     TypeRule{type::kLeaseRenewed, validateLeaseRenewed},
-    TypeRule{type::kPlan, validatePlan},               TypeRule{type::kStepResult, validateStepResult},
-    TypeRule{type::kEvent, validateEvent},             TypeRule{type::kReregister, validateReregister},
-    TypeRule{type::kPolicy, validatePolicy},           TypeRule{type::kPeerAsk, validatePeerAsk},
+    TypeRule{type::kRegister, validateRegister},
+    TypeRule{type::kRegistered, validateRegistered},
+    TypeRule{type::kHeartbeat, validateHeartbeat},
+    TypeRule{type::kLeaseRenewed, validateLeaseRenewed},
+    TypeRule{type::kPlan, validatePlan},
+    TypeRule{type::kStepResult, validateStepResult},
+    TypeRule{type::kEvent, validateEvent},
+    TypeRule{type::kReregister, validateReregister},
+    TypeRule{type::kPolicy, validatePolicy},
+    TypeRule{type::kPeerAsk, validatePeerAsk},
     TypeRule{type::kPeerAnswer, validatePeerAnswer},
 };
 
@@ -293,21 +301,34 @@ class PlainHeartbeatSax {
   bool null() { return false; }
   bool boolean(bool b) {
     if (depth_ != 1) return false;
-    if (key_ == Key::Ack) beat_.ack = b;
-    else if (key_ == Key::Holding) beat_.holding = b;
-    else return false;
+    if (key_ == Key::Ack)
+      beat_.ack = b;
+    else if (key_ == Key::Holding)
+      beat_.holding = b;
+    else
+      return false;
     return true;
   }
   bool number_integer(std::int64_t i) { return i >= 0 && number_unsigned(static_cast<std::uint64_t>(i)); }
   bool number_unsigned(std::uint64_t u) {
     if (depth_ != 1) return false;
     switch (key_) {
-      case Key::V: return (versionOk_ = u == static_cast<std::uint64_t>(kVersion));
-      case Key::Seq: beat_.seq = u, seqSeen_ = true; return true;
-      case Key::Echo: beat_.echo = u; return true;
-      case Key::Pv: beat_.policyVersion = u; return true;
-      case Key::ShieldMs: beat_.shieldMs = static_cast<std::int64_t>(std::min<std::uint64_t>(u, INT64_MAX)); return true;
-      default: return false;
+      case Key::V:
+        return (versionOk_ = u == static_cast<std::uint64_t>(kVersion));
+      case Key::Seq:
+        beat_.seq = u, seqSeen_ = true;
+        return true;
+      case Key::Echo:
+        beat_.echo = u;
+        return true;
+      case Key::Pv:
+        beat_.policyVersion = u;
+        return true;
+      case Key::ShieldMs:
+        beat_.shieldMs = static_cast<std::int64_t>(std::min<std::uint64_t>(u, INT64_MAX));
+        return true;
+      default:
+        return false;
     }
   }
   bool number_float(double, const std::string&) { return false; }
@@ -351,7 +372,8 @@ std::optional<PlainHeartbeat> peekPlainHeartbeat(std::string_view bytes) {
   if (bytes.size() > 256 || bytes.find("heartbeat") == std::string_view::npos) return std::nullopt;
   PlainHeartbeatSax sax;
   try {
-    if (!Json::sax_parse(bytes.begin(), bytes.end(), &sax, nlohmann::detail::input_format_t::json, /*strict=*/true)) return std::nullopt;
+    if (!Json::sax_parse(bytes.begin(), bytes.end(), &sax, nlohmann::detail::input_format_t::json, /*strict=*/true))
+      return std::nullopt;
   } catch (const std::exception&) {
     return std::nullopt;
   }
@@ -361,13 +383,14 @@ std::optional<PlainHeartbeat> peekPlainHeartbeat(std::string_view bytes) {
 std::string leaseRenewedFrame(std::uint64_t seq, std::int64_t leaseMs, std::uint64_t stamp) {
   // nlohmann orders an object's keys by name.
   return R"({"lease_ms":)" + std::to_string(leaseMs) + R"(,"seq":)" + std::to_string(seq) +
-         (stamp ? R"(,"stamp":)" + std::to_string(stamp) : std::string()) + R"(,"type":")" + type::kLeaseRenewed + R"(","v":)" +
-         std::to_string(kVersion) + "}";
+         (stamp ? R"(,"stamp":)" + std::to_string(stamp) : std::string()) + R"(,"type":")" + type::kLeaseRenewed +
+         R"(","v":)" + std::to_string(kVersion) + "}";
 }
 
 std::optional<Rejection> parseFrame(std::string_view bytes, Json& out) {
   out = Json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
-  if (out.is_discarded()) return Rejection{"malformed", "frame is not valid JSON (" + std::to_string(bytes.size()) + " bytes)"};
+  if (out.is_discarded())
+    return Rejection{"malformed", "frame is not valid JSON (" + std::to_string(bytes.size()) + " bytes)"};
   if (!out.is_object()) return Rejection{"malformed", "frame is not a JSON object"};
   return std::nullopt;
 }

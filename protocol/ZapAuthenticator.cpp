@@ -1,13 +1,13 @@
 #include "protocol/ZapAuthenticator.h"
 
-#include <vector>
-
 #include <spdlog/spdlog.h>
+
+#include <vector>
 
 namespace loom::protocol {
 
-ZapAuthenticator::ZapAuthenticator(zmq::context_t& context, std::set<std::string> agentKeys, std::set<std::string> relayKeys,
-                                   OnRefused onRefused)
+ZapAuthenticator::ZapAuthenticator(zmq::context_t& context, std::set<std::string> agentKeys,
+                                   std::set<std::string> relayKeys, OnRefused onRefused)
     : socket_(context, zmq::socket_type::rep),
       agentKeys_(std::move(agentKeys)),
       relayKeys_(std::move(relayKeys)),
@@ -36,8 +36,10 @@ void ZapAuthenticator::handle() {
         char z85[41];
         zmq_z85_encode(z85, static_cast<const std::uint8_t*>(req[6].data()), 32);
         keyText = z85;
-        if (relayKeys_.count(keyText)) role = kRoleRelay;
-        else if (agentKeys_.count(keyText)) role = kRoleAgent;
+        if (relayKeys_.count(keyText))
+          role = kRoleRelay;
+        else if (agentKeys_.count(keyText))
+          role = kRoleAgent;
       }
       if (role.empty() && onRefused_) onRefused_(keyText, req.size() > 3 ? req[3].to_string() : "?");
       const std::string version = req.empty() ? "1.0" : req[0].to_string();

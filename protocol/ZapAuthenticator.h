@@ -10,7 +10,6 @@
 #include <functional>
 #include <set>
 #include <string>
-
 #include <zmq.hpp>
 
 namespace loom::protocol {
@@ -27,7 +26,8 @@ class ZapAuthenticator {
   // Binds inproc://zeromq.zap.01 in `context` (one authenticator per context); create it
   // before the server socket binds, so no handshake finds it missing. A key in both lists
   // is a relay.
-  ZapAuthenticator(zmq::context_t& context, std::set<std::string> agentKeys, std::set<std::string> relayKeys, OnRefused onRefused);
+  ZapAuthenticator(zmq::context_t& context, std::set<std::string> agentKeys, std::set<std::string> relayKeys,
+                   OnRefused onRefused);
 
   zmq::socket_t& socket() { return socket_; }
   // Answers every pending request. Never throws.

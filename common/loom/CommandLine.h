@@ -14,10 +14,9 @@
 namespace loom {
 
 inline void addConfigFile(CLI::App& app) {
-  app.set_config(
-      "--config", "",
-      "configuration file: `key: value` lines named after the long options (`#` comments; "
-      "a subcommand's in its `[name]` section); an unknown key is an error");
+  app.set_config("--config", "",
+                 "configuration file: `key: value` lines named after the long options (`#` comments; "
+                 "a subcommand's in its `[name]` section); an unknown key is an error");
   auto format = std::make_shared<CLI::ConfigBase>();
   format->valueSeparator(':');
   app.config_formatter(format);
@@ -26,8 +25,7 @@ inline void addConfigFile(CLI::App& app) {
 
 // Parses the command line (and --config). Returns the exit code when the program should
 // stop here (--help, or an error already printed), nothing when it should run.
-inline std::optional<int> parseCommandLine(CLI::App& app, std::string_view program, int argc,
-                                           char** argv) {
+inline std::optional<int> parseCommandLine(CLI::App& app, std::string_view program, int argc, char** argv) {
   try {
     app.parse(argc, argv);
     return std::nullopt;
@@ -36,11 +34,9 @@ inline std::optional<int> parseCommandLine(CLI::App& app, std::string_view progr
     // which file and which key.
     std::string what = e.what();
     constexpr std::string_view kExtra = "INI was not able to parse ";
-    if (what.starts_with(kExtra))
-      what = "no option is named '" + what.substr(kExtra.size()) + "' (see --help)";
+    if (what.starts_with(kExtra)) what = "no option is named '" + what.substr(kExtra.size()) + "' (see --help)";
     const CLI::Option* config = app.get_config_ptr();
-    const std::string file =
-        config && config->count() ? config->as<std::string>() : std::string("--config");
+    const std::string file = config && config->count() ? config->as<std::string>() : std::string("--config");
     std::cerr << program << ": " << file << ": " << what << "\n";
     return e.get_exit_code();
   } catch (const CLI::ParseError& e) {

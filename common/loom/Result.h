@@ -24,14 +24,22 @@ enum class Errc {
 
 inline const char* errcName(Errc code) {
   switch (code) {
-    case Errc::Invalid: return "invalid";
-    case Errc::NotFound: return "not-found";
-    case Errc::Conflict: return "conflict";
-    case Errc::Unsupported: return "unsupported";
-    case Errc::Unavailable: return "unavailable";
-    case Errc::Timeout: return "timeout";
-    case Errc::Io: return "io";
-    case Errc::Internal: return "internal";
+    case Errc::Invalid:
+      return "invalid";
+    case Errc::NotFound:
+      return "not-found";
+    case Errc::Conflict:
+      return "conflict";
+    case Errc::Unsupported:
+      return "unsupported";
+    case Errc::Unavailable:
+      return "unavailable";
+    case Errc::Timeout:
+      return "timeout";
+    case Errc::Io:
+      return "io";
+    case Errc::Internal:
+      return "internal";
   }
   return "unknown";
 }
@@ -48,21 +56,33 @@ inline Error makeError(Errc code, std::string message) { return Error{code, std:
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}          // NOLINT(google-explicit-constructor)
-  Result(Error error) : v_(std::move(error)) {}      // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
+  Result(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }
 
-  T& value() & { assert(ok()); return std::get<0>(v_); }
-  const T& value() const& { assert(ok()); return std::get<0>(v_); }
-  T&& value() && { assert(ok()); return std::get<0>(std::move(v_)); }
+  T& value() & {
+    assert(ok());
+    return std::get<0>(v_);
+  }
+  const T& value() const& {
+    assert(ok());
+    return std::get<0>(v_);
+  }
+  T&& value() && {
+    assert(ok());
+    return std::get<0>(std::move(v_));
+  }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
   T& operator*() & { return value(); }
   const T& operator*() const& { return value(); }
 
-  const Error& error() const { assert(!ok()); return std::get<1>(v_); }
+  const Error& error() const {
+    assert(!ok());
+    return std::get<1>(v_);
+  }
 
  private:
   std::variant<T, Error> v_;
@@ -76,7 +96,10 @@ class [[nodiscard]] Result<void> {
 
   bool ok() const { return ok_; }
   explicit operator bool() const { return ok_; }
-  const Error& error() const { assert(!ok_); return error_; }
+  const Error& error() const {
+    assert(!ok_);
+    return error_;
+  }
 
  private:
   Error error_;

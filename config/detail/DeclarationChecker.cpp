@@ -36,14 +36,16 @@ std::map<std::string, std::size_t> indexNames(const std::vector<T>& objects, con
     std::string what = second.kind + " '" + objects[i].name + "'";
     if (!second.replicaOf.empty()) what += " (replica of '" + second.replicaOf + "')";
     std::string firstWhat = first.replicaOf.empty() ? "" : " (as a replica of '" + first.replicaOf + "')";
-    diagnostics.error(second.name, what + ": name: duplicate name, first declared at " + first.name.format() + firstWhat);
+    diagnostics.error(second.name,
+                      what + ": name: duplicate name, first declared at " + first.name.format() + firstWhat);
   }
   return index;
 }
 
 class Checker {
  public:
-  Checker(const LocatedDeclarations& set, Diagnostics& diagnostics) : set_(set), d_(set.declarations), diagnostics_(diagnostics) {}
+  Checker(const LocatedDeclarations& set, Diagnostics& diagnostics)
+      : set_(set), d_(set.declarations), diagnostics_(diagnostics) {}
 
   void run() {
     partitions_ = indexNames(d_.partitions, set_.partitions, diagnostics_);
@@ -66,7 +68,7 @@ class Checker {
                const std::string& context, const std::string& field, const Origin& origin) {
     if (index.count(name)) return true;
     if (set_.incomplete) return false;  // it may be declared in the document that did not parse
-    if (diagnostics_.full()) {  // counted, not kept
+    if (diagnostics_.full()) {          // counted, not kept
       diagnostics_.error(origin.at(field), {});
       return false;
     }
@@ -99,14 +101,24 @@ class Checker {
 
   void checkIdentityPools() {
     // Two ranges that overlap would hand one MAC or UUID to two servers (invariant 2).
-    struct MacSpan { pool::MacRange range; std::size_t pool; std::string field; };
-    struct UuidSpan { pool::UuidRange range; std::size_t pool; std::string field; };
+    struct MacSpan {
+      pool::MacRange range;
+      std::size_t pool;
+      std::string field;
+    };
+    struct UuidSpan {
+      pool::UuidRange range;
+      std::size_t pool;
+      std::string field;
+    };
     std::vector<MacSpan> macs;
     std::vector<UuidSpan> uuids;
     for (std::size_t p = 0; p < d_.identityPools.size(); ++p) {
       const auto& ip = d_.identityPools[p];
-      for (std::size_t i = 0; i < ip.macs.size(); ++i) macs.push_back({ip.macs[i], p, "macs[" + std::to_string(i) + "]"});
-      for (std::size_t i = 0; i < ip.uuids.size(); ++i) uuids.push_back({ip.uuids[i], p, "uuids[" + std::to_string(i) + "]"});
+      for (std::size_t i = 0; i < ip.macs.size(); ++i)
+        macs.push_back({ip.macs[i], p, "macs[" + std::to_string(i) + "]"});
+      for (std::size_t i = 0; i < ip.uuids.size(); ++i)
+        uuids.push_back({ip.uuids[i], p, "uuids[" + std::to_string(i) + "]"});
     }
     std::map<std::uint64_t, std::pair<std::uint64_t, std::size_t>> macsTaken;
     for (std::size_t b = 0; b < macs.size(); ++b) {
@@ -178,7 +190,8 @@ class Checker {
 
   void checkBorrowFrom(const pool::Pool& p, const Origin& o, const std::string& ctx) {
     if (p.sparePool) {
-      diagnostics_.error(o.at("borrow_from"), ctx + ": borrow_from: a spare pool lends blades, it does not borrow them");
+      diagnostics_.error(o.at("borrow_from"),
+                         ctx + ": borrow_from: a spare pool lends blades, it does not borrow them");
       return;
     }
     if (!resolve(pools_, p.borrowFrom, "Pool", ctx, "borrow_from", o)) return;
@@ -204,11 +217,13 @@ class Checker {
       const std::string ctx = contextOf(o, s.name);
       checkServerReferences(s, o, ctx);
       if (s.xenType == pool::XenGuestType::Pv && s.boot.kernel.empty()) {
-        diagnostics_.error(o.at("xen.type"), ctx + ": xen.type: a pv guest boots a kernel directly; expected boot.kernel");
+        diagnostics_.error(o.at("xen.type"),
+                           ctx + ": xen.type: a pv guest boots a kernel directly; expected boot.kernel");
       }
       if (!s.uuid.empty()) fixedIdentity(fixedUuids, s.uuid, i, "uuid", "UUID");
       for (std::size_t n = 0; n < s.nics.size(); ++n) {
-        if (!s.nics[n].mac.empty()) fixedIdentity(fixedMacs, s.nics[n].mac, i, "nics[" + std::to_string(n) + "].mac", "MAC");
+        if (!s.nics[n].mac.empty())
+          fixedIdentity(fixedMacs, s.nics[n].mac, i, "nics[" + std::to_string(n) + "].mac", "MAC");
       }
     }
   }
@@ -249,8 +264,9 @@ class Checker {
     const pool::Pool* p = nullptr;
     if (!s.pool.empty() && resolve(pools_, s.pool, "Pool", ctx, "pool", o)) p = &d_.pools[pools_.at(s.pool)];
     if (p && p->sparePool) {
-      diagnostics_.error(o.at("pool"), ctx + ": pool: Pool '" + p->name +
-                                           "' is a spare pool; its blades stay idle until borrowed, so it holds no servers");
+      diagnostics_.error(o.at("pool"),
+                         ctx + ": pool: Pool '" + p->name +
+                             "' is a spare pool; its blades stay idle until borrowed, so it holds no servers");
     } else if (p && !p->partition.empty() && !s.partition.empty() && p->partition != s.partition) {
       diagnostics_.error(o.at("pool"), ctx + ": pool: Pool '" + p->name + "' belongs to partition '" + p->partition +
                                            "', not to this server's partition '" + s.partition + "'");

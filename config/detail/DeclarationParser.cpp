@@ -1,7 +1,7 @@
 #include "config/detail/DeclarationParser.h"
 
-#include <cctype>
 #include <algorithm>
+#include <cctype>
 #include <climits>
 #include <map>
 
@@ -150,8 +150,11 @@ void readIdentityPool(const MapReader& r, LocatedDeclarations& out) {
 
 void readBladeMatch(const MapReader& parent, const YamlNode& node, pool::BladeMatch& match) {
   if (!node.isMap()) {
-    parent.diagnostics().error(parent.source().locate(node), parent.context() + ": blades.match: expected a mapping "
-                               "with chassis, min_cores, min_memory, model or hypervisor, got " + describe(node));
+    parent.diagnostics().error(parent.source().locate(node),
+                               parent.context() +
+                                   ": blades.match: expected a mapping "
+                                   "with chassis, min_cores, min_memory, model or hypervisor, got " +
+                                   describe(node));
     return;
   }
   MapReader r(node, parent.source(), parent.diagnostics(), parent.context(), "blades.match.",
@@ -162,8 +165,10 @@ void readBladeMatch(const MapReader& parent, const YamlNode& node, pool::BladeMa
   match.model = r.string("model");
   match.hypervisor = r.choice("hypervisor", &pool::parseHypervisor, "xen or kvm");
   if (node.size() == 0) {
-    parent.diagnostics().error(r.at(), parent.context() + ": blades.match: expected at least one of chassis, "
-                                       "min_cores, min_memory, model, hypervisor (an empty rule would take every blade)");
+    parent.diagnostics().error(r.at(),
+                               parent.context() +
+                                   ": blades.match: expected at least one of chassis, "
+                                   "min_cores, min_memory, model, hypervisor (an empty rule would take every blade)");
   }
 }
 
@@ -196,8 +201,8 @@ void readPool(const MapReader& r, LocatedDeclarations& out) {
   // A spare pool serves every partition unless it names one.
   p.partition = r.string("partition", p.sparePool ? Need::Optional : Need::Required).value_or("");
   r.remember(origin, "partition");
-  p.hypervisor = r.choice("hypervisor", &pool::parseHypervisor, "xen or kvm",
-                          p.sparePool ? Need::Optional : Need::Required);
+  p.hypervisor =
+      r.choice("hypervisor", &pool::parseHypervisor, "xen or kvm", p.sparePool ? Need::Optional : Need::Required);
   readPoolBlades(r, p, origin);
   if (auto spares = r.integer("spares", 0, 100000)) {
     if (p.sparePool && *spares > 0) {
@@ -265,9 +270,9 @@ void readDisks(const MapReader& r, pool::Server& s) {
     const YamlNode& item = node->item(i);
     std::string path = "disks[" + std::to_string(i) + "]";
     if (!item.isMap()) {
-      r.diagnostics().error(r.source().locate(item), r.context() + ": " + path +
-                                                         ": expected a mapping {image, format?, readonly?}, got " +
-                                                         describe(item));
+      r.diagnostics().error(
+          r.source().locate(item),
+          r.context() + ": " + path + ": expected a mapping {image, format?, readonly?}, got " + describe(item));
       continue;
     }
     MapReader disk(item, r.source(), r.diagnostics(), r.context(), path + ".", {"image", "format", "readonly"});
@@ -360,12 +365,14 @@ void readServer(const MapReader& r, LocatedDeclarations& out) {
   std::optional<std::int64_t> replicas = r.integer("replicas", 1, kMaxReplicas);
   if (replicas) {
     // Replicas share everything but the name; a fixed identity cannot be shared.
-    if (!s.uuid.empty()) r.error("uuid", "a fixed uuid cannot be given to a template with replicas (each replica needs its own)");
+    if (!s.uuid.empty())
+      r.error("uuid", "a fixed uuid cannot be given to a template with replicas (each replica needs its own)");
     for (std::size_t i = 0; i < s.nics.size(); ++i) {
       if (!s.nics[i].mac.empty()) {
-        r.diagnostics().error(origin.at("nics[" + std::to_string(i) + "].mac"),
-                              r.context() + ": nics[" + std::to_string(i) +
-                                  "].mac: a fixed MAC cannot be given to a template with replicas (each replica needs its own)");
+        r.diagnostics().error(
+            origin.at("nics[" + std::to_string(i) + "].mac"),
+            r.context() + ": nics[" + std::to_string(i) +
+                "].mac: a fixed MAC cannot be given to a template with replicas (each replica needs its own)");
       }
     }
   }
@@ -380,8 +387,8 @@ void readServer(const MapReader& r, LocatedDeclarations& out) {
   }
   std::string longest = *name + "-" + std::to_string(*replicas - 1);
   if (longest.size() > kMaxName) {
-    r.error("name", "replica names such as '" + longest + "' would be longer than " + std::to_string(kMaxName) +
-                        " characters");
+    r.error("name",
+            "replica names such as '" + longest + "' would be longer than " + std::to_string(kMaxName) + " characters");
     return;
   }
   if (!admit(r, out, each, *replicas, "replicas")) return;
@@ -405,12 +412,16 @@ bool isHostAddress(const std::string& a) {
   std::string_view v = a;
   if (v.front() == '[' && v.back() == ']' && v.size() > 2) {
     v = v.substr(1, v.size() - 2);
-    return std::all_of(v.begin(), v.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.'; });
+    return std::all_of(v.begin(), v.end(),
+                       [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.'; });
   }
   if (v.find(':') != std::string_view::npos)
-    return std::all_of(v.begin(), v.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.'; });
-  if (!std::isalnum(static_cast<unsigned char>(v.front())) || !std::isalnum(static_cast<unsigned char>(v.back()))) return false;
-  return std::all_of(v.begin(), v.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.'; });
+    return std::all_of(v.begin(), v.end(),
+                       [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.'; });
+  if (!std::isalnum(static_cast<unsigned char>(v.front())) || !std::isalnum(static_cast<unsigned char>(v.back())))
+    return false;
+  return std::all_of(v.begin(), v.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.'; });
 }
 
 // The password file is templated into a fence command line, and fence agents run their
@@ -418,7 +429,8 @@ bool isHostAddress(const std::string& a) {
 // {bmc_password_file}"): a path of plain characters stays one word in both shells.
 bool isPlainPath(const std::string& p) {
   return std::all_of(p.begin(), p.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("/._-+@,=:").find(c) != std::string_view::npos;
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view("/._-+@,=:").find(c) != std::string_view::npos;
   });
 }
 
@@ -434,26 +446,32 @@ void readBmc(const MapReader& parent, pool::Bmc& bmc, Origin& origin) {
   MapReader r(*node, parent.source(), parent.diagnostics(), parent.context(), "bmc.",
               {"address", "port", "user", "password_file"});
   if (auto address = r.string("address", Need::Required)) {
-    if (isHostAddress(*address)) bmc.address = *address;
-    else r.error("address", "expected a host name or an IP address, got '" + address->substr(0, 300) + "'");
+    if (isHostAddress(*address))
+      bmc.address = *address;
+    else
+      r.error("address", "expected a host name or an IP address, got '" + address->substr(0, 300) + "'");
   }
   r.remember(origin, "address");
   if (auto port = r.integer("port", 1, 65535)) bmc.port = static_cast<int>(*port);
   if (auto user = r.string("user", Need::Required)) {
-    const bool printable = std::all_of(user->begin(), user->end(), [](char c) { return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f; });
+    const bool printable = std::all_of(user->begin(), user->end(),
+                                       [](char c) { return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f; });
     if (user->size() > kMaxBmcUser || !printable)
       r.error("user", "expected a user name of 1.." + std::to_string(kMaxBmcUser) + " printable characters");
-    else bmc.user = *user;
+    else
+      bmc.user = *user;
   }
   if (auto path = r.string("password_file", Need::Required)) {
     if (path->front() != '/')
       r.error("password_file", "expected an absolute path on the controller host (loomd reads it there), got '" +
                                    path->substr(0, 300) + "'");
     else if (path->size() > kMaxPath || !isPlainPath(*path))
-      r.error("password_file", "expected a path of at most " + std::to_string(kMaxPath) +
-                                   " letters, digits and / . _ - + @ , = : (it becomes part of a fence command line), got '" +
-                                   path->substr(0, 300) + "'");
-    else bmc.passwordFile = *path;
+      r.error("password_file",
+              "expected a path of at most " + std::to_string(kMaxPath) +
+                  " letters, digits and / . _ - + @ , = : (it becomes part of a fence command line), got '" +
+                  path->substr(0, 300) + "'");
+    else
+      bmc.passwordFile = *path;
   }
 }
 
@@ -495,18 +513,22 @@ void readDeclarations(const Documents& documents, LocatedDeclarations& out, Diag
     const YamlNode& node = *doc.node;
     const Location at = doc.source.locate(node);
     if (!node.isMap()) {
-      diagnostics.error(at, "expected a declaration: a mapping with 'kind' (" + std::string("Partition, Network, "
-                            "IdentityPool, Pool, Server or Blade), got ") + describe(node));
+      diagnostics.error(at, "expected a declaration: a mapping with 'kind' (" +
+                                std::string("Partition, Network, "
+                                            "IdentityPool, Pool, Server or Blade), got ") +
+                                describe(node));
       continue;
     }
     const YamlNode* kindNode = node.find("kind");
     if (!kindNode) {
-      diagnostics.error(at, "missing required field 'kind' (expected Partition, Network, IdentityPool, Pool, Server or Blade)");
+      diagnostics.error(
+          at, "missing required field 'kind' (expected Partition, Network, IdentityPool, Pool, Server or Blade)");
       continue;
     }
     if (!kindNode->isScalar()) {
-      diagnostics.error(doc.source.locate(*kindNode),
-                        "kind: expected Partition, Network, IdentityPool, Pool, Server or Blade, got " + describe(*kindNode));
+      diagnostics.error(
+          doc.source.locate(*kindNode),
+          "kind: expected Partition, Network, IdentityPool, Pool, Server or Blade, got " + describe(*kindNode));
       continue;
     }
     const std::string kind = kindNode->scalar();
@@ -537,8 +559,10 @@ namespace {
 void readBlade(const YamlNode& node, const Source& source, const std::string& path, pool::Fabric& out,
                std::vector<Origin>& origins, Diagnostics& diagnostics) {
   if (!node.isMap()) {
-    diagnostics.error(source.locate(node), path + ": expected a blade {name, chassis, slot, cores, memory, "
-                                           "hypervisor}, got " + describe(node));
+    diagnostics.error(source.locate(node), path +
+                                               ": expected a blade {name, chassis, slot, cores, memory, "
+                                               "hypervisor}, got " +
+                                               describe(node));
     return;
   }
   MapReader r(node, source, diagnostics, contextFor("blade", node), "",
@@ -573,8 +597,7 @@ void readBlade(const YamlNode& node, const Source& source, const std::string& pa
 
 }  // namespace
 
-void readFabric(const Documents& documents, pool::Fabric& out, std::vector<Origin>& origins,
-                Diagnostics& diagnostics) {
+void readFabric(const Documents& documents, pool::Fabric& out, std::vector<Origin>& origins, Diagnostics& diagnostics) {
   for (const Document& doc : documents.documents) {
     if (!doc.node->isMap()) {
       diagnostics.error(doc.source.locate(*doc.node),

@@ -42,8 +42,7 @@ void readDeclarations(const Documents& documents, LocatedDeclarations& out, Diag
 void checkDeclarations(const LocatedDeclarations& set, Diagnostics& diagnostics);
 
 // Fabric files: `blades: [...]`, optionally `kind: Fabric`.
-void readFabric(const Documents& documents, pool::Fabric& out, std::vector<Origin>& origins,
-                Diagnostics& diagnostics);
+void readFabric(const Documents& documents, pool::Fabric& out, std::vector<Origin>& origins, Diagnostics& diagnostics);
 void checkFabric(const pool::Fabric& fabric, const std::vector<Origin>& origins, Diagnostics& diagnostics);
 
 }  // namespace loom::config::detail

@@ -49,11 +49,11 @@ class Diagnostics {
 // Where one declared object and its fields came from, so checks that run after parsing
 // (references, duplicates) can point at the exact value.
 struct Origin {
-  Location object;                          // the document's mapping
-  Location name;                            // the name's value
-  std::map<std::string, Location> fields;   // "pool", "nics[0].network", "blades.names[1]" -> value
-  std::string kind;                         // "Server"
-  std::string replicaOf;                    // the template for an expanded replica
+  Location object;                         // the document's mapping
+  Location name;                           // the name's value
+  std::map<std::string, Location> fields;  // "pool", "nics[0].network", "blades.names[1]" -> value
+  std::string kind;                        // "Server"
+  std::string replicaOf;                   // the template for an expanded replica
   const Location& at(const std::string& field) const {
     auto it = fields.find(field);
     return it == fields.end() ? object : it->second;

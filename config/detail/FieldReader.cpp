@@ -16,10 +16,14 @@ Location Source::locate(int line, int column) const {
 
 std::string describe(const YamlNode& node) {
   switch (node.type()) {
-    case YamlNode::Type::Map: return "a mapping";
-    case YamlNode::Type::Sequence: return "a sequence";
-    case YamlNode::Type::Scalar: return "'" + node.scalar() + "'";
-    case YamlNode::Type::Null: return "nothing";
+    case YamlNode::Type::Map:
+      return "a mapping";
+    case YamlNode::Type::Sequence:
+      return "a sequence";
+    case YamlNode::Type::Scalar:
+      return "'" + node.scalar() + "'";
+    case YamlNode::Type::Null:
+      return "nothing";
   }
   return "something else";
 }
@@ -112,8 +116,7 @@ void MapReader::missing(std::string_view key, const std::string& why) const {
   diagnostics_.error(where_, context_ + ": missing required field '" + field(key) + "'" + why);
 }
 
-std::optional<std::string> MapReader::scalar(std::string_view key, const YamlNode& value,
-                                             const char* expected) const {
+std::optional<std::string> MapReader::scalar(std::string_view key, const YamlNode& value, const char* expected) const {
   if (!value.isScalar()) {
     error(key, std::string("expected ") + expected + ", got " + describe(value));
     return std::nullopt;
@@ -150,8 +153,8 @@ std::optional<std::int64_t> MapReader::integer(std::string_view key, std::int64_
     return std::nullopt;
   }
   if (*number < min || *number > max) {
-    std::string range = max == INT64_MAX ? "at least " + std::to_string(min)
-                                         : std::to_string(min) + ".." + std::to_string(max);
+    std::string range =
+        max == INT64_MAX ? "at least " + std::to_string(min) : std::to_string(min) + ".." + std::to_string(max);
     error(key, "expected an integer " + range + ", got " + std::to_string(*number));
     return std::nullopt;
   }
@@ -212,7 +215,8 @@ std::optional<std::vector<std::string>> MapReader::stringList(std::string_view k
     const YamlNode& item = value->item(i);
     std::string itemField = field(key) + "[" + std::to_string(i) + "]";
     if (!item.isScalar()) {
-      diagnostics_.error(source_.locate(item), context_ + ": " + itemField + ": expected a string, got " + describe(item));
+      diagnostics_.error(source_.locate(item),
+                         context_ + ": " + itemField + ": expected a string, got " + describe(item));
       good = false;
       continue;
     }

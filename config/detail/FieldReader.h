@@ -36,8 +36,8 @@ class MapReader {
   // `context` prefixes every message ("Server 'web'"); `path` prefixes field names for
   // nested mappings ("nics[0]."). Duplicate keys and keys outside `known` are reported
   // here, once, with a did-you-mean when a known key is within two edits.
-  MapReader(const YamlNode& map, const Source& source, Diagnostics& diagnostics, std::string context,
-            std::string path, std::vector<std::string> known);
+  MapReader(const YamlNode& map, const Source& source, Diagnostics& diagnostics, std::string context, std::string path,
+            std::vector<std::string> known);
 
   bool has(std::string_view key) const { return find(key) != nullptr; }
   // The value node, or nullptr when absent.

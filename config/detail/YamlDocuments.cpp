@@ -1,5 +1,10 @@
 #include "config/detail/YamlDocuments.h"
 
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/exceptions.h>
+#include <yaml-cpp/mark.h>
+#include <yaml-cpp/parser.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <istream>
@@ -8,11 +13,6 @@
 #include <streambuf>
 #include <string_view>
 #include <unordered_map>
-
-#include <yaml-cpp/eventhandler.h>
-#include <yaml-cpp/exceptions.h>
-#include <yaml-cpp/mark.h>
-#include <yaml-cpp/parser.h>
 
 namespace loom::config::detail {
 
@@ -70,9 +70,12 @@ bool checkEncoding(const std::string& text, const std::string& file, Diagnostics
     // forms), and the payload bits of its first byte.
     std::size_t length = 0;
     char32_t c = 0, min = 0;
-    if ((b & 0xE0) == 0xC0) length = 2, c = b & 0x1F, min = 0x80;
-    else if ((b & 0xF0) == 0xE0) length = 3, c = b & 0x0F, min = 0x800;
-    else if ((b & 0xF8) == 0xF0) length = 4, c = b & 0x07, min = 0x10000;
+    if ((b & 0xE0) == 0xC0)
+      length = 2, c = b & 0x1F, min = 0x80;
+    else if ((b & 0xF0) == 0xE0)
+      length = 3, c = b & 0x0F, min = 0x800;
+    else if ((b & 0xF8) == 0xF0)
+      length = 4, c = b & 0x07, min = 0x10000;
     bool valid = length != 0 && i + length <= size;
     for (std::size_t k = 1; valid && k < length; ++k) {
       valid = (bytes[i + k] & 0xC0) == 0x80;
@@ -207,14 +210,12 @@ class YamlTreeBuilder : public YAML::EventHandler {
     anchorNames_.clear();
     if (++budget_.documents > limits_.maxDocuments) {
       throw YamlLimitReached{mark, "more than " + std::to_string(limits_.maxDocuments) + " YAML documents in one input",
-                         true};
+                             true};
     }
   }
   void OnDocumentEnd() override {}
 
-  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
-    leaf(add(YamlNode::Type::Null, mark), anchor);
-  }
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override { leaf(add(YamlNode::Type::Null, mark), anchor); }
 
   void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor, const std::string& value) override {
     if (value.size() > limits_.maxScalarBytes) {
@@ -269,10 +270,10 @@ class YamlTreeBuilder : public YAML::EventHandler {
   void charge(std::size_t nodes, const YAML::Mark& mark, const std::string& alias = {}) {
     if (nodes > limits_.maxNodes - budget_.nodes) {
       const std::string what = alias.empty() ? "more than" : "alias '*" + alias + "' takes the input past";
-      throw YamlLimitReached{mark,
-                             what + " " + std::to_string(limits_.maxNodes) +
-                                 " YAML nodes (an alias counts as every node it stands for)",
-                             true};
+      throw YamlLimitReached{
+          mark,
+          what + " " + std::to_string(limits_.maxNodes) + " YAML nodes (an alias counts as every node it stands for)",
+          true};
     }
     budget_.nodes += nodes;
   }
@@ -301,7 +302,7 @@ class YamlTreeBuilder : public YAML::EventHandler {
   void open(YamlNode* node, YAML::anchor_t anchor, const YAML::Mark& mark) {
     if (open_.size() >= static_cast<std::size_t>(limits_.maxDepth)) {
       throw YamlLimitReached{mark, "YAML nested more than " + std::to_string(limits_.maxDepth) +
-                                   " deep (collections inside collections; a declaration nests 4)"};
+                                       " deep (collections inside collections; a declaration nests 4)"};
     }
     nameAnchor(anchor);
     open_.push_back(Open{node, anchor, budget_.nodes - 1});

@@ -20,7 +20,8 @@ std::vector<std::string> splitPath(const std::string& path) {
   return parts;
 }
 
-bool matches(const std::vector<std::string>& pattern, const std::vector<std::string>& parts, ApiRouter::Params* params) {
+bool matches(const std::vector<std::string>& pattern, const std::vector<std::string>& parts,
+             ApiRouter::Params* params) {
   if (pattern.size() != parts.size()) return false;
   for (std::size_t i = 0; i < parts.size(); ++i) {
     if (!pattern[i].empty() && pattern[i][0] == ':') {
@@ -55,7 +56,8 @@ void ApiRouter::add(const std::string& method, const std::string& pattern, Handl
 }
 
 void ApiRouter::add(const std::string& method, const std::string& pattern, Simple handler) {
-  add(method, pattern, Handler([h = std::move(handler)](const ApiRequest& r, const Params& p, std::int64_t now, const Reply& reply) {
+  add(method, pattern,
+      Handler([h = std::move(handler)](const ApiRequest& r, const Params& p, std::int64_t now, const Reply& reply) {
         reply(h(r, p, now));
       }));
 }

@@ -39,7 +39,8 @@ bool namesKind(const std::vector<ObjectName>& objects, const char* kind) {
 std::string operatorName(const Json& body) {
   std::string by = body.contains("by") && body["by"].is_string() ? body["by"].get<std::string>() : "";
   // ASCII only: a name cut in the middle of a UTF-8 sequence would make the event bad JSON.
-  std::erase_if(by, [](char c) { return static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f; });
+  std::erase_if(by,
+                [](char c) { return static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f; });
   if (by.size() > 64) by.resize(64);
   return by.empty() ? "an operator through the API" : "by operator '" + by + "' through the API";
 }
@@ -48,14 +49,21 @@ std::string operatorName(const Json& body) {
 
 void Endpoints::install(ApiRouter& r) {
   using P = ApiRouter::Params;
-  r.add("POST", "/v1/apply", ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t now) { return apply(q, now); }));
-  r.add("POST", "/v1/delete", ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t now) { return remove(q, now); }));
-  r.add("GET", "/v1/capacity", ApiRouter::Simple([this](const ApiRequest&, const P&, std::int64_t) { return capacity(); }));
-  r.add("GET", "/v1/partitions", ApiRouter::Simple([this](const ApiRequest&, const P&, std::int64_t) { return partitions(); }));
+  r.add("POST", "/v1/apply",
+        ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t now) { return apply(q, now); }));
+  r.add("POST", "/v1/delete",
+        ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t now) { return remove(q, now); }));
+  r.add("GET", "/v1/capacity",
+        ApiRouter::Simple([this](const ApiRequest&, const P&, std::int64_t) { return capacity(); }));
+  r.add("GET", "/v1/partitions",
+        ApiRouter::Simple([this](const ApiRequest&, const P&, std::int64_t) { return partitions(); }));
   r.add("GET", "/v1/events",
-        ApiRouter::Handler([this](const ApiRequest& q, const P&, std::int64_t now, const Reply& reply) { events(q, now, reply); }));
+        ApiRouter::Handler(
+            [this](const ApiRequest& q, const P&, std::int64_t now, const Reply& reply) { events(q, now, reply); }));
   for (const char* method : {"GET", "POST"})
-    r.add(method, "/v1/health", ApiRouter::Simple([](const ApiRequest&, const P&, std::int64_t) { return json(200, Json{{"ok", true}}); }));
+    r.add(method, "/v1/health", ApiRouter::Simple([](const ApiRequest&, const P&, std::int64_t) {
+            return json(200, Json{{"ok", true}});
+          }));
 
   r.add("GET", "/v1/blades", ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t now) {
           auto fields = listFields(q, Views::bladeFields());
@@ -122,8 +130,13 @@ ApiResponse Endpoints::apply(const ApiRequest& req, std::int64_t now) {
   if (dryRun(req)) {
     double secs = 0;
     pool::Plan p = replanner_.preview(draft.declarations, now, &secs);
-    return json(200, Json{{"dry_run", true}, {"diff", diff}, {"created", created}, {"changed", changed},
-                          {"deleted", Json::array()}, {"plan", planJson(p)}, {"plan_seconds", secs}});
+    return json(200, Json{{"dry_run", true},
+                          {"diff", diff},
+                          {"created", created},
+                          {"changed", changed},
+                          {"deleted", Json::array()},
+                          {"plan", planJson(p)},
+                          {"plan_seconds", secs}});
   }
   if (auto s = journal_.commitNow(std::move(draft.change)); !s)
     return error(503, "not applied, the state store failed: " + s.error().message);
@@ -132,11 +145,17 @@ ApiResponse Endpoints::apply(const ApiRequest& req, std::int64_t now) {
   const bool blades = namesKind(draft.created, "Blade") || namesKind(draft.changed, "Blade");
   desired_.adopt(std::move(draft));
   events_.add("info", "", "",
-              "applied " + source + ": " + std::to_string(created.size()) + " created, " + std::to_string(changed.size()) + " changed");
+              "applied " + source + ": " + std::to_string(created.size()) + " created, " +
+                  std::to_string(changed.size()) + " changed");
   if (blades) planning_.bladesDeclared(now);
   Json plan = planning_.planNow(now);  // null if the placement could not be persisted (it is retried)
-  return json(200, Json{{"dry_run", false}, {"diff", diff}, {"created", created}, {"changed", changed},
-                        {"deleted", Json::array()}, {"plan", std::move(plan)}, {"plan_seconds", replanner_.counters().secondsLast}});
+  return json(200, Json{{"dry_run", false},
+                        {"diff", diff},
+                        {"created", created},
+                        {"changed", changed},
+                        {"deleted", Json::array()},
+                        {"plan", std::move(plan)},
+                        {"plan_seconds", replanner_.counters().secondsLast}});
 }
 
 ApiResponse Endpoints::remove(const ApiRequest& req, std::int64_t now) {
@@ -175,7 +194,8 @@ ApiResponse Endpoints::drain(const std::string& blade, bool drain, std::int64_t 
   if (k.adminState != next) {
     Change c;
     c.putBlades.push_back(registry_.adminRecord(blade, next));
-    if (auto s = journal_.commitNow(std::move(c)); !s) return error(503, "not changed, the state store failed: " + s.error().message);
+    if (auto s = journal_.commitNow(std::move(c)); !s)
+      return error(503, "not changed, the state store failed: " + s.error().message);
     registry_.setAdminState(blade, next);
     events_.add("info", blade, "", drain ? "blade drained (maintenance)" : "blade undrained");
     planning_.bladeChanged(blade, now);
@@ -193,10 +213,12 @@ ApiResponse Endpoints::retire(const std::string& blade, std::int64_t now) {
     if (d.state == pool::DomainState::Running && desired_.findServer(name) && bound && *bound != blade) ++held;
   }
   if (held)
-    return error(409, "blade " + blade + " still holds " + std::to_string(held) + (held == 1 ? " server" : " servers") + "; drain it first");
+    return error(409, "blade " + blade + " still holds " + std::to_string(held) + (held == 1 ? " server" : " servers") +
+                          "; drain it first");
   Change c;
   c.putBlades.push_back(registry_.adminRecord(blade, "retired"));
-  if (auto s = journal_.commitNow(std::move(c)); !s) return error(503, "not retired, the state store failed: " + s.error().message);
+  if (auto s = journal_.commitNow(std::move(c)); !s)
+    return error(503, "not retired, the state store failed: " + s.error().message);
   registry_.setAdminState(blade, "retired");
   detector_.retire(blade, now);
   events_.add("info", blade, "", "blade retired: it takes no servers again");
@@ -207,13 +229,15 @@ ApiResponse Endpoints::retire(const std::string& blade, std::int64_t now) {
 ApiResponse Endpoints::fence(const std::string& blade, const ApiRequest& req, std::int64_t now) {
   Json body = Json::parse(req.body, nullptr, false);
   if (!body.is_object() || !body.contains("confirm_powered_off") || body["confirm_powered_off"] != true)
-    return error(400, "fence wants a JSON body {\"confirm_powered_off\": true}: your confirmation that blade " + blade +
-                          " is powered off (its BMC cannot say so). loomd then treats it as fenced and restarts its servers "
-                          "elsewhere; if it is in fact still running, they run twice");
+    return error(400,
+                 "fence wants a JSON body {\"confirm_powered_off\": true}: your confirmation that blade " + blade +
+                     " is powered off (its BMC cannot say so). loomd then treats it as fenced and restarts its servers "
+                     "elsewhere; if it is in fact still running, they run twice");
   const KnownBlade& k = *registry_.find(blade);
   switch (detector_.confirmPoweredOff(blade, operatorName(body), now)) {
     case FailureDetector::Confirmation::Heard:
-      return error(409, "blade " + blade + " is heard (last heartbeat " + std::to_string(now - detector_.lastHeard(blade)) +
+      return error(409, "blade " + blade + " is heard (last heartbeat " +
+                            std::to_string(now - detector_.lastHeard(blade)) +
                             " ms ago): refusing to fence a live blade by hand");
     case FailureDetector::Confirmation::Retired:
       return error(409, "blade " + blade + " is retired");
@@ -241,7 +265,8 @@ ApiResponse Endpoints::move(const std::string& name, const ApiRequest& req, std:
   // The binding is durable before anyone acts on it. The plan then stops the server on
   // `from` and starts it on `to` only once no other blade reports it running (invariant 1).
   replanner_.move(name, to);
-  events_.add("info", to, name, "server moved by the operator" + (from.empty() ? std::string() : " from " + from) + " to " + to);
+  events_.add("info", to, name,
+              "server moved by the operator" + (from.empty() ? std::string() : " from " + from) + " to " + to);
   planning_.serverChanged(name, now);
   return text(200, views_.server(s));
 }
@@ -250,7 +275,8 @@ ApiResponse Endpoints::power(const std::string& name, bool on, std::int64_t now)
   if (auto record = desired_.powerRecord(name, on)) {
     Change c;
     c.putDeclarations.push_back(std::move(*record));
-    if (auto st = journal_.commitNow(std::move(c)); !st) return error(503, "not changed, the state store failed: " + st.error().message);
+    if (auto st = journal_.commitNow(std::move(c)); !st)
+      return error(503, "not changed, the state store failed: " + st.error().message);
     desired_.setPower(name, on);
     events_.add("info", "", name, on ? "server start requested" : "server stop requested");
     planning_.serverChanged(name, now);
@@ -260,12 +286,18 @@ ApiResponse Endpoints::power(const std::string& name, bool on, std::int64_t now)
 
 void Endpoints::events(const ApiRequest& req, std::int64_t now, const Reply& reply) {
   const std::uint64_t since = unsignedParam(req.query, "since").value_or(0);
-  const std::size_t limit = static_cast<std::size_t>(std::min<std::uint64_t>(unsignedParam(req.query, "limit").value_or(1000), 10000));
+  const std::size_t limit =
+      static_cast<std::size_t>(std::min<std::uint64_t>(unsignedParam(req.query, "limit").value_or(1000), 10000));
   const std::uint64_t wait = std::min<std::uint64_t>(unsignedParam(req.query, "wait").value_or(0), 300);
   auto answer = [reply](const std::vector<EventRecord>& events) {
     Json out = Json::array();
     for (const auto& e : events)
-      out.push_back({{"id", e.id}, {"time_ms", e.timeMs}, {"level", e.level}, {"blade", e.blade}, {"server", e.server}, {"message", e.message}});
+      out.push_back({{"id", e.id},
+                     {"time_ms", e.timeMs},
+                     {"level", e.level},
+                     {"blade", e.blade},
+                     {"server", e.server},
+                     {"message", e.message}});
     reply(json(200, out));
   };
   if (auto s = events_.wait(since, limit, now + static_cast<std::int64_t>(wait) * 1000, now, answer); !s)

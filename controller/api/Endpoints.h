@@ -1,8 +1,8 @@
 // The API's endpoints (docs/API.md): declarations (apply, delete, their dry runs), blades
-// (list, show, drain, undrain, retire, fence: an operator's power-off confirmation), servers (list, show, start, stop, move), pools,
-// partitions, capacity, events. Each answers from the rooms; a change is durable before
-// it is acknowledged (the rooms draft it, the Journal commits it, the rooms adopt it),
-// and what follows — a plan, operations — is the core's, through Planning.
+// (list, show, drain, undrain, retire, fence: an operator's power-off confirmation), servers (list, show, start, stop,
+// move), pools, partitions, capacity, events. Each answers from the rooms; a change is durable before it is
+// acknowledged (the rooms draft it, the Journal commits it, the rooms adopt it), and what follows — a plan, operations
+// — is the core's, through Planning.
 //
 // Core thread only.
 #pragma once
@@ -40,8 +40,15 @@ class Endpoints {
 
   Endpoints(DesiredState& desired, BladeRegistry& registry, FailureDetector& detector, Replanner& replanner,
             Reconciler& reconciler, Journal& journal, EventLog& events, const Views& views, Planning& planning)
-      : desired_(desired), registry_(registry), detector_(detector), replanner_(replanner), reconciler_(reconciler),
-        journal_(journal), events_(events), views_(views), planning_(planning) {}
+      : desired_(desired),
+        registry_(registry),
+        detector_(detector),
+        replanner_(replanner),
+        reconciler_(reconciler),
+        journal_(journal),
+        events_(events),
+        views_(views),
+        planning_(planning) {}
 
   // Adds every endpoint to `router`.
   void install(ApiRouter& router);

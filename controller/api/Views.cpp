@@ -1,10 +1,10 @@
 #include "controller/api/Views.h"
 
-#include <algorithm>
-#include <string_view>
-
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
+
+#include <algorithm>
+#include <string_view>
 
 #include "protocol/RelayEnvelope.h"
 
@@ -74,15 +74,40 @@ std::string listText(const std::vector<std::string>& objects) {
 }
 
 const std::vector<std::string>& Views::bladeFields() {
-  static const std::vector<std::string> fields{
-      "name",   "chassis", "slot",   "cores",      "memory_mib", "hypervisor", "hypervisors",        "state",
-      "pool",   "role",    "servers", "online",    "relay",      "driver",     "cpu_model",          "domains",
-      "pending_operations", "heartbeat_age_ms", "lease_left_ms", "trusted", "fence_command_running",
-      "fence_attempts", "next_fence_attempt_ms", "last_fence_error", "fencing", "bmc", "quorum_member", "holding", "last_hold"};
+  static const std::vector<std::string> fields{"name",
+                                               "chassis",
+                                               "slot",
+                                               "cores",
+                                               "memory_mib",
+                                               "hypervisor",
+                                               "hypervisors",
+                                               "state",
+                                               "pool",
+                                               "role",
+                                               "servers",
+                                               "online",
+                                               "relay",
+                                               "driver",
+                                               "cpu_model",
+                                               "domains",
+                                               "pending_operations",
+                                               "heartbeat_age_ms",
+                                               "lease_left_ms",
+                                               "trusted",
+                                               "fence_command_running",
+                                               "fence_attempts",
+                                               "next_fence_attempt_ms",
+                                               "last_fence_error",
+                                               "fencing",
+                                               "bmc",
+                                               "quorum_member",
+                                               "holding",
+                                               "last_hold"};
   return fields;
 }
 
-std::string Views::blade(const std::string& name, const KnownBlade& k, std::int64_t now, const FieldMask& fields) const {
+std::string Views::blade(const std::string& name, const KnownBlade& k, std::int64_t now,
+                         const FieldMask& fields) const {
   // Each field is computed only when asked for: a list of 10,000 blades for a table needs
   // nine of them.
   std::string poolName, role = "unassigned";
@@ -115,9 +140,10 @@ std::string Views::blade(const std::string& name, const KnownBlade& k, std::int6
     if (fields.has("online")) put(w, "online", k.registered && l.health == pool::BladeState::Available);
     if (fields.has("relay")) {
       const std::string via = leases_.route(name);
-      putOrNull(w, "relay", via.compare(0, protocol::kRelayIdPrefix.size(), protocol::kRelayIdPrefix) == 0
-                                ? std::string_view(via).substr(protocol::kRelayIdPrefix.size())
-                                : std::string_view(via));
+      putOrNull(w, "relay",
+                via.compare(0, protocol::kRelayIdPrefix.size(), protocol::kRelayIdPrefix) == 0
+                    ? std::string_view(via).substr(protocol::kRelayIdPrefix.size())
+                    : std::string_view(via));
     }
     if (fields.has("driver")) put(w, "driver", k.inventory.driver);
     if (fields.has("cpu_model")) put(w, "cpu_model", k.inventory.cpuModel);
@@ -132,7 +158,8 @@ std::string Views::blade(const std::string& name, const KnownBlade& k, std::int6
     // Since it failed: how many fence commands ran, when the next one starts (a
     // power-fenced blade's are retried), why the last one failed.
     if (l.fenceAttempts && fields.has("fence_attempts")) put(w, "fence_attempts", std::int64_t{l.fenceAttempts});
-    if (l.nextFenceAt && fields.has("next_fence_attempt_ms")) put(w, "next_fence_attempt_ms", std::max<std::int64_t>(0, l.nextFenceAt - now));
+    if (l.nextFenceAt && fields.has("next_fence_attempt_ms"))
+      put(w, "next_fence_attempt_ms", std::max<std::int64_t>(0, l.nextFenceAt - now));
     if (!l.lastFenceError.empty() && fields.has("last_fence_error")) put(w, "last_fence_error", l.lastFenceError);
     if (fields.has("fencing")) put(w, "fencing", quorum_.isPowerFenced(name) ? "power" : "lease");
     if (const pool::Bmc* bmc = desired_.bmc(name); bmc && fields.has("bmc")) {
@@ -187,8 +214,9 @@ std::string Views::serverState(const pool::Server& s, std::string* reason) const
 }
 
 const std::vector<std::string>& Views::serverFields() {
-  static const std::vector<std::string> fields{"name",  "partition", "pool",     "blade",         "state",  "vcpus", "memory_mib",
-                                               "uuid",  "macs",      "power",    "priority",      "anti_affinity", "reason", "home"};
+  static const std::vector<std::string> fields{"name",     "partition",     "pool",   "blade", "state",
+                                               "vcpus",    "memory_mib",    "uuid",   "macs",  "power",
+                                               "priority", "anti_affinity", "reason", "home"};
   return fields;
 }
 
@@ -216,12 +244,13 @@ std::string Views::server(const pool::Server& s, const FieldMask& fields) const 
     if (fields.has("anti_affinity")) put(w, "anti_affinity", s.antiAffinity);
     if (!reason.empty() && fields.has("reason")) put(w, "reason", reason);
     // Where it ran before a failover moved it (failback: auto takes it back there).
-    if (auto h = placement.home.find(s.name); h != placement.home.end() && fields.has("home")) put(w, "home", h->second);
+    if (auto h = placement.home.find(s.name); h != placement.home.end() && fields.has("home"))
+      put(w, "home", h->second);
   });
 }
 
 const std::vector<std::string>& Views::poolFields() {
-  static const std::vector<std::string> fields{"name",        "partition",  "hypervisor", "blades",      "spares",
+  static const std::vector<std::string> fields{"name",         "partition",  "hypervisor", "blades",      "spares",
                                                "spare_blades", "spare_pool", "failover",   "borrow_from", "servers"};
   return fields;
 }

@@ -24,10 +24,15 @@ namespace loom::controller::api {
 
 class Views {
  public:
-  Views(const DesiredState& desired, const BladeRegistry& registry, const FailureDetector& detector, const Replanner& replanner,
-        const Reconciler& reconciler, const LeaseTable& leases, const QuorumKeeper& quorum)
-      : desired_(desired), registry_(registry), detector_(detector), replanner_(replanner), reconciler_(reconciler),
-        leases_(leases), quorum_(quorum) {}
+  Views(const DesiredState& desired, const BladeRegistry& registry, const FailureDetector& detector,
+        const Replanner& replanner, const Reconciler& reconciler, const LeaseTable& leases, const QuorumKeeper& quorum)
+      : desired_(desired),
+        registry_(registry),
+        detector_(detector),
+        replanner_(replanner),
+        reconciler_(reconciler),
+        leases_(leases),
+        quorum_(quorum) {}
 
   std::string blade(const std::string& name, const KnownBlade& k, std::int64_t now, const FieldMask& fields = {}) const;
   std::string server(const pool::Server& s, const FieldMask& fields = {}) const;

@@ -32,12 +32,23 @@ std::string xmlEscape(const std::string& text) {
   out.reserve(text.size());
   for (char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '\'': out += "&apos;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -46,8 +57,8 @@ std::string xmlEscape(const std::string& text) {
 Result<std::string> domainXml(const DomainSpec& spec, const DomainXmlOptions& options) {
   if (auto s = validateDomainSpec(spec); !s) return s.error();
   if (options.domainType != "kvm" && options.domainType != "qemu") {
-    return makeError(Errc::Invalid, "domain '" + spec.name + "': domain type '" + options.domainType +
-                                        "' is not kvm or qemu");
+    return makeError(Errc::Invalid,
+                     "domain '" + spec.name + "': domain type '" + options.domainType + "' is not kvm or qemu");
   }
   std::ostringstream x;
   x << "<domain type='" << options.domainType << "'>\n";

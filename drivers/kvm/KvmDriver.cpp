@@ -15,17 +15,22 @@ namespace {
 DomainState stateFromLibvirt(int state, int reason) {
   switch (state) {
     case VIR_DOMAIN_RUNNING:
-    case VIR_DOMAIN_BLOCKED: return DomainState::Running;
+    case VIR_DOMAIN_BLOCKED:
+      return DomainState::Running;
     case VIR_DOMAIN_PAUSED:
-    case VIR_DOMAIN_PMSUSPENDED: return DomainState::Paused;
-    case VIR_DOMAIN_SHUTDOWN: return DomainState::ShuttingDown;
-    case VIR_DOMAIN_CRASHED: return DomainState::Crashed;
+    case VIR_DOMAIN_PMSUSPENDED:
+      return DomainState::Paused;
+    case VIR_DOMAIN_SHUTDOWN:
+      return DomainState::ShuttingDown;
+    case VIR_DOMAIN_CRASHED:
+      return DomainState::Crashed;
     case VIR_DOMAIN_SHUTOFF:
       if (reason == VIR_DOMAIN_SHUTOFF_CRASHED) return DomainState::Crashed;
       // Never started since it was defined (or since libvirtd last restarted).
       if (reason == VIR_DOMAIN_SHUTOFF_UNKNOWN) return DomainState::Defined;
       return DomainState::Shutoff;
-    default: return DomainState::Defined;
+    default:
+      return DomainState::Defined;
   }
 }
 
@@ -37,24 +42,62 @@ bool runs(int state) {
 DomainEvent eventFromLibvirt(const std::string& name, const std::string& uuid, int event, int detail) {
   DomainEvent e{name, uuid, DomainState::Shutoff, ""};
   switch (event) {
-    case VIR_DOMAIN_EVENT_DEFINED: e.state = DomainState::Defined; e.detail = "defined"; break;
-    case VIR_DOMAIN_EVENT_UNDEFINED: e.state = DomainState::Shutoff; e.detail = "undefined"; break;
-    case VIR_DOMAIN_EVENT_STARTED: e.state = DomainState::Running; e.detail = "started"; break;
-    case VIR_DOMAIN_EVENT_SUSPENDED: e.state = DomainState::Paused; e.detail = "paused"; break;
-    case VIR_DOMAIN_EVENT_RESUMED: e.state = DomainState::Running; e.detail = "resumed"; break;
-    case VIR_DOMAIN_EVENT_SHUTDOWN: e.state = DomainState::ShuttingDown; e.detail = "shutting down"; break;
-    case VIR_DOMAIN_EVENT_PMSUSPENDED: e.state = DomainState::Paused; e.detail = "suspended by guest"; break;
-    case VIR_DOMAIN_EVENT_CRASHED: e.state = DomainState::Crashed; e.detail = "crashed"; break;
+    case VIR_DOMAIN_EVENT_DEFINED:
+      e.state = DomainState::Defined;
+      e.detail = "defined";
+      break;
+    case VIR_DOMAIN_EVENT_UNDEFINED:
+      e.state = DomainState::Shutoff;
+      e.detail = "undefined";
+      break;
+    case VIR_DOMAIN_EVENT_STARTED:
+      e.state = DomainState::Running;
+      e.detail = "started";
+      break;
+    case VIR_DOMAIN_EVENT_SUSPENDED:
+      e.state = DomainState::Paused;
+      e.detail = "paused";
+      break;
+    case VIR_DOMAIN_EVENT_RESUMED:
+      e.state = DomainState::Running;
+      e.detail = "resumed";
+      break;
+    case VIR_DOMAIN_EVENT_SHUTDOWN:
+      e.state = DomainState::ShuttingDown;
+      e.detail = "shutting down";
+      break;
+    case VIR_DOMAIN_EVENT_PMSUSPENDED:
+      e.state = DomainState::Paused;
+      e.detail = "suspended by guest";
+      break;
+    case VIR_DOMAIN_EVENT_CRASHED:
+      e.state = DomainState::Crashed;
+      e.detail = "crashed";
+      break;
     case VIR_DOMAIN_EVENT_STOPPED:
       switch (detail) {
-        case VIR_DOMAIN_EVENT_STOPPED_CRASHED: e.state = DomainState::Crashed; e.detail = "crashed"; break;
-        case VIR_DOMAIN_EVENT_STOPPED_FAILED: e.state = DomainState::Crashed; e.detail = "failed"; break;
-        case VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN: e.detail = "shutdown by guest"; break;
-        case VIR_DOMAIN_EVENT_STOPPED_DESTROYED: e.detail = "destroyed"; break;
-        default: e.detail = "stopped"; break;
+        case VIR_DOMAIN_EVENT_STOPPED_CRASHED:
+          e.state = DomainState::Crashed;
+          e.detail = "crashed";
+          break;
+        case VIR_DOMAIN_EVENT_STOPPED_FAILED:
+          e.state = DomainState::Crashed;
+          e.detail = "failed";
+          break;
+        case VIR_DOMAIN_EVENT_STOPPED_SHUTDOWN:
+          e.detail = "shutdown by guest";
+          break;
+        case VIR_DOMAIN_EVENT_STOPPED_DESTROYED:
+          e.detail = "destroyed";
+          break;
+        default:
+          e.detail = "stopped";
+          break;
       }
       break;
-    default: e.detail = "event " + std::to_string(event); break;
+    default:
+      e.detail = "event " + std::to_string(event);
+      break;
   }
   return e;
 }
@@ -78,17 +121,14 @@ Result<KvmDriverConfig> parseKvmDriverConfig(const DriverOptions& options) {
   if (!options.uri.empty()) c.uri = options.uri;
   if (auto it = options.params.find("domain_type"); it != options.params.end()) {
     if (it->second != "kvm" && it->second != "qemu" && it->second != "auto") {
-      return makeError(Errc::Invalid, "kvm driver: param domain_type='" + it->second +
-                                          "' is not kvm, qemu or auto");
+      return makeError(Errc::Invalid, "kvm driver: param domain_type='" + it->second + "' is not kvm, qemu or auto");
     }
     c.domainType = it->second;
   }
   return c;
 }
 
-KvmDriver::KvmDriver(KvmDriverConfig config) : config_(std::move(config)) {
-  LibvirtEventLoop::ensureRegistered();
-}
+KvmDriver::KvmDriver(KvmDriverConfig config) : config_(std::move(config)) { LibvirtEventLoop::ensureRegistered(); }
 
 KvmDriver::~KvmDriver() {
   conn_.reset();       // deregisters event callbacks before the loop may stop
@@ -103,9 +143,8 @@ Result<LibvirtConnection*> KvmDriver::connection(const std::string& context) {
   if (!eventLoop_) eventLoop_ = LibvirtEventLoop::acquire();
   conn_ = std::move(*opened);
   for (const auto& cb : subscribers_) {
-    auto registered = conn_->registerLifecycle([cb](const std::string& n, const std::string& u, int ev, int d) {
-      cb(eventFromLibvirt(n, u, ev, d));
-    });
+    auto registered = conn_->registerLifecycle(
+        [cb](const std::string& n, const std::string& u, int ev, int d) { cb(eventFromLibvirt(n, u, ev, d)); });
     if (!registered) return withContext(context, registered.error());
   }
   return conn_.get();
@@ -146,10 +185,10 @@ ProbeResult KvmDriver::probe() {
   if (!version) return ProbeResult{false, version.error().message};
   auto caps = (*conn)->capabilitiesXml();
   if (!caps) return ProbeResult{false, caps.error().message};
-  if (config_.domainType == "kvm" && config_.uri.rfind("test:", 0) != 0 &&
-      !capabilitiesOfferDomainType(*caps, "kvm")) {
-    return ProbeResult{false, config_.uri + " offers no KVM acceleration (is /dev/kvm usable by libvirt?); "
-                              "use domain_type=qemu or auto"};
+  if (config_.domainType == "kvm" && config_.uri.rfind("test:", 0) != 0 && !capabilitiesOfferDomainType(*caps, "kvm")) {
+    return ProbeResult{false, config_.uri +
+                                  " offers no KVM acceleration (is /dev/kvm usable by libvirt?); "
+                                  "use domain_type=qemu or auto"};
   }
   auto type = domainType();
   if (!type) return ProbeResult{false, type.error().message};

@@ -9,25 +9,33 @@ namespace {
 
 Errc errcFor(int code) {
   switch (code) {
-    case VIR_ERR_NO_DOMAIN: return Errc::NotFound;
+    case VIR_ERR_NO_DOMAIN:
+      return Errc::NotFound;
     case VIR_ERR_OPERATION_INVALID:
-    case VIR_ERR_DOM_EXIST: return Errc::Conflict;
+    case VIR_ERR_DOM_EXIST:
+      return Errc::Conflict;
     case VIR_ERR_NO_SUPPORT:
     case VIR_ERR_ARGUMENT_UNSUPPORTED:
-    case VIR_ERR_CONFIG_UNSUPPORTED: return Errc::Unsupported;
+    case VIR_ERR_CONFIG_UNSUPPORTED:
+      return Errc::Unsupported;
     case VIR_ERR_OPERATION_TIMEOUT:
-    case VIR_ERR_AGENT_UNRESPONSIVE: return Errc::Timeout;
+    case VIR_ERR_AGENT_UNRESPONSIVE:
+      return Errc::Timeout;
     case VIR_ERR_XML_ERROR:
     case VIR_ERR_XML_DETAIL:
-    case VIR_ERR_INVALID_ARG: return Errc::Invalid;
+    case VIR_ERR_INVALID_ARG:
+      return Errc::Invalid;
     case VIR_ERR_NO_CONNECT:
     case VIR_ERR_INVALID_CONN:
     case VIR_ERR_RPC:
     case VIR_ERR_AUTH_FAILED:
-    case VIR_ERR_AUTH_UNAVAILABLE: return Errc::Unavailable;
+    case VIR_ERR_AUTH_UNAVAILABLE:
+      return Errc::Unavailable;
     case VIR_ERR_SYSTEM_ERROR:
-    case VIR_ERR_OPERATION_FAILED: return Errc::Io;
-    default: return Errc::Internal;
+    case VIR_ERR_OPERATION_FAILED:
+      return Errc::Io;
+    default:
+      return Errc::Internal;
   }
 }
 
@@ -146,8 +154,10 @@ Result<LibvirtDomain> LibvirtConnection::lookup(const std::string& name) {
   virDomainPtr d = virDomainLookupByName(conn_, name.c_str());
   if (!d) {
     auto err = lastLibvirtError("domain '" + name + "' not found");
-    if (err.code == Errc::NotFound) err.message = "domain '" + name + "' not found";
-    else err.message = "cannot look up domain '" + name + "': " + virGetLastErrorMessage();
+    if (err.code == Errc::NotFound)
+      err.message = "domain '" + name + "' not found";
+    else
+      err.message = "cannot look up domain '" + name + "': " + virGetLastErrorMessage();
     return err;
   }
   return LibvirtDomain(d, name);
@@ -194,16 +204,15 @@ Result<std::string> LibvirtConnection::hypervisorVersion() {
   if (!type || virConnectGetVersion(conn_, &version) < 0) {
     return lastLibvirtError("cannot read the hypervisor version from " + uri_);
   }
-  return std::string(type) + " " + std::to_string(version / 1000000) + "." +
-         std::to_string(version / 1000 % 1000) + "." + std::to_string(version % 1000);
+  return std::string(type) + " " + std::to_string(version / 1000000) + "." + std::to_string(version / 1000 % 1000) +
+         "." + std::to_string(version % 1000);
 }
 
 Status LibvirtConnection::registerLifecycle(LifecycleCallback callback) {
   // libvirt owns the context from here and frees it after deregistration.
   auto* ctx = new LifecycleContext{std::move(callback)};
   const int id = virConnectDomainEventRegisterAny(conn_, nullptr, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
-                                                  VIR_DOMAIN_EVENT_CALLBACK(onLifecycle), ctx,
-                                                  freeLifecycle);
+                                                  VIR_DOMAIN_EVENT_CALLBACK(onLifecycle), ctx, freeLifecycle);
   if (id < 0) {
     // Not freed here: whether libvirt already ran freeLifecycle on this path differs by
     // driver, and a leaked closure beats a double free on a rare error path.

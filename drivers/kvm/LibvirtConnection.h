@@ -36,10 +36,10 @@ class LibvirtDomain {
   Result<virDomainInfo> info() const;
   Result<std::string> uuid() const;
   Result<std::string> xml() const;
-  Status create();         // virDomainCreate
-  Status shutdown();       // virDomainShutdown (ACPI request)
-  Status destroy();        // virDomainDestroy
-  Status undefine();       // virDomainUndefineFlags (+managed save, snapshot metadata)
+  Status create();    // virDomainCreate
+  Status shutdown();  // virDomainShutdown (ACPI request)
+  Status destroy();   // virDomainDestroy
+  Status undefine();  // virDomainUndefineFlags (+managed save, snapshot metadata)
 
  private:
   std::unique_ptr<virDomain, DomainFree> domain_;
@@ -48,8 +48,8 @@ class LibvirtDomain {
 
 class LibvirtConnection {
  public:
-  using LifecycleCallback = std::function<void(const std::string& name, const std::string& uuid,
-                                                int event, int detail)>;
+  using LifecycleCallback =
+      std::function<void(const std::string& name, const std::string& uuid, int event, int detail)>;
 
   // Opens `uri` read-write; Unavailable "cannot connect to <uri>: <reason>" on failure.
   static Result<std::unique_ptr<LibvirtConnection>> open(const std::string& uri);

@@ -49,8 +49,8 @@ std::optional<std::string> stringField(const std::string& line, const std::strin
 }
 
 std::optional<JournalEvent> eventFromString(const std::string& s) {
-  for (auto e : {JournalEvent::Start, JournalEvent::Stop, JournalEvent::Destroy,
-                 JournalEvent::Crash, JournalEvent::Watchdog}) {
+  for (auto e :
+       {JournalEvent::Start, JournalEvent::Stop, JournalEvent::Destroy, JournalEvent::Crash, JournalEvent::Watchdog}) {
     if (s == toString(e)) return e;
   }
   return std::nullopt;
@@ -60,11 +60,16 @@ std::optional<JournalEvent> eventFromString(const std::string& s) {
 
 const char* toString(JournalEvent event) {
   switch (event) {
-    case JournalEvent::Start: return "start";
-    case JournalEvent::Stop: return "stop";
-    case JournalEvent::Destroy: return "destroy";
-    case JournalEvent::Crash: return "crash";
-    case JournalEvent::Watchdog: return "watchdog";
+    case JournalEvent::Start:
+      return "start";
+    case JournalEvent::Stop:
+      return "stop";
+    case JournalEvent::Destroy:
+      return "destroy";
+    case JournalEvent::Crash:
+      return "crash";
+    case JournalEvent::Watchdog:
+      return "watchdog";
   }
   return "unknown";
 }
@@ -118,13 +123,12 @@ Result<std::vector<JournalEntry>> readJournal(const std::string& path) {
 }
 
 std::optional<std::string> findDoubleRun(std::vector<JournalEntry> entries) {
-  std::stable_sort(entries.begin(), entries.end(),
-                   [](const auto& a, const auto& b) { return a.timeMs < b.timeMs; });
+  std::stable_sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.timeMs < b.timeMs; });
   struct Run {
     std::string blade, domain;
     TimeMs from = 0, to = std::numeric_limits<TimeMs>::max();
   };
-  std::map<std::string, std::vector<Run>> runs;              // uuid -> runs
+  std::map<std::string, std::vector<Run>> runs;                // uuid -> runs
   std::map<std::pair<std::string, std::string>, size_t> open;  // (uuid, blade) -> open run
   for (const auto& e : entries) {
     auto& list = runs[e.uuid];
@@ -149,9 +153,9 @@ std::optional<std::string> findDoubleRun(std::vector<JournalEntry> entries) {
         const Run& b = list[j];
         // Half-open runs [from, to): a stop at t and a start elsewhere at t do not overlap.
         if (a.blade != b.blade && a.from < b.to && b.from < a.to) {
-          return "server '" + a.domain + "' (uuid " + uuid + ") ran on " + a.blade + " [" +
-                 std::to_string(a.from) + ", " + when(a.to) + ") and on " + b.blade + " [" +
-                 std::to_string(b.from) + ", " + when(b.to) + ") at once";
+          return "server '" + a.domain + "' (uuid " + uuid + ") ran on " + a.blade + " [" + std::to_string(a.from) +
+                 ", " + when(a.to) + ") and on " + b.blade + " [" + std::to_string(b.from) + ", " + when(b.to) +
+                 ") at once";
         }
       }
     }

@@ -3,18 +3,17 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
-#include <condition_variable>
 #include <limits>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <thread>
 #include <utility>
-
-#include <nlohmann/json.hpp>
 
 #include "drivers/DomainSpecJson.h"
 #include "drivers/SpecValidation.h"
@@ -24,8 +23,7 @@ namespace {
 
 constexpr TimeMs kNever = std::numeric_limits<TimeMs>::max();
 
-Result<std::int64_t> numberParam(const DriverOptions& options, const std::string& key,
-                                 std::int64_t fallback) {
+Result<std::int64_t> numberParam(const DriverOptions& options, const std::string& key, std::int64_t fallback) {
   auto it = options.params.find(key);
   if (it == options.params.end()) return fallback;
   try {
@@ -34,8 +32,7 @@ Result<std::int64_t> numberParam(const DriverOptions& options, const std::string
     if (used == it->second.size() && v >= 0) return static_cast<std::int64_t>(v);
   } catch (const std::exception&) {
   }
-  return makeError(Errc::Invalid, "test driver: param " + key + "='" + it->second +
-                                      "' is not a non-negative integer");
+  return makeError(Errc::Invalid, "test driver: param " + key + "='" + it->second + "' is not a non-negative integer");
 }
 
 }  // namespace
@@ -112,8 +109,7 @@ struct TestDriver::Core {
 
   using Events = std::vector<DomainEvent>;
 
-  void endRunLocked(Domain& d, DomainState to, JournalEvent why, TimeMs at, const std::string& detail,
-                    Events& out) {
+  void endRunLocked(Domain& d, DomainState to, JournalEvent why, TimeMs at, const std::string& detail, Events& out) {
     changed = true;
     d.state = to;
     d.crashAtMs = kNever;
@@ -193,7 +189,7 @@ namespace {
 
 // Domain states in the state file are text; files written before 0.2 hold the number
 // (the enum's order, which pool/Model.h keeps).
-constexpr std::array kLegacyStates{DomainState::Defined, DomainState::Running,  DomainState::Paused,
+constexpr std::array kLegacyStates{DomainState::Defined,      DomainState::Running, DomainState::Paused,
                                    DomainState::ShuttingDown, DomainState::Shutoff, DomainState::Crashed};
 
 DomainState stateFrom(const nlohmann::json& j) {
@@ -202,7 +198,8 @@ DomainState stateFrom(const nlohmann::json& j) {
     throw std::runtime_error("unknown domain state '" + j.get<std::string>() + "'");
   }
   const auto n = j.get<std::int64_t>();  // throws for anything but a number
-  if (n < 0 || n >= std::int64_t{kLegacyStates.size()}) throw std::runtime_error("unknown domain state " + std::to_string(n));
+  if (n < 0 || n >= std::int64_t{kLegacyStates.size()})
+    throw std::runtime_error("unknown domain state " + std::to_string(n));
   return kLegacyStates[static_cast<std::size_t>(n)];
 }
 
@@ -249,7 +246,8 @@ Status TestDriver::Core::loadStateFile() {
     const auto j = nlohmann::json::parse(in);
     for (const auto& d : j.at("domains")) {
       auto spec = domainSpecFromJson(d.at("spec"));
-      if (!spec) return makeError(Errc::Invalid, "state file '" + config.statePath + "' unreadable: " + spec.error().message);
+      if (!spec)
+        return makeError(Errc::Invalid, "state file '" + config.statePath + "' unreadable: " + spec.error().message);
       Domain dom{std::move(*spec)};
       dom.state = stateFrom(d.at("state"));
       if (d.contains("crash_at_ms")) dom.crashAtMs = d["crash_at_ms"].get<TimeMs>();
@@ -366,8 +364,7 @@ std::size_t pendingTestDriverTimers() { return TimerThread::instance().size(); }
 
 // ---------------------------------------------------------------------------------------
 
-Result<std::unique_ptr<TestDriver>> TestDriver::create(TestDriverConfig config,
-                                                       std::shared_ptr<Clock> clock) {
+Result<std::unique_ptr<TestDriver>> TestDriver::create(TestDriverConfig config, std::shared_ptr<Clock> clock) {
   auto core = std::make_shared<Core>();
   core->config = std::move(config);
   core->clock = std::move(clock);
@@ -377,7 +374,8 @@ Result<std::unique_ptr<TestDriver>> TestDriver::create(TestDriverConfig config,
     }
   }
   // Reloaded as they were, without journaling: these domains never stopped.
-  if (auto s = core->loadStateFile(); !s) return makeError(s.error().code, "test driver '" + core->config.blade + "': " + s.error().message);
+  if (auto s = core->loadStateFile(); !s)
+    return makeError(s.error().code, "test driver '" + core->config.blade + "': " + s.error().message);
   {
     // ...unless their watchdog (or a crash) fell due while no process held them: the
     // hardware watchdog of a blade whose agent was killed still fires at its deadline.
@@ -446,8 +444,8 @@ Status TestDriver::define(const DomainSpec& spec) {
   return withCore(core_, [&](Core::Events&) -> Status {
     for (const auto& [name, d] : core_->domains) {
       if (name != spec.name && d.spec.uuid == spec.uuid) {
-        return makeError(Errc::Conflict, "domain '" + spec.name + "': uuid " + spec.uuid +
-                                             " already belongs to domain '" + name + "'");
+        return makeError(Errc::Conflict,
+                         "domain '" + spec.name + "': uuid " + spec.uuid + " already belongs to domain '" + name + "'");
       }
     }
     auto it = core_->domains.find(spec.name);
@@ -457,8 +455,7 @@ Status TestDriver::define(const DomainSpec& spec) {
       return okStatus();
     }
     if (it->second.spec.uuid != spec.uuid) {
-      return makeError(Errc::Conflict, "domain '" + spec.name + "' already exists with uuid " +
-                                           it->second.spec.uuid);
+      return makeError(Errc::Conflict, "domain '" + spec.name + "' already exists with uuid " + it->second.spec.uuid);
     }
     // Like libvirt: a redefinition replaces the stored definition, running or not.
     it->second.spec = spec;
@@ -499,9 +496,8 @@ Status TestDriver::start(const std::string& name) {
       if (other.state == DomainState::Running || other.state == DomainState::Paused) used += other.spec.memory;
     }
     if (used + d.spec.memory > core_->config.memory) {
-      return makeError(Errc::Conflict, "cannot start domain '" + name + "': needs " +
-                                           std::to_string(d.spec.memory) + " MiB, " +
-                                           std::to_string(core_->config.memory - used) + " MiB free");
+      return makeError(Errc::Conflict, "cannot start domain '" + name + "': needs " + std::to_string(d.spec.memory) +
+                                           " MiB, " + std::to_string(core_->config.memory - used) + " MiB free");
     }
     const TimeMs now = core_->clock->nowMs();
     d.state = DomainState::Running;

@@ -51,7 +51,7 @@ struct TestDriverConfig {
   TimeMs crashAfterMs = 0;          // 0: never
   std::string journalPath;          // empty: in memory only
   bool events = true;
-  std::string statePath;            // empty: domains live in this process only
+  std::string statePath;  // empty: domains live in this process only
 };
 
 // Reads the params above; a malformed number is an Invalid error quoting the param.

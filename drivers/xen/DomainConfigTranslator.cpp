@@ -37,9 +37,12 @@ int hexValue(char c) {
 
 libxl_domain_type domainType(XenGuestType type) {
   switch (type) {
-    case XenGuestType::Pv: return LIBXL_DOMAIN_TYPE_PV;
-    case XenGuestType::Pvh: return LIBXL_DOMAIN_TYPE_PVH;
-    case XenGuestType::Hvm: return LIBXL_DOMAIN_TYPE_HVM;
+    case XenGuestType::Pv:
+      return LIBXL_DOMAIN_TYPE_PV;
+    case XenGuestType::Pvh:
+      return LIBXL_DOMAIN_TYPE_PVH;
+    case XenGuestType::Hvm:
+      return LIBXL_DOMAIN_TYPE_HVM;
   }
   return LIBXL_DOMAIN_TYPE_HVM;
 }

@@ -8,9 +8,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "drivers/DomainSpecJson.h"
 #include "drivers/xen/DomainConfigTranslator.h"
@@ -38,7 +37,8 @@ Result<DomainSpec> specFromJson(const std::string& text, const std::string& orig
   if (doc.is_discarded() || !doc.is_object())
     return makeError(Errc::Io, "xen: stored definition '" + origin + "' is not a JSON object");
   auto spec = domainSpecFromJson(doc);
-  if (!spec) return makeError(Errc::Io, "xen: stored definition '" + origin + "' is malformed: " + spec.error().message);
+  if (!spec)
+    return makeError(Errc::Io, "xen: stored definition '" + origin + "' is malformed: " + spec.error().message);
   return spec;
 }
 

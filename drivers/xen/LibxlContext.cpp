@@ -2,9 +2,8 @@
 
 #include <unistd.h>
 
-#include <cerrno>
-
 #include <algorithm>
+#include <cerrno>
 #include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
@@ -40,8 +39,8 @@ struct LibxlContext::Logger {
     std::string line = text;
     if (errnoval > 0) line += std::string(": ") + std::strerror(errnoval);
     if (level >= XTL_ERROR) self->lastError = line;
-    std::fprintf(stderr, "libxl %s: %s%s%s\n", xtl_level_to_string(level), context ? context : "",
-                 context ? ": " : "", line.c_str());
+    std::fprintf(stderr, "libxl %s: %s%s%s\n", xtl_level_to_string(level), context ? context : "", context ? ": " : "",
+                 line.c_str());
   }
 };
 
@@ -89,15 +88,14 @@ Result<std::unique_ptr<LibxlContext>> LibxlContext::open() {
   libxl_ctx* ctx = nullptr;
   int rc = libxl_ctx_alloc(&ctx, LIBXL_VERSION, 0, &logger->base);
   if (rc != 0 || ctx == nullptr) {
-    std::string why = logger->lastError.empty() ? libxl_error_to_string(static_cast<libxl_error>(rc))
-                                                : logger->lastError;
+    std::string why =
+        logger->lastError.empty() ? libxl_error_to_string(static_cast<libxl_error>(rc)) : logger->lastError;
     return makeError(Errc::Unavailable, "Xen toolstack unavailable on this host (libxl_ctx_alloc: " + why + ")");
   }
   return std::unique_ptr<LibxlContext>(new LibxlContext(ctx, std::move(logger)));
 }
 
-LibxlContext::LibxlContext(libxl__ctx* ctx, std::unique_ptr<Logger> logger)
-    : logger_(std::move(logger)), ctx_(ctx) {}
+LibxlContext::LibxlContext(libxl__ctx* ctx, std::unique_ptr<Logger> logger) : logger_(std::move(logger)), ctx_(ctx) {}
 
 LibxlContext::~LibxlContext() { libxl_ctx_free(ctx_); }
 
@@ -209,8 +207,7 @@ Status LibxlContext::unpause(std::uint32_t domid) {
 
 Status LibxlContext::requestShutdown(const LiveDomain& domain) {
   std::unique_ptr<xs_handle, void (*)(xs_handle*)> xs(xs_open(0), &xs_close);
-  if (!xs)
-    return makeError(Errc::Unavailable, std::string("xen: cannot connect to xenstore: ") + std::strerror(errno));
+  if (!xs) return makeError(Errc::Unavailable, std::string("xen: cannot connect to xenstore: ") + std::strerror(errno));
   std::string libxlType;
   if (domain.hvmContainer) {
     const std::string typePath = "/libxl/" + std::to_string(domain.domid) + "/type";

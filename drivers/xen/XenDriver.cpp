@@ -103,8 +103,8 @@ ProbeResult XenDriver::probe() {
   // privcmd also exists in a PV domU; only dom0 may read the physical host.
   auto node = (*ctx)->nodeInfo();
   if (!node) return {false, "Xen found but this domain cannot manage it (not dom0?): " + node.error().message};
-  return {true, "Xen " + node->version + ", " + std::to_string(node->cores) + " CPUs, " +
-                    std::to_string(node->memory) + " MiB"};
+  return {true, "Xen " + node->version + ", " + std::to_string(node->cores) + " CPUs, " + std::to_string(node->memory) +
+                    " MiB"};
 }
 
 Result<NodeInfo> XenDriver::nodeInfo() {
@@ -172,8 +172,8 @@ Status XenDriver::define(const DomainSpec& spec) {
   if (*live && !(*live)->dying) {
     if (stored && sameSpec(*stored, spec)) return okStatus();
     if ((*live)->uuid != spec.uuid) {
-      return makeError(Errc::Conflict, "xen: domain '" + spec.name + "' runs with UUID " + (*live)->uuid +
-                                           ", not " + spec.uuid);
+      return makeError(Errc::Conflict,
+                       "xen: domain '" + spec.name + "' runs with UUID " + (*live)->uuid + ", not " + spec.uuid);
     }
     if (stored) {
       return makeError(Errc::Conflict, "xen: domain '" + spec.name + "' is running; stop it before redefining it");

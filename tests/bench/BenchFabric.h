@@ -11,9 +11,9 @@
 namespace loom::bench {
 
 constexpr int kPools = 20;
-constexpr int kBladesPerPool = 495;   // 20 x 495 + 100 global spares = 10,000 blades
+constexpr int kBladesPerPool = 495;  // 20 x 495 + 100 global spares = 10,000 blades
 constexpr int kGlobalSpares = 100;
-constexpr int kServersPerPool = 5000; // 100,000 servers
+constexpr int kServersPerPool = 5000;  // 100,000 servers
 constexpr pool::MiB kGiB = 1024;
 
 struct Scenario {

@@ -49,7 +49,8 @@ class MemoryStateStore final : public controller::StateStore {
     }
     for (const auto& b : c.putBlades) {
       auto [it, added] = blades_.try_emplace(b.name, b);
-      if (added) bladeOrder_.push_back(b.name);
+      if (added)
+        bladeOrder_.push_back(b.name);
       else {
         it->second.inventory = b.inventory;
         it->second.adminState = b.adminState;
@@ -58,8 +59,10 @@ class MemoryStateStore final : public controller::StateStore {
     for (const auto& o : c.putOperations) {
       // Operations in a final state are only history: the SQLite store keeps them, load()
       // skips them; here they are dropped.
-      if (o.state == "pending") operations_[o.id] = o;
-      else operations_.erase(o.id);
+      if (o.state == "pending")
+        operations_[o.id] = o;
+      else
+        operations_.erase(o.id);
       lastOperationId_ = std::max(lastOperationId_, o.id);
     }
     events_.insert(events_.end(), c.appendEvents.begin(), c.appendEvents.end());

@@ -17,11 +17,10 @@
 // the terminal is not the controller's work. Counters: `p50_us`, `p90_us` — the median
 // and 90th percentile of the timed failures; `moved` — define steps sent a failure, on
 // average; `messages` — plan messages sent.
-#include <time.h>
-#include <unistd.h>
-
 #include <benchmark/benchmark.h>
 #include <spdlog/spdlog.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -69,7 +68,8 @@ struct Daemon {
     controller::ControllerOptions options;
     options.fabricRenewsLeases = true;  // as in loomd: the fabric thread answers heartbeats
     ctl = std::make_unique<controller::Controller>(
-        *store, options, [this](const std::string& b, const Json& f) { outbox.emplace_back(b, f.dump()); }, [] { return 1; });
+        *store, options, [this](const std::string& b, const Json& f) { outbox.emplace_back(b, f.dump()); },
+        [] { return 1; });
     if (!ctl->recover(now)) std::abort();
     for (const auto& b : sc.observed.blades) {
       protocol::Register r;
@@ -111,7 +111,8 @@ struct Daemon {
         const Json frame = Json::parse(text);
         if (frame["type"] != "plan") continue;
         for (auto& step : frame["steps"])
-          ctl->onFrame(blade, protocol::encode(protocol::StepResult{step["op"].get<std::uint64_t>(), true, ""}).dump(), now);
+          ctl->onFrame(blade, protocol::encode(protocol::StepResult{step["op"].get<std::uint64_t>(), true, ""}).dump(),
+                       now);
       }
       advance(250);
     }
@@ -176,7 +177,8 @@ Failure fail(Daemon& d, const std::string& victim) {
 // The victim of round `round`: the blade of a pool's first server (the planner bench's
 // p3-0 is one), a busy blade of another pool each time.
 std::string victimOf(const Daemon& d, std::size_t round) {
-  return d.bladeOf("p" + std::to_string(round % loom::bench::kPools) + "-" + std::to_string(round / loom::bench::kPools * 10));
+  return d.bladeOf("p" + std::to_string(round % loom::bench::kPools) + "-" +
+                   std::to_string(round / loom::bench::kPools * 10));
 }
 
 void BM_DaemonReplanOneBladeFailure(benchmark::State& state) {

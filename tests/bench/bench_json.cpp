@@ -5,13 +5,12 @@
 //   BM_Identities*   a restart decoding 100,000 stored MAC lists (["52:54:00:..."])
 // Run: build/tests/bench/bench_json
 #include <benchmark/benchmark.h>
-
-#include <nlohmann/json.hpp>
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 #include <cstdio>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -29,10 +28,25 @@ struct BladeRow {  // the fields loomctl blade list shows, and a few more
 std::vector<BladeRow> blades(std::size_t n) {
   std::vector<BladeRow> out;
   for (std::size_t i = 0; i < n; ++i)
-    out.push_back({"b" + std::to_string(i), "c" + std::to_string(i / 16), "kvm", "active", "p" + std::to_string(i % 20),
-                   "member", "c" + std::to_string(i / 16), "test", "Loom Test CPU", static_cast<int>(i % 16), 32, 65536, 10, 0,
+    out.push_back({"b" + std::to_string(i),
+                   "c" + std::to_string(i / 16),
+                   "kvm",
+                   "active",
+                   "p" + std::to_string(i % 20),
+                   "member",
+                   "c" + std::to_string(i / 16),
+                   "test",
+                   "Loom Test CPU",
+                   static_cast<int>(i % 16),
+                   32,
+                   65536,
+                   10,
+                   0,
                    {"s" + std::to_string(i) + "-0", "s" + std::to_string(i) + "-1", "s" + std::to_string(i) + "-2"},
-                   {"kvm", "xen"}, true, 412, 4588});
+                   {"kvm", "xen"},
+                   true,
+                   412,
+                   4588});
   return out;
 }
 
@@ -49,7 +63,8 @@ void BM_BladeListRapidJson(benchmark::State& state) {
         w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
       };
       str("name", b.name), str("chassis", b.chassis), str("hypervisor", b.hypervisor), str("state", b.state);
-      str("pool", b.pool), str("role", b.role), str("relay", b.relay), str("driver", b.driver), str("cpu_model", b.cpuModel);
+      str("pool", b.pool), str("role", b.role), str("relay", b.relay), str("driver", b.driver),
+          str("cpu_model", b.cpuModel);
       w.Key("slot"), w.Int(b.slot), w.Key("cores"), w.Uint64(b.cores), w.Key("memory_mib"), w.Uint64(b.memory);
       w.Key("domains"), w.Uint64(b.domains), w.Key("pending_operations"), w.Uint64(b.pending);
       w.Key("servers"), w.StartArray();

@@ -113,8 +113,7 @@ int main(int argc, char** argv) {
   KvmDriver driver({kUri, "auto"});
   const auto probe = driver.probe();
   if (!probe.applies) {
-    std::printf("bench_kvm_start: skipped: %s (start it with: sudo tools/libvirtd.sh start)\n",
-                probe.reason.c_str());
+    std::printf("bench_kvm_start: skipped: %s (start it with: sudo tools/libvirtd.sh start)\n", probe.reason.c_str());
     return 0;
   }
   gDriver = &driver;

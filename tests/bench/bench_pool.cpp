@@ -13,9 +13,8 @@
 //                             (a UUID, two MACs) by one IdentityAllocator; the counter
 //                             heap_MB is what the allocator holds afterwards (malloc's
 //                             bytes in use, mallinfo2), the controller's cost per 100,000.
-#include <malloc.h>
-
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 
 #include <string>
 

@@ -69,7 +69,8 @@ TEST(BladeDeclaration, ABadPortSaysTheRange) {
 
 TEST(BladeDeclaration, ThePasswordFileIsAnAbsolutePlainPath) {
   auto r = load("kind: Blade\nname: b\nbmc: {address: h, user: u, password_file: etc/bmc.pass}\n");
-  EXPECT_TRUE(hasError(r, 3, 43, {"bmc.password_file", "expected an absolute path on the controller host", "'etc/bmc.pass'"}));
+  EXPECT_TRUE(
+      hasError(r, 3, 43, {"bmc.password_file", "expected an absolute path on the controller host", "'etc/bmc.pass'"}));
   r = load("kind: Blade\nname: b\nbmc: {address: h, user: u, password_file: '/etc/my bmc/$(reboot)'}\n");
   EXPECT_TRUE(hasError(r, 3, 43, {"bmc.password_file", "it becomes part of a fence command line"}));
 }
@@ -97,8 +98,10 @@ TEST(BladeDeclaration, DuplicateNamesAndSharedBmcsAreRefused) {
       "name: c1-s2\n"
       "bmc: {address: bmc-1.oob, port: 623, user: u, password_file: /p2}\n");
   EXPECT_TRUE(hasError(r, 6, 7, {"Blade 'c1-s1'", "duplicate name, first declared at test.yaml:2:7"}));
-  EXPECT_TRUE(hasError(r, 10, 16, {"Blade 'c1-s2'", "bmc.address: bmc-1.oob port 623 is already the BMC of Blade 'c1-s1' at test.yaml:3:16",
-                                   "fencing one blade would power off the other"}));
+  EXPECT_TRUE(hasError(
+      r, 10, 16,
+      {"Blade 'c1-s2'", "bmc.address: bmc-1.oob port 623 is already the BMC of Blade 'c1-s1' at test.yaml:3:16",
+       "fencing one blade would power off the other"}));
 }
 
 TEST(BladeDeclaration, ABladeMayBeNamedLikeAPoolOrAServer) {
@@ -108,11 +111,12 @@ TEST(BladeDeclaration, ABladeMayBeNamedLikeAPoolOrAServer) {
 }
 
 TEST(BladeDeclaration, AppliedBladesAreReplacedByNameAndDeletedByName) {
-  auto first = loadDeclarationTextOnto({}, "kind: Blade\nname: b1\nbmc: {address: h1, user: u, password_file: /p}\n", "a.yaml");
+  auto first =
+      loadDeclarationTextOnto({}, "kind: Blade\nname: b1\nbmc: {address: h1, user: u, password_file: /p}\n", "a.yaml");
   ASSERT_TRUE(first.ok()) << listOf(first.diagnostics);
-  auto second = loadDeclarationTextOnto(first.declarations,
-                                        "kind: Blade\nname: b1\n---\nkind: Blade\nname: b2\nbmc: {address: h1, user: u, password_file: /p}\n",
-                                        "b.yaml");
+  auto second = loadDeclarationTextOnto(
+      first.declarations,
+      "kind: Blade\nname: b1\n---\nkind: Blade\nname: b2\nbmc: {address: h1, user: u, password_file: /p}\n", "b.yaml");
   ASSERT_TRUE(second.ok()) << "b1 no longer holds h1: b2 may" << listOf(second.diagnostics);
   ASSERT_EQ(second.declarations.blades.size(), 2u);
   EXPECT_FALSE(second.declarations.blades[0].bmc);

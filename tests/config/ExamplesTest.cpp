@@ -15,8 +15,8 @@ namespace {
 const std::string kDir = LOOM_EXAMPLES_DIR;
 
 std::vector<std::string> declarationFiles() {
-  return {kDir + "/partitions.yaml", kDir + "/networks.yaml", kDir + "/identity.yaml", kDir + "/pools.yaml",
-          kDir + "/servers.yaml", kDir + "/blades.yaml"};
+  return {kDir + "/partitions.yaml", kDir + "/networks.yaml", kDir + "/identity.yaml",
+          kDir + "/pools.yaml",      kDir + "/servers.yaml",  kDir + "/blades.yaml"};
 }
 
 TEST(Examples, EveryExampleFileIsCoveredByTheseTests) {

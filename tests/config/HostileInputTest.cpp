@@ -150,10 +150,15 @@ TEST(HostileInput, NulBytesAreRefusedWhereTheyAre) {
   const std::string text("kind: Partition\nname: a\0b\n", 26);
   expectOnly(loadDeclarationText(text, "t.yaml"), 2, 8,
              "character U+0000 is not allowed in YAML (a NUL byte: is this a binary or UTF-16 file?)");
-  expectOnly(loadDeclarationText("kind: Partition\nname: a\x04" "b\n", "t.yaml"), 2, 8,
-             "character U+0004 is not allowed in YAML (no control character other than tab and line breaks is)");
-  expectOnly(loadFabricText(std::string("\xFF\xFE" "b\0l\0", 6), "fabric.yaml"), 1, 1,
-             "not UTF-8 text: invalid byte 0xFF (a UTF-16 byte-order mark; save the file as UTF-8)");
+  expectOnly(loadDeclarationText("kind: Partition\nname: a\x04"
+                                 "b\n",
+                                 "t.yaml"),
+             2, 8, "character U+0004 is not allowed in YAML (no control character other than tab and line breaks is)");
+  expectOnly(loadFabricText(std::string("\xFF\xFE"
+                                        "b\0l\0",
+                                        6),
+                            "fabric.yaml"),
+             1, 1, "not UTF-8 text: invalid byte 0xFF (a UTF-16 byte-order mark; save the file as UTF-8)");
 }
 
 TEST(HostileInput, InvalidUtf8IsRefusedAtTheFirstBadByte) {
@@ -161,7 +166,7 @@ TEST(HostileInput, InvalidUtf8IsRefusedAtTheFirstBadByte) {
   auto at = [&](const std::string& text, int line, int column, const std::string& byte) {
     expectOnly(loadDeclarationText(text, "t.yaml"), line, column, message + byte);
   };
-  at("kind: Partition\nname: caf\xC3\n", 2, 10, "C3");           // truncated sequence
+  at("kind: Partition\nname: caf\xC3\n", 2, 10, "C3");          // truncated sequence
   at("kind: Partition\nname: \xC0\xAF\n", 2, 7, "C0");          // overlong '/'
   at("kind: Partition\nname: \xED\xA0\x80\n", 2, 7, "ED");      // a UTF-16 surrogate
   at("kind: Partition\nname: \xF4\x90\x80\x80\n", 2, 7, "F4");  // past U+10FFFF

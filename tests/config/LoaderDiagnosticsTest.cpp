@@ -160,7 +160,8 @@ TEST(LoaderDiagnostics, OverlappingIdentityRangesAreRefused) {
       "macs: 52:54:00:10:80:00-52:54:00:11:00:00\n"
       "uuids: 4c4f4f4d-0000-0000-0000-000000000000/8\n",
       "test.yaml");
-  EXPECT_TRUE(hasError(r, 8, 7, {"IdentityPool 'second': macs[0]", "overlaps IdentityPool 'first' macs[0] at test.yaml:3:7"}));
+  EXPECT_TRUE(
+      hasError(r, 8, 7, {"IdentityPool 'second': macs[0]", "overlaps IdentityPool 'first' macs[0] at test.yaml:3:7"}));
   EXPECT_TRUE(hasError(r, 9, 8, {"uuids[0]", "overlaps IdentityPool 'first' uuids[0] at test.yaml:4:8"}));
 }
 
@@ -227,7 +228,8 @@ TEST(LoaderDiagnostics, DuplicateNamePointsAtTheSecondAndNamesTheFirst) {
   ASSERT_FALSE(r.ok());
   bool found = false;
   for (const auto& d : r.diagnostics) {
-    if (d.message.find("Partition 'prod': name: duplicate name, first declared at test.yaml:2:7") != std::string::npos) {
+    if (d.message.find("Partition 'prod': name: duplicate name, first declared at test.yaml:2:7") !=
+        std::string::npos) {
       found = true;
       EXPECT_EQ(d.column, 7);
       EXPECT_GT(d.line, 2);
@@ -326,7 +328,8 @@ TEST(LoaderDiagnostics, BladeNamedByTwoPools) {
   // devpool (in the base, after this document) names c2-s1 again.
   bool found = false;
   for (const auto& d : r.diagnostics) {
-    found = found || d.message.find("blade 'c2-s1' is already named by Pool 'p2' at test.yaml:5:18") != std::string::npos;
+    found =
+        found || d.message.find("blade 'c2-s1' is already named by Pool 'p2' at test.yaml:5:18") != std::string::npos;
   }
   EXPECT_TRUE(found) << testing::listOf(r.diagnostics);
 }
@@ -350,7 +353,8 @@ TEST(LoaderDiagnostics, FixedIdentityGivenTwice) {
       "memory: 1GiB\n"
       "uuid: 4C4F4F4D-0000-0000-0000-000000000001\n"
       "nics: [{network: front, mac: '52:54:00:10:00:01'}]\n");
-  EXPECT_TRUE(hasError(r, 16, 7, {"uuid: UUID 4c4f4f4d-0000-0000-0000-000000000001 is already given to Server 'a' at test.yaml:7:7"}));
+  EXPECT_TRUE(hasError(
+      r, 16, 7, {"uuid: UUID 4c4f4f4d-0000-0000-0000-000000000001 is already given to Server 'a' at test.yaml:7:7"}));
   EXPECT_TRUE(hasError(r, 17, 30, {"nics[0].mac: MAC 52:54:00:10:00:01 is already given to Server 'a'"}));
 }
 
@@ -418,7 +422,8 @@ TEST(LoaderDiagnostics, ServerNeedingIdentityWithNoIdentityPool) {
       "vcpus: 1\n"
       "memory: 1GiB\n",
       "test.yaml");
-  EXPECT_TRUE(hasError(r, 10, 1, {"identity_pool: this server needs an allocated UUID but no IdentityPool is declared"}));
+  EXPECT_TRUE(
+      hasError(r, 10, 1, {"identity_pool: this server needs an allocated UUID but no IdentityPool is declared"}));
 }
 
 }  // namespace

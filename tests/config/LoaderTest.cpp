@@ -233,13 +233,16 @@ TEST_F(TempFiles, NamesResolveAcrossFiles) {
 
 TEST_F(TempFiles, ReportsAllErrorsOfAllFilesInFileOrder) {
   auto a = write("a.yaml", "kind: Partition\nname: prod\nextra: 1\n---\nkind: Networc\nname: x\n");
-  auto b = write("b.yaml", "kind: Network\nname: front\npartition: prod\nvlan: 5000\n---\nkind: Partition\nname: prod\n");
+  auto b =
+      write("b.yaml", "kind: Network\nname: front\npartition: prod\nvlan: 5000\n---\nkind: Partition\nname: prod\n");
   auto r = loadDeclarationFiles({b, a});
   ASSERT_EQ(r.diagnostics.size(), 4u) << testing::listOf(r.diagnostics);
   // b.yaml first (as given), then a.yaml, each by position.
   EXPECT_EQ(r.diagnostics[0].format(), b + ":4:7: Network 'front': vlan: expected an integer 1..4094, got 5000");
-  EXPECT_EQ(r.diagnostics[1].format(), a + ":2:7: Partition 'prod': name: duplicate name, first declared at " + b + ":7:7");
-  EXPECT_EQ(r.diagnostics[2].format(), a + ":3:1: Partition 'prod': unknown field 'extra' (expected one of: kind, name, description)");
+  EXPECT_EQ(r.diagnostics[1].format(),
+            a + ":2:7: Partition 'prod': name: duplicate name, first declared at " + b + ":7:7");
+  EXPECT_EQ(r.diagnostics[2].format(),
+            a + ":3:1: Partition 'prod': unknown field 'extra' (expected one of: kind, name, description)");
   EXPECT_EQ(r.diagnostics[3].format(), a + ":5:7: kind: unknown kind 'Networc' (did you mean 'Network'?)");
 }
 
@@ -299,16 +302,19 @@ TEST(LoaderOnto, ABodyMayReferToObjectsAppliedBefore) {
 TEST(LoaderOnto, BodyObjectsReplaceAppliedOnesInPlaceAndErrorsPointIntoTheBody) {
   auto pools = loadDeclarationText(kPools, "pools.yaml");
   ASSERT_TRUE(pools.ok()) << pools.diagnostics.front().format();
-  auto redo = loadDeclarationTextOnto(pools.declarations, "kind: Pool\nname: web\npartition: prod\nhypervisor: kvm\nblades: {names: [b1]}\nspares: 2\n", "p2.yaml");
+  auto redo = loadDeclarationTextOnto(
+      pools.declarations, "kind: Pool\nname: web\npartition: prod\nhypervisor: kvm\nblades: {names: [b1]}\nspares: 2\n",
+      "p2.yaml");
   ASSERT_TRUE(redo.ok());
   ASSERT_EQ(redo.declarations.pools.size(), 1u);
   EXPECT_EQ(redo.declarations.pools[0].spares, 2u);
-  auto bad = loadDeclarationTextOnto(pools.declarations, "kind: Server\nname: x\npartition: prod\npool: wbe\nvcpus: 1\nmemory: 1GiB\n",
-                                     "s.yaml");
+  auto bad = loadDeclarationTextOnto(
+      pools.declarations, "kind: Server\nname: x\npartition: prod\npool: wbe\nvcpus: 1\nmemory: 1GiB\n", "s.yaml");
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.diagnostics.front().file, "s.yaml");
   EXPECT_EQ(bad.diagnostics.front().line, 4);
-  EXPECT_NE(bad.diagnostics.front().message.find("did you mean 'web'"), std::string::npos) << bad.diagnostics.front().message;
+  EXPECT_NE(bad.diagnostics.front().message.find("did you mean 'web'"), std::string::npos)
+      << bad.diagnostics.front().message;
 }
 
 TEST(LoaderOnto, ValidateDeclarationsFindsDanglingReferences) {
@@ -319,7 +325,8 @@ TEST(LoaderOnto, ValidateDeclarationsFindsDanglingReferences) {
   without.pools.clear();
   auto check = validateDeclarations(without, "state");
   ASSERT_FALSE(check.ok());
-  EXPECT_NE(check.diagnostics.front().message.find("no Pool named 'web'"), std::string::npos) << check.diagnostics.front().message;
+  EXPECT_NE(check.diagnostics.front().message.find("no Pool named 'web'"), std::string::npos)
+      << check.diagnostics.front().message;
 }
 
 }  // namespace
@@ -329,9 +336,11 @@ namespace loom::config {
 namespace {
 
 TEST(LoaderNames, KindsAndNamesOnlyWithReplicasExpanded) {
-  auto r = loadDeclarationNames("kind: Pool\nname: web\n---\nkind: Server\nname: app\nreplicas: 2\nvcpus: lots\n", "d.yaml");
+  auto r =
+      loadDeclarationNames("kind: Pool\nname: web\n---\nkind: Server\nname: app\nreplicas: 2\nvcpus: lots\n", "d.yaml");
   ASSERT_TRUE(r.ok()) << r.diagnostics.front().format();
-  EXPECT_EQ(r.objects, (std::vector<std::pair<std::string, std::string>>{{"Pool", "web"}, {"Server", "app-0"}, {"Server", "app-1"}}));
+  EXPECT_EQ(r.objects, (std::vector<std::pair<std::string, std::string>>{
+                           {"Pool", "web"}, {"Server", "app-0"}, {"Server", "app-1"}}));
   auto bad = loadDeclarationNames("kind: Server\n", "d.yaml");
   ASSERT_FALSE(bad.ok());
   EXPECT_TRUE(bad.objects.empty());

@@ -103,11 +103,14 @@ inline std::string yaml(const model::Declarations& d, Only only = Only::Everythi
       if (!p.partition.empty()) t += "partition: " + p.partition + "\n";
       if (p.sparePool) t += "spare_pool: true\n";
       if (p.hypervisor) t += std::string("hypervisor: ") + model::toString(*p.hypervisor) + "\n";
-      if (p.match && p.match->chassis) t += "blades: {match: {chassis: " + *p.match->chassis + "}}\n";
-      else t += "blades: {names: " + detail::list(p.bladeNames) + "}\n";
+      if (p.match && p.match->chassis)
+        t += "blades: {match: {chassis: " + *p.match->chassis + "}}\n";
+      else
+        t += "blades: {names: " + detail::list(p.bladeNames) + "}\n";
       if (p.spares) t += "spares: " + std::to_string(p.spares) + "\n";
       if (!p.sparePool) t += std::string("failover: ") + model::toString(p.failover) + "\n";
-      if (p.failback != model::FailbackPolicy::Manual) t += std::string("failback: ") + model::toString(p.failback) + "\n";
+      if (p.failback != model::FailbackPolicy::Manual)
+        t += std::string("failback: ") + model::toString(p.failback) + "\n";
       if (!p.borrowFrom.empty()) t += "borrow_from: " + p.borrowFrom + "\n";
       doc(t);
     }

@@ -2,9 +2,8 @@
 // SQLite store in the temporary directory, reopened (a restart) by reopen().
 #pragma once
 
-#include <unistd.h>
-
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <map>
@@ -50,7 +49,8 @@ struct Harness {
     EXPECT_TRUE(controller->recover(now));
   }
   void frame(const std::string& blade, const Json& f) { controller->onFrame(blade, f.dump(), now); }
-  void registerBlade(const std::string& blade, std::vector<protocol::ObservedDomain> domains = {}, std::string hostname = "") {
+  void registerBlade(const std::string& blade, std::vector<protocol::ObservedDomain> domains = {},
+                     std::string hostname = "") {
     protocol::Register r;
     r.blade = blade;
     r.inventory.hostname = std::move(hostname);
@@ -76,7 +76,8 @@ struct Harness {
       sent.clear();
       for (auto& [blade, f] : batch) {
         if (silent.count(blade) || f["type"] != "plan") continue;
-        for (auto& step : f["steps"]) frame(blade, protocol::encode(protocol::StepResult{step["op"].get<std::uint64_t>(), true, ""}));
+        for (auto& step : f["steps"])
+          frame(blade, protocol::encode(protocol::StepResult{step["op"].get<std::uint64_t>(), true, ""}));
       }
       if (now % 1000 == 0)
         for (auto& [blade, n] : seq)

@@ -28,7 +28,8 @@ TEST(Controller, AppliedServersAreDefinedAndStartedOnTheirBlades) {
   std::map<std::string, std::vector<std::string>> kinds;
   for (auto& [blade, f] : h.sent)
     if (f["type"] == "plan")
-      for (auto& s : f["steps"]) kinds[blade].push_back(s["kind"].get<std::string>() + ":" + s["server"].get<std::string>());
+      for (auto& s : f["steps"])
+        kinds[blade].push_back(s["kind"].get<std::string>() + ":" + s["server"].get<std::string>());
   ASSERT_EQ(kinds.size(), 2u) << "anti-affinity puts the two servers on two blades";
   h.answerAll();
   auto servers = Json::parse(h.api("GET", "/v1/servers").body);
@@ -135,7 +136,8 @@ TEST(Controller, GarbageFramesAreCountedAndChangeNothing) {
   Harness h("garbage.db");
   h.controller->onFrame("x", "\x01\x02garbage", h.now);
   h.controller->onFrame("x", R"({"type":"plan","v":1,"steps":[]})", h.now);  // controller-bound only
-  h.controller->onFrame("x", R"({"type":"register","v":1,"blade":"y","inventory":{"cores":1,"memory_mib":1},"domains":[]})", h.now);
+  h.controller->onFrame(
+      "x", R"({"type":"register","v":1,"blade":"y","inventory":{"cores":1,"memory_mib":1},"domains":[]})", h.now);
   EXPECT_EQ(h.controller->rejectedTotal(), 3u);
   EXPECT_EQ(Json::parse(h.api("GET", "/v1/blades").body).size(), 0u);
   auto metrics = h.api("GET", "/metrics");
@@ -249,7 +251,8 @@ TEST(Controller, AConfirmedFenceCommandFencesBeforeTheLeaseAndAFailedOneWaitsFor
   Harness& h = f.h;
   std::vector<std::pair<std::string, std::string>> ran;
   h.controller->setFenceRunner([&](const std::string& b, const std::string& c) { ran.emplace_back(b, c); });
-  h.registerBlade(f.victim, {{"web-0", f.uuid, pool::DomainState::Running}}, "evil'; reboot; '");  // a hostname off the network
+  h.registerBlade(f.victim, {{"web-0", f.uuid, pool::DomainState::Running}},
+                  "evil'; reboot; '");  // a hostname off the network
   h.run(4200, {f.victim});
   EXPECT_EQ(h.blade(f.victim)["state"], "failed");
   ASSERT_EQ(ran.size(), 1u);
@@ -289,7 +292,8 @@ TEST(Controller, AFencedBladeThatComesBackIsNotTrustedUntilItStopsWhatItStillRun
   std::vector<std::string> steps;
   for (auto& [b, fr] : h.sent)
     if (b == f.victim && fr["type"] == "plan")
-      for (auto& st : fr["steps"]) steps.push_back(st["kind"].get<std::string>() + ":" + st["server"].get<std::string>());
+      for (auto& st : fr["steps"])
+        steps.push_back(st["kind"].get<std::string>() + ":" + st["server"].get<std::string>());
   EXPECT_EQ(steps, (std::vector<std::string>{"stop:web-0"}));
   // Once it stopped it, it is trusted again and rejoins the pool.
   h.run(1000);
@@ -308,7 +312,8 @@ TEST(Controller, FailbackAutoBringsAServerHomeAndItsHomeSurvivesARestart) {
   EXPECT_EQ(moved["home"], f.victim);
   // The controller restarts: the home is part of the durable placement.
   std::map<std::string, std::vector<protocol::ObservedDomain>> running;
-  for (const std::string s : {"web-0", "web-1"}) running[h.server(s)["blade"]].push_back({s, "", pool::DomainState::Running});
+  for (const std::string s : {"web-0", "web-1"})
+    running[h.server(s)["blade"]].push_back({s, "", pool::DomainState::Running});
   h.reopen();
   for (auto& [b, _] : h.seq)
     if (b != f.victim) h.registerBlade(b, running[b]);
@@ -499,9 +504,11 @@ std::map<std::string, int> failFor25s(Harness& h, const std::string& failing) {
         for (auto& s : f["steps"]) {
           ++sent[s["kind"].get<std::string>()];
           const bool ok = s["kind"] != failing;
-          h.frame(blade, protocol::encode(protocol::StepResult{s["op"].get<std::uint64_t>(), ok, ok ? "" : "disk missing"}));
+          h.frame(blade,
+                  protocol::encode(protocol::StepResult{s["op"].get<std::uint64_t>(), ok, ok ? "" : "disk missing"}));
         }
-    h.frame("b1", protocol::encode(protocol::Heartbeat{static_cast<std::uint64_t>(i + 1), std::nullopt}));  // stays healthy
+    h.frame("b1",
+            protocol::encode(protocol::Heartbeat{static_cast<std::uint64_t>(i + 1), std::nullopt}));  // stays healthy
     h.controller->tick(h.now += 250);
   }
   return sent;
@@ -528,7 +535,8 @@ TEST(Controller, AFailedPrepareHoldsTheDefinesThatWaitForItAndTheirServersShowWh
   EXPECT_EQ(sent["define"], 0) << "a define waits for the prepare it depends on";
   auto server = Json::parse(h.api("GET", "/v1/servers/web-0").body);
   EXPECT_EQ(server["state"], "failed");
-  EXPECT_NE(server["reason"].get<std::string>().find("prepare-hypervisor failed after 4 attempts: disk missing"), std::string::npos)
+  EXPECT_NE(server["reason"].get<std::string>().find("prepare-hypervisor failed after 4 attempts: disk missing"),
+            std::string::npos)
       << server.dump();
 }
 
@@ -555,7 +563,8 @@ TEST(Controller, DeleteRefusesReferencedObjectsAndReleasesIdentities) {
   h.answerAll();
   auto pool = h.api("POST", "/v1/delete", "kind: Pool\nname: web\npartition: prod\n");
   EXPECT_EQ(pool.status, 409) << pool.body;
-  EXPECT_EQ(h.api("POST", "/v1/delete", "kind: Server\nname: nope\npartition: prod\npool: web\nmemory: 1GiB\n").status, 404);
+  EXPECT_EQ(h.api("POST", "/v1/delete", "kind: Server\nname: nope\npartition: prod\npool: web\nmemory: 1GiB\n").status,
+            404);
   const std::string uuid = Json::parse(h.api("GET", "/v1/servers/web-0").body)["uuid"];
   const std::string server = yaml(web(), Only::Servers);
   auto del = h.api("POST", "/v1/delete", server);
@@ -627,7 +636,8 @@ TEST(Controller, ListsCarryOnlyTheFieldsAskedForAndRefuseUnknownOnes) {
   const auto servers = Json::parse(h.api("GET", "/v1/servers", "", {{"fields", "name,uuid"}}).body);
   ASSERT_EQ(servers.size(), 2u);
   EXPECT_EQ(keys(servers[0]), (std::set<std::string>{"name", "uuid"}));
-  EXPECT_EQ(servers[0]["uuid"], Json::parse(h.api("GET", "/v1/servers/" + servers[0]["name"].get<std::string>()).body)["uuid"]);
+  EXPECT_EQ(servers[0]["uuid"],
+            Json::parse(h.api("GET", "/v1/servers/" + servers[0]["name"].get<std::string>()).body)["uuid"]);
   auto bad = h.api("GET", "/v1/pools", "", {{"fields", "name,colour"}});
   EXPECT_EQ(bad.status, 400);
   EXPECT_NE(bad.body.find("unknown field 'colour'"), std::string::npos) << bad.body;

@@ -6,7 +6,6 @@
 #include <future>
 #include <sstream>
 #include <thread>
-
 #include <zmq.hpp>
 
 #include "controller/Controller.h"
@@ -60,10 +59,13 @@ struct Loomd {
   std::string get(const std::string& path) {
     std::promise<std::string> answer;
     auto ask = [&] {
-      controller->handleApi({"GET", path, {}, ""}, ControllerLoop::monotonicMs(), [&](ApiResponse r) { answer.set_value(r.body); });
+      controller->handleApi({"GET", path, {}, ""}, ControllerLoop::monotonicMs(),
+                            [&](ApiResponse r) { answer.set_value(r.body); });
     };
-    if (core.joinable()) loop->post(ask);
-    else ask();
+    if (core.joinable())
+      loop->post(ask);
+    else
+      ask();
     return answer.get_future().get();
   }
   Json blade(const std::string& name) { return Json::parse(get("/v1/blades/" + name)); }
@@ -123,7 +125,8 @@ std::string heartbeatFrame(std::uint64_t seq) {
 std::vector<std::pair<std::string, std::string>> envelopeTypes(const std::vector<std::string>& message) {
   std::vector<std::pair<std::string, std::string>> out;
   if (message.empty() || message[0] != protocol::kRelayMarker || message.size() % 2 == 0) return out;
-  for (std::size_t i = 1; i + 1 < message.size(); i += 2) out.emplace_back(message[i], Json::parse(message[i + 1])["type"]);
+  for (std::size_t i = 1; i + 1 < message.size(); i += 2)
+    out.emplace_back(message[i], Json::parse(message[i + 1])["type"]);
   return out;
 }
 
@@ -153,10 +156,11 @@ TEST(FabricLoop, AnswersTheHeartbeatsOfOneEnvelopeInOneEnvelope) {
   insecure.insecure = true;
   Loomd loomd(insecure);
   Peer relay("relay/c1", loomd.endpoint);
-  relay.send({std::string(protocol::kRelayMarker), "c1-s1", registerFrame("c1-s1"), "c1-s2", registerFrame("c1-s2"), "c1-s3",
-              registerFrame("c1-s3")});
+  relay.send({std::string(protocol::kRelayMarker), "c1-s1", registerFrame("c1-s1"), "c1-s2", registerFrame("c1-s2"),
+              "c1-s3", registerFrame("c1-s3")});
   ASSERT_EQ(envelopeTypes(relay.receive()).size(), 3u);
-  relay.send({std::string(protocol::kRelayMarker), "c1-s1", heartbeatFrame(1), "c1-s2", heartbeatFrame(1), "c1-s3", heartbeatFrame(1)});
+  relay.send({std::string(protocol::kRelayMarker), "c1-s1", heartbeatFrame(1), "c1-s2", heartbeatFrame(1), "c1-s3",
+              heartbeatFrame(1)});
   auto answers = envelopeTypes(relay.receive());
   EXPECT_EQ(answers, (std::vector<std::pair<std::string, std::string>>{
                          {"c1-s1", "lease-renewed"}, {"c1-s2", "lease-renewed"}, {"c1-s3", "lease-renewed"}}));
@@ -186,8 +190,8 @@ TEST(FabricLoop, RefusesBadEnvelopesWholeAndKeepsServing) {
   Peer notARelay("c9-s9", loomd.endpoint);
   relay.send({std::string(protocol::kRelayMarker), "c1-s1", registerFrame("c1-s1"), "c1-s2"});  // unpaired
   relay.send({"loom-relay/7", "c1-s1", registerFrame("c1-s1")});                                // another version
-  relay.send({std::string(protocol::kRelayMarker), "relay/x", registerFrame("relay/x")});        // not a blade name
-  notARelay.send({std::string(protocol::kRelayMarker), "c1-s1", registerFrame("c1-s1")});       // routing id is no relay's
+  relay.send({std::string(protocol::kRelayMarker), "relay/x", registerFrame("relay/x")});       // not a blade name
+  notARelay.send({std::string(protocol::kRelayMarker), "c1-s1", registerFrame("c1-s1")});  // routing id is no relay's
   EXPECT_TRUE(relay.receive(500).empty());
   EXPECT_TRUE(notARelay.receive(100).empty());
   // Still serving.
@@ -215,7 +219,8 @@ TEST(FabricLoop, OnlyARelayKeyMaySpeakForOtherBlades) {
 
   Peer relay("relay/c2", loomd.endpoint, &relayKey, server.publicKey);
   relay.send({std::string(protocol::kRelayMarker), "c2-s1", registerFrame("c2-s1")});
-  EXPECT_EQ(envelopeTypes(relay.receive()), (std::vector<std::pair<std::string, std::string>>{{"c2-s1", "registered"}}));
+  EXPECT_EQ(envelopeTypes(relay.receive()),
+            (std::vector<std::pair<std::string, std::string>>{{"c2-s1", "registered"}}));
 
   // The agent's key still works for its own blade.
   Peer agent("c3-s1", loomd.endpoint, &agentKey, server.publicKey);

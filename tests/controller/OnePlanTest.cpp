@@ -77,7 +77,8 @@ TEST(OnePlan, ADryRunsStepsAreTheStepsTheAgentsReceive) {
   ASSERT_EQ(h.api("POST", "/v1/apply", second).status, 200);
   const Steps drySecond = planned(dry);
   bool stops = false;
-  for (const auto& [blade, servers] : drySecond.chains) stops |= servers.count("web-1") && servers.at("web-1") == std::vector<std::string>{"stop"};
+  for (const auto& [blade, servers] : drySecond.chains)
+    stops |= servers.count("web-1") && servers.at("web-1") == std::vector<std::string>{"stop"};
   EXPECT_TRUE(stops) << "web-1 is stopped where it ran, and keeps its definition";
   expectSame(drySecond, received(h, mark), "second apply");
 

@@ -108,16 +108,18 @@ TEST(PowerFence, ABladeWithABmcIsToldFencingPowerAndItsFenceCommandGetsTheBmcFie
   EXPECT_NE(f.toldFencing(f.victim == "b1" ? "b2" : "b1"), "power");
   auto b = h.blade(f.victim);
   EXPECT_EQ(b["fencing"], "power");
-  EXPECT_EQ(b["bmc"], Json::parse(R"({"address": "10.0.0.7", "port": 6230, "user": "fence", "password_file": "/etc/loom/bmc/)" +
-                                  f.victim + R"(.pass"})"));
+  EXPECT_EQ(b["bmc"],
+            Json::parse(R"({"address": "10.0.0.7", "port": 6230, "user": "fence", "password_file": "/etc/loom/bmc/)" +
+                        f.victim + R"(.pass"})"));
   EXPECT_TRUE(h.hasEvent("1 power-fenced"));
 
   f.play(4200, {f.victim});
   ASSERT_EQ(h.blade(f.victim)["state"], "failed");
   ASSERT_EQ(f.ran.size(), 1u);
-  EXPECT_EQ(f.ran[0].second, "fence_ipmilan --ip='10.0.0.7' --ipport='6230' --username='fence' "
-                             "--password-script=\"cat '/etc/loom/bmc/" + f.victim + ".pass'\" --lanplus --action=off # '" +
-                                 f.victim + "' 'c1'");
+  EXPECT_EQ(f.ran[0].second,
+            "fence_ipmilan --ip='10.0.0.7' --ipport='6230' --username='fence' "
+            "--password-script=\"cat '/etc/loom/bmc/" +
+                f.victim + ".pass'\" --lanplus --action=off # '" + f.victim + "' 'c1'");
 }
 
 TEST(PowerFence, WithoutAFenceCommandABmcChangesNothing) {
@@ -216,7 +218,8 @@ TEST(PowerFence, AnOperatorConfirmsThePowerOffOfASilentBladeButNotOfALiveOne) {
   f.play(2000);
   const std::string body = R"({"confirm_powered_off": true, "by": "alice@ops"})";
   EXPECT_EQ(h.api("POST", "/v1/blades/nope/fence", body).status, 404);
-  for (const std::string bad : {"", "{}", R"({"confirm_powered_off": false})", R"({"confirm_powered_off": "yes"})", "[true]"}) {
+  for (const std::string bad :
+       {"", "{}", R"({"confirm_powered_off": false})", R"({"confirm_powered_off": "yes"})", "[true]"}) {
     auto r = h.api("POST", "/v1/blades/" + f.victim + "/fence", bad);
     EXPECT_EQ(r.status, 400) << bad;
     EXPECT_NE(r.body.find(R"(fence wants a JSON body {\"confirm_powered_off\": true})"), std::string::npos) << r.body;

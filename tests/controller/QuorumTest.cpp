@@ -1,8 +1,6 @@
 // The controller's half of the outage rule (controller/Quorum.h), and the rule's claim
 // itself (docs/FENCING.md, "The proof"), checked with both halves' real code under a seeded
 // model of clocks, delays, losses and partitions.
-#include "controller/Quorum.h"
-
 #include <gtest/gtest.h>
 
 #include <map>
@@ -11,6 +9,7 @@
 #include <random>
 
 #include "controller/LeaseTable.h"
+#include "controller/Quorum.h"
 #include "node-agent/Shield.h"
 #include "protocol/Fencing.h"
 
@@ -37,8 +36,8 @@ TEST(Promises, AnEchoedStampCommitsForLessThanTheWindowFromItsSend) {
   EXPECT_FALSE(p.counted(0));
   p.onHeartbeat(1000, 900, 0, kTiming);
   EXPECT_TRUE(p.counted(1000));
-  EXPECT_TRUE(p.counted(900 + 2400));       // 2500 less 2 % and the slack
-  EXPECT_FALSE(p.counted(900 + 2500));      // never the whole window
+  EXPECT_TRUE(p.counted(900 + 2400));   // 2500 less 2 % and the slack
+  EXPECT_FALSE(p.counted(900 + 2500));  // never the whole window
   // An older echo moves nothing back.
   p.onHeartbeat(1200, 100, 0, kTiming);
   EXPECT_TRUE(p.counted(3000));
@@ -56,7 +55,7 @@ TEST(Promises, AYoungAgentProcessMayHaveAttestedBeforeItStarted) {
   Promises p;
   p.onRegister(1000, 4000, kTiming);  // up 4 s: a previous process may have attested 6 s more
   p.onHeartbeat(6900, 6900, 0, kTiming);
-  EXPECT_FALSE(p.counted(7000));       // 6000 ms, bounded from above: 6191
+  EXPECT_FALSE(p.counted(7000));  // 6000 ms, bounded from above: 6191
   EXPECT_TRUE(p.counted(1000 + 6192));
   Promises old;
   old.onRegister(1000, 10000, kTiming);  // older than an attestation: nothing to fear
@@ -79,7 +78,8 @@ TEST(QuorumSets, MembersStayAndNewcomersSpreadOverChassis) {
   // The same eligible set: no new version.
   EXPECT_FALSE(sets.update({candidate("a1", "a"), candidate("a2", "a"), candidate("a3", "a"), candidate("b1", "b")}));
   // a2 is fenced; c1 and b2 are eligible: one place, taken by the chassis with fewest (c).
-  auto v2 = sets.update({candidate("a1", "a"), candidate("a3", "a"), candidate("b1", "b"), candidate("b2", "b"), candidate("c1", "c")});
+  auto v2 = sets.update(
+      {candidate("a1", "a"), candidate("a3", "a"), candidate("b1", "b"), candidate("b2", "b"), candidate("c1", "c")});
   ASSERT_TRUE(v2);
   EXPECT_EQ(v2->version, 2u);
   EXPECT_EQ(names(*v2), (std::vector<std::string>{"a1", "a3", "b1", "c1"}));
@@ -193,7 +193,9 @@ class Model {
   };
 
   static std::string name(int i) { return "b" + std::to_string(i); }
-  std::int64_t local(int i, double t) const { return static_cast<std::int64_t>(t * (1 + clocks_[i].rate) + clocks_[i].offset); }
+  std::int64_t local(int i, double t) const {
+    return static_cast<std::int64_t>(t * (1 + clocks_[i].rate) + clocks_[i].offset);
+  }
   std::int64_t ctl(double t) const { return static_cast<std::int64_t>(t * (1 + ctl_.rate) + ctl_.offset); }
   agent::QuorumPolicy policy() const {
     agent::QuorumPolicy p{1, false, kTiming.commitMs, kTiming.attestMs, {}};

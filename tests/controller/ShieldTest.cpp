@@ -1,10 +1,10 @@
 // The agent's half of the outage rule (node-agent/Shield.h): the promises it keeps and the
 // shield it earns.
-#include "node-agent/Shield.h"
-
 #include <gtest/gtest.h>
 
 #include <map>
+
+#include "node-agent/Shield.h"
 
 namespace loom::agent {
 namespace {

@@ -27,7 +27,8 @@ TEST(StateStore, ReopenedStoreLoadsWhatWasCommitted) {
     c.putBindings["web-01"] = "c1-s1";
     c.putBindings["web-02"] = "c1-s2";
     c.putBorrowed["c2-s7"] = "web";
-    c.putIdentities.push_back({"web-01", "default", {"4c4f4f4d-0000-0000-0000-000000000001", {"52:54:00:10:00:01", "52:54:00:10:00:02"}}});
+    c.putIdentities.push_back(
+        {"web-01", "default", {"4c4f4f4d-0000-0000-0000-000000000001", {"52:54:00:10:00:01", "52:54:00:10:00:02"}}});
     c.putBlades.push_back({"c1-s1", R"({"cores":16,"memory_mib":1024})", "maintenance", 42});
     c.putOperations.push_back({7, "c1-s1", "web-01", "start", "pending", 1, ""});
     c.putOperations.push_back({8, "c1-s1", "web-01", "define", "done", 1, ""});

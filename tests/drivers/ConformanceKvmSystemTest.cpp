@@ -23,13 +23,14 @@ std::string requiredOnCi() {
 
 }  // namespace
 
-INSTANTIATE_TEST_SUITE_P(
-    KvmSystem, DriverConformance,
-    // A guest in its BIOS ignores the ACPI request, so stop() always waits out its
-    // timeout before destroying: keep it short.
-    ::testing::Values(ConformanceTarget{"kvm_system",
-                                        [] { return kvm::makeKvmDriver({"qemu:///system", {}}); }, 500,
-                                        requiredOnCi}),
-    targetName);
+INSTANTIATE_TEST_SUITE_P(KvmSystem, DriverConformance,
+                         // A guest in its BIOS ignores the ACPI request, so stop() always waits out its
+                         // timeout before destroying: keep it short.
+                         ::testing::Values(ConformanceTarget{"kvm_system",
+                                                             [] {
+                                                               return kvm::makeKvmDriver({"qemu:///system", {}});
+                                                             },
+                                                             500, requiredOnCi}),
+                         targetName);
 
 }  // namespace loom::drivers::conformance

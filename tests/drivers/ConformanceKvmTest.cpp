@@ -6,10 +6,11 @@
 
 namespace loom::drivers::conformance {
 
-INSTANTIATE_TEST_SUITE_P(
-    Kvm, DriverConformance,
-    ::testing::Values(ConformanceTarget{"kvm_test_default",
-                                        [] { return kvm::makeKvmDriver({"test:///default", {}}); }}),
-    targetName);
+INSTANTIATE_TEST_SUITE_P(Kvm, DriverConformance,
+                         ::testing::Values(ConformanceTarget{"kvm_test_default",
+                                                             [] {
+                                                               return kvm::makeKvmDriver({"test:///default", {}});
+                                                             }}),
+                         targetName);
 
 }  // namespace loom::drivers::conformance

@@ -28,10 +28,10 @@ bool notRunning(DomainState s) {
   return s == DomainState::Defined || s == DomainState::Shutoff || s == DomainState::Crashed;
 }
 
-#define ASSERT_OK(expr)                                                          \
-  do {                                                                           \
-    const auto& r_ = (expr);                                                     \
-    ASSERT_TRUE(r_.ok()) << #expr << ": " << r_.error().message;                 \
+#define ASSERT_OK(expr)                                          \
+  do {                                                           \
+    const auto& r_ = (expr);                                     \
+    ASSERT_TRUE(r_.ok()) << #expr << ": " << r_.error().message; \
   } while (0)
 
 }  // namespace
@@ -44,8 +44,7 @@ void DriverConformance::SetUp() {
   if (probe.applies) return;
   const std::string required = GetParam().requiredBecause ? GetParam().requiredBecause() : "";
   if (!required.empty())
-    FAIL() << GetParam().name << " does not apply here: " << probe.reason << "; not skipped, because "
-           << required;
+    FAIL() << GetParam().name << " does not apply here: " << probe.reason << "; not skipped, because " << required;
   GTEST_SKIP() << GetParam().name << " does not apply here: " << probe.reason;
 }
 
@@ -66,8 +65,8 @@ DomainSpec DriverConformance::spec() {
   s.uuid = randomHex(r, 8) + "-" + randomHex(r, 4) + "-4" + randomHex(r, 3) + "-a" + randomHex(r, 3) + "-" +
            randomHex(r, 12);
   const std::string tail = randomHex(r, 6);
-  s.nics.push_back(NicSpec{"52:54:00:" + tail.substr(0, 2) + ":" + tail.substr(2, 2) + ":" + tail.substr(4, 2),
-                           "front", "", std::nullopt});
+  s.nics.push_back(NicSpec{"52:54:00:" + tail.substr(0, 2) + ":" + tail.substr(2, 2) + ":" + tail.substr(4, 2), "front",
+                           "", std::nullopt});
   s.vcpus = 1;
   s.memory = 64;
   created_.push_back(s.name);

@@ -49,9 +49,7 @@ struct ConformanceTarget {
 // Shown by gtest (and ctest) instead of a hex dump of the struct.
 inline void PrintTo(const ConformanceTarget& target, std::ostream* os) { *os << target.name; }
 
-inline std::string targetName(const ::testing::TestParamInfo<ConformanceTarget>& info) {
-  return info.param.name;
-}
+inline std::string targetName(const ::testing::TestParamInfo<ConformanceTarget>& info) { return info.param.name; }
 
 class DriverConformance : public ::testing::TestWithParam<ConformanceTarget> {
  protected:

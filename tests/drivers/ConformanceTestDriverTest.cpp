@@ -4,11 +4,12 @@
 
 namespace loom::drivers::conformance {
 
-INSTANTIATE_TEST_SUITE_P(
-    Test, DriverConformance,
-    ::testing::Values(ConformanceTarget{"test", [] { return test::makeTestDriver({}); }},
-                      ConformanceTarget{"test_noevents",
-                                        [] { return test::makeTestDriver({"", {{"events", "false"}}}); }}),
-    targetName);
+INSTANTIATE_TEST_SUITE_P(Test, DriverConformance,
+                         ::testing::Values(ConformanceTarget{"test", [] { return test::makeTestDriver({}); }},
+                                           ConformanceTarget{"test_noevents",
+                                                             [] {
+                                                               return test::makeTestDriver({"", {{"events", "false"}}});
+                                                             }}),
+                         targetName);
 
 }  // namespace loom::drivers::conformance

@@ -43,8 +43,7 @@ TEST(DomainSpecJson, RoundTripsEveryField) {
 
 // The test driver's state files held xen_type as the number of the drivers' old enum.
 TEST(DomainSpecJson, ReadsTheNumberedGuestTypeOfOlderStateFiles) {
-  for (auto [number, type] :
-       {std::pair{0, XenGuestType::Hvm}, {1, XenGuestType::Pv}, {2, XenGuestType::Pvh}}) {
+  for (auto [number, type] : {std::pair{0, XenGuestType::Hvm}, {1, XenGuestType::Pv}, {2, XenGuestType::Pvh}}) {
     auto j = toJson(sample());
     j["xen_type"] = number;
     auto back = domainSpecFromJson(j);

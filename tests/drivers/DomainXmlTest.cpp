@@ -2,14 +2,14 @@
 // Regenerate after an intended change with:
 //   LOOM_UPDATE_GOLDEN=1 build/tests/drivers/driver_tests --gtest_filter='DomainXml*'
 // and review the diff of tests/drivers/golden/.
-#include "drivers/kvm/DomainXml.h"
-
 #include <gtest/gtest.h>
 
 #include <cstdlib>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <sstream>
+
+#include "drivers/kvm/DomainXml.h"
 
 #ifdef LOOM_HAVE_KVM
 #include "drivers/kvm/LibvirtConnection.h"
@@ -107,7 +107,8 @@ TEST(DomainXml, EveryNicHasItsBootRomOff) {
   auto xml = domainXml(s, {});
   ASSERT_TRUE(xml.ok());
   size_t roms = 0;
-  for (auto p = xml->find("<rom enabled='no'/>"); p != std::string::npos; p = xml->find("<rom enabled='no'/>", p + 1)) ++roms;
+  for (auto p = xml->find("<rom enabled='no'/>"); p != std::string::npos; p = xml->find("<rom enabled='no'/>", p + 1))
+    ++roms;
   EXPECT_EQ(roms, 2u);
 }
 
@@ -126,11 +127,20 @@ TEST(DomainXml, InvalidSpecsAreRefusedNamingTheDomain) {
     std::function<void(DomainSpec&)> spoil;
   };
   const std::vector<Bad> bad{
-      {"MAC", [](DomainSpec& s) { s.nics.push_back(NicSpec{"01:00:5e:00:00:01", "x", "", std::nullopt}); }},
+      {"MAC",
+       [](DomainSpec& s) {
+         s.nics.push_back(NicSpec{"01:00:5e:00:00:01", "x", "", std::nullopt});
+       }},
       {"uuid", [](DomainSpec& s) { s.uuid = "4C4F4F4D-0000-0000-0000-000000000001"; }},
       {"vcpus", [](DomainSpec& s) { s.vcpus = 0; }},
-      {"format", [](DomainSpec& s) { s.disks.push_back(DiskSpec{"/x.vmdk", "vmdk", false}); }},
-      {"VLAN", [](DomainSpec& s) { s.nics.push_back(NicSpec{"52:54:00:00:00:01", "x", "br0", 4095}); }},
+      {"format",
+       [](DomainSpec& s) {
+         s.disks.push_back(DiskSpec{"/x.vmdk", "vmdk", false});
+       }},
+      {"VLAN",
+       [](DomainSpec& s) {
+         s.nics.push_back(NicSpec{"52:54:00:00:00:01", "x", "br0", 4095});
+       }},
       {"kernel", [](DomainSpec& s) { s.initrd = "/boot/initrd"; }},
   };
   for (const auto& b : bad) {

@@ -1,8 +1,8 @@
-#include "drivers/DriverRegistry.h"
-
 #include <gtest/gtest.h>
 
 #include <algorithm>
+
+#include "drivers/DriverRegistry.h"
 
 namespace loom::drivers {
 namespace {

@@ -1,7 +1,5 @@
 // The test driver's knobs: fail_start, crash_after_ms, start latency, the journal (and
 // its double-run checker), the lease watchdog. A ManualClock makes time explicit.
-#include "drivers/test/TestDriver.h"
-
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -14,6 +12,8 @@
 #include <map>
 #include <mutex>
 #include <thread>
+
+#include "drivers/test/TestDriver.h"
 
 namespace loom::drivers::test {
 namespace {
@@ -372,11 +372,13 @@ TEST(TestDriver, WatchdogFiresOnTheRealClockWithoutAnyCall) {
   auto* driver = static_cast<TestDriver*>(made->get());
   auto state = std::make_shared<std::pair<std::mutex, std::condition_variable>>();
   auto fired = std::make_shared<std::vector<DomainEvent>>();
-  ASSERT_TRUE(driver->subscribe([state, fired](const DomainEvent& e) {
-    std::lock_guard lock(state->first);
-    fired->push_back(e);
-    state->second.notify_all();
-  }).ok());
+  ASSERT_TRUE(driver
+                  ->subscribe([state, fired](const DomainEvent& e) {
+                    std::lock_guard lock(state->first);
+                    fired->push_back(e);
+                    state->second.notify_all();
+                  })
+                  .ok());
   ASSERT_TRUE(driver->define(server("web-01")).ok());
   ASSERT_TRUE(driver->start("web-01").ok());
   const TimeMs deadline = systemClock()->nowMs() + 100;
@@ -414,7 +416,7 @@ TEST(TestDriver, WatchdogInTheStateFileFiresAtTheSavedDeadlineAfterTheAgentDied)
     ASSERT_TRUE(f.driver->start("web-01").ok());
     ASSERT_TRUE(f.driver->start("web-02").ok());
     f.driver->armWatchdog(kT0 + 1000);  // only the watchdog changes: it must be saved anyway
-  }  // the agent is killed -9; nobody renews
+  }                                     // the agent is killed -9; nobody renews
   Fixture g(Params{{"blade", "c1-s1"}, {"state_file", path}, {"journal", journalPath}},
             std::make_shared<ManualClock>(kT0 + 60'000));  // a new agent, a minute later
   EXPECT_EQ(g.state("web-01"), DomainState::Shutoff);
@@ -561,11 +563,13 @@ TEST(TestDriver, ReloadedWatchdogFiresOnTheRealClockWithoutAnyCall) {
   auto* driver = static_cast<TestDriver*>(made->get());
   auto state = std::make_shared<std::pair<std::mutex, std::condition_variable>>();
   auto fired = std::make_shared<std::vector<DomainEvent>>();
-  ASSERT_TRUE(driver->subscribe([state, fired](const DomainEvent& e) {
-    std::lock_guard lock(state->first);
-    fired->push_back(e);
-    state->second.notify_all();
-  }).ok());
+  ASSERT_TRUE(driver
+                  ->subscribe([state, fired](const DomainEvent& e) {
+                    std::lock_guard lock(state->first);
+                    fired->push_back(e);
+                    state->second.notify_all();
+                  })
+                  .ok());
   {
     std::unique_lock lock(state->first);
     ASSERT_TRUE(state->second.wait_for(lock, std::chrono::seconds(5), [&] { return !fired->empty(); }))

@@ -48,7 +48,8 @@ void checkDiagnostics(const std::vector<Diagnostic>& diagnostics, const std::str
   for (char c : text) lines += c == '\n';
   for (const auto& d : diagnostics) {
     if (!validUtf8(d.message) || !validUtf8(d.file)) fail("a diagnostic that is not UTF-8", d);
-    if (d.line < 0 || d.column < 0 || static_cast<std::size_t>(d.line) > lines + 1) fail("a position outside the input", d);
+    if (d.line < 0 || d.column < 0 || static_cast<std::size_t>(d.line) > lines + 1)
+      fail("a position outside the input", d);
     if (d.file != "fuzz.yaml" && d.file != "applied state") fail("a diagnostic naming another file", d);
   }
 }

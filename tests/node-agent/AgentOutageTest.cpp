@@ -1,7 +1,6 @@
 // The agent under the outage rule (docs/FENCING.md): several real Agents with real test
 // drivers, a scripted controller, and a peer channel delivered in memory. Time is stepped.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cstdio>
@@ -67,11 +66,14 @@ class Fabric {
     ac.inventory.cores = 8;
     ac.inventory.memoryMib = 16384;
     if (!policyDir_.empty()) ac.policyPath = policyDir_ + "/" + name + ".policy.json";
-    auto agent = std::make_unique<Agent>(ac, std::move(*driver), [this, name](const Json& f) {
-      sent_[name].push_back(f);
-      if (loomdUp_) toLoomd_.emplace_back(name, f);
-      return loomdUp_;
-    }, std::move(guard));
+    auto agent = std::make_unique<Agent>(
+        ac, std::move(*driver),
+        [this, name](const Json& f) {
+          sent_[name].push_back(f);
+          if (loomdUp_) toLoomd_.emplace_back(name, f);
+          return loomdUp_;
+        },
+        std::move(guard));
     agent->setPeerSend([this, name](const protocol::PeerAddress& to, const Json& f) {
       if (cut_.count({name, to.blade}) || cut_.count({to.blade, name}) || !agents_.count(to.blade)) return false;
       peerQueue_.push_back({name, to.blade, f.dump()});
@@ -263,7 +265,8 @@ TEST(AgentOutage, APolicyThatEndsItsShieldBringsItsWatchdogForward) {
   f.frameTo("b1", protocol::encode(p2));
   ASSERT_EQ(f.agent("b1").shield().shieldEnd(), 0) << "5 of 10 shields nothing";
   const std::int64_t killedAt = f.now_;
-  ASSERT_GT(oldShieldEnd, killedAt + kLease + 500) << "the old shield must outlast the lease for this test to mean anything";
+  ASSERT_GT(oldShieldEnd, killedAt + kLease + 500)
+      << "the old shield must outlast the lease for this test to mean anything";
   f.frozen_.insert("b1");  // killed: nothing but its watchdog ends web-0 now
   f.runUntil(killedAt + kLease + 50);
   EXPECT_EQ(stateOf(f.driver("b1"), "web-0"), "shutoff") << "its watchdog still waited for the shield policy 1 gave";
@@ -324,7 +327,8 @@ TEST(AgentOutage, APowerFencedBladeNeverFencesItselfEvenAlone) {
   f.cutPeers("b1", {"b2", "b3"});
   f.runUntil(63000);
   EXPECT_EQ(stateOf(f.driver("b1"), "web-0"), "running");
-  EXPECT_EQ(f.driver("b1").journal().back().event, drivers::test::JournalEvent::Start) << "nothing ended it: not the agent, not its watchdog";
+  EXPECT_EQ(f.driver("b1").journal().back().event, drivers::test::JournalEvent::Start)
+      << "nothing ended it: not the agent, not its watchdog";
 }
 
 TEST(AgentOutage, AFrozenBladeFencesItselfOnWakingBeforeItHandlesAnything) {

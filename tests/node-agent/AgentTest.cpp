@@ -59,8 +59,10 @@ struct Harness {
     auto made = drivers::test::TestDriver::create(cfg, o.clock);
     this->driver = made->get();
     std::unique_ptr<drivers::Driver> driver;
-    if (o.kvmOnly) driver = std::make_unique<KvmOnlyDriver>(std::move(*made));
-    else driver = std::move(*made);
+    if (o.kvmOnly)
+      driver = std::make_unique<KvmOnlyDriver>(std::move(*made));
+    else
+      driver = std::move(*made);
     auto guard = o.driverWatchdog ? makeDriverWatchdogGuard(*driver) : nullptr;
     AgentConfig ac;
     ac.blade = o.blade;

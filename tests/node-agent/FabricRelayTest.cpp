@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <thread>
-
 #include <zmq.hpp>
 
 #include "node-agent/FabricRelay.h"
@@ -57,7 +56,8 @@ struct FakeController {
 
 struct Agent {
   zmq::socket_t socket{context(), zmq::socket_type::dealer};
-  Agent(const std::string& blade, const std::string& endpoint, const protocol::CurveKeyPair* keys = nullptr, const std::string& serverKey = "") {
+  Agent(const std::string& blade, const std::string& endpoint, const protocol::CurveKeyPair* keys = nullptr,
+        const std::string& serverKey = "") {
     socket.set(zmq::sockopt::routing_id, blade);
     socket.set(zmq::sockopt::linger, 0);
     if (keys) {
@@ -124,7 +124,8 @@ TEST(FabricRelay, CarriesAgentsFramesUpInEnvelopesAndTheAnswersDownToEachBlade) 
   std::sort(up.begin(), up.end());
   EXPECT_EQ(up, (std::vector<std::pair<std::string, std::string>>{{"c1-s1", "from s1"}, {"c1-s2", "from s2"}}));
 
-  sendTo(loomd.router, {"relay/c1", std::string(protocol::kRelayMarker), "c1-s2", "to s2", "c1-s1", "to s1", "c1-s1", "again s1"});
+  sendTo(loomd.router,
+         {"relay/c1", std::string(protocol::kRelayMarker), "c1-s2", "to s2", "c1-s1", "to s1", "c1-s1", "again s1"});
   EXPECT_EQ(receiveFrom(b.socket), std::vector<std::string>{"to s2"});
   EXPECT_EQ(receiveFrom(a.socket), std::vector<std::string>{"to s1"});
   EXPECT_EQ(receiveFrom(a.socket), std::vector<std::string>{"again s1"});
@@ -152,7 +153,8 @@ TEST(FabricRelay, DropsWhatTheControllerSendsThatIsNoEnvelopeAndKeepsGoing) {
   ASSERT_EQ(loomd.collect(1).size(), 1u);
   sendTo(loomd.router, {"relay/c1", "not an envelope"});
   sendTo(loomd.router, {"relay/c1", "loom-relay/9", "c1-s1", "x"});
-  sendTo(loomd.router, {"relay/c1", std::string(protocol::kRelayMarker), "nobody-here", "lost"});  // not connected: dropped
+  sendTo(loomd.router,
+         {"relay/c1", std::string(protocol::kRelayMarker), "nobody-here", "lost"});  // not connected: dropped
   sendTo(loomd.router, {"relay/c1", std::string(protocol::kRelayMarker), "c1-s1", "after"});
   EXPECT_EQ(receiveFrom(a.socket), std::vector<std::string>{"after"});
   EXPECT_EQ(relay.relay.stats().refused, 2u);
@@ -170,8 +172,10 @@ TEST(FabricRelay, DropsFramesWhileTheControllerIsAwayAndCarriesThemOnceItIsBack)
   a.socket.send(zmq::buffer(std::string("into the void")));
   // Bounded at 5 s: on a loaded machine the agent's connection to the relay alone can take
   // a second (the full suite under -j2 failed at 1 s).
-  for (int i = 0; i < 250 && relay.relay.stats().droppedUp == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_EQ(relay.relay.stats().droppedUp, 1u) << "not queued for a controller that is not connected: it would be stale";
+  for (int i = 0; i < 250 && relay.relay.stats().droppedUp == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(relay.relay.stats().droppedUp, 1u)
+      << "not queued for a controller that is not connected: it would be stale";
 
   zmq::socket_t router{context(), zmq::socket_type::router};
   router.set(zmq::sockopt::linger, 0);

@@ -197,9 +197,10 @@ TEST(DisplacedIncremental, TheFabricSeenForRealMatchesAFullReplan) {
   Fixture f = web();
   Planner planner(f.desired, f.observed, f.current);
   f.current = planner.plan(0).next;
-  const std::vector<std::pair<std::string, BladeState>> changes = {
-      {"c1-s3", BladeState::Fenced}, {"c1-s1", BladeState::Fenced}, {"c1-s1", BladeState::Available},
-      {"c1-s3", BladeState::Available}};
+  const std::vector<std::pair<std::string, BladeState>> changes = {{"c1-s3", BladeState::Fenced},
+                                                                   {"c1-s1", BladeState::Fenced},
+                                                                   {"c1-s1", BladeState::Available},
+                                                                   {"c1-s3", BladeState::Available}};
   for (std::size_t i = 0; i < changes.size(); ++i) {
     const auto& [name, state] = changes[i];
     const PlanDelta delta = planner.bladeStateChanged(name, state, static_cast<TimeMs>(i + 1));
@@ -229,9 +230,10 @@ TEST(DisplacedIncremental, FailbackFollowsTheDisplacedServerOffAnotherHome) {
   Fixture f = web(FailbackPolicy::Auto);
   Planner planner(f.desired, f.observed, f.current);
   f.current = planner.plan(0).next;
-  const std::vector<std::pair<std::string, BladeState>> changes = {
-      {"c1-s3", BladeState::Fenced}, {"c1-s1", BladeState::Fenced}, {"c1-s3", BladeState::Available},
-      {"c1-s1", BladeState::Available}};
+  const std::vector<std::pair<std::string, BladeState>> changes = {{"c1-s3", BladeState::Fenced},
+                                                                   {"c1-s1", BladeState::Fenced},
+                                                                   {"c1-s3", BladeState::Available},
+                                                                   {"c1-s1", BladeState::Available}};
   for (std::size_t i = 0; i < changes.size(); ++i) {
     const auto& [name, state] = changes[i];
     const PlanDelta delta = planner.bladeStateChanged(name, state, static_cast<TimeMs>(i + 1));

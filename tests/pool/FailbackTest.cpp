@@ -11,10 +11,11 @@ using namespace loom::pool::testing;
 Fixture web(FailbackPolicy failback = FailbackPolicy::Auto, std::uint32_t spares = 1) {
   Fixture f;
   f.observed.blades = {blade("c1-s1", 8), blade("c1-s2", 8), blade("c1-s3", 8), blade("c2-s7", 8)};
-  f.desired.pools = {
-      borrowingFrom(withFailback(withSpares(pool("web", {"c1-s1", "c1-s2", "c1-s3"}), spares), failback), "global-spares"),
-      sparePool("global-spares", {"c2-s7"})};
-  f.desired.servers = {antiAffinity(server("web-01", "web", 4), "web"), antiAffinity(server("web-02", "web", 4), "web")};
+  f.desired.pools = {borrowingFrom(withFailback(withSpares(pool("web", {"c1-s1", "c1-s2", "c1-s3"}), spares), failback),
+                                   "global-spares"),
+                     sparePool("global-spares", {"c2-s7"})};
+  f.desired.servers = {antiAffinity(server("web-01", "web", 4), "web"),
+                       antiAffinity(server("web-02", "web", 4), "web")};
   f.current.bindings = {{"web-01", "c1-s1"}, {"web-02", "c1-s2"}};
   return f;
 }
@@ -50,7 +51,8 @@ TEST(Failback, AutoMovesTheServerHomeWithStopBeforeStart) {
   EXPECT_EQ(p.steps[define].after, (std::vector<std::size_t>{stop}));
   EXPECT_TRUE(stepsFor(p.steps, "web-02").empty());
   EXPECT_TRUE(p.next.home.empty());
-  const auto& moved = *std::find_if(p.placements.begin(), p.placements.end(), [](auto& x) { return x.server == "web-01"; });
+  const auto& moved =
+      *std::find_if(p.placements.begin(), p.placements.end(), [](auto& x) { return x.server == "web-01"; });
   EXPECT_EQ(moved.from, "c1-s3");
 }
 
@@ -68,8 +70,8 @@ TEST(Failback, ManualMovesNothingAndKeepsTheHome) {
 }
 
 TEST(Failback, NothingMovesWhileTheHomeIsStillDown) {
-  for (BladeState s : {BladeState::Fenced, BladeState::Suspect, BladeState::Failed, BladeState::Maintenance,
-                       BladeState::Discovered}) {
+  for (BladeState s :
+       {BladeState::Fenced, BladeState::Suspect, BladeState::Failed, BladeState::Maintenance, BladeState::Discovered}) {
     Fixture f = failedOver();
     f.setState("c1-s1", s);
     const Plan p = f.plan();
@@ -333,9 +335,10 @@ TEST(FailbackIncremental, RoundTripThroughABorrowedBladeMatchesAFullReplan) {
   f.current = planner.plan(0).next;
   // Two failures, then both blades return one after the other; after each change the
   // incremental answer must be what a full plan of the same snapshot says.
-  const std::vector<std::pair<std::string, BladeState>> changes = {
-      {"c1-s1", BladeState::Fenced}, {"c1-s3", BladeState::Fenced},
-      {"c1-s1", BladeState::Available}, {"c1-s3", BladeState::Available}};
+  const std::vector<std::pair<std::string, BladeState>> changes = {{"c1-s1", BladeState::Fenced},
+                                                                   {"c1-s3", BladeState::Fenced},
+                                                                   {"c1-s1", BladeState::Available},
+                                                                   {"c1-s3", BladeState::Available}};
   for (const auto& [name, state] : changes) {
     const PlanDelta delta = planner.bladeStateChanged(name, state, 1);
     f.setState(name, state);

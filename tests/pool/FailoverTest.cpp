@@ -10,10 +10,11 @@ using namespace loom::pool::testing;
 Fixture webWithSpare(FailoverPolicy policy = FailoverPolicy::Spare, std::uint32_t spares = 1) {
   Fixture f;
   f.observed.blades = {blade("c1-s1", 8), blade("c1-s2", 8), blade("c1-s3", 8), blade("c2-s7", 8)};
-  f.desired.pools = {
-      borrowingFrom(withFailover(withSpares(pool("web", {"c1-s1", "c1-s2", "c1-s3"}), spares), policy), "global-spares"),
-      sparePool("global-spares", {"c2-s7"})};
-  f.desired.servers = {antiAffinity(server("web-01", "web", 4), "web"), antiAffinity(server("web-02", "web", 4), "web")};
+  f.desired.pools = {borrowingFrom(withFailover(withSpares(pool("web", {"c1-s1", "c1-s2", "c1-s3"}), spares), policy),
+                                   "global-spares"),
+                     sparePool("global-spares", {"c2-s7"})};
+  f.desired.servers = {antiAffinity(server("web-01", "web", 4), "web"),
+                       antiAffinity(server("web-02", "web", 4), "web")};
   f.current.bindings = {{"web-01", "c1-s1"}, {"web-02", "c1-s2"}};
   return f;
 }
@@ -28,7 +29,8 @@ TEST(Failover, MovesServersOfAFencedBladeToAPoolSpare) {
   EXPECT_EQ(stepsFor(p.steps, "web-01"), (std::vector<std::string>{"define@c1-s3", "start@c1-s3"}));
   EXPECT_EQ(assignment(p, "c1-s3").role, BladeRole::Member);
   EXPECT_TRUE(p.next.borrowed.empty());
-  const auto& moved = *std::find_if(p.placements.begin(), p.placements.end(), [](auto& x) { return x.server == "web-01"; });
+  const auto& moved =
+      *std::find_if(p.placements.begin(), p.placements.end(), [](auto& x) { return x.server == "web-01"; });
   EXPECT_EQ(moved.from, "c1-s1");
 }
 

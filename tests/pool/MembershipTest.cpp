@@ -106,8 +106,7 @@ TEST(Membership, SparePoolBladesAreSpares) {
 TEST(Membership, BorrowedBladesStayWithTheirBorrower) {
   Fixture f;
   f.observed.blades = {blade("c1-s1"), blade("c2-s7")};
-  f.desired.pools = {borrowingFrom(pool("web", {"c1-s1"}), "global-spares"),
-                     sparePool("global-spares", {"c2-s7"})};
+  f.desired.pools = {borrowingFrom(pool("web", {"c1-s1"}), "global-spares"), sparePool("global-spares", {"c2-s7"})};
   f.desired.servers = {server("web-01", "web")};
   f.current.bindings = {{"web-01", "c2-s7"}};
   f.current.borrowed = {{"c2-s7", "web"}};
@@ -121,8 +120,7 @@ TEST(Membership, BorrowedBladesStayWithTheirBorrower) {
 TEST(Membership, AnEmptyBorrowedBladeGoesBackToItsSparePool) {
   Fixture f;
   f.observed.blades = {blade("c1-s1"), blade("c2-s7")};
-  f.desired.pools = {borrowingFrom(pool("web", {"c1-s1"}), "global-spares"),
-                     sparePool("global-spares", {"c2-s7"})};
+  f.desired.pools = {borrowingFrom(pool("web", {"c1-s1"}), "global-spares"), sparePool("global-spares", {"c2-s7"})};
   f.current.borrowed = {{"c2-s7", "web"}};
   const Plan p = f.plan();
   EXPECT_EQ(assignment(p, "c2-s7").role, BladeRole::Spare);

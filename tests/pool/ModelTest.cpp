@@ -16,14 +16,14 @@ void expectRoundTrip(std::initializer_list<E> values, std::optional<E> (*parse)(
 
 TEST(Model, EveryEnumRoundTripsThroughItsLowerCaseText) {
   expectRoundTrip({Hypervisor::Xen, Hypervisor::Kvm}, parseHypervisor);
-  expectRoundTrip({BladeState::Discovered, BladeState::Available, BladeState::Active, BladeState::Spare,
-                   BladeState::Suspect, BladeState::Failed, BladeState::Fenced, BladeState::Maintenance,
-                   BladeState::Retired},
-                  parseBladeState);
-  expectRoundTrip({ServerState::Pending, ServerState::Placing, ServerState::Starting, ServerState::Running,
-                   ServerState::Stopping, ServerState::Stopped, ServerState::Failed, ServerState::Unplaceable,
-                   ServerState::Moving},
-                  parseServerState);
+  expectRoundTrip(
+      {BladeState::Discovered, BladeState::Available, BladeState::Active, BladeState::Spare, BladeState::Suspect,
+       BladeState::Failed, BladeState::Fenced, BladeState::Maintenance, BladeState::Retired},
+      parseBladeState);
+  expectRoundTrip(
+      {ServerState::Pending, ServerState::Placing, ServerState::Starting, ServerState::Running, ServerState::Stopping,
+       ServerState::Stopped, ServerState::Failed, ServerState::Unplaceable, ServerState::Moving},
+      parseServerState);
   expectRoundTrip({FailoverPolicy::Spare, FailoverPolicy::Pack, FailoverPolicy::None}, parseFailoverPolicy);
   expectRoundTrip({FailbackPolicy::Manual, FailbackPolicy::Auto}, parseFailbackPolicy);
   expectRoundTrip({PowerState::On, PowerState::Off}, parsePowerState);

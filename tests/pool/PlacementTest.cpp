@@ -44,7 +44,8 @@ TEST(Placement, NeverPutsTwoOfAnAntiAffinityGroupOnOneBlade) {
   Fixture f;
   f.observed.blades = {blade("c1-s1", 16), blade("c1-s2", 16), blade("c1-s3", 16)};
   f.desired.pools = {pool("web", {"c1-s1", "c1-s2", "c1-s3"})};
-  for (int i = 0; i < 3; ++i) f.desired.servers.push_back(antiAffinity(server("web-" + std::to_string(i), "web"), "web"));
+  for (int i = 0; i < 3; ++i)
+    f.desired.servers.push_back(antiAffinity(server("web-" + std::to_string(i), "web"), "web"));
   const Plan p = f.plan();
   std::set<std::string> used;
   for (int i = 0; i < 3; ++i) used.insert(bladeOf(p, "web-" + std::to_string(i)));
@@ -111,7 +112,8 @@ TEST(Placement, OnlyUsesBladesThatCanRunThePoolsHypervisor) {
 
 TEST(Placement, OnlyHealthyBladesTakeNewServers) {
   Fixture f;
-  f.observed.blades = {blade("c1-s1", 16, 64_GiB, BladeState::Maintenance), blade("c1-s2", 16, 64_GiB, BladeState::Suspect),
+  f.observed.blades = {blade("c1-s1", 16, 64_GiB, BladeState::Maintenance),
+                       blade("c1-s2", 16, 64_GiB, BladeState::Suspect),
                        blade("c1-s3", 16, 64_GiB, BladeState::Discovered)};
   f.desired.pools = {pool("web", {"c1-s1", "c1-s2", "c1-s3"})};
   f.desired.servers = {server("web-01", "web")};
@@ -143,8 +145,7 @@ TEST(Placement, KeepsSparesFree) {
   EXPECT_EQ(assignment(p, "c1-s3").role, BladeRole::Spare);
   for (auto s : {"a", "b", "c"}) EXPECT_NE(bladeOf(p, s), "c1-s3") << s;
   ASSERT_NE(unplaceable(p, "c"), nullptr);
-  EXPECT_EQ(unplaceable(p, "c")->reason,
-            "pool web: no blade with 4 free cores (1 spare blade kept free)");
+  EXPECT_EQ(unplaceable(p, "c")->reason, "pool web: no blade with 4 free cores (1 spare blade kept free)");
 }
 
 TEST(Placement, PrefersBladesAlreadyEmptyAsSpares) {
@@ -164,7 +165,8 @@ TEST(Placement, ReplanningDoesNotShuffle) {
   f.observed.blades = {blade("c1-s1", 8), blade("c1-s2", 8), blade("c1-s3", 8), blade("c1-s4", 8)};
   f.desired.pools = {withSpares(pool("web", {"c1-s1", "c1-s2", "c1-s3", "c1-s4"}), 1)};
   for (int i = 0; i < 8; ++i)
-    f.desired.servers.push_back(antiAffinity(server("web-" + std::to_string(i), "web", 1 + i % 3), i % 2 ? "odd" : "even"));
+    f.desired.servers.push_back(
+        antiAffinity(server("web-" + std::to_string(i), "web", 1 + i % 3), i % 2 ? "odd" : "even"));
   const Plan first = f.apply();
   const Plan second = f.plan();
   EXPECT_EQ(second.next.bindings, first.next.bindings);
@@ -307,7 +309,10 @@ using namespace loom::pool::testing;
 TEST(Placement, GeneratedFabricRespectsEveryHardRule) {
   Fixture f;
   unsigned seed = 12345;
-  auto next = [&] { seed = seed * 1103515245u + 12345u; return (seed >> 16) & 0x7fff; };
+  auto next = [&] {
+    seed = seed * 1103515245u + 12345u;
+    return (seed >> 16) & 0x7fff;
+  };
   std::vector<std::string> names;
   for (int i = 0; i < 40; ++i) {
     f.observed.blades.push_back(blade("c1-s" + std::to_string(i), 8 + 8 * (next() % 3), 32_GiB));

@@ -21,7 +21,8 @@ Fixture mediumFabric() {
                      withFailover(withSpares(pool("db", db), 1), FailoverPolicy::Pack),
                      sparePool("global-spares", {"c2-s7"})};
   for (int i = 0; i < 14; ++i)
-    f.desired.servers.push_back(priority(antiAffinity(server("web-" + std::to_string(i), "web", 1 + i % 4), "g" + std::to_string(i % 3)), i));
+    f.desired.servers.push_back(
+        priority(antiAffinity(server("web-" + std::to_string(i), "web", 1 + i % 4), "g" + std::to_string(i % 3)), i));
   for (int i = 0; i < 6; ++i) f.desired.servers.push_back(server("db-" + std::to_string(i), "db", 2));
   return f;
 }
@@ -112,8 +113,8 @@ TEST(PlannerIncremental, StrandedServersRestartOnReturningBladesLikeAFullReplan)
       const PlanDelta delta = planner.bladeStateChanged(name, state, static_cast<TimeMs>(i + 1));
       f.setState(name, state);
       const Plan full = f.apply();
-      const std::string at = std::string(failback == FailbackPolicy::Auto ? "auto " : "manual ") + name + " " +
-                             toString(state);
+      const std::string at =
+          std::string(failback == FailbackPolicy::Auto ? "auto " : "manual ") + name + " " + toString(state);
       const PlacementState st = planner.state();
       EXPECT_EQ(st.bindings, full.next.bindings) << at;
       EXPECT_EQ(st.borrowed, full.next.borrowed) << at;
@@ -235,14 +236,22 @@ struct SeededRun {
     } else {
       for (const auto& b : out.stepBlades) held[b] = fresh[b];
       for (const auto& sp : out.servers) {
-        if (sp.blade.empty()) tracked.bindings.erase(sp.server);
-        else tracked.bindings[sp.server] = sp.blade;
-        if (sp.home.empty()) tracked.home.erase(sp.server);
-        else tracked.home[sp.server] = sp.home;
-        if (sp.held) tracked.held.insert(sp.server);
-        else tracked.held.erase(sp.server);
-        if (sp.displaced) tracked.displaced.insert(sp.server);
-        else tracked.displaced.erase(sp.server);
+        if (sp.blade.empty())
+          tracked.bindings.erase(sp.server);
+        else
+          tracked.bindings[sp.server] = sp.blade;
+        if (sp.home.empty())
+          tracked.home.erase(sp.server);
+        else
+          tracked.home[sp.server] = sp.home;
+        if (sp.held)
+          tracked.held.insert(sp.server);
+        else
+          tracked.held.erase(sp.server);
+        if (sp.displaced)
+          tracked.displaced.insert(sp.server);
+        else
+          tracked.displaced.erase(sp.server);
       }
       for (const auto& [b, p] : out.borrowed) tracked.borrowed[b] = p;
       for (const auto& b : out.returned) tracked.borrowed.erase(b);
@@ -303,7 +312,8 @@ struct SeededRun {
   }
   bool runsServers(const Blade& b) const {
     for (const auto& d : *b.domains)
-      if ((d.state == DomainState::Running || d.state == DomainState::Paused) && d.name.rfind("foreign", 0) != 0) return true;
+      if ((d.state == DomainState::Running || d.state == DomainState::Paused) && d.name.rfind("foreign", 0) != 0)
+        return true;
     return false;
   }
   // One event, as the controller would tell the planner about it.
@@ -311,7 +321,10 @@ struct SeededRun {
     switch (rng() % 9) {
       case 0:
       case 1:
-      case 2: execute(); adopt(planner.refresh(0)); return "agents ran steps";
+      case 2:
+        execute();
+        adopt(planner.refresh(0));
+        return "agents ran steps";
       case 3: {  // a healthy blade goes silent
         Blade& b = pick([](const Blade& b) { return b.state == BladeState::Available && b.reachable; });
         if (b.state != BladeState::Available) return "nothing";
@@ -347,16 +360,22 @@ struct SeededRun {
         return "heard again";
       }
       case 6: {  // a returned blade that runs nothing is trusted again
-        Blade& b = pick([&](const Blade& b) { return b.state == BladeState::Fenced && b.reachable && !runsServers(b); });
+        Blade& b =
+            pick([&](const Blade& b) { return b.state == BladeState::Fenced && b.reachable && !runsServers(b); });
         if (b.state != BladeState::Fenced || !b.reachable || runsServers(b)) return "nothing";
         setState(b, BladeState::Available, log);
         return "trusted";
       }
       case 7: {  // drain or undrain
-        Blade& b = pick([](const Blade& b) { return b.reachable && (b.state == BladeState::Available || b.state == BladeState::Maintenance); });
-        if (b.state == BladeState::Available && b.reachable) setState(b, BladeState::Maintenance, log);
-        else if (b.state == BladeState::Maintenance) setState(b, BladeState::Available, log);
-        else return "nothing";
+        Blade& b = pick([](const Blade& b) {
+          return b.reachable && (b.state == BladeState::Available || b.state == BladeState::Maintenance);
+        });
+        if (b.state == BladeState::Available && b.reachable)
+          setState(b, BladeState::Maintenance, log);
+        else if (b.state == BladeState::Maintenance)
+          setState(b, BladeState::Available, log);
+        else
+          return "nothing";
         return "drain/undrain";
       }
       default: {  // a domain crashes, or one Loom never declared shows up

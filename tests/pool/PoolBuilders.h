@@ -57,22 +57,61 @@ inline Server server(std::string name, std::string poolName, std::uint32_t vcpus
 }
 
 // Chainable tweaks, so a fixture line says what is special about it.
-inline Server priority(Server s, int p) { s.priority = p; return s; }
-inline Server antiAffinity(Server s, std::string g) { s.antiAffinity = std::move(g); return s; }
-inline Server dedicated(Server s) { s.dedicated = true; return s; }
-inline Server poweredOff(Server s) { s.power = PowerState::Off; return s; }
-inline Pool withSpares(Pool p, std::uint32_t n) { p.spares = n; return p; }
-inline Pool withFailover(Pool p, FailoverPolicy f) { p.failover = f; return p; }
-inline Pool withFailback(Pool p, FailbackPolicy f) { p.failback = f; return p; }
-inline Pool borrowingFrom(Pool p, std::string from) { p.borrowFrom = std::move(from); return p; }
-inline Pool matching(Pool p, BladeMatch m) { p.match = std::move(m); return p; }
-inline Blade inState(Blade b, BladeState s) { b.state = s; return b; }
-inline Blade runningNothing(Blade b) { b.personality.reset(); return b; }
+inline Server priority(Server s, int p) {
+  s.priority = p;
+  return s;
+}
+inline Server antiAffinity(Server s, std::string g) {
+  s.antiAffinity = std::move(g);
+  return s;
+}
+inline Server dedicated(Server s) {
+  s.dedicated = true;
+  return s;
+}
+inline Server poweredOff(Server s) {
+  s.power = PowerState::Off;
+  return s;
+}
+inline Pool withSpares(Pool p, std::uint32_t n) {
+  p.spares = n;
+  return p;
+}
+inline Pool withFailover(Pool p, FailoverPolicy f) {
+  p.failover = f;
+  return p;
+}
+inline Pool withFailback(Pool p, FailbackPolicy f) {
+  p.failback = f;
+  return p;
+}
+inline Pool borrowingFrom(Pool p, std::string from) {
+  p.borrowFrom = std::move(from);
+  return p;
+}
+inline Pool matching(Pool p, BladeMatch m) {
+  p.match = std::move(m);
+  return p;
+}
+inline Blade inState(Blade b, BladeState s) {
+  b.state = s;
+  return b;
+}
+inline Blade runningNothing(Blade b) {
+  b.personality.reset();
+  return b;
+}
 // What a blade's agent reports (without it the planner assumes the current placement).
 inline Domain running(std::string name) { return Domain{std::move(name), DomainState::Running}; }
 inline Domain shutOff(std::string name) { return Domain{std::move(name), DomainState::Shutoff}; }
-inline Blade reporting(Blade b, std::vector<Domain> domains = {}) { b.domains = std::move(domains); return b; }
-inline Blade unreachable(Blade b) { b.reachable = false; return b; }
+inline Blade reporting(Blade b, std::vector<Domain> domains = {}) {
+  b.domains = std::move(domains);
+  return b;
+}
+inline Blade unreachable(Blade b) {
+  b.reachable = false;
+  return b;
+}
 
 // A whole scenario; plan() and friends run against it.
 struct Fixture {

@@ -99,8 +99,8 @@ TEST(Steps, StepsAreOrderedPreparesThenLeavingThenArriving) {
   f.current.bindings = {{"a", "c1-s1"}, {"b", "c1-s1"}};
   f.bladeNamed("c1-s2").domains = {{running("old")}};
   const Plan p = f.plan();
-  EXPECT_EQ(stepNames(p.steps), (Names{"prepare-hypervisor@c1-s1", "stop:old@c1-s2", "undefine:old@c1-s2", "define:a@c1-s1",
-                                       "start:a@c1-s1", "define:b@c1-s1", "start:b@c1-s1"}));
+  EXPECT_EQ(stepNames(p.steps), (Names{"prepare-hypervisor@c1-s1", "stop:old@c1-s2", "undefine:old@c1-s2",
+                                       "define:a@c1-s1", "start:a@c1-s1", "define:b@c1-s1", "start:b@c1-s1"}));
   for (std::size_t i = 0; i < p.steps.size(); ++i)
     for (auto a : p.steps[i].after) EXPECT_LT(a, i) << "after names earlier steps only";
 }

@@ -1,7 +1,6 @@
 // Allow-list parsing: '#' is a Z85 character, so it must not be taken for a comment
 // inside a key (a third of generated keys contain one).
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cstdio>

@@ -31,9 +31,10 @@ TEST(ProtocolValidation, AcceptsEveryEncodedMessage) {
   plan.steps.push_back({1, pool::StepKind::Define, "web-01", "", spec});
   plan.steps.push_back({2, pool::StepKind::Start, "web-01", "", std::nullopt});
   plan.steps.push_back({3, pool::StepKind::PrepareHypervisor, "", "kvm", std::nullopt});
-  for (const Json& frame : {encode(sampleRegister()), encode(Registered{5000, 1000}), encode(Heartbeat{7, std::nullopt}),
-                            encode(LeaseRenewed{7, 5000}), encode(plan), encode(StepResult{1, false, "boom"}),
-                            encode(Event{"warning", "disk slow", "web-01"}), encode(Reregister{}), encode(Reregister{7})})
+  for (const Json& frame :
+       {encode(sampleRegister()), encode(Registered{5000, 1000}), encode(Heartbeat{7, std::nullopt}),
+        encode(LeaseRenewed{7, 5000}), encode(plan), encode(StepResult{1, false, "boom"}),
+        encode(Event{"warning", "disk slow", "web-01"}), encode(Reregister{}), encode(Reregister{7})})
     EXPECT_FALSE(validate(frame).has_value()) << frame.dump() << ": " << validate(frame)->message;
 }
 
@@ -86,14 +87,16 @@ TEST(ProtocolValidation, APlanFrameKeepsItsBytes) {
   spec.cmdline = "console=hvc0";
   plan.steps.push_back({7, pool::StepKind::Define, "web-01", "", spec});
   plan.steps.push_back({8, pool::StepKind::PrepareHypervisor, "", "xen", std::nullopt});
-  EXPECT_EQ(encode(plan).dump(),
-            R"({"steps":[{"kind":"define","op":7,"server":"web-01","spec":{"cmdline":"console=hvc0","disks":[{"format":"qcow2",)"
-            R"("path":"/img/web.qcow2","read_only":false}],"kernel":"/boot/vmlinuz","memory_mib":1024,"name":"web-01","nics":[{"mac":)"
-            R"("52:54:00:10:00:01","network":"front","vlan":100},{"mac":"52:54:00:10:00:02","network":"back"}],"uuid":)"
-            R"("4c4f4f4d-0000-0000-0000-000000000001","vcpus":2,"xen_type":"pv"}},{"hypervisor":"xen","kind":"prepare-hypervisor",)"
-            R"("op":8,"server":""}],"type":"plan","v":1})");
+  EXPECT_EQ(
+      encode(plan).dump(),
+      R"({"steps":[{"kind":"define","op":7,"server":"web-01","spec":{"cmdline":"console=hvc0","disks":[{"format":"qcow2",)"
+      R"("path":"/img/web.qcow2","read_only":false}],"kernel":"/boot/vmlinuz","memory_mib":1024,"name":"web-01","nics":[{"mac":)"
+      R"("52:54:00:10:00:01","network":"front","vlan":100},{"mac":"52:54:00:10:00:02","network":"back"}],"uuid":)"
+      R"("4c4f4f4d-0000-0000-0000-000000000001","vcpus":2,"xen_type":"pv"}},{"hypervisor":"xen","kind":"prepare-hypervisor",)"
+      R"("op":8,"server":""}],"type":"plan","v":1})");
   Json beat = encode(Heartbeat{3, std::vector<ObservedDomain>{{"a", "u", pool::DomainState::ShuttingDown}}});
-  EXPECT_EQ(beat.dump(), R"({"domains":[{"name":"a","state":"shutting-down","uuid":"u"}],"seq":3,"type":"heartbeat","v":1})");
+  EXPECT_EQ(beat.dump(),
+            R"({"domains":[{"name":"a","state":"shutting-down","uuid":"u"}],"seq":3,"type":"heartbeat","v":1})");
 }
 
 // A controller before 0.2 sent every NIC's "bridge" (always empty: the bridge is the
@@ -109,7 +112,8 @@ TEST(ProtocolValidation, AcceptsAPlanFromAnOlderControllerWithBridges) {
   const Json frame = Json::parse(old);
   ASSERT_FALSE(validate(frame)) << validate(frame)->message;
   std::string withoutBridges = old;
-  for (auto at = withoutBridges.find(R"("bridge":"",)"); at != std::string::npos; at = withoutBridges.find(R"("bridge":"",)"))
+  for (auto at = withoutBridges.find(R"("bridge":"",)"); at != std::string::npos;
+       at = withoutBridges.find(R"("bridge":"",)"))
     withoutBridges.erase(at, std::string(R"("bridge":"",)").size());
   EXPECT_EQ(encode(decodePlan(frame)).dump(), withoutBridges);
 }
@@ -119,11 +123,16 @@ TEST(ProtocolValidation, RefusesUnknownKindsStatesAndGuestTypesNamingTheField) {
   auto r = validate(plan);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->kind, "invalid");
-  EXPECT_EQ(r->message, "'plan': steps[0].kind: unknown step kind 'fence' (expected prepare-hypervisor, define, start, stop or undefine)");
+  EXPECT_EQ(r->message,
+            "'plan': steps[0].kind: unknown step kind 'fence' (expected prepare-hypervisor, define, start, stop or "
+            "undefine)");
 
-  Json define{{"type", "plan"},
-              {"v", 1},
-              {"steps", Json::array({{{"op", 1}, {"kind", "define"}, {"server", "x"}, {"spec", {{"name", "x"}, {"xen_type", "hvm2"}}}}})}};
+  Json define{
+      {"type", "plan"},
+      {"v", 1},
+      {"steps",
+       Json::array(
+           {{{"op", 1}, {"kind", "define"}, {"server", "x"}, {"spec", {{"name", "x"}, {"xen_type", "hvm2"}}}}})}};
   r = validate(define);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->message, "'plan': steps[0].spec.xen_type: unknown Xen guest type 'hvm2' (expected hvm, pv or pvh)");
@@ -135,16 +144,21 @@ TEST(ProtocolValidation, RefusesUnknownKindsStatesAndGuestTypesNamingTheField) {
   r = validate(beat);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->message,
-            "'heartbeat': domains[0].state: unknown domain state 'Running' (expected defined, running, paused, shutting-down, "
+            "'heartbeat': domains[0].state: unknown domain state 'Running' (expected defined, running, paused, "
+            "shutting-down, "
             "shutoff or crashed)");
   Json reg = encode(sampleRegister());
   reg["domains"][0]["state"] = "";
   EXPECT_EQ(validate(reg)->kind, "invalid");
 
-  Json readOnly{{"type", "plan"},
-                {"v", 1},
-                {"steps", Json::array({{{"op", 1}, {"kind", "define"}, {"server", "x"},
-                                        {"spec", {{"name", "x"}, {"disks", Json::array({{{"path", "/d"}, {"read_only", "yes"}}})}}}}})}};
+  Json readOnly{
+      {"type", "plan"},
+      {"v", 1},
+      {"steps",
+       Json::array({{{"op", 1},
+                     {"kind", "define"},
+                     {"server", "x"},
+                     {"spec", {{"name", "x"}, {"disks", Json::array({{{"path", "/d"}, {"read_only", "yes"}}})}}}}})}};
   EXPECT_EQ(validate(readOnly)->message, "'plan': steps[0].spec.disks[].read_only: expected true or false");
 }
 
@@ -184,7 +198,8 @@ TEST(ProtocolValidation, RefusesWrongFieldTypesNamingTheField) {
   hbNeg["seq"] = -4;
   EXPECT_EQ(validate(hbNeg)->kind, "invalid");
 
-  Json plan{{"type", "plan"}, {"v", 1}, {"steps", Json::array({{{"op", 1}, {"kind", "format-disk"}, {"server", "x"}}})}};
+  Json plan{
+      {"type", "plan"}, {"v", 1}, {"steps", Json::array({{{"op", 1}, {"kind", "format-disk"}, {"server", "x"}}})}};
   EXPECT_NE(validate(plan)->message.find("unknown step kind"), std::string::npos);
   Json define{{"type", "plan"}, {"v", 1}, {"steps", Json::array({{{"op", 1}, {"kind", "define"}, {"server", "x"}}})}};
   EXPECT_NE(validate(define)->message.find("spec"), std::string::npos);
@@ -255,8 +270,8 @@ TEST(RelayEnvelope, RefusesAnUnpairedFrameWhole) {
 }
 
 TEST(RelayEnvelope, RefusesABladeNameThatCouldBeARelayOrAPath) {
-  for (std::string_view bad : {std::string_view(""), std::string_view("relay/c1"), std::string_view("../etc"),
-                               std::string_view("a\nb", 3)}) {
+  for (std::string_view bad :
+       {std::string_view(""), std::string_view("relay/c1"), std::string_view("../etc"), std::string_view("a\nb", 3)}) {
     auto split = splitRelayEnvelope(frames({"loom-relay/1", bad, "{}"}));
     ASSERT_TRUE(std::holds_alternative<Rejection>(split)) << bad;
     EXPECT_EQ(std::get<Rejection>(split).kind, "malformed");
@@ -270,7 +285,8 @@ TEST(RelayEnvelope, AnAgentFrameIsNeverTakenForAnEnvelope) {
 }
 
 TEST(BladeName, AllowsWhatFabricsUseAndNothingThatBreaksRoutingOrFiles) {
-  for (const char* ok : {"c1-s1", "b00042", "rack2.chassis3.slot14", "blade_7", "Ünicode"}) EXPECT_TRUE(isValidBladeName(ok)) << ok;
+  for (const char* ok : {"c1-s1", "b00042", "rack2.chassis3.slot14", "blade_7", "Ünicode"})
+    EXPECT_TRUE(isValidBladeName(ok)) << ok;
   EXPECT_FALSE(isValidBladeName(""));
   EXPECT_FALSE(isValidBladeName("relay/x"));
   EXPECT_FALSE(isValidBladeName(std::string(254, 'a')));
@@ -279,7 +295,8 @@ TEST(BladeName, AllowsWhatFabricsUseAndNothingThatBreaksRoutingOrFiles) {
   EXPECT_FALSE(isValidBladeName("tab\there"));
   // It is also a JSON string in every API answer: well-formed UTF-8 only.
   EXPECT_TRUE(isValidBladeName("\xc3\xa9t\xc3\xa9-\xe2\x82\xac-\xf0\x9f\x92\xbe"));
-  for (const char* bad : {"\xff", "a\xc3", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\x80x", "\xe2\x82"})
+  for (const char* bad :
+       {"\xff", "a\xc3", "\xc0\xaf", "\xe0\x80\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\x80x", "\xe2\x82"})
     EXPECT_FALSE(isValidBladeName(bad)) << "accepted a name that is not UTF-8";
 }
 
@@ -300,9 +317,10 @@ TEST(PlainHeartbeatPeek, RecognizesWhatAgentsSendInAnyKeyOrder) {
 
 TEST(PlainHeartbeatPeek, LeavesEverythingElseToTheFullPathAndNeverDisagreesWithIt) {
   const std::vector<std::string> inputs{
-      encode(Heartbeat{7, std::vector<ObservedDomain>{{"web-0", "u", pool::DomainState::Running}}}).dump(),  // news: full path
-      R"({"type":"heartbeat","v":1,"seq":1,"extra":2})",   // a field from a newer agent
-      R"({"type":"heartbeat","v":2,"seq":1})",             // another version
+      encode(Heartbeat{7, std::vector<ObservedDomain>{{"web-0", "u", pool::DomainState::Running}}})
+          .dump(),                                        // news: full path
+      R"({"type":"heartbeat","v":1,"seq":1,"extra":2})",  // a field from a newer agent
+      R"({"type":"heartbeat","v":2,"seq":1})",            // another version
       R"({"type":"heartbeat","v":1,"seq":-1})",
       R"({"type":"heartbeat","v":1,"seq":1.5})",
       R"({"type":"heartbeat","v":1,"seq":"1"})",
@@ -340,7 +358,8 @@ TEST(PlainHeartbeatPeek, LeavesEverythingElseToTheFullPathAndNeverDisagreesWithI
 }
 
 TEST(LeaseRenewedFrame, IsByteForByteTheEncodersOutput) {
-  for (auto [seq, lease] : std::vector<std::pair<std::uint64_t, std::int64_t>>{{0, 0}, {7, 5000}, {18446744073709551615ull, 86400000}})
+  for (auto [seq, lease] :
+       std::vector<std::pair<std::uint64_t, std::int64_t>>{{0, 0}, {7, 5000}, {18446744073709551615ull, 86400000}})
     for (std::uint64_t stamp : {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{0xabcde} << 43 | 123456})
       EXPECT_EQ(leaseRenewedFrame(seq, lease, stamp), encode(LeaseRenewed{seq, lease, stamp}).dump());
 }
@@ -382,7 +401,8 @@ TEST(OutageProtocol, EveryNewFieldAndMessageRoundTrips) {
   const auto no = decodePeerAnswer(encode(PeerAnswer{"c1-s2", 6, false, 0, 700}));
   EXPECT_FALSE(no.attest);
   EXPECT_EQ(no.retryMs, 700);
-  for (const Json& frame : {encode(r), encode(hb), encode(p), encode(PeerAsk{"a", 1}), encode(PeerAnswer{"b", 1, false, 0, 5})})
+  for (const Json& frame :
+       {encode(r), encode(hb), encode(p), encode(PeerAsk{"a", 1}), encode(PeerAnswer{"b", 1, false, 0, 5})})
     EXPECT_FALSE(validate(frame)) << frame.dump() << ": " << validate(frame)->message;
 }
 
@@ -396,7 +416,8 @@ TEST(OutageProtocol, RefusesMalformedPoliciesAndPeerFramesNamingTheField) {
   EXPECT_NE(validate(bad)->message.find("members[0].blade"), std::string::npos);
   bad = policy();
   bad["members"] = Json::array();
-  for (int i = 0; i < 5000; ++i) bad["members"].push_back({{"blade", "b" + std::to_string(i)}, {"endpoint", "tcp://x:1"}});
+  for (int i = 0; i < 5000; ++i)
+    bad["members"].push_back({{"blade", "b" + std::to_string(i)}, {"endpoint", "tcp://x:1"}});
   EXPECT_NE(validate(bad)->message.find("more than"), std::string::npos);
   bad = policy();
   bad["commit_ms"] = -1;

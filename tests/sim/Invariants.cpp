@@ -5,8 +5,7 @@
 namespace loom::sim {
 
 std::optional<std::string> DoubleRunJudge::update(const std::string& blade,
-                                                  const std::map<std::string, std::string>& running,
-                                                  std::int64_t now) {
+                                                  const std::map<std::string, std::string>& running, std::int64_t now) {
   auto& mine = byBlade_[blade];
   for (auto it = mine.begin(); it != mine.end();) {
     if (running.count(*it)) {
@@ -22,10 +21,9 @@ std::optional<std::string> DoubleRunJudge::update(const std::string& blade,
     auto& where = byUuid_[uuid];
     where[blade] = {domain, now};
     if (where.size() > 1 && !found) {
-      std::string text = "server '" + domain + "' (uuid " + uuid + ") runs on " +
-                         std::to_string(where.size()) + " blades at t=" + std::to_string(now) + ":";
-      for (const auto& [b, run] : where)
-        text += " " + b + " (since t=" + std::to_string(run.since) + ")";
+      std::string text = "server '" + domain + "' (uuid " + uuid + ") runs on " + std::to_string(where.size()) +
+                         " blades at t=" + std::to_string(now) + ":";
+      for (const auto& [b, run] : where) text += " " + b + " (since t=" + std::to_string(run.since) + ")";
       found = text;
     }
   }
@@ -55,13 +53,10 @@ std::int64_t& OutageJudge::upSince(int a, int b) {
   if (a > b) std::swap(a, b);
   return upSince_[static_cast<std::size_t>(a * (blades_ + 1) + b)];
 }
-std::int64_t OutageJudge::upSince(int a, int b) const {
-  return const_cast<OutageJudge*>(this)->upSince(a, b);
-}
+std::int64_t OutageJudge::upSince(int a, int b) const { return const_cast<OutageJudge*>(this)->upSince(a, b); }
 
 void OutageJudge::refreshOut(int blade, std::int64_t now) {
-  const bool out = runningSince_[0] == kNotSince ||
-                   toController_[static_cast<std::size_t>(blade)] == LinkState::Cut;
+  const bool out = runningSince_[0] == kNotSince || toController_[static_cast<std::size_t>(blade)] == LinkState::Cut;
   auto& since = outSince_[static_cast<std::size_t>(blade)];
   if (!out)
     since = kNotSince;
@@ -108,9 +103,8 @@ std::optional<std::string> OutageJudge::judge(int blade, std::int64_t now,
     shield.push_back(names[static_cast<std::size_t>(p)]);
   }
   if (2 * shield.size() <= members.size()) return std::nullopt;
-  std::string text = names[static_cast<std::size_t>(blade)] +
-                     " ended its own servers at t=" + std::to_string(now) + " while " +
-                     std::to_string(shield.size()) + " of the " + std::to_string(members.size()) +
+  std::string text = names[static_cast<std::size_t>(blade)] + " ended its own servers at t=" + std::to_string(now) +
+                     " while " + std::to_string(shield.size()) + " of the " + std::to_string(members.size()) +
                      " blades of its quorum set could shield it (running and linked to it for " +
                      std::to_string(windows_.stableMs) + " ms, out of loomd's reach for " +
                      std::to_string(windows_.controllerOutMs) + " ms):";

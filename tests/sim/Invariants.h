@@ -22,8 +22,7 @@ class DoubleRunJudge {
  public:
   // What blade `blade` runs now (uuid -> domain name), polled from its driver. Returns a
   // description of the first server found running on two blades, if this made one.
-  std::optional<std::string> update(const std::string& blade,
-                                    const std::map<std::string, std::string>& running,
+  std::optional<std::string> update(const std::string& blade, const std::map<std::string, std::string>& running,
                                     std::int64_t now);
 
  private:
@@ -72,8 +71,7 @@ class OutageJudge {
   // loomd delivered blade `node` a policy whose members are these nodes.
   void setMembers(int node, std::vector<int> members);
   // B (a node >= 1) ended its own domains at `now`: the violation, described, or nothing.
-  std::optional<std::string> judge(int blade, std::int64_t now,
-                                   const std::vector<std::string>& names) const;
+  std::optional<std::string> judge(int blade, std::int64_t now, const std::vector<std::string>& names) const;
   const Windows& windows() const { return windows_; }
 
  private:
@@ -87,8 +85,7 @@ class OutageJudge {
   std::vector<std::int64_t> upSince_;       // per pair; kNotSince while not Up
   std::vector<LinkState> toController_;     // per blade
   std::vector<std::vector<int>> members_;   // per blade: its policy's members
-  std::vector<std::int64_t>
-      outSince_;  // per blade: out of loomd's reach since; kNotSince while in reach
+  std::vector<std::int64_t> outSince_;      // per blade: out of loomd's reach since; kNotSince while in reach
 };
 
 }  // namespace loom::sim

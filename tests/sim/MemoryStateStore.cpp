@@ -7,12 +7,10 @@ using controller::StoredState;
 
 Result<StoredState> MemoryStateStore::load() {
   StoredState st;
-  for (const auto& [key, body] : declarations_.rows)
-    st.declarations.push_back({key.first, key.second, body});
+  for (const auto& [key, body] : declarations_.rows) st.declarations.push_back({key.first, key.second, body});
   st.bindings = bindings_;
   st.borrowed = borrowed_;
-  for (const auto& [key, value] : placement_)
-    st.placementMaps[key.first].emplace(key.second, value);
+  for (const auto& [key, value] : placement_) st.placementMaps[key.first].emplace(key.second, value);
   for (const auto& [_, r] : identities_.rows) st.identities.push_back(r);
   for (const auto& [_, b] : blades_.rows) st.blades.push_back(b);
   st.quorumVersions = quorumVersions_;
@@ -68,8 +66,7 @@ Status MemoryStateStore::commit(const Change& c) {
   return okStatus();
 }
 
-Result<std::vector<controller::EventRecord>> MemoryStateStore::events(std::uint64_t sinceId,
-                                                                      std::size_t limit) {
+Result<std::vector<controller::EventRecord>> MemoryStateStore::events(std::uint64_t sinceId, std::size_t limit) {
   std::vector<controller::EventRecord> out;
   for (auto it = events_.upper_bound(sinceId); it != events_.end() && out.size() < limit; ++it)
     out.push_back(it->second);

@@ -22,8 +22,7 @@ class MemoryStateStore final : public controller::StateStore {
  public:
   Result<controller::StoredState> load() override;
   Status commit(const controller::Change& change) override;
-  Result<std::vector<controller::EventRecord>> events(std::uint64_t sinceId,
-                                                      std::size_t limit) override;
+  Result<std::vector<controller::EventRecord>> events(std::uint64_t sinceId, std::size_t limit) override;
 
   void setFailing(bool failing) { failing_ = failing; }
   bool failing() const { return failing_; }

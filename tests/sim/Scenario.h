@@ -15,11 +15,11 @@ namespace loom::sim {
 
 struct Fault {
   enum class Kind : std::uint8_t {
-    Cut,          // links cut for `durationMs` (a partition)
-    Degrade,      // links lossy for `durationMs`
-    FreezeAgent,  // SIGSTOP of `node`'s agent, SIGCONT after `durationMs`
-    CrashAgent,   // kill -9 of `node`'s agent, restarted after `durationMs` (its hypervisor keeps
-                  // running)
+    Cut,               // links cut for `durationMs` (a partition)
+    Degrade,           // links lossy for `durationMs`
+    FreezeAgent,       // SIGSTOP of `node`'s agent, SIGCONT after `durationMs`
+    CrashAgent,        // kill -9 of `node`'s agent, restarted after `durationMs` (its hypervisor keeps
+                       // running)
     FreezeController,  // SIGSTOP of loomd
     CrashController,   // kill -9 of loomd, restarted over the same store after `durationMs`
     StoreFailing,      // loomd's disk full for `durationMs`
@@ -29,10 +29,10 @@ struct Fault {
   std::int64_t at = 0;
   std::int64_t durationMs = 0;
   std::vector<std::pair<int, int>> links;  // Cut, Degrade
-  bool hold = false;  // Cut: the links keep what is sent (TCP retransmits), delivered when healed
-  int node = 0;       // FreezeAgent, CrashAgent
-  std::string method, path, body;  // Operator
-  std::string label;               // for the trace: "isolate c1-s2", "even split"
+  bool hold = false;                       // Cut: the links keep what is sent (TCP retransmits), delivered when healed
+  int node = 0;                            // FreezeAgent, CrashAgent
+  std::string method, path, body;          // Operator
+  std::string label;                       // for the trace: "isolate c1-s2", "even split"
 };
 const char* toString(Fault::Kind k);
 
@@ -53,7 +53,6 @@ struct ScenarioPlan {
 // Scenario names, "mixed" first: mixed picks one of the others per seed.
 const std::vector<std::string>& scenarioNames();
 // The plan for (name, seed); an unknown name is an error message instead.
-bool makeScenario(const std::string& name, std::uint64_t seed, ScenarioPlan& out,
-                  std::string& error);
+bool makeScenario(const std::string& name, std::uint64_t seed, ScenarioPlan& out, std::string& error);
 
 }  // namespace loom::sim

@@ -151,8 +151,7 @@ std::vector<std::string> serverNames(const std::string& decls) {
 
 class Builder {
  public:
-  Builder(const std::string& name, std::uint64_t seed, int minBlades, int maxBlades,
-          bool even = false)
+  Builder(const std::string& name, std::uint64_t seed, int minBlades, int maxBlades, bool even = false)
       : rng_(Rng::derive(seed, "plan")), seed_(seed) {
     plan_.name = name;
     int n = static_cast<int>(rng_.range(minBlades, maxBlades));
@@ -191,8 +190,7 @@ class Builder {
     std::vector<std::pair<int, int>> out;
     for (int a = 0; a <= fabric_.blades; ++a)
       for (int b = a + 1; b <= fabric_.blades; ++b)
-        if (in[static_cast<std::size_t>(a)] != in[static_cast<std::size_t>(b)])
-          out.emplace_back(a, b);
+        if (in[static_cast<std::size_t>(a)] != in[static_cast<std::size_t>(b)]) out.emplace_back(a, b);
     return out;
   }
   std::vector<int> shuffledBlades() {
@@ -212,8 +210,7 @@ class Builder {
     plan_.faults.push_back(std::move(f));
     return plan_.faults.back();
   }
-  void cut(std::int64_t at, std::int64_t duration, std::vector<std::pair<int, int>> links,
-           std::string label) {
+  void cut(std::int64_t at, std::int64_t duration, std::vector<std::pair<int, int>> links, std::string label) {
     add(Fault::Kind::Cut, at, duration, std::move(label)).links = std::move(links);
   }
 
@@ -224,8 +221,7 @@ class Builder {
   }
   void controllerWithMinority(std::int64_t at, std::int64_t duration) {
     auto v = shuffledBlades();
-    const int k =
-        static_cast<int>(rng_.range(0, (fabric_.blades - 1) / 2));  // strictly fewer than half
+    const int k = static_cast<int>(rng_.range(0, (fabric_.blades - 1) / 2));  // strictly fewer than half
     std::vector<int> side{0};
     std::string label = "loomd with a minority {";
     for (int i = 0; i < k; ++i) {
@@ -250,8 +246,7 @@ class Builder {
     std::vector<std::pair<int, int>> links;
     for (int b : chassis) links.emplace_back(0, b);
     cut(at, duration, links,
-        std::string("relay pair of chassis ") + (first ? "c1" : "c2") +
-            " lost (cut from loomd, not from peers)");
+        std::string("relay pair of chassis ") + (first ? "c1" : "c2") + " lost (cut from loomd, not from peers)");
   }
   void controllerIsolated(std::int64_t at, std::int64_t duration) {
     cut(at, duration, across({0}), "loomd cut from every blade");
@@ -264,8 +259,7 @@ class Builder {
       int a = static_cast<int>(rng_.range(0, fabric_.blades)), b = randomBlade();
       if (a == b) continue;
       links.emplace_back(std::min(a, b), std::max(a, b));
-      label +=
-          (label.empty() ? "" : ",") + (a == 0 ? std::string("loomd") : name(a)) + "-" + name(b);
+      label += (label.empty() ? "" : ",") + (a == 0 ? std::string("loomd") : name(a)) + "-" + name(b);
     }
     if (links.empty()) return;
     if (degrade)
@@ -334,13 +328,11 @@ constexpr std::int64_t kSettledMs = 15000;
 
 void controllerFrozen(Builder& s) {
   // SIGSTOP of loomd for 3 leases, as issue 15 measured it.
-  s.add(Fault::Kind::FreezeController, kSettledMs + s.rng().range(0, 10000), 3 * s.lease(),
-        "loomd for 3 leases");
+  s.add(Fault::Kind::FreezeController, kSettledMs + s.rng().range(0, 10000), 3 * s.lease(), "loomd for 3 leases");
   s.finish();
 }
 void controllerDead(Builder& s) {
-  s.add(Fault::Kind::CrashController, kSettledMs + s.rng().range(0, 10000), 60000,
-        "loomd for 60 s");
+  s.add(Fault::Kind::CrashController, kSettledMs + s.rng().range(0, 10000), 60000, "loomd for 60 s");
   s.finish();
 }
 void controllerRestart(Builder& s) {
@@ -355,13 +347,11 @@ void controllerRestart(Builder& s) {
   s.finish();
 }
 void bladeCutOff(Builder& s) {
-  s.isolateBlade(kSettledMs + s.rng().range(0, 10000),
-                 s.rng().range(s.lease() + 1000, 4 * s.lease()));
+  s.isolateBlade(kSettledMs + s.rng().range(0, 10000), s.rng().range(s.lease() + 1000, 4 * s.lease()));
   s.finish();
 }
 void controllerMinority(Builder& s) {
-  s.controllerWithMinority(kSettledMs + s.rng().range(0, 10000),
-                           s.rng().range(s.lease(), 5 * s.lease()));
+  s.controllerWithMinority(kSettledMs + s.rng().range(0, 10000), s.rng().range(s.lease(), 5 * s.lease()));
   s.finish();
 }
 void evenSplit(Builder& s) {
@@ -373,8 +363,7 @@ void chassisCut(Builder& s) {
   s.finish();
 }
 void bladeFrozen(Builder& s) {
-  s.add(Fault::Kind::FreezeAgent, kSettledMs + s.rng().range(0, 10000),
-        s.rng().range(s.lease() / 2, 4 * s.lease()), "")
+  s.add(Fault::Kind::FreezeAgent, kSettledMs + s.rng().range(0, 10000), s.rng().range(s.lease() / 2, 4 * s.lease()), "")
       .node = s.randomBlade();
   s.plan().faults.back().label = s.name(s.plan().faults.back().node);
   s.finish();
@@ -382,10 +371,8 @@ void bladeFrozen(Builder& s) {
 void agentRestart(Builder& s) {
   const int n = static_cast<int>(s.rng().range(1, 4));
   for (int i = 0; i < n; ++i) {
-    Fault& f = s.add(
-        Fault::Kind::CrashAgent, kSettledMs + s.rng().range(0, 20000),
-        s.rng().chance(0.5) ? s.rng().range(50, 2000) : s.rng().range(s.lease(), 3 * s.lease()),
-        "");
+    Fault& f = s.add(Fault::Kind::CrashAgent, kSettledMs + s.rng().range(0, 20000),
+                     s.rng().chance(0.5) ? s.rng().range(50, 2000) : s.rng().range(s.lease(), 3 * s.lease()), "");
     f.node = s.randomBlade();
     f.label = s.name(f.node);
   }
@@ -404,8 +391,7 @@ void controllerRestartInPartition(Builder& s) {
 }
 void operatorUnderLoss(Builder& s) {
   for (int i = 0; i < 12; ++i) s.operatorAction(kSettledMs + s.rng().range(0, 40000));
-  for (int i = 0; i < 3; ++i)
-    s.randomLinks(kSettledMs + s.rng().range(0, 40000), s.rng().range(500, 8000), true);
+  for (int i = 0; i < 3; ++i) s.randomLinks(kSettledMs + s.rng().range(0, 40000), s.rng().range(500, 8000), true);
   Rng applies = Rng::derive(s.seed(), "reapply");
   for (int i = static_cast<int>(applies.range(1, 2)); i > 0; --i)
     s.reapply(kSettledMs + applies.range(0, 40000), applies);
@@ -417,9 +403,7 @@ void chaos(Builder& s) {
   auto& r = s.rng();
   const int faults = static_cast<int>(r.range(3, 10));
   const std::int64_t span = r.range(20000, 60000);
-  auto duration = [&] {
-    return r.chance(0.7) ? r.range(200, 3 * s.lease()) : r.range(3 * s.lease(), 8 * s.lease());
-  };
+  auto duration = [&] { return r.chance(0.7) ? r.range(200, 3 * s.lease()) : r.range(3 * s.lease(), 8 * s.lease()); };
   for (int i = 0; i < faults; ++i) {
     const std::int64_t t = kSettledMs + r.range(0, span);
     switch (r.range(0, 12)) {
@@ -514,17 +498,15 @@ const std::vector<std::string>& scenarioNames() {
   return names;
 }
 
-bool makeScenario(const std::string& name, std::uint64_t seed, ScenarioPlan& out,
-                  std::string& error) {
+bool makeScenario(const std::string& name, std::uint64_t seed, ScenarioPlan& out, std::string& error) {
   std::string chosen = name;
   if (name == "mixed") {
     // Half chaos, the rest spread over the named failure cases.
     Rng pick = Rng::derive(seed, "scenario");
     const auto& list = entries();
-    chosen = pick.chance(0.5) ? list[0].name
-                              : list[static_cast<std::size_t>(
-                                         pick.range(1, static_cast<std::int64_t>(list.size()) - 1))]
-                                    .name;
+    chosen = pick.chance(0.5)
+                 ? list[0].name
+                 : list[static_cast<std::size_t>(pick.range(1, static_cast<std::int64_t>(list.size()) - 1))].name;
   }
   for (const auto& e : entries()) {
     if (chosen != e.name) continue;

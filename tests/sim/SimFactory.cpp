@@ -2,8 +2,8 @@
 
 namespace loom::sim {
 
-std::unique_ptr<drivers::test::TestDriver> makeHypervisor(
-    const BladeSpec& blade, std::shared_ptr<drivers::test::ManualClock> clock) {
+std::unique_ptr<drivers::test::TestDriver> makeHypervisor(const BladeSpec& blade,
+                                                          std::shared_ptr<drivers::test::ManualClock> clock) {
   drivers::test::TestDriverConfig config;
   config.blade = blade.name;
   config.cores = blade.cores;
@@ -13,10 +13,8 @@ std::unique_ptr<drivers::test::TestDriver> makeHypervisor(
   return std::move(made).value();
 }
 
-std::unique_ptr<agent::Agent> makeAgent(const BladeSpec& blade,
-                                        drivers::test::TestDriver& hypervisor,
-                                        std::map<std::string, EndCause>& endings,
-                                        AgentWiring wiring) {
+std::unique_ptr<agent::Agent> makeAgent(const BladeSpec& blade, drivers::test::TestDriver& hypervisor,
+                                        std::map<std::string, EndCause>& endings, AgentWiring wiring) {
   agent::AgentConfig config;
   config.blade = blade.name;
   config.inventory.chassis = blade.chassis;
@@ -35,9 +33,9 @@ std::unique_ptr<agent::Agent> makeAgent(const BladeSpec& blade,
   config.inventory.peerEndpoint = "sim://" + blade.name;
   config.driverThread = false;  // one thread, deterministic
   config.policyPath = wiring.policyPath;
-  auto agent = std::make_unique<agent::Agent>(
-      std::move(config), std::make_unique<BladeDriver>(hypervisor, endings),
-      std::move(wiring.fabricSend), std::make_unique<SimLeaseGuard>(std::move(wiring.armWatchdog)));
+  auto agent = std::make_unique<agent::Agent>(std::move(config), std::make_unique<BladeDriver>(hypervisor, endings),
+                                              std::move(wiring.fabricSend),
+                                              std::make_unique<SimLeaseGuard>(std::move(wiring.armWatchdog)));
   agent->setPeerSend([send = std::move(wiring.peerSend)](const protocol::PeerAddress& to, const protocol::Json& frame) {
     return send(to.blade, frame.dump());
   });
@@ -52,11 +50,11 @@ controller::ControllerOptions controllerOptions(std::int64_t leaseMs, std::int64
   return o;
 }
 
-std::unique_ptr<controller::Controller> makeController(
-    controller::StateStore& store, const controller::ControllerOptions& options,
-    controller::Controller::Send send, controller::Controller::WallClock wallClock) {
-  return std::make_unique<controller::Controller>(store, options, std::move(send),
-                                                  std::move(wallClock));
+std::unique_ptr<controller::Controller> makeController(controller::StateStore& store,
+                                                       const controller::ControllerOptions& options,
+                                                       controller::Controller::Send send,
+                                                       controller::Controller::WallClock wallClock) {
+  return std::make_unique<controller::Controller>(store, options, std::move(send), std::move(wallClock));
 }
 
 std::optional<std::string> deliverToAgent(agent::Agent& agent, Channel channel, const std::string& /*fromBlade*/,
@@ -70,8 +68,8 @@ std::optional<std::string> deliverToAgent(agent::Agent& agent, Channel channel, 
   return std::nullopt;
 }
 
-void deliverToController(controller::Controller& controller, const std::string& fromBlade,
-                         std::string_view bytes, std::int64_t now) {
+void deliverToController(controller::Controller& controller, const std::string& fromBlade, std::string_view bytes,
+                         std::int64_t now) {
   controller.onFrame(fromBlade, bytes, now);
 }
 

@@ -52,9 +52,7 @@ class BladeDriver final : public drivers::Driver {
   }
   Result<std::vector<drivers::DomainInfo>> list() override { return hv_.list(); }
   Result<drivers::DomainInfo> info(const std::string& domain) override { return hv_.info(domain); }
-  Status subscribe(drivers::EventCallback callback) override {
-    return hv_.subscribe(std::move(callback));
-  }
+  Status subscribe(drivers::EventCallback callback) override { return hv_.subscribe(std::move(callback)); }
 
  private:
   drivers::test::TestDriver& hv_;
@@ -65,8 +63,7 @@ class BladeDriver final : public drivers::Driver {
 // of the blade's own clock, and converts (see Simulation::armWatchdog).
 class SimLeaseGuard final : public agent::LeaseGuard {
  public:
-  explicit SimLeaseGuard(std::function<void(std::int64_t remainingMs)> arm)
-      : arm_(std::move(arm)) {}
+  explicit SimLeaseGuard(std::function<void(std::int64_t remainingMs)> arm) : arm_(std::move(arm)) {}
   std::string describe() const override { return "simulated blade watchdog"; }
   void renew(std::int64_t remainingMs) override { arm_(remainingMs); }
   // A power-fenced blade's: it fires in ten years, which no run reaches.
@@ -86,8 +83,8 @@ struct BladeSpec {
 
 // The blade's hypervisor, on the simulator's shared virtual clock (journal stamps are
 // virtual real time).
-std::unique_ptr<drivers::test::TestDriver> makeHypervisor(
-    const BladeSpec& blade, std::shared_ptr<drivers::test::ManualClock> clock);
+std::unique_ptr<drivers::test::TestDriver> makeHypervisor(const BladeSpec& blade,
+                                                          std::shared_ptr<drivers::test::ManualClock> clock);
 
 struct AgentWiring {
   agent::Agent::Send fabricSend;
@@ -97,10 +94,8 @@ struct AgentWiring {
   std::string policyPath;  // where it keeps its outage policy (loom-agent --state-dir)
 };
 
-std::unique_ptr<agent::Agent> makeAgent(const BladeSpec& blade,
-                                        drivers::test::TestDriver& hypervisor,
-                                        std::map<std::string, EndCause>& endings,
-                                        AgentWiring wiring);
+std::unique_ptr<agent::Agent> makeAgent(const BladeSpec& blade, drivers::test::TestDriver& hypervisor,
+                                        std::map<std::string, EndCause>& endings, AgentWiring wiring);
 
 // Options as loomd's defaults, with `leaseMs`/`heartbeatMs`, and the core answering
 // heartbeats and registers itself (no fabric thread in the simulator).
@@ -114,7 +109,7 @@ std::unique_ptr<controller::Controller> makeController(controller::StateStore& s
 // the answer to send back to `fromBlade`.
 std::optional<std::string> deliverToAgent(agent::Agent& agent, Channel channel, const std::string& fromBlade,
                                           std::string_view bytes, std::int64_t now);
-void deliverToController(controller::Controller& controller, const std::string& fromBlade,
-                         std::string_view bytes, std::int64_t now);
+void deliverToController(controller::Controller& controller, const std::string& fromBlade, std::string_view bytes,
+                         std::int64_t now);
 
 }  // namespace loom::sim

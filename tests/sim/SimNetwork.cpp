@@ -30,9 +30,7 @@ Network::Link& Network::link(int a, int b) {
   if (a > b) std::swap(a, b);
   return links_[static_cast<std::size_t>(a * nodes_ + b)];
 }
-const Network::Link& Network::link(int a, int b) const {
-  return const_cast<Network*>(this)->link(a, b);
-}
+const Network::Link& Network::link(int a, int b) const { return const_cast<Network*>(this)->link(a, b); }
 
 LinkState Network::state(int a, int b) const { return link(a, b).state(); }
 
@@ -72,9 +70,7 @@ void Network::send(Packet packet, std::int64_t now) {
     ++dropped_;
     return;
   }
-  const double dup = profile_.fifo           ? 0.0
-                     : s == LinkState::Lossy ? profile_.duplicateLossy
-                                             : profile_.duplicateUp;
+  const double dup = profile_.fifo ? 0.0 : s == LinkState::Lossy ? profile_.duplicateLossy : profile_.duplicateUp;
   if (dup > 0 && rng_.chance(dup)) {
     ++duplicated_;
     Packet copy = packet;

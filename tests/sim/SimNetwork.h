@@ -39,8 +39,7 @@ struct Packet {
   Channel channel = Channel::Fabric;
   std::string bytes;
   std::int64_t sentAt = 0;
-  std::uint32_t dstIncarnation =
-      0;  // the receiving process it was sent to (a restarted one never gets it)
+  std::uint32_t dstIncarnation = 0;  // the receiving process it was sent to (a restarted one never gets it)
   bool duplicate = false;
 };
 
@@ -86,9 +85,7 @@ class Network {
   struct Link {
     int cuts = 0, holds = 0, lossy = 0;
     std::deque<Packet> held;
-    LinkState state() const {
-      return cuts > 0 ? LinkState::Cut : lossy > 0 ? LinkState::Lossy : LinkState::Up;
-    }
+    LinkState state() const { return cuts > 0 ? LinkState::Cut : lossy > 0 ? LinkState::Lossy : LinkState::Up; }
   };
   Link& link(int a, int b);
   const Link& link(int a, int b) const;

@@ -19,8 +19,7 @@ TEST(MemoryStateStore, LoadsWhatWasCommittedAsSqliteWould) {
   c.putDeclarations.push_back({"Pool", "web", R"({"name":"web"})"});
   c.putBindings["web-01"] = "c1-s1";
   c.putBindings["web-02"] = "c1-s2";
-  c.putIdentities.push_back(
-      {"web-01", "default", {"4c4f4f4d-0000-0000-0000-000000000001", {"52:54:00:10:00:01"}}});
+  c.putIdentities.push_back({"web-01", "default", {"4c4f4f4d-0000-0000-0000-000000000001", {"52:54:00:10:00:01"}}});
   c.putBlades.push_back({"c1-s1", R"({"cores":16})", "maintenance", 42});
   c.putOperations.push_back({7, "c1-s1", "web-01", "start", "pending", 1, ""});
   c.putOperations.push_back({8, "c1-s1", "web-01", "define", "done", 1, ""});
@@ -84,13 +83,11 @@ TEST(Network, CutDropsOrHoldsAndFifoKeepsOrder) {
   std::vector<std::pair<std::int64_t, std::uint64_t>> delivered;
   NetworkProfile profile;
   profile.fifo = true;
-  Network net(3, profile, Rng(7),
-              [&](std::int64_t at, Packet p) { delivered.emplace_back(at, p.id); });
+  Network net(3, profile, Rng(7), [&](std::int64_t at, Packet p) { delivered.emplace_back(at, p.id); });
   for (std::uint64_t i = 1; i <= 50; ++i)
     net.send(Packet{i, 1, 0, Channel::Fabric, "x", 0, 0, false}, static_cast<std::int64_t>(i));
   ASSERT_EQ(delivered.size(), 50u);
-  for (std::size_t i = 1; i < delivered.size(); ++i)
-    EXPECT_LE(delivered[i - 1].first, delivered[i].first);
+  for (std::size_t i = 1; i < delivered.size(); ++i) EXPECT_LE(delivered[i - 1].first, delivered[i].first);
   delivered.clear();
   net.cut(0, 1, /*hold=*/false, 100);
   net.send(Packet{60, 1, 0, Channel::Fabric, "x", 0, 0, false}, 100);
@@ -136,8 +133,8 @@ TEST(OutageJudge, ASelfFenceWhileLoomdIsFrozenIsAViolation) {
 TEST(OutageJudge, CountsTheQuorumSetOfTheBladesPolicy) {
   auto j = healthyFabric(7);
   for (int b : {1, 2, 3}) j.setLink(0, b, LinkState::Cut, 60'000);  // loomd keeps b4..b7
-  EXPECT_FALSE(j.judge(1, 70'000, names(7)));  // 3 of 7: no shield, it must fence itself
-  j.setMembers(1, {1, 2, 3, 4, 5});             // loomd fenced b6 and b7 earlier: 3 of 5
+  EXPECT_FALSE(j.judge(1, 70'000, names(7)));                       // 3 of 7: no shield, it must fence itself
+  j.setMembers(1, {1, 2, 3, 4, 5});                                 // loomd fenced b6 and b7 earlier: 3 of 5
   EXPECT_TRUE(j.judge(1, 70'000, names(7)));
   j.setMembers(1, {});  // never told who its peers are: it could ask no one
   EXPECT_FALSE(j.judge(1, 70'000, names(7)));

@@ -2,11 +2,10 @@
 
 #include <stdlib.h>
 
-#include <filesystem>
-
 #include <algorithm>
 #include <cstdio>
 #include <deque>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -42,9 +41,7 @@ std::uint64_t fnvValue(std::uint64_t h, T v) {
 
 // A frame shown in a trace line: its type and, shortened, the rest.
 std::string summarize(const std::string& bytes, std::size_t max = 240) {
-  std::string s = bytes.size() > max
-                      ? bytes.substr(0, max) + "...(" + std::to_string(bytes.size()) + " bytes)"
-                      : bytes;
+  std::string s = bytes.size() > max ? bytes.substr(0, max) + "...(" + std::to_string(bytes.size()) + " bytes)" : bytes;
   return s;
 }
 
@@ -66,8 +63,8 @@ struct BladeNode {
   std::map<std::string, EndCause> endings;
   std::unique_ptr<agent::Agent> agent;
   std::map<std::string, std::string> running;  // uuid -> domain, as last polled
-  std::int64_t connectAt = 0;  // its connection to loomd is up from (after a loomd restart)
-  std::int64_t watchdogAt = kNotSince;  // real time the watchdog is armed for
+  std::int64_t connectAt = 0;                  // its connection to loomd is up from (after a loomd restart)
+  std::int64_t watchdogAt = kNotSince;         // real time the watchdog is armed for
 };
 
 struct ControllerNode {
@@ -110,22 +107,10 @@ class World {
     std::function<void()> fn;
     bool operator>(const Event& o) const { return at != o.at ? at > o.at : seq > o.seq; }
   };
-  enum class TraceKind : std::uint8_t {
-    Deliver,
-    Lost,
-    Tick,
-    Fault,
-    Api,
-    Watchdog,
-    Ending,
-    Note,
-    Violation
-  };
+  enum class TraceKind : std::uint8_t { Deliver, Lost, Tick, Fault, Api, Watchdog, Ending, Note, Violation };
 
   void at(std::int64_t t, std::function<void()> fn);
-  Process& proc(int node) {
-    return node == 0 ? ctl_.proc : blades_[static_cast<std::size_t>(node - 1)].proc;
-  }
+  Process& proc(int node) { return node == 0 ? ctl_.proc : blades_[static_cast<std::size_t>(node - 1)].proc; }
   BladeNode& blade(int node) { return blades_[static_cast<std::size_t>(node - 1)]; }
   void notePolicy(int node, const std::string& bytes);
   StateDir stateDir_;
@@ -213,16 +198,12 @@ World::World(const ScenarioPlan& plan, std::uint64_t seed, const SimOptions& opt
       clockRng_(Rng::derive(seed, "clocks")),
       procRng_(Rng::derive(seed, "processes")),
       hwClock_(std::make_shared<drivers::test::ManualClock>(kEpochMs)),
-      net_(static_cast<int>(plan.blades.size()) + 1, plan.network,
-           Rng::derive(seed, "network-fates"),
-           [this](std::int64_t t, Packet p) {
-             at(t, [this, p = std::move(p)]() mutable { deliver(std::move(p)); });
-           }),
+      net_(static_cast<int>(plan.blades.size()) + 1, plan.network, Rng::derive(seed, "network-fates"),
+           [this](std::int64_t t, Packet p) { at(t, [this, p = std::move(p)]() mutable { deliver(std::move(p)); }); }),
       ctlOptions_(controllerOptions(plan.leaseMs, plan.heartbeatMs)),
-      outage_(static_cast<int>(plan.blades.size()),
-              options.stableWindowMs > 0 && options.controllerOutWindowMs > 0
-                  ? Windows{options.stableWindowMs, options.controllerOutWindowMs}
-                  : Windows::forLease(plan.leaseMs, plan.network.maxUpDelayMs)) {
+      outage_(static_cast<int>(plan.blades.size()), options.stableWindowMs > 0 && options.controllerOutWindowMs > 0
+                                                        ? Windows{options.stableWindowMs, options.controllerOutWindowMs}
+                                                        : Windows::forLease(plan.leaseMs, plan.network.maxUpDelayMs)) {
   names_.push_back("loomd");
   for (const auto& b : plan.blades) names_.push_back(b.name);
   // Monotonic clocks: each host booted at its own time, each crystal off by its own rate.
@@ -255,18 +236,14 @@ int World::nodeOf(const std::string& name) const {
   return -1;
 }
 
-void World::at(std::int64_t t, std::function<void()> fn) {
-  queue_.push({std::max(t, now_), ++seq_, std::move(fn)});
-}
+void World::at(std::int64_t t, std::function<void()> fn) { queue_.push({std::max(t, now_), ++seq_, std::move(fn)}); }
 
 // ---------------------------------------------------------------------------------------
 // Trace
 
-std::string World::format(std::int64_t t, TraceKind kind, int a, int b,
-                          const std::string& text) const {
+std::string World::format(std::int64_t t, TraceKind kind, int a, int b, const std::string& text) const {
   auto name = [&](int n) {
-    return n >= 0 && n < static_cast<int>(names_.size()) ? names_[static_cast<std::size_t>(n)]
-                                                         : std::string("-");
+    return n >= 0 && n < static_cast<int>(names_.size()) ? names_[static_cast<std::size_t>(n)] : std::string("-");
   };
   char head[48];
   std::snprintf(head, sizeof head, "t=%7lld.%03lld ", static_cast<long long>(t / 1000),
@@ -295,8 +272,7 @@ std::string World::format(std::int64_t t, TraceKind kind, int a, int b,
       line += name(a) + " " + text;
       break;
     case TraceKind::Note:
-      line += (a >= 0 ? name(a) : std::string()) + (b >= 0 ? "-" + name(b) : std::string()) + " " +
-              text;
+      line += (a >= 0 ? name(a) : std::string()) + (b >= 0 ? "-" + name(b) : std::string()) + " " + text;
       break;
     case TraceKind::Violation:
       line += "VIOLATION " + text;
@@ -381,18 +357,15 @@ void World::startController() {
   // Each loomd process stamps with a tag of its own (random in loomd; here the seed's).
   ctlOptions_.stampTag = static_cast<std::uint32_t>(p.incarnation) & 0xfffff;
   ctl_.core = makeController(
-      ctl_.store, ctlOptions_,
-      [this](const std::string& b, const Json& f) { controllerSend(b, f); },
+      ctl_.store, ctlOptions_, [this](const std::string& b, const Json& f) { controllerSend(b, f); },
       [this] { return kEpochMs + now_; });
   setState(0, Process::State::Running);
   ctl_.turned = false;
   if (auto s = ctl_.core->recover(local(0)); !s)
     violation(Violation::Kind::Setup, "loomd recover failed: " + s.error().message);
   // The agents' connections come back one by one (ZeroMQ reconnects every 100-500 ms).
-  for (std::size_t i = 0; i < blades_.size(); ++i)
-    blades_[i].connectAt = now_ + procRng_.range(100, 500);
-  trace(TraceKind::Note, 0, -1,
-        "loomd started (incarnation " + std::to_string(p.incarnation) + ")");
+  for (std::size_t i = 0; i < blades_.size(); ++i) blades_[i].connectAt = now_ + procRng_.range(100, 500);
+  trace(TraceKind::Note, 0, -1, "loomd started (incarnation " + std::to_string(p.incarnation) + ")");
   scheduleTick(0, now_);
 }
 
@@ -413,15 +386,12 @@ void World::startAgent(int node) {
   b.proc.backlog.clear();
   AgentWiring wiring;
   wiring.fabricSend = [this, node](const Json& frame) { return agentSend(node, frame); };
-  wiring.peerSend = [this, node](const std::string& to, const std::string& bytes) {
-    return peerSend(node, to, bytes);
-  };
+  wiring.peerSend = [this, node](const std::string& to, const std::string& bytes) { return peerSend(node, to, bytes); };
   wiring.armWatchdog = [this, node](std::int64_t remainingMs) { armWatchdog(node, remainingMs); };
   wiring.policyPath = stateDir_.path().empty() ? std::string() : stateDir_.path() + "/" + b.spec.name + ".policy.json";
   b.agent = makeAgent(b.spec, *b.hypervisor, b.endings, std::move(wiring));
   setState(node, Process::State::Running);
-  trace(TraceKind::Note, node, -1,
-        "agent started (incarnation " + std::to_string(b.proc.incarnation) + ")");
+  trace(TraceKind::Note, node, -1, "agent started (incarnation " + std::to_string(b.proc.incarnation) + ")");
   b.agent->start(local(node));
   touched_.insert(node);
   rescheduleAgent(node);
@@ -453,8 +423,8 @@ void World::resume(int node) {
   Process& p = proc(node);
   setState(node, Process::State::Running);
   trace(TraceKind::Note, node, -1,
-        "SIGCONT after " + std::to_string(now_ - p.frozenAt) + " ms, " +
-            std::to_string(p.backlog.size()) + " frames queued");
+        "SIGCONT after " + std::to_string(now_ - p.frozenAt) + " ms, " + std::to_string(p.backlog.size()) +
+            " frames queued");
   auto backlog = std::move(p.backlog);
   p.backlog.clear();
   for (auto& packet : backlog) {
@@ -624,8 +594,8 @@ void World::beginFault(std::size_t i) {
   if (applied) ++result_.stats.faultsApplied;
   if (f.kind != Fault::Kind::Operator)
     trace(TraceKind::Fault, -1, -1,
-          std::string(applied ? "begin " : "skipped (no effect now) ") + toString(f.kind) + " " +
-              f.label + " for " + std::to_string(f.durationMs) + " ms");
+          std::string(applied ? "begin " : "skipped (no effect now) ") + toString(f.kind) + " " + f.label + " for " +
+              std::to_string(f.durationMs) + " ms");
 }
 
 void World::endFault(std::size_t i) {
@@ -668,8 +638,7 @@ void World::api(const std::string& method, const std::string& path, const std::s
   ctl_.core->handleApi(req, local(0), [&](controller::ApiResponse r) { response = std::move(r); });
   ++result_.stats.operatorRequests;
   if (!out) {
-    std::string shown =
-        response.body.size() > 160 ? response.body.substr(0, 160) + "..." : response.body;
+    std::string shown = response.body.size() > 160 ? response.body.substr(0, 160) + "..." : response.body;
     std::replace(shown.begin(), shown.end(), '\n', ' ');
     trace(TraceKind::Api, -1, -1,
           method + " " + path + (body.empty() || body.size() > 80 ? "" : " " + body) + " -> " +
@@ -717,10 +686,9 @@ void World::checkConvergence() {
       std::string at;
       for (const auto& b : runs) at += (at.empty() ? "" : ",") + b;
       if (on) {
-        if (s.value("state", "") != "running" || bound.empty() || runs.size() != 1 ||
-            runs[0] != bound)
-          problems.push_back(name + ": API says " + s.value("state", "?") + " on " +
-                             (bound.empty() ? "-" : bound) + ", drivers run it on [" + at + "]");
+        if (s.value("state", "") != "running" || bound.empty() || runs.size() != 1 || runs[0] != bound)
+          problems.push_back(name + ": API says " + s.value("state", "?") + " on " + (bound.empty() ? "-" : bound) +
+                             ", drivers run it on [" + at + "]");
       } else if (!runs.empty()) {
         problems.push_back(name + ": powered off, but drivers run it on [" + at + "]");
       }
@@ -728,8 +696,7 @@ void World::checkConvergence() {
   }
   if (problems.empty()) {
     result_.convergedAt = now_;
-    trace(TraceKind::Note, -1, -1,
-          "converged: every power-on server runs once, where the API says");
+    trace(TraceKind::Note, -1, -1, "converged: every power-on server runs once, where the API says");
     finalChecks();
     stopped_ = true;
     return;
@@ -751,9 +718,8 @@ void World::checkConvergence() {
 
 void World::violation(Violation::Kind kind, std::string what) {
   trace(TraceKind::Violation, -1, -1, std::string(toString(kind)) + ": " + what);
-  const bool first =
-      std::none_of(result_.violations.begin(), result_.violations.end(),
-                   [](const Violation& v) { return v.kind != Violation::Kind::Invariant7; });
+  const bool first = std::none_of(result_.violations.begin(), result_.violations.end(),
+                                  [](const Violation& v) { return v.kind != Violation::Kind::Invariant7; });
   const bool firstAny = result_.violations.empty();
   result_.violations.push_back({kind, now_, std::move(what)});
   // The trace kept for the report: before the first serious violation, or else before
@@ -771,8 +737,7 @@ void World::pollBlade(int node) {
   if (!list) return;
   std::map<std::string, std::string> running;
   for (const auto& d : *list)
-    if (d.state == drivers::DomainState::Running || d.state == drivers::DomainState::Paused)
-      running[d.uuid] = d.name;
+    if (d.state == drivers::DomainState::Running || d.state == drivers::DomainState::Paused) running[d.uuid] = d.name;
   if (running == b.running) return;
   std::vector<std::string> byOwnHand;
   bool watchdog = false;
@@ -803,14 +768,12 @@ void World::pollBlade(int node) {
       trace(TraceKind::Ending, node, -1, domain + " started");
     }
   b.running = std::move(running);
-  if (auto double_ = doubleRuns_.update(b.spec.name, b.running, now_))
-    violation(Violation::Kind::Invariant1, *double_);
+  if (auto double_ = doubleRuns_.update(b.spec.name, b.running, now_)) violation(Violation::Kind::Invariant1, *double_);
   if (!byOwnHand.empty() && options_.judgeInvariant7) {
     if (auto why = outage_.judge(node, now_, names_)) {
       std::string domains;
       for (const auto& d : byOwnHand) domains += (domains.empty() ? "" : ",") + d;
-      violation(Violation::Kind::Invariant7,
-                *why + "; ended [" + domains + "]" + (watchdog ? " (watchdog)" : ""));
+      violation(Violation::Kind::Invariant7, *why + "; ended [" + domains + "]" + (watchdog ? " (watchdog)" : ""));
     }
   }
 }
@@ -843,15 +806,13 @@ void World::finalChecks() {
 RunResult World::run() {
   // loomd first, then the agents as their hosts come up, then the declarations.
   at(0, [this] { startController(); });
-  for (int n = 1; n <= static_cast<int>(blades_.size()); ++n)
-    at(procRng_.range(0, 300), [this, n] { startAgent(n); });
+  for (int n = 1; n <= static_cast<int>(blades_.size()); ++n) at(procRng_.range(0, 300), [this, n] { startAgent(n); });
   at(350, [this] {
     controller::ApiResponse r;
     api("POST", "/v1/apply", plan_.declarations, &r);
     trace(TraceKind::Api, -1, -1, "POST /v1/apply -> " + std::to_string(r.status));
     if (r.status != 200)
-      violation(Violation::Kind::Setup,
-                "apply answered " + std::to_string(r.status) + ": " + r.body);
+      violation(Violation::Kind::Setup, "apply answered " + std::to_string(r.status) + ": " + r.body);
   });
   for (std::size_t i = 0; i < plan_.faults.size(); ++i) {
     if (options_.disabledFaults.count(i)) continue;
@@ -871,14 +832,12 @@ RunResult World::run() {
     ev.fn();
     afterEvent();
     if (++result_.stats.events >= options_.eventLimit) {
-      violation(Violation::Kind::Setup,
-                "event limit reached (" + std::to_string(options_.eventLimit) + ")");
+      violation(Violation::Kind::Setup, "event limit reached (" + std::to_string(options_.eventLimit) + ")");
       break;
     }
     if (result_.has(Violation::Kind::Invariant1) || result_.has(Violation::Kind::Setup)) break;
   }
-  if (!stopped_ && !result_.has(Violation::Kind::Invariant1) &&
-      !result_.has(Violation::Kind::Setup))
+  if (!stopped_ && !result_.has(Violation::Kind::Invariant1) && !result_.has(Violation::Kind::Setup))
     violation(Violation::Kind::Setup, "the run ended without its convergence check");
   result_.virtualMs = now_;
   result_.stats.messages = net_.sent();
@@ -909,8 +868,7 @@ const char* toString(Violation::Kind k) {
 }
 
 bool RunResult::has(Violation::Kind k) const {
-  return std::any_of(violations.begin(), violations.end(),
-                     [k](const Violation& v) { return v.kind == k; });
+  return std::any_of(violations.begin(), violations.end(), [k](const Violation& v) { return v.kind == k; });
 }
 
 std::int64_t currentVirtualTime() { return tVirtualNow; }

@@ -41,9 +41,9 @@ class VirtualTimeSink final : public spdlog::sinks::base_sink<std::mutex> {
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
     const auto t = currentVirtualTime();
-    std::printf("t=%7lld.%03lld   log %s: %.*s\n", static_cast<long long>(t / 1000),
-                static_cast<long long>(t % 1000), spdlog::level::to_string_view(msg.level).data(),
-                static_cast<int>(msg.payload.size()), msg.payload.data());
+    std::printf("t=%7lld.%03lld   log %s: %.*s\n", static_cast<long long>(t / 1000), static_cast<long long>(t % 1000),
+                spdlog::level::to_string_view(msg.level).data(), static_cast<int>(msg.payload.size()),
+                msg.payload.data());
   }
   void flush_() override { std::fflush(stdout); }
 };
@@ -62,8 +62,7 @@ bool parseRange(const std::string& text, std::uint64_t& from, std::uint64_t& to)
 }
 
 bool serious(const RunResult& r) {
-  return r.has(Violation::Kind::Invariant1) || r.has(Violation::Kind::Convergence) ||
-         r.has(Violation::Kind::Setup);
+  return r.has(Violation::Kind::Invariant1) || r.has(Violation::Kind::Convergence) || r.has(Violation::Kind::Setup);
 }
 
 void printPlan(const ScenarioPlan& p, const std::set<std::size_t>& disabled) {
@@ -83,16 +82,15 @@ void printPlan(const ScenarioPlan& p, const std::set<std::size_t>& disabled) {
   }
 }
 
-void printFailure(const RunResult& r, const ScenarioPlan& plan, const std::string& scenarioArg,
-                  bool withTrace, const std::set<std::size_t>& disabled) {
-  std::printf("FAIL seed=%llu scenario=%s network=%s\n", static_cast<unsigned long long>(r.seed),
-              r.scenario.c_str(), r.fifo ? "fifo" : "reordering");
+void printFailure(const RunResult& r, const ScenarioPlan& plan, const std::string& scenarioArg, bool withTrace,
+                  const std::set<std::size_t>& disabled) {
+  std::printf("FAIL seed=%llu scenario=%s network=%s\n", static_cast<unsigned long long>(r.seed), r.scenario.c_str(),
+              r.fifo ? "fifo" : "reordering");
   std::size_t inv7 = 0;
   for (const auto& v : r.violations) {
     if (v.kind == Violation::Kind::Invariant7 && ++inv7 > 3) continue;
-    std::printf("  %s at t=%lld.%03lld: %s\n", toString(v.kind),
-                static_cast<long long>(v.at / 1000), static_cast<long long>(v.at % 1000),
-                v.what.c_str());
+    std::printf("  %s at t=%lld.%03lld: %s\n", toString(v.kind), static_cast<long long>(v.at / 1000),
+                static_cast<long long>(v.at % 1000), v.what.c_str());
   }
   if (inv7 > 3) std::printf("  (and %zu more invariant-7 violations)\n", inv7 - 3);
   if (withTrace) {
@@ -102,8 +100,7 @@ void printFailure(const RunResult& r, const ScenarioPlan& plan, const std::strin
   }
   std::string disable;
   for (auto i : disabled) disable += (disable.empty() ? " --disable " : ",") + std::to_string(i);
-  std::printf("  replay: loom-sim --seed %llu --scenario %s%s --verbose\n",
-              static_cast<unsigned long long>(r.seed),
+  std::printf("  replay: loom-sim --seed %llu --scenario %s%s --verbose\n", static_cast<unsigned long long>(r.seed),
               scenarioArg == "mixed" ? r.scenario.c_str() : scenarioArg.c_str(), disable.c_str());
 }
 
@@ -115,25 +112,19 @@ int main(int argc, char** argv) {
       "seeded hostile network"};
   std::uint64_t seed = 1;
   std::string seeds, scenario = "mixed", expect7 = "on", disable;
-  bool verbose = false, noInv7 = false, checkReplay = false, minimise = false, list = false,
-       quiet = false;
+  bool verbose = false, noInv7 = false, checkReplay = false, minimise = false, list = false, quiet = false;
   std::size_t traces = 3;
   app.add_option("--seed", seed, "one seed");
   app.add_option("--seeds", seeds, "a range of seeds, A-B (inclusive)");
   app.add_option("--scenario", scenario, "scenario (--list); mixed picks one per seed");
-  app.add_flag("--verbose", verbose,
-               "print every event of the run and the code's log lines, in virtual time");
+  app.add_flag("--verbose", verbose, "print every event of the run and the code's log lines, in virtual time");
   app.add_flag("--no-invariant7", noInv7, "do not judge invariant 7");
-  app.add_option(
-         "--expect-invariant7", expect7,
-         "on: violations fail; off: reported only; violated: fail unless some seed violates it")
+  app.add_option("--expect-invariant7", expect7,
+                 "on: violations fail; off: reported only; violated: fail unless some seed violates it")
       ->check(CLI::IsMember({"on", "off", "violated"}));
-  app.add_flag("--check-replay", checkReplay,
-               "run each seed twice and compare the full trace hashes");
-  app.add_flag("--minimise", minimise,
-               "for a failing --seed, drop faults one by one while the same violation remains");
-  app.add_option("--disable", disable,
-                 "comma-separated fault indexes to leave out (as --minimise prints)");
+  app.add_flag("--check-replay", checkReplay, "run each seed twice and compare the full trace hashes");
+  app.add_flag("--minimise", minimise, "for a failing --seed, drop faults one by one while the same violation remains");
+  app.add_option("--disable", disable, "comma-separated fault indexes to leave out (as --minimise prints)");
   app.add_option("--traces", traces, "failing seeds whose event trace is printed (default 3)");
   app.add_flag("--quiet", quiet, "print only failures and the summary");
   app.add_flag("--list", list, "list the scenarios");
@@ -188,8 +179,8 @@ int main(int argc, char** argv) {
   if (verbose) {
     ScenarioPlan p;
     plan(from, p);
-    std::printf("seed %llu, scenario %s, network %s\n", static_cast<unsigned long long>(from),
-                p.name.c_str(), p.network.fifo ? "fifo" : "reordering");
+    std::printf("seed %llu, scenario %s, network %s\n", static_cast<unsigned long long>(from), p.name.c_str(),
+                p.network.fifo ? "fifo" : "reordering");
     printPlan(p, options.disabledFaults);
   }
 
@@ -201,17 +192,14 @@ int main(int argc, char** argv) {
       return serious(r) || (expect7 == "on" && r.has(Violation::Kind::Invariant7));
     };
     if (!failing(first)) {
-      std::printf("seed %llu does not fail; nothing to minimise\n",
-                  static_cast<unsigned long long>(from));
+      std::printf("seed %llu does not fail; nothing to minimise\n", static_cast<unsigned long long>(from));
       return 0;
     }
     // The most serious kind it shows: a double run, then no convergence, then invariant 7.
     Violation::Kind kind = Violation::Kind::Invariant7;
-    for (auto k :
-         {Violation::Kind::Setup, Violation::Kind::Convergence, Violation::Kind::Invariant1})
+    for (auto k : {Violation::Kind::Setup, Violation::Kind::Convergence, Violation::Kind::Invariant1})
       if (first.has(k)) kind = k;
-    std::printf("minimising seed %llu on its %s violation\n", static_cast<unsigned long long>(from),
-                toString(kind));
+    std::printf("minimising seed %llu on its %s violation\n", static_cast<unsigned long long>(from), toString(kind));
     // Greedy: leave each fault out in turn; keep it out if the same kind of violation remains.
     for (std::size_t i = 0; i < p.faults.size(); ++i) {
       if (options.disabledFaults.count(i)) continue;
@@ -220,16 +208,15 @@ int main(int argc, char** argv) {
       if (!r.has(kind)) options.disabledFaults.erase(i);
     }
     RunResult last = runSimulation(p, from, options);
-    std::printf("minimised seed %llu: %zu of %zu faults left\n",
-                static_cast<unsigned long long>(from),
+    std::printf("minimised seed %llu: %zu of %zu faults left\n", static_cast<unsigned long long>(from),
                 p.faults.size() - options.disabledFaults.size(), p.faults.size());
     printFailure(last, p, scenario, true, options.disabledFaults);
     return 1;
   }
 
   const auto t0 = std::chrono::steady_clock::now();
-  std::uint64_t runs = 0, inv1 = 0, inv7Seeds = 0, inv7Total = 0, convergence = 0, setup = 0,
-                replayMismatch = 0, printed = 0;
+  std::uint64_t runs = 0, inv1 = 0, inv7Seeds = 0, inv7Total = 0, convergence = 0, setup = 0, replayMismatch = 0,
+                printed = 0;
   std::uint64_t selfFenced = 0, watchdog = 0, virtualMs = 0, events = 0;
   std::map<std::string, std::uint64_t> inv7ByScenario, runsByScenario;
   bool failed = false;
@@ -248,10 +235,8 @@ int main(int argc, char** argv) {
       if (again.traceHash != r.traceHash) {
         ++replayMismatch;
         failed = true;
-        std::printf("REPLAY MISMATCH seed=%llu: trace hash %016llx then %016llx\n",
-                    static_cast<unsigned long long>(s),
-                    static_cast<unsigned long long>(r.traceHash),
-                    static_cast<unsigned long long>(again.traceHash));
+        std::printf("REPLAY MISMATCH seed=%llu: trace hash %016llx then %016llx\n", static_cast<unsigned long long>(s),
+                    static_cast<unsigned long long>(r.traceHash), static_cast<unsigned long long>(again.traceHash));
       }
     }
     const bool has7 = r.has(Violation::Kind::Invariant7);
@@ -273,9 +258,9 @@ int main(int argc, char** argv) {
       std::printf(
           "seed %llu: scenario %s, %llu events, %lld ms virtual, converged at %lld ms, trace hash "
           "%016llx\n",
-          static_cast<unsigned long long>(s), r.scenario.c_str(),
-          static_cast<unsigned long long>(r.stats.events), static_cast<long long>(r.virtualMs),
-          static_cast<long long>(r.convergedAt), static_cast<unsigned long long>(r.traceHash));
+          static_cast<unsigned long long>(s), r.scenario.c_str(), static_cast<unsigned long long>(r.stats.events),
+          static_cast<long long>(r.virtualMs), static_cast<long long>(r.convergedAt),
+          static_cast<unsigned long long>(r.traceHash));
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (expect7 == "violated" && inv7Seeds == 0) {
@@ -287,12 +272,10 @@ int main(int argc, char** argv) {
   std::printf(
       "loom-sim: %llu seeds (%llu-%llu, scenario %s) in %.1f s, %.0f seeds/s, %.0f s virtual, %llu "
       "events%s\n",
-      static_cast<unsigned long long>(runs), static_cast<unsigned long long>(from),
-      static_cast<unsigned long long>(to), scenario.c_str(), secs,
-      static_cast<double>(runs) / std::max(secs, 1e-9), static_cast<double>(virtualMs) / 1000.0,
+      static_cast<unsigned long long>(runs), static_cast<unsigned long long>(from), static_cast<unsigned long long>(to),
+      scenario.c_str(), secs, static_cast<double>(runs) / std::max(secs, 1e-9), static_cast<double>(virtualMs) / 1000.0,
       static_cast<unsigned long long>(events), checkReplay ? " (each run twice)" : "");
-  std::printf("  invariant 1 (no double run): %llu seeds violate it\n",
-              static_cast<unsigned long long>(inv1));
+  std::printf("  invariant 1 (no double run): %llu seeds violate it\n", static_cast<unsigned long long>(inv1));
   if (options.judgeInvariant7) {
     std::printf(
         "  invariant 7 (outage stops no healthy blade's server): %llu seeds violate it (%llu "
@@ -308,9 +291,7 @@ int main(int argc, char** argv) {
   std::printf("  convergence after the heal: %llu seeds fail it; setup: %llu\n",
               static_cast<unsigned long long>(convergence), static_cast<unsigned long long>(setup));
   std::printf("  domains ended by their own agent: %llu, by a watchdog: %llu\n",
-              static_cast<unsigned long long>(selfFenced),
-              static_cast<unsigned long long>(watchdog));
-  if (checkReplay)
-    std::printf("  replay: %llu mismatches\n", static_cast<unsigned long long>(replayMismatch));
+              static_cast<unsigned long long>(selfFenced), static_cast<unsigned long long>(watchdog));
+  if (checkReplay) std::printf("  replay: %llu mismatches\n", static_cast<unsigned long long>(replayMismatch));
   return failed ? 1 : 0;
 }

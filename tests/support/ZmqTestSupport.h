@@ -4,7 +4,6 @@
 #include <chrono>
 #include <string>
 #include <vector>
-
 #include <zmq.hpp>
 
 namespace loom::testing {

@@ -21,7 +21,8 @@ std::vector<std::string> words(std::initializer_list<const char*> w) { return {w
 
 TEST(Completion, OffersNounsAtTheTop) {
   auto c = complete(words({""}), fixedNames, false);
-  for (const char* noun : {"apply", "blade", "capacity", "delete", "events", "fabric", "plan", "pool", "server", "shell", "validate"})
+  for (const char* noun :
+       {"apply", "blade", "capacity", "delete", "events", "fabric", "plan", "pool", "server", "shell", "validate"})
     EXPECT_NE(std::find(c.words.begin(), c.words.end(), noun), c.words.end()) << noun;
   EXPECT_EQ(complete(words({"bl"}), fixedNames, false).words, words({"blade"}));
 }
@@ -54,7 +55,8 @@ TEST(Completion, OffersFlagsAndTheirValues) {
   EXPECT_EQ(complete(words({"-o", "j"}), fixedNames, false).words, words({"json"}));
   EXPECT_EQ(complete(words({"server", "move", "web-0", "--to", "c2"}), fixedNames, false).words, words({"c2-s1"}));
   EXPECT_TRUE(complete(words({"apply", "-f", ""}), fixedNames, false).files);
-  EXPECT_EQ(complete(words({"blade", "fence", "c1-s1", "--conf"}), fixedNames, false).words, words({"--confirm-powered-off"}));
+  EXPECT_EQ(complete(words({"blade", "fence", "c1-s1", "--conf"}), fixedNames, false).words,
+            words({"--confirm-powered-off"}));
   // A flag's value is skipped when finding the command: `-o json blade` still completes verbs.
   EXPECT_EQ(complete(words({"-o", "json", "blade", "li"}), fixedNames, false).words, words({"list"}));
 }

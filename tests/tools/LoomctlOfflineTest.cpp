@@ -1,18 +1,16 @@
 // The real loomctl binary, run as an operator or a script would: exit codes, stdout
 // and stderr of `validate` and `plan`.
 #include <gtest/gtest.h>
-
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <unistd.h>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 namespace {
 
@@ -60,7 +58,8 @@ std::string exampleDeclarations() {
 TEST(LoomctlValidate, AcceptsTheExamplesAndSummarisesThem) {
   ProcessRun r = loomctl("validate" + exampleDeclarations());
   EXPECT_EQ(r.exitCode, 0) << r.err;
-  EXPECT_EQ(r.out, "ok: 2 partitions, 3 networks, 2 identity pools, 4 pools, 17 servers (from 3 templates), 8 blades\n");
+  EXPECT_EQ(r.out,
+            "ok: 2 partitions, 3 networks, 2 identity pools, 4 pools, 17 servers (from 3 templates), 8 blades\n");
   EXPECT_EQ(r.err, "");
 }
 

@@ -14,7 +14,7 @@ namespace loom::loomctl {
 
 struct ApiRequest {
   std::string method = "GET";
-  std::string target;                       // "/v1/blades/c1-s1"
+  std::string target;  // "/v1/blades/c1-s1"
   std::string body;
   std::string contentType = "application/yaml";
   // What the endpoint does, for "the controller does not support FEATURE (upgrade

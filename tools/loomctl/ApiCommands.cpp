@@ -43,13 +43,15 @@ Json requestJson(const Context& context, const ApiRequest& request) {
       if (quote != std::string::npos) message = "no " + message.substr(8, quote - 8) + " named" + message.substr(quote);
     }
     if (j.is_object() && j.contains("diagnostics") && j["diagnostics"].is_array() && !j["diagnostics"].empty()) {
-      if (message == "invalid declarations") message += " (" + countOf(j["diagnostics"].size(), "error", "errors") + ", above)";
+      if (message == "invalid declarations")
+        message += " (" + countOf(j["diagnostics"].size(), "error", "errors") + ", above)";
       for (const auto& d : j["diagnostics"]) {
         std::string line = d.is_string() ? d.get<std::string>() : d.dump();
         *context.err << (request.mapDiagnostic ? request.mapDiagnostic(line) : line) << "\n";
       }
     }
-    if (message.empty()) message = "the controller answered HTTP " + std::to_string(reply.status) + " for " + request.target;
+    if (message.empty())
+      message = "the controller answered HTTP " + std::to_string(reply.status) + " for " + request.target;
     throw CommandError(message);
   }
   if (j.is_discarded()) throw CommandError("the controller answered something that is not JSON for " + request.target);
@@ -101,8 +103,10 @@ std::string joined(const Json& j, const char* key, const char* separator = ",") 
   std::string out;
   for (const auto& v : *it) {
     if (!out.empty()) out += separator;
-    if (v.is_string()) out += v.get_ref<const std::string&>();
-    else out += v.dump();
+    if (v.is_string())
+      out += v.get_ref<const std::string&>();
+    else
+      out += v.dump();
   }
   return out;
 }
@@ -136,8 +140,10 @@ bool onTerminal(int fd) { return ::isatty(fd) == 1; }
 
 // The tables print only in table mode; json/yaml pass the controller's value through.
 void show(Context& context, const Json& value, const std::function<void(const Json&)>& table) {
-  if (context.output == OutputFormat::Table) table(value);
-  else printStructured(context, value);
+  if (context.output == OutputFormat::Table)
+    table(value);
+  else
+    printStructured(context, value);
 }
 
 // "Apply these changes? [y/N]" on a terminal; anything but y/yes declines.
@@ -229,14 +235,23 @@ void printBlock(Context& context, const Json& input) {
 
 void bladeTable(Context& context, const Json& list) {
   // The relay column only where some blade reaches loomd through a fabric relay.
-  const bool relays = std::any_of(list.begin(), list.end(), [](const Json& b) { return b.contains("relay") && b["relay"].is_string(); });
-  std::vector<Table::Column> columns{{"name"},       {"chassis"}, {"slot", Table::Align::Right}, {"cores", Table::Align::Right},
-                                     {"memory", Table::Align::Right}, {"hypervisor"}, {"state"}, {"pool"}, {"servers"}};
+  const bool relays = std::any_of(list.begin(), list.end(),
+                                  [](const Json& b) { return b.contains("relay") && b["relay"].is_string(); });
+  std::vector<Table::Column> columns{{"name"},
+                                     {"chassis"},
+                                     {"slot", Table::Align::Right},
+                                     {"cores", Table::Align::Right},
+                                     {"memory", Table::Align::Right},
+                                     {"hypervisor"},
+                                     {"state"},
+                                     {"pool"},
+                                     {"servers"}};
   if (relays) columns.insert(columns.begin() + 2, {"relay"});
   Table t(columns);
   for (const auto& b : list) {
-    std::vector<Cell> row{text(b, "name"),  text(b, "chassis"), text(b, "slot"), text(b, "cores"), memoryOf(b),
-                          text(b, "hypervisor"), stateCell(text(b, "state")), text(b, "pool"), joined(b, "servers")};
+    std::vector<Cell> row{
+        text(b, "name"),       text(b, "chassis"),          text(b, "slot"), text(b, "cores"),    memoryOf(b),
+        text(b, "hypervisor"), stateCell(text(b, "state")), text(b, "pool"), joined(b, "servers")};
     if (relays) row.insert(row.begin() + 2, text(b, "relay"));
     t.addRow(std::move(row));
   }
@@ -244,12 +259,19 @@ void bladeTable(Context& context, const Json& list) {
 }
 
 void serverTable(Context& context, const Json& list) {
-  Table t({{"name"}, {"partition"}, {"pool"}, {"blade"}, {"state"}, {"vcpus", Table::Align::Right},
-           {"memory", Table::Align::Right}, {"uuid"}, {"macs"}});
+  Table t({{"name"},
+           {"partition"},
+           {"pool"},
+           {"blade"},
+           {"state"},
+           {"vcpus", Table::Align::Right},
+           {"memory", Table::Align::Right},
+           {"uuid"},
+           {"macs"}});
   for (const auto& s : list) {
     std::string state = text(s, "state");
-    t.addRow({text(s, "name"), text(s, "partition"), text(s, "pool"), text(s, "blade"), stateCell(state), text(s, "vcpus"),
-              memoryOf(s), text(s, "uuid"), joined(s, "macs")});
+    t.addRow({text(s, "name"), text(s, "partition"), text(s, "pool"), text(s, "blade"), stateCell(state),
+              text(s, "vcpus"), memoryOf(s), text(s, "uuid"), joined(s, "macs")});
   }
   t.render(*context.out, context.color);
   for (const auto& s : list)
@@ -259,8 +281,13 @@ void serverTable(Context& context, const Json& list) {
 }
 
 void poolTable(Context& context, const Json& list) {
-  Table t({{"name"}, {"partition"}, {"hypervisor"}, {"blades", Table::Align::Right}, {"spares", Table::Align::Right},
-           {"failover"}, {"servers", Table::Align::Right}});
+  Table t({{"name"},
+           {"partition"},
+           {"hypervisor"},
+           {"blades", Table::Align::Right},
+           {"spares", Table::Align::Right},
+           {"failover"},
+           {"servers", Table::Align::Right}});
   for (const auto& p : list)
     t.addRow({text(p, "name"), text(p, "partition"), text(p, "hypervisor"), std::to_string(countField(p, "blades")),
               text(p, "spares"), text(p, "failover"), std::to_string(countField(p, "servers"))});
@@ -330,9 +357,11 @@ Json filtered(const Context& context, Json list, const ListFilter& filter) {
   Json out = Json::array();
   for (const auto& item : list) {
     Json probe = item;
-    if (!probe.contains("partition") && !partitionOfPool.empty()) probe["partition"] = partitionOfPool[text(item, "pool")];
+    if (!probe.contains("partition") && !partitionOfPool.empty())
+      probe["partition"] = partitionOfPool[text(item, "pool")];
     if (!probe.contains("chassis") && !chassisOfBlade.empty()) probe["chassis"] = chassisOfBlade[text(item, "blade")];
-    bool keep = std::all_of(terms.begin(), terms.end(), [&](const auto& t) { return fieldMatches(probe, t.first, t.second); });
+    bool keep =
+        std::all_of(terms.begin(), terms.end(), [&](const auto& t) { return fieldMatches(probe, t.first, t.second); });
     if (keep) out.push_back(item);
   }
   return out;
@@ -341,8 +370,8 @@ Json filtered(const Context& context, Json list, const ListFilter& filter) {
 // What a list command fetches. A table asks for the columns it prints and the fields its
 // filter looks at (`?fields=`): a table of 10,000 blades then moves and parses a third of
 // the bytes. -o json/yaml, and an arbitrary --selector, get whole objects.
-std::string listTarget(const Context& context, const std::string& path, std::vector<std::string> columns, const ListFilter& filter,
-                       const std::vector<std::string>& filterable) {
+std::string listTarget(const Context& context, const std::string& path, std::vector<std::string> columns,
+                       const ListFilter& filter, const std::vector<std::string>& filterable) {
   if (context.output != OutputFormat::Table || !filter.selector.empty()) return path;
   for (const auto& [key, value] : filter.terms())
     if (std::find(filterable.begin(), filterable.end(), key) != filterable.end()) columns.push_back(key);
@@ -351,9 +380,12 @@ std::string listTarget(const Context& context, const std::string& path, std::vec
   return path + "?fields=" + fields;
 }
 
-const std::vector<std::string> kBladeColumns{"name", "chassis", "relay", "slot", "cores", "memory_mib", "hypervisor", "state", "pool", "servers"};
-const std::vector<std::string> kServerColumns{"name", "partition", "pool", "blade", "state", "vcpus", "memory_mib", "uuid", "macs", "reason"};
-const std::vector<std::string> kPoolColumns{"name", "partition", "hypervisor", "blades", "spares", "failover", "servers"};
+const std::vector<std::string> kBladeColumns{"name",       "chassis",    "relay", "slot", "cores",
+                                             "memory_mib", "hypervisor", "state", "pool", "servers"};
+const std::vector<std::string> kServerColumns{"name",  "partition",  "pool", "blade", "state",
+                                              "vcpus", "memory_mib", "uuid", "macs",  "reason"};
+const std::vector<std::string> kPoolColumns{"name",   "partition", "hypervisor", "blades",
+                                            "spares", "failover",  "servers"};
 
 Json byField(const Json& list, const char* key, const std::string& value) {
   Json out = Json::array();
@@ -375,7 +407,8 @@ struct ChangeOptions {
 // "Server/web-0" for either shape the controller has used: a string or {kind, name}.
 std::string objectLabel(const Json& item) {
   if (item.is_string()) return item.get<std::string>();
-  if (item.is_object() && item.contains("kind") && item.contains("name")) return text(item, "kind") + "/" + text(item, "name");
+  if (item.is_object() && item.contains("kind") && item.contains("name"))
+    return text(item, "kind") + "/" + text(item, "name");
   return item.dump();
 }
 
@@ -406,16 +439,19 @@ void printDiff(Context& context, const Json& reply) {
   const Json placements = plan.value("placements", Json::array());
   if (!placements.empty()) {
     Table t({{"server"}, {"blade"}, {"from"}});
-    for (const auto& p : placements) t.addRow({text(p, "server"), text(p, "blade"), p.contains("from") ? text(p, "from") : ""});
+    for (const auto& p : placements)
+      t.addRow({text(p, "server"), text(p, "blade"), p.contains("from") ? text(p, "from") : ""});
     out << "\n";
     t.render(out, context.color);
   }
   out << countOf(placements.size(), "server placed", "servers placed") << ", "
       << countOf(plan.value("steps", Json::array()).size(), "step", "steps") << "\n";
   for (const auto& u : plan.value("unplaceable", Json::array()))
-    out << styled("unplaceable", Style::Bad, context.color) << " " << text(u, "server") << ": " << text(u, "reason") << "\n";
+    out << styled("unplaceable", Style::Bad, context.color) << " " << text(u, "server") << ": " << text(u, "reason")
+        << "\n";
   for (const auto& w : plan.value("warnings", Json::array()))
-    out << styled("warning", Style::Warning, context.color) << " " << (w.is_string() ? w.get<std::string>() : w.dump()) << "\n";
+    out << styled("warning", Style::Warning, context.color) << " " << (w.is_string() ? w.get<std::string>() : w.dump())
+        << "\n";
 }
 
 bool diffIsEmpty(const Json& reply) {
@@ -450,8 +486,10 @@ void waitForServers(Context& context, const std::set<std::string>& names, int ti
     if (settled != lastSettled || done) {
       if (live || !table || settled != lastSettled) {
         std::string line = "servers settled: " + std::to_string(settled) + "/" + std::to_string(last.size());
-        if (live) progress << "\r\033[K" << line << std::flush;
-        else if (table || done) progress << line << "\n";
+        if (live)
+          progress << "\r\033[K" << line << std::flush;
+        else if (table || done)
+          progress << line << "\n";
       }
       lastSettled = settled;
     }
@@ -468,8 +506,9 @@ void waitForServers(Context& context, const std::set<std::string>& names, int ti
         if (state != "running" && state != "stopped" && state != "unplaceable" && state != "failed")
           waiting += (waiting.empty() ? "" : ", ") + text(s, "name") + " (" + state + ")";
       }
-      throw CommandError("timed out after " + std::to_string(timeoutSeconds) + " s with " + std::to_string(lastSettled) + " of " +
-                         std::to_string(last.size()) + " servers settled; still waiting for " + waiting);
+      throw CommandError("timed out after " + std::to_string(timeoutSeconds) + " s with " +
+                         std::to_string(lastSettled) + " of " + std::to_string(last.size()) +
+                         " servers settled; still waiting for " + waiting);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
   }
@@ -478,7 +517,8 @@ void waitForServers(Context& context, const std::set<std::string>& names, int ti
   for (const auto& s : last) {
     const std::string state = text(s, "state");
     if (state != "unplaceable" && state != "failed") continue;
-    progress << styled(state, Style::Bad, context.color && table) << " " << text(s, "name") << ": " << text(s, "reason") << "\n";
+    progress << styled(state, Style::Bad, context.color && table) << " " << text(s, "name") << ": " << text(s, "reason")
+             << "\n";
     bad.push_back(text(s, "name") + " " + state + (s.contains("reason") ? ": " + text(s, "reason") : ""));
   }
   if (!bad.empty()) {
@@ -537,8 +577,10 @@ void runChange(Context& context, const ChangeOptions& options, bool isDelete) {
   if (options.dryRun || ask) {
     request.target = target(true);
     Json preview = requestJson(context, request);
-    if (table) printDiff(context, preview);
-    else if (options.dryRun) printStructured(context, preview);
+    if (table)
+      printDiff(context, preview);
+    else if (options.dryRun)
+      printStructured(context, preview);
     if (options.dryRun) {
       if (table) *context.out << "dry run: nothing changed\n";
       return;
@@ -576,10 +618,12 @@ void runChange(Context& context, const ChangeOptions& options, bool isDelete) {
 
 void addChangeCommand(CLI::App& app, Context& context, bool isDelete) {
   auto options = std::make_shared<ChangeOptions>();
-  CLI::App* cmd = isDelete
-      ? app.add_subcommand("delete", "Remove the objects declared in files from the controller (prints what goes)")
-      : app.add_subcommand("apply", "Send declarations to the controller: prints the diff and placements, asks on a "
-                                    "terminal, then waits for the servers to settle");
+  CLI::App* cmd =
+      isDelete
+          ? app.add_subcommand("delete", "Remove the objects declared in files from the controller (prints what goes)")
+          : app.add_subcommand("apply",
+                               "Send declarations to the controller: prints the diff and placements, asks on a "
+                               "terminal, then waits for the servers to settle");
   cmd->add_option("-f,--file", options->files, "Declaration file (YAML, multi-document); repeat for several")
       ->required()
       ->check(CLI::ExistingFile)
@@ -664,8 +708,10 @@ void registerBlade(CLI::App& app, Context& context) {
       r.feature = a.feature;
       Json b = requestJson(context, r);
       show(context, b, [&](const Json& j) {
-        if (j.is_object() && j.contains("name")) bladeTable(context, Json::array({j}));
-        else *context.out << *name << ": " << a.verb << " done\n";
+        if (j.is_object() && j.contains("name"))
+          bladeTable(context, Json::array({j}));
+        else
+          *context.out << *name << ": " << a.verb << " done\n";
       });
     });
   }
@@ -679,17 +725,19 @@ void registerBlade(CLI::App& app, Context& context) {
   fence->add_flag("--confirm-powered-off", *confirmed,
                   "You checked that the blade is powered off (pulled its power, or saw it dark); required");
   fence->footer(
-      "For a power-fenced blade (a BMC declared with kind: Blade) whose fence command keeps failing: loomd never fences "
+      "For a power-fenced blade (a BMC declared with kind: Blade) whose fence command keeps failing: loomd never "
+      "fences "
       "it by its lease, so its servers stay bound to it until its BMC or you confirm the power-off. Exit status 2 "
       "without --confirm-powered-off, 1 when loomd refuses (it hears the blade, or it is retired). If the blade still "
       "runs, its servers run twice. docs/FENCING.md, the power route.\n");
   fence->callback([&context, name, confirmed] {
     if (!*confirmed)
-      throw CommandError("blade fence needs --confirm-powered-off: loomd will treat " + *name +
-                             " as powered off and restart its servers on other blades. Confirm only once you know it is "
-                             "off (its BMC is dead, so loomd cannot check): if it still runs, its servers will run twice "
-                             "and may corrupt their disks",
-                         2);
+      throw CommandError(
+          "blade fence needs --confirm-powered-off: loomd will treat " + *name +
+              " as powered off and restart its servers on other blades. Confirm only once you know it is "
+              "off (its BMC is dead, so loomd cannot check): if it still runs, its servers will run twice "
+              "and may corrupt their disks",
+          2);
     ApiRequest r;
     r.method = "POST";
     r.target = "/v1/blades/" + pathName(*name) + "/fence";
@@ -713,7 +761,8 @@ void registerServer(CLI::App& app, Context& context) {
   addFilterOptions(list, *filter, true);
   list->callback([&context, filter] {
     const auto target = listTarget(context, "/v1/servers", kServerColumns, *filter, {"pool", "partition", "state"});
-    show(context, filtered(context, getJson(context, target), *filter), [&](const Json& j) { serverTable(context, j); });
+    show(context, filtered(context, getJson(context, target), *filter),
+         [&](const Json& j) { serverTable(context, j); });
   });
 
   auto name = std::make_shared<std::string>();
@@ -748,8 +797,10 @@ void registerServer(CLI::App& app, Context& context) {
     r.feature = "server move";
     Json reply = requestJson(context, r);
     show(context, reply, [&](const Json& j) {
-      if (j.is_object() && j.contains("name")) serverTable(context, Json::array({j}));
-      else *context.out << *name << ": moving to " << *to << "\n";
+      if (j.is_object() && j.contains("name"))
+        serverTable(context, Json::array({j}));
+      else
+        *context.out << *name << ": moving to " << *to << "\n";
     });
   });
 }
@@ -759,7 +810,8 @@ void registerPool(CLI::App& app, Context& context) {
   pool->require_subcommand(1);
 
   auto filter = std::make_shared<ListFilter>();
-  CLI::App* list = pool->add_subcommand("list", "List pools (partition, hypervisor, blades, spares, failover, servers)");
+  CLI::App* list =
+      pool->add_subcommand("list", "List pools (partition, hypervisor, blades, spares, failover, servers)");
   list->add_option("--partition", filter->partition, "Only those of this partition")->type_name("PARTITION");
   list->add_option("-l,--selector", filter->selector, "Only those whose fields match KEY=VALUE[,KEY=VALUE...]")
       ->type_name("SELECTOR");
@@ -775,12 +827,14 @@ void registerPool(CLI::App& app, Context& context) {
     Json p = getJson(context, "/v1/pools/" + pathName(*name));
     show(context, p, [&](const Json& j) {
       printBlock(context, j);
-      const Json blades = byField(getJson(context, listTarget(context, "/v1/blades", kBladeColumns, {}, {})), "pool", *name);
+      const Json blades =
+          byField(getJson(context, listTarget(context, "/v1/blades", kBladeColumns, {}, {})), "pool", *name);
       if (!blades.empty()) {
         *context.out << "\n";
         bladeTable(context, blades);
       }
-      const Json servers = byField(getJson(context, listTarget(context, "/v1/servers", kServerColumns, {}, {})), "pool", *name);
+      const Json servers =
+          byField(getJson(context, listTarget(context, "/v1/servers", kServerColumns, {}, {})), "pool", *name);
       if (!servers.empty()) {
         *context.out << "\n";
         serverTable(context, servers);
@@ -804,11 +858,15 @@ std::string clockTime(const Json& e) {
 void printEventLine(Context& context, const Json& e) {
   std::string subject;
   if (!e.value("blade", std::string()).empty()) subject += e["blade"].get<std::string>();
-  if (!e.value("server", std::string()).empty()) subject += (subject.empty() ? "" : "/") + e["server"].get<std::string>();
+  if (!e.value("server", std::string()).empty())
+    subject += (subject.empty() ? "" : "/") + e["server"].get<std::string>();
   const std::string level = text(e, "level");
-  const Style style = level == "error" ? Style::Bad : level == "warning" || level == "warn" ? Style::Warning : Style::Dim;
+  const Style style = level == "error"                        ? Style::Bad
+                      : level == "warning" || level == "warn" ? Style::Warning
+                                                              : Style::Dim;
   *context.out << text(e, "id") << "  " << clockTime(e) << "  " << styled(level, style, context.color) << "  "
-               << (subject.empty() ? "" : styled(subject, Style::Bold, context.color) + ": ") << text(e, "message") << "\n";
+               << (subject.empty() ? "" : styled(subject, Style::Bold, context.color) + ": ") << text(e, "message")
+               << "\n";
 }
 
 void registerEvents(CLI::App& app, Context& context) {
@@ -822,11 +880,14 @@ void registerEvents(CLI::App& app, Context& context) {
   events->add_flag("-f,--follow", options->follow,
                    "Keep printing new events until Ctrl-C (with -o json: one object per line)");
   events->add_option("--since", options->since, "Only events after this id")->type_name("ID");
-  events->add_option("--limit", options->limit, "At most this many events per request")->capture_default_str()->type_name("N");
+  events->add_option("--limit", options->limit, "At most this many events per request")
+      ->capture_default_str()
+      ->type_name("N");
   events->callback([&context, options] {
     std::uint64_t since = options->since;
     if (!options->follow) {
-      Json list = getJson(context, "/v1/events?since=" + std::to_string(since) + "&limit=" + std::to_string(options->limit));
+      Json list =
+          getJson(context, "/v1/events?since=" + std::to_string(since) + "&limit=" + std::to_string(options->limit));
       show(context, list, [&](const Json& l) {
         for (const auto& e : l) printEventLine(context, e);
       });
@@ -847,8 +908,10 @@ void registerEvents(CLI::App& app, Context& context) {
         Json list = requestJson(context, r);
         for (const auto& e : list) {
           since = std::max<std::uint64_t>(since, e.value("id", std::uint64_t{0}));
-          if (context.output == OutputFormat::Table) printEventLine(context, e);
-          else *context.out << e.dump() << "\n";  // one JSON object per line: a stream
+          if (context.output == OutputFormat::Table)
+            printEventLine(context, e);
+          else
+            *context.out << e.dump() << "\n";  // one JSON object per line: a stream
         }
         context.out->flush();
       }
@@ -863,30 +926,40 @@ void registerEvents(CLI::App& app, Context& context) {
 // --- capacity ----------------------------------------------------------------------------
 
 void registerCapacity(CLI::App& app, Context& context) {
-  CLI::App* cmd = app.add_subcommand("capacity", "Per pool: blades, used/free cores and memory, spares, survivable failures");
+  CLI::App* cmd =
+      app.add_subcommand("capacity", "Per pool: blades, used/free cores and memory, spares, survivable failures");
   cmd->callback([&context] {
     Json pools = getJson(context, "/v1/capacity", "capacity");
     show(context, pools, [&](const Json& list) {
-      Table t({{"pool"}, {"blades", Table::Align::Right}, {"cores used", Table::Align::Right}, {"cores free", Table::Align::Right},
-               {"memory used", Table::Align::Right}, {"memory free", Table::Align::Right}, {"spares", Table::Align::Right},
-               {"survives", Table::Align::Right}, {"servers", Table::Align::Right}});
+      Table t({{"pool"},
+               {"blades", Table::Align::Right},
+               {"cores used", Table::Align::Right},
+               {"cores free", Table::Align::Right},
+               {"memory used", Table::Align::Right},
+               {"memory free", Table::Align::Right},
+               {"spares", Table::Align::Right},
+               {"survives", Table::Align::Right},
+               {"servers", Table::Align::Right}});
       std::vector<std::string> warnings;
       for (const auto& p : list) {
         const auto coresTotal = countField(p, "cores_total"), coresUsed = countField(p, "cores_used");
         const auto memTotal = countField(p, "memory_total_mib"), memUsed = countField(p, "memory_used_mib");
         const bool met = p.value("spares_promise_met", true);
-        const std::string spares = std::to_string(countField(p, "spares")) + "/" + std::to_string(countField(p, "spares_declared"));
+        const std::string spares =
+            std::to_string(countField(p, "spares")) + "/" + std::to_string(countField(p, "spares_declared"));
         t.addRow({text(p, "pool"), std::to_string(countField(p, "blades")),
                   std::to_string(coresUsed) + "/" + std::to_string(coresTotal),
-                  std::to_string(coresTotal > coresUsed ? coresTotal - coresUsed : 0), mib(memUsed) + "/" + mib(memTotal),
-                  mib(memTotal > memUsed ? memTotal - memUsed : 0), Cell(spares, met ? Style::Plain : Style::Bad),
-                  text(p, "survivable_failures"), std::to_string(countField(p, "servers"))});
+                  std::to_string(coresTotal > coresUsed ? coresTotal - coresUsed : 0),
+                  mib(memUsed) + "/" + mib(memTotal), mib(memTotal > memUsed ? memTotal - memUsed : 0),
+                  Cell(spares, met ? Style::Plain : Style::Bad), text(p, "survivable_failures"),
+                  std::to_string(countField(p, "servers"))});
         std::string warning = p.contains("warning") && p["warning"].is_string() ? p["warning"].get<std::string>() : "";
         if (warning.empty() && !met) warning = "spares promise not met";
         if (!warning.empty()) warnings.push_back(text(p, "pool") + ": " + warning);
       }
       t.render(*context.out, context.color);
-      for (const auto& w : warnings) *context.out << styled("warning", Style::Warning, context.color) << " " << w << "\n";
+      for (const auto& w : warnings)
+        *context.out << styled("warning", Style::Warning, context.color) << " " << w << "\n";
     });
   });
 }
@@ -931,8 +1004,10 @@ void drawFabric(Context& context, const Json& blades, int perRow) {
   for (const auto& b : blades) {
     const std::string c = text(b, "chassis");
     const int slot = b.contains("slot") && b["slot"].is_number_integer() ? b["slot"].get<int>() : 0;
-    if (slot <= 0) unslotted.push_back(b);
-    else chassis[c == "-" ? "(no chassis)" : c][slot] = b;
+    if (slot <= 0)
+      unslotted.push_back(b);
+    else
+      chassis[c == "-" ? "(no chassis)" : c][slot] = b;
   }
   auto& out = *context.out;
   auto fit = [&](const std::string& s) { return s.size() > inner ? s.substr(0, inner - 1) + "~" : s; };
@@ -948,8 +1023,8 @@ void drawFabric(Context& context, const Json& blades, int perRow) {
     for (const auto& [slot, b] : slots) active += text(b, "state") != "failed";
     if (!firstChassis) out << "\n";
     firstChassis = false;
-    out << styled("chassis " + name, Style::Bold, context.color) << "  (" << countOf(slots.size(), "blade", "blades") << ", "
-        << count << " slots)\n";
+    out << styled("chassis " + name, Style::Bold, context.color) << "  (" << countOf(slots.size(), "blade", "blades")
+        << ", " << count << " slots)\n";
     for (int rowStart = 1; rowStart <= count; rowStart += perRow) {
       const int rowEnd = std::min(count, rowStart + perRow - 1);
       auto border = [&](int which) {
@@ -971,10 +1046,14 @@ void drawFabric(Context& context, const Json& blades, int perRow) {
             row += cellLine(line == 2 ? "(empty)" : "", Style::Dim);
           } else {
             const Json& b = it->second;
-            if (line == 1) row += cellLine(text(b, "name"), Style::Bold);
-            else if (line == 2) row += cellLine(text(b, "state"), styleForState(text(b, "state")));
-            else if (line == 3) row += cellLine(text(b, "pool") == "-" ? "no pool" : text(b, "pool"), Style::Plain);
-            else row += cellLine(countOf(countField(b, "servers"), "server", "servers"), Style::Plain);
+            if (line == 1)
+              row += cellLine(text(b, "name"), Style::Bold);
+            else if (line == 2)
+              row += cellLine(text(b, "state"), styleForState(text(b, "state")));
+            else if (line == 3)
+              row += cellLine(text(b, "pool") == "-" ? "no pool" : text(b, "pool"), Style::Plain);
+            else
+              row += cellLine(countOf(countField(b, "servers"), "server", "servers"), Style::Plain);
           }
           row += v;
         }
@@ -993,8 +1072,9 @@ void drawFabric(Context& context, const Json& blades, int perRow) {
 void registerFabric(CLI::App& app, Context& context) {
   auto perRow = std::make_shared<int>(0);  // 0: 8, or fewer if the terminal is narrow
   auto filter = std::make_shared<ListFilter>();
-  CLI::App* cmd = app.add_subcommand("fabric", "Draw each chassis as the front of its enclosure: a box per slot with its "
-                                               "blade, state and pool");
+  CLI::App* cmd = app.add_subcommand("fabric",
+                                     "Draw each chassis as the front of its enclosure: a box per slot with its "
+                                     "blade, state and pool");
   cmd->add_option("--chassis", filter->chassis, "Only this chassis")->type_name("CHASSIS");
   cmd->add_option("--per-row", *perRow, "Slots per row (default 8, fewer on a narrow terminal)")
       ->check(CLI::Range(1, 32))

@@ -111,9 +111,12 @@ bool splitWords(const std::string& line, std::vector<std::string>& words, bool* 
   for (std::size_t i = 0; i < line.size(); ++i) {
     const char c = line[i];
     if (quote) {
-      if (c == quote) quote = 0;
-      else if (c == '\\' && quote == '"' && i + 1 < line.size()) current += line[++i];
-      else current += c;
+      if (c == quote)
+        quote = 0;
+      else if (c == '\\' && quote == '"' && i + 1 < line.size())
+        current += line[++i];
+      else
+        current += c;
     } else if (c == '\'' || c == '"') {
       quote = c;
       inWord = true;

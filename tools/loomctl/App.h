@@ -3,12 +3,11 @@
 // same commands, options and help.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <CLI/CLI.hpp>
 
 #include "tools/loomctl/Context.h"
 

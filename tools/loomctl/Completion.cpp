@@ -11,9 +11,9 @@
 namespace loom::loomctl {
 namespace {
 
-const std::vector<std::string> kStates = {"active",  "available", "spare",    "suspect", "failed",      "fenced",
-                                          "maintenance", "retired", "discovered", "pending", "placing", "starting",
-                                          "running", "stopping",  "stopped",  "moving",  "unplaceable"};
+const std::vector<std::string> kStates = {"active",      "available", "spare",      "suspect", "failed",     "fenced",
+                                          "maintenance", "retired",   "discovered", "pending", "placing",    "starting",
+                                          "running",     "stopping",  "stopped",    "moving",  "unplaceable"};
 
 // The option named by `word` ("--pool", "--pool=web", "-o") on `app` or, since global
 // options fall through, on a command above it.
@@ -111,7 +111,8 @@ Completion complete(const std::vector<std::string>& wordsIn, const NameSource& n
 
 NameSource controllerNames(const Context& context) {
   return [context](const std::string& what) -> std::vector<std::string> {
-    if (what == "blades" || what == "pools" || what == "servers" || what == "partitions") return liveNames(context, what);
+    if (what == "blades" || what == "pools" || what == "servers" || what == "partitions")
+      return liveNames(context, what);
     if (what == "chassis") {
       std::set<std::string> chassis;
       try {
@@ -134,8 +135,10 @@ int runCompleteCommand(const std::vector<std::string>& words) {
   if (const char* env = std::getenv("LOOM_CONTROLLER"); env && *env) context.controller = env;
   // A --controller typed on the line being completed is where the names come from.
   for (std::size_t i = 0; i + 1 < words.size(); ++i) {
-    if (words[i] == "--controller" && i + 2 < words.size()) context.controller = words[i + 1];
-    else if (words[i].rfind("--controller=", 0) == 0) context.controller = words[i].substr(13);
+    if (words[i] == "--controller" && i + 2 < words.size())
+      context.controller = words[i + 1];
+    else if (words[i].rfind("--controller=", 0) == 0)
+      context.controller = words[i].substr(13);
   }
   Completion c = complete(words, controllerNames(context), false);
   if (c.files) std::cout << "__files__\n";

@@ -1,9 +1,10 @@
 #include "tools/loomctl/Context.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
-#include <unistd.h>
 
 namespace loom::loomctl {
 

@@ -12,13 +12,13 @@ enum class OutputFormat { Table, Json, Yaml };
 
 struct Context {
   std::string controller = "http://127.0.0.1:7780";  // --controller, or $LOOM_CONTROLLER
-  std::string outputName = "table";                   // -o as given; `output` once parsed
+  std::string outputName = "table";                  // -o as given; `output` once parsed
   OutputFormat output = OutputFormat::Table;
-  bool color = false;           // stdout is a terminal and NO_COLOR is unset (decided once, in main)
+  bool color = false;  // stdout is a terminal and NO_COLOR is unset (decided once, in main)
   std::ostream* out = &std::cout;
   std::ostream* err = &std::cerr;
-  int exitCode = 0;             // what main returns once the command has run
-  bool inShell = false;         // running a line of `loomctl shell` (no nested shell)
+  int exitCode = 0;      // what main returns once the command has run
+  bool inShell = false;  // running a line of `loomctl shell` (no nested shell)
 };
 
 // Ctrl-C while a long command runs inside `loomctl shell` (or `events --follow`): the

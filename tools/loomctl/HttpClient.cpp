@@ -1,11 +1,10 @@
 #include "tools/loomctl/HttpClient.h"
 
-#include <cctype>
-
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <cctype>
 
 #include "tools/loomctl/Context.h"
 
@@ -19,8 +18,10 @@ namespace asio = boost::asio;
 // "http://host:port[/...]" -> (host, port)
 std::pair<std::string, std::string> splitUrl(const std::string& url) {
   std::string rest = url;
-  if (rest.rfind("http://", 0) == 0) rest = rest.substr(7);
-  else if (rest.find("://") != std::string::npos) throw CommandError("controller URL '" + url + "': only http:// is supported");
+  if (rest.rfind("http://", 0) == 0)
+    rest = rest.substr(7);
+  else if (rest.find("://") != std::string::npos)
+    throw CommandError("controller URL '" + url + "': only http:// is supported");
   if (auto slash = rest.find('/'); slash != std::string::npos) rest = rest.substr(0, slash);
   const auto colon = rest.rfind(':');
   if (colon == std::string::npos) return {rest, "80"};

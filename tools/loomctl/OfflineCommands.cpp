@@ -95,9 +95,9 @@ Json planJson(const pool::Declarations& d, const pool::Fabric& fabric, const poo
   for (const auto& p : plan.placements) onBlade[p.blade].push_back(p.server);
 
   Json out = {{"blades", Json::array()},
-                        {"servers", Json::array()},
-                        {"unplaceable", Json::array()},
-                        {"warnings", plan.warnings}};
+              {"servers", Json::array()},
+              {"unplaceable", Json::array()},
+              {"warnings", plan.warnings}};
   for (const auto& a : plan.blades) {
     Json blade = {{"name", a.blade}};
     if (auto it = blades.find(a.blade); it != blades.end()) {
@@ -143,16 +143,26 @@ void printPlanTables(const Context& context, const Json& plan) {
   const bool color = context.color;
   using Align = Table::Align;
 
-  Table blades({{"blade"}, {"chassis"}, {"slot", Align::Right}, {"cores", Align::Right}, {"memory", Align::Right},
-                {"hypervisor"}, {"pool"}, {"role"}, {"servers"}});
+  Table blades({{"blade"},
+                {"chassis"},
+                {"slot", Align::Right},
+                {"cores", Align::Right},
+                {"memory", Align::Right},
+                {"hypervisor"},
+                {"pool"},
+                {"role"},
+                {"servers"}});
   std::size_t used = 0, spare = 0, free = 0;
   for (const auto& b : plan["blades"]) {
     std::string role = b["role"].get<std::string>();
     std::string servers;
     for (const auto& s : b["servers"]) servers += (servers.empty() ? "" : ",") + s.get<std::string>();
-    if (!b["servers"].empty()) ++used;
-    else if (role == "spare" || role == "borrowed") ++spare;
-    else if (role == "unassigned" || role == "member") ++free;
+    if (!b["servers"].empty())
+      ++used;
+    else if (role == "spare" || role == "borrowed")
+      ++spare;
+    else if (role == "unassigned" || role == "member")
+      ++free;
     std::string hypervisors;
     for (const auto& h : b.value("hypervisor", Json::array())) {
       hypervisors += (hypervisors.empty() ? "" : ",") + h.get<std::string>();
@@ -168,7 +178,12 @@ void printPlanTables(const Context& context, const Json& plan) {
   blades.render(out, color);
   out << '\n';
 
-  Table servers({{"server"}, {"partition"}, {"pool"}, {"blade"}, {"vcpus", Align::Right}, {"memory", Align::Right},
+  Table servers({{"server"},
+                 {"partition"},
+                 {"pool"},
+                 {"blade"},
+                 {"vcpus", Align::Right},
+                 {"memory", Align::Right},
                  {"priority", Align::Right}});
   for (const auto& s : plan["servers"]) {
     std::string name = s["name"].get<std::string>();
@@ -183,8 +198,8 @@ void printPlanTables(const Context& context, const Json& plan) {
     out << '\n';
     Table unplaceable({{"unplaceable"}, {"pool"}, {"reason"}});
     for (const auto& u : plan["unplaceable"]) {
-      unplaceable.addRow({Cell(u["name"].get<std::string>(), Style::Bad), u.value("pool", ""),
-                          u["reason"].get<std::string>()});
+      unplaceable.addRow(
+          {Cell(u["name"].get<std::string>(), Style::Bad), u.value("pool", ""), u["reason"].get<std::string>()});
     }
     unplaceable.render(out, color);
   }
@@ -192,9 +207,9 @@ void printPlanTables(const Context& context, const Json& plan) {
     out << styled("warning", Style::Warning, color) << ": " << w.get<std::string>() << '\n';
   }
   out << '\n'
-      << countOf(plan["servers"].size(), "server", "servers") << " placed on "
-      << countOf(used, "blade", "blades") << ", " << countOf(plan["unplaceable"].size(), "unplaceable", "unplaceable")
-      << "; " << countOf(spare, "blade", "blades") << " kept as spares, " << free << " free\n";
+      << countOf(plan["servers"].size(), "server", "servers") << " placed on " << countOf(used, "blade", "blades")
+      << ", " << countOf(plan["unplaceable"].size(), "unplaceable", "unplaceable") << "; "
+      << countOf(spare, "blade", "blades") << " kept as spares, " << free << " free\n";
 }
 
 void runPlan(Context& context, const PlanOptions& options) {

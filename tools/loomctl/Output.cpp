@@ -10,25 +10,38 @@ std::string styled(std::string_view text, Style style, bool color) {
   if (!color || style == Style::Plain || text.empty()) return std::string(text);
   const char* code = "";
   switch (style) {
-    case Style::Plain: break;
-    case Style::Good: code = "\033[32m"; break;
-    case Style::Notice: code = "\033[36m"; break;
-    case Style::Warning: code = "\033[33m"; break;
-    case Style::Bad: code = "\033[31m"; break;
-    case Style::Dim: code = "\033[2m"; break;
-    case Style::Bold: code = "\033[1m"; break;
+    case Style::Plain:
+      break;
+    case Style::Good:
+      code = "\033[32m";
+      break;
+    case Style::Notice:
+      code = "\033[36m";
+      break;
+    case Style::Warning:
+      code = "\033[33m";
+      break;
+    case Style::Bad:
+      code = "\033[31m";
+      break;
+    case Style::Dim:
+      code = "\033[2m";
+      break;
+    case Style::Bold:
+      code = "\033[1m";
+      break;
   }
   return std::string(code) + std::string(text) + "\033[0m";
 }
 
 Style styleForState(std::string_view state) {
   static const std::pair<std::string_view, Style> kStyles[] = {
-      {"running", Style::Good},     {"active", Style::Good},     {"member", Style::Good},
+      {"running", Style::Good},     {"active", Style::Good},      {"member", Style::Good},
       {"spare", Style::Notice},     {"available", Style::Notice}, {"borrowed", Style::Notice},
-      {"unassigned", Style::Dim},   {"stopped", Style::Dim},     {"retired", Style::Dim},
-      {"suspect", Style::Warning},  {"moving", Style::Warning},  {"maintenance", Style::Warning},
+      {"unassigned", Style::Dim},   {"stopped", Style::Dim},      {"retired", Style::Dim},
+      {"suspect", Style::Warning},  {"moving", Style::Warning},   {"maintenance", Style::Warning},
       {"starting", Style::Warning}, {"stopping", Style::Warning}, {"placing", Style::Warning},
-      {"pending", Style::Warning},  {"conflict", Style::Bad},    {"failed", Style::Bad},
+      {"pending", Style::Warning},  {"conflict", Style::Bad},     {"failed", Style::Bad},
       {"fenced", Style::Bad},       {"unplaceable", Style::Bad},
   };
   for (auto [name, style] : kStyles) {
@@ -85,7 +98,8 @@ bool plainYamlScalar(const std::string& s) {
   if (s.empty()) return false;
   static const char* kReserved[] = {"true", "false", "yes", "no", "on", "off", "y", "n", "null", "~"};
   std::string lower = s;
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   for (const char* word : kReserved) {
     if (lower == word) return false;
   }
@@ -100,8 +114,8 @@ bool plainYamlScalar(const std::string& s) {
   if (!std::isalnum(static_cast<unsigned char>(s[0])) && s[0] != '/' && s[0] != '_' && s[0] != '.') return false;
   if (s.back() == ' ' || s.back() == ':') return false;
   for (char c : s) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == '#' || c == '"' || c == '\'' || c == '{' || c == '}' ||
-        c == '[' || c == ']' || c == ',' || c == '\\') {
+    if (static_cast<unsigned char>(c) < 0x20 || c == '#' || c == '"' || c == '\'' || c == '{' || c == '}' || c == '[' ||
+        c == ']' || c == ',' || c == '\\') {
       return false;
     }
   }
@@ -118,9 +132,7 @@ std::string scalar(const Json& value) {
   return value.dump();
 }
 
-bool isCollection(const Json& value) {
-  return (value.is_object() || value.is_array()) && !value.empty();
-}
+bool isCollection(const Json& value) { return (value.is_object() || value.is_array()) && !value.empty(); }
 
 void emit(const Json& value, int indent, std::string& out);
 

@@ -4,11 +4,10 @@
 #pragma once
 
 #include <iosfwd>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "tools/loomctl/Context.h"
 
@@ -31,7 +30,7 @@ struct Cell {
   std::string text;
   Style style = Style::Plain;
   Cell(std::string t, Style s = Style::Plain) : text(std::move(t)), style(s) {}  // NOLINT: cells read as strings
-  Cell(const char* t, Style s = Style::Plain) : text(t), style(s) {}              // NOLINT
+  Cell(const char* t, Style s = Style::Plain) : text(t), style(s) {}             // NOLINT
 };
 
 class Table {

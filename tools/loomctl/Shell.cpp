@@ -4,9 +4,9 @@
 // turns every failure into one line without leaving the shell.
 #include <editline/readline.h>
 
-#include <csignal>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -89,7 +89,8 @@ int runShell(const Context& context) {
 
   // Ctrl-C abandons the line being typed or stops a command that waits; it never ends
   // the shell (Ctrl-D and exit do). No SA_RESTART: a blocked read returns to notice it.
-  struct sigaction action {}, previous {};
+  struct sigaction action {
+  }, previous{};
   action.sa_handler = [](int) { requestInterrupt(); };
   sigemptyset(&action.sa_mask);
   ::sigaction(SIGINT, &action, &previous);

@@ -6,9 +6,8 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
-
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "drivers/xen/DomainConfigTranslator.h"
 
@@ -65,7 +64,8 @@ void expectGolden(const DomainSpec& spec, const std::string& golden,
   ASSERT_FALSE(expected.empty()) << "missing golden file " << path << " (LOOM_UPDATE_GOLDEN=1 writes it)";
   // Compared as JSON values, so libxl's whitespace is not part of the contract.
   EXPECT_EQ(json::parse(expected), json::parse(actual))
-      << "translation of '" << spec.name << "' differs from " << path << "\nactual:\n" << actual;
+      << "translation of '" << spec.name << "' differs from " << path << "\nactual:\n"
+      << actual;
 }
 
 TEST(DomainConfigTranslator, PvGuestBootsKernelAndInitrdWithIdentity) {
@@ -105,8 +105,7 @@ TEST(DomainConfigTranslator, HvmGuestGetsQdiskDisksInOrderAndSerialConsole) {
 TEST(DomainConfigTranslator, MultiNicKeepsMacsOrderAndBridgesAndIsolatesUnbridged) {
   DomainSpec spec = guest("multi-nic", XenGuestType::Pv);
   spec.kernel = "/var/lib/loom/boot/vmlinuz";
-  spec.nics = {nic("52:54:00:10:00:0a", "br-front"), nic("52:54:00:10:00:0b", "br-back"),
-               nic("52:54:00:10:00:0c")};
+  spec.nics = {nic("52:54:00:10:00:0a", "br-front"), nic("52:54:00:10:00:0b", "br-back"), nic("52:54:00:10:00:0c")};
   spec.nics[1].vlan = 200;  // carried by the bridge; nothing on the vif
   expectGolden(spec, "multi-nic-bridge");
 }
@@ -169,7 +168,11 @@ TEST_P(DomainConfigTranslatorRefuses, WithAnInvalidErrorNamingTheDomain) {
 INSTANTIATE_TEST_SUITE_P(
     Specs, DomainConfigTranslatorRefuses,
     ::testing::Values(
-        Refusal{"PvhWithoutKernel", [](DomainSpec& s) { s.xenType = XenGuestType::Pvh; s.kernel.clear(); },
+        Refusal{"PvhWithoutKernel",
+                [](DomainSpec& s) {
+                  s.xenType = XenGuestType::Pvh;
+                  s.kernel.clear();
+                },
                 "PVH guest needs a kernel"},
         Refusal{"PvWithNothingToBoot", [](DomainSpec& s) { s.kernel.clear(); }, "needs a kernel"},
         Refusal{"BadMac", [](DomainSpec& s) { s.nics = {nic("52:54:00:zz:00:01")}; }, "52:54:00:zz:00:01"},

@@ -1,7 +1,6 @@
 // On a host without Xen (no privcmd) the driver is still created, declines in probe()
 // with one clear reason, and every operation returns Unavailable with that reason.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include "drivers/xen/LibxlContext.h"

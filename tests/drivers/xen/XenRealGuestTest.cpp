@@ -9,7 +9,6 @@
 //                                                 prints LOOM-GUEST-UP and idles
 //   LOOM_XEN_CONSOLE_DIR  where xenconsoled logs guest consoles (/var/log/xen/console)
 #include <gtest/gtest.h>
-
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,11 +16,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <ostream>
 #include <sstream>
 #include <thread>
-
-#include <nlohmann/json.hpp>
 
 #include "drivers/xen/XenDriver.h"
 
@@ -183,7 +181,8 @@ TEST_P(XenRealGuest, RunsWithItsIdentityAndStopsAndDestroys) {
   }
   timing("guest_console_line", msSince(t));
   EXPECT_TRUE(up) << "the guest never printed LOOM-GUEST-UP; xl list:\n"
-                  << run("xl list " + s.name).output << "xl dmesg (tail):\n" << run("xl dmesg | tail -25").output;
+                  << run("xl list " + s.name).output << "xl dmesg (tail):\n"
+                  << run("xl dmesg | tail -25").output;
 
   // Xen's own view of the domain.
   json xl = xlListLong(s.name);
@@ -199,9 +198,8 @@ TEST_P(XenRealGuest, RunsWithItsIdentityAndStopsAndDestroys) {
   EXPECT_EQ(config["nics"][0]["mac"], s.nics[0].mac);
   std::printf("xl list -l: name=%s type=%s uuid=%s max_memkb=%s max_vcpus=%s mac=%s\n",
               config["c_info"]["name"].dump().c_str(), config["c_info"]["type"].dump().c_str(),
-              config["c_info"]["uuid"].dump().c_str(),
-              config["b_info"]["max_memkb"].dump().c_str(), config["b_info"]["max_vcpus"].dump().c_str(),
-              config["nics"][0]["mac"].dump().c_str());
+              config["c_info"]["uuid"].dump().c_str(), config["b_info"]["max_memkb"].dump().c_str(),
+              config["b_info"]["max_vcpus"].dump().c_str(), config["nics"][0]["mac"].dump().c_str());
   Command xlList = run("xl list " + s.name);
   std::printf("%s", xlList.output.c_str());
 
