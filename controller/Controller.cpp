@@ -248,9 +248,9 @@ void Controller::tick(std::int64_t now) {
   nextTick_ = std::min({nextTick_, detector_.nextDue(), reconciler_.nextDue(), quorum_.dueAt()});
 }
 
-void Controller::handleApi(const ApiRequest& req, std::int64_t now, Reply reply) {
+void Controller::handleApi(const ApiRequest& req, std::int64_t now, const Reply& reply) {
   now_ = now;
-  router_.route(req, now, std::move(reply));
+  router_.route(req, now, reply);
 }
 
 }  // namespace loom::controller

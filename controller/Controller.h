@@ -87,7 +87,7 @@ class Controller final : private FailureDetector::Listener, private api::Endpoin
   std::int64_t nextTickAt() const { return nextTick_; }
 
   // HTTP API. `reply` is called exactly once, possibly later (long-poll of events).
-  void handleApi(const ApiRequest& request, std::int64_t now, Reply reply);
+  void handleApi(const ApiRequest& request, std::int64_t now, const Reply& reply);
 
   // Shared with the fabric thread (thread-safe).
   LeaseTable& leases() { return leases_; }
