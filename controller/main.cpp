@@ -228,7 +228,7 @@ int main(int argc, char** argv) {
   controller::HttpServer http(api.substr(0, colon), static_cast<unsigned short>(apiPort),
                               [&loop, &core](controller::ApiRequest req, controller::HttpServer::Done done) {
                                 loop.post([&core, req = std::move(req), done = std::move(done)]() mutable {
-                                  core.handleApi(req, controller::ControllerLoop::monotonicMs(), std::move(done));
+                                  core.handleApi(req, controller::ControllerLoop::monotonicMs(), done);
                                 });
                               });
   auto port = http.listen();
