@@ -29,7 +29,7 @@ fi
 
 # Lint (tools/lint.sh tidy: clang-tidy over the production sources, ~10 s of CPU a file)
 # runs beside the suite at nice 19: it takes the CPU the e2e tiers leave idle while they
-# wait on timers and never delays their processes. Only for a whole-suite run (no ctest
+# wait on timers, and yields to their processes whenever they run. Only for a whole-suite run (no ctest
 # arguments) unless LOOM_LINT=1; LOOM_LINT=0 skips it. Format is a ctest case
 # (house.EveryFileIsFormatted).
 tidy_pid=
