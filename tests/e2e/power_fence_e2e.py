@@ -36,9 +36,9 @@ them it exits 77 (skipped) and says so, except under CI (CI=true), where it fail
 installs them. The BMCs' UDP and TCP ports are picked free and handed to ipmi_sim, which
 cannot say which port it bound; loomd binds port 0 and says.
 Usage: power_fence_e2e.py --loomd PATH --agent PATH [--loomctl PATH] [--keep] [--scenario NAME ...]"""
-import os, re, selectors, signal, socket, subprocess, sys, threading, time
+import contextlib, os, re, selectors, signal, socket, subprocess, sys, threading, time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-from loomharness import Cluster, arg_parser, Failure, check, prod_preamble, skip_or_fail, wait_until, now_ms
+from loomharness import Cluster, run_scenarios, arg_parser, Failure, check, prod_preamble, skip_or_fail, wait_until, now_ms
 from failover_e2e import (fabric, servers_yaml, timing, all_running, running_elsewhere, blade, take_victim,
                           first_event, events_for, journal, check_journal, wait_trusted, starts_after, check_moved)
 import bmc
@@ -369,26 +369,20 @@ def main():
     if missing:
         skip_or_fail(f"{', '.join(missing)} missing (Debian openipmi, fence-agents, ipmitool)",
                      "the power-fence tests must run here: tools/install-deps.sh installs them")
-    failed = []
-    for name, fn in SCENARIOS:
-        if args.scenario and name not in args.scenario:
-            continue
-        print(f"#### {name}", flush=True)
-        t0 = time.monotonic()
+    @contextlib.contextmanager
+    def cluster(name):
+        """A fabric with a BMC per blade and a cuttable link per agent (Links)."""
         with Cluster(args.loomd, args.agent, prefix=f"loom-power-{name}-", keep=args.keep) as fab, \
                 bmc.Bmcs(fab.work) as bmcs:
             links = Links()
             try:
-                if fab.verdict(lambda: fn(fab, bmcs, links, args.loomctl), log_lines=40):
-                    failed.append(name)
+                fab.bmcs, fab.links = bmcs, links
+                yield fab
             finally:
                 links.close()
-        print(f"#### {name}: {time.monotonic() - t0:.1f} s", flush=True)
-    if failed:
-        print("FAILED:", ", ".join(failed), flush=True)
-        return 1
-    print("ALL PASSED", flush=True)
-    return 0
+
+    return run_scenarios([(name, lambda fab, fn=fn: fn(fab, fab.bmcs, fab.links, args.loomctl))
+                          for name, fn in SCENARIOS], args, cluster)
 
 if __name__ == "__main__":
     sys.exit(main())
