@@ -1,32 +1,55 @@
-// loomd: the Loom controller. Wires the state store, the controller core, the agent
-// fabric (core thread) and the HTTP API (its own thread); see controller/README.md.
+// loomd: the Loom controller. Wires the state store, the controller core and its agent
+// fabric (controller/Term.h: one term as the acting controller) and the HTTP API (its
+// own thread). Alone on SQLite it runs one term for its whole life; as one of several
+// replicas on etcd it campaigns (controller/Election.h), runs a term while it leads and
+// answers as a standby otherwise. See controller/README.md.
 #include <spdlog/spdlog.h>
-#include <sys/resource.h>
+
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <thread>
 
-#include "controller/Controller.h"
-#include "controller/ControllerLoop.h"
-#include "controller/FenceRunner.h"
+#include "controller/Election.h"
 #include "controller/HttpServer.h"
+#include "controller/Leadership.h"
+#include "controller/ReplicaApi.h"
 #include "controller/ServiceNotifier.h"
+#include "controller/StoreUrl.h"
+#include "controller/Term.h"
 #include "loom/CommandLine.h"
 #include "protocol/CurveKeys.h"
 
 namespace {
 
-std::atomic<loom::controller::ControllerLoop*> gLoop{nullptr};
-std::atomic<loom::controller::HttpServer*> gHttp{nullptr};
+using namespace loom;
+using controller::ControllerLoop;
+
+std::atomic<bool> gStopping{false};
+std::atomic<controller::HttpServer*> gHttp{nullptr};
+std::atomic<controller::Election*> gElection{nullptr};
+std::atomic<controller::Term*> gTerm{nullptr};  // the term being served, for the signal handler
+
+// The term being served and its epoch, for the HTTP thread.
+struct CurrentTerm {
+  std::mutex mutex;
+  controller::Term* term = nullptr;
+  std::uint64_t epoch = 0;
+};
+CurrentTerm gCurrent;
 
 void onSignal(int) {
-  if (auto* l = gLoop.load()) l->stop();
+  gStopping = true;
+  // Each of these only sets an atomic and writes an eventfd or a pipe: async-signal-safe.
+  if (auto* t = gTerm.load()) t->stop();
+  if (auto* e = gElection.load()) e->stop();
   if (auto* h = gHttp.load()) h->stop();
 }
 
@@ -35,37 +58,55 @@ std::int64_t wallMs() {
       .count();
 }
 
+double secondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
 int fail(const std::string& message) {
   std::cerr << "loomd: " << message << "\n";
   return 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  using namespace loom;
-  const auto started = std::chrono::steady_clock::now();
-  auto secondsSince = [](std::chrono::steady_clock::time_point t) {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-  };
-  CLI::App app{"loomd: the Loom blade-fabric controller"};
-  addConfigFile(app);
-  std::string statePath = "loomd.db", agents = "tcp://127.0.0.1:7700", api = "127.0.0.1:7780";
+struct CommandLine {
+  std::string statePath = "loomd.db";
+  std::string store;  // etcd://...; empty: --state
+  std::string agents = "tcp://127.0.0.1:7700";
+  std::string api = "127.0.0.1:7780";
   std::string keyPath, allowPath, relaysPath, logLevel = "info";
   bool insecure = false;
+  int recoveryNice = 10;
   controller::ControllerOptions opts;
-  app.add_option("--state", statePath, "state store (SQLite file)")->capture_default_str();
-  app.add_option("--agents", agents, "ZeroMQ endpoint agents connect to")->capture_default_str();
-  app.add_option("--api", api, "HTTP API address HOST:PORT (port 0: any free port, printed)")->capture_default_str();
-  app.add_flag("--insecure", insecure, "turn CurveZMQ authentication off (demos and tests only)");
-  app.add_option("--key", keyPath, "controller secret key file (from `loomd keygen`)");
-  app.add_option("--allow", allowPath, "allow-list: agent public keys, one per line");
-  app.add_option("--allow-relays", relaysPath,
+  // Replicas.
+  std::string name;       // default: the host name
+  std::string advertise;  // default: http://API
+  std::int64_t leaderTtlS = 1;
+};
+
+void addOptions(CLI::App& app, CommandLine& cl) {
+  auto& opts = cl.opts;
+  app.add_option("--state", cl.statePath, "state store (SQLite file) of a loomd alone")->capture_default_str();
+  app.add_option("--store", cl.store,
+                 "etcd://HOST:PORT[,HOST:PORT...][/PREFIX]: keep the state in etcd and run as one of several replicas "
+                 "(one leads, the others stand by and take over); instead of --state");
+  app.add_option("--name", cl.name, "this replica's name among the replicas (default: the host name)");
+  app.add_option("--advertise-api", cl.advertise,
+                 "the URL other replicas send loomctl to when this one leads (default: http://--api)");
+  app.add_option("--leader-ttl", cl.leaderTtlS,
+                 "seconds of the leader's etcd lease: a dead leader is replaced about this long after it died (etcd "
+                 "grants at least 1.5 x its --election-timeout)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 60));
+  app.add_option("--agents", cl.agents, "ZeroMQ endpoint agents connect to")->capture_default_str();
+  app.add_option("--api", cl.api, "HTTP API address HOST:PORT (port 0: any free port, printed)")
+      ->capture_default_str();
+  app.add_flag("--insecure", cl.insecure, "turn CurveZMQ authentication off (demos and tests only)");
+  app.add_option("--key", cl.keyPath, "controller secret key file (from `loomd keygen`)");
+  app.add_option("--allow", cl.allowPath, "allow-list: agent public keys, one per line");
+  app.add_option("--allow-relays", cl.relaysPath,
                  "allow-list of fabric relay public keys (`loom-agent relay`), one per line: these may speak for the "
                  "blades behind them");
   app.add_option("--heartbeat-ms", opts.heartbeatMs, "heartbeat interval told to agents")->capture_default_str();
-  int recoveryNice = 10;
-  app.add_option("--recovery-nice", recoveryNice,
+  app.add_option("--recovery-nice", cl.recoveryNice,
                  "how many nice steps below loomd's own priority the state is loaded at start, so that "
                  "the fabric (thousands of agents reconnecting) comes first on busy cores; 0: the same")
       ->check(CLI::Range(0, 19))
@@ -107,15 +148,243 @@ int main(int argc, char** argv) {
                  "only while it hears half of them")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{4096}));
-  app.add_option("--log-level", logLevel, "trace|debug|info|warn|error")->capture_default_str();
+  app.add_option("--log-level", cl.logLevel, "trace|debug|info|warn|error")->capture_default_str();
+}
 
+// The timing rules the agents and the outage rule need; an empty string when they hold.
+std::string checkTimings(const controller::ControllerOptions& opts) {
+  auto n = [](std::int64_t v) { return std::to_string(v); };
+  if (opts.heartbeatMs <= 0 || opts.suspectMs <= opts.heartbeatMs || opts.deadMs < opts.suspectMs)
+    return "need 0 < --heartbeat-ms < --suspect-ms <= --dead-ms (got " + n(opts.heartbeatMs) + ", " +
+           n(opts.suspectMs) + ", " + n(opts.deadMs) + ")";
+  // An agent must get a few renewals into each lease, or one lost frame fences it.
+  if (opts.leaseMs < 2 * opts.heartbeatMs)
+    return "--lease-ms " + n(opts.leaseMs) + " must be at least twice --heartbeat-ms " + n(opts.heartbeatMs);
+  if (opts.fenceMarginMs < 0 || opts.fenceTimeoutMs <= 0)
+    return "--fence-margin-ms must be >= 0 and --fence-timeout-ms > 0";
+  // A blade must hear loomd again within its commit window, and it must be able to attest
+  // before its lease runs out (docs/FENCING.md, "Terms").
+  const std::int64_t commit = opts.commitMs ? opts.commitMs : opts.leaseMs * 2 / 5;
+  const std::int64_t attest = opts.attestMs ? opts.attestMs : opts.leaseMs * 2;
+  if (commit <= opts.heartbeatMs || commit >= opts.leaseMs)
+    return "--commit-ms " + n(commit) + " must be longer than --heartbeat-ms and shorter than --lease-ms";
+  if (attest < opts.leaseMs) return "--attest-ms " + n(attest) + " must be at least --lease-ms";
+  return "";
+}
+
+// The fabric's options, with CurveZMQ's keys read; an error names the file.
+Result<controller::FabricOptions> fabricOptions(const CommandLine& cl) {
+  controller::FabricOptions fabric;
+  fabric.endpoint = cl.agents;
+  fabric.insecure = cl.insecure;
+  fabric.leaseMs = cl.opts.leaseMs;
+  fabric.heartbeatMs = cl.opts.heartbeatMs;
+  if (cl.insecure) return fabric;
+  if (cl.keyPath.empty() || cl.allowPath.empty())
+    return makeError(Errc::Invalid,
+                     "CurveZMQ needs --key FILE (from `loomd keygen`) and --allow FILE (agent public keys); or "
+                     "--insecure for a demo");
+  auto key = protocol::readCurveKey(cl.keyPath);
+  if (!key) return key.error();
+  auto allowed = protocol::readAllowList(cl.allowPath);
+  if (!allowed) return allowed.error();
+  fabric.secretKey = *key;
+  fabric.allowedKeys = *allowed;
+  if (!cl.relaysPath.empty()) {
+    auto relays = protocol::readAllowList(cl.relaysPath);
+    if (!relays) return relays.error();
+    fabric.relayKeys = *relays;
+  }
+  spdlog::info("CurveZMQ on: {} agent key(s) and {} relay key(s) allowed", fabric.allowedKeys.size(),
+               fabric.relayKeys.size());
+  return fabric;
+}
+
+struct ApiAddress {
+  std::string host;
+  unsigned short port = 0;
+};
+
+Result<ApiAddress> parseApi(const std::string& api) {
+  const auto colon = api.rfind(':');
+  if (colon == std::string::npos) return makeError(Errc::Invalid, "--api wants HOST:PORT, got '" + api + "'");
+  int port = -1;
+  try {
+    port = std::stoi(api.substr(colon + 1));
+  } catch (...) {
+    port = -1;
+  }
+  if (port < 0 || port > 65535) return makeError(Errc::Invalid, "--api: bad port in '" + api + "'");
+  return ApiAddress{api.substr(0, colon), static_cast<unsigned short>(port)};
+}
+
+// Serves the API on its own thread until stop (HttpServer::run).
+struct ApiThread {
+  explicit ApiThread(controller::HttpServer& http) : thread([&http] { http.run(); }) {}
+  ~ApiThread() {
+    if (auto* h = gHttp.exchange(nullptr)) h->stop();
+    thread.join();
+  }
+  std::thread thread;
+};
+
+// A loomd alone: one term on SQLite for its whole life.
+int runSolo(const CommandLine& cl, controller::TermOptions options, const ApiAddress& api,
+            std::chrono::steady_clock::time_point started) {
+  const auto storeOpening = std::chrono::steady_clock::now();
+  auto store = controller::openSqliteStateStore(cl.statePath);
+  if (!store) return fail(store.error().message);
+  const double storeOpen = secondsSince(storeOpening);
+  auto leadership = controller::Leadership::solo();  // always acting, epoch 0
+  controller::ServiceNotifier notifier;
+  if (notifier.watchdogMs() > 0) options.onTurn = [&notifier](std::int64_t now) { notifier.alive(now); };
+  controller::Term term(**store, std::move(options), leadership, wallMs);
+  if (auto s = term.start(); !s) return fail(s.error().message);
+  controller::HttpServer http(api.host, api.port, [&term, &cl](controller::ApiRequest req, auto done) {
+    if (req.method == "GET" && req.path == "/v1/status") return done(controller::soloStatus(cl.statePath, 0));
+    term.handle(std::move(req), std::move(done));
+  });
+  auto port = http.listen();
+  if (!port) return fail(port.error().message);
+  spdlog::info(
+      "serving: agents on {}, API on http://{}:{} (state {}, ready {:.3f} s after start: store opened in {:.3f} s, "
+      "recovered in {:.3f} s)",
+      cl.agents, api.host, *port, cl.statePath, secondsSince(started), storeOpen, term.recoverySeconds());
+  // A machine-readable line for scripts and tests that asked for port 0.
+  std::cout << "loomd: api-port " << *port << std::endl;
+  {
+    std::lock_guard lock(gCurrent.mutex);
+    gCurrent.term = &term;
+  }
+  gTerm = &term;
+  gHttp = &http;
+  if (gStopping) term.stop();
+  notifier.ready("serving: agents on " + cl.agents + ", API on http://" + api.host + ":" + std::to_string(*port));
+  if (notifier.watchdogMs() > 0) spdlog::info("systemd watchdog: the core loop pings every {} ms", notifier.watchdogMs() / 2);
+  {
+    ApiThread apiThread(http);
+    term.run();
+    notifier.stopping();
+  }
+  gTerm = nullptr;
+  std::lock_guard lock(gCurrent.mutex);
+  gCurrent.term = nullptr;
+  return 0;
+}
+
+// One of several replicas on etcd: a standby until it wins, a term while it leads, and
+// back to standing by when the term ends (it could not renew its lease in time).
+int runReplica(const CommandLine& cl, const controller::TermOptions& options, const ApiAddress& api,
+               const controller::StoreUrl& url) {
+  auto leadership = controller::Leadership::replica(ControllerLoop::monotonicMs);
+  controller::ElectionOptions eo;
+  eo.endpoints = url.endpoints;
+  eo.prefix = url.prefix;
+  eo.ttlSeconds = cl.leaderTtlS;
+  eo.self.name = cl.name;
+  eo.self.agents = cl.agents;
+  std::optional<std::uint64_t> leadingEpoch;  // read by the HTTP thread under gCurrent.mutex
+  controller::HttpServer http(api.host, api.port, [&](controller::ApiRequest req, auto done) {
+    controller::Election* election = gElection.load();
+    std::unique_lock lock(gCurrent.mutex);
+    if (req.method == "GET" && req.path == "/v1/status" && election) {
+      const auto epoch = gCurrent.term ? std::optional(gCurrent.epoch) : std::nullopt;
+      lock.unlock();
+      return done(controller::replicaStatus(*election, epoch, ControllerLoop::monotonicMs()));
+    }
+    if (gCurrent.term) return gCurrent.term->handle(std::move(req), std::move(done));
+    lock.unlock();
+    if (!election) return done(controller::ApiResponse{503, "application/json", "{\"error\":\"starting\"}\n"});
+    done(controller::standbyAnswer(*election));
+  });
+  auto port = http.listen();
+  if (!port) return fail(port.error().message);
+  eo.self.api = cl.advertise.empty() ? "http://" + api.host + ":" + std::to_string(*port) : cl.advertise;
+  std::cout << "loomd: api-port " << *port << std::endl;
+  gHttp = &http;
+  std::optional<ApiThread> apiThread(std::in_place, http);
+
+  controller::Election election(eo, leadership, ControllerLoop::monotonicMs);
+  if (auto s = election.start(); !s) return fail(s.error().message);
+  gElection = &election;
+  spdlog::info("replica {} on etcd {} (prefix {}): standing by, API on {}", eo.self.name, url.display(), url.prefix,
+               eo.self.api);
+  controller::ServiceNotifier notifier;
+  notifier.ready("standing by: replica " + eo.self.name + ", API on " + eo.self.api);
+  while (!gStopping) {
+    // The term's end may come from the election's thread at any time, even before the
+    // term is built: `lost` is set first, then the term is stopped if there is one; the
+    // main thread sets `serving`, then looks at `lost` (seq_cst: one of them sees the other).
+    std::atomic<bool> lost{false};
+    std::atomic<controller::Term*> serving{nullptr};
+    auto epoch = election.campaign([&lost, &serving] {
+      lost = true;
+      if (auto* t = serving.load()) t->stop();
+    });
+    if (!epoch) break;  // stopping
+    const auto won = std::chrono::steady_clock::now();
+    auto store = controller::openEtcdStateStore(url, controller::LeaderGuard{election.leaderKey(), *epoch});
+    if (!store) {
+      spdlog::error("term {}: cannot open the store: {}; resigning", *epoch, store.error().message);
+      election.resign();
+      continue;
+    }
+    controller::TermOptions termOptions = options;
+    if (notifier.watchdogMs() > 0) termOptions.onTurn = [&notifier](std::int64_t now) { notifier.alive(now); };
+    controller::Term term(**store, std::move(termOptions), leadership, wallMs);
+    serving = &term;
+    gTerm = &term;
+    if (lost || gStopping) term.stop();  // run() then returns at once
+    if (auto s = term.start(); !s) {
+      gTerm = nullptr;
+      spdlog::error("term {}: {}; resigning", *epoch, s.error().message);
+      election.resign();
+      continue;
+    }
+    {
+      std::lock_guard lock(gCurrent.mutex);
+      gCurrent.term = &term;
+      gCurrent.epoch = *epoch;
+    }
+    spdlog::info("term {}: leading, serving {:.3f} s after the win (recovered in {:.3f} s)", *epoch,
+                 secondsSince(won), term.recoverySeconds());
+    notifier.ready("leading: replica " + eo.self.name + ", epoch " + std::to_string(*epoch));
+    term.run();
+    {
+      std::lock_guard lock(gCurrent.mutex);
+      gCurrent.term = nullptr;
+    }
+    gTerm = nullptr;
+    serving = nullptr;
+    if (gStopping) {
+      election.resign();  // hand over at once
+      spdlog::info("term {}: resigned", *epoch);
+    } else {
+      spdlog::warn("term {}: ended (the lease could not be renewed in time); standing by", *epoch);
+      notifier.ready("standing by: replica " + eo.self.name);
+    }
+  }
+  notifier.stopping();
+  // The API thread reads the election: it ends first.
+  apiThread.reset();
+  gElection = nullptr;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const auto started = std::chrono::steady_clock::now();
+  CLI::App app{"loomd: the Loom blade-fabric controller"};
+  addConfigFile(app);
+  CommandLine cl;
+  addOptions(app, cl);
   auto* keygen = app.add_subcommand("keygen", "write a CurveZMQ key pair (NAME.key secret, NAME.pub public)");
   std::string keyDir, keyName = "loomd";
   keygen->add_option("--out", keyDir, "directory")->required();
   keygen->add_option("--name", keyName, "file base name (e.g. an agent's blade name)")->capture_default_str();
-
   if (auto rc = parseCommandLine(app, "loomd", argc, argv)) return *rc;
-  spdlog::set_level(spdlog::level::from_str(logLevel));
+  spdlog::set_level(spdlog::level::from_str(cl.logLevel));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ loomd: %v");
 
   if (*keygen) {
@@ -125,138 +394,30 @@ int main(int argc, char** argv) {
               << ".pub: " << kp->publicKey << "\n";
     return 0;
   }
-  if (opts.heartbeatMs <= 0 || opts.suspectMs <= opts.heartbeatMs || opts.deadMs < opts.suspectMs)
-    return fail("need 0 < --heartbeat-ms < --suspect-ms <= --dead-ms (got " + std::to_string(opts.heartbeatMs) + ", " +
-                std::to_string(opts.suspectMs) + ", " + std::to_string(opts.deadMs) + ")");
-  // An agent must get a few renewals into each lease, or one lost frame fences it.
-  if (opts.leaseMs < 2 * opts.heartbeatMs)
-    return fail("--lease-ms " + std::to_string(opts.leaseMs) + " must be at least twice --heartbeat-ms " +
-                std::to_string(opts.heartbeatMs));
-  if (opts.fenceMarginMs < 0 || opts.fenceTimeoutMs <= 0)
-    return fail("--fence-margin-ms must be >= 0 and --fence-timeout-ms > 0");
-  // A blade must hear loomd again within its commit window, and it must be able to attest
-  // before its lease runs out (docs/FENCING.md, "Terms").
-  {
-    const std::int64_t commit = opts.commitMs ? opts.commitMs : opts.leaseMs * 2 / 5;
-    const std::int64_t attest = opts.attestMs ? opts.attestMs : opts.leaseMs * 2;
-    if (commit <= opts.heartbeatMs || commit >= opts.leaseMs)
-      return fail("--commit-ms " + std::to_string(commit) +
-                  " must be longer than --heartbeat-ms and shorter than --lease-ms");
-    if (attest < opts.leaseMs) return fail("--attest-ms " + std::to_string(attest) + " must be at least --lease-ms");
-  }
+  if (auto why = checkTimings(cl.opts); !why.empty()) return fail(why);
+  const auto api = parseApi(cl.api);
+  if (!api) return fail(api.error().message);
+  controller::TermOptions options;
+  options.controller = cl.opts;
+  options.controller.fabricRenewsLeases = true;  // the fabric thread answers heartbeats (ControllerLoop)
+  options.recoveryNice = cl.recoveryNice;
+  auto fabric = fabricOptions(cl);
+  if (!fabric) return fail(fabric.error().message);
+  options.fabric = *fabric;
+  if (!options.controller.fenceCommand.empty()) spdlog::info("fence command: {}", options.controller.fenceCommand);
 
-  controller::FabricOptions fabric;
-  fabric.endpoint = agents;
-  fabric.insecure = insecure;
-  fabric.leaseMs = opts.leaseMs;
-  fabric.heartbeatMs = opts.heartbeatMs;
-  opts.fabricRenewsLeases = true;  // the fabric thread answers heartbeats (ControllerLoop)
-  if (!insecure) {
-    if (keyPath.empty() || allowPath.empty())
-      return fail(
-          "CurveZMQ needs --key FILE (from `loomd keygen`) and --allow FILE (agent public keys); or --insecure for a "
-          "demo");
-    auto key = protocol::readCurveKey(keyPath);
-    if (!key) return fail(key.error().message);
-    auto allowed = protocol::readAllowList(allowPath);
-    if (!allowed) return fail(allowed.error().message);
-    fabric.secretKey = *key;
-    fabric.allowedKeys = *allowed;
-    if (!relaysPath.empty()) {
-      auto relays = protocol::readAllowList(relaysPath);
-      if (!relays) return fail(relays.error().message);
-      fabric.relayKeys = *relays;
-    }
-    spdlog::info("CurveZMQ on: {} agent key(s) and {} relay key(s) allowed", fabric.allowedKeys.size(),
-                 fabric.relayKeys.size());
-  }
-  const auto colon = api.rfind(':');
-  if (colon == std::string::npos) return fail("--api wants HOST:PORT, got '" + api + "'");
-  int apiPort = 0;
-  try {
-    apiPort = std::stoi(api.substr(colon + 1));
-  } catch (...) {
-    apiPort = -1;
-  }
-  if (apiPort < 0 || apiPort > 65535) return fail("--api: bad port in '" + api + "'");
-
-  const auto storeOpening = std::chrono::steady_clock::now();
-  auto store = controller::openSqliteStateStore(statePath);
-  if (!store) return fail(store.error().message);
-  const double storeOpen = secondsSince(storeOpening);
-
-  controller::ControllerLoop* loopPtr = nullptr;
-  controller::Controller core(
-      **store, opts, [&loopPtr](const std::string& blade, const protocol::Json& frame) { loopPtr->send(blade, frame); },
-      wallMs);
-  controller::ControllerLoop loop(core, fabric);
-  loopPtr = &loop;
-  if (auto s = loop.bind(); !s) return fail(s.error().message);
-  // A machine-readable line, as for the API below: the port ZeroMQ bound for tcp://HOST:0.
-  if (const auto ep = loop.boundEndpoint(); ep.rfind("tcp://", 0) == 0)
-    std::cout << "loomd: agents-port " << ep.substr(ep.rfind(':') + 1) << std::endl;
-  // Leases are answered while the state loads: with 100,000 servers that takes about 2 s,
-  // and agents must not run out their leases (and fence themselves) meanwhile.
-  loop.startFabric();
-  // ... and they come first: recovery runs on a thread of lower CPU priority, so the
-  // fabric's threads (accepting 10,000 reconnecting agents, answering their heartbeats)
-  // are not starved by it. At 10,000 blades on 2 cores, a quarter of the agents ran out
-  // their leases while recovery had equal priority (docs/PERFORMANCE.md).
-  loom::Status recovered = loom::okStatus();
-  const auto recovering = std::chrono::steady_clock::now();
-  std::thread([&core, &recovered, recoveryNice] {
-    const int nice = std::min(19, ::getpriority(PRIO_PROCESS, 0) + recoveryNice);
-    if (recoveryNice > 0 && ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), nice) != 0)
-      spdlog::debug("recovery keeps its priority");
-    recovered = core.recover(controller::ControllerLoop::monotonicMs());
-  }).join();
-  if (!recovered) return fail("recovery: " + recovered.error().message);
-  const double recovery = secondsSince(recovering);
-  // Declared after the loop: destroyed (its commands killed, threads joined) before it.
-  controller::FenceRunner fencer(opts.fenceTimeoutMs);
-  if (!opts.fenceCommand.empty()) {
-    core.setFenceRunner([&loop, &core, &fencer](const std::string& blade, const std::string& command) {
-      fencer.run(command, [&loop, &core, blade](bool ok, std::string detail) {
-        loop.post([&core, blade, ok, detail = std::move(detail)] {
-          core.onFenceResult(blade, ok, detail, controller::ControllerLoop::monotonicMs());
-        });
-      });
-    });
-    spdlog::info("fence command: {}", opts.fenceCommand);
-  }
-
-  controller::HttpServer http(api.substr(0, colon), static_cast<unsigned short>(apiPort),
-                              [&loop, &core](controller::ApiRequest req, controller::HttpServer::Done done) {
-                                loop.post([&core, req = std::move(req), done = std::move(done)]() mutable {
-                                  core.handleApi(req, controller::ControllerLoop::monotonicMs(), done);
-                                });
-                              });
-  auto port = http.listen();
-  if (!port) return fail(port.error().message);
-  spdlog::info(
-      "serving: agents on {}, API on http://{}:{} (state {}, ready {:.3f} s after start: store opened in {:.3f} s, "
-      "recovered in {:.3f} s)",
-      agents, api.substr(0, colon), *port, statePath, secondsSince(started), storeOpen, recovery);
-  // A machine-readable line for scripts and tests that asked for port 0.
-  std::cout << "loomd: api-port " << *port << std::endl;
-
-  gLoop = &loop;
-  gHttp = &http;
   std::signal(SIGINT, onSignal);
   std::signal(SIGTERM, onSignal);
   std::signal(SIGPIPE, SIG_IGN);
-  controller::ServiceNotifier notifier;
-  notifier.ready("serving: agents on " + agents + ", API on http://" + api.substr(0, colon) + ":" +
-                 std::to_string(*port));
-  if (notifier.watchdogMs() > 0) {
-    spdlog::info("systemd watchdog: the core loop pings every {} ms", notifier.watchdogMs() / 2);
-    loop.onTurn([&notifier](std::int64_t now) { notifier.alive(now); });
+  if (cl.store.empty()) return runSolo(cl, std::move(options), *api, started);
+
+  if (app.count("--state")) return fail("--store and --state name two stores: give one");
+  auto url = controller::parseStoreUrl(cl.store);
+  if (!url) return fail(url.error().message);
+  if (cl.name.empty()) {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    cl.name = host;
   }
-  std::thread httpThread([&http] { http.run(); });
-  loop.run();
-  notifier.stopping();
-  http.stop();
-  httpThread.join();
-  spdlog::info("stopped");
-  return 0;
+  return runReplica(cl, options, *api, *url);
 }

@@ -28,7 +28,7 @@ namespace loom::loomctl {
 
 Json requestJson(const Context& context, const ApiRequest& request) {
   const HttpReply reply =
-      httpCall(context.controller, request.method, request.target, request.body, request.contentType, request.timeout);
+      controllerCall(context.controller, request.method, request.target, request.body, request.contentType, request.timeout);
   Json j = Json::parse(reply.body, nullptr, false);
   if (reply.status / 100 != 2) {
     std::string message =

@@ -51,7 +51,8 @@ std::unique_ptr<CLI::App> buildApp(Context& context) {
   // Global options may follow the command too (`loomctl blade list -o json`).
   app->fallthrough();
   app->require_subcommand(1);
-  app->add_option("--controller", context.controller, "loomd API URL")
+  app->add_option("--controller", context.controller,
+                  "loomd API URL; or every replica's, comma-separated (the leader is found)")
       ->envname("LOOM_CONTROLLER")
       ->capture_default_str()
       ->type_name("URL");
@@ -68,6 +69,7 @@ std::unique_ptr<CLI::App> buildApp(Context& context) {
 
   registerOfflineCommands(*app, context);
   registerApiCommands(*app, context);
+  registerStatus(*app, context);
 
   CLI::App* shell = app->add_subcommand("shell", "Interactive shell: the same commands, history, tab completion");
   shell->callback([&context] {

@@ -17,4 +17,7 @@ void registerOfflineCommands(CLI::App& app, Context& context);
 // buildApp (App.cpp), since it runs the tree itself.
 void registerApiCommands(CLI::App& app, Context& context);
 
+// `status`: the control plane (replicas, leader, epoch, store health) (StatusCommand.cpp).
+void registerStatus(CLI::App& app, Context& context);
+
 }  // namespace loom::loomctl

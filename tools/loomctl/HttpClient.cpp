@@ -1,10 +1,13 @@
 #include "tools/loomctl/HttpClient.h"
 
+#include <algorithm>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cctype>
+#include <nlohmann/json.hpp>
+#include <vector>
 
 #include "tools/loomctl/Context.h"
 
@@ -71,6 +74,68 @@ HttpReply httpCall(const std::string& controller, const std::string& method, con
   if (ec) throw unreachable(reasonOf(ec));
   stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   return {static_cast<int>(parser.get().result_int()), parser.get().body()};
+}
+
+namespace {
+
+std::vector<std::string> splitList(const std::string& list) {
+  std::vector<std::string> out;
+  std::size_t from = 0;
+  while (from <= list.size()) {
+    const std::size_t comma = std::min(list.find(',', from), list.size());
+    if (comma > from) out.push_back(list.substr(from, comma - from));
+    from = comma + 1;
+  }
+  return out;
+}
+
+// The leader a standby names in its 503, or "" when the answer is not a standby's.
+std::string leaderNamedBy(const HttpReply& reply) {
+  if (reply.status != 503) return "";
+  const auto j = nlohmann::json::parse(reply.body, nullptr, false);
+  if (!j.is_object() || !j.value("standby", false)) return "";
+  const auto leader = j.find("leader");
+  if (leader == j.end() || !leader->is_object()) return "";
+  const auto api = leader->find("api");
+  return api != leader->end() && api->is_string() ? api->get<std::string>() : "";
+}
+
+// The replica that answered last (a shell sends many requests).
+std::string lastAnswered;
+
+}  // namespace
+
+HttpReply controllerCall(const std::string& controllers, const std::string& method, const std::string& target,
+                         const std::string& body, const std::string& contentType, std::chrono::seconds timeout) {
+  std::vector<std::string> urls = splitList(controllers);
+  if (urls.size() <= 1) return httpCall(controllers, method, target, body, contentType, timeout);
+  if (const auto it = std::find(urls.begin(), urls.end(), lastAnswered); it != urls.end())
+    std::rotate(urls.begin(), it, it + 1);
+  std::string reasons;
+  for (const auto& url : urls) {
+    HttpReply reply;
+    try {
+      reply = httpCall(url, method, target, body, contentType, timeout);
+    } catch (const CommandError& e) {
+      reasons += std::string(reasons.empty() ? "" : "; ") + e.what();
+      continue;
+    }
+    const std::string leader = leaderNamedBy(reply);
+    if (leader.empty() || leader == url) {
+      lastAnswered = url;
+      return reply;
+    }
+    // A standby: once more at the leader it names. Its answer, whatever it is, is the
+    // answer (a second standby answer means the leadership is moving: the caller sees it).
+    try {
+      reply = httpCall(leader, method, target, body, contentType, timeout);
+      lastAnswered = leader;
+      return reply;
+    } catch (const CommandError& e) {
+      reasons += std::string(reasons.empty() ? "" : "; ") + url + " names the leader " + leader + ", but " + e.what();
+    }
+  }
+  throw CommandError("no controller replica answered: " + reasons);
 }
 
 }  // namespace loom::loomctl

@@ -19,4 +19,13 @@ struct HttpReply {
 HttpReply httpCall(const std::string& controller, const std::string& method, const std::string& target,
                    const std::string& body, const std::string& contentType, std::chrono::seconds timeout);
 
+// The same against `controllers`: one URL, or the replicas of a fabric on etcd,
+// comma-separated ("http://a:7780,http://b:7780"). The request goes to the replica that
+// answered last in this process (the first at start); one that cannot be reached is
+// passed over for the next; a standby answers 503 naming the leader (controller/README,
+// "Replicas"), and the request is made once more there. Throws as httpCall when no
+// replica answers, naming each and why.
+HttpReply controllerCall(const std::string& controllers, const std::string& method, const std::string& target,
+                         const std::string& body, const std::string& contentType, std::chrono::seconds timeout);
+
 }  // namespace loom::loomctl
