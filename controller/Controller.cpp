@@ -12,8 +12,10 @@ namespace loom::controller {
 
 using protocol::Json;
 
-Controller::Controller(StateStore& store, ControllerOptions options, Send send, WallClock wallClock)
+Controller::Controller(StateStore& store, ControllerOptions options, Send send, WallClock wallClock,
+                       const Leadership& leadership)
     : options_(std::move(options)),
+      leadership_(leadership),
       send_(std::move(send)),
       wallClock_(std::move(wallClock)),
       dispatcher_([](const std::string& line) { spdlog::warn("fabric: {}", line); }),
@@ -25,10 +27,10 @@ Controller::Controller(StateStore& store, ControllerOptions options, Send send, 
       journal_(store),
       events_(journal_, wallClock_, options_.eventMemory),
       registry_(journal_),
-      detector_(options_, leases_, quorum_, registry_, desired_, events_, *this, wallClock_),
+      detector_(options_, leases_, quorum_, registry_, desired_, events_, *this, wallClock_, leadership_),
       replanner_(options_, desired_, registry_, detector_, journal_, events_),
       reconciler_(
-          options_, journal_, events_, desired_, registry_, replanner_, detector_,
+          options_, journal_, events_, desired_, registry_, replanner_, detector_, leadership_,
           [this](const std::string& blade, const Json& frame) { send_(blade, frame); },
           [this](const std::string& blade) { replanner_.touch(blade); },
           [this](const std::string& blade, const std::string&, pool::StepKind kind) {
@@ -61,11 +63,19 @@ Controller::Controller(StateStore& store, ControllerOptions options, Send send, 
 
 void Controller::onFrame(const std::string& blade, std::string_view bytes, std::int64_t now) {
   now_ = now;
+  if (!leadership_.acting(now)) {
+    ++droppedNotActing_;
+    return;
+  }
   dispatcher_.dispatch(blade, blade, bytes);
 }
 
 void Controller::onParsedFrame(const std::string& blade, const Json& frame, std::int64_t now) {
   now_ = now;
+  if (!leadership_.acting(now)) {
+    ++droppedNotActing_;
+    return;
+  }
   dispatcher_.dispatchParsed(blade, blade, frame);
 }
 
@@ -100,8 +110,8 @@ void Controller::onRegister(const std::string& blade, const Json& frame) {
                   ", " + std::to_string(msg.domains.size()) + " domains)");
   // With a fabric thread, it answered the moment the frame arrived (ControllerLoop).
   if (!options_.fabricRenewsLeases)
-    send_(blade,
-          protocol::encode(protocol::Registered{options_.leaseMs, options_.heartbeatMs, msg.seq, leases_.stamp(now_)}));
+    send_(blade, protocol::encode(protocol::Registered{options_.leaseMs, options_.heartbeatMs, msg.seq,
+                                                       leases_.stamp(now_), leadership_.epoch()}));
   // Whatever it held before, it gets the current policy now.
   sendPolicy(blade, 0, true);
 }
@@ -112,7 +122,7 @@ void Controller::onHeartbeat(const std::string& blade, const Json& frame) {
     // Typically a controller restart: the agent's registration was with the old process.
     // The beat's seq lets the agent tell a stale ask (its register is already on the way)
     // from a fresh one: at 10,000 blades a restart otherwise drew 2.3 registers a blade.
-    send_(blade, protocol::encode(protocol::Reregister{frame.value("seq", std::uint64_t{0})}));
+    send_(blade, protocol::encode(protocol::Reregister{frame.value("seq", std::uint64_t{0}), leadership_.epoch()}));
     return;
   }
   ++heartbeats_;
@@ -131,7 +141,9 @@ void Controller::onHeartbeat(const std::string& blade, const Json& frame) {
   } else if (leases_.heartbeat(blade, now_, true, {}, {msg.echo, msg.policyVersion, msg.shieldMs, msg.holding})
                  .renewed) {
     detector_.leaseRenewed(blade, now_);
-    if (msg.ack) send_(blade, protocol::encode(protocol::LeaseRenewed{msg.seq, options_.leaseMs, leases_.stamp(now_)}));
+    if (msg.ack)
+      send_(blade, protocol::encode(
+                       protocol::LeaseRenewed{msg.seq, options_.leaseMs, leases_.stamp(now_), leadership_.epoch()}));
   }
 }
 
@@ -156,7 +168,10 @@ void Controller::onFenceResult(const std::string& blade, bool ok, const std::str
 // The outage rule
 
 void Controller::sendPolicy(const std::string& blade, std::uint64_t echoed, bool force) {
-  if (auto policy = quorum_.policyFor(blade, echoed, now_, force)) send_(blade, protocol::encode(*policy));
+  if (auto policy = quorum_.policyFor(blade, echoed, now_, force)) {
+    policy->epoch = leadership_.epoch();
+    send_(blade, protocol::encode(*policy));
+  }
 }
 
 bool Controller::powerFencedBlade(const std::string& blade) const {
@@ -231,6 +246,24 @@ Json Controller::replan(std::int64_t now, bool wantPlan) {
 
 void Controller::tick(std::int64_t now) {
   now_ = now;
+  if (!leadership_.acting(now)) {
+    // Another loomd may lead: nothing here decides, sends or writes (docs/FENCING.md,
+    // "Replicas: the epoch"). Long-polls still end on time.
+    if (notActingSince_ < 0) {
+      notActingSince_ = now;
+      spdlog::warn("not acting (epoch {}): no frames, steps or fences until this loomd leads again",
+                   leadership_.epoch());
+    }
+    events_.wake(now);
+    nextTick_ = now + 100;
+    return;
+  }
+  if (notActingSince_ >= 0) {
+    // The fabric dropped every frame meanwhile: silence then says nothing about a blade.
+    spdlog::info("acting again (epoch {}) after {} ms", leadership_.epoch(), now - notActingSince_);
+    detector_.forgiveStall(now - notActingSince_);
+    notActingSince_ = -1;
+  }
   detector_.tick(now);
   tendQuorum(now);
   reconciler_.expire(now);

@@ -30,6 +30,7 @@
 #include "controller/EventLog.h"
 #include "controller/FailureDetector.h"
 #include "controller/Journal.h"
+#include "controller/Leadership.h"
 #include "controller/LeaseTable.h"
 #include "controller/ModelJson.h"
 #include "controller/QuorumKeeper.h"
@@ -55,7 +56,12 @@ class Controller final : private FailureDetector::Listener, private api::Endpoin
   // onFenceResult() on the controller's thread.
   using FenceRunner = FailureDetector::FenceRunner;
 
-  Controller(StateStore& store, ControllerOptions options, Send send, WallClock wallClock);
+  // `leadership` (it must outlive the Controller) says whether this loomd may act and under
+  // which epoch (controller/Leadership.h): frames it sends carry its epoch, and while it does
+  // not act the core takes in no frame, ticks no timer, sends no step and fences nothing.
+  // The default, solo, always acts: one loomd on its own store, as before replicas.
+  Controller(StateStore& store, ControllerOptions options, Send send, WallClock wallClock,
+             const Leadership& leadership = Leadership::soloDefault());
   Controller(const Controller&) = delete;
   Controller& operator=(const Controller&) = delete;
 
@@ -68,7 +74,7 @@ class Controller final : private FailureDetector::Listener, private api::Endpoin
   // The fence command for `blade` finished: `ok` means it confirmed power-off.
   void onFenceResult(const std::string& blade, bool ok, const std::string& detail, std::int64_t now);
 
-  // One frame from the agent with routing id `blade`.
+  // One frame from the agent with routing id `blade`. Dropped (counted) while not acting.
   void onFrame(const std::string& blade, std::string_view bytes, std::int64_t now);
   // The same for a frame the fabric thread already parsed (protocol::parseFrame accepted it).
   void onParsedFrame(const std::string& blade, const protocol::Json& frame, std::int64_t now);
@@ -76,7 +82,10 @@ class Controller final : private FailureDetector::Listener, private api::Endpoin
   void noteRejected(const std::string& peer, const protocol::Rejection& why);
 
   // Timers: liveness, operation timeouts and retries, replanning, long-poll expiry,
-  // flushing of batched store writes. Call often (every few tens of ms).
+  // flushing of batched store writes. Call often (every few tens of ms). While not acting
+  // only long-polls are woken; when acting resumes, the blades' silence clocks are
+  // extended by the time it did not act (their frames were dropped, not queued: it heard
+  // nothing), as for a stall.
   void tick(std::int64_t now);
   // The core thread was busy for `gapMs` (a big apply, a slow disk): the blades'
   // heartbeats of that time wait unread in the socket, so their silence clocks are
@@ -91,6 +100,9 @@ class Controller final : private FailureDetector::Listener, private api::Endpoin
 
   // Shared with the fabric thread (thread-safe).
   LeaseTable& leases() { return leases_; }
+  const Leadership& leadership() const { return leadership_; }
+  // Frames handed to the core while it did not act, dropped.
+  std::uint64_t droppedNotActing() const { return droppedNotActing_; }
 
   // Introspection for tests.
   const pool::PlacementState& placement() const { return replanner_.placement(); }
@@ -125,6 +137,7 @@ class Controller final : private FailureDetector::Listener, private api::Endpoin
   void serverChanged(const std::string& server, std::int64_t now) override;
 
   ControllerOptions options_;
+  const Leadership& leadership_;
   Send send_;
   WallClock wallClock_;
   protocol::Dispatcher<std::string> dispatcher_;
@@ -143,6 +156,8 @@ class Controller final : private FailureDetector::Listener, private api::Endpoin
   std::int64_t now_ = 0;
   std::int64_t nextTick_ = 0;
   std::uint64_t heartbeats_ = 0;
+  std::uint64_t droppedNotActing_ = 0;
+  std::int64_t notActingSince_ = -1;  // the first tick that found it not acting; -1: acting
 };
 
 }  // namespace loom::controller

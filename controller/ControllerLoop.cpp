@@ -36,7 +36,10 @@ struct ControllerLoop::Sockets {
 };
 
 ControllerLoop::ControllerLoop(Controller& controller, FabricOptions options)
-    : controller_(controller), options_(std::move(options)), sockets_(std::make_unique<Sockets>()) {
+    : controller_(controller),
+      options_(std::move(options)),
+      sockets_(std::make_unique<Sockets>()),
+      leadership_(controller.leadership()) {
   coreWakeFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   fabricWakeFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 }
@@ -144,6 +147,21 @@ void ControllerLoop::post(std::function<void()> task) {
   wake(coreWakeFd_);
 }
 
+bool ControllerLoop::acting() {
+  const bool now = leadership_.actingNow();
+  if (now != wasActing_) {
+    wasActing_ = now;
+    if (now)
+      spdlog::info("fabric: acting again under epoch {}", leadership_.epoch());
+    else
+      spdlog::warn(
+          "fabric: this loomd does not act (epoch {}: its term ended or was never granted): frames are read and "
+          "dropped, nothing is answered or sent",
+          leadership_.epoch());
+  }
+  return now;
+}
+
 // Fabric thread. Heartbeats are answered here, before the core sees them: the renewal
 // must not wait behind whatever the core is doing.
 void ControllerLoop::receiveFrames() {
@@ -161,6 +179,12 @@ void ControllerLoop::receiveFrames() {
       (void)r.recv(part);
       more = part.more();
       parts.push_back(std::move(part));
+    }
+    // Not acting: nothing read is answered, renewed or handed on. Read all the same, so
+    // that nothing stale waits in the socket should this loomd act again.
+    if (!acting()) {
+      ++notActingIn_;
+      continue;
     }
     std::string peer = id.to_string();
     const std::int64_t now = monotonicMs();
@@ -218,7 +242,8 @@ void ControllerLoop::takeFrame(std::string blade, std::string_view bytes, const 
     const auto lease = leases.heartbeat(blade, now, /*news=*/false, via,
                                         {beat->echo, beat->policyVersion, beat->shieldMs, beat->holding});
     if (lease.renewed && beat->ack)
-      sendVia(via, blade, protocol::leaseRenewedFrame(beat->seq, options_.leaseMs, leases.stamp(now)));
+      sendVia(via, blade,
+              protocol::leaseRenewedFrame(beat->seq, options_.leaseMs, leases.stamp(now), leadership_.epoch()));
     if (lease.keep) return;
     protocol::Json frame;
     (void)protocol::parseFrame(bytes, frame);  // cannot fail: the peek accepted it
@@ -243,12 +268,14 @@ void ControllerLoop::takeFrame(std::string blade, std::string_view bytes, const 
     const auto m = protocol::decodeHeartbeat(frame);
     const auto beat = leases.heartbeat(blade, now, m.domains.has_value() || m.held.has_value(), via,
                                        {m.echo, m.policyVersion, m.shieldMs, m.holding});
-    if (beat.renewed && m.ack) reply = protocol::leaseRenewedFrame(m.seq, options_.leaseMs, leases.stamp(now));
+    if (beat.renewed && m.ack)
+      reply = protocol::leaseRenewedFrame(m.seq, options_.leaseMs, leases.stamp(now), leadership_.epoch());
     keep = beat.keep;
   } else if (type == protocol::type::kRegister && frame["blade"] == blade && protocol::isValidBladeName(blade)) {
     leases.grant(blade, now, via, frame.value("uptime_ms", std::int64_t{-1}));
     reply = protocol::encode(protocol::Registered{options_.leaseMs, options_.heartbeatMs,
-                                                  frame.value("seq", std::uint64_t{0}), leases.stamp(now)})
+                                                  frame.value("seq", std::uint64_t{0}), leases.stamp(now),
+                                                  leadership_.epoch()})
                 .dump();
   }
   if (!reply.empty()) sendVia(via, blade, reply);
@@ -259,6 +286,11 @@ void ControllerLoop::takeFrame(std::string blade, std::string_view bytes, const 
 void ControllerLoop::sendVia(const std::string& via, const std::string& blade, std::string_view bytes) {
   if (!via.empty()) {
     sockets_->toRelay[via].emplace_back(blade, bytes);
+    return;
+  }
+  // Right before the socket call: a loomd frozen since it read the frame may have lost its term.
+  if (!acting()) {
+    ++notActingOut_;
     return;
   }
   auto& r = sockets_->router;
@@ -274,6 +306,11 @@ void ControllerLoop::flushRelays() {
   auto& r = sockets_->router;
   for (auto& [relay, frames] : sockets_->toRelay) {
     if (frames.empty()) continue;
+    if (!acting()) {
+      notActingOut_ += frames.size();
+      frames.clear();
+      continue;
+    }
     try {
       // A relay that is gone (or too far behind) loses the whole envelope, as a direct
       // agent would lose its frame: the agents' timers resend what matters.
@@ -301,6 +338,7 @@ void ControllerLoop::sendQueued() {
     std::lock_guard lock(mutex_);
     out.swap(outbox_);
   }
+  // Queued by a core that acted then; each goes only while this loomd still acts (sendVia).
   // The core's frames go the way each blade was last heard from.
   for (const auto& [blade, bytes] : out) sendVia(controller_.leases().route(blade), blade, bytes);
   flushRelays();

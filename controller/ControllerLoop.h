@@ -10,6 +10,16 @@
 // knows the difference. The core thread (run()) owns the Controller: frames, tasks
 // posted by other threads (HTTP requests, fence command results) and timers. Nothing
 // else touches either.
+//
+// Replicas (docs/FENCING.md, "Replicas: the epoch"): the loop acts under the Controller's
+// Leadership (Controller::leadership(), given to the Controller's constructor). A standby
+// has no ControllerLoop bound at all, so agents listing every replica in --controller reach
+// only the leader; main binds one when a term starts and stops and destroys it when the
+// term ends. While the Leadership does not act — between the end of its term and that
+// moment, or a frozen loomd woken up — the fabric thread reads and drops every frame
+// (no lease-renewed, registered or reregister, nothing handed to the core) and drops what
+// the core queued instead of sending it, each check made against the clock right before
+// the socket call. What it sends carries the Leadership's epoch.
 #pragma once
 
 #include <atomic>
@@ -42,6 +52,7 @@ struct FabricOptions {
 
 class ControllerLoop {
  public:
+  // Acts under controller.leadership() (solo unless the Controller was given another).
   ControllerLoop(Controller& controller, FabricOptions options);
   ~ControllerLoop();
   ControllerLoop(const ControllerLoop&) = delete;
@@ -72,6 +83,14 @@ class ControllerLoop {
   // Milliseconds on the monotonic clock every component of loomd shares.
   static std::int64_t monotonicMs();
 
+  // Frames dropped because the Leadership did not act: agents' frames read and not
+  // answered, and frames not sent (the core's, and answers). Thread-safe.
+  struct NotActing {
+    std::uint64_t received = 0;
+    std::uint64_t unsent = 0;
+  };
+  NotActing notActing() const { return {notActingIn_.load(), notActingOut_.load()}; }
+
  private:
   struct Sockets;
   struct Inbound {
@@ -91,6 +110,9 @@ class ControllerLoop {
   void sendVia(const std::string& via, const std::string& blade, std::string_view bytes);
   void flushRelays();
   void drainCore();
+  // Fabric thread: whether it may answer or send now; notes the start and end of a spell
+  // of not acting in the log.
+  bool acting();
   void runTasks();
   void wake(int fd);
 
@@ -106,6 +128,10 @@ class ControllerLoop {
   std::deque<Inbound> inbox_;
   std::deque<std::pair<std::string, std::string>> outbox_;  // (blade, bytes)
   std::atomic<bool> stop_{false};
+  const Leadership& leadership_;
+  bool wasActing_ = true;  // fabric thread
+  std::atomic<std::uint64_t> notActingIn_{0};
+  std::atomic<std::uint64_t> notActingOut_{0};
 };
 
 }  // namespace loom::controller

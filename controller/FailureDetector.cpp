@@ -167,7 +167,7 @@ void FailureDetector::tick(std::int64_t now) {
                       " ms; its servers stay bound to it until it is fenced (its lease runs out in " +
                       std::to_string(std::max<std::int64_t>(0, l.leaseUntil - now)) + " ms)");
       setHealth(name, l, pool::BladeState::Failed, now);
-      startFenceCommand(name, l);
+      startFenceCommand(name, l, now);
     }
     if (auto renewed = leases_.lastRenewal(name)) l.leaseUntil = std::max(l.leaseUntil, *renewed + options_.leaseMs);
     if (l.health == pool::BladeState::Failed && now >= l.leaseUntil + options_.fenceMarginMs) {
@@ -195,11 +195,17 @@ void FailureDetector::retryFenceCommands(std::int64_t now) {
     l.nextFenceAt = 0;
     if (l.health != pool::BladeState::Failed) continue;
     ++counters_.commandRetries;
-    startFenceCommand(name, l);
+    startFenceCommand(name, l, now);
   }
 }
 
 FailureDetector::Verdict FailureDetector::mayFenceByLease(const std::string& name, Liveness& l, std::int64_t now) {
+  // Asked now, not at the start of the tick: a loomd frozen in between may have lost its
+  // term, and another leader may have renewed this blade's lease meanwhile.
+  if (!leadership_.actingNow()) {
+    recheck(name, l, now + 250);
+    return Verdict::Wait;
+  }
   if (stormActive_) {
     l.heldByStorm = true;  // looked at again when the guard lifts (setHealth)
     return Verdict::Held;
@@ -273,7 +279,7 @@ void FailureDetector::setHealth(const std::string& blade, Liveness& l, pool::Bla
   for (auto& [name, other] : blades_) {
     if (other.health != pool::BladeState::Failed) continue;
     other.heldByStorm = false;
-    startFenceCommand(name, other);
+    startFenceCommand(name, other, now);
     watch(name, other, now);
   }
 }
@@ -374,8 +380,15 @@ std::optional<std::string> FailureDetector::fenceCommandFor(const std::string& b
   return command;
 }
 
-void FailureDetector::startFenceCommand(const std::string& blade, Liveness& l) {
+void FailureDetector::startFenceCommand(const std::string& blade, Liveness& l, std::int64_t now) {
   if (options_.fenceCommand.empty() || !fenceRunner_ || l.fenceCommandRunning || stormActive_) return;
+  if (!leadership_.actingNow()) {
+    // A power-off is the most final act there is: only a leader's. Looked at again once
+    // this loomd acts (the tick does not run before).
+    l.nextFenceAt = now + 1000;
+    fenceDue_.emplace(l.nextFenceAt, blade);
+    return;
+  }
   const KnownBlade* k = registry_.find(blade);
   if (!k) return;
   auto command = fenceCommandFor(blade, *k);
@@ -438,6 +451,16 @@ void FailureDetector::onFenceResult(const std::string& blade, bool ok, const std
   if (it == blades_.end()) return;
   Liveness& l = it->second;
   l.fenceCommandRunning = false;
+  if (!leadership_.actingNow()) {
+    // Its term ended while the command ran: the leader now decides (and runs its own).
+    spdlog::warn("{}: fence command result ({}) after this loomd stopped acting: not acted on", blade,
+                 ok ? "power-off confirmed" : detail);
+    if (l.health == pool::BladeState::Failed) {
+      l.nextFenceAt = now + 1000;
+      fenceDue_.emplace(l.nextFenceAt, blade);
+    }
+    return;
+  }
   if (!ok) {
     ++counters_.commandFailures;
     l.lastFenceError = detail;

@@ -17,6 +17,10 @@
 // lease's grace, and starts wait until each has registered again or been fenced (the
 // restart gate).
 //
+// Only a loomd that acts (controller/Leadership.h) fences: the lease decision and the start
+// of a fence command each ask right before, against the clock; a fence command's success
+// reported after the term ended fences nothing (the next leader runs its own).
+//
 // Each watched blade has one entry in a timer heap, due when its silence would cross the
 // next limit, so tick() costs what is due, not the fabric. Core thread only; LeaseTable
 // is shared with the fabric thread.
@@ -36,6 +40,7 @@
 #include "controller/ControllerOptions.h"
 #include "controller/DesiredState.h"
 #include "controller/EventLog.h"
+#include "controller/Leadership.h"
 #include "controller/LeaseTable.h"
 #include "controller/QuorumKeeper.h"
 #include "pool/Model.h"
@@ -91,7 +96,8 @@ class FailureDetector {
   using WallClock = std::function<std::int64_t()>;
 
   FailureDetector(const ControllerOptions& options, LeaseTable& leases, QuorumKeeper& quorum, BladeRegistry& registry,
-                  const DesiredState& desired, EventLog& events, Listener& listener, WallClock wallClock)
+                  const DesiredState& desired, EventLog& events, Listener& listener, WallClock wallClock,
+                  const Leadership& leadership)
       : options_(options),
         leases_(leases),
         quorum_(quorum),
@@ -99,7 +105,8 @@ class FailureDetector {
         desired_(desired),
         events_(events),
         listener_(listener),
-        wallClock_(std::move(wallClock)) {}
+        wallClock_(std::move(wallClock)),
+        leadership_(leadership) {}
 
   void setFenceRunner(FenceRunner runner) { fenceRunner_ = std::move(runner); }
 
@@ -168,7 +175,7 @@ class FailureDetector {
   void fence(const std::string& blade, Liveness& l, const std::string& reason, std::int64_t now);
   void confirm(Liveness& l);
   bool stormGuardUp() const;
-  void startFenceCommand(const std::string& blade, Liveness& l);
+  void startFenceCommand(const std::string& blade, Liveness& l, std::int64_t now);
   // The template with {blade} {chassis} {slot} {hostname} {bmc_address} {bmc_port}
   // {bmc_user} {bmc_password_file} replaced by shell-quoted values; nullopt when it names a
   // BMC field and the blade has no BMC declared (such a command could only fail).
@@ -189,6 +196,7 @@ class FailureDetector {
   EventLog& events_;
   Listener& listener_;
   WallClock wallClock_;
+  const Leadership& leadership_;
   FenceRunner fenceRunner_;
   std::unordered_map<std::string, Liveness> blades_;
   Heap due_;

@@ -194,9 +194,18 @@ bool Reconciler::mayStart(const Operation& op) const {
 }
 
 void Reconciler::dispatch(const std::string& blade, std::int64_t now) {
-  dispatchQueue_.erase(blade);
   auto qit = queues_.find(blade);
-  if (qit == queues_.end() || qit->second.empty() || !detector_.takesSteps(blade)) return;
+  if (qit == queues_.end() || qit->second.empty() || !detector_.takesSteps(blade)) {
+    dispatchQueue_.erase(blade);
+    return;
+  }
+  // Asked at the last moment: nothing is marked in flight that did not leave. Sent once
+  // this loomd acts again (or never, by this process, if another now leads).
+  if (!leadership_.actingNow()) {
+    dispatchQueue_.insert(blade);
+    return;
+  }
+  dispatchQueue_.erase(blade);
   // Per server strictly in order; across servers pipelined. A prepare-hypervisor step is
   // a barrier for everything behind it.
   protocol::PlanMsg msg;
@@ -233,6 +242,7 @@ void Reconciler::dispatch(const std::string& blade, std::int64_t now) {
   if (capped) dispatchQueue_.insert(blade);
   if (msg.steps.empty()) return;
   counters_.sent += msg.steps.size();
+  msg.epoch = leadership_.epoch();
   send_(blade, protocol::encode(msg));
 }
 

@@ -16,6 +16,10 @@
 // again at the last moment); one held back because another blade is starting it leaves
 // when that start ends, answered or cancelled (the plan need not change for it to go).
 //
+// Only a loomd that acts sends (controller/Leadership.h): dispatch asks right before a
+// plan leaves and, while not acting, keeps the blade's steps queued, unsent, for the next
+// turn; every plan carries the epoch it was sent under.
+//
 // Core thread only.
 #pragma once
 
@@ -36,6 +40,7 @@
 #include "controller/EventLog.h"
 #include "controller/FailureDetector.h"
 #include "controller/Journal.h"
+#include "controller/Leadership.h"
 #include "controller/Replanner.h"
 #include "pool/Planner.h"
 #include "protocol/Messages.h"
@@ -51,8 +56,8 @@ class Reconciler {
   using StepDone = std::function<void(const std::string& blade, const std::string& server, pool::StepKind kind)>;
 
   Reconciler(const ControllerOptions& options, Journal& journal, EventLog& events, const DesiredState& desired,
-             BladeRegistry& registry, const Replanner& replanner, const FailureDetector& detector, Send send,
-             Replan replan, StepDone done)
+             BladeRegistry& registry, const Replanner& replanner, const FailureDetector& detector,
+             const Leadership& leadership, Send send, Replan replan, StepDone done)
       : options_(options),
         journal_(journal),
         events_(events),
@@ -60,6 +65,7 @@ class Reconciler {
         registry_(registry),
         replanner_(replanner),
         detector_(detector),
+        leadership_(leadership),
         send_(std::move(send)),
         replan_(std::move(replan)),
         done_(std::move(done)) {}
@@ -131,6 +137,7 @@ class Reconciler {
   BladeRegistry& registry_;
   const Replanner& replanner_;
   const FailureDetector& detector_;
+  const Leadership& leadership_;
   Send send_;
   Replan replan_;
   StepDone done_;

@@ -27,11 +27,14 @@ Agent::Agent(AgentConfig config, std::unique_ptr<drivers::Driver> driver, Send s
       send_(std::move(send)),
       guard_(std::move(guard)),
       dispatcher_([blade = config_.blade](const std::string& line) { spdlog::warn("{}: {}", blade, line); }),
+      epochs_(config_.blade, config_.epochPath),
       shield_(config_.blade, 0),
       peerDispatcher_(
           [blade = config_.blade](const std::string& line) { spdlog::warn("{}: peer channel: {}", blade, line); }) {
   using namespace protocol;
-  dispatcher_.on(type::kPolicy, [this](int, const Json& f) { onPolicy(f); });
+  dispatcher_.on(type::kPolicy, [this](int, const Json& f) {
+    if (admit(f)) onPolicy(f);
+  });
   peerDispatcher_.on(type::kPeerAsk, [this](int, const Json& f) {
     const auto ask = decodePeerAsk(f);
     const PeerAnswer a = shield_.answer(now_);
@@ -42,10 +45,17 @@ Agent::Agent(AgentConfig config, std::unique_ptr<drivers::Driver> driver, Send s
     shield_.onAnswer(m.blade, m.seq, {m.attest, m.validMs, m.retryMs}, now_);
     renewGuard();
   });
-  dispatcher_.on(type::kRegistered, [this](int, const Json& f) { onRegistered(f); });
-  dispatcher_.on(type::kLeaseRenewed, [this](int, const Json& f) { onLeaseRenewed(f); });
-  dispatcher_.on(type::kPlan, [this](int, const Json& f) { onPlan(f); });
+  dispatcher_.on(type::kRegistered, [this](int, const Json& f) {
+    if (admit(f)) onRegistered(f);
+  });
+  dispatcher_.on(type::kLeaseRenewed, [this](int, const Json& f) {
+    if (admit(f)) onLeaseRenewed(f);
+  });
+  dispatcher_.on(type::kPlan, [this](int, const Json& f) {
+    if (admit(f)) onPlan(f);
+  });
   dispatcher_.on(type::kReregister, [this](int, const Json& f) {
+    if (!admit(f)) return;
     // An ask that answers a beat sent before our latest register is answered by that
     // register already (a restarted controller asks once per beat it finds unknown).
     if (const auto m = decodeReregister(f); m.seq != 0 && m.seq <= lastBeatBeforeRegister_) {
@@ -80,6 +90,7 @@ void Agent::start(std::int64_t now) {
   // What a previous process of this agent promised is unknown: the shield starts from now
   // (docs/FENCING.md, "An agent restarted during an outage").
   shield_ = Shield(config_.blade, now);
+  epochs_.load();
   loadPolicy();
   if (config_.driverThread && !worker_) {
     worker_ = std::make_unique<Worker>();
@@ -213,15 +224,27 @@ void Agent::onFrame(std::string_view bytes, std::int64_t now) {
   // A frame read after the lease ran out (a SIGSTOPped agent waking up) must not act under
   // it: fence first, then handle it.
   if (now >= fenceAt()) selfFence(now);
-  lastHeardFromController_ = now;
-  warnedSilence_ = false;
-  warnedQuiet_ = false;
   dispatcher_.dispatch(0, "controller", bytes);
   // A frame can make an ask due sooner than the tick planned: a start ends the idle pause,
   // a short lease brings the asks forward, a policy names the members. The next tick looks
   // then, not at the fence (loom-sim seed 61660 chaos: a start under a late registration's
   // short lease waited for the tick that fenced it).
   nextTick_ = std::min(nextTick_, shieldDueAt());
+}
+
+bool Agent::admit(const Json& frame) {
+  const auto verdict = epochs_.admit(protocol::epochOf(frame), frame["type"].get_ref<const std::string&>());
+  if (verdict == EpochGuard::Verdict::Refuse) return false;
+  if (verdict == EpochGuard::Verdict::Raise) {
+    // A new leader numbers its operations from the store, where the old one's last ids may
+    // never have arrived: an answer cached for an old id is not an answer to a new step.
+    recent_.clear();
+    recentOrder_.clear();
+  }
+  lastHeardFromController_ = now_;
+  warnedSilence_ = false;
+  warnedQuiet_ = false;
+  return true;
 }
 
 void Agent::takeStamp(std::uint64_t stamp) {

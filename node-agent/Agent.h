@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "drivers/Driver.h"
+#include "node-agent/EpochGuard.h"
 #include "node-agent/LeaseGuard.h"
 #include "node-agent/Shield.h"
 #include "protocol/Dispatcher.h"
@@ -51,6 +52,9 @@ struct AgentConfig {
   // Where the outage policy (docs/FENCING.md) is kept across agent restarts, so an agent
   // restarted while loomd is away can still ask its peers; empty: not kept.
   std::string policyPath;
+  // Where the highest leader epoch seen is kept (EpochGuard.h), so a restarted agent still
+  // refuses a replaced leader's frames; empty: not kept.
+  std::string epochPath;
 };
 
 class Agent {
@@ -91,6 +95,9 @@ class Agent {
   bool holding() const { return holdSince_ >= 0; }
   const Shield& shield() const { return shield_; }
   std::uint64_t rejected() const { return dispatcher_.rejectedTotal(); }
+  // The newest leader epoch seen, and the frames refused as older (EpochGuard.h).
+  std::uint64_t epoch() const { return epochs_.highest(); }
+  std::uint64_t refusedStale() const { return epochs_.refused(); }
 
  private:
   void sendRegister(std::int64_t now);
@@ -100,6 +107,9 @@ class Agent {
   // How long an unanswered register waits before the next: registerRetryMs, doubled per
   // unanswered attempt up to 4 times it, stretched by a per-blade jitter of up to a half.
   std::int64_t registerRetryDelay() const;
+  // Every frame from loomd passes here first: false for one of a replaced leader (dropped);
+  // true otherwise, and loomd counts as heard.
+  bool admit(const protocol::Json& frame);
   void onRegistered(const protocol::Json& frame);
   void onLeaseRenewed(const protocol::Json& frame);
   void onPlan(const protocol::Json& frame);
@@ -138,6 +148,7 @@ class Agent {
   Send send_;
   std::unique_ptr<LeaseGuard> guard_;
   protocol::Dispatcher<int> dispatcher_;
+  EpochGuard epochs_;
 
   bool registered_ = false;
   bool warnedSilence_ = false;

@@ -21,8 +21,8 @@ namespace loom::agent {
 void addAgentOptions(CLI::App& app, AgentCommandLine& cl) {
   app.add_option("--controller", cl.controller,
                  "controller fabric endpoint; or several, comma-separated: the relays of this "
-                 "blade's chassis (frames go "
-                 "to whichever is up, so one may fail; they share one key)")
+                 "blade's chassis (frames go to whichever is up, so one may fail; they share one key), or every "
+                 "loomd replica (frames go to the one that leads)")
       ->capture_default_str();
   app.add_option("--driver", cl.driver, "hypervisor driver: xen | kvm | test")->capture_default_str();
   app.add_option("--blade", cl.blade, "this blade's name");
@@ -57,7 +57,8 @@ void addAgentOptions(CLI::App& app, AgentCommandLine& cl) {
                  "public keys allowed to ask on the peer channel, one per line (the agents' keys: "
                  "loomd's --allow file); required with --peer-listen unless --insecure");
   app.add_option("--state-dir", cl.stateDir,
-                 "where the agent keeps the controller's outage policy across its own restarts "
+                 "where the agent keeps the controller's outage policy and the newest leader epoch it has seen "
+                 "across its own restarts "
                  "(default /var/lib/loom-agent; with --simulate, --sim-state)");
   app.add_option("--watchdog", cl.watchdog,
                  "watchdog device (e.g. /dev/watchdog from softdog) that resets this host when its "
@@ -207,10 +208,13 @@ int runAgent(const AgentCommandLine& cl, const drivers::DriverRegistry& registry
       cl.stateDir.empty() ? (cl.simStateDir.empty() ? "/var/lib/loom-agent" : cl.simStateDir) : cl.stateDir;
   std::error_code ec;
   std::filesystem::create_directories(stateDir, ec);
-  if (ec)
-    spdlog::warn("--state-dir {}: {}; the outage policy is not kept across agent restarts", stateDir, ec.message());
-  else
+  if (ec) {
+    spdlog::warn("--state-dir {}: {}; the outage policy and the leader epoch are not kept across agent restarts",
+                 stateDir, ec.message());
+  } else {
     cfg.policyPath = stateDir + "/" + cl.blade + ".policy.json";
+    cfg.epochPath = stateDir + "/" + cl.blade + ".epoch";
+  }
   // A real driver's calls take seconds (a KVM start, a guest's shutdown): a worker keeps
   // them off the heartbeats. The test driver answers at once.
   cfg.driverThread = cl.driver != "test";

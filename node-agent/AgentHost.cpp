@@ -13,6 +13,7 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "node-agent/ControllerLink.h"
 #include "protocol/CurveKeys.h"
 #include "protocol/RelayEnvelope.h"
 #include "protocol/ZapAuthenticator.h"
@@ -154,41 +155,18 @@ Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> drive
   const std::string& serverKey = config.serverKey.empty() ? impl.options.serverKey : config.serverKey;
   try {
     socket->set(zmq::sockopt::routing_id, config.blade);
-    socket->set(zmq::sockopt::linger, 0);
-    // Do not queue frames for a controller that is not connected: stale heartbeats and
-    // registrations are worthless; the agent retries on its own schedule.
-    socket->set(zmq::sockopt::immediate, 1);
-    // Back soon after a controller restart: the lease runs while we are disconnected.
-    socket->set(zmq::sockopt::reconnect_ivl, 100);
-    socket->set(zmq::sockopt::reconnect_ivl_max, 500);
-    // A connection that a partition silently broke is noticed within seconds and made
-    // anew, rather than left to TCP's retransmission backoff (27 s after a 30 s cut,
-    // tests/e2e/partition_e2e.py): a blade holding under a shield hears loomd again at once.
-    socket->set(zmq::sockopt::heartbeat_ivl, 1000);
-    socket->set(zmq::sockopt::heartbeat_timeout, 3000);
-    // A connect whose SYNs a partition drops is given up after a second and tried afresh,
-    // rather than left to the kernel's SYN backoff (1, 3, 7, 15 s): after a heal the
-    // blade is back within about a second.
-    socket->set(zmq::sockopt::connect_timeout, 1000);
+    ControllerLink::configure(*socket);
     socket->set(zmq::sockopt::maxmsgsize, int64_t{64} << 20);
     if (!impl.options.insecure) {
       socket->set(zmq::sockopt::curve_serverkey, serverKey);
       socket->set(zmq::sockopt::curve_publickey, impl.publicKey);
       socket->set(zmq::sockopt::curve_secretkey, impl.options.secretKey);
     }
-    // Several endpoints (a chassis's two relays): the DEALER sends each frame to one that
-    // is connected, so the blade keeps its lease through the loss of either.
-    std::size_t from = 0;
-    do {
-      const std::size_t comma = std::min(endpoint.find(',', from), endpoint.size());
-      const std::string one = endpoint.substr(from, comma - from);
-      try {
-        socket->connect(one);
-      } catch (const zmq::error_t& e) {
-        return makeError(Errc::Io, "blade '" + config.blade + "': cannot connect to '" + one + "': " + e.what());
-      }
-      from = comma + 1;
-    } while (from <= endpoint.size());
+    // Several endpoints (a chassis's two relays, the loomd replicas): the DEALER sends each
+    // frame to one that is connected, so the blade keeps its lease through the loss of a
+    // relay and follows the leader (ControllerLink.h).
+    if (auto connected = ControllerLink::connect(*socket, endpoint); !connected)
+      return makeError(connected.error().code, "blade '" + config.blade + "': " + connected.error().message);
   } catch (const zmq::error_t& e) {
     return makeError(Errc::Io,
                      "blade '" + config.blade + "': cannot set up its connection to '" + endpoint + "': " + e.what());

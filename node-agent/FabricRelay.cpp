@@ -10,6 +10,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "node-agent/ControllerLink.h"
 #include "protocol/CurveKeys.h"
 #include "protocol/RelayEnvelope.h"
 #include "protocol/ZapAuthenticator.h"
@@ -86,10 +87,9 @@ Status FabricRelay::start() {
     }
     // Toward loomd: one DEALER under the relay's name.
     u.set(zmq::sockopt::routing_id, std::string(protocol::kRelayIdPrefix) + o.name);
-    u.set(zmq::sockopt::linger, 0);
-    u.set(zmq::sockopt::immediate, 1);  // no queue for an absent controller: frames go stale
-    u.set(zmq::sockopt::reconnect_ivl, 100);
-    u.set(zmq::sockopt::reconnect_ivl_max, 500);
+    // As an agent's: no queue for an absent controller (frames go stale), and with the
+    // replicas listed, frames go to the one that leads (ControllerLink.h).
+    ControllerLink::configure(u);
     // A few seconds of envelopes at most: beyond that loomd is not keeping up, and frames
     // that old would be answered too late for any lease. Dropped instead (droppedUp).
     u.set(zmq::sockopt::sndhwm, 1000);
@@ -110,11 +110,8 @@ Status FabricRelay::start() {
   } catch (const zmq::error_t& e) {
     return makeError(Errc::Io, "cannot listen for agents on '" + o.listen + "': " + e.what());
   }
-  try {
-    u.connect(o.controller);
-  } catch (const zmq::error_t& e) {
-    return makeError(Errc::Io, "cannot connect to the controller at '" + o.controller + "': " + e.what());
-  }
+  if (auto connected = ControllerLink::connect(u, o.controller); !connected)
+    return makeError(connected.error().code, "relay " + o.name + ": " + connected.error().message);
   return okStatus();
 }
 

@@ -20,7 +20,11 @@ CLI::App* addRelayCommand(CLI::App& app, RelayCommandLine& cl) {
                    "this relay's name, unique in the fabric (e.g. its chassis); loomd shows it")
       ->required();
   relay->add_option("--listen", cl.options.listen, "endpoint the agents connect to")->capture_default_str();
-  relay->add_option("--controller", cl.options.controller, "the controller's fabric endpoint")->capture_default_str();
+  relay
+      ->add_option("--controller", cl.options.controller,
+                   "the controller's fabric endpoint; or every loomd replica's, comma-separated (frames go to the "
+                   "one that leads)")
+      ->capture_default_str();
   relay->add_flag("--insecure", cl.insecure, "turn CurveZMQ off on both sides (demos and tests only)");
   relay->add_option("--key", cl.keyPath,
                     "the relay's secret key file (`loomd keygen --name NAME`): agents' "

@@ -105,7 +105,10 @@ int runSimulation(const AgentCommandLine& cl, const drivers::DriverRegistry& reg
     auto guard = makeDriverWatchdogGuard(**driver);
     AgentConfig cfg;
     cfg.blade = b.name;
-    if (!stateDir.empty()) cfg.policyPath = stateDir + "/" + b.name + ".policy.json";
+    if (!stateDir.empty()) {
+      cfg.policyPath = stateDir + "/" + b.name + ".policy.json";
+      cfg.epochPath = stateDir + "/" + b.name + ".epoch";
+    }
     if (auto r = relayOf->find(b.chassis); r != relayOf->end()) std::tie(cfg.controller, cfg.serverKey) = r->second;
     cfg.inventory = {b.chassis,
                      b.slot,

@@ -56,6 +56,7 @@ Json encode(const Registered& m) {
   j["heartbeat_ms"] = m.heartbeatMs;
   if (m.seq) j["seq"] = m.seq;
   if (m.stamp) j["stamp"] = m.stamp;
+  if (m.epoch) j["epoch"] = m.epoch;
   return j;
 }
 
@@ -79,6 +80,7 @@ Json encode(const LeaseRenewed& m) {
   j["seq"] = m.seq;
   j["lease_ms"] = m.leaseMs;
   if (m.stamp) j["stamp"] = m.stamp;
+  if (m.epoch) j["epoch"] = m.epoch;
   return j;
 }
 
@@ -95,6 +97,7 @@ Json encode(const PlanMsg& m) {
     steps.push_back(std::move(step));
   }
   j["steps"] = std::move(steps);
+  if (m.epoch) j["epoch"] = m.epoch;
   return j;
 }
 
@@ -117,6 +120,7 @@ Json encode(const Event& m) {
 Json encode(const Reregister& m) {
   Json j = frame(type::kReregister);
   if (m.seq) j["seq"] = m.seq;
+  if (m.epoch) j["epoch"] = m.epoch;
   return j;
 }
 
@@ -133,6 +137,7 @@ Json encode(const Policy& m) {
     members.push_back(std::move(one));
   }
   j["members"] = std::move(members);
+  if (m.epoch) j["epoch"] = m.epoch;
   return j;
 }
 
@@ -180,7 +185,7 @@ Register decodeRegister(const Json& j) {
 
 Registered decodeRegistered(const Json& j) {
   return {j.at("lease_ms").get<std::int64_t>(), j.at("heartbeat_ms").get<std::int64_t>(),
-          j.value("seq", std::uint64_t{0}), j.value("stamp", std::uint64_t{0})};
+          j.value("seq", std::uint64_t{0}), j.value("stamp", std::uint64_t{0}), epochOf(j)};
 }
 
 Heartbeat decodeHeartbeat(const Json& j) {
@@ -199,10 +204,13 @@ Heartbeat decodeHeartbeat(const Json& j) {
 }
 
 LeaseRenewed decodeLeaseRenewed(const Json& j) {
-  return {j.at("seq").get<std::uint64_t>(), j.at("lease_ms").get<std::int64_t>(), j.value("stamp", std::uint64_t{0})};
+  return {j.at("seq").get<std::uint64_t>(), j.at("lease_ms").get<std::int64_t>(), j.value("stamp", std::uint64_t{0}),
+          epochOf(j)};
 }
 
-Reregister decodeReregister(const Json& j) { return {j.value("seq", std::uint64_t{0})}; }
+Reregister decodeReregister(const Json& j) { return {j.value("seq", std::uint64_t{0}), epochOf(j)}; }
+
+std::uint64_t epochOf(const Json& j) { return j.value("epoch", std::uint64_t{0}); }
 
 PlanMsg decodePlan(const Json& j) {
   PlanMsg m;
@@ -215,6 +223,7 @@ PlanMsg decodePlan(const Json& j) {
     if (auto it = s.find("spec"); it != s.end()) step.spec = serverSpecFromJson(*it);
     m.steps.push_back(std::move(step));
   }
+  m.epoch = epochOf(j);
   return m;
 }
 
@@ -235,6 +244,7 @@ Policy decodePolicy(const Json& j) {
   for (const auto& a : j.at("members"))
     m.members.push_back(
         {a.at("blade").get<std::string>(), a.at("endpoint").get<std::string>(), a.value("key", std::string())});
+  m.epoch = epochOf(j);
   return m;
 }
 

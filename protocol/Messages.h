@@ -20,6 +20,12 @@ using Json = nlohmann::json;
 // Bumped when a message changes incompatibly; both sides drop frames of another version.
 inline constexpr int kVersion = 1;
 
+// The leader's epoch (docs/FENCING.md, "Replicas: the epoch"): with several loomd on etcd,
+// every frame loomd sends an agent (registered, lease-renewed, reregister, plan, policy)
+// carries `epoch`, the election revision of the term it was sent in, and an agent refuses
+// one older than the newest it has seen (node-agent/EpochGuard.h). 0 (the field left
+// out): a loomd alone on its store, whose frames are as they always were.
+
 // Message type names, the keys of every dispatch table.
 namespace type {
 inline constexpr const char* kRegister = "register";           // agent -> controller
@@ -80,6 +86,7 @@ struct Registered {
   std::int64_t heartbeatMs = 0;
   std::uint64_t seq = 0;
   std::uint64_t stamp = 0;  // the controller's stamp (protocol/Fencing.h); 0: none
+  std::uint64_t epoch = 0;  // the leader's (see above); 0: left out
 };
 
 // `domains` is absent when nothing changed since the agent's previous report: at 10,000
@@ -109,6 +116,7 @@ struct LeaseRenewed {
   std::uint64_t seq = 0;
   std::int64_t leaseMs = 0;
   std::uint64_t stamp = 0;  // 0: none
+  std::uint64_t epoch = 0;  // 0: left out
 };
 
 // The outage rule as it applies to one blade (docs/FENCING.md): sent after `registered`
@@ -124,6 +132,7 @@ struct Policy {
   std::int64_t commitMs = 0;
   std::int64_t attestMs = 0;
   std::vector<PeerAddress> members;
+  std::uint64_t epoch = 0;  // 0: left out
 };
 
 struct PeerAsk {
@@ -151,6 +160,7 @@ struct PlanStep {
 
 struct PlanMsg {
   std::vector<PlanStep> steps;  // executed in order; each reported by a step-result
+  std::uint64_t epoch = 0;      // 0: left out
 };
 
 struct StepResult {
@@ -170,6 +180,7 @@ struct Event {
 // heartbeat it answers (`seq`, 0: not said) was sent before the agent's latest register.
 struct Reregister {
   std::uint64_t seq = 0;
+  std::uint64_t epoch = 0;  // 0: left out
 };
 
 // Encoders: each returns the complete frame object including "type" and "v".
@@ -191,6 +202,8 @@ Registered decodeRegistered(const Json&);
 Heartbeat decodeHeartbeat(const Json&);
 LeaseRenewed decodeLeaseRenewed(const Json&);
 Reregister decodeReregister(const Json&);
+// The epoch a frame validate() accepted carries; 0 when it has none.
+std::uint64_t epochOf(const Json&);
 PlanMsg decodePlan(const Json&);
 StepResult decodeStepResult(const Json&);
 Event decodeEvent(const Json&);

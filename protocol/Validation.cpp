@@ -116,6 +116,7 @@ Check validateRegister(const Json& f) {
 }
 
 Check validateRegistered(const Json& f) {
+  LOOM_CHECK(needUnsigned(f, "epoch", "", false));
   LOOM_CHECK(needUnsigned(f, "lease_ms", ""));
   LOOM_CHECK(needUnsigned(f, "seq", "", false));
   LOOM_CHECK(needUnsigned(f, "stamp", "", false));
@@ -138,6 +139,7 @@ Check validateHeartbeat(const Json& f) {
 }
 
 Check validateLeaseRenewed(const Json& f) {
+  LOOM_CHECK(needUnsigned(f, "epoch", "", false));
   LOOM_CHECK(needUnsigned(f, "seq", ""));
   LOOM_CHECK(needUnsigned(f, "stamp", "", false));
   return needUnsigned(f, "lease_ms", "");
@@ -171,6 +173,7 @@ Check validateSpec(const Json& s, const std::string& where) {
 }
 
 Check validatePlan(const Json& f) {
+  LOOM_CHECK(needUnsigned(f, "epoch", "", false));
   LOOM_CHECK(needArray(f, "steps", ""));
   std::size_t i = 0;
   for (const auto& s : f["steps"]) {
@@ -202,13 +205,17 @@ Check validateEvent(const Json& f) {
   return needString(f, "server", "", false);
 }
 
-Check validateReregister(const Json& f) { return needUnsigned(f, "seq", "", false); }
+Check validateReregister(const Json& f) {
+  LOOM_CHECK(needUnsigned(f, "epoch", "", false));
+  return needUnsigned(f, "seq", "", false);
+}
 
 // A quorum set is at most loomd's --quorum-size (64 by default); this bound only keeps a
 // malformed frame from costing more than a frame should.
 constexpr std::size_t kMaxPolicyMembers = 4096;
 
 Check validatePolicy(const Json& f) {
+  LOOM_CHECK(needUnsigned(f, "epoch", "", false));
   LOOM_CHECK(needUnsigned(f, "version", ""));
   LOOM_CHECK(needString(f, "fencing", ""));
   if (f["fencing"] != "lease" && f["fencing"] != "power") return invalid("fencing: expected \"lease\" or \"power\"");
@@ -380,9 +387,10 @@ std::optional<PlainHeartbeat> peekPlainHeartbeat(std::string_view bytes) {
   return sax.result();
 }
 
-std::string leaseRenewedFrame(std::uint64_t seq, std::int64_t leaseMs, std::uint64_t stamp) {
+std::string leaseRenewedFrame(std::uint64_t seq, std::int64_t leaseMs, std::uint64_t stamp, std::uint64_t epoch) {
   // nlohmann orders an object's keys by name.
-  return R"({"lease_ms":)" + std::to_string(leaseMs) + R"(,"seq":)" + std::to_string(seq) +
+  return (epoch ? R"({"epoch":)" + std::to_string(epoch) + R"(,"lease_ms":)" : std::string(R"({"lease_ms":)")) +
+         std::to_string(leaseMs) + R"(,"seq":)" + std::to_string(seq) +
          (stamp ? R"(,"stamp":)" + std::to_string(stamp) : std::string()) + R"(,"type":")" + type::kLeaseRenewed +
          R"(","v":)" + std::to_string(kVersion) + "}";
 }

@@ -44,9 +44,10 @@ struct PlainHeartbeat {
 };
 std::optional<PlainHeartbeat> peekPlainHeartbeat(std::string_view bytes);
 
-// encode(LeaseRenewed{seq, leaseMs, stamp}).dump(), byte for byte, without the JSON tree:
-// the fabric thread answers thousands of heartbeats a second.
-std::string leaseRenewedFrame(std::uint64_t seq, std::int64_t leaseMs, std::uint64_t stamp = 0);
+// encode(LeaseRenewed{seq, leaseMs, stamp, epoch}).dump(), byte for byte, without the JSON
+// tree: the fabric thread answers thousands of heartbeats a second.
+std::string leaseRenewedFrame(std::uint64_t seq, std::int64_t leaseMs, std::uint64_t stamp = 0,
+                              std::uint64_t epoch = 0);
 
 // Types of every known message, for tests and docs.
 bool isKnownType(std::string_view type);

@@ -1,5 +1,6 @@
 // loomd's fabric thread with real ZeroMQ sockets on loopback: direct agents and fabric
-// relays, CurveZMQ roles, and what it does with envelopes it must refuse.
+// relays, CurveZMQ roles, and what it does with envelopes it must refuse. And a loomd that
+// does not act (controller/Leadership.h): what its fabric thread and its core leave undone.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -13,6 +14,7 @@
 #include "protocol/CurveKeys.h"
 #include "protocol/Messages.h"
 #include "protocol/RelayEnvelope.h"
+#include "tests/controller/ControllerBuilders.h"
 #include "tests/support/ZmqTestSupport.h"
 
 namespace loom::controller {
@@ -30,7 +32,8 @@ struct Loomd {
   std::thread core;
   std::string endpoint;
 
-  explicit Loomd(FabricOptions fabric = {}, ControllerOptions options = {}) {
+  // `leadership`: solo when null.
+  explicit Loomd(FabricOptions fabric = {}, ControllerOptions options = {}, const Leadership* leadership = nullptr) {
     auto dir = std::filesystem::temp_directory_path() / ("loom-fabric-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
     path = (dir / ::testing::UnitTest::GetInstance()->current_test_info()->name()).string();
@@ -38,7 +41,8 @@ struct Loomd {
     store = std::move(openSqliteStateStore(path)).value();
     options.fabricRenewsLeases = true;
     controller = std::make_unique<Controller>(
-        *store, options, [this](const std::string& b, const Json& f) { loop->send(b, f); }, [] { return 1; });
+        *store, options, [this](const std::string& b, const Json& f) { loop->send(b, f); }, [] { return 1; },
+        leadership ? *leadership : Leadership::soloDefault());
     EXPECT_TRUE(controller->recover(ControllerLoop::monotonicMs()));
     fabric.endpoint = "tcp://127.0.0.1:*";
     fabric.leaseMs = options.leaseMs;
@@ -269,6 +273,215 @@ TEST(FabricLoop, AHealthyBladeStaysOnlineOnPlainBeatsAndASilentOneTurnsSuspectTh
   // And again quiet-handled for a while.
   beatFor(800);
   EXPECT_EQ(loomd.blade("c1-s1")["state"], "available");
+}
+
+// --- a loomd that does not act (controller/Leadership.h) ----------------------------------
+
+FabricOptions insecureFabric() {
+  FabricOptions f;
+  f.insecure = true;
+  return f;
+}
+
+TEST(FabricLoop, AStandbyAnswersNothingAndOnceGrantedAnswersUnderItsEpoch) {
+  auto leadership = Leadership::replica();
+  Loomd loomd(insecureFabric(), {}, &leadership);
+  Peer agent("c1-s1", loomd.endpoint);
+  agent.send({registerFrame("c1-s1")});
+  agent.send({heartbeatFrame(1)});
+  EXPECT_TRUE(agent.receive(600).empty()) << "no registered, no reregister, no lease-renewed";
+  EXPECT_GE(loomd.loop->notActing().received, 2u);
+  EXPECT_TRUE(loomd.blade("c1-s1").contains("error")) << "nothing reached the core";
+
+  leadership.grant(5, ControllerLoop::monotonicMs() + 60000);
+  agent.send({registerFrame("c1-s1")});
+  auto answer = agent.receive();
+  ASSERT_EQ(answer.size(), 1u);
+  EXPECT_EQ(Json::parse(answer[0])["type"], "registered");
+  EXPECT_EQ(Json::parse(answer[0])["epoch"], 5);
+  agent.send({heartbeatFrame(2)});
+  answer = agent.receive();
+  ASSERT_EQ(answer.size(), 1u);
+  EXPECT_EQ(Json::parse(answer[0])["type"], "lease-renewed");
+  EXPECT_EQ(Json::parse(answer[0])["epoch"], 5);
+}
+
+TEST(FabricLoop, ALoomdWhoseTermRanOutSendsNothingNotEvenWhatWasQueuedBefore) {
+  auto leadership = Leadership::replica();
+  leadership.grant(3, ControllerLoop::monotonicMs() + 60000);
+  Loomd loomd(insecureFabric(), {}, &leadership);
+  Peer direct("c1-s1", loomd.endpoint);
+  Peer relay("relay/c2", loomd.endpoint);
+  direct.send({registerFrame("c1-s1")});
+  ASSERT_EQ(direct.receive().size(), 1u);
+  relay.send({std::string(protocol::kRelayMarker), "c2-s1", registerFrame("c2-s1")});
+  ASSERT_EQ(envelopeTypes(relay.receive()).size(), 1u);
+
+  // The term ends (the election thread has not noticed yet: nobody revoked anything).
+  leadership.grant(3, ControllerLoop::monotonicMs() - 1);
+  // What the core had queued for both, and what the agents send now: nothing goes out.
+  loomd.loop->send("c1-s1", protocol::encode(protocol::Reregister{0, 3}));
+  loomd.loop->send("c2-s1", protocol::encode(protocol::Reregister{0, 3}));
+  direct.send({heartbeatFrame(1)});
+  relay.send({std::string(protocol::kRelayMarker), "c2-s1", heartbeatFrame(1)});
+  EXPECT_TRUE(direct.receive(600).empty());
+  EXPECT_TRUE(relay.receive(100).empty());
+  const auto dropped = loomd.loop->notActing();
+  EXPECT_EQ(dropped.unsent, 2u) << "both queued frames dropped, counted";
+  EXPECT_EQ(dropped.received, 2u) << "both heartbeats read and dropped, counted";
+}
+
+// The core without sockets, under a replica Leadership whose clock the test holds: the
+// tick's `now` and the Leadership's clock are the same unless a test parts them (a loomd
+// frozen in the middle of a tick).
+struct ReplicaCore {
+  std::string path;
+  std::int64_t now = 1000;
+  std::int64_t leaderClock = 1000;
+  Leadership leadership{Leadership::Mode::Replica, [this] { return leaderClock; }};
+  std::unique_ptr<StateStore> store;
+  std::unique_ptr<Controller> controller;
+  std::vector<std::pair<std::string, Json>> sent;
+  std::vector<std::pair<std::string, std::string>> ran;  // fence commands started
+  std::uint64_t seq = 0;
+
+  explicit ReplicaCore(ControllerOptions options = {}) {
+    auto dir = std::filesystem::temp_directory_path() / ("loom-fabric-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    path = (dir / ("core-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()))).string();
+    for (const char* s : {"", "-wal", "-shm"}) std::filesystem::remove(path + s);
+    store = std::move(openSqliteStateStore(path)).value();
+    controller = std::make_unique<Controller>(
+        *store, options, [this](const std::string& b, const Json& f) { sent.emplace_back(b, f); }, [] { return 1; },
+        leadership);
+    controller->setFenceRunner([this](const std::string& b, const std::string& c) { ran.emplace_back(b, c); });
+    EXPECT_TRUE(controller->recover(now));
+  }
+  void frame(const std::string& blade, const Json& f) { controller->onFrame(blade, f.dump(), now); }
+  void registerBlade(const std::string& blade) { frame(blade, Json::parse(registerFrame(blade))); }
+  ApiResponse api(const std::string& method, const std::string& target, const std::string& body = "",
+                  std::map<std::string, std::string> query = {}) {
+    ApiResponse out{0, "", ""};
+    controller->handleApi({method, target, std::move(query), body}, now, [&](ApiResponse r) { out = std::move(r); });
+    return out;
+  }
+  // `ms` of 100 ms ticks; the blade beats each second unless silent, and answers its steps.
+  void run(std::int64_t ms, bool silent = false) {
+    for (std::int64_t t = 0; t < ms; t += 100) {
+      now += 100;
+      leaderClock += 100;
+      if (!silent) {
+        for (auto& [blade, f] : std::exchange(sent, {}))
+          if (f["type"] == "plan")
+            for (auto& step : f["steps"])
+              frame(blade, protocol::encode(protocol::StepResult{step["op"].get<std::uint64_t>(), true, ""}));
+        if (now % 1000 == 0) frame("c1-s1", Json::parse(heartbeatFrame(++seq)));
+      }
+      controller->tick(now);
+    }
+  }
+  std::vector<Json> plans() {
+    std::vector<Json> out;
+    for (auto& [blade, f] : sent)
+      if (f["type"] == "plan") out.push_back(f);
+    return out;
+  }
+  bool hasEvent(const std::string& part) {
+    for (auto& e : Json::parse(api("GET", "/v1/events", "", {{"limit", "10000"}}).body))
+      if (e["message"].get<std::string>().find(part) != std::string::npos) return true;
+    return false;
+  }
+};
+
+TEST(ControllerLeadership, StepsLeaveOnlyWhileItActsAndCarryTheEpochTheyLeftUnder) {
+  ReplicaCore c;
+  c.leadership.grant(4, c.now + 3600000);
+  c.registerBlade("c1-s1");
+  ASSERT_FALSE(c.sent.empty());
+  EXPECT_EQ(c.sent[0].second["type"], "registered");
+  EXPECT_EQ(c.sent[0].second["epoch"], 4);
+  ASSERT_EQ(c.api("POST", "/v1/apply", testing::yaml(testing::web(1))).status, 200);
+  c.controller->tick(c.now);
+  ASSERT_FALSE(c.plans().empty());
+  for (const auto& p : c.plans()) EXPECT_EQ(p["epoch"], 4) << p.dump();
+  c.run(2000);
+
+  // Stepped down: an operator's stop is planned, but no step leaves, and no frame is taken.
+  c.leadership.revoke();
+  c.sent.clear();
+  ASSERT_EQ(c.api("POST", "/v1/servers/web-0/stop").status, 200);
+  c.run(1000);
+  EXPECT_TRUE(c.sent.empty()) << c.sent.front().second.dump();
+  EXPECT_GE(c.controller->droppedNotActing(), 1u) << "the blade's heartbeat was dropped";
+
+  // Leading again, under a newer epoch: the stop leaves, stamped with it.
+  c.leadership.grant(9, c.leaderClock + 3600000);
+  c.controller->tick(c.now);
+  auto plans = c.plans();
+  ASSERT_EQ(plans.size(), 1u);
+  EXPECT_EQ(plans[0]["epoch"], 9);
+  EXPECT_EQ(plans[0]["steps"][0]["kind"], "stop");
+}
+
+TEST(ControllerLeadership, NothingIsFencedWhileItDoesNotActAndSilenceCountsFromWhenItActsAgain) {
+  ControllerOptions o;  // lease 5 s, suspect 2.5 s, dead 4 s
+  o.fenceCommand.clear();
+  ReplicaCore c(o);
+  c.leadership.grant(1, c.now + 3600000);
+  c.registerBlade("c1-s1");
+  c.run(2000);
+  c.leadership.revoke();
+  c.run(20000, /*silent=*/true);
+  EXPECT_FALSE(c.hasEvent("suspect"));
+  EXPECT_FALSE(c.hasEvent("blade fenced"));
+
+  // Leading again: the blade was not heard because nothing was listening; it is given the
+  // usual time from now, and fenced (its lease long gone) only if it stays silent.
+  c.leadership.grant(2, c.leaderClock + 3600000);
+  c.run(2000, true);
+  EXPECT_FALSE(c.hasEvent("suspect")) << "silence counts from when it acts again";
+  c.run(3000, true);
+  EXPECT_TRUE(c.hasEvent("suspect"));
+  c.run(2000, true);
+  EXPECT_TRUE(c.hasEvent("blade fenced")) << "a lease that ran out while nobody led still fences, once it leads";
+}
+
+TEST(ControllerLeadership, AFenceCommandIsNotRunByALoomdWhoseTermEndedInTheMiddleOfATick) {
+  ControllerOptions o;
+  o.fenceCommand = "fence_ipmilan --plug {blade}";
+  o.leaseMs = 20000;  // no lease fence gets in the way: only the command fences here
+  ReplicaCore c(o);
+  c.leadership.grant(1, c.now + 3600000);
+  c.registerBlade("c1-s1");
+  c.run(1000);  // last heard at 2000
+  // The blade goes silent and turns failed on the tick at 6100 (dead after 4 s). The term
+  // ends at 6150, and the loomd is frozen for 5 s just after that tick read the clock: the
+  // tick's `now` is in the term, the clock at the moment of the fence command is not.
+  c.leadership.grant(1, 6150);
+  for (int i = 0; i < 40; ++i) {
+    c.now += 100;
+    c.leaderClock += 100;
+    c.controller->tick(c.now);
+  }
+  ASSERT_EQ(c.now, 6000);
+  c.now += 100;
+  c.leaderClock = c.now + 5000;
+  c.controller->tick(c.now);
+  EXPECT_TRUE(c.hasEvent("blade failed"));
+  EXPECT_TRUE(c.ran.empty()) << "the power-off is a leader's act";
+
+  // A fence command's success reported after the term ended fences nothing either.
+  c.leadership.grant(2, c.leaderClock + 3600000);
+  c.run(1200, true);
+  ASSERT_EQ(c.ran.size(), 1u) << "run once it leads again";
+  c.leadership.revoke();
+  c.controller->onFenceResult("c1-s1", true, "exit 0", c.now);
+  EXPECT_FALSE(c.hasEvent("blade fenced"));
+  c.leadership.grant(2, c.leaderClock + 3600000);
+  c.run(1200, true);
+  EXPECT_EQ(c.ran.size(), 2u) << "its leader runs it again";
+  c.controller->onFenceResult("c1-s1", true, "exit 0", c.now);
+  EXPECT_TRUE(c.hasEvent("blade fenced"));
 }
 
 }  // namespace

@@ -361,7 +361,51 @@ TEST(LeaseRenewedFrame, IsByteForByteTheEncodersOutput) {
   for (auto [seq, lease] :
        std::vector<std::pair<std::uint64_t, std::int64_t>>{{0, 0}, {7, 5000}, {18446744073709551615ull, 86400000}})
     for (std::uint64_t stamp : {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{0xabcde} << 43 | 123456})
-      EXPECT_EQ(leaseRenewedFrame(seq, lease, stamp), encode(LeaseRenewed{seq, lease, stamp}).dump());
+      for (std::uint64_t epoch : {std::uint64_t{0}, std::uint64_t{1}, std::uint64_t{18446744073709551615ull}})
+        EXPECT_EQ(leaseRenewedFrame(seq, lease, stamp, epoch), encode(LeaseRenewed{seq, lease, stamp, epoch}).dump());
+}
+
+// --- the leader's epoch (docs/FENCING.md, "Replicas: the epoch") --------------------------
+
+// Every frame loomd sends an agent, stamped with `epoch` (0: a solo loomd's, unstamped).
+std::vector<Json> controllerFrames(std::uint64_t epoch) {
+  PlanMsg plan;
+  plan.steps.push_back({2, pool::StepKind::Start, "web-01", "", std::nullopt});
+  plan.epoch = epoch;
+  Policy policy{3, false, 2000, 10000, {{"c1-s2", "tcp://10.0.0.6:7702", ""}}};
+  policy.epoch = epoch;
+  return {encode(Registered{5000, 1000, 1, 77, epoch}), encode(LeaseRenewed{7, 5000, 77, epoch}),
+          encode(Reregister{7, epoch}), encode(plan), encode(policy)};
+}
+
+TEST(EpochProtocol, EveryControllerFrameCarriesTheEpochAndASoloLoomdsFramesAreUnchanged) {
+  for (const Json& frame : controllerFrames(42)) {
+    EXPECT_FALSE(validate(frame).has_value()) << frame.dump();
+    EXPECT_EQ(epochOf(frame), 42u) << frame.dump();
+  }
+  EXPECT_EQ(decodeRegistered(controllerFrames(42)[0]).epoch, 42u);
+  EXPECT_EQ(decodeLeaseRenewed(controllerFrames(42)[1]).epoch, 42u);
+  EXPECT_EQ(decodeReregister(controllerFrames(42)[2]).epoch, 42u);
+  EXPECT_EQ(decodePlan(controllerFrames(42)[3]).epoch, 42u);
+  EXPECT_EQ(decodePolicy(controllerFrames(42)[4]).epoch, 42u);
+  // A solo loomd (epoch 0) sends exactly what it sent before replicas existed.
+  for (const Json& frame : controllerFrames(0)) {
+    EXPECT_FALSE(frame.contains("epoch")) << frame.dump();
+    EXPECT_EQ(epochOf(frame), 0u);
+  }
+  EXPECT_EQ(encode(Registered{5000, 1000, 1, 77, 0}).dump(),
+            R"({"heartbeat_ms":1000,"lease_ms":5000,"seq":1,"stamp":77,"type":"registered","v":1})");
+}
+
+TEST(EpochProtocol, AnEpochThatIsNotANonNegativeIntegerIsRefused) {
+  for (Json frame : controllerFrames(1))
+    for (const Json& bad : {Json("7"), Json(-1), Json(1.5), Json(nullptr)}) {
+      frame["epoch"] = bad;
+      const auto why = validate(frame);
+      ASSERT_TRUE(why.has_value()) << frame.dump();
+      EXPECT_EQ(why->kind, "invalid");
+      EXPECT_NE(why->message.find("epoch"), std::string::npos) << why->message;
+    }
 }
 
 // --- the outage rule's fields and messages (docs/FENCING.md) ------------------------------

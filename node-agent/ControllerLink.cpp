@@ -1,0 +1,51 @@
+#include "node-agent/ControllerLink.h"
+
+namespace loom::agent {
+
+std::vector<std::string> ControllerLink::endpoints(const std::string& list) {
+  std::vector<std::string> out;
+  std::size_t from = 0;
+  while (from <= list.size()) {
+    const std::size_t comma = std::min(list.find(',', from), list.size());
+    if (comma > from) out.push_back(list.substr(from, comma - from));
+    from = comma + 1;
+  }
+  return out;
+}
+
+void ControllerLink::configure(zmq::socket_t& dealer) {
+  dealer.set(zmq::sockopt::linger, 0);
+  // Do not queue frames for a controller that is not connected: stale heartbeats and
+  // registrations are worthless; the agent retries on its own schedule. With several
+  // endpoints this is also what sends every frame to the ones that are up.
+  dealer.set(zmq::sockopt::immediate, 1);
+  // Back soon after a controller restart, or once a new leader binds: the lease runs while
+  // we are disconnected.
+  dealer.set(zmq::sockopt::reconnect_ivl, kReconnectMs);
+  dealer.set(zmq::sockopt::reconnect_ivl_max, kReconnectMaxMs);
+  // A connection that a partition silently broke, or whose peer is frozen, is noticed
+  // within seconds and made anew, rather than left to TCP's retransmission backoff (27 s
+  // after a 30 s cut, tests/e2e/partition_e2e.py): a blade holding under a shield hears
+  // loomd again at once, and a frozen leader stops taking a share of the frames.
+  dealer.set(zmq::sockopt::heartbeat_ivl, kHeartbeatMs);
+  dealer.set(zmq::sockopt::heartbeat_timeout, kHeartbeatTimeoutMs);
+  // A connect whose SYNs a partition drops is given up after a second and tried afresh,
+  // rather than left to the kernel's SYN backoff (1, 3, 7, 15 s): after a heal the blade
+  // is back within about a second.
+  dealer.set(zmq::sockopt::connect_timeout, kConnectTimeoutMs);
+}
+
+Status ControllerLink::connect(zmq::socket_t& dealer, const std::string& list) {
+  const auto all = endpoints(list);
+  if (all.empty()) return makeError(Errc::Invalid, "no controller endpoint in '" + list + "'");
+  for (const auto& one : all) {
+    try {
+      dealer.connect(one);
+    } catch (const zmq::error_t& e) {
+      return makeError(Errc::Io, "cannot connect to '" + one + "': " + e.what());
+    }
+  }
+  return okStatus();
+}
+
+}  // namespace loom::agent

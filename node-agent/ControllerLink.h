@@ -1,0 +1,42 @@
+// The DEALER an agent, or a fabric relay, speaks to loomd on: how it is set up, and its
+// connections to every endpoint of `--controller A,B,C`.
+//
+// Several endpoints are a chassis's relay pair, or the loomd replicas (docs/FENCING.md,
+// "Replicas: the epoch"). A DEALER sends each frame to one of its connected peers in turn
+// and, with `immediate`, only to peers whose connection is complete; a standby loomd binds
+// nothing and the others refuse the connection, so every frame reaches the one that leads
+// (or one of the relays that are up). When the leader dies its connection closes and its
+// share goes to the others at once; when it is frozen (SIGSTOP) its TCP connection stays
+// up, and only ZeroMQ's heartbeat notices: frames sent to it meanwhile are lost. Its
+// reconnects then stall in the handshake, so it gets nothing more until it answers again.
+// The figures and the choice of intervals are in node-agent/README.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+
+#include "loom/Result.h"
+
+namespace loom::agent {
+
+struct ControllerLink {
+  // A refused connect is tried again after this, doubling up to the max.
+  static constexpr int kReconnectMs = 100;
+  static constexpr int kReconnectMaxMs = 500;
+  // ZMTP PING this often; a connection with no traffic this long after a PING is dropped.
+  static constexpr int kHeartbeatMs = 1000;
+  static constexpr int kHeartbeatTimeoutMs = 3000;
+  // A connect whose SYNs go unanswered is given up and tried afresh after this.
+  static constexpr int kConnectTimeoutMs = 1000;
+
+  // The endpoints of a comma-separated list, in order (empty entries dropped).
+  static std::vector<std::string> endpoints(const std::string& list);
+  // Sets the options above (and `immediate`, `linger` 0) on a DEALER. Throws zmq::error_t.
+  static void configure(zmq::socket_t& dealer);
+  // Connects `dealer` to every endpoint of `list`; the error names the one that failed.
+  static Status connect(zmq::socket_t& dealer, const std::string& list);
+};
+
+}  // namespace loom::agent
