@@ -68,8 +68,11 @@ class ControllerLoop {
   // Runs the core until stop() (starting the fabric thread if not yet). Call from the
   // core thread.
   void run();
-  // Thread-safe.
+  // Thread-safe and async-signal-safe (an atomic and an eventfd write).
   void stop();
+  // Runs the tasks posted and not yet run (call after run() returned, on the same thread):
+  // an API request that arrived just before the end is answered, not left hanging.
+  void runPendingTasks() { runTasks(); }
   // Thread-safe: runs `task` on the core thread, soon.
   void post(std::function<void()> task);
   // Called on the core thread at every turn of its loop (at least every 100 ms while it

@@ -16,8 +16,8 @@ Term::Term(StateStore& store, TermOptions options, const Leadership& leadership,
       core_(
           store, options_.controller,
           [this](const std::string& blade, const protocol::Json& frame) { loop_.send(blade, frame); },
-          std::move(wallClock)),
-      loop_(core_, options_.fabric, leadership) {
+          std::move(wallClock), leadership),
+      loop_(core_, options_.fabric) {
   if (!options_.controller.fenceCommand.empty()) {
     fencer_ = std::make_unique<FenceRunner>(options_.controller.fenceTimeoutMs);
     core_.setFenceRunner([this](const std::string& blade, const std::string& command) {

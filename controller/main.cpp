@@ -3,6 +3,7 @@
 // own thread). Alone on SQLite it runs one term for its whole life; as one of several
 // replicas on etcd it campaigns (controller/Election.h), runs a term while it leads and
 // answers as a standby otherwise. See controller/README.md.
+#include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <unistd.h>
@@ -22,7 +23,6 @@
 #include "controller/Leadership.h"
 #include "controller/ReplicaApi.h"
 #include "controller/ServiceNotifier.h"
-#include "controller/StoreUrl.h"
 #include "controller/Term.h"
 #include "loom/CommandLine.h"
 #include "protocol/CurveKeys.h"
@@ -275,7 +275,7 @@ int runSolo(const CommandLine& cl, controller::TermOptions options, const ApiAdd
 // One of several replicas on etcd: a standby until it wins, a term while it leads, and
 // back to standing by when the term ends (it could not renew its lease in time).
 int runReplica(const CommandLine& cl, const controller::TermOptions& options, const ApiAddress& api,
-               const controller::StoreUrl& url) {
+               const controller::EtcdStoreOptions& url) {
   auto leadership = controller::Leadership::replica(ControllerLoop::monotonicMs);
   controller::ElectionOptions eo;
   eo.endpoints = url.endpoints;
@@ -307,8 +307,8 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
   controller::Election election(eo, leadership, ControllerLoop::monotonicMs);
   if (auto s = election.start(); !s) return fail(s.error().message);
   gElection = &election;
-  spdlog::info("replica {} on etcd {} (prefix {}): standing by, API on {}", eo.self.name, url.display(), url.prefix,
-               eo.self.api);
+  spdlog::info("replica {} on etcd {} (prefix {}): standing by, API on {}", eo.self.name,
+               fmt::join(url.endpoints, ","), url.prefix, eo.self.api);
   controller::ServiceNotifier notifier;
   notifier.ready("standing by: replica " + eo.self.name + ", API on " + eo.self.api);
   while (!gStopping) {
@@ -323,12 +323,15 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
     });
     if (!epoch) break;  // stopping
     const auto won = std::chrono::steady_clock::now();
-    auto store = controller::openEtcdStateStore(url, controller::LeaderGuard{election.leaderKey(), *epoch});
+    auto store = controller::openEtcdStateStore(url);
     if (!store) {
       spdlog::error("term {}: cannot open the store: {}; resigning", *epoch, store.error().message);
       election.resign();
       continue;
     }
+    // Every commit of this term requires the leader key of this term: a write after the
+    // term ended changes nothing.
+    (*store)->setGuard(election.leaderKey(), static_cast<std::int64_t>(*epoch));
     controller::TermOptions termOptions = options;
     if (notifier.watchdogMs() > 0) termOptions.onTurn = [&notifier](std::int64_t now) { notifier.alive(now); };
     controller::Term term(**store, std::move(termOptions), leadership, wallMs);
@@ -412,7 +415,7 @@ int main(int argc, char** argv) {
   if (cl.store.empty()) return runSolo(cl, std::move(options), *api, started);
 
   if (app.count("--state")) return fail("--store and --state name two stores: give one");
-  auto url = controller::parseStoreUrl(cl.store);
+  auto url = controller::parseEtcdStoreUrl(cl.store);
   if (!url) return fail(url.error().message);
   if (cl.name.empty()) {
     char host[256] = {};
