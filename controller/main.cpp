@@ -16,6 +16,7 @@
 #include "controller/ControllerLoop.h"
 #include "controller/FenceRunner.h"
 #include "controller/HttpServer.h"
+#include "controller/OpenStore.h"
 #include "controller/ServiceNotifier.h"
 #include "loom/CommandLine.h"
 #include "protocol/CurveKeys.h"
@@ -54,7 +55,12 @@ int main(int argc, char** argv) {
   std::string keyPath, allowPath, relaysPath, logLevel = "info";
   bool insecure = false;
   controller::ControllerOptions opts;
-  app.add_option("--state", statePath, "state store (SQLite file)")->capture_default_str();
+  std::string storeUrl;
+  auto* stateOption = app.add_option("--state", statePath, "state store (SQLite file)")->capture_default_str();
+  app.add_option(
+      "--store", storeUrl,
+      "state store on etcd shared by several loomd, instead of --state: "
+      "etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (prefix /loom by default; etcd's limits: controller/README.md)");
   app.add_option("--agents", agents, "ZeroMQ endpoint agents connect to")->capture_default_str();
   app.add_option("--api", api, "HTTP API address HOST:PORT (port 0: any free port, printed)")->capture_default_str();
   app.add_flag("--insecure", insecure, "turn CurveZMQ authentication off (demos and tests only)");
@@ -180,15 +186,18 @@ int main(int argc, char** argv) {
   }
   if (apiPort < 0 || apiPort > 65535) return fail("--api: bad port in '" + api + "'");
 
+  if (!storeUrl.empty() && stateOption->count() > 0)
+    return fail("--store " + storeUrl + " and --state " + statePath +
+                " name two state stores: give one (--state: this host's SQLite file; --store: etcd)");
   const auto storeOpening = std::chrono::steady_clock::now();
-  auto store = controller::openSqliteStateStore(statePath);
+  auto store = controller::openStore(storeUrl, statePath);
   if (!store) return fail(store.error().message);
   const double storeOpen = secondsSince(storeOpening);
 
   controller::ControllerLoop* loopPtr = nullptr;
   controller::Controller core(
-      **store, opts, [&loopPtr](const std::string& blade, const protocol::Json& frame) { loopPtr->send(blade, frame); },
-      wallMs);
+      *store->store, opts,
+      [&loopPtr](const std::string& blade, const protocol::Json& frame) { loopPtr->send(blade, frame); }, wallMs);
   controller::ControllerLoop loop(core, fabric);
   loopPtr = &loop;
   if (auto s = loop.bind(); !s) return fail(s.error().message);
@@ -236,7 +245,7 @@ int main(int argc, char** argv) {
   spdlog::info(
       "serving: agents on {}, API on http://{}:{} (state {}, ready {:.3f} s after start: store opened in {:.3f} s, "
       "recovered in {:.3f} s)",
-      agents, api.substr(0, colon), *port, statePath, secondsSince(started), storeOpen, recovery);
+      agents, api.substr(0, colon), *port, store->description, secondsSince(started), storeOpen, recovery);
   // A machine-readable line for scripts and tests that asked for port 0.
   std::cout << "loomd: api-port " << *port << std::endl;
 
