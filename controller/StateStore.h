@@ -1,11 +1,12 @@
 // The controller's durable state behind a narrow interface. Nothing above it knows the
-// backend: today embedded SQLite (SqliteStateStore), later etcd shared by several
-// controllers. So the interface speaks in records and atomic change sets (an etcd txn
+// backend: embedded SQLite (SqliteStateStore, the default), or etcd shared by several
+// controllers (EtcdStateStore). So the interface speaks in records and atomic change sets (an etcd txn
 // maps onto commit()), never in SQL, rows or cursors.
 //
 // Threading: one owner (the controller core thread) calls every method.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -119,5 +120,39 @@ class StateStore {
 
 // Opens (creating if needed) the embedded SQLite store at `path`.
 Result<std::unique_ptr<StateStore>> openSqliteStateStore(const std::string& path);
+
+// ---- The store on etcd (EtcdStateStore.cpp; controller/README.md, "etcd"), shared by
+// several loomd: one key per record under a prefix, one etcd txn per commit().
+
+struct EtcdStoreOptions {
+  std::vector<std::string> endpoints;  // every member's HOST:PORT
+  std::string prefix = "/loom";        // no trailing '/'
+  // Each etcd call's bound; a commit gets one more second per 8 MiB it writes.
+  std::chrono::milliseconds timeout{2000};
+  // Checked at open: etcd takes a txn of this many operations (--max-txn-ops), so a cluster
+  // left at etcd's default (128) is refused at start, not at the first big apply. What a
+  // change really needs is its own size (an apply of 10,000 servers writes ~40,000 keys):
+  // a commit etcd refuses says which flag and how much. 0: not checked. (Probing costs
+  // etcd ~15 us per op: 100,000 would add 1.5 s to every start.)
+  std::size_t requiredTxnOps = 1024;
+};
+
+// `etcd://HOST:PORT[,HOST:PORT...][/PREFIX]` -> options (Errc::Invalid naming the fault).
+Result<EtcdStoreOptions> parseEtcdStoreUrl(const std::string& url);
+
+class EtcdStateStore : public StateStore {
+ public:
+  // The leadership guard: from now on every commit's txn also requires that `key` exists
+  // with this create revision (the leader key the election created, its epoch), and a
+  // commit that finds otherwise writes nothing and fails with Errc::Conflict ("no longer
+  // the leader"). A woken stale leader therefore cannot write. Thread-safe (the election
+  // runs on its own thread); takes effect from the next commit.
+  virtual void setGuard(const std::string& key, std::int64_t createRevision) = 0;
+  virtual void clearGuard() = 0;
+};
+
+// Connects, and checks that etcd answers with a quorum and takes a txn of
+// `requiredTxnOps` operations (else an error naming --max-txn-ops). Writes nothing.
+Result<std::unique_ptr<EtcdStateStore>> openEtcdStateStore(const EtcdStoreOptions& options);
 
 }  // namespace loom::controller

@@ -86,8 +86,9 @@ void addOptions(CLI::App& app, CommandLine& cl) {
   auto& opts = cl.opts;
   app.add_option("--state", cl.statePath, "state store (SQLite file) of a loomd alone")->capture_default_str();
   app.add_option("--store", cl.store,
-                 "etcd://HOST:PORT[,HOST:PORT...][/PREFIX]: keep the state in etcd and run as one of several replicas "
-                 "(one leads, the others stand by and take over); instead of --state");
+                 "etcd://HOST:PORT[,HOST:PORT...][/PREFIX] (prefix /loom by default): keep the state in etcd and run "
+                 "as one of several replicas (one leads, the others stand by and take over), instead of --state; "
+                 "etcd's limits: controller/README.md");
   app.add_option("--name", cl.name, "this replica's name among the replicas (default: the host name)");
   app.add_option("--advertise-api", cl.advertise,
                  "the URL other replicas send loomctl to when this one leads (default: http://--api)");
@@ -414,9 +415,11 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   if (cl.store.empty()) return runSolo(cl, std::move(options), *api, started);
 
-  if (app.count("--state")) return fail("--store and --state name two stores: give one");
+  if (app.count("--state"))
+    return fail("--store " + cl.store + " and --state " + cl.statePath +
+                " name two state stores: give one (--state: this host's SQLite file; --store: etcd)");
   auto url = controller::parseEtcdStoreUrl(cl.store);
-  if (!url) return fail(url.error().message);
+  if (!url) return fail("--store: " + url.error().message);
   if (cl.name.empty()) {
     char host[256] = {};
     ::gethostname(host, sizeof host - 1);

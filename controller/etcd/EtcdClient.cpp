@@ -625,7 +625,9 @@ EtcdClient::Exchange EtcdClient::exchange(std::size_t index, const std::string& 
     ex.error = "answer larger than " + std::to_string(maxBytes) + " bytes, refused";
     return ex;
   }
-  if (ec == http::error::header_limit || ec.category() == http::make_error_code(http::error::bad_method).category()) {
+  const bool closed = ec == http::error::end_of_stream || ec == http::error::partial_message ||
+                      ec.category() != http::make_error_code(http::error::bad_method).category();
+  if (ec && !closed) {  // the parser's: not HTTP, or a header past its limit
     c.close();
     ex.outcome = Exchange::Outcome::Refused;
     ex.error = "malformed HTTP answer: " + ec.message();

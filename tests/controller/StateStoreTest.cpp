@@ -1,14 +1,18 @@
-// The SQLite state store: what is committed is what a reopened store loads.
+// The StateStore contract, for each backend: what is committed is what a reopened store
+// loads. SQLite in a temporary file; etcd on a real 3-member cluster (tools/etcd.sh,
+// skipped without etcd, failed on CI), each test under a prefix of its own.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "controller/StateStore.h"
+#include "tests/support/EtcdCluster.h"
 
 namespace loom::controller {
 namespace {
 
-std::string freshPath(const char* name) {
+std::string freshPath(const std::string& name) {
   auto dir = std::filesystem::temp_directory_path() / ("loom-store-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   auto path = dir / name;
@@ -16,11 +20,61 @@ std::string freshPath(const char* name) {
   return path.string();
 }
 
-TEST(StateStore, ReopenedStoreLoadsWhatWasCommitted) {
-  const auto path = freshPath("reopen.db");
+class StateStoreContract : public ::testing::TestWithParam<std::string> {
+ protected:
+  static void TearDownTestSuite() {
+    delete cluster_;
+    cluster_ = nullptr;
+  }
+  void SetUp() override {
+    const std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    // "ReopenedStore.../etcd" -> "ReopenedStore..."
+    base_ = name.substr(0, name.find('/'));
+    if (GetParam() == "sqlite") {
+      path_ = freshPath(base_ + ".db");
+      return;
+    }
+    if (!cluster_ && !tried_) {
+      tried_ = true;
+      std::string why;
+      cluster_ = test::EtcdCluster::start(3, why).release();
+      why_ = why;
+    }
+    if (!cluster_) {
+      if (test::EtcdCluster::mustRun()) FAIL() << "etcd is required on CI: " << why_;
+      GTEST_SKIP() << "no etcd here: " << why_;
+    }
+  }
+
+  // Opens the test's store: the same one each time (a reopen).
+  std::unique_ptr<StateStore> open() {
+    if (GetParam() == "sqlite") {
+      auto s = openSqliteStateStore(path_);
+      EXPECT_TRUE(s) << s.error().message;
+      return s ? std::move(*s) : nullptr;
+    }
+    EtcdStoreOptions o;
+    o.endpoints = cluster_->endpoints();
+    o.prefix = "/contract/" + base_;
+    auto s = openEtcdStateStore(o);
+    EXPECT_TRUE(s) << s.error().message;
+    return s ? std::unique_ptr<StateStore>(std::move(*s)) : nullptr;
+  }
+
+  static test::EtcdCluster* cluster_;
+  static bool tried_;
+  static std::string why_;
+  std::string base_;
+  std::string path_;
+};
+test::EtcdCluster* StateStoreContract::cluster_ = nullptr;
+bool StateStoreContract::tried_ = false;
+std::string StateStoreContract::why_;
+
+TEST_P(StateStoreContract, ReopenedStoreLoadsWhatWasCommitted) {
   {
-    auto store = openSqliteStateStore(path);
-    ASSERT_TRUE(store) << store.error().message;
+    auto store = open();
+    ASSERT_TRUE(store);
     Change c;
     c.putDeclarations.push_back({"Server", "web-01", R"({"name":"web-01"})"});
     c.putDeclarations.push_back({"Pool", "web", R"({"name":"web"})"});
@@ -34,18 +88,22 @@ TEST(StateStore, ReopenedStoreLoadsWhatWasCommitted) {
     c.putOperations.push_back({8, "c1-s1", "web-01", "define", "done", 1, ""});
     c.appendEvents.push_back({1, 100, "info", "c1-s1", "", "hello"});
     c.appendEvents.push_back({2, 101, "error", "", "web-01", "boom"});
-    ASSERT_TRUE((*store)->commit(c));
+    ASSERT_TRUE(store->commit(c));
     Change d;
     d.deleteBindings.push_back("web-02");
     d.putDeclarations.push_back({"Server", "web-01", R"({"name":"web-01","vcpus":4})"});
-    ASSERT_TRUE((*store)->commit(d));
+    ASSERT_TRUE(store->commit(d));
   }
-  auto store = openSqliteStateStore(path);
+  auto store = open();
   ASSERT_TRUE(store);
-  auto st = (*store)->load();
+  auto st = store->load();
   ASSERT_TRUE(st) << st.error().message;
   ASSERT_EQ(st->declarations.size(), 2u);
-  EXPECT_EQ(st->declarations[0].body, R"({"name":"web-01","vcpus":4})");
+  // (The order within one commit is the backend's: SQLite's is the change's, etcd's by key.)
+  const auto server = std::find_if(st->declarations.begin(), st->declarations.end(),
+                                   [](const DeclarationRecord& d) { return d.kind == "Server"; });
+  ASSERT_NE(server, st->declarations.end());
+  EXPECT_EQ(server->body, R"({"name":"web-01","vcpus":4})");
   EXPECT_EQ(st->bindings, (std::map<std::string, std::string>{{"web-01", "c1-s1"}}));
   EXPECT_EQ(st->borrowed.at("c2-s7"), "web");
   ASSERT_EQ(st->identities.size(), 1u);
@@ -53,20 +111,193 @@ TEST(StateStore, ReopenedStoreLoadsWhatWasCommitted) {
   EXPECT_EQ(st->identities[0].identity.uuid, "4c4f4f4d-0000-0000-0000-000000000001");
   ASSERT_EQ(st->blades.size(), 1u);
   EXPECT_EQ(st->blades[0].adminState, "maintenance");
+  EXPECT_EQ(st->blades[0].firstSeenMs, 42);
   ASSERT_EQ(st->pendingOperations.size(), 1u);  // finished ones are history, not work
   EXPECT_EQ(st->pendingOperations[0].id, 7u);
   EXPECT_EQ(st->lastOperationId, 8u);
   EXPECT_EQ(st->lastEventId, 2u);
-  auto ev = (*store)->events(1, 10);
+  auto ev = store->events(1, 10);
   ASSERT_TRUE(ev);
   ASSERT_EQ(ev->size(), 1u);
   EXPECT_EQ((*ev)[0].message, "boom");
+  EXPECT_EQ((*ev)[0].server, "web-01");
+  EXPECT_EQ((*ev)[0].timeMs, 101);
 }
+
+TEST_P(StateStoreContract, AnEmptyStoreLoadsEmpty) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  auto st = store->load();
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_TRUE(st->declarations.empty());
+  EXPECT_TRUE(st->bindings.empty());
+  EXPECT_EQ(st->lastEventId, 0u);
+  EXPECT_EQ(st->lastOperationId, 0u);
+  auto ev = store->events(0, 10);
+  ASSERT_TRUE(ev);
+  EXPECT_TRUE(ev->empty());
+}
+
+TEST_P(StateStoreContract, DeclarationsComeBackInTheOrderTheyWereFirstApplied) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  for (const char* name : {"zeta", "alpha", "mid"}) {
+    Change c;
+    c.putDeclarations.push_back({"Server", name, "{}"});
+    ASSERT_TRUE(store->commit(c));
+  }
+  Change update;  // an update keeps a declaration's place
+  update.putDeclarations.push_back({"Server", "zeta", R"({"v":2})"});
+  update.deleteDeclarations.push_back({"Server", "alpha"});
+  ASSERT_TRUE(store->commit(update));
+  auto st = store->load();
+  ASSERT_TRUE(st);
+  ASSERT_EQ(st->declarations.size(), 2u);
+  EXPECT_EQ(st->declarations[0].name, "zeta");
+  EXPECT_EQ(st->declarations[0].body, R"({"v":2})");
+  EXPECT_EQ(st->declarations[1].name, "mid");
+}
+
+TEST_P(StateStoreContract, AKeyWrittenTwiceInOneChangeEndsAsTheLaterWriteSays) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  Change first;
+  first.putBindings["a"] = "b1";
+  first.putPlacement[{"home", "a"}] = "b1";
+  ASSERT_TRUE(store->commit(first));
+  // Journal::commitNow merges batches: an operation upserted twice, and a delete with a
+  // put of the same key (deletes apply before puts, as in SQLite).
+  Change c;
+  c.putOperations.push_back({5, "b1", "a", "define", "pending", 1, ""});
+  c.putOperations.push_back({5, "b1", "a", "define", "done", 1, ""});
+  c.putOperations.push_back({6, "b1", "a", "start", "pending", 1, ""});
+  c.deleteBindings.push_back("a");
+  c.putBindings["a"] = "b2";
+  c.deletePlacement.push_back({"home", "a"});
+  c.putDeclarations.push_back({"Server", "s", R"({"v":1})"});
+  c.putDeclarations.push_back({"Server", "s", R"({"v":2})"});
+  c.putBlades.push_back({"b1", "{}", "", 10});
+  c.putBlades.push_back({"b1", "{}", "maintenance", 20});
+  ASSERT_TRUE(store->commit(c));
+  auto st = store->load();
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_EQ(st->bindings.at("a"), "b2");
+  EXPECT_FALSE(st->placementMaps["home"].count("a"));
+  ASSERT_EQ(st->pendingOperations.size(), 1u);
+  EXPECT_EQ(st->pendingOperations[0].id, 6u);
+  EXPECT_EQ(st->lastOperationId, 6u);
+  ASSERT_EQ(st->declarations.size(), 1u);
+  EXPECT_EQ(st->declarations[0].body, R"({"v":2})");
+  ASSERT_EQ(st->blades.size(), 1u);
+  EXPECT_EQ(st->blades[0].adminState, "maintenance");
+  EXPECT_EQ(st->blades[0].firstSeenMs, 10);  // the first sighting stays
+}
+
+TEST_P(StateStoreContract, OperationsLeaveThePendingListWhenFinishedAndIdsNeverGoBack) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  Change c;
+  c.putOperations.push_back({10, "b", "s", "define", "pending", 0, ""});
+  c.appendEvents.push_back({30, 1, "info", "", "", "x"});
+  ASSERT_TRUE(store->commit(c));
+  Change done;
+  done.putOperations.push_back({10, "b", "s", "define", "failed", 3, "no such image"});
+  done.putOperations.push_back({4, "b", "s", "stop", "done", 1, ""});  // an old id, updated late
+  ASSERT_TRUE(store->commit(done));
+  auto st = store->load();
+  ASSERT_TRUE(st);
+  EXPECT_TRUE(st->pendingOperations.empty());
+  EXPECT_EQ(st->lastOperationId, 10u);
+  EXPECT_EQ(st->lastEventId, 30u);
+  Change later;
+  later.appendEvents.push_back({31, 2, "info", "", "", "y"});
+  ASSERT_TRUE(store->commit(later));
+  st = store->load();
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->lastEventId, 31u);
+}
+
+TEST_P(StateStoreContract, ReleasedIdentitiesAndQuorumVersionsSurvive) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  Change c;
+  c.putIdentities.push_back({"web-01", "p", {"4c4f4f4d-0000-0000-0000-000000000001", {"52:54:00:00:00:01"}}});
+  c.putQuorumVersions[1] = R"({"v":1})";
+  c.putQuorumVersions[2] = R"({"v":2})";
+  c.putPlacement[{"held", "web-01"}] = "";
+  ASSERT_TRUE(store->commit(c));
+  Change r;
+  pool::IdentityRecord released{"web-01", "p", {"4c4f4f4d-0000-0000-0000-000000000001", {"52:54:00:00:00:01"}}};
+  released.released = true;
+  r.putIdentities.push_back(released);
+  r.deleteQuorumVersions.push_back(1);
+  ASSERT_TRUE(store->commit(r));
+  auto st = store->load();
+  ASSERT_TRUE(st) << st.error().message;
+  ASSERT_EQ(st->identities.size(), 1u);
+  EXPECT_TRUE(st->identities[0].released);
+  EXPECT_TRUE(st->identities[0].server.empty());
+  EXPECT_EQ(st->identities[0].identity.macs, std::vector<std::string>{"52:54:00:00:00:01"});
+  EXPECT_EQ(st->quorumVersions, (std::map<std::uint64_t, std::string>{{2, R"({"v":2})"}}));
+  EXPECT_EQ(st->placementMaps.at("held").at("web-01"), "");
+}
+
+TEST_P(StateStoreContract, EventsArePagedOldestFirst) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  Change c;
+  for (std::uint64_t id = 1; id <= 25; ++id)
+    c.appendEvents.push_back({id, static_cast<std::int64_t>(id), "info", "", "", "e" + std::to_string(id)});
+  ASSERT_TRUE(store->commit(c));
+  auto page = store->events(9, 10);
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->size(), 10u);
+  EXPECT_EQ(page->front().id, 10u);
+  EXPECT_EQ(page->back().id, 19u);
+  auto tail = store->events(19, 100);
+  ASSERT_TRUE(tail);
+  EXPECT_EQ(tail->size(), 6u);
+}
+
+TEST_P(StateStoreContract, NamesWithSlashesAndPercentSignsRoundTrip) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  Change c;
+  c.putDeclarations.push_back({"Ki/nd", "a/b%2Fc", "{}"});
+  c.putPlacement[{"m/ap", "k%/ey"}] = "v";
+  c.putBindings["s/1"] = "b/1";
+  ASSERT_TRUE(store->commit(c));
+  auto st = store->load();
+  ASSERT_TRUE(st);
+  ASSERT_EQ(st->declarations.size(), 1u);
+  EXPECT_EQ(st->declarations[0].kind, "Ki/nd");
+  EXPECT_EQ(st->declarations[0].name, "a/b%2Fc");
+  EXPECT_EQ(st->placementMaps.at("m/ap").at("k%/ey"), "v");
+  EXPECT_EQ(st->bindings.at("s/1"), "b/1");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StateStoreContract, ::testing::Values("sqlite", "etcd"),
+                         [](const auto& info) { return info.param; });
 
 TEST(StateStore, UnopenablePathIsAnError) {
   auto store = openSqliteStateStore("/nonexistent-dir/sub/state.db");
   ASSERT_FALSE(store);
   EXPECT_NE(store.error().message.find("/nonexistent-dir/sub/state.db"), std::string::npos);
+}
+
+TEST(StateStore, EtcdStoreUrlsParseOrSayWhatIsWrong) {
+  auto o = parseEtcdStoreUrl("etcd://127.0.0.1:2379,10.0.0.2:2379/fabric/a");
+  ASSERT_TRUE(o) << o.error().message;
+  EXPECT_EQ(o->endpoints, (std::vector<std::string>{"127.0.0.1:2379", "10.0.0.2:2379"}));
+  EXPECT_EQ(o->prefix, "/fabric/a");
+  auto d = parseEtcdStoreUrl("etcd://etcd1:2379");
+  ASSERT_TRUE(d);
+  EXPECT_EQ(d->prefix, "/loom");
+  for (const char* bad : {"http://127.0.0.1:2379", "etcd://", "etcd://host", "etcd://h:1/", "etcd://h:1,/x"}) {
+    auto r = parseEtcdStoreUrl(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().message.find(bad), std::string::npos) << r.error().message;
+  }
 }
 
 }  // namespace

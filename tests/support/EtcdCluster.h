@@ -21,13 +21,14 @@ namespace loom::test {
 class EtcdCluster {
  public:
   // nullptr when etcd could not start; `why` says why. Whether that skips or fails the
-  // test is the caller's: requireEtcd() below.
-  static std::unique_ptr<EtcdCluster> start(int members, std::string& why) {
+  // test is the caller's (mustRun()). `extraArgs`: more etcd flags for every member (a
+  // later flag wins: "--max-txn-ops 128" gives etcd's default back).
+  static std::unique_ptr<EtcdCluster> start(int members, std::string& why, const std::string& extraArgs = {}) {
     static int serial = 0;
     auto dir = std::filesystem::temp_directory_path() /
                ("loom-etcd-" + std::to_string(::getpid()) + "-" + std::to_string(serial++));
     std::filesystem::remove_all(dir);
-    std::unique_ptr<EtcdCluster> c(new EtcdCluster(dir.string()));
+    std::unique_ptr<EtcdCluster> c(new EtcdCluster(dir.string(), extraArgs));
     std::string out;
     const int rc = c->run("start " + std::to_string(members), &out);
     if (rc != 0) {
@@ -71,14 +72,14 @@ class EtcdCluster {
   }
 
  private:
-  explicit EtcdCluster(std::string dir) : dir_(std::move(dir)) {}
+  EtcdCluster(std::string dir, std::string extraArgs) : dir_(std::move(dir)), extraArgs_(std::move(extraArgs)) {}
 
   int run(const std::string& args, std::string* out) {
     // "VERB [ARG]" -> tools/etcd.sh VERB DIR [ARG]
     const auto space = args.find(' ');
     const std::string verb = args.substr(0, space), rest = space == std::string::npos ? "" : args.substr(space);
-    const std::string cmd =
-        std::string(LOOM_SOURCE_DIR) + "/tools/etcd.sh " + verb + " '" + dir_ + "'" + rest + " 2>&1";
+    const std::string cmd = "ETCD_EXTRA_ARGS='" + extraArgs_ + "' " + std::string(LOOM_SOURCE_DIR) + "/tools/etcd.sh " +
+                            verb + " '" + dir_ + "'" + rest + " 2>&1";
     FILE* p = ::popen(cmd.c_str(), "r");
     if (!p) return -1;
     std::array<char, 4096> buf{};
@@ -90,20 +91,9 @@ class EtcdCluster {
   }
 
   std::string dir_;
+  std::string extraArgs_;
   std::string list_;
   std::vector<std::string> endpoints_;
 };
 
 }  // namespace loom::test
-
-// Starts `members` etcd members into `var` (a unique_ptr<EtcdCluster>), or skips the test
-// (fails it on CI) when etcd cannot start here.
-#define LOOM_REQUIRE_ETCD(var, members)                                                       \
-  do {                                                                                        \
-    std::string why_;                                                                         \
-    var = ::loom::test::EtcdCluster::start(members, why_);                                    \
-    if (!var) {                                                                               \
-      if (::loom::test::EtcdCluster::mustRun()) FAIL() << "etcd is required on CI: " << why_; \
-      GTEST_SKIP() << "no etcd here: " << why_;                                               \
-    }                                                                                         \
-  } while (0)

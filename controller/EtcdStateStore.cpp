@@ -1,0 +1,572 @@
+// StateStore on etcd: one key per record under a prefix, one txn per commit() (all of a
+// change or none of it), an optional leadership guard compared in every txn. Key layout
+// and the transaction limits: controller/README.md, "etcd". Only this file knows it.
+#include <rapidjson/document.h>
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <thread>
+#include <tuple>
+
+#include "controller/StateStore.h"
+#include "controller/etcd/EtcdClient.h"
+
+namespace loom::controller {
+namespace {
+
+using etcd::Compare;
+using etcd::EtcdClient;
+using etcd::KeyValue;
+using etcd::Op;
+using etcd::TxnRequest;
+
+// A name inside a key: '/' separates the key's parts, so it (and '%', the escape) is
+// percent-encoded. Record names are plain in practice; this keeps any name one part.
+std::string esc(const std::string& s) {
+  if (s.find_first_of("/%") == std::string::npos) return s;
+  std::string out;
+  for (char c : s) {
+    if (c == '/')
+      out += "%2F";
+    else if (c == '%')
+      out += "%25";
+    else
+      out += c;
+  }
+  return out;
+}
+std::string unesc(std::string_view s) {
+  if (s.find('%') == std::string_view::npos) return std::string(s);
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && s.substr(i, 3) == "%2F") {
+      out += '/';
+      i += 2;
+    } else if (s[i] == '%' && s.substr(i, 3) == "%25") {
+      out += '%';
+      i += 2;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// Ids and versions as 20 digits: key order is numeric order.
+std::string pad(std::uint64_t v) {
+  std::string s = std::to_string(v);
+  return std::string(20 - s.size(), '0') + s;
+}
+std::optional<std::uint64_t> unpad(std::string_view s) {
+  if (s.empty() || s.size() > 20 || s.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
+  std::uint64_t v = 0;
+  for (char c : s) {
+    const std::uint64_t d = static_cast<std::uint64_t>(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return std::nullopt;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+// The record families, each under PREFIX/<family>/.
+constexpr const char* kDecl = "decl/";        // decl/<kind>/<name> -> body
+constexpr const char* kBinding = "binding/";  // binding/<server> -> blade
+constexpr const char* kBorrowed = "borrowed/";
+constexpr const char* kPlacement = "placement/";            // placement/<map>/<key> -> value
+constexpr const char* kIdentity = "identity/";              // identity/<server> -> {pool, uuid, macs}
+constexpr const char* kReleased = "identity-released/";     // identity-released/<uuid> -> {pool, uuid, macs}
+constexpr const char* kBlade = "blade/";                    // blade/<name> -> {inventory, admin_state}
+constexpr const char* kBladeSeen = "blade-seen/";           // blade-seen/<name> -> first seen, ms
+constexpr const char* kOpPending = "op/pending/";           // op/pending/<id> -> {blade, server, ...}
+constexpr const char* kOpFinal = "op/final/";               // op/final/<id>: history, never loaded
+constexpr const char* kEvent = "event/";                    // event/<id> -> {time_ms, level, ...}
+constexpr const char* kQuorum = "quorum/";                  // quorum/<version> -> body
+constexpr const char* kLastEventId = "meta/last-event-id";  // the highest event id written
+constexpr const char* kLastOperationId = "meta/last-operation-id";
+
+constexpr const char* kMeta = "meta/";
+
+// What load() reads besides meta/: everything but the history (events, finished
+// operations), the big families first (they are spread over loaders).
+constexpr const char* kLoaded[] = {kDecl,      kIdentity, kBinding,  kPlacement, kBlade,
+                                   kBladeSeen, kBorrowed, kReleased, kOpPending, kQuorum};
+
+constexpr std::int64_t kPageKeys = 5000;
+
+std::string identityJson(const pool::IdentityRecord& r) {
+  return nlohmann::json{{"pool", r.identityPool}, {"uuid", r.identity.uuid}, {"macs", r.identity.macs}}.dump();
+}
+std::string bladeJson(const BladeRecord& b) {
+  return nlohmann::json{{"inventory", b.inventory}, {"admin_state", b.adminState}}.dump();
+}
+std::string operationJson(const OperationRecord& o) {
+  return nlohmann::json{{"blade", o.blade}, {"server", o.server},     {"kind", o.kind},
+                        {"state", o.state}, {"attempts", o.attempts}, {"error", o.error}}
+      .dump();
+}
+std::string eventJson(const EventRecord& e) {
+  return nlohmann::json{
+      {"time_ms", e.timeMs}, {"level", e.level}, {"blade", e.blade}, {"server", e.server}, {"message", e.message}}
+      .dump();
+}
+
+// Reading records back: 100,000 identities on a restart, so RapidJSON (README.md, "Two
+// JSON libraries"), and a record that does not parse is an error naming its key.
+class RecordReader {
+ public:
+  bool parse(const std::string& text) {
+    doc_.Parse(text.data(), text.size());
+    return !doc_.HasParseError() && doc_.IsObject();
+  }
+  std::string str(const char* name) const {
+    auto it = doc_.FindMember(name);
+    return it != doc_.MemberEnd() && it->value.IsString()
+               ? std::string(it->value.GetString(), it->value.GetStringLength())
+               : std::string();
+  }
+  std::int64_t integer(const char* name) const {
+    auto it = doc_.FindMember(name);
+    return it != doc_.MemberEnd() && it->value.IsInt64() ? it->value.GetInt64() : 0;
+  }
+  std::vector<std::string> strings(const char* name) const {
+    std::vector<std::string> out;
+    auto it = doc_.FindMember(name);
+    if (it != doc_.MemberEnd() && it->value.IsArray())
+      for (const auto& v : it->value.GetArray())
+        if (v.IsString()) out.emplace_back(v.GetString(), v.GetStringLength());
+    return out;
+  }
+
+ private:
+  rapidjson::Document doc_;
+};
+
+// Accumulates a change's writes by key in the order SqliteStateStore applies them, so a
+// key written twice in one change is written once (etcd refuses a txn that writes a key
+// twice) with the value the later write gives it.
+class WriteSet {
+ public:
+  explicit WriteSet(std::string base) : base_(std::move(base)) {}
+  void put(const std::string& key, std::string value) { writes_[base_ + key] = std::move(value); }
+  void del(const std::string& key) { writes_[base_ + key] = std::nullopt; }
+  // Written only if the key does not exist yet (a blade's first-seen time).
+  void putIfAbsent(const std::string& key, std::string value) { ifAbsent_.try_emplace(base_ + key, std::move(value)); }
+  // A counter that only goes up: written only if `v` is above what is stored.
+  void raise(const std::string& key, std::uint64_t v) {
+    auto [it, fresh] = raises_.try_emplace(base_ + key, v);
+    if (!fresh) it->second = std::max(it->second, v);
+  }
+
+  std::vector<Op> ops() && {
+    std::vector<Op> out;
+    out.reserve(writes_.size() + ifAbsent_.size() + raises_.size());
+    std::size_t bytes = 0;
+    for (auto& [k, v] : writes_) {
+      bytes += k.size() + (v ? v->size() : 0);
+      out.push_back(v ? Op::put(k, std::move(*v)) : Op::del(k));
+    }
+    for (auto& [k, v] : ifAbsent_) {
+      TxnRequest t;
+      t.compare.push_back(Compare::createRevision(k, Compare::Result::Equal, 0));
+      t.success.push_back(Op::put(k, std::move(v)));
+      bytes += k.size() + t.success.back().value.size();
+      out.push_back(Op::nested(std::move(t)));
+    }
+    for (auto& [k, v] : raises_) {
+      // VALUE compares fail on a missing key, hence two levels: absent -> put; else
+      // stored < v (20 digits: byte order is numeric order) -> put.
+      TxnRequest higher;
+      higher.compare.push_back(Compare::value(k, Compare::Result::Less, pad(v)));
+      higher.success.push_back(Op::put(k, pad(v)));
+      TxnRequest t;
+      t.compare.push_back(Compare::createRevision(k, Compare::Result::Equal, 0));
+      t.success.push_back(Op::put(k, pad(v)));
+      t.failure.push_back(Op::nested(std::move(higher)));
+      bytes += 3 * (k.size() + 20);
+      out.push_back(Op::nested(std::move(t)));
+    }
+    bytes_ = bytes;
+    return out;
+  }
+  std::size_t bytes() const { return bytes_; }
+
+ private:
+  std::string base_;
+  std::map<std::string, std::optional<std::string>> writes_;
+  std::map<std::string, std::string> ifAbsent_;
+  std::map<std::string, std::uint64_t> raises_;
+  std::size_t bytes_ = 0;
+};
+
+class EtcdStateStoreImpl final : public EtcdStateStore {
+ public:
+  explicit EtcdStateStoreImpl(const EtcdStoreOptions& o)
+      : options_(o), base_(o.prefix + "/"), client_(o.endpoints, clientOptions(o)) {}
+
+  Status open() {
+    if (options_.requiredTxnOps == 0) return okStatus();
+    // A read-only txn whose failure branch (never run) holds the ops: etcd checks every
+    // branch's length against --max-txn-ops before anything, and a txn of reads needs no
+    // raft entry. It also proves a quorum answers (a linearizable read).
+    TxnRequest probe;
+    probe.failure.assign(options_.requiredTxnOps, Op::range(base_ + "meta/probe"));
+    auto r = client_.txn(probe);
+    if (r) return okStatus();
+    if (r.error().message.find("too many operations in txn request") != std::string::npos)
+      return makeError(Errc::Unavailable,
+                       "etcd refuses a transaction of " + std::to_string(options_.requiredTxnOps) + " operations (" +
+                           r.error().message +
+                           "): loomd commits each change in one transaction; start every etcd member with "
+                           "--max-txn-ops " +
+                           std::to_string(options_.requiredTxnOps) +
+                           " or more and --max-request-bytes 134217728 (controller/README.md, \"etcd\")");
+    return makeError(r.error().code, "etcd store: " + r.error().message);
+  }
+
+  void setGuard(const std::string& key, std::int64_t createRevision) override {
+    std::lock_guard<std::mutex> lock(guardMutex_);
+    guard_ = std::make_pair(key, createRevision);
+  }
+  void clearGuard() override {
+    std::lock_guard<std::mutex> lock(guardMutex_);
+    guard_.reset();
+  }
+
+  Result<StoredState> load() override {
+    // Every family is read at the revision of the first page: one consistent snapshot.
+    // A compaction of that revision meanwhile (etcd's auto-compaction) starts it over.
+    // A leader being elected meanwhile (Timeout, Unavailable): once more.
+    for (int attempt = 0;; ++attempt) {
+      auto st = loadAt();
+      if (st || attempt == 2) return st;
+      const Errc code = st.error().code;
+      if (code != Errc::Conflict && code != Errc::Timeout && code != Errc::Unavailable) return st;
+    }
+  }
+
+  Status commit(const Change& c) override {
+    if (c.empty()) return okStatus();
+    WriteSet w(base_);
+    for (const auto& d : c.putDeclarations) w.put(declKey(d.kind, d.name), d.body);
+    for (const auto& [k, n] : c.deleteDeclarations) w.del(declKey(k, n));
+    for (const auto& s : c.deleteBindings) w.del(kBinding + esc(s));
+    for (const auto& [s, b] : c.putBindings) w.put(kBinding + esc(s), b);
+    for (const auto& b : c.deleteBorrowed) w.del(kBorrowed + esc(b));
+    for (const auto& [b, p] : c.putBorrowed) w.put(kBorrowed + esc(b), p);
+    for (const auto& [m, k] : c.deletePlacement) w.del(placementKey(m, k));
+    for (const auto& [mk, v] : c.putPlacement) w.put(placementKey(mk.first, mk.second), v);
+    for (const auto& r : c.putIdentities) {
+      // A released identity no longer belongs to its name (invariant 2): it moves to a
+      // family keyed by UUID, so a new server of that name gets new values.
+      if (r.released) {
+        if (!r.server.empty()) w.del(kIdentity + esc(r.server));
+        w.put(kReleased + esc(r.identity.uuid), identityJson(r));
+      } else {
+        w.put(kIdentity + esc(r.server), identityJson(r));
+      }
+    }
+    for (const auto& b : c.putBlades) {
+      w.put(kBlade + esc(b.name), bladeJson(b));
+      w.putIfAbsent(kBladeSeen + esc(b.name), std::to_string(b.firstSeenMs));  // the first one stays
+    }
+    std::uint64_t maxOp = 0;
+    for (const auto& o : c.putOperations) {
+      // Pending operations are what a restart loads; finished ones are history apart.
+      if (o.state == "pending") {
+        w.put(kOpPending + pad(o.id), operationJson(o));
+        w.del(kOpFinal + pad(o.id));
+      } else {
+        w.del(kOpPending + pad(o.id));
+        w.put(kOpFinal + pad(o.id), operationJson(o));
+      }
+      maxOp = std::max(maxOp, o.id);
+    }
+    if (maxOp) w.raise(kLastOperationId, maxOp);
+    std::uint64_t maxEvent = 0;
+    for (const auto& e : c.appendEvents) {
+      w.put(kEvent + pad(e.id), eventJson(e));
+      maxEvent = std::max(maxEvent, e.id);
+    }
+    if (maxEvent) w.raise(kLastEventId, maxEvent);
+    for (auto v : c.deleteQuorumVersions) w.del(kQuorum + pad(v));
+    for (const auto& [v, body] : c.putQuorumVersions) w.put(kQuorum + pad(v), body);
+
+    TxnRequest t;
+    std::optional<std::pair<std::string, std::int64_t>> guard;
+    {
+      std::lock_guard<std::mutex> lock(guardMutex_);
+      guard = guard_;
+    }
+    if (guard) t.compare.push_back(Compare::createRevision(guard->first, Compare::Result::Equal, guard->second));
+    t.success = std::move(w).ops();
+    const std::size_t ops = t.success.size();
+    const std::size_t bytes = w.bytes();
+    // A big commit takes etcd longer (one raft entry of every op, fsynced on a quorum):
+    // 0.1 ms more per write and 1 ms per 8 KiB (measured here: 20,000 writes, 2 MiB, take
+    // ~1.5 s). The txn is idempotent (the same puts, monotonic counters, the same guard),
+    // so one that timed out (a member lost, a leader being elected: ~0.5-1 s with the test
+    // timings) is sent again while the budget lasts: the first try gets half the base
+    // timeout plus the whole allowance, the second what is left.
+    using std::chrono::milliseconds;
+    const milliseconds allowance(static_cast<std::int64_t>(ops / 10 + (bytes >> 13)));
+    const auto deadline = std::chrono::steady_clock::now() + options_.timeout + allowance;
+    Result<etcd::TxnResult> r = makeError(Errc::Timeout, "not tried");
+    for (int attempt = 0;; ++attempt) {
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+      client_.setTimeout(attempt == 0 ? options_.timeout / 2 + allowance : left);
+      r = client_.txn(t);
+      if (r || (r.error().code != Errc::Timeout && r.error().code != Errc::Unavailable)) break;
+      if (deadline - std::chrono::steady_clock::now() < milliseconds(100)) break;
+    }
+    client_.setTimeout(options_.timeout);
+    if (!r) {
+      const std::string& m = r.error().message;
+      const std::string size = std::to_string(ops) + " writes, about " + std::to_string((bytes >> 20) + 1) + " MiB";
+      if (m.find("too many operations in txn request") != std::string::npos)
+        return makeError(Errc::Unavailable, "etcd store: this change (" + size +
+                                                ") is one transaction and etcd refuses it (" + m +
+                                                "): start every etcd member with --max-txn-ops " + std::to_string(ops) +
+                                                " or more; nothing was written");
+      if (m.find("request is too large") != std::string::npos)
+        return makeError(Errc::Unavailable,
+                         "etcd store: this change (" + size + ") is one transaction and etcd refuses it (" + m +
+                             "): start every etcd member with --max-request-bytes " +
+                             std::to_string(((bytes >> 20) + 2) << 20) + " or more; nothing was written");
+      if (r.error().code == Errc::Timeout)
+        return makeError(Errc::Timeout, "etcd store: commit (" + size + "): " + m +
+                                            " (a commit is one transaction: it is there whole or not at all)");
+      return makeError(r.error().code, "etcd store: commit (" + size + "): " + m + "; nothing was written");
+    }
+    if (!r->succeeded)
+      return makeError(Errc::Conflict, "etcd store: this loomd is no longer the leader: its leader key '" +
+                                           guard->first + "' (created at revision " + std::to_string(guard->second) +
+                                           ") is gone or another's; nothing was written");
+    return okStatus();
+  }
+
+  Result<std::vector<EventRecord>> events(std::uint64_t sinceId, std::size_t limit) override {
+    std::vector<EventRecord> out;
+    if (limit == 0) return out;
+    const std::string family = base_ + kEvent;
+    auto r = client_.range(family + pad(sinceId + 1), EtcdClient::prefixEnd(family),
+                           static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
+    if (!r) return makeError(r.error().code, "etcd store: events: " + r.error().message);
+    RecordReader rd;
+    for (const auto& kv : r->kvs) {
+      auto id = unpad(std::string_view(kv.key).substr(family.size()));
+      if (!id || !rd.parse(kv.value)) return corrupt(kv.key);
+      out.push_back(
+          {*id, rd.integer("time_ms"), rd.str("level"), rd.str("blade"), rd.str("server"), rd.str("message")});
+    }
+    return out;
+  }
+
+ private:
+  static EtcdClient::Options clientOptions(const EtcdStoreOptions& o) {
+    EtcdClient::Options c;
+    c.timeout = o.timeout;
+    return c;
+  }
+  static std::string declKey(const std::string& kind, const std::string& name) {
+    return kDecl + esc(kind) + "/" + esc(name);
+  }
+  static std::string placementKey(const std::string& map, const std::string& key) {
+    return kPlacement + esc(map) + "/" + esc(key);
+  }
+  static Error corrupt(const std::string& key) {
+    return makeError(Errc::Internal, "etcd store: record '" + key + "' does not parse");
+  }
+
+  // What one loader read: its families' records.
+  struct Decl {
+    std::int64_t createRevision;
+    std::string key;
+    DeclarationRecord record;
+  };
+  struct Partial {
+    StoredState st;
+    std::vector<Decl> decls;
+    std::map<std::string, std::int64_t> firstSeen;
+  };
+
+  // Reads every key of `family` at `revision` (0: the latest; set to the one read at).
+  Status loadFamily(EtcdClient& client, const char* family, std::int64_t& revision, Partial& out) {
+    const std::string from = base_ + family;
+    const std::string end = EtcdClient::prefixEnd(from);
+    StoredState& st = out.st;
+    RecordReader rd;
+    std::string key = from;
+    for (;;) {
+      auto page = client.range(key, end, kPageKeys, revision);
+      if (!page) return makeError(page.error().code, "etcd store: load: " + page.error().message);
+      if (revision == 0) revision = page->revision;
+      for (auto& kv : page->kvs) {
+        const std::string_view rest = std::string_view(kv.key).substr(from.size());
+        if (family == kDecl) {
+          const auto slash = rest.find('/');
+          if (slash == std::string_view::npos) return corrupt(kv.key);
+          out.decls.push_back({kv.createRevision,
+                               kv.key,
+                               {unesc(rest.substr(0, slash)), unesc(rest.substr(slash + 1)), std::move(kv.value)}});
+        } else if (family == kBinding) {
+          st.bindings.emplace(unesc(rest), std::move(kv.value));
+        } else if (family == kBorrowed) {
+          st.borrowed.emplace(unesc(rest), std::move(kv.value));
+        } else if (family == kPlacement) {
+          const auto slash = rest.find('/');
+          if (slash == std::string_view::npos) return corrupt(kv.key);
+          st.placementMaps[unesc(rest.substr(0, slash))].emplace(unesc(rest.substr(slash + 1)), std::move(kv.value));
+        } else if (family == kIdentity || family == kReleased) {
+          if (!rd.parse(kv.value)) return corrupt(kv.key);
+          pool::IdentityRecord r;
+          r.released = family == kReleased;
+          if (!r.released) r.server = unesc(rest);
+          r.identityPool = rd.str("pool");
+          r.identity.uuid = rd.str("uuid");
+          r.identity.macs = rd.strings("macs");
+          st.identities.push_back(std::move(r));
+        } else if (family == kBlade) {
+          if (!rd.parse(kv.value)) return corrupt(kv.key);
+          st.blades.push_back({unesc(rest), rd.str("inventory"), rd.str("admin_state"), 0});
+        } else if (family == kBladeSeen) {
+          auto ms = unpad(kv.value);
+          if (!ms) return corrupt(kv.key);
+          out.firstSeen[unesc(rest)] = static_cast<std::int64_t>(*ms);
+        } else if (family == kOpPending) {
+          auto id = unpad(rest);
+          if (!id || !rd.parse(kv.value)) return corrupt(kv.key);
+          st.pendingOperations.push_back({*id, rd.str("blade"), rd.str("server"), rd.str("kind"), rd.str("state"),
+                                          static_cast<int>(rd.integer("attempts")), rd.str("error")});
+          st.lastOperationId = std::max(st.lastOperationId, *id);
+        } else if (family == kQuorum) {
+          auto v = unpad(rest);
+          if (!v) return corrupt(kv.key);
+          st.quorumVersions.emplace(*v, std::move(kv.value));
+        } else if (family == kMeta) {
+          const std::string name = std::string(kMeta).append(rest);
+          const bool events = name == kLastEventId, ops = name == kLastOperationId;
+          if (!events && !ops) continue;
+          auto v = unpad(kv.value);
+          if (!v) return corrupt(kv.key);
+          auto& into = events ? st.lastEventId : st.lastOperationId;
+          into = std::max(into, *v);
+        }
+      }
+      if (!page->more || page->kvs.empty()) return okStatus();
+      key = page->kvs.back().key + '\0';
+    }
+  }
+
+  Result<StoredState> loadAt() {
+    // The small meta family first, alone: it fixes the revision every other read uses,
+    // so the whole load is one consistent snapshot.
+    std::int64_t revision = 0;
+    Partial first;
+    if (auto s = loadFamily(client_, kMeta, revision, first); !s) return s.error();
+    // The rest in parallel, one loader per member (at most 3): the gateway's JSON encoding
+    // is most of a load's cost and each member does its own (README.md, "etcd"). Loader 0
+    // is this thread with the store's client; the others have clients of their own, each
+    // preferring another member. Short-lived threads, joined before load() returns.
+    const std::size_t loaders = std::min<std::size_t>(3, options_.endpoints.size());
+    std::vector<Partial> parts(loaders);
+    std::vector<Status> results(loaders);
+    std::atomic<std::size_t> next{0};
+    auto work = [&](std::size_t i, EtcdClient& client) {
+      std::int64_t rev = revision;
+      for (std::size_t f; (f = next.fetch_add(1)) < std::size(kLoaded);)
+        if (auto s = loadFamily(client, kLoaded[f], rev, parts[i]); !s) {
+          results[i] = s;
+          next = std::size(kLoaded);  // the others stop after their family
+          return;
+        }
+    };
+    std::vector<std::thread> threads;
+    for (std::size_t i = 1; i < loaders; ++i)
+      threads.emplace_back([&, i] {
+        std::vector<std::string> rotated(options_.endpoints.begin() + static_cast<std::ptrdiff_t>(i),
+                                         options_.endpoints.end());
+        rotated.insert(rotated.end(), options_.endpoints.begin(),
+                       options_.endpoints.begin() + static_cast<std::ptrdiff_t>(i));
+        EtcdClient own(std::move(rotated), clientOptions(options_));
+        work(i, own);
+      });
+    work(0, client_);
+    for (auto& t : threads) t.join();
+    for (auto& r : results)
+      if (!r) return r.error();
+
+    StoredState st = std::move(first.st);
+    std::vector<Decl> decls;
+    std::map<std::string, std::int64_t> firstSeen;
+    auto append = [](auto& into, auto& from) {
+      if (into.empty())
+        into = std::move(from);
+      else
+        into.insert(into.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+    };
+    for (auto& p : parts) {
+      append(decls, p.decls);
+      firstSeen.merge(p.firstSeen);
+      st.bindings.merge(p.st.bindings);
+      st.borrowed.merge(p.st.borrowed);
+      st.placementMaps.merge(p.st.placementMaps);
+      append(st.identities, p.st.identities);
+      append(st.blades, p.st.blades);
+      append(st.pendingOperations, p.st.pendingOperations);
+      st.quorumVersions.merge(p.st.quorumVersions);
+      st.lastOperationId = std::max(st.lastOperationId, p.st.lastOperationId);
+    }
+    // Declarations in the order they were first applied, as SQLite's rowid keeps them:
+    // by etcd's create revision, those of one commit by key.
+    std::sort(decls.begin(), decls.end(), [](const Decl& a, const Decl& b) {
+      return std::tie(a.createRevision, a.key) < std::tie(b.createRevision, b.key);
+    });
+    st.declarations.reserve(decls.size());
+    for (auto& d : decls) st.declarations.push_back(std::move(d.record));
+    for (auto& b : st.blades)
+      if (auto it = firstSeen.find(b.name); it != firstSeen.end()) b.firstSeenMs = it->second;
+    return st;
+  }
+
+  EtcdStoreOptions options_;
+  std::string base_;  // PREFIX/
+  EtcdClient client_;
+  std::mutex guardMutex_;
+  std::optional<std::pair<std::string, std::int64_t>> guard_;
+};
+
+}  // namespace
+
+Result<EtcdStoreOptions> parseEtcdStoreUrl(const std::string& url) {
+  const std::string scheme = "etcd://";
+  if (url.rfind(scheme, 0) != 0)
+    return makeError(Errc::Invalid, "store '" + url + "': want etcd://HOST:PORT[,HOST:PORT...][/PREFIX]");
+  const std::string rest = url.substr(scheme.size());
+  const auto slash = rest.find('/');
+  EtcdStoreOptions o;
+  auto eps = EtcdClient::parseEndpoints(rest.substr(0, slash));
+  if (!eps) return makeError(Errc::Invalid, "store '" + url + "': " + eps.error().message);
+  o.endpoints = std::move(*eps);
+  if (slash != std::string::npos) {
+    std::string prefix = rest.substr(slash);
+    while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
+    if (prefix == "/") return makeError(Errc::Invalid, "store '" + url + "': the prefix may not be '/' alone");
+    o.prefix = prefix;
+  }
+  return o;
+}
+
+Result<std::unique_ptr<EtcdStateStore>> openEtcdStateStore(const EtcdStoreOptions& options) {
+  if (options.endpoints.empty()) return makeError(Errc::Invalid, "etcd store: no endpoints");
+  if (options.prefix.empty() || options.prefix.front() != '/' || options.prefix.back() == '/')
+    return makeError(Errc::Invalid,
+                     "etcd store: prefix '" + options.prefix + "' must start with '/' and not end with it");
+  auto store = std::make_unique<EtcdStateStoreImpl>(options);
+  if (auto s = store->open(); !s) return s.error();
+  return std::unique_ptr<EtcdStateStore>(std::move(store));
+}
+
+}  // namespace loom::controller

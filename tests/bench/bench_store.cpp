@@ -1,0 +1,168 @@
+// The state store's own costs, SQLite and etcd side by side (controller/README.md, "etcd"):
+//
+//   BM_StoreLoad/etcd:B       load() of 100,000 servers' worth of records (the fabric of
+//       tests/bench/BenchFabric.h: 100,000 server declarations as toRecords() writes them,
+//       bindings, home placements and identities, 10,000 blades): 410,000 records, what a
+//       restarted (or newly leading) loomd reads before it serves.
+//   BM_StoreCommitApply/etcd:B  the two commits of an apply of 10,000 servers: the
+//       declarations with their identities, then the plan's bindings and homes (40,000
+//       writes in two transactions).
+//   BM_StoreCommitSmall/etcd:B  one Journal flush of a tick: an event and an operation.
+//
+// B=0: SQLite (WAL, synchronous=FULL) in a temporary directory. B=1: etcd, a 3-member
+// cluster on loopback started by tools/etcd.sh (real fsync, the same disk), under a fresh
+// prefix. Both on this machine's one disk: the figures compare the two, they are not what
+// a dedicated etcd cluster would give. Counters: `records` loaded, `writes` committed,
+// `MiB` of values.
+#include <benchmark/benchmark.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "controller/ModelJson.h"
+#include "controller/StateStore.h"
+#include "tests/bench/BenchFabric.h"
+#include "tests/support/EtcdCluster.h"
+
+namespace {
+
+namespace controller = loom::controller;
+
+struct Backend {
+  std::unique_ptr<loom::test::EtcdCluster> cluster;
+  std::filesystem::path dir;
+  int serial = 0;
+
+  ~Backend() {
+    if (!dir.empty()) std::filesystem::remove_all(dir);
+  }
+
+  // A fresh, empty store of the kind asked for; nullptr (and why) if it cannot be had.
+  std::unique_ptr<controller::StateStore> open(bool etcd, std::string& why) {
+    if (!etcd) {
+      if (dir.empty()) {
+        dir = std::filesystem::temp_directory_path() / ("loom-bench-store-" + std::to_string(::getpid()));
+        std::filesystem::remove_all(dir);
+        std::filesystem::create_directories(dir);
+      }
+      auto s = controller::openSqliteStateStore((dir / ("s" + std::to_string(serial++) + ".db")).string());
+      if (!s) why = s.error().message;
+      return s ? std::move(*s) : nullptr;
+    }
+    if (!cluster) cluster = loom::test::EtcdCluster::start(3, why);
+    if (!cluster) return nullptr;
+    controller::EtcdStoreOptions o;
+    o.endpoints = cluster->endpoints();
+    o.prefix = "/bench" + std::to_string(serial++);
+    o.timeout = std::chrono::milliseconds(10000);
+    auto s = controller::openEtcdStateStore(o);
+    if (!s) why = s.error().message;
+    return s ? std::unique_ptr<controller::StateStore>(std::move(*s)) : nullptr;
+  }
+};
+
+Backend& backend() {
+  static Backend b;
+  return b;
+}
+
+// Servers [from, to) of the fabric: their declarations and identities (an apply) and
+// their bindings and homes (the plan after it). `tag` makes a rewrite a real change.
+struct Records {
+  controller::Change apply;
+  controller::Change plan;
+  std::size_t bytes = 0;
+};
+Records serverRecords(std::size_t from, std::size_t to, const std::string& tag) {
+  const auto& sc = loom::bench::scenario();
+  Records r;
+  for (std::size_t i = from; i < to; ++i) {
+    const auto& s = sc.desired.servers[i];
+    std::string body = controller::toJson(s).dump();
+    if (!tag.empty()) body.insert(body.size() - 1, ",\"tag\":\"" + tag + "\"");
+    r.bytes += body.size();
+    r.apply.putDeclarations.push_back({"Server", s.name, std::move(body)});
+    char mac[32];
+    std::snprintf(mac, sizeof mac, "52:54:00:%02zx:%02zx:%02zx", (i >> 16) & 0xff, (i >> 8) & 0xff, i & 0xff);
+    char uuid[40];
+    std::snprintf(uuid, sizeof uuid, "4c4f4f4d-0000-0000-0000-%012zx", i);
+    r.apply.putIdentities.push_back({s.name, "default", {uuid, {mac}}});
+    const std::string& blade = sc.observed.blades[i % sc.observed.blades.size()].name;
+    r.plan.putBindings[s.name] = blade;
+    r.plan.putPlacement[{"home", s.name}] = blade;
+  }
+  return r;
+}
+
+void BM_StoreLoad(benchmark::State& state) {
+  const bool etcd = state.range(0) == 1;
+  std::string why;
+  auto store = backend().open(etcd, why);
+  if (!store) return state.SkipWithError(why.c_str());
+  const auto& sc = loom::bench::scenario();
+  // Setup, not timed: 100,000 servers committed 10,000 at a time, the other kinds once.
+  controller::Change rest;
+  for (auto& d : controller::toRecords(sc.desired))
+    if (d.kind != "Server") rest.putDeclarations.push_back(std::move(d));
+  for (const auto& b : sc.observed.blades)
+    rest.putBlades.push_back(
+        {b.name, R"({"chassis":")" + b.chassis + R"(","cores":)" + std::to_string(b.cores) + "}", "", 1});
+  if (auto s = store->commit(rest); !s) return state.SkipWithError(s.error().message.c_str());
+  for (std::size_t from = 0; from < sc.desired.servers.size(); from += 10000) {
+    auto r = serverRecords(from, std::min(from + 10000, sc.desired.servers.size()), "");
+    if (auto s = store->commit(r.apply); !s) return state.SkipWithError(s.error().message.c_str());
+    if (auto s = store->commit(r.plan); !s) return state.SkipWithError(s.error().message.c_str());
+  }
+  std::size_t records = 0;
+  for (auto _ : state) {
+    auto st = store->load();
+    if (!st) return state.SkipWithError(st.error().message.c_str());
+    records = st->declarations.size() + st->bindings.size() + st->identities.size() + st->blades.size() +
+              st->placementMaps["home"].size();
+    benchmark::DoNotOptimize(st);
+  }
+  state.counters["records"] = static_cast<double>(records);
+}
+BENCHMARK(BM_StoreLoad)->ArgName("etcd")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->Iterations(3);
+
+void BM_StoreCommitApply(benchmark::State& state) {
+  const bool etcd = state.range(0) == 1;
+  std::string why;
+  auto store = backend().open(etcd, why);
+  if (!store) return state.SkipWithError(why.c_str());
+  int round = 0;
+  std::size_t bytes = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    auto r = serverRecords(0, 10000, "r" + std::to_string(round++));
+    bytes = r.bytes;
+    state.ResumeTiming();
+    if (auto s = store->commit(r.apply); !s) return state.SkipWithError(s.error().message.c_str());
+    if (auto s = store->commit(r.plan); !s) return state.SkipWithError(s.error().message.c_str());
+  }
+  state.counters["writes"] = 40000;
+  state.counters["MiB"] = static_cast<double>(bytes) / (1 << 20);
+}
+BENCHMARK(BM_StoreCommitApply)->ArgName("etcd")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->Iterations(5);
+
+void BM_StoreCommitSmall(benchmark::State& state) {
+  const bool etcd = state.range(0) == 1;
+  std::string why;
+  auto store = backend().open(etcd, why);
+  if (!store) return state.SkipWithError(why.c_str());
+  std::uint64_t id = 0;
+  for (auto _ : state) {
+    ++id;
+    controller::Change c;
+    c.appendEvents.push_back({id, 1, "info", "c1-s1", "web-01", "server web-01 started on c1-s1"});
+    c.putOperations.push_back({id, "c1-s1", "web-01", "start", "done", 1, ""});
+    if (auto s = store->commit(c); !s) return state.SkipWithError(s.error().message.c_str());
+  }
+}
+BENCHMARK(BM_StoreCommitSmall)->ArgName("etcd")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->Iterations(200);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,206 @@
+// What the etcd store adds to the StateStore contract (StateStoreTest runs that on both
+// backends): a change past etcd's default limits is still one transaction, a cluster
+// left at those defaults is refused with the flag to set, the leadership guard, and
+// commits through the loss and return of etcd members. Real etcd (tools/etcd.sh).
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <set>
+#include <thread>
+
+#include "controller/StateStore.h"
+#include "controller/etcd/EtcdClient.h"
+#include "tests/support/EtcdCluster.h"
+
+namespace loom::controller {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using etcd::Compare;
+using etcd::EtcdClient;
+using etcd::Op;
+
+#define LOOM_START_ETCD(var, members, ...)                                            \
+  do {                                                                                \
+    std::string why_;                                                                 \
+    var = test::EtcdCluster::start(members, why_, ##__VA_ARGS__);                     \
+    if (!var) {                                                                       \
+      if (test::EtcdCluster::mustRun()) FAIL() << "etcd is required on CI: " << why_; \
+      GTEST_SKIP() << "no etcd here: " << why_;                                       \
+    }                                                                                 \
+  } while (0)
+
+std::unique_ptr<EtcdStateStore> openStore(const test::EtcdCluster& c, const std::string& prefix,
+                                          std::chrono::milliseconds timeout = 2000ms) {
+  EtcdStoreOptions o;
+  o.endpoints = c.endpoints();
+  o.prefix = prefix;
+  o.timeout = timeout;
+  auto s = openEtcdStateStore(o);
+  EXPECT_TRUE(s) << s.error().message;
+  return s ? std::move(*s) : nullptr;
+}
+
+// `servers` servers' worth of records: declaration, binding, home, identity.
+Change serversChange(int servers, const std::string& tag) {
+  Change c;
+  const std::string padding(200, 'p');
+  for (int i = 0; i < servers; ++i) {
+    const std::string name = "s" + std::to_string(i);
+    c.putDeclarations.push_back({"Server", name, R"({"name":")" + name + R"(","tag":")" + tag + padding + R"("})"});
+    c.putBindings[name] = "b" + std::to_string(i % 100);
+    c.putPlacement[{"home", name}] = "b" + std::to_string(i % 100);
+    c.putIdentities.push_back({name, "default", {"uuid-" + std::to_string(i), {"52:54:00:00:00:01"}}});
+  }
+  return c;
+}
+
+TEST(EtcdStateStore, AChangeFarPastEtcdsDefaultLimitsIsOneTransaction) {
+  std::unique_ptr<test::EtcdCluster> cluster;
+  LOOM_START_ETCD(cluster, 3);
+  auto store = openStore(*cluster, "/big");
+  ASSERT_TRUE(store);
+  // 20,000 writes, ~6 MiB: etcd's defaults are 128 ops and 1.5 MiB.
+  const Change c = serversChange(5000, "first");
+  auto s = store->commit(c);
+  ASSERT_TRUE(s) << s.error().message;
+  auto st = store->load();
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_EQ(st->declarations.size(), 5000u);
+  EXPECT_EQ(st->bindings.size(), 5000u);
+  EXPECT_EQ(st->identities.size(), 5000u);
+  EXPECT_EQ(st->placementMaps["home"].size(), 5000u);
+  // One transaction is one revision: every key of it has the same mod revision, so no
+  // reader (a standby's watch, a load) can have seen part of it.
+  EtcdClient client(cluster->endpoints());
+  auto all = client.rangePrefix("/big/");
+  ASSERT_TRUE(all) << all.error().message;
+  ASSERT_EQ(all->kvs.size(), 20000u);
+  std::set<std::int64_t> revisions;
+  for (const auto& kv : all->kvs) revisions.insert(kv.modRevision);
+  EXPECT_EQ(revisions.size(), 1u);
+}
+
+TEST(EtcdStateStore, AClusterAtEtcdsDefaultLimitsIsRefusedAtOpenNamingTheFlag) {
+  std::unique_ptr<test::EtcdCluster> cluster;
+  LOOM_START_ETCD(cluster, 1, "--max-txn-ops 128 --max-request-bytes 1572864");
+  EtcdStoreOptions o;
+  o.endpoints = cluster->endpoints();
+  auto refused = openEtcdStateStore(o);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("--max-txn-ops 1024 or more"), std::string::npos) << refused.error().message;
+
+  // Unchecked at open, a change etcd refuses says which flag and how much, and writes nothing.
+  o.requiredTxnOps = 0;
+  o.prefix = "/small";
+  auto opened = openEtcdStateStore(o);
+  ASSERT_TRUE(opened) << opened.error().message;
+  auto& store = **opened;
+  auto tooMany = store.commit(serversChange(100, "x"));  // 400 writes
+  ASSERT_FALSE(tooMany);
+  EXPECT_NE(tooMany.error().message.find("--max-txn-ops 400 or more"), std::string::npos) << tooMany.error().message;
+  EXPECT_NE(tooMany.error().message.find("nothing was written"), std::string::npos);
+  Change large;  // 20 writes, 2 MiB
+  for (int i = 0; i < 20; ++i) large.putDeclarations.push_back({"Server", std::to_string(i), std::string(100000, 'x')});
+  auto tooLarge = store.commit(large);
+  ASSERT_FALSE(tooLarge);
+  EXPECT_NE(tooLarge.error().message.find("--max-request-bytes"), std::string::npos) << tooLarge.error().message;
+  auto st = store.load();
+  ASSERT_TRUE(st);
+  EXPECT_TRUE(st->declarations.empty());
+  EXPECT_TRUE(st->bindings.empty());
+}
+
+TEST(EtcdStateStore, ACommitUnderALostLeadershipGuardFailsAndWritesNothing) {
+  std::unique_ptr<test::EtcdCluster> cluster;
+  LOOM_START_ETCD(cluster, 1);
+  EtcdClient election(cluster->endpoints());
+  const std::string leaderKey = "/election/leader";
+  auto campaign = [&](const std::string& me) -> std::pair<std::int64_t, std::int64_t> {  // (lease, create rev)
+    auto lease = election.leaseGrant(1);
+    EXPECT_TRUE(lease);
+    auto won = election.txn({Compare::createRevision(leaderKey, Compare::Result::Equal, 0)},
+                            {Op::put(leaderKey, me, lease->id)});
+    EXPECT_TRUE(won && won->succeeded);
+    return {lease->id, won->revision};
+  };
+  auto [lease, epoch] = campaign("loomd-a");
+  auto store = openStore(*cluster, "/guarded");
+  ASSERT_TRUE(store);
+  store->setGuard(leaderKey, epoch);
+  Change first;
+  first.putBindings["web-01"] = "c1-s1";
+  auto committed = store->commit(first);
+  ASSERT_TRUE(committed) << committed.error().message;
+
+  // The lease is gone (a paused leader woke up after it expired): nothing more is written.
+  ASSERT_TRUE(election.leaseRevoke(lease));
+  Change stale;
+  stale.putBindings["web-01"] = "c9-s9";
+  stale.appendEvents.push_back({1, 1, "info", "", "", "written by a stale leader"});
+  auto s = store->commit(stale);
+  ASSERT_FALSE(s);
+  EXPECT_EQ(s.error().code, Errc::Conflict);
+  EXPECT_NE(s.error().message.find("no longer the leader"), std::string::npos) << s.error().message;
+  // Nor once another loomd holds the key: it has another create revision.
+  auto [lease2, epoch2] = campaign("loomd-b");
+  EXPECT_NE(epoch2, epoch);
+  ASSERT_FALSE(store->commit(stale));
+  auto st = store->load();
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->bindings.at("web-01"), "c1-s1");
+  EXPECT_EQ(st->lastEventId, 0u);
+  // The new leader, guarded by its own epoch, writes.
+  store->setGuard(leaderKey, epoch2);
+  ASSERT_TRUE(store->commit(stale));
+  (void)election.leaseRevoke(lease2);
+}
+
+TEST(EtcdStateStore, CommitsWithAMemberLostFailWithinTheTimeoutWithoutQuorumAndRecoverWhenItReturns) {
+  std::unique_ptr<test::EtcdCluster> cluster;
+  LOOM_START_ETCD(cluster, 3);
+  auto store = openStore(*cluster, "/members");  // 2 s a commit
+  ASSERT_TRUE(store);
+  Change c;
+  c.putBindings["a"] = "1";
+  auto s = store->commit(c);
+  ASSERT_TRUE(s) << s.error().message;
+
+  // One of three killed (the one the store talks to first; the leader, maybe): 2/3 is a
+  // quorum, and a commit waits out the election of a new leader if need be.
+  ASSERT_TRUE(cluster->killMember(0));
+  c.putBindings["a"] = "2";
+  s = store->commit(c);
+  ASSERT_TRUE(s) << s.error().message;
+  auto st = store->load();
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_EQ(st->bindings.at("a"), "2");
+
+  // Two of three: no quorum. The commit fails within its 2 s and says so.
+  ASSERT_TRUE(cluster->killMember(1));
+  c.putBindings["a"] = "3";
+  const auto t0 = Clock::now();
+  s = store->commit(c);
+  const auto took = Clock::now() - t0;
+  ASSERT_FALSE(s);
+  EXPECT_LT(took, 2500ms);
+  EXPECT_NE(s.error().message.find("etcd"), std::string::npos) << s.error().message;
+  EXPECT_TRUE(s.error().code == Errc::Timeout || s.error().code == Errc::Unavailable) << s.error().message;
+
+  // Both back: commits go through again (a leader is elected within about a second).
+  ASSERT_TRUE(cluster->startMember(0));
+  ASSERT_TRUE(cluster->startMember(1));
+  const auto deadline = Clock::now() + 15s;
+  c.putBindings["a"] = "4";
+  do {
+    s = store->commit(c);
+  } while (!s && Clock::now() < deadline);
+  ASSERT_TRUE(s) << s.error().message;
+  st = store->load();
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_EQ(st->bindings.at("a"), "4");
+}
+
+}  // namespace
+}  // namespace loom::controller
