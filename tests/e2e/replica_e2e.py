@@ -190,8 +190,8 @@ def leader_cut(fab):
     bring_up(fab, members={"r1": [1], "r2": [2, 3], "r3": [2, 3]}, first_leads=True)
     port = fab.etcd_endpoints[0].rsplit(":", 1)[1]
     table = f"loom_replica_{os.getpid()}"
-    rules = (f"table inet {table} {{ chain out {{ type filter hook output priority 0; policy accept; "
-             f"ip daddr 127.0.0.1 tcp dport {port} drop; }} }}\n")
+    rules = (f"table inet {table} {{\n  chain out {{\n    type filter hook output priority 0; policy accept;\n"
+             f"    ip daddr 127.0.0.1 tcp dport {port} drop\n  }}\n}}\n")
     t, t0 = now_ms(), time.monotonic()
     subprocess.run([nft, "-f", "-"], input=rules, text=True, check=True, timeout=10)
     try:

@@ -31,7 +31,9 @@ def free_ports(n):
 
 # Raft timings of the test cluster: etcd's minimum lease TTL is 1.5 x the election
 # timeout, so with 500 ms a leader's 1 s lease is granted as asked.
-ETCD_TIMING = ["--heartbeat-interval", "50", "--election-timeout", "500"]
+# The transaction limits are what loomd's etcd store needs (tools/etcd.sh, controller/README).
+ETCD_TIMING = ["--heartbeat-interval", "50", "--election-timeout", "500",
+               "--max-txn-ops", "1000000", "--max-request-bytes", "134217728"]
 
 class ReplicaCluster(Cluster):
     def __init__(self, loomd, agent, prefix="loom-replicas-", **kw):
