@@ -243,10 +243,10 @@ void Election::endTerm(const char* why, bool revoke, Etcd& etcd, std::unique_loc
   leader_.reset();
   // When acting ended, on the wall clock (tests compare it with another replica's win).
   const std::int64_t now = clock_();
-  const std::int64_t wall = std::chrono::duration_cast<std::chrono::milliseconds>(
-                                std::chrono::system_clock::now().time_since_epoch())
-                                .count() -
-                            (now - std::min(now, actUntil_));
+  const std::int64_t wall =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count() -
+      (now - std::min(now, actUntil_));
   spdlog::log(revoke ? spdlog::level::info : spdlog::level::warn, "election: term {} ended: {} (acting ended at {} ms)",
               epoch, why, wall);
   lock.unlock();
@@ -296,7 +296,8 @@ void Election::runStatus() {
       status_.refreshedAtMs = clock_();
     }
     std::unique_lock lock(mutex_);
-    changed_.wait_for(lock, std::chrono::milliseconds(std::max<std::int64_t>(10, kStatusEveryMs - (clock_() - started))),
+    changed_.wait_for(lock,
+                      std::chrono::milliseconds(std::max<std::int64_t>(10, kStatusEveryMs - (clock_() - started))),
                       [this] { return stopRequested_.load(); });
   }
   if (presenceLease) (void)etcd.client.leaseRevoke(presenceLease);

@@ -39,9 +39,9 @@ namespace loom::controller {
 
 // What a replica says of itself in etcd (the leader key's value, and its presence key).
 struct ReplicaInfo {
-  std::string name;    // --name; unique among the replicas
-  std::string api;     // http://HOST:PORT, where loomctl reaches it
-  std::string agents;  // its agents' endpoint (tcp://HOST:PORT)
+  std::string name;         // --name; unique among the replicas
+  std::string api;          // http://HOST:PORT, where loomctl reaches it
+  std::string agents;       // its agents' endpoint (tcp://HOST:PORT)
   std::uint64_t epoch = 0;  // in the leader key: the term's epoch (its create revision)
 };
 
@@ -122,8 +122,8 @@ class Election {
   std::atomic<bool> stopRequested_{false};
   mutable std::mutex mutex_;
   std::condition_variable changed_;
-  bool stopping_ = false;  // the election's thread saw stopRequested_
-  bool wantToLead_ = false;    // main asks (campaign) until it leads
+  bool stopping_ = false;    // the election's thread saw stopRequested_
+  bool wantToLead_ = false;  // main asks (campaign) until it leads
   bool resignAsked_ = false;
   std::function<void()> lost_;
   // The term, when leading (election thread; `epoch_` also read under mutex_).

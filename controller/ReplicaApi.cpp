@@ -12,9 +12,9 @@ api::Json infoJson(const ReplicaInfo& r) {
 }  // namespace
 
 ApiResponse soloStatus(const std::string& statePath, std::uint64_t epoch) {
-  return api::json(200, {{"role", "solo"},
-                         {"epoch", epoch},
-                         {"store", {{"kind", "sqlite"}, {"path", statePath}, {"healthy", true}}}});
+  return api::json(
+      200,
+      {{"role", "solo"}, {"epoch", epoch}, {"store", {{"kind", "sqlite"}, {"path", statePath}, {"healthy", true}}}});
 }
 
 ApiResponse replicaStatus(const Election& election, std::optional<std::uint64_t> leadingEpoch, std::int64_t nowMs) {

@@ -5,7 +5,6 @@
 // answers as a standby otherwise. See controller/README.md.
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
-
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -98,8 +97,7 @@ void addOptions(CLI::App& app, CommandLine& cl) {
       ->capture_default_str()
       ->check(CLI::Range(1, 60));
   app.add_option("--agents", cl.agents, "ZeroMQ endpoint agents connect to")->capture_default_str();
-  app.add_option("--api", cl.api, "HTTP API address HOST:PORT (port 0: any free port, printed)")
-      ->capture_default_str();
+  app.add_option("--api", cl.api, "HTTP API address HOST:PORT (port 0: any free port, printed)")->capture_default_str();
   app.add_flag("--insecure", cl.insecure, "turn CurveZMQ authentication off (demos and tests only)");
   app.add_option("--key", cl.keyPath, "controller secret key file (from `loomd keygen`)");
   app.add_option("--allow", cl.allowPath, "allow-list: agent public keys, one per line");
@@ -261,7 +259,8 @@ int runSolo(const CommandLine& cl, controller::TermOptions options, const ApiAdd
   gHttp = &http;
   if (gStopping) term.stop();
   notifier.ready("serving: agents on " + cl.agents + ", API on http://" + api.host + ":" + std::to_string(*port));
-  if (notifier.watchdogMs() > 0) spdlog::info("systemd watchdog: the core loop pings every {} ms", notifier.watchdogMs() / 2);
+  if (notifier.watchdogMs() > 0)
+    spdlog::info("systemd watchdog: the core loop pings every {} ms", notifier.watchdogMs() / 2);
   {
     ApiThread apiThread(http);
     term.run();
@@ -308,8 +307,8 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
   controller::Election election(eo, leadership, ControllerLoop::monotonicMs);
   if (auto s = election.start(); !s) return fail(s.error().message);
   gElection = &election;
-  spdlog::info("replica {} on etcd {} (prefix {}): standing by, API on {}", eo.self.name,
-               fmt::join(url.endpoints, ","), url.prefix, eo.self.api);
+  spdlog::info("replica {} on etcd {} (prefix {}): standing by, API on {}", eo.self.name, fmt::join(url.endpoints, ","),
+               url.prefix, eo.self.api);
   controller::ServiceNotifier notifier;
   notifier.ready("standing by: replica " + eo.self.name + ", API on " + eo.self.api);
   while (!gStopping) {
@@ -350,8 +349,8 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
       gCurrent.term = &term;
       gCurrent.epoch = *epoch;
     }
-    spdlog::info("term {}: leading, serving {:.3f} s after the win (recovered in {:.3f} s)", *epoch,
-                 secondsSince(won), term.recoverySeconds());
+    spdlog::info("term {}: leading, serving {:.3f} s after the win (recovered in {:.3f} s)", *epoch, secondsSince(won),
+                 term.recoverySeconds());
     notifier.ready("leading: replica " + eo.self.name + ", epoch " + std::to_string(*epoch));
     term.run();
     {

@@ -1,7 +1,5 @@
 // The leader election of loomd replicas (controller/Election.h) against a real etcd
 // cluster (tools/etcd.sh: short raft timings, so a 1 s lease is granted as asked).
-#include "controller/Election.h"
-
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -10,6 +8,7 @@
 #include <thread>
 
 #include "controller/ControllerLoop.h"
+#include "controller/Election.h"
 #include "tests/support/EtcdCluster.h"
 
 namespace loom::controller {

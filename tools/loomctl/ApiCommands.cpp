@@ -27,8 +27,8 @@ namespace loom::loomctl {
 // --- requests ---------------------------------------------------------------------------
 
 Json requestJson(const Context& context, const ApiRequest& request) {
-  const HttpReply reply =
-      controllerCall(context.controller, request.method, request.target, request.body, request.contentType, request.timeout);
+  const HttpReply reply = controllerCall(context.controller, request.method, request.target, request.body,
+                                         request.contentType, request.timeout);
   Json j = Json::parse(reply.body, nullptr, false);
   if (reply.status / 100 != 2) {
     std::string message =

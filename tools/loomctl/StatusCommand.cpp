@@ -49,8 +49,8 @@ void printStatus(const Context& context, const Json& s) {
   for (const auto& m : store.value("members", Json::array())) {
     out << "  " << m.value("endpoint", "?") << "  ";
     if (m.value("healthy", false))
-      out << styled("healthy", Style::Good, color) << (m.value("leader", false) ? "  raft leader" : "")
-          << "  term " << m.value("raft_term", 0) << "  db " << bytes(m.value("db_size", std::int64_t{0})) << "  etcd "
+      out << styled("healthy", Style::Good, color) << (m.value("leader", false) ? "  raft leader" : "") << "  term "
+          << m.value("raft_term", 0) << "  db " << bytes(m.value("db_size", std::int64_t{0})) << "  etcd "
           << m.value("version", "") << "\n";
     else
       out << styled("down", Style::Bad, color) << "  " << m.value("error", "") << "\n";
