@@ -304,6 +304,11 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
   gHttp = &http;
   std::optional<ApiThread> apiThread(std::in_place, http);
 
+  // Opened once: its check of etcd's limits (a txn as large as an apply's) is paid at
+  // start, not at every takeover; each term only sets its guard.
+  auto opened = controller::openEtcdStateStore(url);
+  if (!opened) return fail("--store: " + opened.error().message);
+  std::unique_ptr<controller::EtcdStateStore> store = std::move(*opened);
   controller::Election election(eo, leadership, ControllerLoop::monotonicMs);
   if (auto s = election.start(); !s) return fail(s.error().message);
   gElection = &election;
@@ -323,18 +328,12 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
     });
     if (!epoch) break;  // stopping
     const auto won = std::chrono::steady_clock::now();
-    auto store = controller::openEtcdStateStore(url);
-    if (!store) {
-      spdlog::error("term {}: cannot open the store: {}; resigning", *epoch, store.error().message);
-      election.resign();
-      continue;
-    }
     // Every commit of this term requires the leader key of this term: a write after the
     // term ended changes nothing.
-    (*store)->setGuard(election.leaderKey(), static_cast<std::int64_t>(*epoch));
+    store->setGuard(election.leaderKey(), static_cast<std::int64_t>(*epoch));
     controller::TermOptions termOptions = options;
     if (notifier.watchdogMs() > 0) termOptions.onTurn = [&notifier](std::int64_t now) { notifier.alive(now); };
-    controller::Term term(**store, std::move(termOptions), leadership, wallMs);
+    controller::Term term(*store, std::move(termOptions), leadership, wallMs);
     serving = &term;
     gTerm = &term;
     if (lost || gStopping) term.stop();  // run() then returns at once
