@@ -153,14 +153,15 @@ class WriteSet {
   void put(const std::string& key, std::string value) { writes_[base_ + key] = std::move(value); }
   void del(const std::string& key) { writes_[base_ + key] = std::nullopt; }
   // Written only if the key does not exist yet (a blade's first-seen time).
-  void putIfAbsent(const std::string& key, std::string value) { ifAbsent_.try_emplace(base_ + key, std::move(value)); }
+  void putIfAbsent(const std::string& key, const std::string& value) { ifAbsent_.try_emplace(base_ + key, value); }
   // A counter that only goes up: written only if `v` is above what is stored.
   void raise(const std::string& key, std::uint64_t v) {
     auto [it, fresh] = raises_.try_emplace(base_ + key, v);
     if (!fresh) it->second = std::max(it->second, v);
   }
 
-  std::vector<Op> ops() && {
+  // The txn's ops; the set is spent.
+  std::vector<Op> takeOps() {
     std::vector<Op> out;
     out.reserve(writes_.size() + ifAbsent_.size() + raises_.size());
     std::size_t bytes = 0;
@@ -301,7 +302,7 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
       guard = guard_;
     }
     if (guard) t.compare.push_back(Compare::createRevision(guard->first, Compare::Result::Equal, guard->second));
-    t.success = std::move(w).ops();
+    t.success = w.takeOps();
     const std::size_t ops = t.success.size();
     const std::size_t bytes = w.bytes();
     // A big commit takes etcd longer (one raft entry of every op, fsynced on a quorum):
