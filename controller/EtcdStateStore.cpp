@@ -369,6 +369,8 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
   static EtcdClient::Options clientOptions(const EtcdStoreOptions& o) {
     EtcdClient::Options c;
     c.timeout = o.timeout;
+    c.maxRangeBytes = o.maxRangeBytes;
+    c.maxWatchMessageBytes = o.maxRangeBytes;
     return c;
   }
   static std::string declKey(const std::string& kind, const std::string& name) {
@@ -400,8 +402,17 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
     StoredState& st = out.st;
     RecordReader rd;
     std::string key = from;
+    std::int64_t pageKeys = kPageKeys;
     for (;;) {
-      auto page = client.range(key, end, kPageKeys, revision);
+      auto page = client.range(key, end, pageKeys, revision);
+      // A page past the client's bound (EtcdClient::Options::maxRangeBytes: big values):
+      // smaller pages, down to one key (etcd's --max-request-bytes bounds one value).
+      if (!page && page.error().code == Errc::Io && pageKeys > 1 &&
+          page.error().message.find("larger than") != std::string::npos) {
+        pageKeys /= 8;
+        if (pageKeys < 1) pageKeys = 1;
+        continue;
+      }
       if (!page) return makeError(page.error().code, "etcd store: load: " + page.error().message);
       if (revision == 0) revision = page->revision;
       for (auto& kv : page->kvs) {
