@@ -153,14 +153,15 @@ class WriteSet {
   void put(const std::string& key, std::string value) { writes_[base_ + key] = std::move(value); }
   void del(const std::string& key) { writes_[base_ + key] = std::nullopt; }
   // Written only if the key does not exist yet (a blade's first-seen time).
-  void putIfAbsent(const std::string& key, std::string value) { ifAbsent_.try_emplace(base_ + key, std::move(value)); }
+  void putIfAbsent(const std::string& key, const std::string& value) { ifAbsent_.try_emplace(base_ + key, value); }
   // A counter that only goes up: written only if `v` is above what is stored.
   void raise(const std::string& key, std::uint64_t v) {
     auto [it, fresh] = raises_.try_emplace(base_ + key, v);
     if (!fresh) it->second = std::max(it->second, v);
   }
 
-  std::vector<Op> ops() && {
+  // The txn's ops; the set is spent.
+  std::vector<Op> takeOps() {
     std::vector<Op> out;
     out.reserve(writes_.size() + ifAbsent_.size() + raises_.size());
     std::size_t bytes = 0;
@@ -301,7 +302,7 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
       guard = guard_;
     }
     if (guard) t.compare.push_back(Compare::createRevision(guard->first, Compare::Result::Equal, guard->second));
-    t.success = std::move(w).ops();
+    t.success = w.takeOps();
     const std::size_t ops = t.success.size();
     const std::size_t bytes = w.bytes();
     // A big commit takes etcd longer (one raft entry of every op, fsynced on a quorum):
@@ -368,6 +369,8 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
   static EtcdClient::Options clientOptions(const EtcdStoreOptions& o) {
     EtcdClient::Options c;
     c.timeout = o.timeout;
+    c.maxRangeBytes = o.maxRangeBytes;
+    c.maxWatchMessageBytes = o.maxRangeBytes;
     return c;
   }
   static std::string declKey(const std::string& kind, const std::string& name) {
@@ -399,8 +402,17 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
     StoredState& st = out.st;
     RecordReader rd;
     std::string key = from;
+    std::int64_t pageKeys = kPageKeys;
     for (;;) {
-      auto page = client.range(key, end, kPageKeys, revision);
+      auto page = client.range(key, end, pageKeys, revision);
+      // A page past the client's bound (EtcdClient::Options::maxRangeBytes: big values):
+      // smaller pages, down to one key (etcd's --max-request-bytes bounds one value).
+      if (!page && page.error().code == Errc::Io && pageKeys > 1 &&
+          page.error().message.find("larger than") != std::string::npos) {
+        pageKeys /= 8;
+        if (pageKeys < 1) pageKeys = 1;
+        continue;
+      }
       if (!page) return makeError(page.error().code, "etcd store: load: " + page.error().message);
       if (revision == 0) revision = page->revision;
       for (auto& kv : page->kvs) {

@@ -135,6 +135,9 @@ struct EtcdStoreOptions {
   // a commit etcd refuses says which flag and how much. 0: not checked. (Probing costs
   // etcd ~15 us per op: 100,000 would add 1.5 s to every start.)
   std::size_t requiredTxnOps = 1024;
+  // The largest etcd answer read (no unbounded allocation on network input); load()
+  // reads in smaller pages when a page would be larger.
+  std::size_t maxRangeBytes = std::size_t{256} << 20;
 };
 
 // `etcd://HOST:PORT[,HOST:PORT...][/PREFIX]` -> options (Errc::Invalid naming the fault).

@@ -10,7 +10,8 @@
 # elected in about a second and etcd's minimum lease TTL is 1 s. The transaction limits are
 # the ones loomd's etcd store needs (controller/README.md, "etcd"). Ports are picked free,
 # so the Debian package's own etcd (2379/2380, when its service runs) is not in the way.
-# ETCD_EXTRA_ARGS adds flags to every member (e.g. --unsafe-no-fsync for a quick demo).
+# ETCD_EXTRA_ARGS adds flags to every member (e.g. --unsafe-no-fsync for a quick demo);
+# ETCD_OWNER_PID ties the cluster to a process: when it ends, the members are stopped.
 set -euo pipefail
 
 usage() {
@@ -22,7 +23,7 @@ dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || usage
 
 # etcd reads ETCD_* variables as flags: none of the caller's may leak into the cluster.
-for v in $(compgen -e | grep '^ETCD_' | grep -v '^ETCD_EXTRA_ARGS$' || true); do unset "$v"; done
+for v in $(compgen -e | grep '^ETCD_' | grep -v -x -e ETCD_EXTRA_ARGS -e ETCD_OWNER_PID || true); do unset "$v"; done
 
 # What loomd's store needs (controller/README.md, "etcd"): one commit is one txn, and an
 # apply of 10,000 servers is tens of thousands of writes in tens of MiB.
@@ -144,6 +145,15 @@ for s in socks: print(s.getsockname()[1])
     if ! wait_healthy "${eps[@]}"; then
       stop_pids "$dir"/m*.pid
       exit 1
+    fi
+    # A test's cluster dies with the test: when ETCD_OWNER_PID (the test process) is gone,
+    # a watcher stops the members (a test killed by a ctest timeout would leave them
+    # running). It ends by itself once the members' pid files are gone (stop).
+    if [ -n "${ETCD_OWNER_PID:-}" ]; then
+      (
+        while running "$ETCD_OWNER_PID" && ls "$dir"/m*.pid >/dev/null 2>&1; do sleep 0.5; done
+        stop_pids "$dir"/m*.pid
+      ) >/dev/null 2>&1 </dev/null &
     fi
     echo "$endpoints" >"$dir/endpoints"
     echo "$endpoints"

@@ -29,6 +29,9 @@ packages=(
   procps psmisc curl ca-certificates python3 systemd
   # the partition tests (tests/e2e/netns.py): network namespaces, veths, bridge nft rules
   iproute2 nftables
+  # loomd's etcd store and its tests (tools/etcd.sh starts clusters on free ports: the
+  # package's own etcd service, where it runs, keeps 2379 and is not used)
+  etcd-server etcd-client
 )
 
 missing=()

@@ -8,10 +8,12 @@ namespace {
 
 constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-constexpr std::array<std::int8_t, 256> makeDecodeTable() {
-  std::array<std::int8_t, 256> t{};
-  for (auto& v : t) v = -1;
-  for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(kAlphabet[i])] = static_cast<std::int8_t>(i);
+// 0..63 for the alphabet, kBad for anything else: (a | b | c | d) > 63 finds a bad one.
+constexpr std::uint8_t kBad = 0xff;
+constexpr std::array<std::uint8_t, 256> makeDecodeTable() {
+  std::array<std::uint8_t, 256> t{};
+  for (auto& v : t) v = kBad;
+  for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(kAlphabet[i])] = static_cast<std::uint8_t>(i);
   return t;
 }
 constexpr auto kDecode = makeDecodeTable();
@@ -56,9 +58,10 @@ std::optional<std::string> base64Decode(std::string_view in) {
   char* o = out.data();
   const std::size_t body = in.size() - (pad ? 4 : 0);  // the last group is handled apart when padded
   for (std::size_t i = 0; i < body; i += 4) {
-    const int a = kDecode[static_cast<unsigned char>(in[i])], b = kDecode[static_cast<unsigned char>(in[i + 1])],
-              c = kDecode[static_cast<unsigned char>(in[i + 2])], d = kDecode[static_cast<unsigned char>(in[i + 3])];
-    if ((a | b | c | d) < 0) return std::nullopt;
+    const unsigned a = kDecode[static_cast<unsigned char>(in[i])], b = kDecode[static_cast<unsigned char>(in[i + 1])],
+                   c = kDecode[static_cast<unsigned char>(in[i + 2])],
+                   d = kDecode[static_cast<unsigned char>(in[i + 3])];
+    if ((a | b | c | d) > 63) return std::nullopt;
     const std::uint32_t v = (static_cast<std::uint32_t>(a) << 18) | (static_cast<std::uint32_t>(b) << 12) |
                             (static_cast<std::uint32_t>(c) << 6) | static_cast<std::uint32_t>(d);
     *o++ = static_cast<char>(v >> 16);
@@ -67,9 +70,9 @@ std::optional<std::string> base64Decode(std::string_view in) {
   }
   if (pad) {
     const std::size_t i = body;
-    const int a = kDecode[static_cast<unsigned char>(in[i])], b = kDecode[static_cast<unsigned char>(in[i + 1])];
-    const int c = pad == 1 ? kDecode[static_cast<unsigned char>(in[i + 2])] : 0;
-    if ((a | b | c) < 0) return std::nullopt;
+    const unsigned a = kDecode[static_cast<unsigned char>(in[i])], b = kDecode[static_cast<unsigned char>(in[i + 1])];
+    const unsigned c = pad == 1 ? kDecode[static_cast<unsigned char>(in[i + 2])] : 0;
+    if ((a | b | c) > 63) return std::nullopt;
     const std::uint32_t v = (static_cast<std::uint32_t>(a) << 18) | (static_cast<std::uint32_t>(b) << 12) |
                             (static_cast<std::uint32_t>(c) << 6);
     // Bits past the data must be zero: the canonical encoding, the only one etcd writes.

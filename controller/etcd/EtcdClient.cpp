@@ -25,9 +25,9 @@ using nlohmann::json;
 
 namespace {
 
-constexpr std::size_t kHeaderLimit = 16 * 1024;
+constexpr std::size_t kHeaderLimit = std::size_t{16} * 1024;
 constexpr auto kWatchPoll = std::chrono::milliseconds(100);
-constexpr std::size_t kWatchReadChunk = 64 * 1024;
+constexpr std::size_t kWatchReadChunk = std::size_t{64} * 1024;
 
 std::string msText(std::chrono::milliseconds ms) { return std::to_string(ms.count()) + " ms"; }
 

@@ -14,6 +14,11 @@
 //     been committed; it fails with Errc::Timeout ("outcome unknown") and the next call
 //     starts with another member. A caller whose write is idempotent (the state store's
 //     commits are) may simply try again.
+//   One exception: a kept-alive connection that breaks before any byte of the answer is
+//   taken for one the member closed while idle, and the request is sent once more on a
+//   new connection (as browsers do). Should the member have died right after applying
+//   a write, that write is applied twice: a campaign txn (create_revision == 0) then
+//   answers "not succeeded" with the caller's own value in the key.
 //
 // Time. Every call but watch() is bounded by Options::timeout in total (default 1 s),
 // connecting and every member tried included. watch() is bounded by its stop flag,

@@ -80,6 +80,18 @@ TEST(EtcdStateStore, AChangeFarPastEtcdsDefaultLimitsIsOneTransaction) {
   std::set<std::int64_t> revisions;
   for (const auto& kv : all->kvs) revisions.insert(kv.modRevision);
   EXPECT_EQ(revisions.size(), 1u);
+
+  // A store that takes answers of 1 MiB at most reads it all in smaller pages.
+  EtcdStoreOptions small;
+  small.endpoints = cluster->endpoints();
+  small.prefix = "/big";
+  small.maxRangeBytes = 1 << 20;
+  auto bounded = openEtcdStateStore(small);
+  ASSERT_TRUE(bounded) << bounded.error().message;
+  auto again = (*bounded)->load();
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->declarations.size(), 5000u);
+  EXPECT_EQ(again->identities.size(), 5000u);
 }
 
 TEST(EtcdStateStore, AClusterAtEtcdsDefaultLimitsIsRefusedAtOpenNamingTheFlag) {

@@ -78,8 +78,10 @@ class EtcdCluster {
     // "VERB [ARG]" -> tools/etcd.sh VERB DIR [ARG]
     const auto space = args.find(' ');
     const std::string verb = args.substr(0, space), rest = space == std::string::npos ? "" : args.substr(space);
-    const std::string cmd = "ETCD_EXTRA_ARGS='" + extraArgs_ + "' " + std::string(LOOM_SOURCE_DIR) + "/tools/etcd.sh " +
-                            verb + " '" + dir_ + "'" + rest + " 2>&1";
+    // ETCD_OWNER_PID: the members are stopped when this process ends, however it ends.
+    const std::string cmd = "ETCD_OWNER_PID=" + std::to_string(::getpid()) + " ETCD_EXTRA_ARGS='" + extraArgs_ + "' " +
+                            std::string(LOOM_SOURCE_DIR) + "/tools/etcd.sh " + verb + " '" + dir_ + "'" + rest +
+                            " 2>&1";
     FILE* p = ::popen(cmd.c_str(), "r");
     if (!p) return -1;
     std::array<char, 4096> buf{};
