@@ -264,6 +264,14 @@ void Controller::tick(std::int64_t now) {
     detector_.forgiveStall(now - notActingSince_);
     notActingSince_ = -1;
   }
+  if (leadership_.epoch() != actingEpoch_) {
+    // A term of its own begins (replicas): whatever the previous leader granted must run out
+    // before a blade is fenced by its lease.
+    actingEpoch_ = leadership_.epoch();
+    spdlog::info("leading under epoch {}: no blade is fenced by its lease before {} ms from now", actingEpoch_,
+                 options_.leaseMs + options_.fenceMarginMs);
+    detector_.termStarted(now);
+  }
   detector_.tick(now);
   tendQuorum(now);
   reconciler_.expire(now);

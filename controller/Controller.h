@@ -158,6 +158,7 @@ class Controller final : private FailureDetector::Listener, private api::Endpoin
   std::uint64_t heartbeats_ = 0;
   std::uint64_t droppedNotActing_ = 0;
   std::int64_t notActingSince_ = -1;  // the first tick that found it not acting; -1: acting
+  std::uint64_t actingEpoch_ = 0;     // the epoch of the term it last acted in (0: solo)
 };
 
 }  // namespace loom::controller

@@ -206,6 +206,11 @@ FailureDetector::Verdict FailureDetector::mayFenceByLease(const std::string& nam
     recheck(name, l, now + 250);
     return Verdict::Wait;
   }
+  // A lease the previous leader granted is in no LeaseTable of ours.
+  if (const std::int64_t floor = leaseFloor_ + options_.leaseMs + options_.fenceMarginMs; now < floor) {
+    recheck(name, l, floor);
+    return Verdict::Wait;
+  }
   if (stormActive_) {
     l.heldByStorm = true;  // looked at again when the guard lifts (setHealth)
     return Verdict::Held;

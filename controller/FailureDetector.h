@@ -142,6 +142,10 @@ class FailureDetector {
   void retire(const std::string& blade, std::int64_t now);
   // The core was busy for gapMs: every silence clock is extended by as much.
   void forgiveStall(std::int64_t gapMs);
+  // This loomd began to lead (replicas, docs/FENCING.md "Replicas: the epoch"): the
+  // previous leader may have renewed any blade's lease until a moment ago, so no blade is
+  // fenced by its lease before a whole lease plus the margin from `now`.
+  void termStarted(std::int64_t now) { leaseFloor_ = now; }
 
   const Liveness* find(const std::string& blade) const;
   pool::BladeState health(const std::string& blade) const;
@@ -205,6 +209,7 @@ class FailureDetector {
   std::size_t retired_ = 0;
   std::size_t unconfirmed_ = 0;
   bool stormActive_ = false;
+  std::int64_t leaseFloor_ = INT64_MIN / 2;  // termStarted()
   Counters counters_;
 };
 

@@ -151,7 +151,15 @@ void Agent::collectResults() {
       domainsChanged_ = true;
       continue;
     }
-    queued_.erase(r.op);
+    const auto queued = queued_.find(r.op);
+    // Its leader has been replaced since: the new one plans from the blade's report, and
+    // may have given the same id to another step.
+    const bool replaced = queued != queued_.end() && queued->second != epochs_.highest();
+    if (queued != queued_.end()) queued_.erase(queued);
+    if (replaced) {
+      domainsChanged_ = true;
+      continue;
+    }
     recent_[r.op] = r;
     recentOrder_.push_back(r.op);
     send_(protocol::encode(r));
@@ -396,8 +404,14 @@ void Agent::onPlan(const Json& frame) {
     if (step.kind == pool::StepKind::Start) idleUntil_ = 0;
     if (worker_ && step.kind != pool::StepKind::PrepareHypervisor) {
       // Steps keep their order in the worker's queue; a resend of one still queued or
-      // running is answered when it finishes.
-      if (!queued_.insert(step.op).second) continue;
+      // running is answered when it finishes. The same id from a newer leader is another
+      // step: refused until the old one is done (the leader retries it).
+      if (auto [it, fresh] = queued_.emplace(step.op, epochs_.highest()); !fresh) {
+        if (it->second != epochs_.highest())
+          send_(protocol::encode(protocol::StepResult{
+              step.op, false, "operation " + std::to_string(step.op) + " of a replaced leader still runs here"}));
+        continue;
+      }
       {
         std::lock_guard lock(worker_->mu);
         worker_->inbox.push_back(step);

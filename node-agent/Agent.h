@@ -209,7 +209,9 @@ class Agent {
   std::int64_t idleUntil_ = 0;                           // no running server to shield: no asks before then
   std::optional<protocol::Heartbeat::Held> heldReport_;  // sent in the next few heartbeats
   int heldReportsLeft_ = 0;
-  std::set<std::uint64_t> queued_;  // op ids handed to the worker, not answered yet
+  // Op ids handed to the worker, not answered yet, with the epoch bar they were taken
+  // under (EpochGuard::highest()).
+  std::map<std::uint64_t, std::uint64_t> queued_;
 };
 
 }  // namespace loom::agent

@@ -22,19 +22,30 @@
 namespace loom::agent {
 
 struct ControllerLink {
+  // Who holds the DEALER: an agent (thousands of them may face one loomd directly), or a
+  // relay (a few dozen face loomd, each for a chassis of agents).
+  enum class Side { Agent, Relay };
+
   // A refused connect is tried again after this, doubling up to the max.
   static constexpr int kReconnectMs = 100;
   static constexpr int kReconnectMaxMs = 500;
   // ZMTP PING this often; a connection with no traffic this long after a PING is dropped.
-  static constexpr int kHeartbeatMs = 1000;
-  static constexpr int kHeartbeatTimeoutMs = 3000;
+  // A frozen leader keeps its share of an agent's frames until then (node-agent/README.md:
+  // with 1 s / 3 s a blade took 3.8 s to reach a leader elected 1 s after the freeze, and
+  // fenced itself when the election took 2 s). Each PING costs loomd a TCP round trip per
+  // connection: twice a second for a direct agent, four times for a relay (few of them).
+  static constexpr int kAgentHeartbeatMs = 500;
+  static constexpr int kAgentHeartbeatTimeoutMs = 1500;
+  static constexpr int kRelayHeartbeatMs = 250;
+  static constexpr int kRelayHeartbeatTimeoutMs = 1000;
   // A connect whose SYNs go unanswered is given up and tried afresh after this.
   static constexpr int kConnectTimeoutMs = 1000;
 
   // The endpoints of a comma-separated list, in order (empty entries dropped).
   static std::vector<std::string> endpoints(const std::string& list);
-  // Sets the options above (and `immediate`, `linger` 0) on a DEALER. Throws zmq::error_t.
-  static void configure(zmq::socket_t& dealer);
+  // Sets the options above for `side` (and `immediate`, `linger` 0) on a DEALER. Throws
+  // zmq::error_t.
+  static void configure(zmq::socket_t& dealer, Side side);
   // Connects `dealer` to every endpoint of `list`; the error names the one that failed.
   static Status connect(zmq::socket_t& dealer, const std::string& list);
 };

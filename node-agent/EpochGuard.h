@@ -16,7 +16,11 @@
 //                              step already done (the cached answer belongs to the leader
 //                              that asked): the old leader cannot act on it, and the new
 //                              one plans from what this blade reports, not from what the
-//                              old one had in flight.
+//                              old one had in flight. For the same reason a step of the
+//                              old leader still running on the agent's worker when the
+//                              epoch rises is not answered when it ends, and the same op
+//                              id from the new leader is refused (an error result it
+//                              retries) until it has ended.
 //   policy                     not taken: the outage policy is the leader's to set.
 //
 // Epoch 0 (the field left out) is a loomd alone on its store, which has no rival to be

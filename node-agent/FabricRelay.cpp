@@ -89,7 +89,7 @@ Status FabricRelay::start() {
     u.set(zmq::sockopt::routing_id, std::string(protocol::kRelayIdPrefix) + o.name);
     // As an agent's: no queue for an absent controller (frames go stale), and with the
     // replicas listed, frames go to the one that leads (ControllerLink.h).
-    ControllerLink::configure(u);
+    ControllerLink::configure(u, ControllerLink::Side::Relay);
     // A few seconds of envelopes at most: beyond that loomd is not keeping up, and frames
     // that old would be answered too late for any lease. Dropped instead (droppedUp).
     u.set(zmq::sockopt::sndhwm, 1000);

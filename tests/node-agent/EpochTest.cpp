@@ -3,8 +3,10 @@
 // and the bar outlives an agent restart. No sockets: the real Agent and test driver.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "drivers/test/TestDriver.h"
 #include "node-agent/Agent.h"
@@ -30,14 +32,20 @@ struct Blade {
   drivers::test::TestDriver* driver = nullptr;  // owned by the agent
   std::int64_t now = 0;
 
-  explicit Blade(std::string epochPath = {}, std::int64_t start = 0) : now(start) {
-    auto made = drivers::test::TestDriver::create(drivers::test::TestDriverConfig{"b1"});
+  // `startLatencyMs` > 0: driver calls run on the agent's worker thread (as a real
+  // driver's do), and each start takes that long.
+  explicit Blade(std::string epochPath = {}, std::int64_t start = 0, std::int64_t startLatencyMs = 0) : now(start) {
+    drivers::test::TestDriverConfig cfg;
+    cfg.blade = "b1";
+    cfg.startLatencyMs = startLatencyMs;
+    auto made = drivers::test::TestDriver::create(cfg);
     driver = made->get();
     AgentConfig config;
     config.blade = "b1";
     config.inventory.cores = 8;
     config.inventory.memoryMib = 16384;
     config.epochPath = std::move(epochPath);
+    config.driverThread = startLatencyMs > 0;
     agent = std::make_unique<Agent>(config, std::move(*made), [this](const Json& f) {
       sent.push_back(f);
       return true;
@@ -176,6 +184,40 @@ TEST(AgentEpoch, ANewLeaderReusingAnOperationIdGetsItsStepRunNotAnOldAnswer) {
   b.frame(registered(6));
   b.frame(protocol::encode(plan(6, 3, pool::StepKind::Start)));
   EXPECT_TRUE(b.running("web-0")) << "op 3 of epoch 6 is a start, whatever op 3 of epoch 5 was";
+}
+
+TEST(AgentEpoch, AStepOfAReplacedLeaderStillRunningIsNotAnsweredToTheNewOne) {
+  // A real driver's steps run on the agent's worker: a start can outlast its leader.
+  Blade b({}, 0, 300);
+  b.frame(registered(5));
+  b.frame(protocol::encode(plan(5, 1, pool::StepKind::Define)));
+  b.frame(protocol::encode(plan(5, 2, pool::StepKind::Start)));
+  b.frame(registered(6));  // a new leader, while the start runs
+  // It hands out op 2 for another step: refused while the old one runs, not mixed up with it.
+  b.frame(protocol::encode(plan(6, 2, pool::StepKind::Stop)));
+  auto early = b.take("step-result");
+  ASSERT_EQ(early.size(), 1u);
+  EXPECT_EQ(early[0]["op"], 2);
+  EXPECT_FALSE(early[0]["ok"].get<bool>());
+  EXPECT_NE(early[0]["error"].get<std::string>().find("replaced leader"), std::string::npos) << early[0].dump();
+  // The old start ends; its result (and the define's) are not sent to the new leader.
+  for (int i = 0; i < 100 && !b.running("web-0"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(b.running("web-0"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  b.now += 20;
+  b.agent->tick(b.now);
+  EXPECT_TRUE(b.take("step-result").empty()) << "results of a replaced leader's steps are not the new one's";
+  // Now the new leader's op 2 is taken.
+  b.frame(protocol::encode(plan(6, 2, pool::StepKind::Stop)));
+  for (int i = 0; i < 100 && b.running("web-0"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    b.now += 10;
+    b.agent->tick(b.now);
+  }
+  EXPECT_FALSE(b.running("web-0"));
+  auto done = b.take("step-result");
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_TRUE(done[0]["ok"].get<bool>());
 }
 
 TEST(AgentEpoch, ARestartedAgentStillRefusesWhatItRefusedBefore) {
