@@ -306,26 +306,34 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
     const std::size_t ops = t.success.size();
     const std::size_t bytes = w.bytes();
     // A big commit takes etcd longer (one raft entry of every op, fsynced on a quorum):
-    // 0.1 ms more per write and 1 ms per 8 KiB (measured here: 20,000 writes, 2 MiB, take
-    // ~1.5 s). The txn is idempotent (the same puts, monotonic counters, the same guard),
-    // so one that timed out (a member lost, a leader being elected: ~0.5-1 s with the test
-    // timings) is sent again while the budget lasts: the first try gets half the base
-    // timeout plus the whole allowance, the second what is left.
+    // 0.25 ms more per write and 1 ms per 8 KiB (measured here: 20,000 writes, 2 MiB, take
+    // ~1.5 s on an idle machine, over 3 s at a load average of 24). A small commit that
+    // timed out (a member lost, a leader being elected: ~0.5-1 s with the test timings)
+    // is sent again within its budget, the first try getting half: the txn is idempotent
+    // (the same puts, counters that only rise, the same guard). A big one is not: etcd may
+    // still be working on it, and a second copy would only double that work.
     using std::chrono::milliseconds;
-    const milliseconds allowance(static_cast<std::int64_t>(ops / 10 + (bytes >> 13)));
-    const auto deadline = std::chrono::steady_clock::now() + options_.timeout + allowance;
+    const milliseconds allowance(static_cast<std::int64_t>(ops / 4 + (bytes >> 13)));
+    const bool retry = ops <= 1000;
+    const auto started = std::chrono::steady_clock::now();
+    const auto deadline = started + options_.timeout + allowance;
     Result<etcd::TxnResult> r = makeError(Errc::Timeout, "not tried");
-    for (int attempt = 0;; ++attempt) {
+    int tries = 0;
+    for (;;) {
       const auto left = std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
-      client_.setTimeout(attempt == 0 ? options_.timeout / 2 + allowance : left);
+      client_.setTimeout(retry && tries == 0 ? options_.timeout / 2 + allowance : left);
       r = client_.txn(t);
-      if (r || (r.error().code != Errc::Timeout && r.error().code != Errc::Unavailable)) break;
+      ++tries;
+      if (r || !retry || (r.error().code != Errc::Timeout && r.error().code != Errc::Unavailable)) break;
       if (deadline - std::chrono::steady_clock::now() < milliseconds(100)) break;
     }
     client_.setTimeout(options_.timeout);
     if (!r) {
       const std::string& m = r.error().message;
-      const std::string size = std::to_string(ops) + " writes, about " + std::to_string((bytes >> 20) + 1) + " MiB";
+      const auto took = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - started).count();
+      const std::string size = std::to_string(ops) + " writes, about " + std::to_string((bytes >> 20) + 1) + " MiB; " +
+                               std::to_string(tries) + (tries == 1 ? " try" : " tries") + " in " +
+                               std::to_string(took) + " ms";
       if (m.find("too many operations in txn request") != std::string::npos)
         return makeError(Errc::Unavailable, "etcd store: this change (" + size +
                                                 ") is one transaction and etcd refuses it (" + m +

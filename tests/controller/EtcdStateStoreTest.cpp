@@ -59,7 +59,7 @@ Change serversChange(int servers, const std::string& tag) {
 TEST(EtcdStateStore, AChangeFarPastEtcdsDefaultLimitsIsOneTransaction) {
   std::unique_ptr<test::EtcdCluster> cluster;
   LOOM_START_ETCD(cluster, 3);
-  auto store = openStore(*cluster, "/big");
+  auto store = openStore(*cluster, "/big", 10000ms);  // atomicity, not speed: room for a busy machine
   ASSERT_TRUE(store);
   // 20,000 writes, ~6 MiB: etcd's defaults are 128 ops and 1.5 MiB.
   const Change c = serversChange(5000, "first");
@@ -74,6 +74,7 @@ TEST(EtcdStateStore, AChangeFarPastEtcdsDefaultLimitsIsOneTransaction) {
   // One transaction is one revision: every key of it has the same mod revision, so no
   // reader (a standby's watch, a load) can have seen part of it.
   EtcdClient client(cluster->endpoints());
+  client.setTimeout(10000ms);
   auto all = client.rangePrefix("/big/");
   ASSERT_TRUE(all) << all.error().message;
   ASSERT_EQ(all->kvs.size(), 20000u);
@@ -86,6 +87,7 @@ TEST(EtcdStateStore, AChangeFarPastEtcdsDefaultLimitsIsOneTransaction) {
   small.endpoints = cluster->endpoints();
   small.prefix = "/big";
   small.maxRangeBytes = 1 << 20;
+  small.timeout = 10000ms;
   auto bounded = openEtcdStateStore(small);
   ASSERT_TRUE(bounded) << bounded.error().message;
   auto again = (*bounded)->load();
