@@ -212,12 +212,23 @@ void Election::renew(Etcd& etcd, std::int64_t now, std::unique_lock<std::mutex>&
   lock.unlock();
   const std::int64_t sent = clock_();
   auto ttl = etcd.client.leaseKeepAliveOnce(id);
+  // The lease alive is not enough: the key must still be this term's (an operator's
+  // `etcdctl del` would otherwise let a standby win while this one renews on).
+  Result<etcd::RangeResult> key = makeError(Errc::Unavailable, "not read");
+  if (ttl) key = etcd.client.range(leaderKey());
+  const std::uint64_t epoch = epoch_;  // written only by this thread
+  const bool ours = key && !key->kvs.empty() && static_cast<std::uint64_t>(key->kvs.front().createRevision) == epoch;
   lock.lock();
   if (epoch_ == 0 || leaseId_ != id) return;
   if (!ttl && ttl.error().code == Errc::NotFound) {
     endTerm("etcd says its lease is gone", false, etcd, lock);
     return;
   }
+  if (key && !ours) {
+    endTerm("the leader key is gone or another's", false, etcd, lock);
+    return;
+  }
+  if (ttl && !key) ttl = key.error();  // not shown to be ours: no extension, tried again
   if (!ttl) {
     // Tried again at the next turn, until actUntil passes.
     nextRenewAt_ = clock_() + std::max<std::int64_t>(20, renewEveryMs_ / 4);

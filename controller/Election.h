@@ -14,7 +14,10 @@
 // renewed TTL from when it received it, which is later). Past actUntil the Leadership
 // says "not acting" whatever this thread is doing (a paused process that wakes up is
 // past it), and the term is torn down; a standby can win only once etcd expired the
-// lease, after that. Stopping hands over at once: the lease is revoked.
+// lease, after that. Stopping hands over at once: the lease is revoked. Each renewal also
+// reads the key: one deleted by hand (`etcdctl del`) ends the term at the next renewal
+// (a standby may win up to a renewal before that; the store's guard and the agents'
+// EpochGuard refuse what the old leader does meanwhile).
 //
 // Threads: two of its own (etcd calls block): the election (campaign, renewals), and the
 // status (this replica's presence key, the members' health, every ~1 s), so a slow or

@@ -9,6 +9,7 @@
 
 #include "controller/ControllerLoop.h"
 #include "controller/Election.h"
+#include "controller/etcd/EtcdClient.h"
 #include "tests/support/EtcdCluster.h"
 
 namespace loom::controller {
@@ -130,6 +131,32 @@ TEST(Election, ALeaderCutFromEtcdStopsActingBeforeAStandbyCanWin) {
               static_cast<long long>(won - stopped.load()));
   for (int i = 0; i < 50 && a.lost.load() == 0; ++i) std::this_thread::sleep_for(20ms);
   EXPECT_EQ(a.lost.load(), 1);
+}
+
+TEST(Election, ALeaderWhoseKeyIsDeletedEndsItsTermAtItsNextRenewal) {
+  std::unique_ptr<test::EtcdCluster> etcd;
+  START_ETCD_OR_SKIP(etcd, 1);
+  Candidate a(etcd->endpoints(), "a"), b(etcd->endpoints(), "b");
+  ASSERT_TRUE(a.election.start().ok());
+  ASSERT_TRUE(b.election.start().ok());
+  a.campaign();
+  ASSERT_EQ(a.won.wait_for(5s), std::future_status::ready);
+  ASSERT_TRUE(a.won.get().has_value());
+  b.campaign();
+  ASSERT_EQ(b.won.wait_for(600ms), std::future_status::timeout);
+  // An operator's `etcdctl del /loom-election-test/leader`: a's lease lives on, its key not.
+  etcd::EtcdClient client(etcd->endpoints());
+  ASSERT_TRUE(client.deleteRange(a.election.leaderKey()).ok());
+  ASSERT_EQ(b.won.wait_for(3s), std::future_status::ready);
+  ASSERT_TRUE(b.won.get().has_value());
+  // a stops at its next renewal (every ttl/4) while b may win at its next poll (100 ms):
+  // for up to a renewal both may act — an operator's deletion is not an expiry, and nothing
+  // tells them apart. The store's guard refuses a's writes, and agents that heard b refuse
+  // a's frames (controller/README "Replicas").
+  for (int i = 0; i < 50 && a.lost.load() == 0; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(a.lost.load(), 1);
+  EXPECT_FALSE(a.leadership.actingNow());
+  EXPECT_TRUE(b.leadership.actingNow());
 }
 
 TEST(Election, StopEndsACampaignThatCannotWin) {
