@@ -2,6 +2,8 @@
 // means is said (events) and the first plan is due.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "controller/Controller.h"
 
 namespace loom::controller {
@@ -29,7 +31,10 @@ Status Controller::recover(std::int64_t now) {
   // Operations in flight when the controller stopped are not resent as such: what is
   // still needed is recomputed from what the agents report when they re-register, the
   // only trustworthy view after a crash.
-  reconciler_.restore(st.lastOperationId, std::move(st.pendingOperations));
+  // A replica's term numbers its operations from epoch << 32 at least: the ids its
+  // predecessor handed out last may never have reached the store, and an agent's late
+  // answer to one of those must not be taken for the answer to a new operation.
+  reconciler_.restore(std::max(st.lastOperationId, leadership_.epoch() << 32), std::move(st.pendingOperations));
   events_.restore(st.lastEventId);
   events_.add("info", "", "",
               "controller started: " + std::to_string(desired_.declarations().servers.size()) + " servers, " +

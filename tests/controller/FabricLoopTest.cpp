@@ -345,7 +345,9 @@ struct ReplicaCore {
   std::vector<std::pair<std::string, std::string>> ran;  // fence commands started
   std::uint64_t seq = 0;
 
-  explicit ReplicaCore(ControllerOptions options = {}) {
+  // `epoch`: a term granted before the core recovers, as a replica's term starts.
+  explicit ReplicaCore(ControllerOptions options = {}, std::uint64_t epoch = 0) {
+    if (epoch) leadership.grant(epoch, leaderClock + 3600000);
     auto dir = std::filesystem::temp_directory_path() / ("loom-fabric-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
     path = (dir / ("core-" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()))).string();
@@ -421,6 +423,19 @@ TEST(ControllerLeadership, StepsLeaveOnlyWhileItActsAndCarryTheEpochTheyLeftUnde
   ASSERT_EQ(plans.size(), 1u);
   EXPECT_EQ(plans[0]["epoch"], 9);
   EXPECT_EQ(plans[0]["steps"][0]["kind"], "stop");
+}
+
+TEST(ControllerLeadership, ATermNumbersItsOperationsAboveEveryIdAnEarlierTermCouldHaveUsed) {
+  // The previous leader's last ids may never have reached the store: an agent's late answer
+  // to one must not match an operation of this term.
+  ReplicaCore c({}, 7);
+  c.registerBlade("c1-s1");
+  ASSERT_EQ(c.api("POST", "/v1/apply", testing::yaml(testing::web(1))).status, 200);
+  c.controller->tick(c.now);
+  const auto plans = c.plans();
+  ASSERT_FALSE(plans.empty());
+  for (const auto& p : plans)
+    for (const auto& step : p["steps"]) EXPECT_GT(step["op"].get<std::uint64_t>(), std::uint64_t{7} << 32) << p.dump();
 }
 
 TEST(ControllerLeadership, NothingIsFencedWhileItDoesNotActAndSilenceCountsFromWhenItActsAgain) {
