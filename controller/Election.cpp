@@ -219,7 +219,8 @@ void Election::renew(Etcd& etcd, std::int64_t now, std::unique_lock<std::mutex>&
   const std::uint64_t epoch = epoch_;  // written only by this thread
   const bool ours = key && !key->kvs.empty() && static_cast<std::uint64_t>(key->kvs.front().createRevision) == epoch;
   lock.lock();
-  if (epoch_ == 0 || leaseId_ != id) return;
+  // A resign() that came meanwhile has revoked acting: a renewal must not grant it back.
+  if (epoch_ == 0 || leaseId_ != id || resignAsked_) return;
   if (!ttl && ttl.error().code == Errc::NotFound) {
     endTerm("etcd says its lease is gone", false, etcd, lock);
     return;
