@@ -70,8 +70,8 @@ void Term::run() {
 
 void Term::stop() { loop_.stop(); }
 
-void Term::handle(ApiRequest request, Reply reply) {
-  loop_.post([this, request = std::move(request), reply = std::move(reply)]() mutable {
+void Term::handle(const ApiRequest& request, Reply reply) {
+  loop_.post([this, request, reply = std::move(reply)]() mutable {
     core_.handleApi(request, ControllerLoop::monotonicMs(), reply);
   });
 }

@@ -53,7 +53,7 @@ class Term {
   // Thread-safe: the request is answered by the core, on its thread. One still waiting
   // when the term ends is answered all the same, after run() (a replica's core then acts
   // no more: its fabric is silent and the store refuses a past term's writes).
-  void handle(ApiRequest request, Reply reply);
+  void handle(const ApiRequest& request, Reply reply);
 
   // The agents' endpoint as bound.
   std::string agentsEndpoint() const;

@@ -239,9 +239,9 @@ int runSolo(const CommandLine& cl, controller::TermOptions options, const ApiAdd
   if (notifier.watchdogMs() > 0) options.onTurn = [&notifier](std::int64_t now) { notifier.alive(now); };
   controller::Term term(**store, std::move(options), leadership, wallMs);
   if (auto s = term.start(); !s) return fail(s.error().message);
-  controller::HttpServer http(api.host, api.port, [&term, &cl](controller::ApiRequest req, auto done) {
+  controller::HttpServer http(api.host, api.port, [&term, &cl](const controller::ApiRequest& req, auto done) {
     if (req.method == "GET" && req.path == "/v1/status") return done(controller::soloStatus(cl.statePath, 0));
-    term.handle(std::move(req), std::move(done));
+    term.handle(req, std::move(done));
   });
   auto port = http.listen();
   if (!port) return fail(port.error().message);
@@ -284,7 +284,7 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
   eo.self.name = cl.name;
   eo.self.agents = cl.agents;
   std::optional<std::uint64_t> leadingEpoch;  // read by the HTTP thread under gCurrent.mutex
-  controller::HttpServer http(api.host, api.port, [&](controller::ApiRequest req, auto done) {
+  controller::HttpServer http(api.host, api.port, [&](const controller::ApiRequest& req, auto done) {
     controller::Election* election = gElection.load();
     std::unique_lock lock(gCurrent.mutex);
     if (req.method == "GET" && req.path == "/v1/status" && election) {
@@ -292,7 +292,7 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
       lock.unlock();
       return done(controller::replicaStatus(*election, epoch, ControllerLoop::monotonicMs()));
     }
-    if (gCurrent.term) return gCurrent.term->handle(std::move(req), std::move(done));
+    if (gCurrent.term) return gCurrent.term->handle(req, std::move(done));
     lock.unlock();
     if (!election) return done(controller::ApiResponse{503, "application/json", "{\"error\":\"starting\"}\n"});
     done(controller::standbyAnswer(*election));
