@@ -129,9 +129,9 @@ void Election::run() {
         endTerm("its lease could not be renewed in time", false, etcd, lock);
         continue;
       }
-      if (now >= nextRenewAt_) renew(etcd, now, lock);
+      if (now >= nextRenewAt_) renew(etcd, lock);
     } else if (!stopping_) {
-      tryToWin(etcd, now, lock);
+      tryToWin(etcd, lock);
     }
     const std::int64_t wakeAt = epoch_ ? std::min(nextRenewAt_, actUntil_) : now + options_.pollMs;
     const std::int64_t wait = std::clamp<std::int64_t>(wakeAt - clock_(), 1, options_.pollMs);
@@ -139,7 +139,7 @@ void Election::run() {
   }
 }
 
-void Election::tryToWin(Etcd& etcd, std::int64_t now, std::unique_lock<std::mutex>& lock) {
+void Election::tryToWin(Etcd& etcd, std::unique_lock<std::mutex>& lock) {
   const bool want = wantToLead_;
   lock.unlock();
   // Who leads now, for standbys' answers; and whether the key is vacant.
@@ -199,7 +199,6 @@ void Election::tryToWin(Etcd& etcd, std::int64_t now, std::unique_lock<std::mute
   spdlog::info("election: won epoch {} (etcd lease {} s; acting at most {} ms past each renewal)", epoch,
                lease->ttlSeconds, actUntil_ - sent);
   changed_.notify_all();
-  (void)now;
 }
 
 std::int64_t Election::actingDeadline(std::int64_t sent) const {
@@ -207,7 +206,7 @@ std::int64_t Election::actingDeadline(std::int64_t sent) const {
          options_.marginMs;
 }
 
-void Election::renew(Etcd& etcd, std::int64_t now, std::unique_lock<std::mutex>& lock) {
+void Election::renew(Etcd& etcd, std::unique_lock<std::mutex>& lock) {
   const std::int64_t id = leaseId_;
   lock.unlock();
   const std::int64_t sent = clock_();
@@ -240,7 +239,6 @@ void Election::renew(Etcd& etcd, std::int64_t now, std::unique_lock<std::mutex>&
   actUntil_ = std::max(actUntil_, actingDeadline(sent));
   nextRenewAt_ = sent + renewEveryMs_;
   leadership_.grant(epoch_, actUntil_);
-  (void)now;
 }
 
 void Election::endTerm(const char* why, bool revoke, Etcd& etcd, std::unique_lock<std::mutex>& lock) {

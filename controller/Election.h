@@ -110,8 +110,8 @@ class Election {
   // The election's thread; each step is called with mutex_ held and may release it
   // around etcd calls.
   void run();
-  void tryToWin(Etcd& etcd, std::int64_t now, std::unique_lock<std::mutex>& lock);
-  void renew(Etcd& etcd, std::int64_t now, std::unique_lock<std::mutex>& lock);
+  void tryToWin(Etcd& etcd, std::unique_lock<std::mutex>& lock);
+  void renew(Etcd& etcd, std::unique_lock<std::mutex>& lock);
   void endTerm(const char* why, bool revoke, Etcd& etcd, std::unique_lock<std::mutex>& lock);
   std::int64_t actingDeadline(std::int64_t sent) const;
   // The status thread.

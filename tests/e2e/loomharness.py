@@ -12,6 +12,7 @@ tests/tools/loomctl_e2e.py). Python 3 stdlib only.
   metric(text, name)               one sample of a Prometheus text page
   read_journal(path)               the test driver's journal file (drivers/test/Journal.h) as dicts
   journal_runs / double_runs       runs per server and the invariant-1 check over a journal
+  check_journal(fab, servers, what)  both, as every fault test ends
   Cluster(loomd, agent, ...)       loomd (--api/--agents on loopback port 0: the ports it prints
                                    are read from its log), fabric relays (the same) and agents
                                    (--simulate [--only] or --driver, direct or through
@@ -218,6 +219,22 @@ def double_runs(entries, now_ms=None):
                     out.append(f"server '{a['domain']}' (uuid {uuid}) ran on {a['blade']} "
                                f"[{a['from']}, {a['to'] or 'open'}) and on {b['blade']} [{b['from']}, {b['to'] or 'open'}) at once")
     return out
+
+def check_journal(fab, servers, what):
+    """The journal check that ends a fault test: no server ran on two blades at once
+    (double_runs over WORK/journal), and every server in `servers` (name -> the API's
+    object) has exactly one open run, on the blade the API says."""
+    entries = read_journal(fab.path("journal"))
+    violations = double_runs(entries)
+    check(not violations, f"{what}: journal ({len(entries)} entries): no server ran on two blades at once",
+          "\n".join(violations))
+    runs = journal_runs(entries)
+    bad = []
+    for name, s in sorted(servers.items()):
+        open_runs = [r for r in runs.get(s["uuid"], []) if r["to"] is None]
+        if len(open_runs) != 1 or open_runs[0]["blade"] != s["blade"]:
+            bad.append(f"{name}: API on {s['blade']}, journal open runs {open_runs}")
+    check(not bad, f"{what}: every server runs exactly once, where the API says", "\n".join(bad))
 
 def now_ms():
     """Wall-clock ms, the clock of the journal and of loomd's event times."""

@@ -18,7 +18,7 @@ The journal check (no server ran on two blades at overlapping times) ends each s
 Usage: outage_e2e.py --loomd PATH --agent PATH [--scenario freeze|kill] [--no-peers] [--keep]"""
 import signal, sys, time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
-from loomharness import Cluster, arg_parser, check, prod_preamble, wait_until, read_journal, journal_runs, double_runs, now_ms
+from loomharness import Cluster, arg_parser, check, prod_preamble, wait_until, read_journal, check_journal, now_ms
 
 BLADES = [f"b{i:02d}" for i in range(1, 25)]
 SERVERS = 18
@@ -69,16 +69,7 @@ def check_after(fab, t_fault, what, peers):
           f"{len(stopped)} stopped: " + "; ".join(f"{e['blade']}/{e['domain']} {e['event']} at {e['t'] - t_fault} ms" for e in stopped[:12]))
     fenced = [e for e in fab.events() if e["message"].startswith("blade fenced") and e["time_ms"] >= t_fault]
     check(not fenced, f"{what}: no blade fenced", "; ".join(e["blade"] for e in fenced))
-    entries = read_journal(fab.path("journal"))
-    violations = double_runs(entries)
-    check(not violations, f"{what}: journal ({len(entries)} entries): no server ran on two blades at once", "\n".join(violations))
-    runs = journal_runs(entries)
-    bad = []
-    for name, s in sorted(servers(fab).items()):
-        open_runs = [r for r in runs.get(s["uuid"], []) if r["to"] is None]
-        if len(open_runs) != 1 or open_runs[0]["blade"] != s["blade"]:
-            bad.append(f"{name}: API on {s['blade']}, journal open runs {open_runs}")
-    check(not bad, f"{what}: every server runs exactly once, where the API says", "\n".join(bad))
+    check_journal(fab, servers(fab), what)
     if peers:
         # The blades that ran servers held them, and say so once loomd hears them again.
         busy = [b["name"] for b in fab.get("/v1/blades") if b["servers"]]

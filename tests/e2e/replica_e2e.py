@@ -29,7 +29,7 @@ Usage: replica_e2e.py --loomd PATH --agent PATH [--scenario NAME]... [--keep]"""
 import os, shutil, signal, subprocess, sys, time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from loomharness import (Failure, arg_parser, skip_or_fail, check, prod_preamble, run_scenarios, wait_until, read_journal,
-                         journal_runs, double_runs, now_ms, http_request)
+                         check_journal, now_ms, http_request)
 from replicas import ReplicaCluster
 
 BLADES = [f"b{i}" for i in range(1, 9)]
@@ -97,17 +97,7 @@ def check_fabric(fab, t_fault, what, expect=()):
     stopped = stops_since(fab, t_fault)
     check(not stopped, f"{what}: no server stopped by its own agent or watchdog",
           "; ".join(f"{e['blade']}/{e['domain']} {e['event']} at +{e['t'] - t_fault} ms" for e in stopped[:12]))
-    entries = read_journal(fab.path("journal"))
-    violations = double_runs(entries)
-    check(not violations, f"{what}: journal ({len(entries)} entries): no server ran on two blades at once",
-          "\n".join(violations))
-    runs = journal_runs(entries)
-    bad = []
-    for name, s in sorted(servers(fab).items()):
-        open_runs = [r for r in runs.get(s["uuid"], []) if r["to"] is None]
-        if len(open_runs) != 1 or open_runs[0]["blade"] != s["blade"]:
-            bad.append(f"{name}: API on {s['blade']}, journal open runs {open_runs}")
-    check(not bad, f"{what}: every server runs exactly once, where the API says", "\n".join(bad))
+    check_journal(fab, servers(fab), what)
 
 def takeover(fab, old, t0):
     """Waits for a leader other than `old`; its name, and the seconds from t0 (monotonic)."""
