@@ -187,8 +187,8 @@ int main(int argc, char** argv) {
 
   controller::ControllerLoop* loopPtr = nullptr;
   controller::Controller core(
-      **store, opts, [&loopPtr](const std::string& blade, const protocol::Json& frame) { loopPtr->send(blade, frame); },
-      wallMs);
+      **store, opts,
+      [&loopPtr](const std::string& blade, std::string frame) { loopPtr->send(blade, std::move(frame)); }, wallMs);
   controller::ControllerLoop loop(core, fabric);
   loopPtr = &loop;
   if (auto s = loop.bind(); !s) return fail(s.error().message);

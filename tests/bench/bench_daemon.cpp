@@ -68,7 +68,7 @@ struct Daemon {
     controller::ControllerOptions options;
     options.fabricRenewsLeases = true;  // as in loomd: the fabric thread answers heartbeats
     ctl = std::make_unique<controller::Controller>(
-        *store, options, [this](const std::string& b, const Json& f) { outbox.emplace_back(b, f.dump()); },
+        *store, options, [this](const std::string& b, std::string f) { outbox.emplace_back(b, std::move(f)); },
         [] { return 1; });
     if (!ctl->recover(now)) std::abort();
     for (const auto& b : sc.observed.blades) {

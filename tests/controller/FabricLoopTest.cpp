@@ -38,7 +38,8 @@ struct Loomd {
     store = std::move(openSqliteStateStore(path)).value();
     options.fabricRenewsLeases = true;
     controller = std::make_unique<Controller>(
-        *store, options, [this](const std::string& b, const Json& f) { loop->send(b, f); }, [] { return 1; });
+        *store, options, [this](const std::string& b, std::string f) { loop->send(b, std::move(f)); },
+        [] { return 1; });
     EXPECT_TRUE(controller->recover(ControllerLoop::monotonicMs()));
     fabric.endpoint = "tcp://127.0.0.1:*";
     fabric.leaseMs = options.leaseMs;
