@@ -164,8 +164,10 @@ Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> drive
     // A connection that a partition silently broke is noticed within seconds and made
     // anew, rather than left to TCP's retransmission backoff (27 s after a 30 s cut,
     // tests/e2e/partition_e2e.py): a blade holding under a shield hears loomd again at once.
-    socket->set(zmq::sockopt::heartbeat_ivl, 1000);
-    socket->set(zmq::sockopt::heartbeat_timeout, 3000);
+    if (impl.options.connectionHeartbeats) {
+      socket->set(zmq::sockopt::heartbeat_ivl, 1000);
+      socket->set(zmq::sockopt::heartbeat_timeout, 3000);
+    }
     // A connect whose SYNs a partition drops is given up after a second and tried afresh,
     // rather than left to the kernel's SYN backoff (1, 3, 7, 15 s): after a heal the
     // blade is back within about a second.
