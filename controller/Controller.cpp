@@ -16,7 +16,7 @@ Controller::Controller(StateStore& store, ControllerOptions options, Send send, 
                        const Leadership& leadership)
     : options_(std::move(options)),
       leadership_(leadership),
-      send_(std::move(send)),
+      send_{std::move(send)},
       wallClock_(std::move(wallClock)),
       dispatcher_([](const std::string& line) { spdlog::warn("fabric: {}", line); }),
       quorum_(leases_, QuorumOptions{{options_.commitMs ? options_.commitMs : options_.leaseMs * 2 / 5,
@@ -31,7 +31,7 @@ Controller::Controller(StateStore& store, ControllerOptions options, Send send, 
       replanner_(options_, desired_, registry_, detector_, journal_, events_),
       reconciler_(
           options_, journal_, events_, desired_, registry_, replanner_, detector_, leadership_,
-          [this](const std::string& blade, const Json& frame) { send_(blade, frame); },
+          [this](const std::string& blade, std::string frame) { send_(blade, std::move(frame)); },
           [this](const std::string& blade) { replanner_.touch(blade); },
           [this](const std::string& blade, const std::string&, pool::StepKind kind) {
             if (kind == pool::StepKind::Stop) detector_.checkTrust(blade, now_);

@@ -49,7 +49,8 @@ namespace loom::controller {
 
 class Controller final : private FailureDetector::Listener, private api::Endpoints::Planning {
  public:
-  using Send = std::function<void(const std::string& blade, const protocol::Json& frame)>;
+  // A frame for the agent of `blade`: its bytes, one JSON object (docs/PROTOCOL.md).
+  using Send = std::function<void(const std::string& blade, std::string frame)>;
   using Reply = std::function<void(ApiResponse)>;
   using WallClock = std::function<std::int64_t()>;  // ms since the epoch, for event stamps
   // Starts the fence command for a blade, asynchronously; its outcome comes back through
@@ -136,9 +137,17 @@ class Controller final : private FailureDetector::Listener, private api::Endpoin
   void bladesDeclared(std::int64_t now) override;
   void serverChanged(const std::string& server, std::int64_t now) override;
 
+  // Frames out as bytes. The plan frames are written as text (protocol/PlanFrameWriter.h);
+  // the rest, small and rare, are built as JSON and dumped here.
+  struct Outgoing {
+    Send send;
+    void operator()(const std::string& blade, std::string bytes) const { send(blade, std::move(bytes)); }
+    void operator()(const std::string& blade, const protocol::Json& frame) const { send(blade, frame.dump()); }
+  };
+
   ControllerOptions options_;
   const Leadership& leadership_;
-  Send send_;
+  Outgoing send_;
   WallClock wallClock_;
   protocol::Dispatcher<std::string> dispatcher_;
   LeaseTable leases_;

@@ -133,6 +133,14 @@ void ControllerLoop::send(const std::string& blade, const protocol::Json& frame)
   wake(fabricWakeFd_);
 }
 
+void ControllerLoop::send(const std::string& blade, std::string bytes) {
+  {
+    std::lock_guard lock(mutex_);
+    outbox_.emplace_back(blade, std::move(bytes));
+  }
+  wake(fabricWakeFd_);
+}
+
 void ControllerLoop::stop() {
   stop_ = true;
   wake(coreWakeFd_);

@@ -82,6 +82,8 @@ class ControllerLoop {
   // Queues one frame to the agent of `blade`; dropped if it is not connected (it will
   // re-register and be re-planned). Thread-safe; the Controller's Send.
   void send(const std::string& blade, const protocol::Json& frame);
+  // The same for a frame already written (the Controller's Send).
+  void send(const std::string& blade, std::string bytes);
 
   // Milliseconds on the monotonic clock every component of loomd shares.
   static std::int64_t monotonicMs();

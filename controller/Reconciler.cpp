@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <string_view>
+#include <unordered_set>
+
+#include "protocol/PlanFrameWriter.h"
 
 namespace loom::controller {
 namespace {
@@ -47,6 +50,8 @@ void Reconciler::adopt(const Replanner::Steps& plan, std::int64_t now) {
   std::unordered_map<std::string, std::vector<std::size_t>> byBlade;
   for (std::size_t i = 0; i < steps.size(); ++i) byBlade[steps[i].blade].push_back(i);
   std::vector<std::uint64_t> opOf(steps.size(), 0);
+  auto& records = journal_.pending().putOperations;  // one record per operation created
+  records.reserve(records.size() + steps.size());
   // Steps not to run now: a define or start of a server in its retry window or without an
   // identity, a step whose predecessor is not run, a prepare nothing waits for any more.
   std::vector<char> dropped(steps.size(), 0);
@@ -73,20 +78,26 @@ void Reconciler::adopt(const Replanner::Steps& plan, std::int64_t now) {
     auto qit = queues_.find(blade);
     if (planned.empty() && (qit == queues_.end() || qit->second.empty())) continue;
     auto& queue = queues_[blade];
-    // Per server: the planned chain, and the operations queued for it, in order.
-    std::vector<std::string> servers;
-    std::unordered_map<std::string, std::vector<std::size_t>> chains;
-    for (auto i : planned) {
-      auto& chain = chains[steps[i].server];
-      if (chain.empty()) servers.push_back(steps[i].server);
-      chain.push_back(i);
-    }
-    std::unordered_map<std::string, std::vector<std::uint64_t>> queued;
+    // Per server: the planned chain, and the operations queued for it, in order. The
+    // chains are runs of one list (servers in the order first planned), not a vector each:
+    // a failover plans 50 servers onto a spare at once.
+    std::unordered_map<std::string_view, std::size_t> rank;  // server -> its chain's place
+    rank.reserve(planned.size());
+    std::vector<std::pair<std::size_t, std::size_t>> chained;  // (rank, step), stably sorted
+    chained.reserve(planned.size());
+    for (auto i : planned) chained.emplace_back(rank.try_emplace(steps[i].server, rank.size()).first->second, i);
+    std::stable_sort(chained.begin(), chained.end(), [](const auto& x, const auto& y) { return x.first < y.first; });
+    std::unordered_map<std::string_view, std::vector<std::uint64_t>> queued;
     for (auto id : queue) queued[operations_.at(id).server].push_back(id);
-    std::set<std::uint64_t> kept;
-    for (const auto& server : servers) {
-      const auto& chain = chains[server];
-      const auto& ops = queued[server];
+    static const std::vector<std::uint64_t> kNoOps;
+    std::unordered_set<std::uint64_t> kept;
+    std::vector<std::size_t> chain;
+    for (std::size_t c = 0; c < chained.size();) {
+      chain.clear();
+      const std::size_t r = chained[c].first;
+      for (; c < chained.size() && chained[c].first == r; ++c) chain.push_back(chained[c].second);
+      const auto q = queue.empty() ? queued.end() : queued.find(steps[chain[0]].server);
+      const auto& ops = q == queued.end() ? kNoOps : q->second;
       std::size_t from = 0, j = 0;
       if (!ops.empty()) {
         // The head queued shows how far the chain got: the planned steps before it are
@@ -121,8 +132,9 @@ void Reconciler::adopt(const Replanner::Steps& plan, std::int64_t now) {
       else
         doomed.push_back(id);
     }
+    // Then the plan's, in its order (never one of those above: those are not planned).
     for (auto i : planned)
-      if (opOf[i] && std::find(next.begin(), next.end(), opOf[i]) == next.end()) next.push_back(opOf[i]);
+      if (opOf[i]) next.push_back(opOf[i]);
     queue = std::move(next);
     dispatchQueue_.insert(blade);
   }
@@ -208,14 +220,19 @@ void Reconciler::dispatch(const std::string& blade, std::int64_t now) {
   dispatchQueue_.erase(blade);
   // Per server strictly in order; across servers pipelined. A prepare-hypervisor step is
   // a barrier for everything behind it.
-  protocol::PlanMsg msg;
-  std::set<std::string_view> seen;
+  // Written as text as the steps are taken: a tree of 50 defines' specs and its dump()
+  // were a third of a failover's time in loomd (docs/PERFORMANCE.md).
+  std::optional<protocol::PlanFrameWriter> frame;  // once a step leaves
+  std::vector<std::string_view> seen;              // sorted: one step per server a message
+  seen.reserve(qit->second.size());
   bool capped = false;
   for (auto id : qit->second) {
     auto& op = operations_.at(id);
     const bool barrier = op.kind == pool::StepKind::PrepareHypervisor;
     if (barrier && !seen.empty()) break;
-    if (!seen.insert(op.server).second) continue;
+    const auto at = std::lower_bound(seen.begin(), seen.end(), std::string_view(op.server));
+    if (at != seen.end() && *at == op.server) continue;
+    seen.insert(at, op.server);
     const bool waits =
         std::any_of(op.after.begin(), op.after.end(), [&](std::uint64_t d) { return operations_.count(d) > 0; });
     bool may = !op.inFlight && op.notBefore <= now && !waits;
@@ -225,7 +242,9 @@ void Reconciler::dispatch(const std::string& blade, std::int64_t now) {
         heldByStart_[op.server].insert(blade);
     }
     if (may) {
-      if (msg.steps.size() >= options_.maxStepsPerPlanMessage) {
+      if (!frame)
+        frame.emplace(std::min<std::size_t>(qit->second.size(), options_.maxStepsPerPlanMessage), leadership_.epoch());
+      if (frame->steps() >= options_.maxStepsPerPlanMessage) {
         capped = true;
         break;
       }
@@ -234,16 +253,15 @@ void Reconciler::dispatch(const std::string& blade, std::int64_t now) {
       deadlines_.emplace(op.deadline, op.id);
       ++op.attempts;
       if (startsIt(op.kind)) starting_[op.server] = blade;
-      msg.steps.push_back({op.id, op.kind, op.server, op.hypervisor, op.spec});
+      frame->step(op.id, op.kind, op.server, op.hypervisor, op.spec ? &*op.spec : nullptr);
     }
     if (barrier) break;
   }
   // The rest goes in the next message, on the next tick.
   if (capped) dispatchQueue_.insert(blade);
-  if (msg.steps.empty()) return;
-  counters_.sent += msg.steps.size();
-  msg.epoch = leadership_.epoch();
-  send_(blade, protocol::encode(msg));
+  if (!frame || frame->steps() == 0) return;
+  counters_.sent += frame->steps();
+  send_(blade, frame->finish());
 }
 
 void Reconciler::onStepResult(const std::string& blade, std::uint64_t id, bool ok, const std::string& error,

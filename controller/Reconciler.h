@@ -49,7 +49,8 @@ namespace loom::controller {
 
 class Reconciler {
  public:
-  using Send = std::function<void(const std::string& blade, const protocol::Json& frame)>;
+  // A plan frame's bytes for the agent of `blade`.
+  using Send = std::function<void(const std::string& blade, std::string frame)>;
   // Wants the blade's steps planned again (a retry window closed, a dependency vanished).
   using Replan = std::function<void(const std::string& blade)>;
   // A step finished well on `blade`; what it changed (domains) is recorded already.

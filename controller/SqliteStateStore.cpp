@@ -14,26 +14,37 @@ constexpr const char* kReleasedPrefix = "~released~";
 }  // namespace
 
 void Change::merge(Change&& o) {
+  // Into an empty part (commitNow's batch is mostly empty) the other's moves whole: a
+  // failover's change names every server moved.
   auto append = [](auto& into, auto& from) {
-    into.insert(into.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+    if (into.empty())
+      into = std::move(from);
+    else
+      into.insert(into.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
+  };
+  auto upsert = [](auto& into, auto& from) {
+    if (into.empty())
+      into = std::move(from);
+    else
+      for (auto& [k, v] : from) into[k] = std::move(v);
   };
   append(putDeclarations, o.putDeclarations);
   append(deleteDeclarations, o.deleteDeclarations);
   for (auto& s : o.deleteBindings) putBindings.erase(s);
-  for (auto& [k, v] : o.putBindings) putBindings[k] = v;
+  upsert(putBindings, o.putBindings);
   append(deleteBindings, o.deleteBindings);
   for (auto& s : o.deleteBorrowed) putBorrowed.erase(s);
-  for (auto& [k, v] : o.putBorrowed) putBorrowed[k] = v;
+  upsert(putBorrowed, o.putBorrowed);
   append(deleteBorrowed, o.deleteBorrowed);
   for (auto& k : o.deletePlacement) putPlacement.erase(k);
-  for (auto& [k, v] : o.putPlacement) putPlacement[k] = v;
+  upsert(putPlacement, o.putPlacement);
   append(deletePlacement, o.deletePlacement);
   append(putIdentities, o.putIdentities);
   append(putBlades, o.putBlades);
   append(putOperations, o.putOperations);
   append(appendEvents, o.appendEvents);
   for (auto v : o.deleteQuorumVersions) putQuorumVersions.erase(v);
-  for (auto& [k, v] : o.putQuorumVersions) putQuorumVersions[k] = v;
+  upsert(putQuorumVersions, o.putQuorumVersions);
   append(deleteQuorumVersions, o.deleteQuorumVersions);
 }
 

@@ -15,7 +15,7 @@ Term::Term(StateStore& store, TermOptions options, const Leadership& leadership,
     : options_(std::move(options)),
       core_(
           store, options_.controller,
-          [this](const std::string& blade, const protocol::Json& frame) { loop_.send(blade, frame); },
+          [this](const std::string& blade, std::string frame) { loop_.send(blade, std::move(frame)); },
           std::move(wallClock), leadership),
       loop_(core_, options_.fabric) {
   if (!options_.controller.fenceCommand.empty()) {

@@ -155,7 +155,7 @@ Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> drive
   const std::string& serverKey = config.serverKey.empty() ? impl.options.serverKey : config.serverKey;
   try {
     socket->set(zmq::sockopt::routing_id, config.blade);
-    ControllerLink::configure(*socket, ControllerLink::Side::Agent);
+    ControllerLink::configure(*socket, ControllerLink::Side::Agent, impl.options.connectionHeartbeats);
     socket->set(zmq::sockopt::maxmsgsize, int64_t{64} << 20);
     if (!impl.options.insecure) {
       socket->set(zmq::sockopt::curve_serverkey, serverKey);

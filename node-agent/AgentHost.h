@@ -29,6 +29,12 @@ struct FabricOptions {
   std::string peerListen;
   // Public keys (Z85) allowed to ask on the peer channel (CurveZMQ); empty with --insecure.
   std::set<std::string> peerAllow;
+  // ZeroMQ heartbeats on each blade's connection to loomd (a connection a partition broke is
+  // made anew within seconds). Off for a host of thousands of simulated blades: libzmq 4.3
+  // cancels a timer by walking every timer of its I/O thread, once per heartbeat answered,
+  // so 5,000 connections in one process cost ~30 % of a core and starve the simulation
+  // (docs/PERFORMANCE.md, "Issue 14: before and after").
+  bool connectionHeartbeats = true;
 };
 
 class AgentHost {

@@ -13,7 +13,7 @@ std::vector<std::string> ControllerLink::endpoints(const std::string& list) {
   return out;
 }
 
-void ControllerLink::configure(zmq::socket_t& dealer, Side side) {
+void ControllerLink::configure(zmq::socket_t& dealer, Side side, bool heartbeats) {
   dealer.set(zmq::sockopt::linger, 0);
   // Do not queue frames for a controller that is not connected: stale heartbeats and
   // registrations are worthless; the agent retries on its own schedule. With several
@@ -27,9 +27,12 @@ void ControllerLink::configure(zmq::socket_t& dealer, Side side) {
   // within seconds and made anew, rather than left to TCP's retransmission backoff (27 s
   // after a 30 s cut, tests/e2e/partition_e2e.py): a blade holding under a shield hears
   // loomd again at once, and a frozen leader stops taking a share of the frames.
+  // (Off only for big simulations: see the header.)
   const bool relay = side == Side::Relay;
-  dealer.set(zmq::sockopt::heartbeat_ivl, relay ? kRelayHeartbeatMs : kAgentHeartbeatMs);
-  dealer.set(zmq::sockopt::heartbeat_timeout, relay ? kRelayHeartbeatTimeoutMs : kAgentHeartbeatTimeoutMs);
+  if (heartbeats) {
+    dealer.set(zmq::sockopt::heartbeat_ivl, relay ? kRelayHeartbeatMs : kAgentHeartbeatMs);
+    dealer.set(zmq::sockopt::heartbeat_timeout, relay ? kRelayHeartbeatTimeoutMs : kAgentHeartbeatTimeoutMs);
+  }
   // A connect whose SYNs a partition drops is given up after a second and tried afresh,
   // rather than left to the kernel's SYN backoff (1, 3, 7, 15 s): after a heal the blade
   // is back within about a second.

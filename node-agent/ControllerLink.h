@@ -44,8 +44,10 @@ struct ControllerLink {
   // The endpoints of a comma-separated list, in order (empty entries dropped).
   static std::vector<std::string> endpoints(const std::string& list);
   // Sets the options above for `side` (and `immediate`, `linger` 0) on a DEALER. Throws
-  // zmq::error_t.
-  static void configure(zmq::socket_t& dealer, Side side);
+  // zmq::error_t. `heartbeats` false leaves the connection heartbeats off: for a process
+  // simulating many blades, where libzmq 4.3's timer bookkeeping (a walk of every timer of
+  // the I/O thread per cancel) would starve it (docs/PERFORMANCE.md, "Issue 14").
+  static void configure(zmq::socket_t& dealer, Side side, bool heartbeats = true);
   // Connects `dealer` to every endpoint of `list`; the error names the one that failed.
   static Status connect(zmq::socket_t& dealer, const std::string& list);
 };

@@ -335,6 +335,7 @@ PlanDelta State::toDelta(Output& out) const {
   out.touchedBlades.erase(std::unique(out.touchedBlades.begin(), out.touchedBlades.end()), out.touchedBlades.end());
   for (int b : out.touchedBlades) delta.blades.push_back(assignment(b));
   std::unordered_set<int> listed;
+  delta.placements.reserve(out.moved.size());
   for (const auto& [s, f] : out.moved) {
     // A server moved twice in one plan is listed once, from where it was.
     if (servers[s].blade == kNone || !listed.insert(s).second) continue;

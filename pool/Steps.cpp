@@ -244,7 +244,9 @@ void State::emitSteps(const std::vector<int>& wanted, Output& out) {
     }
   }
 
-  // 3. Arriving.
+  // 3. Arriving. (Room made once: a failover brings 50 servers to a spare at a time.)
+  out.steps.reserve(out.steps.size() + 2 * arrivals.size());
+  if (track) track->reserve(track->size() + 2 * arrivals.size());
   for (std::size_t i = 0; i < busy.size(); ++i) {
     const BladeSlot& b = blades[busy[i]];
     const auto hv = hypervisorOf(b);

@@ -13,8 +13,9 @@
 // Between iterations (not timed): the new blades' agents carry out the steps, the fenced
 // blade comes back empty and is trusted again, the next victim is the blade of another
 // pool's first server (like the planner bench's p3-0). Five failures before the first
-// timed one. The Send callback serializes each frame, as loomd's does. Logging is off:
-// the terminal is not the controller's work. Counters: `p50_us`, `p90_us` — the median
+// timed one. The controller hands the Send callback each frame written out (the plan
+// frames by protocol::PlanFrameWriter), as in loomd. Logging is off: the terminal is not
+// the controller's work. Counters: `p50_us`, `p90_us` — the median
 // and 90th percentile of the timed failures; `moved` — define steps sent a failure, on
 // average; `messages` — plan messages sent.
 #include <benchmark/benchmark.h>
@@ -44,7 +45,7 @@ namespace protocol = loom::protocol;
 struct Daemon {
   std::unique_ptr<controller::StateStore> store;
   std::unique_ptr<controller::Controller> ctl;
-  // What the Send callback got, serialized as loomd's Send does (ControllerLoop::send).
+  // The frames the Send callback got, as bytes, as loomd's Send gets them (ControllerLoop::send).
   std::vector<std::pair<std::string, std::string>> outbox;
   std::vector<std::string> blades;
   std::int64_t now = 1000;
@@ -68,7 +69,7 @@ struct Daemon {
     controller::ControllerOptions options;
     options.fabricRenewsLeases = true;  // as in loomd: the fabric thread answers heartbeats
     ctl = std::make_unique<controller::Controller>(
-        *store, options, [this](const std::string& b, const Json& f) { outbox.emplace_back(b, f.dump()); },
+        *store, options, [this](const std::string& b, std::string f) { outbox.emplace_back(b, std::move(f)); },
         [] { return 1; });
     if (!ctl->recover(now)) std::abort();
     for (const auto& b : sc.observed.blades) {

@@ -41,7 +41,8 @@ struct Harness {
     store = std::move(openSqliteStateStore(path)).value();
     controller = std::make_unique<Controller>(
         *store, options,
-        [this](const std::string& b, const Json& f) {
+        [this](const std::string& b, const std::string& text) {
+          const Json f = Json::parse(text);
           sent.emplace_back(b, f);
           history.emplace_back(b, f);
         },

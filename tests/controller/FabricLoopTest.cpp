@@ -41,7 +41,7 @@ struct Loomd {
     store = std::move(openSqliteStateStore(path)).value();
     options.fabricRenewsLeases = true;
     controller = std::make_unique<Controller>(
-        *store, options, [this](const std::string& b, const Json& f) { loop->send(b, f); }, [] { return 1; },
+        *store, options, [this](const std::string& b, std::string f) { loop->send(b, std::move(f)); }, [] { return 1; },
         leadership ? *leadership : Leadership::soloDefault());
     EXPECT_TRUE(controller->recover(ControllerLoop::monotonicMs()));
     fabric.endpoint = "tcp://127.0.0.1:*";
@@ -354,8 +354,8 @@ struct ReplicaCore {
     for (const char* s : {"", "-wal", "-shm"}) std::filesystem::remove(path + s);
     store = std::move(openSqliteStateStore(path)).value();
     controller = std::make_unique<Controller>(
-        *store, options, [this](const std::string& b, const Json& f) { sent.emplace_back(b, f); }, [] { return 1; },
-        leadership);
+        *store, options, [this](const std::string& b, std::string f) { sent.emplace_back(b, Json::parse(f)); },
+        [] { return 1; }, leadership);
     controller->setFenceRunner([this](const std::string& b, const std::string& c) { ran.emplace_back(b, c); });
     EXPECT_TRUE(controller->recover(now));
   }

@@ -84,7 +84,7 @@ struct Replica {
     controller::ControllerOptions options;  // heartbeat 1 s, lease 5 s: loomd's defaults
     options.fabricRenewsLeases = true;
     core = std::make_unique<controller::Controller>(
-        *store, options, [this](const std::string& b, const Json& f) { loop->send(b, f); }, [] { return 1; },
+        *store, options, [this](const std::string& b, std::string f) { loop->send(b, std::move(f)); }, [] { return 1; },
         leadership);
     EXPECT_TRUE(core->recover(nowMs()));
     controller::FabricOptions fabric;

@@ -138,7 +138,7 @@ class World {
   // Messages.
   bool agentSend(int node, const Json& frame);
   bool peerSend(int node, const std::string& toBlade, const std::string& bytes);
-  void controllerSend(const std::string& bladeName, const Json& frame);
+  void controllerSend(const std::string& bladeName, std::string bytes);
   void deliver(Packet p);
   void handle(const Packet& p);
 
@@ -357,7 +357,7 @@ void World::startController() {
   // Each loomd process stamps with a tag of its own (random in loomd; here the seed's).
   ctlOptions_.stampTag = static_cast<std::uint32_t>(p.incarnation) & 0xfffff;
   ctl_.core = makeController(
-      ctl_.store, ctlOptions_, [this](const std::string& b, const Json& f) { controllerSend(b, f); },
+      ctl_.store, ctlOptions_, [this](const std::string& b, std::string f) { controllerSend(b, std::move(f)); },
       [this] { return kEpochMs + now_; });
   setState(0, Process::State::Running);
   ctl_.turned = false;
@@ -488,11 +488,11 @@ bool World::peerSend(int node, const std::string& toBlade, const std::string& by
 }
 
 // loomd's ROUTER: a frame to a blade whose agent is not connected is dropped.
-void World::controllerSend(const std::string& bladeName, const Json& frame) {
+void World::controllerSend(const std::string& bladeName, std::string bytes) {
   const int node = nodeOf(bladeName);
   if (node < 0) return;
   if (blade(node).proc.state == Process::State::Down) {
-    trace(TraceKind::Lost, 0, node, "(agent down) " + summarize(frame.dump()));
+    trace(TraceKind::Lost, 0, node, "(agent down) " + summarize(bytes));
     return;
   }
   Packet p;
@@ -500,7 +500,7 @@ void World::controllerSend(const std::string& bladeName, const Json& frame) {
   p.src = 0;
   p.dst = node;
   p.channel = Channel::Fabric;
-  p.bytes = frame.dump();
+  p.bytes = std::move(bytes);
   p.sentAt = now_;
   p.dstIncarnation = blade(node).proc.incarnation;
   net_.send(std::move(p), now_);
