@@ -80,7 +80,7 @@ void World::setUpReplicas() {
   store_ = std::make_unique<SimStore>(plan_.storeMinTtlSeconds);
   store_->setGuardEnforced(options_.storeGuard);
   store_->onCommitApplied = [this](std::uint64_t epoch, std::int64_t key) {
-    if (static_cast<std::int64_t>(epoch) == key) return;
+    if (static_cast<std::int64_t>(epoch) == key || !pastTermReported_.insert({epoch, key}).second) return;
     violation(Violation::Kind::PastTermCommit,
               "the store applied a commit of the term of epoch " + std::to_string(epoch) + " while the leader key " +
                   (key ? "is of epoch " + std::to_string(key) : std::string("is gone")));

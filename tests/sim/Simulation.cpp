@@ -371,6 +371,7 @@ bool World::agentSend(int node, const Json& frame) {
 
 // The peer channel (docs/FENCING.md): blade to blade, directly, never through loomd.
 bool World::peerSend(int node, const std::string& toBlade, const std::string& bytes) {
+  if (!options_.peerChannel) return false;
   const int to = nodeOf(toBlade);
   if (to < 0 || to == node) return false;
   Packet p;
@@ -393,9 +394,17 @@ void World::controllerSend(ControllerNode& c, const std::string& bladeName, cons
     trace(TraceKind::Lost, c.node, node, "(agent down) " + summarize(frame.dump()));
     return;
   }
-  if (replicated() && c.connUpAt[static_cast<std::size_t>(node - 1)] > now_) {
-    trace(TraceKind::Lost, c.node, node, "(agent not connected to this replica) " + summarize(frame.dump()));
-    return;
+  if (replicated()) {
+    // ControllerLoop's fabric thread asks the Leadership right before each socket send.
+    if (!c.leadership->actingNow()) {
+      ++result_.stats.framesSentNotActing;
+      trace(TraceKind::Lost, c.node, node, "(not acting: the fabric thread drops it) " + summarize(frame.dump()));
+      return;
+    }
+    if (c.connUpAt[static_cast<std::size_t>(node - 1)] > now_) {
+      trace(TraceKind::Lost, c.node, node, "(agent not connected to this replica) " + summarize(frame.dump()));
+      return;
+    }
   }
   Packet p;
   p.id = ++packetIds_;

@@ -32,6 +32,9 @@ struct SimOptions {
   // Set below what the clocks need only to show that the one-acting judge can fail.
   std::int64_t electionMarginMs = 100;
   double electionClockRate = 0.01;
+  // The agents' peer channel (docs/FENCING.md). Off only to show that the invariant-7
+  // judge can fail: no blade can then hold its servers through an outage.
+  bool peerChannel = true;
 };
 
 struct Violation {
@@ -67,6 +70,7 @@ struct RunStats {
   std::uint64_t commitsRefused = 0;          // by the store's guard (a past term's)
   std::uint64_t commitsUnanswered = 0;       // the term saw a timeout; applied or not
   std::uint64_t framesDroppedNotActing = 0;  // by a replica's core while not acting
+  std::uint64_t framesSentNotActing = 0;     // by a replica's core while not acting (the fabric drops them)
 };
 
 struct RunResult {

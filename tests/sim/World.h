@@ -269,6 +269,7 @@ class World {
   std::map<int, std::deque<std::uint64_t>> storeQueue_;  // per replica: its term client's, oldest first
   std::map<std::uint64_t, std::function<void(std::int64_t arrivedAt)>> storeAnswers_;  // packet id -> on arrival
   ActingJudge acting_;
+  std::set<std::pair<std::uint64_t, std::int64_t>> pastTermReported_;  // (commit's epoch, key's)
   AckJudge acks_;
   std::set<std::string> undrainPending_;
 

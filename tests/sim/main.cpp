@@ -140,6 +140,9 @@ int main(int argc, char** argv) {
   app.add_option("--election-margin-ms", options.electionMarginMs,
                  "replicas: the election's margin (default 100, Election's); below what the clocks need only to show "
                  "that the one-acting judge can fail");
+  bool noPeers = false;
+  app.add_flag("--no-peer-channel", noPeers,
+               "the agents cannot ask their peers (shows that the invariant-7 judge can fail)");
   bool pollTouched = false;
   app.add_flag("--poll-touched", pollTouched,
                "after each event poll only the drivers whose agent or watchdog acted (faster; the "
@@ -157,6 +160,7 @@ int main(int argc, char** argv) {
   }
   options.verbose = verbose;
   options.storeGuard = !noStoreGuard;
+  options.peerChannel = !noPeers;
   options.judgeInvariant7 = !noInv7;
   options.pollEveryDriver = !pollTouched;
   {
@@ -231,7 +235,7 @@ int main(int argc, char** argv) {
                 printed = 0;
   std::uint64_t selfFenced = 0, watchdog = 0, virtualMs = 0, events = 0;
   std::uint64_t replicaRuns = 0, twoActing = 0, pastTerm = 0, lostAck = 0, terms = 0, staleRefused = 0,
-                commitsRefused = 0, unanswered = 0, droppedNotActing = 0;
+                commitsRefused = 0, unanswered = 0, droppedNotActing = 0, sentNotActing = 0;
   std::map<std::string, std::uint64_t> inv7ByScenario, runsByScenario;
   bool failed = false;
   for (std::uint64_t s = from; s <= to; ++s) {
@@ -254,6 +258,7 @@ int main(int argc, char** argv) {
       commitsRefused += r.stats.commitsRefused;
       unanswered += r.stats.commitsUnanswered;
       droppedNotActing += r.stats.framesDroppedNotActing;
+      sentNotActing += r.stats.framesSentNotActing;
     }
     if (checkReplay) {
       RunResult again = runSimulation(p, s, options);
@@ -325,10 +330,11 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(pastTerm), static_cast<unsigned long long>(lostAck));
     std::printf(
         "    %llu terms won; past-term commits refused by the store: %llu; commits unanswered (applied or not): %llu; "
-        "frames refused by agents as stale: %llu; dropped by replicas not acting: %llu\n",
+        "frames refused by agents as stale: %llu; received by replicas not acting: %llu, sent by their cores "
+        "(dropped by the fabric): %llu\n",
         static_cast<unsigned long long>(terms), static_cast<unsigned long long>(commitsRefused),
         static_cast<unsigned long long>(unanswered), static_cast<unsigned long long>(staleRefused),
-        static_cast<unsigned long long>(droppedNotActing));
+        static_cast<unsigned long long>(droppedNotActing), static_cast<unsigned long long>(sentNotActing));
   }
   if (checkReplay) std::printf("  replay: %llu mismatches\n", static_cast<unsigned long long>(replayMismatch));
   return failed ? 1 : 0;
