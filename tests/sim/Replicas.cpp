@@ -437,7 +437,13 @@ Status World::storeCommit(int replica, std::uint64_t epoch, const controller::Ch
         if (auto s = store_->commit(change, epoch, local(storeNode_)); !s) return s.error();
         return true;
       },
-      [this, epoch, change] { (void)store_->commit(change, epoch, local(storeNode_)); },
+      [this, replica, epoch, change] {
+        if (store_->commit(change, epoch, local(storeNode_))) {
+          ++result_.stats.commitsAppliedUnanswered;
+          trace(TraceKind::Note, ctls_[static_cast<std::size_t>(replica)]->node, storeNode_,
+                "commit of epoch " + std::to_string(epoch) + " applied after its caller gave up");
+        }
+      },
       "commit of epoch " + std::to_string(epoch));
   if (r) return okStatus();
   if (r.error().code == Errc::Timeout) ++result_.stats.commitsUnanswered;
@@ -556,6 +562,27 @@ void World::noteApply(const std::string& path, const std::string& body, int stat
   acks_.applied(power, status == 200                                     ? AckJudge::Outcome::Acknowledged
                        : status == -2 || (status >= 400 && status < 500) ? AckJudge::Outcome::Refused
                                                                          : AckJudge::Outcome::Unknown);
+}
+
+void World::compareWithStore(const Json& servers) {
+  auto stored = store_->load(local(storeNode_));
+  if (!stored) return;
+  std::map<std::string, std::string> power;
+  for (const auto& d : stored->declarations) {
+    if (d.kind != "Server") continue;
+    const Json j = Json::parse(d.body, nullptr, false);
+    if (j.is_object()) power[d.name] = j.value("power", "on");
+  }
+  std::string differs;
+  for (const auto& s : servers) {
+    const std::string name = s.value("name", ""), shown = s.value("power", "on");
+    auto it = power.find(name);
+    if (it != power.end() && it->second != shown)
+      differs += " " + name + " (leader: " + shown + ", store: " + it->second + ")";
+  }
+  if (differs.empty()) return;
+  ++result_.stats.viewsDiverged;
+  trace(TraceKind::Note, -1, -1, "the leader's view differs from the store's:" + differs);
 }
 
 }  // namespace loom::sim::detail

@@ -56,6 +56,11 @@ struct ScenarioPlan {
   int replicas = 0;
   std::int64_t leaderTtlSeconds = 1;
   std::int64_t storeMinTtlSeconds = 1;
+  // Only takeovers (a leader killed, frozen, stopped or cut from the store; the operator):
+  // no blade may then end a server by its own hand (issue 16: a takeover renews every
+  // healthy blade's lease before it runs out). Invariant 7's judge alone would let the
+  // first seconds of an outage pass.
+  bool takeoversOnly = false;
   std::vector<Fault> faults;
   // When everything is healed (faults still active end, frozen processes resume, crashed
   // ones restart, drained blades are undrained); then the quiet period, at most quietMs.

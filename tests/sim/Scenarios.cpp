@@ -537,6 +537,7 @@ void operatorDuringTakeover(Builder& s, std::int64_t t) {
 }
 
 void leaderKilled(Builder& s) {
+  s.plan().takeoversOnly = true;
   std::int64_t t = kSettledMs + s.rng().range(0, 10000);
   const int kills = static_cast<int>(s.rng().range(1, 2));
   for (int i = 0; i < kills; ++i) {
@@ -549,6 +550,7 @@ void leaderKilled(Builder& s) {
 }
 
 void leaderFrozen(Builder& s) {
+  s.plan().takeoversOnly = true;
   // Past its etcd lease (a standby takes over), or shorter (it wakes up still leading).
   const std::int64_t t = kSettledMs + s.rng().range(0, 10000);
   const std::int64_t ttl = s.plan().leaderTtlSeconds * 1000;
@@ -563,6 +565,7 @@ void leaderFrozen(Builder& s) {
 }
 
 void leaderCutFromStore(Builder& s) {
+  s.plan().takeoversOnly = true;
   const std::int64_t t = kSettledMs + s.rng().range(0, 10000);
   // Usually the leader; now and then a standby (it must not take over while the leader renews).
   const int who = s.rng().chance(0.8) ? kLeader : static_cast<int>(s.rng().range(0, s.plan().replicas - 1));
@@ -583,6 +586,7 @@ void storeQuorumLost(Builder& s) {
 }
 
 void leaderResigns(Builder& s) {
+  s.plan().takeoversOnly = true;
   std::int64_t t = kSettledMs + s.rng().range(0, 10000);
   for (int i = static_cast<int>(s.rng().range(1, 2)); i > 0; --i) {
     const std::int64_t down = s.rng().range(300, 15000);
@@ -616,6 +620,7 @@ void leaderIsolated(Builder& s) {
 }
 
 void applyDuringTakeover(Builder& s) {
+  s.plan().takeoversOnly = true;
   const std::int64_t t = kSettledMs + s.rng().range(0, 10000);
   switch (s.rng().range(0, 2)) {
     case 0:

@@ -151,6 +151,10 @@ void SimElection::continueAfter(Step step, const Call& call, const Reply& r, std
       }
       actUntil_ = std::max(actUntil_, actingDeadline(sent_));
       nextRenewAt_ = sent_ + renewEveryMs_;
+      // As Election::renew(): granted again even when resign() revoked it while this
+      // renewal was in flight (the term is gone by then; the loop revokes at its next turn).
+      if (resignAsked_)
+        spdlog::warn("election: epoch {} granted again after resign() (a renewal was in flight)", epoch_);
       leadership_.grant(epoch_, actUntil_);
       return waitFrom(now);
     }

@@ -731,6 +731,7 @@ void World::checkConvergence() {
       for (const auto& s : servers)
         if (s.value("name", "") == "cold")
           if (auto lost = acks_.judge(s.value("power", "?"))) violation(Violation::Kind::LostAcknowledged, *lost);
+    if (replicated()) compareWithStore(servers);
     finalChecks();
     stopped_ = true;
     return;
@@ -803,7 +804,13 @@ void World::pollBlade(int node) {
     }
   b.running = std::move(running);
   if (auto double_ = doubleRuns_.update(b.spec.name, b.running, now_)) violation(Violation::Kind::Invariant1, *double_);
-  if (!byOwnHand.empty() && options_.judgeInvariant7) {
+  if (!byOwnHand.empty() && plan_.takeoversOnly) {
+    std::string domains;
+    for (const auto& d : byOwnHand) domains += (domains.empty() ? "" : ",") + d;
+    violation(Violation::Kind::Invariant7, b.spec.name + " ended [" + domains + "] by its own hand" +
+                                               (watchdog ? " (watchdog)" : "") +
+                                               " in a run of takeovers only: a takeover must renew its lease in time");
+  } else if (!byOwnHand.empty() && options_.judgeInvariant7) {
     if (auto why = outage_.judge(node, now_, names_)) {
       std::string domains;
       for (const auto& d : byOwnHand) domains += (domains.empty() ? "" : ",") + d;

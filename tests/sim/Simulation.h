@@ -65,12 +65,14 @@ struct RunStats {
   std::uint64_t faultsApplied = 0;
   std::uint64_t operatorRequests = 0;
   // Replicas.
-  std::uint64_t terms = 0;                   // elections won
-  std::uint64_t staleFramesRefused = 0;      // by the agents' EpochGuard
-  std::uint64_t commitsRefused = 0;          // by the store's guard (a past term's)
-  std::uint64_t commitsUnanswered = 0;       // the term saw a timeout; applied or not
-  std::uint64_t framesDroppedNotActing = 0;  // by a replica's core while not acting
-  std::uint64_t framesSentNotActing = 0;     // by a replica's core while not acting (the fabric drops them)
+  std::uint64_t terms = 0;                     // elections won
+  std::uint64_t staleFramesRefused = 0;        // by the agents' EpochGuard
+  std::uint64_t commitsRefused = 0;            // by the store's guard (a past term's)
+  std::uint64_t commitsUnanswered = 0;         // the term saw a timeout; applied or not
+  std::uint64_t commitsAppliedUnanswered = 0;  // of those, applied when they arrived
+  std::uint64_t framesDroppedNotActing = 0;    // by a replica's core while not acting
+  std::uint64_t framesSentNotActing = 0;       // by a replica's core while not acting (the fabric drops them)
+  std::uint64_t viewsDiverged = 0;             // 1: at the end the leader's servers' power differs from the store's
 };
 
 struct RunResult {

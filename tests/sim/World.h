@@ -226,6 +226,9 @@ class World {
   // next one cannot overtake them).
   void flushStoreQueue(int replica, std::uint64_t upTo = 0);
   void noteApply(const std::string& path, const std::string& body, int status);
+  // At the end: whether the leader's servers' power is what the store holds (not a
+  // violation: a change whose commit timed out yet landed shows up here).
+  void compareWithStore(const Json& servers);
 
   const ScenarioPlan& plan_;
   std::uint64_t seed_;

@@ -140,6 +140,8 @@ int main(int argc, char** argv) {
   app.add_option("--election-margin-ms", options.electionMarginMs,
                  "replicas: the election's margin (default 100, Election's); below what the clocks need only to show "
                  "that the one-acting judge can fail");
+  app.add_option("--election-clock-rate", options.electionClockRate,
+                 "replicas: the clock-rate allowance rho of the election's deadline (default 0.01, Election's)");
   bool noPeers = false;
   app.add_flag("--no-peer-channel", noPeers,
                "the agents cannot ask their peers (shows that the invariant-7 judge can fail)");
@@ -235,7 +237,8 @@ int main(int argc, char** argv) {
                 printed = 0;
   std::uint64_t selfFenced = 0, watchdog = 0, virtualMs = 0, events = 0;
   std::uint64_t replicaRuns = 0, twoActing = 0, pastTerm = 0, lostAck = 0, terms = 0, staleRefused = 0,
-                commitsRefused = 0, unanswered = 0, droppedNotActing = 0, sentNotActing = 0;
+                commitsRefused = 0, unanswered = 0, appliedUnanswered = 0, droppedNotActing = 0, sentNotActing = 0,
+                diverged = 0;
   std::map<std::string, std::uint64_t> inv7ByScenario, runsByScenario;
   bool failed = false;
   for (std::uint64_t s = from; s <= to; ++s) {
@@ -257,8 +260,10 @@ int main(int argc, char** argv) {
       staleRefused += r.stats.staleFramesRefused;
       commitsRefused += r.stats.commitsRefused;
       unanswered += r.stats.commitsUnanswered;
+      appliedUnanswered += r.stats.commitsAppliedUnanswered;
       droppedNotActing += r.stats.framesDroppedNotActing;
       sentNotActing += r.stats.framesSentNotActing;
+      diverged += r.stats.viewsDiverged;
     }
     if (checkReplay) {
       RunResult again = runSimulation(p, s, options);
@@ -329,12 +334,16 @@ int main(int argc, char** argv) {
         static_cast<unsigned long long>(replicaRuns), static_cast<unsigned long long>(twoActing),
         static_cast<unsigned long long>(pastTerm), static_cast<unsigned long long>(lostAck));
     std::printf(
-        "    %llu terms won; past-term commits refused by the store: %llu; commits unanswered (applied or not): %llu; "
+        "    %llu terms won; past-term commits refused by the store: %llu; commits unanswered: %llu (%llu applied when "
+        "they arrived); "
         "frames refused by agents as stale: %llu; received by replicas not acting: %llu, sent by their cores "
         "(dropped by the fabric): %llu\n",
         static_cast<unsigned long long>(terms), static_cast<unsigned long long>(commitsRefused),
-        static_cast<unsigned long long>(unanswered), static_cast<unsigned long long>(staleRefused),
-        static_cast<unsigned long long>(droppedNotActing), static_cast<unsigned long long>(sentNotActing));
+        static_cast<unsigned long long>(unanswered), static_cast<unsigned long long>(appliedUnanswered),
+        static_cast<unsigned long long>(staleRefused), static_cast<unsigned long long>(droppedNotActing),
+        static_cast<unsigned long long>(sentNotActing));
+    std::printf("    seeds whose leader's view of the servers' power differs from the store's at the end: %llu\n",
+                static_cast<unsigned long long>(diverged));
   }
   if (checkReplay) std::printf("  replay: %llu mismatches\n", static_cast<unsigned long long>(replayMismatch));
   return failed ? 1 : 0;
