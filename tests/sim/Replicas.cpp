@@ -4,6 +4,7 @@
 // store they share (SimStore, etcd's semantics) across the simulated network. The order of
 // things follows loomd's main.cpp (runReplica) and controller/Term.cpp.
 #include <algorithm>
+#include <utility>
 
 #include "tests/sim/World.h"
 
@@ -150,9 +151,13 @@ void World::exitReplica(int i, const char* how) {
   c.stopping = false;
   setState(c.node, Process::State::Down);
   trace(TraceKind::Note, c.node, -1, how);
+  if (std::exchange(c.restartOnExit, false)) startReplica(i);
 }
 
-void World::crashReplica(int i) { exitReplica(i, "replica killed"); }
+void World::crashReplica(int i) {
+  ctls_[static_cast<std::size_t>(i)]->restartOnExit = false;  // the crash's own end restarts it
+  exitReplica(i, "replica killed");
+}
 
 // SIGTERM (main.cpp): the term stops, then Election::resign() revokes the lease so that
 // a standby takes over at once; the process exits once the revoke is sent.

@@ -582,6 +582,8 @@ void World::endFault(std::size_t i) {
         if (ctls_[0]->proc.state == Process::State::Down) startController();
       } else if (ctls_[static_cast<std::size_t>(target)]->proc.state == Process::State::Down) {
         startReplica(target);
+      } else if (ctls_[static_cast<std::size_t>(target)]->stopping) {
+        ctls_[static_cast<std::size_t>(target)]->restartOnExit = true;  // still handing over
       }
       break;
     case Fault::Kind::StoreFailing:
@@ -667,6 +669,7 @@ void World::heal() {
     for (std::size_t r = 0; r < ctls_.size(); ++r) {
       if (ctls_[r]->proc.state == Process::State::Frozen) resume(ctls_[r]->node);
       if (ctls_[r]->proc.state == Process::State::Down) startReplica(static_cast<int>(r));
+      if (ctls_[r]->stopping) ctls_[r]->restartOnExit = true;
     }
   }
   for (int n = 1; n <= static_cast<int>(blades_.size()); ++n) {

@@ -114,6 +114,7 @@ struct ControllerNode {
   };
   std::deque<ApiCall> apiBacklog;  // operator requests that reached it while frozen
   bool stopping = false;           // SIGTERM: it exits once its lease's revoke is sent
+  bool restartOnExit = false;      // ... and is started again then (its fault, or the heal, ended first)
 };
 
 class World {
