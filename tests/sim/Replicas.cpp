@@ -451,7 +451,25 @@ Status World::storeCommit(int replica, std::uint64_t epoch, const controller::Ch
       },
       "commit of epoch " + std::to_string(epoch));
   if (r) return okStatus();
-  if (r.error().code == Errc::Timeout) ++result_.stats.commitsUnanswered;
+  if (r.error().code == Errc::Timeout) {
+    ++result_.stats.commitsUnanswered;
+    if (options_.resignOnUnansweredCommit) {
+      // The proposed fix: acting stops now; the term is handed back once the core's call returns.
+      ControllerNode& c = *ctls_[static_cast<std::size_t>(replica)];
+      c.leadership->revoke();
+      const std::uint32_t term = c.termGen;
+      at(now_, [this, replica, term] {
+        ControllerNode& r = *ctls_[static_cast<std::size_t>(replica)];
+        if (r.termGen != term || !r.election) return;
+        trace(TraceKind::Note, r.node, -1,
+              "term " + std::to_string(r.termEpoch) + ": a commit went unanswered; resigning");
+        tearDownTerm(r);
+        r.election->resign(local(r.node));
+        r.election->campaign(local(r.node));
+        rescheduleElection(r);
+      });
+    }
+  }
   return r.error();
 }
 
