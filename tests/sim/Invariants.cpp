@@ -42,8 +42,8 @@ OutageJudge::OutageJudge(int blades, Windows windows)
       runningSince_(static_cast<std::size_t>(blades + 1), kNotSince),
       upSince_(static_cast<std::size_t>((blades + 1) * (blades + 1)), 0),
       toController_(static_cast<std::size_t>(blades + 1), LinkState::Up),
-      outSince_(static_cast<std::size_t>(blades + 1), kNotSince),
-      members_(static_cast<std::size_t>(blades + 1)) {}
+      members_(static_cast<std::size_t>(blades + 1)),
+      outSince_(static_cast<std::size_t>(blades + 1), kNotSince) {}
 
 void OutageJudge::setMembers(int node, std::vector<int> members) {
   members_[static_cast<std::size_t>(node)] = std::move(members);
@@ -114,6 +114,34 @@ std::optional<std::string> OutageJudge::judge(int blade, std::int64_t now,
          (out == kNotSince ? std::string(", in this blade's reach")
                            : ", out of this blade's reach since t=" + std::to_string(out)) +
          ")";
+}
+
+std::optional<std::string> ActingJudge::judge(const std::vector<Actor>& acting, std::int64_t now) {
+  if (acting.size() < 2) return std::nullopt;
+  const auto key =
+      std::make_pair(std::min(acting[0].epoch, acting[1].epoch), std::max(acting[0].epoch, acting[1].epoch));
+  if (!reported_.insert(key).second) return std::nullopt;
+  std::string text = std::to_string(acting.size()) + " replicas act at t=" + std::to_string(now) + ":";
+  for (const auto& a : acting)
+    text += " " + a.name + " (epoch " + std::to_string(a.epoch) + ", acting until " + std::to_string(a.actUntil) +
+            " on its clock, now " + std::to_string(a.localNow) + ")";
+  return text;
+}
+
+void AckJudge::applied(const std::string& power, Outcome outcome) {
+  if (!active_) return;
+  if (outcome == Outcome::Acknowledged) {
+    acked_ = power;
+    since_.clear();
+  } else if (outcome == Outcome::Unknown) {
+    since_.insert(power);
+  }
+}
+
+std::optional<std::string> AckJudge::judge(const std::string& shown) const {
+  if (!active_ || shown == acked_ || since_.count(shown)) return std::nullopt;
+  return "server cold's power is '" + shown + "' but the last acknowledged apply set '" + acked_ +
+         "' and no unanswered apply after it set '" + shown + "'";
 }
 
 }  // namespace loom::sim

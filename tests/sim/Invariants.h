@@ -88,4 +88,49 @@ class OutageJudge {
   std::vector<std::int64_t> outSince_;      // per blade: out of loomd's reach since; kNotSince while in reach
 };
 
+// Replicas: at most one loomd acts at any virtual instant. Each replica's Leadership is
+// asked against that replica's own clock (ProcessClock: any two rates within 1 %, the rho
+// Election's actUntil allows for) after every event; a frozen replica counts, for a
+// Leadership that still says "acting" would act the moment it is thawed. A term begins
+// with an event (its grant), so an overlap is always seen at one. Reported once per pair
+// of epochs.
+class ActingJudge {
+ public:
+  struct Actor {
+    std::string name;
+    std::uint64_t epoch = 0;
+    std::int64_t localNow = 0;
+    std::int64_t actUntil = 0;  // on its clock
+  };
+  std::optional<std::string> judge(const std::vector<Actor>& acting, std::int64_t now);
+
+ private:
+  std::set<std::pair<std::uint64_t, std::uint64_t>> reported_;
+};
+
+// Replicas: an acknowledged change survives a takeover, and one left unanswered (a
+// timeout, a leader that froze or was replaced under it) is either there or absent,
+// never half. Followed on one field that the replica scenarios change only by apply:
+// server `cold`'s power. At the end the leader's view must be the last acknowledged
+// value, or the value of an apply sent after it that got no answer.
+class AckJudge {
+ public:
+  void start(const std::string& power) {
+    acked_ = power;
+    since_.clear();
+    active_ = true;
+  }
+  bool active() const { return active_; }
+  // An apply that set `power`: answered 200, or maybe applied (no answer, 5xx), or
+  // certainly not (4xx: nothing changed).
+  enum class Outcome : std::uint8_t { Acknowledged, Unknown, Refused };
+  void applied(const std::string& power, Outcome outcome);
+  std::optional<std::string> judge(const std::string& shown) const;
+
+ private:
+  bool active_ = false;
+  std::string acked_;
+  std::set<std::string> since_;  // unanswered since the last acknowledged
+};
+
 }  // namespace loom::sim

@@ -33,6 +33,7 @@ std::unique_ptr<agent::Agent> makeAgent(const BladeSpec& blade, drivers::test::T
   config.inventory.peerEndpoint = "sim://" + blade.name;
   config.driverThread = false;  // one thread, deterministic
   config.policyPath = wiring.policyPath;
+  config.epochPath = wiring.epochPath;
   auto agent = std::make_unique<agent::Agent>(std::move(config), std::make_unique<BladeDriver>(hypervisor, endings),
                                               std::move(wiring.fabricSend),
                                               std::make_unique<SimLeaseGuard>(std::move(wiring.armWatchdog)));
@@ -53,8 +54,9 @@ controller::ControllerOptions controllerOptions(std::int64_t leaseMs, std::int64
 std::unique_ptr<controller::Controller> makeController(controller::StateStore& store,
                                                        const controller::ControllerOptions& options,
                                                        controller::Controller::Send send,
-                                                       controller::Controller::WallClock wallClock) {
-  return std::make_unique<controller::Controller>(store, options, std::move(send), std::move(wallClock));
+                                                       controller::Controller::WallClock wallClock,
+                                                       const controller::Leadership& leadership) {
+  return std::make_unique<controller::Controller>(store, options, std::move(send), std::move(wallClock), leadership);
 }
 
 std::optional<std::string> deliverToAgent(agent::Agent& agent, Channel channel, const std::string& /*fromBlade*/,

@@ -92,6 +92,7 @@ struct AgentWiring {
   std::function<bool(const std::string& toBlade, const std::string& bytes)> peerSend;
   std::function<void(std::int64_t remainingMs)> armWatchdog;
   std::string policyPath;  // where it keeps its outage policy (loom-agent --state-dir)
+  std::string epochPath;   // and the highest leader epoch it has seen
 };
 
 std::unique_ptr<agent::Agent> makeAgent(const BladeSpec& blade, drivers::test::TestDriver& hypervisor,
@@ -100,10 +101,11 @@ std::unique_ptr<agent::Agent> makeAgent(const BladeSpec& blade, drivers::test::T
 // Options as loomd's defaults, with `leaseMs`/`heartbeatMs`, and the core answering
 // heartbeats and registers itself (no fabric thread in the simulator).
 controller::ControllerOptions controllerOptions(std::int64_t leaseMs, std::int64_t heartbeatMs);
-std::unique_ptr<controller::Controller> makeController(controller::StateStore& store,
-                                                       const controller::ControllerOptions& options,
-                                                       controller::Controller::Send send,
-                                                       controller::Controller::WallClock wallClock);
+// `leadership`: a replica's (it must outlive the Controller); solo when not given.
+std::unique_ptr<controller::Controller> makeController(
+    controller::StateStore& store, const controller::ControllerOptions& options, controller::Controller::Send send,
+    controller::Controller::WallClock wallClock,
+    const controller::Leadership& leadership = controller::Leadership::soloDefault());
 
 // Frames in. `now` is the receiving process's own clock. On the peer channel an ask gets
 // the answer to send back to `fromBlade`.

@@ -5,7 +5,19 @@
 
 namespace loom::sim {
 
-const char* toString(Channel c) { return c == Channel::Fabric ? "fabric" : "peer"; }
+const char* toString(Channel c) {
+  switch (c) {
+    case Channel::Fabric:
+      return "fabric";
+    case Channel::Peer:
+      return "peer";
+    case Channel::Store:
+      return "store";
+    case Channel::Election:
+      return "election";
+  }
+  return "?";
+}
 const char* toString(LinkState s) {
   switch (s) {
     case LinkState::Up:
@@ -45,7 +57,7 @@ std::int64_t Network::delay(LinkState s) {
 }
 
 void Network::schedule(Packet packet, std::int64_t at) {
-  if (profile_.fifo) {
+  if (profile_.fifo || toStore(packet.channel)) {
     auto& last = lastDelivery_[{packet.src, packet.dst, packet.channel}];
     at = std::max(at, last);
     last = at;
@@ -70,7 +82,9 @@ void Network::send(Packet packet, std::int64_t now) {
     ++dropped_;
     return;
   }
-  const double dup = profile_.fifo ? 0.0 : s == LinkState::Lossy ? profile_.duplicateLossy : profile_.duplicateUp;
+  const double dup = profile_.fifo || toStore(packet.channel) ? 0.0
+                     : s == LinkState::Lossy                  ? profile_.duplicateLossy
+                                                              : profile_.duplicateUp;
   if (dup > 0 && rng_.chance(dup)) {
     ++duplicated_;
     Packet copy = packet;
@@ -78,6 +92,21 @@ void Network::send(Packet packet, std::int64_t now) {
     schedule(std::move(copy), now + delay(s));
   }
   schedule(std::move(packet), now + delay(s));
+}
+
+std::optional<std::int64_t> Network::transit(int a, int b) {
+  ++sent_;
+  const LinkState s = link(a, b).state();
+  if (s == LinkState::Cut || (s == LinkState::Lossy && rng_.chance(profile_.dropLossy))) {
+    ++dropped_;
+    return std::nullopt;
+  }
+  return delay(s);
+}
+
+std::int64_t Network::lastDelivery(int src, int dst, Channel channel) const {
+  auto it = lastDelivery_.find({src, dst, channel});
+  return it == lastDelivery_.end() ? 0 : it->second;
 }
 
 void Network::changed(int a, int b, LinkState before, std::int64_t now) {

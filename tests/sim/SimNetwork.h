@@ -1,6 +1,7 @@
 // The simulator's network: every message between two simulated processes goes through
 // here, on a (source, destination, channel) triple, so the agent-to-controller fabric and
-// the agent-to-agent peer channel share one model. Node 0 is loomd, 1..N the blades.
+// the agent-to-agent peer channel share one model. Node 0 is loomd, 1..N the blades; with
+// replicas, the loomd replicas and the store (etcd) come after the blades.
 //
 // Each unordered pair of nodes is a link in one of three states:
 //   Up     delivered after a short delay (at most maxUpDelayMs); with a hostile profile
@@ -12,6 +13,9 @@
 // Several faults may overlap on one link: cuts and degradations are counted, and the
 // link's state is the worst that is active.
 //
+// A store channel (a replica's etcd clients) is one TCP connection: always in order, never
+// duplicated, whatever the profile says.
+//
 // The network only decides fates and times: it hands each delivery to the scheduler
 // (Deliver) and knows nothing of processes.
 #pragma once
@@ -20,6 +24,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -28,7 +33,8 @@
 
 namespace loom::sim {
 
-enum class Channel : std::uint8_t { Fabric, Peer };
+// Store: a replica's term to etcd (EtcdStateStore); Election: its election's own etcd client.
+enum class Channel : std::uint8_t { Fabric, Peer, Store, Election };
 enum class LinkState : std::uint8_t { Up, Lossy, Cut };
 const char* toString(Channel c);
 const char* toString(LinkState s);
@@ -41,6 +47,7 @@ struct Packet {
   std::int64_t sentAt = 0;
   std::uint32_t dstIncarnation = 0;  // the receiving process it was sent to (a restarted one never gets it)
   bool duplicate = false;
+  std::int64_t arrivedAt = 0;  // set on delivery (a frozen receiver reads it later)
 };
 
 struct NetworkProfile {
@@ -65,6 +72,17 @@ class Network {
   // Decides what becomes of `packet`, sent at `now`: zero, one or two deliveries, or
   // held until its link heals.
   void send(Packet packet, std::int64_t now);
+  // One message's fate on an Up or Lossy link now, drawn as send() draws it: its delay, or
+  // nothing when it is dropped (and always nothing on a Cut link: see holds()). For a
+  // blocking call whose answer is decided at once (a replica's store client).
+  std::optional<std::int64_t> transit(int a, int b);
+  // Delivers `packet` at `at` (no fate drawn), keeping the order of its connection.
+  void deliverAt(Packet packet, std::int64_t at) { schedule(std::move(packet), at); }
+  static bool toStore(Channel c) { return c == Channel::Store || c == Channel::Election; }
+  // The latest delivery scheduled on a connection that keeps order (0: none).
+  std::int64_t lastDelivery(int src, int dst, Channel channel) const;
+  // Whether a Cut link keeps what is sent (hold) rather than losing it.
+  bool holds(int a, int b) const { return link(a, b).holds > 0; }
 
   void cut(int a, int b, bool hold, std::int64_t now);
   void uncut(int a, int b, bool hold, std::int64_t now);

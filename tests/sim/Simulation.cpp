@@ -4,26 +4,15 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <deque>
 #include <filesystem>
-#include <functional>
-#include <map>
-#include <memory>
-#include <optional>
-#include <queue>
 
 #include "drivers/test/Journal.h"
-#include "tests/sim/Invariants.h"
-#include "tests/sim/MemoryStateStore.h"
-#include "tests/sim/ProcessClock.h"
+#include "tests/sim/World.h"
 
 namespace loom::sim {
+namespace detail {
 namespace {
 
-using protocol::Json;
-
-// Journal stamps and loomd's event times: virtual real time from here.
-constexpr std::int64_t kEpochMs = 1'700'000'000'000;
 // How often, after the heal, the quiet period looks for convergence.
 constexpr std::int64_t kConvergeCheckMs = 1000;
 
@@ -39,156 +28,23 @@ std::uint64_t fnvValue(std::uint64_t h, T v) {
   return fnv(h, &v, sizeof v);
 }
 
+}  // namespace
+
 // A frame shown in a trace line: its type and, shortened, the rest.
-std::string summarize(const std::string& bytes, std::size_t max = 240) {
+std::string summarize(const std::string& bytes, std::size_t max) {
   std::string s = bytes.size() > max ? bytes.substr(0, max) + "...(" + std::to_string(bytes.size()) + " bytes)" : bytes;
   return s;
 }
 
-struct Process {
-  enum class State : std::uint8_t { Down, Running, Frozen };
-  State state = State::Down;
-  std::uint32_t incarnation = 0;
-  ProcessClock clock;
-  std::deque<Packet> backlog;       // frames that arrived while frozen, in arrival order
-  std::int64_t tickAt = kNotSince;  // the pending tick event's time (kNotSince: none)
-  std::uint64_t tickGen = 0;
-  std::int64_t frozenAt = 0;
-};
+StateDir::StateDir() {
+  char tmpl[] = "/tmp/loom-sim-XXXXXX";
+  if (::mkdtemp(tmpl)) path_ = tmpl;
+}
 
-struct BladeNode {
-  Process proc;
-  BladeSpec spec;
-  std::unique_ptr<drivers::test::TestDriver> hypervisor;
-  std::map<std::string, EndCause> endings;
-  std::unique_ptr<agent::Agent> agent;
-  std::map<std::string, std::string> running;  // uuid -> domain, as last polled
-  std::int64_t connectAt = 0;                  // its connection to loomd is up from (after a loomd restart)
-  std::int64_t watchdogAt = kNotSince;         // real time the watchdog is armed for
-};
-
-struct ControllerNode {
-  Process proc;
-  MemoryStateStore store;
-  std::unique_ptr<controller::Controller> core;
-  bool turned = false;
-  std::int64_t lastTurnLocal = 0;
-};
-
-// Where the run's agents keep their outage policy across restarts (loom-agent's
-// --state-dir): a directory of the run's own, removed with it.
-class StateDir {
- public:
-  StateDir() {
-    char tmpl[] = "/tmp/loom-sim-XXXXXX";
-    if (::mkdtemp(tmpl)) path_ = tmpl;
-  }
-  ~StateDir() {
-    std::error_code ec;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
-  }
-  StateDir(const StateDir&) = delete;
-  StateDir& operator=(const StateDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-class World {
- public:
-  World(const ScenarioPlan& plan, std::uint64_t seed, const SimOptions& options);
-  RunResult run();
-
- private:
-  struct Event {
-    std::int64_t at;
-    std::uint64_t seq;
-    std::function<void()> fn;
-    bool operator>(const Event& o) const { return at != o.at ? at > o.at : seq > o.seq; }
-  };
-  enum class TraceKind : std::uint8_t { Deliver, Lost, Tick, Fault, Api, Watchdog, Ending, Note, Violation };
-
-  void at(std::int64_t t, std::function<void()> fn);
-  Process& proc(int node) { return node == 0 ? ctl_.proc : blades_[static_cast<std::size_t>(node - 1)].proc; }
-  BladeNode& blade(int node) { return blades_[static_cast<std::size_t>(node - 1)]; }
-  void notePolicy(int node, const std::string& bytes);
-  StateDir stateDir_;
-  std::map<int, std::uint64_t> policyVersion_;  // per blade: the newest policy delivered
-  int nodeOf(const std::string& name) const;
-  std::int64_t local(int node) { return proc(node).clock.local(now_); }
-
-  void trace(TraceKind kind, int a, int b, std::string text);
-  std::string format(std::int64_t t, TraceKind kind, int a, int b, const std::string& text) const;
-
-  // Processes.
-  void startController();
-  void crashController();
-  void startAgent(int node);
-  void crashAgent(int node);
-  void freeze(int node);
-  void resume(int node);
-  void setState(int node, Process::State s);
-  void scheduleTick(int node, std::int64_t real);
-  void rescheduleAgent(int node);
-  void rescheduleController();
-  void controllerTurn();
-  void armWatchdog(int node, std::int64_t remainingMs);
-
-  // Messages.
-  bool agentSend(int node, const Json& frame);
-  bool peerSend(int node, const std::string& toBlade, const std::string& bytes);
-  void controllerSend(const std::string& bladeName, std::string bytes);
-  void deliver(Packet p);
-  void handle(const Packet& p);
-
-  // Faults and the operator.
-  void beginFault(std::size_t i);
-  void endFault(std::size_t i);
-  void api(const std::string& method, const std::string& path, const std::string& body,
-           controller::ApiResponse* out = nullptr);
-  void heal();
-  void checkConvergence();
-
-  // Invariants.
-  void pollBlade(int node);
-  void afterEvent();
-  void violation(Violation::Kind kind, std::string what);
-  void finalChecks();
-
-  const ScenarioPlan& plan_;
-  std::uint64_t seed_;
-  SimOptions options_;
-  Rng netRng_, clockRng_, procRng_;
-  std::int64_t now_ = 0;
-  std::uint64_t seq_ = 0;
-  std::priority_queue<Event, std::vector<Event>, std::greater<Event>> queue_;
-  std::shared_ptr<drivers::test::ManualClock> hwClock_;
-  Network net_;
-  ControllerNode ctl_;
-  std::vector<BladeNode> blades_;
-  std::vector<std::string> names_;  // by node
-  controller::ControllerOptions ctlOptions_;
-  DoubleRunJudge doubleRuns_;
-  OutageJudge outage_;
-  std::vector<char> faultBegun_, faultEnded_, faultApplied_;
-  std::uint64_t packetIds_ = 0;
-  bool stopped_ = false;
-  bool healed_ = false;
-  std::set<int> touched_;
-
-  RunResult result_;
-  struct TraceRecord {
-    std::int64_t t;
-    TraceKind kind;
-    int a, b;
-    std::string text;
-  };
-  std::deque<TraceRecord> tail_;
-  bool tailFrozen_ = false;
-  std::uint64_t hash_ = 0xcbf29ce484222325ULL;
-  std::vector<std::string> lastConvergenceProblems_;
-};
+StateDir::~StateDir() {
+  std::error_code ec;
+  if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+}
 
 World::World(const ScenarioPlan& plan, std::uint64_t seed, const SimOptions& options)
     : plan_(plan),
@@ -198,12 +54,15 @@ World::World(const ScenarioPlan& plan, std::uint64_t seed, const SimOptions& opt
       clockRng_(Rng::derive(seed, "clocks")),
       procRng_(Rng::derive(seed, "processes")),
       hwClock_(std::make_shared<drivers::test::ManualClock>(kEpochMs)),
-      net_(static_cast<int>(plan.blades.size()) + 1, plan.network, Rng::derive(seed, "network-fates"),
+      // Nodes: 0 loomd (with replicas: nobody), 1..N the blades, then the replicas and the store.
+      net_(static_cast<int>(plan.blades.size()) + 1 + (plan.replicas > 0 ? plan.replicas + 1 : 0), plan.network,
+           Rng::derive(seed, "network-fates"),
            [this](std::int64_t t, Packet p) { at(t, [this, p = std::move(p)]() mutable { deliver(std::move(p)); }); }),
       ctlOptions_(controllerOptions(plan.leaseMs, plan.heartbeatMs)),
       outage_(static_cast<int>(plan.blades.size()), options.stableWindowMs > 0 && options.controllerOutWindowMs > 0
                                                         ? Windows{options.stableWindowMs, options.controllerOutWindowMs}
-                                                        : Windows::forLease(plan.leaseMs, plan.network.maxUpDelayMs)) {
+                                                        : Windows::forLease(plan.leaseMs, plan.network.maxUpDelayMs)),
+      replicaRng_(Rng::derive(seed, "replicas")) {
   names_.push_back("loomd");
   for (const auto& b : plan.blades) names_.push_back(b.name);
   // Monotonic clocks: each host booted at its own time, each crystal off by its own rate.
@@ -211,28 +70,52 @@ World::World(const ScenarioPlan& plan, std::uint64_t seed, const SimOptions& opt
     return ProcessClock(clockRng_.range(1'000'000, 5'000'000'000),
                         clockRng_.range(-ProcessClock::kMaxRatePpm, ProcessClock::kMaxRatePpm));
   };
-  ctl_.proc.clock = clock();
+  ctls_.push_back(std::make_unique<ControllerNode>());
+  ctls_[0]->proc.clock = clock();
   blades_.resize(plan.blades.size());
   for (std::size_t i = 0; i < plan.blades.size(); ++i) {
     blades_[i].spec = plan.blades[i];
     blades_[i].proc.clock = clock();
     blades_[i].hypervisor = makeHypervisor(plan.blades[i], hwClock_);
   }
+  if (replicated()) setUpReplicas();
   net_.onLinkChanged([this](int a, int b, LinkState s, std::int64_t now) {
-    outage_.setLink(a, b, s, now);
+    // The outage judge knows the blades and loomd (with replicas, a control plane it is
+    // told of in judgeReplicas()).
+    if (a <= bladeCount() && b <= bladeCount()) outage_.setLink(a, b, s, now);
+    if (replicated()) replicaLinkChanged(a, b, s);
     trace(TraceKind::Note, a, b, std::string("link ") + toString(s));
   });
   faultBegun_.assign(plan.faults.size(), 0);
   faultEnded_.assign(plan.faults.size(), 0);
   faultApplied_.assign(plan.faults.size(), 0);
+  faultTarget_.assign(plan.faults.size(), -1);
+  faultLinks_.resize(plan.faults.size());
   result_.seed = seed;
   result_.scenario = plan.name;
   result_.fifo = plan.network.fifo;
+  result_.replicas = plan.replicas;
+}
+
+Process& World::proc(int node) {
+  if (isBlade(node)) return blade(node).proc;
+  if (node == storeNode_) return storeProc_;
+  if (isController(node)) return ctl(node).proc;
+  return noProcess_;
+}
+
+bool World::isController(int node) const {
+  if (!replicated()) return node == 0;
+  return node > bladeCount() && node <= bladeCount() + plan_.replicas;
+}
+
+ControllerNode& World::ctl(int node) {
+  return replicated() ? *ctls_[static_cast<std::size_t>(node - bladeCount() - 1)] : *ctls_[0];
 }
 
 int World::nodeOf(const std::string& name) const {
-  for (std::size_t i = 1; i < names_.size(); ++i)
-    if (names_[i] == name) return static_cast<int>(i);
+  for (int i = 1; i <= bladeCount(); ++i)
+    if (names_[static_cast<std::size_t>(i)] == name) return i;
   return -1;
 }
 
@@ -300,7 +183,7 @@ void World::trace(TraceKind kind, int a, int b, std::string text) {
 void World::setState(int node, Process::State s) {
   Process& p = proc(node);
   p.state = s;
-  outage_.setRunning(node, s == Process::State::Running, now_);
+  if (node <= bladeCount()) outage_.setRunning(node, s == Process::State::Running, now_);
 }
 
 void World::scheduleTick(int node, std::int64_t real) {
@@ -314,8 +197,8 @@ void World::scheduleTick(int node, std::int64_t real) {
     Process& q = proc(node);
     if (q.tickGen != gen || q.state != Process::State::Running) return;
     q.tickAt = kNotSince;
-    if (node == 0) {
-      controllerTurn();
+    if (isController(node)) {
+      if (ctl(node).core) controllerTurn(ctl(node));
     } else {
       trace(TraceKind::Tick, node, -1, "");
       blade(node).agent->tick(local(node));
@@ -335,33 +218,34 @@ void World::rescheduleAgent(int node) {
 // next timer, at least every 100 ms; each turn the frames first, then tick(). A turn
 // more than a second after the previous one is a stall the controller is told of
 // (forgiveStall), as loomd's loop does after a SIGSTOP.
-void World::controllerTurn() {
-  const std::int64_t l = local(0);
-  if (ctl_.turned && l - ctl_.lastTurnLocal > 1000) ctl_.core->forgiveStall(l - ctl_.lastTurnLocal);
-  ctl_.turned = true;
-  ctl_.lastTurnLocal = l;
-  ctl_.core->tick(l);
-  rescheduleController();
+void World::controllerTurn(ControllerNode& c) {
+  const std::int64_t l = local(c.node);
+  if (c.turned && l - c.lastTurnLocal > 1000) c.core->forgiveStall(l - c.lastTurnLocal);
+  c.turned = true;
+  c.lastTurnLocal = l;
+  c.core->tick(l);
+  rescheduleController(c);
 }
 
-void World::rescheduleController() {
-  if (ctl_.proc.state != Process::State::Running || !ctl_.core) return;
-  const std::int64_t due = std::min(ctl_.core->nextTickAt(), ctl_.lastTurnLocal + 100);
-  scheduleTick(0, ctl_.proc.clock.realAt(due));
+void World::rescheduleController(ControllerNode& c) {
+  if (c.proc.state != Process::State::Running || !c.core) return;
+  const std::int64_t due = std::min(c.core->nextTickAt(), c.lastTurnLocal + 100);
+  scheduleTick(c.node, c.proc.clock.realAt(due));
 }
 
 void World::startController() {
-  Process& p = ctl_.proc;
+  ControllerNode& c = *ctls_[0];
+  Process& p = c.proc;
   ++p.incarnation;
   p.backlog.clear();
   // Each loomd process stamps with a tag of its own (random in loomd; here the seed's).
   ctlOptions_.stampTag = static_cast<std::uint32_t>(p.incarnation) & 0xfffff;
-  ctl_.core = makeController(
-      ctl_.store, ctlOptions_, [this](const std::string& b, std::string f) { controllerSend(b, std::move(f)); },
+  c.core = makeController(
+      c.store, ctlOptions_, [this, &c](const std::string& b, std::string f) { controllerSend(c, b, std::move(f)); },
       [this] { return kEpochMs + now_; });
   setState(0, Process::State::Running);
-  ctl_.turned = false;
-  if (auto s = ctl_.core->recover(local(0)); !s)
+  c.turned = false;
+  if (auto s = c.core->recover(local(0)); !s)
     violation(Violation::Kind::Setup, "loomd recover failed: " + s.error().message);
   // The agents' connections come back one by one (ZeroMQ reconnects every 100-500 ms).
   for (std::size_t i = 0; i < blades_.size(); ++i) blades_[i].connectAt = now_ + procRng_.range(100, 500);
@@ -370,8 +254,9 @@ void World::startController() {
 }
 
 void World::crashController() {
-  Process& p = ctl_.proc;
-  ctl_.core.reset();
+  ControllerNode& c = *ctls_[0];
+  Process& p = c.proc;
+  c.core.reset();
   p.backlog.clear();
   ++p.incarnation;  // what is on its way to the old process is lost with its sockets
   ++p.tickGen;
@@ -388,7 +273,10 @@ void World::startAgent(int node) {
   wiring.fabricSend = [this, node](const Json& frame) { return agentSend(node, frame); };
   wiring.peerSend = [this, node](const std::string& to, const std::string& bytes) { return peerSend(node, to, bytes); };
   wiring.armWatchdog = [this, node](std::int64_t remainingMs) { armWatchdog(node, remainingMs); };
-  wiring.policyPath = stateDir_.path().empty() ? std::string() : stateDir_.path() + "/" + b.spec.name + ".policy.json";
+  if (!stateDir_.path().empty()) {
+    wiring.policyPath = stateDir_.path() + "/" + b.spec.name + ".policy.json";
+    wiring.epochPath = stateDir_.path() + "/" + b.spec.name + ".epoch";
+  }
   b.agent = makeAgent(b.spec, *b.hypervisor, b.endings, std::move(wiring));
   setState(node, Process::State::Running);
   trace(TraceKind::Note, node, -1, "agent started (incarnation " + std::to_string(b.proc.incarnation) + ")");
@@ -399,6 +287,7 @@ void World::startAgent(int node) {
 
 void World::crashAgent(int node) {
   BladeNode& b = blade(node);
+  result_.stats.staleFramesRefused += b.agent->refusedStale();
   b.agent.reset();  // its hypervisor and watchdog keep running
   b.proc.backlog.clear();
   ++b.proc.incarnation;
@@ -413,6 +302,10 @@ void World::freeze(int node) {
   ++p.tickGen;
   p.tickAt = kNotSince;
   p.frozenAt = now_;
+  if (replicated() && isController(node)) {
+    ++ctl(node).timerGen;  // its election's timers stop too
+    ctl(node).timerAt = kNotSince;
+  }
   setState(node, Process::State::Frozen);
   trace(TraceKind::Note, node, -1, "SIGSTOP");
 }
@@ -431,8 +324,11 @@ void World::resume(int node) {
     if (p.state != Process::State::Running) break;
     handle(packet);
   }
-  if (node == 0) {
-    if (ctl_.core) controllerTurn();
+  if (isController(node)) {
+    if (replicated())
+      resumeReplica(ctl(node));
+    else if (ctl(node).core)
+      controllerTurn(ctl(node));
   } else {
     rescheduleAgent(node);
   }
@@ -457,8 +353,10 @@ void World::armWatchdog(int node, std::int64_t remainingMs) {
 // The agent's DEALER: a frame goes out while its connection to loomd is up (loomd
 // running or frozen: the kernel keeps a frozen process's connections); with loomd down
 // there is no connection and the frame is refused (ZMQ_IMMEDIATE), as in loom-agent.
+// With replicas, see replicaAgentSend().
 bool World::agentSend(int node, const Json& frame) {
-  if (ctl_.proc.state == Process::State::Down || now_ < blade(node).connectAt) return false;
+  if (replicated()) return replicaAgentSend(node, frame);
+  if (ctls_[0]->proc.state == Process::State::Down || now_ < blade(node).connectAt) return false;
   Packet p;
   p.id = ++packetIds_;
   p.src = node;
@@ -466,13 +364,14 @@ bool World::agentSend(int node, const Json& frame) {
   p.channel = Channel::Fabric;
   p.bytes = frame.dump();
   p.sentAt = now_;
-  p.dstIncarnation = ctl_.proc.incarnation;
+  p.dstIncarnation = ctls_[0]->proc.incarnation;
   net_.send(std::move(p), now_);
   return true;
 }
 
 // The peer channel (docs/FENCING.md): blade to blade, directly, never through loomd.
 bool World::peerSend(int node, const std::string& toBlade, const std::string& bytes) {
+  if (!options_.peerChannel) return false;
   const int to = nodeOf(toBlade);
   if (to < 0 || to == node) return false;
   Packet p;
@@ -488,16 +387,28 @@ bool World::peerSend(int node, const std::string& toBlade, const std::string& by
 }
 
 // loomd's ROUTER: a frame to a blade whose agent is not connected is dropped.
-void World::controllerSend(const std::string& bladeName, std::string bytes) {
+void World::controllerSend(ControllerNode& c, const std::string& bladeName, std::string bytes) {
   const int node = nodeOf(bladeName);
   if (node < 0) return;
   if (blade(node).proc.state == Process::State::Down) {
-    trace(TraceKind::Lost, 0, node, "(agent down) " + summarize(bytes));
+    trace(TraceKind::Lost, c.node, node, "(agent down) " + summarize(bytes));
     return;
+  }
+  if (replicated()) {
+    // ControllerLoop's fabric thread asks the Leadership right before each socket send.
+    if (!c.leadership->actingNow()) {
+      ++result_.stats.framesSentNotActing;
+      trace(TraceKind::Lost, c.node, node, "(not acting: the fabric thread drops it) " + summarize(bytes));
+      return;
+    }
+    if (c.connUpAt[static_cast<std::size_t>(node - 1)] > now_) {
+      trace(TraceKind::Lost, c.node, node, "(agent not connected to this replica) " + summarize(bytes));
+      return;
+    }
   }
   Packet p;
   p.id = ++packetIds_;
-  p.src = 0;
+  p.src = c.node;
   p.dst = node;
   p.channel = Channel::Fabric;
   p.bytes = std::move(bytes);
@@ -507,11 +418,16 @@ void World::controllerSend(const std::string& bladeName, std::string bytes) {
 }
 
 void World::deliver(Packet p) {
+  if (p.dst == storeNode_) return storeDeliver(p);
   Process& dst = proc(p.dst);
-  if (dst.state == Process::State::Down || dst.incarnation != p.dstIncarnation) {
+  // A replica's agents' socket lives as long as its term; its store client as the process.
+  const std::uint32_t expected =
+      replicated() && isController(p.dst) && p.channel == Channel::Fabric ? ctl(p.dst).termGen : dst.incarnation;
+  if (dst.state == Process::State::Down || expected != p.dstIncarnation) {
     trace(TraceKind::Lost, p.src, p.dst, "(receiver gone) " + summarize(p.bytes));
     return;
   }
+  p.arrivedAt = now_;
   if (dst.state == Process::State::Frozen) {
     dst.backlog.push_back(std::move(p));
     return;
@@ -538,11 +454,12 @@ void World::notePolicy(int node, const std::string& bytes) {
 void World::handle(const Packet& p) {
   hash_ = fnv(hash_, p.bytes.data(), p.bytes.size());  // the trace line shows it shortened
   trace(TraceKind::Deliver, p.src, p.dst, (p.duplicate ? "(dup) " : "") + summarize(p.bytes));
-  if (p.dst == 0) {
-    deliverToController(*ctl_.core, names_[static_cast<std::size_t>(p.src)], p.bytes, local(0));
+  if (isController(p.dst)) {
+    if (replicated()) return replicaDeliver(ctl(p.dst), p);
+    deliverToController(*ctls_[0]->core, names_[static_cast<std::size_t>(p.src)], p.bytes, local(0));
     scheduleTick(0, now_);  // the loop turns after reading frames
   } else {
-    if (p.src == 0) notePolicy(p.dst, p.bytes);
+    if (isController(p.src)) notePolicy(p.dst, p.bytes);
     if (auto answer = deliverToAgent(*blade(p.dst).agent, p.channel, names_[static_cast<std::size_t>(p.src)], p.bytes,
                                      local(p.dst)))
       peerSend(p.dst, names_[static_cast<std::size_t>(p.src)], *answer);
@@ -559,6 +476,7 @@ void World::beginFault(std::size_t i) {
   if (faultBegun_[i] || healed_) return;
   faultBegun_[i] = 1;
   bool applied = true;
+  int target = -1;  // replicas: the one it hit
   switch (f.kind) {
     case Fault::Kind::Cut:
       for (auto [a, b] : f.links) net_.cut(a, b, f.hold, now_);
@@ -567,9 +485,13 @@ void World::beginFault(std::size_t i) {
       for (auto [a, b] : f.links) net_.degrade(a, b, now_);
       break;
     case Fault::Kind::FreezeAgent:
+      applied = proc(f.node).state == Process::State::Running;
+      if (applied) freeze(f.node);
+      break;
     case Fault::Kind::FreezeController: {
-      const int node = f.kind == Fault::Kind::FreezeController ? 0 : f.node;
-      applied = proc(node).state == Process::State::Running;
+      if (replicated()) target = resolveReplica(f.node);
+      const int node = replicated() ? (target >= 0 ? ctls_[static_cast<std::size_t>(target)]->node : -1) : 0;
+      applied = node >= 0 && proc(node).state == Process::State::Running;
       if (applied) freeze(node);
       break;
     }
@@ -578,24 +500,56 @@ void World::beginFault(std::size_t i) {
       if (applied) crashAgent(f.node);
       break;
     case Fault::Kind::CrashController:
-      applied = ctl_.proc.state != Process::State::Down;
-      if (applied) crashController();
+      if (replicated()) {
+        target = resolveReplica(f.node);
+        applied = target >= 0 && ctls_[static_cast<std::size_t>(target)]->proc.state != Process::State::Down;
+        if (applied) crashReplica(target);
+      } else {
+        applied = ctls_[0]->proc.state != Process::State::Down;
+        if (applied) crashController();
+      }
       break;
     case Fault::Kind::StoreFailing:
-      applied = !ctl_.store.failing();
-      ctl_.store.setFailing(true);
+      applied = !replicated() && !ctls_[0]->store.failing();
+      if (!replicated()) ctls_[0]->store.setFailing(true);
       break;
     case Fault::Kind::Operator:
-      applied = ctl_.proc.state == Process::State::Running;
-      if (applied) api(f.method, f.path, f.body);
+      applied = replicated() || ctls_[0]->proc.state == Process::State::Running;
+      if (applied) api(f.method, f.path, f.body, nullptr, f.stale);
+      break;
+    case Fault::Kind::ResignController:
+      target = replicated() ? resolveReplica(f.node) : -1;
+      applied = target >= 0 && ctls_[static_cast<std::size_t>(target)]->proc.state == Process::State::Running;
+      if (applied) stopReplicaGracefully(target);
+      break;
+    case Fault::Kind::CutFromStore:
+    case Fault::Kind::CutFromBlades: {
+      target = replicated() ? resolveReplica(f.node) : -1;
+      applied = target >= 0;
+      if (!applied) break;
+      const int node = ctls_[static_cast<std::size_t>(target)]->node;
+      auto& links = faultLinks_[i];
+      if (f.kind == Fault::Kind::CutFromStore)
+        links.emplace_back(node, storeNode_);
+      else
+        for (int b = 1; b <= bladeCount(); ++b) links.emplace_back(node, b);
+      for (auto [a, b] : links) net_.cut(a, b, f.hold, now_);
+      break;
+    }
+    case Fault::Kind::StoreOutage:
+      applied = replicated() && store_->hasQuorum();
+      if (applied) store_->setQuorum(false, local(storeNode_));
       break;
   }
+  faultTarget_[i] = target;
   faultApplied_[i] = applied ? 1 : 0;
   if (applied) ++result_.stats.faultsApplied;
+  const std::string who =
+      target >= 0 ? " [" + names_[static_cast<std::size_t>(ctls_[static_cast<std::size_t>(target)]->node)] + "]" : "";
   if (f.kind != Fault::Kind::Operator)
     trace(TraceKind::Fault, -1, -1,
-          std::string(applied ? "begin " : "skipped (no effect now) ") + toString(f.kind) + " " + f.label + " for " +
-              std::to_string(f.durationMs) + " ms");
+          std::string(applied ? "begin " : "skipped (no effect now) ") + toString(f.kind) + " " + f.label + who +
+              " for " + std::to_string(f.durationMs) + " ms");
 }
 
 void World::endFault(std::size_t i) {
@@ -603,6 +557,7 @@ void World::endFault(std::size_t i) {
   if (!faultBegun_[i] || faultEnded_[i]) return;
   faultEnded_[i] = 1;
   if (!faultApplied_[i]) return;
+  const int target = faultTarget_[i];
   switch (f.kind) {
     case Fault::Kind::Cut:
       for (auto [a, b] : f.links) net_.uncut(a, b, f.hold, now_);
@@ -612,7 +567,9 @@ void World::endFault(std::size_t i) {
       break;
     case Fault::Kind::FreezeAgent:
     case Fault::Kind::FreezeController: {
-      const int node = f.kind == Fault::Kind::FreezeController ? 0 : f.node;
+      const int node = f.kind == Fault::Kind::FreezeAgent ? f.node
+                       : replicated()                     ? ctls_[static_cast<std::size_t>(target)]->node
+                                                          : 0;
       if (proc(node).state == Process::State::Frozen) resume(node);
       break;
     }
@@ -620,31 +577,81 @@ void World::endFault(std::size_t i) {
       if (proc(f.node).state == Process::State::Down) startAgent(f.node);
       break;
     case Fault::Kind::CrashController:
-      if (ctl_.proc.state == Process::State::Down) startController();
+    case Fault::Kind::ResignController:
+      if (!replicated()) {
+        if (ctls_[0]->proc.state == Process::State::Down) startController();
+      } else if (ctls_[static_cast<std::size_t>(target)]->proc.state == Process::State::Down) {
+        startReplica(target);
+      } else if (ctls_[static_cast<std::size_t>(target)]->stopping) {
+        ctls_[static_cast<std::size_t>(target)]->restartOnExit = true;  // still handing over
+      }
       break;
     case Fault::Kind::StoreFailing:
-      ctl_.store.setFailing(false);
+      ctls_[0]->store.setFailing(false);
       break;
     case Fault::Kind::Operator:
       return;
+    case Fault::Kind::CutFromStore:
+    case Fault::Kind::CutFromBlades:
+      for (auto [a, b] : faultLinks_[i]) net_.uncut(a, b, f.hold, now_);
+      break;
+    case Fault::Kind::StoreOutage:
+      store_->setQuorum(true, local(storeNode_));
+      break;
   }
   trace(TraceKind::Fault, -1, -1, std::string("end ") + toString(f.kind) + " " + f.label);
 }
 
 void World::api(const std::string& method, const std::string& path, const std::string& body,
-                controller::ApiResponse* out) {
+                controller::ApiResponse* out, bool stale) {
+  if (!replicated()) return apiTo(*ctls_[0], method, path, body, out);
+  // loomctl --controller A,B,C reaches the replica that leads. A request may also reach
+  // the one loomctl found leading a moment ago and that has frozen since (`stale`): it
+  // waits in that replica's socket for SIGCONT, and the operator never hears back.
+  ControllerNode* target = actingReplica();
+  if (stale || !target) {
+    ControllerNode* newest = nullptr;
+    for (auto& c : ctls_)
+      if (c->core && (!newest || c->termEpoch > newest->termEpoch)) newest = c.get();
+    if (stale && newest) target = newest;
+    if (!target && newest && newest->proc.state == Process::State::Running) target = newest;
+  }
+  controller::ApiResponse response{0, "", ""};
+  std::string where;
+  if (!target) {
+    response = {503, "application/json", "{\"error\":\"no loomd replica leads\"}\n"};
+  } else if (target->proc.state == Process::State::Frozen) {
+    target->apiBacklog.push_back({method, path, body});
+    where = " (to " + names_[static_cast<std::size_t>(target->node)] + ", frozen: no answer)";
+  } else {
+    return apiTo(*target, method, path, body, out);
+  }
+  if (!out) {
+    ++result_.stats.operatorRequests;
+    trace(TraceKind::Api, -1, -1,
+          method + " " + path + (body.empty() || body.size() > 80 ? "" : " " + body) + " -> " +
+              std::to_string(response.status) + where + " " + response.body);
+    noteApply(path, body, target ? response.status : -2);
+  }
+  if (out) *out = std::move(response);
+}
+
+void World::apiTo(ControllerNode& c, const std::string& method, const std::string& path, const std::string& body,
+                  controller::ApiResponse* out) {
   controller::ApiResponse response{0, "", ""};
   controller::ApiRequest req{method, path, {}, body};
-  ctl_.core->handleApi(req, local(0), [&](controller::ApiResponse r) { response = std::move(r); });
+  c.core->handleApi(req, local(c.node), [&](controller::ApiResponse r) { response = std::move(r); });
   ++result_.stats.operatorRequests;
   if (!out) {
     std::string shown = response.body.size() > 160 ? response.body.substr(0, 160) + "..." : response.body;
     std::replace(shown.begin(), shown.end(), '\n', ' ');
     trace(TraceKind::Api, -1, -1,
           method + " " + path + (body.empty() || body.size() > 80 ? "" : " " + body) + " -> " +
-              std::to_string(response.status) + " " + shown);
+              std::to_string(response.status) +
+              (replicated() ? " (" + names_[static_cast<std::size_t>(c.node)] + ")" : "") + " " + shown);
+    if (replicated()) noteApply(path, body, response.status);
   }
-  scheduleTick(0, now_);
+  scheduleTick(c.node, now_);
   if (out) *out = std::move(response);
 }
 
@@ -653,14 +660,27 @@ void World::heal() {
   trace(TraceKind::Fault, -1, -1, "heal: every fault ends, every process runs");
   for (std::size_t i = 0; i < plan_.faults.size(); ++i)
     if (faultBegun_[i] && !faultEnded_[i]) endFault(i);
-  ctl_.store.setFailing(false);
-  if (ctl_.proc.state == Process::State::Frozen) resume(0);
-  if (ctl_.proc.state == Process::State::Down) startController();
+  if (!replicated()) {
+    ctls_[0]->store.setFailing(false);
+    if (ctls_[0]->proc.state == Process::State::Frozen) resume(0);
+    if (ctls_[0]->proc.state == Process::State::Down) startController();
+  } else {
+    store_->setQuorum(true, local(storeNode_));
+    for (std::size_t r = 0; r < ctls_.size(); ++r) {
+      if (ctls_[r]->proc.state == Process::State::Frozen) resume(ctls_[r]->node);
+      if (ctls_[r]->proc.state == Process::State::Down) startReplica(static_cast<int>(r));
+      if (ctls_[r]->stopping) ctls_[r]->restartOnExit = true;
+    }
+  }
   for (int n = 1; n <= static_cast<int>(blades_.size()); ++n) {
     if (proc(n).state == Process::State::Frozen) resume(n);
     if (proc(n).state == Process::State::Down) startAgent(n);
   }
-  for (const auto& b : blades_) api("POST", "/v1/blades/" + b.spec.name + "/undrain", "");
+  // With replicas the undrains wait for a leader (checkConvergence()).
+  if (replicated())
+    for (const auto& b : blades_) undrainPending_.insert(b.spec.name);
+  else
+    for (const auto& b : blades_) api("POST", "/v1/blades/" + b.spec.name + "/undrain", "");
   at(now_ + kConvergeCheckMs, [this] { checkConvergence(); });
 }
 
@@ -669,7 +689,20 @@ void World::heal() {
 void World::checkConvergence() {
   std::vector<std::string> problems;
   controller::ApiResponse r;
-  api("GET", "/v1/servers", "", &r);
+  if (!replicated()) {
+    api("GET", "/v1/servers", "", &r);
+  } else if (ControllerNode* leader = actingReplica()) {
+    // The heal's undrains, through whoever leads, until each is acknowledged.
+    for (auto it = undrainPending_.begin(); it != undrainPending_.end();) {
+      controller::ApiResponse u;
+      apiTo(*leader, "POST", "/v1/blades/" + *it + "/undrain", "", &u);
+      it = u.status == 200 ? undrainPending_.erase(it) : std::next(it);
+    }
+    for (const auto& b : undrainPending_) problems.push_back(b + ": its undrain is not acknowledged yet");
+    apiTo(*leader, "GET", "/v1/servers", "", &r);
+  } else {
+    problems.push_back("no loomd replica leads");
+  }
   Json servers = Json::parse(r.body, nullptr, false);
   if (r.status != 200 || !servers.is_array())
     problems.push_back("GET /v1/servers answered " + std::to_string(r.status));
@@ -697,6 +730,11 @@ void World::checkConvergence() {
   if (problems.empty()) {
     result_.convergedAt = now_;
     trace(TraceKind::Note, -1, -1, "converged: every power-on server runs once, where the API says");
+    if (acks_.active())
+      for (const auto& s : servers)
+        if (s.value("name", "") == "cold")
+          if (auto lost = acks_.judge(s.value("power", "?"))) violation(Violation::Kind::LostAcknowledged, *lost);
+    if (replicated()) compareWithStore(servers);
     finalChecks();
     stopped_ = true;
     return;
@@ -769,7 +807,13 @@ void World::pollBlade(int node) {
     }
   b.running = std::move(running);
   if (auto double_ = doubleRuns_.update(b.spec.name, b.running, now_)) violation(Violation::Kind::Invariant1, *double_);
-  if (!byOwnHand.empty() && options_.judgeInvariant7) {
+  if (!byOwnHand.empty() && plan_.takeoversOnly) {
+    std::string domains;
+    for (const auto& d : byOwnHand) domains += (domains.empty() ? "" : ",") + d;
+    violation(Violation::Kind::Invariant7, b.spec.name + " ended [" + domains + "] by its own hand" +
+                                               (watchdog ? " (watchdog)" : "") +
+                                               " in a run of takeovers only: a takeover must renew its lease in time");
+  } else if (!byOwnHand.empty() && options_.judgeInvariant7) {
     if (auto why = outage_.judge(node, now_, names_)) {
       std::string domains;
       for (const auto& d : byOwnHand) domains += (domains.empty() ? "" : ",") + d;
@@ -780,6 +824,7 @@ void World::pollBlade(int node) {
 
 void World::afterEvent() {
   tVirtualNow = now_;
+  if (replicated()) judgeReplicas();
   if (options_.pollEveryDriver) {
     for (int n = 1; n <= static_cast<int>(blades_.size()); ++n) pollBlade(n);
   } else {
@@ -803,17 +848,30 @@ void World::finalChecks() {
     violation(Violation::Kind::Invariant1, "journal: " + *d);
 }
 
+void World::applyDeclarations() {
+  // Replicas: the first election takes a few round trips; the operator waits for a leader.
+  if (replicated() && !actingReplica()) {
+    if (now_ < 10'000) return at(now_ + 100, [this] { applyDeclarations(); });
+    return violation(Violation::Kind::Setup, "no loomd replica leads 10 s after the start");
+  }
+  controller::ApiResponse r;
+  api("POST", "/v1/apply", plan_.declarations, &r);
+  trace(TraceKind::Api, -1, -1, "POST /v1/apply -> " + std::to_string(r.status));
+  if (r.status != 200)
+    violation(Violation::Kind::Setup, "apply answered " + std::to_string(r.status) + ": " + r.body);
+  else if (replicated())
+    noteApply("/v1/apply", plan_.declarations, -1);  // the judge's starting point
+}
+
 RunResult World::run() {
   // loomd first, then the agents as their hosts come up, then the declarations.
-  at(0, [this] { startController(); });
+  if (replicated()) {
+    for (int r = 0; r < plan_.replicas; ++r) at(replicaRng_.range(0, 50), [this, r] { startReplica(r); });
+  } else {
+    at(0, [this] { startController(); });
+  }
   for (int n = 1; n <= static_cast<int>(blades_.size()); ++n) at(procRng_.range(0, 300), [this, n] { startAgent(n); });
-  at(350, [this] {
-    controller::ApiResponse r;
-    api("POST", "/v1/apply", plan_.declarations, &r);
-    trace(TraceKind::Api, -1, -1, "POST /v1/apply -> " + std::to_string(r.status));
-    if (r.status != 200)
-      violation(Violation::Kind::Setup, "apply answered " + std::to_string(r.status) + ": " + r.body);
-  });
+  at(350, [this] { applyDeclarations(); });
   for (std::size_t i = 0; i < plan_.faults.size(); ++i) {
     if (options_.disabledFaults.count(i)) continue;
     const Fault& f = plan_.faults[i];
@@ -840,6 +898,11 @@ RunResult World::run() {
   if (!stopped_ && !result_.has(Violation::Kind::Invariant1) && !result_.has(Violation::Kind::Setup))
     violation(Violation::Kind::Setup, "the run ended without its convergence check");
   result_.virtualMs = now_;
+  for (const auto& b : blades_)
+    if (b.agent) result_.stats.staleFramesRefused += b.agent->refusedStale();
+  for (const auto& c : ctls_)
+    if (c->core) result_.stats.framesDroppedNotActing += c->core->droppedNotActing();
+  if (store_) result_.stats.commitsRefused = store_->commitsRefused();
   result_.stats.messages = net_.sent();
   result_.stats.dropped = net_.dropped();
   result_.stats.duplicated = net_.duplicated();
@@ -851,7 +914,7 @@ RunResult World::run() {
   return std::move(result_);
 }
 
-}  // namespace
+}  // namespace detail
 
 const char* toString(Violation::Kind k) {
   switch (k) {
@@ -863,6 +926,12 @@ const char* toString(Violation::Kind k) {
       return "convergence";
     case Violation::Kind::Setup:
       return "setup";
+    case Violation::Kind::TwoActing:
+      return "one acting replica";
+    case Violation::Kind::PastTermCommit:
+      return "past-term commit";
+    case Violation::Kind::LostAcknowledged:
+      return "acknowledged change";
   }
   return "?";
 }
@@ -871,10 +940,10 @@ bool RunResult::has(Violation::Kind k) const {
   return std::any_of(violations.begin(), violations.end(), [k](const Violation& v) { return v.kind == k; });
 }
 
-std::int64_t currentVirtualTime() { return tVirtualNow; }
+std::int64_t currentVirtualTime() { return detail::tVirtualNow; }
 
 RunResult runSimulation(const ScenarioPlan& plan, std::uint64_t seed, const SimOptions& options) {
-  World world(plan, seed, options);
+  detail::World world(plan, seed, options);
   return world.run();
 }
 

@@ -25,10 +25,34 @@ struct SimOptions {
   // W and A for invariant 7; 0: derived from the lease (Windows::forLease).
   std::int64_t stableWindowMs = 0;
   std::int64_t controllerOutWindowMs = 0;
+  // Replicas: the store refuses a commit whose epoch is not the leader key's (etcd's txn
+  // guard). Off only to show that the judge of past-term commits can fail.
+  bool storeGuard = true;
+  // Replicas: the election's margin and clock-rate allowance (ElectionOptions' defaults).
+  // Set below what the clocks need only to show that the one-acting judge can fail.
+  std::int64_t electionMarginMs = 100;
+  double electionClockRate = 0.01;
+  // The agents' peer channel (docs/FENCING.md). Off only to show that the invariant-7
+  // judge can fail: no blade can then hold its servers through an outage.
+  bool peerChannel = true;
+  // Replicas: a proposed fix, not today's loomd: a term whose commit went unanswered (it may
+  // have landed) resigns, so that the next term starts from what the store holds rather
+  // than from this term's memory (README, "Replicas": seed 10851).
+  bool resignOnUnansweredCommit = false;
 };
 
 struct Violation {
-  enum class Kind : std::uint8_t { Invariant1, Invariant7, Convergence, Setup };
+  enum class Kind : std::uint8_t {
+    Invariant1,
+    Invariant7,
+    Convergence,
+    Setup,
+    // Replicas: two replicas acting at one virtual instant; a commit of a past term
+    // applied by the store; an acknowledged change lost (or a half one seen).
+    TwoActing,
+    PastTermCommit,
+    LostAcknowledged,
+  };
   Kind kind = Kind::Setup;
   std::int64_t at = 0;
   std::string what;
@@ -44,6 +68,15 @@ struct RunStats {
   std::uint64_t starts = 0;
   std::uint64_t faultsApplied = 0;
   std::uint64_t operatorRequests = 0;
+  // Replicas.
+  std::uint64_t terms = 0;                     // elections won
+  std::uint64_t staleFramesRefused = 0;        // by the agents' EpochGuard
+  std::uint64_t commitsRefused = 0;            // by the store's guard (a past term's)
+  std::uint64_t commitsUnanswered = 0;         // the term saw a timeout; applied or not
+  std::uint64_t commitsAppliedUnanswered = 0;  // of those, applied when they arrived
+  std::uint64_t framesDroppedNotActing = 0;    // by a replica's core while not acting
+  std::uint64_t framesSentNotActing = 0;       // by a replica's core while not acting (the fabric drops them)
+  std::uint64_t viewsDiverged = 0;             // 1: at the end the leader's servers' power differs from the store's
 };
 
 struct RunResult {
@@ -55,8 +88,9 @@ struct RunResult {
   std::int64_t virtualMs = 0;
   std::int64_t convergedAt = -1;
   RunStats stats;
-  // The events before the first violation of invariant 1 or of convergence (else before
-  // the first violation of invariant 7), oldest first.
+  int replicas = 0;  // 0: one loomd
+  // The events before the first violation other than invariant 7 (else before the first
+  // violation of invariant 7), oldest first.
   std::vector<std::string> traceTail;
   bool has(Violation::Kind k) const;
 };

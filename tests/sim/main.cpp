@@ -22,6 +22,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -62,10 +63,14 @@ bool parseRange(const std::string& text, std::uint64_t& from, std::uint64_t& to)
 }
 
 bool serious(const RunResult& r) {
-  return r.has(Violation::Kind::Invariant1) || r.has(Violation::Kind::Convergence) || r.has(Violation::Kind::Setup);
+  return std::any_of(r.violations.begin(), r.violations.end(),
+                     [](const Violation& v) { return v.kind != Violation::Kind::Invariant7; });
 }
 
 void printPlan(const ScenarioPlan& p, const std::set<std::size_t>& disabled) {
+  if (p.replicas)
+    std::printf("  %d loomd replicas on a simulated etcd (leader lease %lld s asked, etcd's minimum %lld s)\n",
+                p.replicas, static_cast<long long>(p.leaderTtlSeconds), static_cast<long long>(p.storeMinTtlSeconds));
   std::printf("  %zu blades, lease %lld ms, heal at t=%lld ms; faults:\n", p.blades.size(),
               static_cast<long long>(p.leaseMs), static_cast<long long>(p.healAt));
   for (std::size_t i = 0; i < p.faults.size(); ++i) {
@@ -110,6 +115,7 @@ int main(int argc, char** argv) {
   CLI::App app{
       "Loom's deterministic simulator: the real agents and controller core, a virtual clock, a "
       "seeded hostile network"};
+  SimOptions options;
   std::uint64_t seed = 1;
   std::string seeds, scenario = "mixed", expect7 = "on", disable;
   bool verbose = false, noInv7 = false, checkReplay = false, minimise = false, list = false, quiet = false;
@@ -128,6 +134,19 @@ int main(int argc, char** argv) {
   app.add_option("--traces", traces, "failing seeds whose event trace is printed (default 3)");
   app.add_flag("--quiet", quiet, "print only failures and the summary");
   app.add_flag("--list", list, "list the scenarios");
+  bool noStoreGuard = false;
+  app.add_flag("--no-store-guard", noStoreGuard,
+               "replicas: the store applies a past term's commits (shows that their judge can fail)");
+  app.add_option("--election-margin-ms", options.electionMarginMs,
+                 "replicas: the election's margin (default 100, Election's); below what the clocks need only to show "
+                 "that the one-acting judge can fail");
+  app.add_option("--election-clock-rate", options.electionClockRate,
+                 "replicas: the clock-rate allowance rho of the election's deadline (default 0.01, Election's)");
+  app.add_flag("--resign-on-unanswered-commit", options.resignOnUnansweredCommit,
+               "replicas: a proposed fix (not today's loomd): a term whose commit went unanswered resigns");
+  bool noPeers = false;
+  app.add_flag("--no-peer-channel", noPeers,
+               "the agents cannot ask their peers (shows that the invariant-7 judge can fail)");
   bool pollTouched = false;
   app.add_flag("--poll-touched", pollTouched,
                "after each event poll only the drivers whose agent or watchdog acted (faster; the "
@@ -143,8 +162,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "loom-sim: --seeds wants A-B with A <= B, got '%s'\n", seeds.c_str());
     return 2;
   }
-  SimOptions options;
   options.verbose = verbose;
+  options.storeGuard = !noStoreGuard;
+  options.peerChannel = !noPeers;
   options.judgeInvariant7 = !noInv7;
   options.pollEveryDriver = !pollTouched;
   {
@@ -218,6 +238,9 @@ int main(int argc, char** argv) {
   std::uint64_t runs = 0, inv1 = 0, inv7Seeds = 0, inv7Total = 0, convergence = 0, setup = 0, replayMismatch = 0,
                 printed = 0;
   std::uint64_t selfFenced = 0, watchdog = 0, virtualMs = 0, events = 0;
+  std::uint64_t replicaRuns = 0, twoActing = 0, pastTerm = 0, lostAck = 0, terms = 0, staleRefused = 0,
+                commitsRefused = 0, unanswered = 0, appliedUnanswered = 0, droppedNotActing = 0, sentNotActing = 0,
+                diverged = 0;
   std::map<std::string, std::uint64_t> inv7ByScenario, runsByScenario;
   bool failed = false;
   for (std::uint64_t s = from; s <= to; ++s) {
@@ -230,6 +253,20 @@ int main(int argc, char** argv) {
     virtualMs += static_cast<std::uint64_t>(r.virtualMs);
     selfFenced += r.stats.selfFencedDomains;
     watchdog += r.stats.watchdogDomains;
+    if (r.replicas) {
+      ++replicaRuns;
+      twoActing += r.has(Violation::Kind::TwoActing);
+      pastTerm += r.has(Violation::Kind::PastTermCommit);
+      lostAck += r.has(Violation::Kind::LostAcknowledged);
+      terms += r.stats.terms;
+      staleRefused += r.stats.staleFramesRefused;
+      commitsRefused += r.stats.commitsRefused;
+      unanswered += r.stats.commitsUnanswered;
+      appliedUnanswered += r.stats.commitsAppliedUnanswered;
+      droppedNotActing += r.stats.framesDroppedNotActing;
+      sentNotActing += r.stats.framesSentNotActing;
+      diverged += r.stats.viewsDiverged;
+    }
     if (checkReplay) {
       RunResult again = runSimulation(p, s, options);
       if (again.traceHash != r.traceHash) {
@@ -292,6 +329,24 @@ int main(int argc, char** argv) {
               static_cast<unsigned long long>(convergence), static_cast<unsigned long long>(setup));
   std::printf("  domains ended by their own agent: %llu, by a watchdog: %llu\n",
               static_cast<unsigned long long>(selfFenced), static_cast<unsigned long long>(watchdog));
+  if (replicaRuns) {
+    std::printf(
+        "  replicas (%llu seeds): one acting replica violated by %llu seeds, past-term commits applied in %llu, "
+        "acknowledged changes lost in %llu\n",
+        static_cast<unsigned long long>(replicaRuns), static_cast<unsigned long long>(twoActing),
+        static_cast<unsigned long long>(pastTerm), static_cast<unsigned long long>(lostAck));
+    std::printf(
+        "    %llu terms won; past-term commits refused by the store: %llu; commits unanswered: %llu (%llu applied when "
+        "they arrived); "
+        "frames refused by agents as stale: %llu; received by replicas not acting: %llu, sent by their cores "
+        "(dropped by the fabric): %llu\n",
+        static_cast<unsigned long long>(terms), static_cast<unsigned long long>(commitsRefused),
+        static_cast<unsigned long long>(unanswered), static_cast<unsigned long long>(appliedUnanswered),
+        static_cast<unsigned long long>(staleRefused), static_cast<unsigned long long>(droppedNotActing),
+        static_cast<unsigned long long>(sentNotActing));
+    std::printf("    seeds whose leader's view of the servers' power differs from the store's at the end: %llu\n",
+                static_cast<unsigned long long>(diverged));
+  }
   if (checkReplay) std::printf("  replay: %llu mismatches\n", static_cast<unsigned long long>(replayMismatch));
   return failed ? 1 : 0;
 }
