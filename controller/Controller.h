@@ -72,6 +72,10 @@ class Controller final : private FailureDetector::Listener, private api::Endpoin
 
   // Without one, a configured fence command is never run (tests; lease fencing only).
   void setFenceRunner(FenceRunner runner) { detector_.setFenceRunner(std::move(runner)); }
+  // Called once, on the core thread, when a change's outcome in the store is unknown (a
+  // commit timed out: it may have landed). The core writes nothing more after it; its
+  // owner ends the term so that the next one loads the store (controller/Journal.h).
+  void onStoreBehind(std::function<void(const Error&)> handler) { journal_.setBehind(std::move(handler)); }
   // The fence command for `blade` finished: `ok` means it confirmed power-off.
   void onFenceResult(const std::string& blade, bool ok, const std::string& detail, std::int64_t now);
 

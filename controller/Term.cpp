@@ -29,6 +29,10 @@ Term::Term(StateStore& store, TermOptions options, const Leadership& leadership,
     });
   }
   if (options_.onTurn) loop_.onTurn(options_.onTurn);
+  core_.onStoreBehind([this](const Error&) {
+    endedBehindStore_ = true;
+    loop_.stop();
+  });
 }
 
 Term::~Term() {

@@ -7,6 +7,7 @@
 // says, exactly as a restarted loomd does.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -58,6 +59,10 @@ class Term {
   // The agents' endpoint as bound.
   std::string agentsEndpoint() const;
   double recoverySeconds() const { return recoverySeconds_; }
+  // True when the term ended itself because a store commit's outcome was unknown
+  // (Controller::onStoreBehind): its memory may be behind the store. A replica resigns
+  // then, and whichever replica leads next (this one too) starts from the store.
+  bool endedBehindStore() const { return endedBehindStore_; }
 
  private:
   TermOptions options_;
@@ -65,6 +70,7 @@ class Term {
   ControllerLoop loop_;
   std::unique_ptr<FenceRunner> fencer_;
   double recoverySeconds_ = 0;
+  std::atomic<bool> endedBehindStore_{false};
 };
 
 }  // namespace loom::controller

@@ -269,6 +269,8 @@ int runSolo(const CommandLine& cl, controller::TermOptions options, const ApiAdd
   gTerm = nullptr;
   std::lock_guard lock(gCurrent.mutex);
   gCurrent.term = nullptr;
+  // (SQLite answers every commit; a store that left one unanswered is loaded afresh.)
+  if (term.endedBehindStore()) return fail("a change's outcome in the state store is unknown; start loomd again");
   return 0;
 }
 
@@ -361,6 +363,12 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
     if (gStopping) {
       election.resign();  // hand over at once
       spdlog::info("term {}: resigned", *epoch);
+    } else if (term.endedBehindStore()) {
+      // Its memory may be behind the store: hand over, and start from the store if this
+      // replica wins again.
+      election.resign();
+      spdlog::warn("term {}: resigned (a change's outcome in the store was unknown); standing by", *epoch);
+      notifier.ready("standing by: replica " + eo.self.name);
     } else {
       spdlog::warn("term {}: ended (the lease could not be renewed in time); standing by", *epoch);
       notifier.ready("standing by: replica " + eo.self.name);

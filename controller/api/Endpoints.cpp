@@ -5,6 +5,19 @@
 namespace loom::controller::api {
 namespace {
 
+// A change the store did not take. With Errc::Timeout it may have landed all the same
+// (never in part): the client is told so, and this term ends (controller/Journal.h).
+ApiResponse notStored(const std::string& what, const Error& e) {
+  if (e.code == Errc::Timeout)
+    return json(503,
+                Json{{"error", "perhaps " + what + ": the state store did not answer in time and may have applied " +
+                                   "the change (" + e.message +
+                                   "); this controller hands over and the next leader loads the store: read it " +
+                                   "back before trying again"},
+                     {"outcome", "unknown"}});
+  return error(503, "not " + what + ", the state store failed: " + e.message);
+}
+
 // The list request's `?fields=`, checked against the object's fields.
 Result<FieldMask> listFields(const ApiRequest& req, const std::vector<std::string>& known) {
   auto it = req.query.find("fields");
@@ -138,8 +151,7 @@ ApiResponse Endpoints::apply(const ApiRequest& req, std::int64_t now) {
                           {"plan", planJson(p)},
                           {"plan_seconds", secs}});
   }
-  if (auto s = journal_.commitNow(std::move(draft.change)); !s)
-    return error(503, "not applied, the state store failed: " + s.error().message);
+  if (auto s = journal_.commitNow(std::move(draft.change)); !s) return notStored("applied", s.error());
   ++applies_;
   const std::string source = draft.source;
   const bool blades = namesKind(draft.created, "Blade") || namesKind(draft.changed, "Blade");
@@ -170,8 +182,7 @@ ApiResponse Endpoints::remove(const ApiRequest& req, std::int64_t now) {
     return json(200, Json{{"dry_run", true}, {"deleted", deleted}, {"plan", planJson(p)}});
   }
   replanner_.forgetChange(draft.servers, draft.change);
-  if (auto s = journal_.commitNow(std::move(draft.change)); !s)
-    return error(503, "not deleted, the state store failed: " + s.error().message);
+  if (auto s = journal_.commitNow(std::move(draft.change)); !s) return notStored("deleted", s.error());
   const std::vector<std::string> servers = draft.servers;
   const std::string source = draft.source;
   const std::size_t count = draft.objects.size();
@@ -194,8 +205,7 @@ ApiResponse Endpoints::drain(const std::string& blade, bool drain, std::int64_t 
   if (k.adminState != next) {
     Change c;
     c.putBlades.push_back(registry_.adminRecord(blade, next));
-    if (auto s = journal_.commitNow(std::move(c)); !s)
-      return error(503, "not changed, the state store failed: " + s.error().message);
+    if (auto s = journal_.commitNow(std::move(c)); !s) return notStored("changed", s.error());
     registry_.setAdminState(blade, next);
     events_.add("info", blade, "", drain ? "blade drained (maintenance)" : "blade undrained");
     planning_.bladeChanged(blade, now);
@@ -217,8 +227,7 @@ ApiResponse Endpoints::retire(const std::string& blade, std::int64_t now) {
                           "; drain it first");
   Change c;
   c.putBlades.push_back(registry_.adminRecord(blade, "retired"));
-  if (auto s = journal_.commitNow(std::move(c)); !s)
-    return error(503, "not retired, the state store failed: " + s.error().message);
+  if (auto s = journal_.commitNow(std::move(c)); !s) return notStored("retired", s.error());
   registry_.setAdminState(blade, "retired");
   detector_.retire(blade, now);
   events_.add("info", blade, "", "blade retired: it takes no servers again");
@@ -260,8 +269,7 @@ ApiResponse Endpoints::move(const std::string& name, const ApiRequest& req, std:
   if (bound && *bound == to) return text(200, views_.server(s));  // already there
   if (auto why = replanner_.checkMove(name, to)) return error(409, *why);
   const std::string from = bound ? *bound : std::string();
-  if (auto st = journal_.commitNow(replanner_.moveChange(name, to)); !st)
-    return error(503, "not moved, the state store failed: " + st.error().message);
+  if (auto st = journal_.commitNow(replanner_.moveChange(name, to)); !st) return notStored("moved", st.error());
   // The binding is durable before anyone acts on it. The plan then stops the server on
   // `from` and starts it on `to` only once no other blade reports it running (invariant 1).
   replanner_.move(name, to);
@@ -275,8 +283,7 @@ ApiResponse Endpoints::power(const std::string& name, bool on, std::int64_t now)
   if (auto record = desired_.powerRecord(name, on)) {
     Change c;
     c.putDeclarations.push_back(std::move(*record));
-    if (auto st = journal_.commitNow(std::move(c)); !st)
-      return error(503, "not changed, the state store failed: " + st.error().message);
+    if (auto st = journal_.commitNow(std::move(c)); !st) return notStored("changed", st.error());
     desired_.setPower(name, on);
     events_.add("info", "", name, on ? "server start requested" : "server stop requested");
     planning_.serverChanged(name, now);

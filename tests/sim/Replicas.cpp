@@ -236,6 +236,20 @@ void World::replicaWon(int i, std::uint64_t epoch) {
       [this, &c](const std::string& b, std::string f) { controllerSend(c, b, std::move(f)); },
       [this] { return kEpochMs + now_; }, *c.leadership);
   ++c.termGen;
+  // As loomd's Term: a commit whose outcome is unknown ends the term once the core's turn
+  // is over (controller/Journal.h); main.cpp then resigns and campaigns again.
+  c.core->onStoreBehind([this, i, term = c.termGen](const Error&) {
+    at(now_, [this, i, term] {
+      ControllerNode& r = *ctls_[static_cast<std::size_t>(i)];
+      if (r.termGen != term || !r.election) return;
+      trace(TraceKind::Note, r.node, -1,
+            "term " + std::to_string(r.termEpoch) + ": a commit's outcome is unknown; resigning");
+      tearDownTerm(r);
+      r.election->resign(local(r.node));
+      r.election->campaign(local(r.node));
+      rescheduleElection(r);
+    });
+  });
   // The agents connect to it one by one (their DEALERs retry every 100-500 ms).
   for (auto& up : c.connUpAt) up = now_ + replicaRng_.range(100, 500);
   c.turned = false;
@@ -452,25 +466,7 @@ Status World::storeCommit(int replica, std::uint64_t epoch, const controller::Ch
       },
       "commit of epoch " + std::to_string(epoch));
   if (r) return okStatus();
-  if (r.error().code == Errc::Timeout) {
-    ++result_.stats.commitsUnanswered;
-    if (options_.resignOnUnansweredCommit) {
-      // The proposed fix: acting stops now; the term is handed back once the core's call returns.
-      ControllerNode& c = *ctls_[static_cast<std::size_t>(replica)];
-      c.leadership->revoke();
-      const std::uint32_t term = c.termGen;
-      at(now_, [this, replica, term] {
-        ControllerNode& r = *ctls_[static_cast<std::size_t>(replica)];
-        if (r.termGen != term || !r.election) return;
-        trace(TraceKind::Note, r.node, -1,
-              "term " + std::to_string(r.termEpoch) + ": a commit went unanswered; resigning");
-        tearDownTerm(r);
-        r.election->resign(local(r.node));
-        r.election->campaign(local(r.node));
-        rescheduleElection(r);
-      });
-    }
-  }
+  if (r.error().code == Errc::Timeout) ++result_.stats.commitsUnanswered;
   return r.error();
 }
 

@@ -35,10 +35,6 @@ struct SimOptions {
   // The agents' peer channel (docs/FENCING.md). Off only to show that the invariant-7
   // judge can fail: no blade can then hold its servers through an outage.
   bool peerChannel = true;
-  // Replicas: a proposed fix, not today's loomd: a term whose commit went unanswered (it may
-  // have landed) resigns, so that the next term starts from what the store holds rather
-  // than from this term's memory (README, "Replicas": seed 10851).
-  bool resignOnUnansweredCommit = false;
 };
 
 struct Violation {

@@ -142,8 +142,6 @@ int main(int argc, char** argv) {
                  "that the one-acting judge can fail");
   app.add_option("--election-clock-rate", options.electionClockRate,
                  "replicas: the clock-rate allowance rho of the election's deadline (default 0.01, Election's)");
-  app.add_flag("--resign-on-unanswered-commit", options.resignOnUnansweredCommit,
-               "replicas: a proposed fix (not today's loomd): a term whose commit went unanswered resigns");
   bool noPeers = false;
   app.add_flag("--no-peer-channel", noPeers,
                "the agents cannot ask their peers (shows that the invariant-7 judge can fail)");
