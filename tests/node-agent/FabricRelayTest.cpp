@@ -1,8 +1,10 @@
 // The fabric relay with real ZeroMQ sockets on loopback: a stand-in controller (a ROUTER)
 // on one side, agents (DEALERs named after their blades) on the other.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <thread>
 #include <zmq.hpp>
 
@@ -161,12 +163,12 @@ TEST(FabricRelay, DropsWhatTheControllerSendsThatIsNoEnvelopeAndKeepsGoing) {
 }
 
 TEST(FabricRelay, DropsFramesWhileTheControllerIsAwayAndCarriesThemOnceItIsBack) {
-  // Reserve a port, then free it: the relay connects to a controller that is not there.
-  std::string endpoint;
-  {
-    FakeController probe;
-    endpoint = probe.endpoint;
-  }
+  // A controller that is not there yet: an IPC path of this test's own, which nothing
+  // else can take meanwhile (a TCP port reserved and freed could be, by a test running
+  // beside this one: the relay then connected to it and the frame went "up").
+  const std::string endpoint =
+      "ipc://" + (std::filesystem::temp_directory_path() / ("loom-relay-away-" + std::to_string(::getpid()))).string();
+  std::filesystem::remove(endpoint.substr(6));
   RunningRelay relay(insecureRelay(endpoint));
   Agent a("c1-s1", relay.endpoint);
   a.socket.send(zmq::buffer(std::string("into the void")));
@@ -175,7 +177,8 @@ TEST(FabricRelay, DropsFramesWhileTheControllerIsAwayAndCarriesThemOnceItIsBack)
   for (int i = 0; i < 250 && relay.relay.stats().droppedUp == 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_EQ(relay.relay.stats().droppedUp, 1u)
-      << "not queued for a controller that is not connected: it would be stale";
+      << "not queued for a controller that is not connected: it would be stale (carried up: " << relay.relay.stats().up
+      << ")";
 
   zmq::socket_t router{context(), zmq::socket_type::router};
   router.set(zmq::sockopt::linger, 0);
