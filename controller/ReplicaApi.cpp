@@ -112,10 +112,11 @@ std::optional<ApiResponse> StandbyReads::answer(const ApiRequest& request, const
       viewsOf_ = snap->second;
     }
     r = views_->answer(request);
-    copy = viewsOf_;
-    // How fresh: the copy's heard-at may have moved on (a check confirmed it) since the
-    // views were built, while their revision is still the copy's.
-    if (now.revision == viewsOf_.revision) copy->heardAtMs = std::max(copy->heardAtMs, now.heardAtMs);
+    // How fresh: while what the copy holds has not changed since the views were built
+    // (the same generation), they are the store as of the copy's latest revision and
+    // heard-at (events, finished operations and checks move those without a change).
+    const WarmCopyState latest = copy_.state();
+    copy = latest.generation == viewsOf_.generation ? latest : viewsOf_;
   }
   if (!r) return std::nullopt;
   r->headers.emplace_back("X-Loom-Role", "standby");

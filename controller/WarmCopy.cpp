@@ -144,6 +144,7 @@ void WarmCopy::runWatch() {
     bool delivered = false;
     auto onBatch = [&](const etcd::WatchBatch& batch) {
       std::lock_guard lock(mutex_);
+      const std::uint64_t before = state_.changes;
       for (const auto& ev : batch.events) {
         if (ev.kv.key.compare(0, base_.size(), base_) != 0) continue;
         const std::string_view key = std::string_view(ev.kv.key).substr(base_.size());
@@ -162,7 +163,8 @@ void WarmCopy::runWatch() {
       }
       state_.revision = std::max(state_.revision, batch.revision);
       state_.heardAtMs = clock_();
-      ++state_.generation;
+      // Events, finished operations, presence: not in the copy, nothing to rebuild.
+      if (state_.changes != before) ++state_.generation;
       state_.error.clear();
       changed_.notify_all();
       delivered = true;

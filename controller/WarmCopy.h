@@ -50,7 +50,7 @@ struct WarmCopyState {
   std::int64_t revision = 0;       // etcd's revision: every change up to it is in the copy
   std::int64_t heardAtMs = -1;     // monotonic: when the copy was last known current; -1: never
   std::int64_t storeRevision = 0;  // the store's revision at the last check
-  std::uint64_t generation = 0;    // changes applied, across runs: a view rebuilds when it moves
+  std::uint64_t generation = 0;    // moves when what the copy holds changes (across runs): views rebuild
   std::uint64_t loads = 0;         // full loads (the first of each run, and each fallback)
   std::uint64_t watches = 0;       // watches opened
   std::uint64_t changes = 0;       // keys applied from watches
