@@ -3,7 +3,6 @@
 #include "protocol/Validation.h"
 
 namespace loom::controller {
-namespace {
 
 std::optional<protocol::BladeInventory> inventoryFrom(const std::string& text) {
   protocol::Json inv = protocol::Json::parse(text, nullptr, false);
@@ -15,6 +14,8 @@ std::optional<protocol::BladeInventory> inventoryFrom(const std::string& text) {
   if (protocol::validate(frame)) return std::nullopt;
   return protocol::decodeRegister(frame).inventory;
 }
+
+namespace {
 
 bool sameDomains(const std::map<std::string, protocol::ObservedDomain>& known,
                  const std::vector<protocol::ObservedDomain>& reported) {

@@ -91,7 +91,8 @@ class BladeRegistry {
   std::uint64_t registrations_ = 0;
 };
 
-// The inventory as stored and as agents send it.
+// The inventory as stored and as agents send it; and back (nullopt: it does not validate).
 protocol::Json inventoryJson(const protocol::BladeInventory& inventory);
+std::optional<protocol::BladeInventory> inventoryFrom(const std::string& text);
 
 }  // namespace loom::controller

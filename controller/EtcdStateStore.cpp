@@ -1,16 +1,15 @@
 // StateStore on etcd: one key per record under a prefix, one txn per commit() (all of a
 // change or none of it), an optional leadership guard compared in every txn. Key layout
 // and the transaction limits: controller/README.md, "etcd". Only this file knows it.
-#include <rapidjson/document.h>
-
 #include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
-#include <tuple>
 
+#include "controller/EtcdKeys.h"
+#include "controller/EtcdStateImage.h"
 #include "controller/StateStore.h"
 #include "controller/etcd/EtcdClient.h"
 
@@ -23,71 +22,7 @@ using etcd::KeyValue;
 using etcd::Op;
 using etcd::TxnRequest;
 
-// A name inside a key: '/' separates the key's parts, so it (and '%', the escape) is
-// percent-encoded. Record names are plain in practice; this keeps any name one part.
-std::string esc(const std::string& s) {
-  if (s.find_first_of("/%") == std::string::npos) return s;
-  std::string out;
-  for (char c : s) {
-    if (c == '/')
-      out += "%2F";
-    else if (c == '%')
-      out += "%25";
-    else
-      out += c;
-  }
-  return out;
-}
-std::string unesc(std::string_view s) {
-  if (s.find('%') == std::string_view::npos) return std::string(s);
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && s.substr(i, 3) == "%2F") {
-      out += '/';
-      i += 2;
-    } else if (s[i] == '%' && s.substr(i, 3) == "%25") {
-      out += '%';
-      i += 2;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
-// Ids and versions as 20 digits: key order is numeric order.
-std::string pad(std::uint64_t v) {
-  std::string s = std::to_string(v);
-  return std::string(20 - s.size(), '0') + s;
-}
-std::optional<std::uint64_t> unpad(std::string_view s) {
-  if (s.empty() || s.size() > 20 || s.find_first_not_of("0123456789") != std::string_view::npos) return std::nullopt;
-  std::uint64_t v = 0;
-  for (char c : s) {
-    const std::uint64_t d = static_cast<std::uint64_t>(c - '0');
-    if (v > (UINT64_MAX - d) / 10) return std::nullopt;
-    v = v * 10 + d;
-  }
-  return v;
-}
-
-// The record families, each under PREFIX/<family>/.
-constexpr const char* kDecl = "decl/";        // decl/<kind>/<name> -> body
-constexpr const char* kBinding = "binding/";  // binding/<server> -> blade
-constexpr const char* kBorrowed = "borrowed/";
-constexpr const char* kPlacement = "placement/";            // placement/<map>/<key> -> value
-constexpr const char* kIdentity = "identity/";              // identity/<server> -> {pool, uuid, macs}
-constexpr const char* kReleased = "identity-released/";     // identity-released/<uuid> -> {pool, uuid, macs}
-constexpr const char* kBlade = "blade/";                    // blade/<name> -> {inventory, admin_state}
-constexpr const char* kBladeSeen = "blade-seen/";           // blade-seen/<name> -> first seen, ms
-constexpr const char* kOpPending = "op/pending/";           // op/pending/<id> -> {blade, server, ...}
-constexpr const char* kOpFinal = "op/final/";               // op/final/<id>: history, never loaded
-constexpr const char* kEvent = "event/";                    // event/<id> -> {time_ms, level, ...}
-constexpr const char* kQuorum = "quorum/";                  // quorum/<version> -> body
-constexpr const char* kLastEventId = "meta/last-event-id";  // the highest event id written
-constexpr const char* kLastOperationId = "meta/last-operation-id";
-
-constexpr const char* kMeta = "meta/";
+using namespace etcdkeys;
 
 // What load() reads besides meta/: everything but the history (events, finished
 // operations), the big families first (they are spread over loaders).
@@ -112,37 +47,6 @@ std::string eventJson(const EventRecord& e) {
       {"time_ms", e.timeMs}, {"level", e.level}, {"blade", e.blade}, {"server", e.server}, {"message", e.message}}
       .dump();
 }
-
-// Reading records back: 100,000 identities on a restart, so RapidJSON (README.md, "Two
-// JSON libraries"), and a record that does not parse is an error naming its key.
-class RecordReader {
- public:
-  bool parse(const std::string& text) {
-    doc_.Parse(text.data(), text.size());
-    return !doc_.HasParseError() && doc_.IsObject();
-  }
-  std::string str(const char* name) const {
-    auto it = doc_.FindMember(name);
-    return it != doc_.MemberEnd() && it->value.IsString()
-               ? std::string(it->value.GetString(), it->value.GetStringLength())
-               : std::string();
-  }
-  std::int64_t integer(const char* name) const {
-    auto it = doc_.FindMember(name);
-    return it != doc_.MemberEnd() && it->value.IsInt64() ? it->value.GetInt64() : 0;
-  }
-  std::vector<std::string> strings(const char* name) const {
-    std::vector<std::string> out;
-    auto it = doc_.FindMember(name);
-    if (it != doc_.MemberEnd() && it->value.IsArray())
-      for (const auto& v : it->value.GetArray())
-        if (v.IsString()) out.emplace_back(v.GetString(), v.GetStringLength());
-    return out;
-  }
-
- private:
-  rapidjson::Document doc_;
-};
 
 // Accumulates a change's writes by key in the order SqliteStateStore applies them, so a
 // key written twice in one change is written once (etcd refuses a txn that writes a key
@@ -237,6 +141,12 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
   }
 
   Result<StoredState> load() override {
+    auto snapshot = loadSnapshot();
+    if (!snapshot) return snapshot.error();
+    return snapshot->image.take();
+  }
+
+  Result<EtcdSnapshot> loadSnapshot() override {
     // Every family is read at the revision of the first page: one consistent snapshot.
     // A compaction of that revision meanwhile (etcd's auto-compaction) starts it over.
     // A leader being elected meanwhile (Timeout, Unavailable): once more.
@@ -363,12 +273,12 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
     auto r = client_.range(family + pad(sinceId + 1), EtcdClient::prefixEnd(family),
                            static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
     if (!r) return makeError(r.error().code, "etcd store: events: " + r.error().message);
-    RecordReader rd;
     for (const auto& kv : r->kvs) {
       auto id = unpad(std::string_view(kv.key).substr(family.size()));
-      if (!id || !rd.parse(kv.value)) return corrupt(kv.key);
-      out.push_back(
-          {*id, rd.integer("time_ms"), rd.str("level"), rd.str("blade"), rd.str("server"), rd.str("message")});
+      if (!id) return makeError(Errc::Internal, "etcd store: record '" + kv.key + "' does not parse");
+      auto e = decodeEtcdEvent(*id, kv.key, kv.value);
+      if (!e) return e.error();
+      out.push_back(std::move(*e));
     }
     return out;
   }
@@ -387,28 +297,11 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
   static std::string placementKey(const std::string& map, const std::string& key) {
     return kPlacement + esc(map) + "/" + esc(key);
   }
-  static Error corrupt(const std::string& key) {
-    return makeError(Errc::Internal, "etcd store: record '" + key + "' does not parse");
-  }
-
-  // What one loader read: its families' records.
-  struct Decl {
-    std::int64_t createRevision;
-    std::string key;
-    DeclarationRecord record;
-  };
-  struct Partial {
-    StoredState st;
-    std::vector<Decl> decls;
-    std::map<std::string, std::int64_t> firstSeen;
-  };
-
-  // Reads every key of `family` at `revision` (0: the latest; set to the one read at).
-  Status loadFamily(EtcdClient& client, const char* family, std::int64_t& revision, Partial& out) {
+  // Reads every key of `family` at `revision` (0: the latest; set to the one read at)
+  // into `out`, through the one decoder of the key layout (EtcdStateImage).
+  Status loadFamily(EtcdClient& client, const char* family, std::int64_t& revision, EtcdStateImage& out) {
     const std::string from = base_ + family;
     const std::string end = EtcdClient::prefixEnd(from);
-    StoredState& st = out.st;
-    RecordReader rd;
     std::string key = from;
     std::int64_t pageKeys = kPageKeys;
     for (;;) {
@@ -423,77 +316,29 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
       }
       if (!page) return makeError(page.error().code, "etcd store: load: " + page.error().message);
       if (revision == 0) revision = page->revision;
-      for (auto& kv : page->kvs) {
-        const std::string_view rest = std::string_view(kv.key).substr(from.size());
-        if (family == kDecl) {
-          const auto slash = rest.find('/');
-          if (slash == std::string_view::npos) return corrupt(kv.key);
-          out.decls.push_back({kv.createRevision,
-                               kv.key,
-                               {unesc(rest.substr(0, slash)), unesc(rest.substr(slash + 1)), std::move(kv.value)}});
-        } else if (family == kBinding) {
-          st.bindings.emplace(unesc(rest), std::move(kv.value));
-        } else if (family == kBorrowed) {
-          st.borrowed.emplace(unesc(rest), std::move(kv.value));
-        } else if (family == kPlacement) {
-          const auto slash = rest.find('/');
-          if (slash == std::string_view::npos) return corrupt(kv.key);
-          st.placementMaps[unesc(rest.substr(0, slash))].emplace(unesc(rest.substr(slash + 1)), std::move(kv.value));
-        } else if (family == kIdentity || family == kReleased) {
-          if (!rd.parse(kv.value)) return corrupt(kv.key);
-          pool::IdentityRecord r;
-          r.released = family == kReleased;
-          if (!r.released) r.server = unesc(rest);
-          r.identityPool = rd.str("pool");
-          r.identity.uuid = rd.str("uuid");
-          r.identity.macs = rd.strings("macs");
-          st.identities.push_back(std::move(r));
-        } else if (family == kBlade) {
-          if (!rd.parse(kv.value)) return corrupt(kv.key);
-          st.blades.push_back({unesc(rest), rd.str("inventory"), rd.str("admin_state"), 0});
-        } else if (family == kBladeSeen) {
-          auto ms = unpad(kv.value);
-          if (!ms) return corrupt(kv.key);
-          out.firstSeen[unesc(rest)] = static_cast<std::int64_t>(*ms);
-        } else if (family == kOpPending) {
-          auto id = unpad(rest);
-          if (!id || !rd.parse(kv.value)) return corrupt(kv.key);
-          st.pendingOperations.push_back({*id, rd.str("blade"), rd.str("server"), rd.str("kind"), rd.str("state"),
-                                          static_cast<int>(rd.integer("attempts")), rd.str("error")});
-          st.lastOperationId = std::max(st.lastOperationId, *id);
-        } else if (family == kQuorum) {
-          auto v = unpad(rest);
-          if (!v) return corrupt(kv.key);
-          st.quorumVersions.emplace(*v, std::move(kv.value));
-        } else if (family == kMeta) {
-          const std::string name = std::string(kMeta).append(rest);
-          const bool events = name == kLastEventId, ops = name == kLastOperationId;
-          if (!events && !ops) continue;
-          auto v = unpad(kv.value);
-          if (!v) return corrupt(kv.key);
-          auto& into = events ? st.lastEventId : st.lastOperationId;
-          into = std::max(into, *v);
-        }
-      }
+      for (auto& kv : page->kvs)
+        if (auto put = out.put(std::string_view(kv.key).substr(base_.size()), std::move(kv.value), kv.createRevision);
+            !put)
+          return put.error();
       if (!page->more || page->kvs.empty()) return okStatus();
       key = page->kvs.back().key + '\0';
     }
   }
 
-  Result<StoredState> loadAt() {
+  Result<EtcdSnapshot> loadAt() {
     // The small meta family first, alone: it fixes the revision every other read uses,
     // so the whole load is one consistent snapshot.
-    std::int64_t revision = 0;
-    Partial first;
-    if (auto s = loadFamily(client_, kMeta, revision, first); !s) return s.error();
+    EtcdSnapshot snapshot;
+    if (auto s = loadFamily(client_, kMeta, snapshot.revision, snapshot.image); !s) return s.error();
     // The rest in parallel, one loader per member (at most 3): the gateway's JSON encoding
     // is most of a load's cost and each member does its own (README.md, "etcd"). Loader 0
     // is this thread with the store's client; the others have clients of their own, each
     // preferring another member. Short-lived threads, joined before load() returns.
     const std::size_t loaders = std::min<std::size_t>(3, options_.endpoints.size());
-    std::vector<Partial> parts(loaders);
+    std::vector<EtcdStateImage> parts(loaders);
     std::vector<Status> results(loaders);
     std::atomic<std::size_t> next{0};
+    const std::int64_t revision = snapshot.revision;
     auto work = [&](std::size_t i, EtcdClient& client) {
       std::int64_t rev = revision;
       for (std::size_t f; (f = next.fetch_add(1)) < std::size(kLoaded);)
@@ -517,38 +362,8 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
     for (auto& t : threads) t.join();
     for (auto& r : results)
       if (!r) return r.error();
-
-    StoredState st = std::move(first.st);
-    std::vector<Decl> decls;
-    std::map<std::string, std::int64_t> firstSeen;
-    auto append = [](auto& into, auto& from) {
-      if (into.empty())
-        into = std::move(from);
-      else
-        into.insert(into.end(), std::make_move_iterator(from.begin()), std::make_move_iterator(from.end()));
-    };
-    for (auto& p : parts) {
-      append(decls, p.decls);
-      firstSeen.merge(p.firstSeen);
-      st.bindings.merge(p.st.bindings);
-      st.borrowed.merge(p.st.borrowed);
-      st.placementMaps.merge(p.st.placementMaps);
-      append(st.identities, p.st.identities);
-      append(st.blades, p.st.blades);
-      append(st.pendingOperations, p.st.pendingOperations);
-      st.quorumVersions.merge(p.st.quorumVersions);
-      st.lastOperationId = std::max(st.lastOperationId, p.st.lastOperationId);
-    }
-    // Declarations in the order they were first applied, as SQLite's rowid keeps them:
-    // by etcd's create revision, those of one commit by key.
-    std::sort(decls.begin(), decls.end(), [](const Decl& a, const Decl& b) {
-      return std::tie(a.createRevision, a.key) < std::tie(b.createRevision, b.key);
-    });
-    st.declarations.reserve(decls.size());
-    for (auto& d : decls) st.declarations.push_back(std::move(d.record));
-    for (auto& b : st.blades)
-      if (auto it = firstSeen.find(b.name); it != firstSeen.end()) b.firstSeenMs = it->second;
-    return st;
+    for (auto& p : parts) snapshot.image.merge(std::move(p));
+    return snapshot;
   }
 
   EtcdStoreOptions options_;

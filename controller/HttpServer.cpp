@@ -108,6 +108,7 @@ class Session : public std::enable_shared_from_this<Session> {
     auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(r.status), version);
     res->set(http::field::server, "loomd");
     res->set(http::field::content_type, r.contentType);
+    for (const auto& [name, value] : r.headers) res->set(name, value);
     res->keep_alive(keepAlive_);
     res->body() = std::move(r.body);
     res->prepare_payload();

@@ -1,5 +1,9 @@
 #include "controller/ReplicaApi.h"
 
+#include <algorithm>
+
+#include "controller/api/Endpoints.h"
+
 namespace loom::controller {
 namespace {
 
@@ -17,7 +21,8 @@ ApiResponse soloStatus(const std::string& statePath, std::uint64_t epoch) {
       {{"role", "solo"}, {"epoch", epoch}, {"store", {{"kind", "sqlite"}, {"path", statePath}, {"healthy", true}}}});
 }
 
-ApiResponse replicaStatus(const Election& election, std::optional<std::uint64_t> leadingEpoch, std::int64_t nowMs) {
+ApiResponse replicaStatus(const Election& election, std::optional<std::uint64_t> leadingEpoch, std::int64_t nowMs,
+                          const WarmCopyState* copy) {
   const ReplicaStatus s = election.status();
   api::Json j{{"role", leadingEpoch ? "leader" : "standby"}, {"name", election.options().self.name}};
   if (leadingEpoch) j["epoch"] = *leadingEpoch;
@@ -51,6 +56,17 @@ ApiResponse replicaStatus(const Election& election, std::optional<std::uint64_t>
                 {"healthy", !s.members.empty() && healthy * 2 > s.members.size()},
                 {"leader_ttl_ms", s.grantedTtlMs},
                 {"age_ms", s.refreshedAtMs ? nowMs - s.refreshedAtMs : -1}};
+  // A standby's warm copy: the etcd revision it holds and how long since it was last
+  // known current (controller/WarmCopy.h).
+  if (copy) {
+    api::Json c{{"running", copy->running},   {"loaded", copy->loaded},
+                {"revision", copy->revision}, {"store_revision", copy->storeRevision},
+                {"loads", copy->loads},       {"watches", copy->watches},
+                {"changes", copy->changes}};
+    c["age_ms"] = copy->loaded && copy->heardAtMs >= 0 ? api::Json(nowMs - copy->heardAtMs) : api::Json(nullptr);
+    if (!copy->error.empty()) c["error"] = copy->error;
+    j["copy"] = std::move(c);
+  }
   return api::json(200, j);
 }
 
@@ -65,7 +81,72 @@ ApiResponse standbyAnswer(const Election& election) {
     j["error"] = "this loomd (" + self + ") is a standby and no replica leads right now (is etcd's quorum up?)";
     j["leader"] = nullptr;
   }
-  return api::json(503, j);
+  ApiResponse r = api::json(503, j);
+  r.headers.emplace_back("X-Loom-Role", "standby");
+  r.headers.emplace_back("X-Loom-Replica", self);
+  if (leader) r.headers.emplace_back("X-Loom-Leader", leader->api);
+  return r;
+}
+
+void addLeaderHeaders(ApiResponse& response, const std::string& name, std::uint64_t epoch) {
+  response.headers.emplace_back("X-Loom-Role", "leader");
+  response.headers.emplace_back("X-Loom-Replica", name);
+  response.headers.emplace_back("X-Loom-Epoch", std::to_string(epoch));
+}
+
+std::optional<ApiResponse> StandbyReads::answer(const ApiRequest& request, const Election& election,
+                                                std::int64_t nowMs) {
+  std::optional<ApiResponse> r;
+  std::optional<WarmCopyState> copy;
+  if (request.method == "GET" && request.path == "/v1/events") {
+    r = events(request);
+  } else if (api::StandbyViews::serves(request)) {
+    const WarmCopyState now = copy_.state();
+    if (!now.loaded) return std::nullopt;  // nothing to answer from: the leader answers
+    // Views are built once per version of the copy (a decode and a plan): a burst of
+    // reads between two changes pays once.
+    if (!views_ || now.generation != viewsOf_.generation) {
+      auto snap = copy_.snapshot();
+      if (!snap) return std::nullopt;
+      views_ = std::make_shared<const api::StandbyViews>(std::move(snap->first));
+      viewsOf_ = snap->second;
+    }
+    r = views_->answer(request);
+    // How fresh: while what the copy holds has not changed since the views were built
+    // (the same generation), they are the store as of the copy's latest revision and
+    // heard-at (events, finished operations and checks move those without a change).
+    const WarmCopyState latest = copy_.state();
+    copy = latest.generation == viewsOf_.generation ? latest : viewsOf_;
+  }
+  if (!r) return std::nullopt;
+  r->headers.emplace_back("X-Loom-Role", "standby");
+  r->headers.emplace_back("X-Loom-Replica", election.options().self.name);
+  if (const auto leader = election.leader()) r->headers.emplace_back("X-Loom-Leader", leader->api);
+  if (copy) {
+    r->headers.emplace_back("X-Loom-Store-Revision", std::to_string(copy->revision));
+    r->headers.emplace_back("X-Loom-Copy-Age-Ms", std::to_string(copy->heardAtMs >= 0 ? nowMs - copy->heardAtMs : -1));
+  } else {
+    r->headers.emplace_back("X-Loom-Copy-Age-Ms", "0");  // read from etcd itself
+  }
+  return r;
+}
+
+std::optional<ApiResponse> StandbyReads::events(const ApiRequest& req) {
+  // A long-poll waits for what the leader writes: the leader's to answer.
+  if (api::unsignedParam(req.query, "wait").value_or(0) > 0) return std::nullopt;
+  const std::uint64_t since = api::unsignedParam(req.query, "since").value_or(0);
+  const auto limit =
+      static_cast<std::size_t>(std::min<std::uint64_t>(api::unsignedParam(req.query, "limit").value_or(1000), 10000));
+  if (!eventStore_) {
+    EtcdStoreOptions o = storeOptions_;
+    o.requiredTxnOps = 0;  // reads only
+    auto opened = openEtcdStateStore(o);
+    if (!opened) return std::nullopt;
+    eventStore_ = std::move(*opened);
+  }
+  auto events = eventStore_->events(since, limit);
+  if (!events) return std::nullopt;  // etcd does not answer here: perhaps the leader can
+  return api::json(200, api::eventsJson(*events));
 }
 
 }  // namespace loom::controller

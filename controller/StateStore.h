@@ -143,8 +143,14 @@ struct EtcdStoreOptions {
 // `etcd://HOST:PORT[,HOST:PORT...][/PREFIX]` -> options (Errc::Invalid naming the fault).
 Result<EtcdStoreOptions> parseEtcdStoreUrl(const std::string& url);
 
+struct EtcdSnapshot;  // controller/EtcdStateImage.h
+
 class EtcdStateStore : public StateStore {
  public:
+  // What load() reads, as the image of the records it decoded and the etcd revision it
+  // read them at: a standby's warm copy (controller/WarmCopy.h) starts from it and
+  // watches from the next revision. Same retries as load().
+  virtual Result<EtcdSnapshot> loadSnapshot() = 0;
   // The leadership guard: from now on every commit's txn also requires that `key` exists
   // with this create revision (the leader key the election created, its epoch), and a
   // commit that finds otherwise writes nothing and fails with Errc::Conflict ("no longer

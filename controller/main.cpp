@@ -23,6 +23,7 @@
 #include "controller/ReplicaApi.h"
 #include "controller/ServiceNotifier.h"
 #include "controller/Term.h"
+#include "controller/WarmCopy.h"
 #include "loom/CommandLine.h"
 #include "protocol/CurveKeys.h"
 
@@ -285,18 +286,30 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
   eo.ttlSeconds = cl.leaderTtlS;
   eo.self.name = cl.name;
   eo.self.agents = cl.agents;
-  std::optional<std::uint64_t> leadingEpoch;  // read by the HTTP thread under gCurrent.mutex
+  // The warm copy (controller/WarmCopy.h): followed while this replica stands by, so that
+  // it answers reads; stopped while it leads (the term recovers from the store itself).
+  controller::WarmCopyOptions wo;
+  wo.store = url;
+  controller::WarmCopy warm(wo, ControllerLoop::monotonicMs);
+  controller::StandbyReads reads(warm, url);  // the HTTP thread's
   controller::HttpServer http(api.host, api.port, [&](const controller::ApiRequest& req, auto done) {
     controller::Election* election = gElection.load();
     std::unique_lock lock(gCurrent.mutex);
     if (req.method == "GET" && req.path == "/v1/status" && election) {
       const auto epoch = gCurrent.term ? std::optional(gCurrent.epoch) : std::nullopt;
       lock.unlock();
-      return done(controller::replicaStatus(*election, epoch, ControllerLoop::monotonicMs()));
+      const auto copy = warm.state();
+      return done(controller::replicaStatus(*election, epoch, ControllerLoop::monotonicMs(), epoch ? nullptr : &copy));
     }
-    if (gCurrent.term) return gCurrent.term->handle(req, std::move(done));
+    if (gCurrent.term)
+      return gCurrent.term->handle(
+          req, [done = std::move(done), name = cl.name, epoch = gCurrent.epoch](controller::ApiResponse r) mutable {
+            controller::addLeaderHeaders(r, name, epoch);
+            done(std::move(r));
+          });
     lock.unlock();
     if (!election) return done(controller::ApiResponse{503, "application/json", "{\"error\":\"starting\"}\n"});
+    if (auto r = reads.answer(req, *election, ControllerLoop::monotonicMs())) return done(std::move(*r));
     done(controller::standbyAnswer(*election));
   });
   auto port = http.listen();
@@ -314,6 +327,7 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
   controller::Election election(eo, leadership, ControllerLoop::monotonicMs);
   if (auto s = election.start(); !s) return fail(s.error().message);
   gElection = &election;
+  warm.start();
   spdlog::info("replica {} on etcd {} (prefix {}): standing by, API on {}", eo.self.name, fmt::join(url.endpoints, ","),
                url.prefix, eo.self.api);
   controller::ServiceNotifier notifier;
@@ -343,6 +357,7 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
       gTerm = nullptr;
       spdlog::error("term {}: {}; resigning", *epoch, s.error().message);
       election.resign();
+      warm.start();
       continue;
     }
     {
@@ -350,6 +365,10 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
       gCurrent.term = &term;
       gCurrent.epoch = *epoch;
     }
+    // The term serves now; until it did, the warm copy answered reads (it follows a store
+    // that no past term can write, and this one had not yet). Asked to stop, not waited
+    // for: its threads end on their own.
+    warm.stop();
     spdlog::info("term {}: leading, serving {:.3f} s after the win (recovered in {:.3f} s)", *epoch, secondsSince(won),
                  term.recoverySeconds());
     notifier.ready("leading: replica " + eo.self.name + ", epoch " + std::to_string(*epoch));
@@ -372,12 +391,14 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
     } else {
       spdlog::warn("term {}: ended (the lease could not be renewed in time); standing by", *epoch);
       notifier.ready("standing by: replica " + eo.self.name);
+      warm.start();
     }
   }
   notifier.stopping();
-  // The API thread reads the election: it ends first.
+  // The API thread reads the election and the warm copy: it ends first.
   apiThread.reset();
   gElection = nullptr;
+  warm.stop();
   return 0;
 }
 

@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace loom::controller {
 
@@ -22,6 +24,9 @@ struct ApiResponse {
   int status = 200;
   std::string contentType = "application/json";
   std::string body;
+  // More response headers (a replica's X-Loom-Role, X-Loom-Store-Revision ...:
+  // controller/README.md, "Replicas"); names and values are ours, never a client's.
+  std::vector<std::pair<std::string, std::string>> headers = {};
 };
 
 namespace api {

@@ -296,17 +296,7 @@ void Endpoints::events(const ApiRequest& req, std::int64_t now, const Reply& rep
   const std::size_t limit =
       static_cast<std::size_t>(std::min<std::uint64_t>(unsignedParam(req.query, "limit").value_or(1000), 10000));
   const std::uint64_t wait = std::min<std::uint64_t>(unsignedParam(req.query, "wait").value_or(0), 300);
-  auto answer = [reply](const std::vector<EventRecord>& events) {
-    Json out = Json::array();
-    for (const auto& e : events)
-      out.push_back({{"id", e.id},
-                     {"time_ms", e.timeMs},
-                     {"level", e.level},
-                     {"blade", e.blade},
-                     {"server", e.server},
-                     {"message", e.message}});
-    reply(json(200, out));
-  };
+  auto answer = [reply](const std::vector<EventRecord>& events) { reply(json(200, eventsJson(events))); };
   if (auto s = events_.wait(since, limit, now + static_cast<std::int64_t>(wait) * 1000, now, answer); !s)
     reply(error(503, s.error().message));
 }
@@ -329,8 +319,9 @@ ApiResponse Endpoints::capacity() const {
   return json(200, out);
 }
 
-ApiResponse Endpoints::partitions() const {
-  const auto& d = desired_.declarations();
+ApiResponse Endpoints::partitions() const { return json(200, partitionsJson(desired_.declarations())); }
+
+Json partitionsJson(const pool::Declarations& d) {
   Json out = Json::array();
   for (const auto& part : d.partitions) {
     Json pools = Json::array(), networks = Json::array();
@@ -342,7 +333,19 @@ ApiResponse Endpoints::partitions() const {
     for (const auto& s : d.servers) servers += s.partition == part.name;
     out.push_back({{"name", part.name}, {"pools", pools}, {"networks", networks}, {"servers", servers}});
   }
-  return json(200, out);
+  return out;
+}
+
+Json eventsJson(const std::vector<EventRecord>& events) {
+  Json out = Json::array();
+  for (const auto& e : events)
+    out.push_back({{"id", e.id},
+                   {"time_ms", e.timeMs},
+                   {"level", e.level},
+                   {"blade", e.blade},
+                   {"server", e.server},
+                   {"message", e.message}});
+  return out;
 }
 
 }  // namespace loom::controller::api

@@ -79,4 +79,8 @@ class Endpoints {
   std::uint64_t applies_ = 0;
 };
 
+// GET /v1/partitions's answer; GET /v1/events's.
+Json partitionsJson(const pool::Declarations& declarations);
+Json eventsJson(const std::vector<EventRecord>& events);
+
 }  // namespace loom::controller::api

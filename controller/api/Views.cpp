@@ -1,61 +1,17 @@
 #include "controller/api/Views.h"
 
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
-
 #include <algorithm>
 #include <string_view>
 
+#include "controller/api/JsonText.h"
 #include "protocol/RelayEnvelope.h"
 
 namespace loom::controller::api {
 namespace {
 
-using JsonOut = rapidjson::Writer<rapidjson::StringBuffer>;
+using namespace jsontext;
 
 const std::vector<std::string> kNoStrings;  // an empty list to refer to, not to copy into
-
-void put(JsonOut& w, const char* key, std::string_view v) {
-  w.Key(key);
-  w.String(v.data(), static_cast<rapidjson::SizeType>(v.size()));
-}
-void put(JsonOut& w, const char* key, const std::string& v) { put(w, key, std::string_view(v)); }
-void put(JsonOut& w, const char* key, const char* v) { put(w, key, std::string_view(v)); }
-void put(JsonOut& w, const char* key, std::int64_t v) {
-  w.Key(key);
-  w.Int64(v);
-}
-void put(JsonOut& w, const char* key, std::uint64_t v) {
-  w.Key(key);
-  w.Uint64(v);
-}
-void put(JsonOut& w, const char* key, bool v) {
-  w.Key(key);
-  w.Bool(v);
-}
-void put(JsonOut& w, const char* key, const std::vector<std::string>& v) {
-  w.Key(key);
-  w.StartArray();
-  for (const auto& e : v) w.String(e.data(), static_cast<rapidjson::SizeType>(e.size()));
-  w.EndArray();
-}
-// A string, or null when it is empty.
-void putOrNull(JsonOut& w, const char* key, std::string_view v) {
-  if (!v.empty()) return put(w, key, v);
-  w.Key(key);
-  w.Null();
-}
-
-// One object's text: `write` fills it.
-template <class Write>
-std::string objectText(Write&& write) {
-  rapidjson::StringBuffer sb;
-  JsonOut w(sb);
-  w.StartObject();
-  write(w);
-  w.EndObject();
-  return {sb.GetString(), sb.GetSize()};
-}
 
 }  // namespace
 
@@ -221,31 +177,33 @@ const std::vector<std::string>& Views::serverFields() {
 }
 
 std::string Views::server(const pool::Server& s, const FieldMask& fields) const {
-  std::string reason;
-  const bool wantsState = fields.has("state") || fields.has("reason");
-  const std::string state = wantsState ? serverState(s, &reason) : std::string();
+  ServerFacts f;
+  if (fields.has("state") || fields.has("reason")) f.state = serverState(s, &f.reason);
   const auto id = fields.has("uuid") || fields.has("macs") ? desired_.identities().find(s.name) : std::nullopt;
-  const auto& placement = replanner_.placement();
+  f.identity = id ? &*id : nullptr;
+  f.blade = replanner_.bladeOf(s.name);
+  const auto& home = replanner_.placement().home;
+  if (auto h = home.find(s.name); h != home.end()) f.home = &h->second;
+  return serverText(s, f, fields);
+}
+
+std::string serverText(const pool::Server& s, const ServerFacts& f, const FieldMask& fields) {
   return objectText([&](JsonOut& w) {
     if (fields.has("name")) put(w, "name", s.name);
     if (fields.has("partition")) put(w, "partition", s.partition);
     if (fields.has("pool")) put(w, "pool", s.pool);
-    if (fields.has("blade")) {
-      const std::string* b = replanner_.bladeOf(s.name);
-      putOrNull(w, "blade", b ? std::string_view(*b) : std::string_view());
-    }
-    if (fields.has("state")) put(w, "state", state);
+    if (fields.has("blade")) putOrNull(w, "blade", f.blade ? std::string_view(*f.blade) : std::string_view());
+    if (fields.has("state")) put(w, "state", f.state);
     if (fields.has("vcpus")) put(w, "vcpus", std::uint64_t{s.vcpus});
     if (fields.has("memory_mib")) put(w, "memory_mib", std::uint64_t{s.memory});
-    if (fields.has("uuid")) putOrNull(w, "uuid", id ? std::string_view(id->uuid) : std::string_view());
-    if (fields.has("macs")) put(w, "macs", id ? id->macs : kNoStrings);
+    if (fields.has("uuid")) putOrNull(w, "uuid", f.identity ? std::string_view(f.identity->uuid) : std::string_view());
+    if (fields.has("macs")) put(w, "macs", f.identity ? f.identity->macs : kNoStrings);
     if (fields.has("power")) put(w, "power", pool::toString(s.power));
     if (fields.has("priority")) put(w, "priority", std::int64_t{s.priority});
     if (fields.has("anti_affinity")) put(w, "anti_affinity", s.antiAffinity);
-    if (!reason.empty() && fields.has("reason")) put(w, "reason", reason);
+    if (!f.reason.empty() && fields.has("reason")) put(w, "reason", f.reason);
     // Where it ran before a failover moved it (failback: auto takes it back there).
-    if (auto h = placement.home.find(s.name); h != placement.home.end() && fields.has("home"))
-      put(w, "home", h->second);
+    if (f.home && fields.has("home")) put(w, "home", *f.home);
   });
 }
 
@@ -256,9 +214,14 @@ const std::vector<std::string>& Views::poolFields() {
 }
 
 std::string Views::pool(const pool::Pool& p, const FieldMask& fields) const {
+  return poolText(p, replanner_.roles(), desired_.declarations(), fields);
+}
+
+std::string poolText(const pool::Pool& p, const std::map<std::string, pool::BladeAssignment>& roles,
+                     const pool::Declarations& declarations, const FieldMask& fields) {
   auto bladesOf = [&](bool sparesOnly) {
     std::vector<std::string> out;
-    for (const auto& [name, a] : replanner_.roles())
+    for (const auto& [name, a] : roles)
       if (a.pool == p.name && (!sparesOnly || a.role == pool::BladeRole::Spare)) out.push_back(name);
     return out;
   };
@@ -275,7 +238,7 @@ std::string Views::pool(const pool::Pool& p, const FieldMask& fields) const {
     if (fields.has("servers")) {
       w.Key("servers");
       w.StartArray();
-      for (const auto& s : desired_.declarations().servers)
+      for (const auto& s : declarations.servers)
         if (s.pool == p.name) w.String(s.name.data(), static_cast<rapidjson::SizeType>(s.name.size()));
       w.EndArray();
     }

@@ -8,6 +8,7 @@
 // Read-only; core thread.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,20 @@ class Views {
   const LeaseTable& leases_;
   const QuorumKeeper& quorum_;
 };
+
+// What a server's object says beyond its declaration (Views::server computes it from the
+// rooms; a standby from its copy of the store, controller/api/StandbyViews.h).
+struct ServerFacts {
+  std::string state;   // computed only when "state" or "reason" is asked for
+  std::string reason;  // why it is failed or unplaceable; "" otherwise
+  const std::string* blade = nullptr;
+  const pool::Identity* identity = nullptr;
+  const std::string* home = nullptr;
+};
+std::string serverText(const pool::Server& s, const ServerFacts& facts, const FieldMask& fields = {});
+// A pool's object; its blades and spares as `roles` (blade -> assignment) say.
+std::string poolText(const pool::Pool& p, const std::map<std::string, pool::BladeAssignment>& roles,
+                     const pool::Declarations& declarations, const FieldMask& fields = {});
 
 // A list answer: one object a line, so it reads well in a terminal and greps.
 std::string listText(const std::vector<std::string>& objects);

@@ -1020,9 +1020,12 @@ Status EtcdClient::watch(const std::string& key, const std::string& rangeEnd, st
     }
     if (ec == http::error::need_buffer) ec = {};
     const std::size_t n = chunk.size() - parser->get().body().size;
+    // What was pending holds no newline (it was split up to its last): only the new bytes
+    // are searched, so a message of many chunks is scanned once, not once per chunk.
+    const std::size_t scanned = pending.size();
     pending.append(chunk.data(), n);
     std::size_t start = 0;
-    for (auto nl = pending.find('\n', start); nl != std::string::npos; nl = pending.find('\n', start)) {
+    for (auto nl = pending.find('\n', scanned); nl != std::string::npos; nl = pending.find('\n', start)) {
       std::string_view msg(pending.data() + start, nl - start);
       start = nl + 1;
       if (msg.find_first_not_of(" \r\t") == std::string_view::npos) continue;

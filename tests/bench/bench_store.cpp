@@ -8,6 +8,10 @@
 //       declarations with their identities, then the plan's bindings and homes (40,000
 //       writes in two transactions).
 //   BM_StoreCommitSmall/etcd:B  one Journal flush of a tick: an event and an operation.
+//   BM_WarmCopyLag/servers:N  etcd only: a commit of N servers' records (declaration,
+//       identity, binding, home: 4N writes in one txn) by the leader's store, and the
+//       time from its return until a standby's warm copy (controller/WarmCopy.h) holds
+//       it. Manual time is that lag; counters: the medians of the lag and of the commit.
 //
 // B=0: SQLite (WAL, synchronous=FULL) in a temporary directory. B=1: etcd, a 3-member
 // cluster on loopback started by tools/etcd.sh (real fsync, the same disk), under a fresh
@@ -17,12 +21,19 @@
 #include <benchmark/benchmark.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
+#include "controller/ControllerLoop.h"
 #include "controller/ModelJson.h"
 #include "controller/StateStore.h"
+#include "controller/WarmCopy.h"
 #include "tests/bench/BenchFabric.h"
 #include "tests/support/EtcdCluster.h"
 
@@ -51,15 +62,22 @@ struct Backend {
       if (!s) why = s.error().message;
       return s ? std::move(*s) : nullptr;
     }
+    auto o = etcdOptions(why);
+    if (!o) return nullptr;
+    auto s = controller::openEtcdStateStore(*o);
+    if (!s) why = s.error().message;
+    return s ? std::unique_ptr<controller::StateStore>(std::move(*s)) : nullptr;
+  }
+
+  // The options of a fresh prefix on the bench's etcd cluster (started at the first call).
+  std::optional<controller::EtcdStoreOptions> etcdOptions(std::string& why) {
     if (!cluster) cluster = loom::test::EtcdCluster::start(3, why);
-    if (!cluster) return nullptr;
+    if (!cluster) return std::nullopt;
     controller::EtcdStoreOptions o;
     o.endpoints = cluster->endpoints();
     o.prefix = "/bench" + std::to_string(serial++);
     o.timeout = std::chrono::milliseconds(10000);
-    auto s = controller::openEtcdStateStore(o);
-    if (!s) why = s.error().message;
-    return s ? std::unique_ptr<controller::StateStore>(std::move(*s)) : nullptr;
+    return o;
   }
 };
 
@@ -162,6 +180,61 @@ void BM_StoreCommitSmall(benchmark::State& state) {
   }
 }
 BENCHMARK(BM_StoreCommitSmall)->ArgName("etcd")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->Iterations(200);
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+void BM_WarmCopyLag(benchmark::State& state) {
+  const auto servers = static_cast<std::size_t>(state.range(0));
+  std::string why;
+  auto options = backend().etcdOptions(why);
+  if (!options) return state.SkipWithError(why.c_str());
+  auto opened = controller::openEtcdStateStore(*options);
+  if (!opened) return state.SkipWithError(opened.error().message.c_str());
+  auto& store = **opened;
+  controller::WarmCopyOptions wo;
+  wo.store = *options;
+  controller::WarmCopy copy(wo, controller::ControllerLoop::monotonicMs);
+  copy.start();
+  for (int i = 0; i < 1000 && !copy.state().loaded; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  if (!copy.state().loaded) return state.SkipWithError(("the copy did not load: " + copy.state().error).c_str());
+  using Clock = std::chrono::steady_clock;
+  std::vector<double> lags, commits;
+  int round = 0;
+  for (auto _ : state) {
+    auto r = serverRecords(0, servers, "r" + std::to_string(round++));
+    controller::Change c = std::move(r.apply);
+    c.merge(std::move(r.plan));
+    const std::uint64_t changes = copy.state().changes;
+    const auto t0 = Clock::now();
+    if (auto s = store.commit(c); !s) return state.SkipWithError(s.error().message.c_str());
+    const auto t1 = Clock::now();
+    // Every key of the commit applied (4 per server); polled every 50 us, bounded.
+    while (copy.state().changes < changes + 4 * servers && Clock::now() - t1 < std::chrono::seconds(60))
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    const auto t2 = Clock::now();
+    if (copy.state().changes < changes + 4 * servers) return state.SkipWithError("the copy did not follow in 60 s");
+    const double lag = std::chrono::duration<double>(t2 - t1).count();
+    state.SetIterationTime(lag);
+    lags.push_back(lag * 1000);
+    commits.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  state.counters["lag_median_ms"] = median(lags);
+  state.counters["commit_median_ms"] = median(commits);
+  state.counters["writes"] = static_cast<double>(4 * servers);
+  state.counters["reloads"] = static_cast<double>(copy.state().loads - 1);
+}
+BENCHMARK(BM_WarmCopyLag)
+    ->ArgName("servers")
+    ->Arg(1)
+    ->Arg(100)
+    ->Arg(1000)
+    ->Arg(10000)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(9);
 
 }  // namespace
 

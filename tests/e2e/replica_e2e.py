@@ -22,11 +22,21 @@ servers running. Scenarios, each in a cluster of its own:
                    printed and must be positive
   apply-takeover   an apply sent while the leader is killed: if it was acknowledged its
                    servers are all there after the takeover; if not, all or none are
+  standby-reads    an apply through the leader, then GET /v1/servers, /v1/blades and
+                   /v1/pools from each standby: answered from its warm copy with the
+                   X-Loom-* headers (role, replica, leader, the copy's etcd revision and
+                   age), every stored field equal to the leader's, what only the leader
+                   knows shown as unknown or left out; a change sent to a standby is a 503
+                   naming the leader; with --loomctl, `loomctl server list` at a standby
+                   prints the list on stdout and one line on stderr saying so
+  takeover-reads   kill -STOP of the leader: reads sent to the standbys every 50 ms keep
+                   answering, with every server, through the takeover (from their copies,
+                   then from the new leader)
 
 Each ends with the journal check (no server ran on two blades at once) and the check that
 no server was stopped by its own agent or watchdog since the fault.
-Usage: replica_e2e.py --loomd PATH --agent PATH [--scenario NAME]... [--keep]"""
-import os, shutil, signal, subprocess, sys, time
+Usage: replica_e2e.py --loomd PATH --agent PATH [--loomctl PATH] [--scenario NAME]... [--keep]"""
+import json, os, shutil, signal, subprocess, sys, time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from loomharness import (Failure, arg_parser, skip_or_fail, check, prod_preamble, run_scenarios, wait_until, read_journal,
                          check_journal, now_ms, http_request)
@@ -221,14 +231,126 @@ def apply_takeover(fab):
         check(len(present) in (0, 4), f"the unacknowledged apply ({status}) is all there or absent ({len(present)} of 4)")
         check_fabric(fab, t, "an unacknowledged apply and a takeover", expect=present)
 
+# What a standby's copy holds and shows as the leader does, and what only the leader
+# knows (controller/api/StandbyViews.h).
+SERVER_STORED = ["name", "partition", "pool", "blade", "vcpus", "memory_mib", "uuid", "macs", "power", "priority",
+                 "anti_affinity", "home"]
+BLADE_STORED = ["name", "chassis", "slot", "cores", "memory_mib", "hypervisor", "hypervisors", "pool", "role", "servers",
+                "driver", "cpu_model", "bmc"]
+BLADE_LIVE = ["online", "relay", "domains", "pending_operations", "heartbeat_age_ms", "lease_left_ms"]
+
+def by_name(objs):
+    return {o["name"]: {k: sorted(v) if isinstance(v, list) and k != "macs" else v for k, v in o.items()} for o in objs}
+
+def stored_differences(fab, leader, standby):
+    """How `standby`'s answers differ from the leader's in the fields the store holds ("" when
+    they do not)."""
+    out = []
+    for path, fields in (("/v1/servers", SERVER_STORED), ("/v1/blades", BLADE_STORED), ("/v1/pools", None)):
+        theirs, ours = fab.get_from(leader, path), fab.get_from(standby, path)
+        if theirs is None or ours is None:
+            return f"{path}: no answer"
+        a, b = by_name(theirs), by_name(ours)
+        if set(a) != set(b):
+            return f"{path}: names {sorted(set(a) ^ set(b))} on one only"
+        for name in a:
+            for f in fields or a[name].keys():
+                if a[name].get(f) != b[name].get(f):
+                    out.append(f"{path} {name}.{f}: leader {a[name].get(f)!r}, {standby} {b[name].get(f)!r}")
+    return "; ".join(out[:6])
+
+def standby_reads(fab, loomctl=None):
+    bring_up(fab)
+    leader = fab.find_leader()
+    t = now_ms()
+    status, body = fab.request("POST", "/v1/apply?source=more.yaml", decls("t", 2))
+    check(status == 200, f"an apply through the leader is acknowledged ({status} {body[:200] if status != 200 else ''})")
+    wait_until(lambda: running(fab, names("t", 2)), 30, "t-0 and t-1 running")
+    leader_api = fab.replicas[leader]["api"]
+    for name in [n for n in fab.replicas if n != leader]:
+        status, headers, body = fab.get_raw(name, "/v1/servers")
+        check(status == 200, f"{name} (standby) answers GET /v1/servers itself ({status}"
+              f"{' ' + (body or '')[:200] if status != 200 else ''})")
+        check(headers.get("x-loom-role") == "standby" and headers.get("x-loom-replica") == name
+              and headers.get("x-loom-leader") == leader_api, f"{name}'s answer says it is a standby and names the leader",
+              str(headers))
+        revision, age = int(headers.get("x-loom-store-revision", "0")), int(headers.get("x-loom-copy-age-ms", "-1"))
+        print(f"  {name}: copy at etcd revision {revision}, last known current {age} ms ago", flush=True)
+        check(revision > 0 and 0 <= age < 5000, f"{name} says its copy's revision ({revision}) and age ({age} ms)")
+        last = {}
+        def same():
+            last["why"] = stored_differences(fab, leader, name)
+            return not last["why"]
+        wait_until(same, 10, f"{name}'s servers, blades and pools equal the leader's in every stored field")
+        ours = fab.get_from(name, "/v1/servers")
+        check({s["name"] for s in ours} >= set(names("t", 2)), f"{name} shows the servers applied through the leader")
+        check(all(s["state"] == "unknown" for s in ours), f"{name} does not invent servers' states (unknown)")
+        blades = fab.get_from(name, "/v1/blades")
+        check(all(b["state"] == "unknown" and not any(f in b for f in BLADE_LIVE) for b in blades),
+              f"{name} shows blades' live state as unknown and leaves the leader's live fields out",
+              json.dumps([b for b in blades if b["state"] != "unknown" or any(f in b for f in BLADE_LIVE)][:2]))
+        status, headers, body = fab.get_raw(name, "/v1/servers/t-0")
+        check(status == 200 and json.loads(body)["blade"], f"{name} answers GET /v1/servers/t-0 ({status})")
+        status, body = http_request(fab.replicas[name]["api"] + "/v1/servers/t-0/stop", "POST", "")
+        answer = json.loads(body or "{}") if status else {}
+        check(status == 503 and answer.get("standby") and (answer.get("leader") or {}).get("api") == leader_api,
+              f"a change sent to {name} is a 503 naming the leader ({status})", (body or "")[:300])
+        if loomctl:
+            out = subprocess.run([loomctl, "--controller", fab.replicas[name]["api"], "-o", "json", "server", "list"],
+                                 stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=20)
+            listed = json.loads(out.stdout) if out.returncode == 0 else []
+            check(out.returncode == 0 and {s["name"] for s in listed} >= set(names("t", 2)),
+                  f"loomctl server list at {name} prints the servers as JSON on stdout", out.stdout[:300] + out.stderr[:300])
+            check(f"answered by standby {name}" in out.stderr and "etcd revision" in out.stderr,
+                  f"loomctl says on stderr that {name}, a standby, answered", out.stderr.strip())
+            print(f"  loomctl: {out.stderr.strip()}", flush=True)
+    check_fabric(fab, t, "reads from the standbys", expect=names("t", 2))
+
+def takeover_reads(fab):
+    bring_up(fab)
+    old = fab.find_leader()
+    standbys = [n for n in fab.replicas if n != old]
+    expected = set(servers(fab))
+    t, t0 = now_ms(), time.monotonic()
+    fab.signal(f"loomd-{old}", signal.SIGSTOP)
+    answered, from_copy, failed = 0, 0, []
+    new, led_at = None, None
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and (led_at is None or time.monotonic() < led_at + 1.0):
+        for name in standbys:
+            status, headers, body = fab.get_raw(name, "/v1/servers", timeout=2)
+            if status == 200 and {s["name"] for s in json.loads(body)} == expected:
+                answered += 1
+                from_copy += headers.get("x-loom-role") == "standby"
+            else:
+                failed.append(f"{name} at +{time.monotonic() - t0:.2f} s: {status} {headers.get('x-loom-role')} "
+                              f"{(body or '')[:120]}")
+        if new is None:
+            leading = [n for n in standbys if (fab.status(n) or {}).get("role") == "leader"]
+            if leading:
+                new, led_at = leading[0], time.monotonic()
+        time.sleep(0.05)
+    check(new is not None, f"a standby took over from the stopped {old}")
+    print(f"  takeover: {new} leads {led_at - t0:.3f} s after the SIGSTOP; {answered} reads answered "
+          f"({from_copy} from a standby's copy), {len(failed)} not", flush=True)
+    check(not failed, "every read sent to a standby during the takeover answered with every server", "; ".join(failed[:8]))
+    check(from_copy > 0, "reads were answered from the standbys' copies while no replica served as leader")
+    fab.signal(f"loomd-{old}", signal.SIGCONT)
+    wait_until(lambda: (fab.status(old) or {}).get("role") == "standby", 10, f"the woken {old} stands by")
+    fab.find_leader()
+    check_fabric(fab, t, "reads during a takeover")
+
 SCENARIOS = [("kill9-leader", kill9_leader), ("sigstop-leader", sigstop_leader), ("etcd-member", etcd_member),
-             ("etcd-quorum", etcd_quorum), ("leader-cut", leader_cut), ("apply-takeover", apply_takeover)]
+             ("etcd-quorum", etcd_quorum), ("leader-cut", leader_cut), ("apply-takeover", apply_takeover),
+             ("standby-reads", standby_reads), ("takeover-reads", takeover_reads)]
 
 def main():
     ap = arg_parser()
     ap.add_argument("--scenario", action="append", choices=[n for n, _ in SCENARIOS])
+    ap.add_argument("--loomctl", help="also read through `loomctl server list` at a standby")
     args = ap.parse_args()
-    return run_scenarios(SCENARIOS, args,
+    scenarios = [(n, (lambda fab: standby_reads(fab, args.loomctl)) if n == "standby-reads" else f) for n, f in SCENARIOS]
+    return run_scenarios(scenarios, args,
                          lambda name: ReplicaCluster(args.loomd, args.agent, prefix=f"loom-{name}-", keep=args.keep))
 
 if __name__ == "__main__":

@@ -8,13 +8,15 @@ is a loomharness.Cluster whose loomd are several replicas sharing a real etcd cl
                        the leader), self.api is the leader's API (find_leader())
   find_leader()        the replica that says it leads (GET /v1/status), waited for
   status(name)         a replica's /v1/status, or None
+  get_raw(name, path)  (status, headers, body) of a GET to one replica (a standby's answers
+                       carry X-Loom-* headers: controller/README.md, "Replicas")
 
 Ports: etcd members and the replicas' agents endpoints need ports known before anything
 binds (a member's peers, an agent's list of replicas), so they are picked free on loopback
 and handed over (a pick-then-close race, which port-0 binding avoids elsewhere; a clash
 shows as a bind error in a log, not as a wrong result). The replicas' API ports are port 0,
 read from their logs."""
-import json, os, shutil, socket, subprocess, time
+import json, os, shutil, socket, subprocess, time, urllib.error, urllib.request
 from loomharness import Cluster, Failure, http_request, printed_ports, wait_until
 
 def free_ports(n):
@@ -140,6 +142,17 @@ class ReplicaCluster(Cluster):
         except OSError:
             return None
         return json.loads(body) if status == 200 else None
+
+    def get_raw(self, name, path, timeout=2):
+        """(status, headers with lower-case names, body text); (None, {}, None) when the
+        replica does not answer in time."""
+        try:
+            with urllib.request.urlopen(self.replicas[name]["api"] + path, timeout=timeout) as r:
+                return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read().decode()
+        except (urllib.error.URLError, ConnectionError, socket.timeout, TimeoutError):
+            return None, {}, None
 
     def epoch(self, name):
         s = self.status(name)

@@ -6,6 +6,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <cctype>
+#include <iostream>
 #include <nlohmann/json.hpp>
 #include <vector>
 
@@ -73,7 +74,13 @@ HttpReply httpCall(const std::string& controller, const std::string& method, con
   http::read(stream, buffer, parser, ec);
   if (ec) throw unreachable(reasonOf(ec));
   stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-  return {static_cast<int>(parser.get().result_int()), parser.get().body()};
+  HttpReply reply{static_cast<int>(parser.get().result_int()), parser.get().body(), {}};
+  for (const auto& field : parser.get()) {
+    std::string name(field.name_string());
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (name.rfind("x-loom-", 0) == 0) reply.headers[name] = std::string(field.value());
+  }
+  return reply;
 }
 
 namespace {
@@ -103,12 +110,36 @@ std::string leaderNamedBy(const HttpReply& reply) {
 // The replica that answered last (a shell sends many requests).
 std::string lastAnswered;
 
+std::string header(const HttpReply& reply, const std::string& name) {
+  const auto it = reply.headers.find(name);
+  return it == reply.headers.end() ? std::string() : it->second;
+}
+
+// An answer a standby gave from its warm copy: one line on stderr, so an operator knows
+// how fresh it is (stdout stays the answer alone).
+HttpReply noteStandby(HttpReply reply) {
+  if (reply.status / 100 != 2 || header(reply, "x-loom-role") != "standby") return reply;
+  std::string line = "loomctl: answered by standby " + header(reply, "x-loom-replica");
+  const std::string revision = header(reply, "x-loom-store-revision");
+  const std::string age = header(reply, "x-loom-copy-age-ms");
+  if (!revision.empty())
+    line += " from its copy of the store at etcd revision " + revision +
+            (age.empty() || age == "-1" ? std::string(", never confirmed current")
+                                        : ", last known current " + age + " ms ago");
+  else
+    line += ", read from etcd";
+  const std::string leader = header(reply, "x-loom-leader");
+  line += leader.empty() ? "; no replica leads right now" : "; the leader is " + leader;
+  std::cerr << line << "\n";
+  return reply;
+}
+
 }  // namespace
 
 HttpReply controllerCall(const std::string& controllers, const std::string& method, const std::string& target,
                          const std::string& body, const std::string& contentType, std::chrono::seconds timeout) {
   std::vector<std::string> urls = splitList(controllers);
-  if (urls.size() <= 1) return httpCall(controllers, method, target, body, contentType, timeout);
+  if (urls.size() <= 1) return noteStandby(httpCall(controllers, method, target, body, contentType, timeout));
   if (const auto it = std::find(urls.begin(), urls.end(), lastAnswered); it != urls.end())
     std::rotate(urls.begin(), it, it + 1);
   std::string reasons;
@@ -123,14 +154,14 @@ HttpReply controllerCall(const std::string& controllers, const std::string& meth
     const std::string leader = leaderNamedBy(reply);
     if (leader.empty() || leader == url) {
       lastAnswered = url;
-      return reply;
+      return noteStandby(reply);
     }
     // A standby: once more at the leader it names. Its answer, whatever it is, is the
     // answer (a second standby answer means the leadership is moving: the caller sees it).
     try {
       reply = httpCall(leader, method, target, body, contentType, timeout);
       lastAnswered = leader;
-      return reply;
+      return noteStandby(reply);
     } catch (const CommandError& e) {
       reasons += std::string(reasons.empty() ? "" : "; ") + url + " names the leader " + leader + ", but " + e.what();
     }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <string>
 
 namespace loom::loomctl {
@@ -10,6 +11,10 @@ namespace loom::loomctl {
 struct HttpReply {
   int status = 0;
   std::string body;
+  // The replica headers of a loomd on etcd (X-Loom-Role, X-Loom-Replica, X-Loom-Leader,
+  // X-Loom-Store-Revision, X-Loom-Copy-Age-Ms: controller/README.md, "Replicas"), by
+  // lower-case name.
+  std::map<std::string, std::string> headers;
 };
 
 // One request on a fresh connection (a CLI sends a handful; keep-alive buys nothing).
@@ -24,7 +29,9 @@ HttpReply httpCall(const std::string& controller, const std::string& method, con
 // answered last in this process (the first at start); one that cannot be reached is
 // passed over for the next; a standby answers 503 naming the leader (controller/README,
 // "Replicas"), and the request is made once more there. Throws as httpCall when no
-// replica answers, naming each and why.
+// replica answers, naming each and why. A read a standby answered from its warm copy is
+// said in one line on stderr (which replica, the copy's etcd revision, how long since it
+// was last known current, the leader); stdout is the answer alone, as from the leader.
 HttpReply controllerCall(const std::string& controllers, const std::string& method, const std::string& target,
                          const std::string& body, const std::string& contentType, std::chrono::seconds timeout);
 

@@ -5,6 +5,7 @@
 
 #include "tools/loomctl/Api.h"
 #include "tools/loomctl/Commands.h"
+#include "tools/loomctl/HttpClient.h"
 
 namespace loom::loomctl {
 namespace {
@@ -18,6 +19,51 @@ std::string bytes(std::int64_t n) {
   else
     out << n << " B";
   return out.str();
+}
+
+// A standby's warm copy, as its status says it: "copy at etcd revision N, ...".
+std::string copyText(const Json& copy) {
+  if (!copy.is_object()) return "no copy";
+  if (!copy.value("loaded", false))
+    return "no copy loaded yet" + (copy.contains("error") ? " (" + copy.value("error", "") + ")" : std::string());
+  std::ostringstream out;
+  out << "copy at etcd revision " << copy.value("revision", std::int64_t{0}) << " (store "
+      << copy.value("store_revision", std::int64_t{0}) << ")";
+  const Json age = copy.value("age_ms", Json());
+  if (age.is_number())
+    out << ", last known current " << age.get<std::int64_t>() << " ms ago";
+  else
+    out << ", never confirmed current";
+  if (copy.contains("error")) out << "; " << copy.value("error", "");
+  return out.str();
+}
+
+// Each replica's own word on its copy (its GET /v1/status; the one that answered has
+// said it already). A replica that does not answer says why.
+void printCopies(const Context& context, const Json& s) {
+  auto& out = *context.out;
+  const std::string answered = s.value("name", "");
+  for (const auto& r : s.value("replicas", Json::array())) {
+    const std::string name = r.value("name", "?");
+    out << "  " << name << "  ";
+    if (r.value("role", "") == "leader") {
+      out << "leads (its state is the term's own)\n";
+      continue;
+    }
+    if (name == answered) {
+      out << copyText(s.value("copy", Json())) << "\n";
+      continue;
+    }
+    try {
+      const HttpReply reply = httpCall(r.value("api", ""), "GET", "/v1/status", "", "", std::chrono::seconds(2));
+      const Json own = Json::parse(reply.body, nullptr, false);
+      out << (reply.status == 200 && own.is_object() ? copyText(own.value("copy", Json()))
+                                                     : "answered HTTP " + std::to_string(reply.status))
+          << "\n";
+    } catch (const CommandError& e) {
+      out << e.what() << "\n";
+    }
+  }
 }
 
 void printStatus(const Context& context, const Json& s) {
@@ -41,6 +87,7 @@ void printStatus(const Context& context, const Json& s) {
   for (const auto& r : s.value("replicas", Json::array()))
     out << " " << r.value("name", "?") << (r.value("role", "") == "leader" ? "*" : "");
   out << "   (* leads)\n";
+  printCopies(context, s);
   const Json store = s.value("store", Json::object());
   const bool healthy = store.value("healthy", false);
   out << "store       etcd " << store.value("prefix", "") << ": "
