@@ -152,7 +152,7 @@ int runSimPowerOff(const SimPowerOffCommandLine& cl) {
   if (!list) return fail(list.error().message);
   std::size_t ended = 0;
   for (const auto& d : *list) {
-    if (d.state != pool::DomainState::Running && d.state != pool::DomainState::Paused) continue;
+    if (!pool::isLive(d.state)) continue;
     if (auto s = (*driver)->destroy(d.name); !s) return fail(s.error().message);
     ++ended;
   }
