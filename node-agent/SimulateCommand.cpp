@@ -10,6 +10,7 @@
 
 #include "config/Loader.h"
 #include "drivers/test/TestDriver.h"
+#include "loom/CommaList.h"
 #include "node-agent/CommandSupport.h"
 #include "node-agent/LeaseGuard.h"
 #include "protocol/CurveKeys.h"
@@ -79,7 +80,7 @@ int runSimulation(const AgentCommandLine& cl, const drivers::DriverRegistry& reg
     for (const auto& b : fabricFile.fabric.blades) found = found || b.chassis == c;
     if (!found) return fail("--relay: no blade of '" + cl.simulate + "' is in chassis '" + c + "'");
   }
-  const auto wanted = splitComma(cl.only);
+  const auto wanted = splitCommaList(cl.only);
   for (const auto& w : wanted) {
     bool found = false;
     for (const auto& b : fabricFile.fabric.blades) found = found || b.name == w;

@@ -3,8 +3,8 @@
 
 #include <algorithm>
 #include <map>
-#include <sstream>
 
+#include "loom/CommaList.h"
 #include "tools/loomctl/Api.h"
 #include "tools/loomctl/Views.h"
 
@@ -16,10 +16,7 @@ std::vector<std::pair<std::string, std::string>> ListFilter::terms() const {
   if (!partition.empty()) out.emplace_back("partition", partition);
   if (!state.empty()) out.emplace_back("state", state);
   if (!chassis.empty()) out.emplace_back("chassis", chassis);
-  std::stringstream items(selector);
-  std::string item;
-  while (std::getline(items, item, ',')) {
-    if (item.empty()) continue;
+  for (const auto& item : splitCommaList(selector)) {
     const auto eq = item.find('=');
     if (eq == std::string::npos || eq == 0)
       throw CommandError("selector '" + item + "' is not KEY=VALUE (e.g. --selector pool=web,state=active)", 2);
