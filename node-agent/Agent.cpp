@@ -1,25 +1,20 @@
+// Agent: the conversation with the controller — registration and its retries, the lease
+// and heartbeats, self-fencing when the lease runs out — and tick(), which drives it. Plan
+// steps through the driver: AgentSteps.cpp. The outage rule: AgentOutage.cpp.
 #include "node-agent/Agent.h"
 
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <chrono>
-#include <cstdio>
-#include <fstream>
 #include <limits>
 #include <utility>
 
-#include "node-agent/DomainSpecMapping.h"
 #include "protocol/Fencing.h"
 
 namespace loom::agent {
 
+using pool::isLive;
 using protocol::Json;
-
-namespace {
-// Running or paused: a domain that holds the server, which fencing must end.
-bool isLive(pool::DomainState s) { return s == pool::DomainState::Running || s == pool::DomainState::Paused; }
-}  // namespace
 
 Agent::Agent(AgentConfig config, std::unique_ptr<drivers::Driver> driver, Send send, std::unique_ptr<LeaseGuard> guard)
     : config_(std::move(config)),
@@ -98,97 +93,6 @@ void Agent::start(std::int64_t now) {
     worker_->thread = std::thread([this] { runWorker(); });
   }
   sendRegister(now);
-}
-
-void Agent::runWorker() {
-  Worker& w = *worker_;
-  std::unique_lock lock(w.mu);
-  while (!w.stop) {
-    // Idle: refresh the domain list now and then, so a guest that crashed or was shut
-    // down from inside shows up in the heartbeats.
-    if (!w.cv.wait_for(lock, std::chrono::milliseconds(1000), [&] { return w.stop || w.fence || !w.inbox.empty(); })) {
-      auto previous = w.observed;
-      lock.unlock();
-      auto now = observeDriver(previous);
-      lock.lock();
-      w.observed = std::move(now);
-      continue;
-    }
-    if (w.stop) break;
-    if (w.fence) {
-      w.fence = false;
-      auto previous = w.observed;
-      lock.unlock();
-      fenceDomains();
-      auto observed = observeDriver(previous);
-      lock.lock();
-      w.outbox.push_back(protocol::StepResult{0, true, ""});  // op 0: the agent's own, not a controller's step
-      w.observed = std::move(observed);
-      continue;
-    }
-    auto step = std::move(w.inbox.front());
-    w.inbox.pop_front();
-    auto previous = w.observed;
-    lock.unlock();
-    auto result = execute(step);
-    auto observed = observeDriver(previous);
-    lock.lock();
-    w.outbox.push_back(std::move(result));
-    w.observed = std::move(observed);
-  }
-}
-
-// Agent thread: answers what the worker finished, in its execution order.
-void Agent::collectResults() {
-  if (!worker_) return;
-  std::deque<protocol::StepResult> done;
-  {
-    std::lock_guard lock(worker_->mu);
-    done.swap(worker_->outbox);
-  }
-  for (auto& r : done) {
-    if (r.op == 0) {  // the agent's own fencing, not a controller's step
-      domainsChanged_ = true;
-      continue;
-    }
-    const auto queued = queued_.find(r.op);
-    // Its leader has been replaced since: the new one plans from the blade's report, and
-    // may have given the same id to another step.
-    const bool replaced = queued != queued_.end() && queued->second != epochs_.highest();
-    if (queued != queued_.end()) queued_.erase(queued);
-    if (replaced) {
-      domainsChanged_ = true;
-      continue;
-    }
-    recent_[r.op] = r;
-    recentOrder_.push_back(r.op);
-    send_(protocol::encode(r));
-    domainsChanged_ = true;
-  }
-  while (recentOrder_.size() > 4096) {
-    recent_.erase(recentOrder_.front());
-    recentOrder_.pop_front();
-  }
-}
-
-std::vector<protocol::ObservedDomain> Agent::observe() {
-  if (worker_) {
-    std::lock_guard lock(worker_->mu);
-    return worker_->observed;
-  }
-  return observeDriver(lastReported_);
-}
-
-std::vector<protocol::ObservedDomain> Agent::observeDriver(const std::vector<protocol::ObservedDomain>& fallback) {
-  std::vector<protocol::ObservedDomain> out;
-  auto list = driver_->list();
-  if (!list) {
-    spdlog::warn("{}: cannot list domains: {}", config_.blade, list.error().message);
-    return fallback;
-  }
-  out.reserve(list->size());
-  for (const auto& d : *list) out.push_back({d.name, d.uuid, d.state});
-  return out;
 }
 
 void Agent::sendRegister(std::int64_t now) {
@@ -386,103 +290,6 @@ void Agent::selfFence(std::int64_t now) {
   requestRegister(now);
 }
 
-void Agent::onPlan(const Json& frame) {
-  auto plan = protocol::decodePlan(frame);
-  bool changed = false;
-  for (const auto& step : plan.steps) {
-    if (auto it = recent_.find(step.op); it != recent_.end()) {
-      send_(protocol::encode(it->second));
-      continue;
-    }
-    if (step.kind == pool::StepKind::Start && (!leased_ || now_ >= leaseDeadline_)) {
-      // Planned under a lease that ran out (a late frame): starting now could run the
-      // server twice. Refused, not remembered: once registered again it may be resent.
-      send_(protocol::encode(protocol::StepResult{step.op, false, "blade '" + config_.blade + "' holds no lease"}));
-      continue;
-    }
-    // A server about to run may need a shield before the idle pause would end (a short lease).
-    if (step.kind == pool::StepKind::Start) idleUntil_ = 0;
-    if (worker_ && step.kind != pool::StepKind::PrepareHypervisor) {
-      // Steps keep their order in the worker's queue; a resend of one still queued or
-      // running is answered when it finishes. The same id from a newer leader is another
-      // step: refused until the old one is done (the leader retries it).
-      if (auto [it, fresh] = queued_.emplace(step.op, epochs_.highest()); !fresh) {
-        if (it->second != epochs_.highest())
-          send_(protocol::encode(protocol::StepResult{
-              step.op, false, "operation " + std::to_string(step.op) + " of a replaced leader still runs here"}));
-        continue;
-      }
-      {
-        std::lock_guard lock(worker_->mu);
-        worker_->inbox.push_back(step);
-      }
-      worker_->cv.notify_one();
-      nextTick_ = std::min(nextTick_, now_ + 10);
-      continue;
-    }
-    auto result = execute(step);
-    changed = true;
-    recent_[step.op] = result;
-    recentOrder_.push_back(step.op);
-    while (recentOrder_.size() > 4096) {
-      recent_.erase(recentOrder_.front());
-      recentOrder_.pop_front();
-    }
-    send_(protocol::encode(result));
-  }
-  if (changed) domainsChanged_ = true;
-}
-
-void Agent::fenceDomains() {
-  // Power off every domain, as fast as the driver can.
-  auto list = driver_->list();
-  if (!list) {
-    spdlog::error("{}: fencing: cannot list domains: {}", config_.blade, list.error().message);
-    return;
-  }
-  for (const auto& d : *list)
-    if (isLive(d.state))
-      if (auto st = driver_->destroy(d.name); !st) spdlog::error("{}: fencing: {}", config_.blade, st.error().message);
-}
-
-protocol::StepResult Agent::execute(const protocol::PlanStep& step) {
-  protocol::StepResult r{step.op, true, ""};
-  Status s = okStatus();
-  switch (step.kind) {
-    case pool::StepKind::Define:
-      if (!step.spec) return {step.op, false, "define without a spec"};
-      s = driver_->define(toDomainSpec(*step.spec));
-      break;
-    case pool::StepKind::Start:
-      s = driver_->start(step.server);
-      break;
-    case pool::StepKind::Stop:
-      s = driver_->stop(step.server, 10000);
-      break;
-    case pool::StepKind::Undefine:
-      s = driver_->undefine(step.server);
-      break;
-    case pool::StepKind::PrepareHypervisor: {
-      // A real driver is its own hypervisor; a simulated one can play either.
-      const auto hypervisor = pool::parseHypervisor(step.hypervisor);
-      if (!hypervisor || !driver_->capabilities().personalities.has(*hypervisor)) {
-        s = makeError(Errc::Unsupported, "blade '" + config_.blade + "' runs the " + driver_->name() +
-                                             " driver and cannot become a " + step.hypervisor + " blade in place");
-        break;
-      }
-      s = driver_->preparePersonality(*hypervisor);
-      if (s) config_.inventory.personality = step.hypervisor;
-      break;
-    }
-  }
-  if (!s) {
-    r.ok = false;
-    r.error = s.error().message;
-    spdlog::warn("{}: {} {} failed: {}", config_.blade, pool::toString(step.kind), step.server, r.error);
-  }
-  return r;
-}
-
 void Agent::tick(std::int64_t now) {
   now_ = now;
   collectResults();
@@ -560,123 +367,6 @@ void Agent::tick(std::int64_t now) {
     }
   }
   nextTick_ = std::min({nextHeartbeat_, soon, fenceAt()});
-}
-
-// ---------------------------------------------------------------------------------------
-// The outage rule (docs/FENCING.md): the policy, the peer channel, the shield and the hold.
-
-void Agent::onPolicy(const Json& frame) {
-  const auto m = protocol::decodePolicy(frame);
-  QuorumPolicy policy{m.version, m.powerFenced, m.commitMs, m.attestMs, {}};
-  for (const auto& a : m.members) policy.members.push_back(a.blade);
-  if (!shield_.setPolicy(std::move(policy))) return;  // not newer than ours: it crossed a newer one
-  powerFenced_ = m.powerFenced;
-  peers_.clear();
-  for (const auto& a : m.members) peers_[a.blade] = a;
-  spdlog::info("{}: outage policy {}: fencing by {}, {} peers in the quorum set{}", config_.blade, m.version,
-               m.powerFenced ? "power (its BMC; it never fences itself)" : "lease", m.members.size(),
-               peers_.count(config_.blade) ? ", this blade one of them" : "");
-  savePolicy();
-  if (powerFenced_) {
-    if (guard_) guard_->disarm();
-    guardUntil_ = 0;  // armed again from the next lease, should the blade leave the power route
-  }
-  renewGuard();
-}
-
-std::optional<protocol::Json> Agent::onPeerFrame(std::string_view bytes, std::int64_t now) {
-  now_ = now;
-  // An answer read after the hold ran out (a frozen agent waking up) shields nothing that
-  // is still running: fence first.
-  if (now >= fenceAt()) selfFence(now);
-  peerReply_.reset();
-  peerDispatcher_.dispatch(0, "peer", bytes);
-  nextTick_ = std::min(nextTick_, shieldDueAt());  // a refusal's retry may be sooner than the resend
-  return std::exchange(peerReply_, std::nullopt);
-}
-
-std::size_t Agent::runningDomains() {
-  std::size_t n = 0;
-  for (const auto& d : observe()) n += isLive(d.state);
-  return n;
-}
-
-std::int64_t Agent::shieldDueAt() const {
-  if (!peerSend_ || powerFenced_ || peers_.empty()) return std::numeric_limits<std::int64_t>::max();
-  const std::int64_t due = std::max(shield_.nextDueAt(), idleUntil_);
-  return holdSince_ >= 0 ? std::min(due, now_ + 1000) : due;
-}
-
-void Agent::tendShield(std::int64_t now) {
-  if (!peerSend_ || powerFenced_ || peers_.empty()) return;
-  const bool leaseLive = leased_ && now < leaseDeadline_;
-  const bool askDue = shield_.nextDueAt() <= now && idleUntil_ <= now;
-  if (!askDue && leaseLive && holdSince_ < 0) return;  // the common case: nothing to look at
-  // Only running servers need a shield; a blade that ended its own has nothing to hold.
-  const std::size_t running = runningDomains();
-  if (askDue && running > 0) {
-    for (const auto& ask : shield_.asksDue(now))
-      if (auto it = peers_.find(ask.member); it != peers_.end())
-        peerSend_(it->second, protocol::encode(protocol::PeerAsk{config_.blade, ask.seq}));
-    renewGuard();  // its own attestation may have moved the shield
-  }
-  // Nothing runs here: nothing to ask for; looked at again in a while (a start would
-  // come with a lease anyway).
-  idleUntil_ = askDue && running == 0 ? now + 1000 : 0;
-  const auto [support, members] = shield_.support(now);
-  if (!leaseLive && shield_.shieldEnd() > now && running > 0) {
-    if (holdSince_ < 0) {
-      holdSince_ = now;
-      holdLoggedAt_ = now;
-      spdlog::warn(
-          "{}: no lease from the controller: holding {} running server(s) under a shield from {} of {} peers "
-          "(until +{} ms, renewed while they answer); nothing starts or stops here meanwhile",
-          config_.blade, running, support, members, shield_.shieldEnd() - now);
-    } else if (now - holdLoggedAt_ >= 30000) {
-      holdLoggedAt_ = now;
-      spdlog::warn("{}: still holding {} server(s) without the controller for {} s, shield from {} of {} peers",
-                   config_.blade, running, (now - holdSince_) / 1000, support, members);
-    }
-    holdServers_ = running;
-  } else if (holdSince_ >= 0 && leaseLive) {
-    heldReport_ = protocol::Heartbeat::Held{now - holdSince_, static_cast<std::uint32_t>(holdServers_),
-                                            static_cast<std::uint32_t>(support), static_cast<std::uint32_t>(members)};
-    heldReportsLeft_ = 3;
-    spdlog::info("{}: the controller renewed the lease again: held {} server(s) for {} ms without it", config_.blade,
-                 holdServers_, now - holdSince_);
-    holdSince_ = -1;
-  }
-}
-
-void Agent::savePolicy() const {
-  if (config_.policyPath.empty() || shield_.policy().version == 0) return;
-  protocol::Policy p{shield_.policy().version, powerFenced_, shield_.policy().commitMs, shield_.policy().attestMs, {}};
-  for (const auto& [_, a] : peers_) p.members.push_back(a);
-  const std::string tmp = config_.policyPath + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << protocol::encode(p).dump() << "\n";
-    if (!out) {
-      spdlog::warn("{}: cannot write the outage policy to '{}'", config_.blade, tmp);
-      return;
-    }
-  }
-  if (std::rename(tmp.c_str(), config_.policyPath.c_str()) != 0)
-    spdlog::warn("{}: cannot write the outage policy to '{}'", config_.blade, config_.policyPath);
-}
-
-void Agent::loadPolicy() {
-  if (config_.policyPath.empty()) return;
-  std::ifstream in(config_.policyPath);
-  if (!in) return;
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  Json frame;
-  if (auto bad = protocol::parseFrame(text, frame);
-      bad || protocol::validate(frame) || frame["type"] != protocol::type::kPolicy) {
-    spdlog::warn("{}: ignoring an unreadable outage policy in '{}'", config_.blade, config_.policyPath);
-    return;
-  }
-  onPolicy(frame);
 }
 
 }  // namespace loom::agent

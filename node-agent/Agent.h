@@ -2,6 +2,11 @@
 // through its driver and reports results and observed domains. Socket-agnostic (frames
 // in through onFrame, out through Send) and single-threaded: AgentHost runs one of
 // these per real blade, or thousands on one thread for --simulate.
+//
+// Its rooms: Agent.cpp the conversation with the controller (registration, lease,
+// heartbeats, self-fencing, tick); AgentSteps.cpp plan steps through the driver (the
+// worker thread, execute, the domain list); AgentOutage.cpp the outage rule (policy, peer
+// channel, shield, hold; docs/FENCING.md).
 #pragma once
 
 #include <condition_variable>

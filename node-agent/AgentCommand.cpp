@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "loom/CommaList.h"
 #include "node-agent/CommandSupport.h"
 #include "node-agent/LeaseGuard.h"
 #include "node-agent/SimulateCommand.h"
@@ -218,7 +219,7 @@ int runAgent(const AgentCommandLine& cl, const drivers::DriverRegistry& registry
   // A real driver's calls take seconds (a KVM start, a guest's shutdown): a worker keeps
   // them off the heartbeats. The test driver answers at once.
   cfg.driverThread = cl.driver != "test";
-  std::vector<std::string> hv = splitComma(cl.hypervisors);
+  std::vector<std::string> hv = splitCommaList(cl.hypervisors);
   if (hv.empty()) hv = hypervisorNames((*driver)->capabilities().personalities);
   cfg.inventory = {cl.chassis,
                    cl.slot,

@@ -5,7 +5,6 @@
 #include <atomic>
 #include <csignal>
 #include <iostream>
-#include <sstream>
 
 namespace loom::agent {
 namespace {
@@ -30,15 +29,6 @@ std::string hostName() {
   char buf[256] = {};
   gethostname(buf, sizeof buf - 1);
   return buf;
-}
-
-std::vector<std::string> splitComma(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
 }
 
 std::vector<std::string> hypervisorNames(pool::HypervisorSet set) {

@@ -17,9 +17,6 @@ int fail(const std::string& message);
 
 std::string hostName();
 
-// "a,,b" -> {"a", "b"}.
-std::vector<std::string> splitComma(const std::string& s);
-
 // What an inventory says a blade can run: "kvm" before "xen".
 std::vector<std::string> hypervisorNames(pool::HypervisorSet set);
 

@@ -1,17 +1,8 @@
 #include "node-agent/ControllerLink.h"
 
-namespace loom::agent {
+#include "loom/CommaList.h"
 
-std::vector<std::string> ControllerLink::endpoints(const std::string& list) {
-  std::vector<std::string> out;
-  std::size_t from = 0;
-  while (from <= list.size()) {
-    const std::size_t comma = std::min(list.find(',', from), list.size());
-    if (comma > from) out.push_back(list.substr(from, comma - from));
-    from = comma + 1;
-  }
-  return out;
-}
+namespace loom::agent {
 
 void ControllerLink::configure(zmq::socket_t& dealer, Side side, bool heartbeats) {
   dealer.set(zmq::sockopt::linger, 0);
@@ -40,7 +31,7 @@ void ControllerLink::configure(zmq::socket_t& dealer, Side side, bool heartbeats
 }
 
 Status ControllerLink::connect(zmq::socket_t& dealer, const std::string& list) {
-  const auto all = endpoints(list);
+  const auto all = splitCommaList(list);
   if (all.empty()) return makeError(Errc::Invalid, "no controller endpoint in '" + list + "'");
   for (const auto& one : all) {
     try {

@@ -14,7 +14,6 @@
 
 #include <cstdint>
 #include <string>
-#include <vector>
 #include <zmq.hpp>
 
 #include "loom/Result.h"
@@ -41,8 +40,6 @@ struct ControllerLink {
   // A connect whose SYNs go unanswered is given up and tried afresh after this.
   static constexpr int kConnectTimeoutMs = 1000;
 
-  // The endpoints of a comma-separated list, in order (empty entries dropped).
-  static std::vector<std::string> endpoints(const std::string& list);
   // Sets the options above for `side` (and `immediate`, `linger` 0) on a DEALER. Throws
   // zmq::error_t. `heartbeats` false leaves the connection heartbeats off: for a process
   // simulating many blades, where libzmq 4.3's timer bookkeeping (a walk of every timer of

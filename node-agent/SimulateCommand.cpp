@@ -10,6 +10,7 @@
 
 #include "config/Loader.h"
 #include "drivers/test/TestDriver.h"
+#include "loom/CommaList.h"
 #include "node-agent/CommandSupport.h"
 #include "node-agent/LeaseGuard.h"
 #include "protocol/CurveKeys.h"
@@ -81,7 +82,7 @@ int runSimulation(const AgentCommandLine& cl, const drivers::DriverRegistry& reg
     for (const auto& b : fabricFile.fabric.blades) found = found || b.chassis == c;
     if (!found) return fail("--relay: no blade of '" + cl.simulate + "' is in chassis '" + c + "'");
   }
-  const auto wanted = splitComma(cl.only);
+  const auto wanted = splitCommaList(cl.only);
   for (const auto& w : wanted) {
     bool found = false;
     for (const auto& b : fabricFile.fabric.blades) found = found || b.name == w;
@@ -156,7 +157,7 @@ int runSimPowerOff(const SimPowerOffCommandLine& cl) {
   if (!list) return fail(list.error().message);
   std::size_t ended = 0;
   for (const auto& d : *list) {
-    if (d.state != pool::DomainState::Running && d.state != pool::DomainState::Paused) continue;
+    if (!pool::isLive(d.state)) continue;
     if (auto s = (*driver)->destroy(d.name); !s) return fail(s.error().message);
     ++ended;
   }

@@ -67,6 +67,8 @@ enum class XenGuestType : std::uint8_t { Hvm, Pv, Pvh };
 // it, the controller compares it). The order is kept: simulator state files written
 // before 0.2 stored the number.
 enum class DomainState : std::uint8_t { Defined, Running, Paused, ShuttingDown, Shutoff, Crashed };
+// Running or paused: a domain that holds its server, which fencing must end.
+constexpr bool isLive(DomainState s) { return s == DomainState::Running || s == DomainState::Paused; }
 
 // What one plan step asks an agent to do (pool::Step, the fabric's plan message, the
 // controller's operations).

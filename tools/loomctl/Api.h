@@ -37,4 +37,7 @@ Json getJson(const Context& context, const std::string& target, const std::strin
 // reached (completion must never fail loudly). Short timeout: a person is waiting.
 std::vector<std::string> liveNames(const Context& context, const std::string& noun);
 
+// `value` percent-encoded for a path or a query (letters, digits, `.-_/` kept).
+std::string urlEncode(const std::string& value);
+
 }  // namespace loom::loomctl

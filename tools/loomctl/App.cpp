@@ -67,8 +67,15 @@ std::unique_ptr<CLI::App> buildApp(Context& context) {
     context.color = context.output == OutputFormat::Table && colorWanted(STDOUT_FILENO);
   });
 
-  registerOfflineCommands(*app, context);
-  registerApiCommands(*app, context);
+  // The command table, in the order `--help` lists it.
+  registerOfflineCommands(*app, context);  // validate, plan
+  registerChangeCommands(*app, context);   // apply, delete
+  registerBlade(*app, context);
+  registerServer(*app, context);
+  registerPool(*app, context);
+  registerEvents(*app, context);
+  registerCapacity(*app, context);
+  registerFabric(*app, context);
   registerStatus(*app, context);
 
   CLI::App* shell = app->add_subcommand("shell", "Interactive shell: the same commands, history, tab completion");

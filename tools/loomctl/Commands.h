@@ -12,10 +12,23 @@ namespace loom::loomctl {
 // Commands that need no controller: `validate`, `plan` (OfflineCommands.cpp).
 void registerOfflineCommands(CLI::App& app, Context& context);
 
-// Commands that talk to loomd's HTTP API: `apply`, `delete`, `blade ...`, `server ...`,
-// `pool ...`, `events`, `capacity`, `fabric` (ApiCommands.cpp). `shell` is added by
-// buildApp (App.cpp), since it runs the tree itself.
-void registerApiCommands(CLI::App& app, Context& context);
+// The commands that talk to loomd's HTTP API. Each fetches the controller's JSON once and
+// either passes it through (-o json|yaml: the automation contract is the controller's
+// own objects) or lays it out for a person (Views.h). `shell` is added by buildApp
+// (App.cpp), since it runs the tree itself.
+
+// `apply`, `delete` (ChangeCommands.cpp).
+void registerChangeCommands(CLI::App& app, Context& context);
+// `blade list|show|drain|undrain|retire|fence`, `server list|show|start|stop|move`,
+// `pool list|show`, `capacity` (InventoryCommands.cpp).
+void registerBlade(CLI::App& app, Context& context);
+void registerServer(CLI::App& app, Context& context);
+void registerPool(CLI::App& app, Context& context);
+void registerCapacity(CLI::App& app, Context& context);
+// `events [-f]` (EventsCommand.cpp).
+void registerEvents(CLI::App& app, Context& context);
+// `fabric`: the enclosures drawn (FabricCommand.cpp).
+void registerFabric(CLI::App& app, Context& context);
 
 // `status`: the control plane (replicas, leader, epoch, store health) (StatusCommand.cpp).
 void registerStatus(CLI::App& app, Context& context);

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "loom/CommaList.h"
 #include "tools/loomctl/Context.h"
 
 namespace loom::loomctl {
@@ -85,17 +86,6 @@ HttpReply httpCall(const std::string& controller, const std::string& method, con
 
 namespace {
 
-std::vector<std::string> splitList(const std::string& list) {
-  std::vector<std::string> out;
-  std::size_t from = 0;
-  while (from <= list.size()) {
-    const std::size_t comma = std::min(list.find(',', from), list.size());
-    if (comma > from) out.push_back(list.substr(from, comma - from));
-    from = comma + 1;
-  }
-  return out;
-}
-
 // The leader a standby names in its 503, or "" when the answer is not a standby's.
 std::string leaderNamedBy(const HttpReply& reply) {
   if (reply.status != 503) return "";
@@ -138,7 +128,7 @@ HttpReply noteStandby(HttpReply reply) {
 
 HttpReply controllerCall(const std::string& controllers, const std::string& method, const std::string& target,
                          const std::string& body, const std::string& contentType, std::chrono::seconds timeout) {
-  std::vector<std::string> urls = splitList(controllers);
+  std::vector<std::string> urls = splitCommaList(controllers);
   if (urls.size() <= 1) return noteStandby(httpCall(controllers, method, target, body, contentType, timeout));
   if (const auto it = std::find(urls.begin(), urls.end(), lastAnswered); it != urls.end())
     std::rotate(urls.begin(), it, it + 1);

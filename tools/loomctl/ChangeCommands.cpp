@@ -1,0 +1,289 @@
+// `apply` and `delete`: declaration files sent to loomd as one body, the diff and the
+// plan shown, a question asked on a terminal, then (apply) a wait for the servers to
+// settle. README.md, "apply / delete".
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <thread>
+
+#include "config/Loader.h"
+#include "tools/loomctl/Api.h"
+#include "tools/loomctl/Commands.h"
+#include "tools/loomctl/Views.h"
+
+namespace loom::loomctl {
+
+namespace {
+
+struct ChangeOptions {
+  std::vector<std::string> files;
+  bool dryRun = false;
+  bool yes = false;
+  bool noWait = false;
+  int timeoutSeconds = 120;
+};
+
+// A declaration file, read no further than loomd would take it (its HTTP body limit), so
+// `-f /dev/zero` is an error, not a process that grows forever.
+std::string readFile(const std::string& path) {
+  constexpr std::size_t kMaxBytes = std::size_t{16} << 20;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw CommandError("cannot read '" + path + "'");
+  std::string out;
+  char buf[65536];
+  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+    out.append(buf, static_cast<std::size_t>(in.gcount()));
+    if (out.size() > kMaxBytes) throw CommandError("'" + path + "' is larger than 16 MiB: split it into several files");
+  }
+  return out;
+}
+
+// "Server/web-0" for either shape the controller has used: a string or {kind, name}.
+std::string objectLabel(const Json& item) {
+  if (item.is_string()) return item.get<std::string>();
+  if (item.is_object() && item.contains("kind") && item.contains("name"))
+    return text(item, "kind") + "/" + text(item, "name");
+  return item.dump();
+}
+
+// The diff lists: under "diff" (apply) or at the top (delete).
+const Json& diffOf(const Json& reply) {
+  return reply.contains("diff") && reply["diff"].is_object() ? reply["diff"] : reply;
+}
+
+void printDiff(Context& context, const Json& reply) {
+  auto& out = *context.out;
+  const Json& diff = diffOf(reply);
+  std::size_t created = 0, changed = 0, deleted = 0;
+  auto list = [&](const char* key, const char* mark, Style style, std::size_t& count) {
+    if (!diff.contains(key) || !diff[key].is_array()) return;
+    for (const auto& c : diff[key]) {
+      out << styled(mark, style, context.color) << " " << objectLabel(c) << "\n";
+      ++count;
+    }
+  };
+  list("created", "+", Style::Good, created);
+  list("changed", "~", Style::Warning, changed);
+  list("deleted", "-", Style::Bad, deleted);
+  out << created << " created, " << changed << " changed, " << deleted << " deleted";
+  if (diff.contains("unchanged")) out << ", " << countField(diff, "unchanged") << " unchanged";
+  out << "\n";
+  if (!reply.contains("plan") || !reply["plan"].is_object()) return;
+  const Json& plan = reply["plan"];
+  const Json placements = plan.value("placements", Json::array());
+  if (!placements.empty()) {
+    Table t({{"server"}, {"blade"}, {"from"}});
+    for (const auto& p : placements)
+      t.addRow({text(p, "server"), text(p, "blade"), p.contains("from") ? text(p, "from") : ""});
+    out << "\n";
+    t.render(out, context.color);
+  }
+  out << countOf(placements.size(), "server placed", "servers placed") << ", "
+      << countOf(plan.value("steps", Json::array()).size(), "step", "steps") << "\n";
+  for (const auto& u : plan.value("unplaceable", Json::array()))
+    out << styled("unplaceable", Style::Bad, context.color) << " " << text(u, "server") << ": " << text(u, "reason")
+        << "\n";
+  for (const auto& w : plan.value("warnings", Json::array()))
+    out << styled("warning", Style::Warning, context.color) << " " << (w.is_string() ? w.get<std::string>() : w.dump())
+        << "\n";
+}
+
+bool diffIsEmpty(const Json& reply) {
+  const Json& diff = diffOf(reply);
+  for (const char* key : {"created", "changed", "deleted"})
+    if (diff.contains(key) && diff[key].is_array() && !diff[key].empty()) return false;
+  return true;
+}
+
+// Polls /v1/servers until each named server has settled: power on -> running, or
+// ended unplaceable/failed; power off -> stopped. Bounded by `timeoutSeconds`.
+void waitForServers(Context& context, const std::set<std::string>& names, int timeoutSeconds) {
+  if (names.empty()) return;
+  const bool table = context.output == OutputFormat::Table;
+  std::ostream& progress = table ? *context.out : *context.err;
+  const bool live = table ? onTerminal(STDOUT_FILENO) : onTerminal(STDERR_FILENO);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeoutSeconds);
+  std::size_t lastSettled = SIZE_MAX;
+  Json last = Json::array();
+  for (;;) {
+    Json servers = getJson(context, "/v1/servers");
+    last = Json::array();
+    std::size_t settled = 0;
+    for (const auto& s : servers) {
+      if (!names.count(text(s, "name"))) continue;
+      last.push_back(s);
+      const std::string state = text(s, "state");
+      const bool off = text(s, "power") == "off";
+      if (state == "unplaceable" || state == "failed" || (off ? state == "stopped" : state == "running")) ++settled;
+    }
+    const bool done = settled == last.size();
+    if (settled != lastSettled || done) {
+      if (live || !table || settled != lastSettled) {
+        std::string line = "servers settled: " + std::to_string(settled) + "/" + std::to_string(last.size());
+        if (live)
+          progress << "\r\033[K" << line << std::flush;
+        else if (table || done)
+          progress << line << "\n";
+      }
+      lastSettled = settled;
+    }
+    if (done) break;
+    if (interruptRequested()) {
+      if (live) progress << "\n";
+      throw CommandError("stopped waiting (the changes are applied; the servers carry on settling)", 130);
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      if (live) progress << "\n";
+      std::string waiting;
+      for (const auto& s : last) {
+        const std::string state = text(s, "state");
+        if (state != "running" && state != "stopped" && state != "unplaceable" && state != "failed")
+          waiting += (waiting.empty() ? "" : ", ") + text(s, "name") + " (" + state + ")";
+      }
+      throw CommandError("timed out after " + std::to_string(timeoutSeconds) + " s with " +
+                         std::to_string(lastSettled) + " of " + std::to_string(last.size()) +
+                         " servers settled; still waiting for " + waiting);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  if (live) progress << "\n";
+  std::vector<std::string> bad;
+  for (const auto& s : last) {
+    const std::string state = text(s, "state");
+    if (state != "unplaceable" && state != "failed") continue;
+    progress << styled(state, Style::Bad, context.color && table) << " " << text(s, "name") << ": " << text(s, "reason")
+             << "\n";
+    bad.push_back(text(s, "name") + " " + state + (s.contains("reason") ? ": " + text(s, "reason") : ""));
+  }
+  if (!bad.empty()) {
+    std::string message = countOf(bad.size(), "server", "servers") + " did not start: ";
+    for (std::size_t i = 0; i < bad.size(); ++i) message += (i ? "; " : "") + bad[i];
+    throw CommandError(message);
+  }
+}
+
+// `apply` and `delete` share their shape: check the files here (errors with their
+// lines), show what would change, ask on a terminal, then change it.
+void runChange(Context& context, const ChangeOptions& options, bool isDelete) {
+  // No local gate: the controller validates the files together with what is applied
+  // already (servers.yaml may name pools applied last week), and answers with
+  // FILE:LINE:COL diagnostics. Read here only to know which servers to wait for.
+  auto local = config::loadDeclarationFiles(options.files);
+  // One body, so the change is one transaction; where each file starts in it is kept to
+  // point the controller's "request:LINE:COL" diagnostics back into the right file.
+  std::string body;
+  std::vector<std::pair<long, std::string>> starts;  // first line of each file in `body`
+  for (const auto& f : options.files) {
+    if (!body.empty()) body += "\n---\n";
+    starts.emplace_back(1 + std::count(body.begin(), body.end(), '\n'), f);
+    body += readFile(f);
+  }
+  const std::string source = options.files.size() == 1 ? options.files[0] : "request";
+  const std::string path = isDelete ? "/v1/delete" : "/v1/apply";
+  auto target = [&](bool dry) {
+    std::string query = "source=" + urlEncode(source);
+    if (dry) query += std::string(query.empty() ? "" : "&") + "dry_run=1";
+    return path + (query.empty() ? "" : "?" + query);
+  };
+  ApiRequest request;
+  request.method = "POST";
+  request.body = body;
+  request.feature = isDelete ? "delete" : "";
+  if (options.files.size() > 1) {
+    request.mapDiagnostic = [starts](const std::string& line) -> std::string {
+      // "request:LINE:COL: message" -> "FILE:LINE:COL: message"
+      if (line.rfind("request:", 0) != 0) return line;
+      char* end = nullptr;
+      const long at = std::strtol(line.c_str() + 8, &end, 10);
+      if (end == line.c_str() + 8 || *end != ':') return line;
+      // The last file that starts at or before that line.
+      auto it = std::find_if(starts.rbegin(), starts.rend(), [at](const auto& s) { return at >= s.first; });
+      if (it == starts.rend()) return line;
+      return it->second + ":" + std::to_string(at - it->first + 1) + end;
+    };
+  }
+  request.timeout = std::chrono::seconds(120);
+  const bool table = context.output == OutputFormat::Table;
+
+  // Confirmation only on a terminal, never with --yes (DESIGN §3): a script piping
+  // into loomctl must not hang on a question nobody will answer.
+  const bool ask = !options.dryRun && !options.yes && onTerminal(STDIN_FILENO);
+  if (options.dryRun || ask) {
+    request.target = target(true);
+    Json preview = requestJson(context, request);
+    if (table)
+      printDiff(context, preview);
+    else if (options.dryRun)
+      printStructured(context, preview);
+    if (options.dryRun) {
+      if (table) *context.out << "dry run: nothing changed\n";
+      return;
+    }
+    if (diffIsEmpty(preview) && !isDelete) {
+      if (table) *context.out << "nothing to change\n";
+      // Still worth waiting on: the operator may be re-applying to see it converge.
+    } else if (!confirm(context, isDelete ? "Delete these objects?" : "Apply these changes?")) {
+      throw CommandError(isDelete ? "nothing deleted" : "not applied", 1);
+    }
+  }
+  request.target = target(false);
+  Json reply = requestJson(context, request);
+  if (table) {
+    if (!ask) printDiff(context, reply);
+    *context.out << (isDelete ? "deleted\n" : "applied\n");
+  } else {
+    printStructured(context, reply);
+  }
+  if (isDelete || options.noWait) return;
+  std::set<std::string> names;
+  if (local.ok()) {
+    for (const auto& s : local.declarations.servers) names.insert(s.name);
+  } else {
+    // The files lean on applied objects: the controller's answer names the servers.
+    const Json& diff = diffOf(reply);
+    for (const char* key : {"created", "changed"})
+      for (const auto& item : diff.value(key, Json::array()))
+        if (objectLabel(item).rfind("Server/", 0) == 0) names.insert(objectLabel(item).substr(7));
+    if (reply.contains("plan"))
+      for (const auto& p : reply["plan"].value("placements", Json::array())) names.insert(text(p, "server"));
+  }
+  waitForServers(context, names, options.timeoutSeconds);
+}
+
+void addChangeCommand(CLI::App& app, Context& context, bool isDelete) {
+  auto options = std::make_shared<ChangeOptions>();
+  CLI::App* cmd =
+      isDelete
+          ? app.add_subcommand("delete", "Remove the objects declared in files from the controller (prints what goes)")
+          : app.add_subcommand("apply",
+                               "Send declarations to the controller: prints the diff and placements, asks on a "
+                               "terminal, then waits for the servers to settle");
+  cmd->add_option("-f,--file", options->files, "Declaration file (YAML, multi-document); repeat for several")
+      ->required()
+      ->check(CLI::ExistingFile)
+      ->type_name("FILE");
+  cmd->add_flag("--dry-run", options->dryRun, "Show what would change; change nothing");
+  cmd->add_flag("-y,--yes", options->yes, "Do not ask for confirmation");
+  if (!isDelete) {
+    cmd->add_flag("--no-wait", options->noWait, "Return once applied, without waiting for the servers");
+    cmd->add_option("--timeout", options->timeoutSeconds, "Seconds to wait for the servers to settle")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber)
+        ->type_name("SECONDS");
+  }
+  cmd->callback([&context, options, isDelete] { runChange(context, *options, isDelete); });
+}
+
+}  // namespace
+
+void registerChangeCommands(CLI::App& app, Context& context) {
+  addChangeCommand(app, context, false);
+  addChangeCommand(app, context, true);
+}
+
+}  // namespace loom::loomctl

@@ -1,0 +1,259 @@
+// `blade ...`, `server ...`, `pool ...` and `capacity`: the fabric's objects listed,
+// shown and acted on, one request each (a list's filters may add one).
+#include <unistd.h>
+
+#include <cstdlib>
+#include <memory>
+
+#include "tools/loomctl/Api.h"
+#include "tools/loomctl/Commands.h"
+#include "tools/loomctl/ListFilter.h"
+#include "tools/loomctl/Views.h"
+
+namespace loom::loomctl {
+
+namespace {
+
+std::string pathName(const std::string& name) { return urlEncode(name); }
+
+// USER@HOST, for the events that name who confirmed something.
+std::string operatorName() {
+  const char* user = std::getenv("USER");
+  if (!user || !*user) user = std::getenv("LOGNAME");
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  return std::string(user && *user ? user : "unknown") + (host[0] ? std::string("@") + host : std::string());
+}
+
+void addNameArgument(CLI::App* cmd, std::string& name, const std::string& noun) {
+  cmd->add_option("NAME", name, "The " + noun + "'s name")->required()->type_name("NAME");
+}
+
+}  // namespace
+
+void registerBlade(CLI::App& app, Context& context) {
+  CLI::App* blade = app.add_subcommand("blade", "Blades of the fabric: list, show, drain, undrain, retire, fence");
+  blade->require_subcommand(1);
+
+  auto filter = std::make_shared<ListFilter>();
+  CLI::App* list = blade->add_subcommand("list", "List blades (chassis, slot, size, hypervisor, state, pool, servers)");
+  addFilterOptions(list, *filter, true);
+  list->callback([&context, filter] {
+    const auto target = listTarget(context, "/v1/blades", kBladeColumns, *filter, {"pool", "state", "chassis"});
+    show(context, filtered(context, getJson(context, target), *filter), [&](const Json& j) { bladeTable(context, j); });
+  });
+
+  auto name = std::make_shared<std::string>();
+  CLI::App* showCmd = blade->add_subcommand("show", "One blade: its inventory, state, pool and servers");
+  addNameArgument(showCmd, *name, "blade");
+  showCmd->callback([&context, name] {
+    Json b = getJson(context, "/v1/blades/" + pathName(*name));
+    show(context, b, [&](const Json& j) {
+      printBlock(context, j);
+      const Json servers = byField(getJson(context, "/v1/servers"), "blade", *name);
+      if (!servers.empty()) {
+        *context.out << "\n";
+        serverTable(context, servers);
+      }
+    });
+  });
+
+  struct Action {
+    const char* verb;
+    const char* help;
+    const char* feature;
+  };
+  for (Action a : {Action{"drain", "Put a blade in maintenance: its servers move away, nothing new lands", ""},
+                   Action{"undrain", "Take a blade out of maintenance", ""},
+                   Action{"retire", "Retire a blade for good (it leaves every pool)", "blade retire"}}) {
+    CLI::App* cmd = blade->add_subcommand(a.verb, a.help);
+    addNameArgument(cmd, *name, "blade");
+    auto yes = std::make_shared<bool>(false);
+    const bool final = std::string(a.verb) == "retire";
+    // Retiring cannot be undone: asked on a terminal, like apply (never from a script).
+    if (final) cmd->add_flag("-y,--yes", *yes, "Do not ask for confirmation");
+    cmd->callback([&context, name, a, yes, final] {
+      if (final && !*yes && onTerminal(STDIN_FILENO) &&
+          !confirm(context, "Retire blade " + *name + "? It will take no servers again."))
+        throw CommandError("not retired");
+      ApiRequest r;
+      r.method = "POST";
+      r.target = "/v1/blades/" + pathName(*name) + "/" + a.verb;
+      r.feature = a.feature;
+      Json b = requestJson(context, r);
+      show(context, b, [&](const Json& j) {
+        if (j.is_object() && j.contains("name"))
+          bladeTable(context, Json::array({j}));
+        else
+          *context.out << *name << ": " << a.verb << " done\n";
+      });
+    });
+  }
+
+  // The power route's last resort (docs/FENCING.md): a power-fenced blade never fences
+  // itself, so when its BMC cannot confirm the power-off, only a person can.
+  auto confirmed = std::make_shared<bool>(false);
+  CLI::App* fence = blade->add_subcommand(
+      "fence", "Confirm that a silent blade is powered off (its BMC cannot say so): its servers restart elsewhere");
+  addNameArgument(fence, *name, "blade");
+  fence->add_flag("--confirm-powered-off", *confirmed,
+                  "You checked that the blade is powered off (pulled its power, or saw it dark); required");
+  fence->footer(
+      "For a power-fenced blade (a BMC declared with kind: Blade) whose fence command keeps failing: loomd never "
+      "fences "
+      "it by its lease, so its servers stay bound to it until its BMC or you confirm the power-off. Exit status 2 "
+      "without --confirm-powered-off, 1 when loomd refuses (it hears the blade, or it is retired). If the blade still "
+      "runs, its servers run twice. docs/FENCING.md, the power route.\n");
+  fence->callback([&context, name, confirmed] {
+    if (!*confirmed)
+      throw CommandError(
+          "blade fence needs --confirm-powered-off: loomd will treat " + *name +
+              " as powered off and restart its servers on other blades. Confirm only once you know it is "
+              "off (its BMC is dead, so loomd cannot check): if it still runs, its servers will run twice "
+              "and may corrupt their disks",
+          2);
+    ApiRequest r;
+    r.method = "POST";
+    r.target = "/v1/blades/" + pathName(*name) + "/fence";
+    r.body = Json{{"confirm_powered_off", true}, {"by", operatorName()}}.dump();
+    r.contentType = "application/json";
+    r.feature = "blade fence";
+    Json b = requestJson(context, r);
+    show(context, b, [&](const Json& j) {
+      if (j.is_object() && j.contains("name")) bladeTable(context, Json::array({j}));
+      *context.out << *name << ": fenced (operator confirmed power-off); its servers restart elsewhere\n";
+    });
+  });
+}
+
+void registerServer(CLI::App& app, Context& context) {
+  CLI::App* server = app.add_subcommand("server", "Logical servers: list, show, start, stop, move");
+  server->require_subcommand(1);
+
+  auto filter = std::make_shared<ListFilter>();
+  CLI::App* list = server->add_subcommand("list", "List servers (partition, pool, blade, state, size, identity)");
+  addFilterOptions(list, *filter, true);
+  list->callback([&context, filter] {
+    const auto target = listTarget(context, "/v1/servers", kServerColumns, *filter, {"pool", "partition", "state"});
+    show(context, filtered(context, getJson(context, target), *filter),
+         [&](const Json& j) { serverTable(context, j); });
+  });
+
+  auto name = std::make_shared<std::string>();
+  CLI::App* showCmd = server->add_subcommand("show", "One server: where it runs, its state and identity");
+  addNameArgument(showCmd, *name, "server");
+  showCmd->callback([&context, name] {
+    show(context, getJson(context, "/v1/servers/" + pathName(*name)), [&](const Json& j) { printBlock(context, j); });
+  });
+
+  for (const char* verb : {"start", "stop"}) {
+    CLI::App* cmd = server->add_subcommand(
+        verb, std::string(verb == std::string("start") ? "Start" : "Stop") + " a server (sets its desired power)");
+    addNameArgument(cmd, *name, "server");
+    cmd->callback([&context, name, v = std::string(verb)] {
+      ApiRequest r;
+      r.method = "POST";
+      r.target = "/v1/servers/" + pathName(*name) + "/" + v;
+      show(context, requestJson(context, r), [&](const Json& j) { serverTable(context, Json::array({j})); });
+    });
+  }
+
+  auto to = std::make_shared<std::string>();
+  CLI::App* move = server->add_subcommand("move", "Move a server to another blade of its pool");
+  addNameArgument(move, *name, "server");
+  move->add_option("--to", *to, "The blade to move it to")->required()->type_name("BLADE");
+  move->callback([&context, name, to] {
+    ApiRequest r;
+    r.method = "POST";
+    r.target = "/v1/servers/" + pathName(*name) + "/move";
+    r.body = Json{{"to", *to}}.dump();
+    r.contentType = "application/json";
+    r.feature = "server move";
+    Json reply = requestJson(context, r);
+    show(context, reply, [&](const Json& j) {
+      if (j.is_object() && j.contains("name"))
+        serverTable(context, Json::array({j}));
+      else
+        *context.out << *name << ": moving to " << *to << "\n";
+    });
+  });
+}
+
+void registerPool(CLI::App& app, Context& context) {
+  CLI::App* pool = app.add_subcommand("pool", "Pools: list, show");
+  pool->require_subcommand(1);
+
+  auto filter = std::make_shared<ListFilter>();
+  CLI::App* list =
+      pool->add_subcommand("list", "List pools (partition, hypervisor, blades, spares, failover, servers)");
+  list->add_option("--partition", filter->partition, "Only those of this partition")->type_name("PARTITION");
+  list->add_option("-l,--selector", filter->selector, "Only those whose fields match KEY=VALUE[,KEY=VALUE...]")
+      ->type_name("SELECTOR");
+  list->callback([&context, filter] {
+    const auto target = listTarget(context, "/v1/pools", kPoolColumns, *filter, {"partition"});
+    show(context, filtered(context, getJson(context, target), *filter), [&](const Json& j) { poolTable(context, j); });
+  });
+
+  auto name = std::make_shared<std::string>();
+  CLI::App* showCmd = pool->add_subcommand("show", "One pool: its rules, blades and servers");
+  addNameArgument(showCmd, *name, "pool");
+  showCmd->callback([&context, name] {
+    Json p = getJson(context, "/v1/pools/" + pathName(*name));
+    show(context, p, [&](const Json& j) {
+      printBlock(context, j);
+      const Json blades =
+          byField(getJson(context, listTarget(context, "/v1/blades", kBladeColumns, {}, {})), "pool", *name);
+      if (!blades.empty()) {
+        *context.out << "\n";
+        bladeTable(context, blades);
+      }
+      const Json servers =
+          byField(getJson(context, listTarget(context, "/v1/servers", kServerColumns, {}, {})), "pool", *name);
+      if (!servers.empty()) {
+        *context.out << "\n";
+        serverTable(context, servers);
+      }
+    });
+  });
+}
+
+void registerCapacity(CLI::App& app, Context& context) {
+  CLI::App* cmd =
+      app.add_subcommand("capacity", "Per pool: blades, used/free cores and memory, spares, survivable failures");
+  cmd->callback([&context] {
+    Json pools = getJson(context, "/v1/capacity", "capacity");
+    show(context, pools, [&](const Json& list) {
+      Table t({{"pool"},
+               {"blades", Table::Align::Right},
+               {"cores used", Table::Align::Right},
+               {"cores free", Table::Align::Right},
+               {"memory used", Table::Align::Right},
+               {"memory free", Table::Align::Right},
+               {"spares", Table::Align::Right},
+               {"survives", Table::Align::Right},
+               {"servers", Table::Align::Right}});
+      std::vector<std::string> warnings;
+      for (const auto& p : list) {
+        const auto coresTotal = countField(p, "cores_total"), coresUsed = countField(p, "cores_used");
+        const auto memTotal = countField(p, "memory_total_mib"), memUsed = countField(p, "memory_used_mib");
+        const bool met = p.value("spares_promise_met", true);
+        const std::string spares =
+            std::to_string(countField(p, "spares")) + "/" + std::to_string(countField(p, "spares_declared"));
+        t.addRow({text(p, "pool"), std::to_string(countField(p, "blades")),
+                  std::to_string(coresUsed) + "/" + std::to_string(coresTotal),
+                  std::to_string(coresTotal > coresUsed ? coresTotal - coresUsed : 0),
+                  mib(memUsed) + "/" + mib(memTotal), mib(memTotal > memUsed ? memTotal - memUsed : 0),
+                  Cell(spares, met ? Style::Plain : Style::Bad), text(p, "survivable_failures"),
+                  std::to_string(countField(p, "servers"))});
+        std::string warning = p.contains("warning") && p["warning"].is_string() ? p["warning"].get<std::string>() : "";
+        if (warning.empty() && !met) warning = "spares promise not met";
+        if (!warning.empty()) warnings.push_back(text(p, "pool") + ": " + warning);
+      }
+      t.render(*context.out, context.color);
+      for (const auto& w : warnings)
+        *context.out << styled("warning", Style::Warning, context.color) << " " << w << "\n";
+    });
+  });
+}
+
+}  // namespace loom::loomctl
