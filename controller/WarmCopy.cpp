@@ -145,7 +145,13 @@ void WarmCopy::runWatch() {
     auto onBatch = [&](const etcd::WatchBatch& batch) {
       std::lock_guard lock(mutex_);
       const std::uint64_t before = state_.changes;
+      // The copy's revision comes from the events, not from the answer's header: etcd
+      // answers a watch that is catching up on more than 1,000 revisions with part of the
+      // events and the store's current revision in the header (mvcc's syncWatchers,
+      // moreRev), so the header can run ahead of what was delivered. Events come in
+      // revision order without gaps, so the last one applied bounds what the copy holds.
       for (const auto& ev : batch.events) {
+        state_.revision = std::max(state_.revision, ev.kv.modRevision);
         if (ev.kv.key.compare(0, base_.size(), base_) != 0) continue;
         const std::string_view key = std::string_view(ev.kv.key).substr(base_.size());
         if (ev.type == etcd::EventType::Delete) {
@@ -161,7 +167,6 @@ void WarmCopy::runWatch() {
           ++state_.changes;
         }
       }
-      state_.revision = std::max(state_.revision, batch.revision);
       state_.heardAtMs = clock_();
       // Events, finished operations, presence: not in the copy, nothing to rebuild.
       if (state_.changes != before) ++state_.generation;

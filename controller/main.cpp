@@ -20,6 +20,7 @@
 #include "controller/Election.h"
 #include "controller/HttpServer.h"
 #include "controller/Leadership.h"
+#include "controller/PreloadedStore.h"
 #include "controller/ReplicaApi.h"
 #include "controller/ServiceNotifier.h"
 #include "controller/Term.h"
@@ -31,6 +32,11 @@ namespace {
 
 using namespace loom;
 using controller::ControllerLoop;
+
+// How long a new leader waits for its warm copy to reach its epoch (the leader key's own
+// creation, which the copy's watch delivers within milliseconds when it follows etcd)
+// before it loads from etcd instead.
+constexpr std::chrono::milliseconds kCopyCatchUp{300};
 
 std::atomic<bool> gStopping{false};
 std::atomic<controller::HttpServer*> gHttp{nullptr};
@@ -94,7 +100,9 @@ void addOptions(CLI::App& app, CommandLine& cl) {
                  "the URL other replicas send loomctl to when this one leads (default: http://--api)");
   app.add_option("--leader-ttl", cl.leaderTtlS,
                  "seconds of the leader's etcd lease: a dead leader is replaced about this long after it died (etcd "
-                 "grants at least 1.5 x its --election-timeout)")
+                 "grants at least 1.5 x its --election-timeout); and a leader whose etcd leaves a renewal unanswered "
+                 "about this long stands down (a 10,000-server apply keeps etcd busy for seconds: raise it for big "
+                 "applies or a busy etcd)")
       ->capture_default_str()
       ->check(CLI::Range(1, 60));
   app.add_option("--agents", cl.agents, "ZeroMQ endpoint agents connect to")->capture_default_str();
@@ -349,7 +357,19 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
     store->setGuard(election.leaderKey(), static_cast<std::int64_t>(*epoch));
     controller::TermOptions termOptions = options;
     if (notifier.watchdogMs() > 0) termOptions.onTurn = [&notifier](std::int64_t now) { notifier.alive(now); };
-    controller::Term term(*store, std::move(termOptions), leadership, wallMs);
+    // The term starts from the warm copy when it holds every change up to this epoch
+    // (controller/PreloadedStore.h says why that is the store as the term begins); else
+    // it loads from etcd.
+    std::optional<controller::StoredState> fromCopy;
+    const auto epochRevision = static_cast<std::int64_t>(*epoch);
+    if (warm.waitForRevision(epochRevision, kCopyCatchUp))
+      if (auto snap = warm.snapshot(); snap && snap->second.revision >= epochRevision) {
+        spdlog::info("term {}: starting from the warm copy (revision {})", *epoch, snap->second.revision);
+        fromCopy = std::move(snap->first);
+      }
+    if (!fromCopy) spdlog::info("term {}: the warm copy is not at the epoch yet; loading from etcd", *epoch);
+    controller::PreloadedStore termStore(*store, std::move(fromCopy));
+    controller::Term term(termStore, std::move(termOptions), leadership, wallMs);
     serving = &term;
     gTerm = &term;
     if (lost || gStopping) term.stop();  // run() then returns at once
@@ -388,6 +408,7 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
       election.resign();
       spdlog::warn("term {}: resigned (a change's outcome in the store was unknown); standing by", *epoch);
       notifier.ready("standing by: replica " + eo.self.name);
+      warm.start();
     } else {
       spdlog::warn("term {}: ended (the lease could not be renewed in time); standing by", *epoch);
       notifier.ready("standing by: replica " + eo.self.name);
