@@ -207,6 +207,10 @@ def leader_cut(fab):
     subprocess.run([nft, "-f", "-"], input=rules, text=True, check=True, timeout=10)
     try:
         new, took = takeover(fab, "r1", t0)
+        # r1 writes the line when its election thread gives the term up, which may come after
+        # the new leader serves (its renewal calls time out one by one); the time in it is
+        # when acting ended.
+        wait_until(lambda: log_lines(fab, "r1", "acting ended at"), 10, "r1 logs when it stopped acting")
         ended = log_lines(fab, "r1", "acting ended at")
         won = log_lines(fab, new, "election: won epoch")
         check(ended and won, "r1 says when it stopped acting and the new leader when it won")
