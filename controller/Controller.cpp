@@ -234,10 +234,10 @@ void Controller::serverChanged(const std::string& server, std::int64_t now) {
 // ---------------------------------------------------------------------------------------
 // Planning and timers
 
-Json Controller::replan(std::int64_t now, bool wantPlan) {
-  Json plan;
+std::string Controller::replan(std::int64_t now, bool wantPlan) {
+  std::string plan;
   auto steps = replanner_.replan(now, wantPlan ? &plan : nullptr);
-  if (!steps) return Json();
+  if (!steps) return {};
   reconciler_.adopt(*steps, now);
   // An apply answers once its placement is durable; the steps leave on the next tick.
   if (wantPlan) journal_.flush();

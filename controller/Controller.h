@@ -127,7 +127,7 @@ class Controller final : private FailureDetector::Listener, private api::Endpoin
   // Its BMC is the authority: a fence command is configured and the blade has one.
   bool powerFencedBlade(const std::string& blade) const;
   // A full plan, its changes handed to the reconciler.
-  protocol::Json replan(std::int64_t now, bool wantPlan);
+  std::string replan(std::int64_t now, bool wantPlan);
   std::string metrics() const;
   void warnAboutTheLease();
 
@@ -136,7 +136,7 @@ class Controller final : private FailureDetector::Listener, private api::Endpoin
   void fenced(const std::string& blade) override;
   void startsResume() override;
   // api::Endpoints::Planning
-  protocol::Json planNow(std::int64_t now) override { return replan(now, true); }
+  std::string planNow(std::int64_t now) override { return replan(now, true); }
   void bladeChanged(const std::string& blade, std::int64_t now) override;
   void bladesDeclared(std::int64_t now) override;
   void serverChanged(const std::string& server, std::int64_t now) override;

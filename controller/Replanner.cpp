@@ -1,5 +1,7 @@
 #include "controller/Replanner.h"
 
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -11,22 +13,67 @@ namespace {
 const std::vector<std::string> kNoServers;
 }  // namespace
 
-protocol::Json planJson(const pool::Plan& p) {
-  using protocol::Json;
-  Json placements = Json::array(), unplaceable = Json::array(), steps = Json::array();
+std::string planText(const pool::Plan& p) {
+  // Keys in the order nlohmann's dump() had them (by name), so the text reads as before.
+  rapidjson::StringBuffer sb;
+  rapidjson::Writer<rapidjson::StringBuffer> w(sb);
+  auto str = [&w](std::string_view v) { w.String(v.data(), static_cast<rapidjson::SizeType>(v.size())); };
+  w.StartObject();
+  w.Key("placements");
+  w.StartArray();
   for (const auto& pl : p.placements) {
-    Json j{{"server", pl.server}, {"blade", pl.blade}};
-    if (!pl.from.empty()) j["from"] = pl.from;
-    placements.push_back(std::move(j));
+    w.StartObject();
+    w.Key("blade");
+    str(pl.blade);
+    if (!pl.from.empty()) {
+      w.Key("from");
+      str(pl.from);
+    }
+    w.Key("server");
+    str(pl.server);
+    w.EndObject();
   }
-  for (const auto& u : p.unplaceable) unplaceable.push_back({{"server", u.server}, {"reason", u.reason}});
-  for (const auto& s : p.steps) {
-    Json j{{"kind", pool::toString(s.kind)}, {"blade", s.blade}, {"after", s.after}};
-    if (!s.server.empty()) j["server"] = s.server;
-    if (s.hypervisor) j["hypervisor"] = pool::toString(*s.hypervisor);
-    steps.push_back(std::move(j));
+  w.EndArray();
+  w.Key("steps");
+  w.StartArray();
+  for (const auto& st : p.steps) {
+    w.StartObject();
+    w.Key("after");
+    w.StartArray();
+    for (auto a : st.after) w.Uint64(a);
+    w.EndArray();
+    w.Key("blade");
+    str(st.blade);
+    if (st.hypervisor) {
+      w.Key("hypervisor");
+      str(pool::toString(*st.hypervisor));
+    }
+    w.Key("kind");
+    str(pool::toString(st.kind));
+    if (!st.server.empty()) {
+      w.Key("server");
+      str(st.server);
+    }
+    w.EndObject();
   }
-  return {{"placements", placements}, {"unplaceable", unplaceable}, {"steps", steps}, {"warnings", p.warnings}};
+  w.EndArray();
+  w.Key("unplaceable");
+  w.StartArray();
+  for (const auto& u : p.unplaceable) {
+    w.StartObject();
+    w.Key("reason");
+    str(u.reason);
+    w.Key("server");
+    str(u.server);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("warnings");
+  w.StartArray();
+  for (const auto& warning : p.warnings) str(warning);
+  w.EndArray();
+  w.EndObject();
+  return {sb.GetString(), sb.GetSize()};
 }
 
 void Replanner::restore(StoredState& st) {
@@ -100,7 +147,7 @@ pool::BladeState planningClass(pool::BladeState s) {
 }
 }  // namespace
 
-std::optional<Replanner::Steps> Replanner::replan(std::int64_t now, protocol::Json* planOut) {
+std::optional<Replanner::Steps> Replanner::replan(std::int64_t now, std::string* planOut) {
   dirty_ = false;
   lastPlanAt_ = now;
   changedBlades_.clear();
@@ -157,7 +204,7 @@ std::optional<Replanner::Steps> Replanner::replan(std::int64_t now, protocol::Js
   for (const auto& [s, b] : placement_.bindings) byBlade_[b].push_back(s);
   tell(p.placements, p.blades, p.unplaceable, p.warnings, p.steps, true);
   // The plan itself is not kept: at 100,000 servers it is a second copy of the placement.
-  if (planOut) *planOut = planJson(p);
+  if (planOut) *planOut = planText(p);
   Steps out{std::move(p.steps), {}, std::move(p.foreign)};
   out.blades.reserve(registry_.all().size());
   for (const auto& [name, _] : registry_.all()) out.blades.push_back(name);

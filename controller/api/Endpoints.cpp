@@ -7,6 +7,18 @@ namespace {
 
 // A change the store did not take. With Errc::Timeout it may have landed all the same
 // (never in part): the client is told so, and this term ends (controller/Journal.h).
+// An apply's or a delete's answer: `head`'s fields and "plan", the plan's text (planText;
+// null when it is not persisted yet), spliced in rather than parsed into the tree: at
+// 10,000 servers the plan is 20,000 steps.
+ApiResponse withPlan(const Json& head, const std::string& plan) {
+  std::string body = head.dump();
+  body.pop_back();  // the closing brace
+  body += ",\"plan\":";
+  body += plan.empty() ? "null" : plan;
+  body += '}';
+  return text(200, std::move(body));
+}
+
 ApiResponse notStored(const std::string& what, const Error& e) {
   if (e.code == Errc::Timeout)
     return json(503,
@@ -143,13 +155,13 @@ ApiResponse Endpoints::apply(const ApiRequest& req, std::int64_t now) {
   if (dryRun(req)) {
     double secs = 0;
     pool::Plan p = replanner_.preview(draft.declarations, now, &secs);
-    return json(200, Json{{"dry_run", true},
-                          {"diff", diff},
-                          {"created", created},
-                          {"changed", changed},
-                          {"deleted", Json::array()},
-                          {"plan", planJson(p)},
-                          {"plan_seconds", secs}});
+    return withPlan(Json{{"dry_run", true},
+                         {"diff", diff},
+                         {"created", created},
+                         {"changed", changed},
+                         {"deleted", Json::array()},
+                         {"plan_seconds", secs}},
+                    planText(p));
   }
   if (auto s = journal_.commitNow(std::move(draft.change)); !s) return notStored("applied", s.error());
   ++applies_;
@@ -160,14 +172,14 @@ ApiResponse Endpoints::apply(const ApiRequest& req, std::int64_t now) {
               "applied " + source + ": " + std::to_string(created.size()) + " created, " +
                   std::to_string(changed.size()) + " changed");
   if (blades) planning_.bladesDeclared(now);
-  Json plan = planning_.planNow(now);  // null if the placement could not be persisted (it is retried)
-  return json(200, Json{{"dry_run", false},
-                        {"diff", diff},
-                        {"created", created},
-                        {"changed", changed},
-                        {"deleted", Json::array()},
-                        {"plan", std::move(plan)},
-                        {"plan_seconds", replanner_.counters().secondsLast}});
+  const std::string plan = planning_.planNow(now);  // empty if the placement could not be persisted (retried)
+  return withPlan(Json{{"dry_run", false},
+                       {"diff", diff},
+                       {"created", created},
+                       {"changed", changed},
+                       {"deleted", Json::array()},
+                       {"plan_seconds", replanner_.counters().secondsLast}},
+                  plan);
 }
 
 ApiResponse Endpoints::remove(const ApiRequest& req, std::int64_t now) {
@@ -179,7 +191,7 @@ ApiResponse Endpoints::remove(const ApiRequest& req, std::int64_t now) {
   const Json deleted = labels(draft.objects);
   if (dryRun(req)) {
     pool::Plan p = replanner_.preview(draft.remaining, now);
-    return json(200, Json{{"dry_run", true}, {"deleted", deleted}, {"plan", planJson(p)}});
+    return withPlan(Json{{"dry_run", true}, {"deleted", deleted}}, planText(p));
   }
   replanner_.forgetChange(draft.servers, draft.change);
   if (auto s = journal_.commitNow(std::move(draft.change)); !s) return notStored("deleted", s.error());
@@ -194,8 +206,7 @@ ApiResponse Endpoints::remove(const ApiRequest& req, std::int64_t now) {
   ++applies_;
   events_.add("info", "", "", "deleted " + source + ": " + std::to_string(count) + " objects");
   if (blades) planning_.bladesDeclared(now);
-  Json plan = planning_.planNow(now);
-  return json(200, Json{{"dry_run", false}, {"deleted", deleted}, {"plan", std::move(plan)}});
+  return withPlan(Json{{"dry_run", false}, {"deleted", deleted}}, planning_.planNow(now));
 }
 
 ApiResponse Endpoints::drain(const std::string& blade, bool drain, std::int64_t now) {

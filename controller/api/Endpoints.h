@@ -27,9 +27,9 @@ class Endpoints {
   // What the core does after a change the endpoints made.
   struct Planning {
     virtual ~Planning() = default;
-    // A full plan now (declarations changed): the plan as the API shows it, null when it
-    // could not be persisted (it is retried).
-    virtual Json planNow(std::int64_t now) = 0;
+    // A full plan now (declarations changed): the plan as the API shows it (planText),
+    // empty when it could not be persisted (it is retried).
+    virtual std::string planNow(std::int64_t now) = 0;
     // An admin state changed (drain, undrain, retire), or an operator confirmed its power-off.
     virtual void bladeChanged(const std::string& blade, std::int64_t now) = 0;
     // Blade declarations (kind: Blade: BMCs) were applied or deleted.
