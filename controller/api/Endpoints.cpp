@@ -1,20 +1,23 @@
 #include "controller/api/Endpoints.h"
 
 #include <algorithm>
+#include <optional>
 
 namespace loom::controller::api {
 namespace {
 
 // A change the store did not take. With Errc::Timeout it may have landed all the same
 // (never in part): the client is told so, and this term ends (controller/Journal.h).
-// An apply's or a delete's answer: `head`'s fields and "plan", the plan's text (planText;
-// null when it is not persisted yet), spliced in rather than parsed into the tree: at
-// 10,000 servers the plan is 20,000 steps.
-ApiResponse withPlan(const Json& head, const std::string& plan) {
+// An apply's or a delete's answer: `head`'s fields, then "plan", the plan's text
+// (planText; null when it is not persisted yet) spliced in rather than parsed into the
+// tree (at 10,000 servers the plan is 20,000 steps), then "plan_seconds" when given: the
+// keys in the order nlohmann writes them (every key of `head` sorts before "plan").
+ApiResponse withPlan(const Json& head, const std::string& plan, std::optional<double> seconds = std::nullopt) {
   std::string body = head.dump();
   body.pop_back();  // the closing brace
   body += ",\"plan\":";
   body += plan.empty() ? "null" : plan;
+  if (seconds) body += ",\"plan_seconds\":" + Json(*seconds).dump();
   body += '}';
   return text(200, std::move(body));
 }
@@ -155,13 +158,9 @@ ApiResponse Endpoints::apply(const ApiRequest& req, std::int64_t now) {
   if (dryRun(req)) {
     double secs = 0;
     pool::Plan p = replanner_.preview(draft.declarations, now, &secs);
-    return withPlan(Json{{"dry_run", true},
-                         {"diff", diff},
-                         {"created", created},
-                         {"changed", changed},
-                         {"deleted", Json::array()},
-                         {"plan_seconds", secs}},
-                    planText(p));
+    return withPlan(
+        Json{{"dry_run", true}, {"diff", diff}, {"created", created}, {"changed", changed}, {"deleted", Json::array()}},
+        planText(p), secs);
   }
   if (auto s = journal_.commitNow(std::move(draft.change)); !s) return notStored("applied", s.error());
   ++applies_;
@@ -173,13 +172,9 @@ ApiResponse Endpoints::apply(const ApiRequest& req, std::int64_t now) {
                   std::to_string(changed.size()) + " changed");
   if (blades) planning_.bladesDeclared(now);
   const std::string plan = planning_.planNow(now);  // empty if the placement could not be persisted (retried)
-  return withPlan(Json{{"dry_run", false},
-                       {"diff", diff},
-                       {"created", created},
-                       {"changed", changed},
-                       {"deleted", Json::array()},
-                       {"plan_seconds", replanner_.counters().secondsLast}},
-                  plan);
+  return withPlan(
+      Json{{"dry_run", false}, {"diff", diff}, {"created", created}, {"changed", changed}, {"deleted", Json::array()}},
+      plan, replanner_.counters().secondsLast);
 }
 
 ApiResponse Endpoints::remove(const ApiRequest& req, std::int64_t now) {

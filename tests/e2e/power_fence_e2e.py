@@ -36,7 +36,7 @@ them it exits 77 (skipped) and says so, except under CI (CI=true), where it fail
 installs them. The BMCs' UDP and TCP ports are picked free and handed to ipmi_sim, which
 cannot say which port it bound; loomd binds port 0 and says.
 Usage: power_fence_e2e.py --loomd PATH --agent PATH [--loomctl PATH] [--keep] [--scenario NAME ...]"""
-import contextlib, os, re, selectors, signal, socket, subprocess, sys, threading, time
+import contextlib, json, os, re, selectors, signal, socket, subprocess, sys, threading, time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from loomharness import Cluster, run_scenarios, arg_parser, Failure, check, prod_preamble, skip_or_fail, wait_until, now_ms
 from failover_e2e import (fabric, servers_yaml, timing, all_running, running_elsewhere, blade, take_victim,
@@ -191,7 +191,8 @@ def bring_up(fab, bmcs, links, lease):
     status, body = fab.request("POST", "/v1/apply?source=servers.yaml", servers_yaml(3, 2))
     check(status == 200, f"servers applied ({status} {body[:300] if status != 200 else ''})")
     status, body = fab.request("POST", "/v1/apply?source=blades.yaml", bmcs.blades_yaml())
-    check(status == 200 and '"kind": "Blade"' in body, f"the BMCs declared (kind: Blade): {body[:200]}")
+    check(status == 200 and any(o.get("kind") == "Blade" for o in json.loads(body)["created"] + json.loads(body)["changed"]),
+          f"the BMCs declared (kind: Blade): {body[:200]}")
     wait_until(lambda: all("fencing by power" in agent_log(fab, b) for b in blades), 10,
                "every agent holds the power-fenced policy (its log: 'fencing by power')")
     check(all(blade(fab, b).get("fencing") == "power" for b in blades), "blade show says fencing: power for each")

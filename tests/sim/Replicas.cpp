@@ -185,7 +185,7 @@ void World::resumeReplica(ControllerNode& c) {
     apiTo(c, a.method, a.path, a.body, &response);
     trace(TraceKind::Api, c.node, -1,
           a.method + " " + a.path + " (queued while frozen) -> " + std::to_string(response.status) + " " +
-              summarize(response.body, 160));
+              apiShown(response.body, 160));
   }
   if (c.core) controllerTurn(c);
   electionTimer(c.index);

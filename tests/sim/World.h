@@ -292,5 +292,8 @@ class World {
 
 // A frame shown in a trace line: shortened.
 std::string summarize(const std::string& bytes, std::size_t max = 240);
+// An API answer as a trace shows it: its first `max` bytes on one line, the planner's
+// wall time masked (it is not a function of the seed).
+std::string apiShown(std::string body, std::size_t max);
 
 }  // namespace loom::sim::detail
