@@ -104,21 +104,26 @@ pool::BladeState Replanner::displayState(const std::string& blade) const {
   return pool::BladeState::Available;
 }
 
+pool::Blade plannerBlade(const std::string& name, const protocol::BladeInventory& inventory) {
+  pool::Blade b;
+  b.name = name;
+  b.chassis = inventory.chassis;
+  b.slot = inventory.slot;
+  b.sockets = inventory.sockets;
+  b.cores = inventory.cores;
+  b.memory = inventory.memoryMib;
+  b.model = inventory.cpuModel;
+  for (const auto& h : inventory.hypervisors)
+    if (auto hv = pool::parseHypervisor(h)) b.hypervisors.add(*hv);
+  if (!inventory.personality.empty()) b.personality = pool::parseHypervisor(inventory.personality);
+  return b;
+}
+
 pool::Inventory Replanner::inventory() const {
   pool::Inventory inv;
   inv.blades.reserve(registry_.all().size());
   for (const auto& [name, k] : registry_.all()) {
-    pool::Blade b;
-    b.name = name;
-    b.chassis = k.inventory.chassis;
-    b.slot = k.inventory.slot;
-    b.sockets = k.inventory.sockets;
-    b.cores = k.inventory.cores;
-    b.memory = k.inventory.memoryMib;
-    b.model = k.inventory.cpuModel;
-    for (const auto& h : k.inventory.hypervisors)
-      if (auto hv = pool::parseHypervisor(h)) b.hypervisors.add(*hv);
-    if (!k.inventory.personality.empty()) b.personality = pool::parseHypervisor(k.inventory.personality);
+    pool::Blade b = plannerBlade(name, k.inventory);
     b.state = displayState(name);
     // What it runs, as its agent said since this controller started; before that it is
     // assumed to run what it is bound to, and no step reaches it.

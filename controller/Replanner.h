@@ -133,6 +133,10 @@ class Replanner {
   Counters counters_;
 };
 
+// A blade as the planner takes it from what its agent reported (name, place, size,
+// hypervisors, personality); its state is the caller's.
+pool::Blade plannerBlade(const std::string& name, const protocol::BladeInventory& inventory);
+
 // The plan as the API shows it (apply, delete, their dry runs): one JSON object's text,
 // {"placements":[...],"steps":[...],"unplaceable":[...],"warnings":[...]}, written
 // with RapidJSON: an apply of 10,000 servers shows 20,000 steps, and a nlohmann tree of

@@ -11,6 +11,8 @@
 #include <string_view>
 #include <vector>
 
+#include "pool/Model.h"
+
 namespace loom::controller::api::jsontext {
 
 using JsonOut = rapidjson::Writer<rapidjson::StringBuffer>;
@@ -44,6 +46,17 @@ inline void putOrNull(JsonOut& w, const char* key, std::string_view v) {
   if (!v.empty()) return put(w, key, v);
   w.Key(key);
   w.Null();
+}
+
+// A blade's BMC (`bmc`): where it is and whose credentials, never the password itself.
+inline void putBmc(JsonOut& w, const pool::Bmc& bmc) {
+  w.Key("bmc");
+  w.StartObject();
+  put(w, "address", bmc.address);
+  put(w, "port", std::int64_t{bmc.port});
+  put(w, "user", bmc.user);
+  put(w, "password_file", bmc.passwordFile);
+  w.EndObject();
 }
 
 // One object's text: `write` fills it.

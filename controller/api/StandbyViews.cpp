@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "controller/ModelJson.h"
+#include "controller/Replanner.h"
 #include "controller/api/Endpoints.h"
 #include "controller/api/JsonText.h"
 #include "controller/api/Views.h"
@@ -48,17 +49,7 @@ StandbyViews::StandbyViews(StoredState st) {
     Blade b;
     if (auto inv = inventoryFrom(r.inventory)) b.inventory = std::move(*inv);
     b.adminState = r.adminState;
-    pool::Blade pb;
-    pb.name = r.name;
-    pb.chassis = b.inventory.chassis;
-    pb.slot = b.inventory.slot;
-    pb.sockets = b.inventory.sockets;
-    pb.cores = b.inventory.cores;
-    pb.memory = b.inventory.memoryMib;
-    pb.model = b.inventory.cpuModel;
-    for (const auto& h : b.inventory.hypervisors)
-      if (auto hv = pool::parseHypervisor(h)) pb.hypervisors.add(*hv);
-    if (!b.inventory.personality.empty()) pb.personality = pool::parseHypervisor(b.inventory.personality);
+    pool::Blade pb = plannerBlade(r.name, b.inventory);
     // Health is the leader's: membership is reckoned with every blade healthy.
     pb.state = r.adminState == "retired"       ? pool::BladeState::Retired
                : r.adminState == "maintenance" ? pool::BladeState::Maintenance
@@ -162,13 +153,7 @@ std::string StandbyViews::bladeText(const std::string& name, const Blade& b, con
     if (fields.has("driver")) put(w, "driver", inv.driver);
     if (fields.has("cpu_model")) put(w, "cpu_model", inv.cpuModel);
     if (const pool::Bmc* bmc = desired_.bmc(name); bmc && fields.has("bmc")) {
-      w.Key("bmc");
-      w.StartObject();
-      put(w, "address", bmc->address);
-      put(w, "port", std::int64_t{bmc->port});
-      put(w, "user", bmc->user);
-      put(w, "password_file", bmc->passwordFile);
-      w.EndObject();
+      putBmc(w, *bmc);
     }
   });
 }

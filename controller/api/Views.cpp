@@ -119,13 +119,7 @@ std::string Views::blade(const std::string& name, const KnownBlade& k, std::int6
     if (!l.lastFenceError.empty() && fields.has("last_fence_error")) put(w, "last_fence_error", l.lastFenceError);
     if (fields.has("fencing")) put(w, "fencing", quorum_.isPowerFenced(name) ? "power" : "lease");
     if (const pool::Bmc* bmc = desired_.bmc(name); bmc && fields.has("bmc")) {
-      w.Key("bmc");
-      w.StartObject();
-      put(w, "address", bmc->address);
-      put(w, "port", std::int64_t{bmc->port});
-      put(w, "user", bmc->user);
-      put(w, "password_file", bmc->passwordFile);
-      w.EndObject();
+      putBmc(w, *bmc);
     }
     if (fields.has("quorum_member")) put(w, "quorum_member", quorum_.isMember(name));
     if (l.holding && fields.has("holding")) put(w, "holding", true);
