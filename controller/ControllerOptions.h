@@ -37,6 +37,9 @@ struct ControllerOptions {
   std::int64_t replanMinIntervalMs = 100;  // debounce for bursts of changes
   std::size_t maxStepsPerPlanMessage = 64;
   std::size_t eventMemory = 10000;  // events kept in memory for /v1/events
+  // Events kept in the store (the newest; older ones are deleted as new ones come), so the
+  // log is bounded: at ~250 B an event, 100,000 are about 25 MB. At least eventMemory.
+  std::uint64_t eventRetention = 100000;
   // The outage rule (docs/FENCING.md). 0: the defaults, 0.4 and 2 leases.
   std::int64_t commitMs = 0;    // C: how long a blade promises not to attest after our stamp
   std::int64_t attestMs = 0;    // V: how long one attestation shields

@@ -21,7 +21,6 @@ inline constexpr const char* kReleased = "identity-released/";     // identity-r
 inline constexpr const char* kBlade = "blade/";                    // blade/<name> -> {inventory, admin_state}
 inline constexpr const char* kBladeSeen = "blade-seen/";           // blade-seen/<name> -> first seen, ms
 inline constexpr const char* kOpPending = "op/pending/";           // op/pending/<id> -> {blade, server, ...}
-inline constexpr const char* kOpFinal = "op/final/";               // op/final/<id>: history, never loaded
 inline constexpr const char* kEvent = "event/";                    // event/<id> -> {time_ms, level, ...}
 inline constexpr const char* kQuorum = "quorum/";                  // quorum/<version> -> body
 inline constexpr const char* kMeta = "meta/";                      // counters

@@ -56,6 +56,8 @@ class WriteSet {
   explicit WriteSet(std::string base) : base_(std::move(base)) {}
   void put(const std::string& key, std::string value) { writes_[base_ + key] = std::move(value); }
   void del(const std::string& key) { writes_[base_ + key] = std::nullopt; }
+  // Every key in [from, to).
+  void delRange(const std::string& from, const std::string& to) { ranges_.emplace_back(base_ + from, base_ + to); }
   // Written only if the key does not exist yet (a blade's first-seen time).
   void putIfAbsent(const std::string& key, const std::string& value) { ifAbsent_.try_emplace(base_ + key, value); }
   // A counter that only goes up: written only if `v` is above what is stored.
@@ -67,11 +69,15 @@ class WriteSet {
   // The txn's ops; the set is spent.
   std::vector<Op> takeOps() {
     std::vector<Op> out;
-    out.reserve(writes_.size() + ifAbsent_.size() + raises_.size());
+    out.reserve(writes_.size() + ranges_.size() + ifAbsent_.size() + raises_.size());
     std::size_t bytes = 0;
     for (auto& [k, v] : writes_) {
       bytes += k.size() + (v ? v->size() : 0);
       out.push_back(v ? Op::put(k, std::move(*v)) : Op::del(k));
+    }
+    for (auto& [from, to] : ranges_) {
+      bytes += from.size() + to.size();
+      out.push_back(Op::del(from, to));
     }
     for (auto& [k, v] : ifAbsent_) {
       TxnRequest t;
@@ -101,6 +107,7 @@ class WriteSet {
  private:
   std::string base_;
   std::map<std::string, std::optional<std::string>> writes_;
+  std::vector<std::pair<std::string, std::string>> ranges_;
   std::map<std::string, std::string> ifAbsent_;
   std::map<std::string, std::uint64_t> raises_;
   std::size_t bytes_ = 0;
@@ -185,14 +192,12 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
     }
     std::uint64_t maxOp = 0;
     for (const auto& o : c.putOperations) {
-      // Pending operations are what a restart loads; finished ones are history apart.
-      if (o.state == "pending") {
+      // Pending operations are what a restart loads; a finished one is deleted (etcd's
+      // cost is per key and nothing reads that history: the events say what happened).
+      if (o.state == "pending")
         w.put(kOpPending + pad(o.id), operationJson(o));
-        w.del(kOpFinal + pad(o.id));
-      } else {
+      else
         w.del(kOpPending + pad(o.id));
-        w.put(kOpFinal + pad(o.id), operationJson(o));
-      }
       maxOp = std::max(maxOp, o.id);
     }
     if (maxOp) w.raise(kLastOperationId, maxOp);
@@ -202,6 +207,9 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
       maxEvent = std::max(maxEvent, e.id);
     }
     if (maxEvent) w.raise(kLastEventId, maxEvent);
+    // The retention: one range delete. The events appended are newer (EventLog), so no
+    // key is both written and deleted (etcd refuses that txn).
+    if (c.dropEventsThrough) w.delRange(kEvent + pad(0), kEvent + pad(c.dropEventsThrough + 1));
     for (auto v : c.deleteQuorumVersions) w.del(kQuorum + pad(v));
     for (const auto& [v, body] : c.putQuorumVersions) w.put(kQuorum + pad(v), body);
 

@@ -13,7 +13,9 @@ void EventLog::add(const std::string& level, const std::string& blade, const std
     spdlog::info("event: {}{}{}", blade.empty() ? "" : blade + ": ", server.empty() ? "" : server + ": ", message);
   events_.push_back(e);
   while (events_.size() > memory_) events_.pop_front();
-  journal_.pending().appendEvents.push_back(std::move(e));
+  Change& pending = journal_.pending();
+  pending.appendEvents.push_back(std::move(e));
+  if (lastId_ > retention_) pending.dropEventsThrough = lastId_ - retention_;
 }
 
 void EventLog::restore(std::uint64_t lastId) {

@@ -1,10 +1,12 @@
 // The events an operator reads (`loomctl events`, GET /v1/events): numbered, stamped
 // with the wall clock, kept in memory (the latest `memory` of them) and batched into the
-// store through the Journal, and the long-polls that wait for the next one.
+// store through the Journal (which keeps the latest `retention`), and the long-polls that
+// wait for the next one.
 //
 // Core thread only. add() is cheap: a deque push and a log line.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -21,8 +23,13 @@ class EventLog {
   using WallClock = std::function<std::int64_t()>;  // ms since the epoch
   using Answer = std::function<void(std::vector<EventRecord>)>;
 
-  EventLog(Journal& journal, WallClock wallClock, std::size_t memory)
-      : journal_(journal), wallClock_(std::move(wallClock)), memory_(memory) {}
+  // The store keeps the latest `retention` events (at least `memory`): each commit that
+  // appends also deletes what fell out of that window.
+  EventLog(Journal& journal, WallClock wallClock, std::size_t memory, std::uint64_t retention)
+      : journal_(journal),
+        wallClock_(std::move(wallClock)),
+        memory_(memory),
+        retention_(std::max<std::uint64_t>(retention, memory)) {}
 
   // `level`: "info", "warning" or "error" (errors are also logged as errors).
   void add(const std::string& level, const std::string& blade, const std::string& server, const std::string& message);
@@ -51,6 +58,7 @@ class EventLog {
   Journal& journal_;
   WallClock wallClock_;
   std::size_t memory_;
+  std::uint64_t retention_;
   std::deque<EventRecord> events_;
   std::uint64_t lastId_ = 0;
   std::vector<Waiter> waiters_;

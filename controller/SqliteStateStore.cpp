@@ -3,6 +3,7 @@
 #include <rapidjson/document.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "controller/StateStore.h"
@@ -11,6 +12,9 @@ namespace loom::controller {
 namespace {
 // Key of a released identity's row: no server name contains '~'.
 constexpr const char* kReleasedPrefix = "~released~";
+// Finished operations kept (for an operator with sqlite3 at hand; nothing reads them):
+// the newest ones, so the table is bounded.
+constexpr std::int64_t kFinishedOperationsKept = 10000;
 }  // namespace
 
 void Change::merge(Change&& o) {
@@ -43,6 +47,7 @@ void Change::merge(Change&& o) {
   append(putBlades, o.putBlades);
   append(putOperations, o.putOperations);
   append(appendEvents, o.appendEvents);
+  dropEventsThrough = std::max(dropEventsThrough, o.dropEventsThrough);
   for (auto v : o.deleteQuorumVersions) putQuorumVersions.erase(v);
   upsert(putQuorumVersions, o.putQuorumVersions);
   append(deleteQuorumVersions, o.deleteQuorumVersions);
@@ -297,6 +302,14 @@ class SqliteStateStore final : public StateStore {
                            .bind(7, o.error)
                            .run(),
                        "put operation"));
+      std::uint64_t newest = 0;
+      for (const auto& o : c.putOperations) newest = std::max(newest, o.id);
+      // The newest row stays, so MAX(id) (where numbering goes on after a restart) does too.
+      if (static_cast<std::int64_t>(newest) > kFinishedOperationsKept) {
+        Statement drop(db_, "DELETE FROM operations WHERE state <> 'pending' AND id <= ?");
+        LOOM_TRY(check(drop.bind(1, static_cast<std::int64_t>(newest) - kFinishedOperationsKept).run(),
+                       "drop finished operations"));
+      }
     }
     if (!c.appendEvents.empty()) {
       Statement q(db_, "INSERT OR REPLACE INTO events(id,time_ms,level,blade,server,message) VALUES(?,?,?,?,?,?)");
@@ -309,6 +322,11 @@ class SqliteStateStore final : public StateStore {
                            .bind(6, e.message)
                            .run(),
                        "append event"));
+    }
+    if (c.dropEventsThrough) {
+      // Never the newest event: MAX(id) is where numbering goes on after a restart.
+      Statement q(db_, "DELETE FROM events WHERE id <= ? AND id < (SELECT MAX(id) FROM events)");
+      LOOM_TRY(check(q.bind(1, static_cast<std::int64_t>(c.dropEventsThrough)).run(), "drop old events"));
     }
     if (!c.deleteQuorumVersions.empty()) {
       Statement q(db_, "DELETE FROM quorum_versions WHERE version=?");

@@ -90,6 +90,9 @@ struct Change {
   std::vector<BladeRecord> putBlades;
   std::vector<OperationRecord> putOperations;  // upsert by id
   std::vector<EventRecord> appendEvents;
+  // The events' retention (EventLog): events with an id up to this one are deleted, so
+  // the log is bounded in every backend (0: none).
+  std::uint64_t dropEventsThrough = 0;
   std::map<std::uint64_t, std::string> putQuorumVersions;
   std::vector<std::uint64_t> deleteQuorumVersions;
 
@@ -97,7 +100,7 @@ struct Change {
     return putDeclarations.empty() && deleteDeclarations.empty() && putBindings.empty() && deleteBindings.empty() &&
            putBorrowed.empty() && deleteBorrowed.empty() && putPlacement.empty() && deletePlacement.empty() &&
            putIdentities.empty() && putBlades.empty() && putOperations.empty() && appendEvents.empty() &&
-           putQuorumVersions.empty() && deleteQuorumVersions.empty();
+           dropEventsThrough == 0 && putQuorumVersions.empty() && deleteQuorumVersions.empty();
   }
   // Appends `other` (later writes win on the same key when committed in order).
   void merge(Change&& other);
@@ -107,7 +110,9 @@ class StateStore {
  public:
   virtual ~StateStore() = default;
 
-  // Reads everything back. Operations in a final state are not returned.
+  // Reads everything back. Operations in a final state are not returned, and a backend
+  // keeps at most a bounded window of them (no reader needs them: the events say what
+  // happened), so the store does not grow with every step ever run.
   virtual Result<StoredState> load() = 0;
 
   // Applies `change` atomically; returns only once it is durable (a crash after the

@@ -156,6 +156,10 @@ void addOptions(CLI::App& app, CommandLine& cl) {
                  "only while it hears half of them")
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::size_t{4096}));
+  app.add_option("--event-retention", opts.eventRetention,
+                 "events kept in the store (the newest; older ones are deleted as new ones come)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::uint64_t{10000}, std::uint64_t{100000000}));
   app.add_option("--log-level", cl.logLevel, "trace|debug|info|warn|error")->capture_default_str();
 }
 

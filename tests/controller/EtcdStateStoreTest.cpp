@@ -96,6 +96,38 @@ TEST(EtcdStateStore, AChangeFarPastEtcdsDefaultLimitsIsOneTransaction) {
   EXPECT_EQ(again->identities.size(), 5000u);
 }
 
+// The store does not grow with history: a finished operation leaves no key, and the
+// events past the retention go in the commit that appends newer ones.
+TEST(EtcdStateStore, FinishedOperationsAndEventsPastTheRetentionLeaveNoKeys) {
+  std::unique_ptr<test::EtcdCluster> cluster;
+  LOOM_START_ETCD(cluster, 1);
+  auto store = openStore(*cluster, "/history");
+  ASSERT_TRUE(store);
+  Change run;
+  for (std::uint64_t id = 1; id <= 50; ++id) {
+    run.putOperations.push_back({id, "b", "s" + std::to_string(id), "define", "pending", 0, ""});
+    run.appendEvents.push_back({id, 1, "info", "", "", "e"});
+  }
+  ASSERT_TRUE(store->commit(run));
+  Change done;
+  for (std::uint64_t id = 1; id <= 50; ++id)
+    done.putOperations.push_back({id, "b", "s" + std::to_string(id), "define", id % 2 ? "done" : "failed", 1, ""});
+  done.appendEvents.push_back({51, 2, "info", "", "", "newest"});
+  done.dropEventsThrough = 41;
+  ASSERT_TRUE(store->commit(done));
+  EtcdClient client(cluster->endpoints());
+  auto ops = client.rangePrefix("/history/op/");
+  ASSERT_TRUE(ops) << ops.error().message;
+  EXPECT_TRUE(ops->kvs.empty()) << ops->kvs.size() << " operation keys left, the first " << ops->kvs.front().key;
+  auto events = client.rangePrefix("/history/event/");
+  ASSERT_TRUE(events) << events.error().message;
+  EXPECT_EQ(events->kvs.size(), 10u);  // 42..51
+  auto st = store->load();
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_EQ(st->lastOperationId, 50u);
+  EXPECT_EQ(st->lastEventId, 51u);
+}
+
 TEST(EtcdStateStore, AClusterAtEtcdsDefaultLimitsIsRefusedAtOpenNamingTheFlag) {
   std::unique_ptr<test::EtcdCluster> cluster;
   LOOM_START_ETCD(cluster, 1, "--max-txn-ops 128 --max-request-bytes 1572864");

@@ -259,6 +259,30 @@ TEST_P(StateStoreContract, EventsArePagedOldestFirst) {
   EXPECT_EQ(tail->size(), 6u);
 }
 
+// The retention (EventLog, --event-retention): the store drops the events the change
+// names, in the commit that appends newer ones, and numbering goes on after a reopen.
+TEST_P(StateStoreContract, EventsPastTheRetentionAreDeletedAndNumberingGoesOn) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  Change c;
+  for (std::uint64_t id = 1; id <= 10; ++id) c.appendEvents.push_back({id, 1, "info", "", "", "e"});
+  ASSERT_TRUE(store->commit(c));
+  Change more;
+  more.appendEvents.push_back({11, 2, "info", "", "", "newest"});
+  more.dropEventsThrough = 8;
+  ASSERT_TRUE(store->commit(more));
+  store = open();
+  ASSERT_TRUE(store);
+  auto kept = store->events(0, 100);
+  ASSERT_TRUE(kept) << kept.error().message;
+  ASSERT_EQ(kept->size(), 3u);
+  EXPECT_EQ(kept->front().id, 9u);
+  EXPECT_EQ(kept->back().message, "newest");
+  auto st = store->load();
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->lastEventId, 11u);
+}
+
 TEST_P(StateStoreContract, NamesWithSlashesAndPercentSignsRoundTrip) {
   auto store = open();
   ASSERT_TRUE(store);

@@ -63,6 +63,7 @@ Status MemoryStateStore::commit(const Change& c) {
   for (const auto& [v, body] : c.putQuorumVersions) quorumVersions_[v] = body;
   for (const auto& o : c.putOperations) operations_[o.id] = o;
   for (const auto& e : c.appendEvents) events_[e.id] = e;
+  if (c.dropEventsThrough) events_.erase(events_.begin(), events_.upper_bound(c.dropEventsThrough));
   return okStatus();
 }
 
