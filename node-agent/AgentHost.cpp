@@ -150,10 +150,11 @@ Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> drive
                                             " (raise it: ulimit -Hn, or run fewer blades per process with --only)");
   }
   const std::size_t index = impl.agents.size();
-  auto socket = std::make_unique<zmq::socket_t>(impl.context, zmq::socket_type::dealer);
+  std::unique_ptr<zmq::socket_t> socket;
   const std::string& endpoint = config.controller.empty() ? impl.options.controller : config.controller;
   const std::string& serverKey = config.serverKey.empty() ? impl.options.serverKey : config.serverKey;
   try {
+    socket = std::make_unique<zmq::socket_t>(impl.context, zmq::socket_type::dealer);
     socket->set(zmq::sockopt::routing_id, config.blade);
     ControllerLink::configure(*socket, ControllerLink::Side::Agent, impl.options.connectionHeartbeats);
     socket->set(zmq::sockopt::maxmsgsize, int64_t{64} << 20);
@@ -174,8 +175,8 @@ Status AgentHost::add(AgentConfig config, std::unique_ptr<drivers::Driver> drive
   // Its peer channel: asks come in on a ROUTER of its own, bound where it says.
   std::unique_ptr<zmq::socket_t> server;
   if (peers) {
-    server = std::make_unique<zmq::socket_t>(impl.context, zmq::socket_type::router);
     try {
+      server = std::make_unique<zmq::socket_t>(impl.context, zmq::socket_type::router);
       server->set(zmq::sockopt::linger, 0);
       server->set(zmq::sockopt::maxmsgsize, int64_t{64} << 10);  // an ask is a hundred bytes
       server->set(zmq::sockopt::sndhwm, 1000);
@@ -235,8 +236,11 @@ bool AgentHost::Impl::sendPeer(std::size_t agent, const protocol::PeerAddress& t
   }
   if (it == clients.end()) {
     if (!liftFdLimit(slots.size() + 1)) return false;
-    auto s = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
+    std::unique_ptr<zmq::socket_t> s;
     try {
+      // Creating the socket fails too (EMFILE: out of descriptors): an ask that is not
+      // sent, never an exception out of the agent's loop.
+      s = std::make_unique<zmq::socket_t>(context, zmq::socket_type::dealer);
       s->set(zmq::sockopt::linger, 0);
       s->set(zmq::sockopt::immediate, 1);
       s->set(zmq::sockopt::reconnect_ivl, 100);

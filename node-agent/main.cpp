@@ -39,9 +39,15 @@ int main(int argc, char** argv) {
   auto base = agent::driverOptions(agentLine);
   if (!base) return agent::fail(base.error().message);
 
-  if (*powerOff) return agent::runSimPowerOff(powerOffLine);
-  if (*relay) return agent::runRelay(relayLine);
-  if (*probe) return agent::runProbe(probeLine, registry, *base);
-  if (!agentLine.simulate.empty()) return agent::runSimulation(agentLine, registry, *base);
-  return agent::runAgent(agentLine, registry, *base);
+  try {
+    if (*powerOff) return agent::runSimPowerOff(powerOffLine);
+    if (*relay) return agent::runRelay(relayLine);
+    if (*probe) return agent::runProbe(probeLine, registry, *base);
+    if (!agentLine.simulate.empty()) return agent::runSimulation(agentLine, registry, *base);
+    return agent::runAgent(agentLine, registry, *base);
+  } catch (const std::exception& e) {
+    // A bug, not an outcome: said plainly and with a non-zero exit, never std::terminate's
+    // bare "terminate called after throwing an instance of ...".
+    return agent::fail(std::string("unexpected error, stopping: ") + e.what());
+  }
 }
