@@ -529,7 +529,13 @@ void FailureDetector::retire(const std::string& blade, std::int64_t now) {
   quorum_.forget(blade);
   quorum_.markDirty(now);
   if (!l.confirmed) confirm(l);
-  setHealth(blade, l, pool::BladeState::Available, now);  // out of the storm guard's count
+  // Out of the storm guard's count (a retired blade is watched no more). A fenced blade
+  // stays fenced: it is down, and retiring it does not make it heard (Views: online).
+  if (l.health != pool::BladeState::Fenced) setHealth(blade, l, pool::BladeState::Available, now);
+}
+
+bool FailureDetector::heardRecently(const std::string& blade, std::int64_t now) const {
+  return now - lastHeard(blade) <= options_.suspectMs;
 }
 
 void FailureDetector::forgiveStall(std::int64_t gapMs) {

@@ -151,6 +151,9 @@ class FailureDetector {
   pool::BladeState health(const std::string& blade) const;
   // When it was last heard: by the core, or by the fabric thread alone.
   std::int64_t lastHeard(const std::string& blade) const;
+  // Heard within suspectMs: what "online" means for a retired blade, whose health is no
+  // longer tracked.
+  bool heardRecently(const std::string& blade, std::int64_t now) const;
   std::int64_t leaseLeft(const std::string& blade, std::int64_t now) const;
   // Steps reach it: registered, healthy or a returned fenced blade being cleaned, not retired.
   bool takesSteps(const std::string& blade) const;

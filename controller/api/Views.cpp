@@ -93,7 +93,10 @@ std::string Views::blade(const std::string& name, const KnownBlade& k, std::int6
     if (fields.has("pool")) putOrNull(w, "pool", poolName);
     if (fields.has("role")) put(w, "role", role);
     if (fields.has("servers")) put(w, "servers", replanner_.serversOn(name));
-    if (fields.has("online")) put(w, "online", k.registered && l.health == pool::BladeState::Available);
+    if (fields.has("online"))
+      put(w, "online",
+          k.registered && (k.adminState == "retired" ? detector_.heardRecently(name, now)
+                                                     : l.health == pool::BladeState::Available));
     if (fields.has("relay")) {
       const std::string via = leases_.route(name);
       putOrNull(w, "relay",

@@ -7,6 +7,7 @@
 #include "controller/Controller.h"
 #include "tests/controller/ControllerBuilders.h"
 #include "tests/controller/ControllerHarness.h"
+#include "tests/controller/FailoverFixture.h"
 
 namespace loom::controller {
 namespace {
@@ -173,29 +174,6 @@ TEST(Controller, AHeartbeatThatAsksNoAnswerKeepsTheBladeAliveAndIsNotAnswered) {
     if (f["type"] == "lease-renewed") answered.push_back(f["seq"].get<std::uint64_t>());
   EXPECT_EQ(answered, (std::vector<std::uint64_t>{2, 4, 6, 8}));
 }
-
-struct FailoverFixture {
-  Harness h;
-  std::string victim;  // the blade of web-0
-  std::string uuid;
-  // Three blades, two servers kept apart, one spare.
-  explicit FailoverFixture(const std::string& db, ControllerOptions opts = {}, const PoolTweak& tweak = {})
-      : h(db, std::move(opts)) {
-    for (const std::string b : {"b1", "b2", "b3"}) {
-      h.registerBlade(b);
-      h.seq[b] = 0;
-    }
-    auto r = h.api("POST", "/v1/apply", yaml(web(2, tweak ? both(spares(1), tweak) : spares(1))));
-    EXPECT_EQ(r.status, 200) << r.body;
-    h.run(2000);
-    auto s = h.server("web-0");
-    EXPECT_EQ(s["state"], "running") << s.dump();
-    victim = s["blade"];
-    uuid = s["uuid"];
-    // Align on a heartbeat: the victim's last one is at h.now.
-    h.run(1000 - h.now % 1000);
-  }
-};
 
 TEST(Controller, AFailedBladeIsFencedOnlyWhenItsLeaseHasRunOutThenItsServersRunOnTheSpare) {
   FailoverFixture f("fence-lease.db");
