@@ -204,10 +204,11 @@ std::optional<Replanner::Steps> Replanner::replan(std::int64_t now, std::string*
   }
   desired_.identitiesPersisted();
   planner_ = std::move(planner);
+  const std::map<std::string, std::string> homeBefore = std::move(placement_.home);  // servers away from home: few
   placement_ = std::move(p.next);
   byBlade_.clear();
   for (const auto& [s, b] : placement_.bindings) byBlade_[b].push_back(s);
-  tell(p.placements, p.blades, p.unplaceable, p.warnings, p.steps, true);
+  tell(p.placements, p.blades, p.unplaceable, p.warnings, p.steps, true, homeBefore);
   // The plan itself is not kept: at 100,000 servers it is a second copy of the placement.
   if (planOut) *planOut = planText(p);
   Steps out{std::move(p.steps), {}, std::move(p.foreign)};
@@ -218,7 +219,8 @@ std::optional<Replanner::Steps> Replanner::replan(std::int64_t now, std::string*
 
 void Replanner::tell(const std::vector<pool::Placement>& placements, const std::vector<pool::BladeAssignment>& blades,
                      const std::vector<pool::Unplaceable>& unplaceable, const std::vector<std::string>& warnings,
-                     const std::vector<pool::Step>& steps, bool complete) {
+                     const std::vector<pool::Step>& steps, bool complete,
+                     const std::map<std::string, std::string>& homeBefore) {
   // The roles after: every blade's for a full plan; a delta names the blades that changed.
   std::map<std::string, pool::BladeAssignment> roles;
   if (complete)
@@ -244,7 +246,10 @@ void Replanner::tell(const std::vector<pool::Placement>& placements, const std::
       from = &pl.from;
       fromFenced = detector_.health(pl.from) == pool::BladeState::Fenced && registry_.find(pl.from);
     }
-    if (!fromFenced) continue;
+    if (!fromFenced) {
+      tellMove(pl, homeBefore);
+      continue;
+    }
     ++counters_.failovers;
     const pool::BladeAssignment* before = role(pl.blade);
     const std::string_view lender = before ? std::string_view(before->pool) : std::string_view("?");
@@ -290,6 +295,22 @@ void Replanner::tell(const std::vector<pool::Placement>& placements, const std::
     if (seenWarnings_.insert(w).second) events_.add("warning", "", "", w);
 }
 
+void Replanner::tellMove(const pool::Placement& pl, const std::map<std::string, std::string>& homeBefore) {
+  std::string m;
+  if (auto home = homeBefore.find(pl.server); home != homeBefore.end() && home->second == pl.blade) {
+    m = "failback: " + pl.server + " from " + pl.from + " back to its home blade " + pl.blade;
+  } else {
+    const KnownBlade* k = registry_.find(pl.from);
+    const std::string why = !k                               ? "blade "
+                            : k->adminState == "maintenance" ? "drained blade "
+                            : k->adminState == "retired"     ? "retired blade "
+                                                             : "blade ";
+    m = "moved: " + pl.server + " from " + why + pl.from + " to " + pl.blade;
+    if (why == "blade ") m += " (replanned: its place there is needed or no longer fits)";
+  }
+  events_.add("info", pl.blade, pl.server, m);
+}
+
 void Replanner::bladeChanged(const std::string& blade) {
   if (planner_) changedBlades_.insert(blade);
 }
@@ -328,6 +349,10 @@ std::vector<Replanner::Steps> Replanner::react(std::int64_t now) {
   changedBlades_.clear();
   deltas.push_back(planner_->refresh(now));
   for (auto& d : deltas) {
+    std::map<std::string, std::string> homeBefore;
+    for (const auto& pl : d.placements)
+      if (auto h = placement_.home.find(pl.server); !pl.from.empty() && h != placement_.home.end())
+        homeBefore.insert(*h);
     if (!persist(d)) {
       // What the planner decided is not durable: nobody acts on it; a full plan from the
       // stored placement decides again.
@@ -337,7 +362,7 @@ std::vector<Replanner::Steps> Replanner::react(std::int64_t now) {
       out.clear();
       return out;
     }
-    tell(d.placements, d.blades, d.unplaceable, d.warnings, d.steps, false);
+    tell(d.placements, d.blades, d.unplaceable, d.warnings, d.steps, false, homeBefore);
     out.push_back(Steps{std::move(d.steps), std::move(d.stepBlades), std::move(d.foreign)});
   }
   return out;

@@ -110,10 +110,14 @@ class Replanner {
   pool::BladeState plannerState(const std::string& blade) const;
   // Persists what the delta changed of the placement and adopts it; false: the store failed.
   bool persist(const pool::PlanDelta& delta);
-  // Failover, unplaceable and warning events; roles and unplaceable kept.
+  // An event for every move (failover, failback, off a drained or retired blade, the
+  // rest), unplaceable and warning events; roles and unplaceable kept. `homeBefore`: the
+  // homes before the plan (a server away from home; a move there is a failback).
   void tell(const std::vector<pool::Placement>& placements, const std::vector<pool::BladeAssignment>& blades,
             const std::vector<pool::Unplaceable>& unplaceable, const std::vector<std::string>& warnings,
-            const std::vector<pool::Step>& steps, bool complete);
+            const std::vector<pool::Step>& steps, bool complete, const std::map<std::string, std::string>& homeBefore);
+  // The event of a move that is not a failover (info).
+  void tellMove(const pool::Placement& pl, const std::map<std::string, std::string>& homeBefore);
 
   const ControllerOptions& options_;
   DesiredState& desired_;

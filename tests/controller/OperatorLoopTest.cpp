@@ -34,5 +34,44 @@ TEST(OperatorLoop, AFencedBladeRetiredStaysOffline) {
   EXPECT_EQ(h.blade(idle)["online"], false) << "silent past suspectMs";
 }
 
+std::size_t countEvents(Harness& h, const std::string& part) {
+  std::size_t n = 0;
+  for (auto& e : Json::parse(h.api("GET", "/v1/events", "", {{"limit", "10000"}}).body))
+    if (e["message"].get<std::string>().find(part) != std::string::npos) ++n;
+  return n;
+}
+
+// Every move is an event: off a drained blade, back home by failback; an operator's move
+// is said once (by the move itself, not again by the plan that carries it out).
+TEST(OperatorLoop, EveryMoveIsAnEvent) {
+  FailoverFixture f("move-events.db", {}, failback(pool::FailbackPolicy::Auto));
+  Harness& h = f.h;
+  h.registerBlade("b4");  // room for a drained blade's server besides the spare kept free
+  h.seq["b4"] = 0;
+  h.run(1000);
+  ASSERT_EQ(h.api("POST", "/v1/blades/" + f.victim + "/drain").status, 200);
+  h.run(2000);
+  const std::string to = h.server("web-0")["blade"];
+  ASSERT_NE(to, f.victim);
+  EXPECT_TRUE(h.hasEvent("moved: web-0 from drained blade " + f.victim + " to " + to)) << "drain";
+
+  // Failback: web-0 goes home once its home blade is back after a failover.
+  ASSERT_EQ(h.api("POST", "/v1/blades/" + f.victim + "/undrain").status, 200);
+  h.run(2000);
+  ASSERT_EQ(h.api("POST", "/v1/servers/web-0/move", Json{{"to", f.victim}}.dump()).status, 200);
+  h.run(2000);
+  ASSERT_EQ(h.server("web-0")["blade"], f.victim);
+  EXPECT_EQ(countEvents(h, "moved: web-0 from blade " + to), 0u) << "the operator's move is not said twice";
+  EXPECT_TRUE(h.hasEvent("server moved by the operator from " + to + " to " + f.victim));
+  h.run(7000, {f.victim});
+  ASSERT_EQ(h.blade(f.victim)["state"], "fenced");
+  const std::string spare = h.server("web-0")["blade"];
+  ASSERT_NE(spare, f.victim);
+  h.registerBlade(f.victim);
+  h.run(3000);
+  ASSERT_EQ(h.server("web-0")["blade"], f.victim);
+  EXPECT_TRUE(h.hasEvent("failback: web-0 from " + spare + " back to its home blade " + f.victim));
+}
+
 }  // namespace
 }  // namespace loom::controller::testing
