@@ -305,7 +305,10 @@ void Agent::tick(std::int64_t now) {
       std::min(queued_.empty() ? std::numeric_limits<std::int64_t>::max() : now + 10, shieldDueAt());
   if (!registered_) {
     if (now - lastRegisterSent_ >= registerRetryDelay()) {
-      if (!warnedSilence_ && lastRegisterSent_ > 0 && now - lastHeardFromController_ > 5 * config_.registerRetryMs) {
+      // Silent for five retries counted from the first register not answered (or the last
+      // word heard, if later): not from the epoch, which warned at every start.
+      const std::int64_t since = std::max(lastHeardFromController_, firstUnansweredRegister_);
+      if (!warnedSilence_ && firstUnansweredRegister_ >= 0 && now - since > 5 * config_.registerRetryMs) {
         warnedSilence_ = true;
         spdlog::warn("{}: no answer from the controller yet (is it up? is this agent's key allowed?)", config_.blade);
       }

@@ -94,6 +94,9 @@ class Agent {
 
   const std::string& blade() const { return config_.blade; }
   bool registered() const { return registered_; }
+  // Whether it has warned that the controller does not answer its registers (once per
+  // silence: five retries unanswered, counted from the first).
+  bool warnedControllerSilent() const { return warnedSilence_; }
   // Holds a lease now (registered, renewed, not yet run out).
   bool leased() const { return leased_; }
   // Runs servers without a lease, under the shield its peers gave (docs/FENCING.md).

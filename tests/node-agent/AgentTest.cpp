@@ -44,6 +44,7 @@ struct HarnessOptions {
   std::shared_ptr<drivers::test::Clock> clock = drivers::test::systemClock();
   bool driverWatchdog = false;  // the agent's lease guard is the driver's watchdog
   bool kvmOnly = false;         // the driver offers one personality (KvmOnlyDriver)
+  std::int64_t start = 0;       // the monotonic clock at start (a real one is far from 0)
 };
 
 struct Harness {
@@ -58,6 +59,7 @@ struct Harness {
     cfg.blade = o.blade;
     auto made = drivers::test::TestDriver::create(cfg, o.clock);
     this->driver = made->get();
+    now = o.start;
     std::unique_ptr<drivers::Driver> driver;
     if (o.kvmOnly)
       driver = std::make_unique<KvmOnlyDriver>(std::move(*made));
@@ -388,6 +390,25 @@ TEST(Agent, BacksOffUnansweredRegistrations) {
     EXPECT_GE(gaps[i], 4000) << "gap " << i;
     EXPECT_LE(gaps[i], 6100) << "gap " << i << ": the back-off stops doubling at four times the first";
   }
+}
+
+// "No answer from the controller yet" means five retries unanswered, counted from the
+// first register: not a warning at every start whose first register crossed a slow answer
+// (the agent's clock is far from 0 there, as a monotonic clock is).
+TEST(Agent, WarnsOfASilentControllerOnlyAfterFiveUnansweredRetries) {
+  HarnessOptions o;
+  o.start = 5'000'000;
+  Harness quick(o);
+  for (int i = 0; i < 20; ++i) quick.agent->tick(quick.now += 100);  // its second register goes out
+  EXPECT_EQ(ofType(quick.sent, "register").size(), 2u);
+  quick.frame(protocol::encode(protocol::Registered{5000, 1000}));
+  for (int i = 0; i < 20; ++i) quick.agent->tick(quick.now += 100);
+  EXPECT_FALSE(quick.agent->warnedControllerSilent());
+  Harness silent(o);
+  for (int i = 0; i < 40; ++i) silent.agent->tick(silent.now += 100);
+  EXPECT_FALSE(silent.agent->warnedControllerSilent()) << "4 s: not yet five retries' worth";
+  for (int i = 0; i < 600; ++i) silent.agent->tick(silent.now += 100);
+  EXPECT_TRUE(silent.agent->warnedControllerSilent()) << "a minute of silence is said";
 }
 
 TEST(Agent, BladesThatLostTheControllerTogetherDoNotRetryInLockstep) {
