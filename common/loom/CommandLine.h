@@ -23,6 +23,9 @@ inline void addConfigFile(CLI::App& app) {
   app.allow_config_extras(false);
 }
 
+// The exit code of a command line that does not parse.
+inline constexpr int kUsageExit = 2;
+
 // Parses the command line (and --config). Returns the exit code when the program should
 // stop here (--help, or an error already printed), nothing when it should run.
 inline std::optional<int> parseCommandLine(CLI::App& app, std::string_view program, int argc, char** argv) {
@@ -38,9 +41,11 @@ inline std::optional<int> parseCommandLine(CLI::App& app, std::string_view progr
     const CLI::Option* config = app.get_config_ptr();
     const std::string file = config && config->count() ? config->as<std::string>() : std::string("--config");
     std::cerr << program << ": " << file << ": " << what << "\n";
-    return e.get_exit_code();
+    return kUsageExit;
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version are "errors" that exit 0; every other is a usage error, exit 2
+    // as loomctl's and most tools' are (CLI11's own codes, 105-120, mean nothing to a shell).
+    return app.exit(e) == 0 ? 0 : kUsageExit;
   }
 }
 
