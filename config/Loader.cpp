@@ -150,6 +150,28 @@ void mergeLocated(const std::vector<T>& applied, const char* kind, std::vector<T
   }
 }
 
+// A replica of a template (`replicas: N`) and a standalone Server may not take each
+// other's name across applies: the later one would silently replace the earlier (replica
+// 1 of `web` gone, or a hand-made web-1 turned into a replica). Said at the new one's name.
+void checkTemplateOwnership(const std::vector<pool::Server>& applied, const std::vector<pool::Server>& body,
+                            const std::vector<detail::Origin>& origins, detail::Diagnostics& diagnostics) {
+  if (applied.empty() || body.empty()) return;
+  std::map<std::string_view, const pool::Server*> byName;
+  for (const auto& s : applied) byName.emplace(s.name, &s);
+  for (std::size_t i = 0; i < body.size() && i < origins.size(); ++i) {
+    auto it = byName.find(body[i].name);
+    if (it == byName.end() || it->second->template_ == body[i].template_) continue;
+    const pool::Server& was = *it->second;
+    const std::string now =
+        body[i].template_.empty() ? "a standalone Server" : "a replica of template '" + body[i].template_ + "'";
+    const std::string before =
+        was.template_.empty() ? "a standalone Server" : "a replica of template '" + was.template_ + "'";
+    diagnostics.error(origins[i].name, "Server '" + body[i].name + "': name: " + now + " may not replace " + before +
+                                           " (applied) of that name; change the template's replicas or delete '" +
+                                           (was.template_.empty() ? was.name : was.template_) + "' first");
+  }
+}
+
 }  // namespace
 
 DeclarationsResult loadDeclarationTextOnto(const pool::Declarations& applied, const std::string& text,
@@ -176,6 +198,7 @@ DeclarationsResult loadDeclarationTextOnto(const pool::Declarations& applied, co
   mergeLocated(applied.identityPools, "IdentityPool", b.identityPools, body.identityPools, d.identityPools,
                set.identityPools);
   mergeLocated(applied.pools, "Pool", b.pools, body.pools, d.pools, set.pools);
+  checkTemplateOwnership(applied.servers, b.servers, body.servers, diagnostics);
   mergeLocated(applied.servers, "Server", b.servers, body.servers, d.servers, set.servers);
   mergeLocated(applied.blades, "Blade", b.blades, body.blades, d.blades, set.blades);
   detail::checkDeclarations(set, diagnostics);

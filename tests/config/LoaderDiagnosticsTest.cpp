@@ -428,3 +428,46 @@ TEST(LoaderDiagnostics, ServerNeedingIdentityWithNoIdentityPool) {
 
 }  // namespace
 }  // namespace loom::config
+
+namespace loom::config {
+namespace {
+
+// Across applies, a replica of a template and a standalone Server may not take each
+// other's name: the error is at the new one's name and names the template.
+TEST(LoaderDiagnostics, AStandaloneServerMayNotReplaceATemplatesReplica) {
+  auto first = testing::load(
+      "kind: Server\n"
+      "name: web\n"
+      "partition: prod\n"
+      "pool: web\n"
+      "replicas: 3\n"
+      "vcpus: 1\n"
+      "memory: 1GiB\n");
+  ASSERT_TRUE(first.ok()) << testing::listOf(first.diagnostics);
+  auto standalone = loadDeclarationTextOnto(first.declarations,
+                                            "kind: Server\n"
+                                            "name: web-1\n"
+                                            "partition: prod\n"
+                                            "pool: web\n"
+                                            "vcpus: 2\n"
+                                            "memory: 2GiB\n",
+                                            "more.yaml");
+  EXPECT_FALSE(standalone.ok());
+  EXPECT_TRUE(testing::hasError(
+      standalone, 2, 7,
+      {"Server 'web-1'", "a standalone Server may not replace a replica of template 'web'", "delete 'web' first"}));
+  // The template applied again, with another size: its replicas are its own to change.
+  auto again = loadDeclarationTextOnto(first.declarations,
+                                       "kind: Server\n"
+                                       "name: web\n"
+                                       "partition: prod\n"
+                                       "pool: web\n"
+                                       "replicas: 2\n"
+                                       "vcpus: 2\n"
+                                       "memory: 1GiB\n",
+                                       "again.yaml");
+  EXPECT_TRUE(again.ok()) << testing::listOf(again.diagnostics);
+}
+
+}  // namespace
+}  // namespace loom::config
