@@ -130,6 +130,18 @@ def suite_core(fab):
     check(len(spares) >= 1 and all(b["state"] == "spare" for b in spares), "blade list --state spare")
     dev = loomctl_json(fab, "server", "list", "--partition", "dev")
     check(len(dev) == 4 and all(s["partition"] == "dev" for s in dev), "server list --partition dev")
+    # A filter that can never match is an error naming what there is, not an empty table.
+    for args, says in ((("blade", "list", "--state", "bogus"), "--state: bogus not in {discovered,available"),
+                       (("server", "list", "--state", "spare"), "--state: spare not in {pending,"),
+                       (("blade", "list", "--pool", "nosuch"), "no pool 'nosuch' (pools: db, dev, global-spares, web)"),
+                       (("server", "list", "--partition", "nope"), "no partition 'nope' (partitions: dev, prod)"),
+                       (("fabric", "--chassis", "c9"), "no chassis 'c9' (chassis: c1, c2, c3)"),
+                       (("blade", "list", "-l", "nosuchfield=1"), "no field 'nosuchfield' in blades (fields: ")):
+        rc, out, err = loomctl(fab, *args)
+        check(rc == 2 and says in err and out == "", f"loomctl {' '.join(args)}: exit 2 saying {says!r}",
+              f"rc {rc}, stderr {err[:300]!r}, stdout {out[:200]!r}")
+    rc, out, err = loomctl(fab, "server", "list", "--state", "unplaceable")
+    check(rc == 0, "a filter that exists and matches nothing is an empty answer, exit 0", err)
 
     rc, out, err = loomctl(fab, "blade", "list")
     header = out.splitlines()[0].split()

@@ -125,6 +125,7 @@ void drawFabric(Context& context, const Json& blades, int perRow) {
 void registerFabric(CLI::App& app, Context& context) {
   auto perRow = std::make_shared<int>(0);  // 0: 8, or fewer if the terminal is narrow
   auto filter = std::make_shared<ListFilter>();
+  filter->noun = "blades";
   CLI::App* cmd = app.add_subcommand("fabric",
                                      "Draw each chassis as the front of its enclosure: a box per slot with its "
                                      "blade, state and pool");

@@ -37,7 +37,8 @@ void registerBlade(CLI::App& app, Context& context) {
 
   auto filter = std::make_shared<ListFilter>();
   CLI::App* list = blade->add_subcommand("list", "List blades (chassis, slot, size, hypervisor, state, pool, servers)");
-  addFilterOptions(list, *filter, true);
+  filter->noun = "blades";
+  addFilterOptions(list, *filter, true, bladeStates());
   list->callback([&context, filter] {
     const auto target = listTarget(context, "/v1/blades", kBladeColumns, *filter, {"pool", "state", "chassis"});
     show(context, filtered(context, getJson(context, target), *filter), [&](const Json& j) { bladeTable(context, j); });
@@ -132,7 +133,8 @@ void registerServer(CLI::App& app, Context& context) {
 
   auto filter = std::make_shared<ListFilter>();
   CLI::App* list = server->add_subcommand("list", "List servers (partition, pool, blade, state, size, identity)");
-  addFilterOptions(list, *filter, true);
+  filter->noun = "servers";
+  addFilterOptions(list, *filter, true, serverStates());
   list->callback([&context, filter] {
     const auto target = listTarget(context, "/v1/servers", kServerColumns, *filter, {"pool", "partition", "state"});
     show(context, filtered(context, getJson(context, target), *filter),
@@ -186,6 +188,7 @@ void registerPool(CLI::App& app, Context& context) {
   auto filter = std::make_shared<ListFilter>();
   CLI::App* list =
       pool->add_subcommand("list", "List pools (partition, hypervisor, blades, spares, failover, servers)");
+  filter->noun = "pools";
   list->add_option("--partition", filter->partition, "Only those of this partition")->type_name("PARTITION");
   list->add_option("-l,--selector", filter->selector, "Only those whose fields match KEY=VALUE[,KEY=VALUE...]")
       ->type_name("SELECTOR");
