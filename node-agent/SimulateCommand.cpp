@@ -70,6 +70,15 @@ int runSimulation(const AgentCommandLine& cl, const drivers::DriverRegistry& reg
   // process cannot afford them (FabricOptions::connectionHeartbeats).
   constexpr std::size_t kHeartbeatsUpTo = 64;
   const std::string stateDir = cl.stateDir.empty() ? cl.simStateDir : cl.stateDir;
+  if (!cl.simStateDir.empty()) {
+    // Each simulated blade keeps its domains there: a directory that is not there (or not
+    // one) would lose them silently at every write.
+    std::error_code ec;
+    std::filesystem::create_directories(cl.simStateDir, ec);
+    if (ec || !std::filesystem::is_directory(cl.simStateDir))
+      return fail("--sim-state '" + cl.simStateDir + "': cannot create the directory" +
+                  (ec ? ": " + ec.message() : std::string(": something else is there")));
+  }
   auto fabricFile = config::loadFabricFile(cl.simulate);
   if (!fabricFile.ok()) {
     for (const auto& d : fabricFile.diagnostics) std::cerr << d.format() << "\n";
