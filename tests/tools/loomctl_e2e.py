@@ -299,6 +299,9 @@ def suite_newapi(fab):
     huge = os.path.join(fab.work, "huge.yaml")
     with open(huge, "w") as f:
         f.write("kind: Server\nname: huge\npartition: prod\npool: web\nvcpus: 512\nmemory: 4TiB\npower: on\n")
+    rc, out, err = loomctl(fab, "apply", "--dry-run", "-f", huge)
+    check(rc == 1 and "loomctl: 1 server would be unplaceable" in err and "dry run: nothing changed" in out,
+          "apply --dry-run of a server nothing can hold exits 1, like plan", f"rc {rc}: {out[-300:]} {err}")
     rc, out, err = loomctl(fab, "apply", "--yes", "--timeout", "30", "-f", huge)
     check(rc != 0 and "unplaceable huge" in out, "apply of a server nothing can hold names it", out + err)
     check(err.startswith("loomctl: 1 server did not start: huge unplaceable") and err.count("\n") == 1,

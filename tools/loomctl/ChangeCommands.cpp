@@ -222,6 +222,12 @@ void runChange(Context& context, const ChangeOptions& options, bool isDelete) {
       printStructured(context, preview);
     if (options.dryRun) {
       if (table) *context.out << "dry run: nothing changed\n";
+      // Like `plan`: a change that would leave servers unplaceable is not one a script
+      // should go ahead with on exit 0.
+      if (const auto n = preview.contains("plan") ? preview["plan"].value("unplaceable", Json::array()).size() : 0) {
+        *context.err << "loomctl: " << countOf(n, "server would be", "servers would be") << " unplaceable\n";
+        context.exitCode = 1;
+      }
       return;
     }
     if (diffIsEmpty(preview) && !isDelete) {
