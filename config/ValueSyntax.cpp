@@ -96,11 +96,7 @@ Result<pool::MiB> parseSize(std::string_view text) {
   return mib;
 }
 
-std::string formatSize(pool::MiB mib) {
-  if (mib != 0 && mib % (1024ull * 1024) == 0) return std::to_string(mib / (1024ull * 1024)) + "TiB";
-  if (mib != 0 && mib % 1024 == 0) return std::to_string(mib / 1024) + "GiB";
-  return std::to_string(mib) + "MiB";
-}
+std::string formatSize(pool::MiB mib) { return pool::formatSize(mib); }
 
 std::optional<std::uint64_t> parseMac(std::string_view text) {
   if (text.size() != 17) return std::nullopt;

@@ -38,10 +38,10 @@ std::string plural(std::size_t n, const char* one, const char* many) {
   return std::to_string(n) + " " + (n == 1 ? one : many);
 }
 
-// "8 free cores", "16384 MiB free memory", or both, naming what no blade had.
+// "8 free cores", "16GiB free memory", or both, naming what no blade had.
 std::string sizePhrase(const ServerSlot& s, bool coresShort, bool memoryShort) {
   std::string cores = std::to_string(s.vcpus) + " free cores";
-  std::string memory = std::to_string(s.memory) + " MiB free memory";
+  std::string memory = formatSize(s.memory) + " free memory";
   if (coresShort && !memoryShort) return cores;
   if (memoryShort && !coresShort) return memory;
   return cores + " and " + memory;
@@ -102,8 +102,8 @@ std::string State::explainNoBlade(int si) const {
     return head + "no blade takes servers (" + why + ")";
   }
   if (s.dedicated) {
-    return head + "no empty blade with " + std::to_string(s.vcpus) + " cores and " + std::to_string(s.memory) +
-           " MiB for a dedicated server" + spareNote;
+    return head + "no empty blade with " + std::to_string(s.vcpus) + " cores and " + formatSize(s.memory) +
+           " for a dedicated server" + spareNote;
   }
   std::string what;
   if (bothOk == 0) {

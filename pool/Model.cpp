@@ -94,6 +94,12 @@ const char* toString(XenGuestType v) { return nameOf(kXenGuestTypes, v); }
 const char* toString(DomainState v) { return nameOf(kDomainStates, v); }
 const char* toString(StepKind v) { return nameOf(kStepKinds, v); }
 
+std::string formatSize(MiB mib) {
+  if (mib != 0 && mib % (1024ull * 1024) == 0) return std::to_string(mib / (1024ull * 1024)) + "TiB";
+  if (mib != 0 && mib % 1024 == 0) return std::to_string(mib / 1024) + "GiB";
+  return std::to_string(mib) + "MiB";
+}
+
 std::optional<Hypervisor> parseHypervisor(std::string_view s) { return valueOf(kHypervisors, s); }
 std::optional<BladeState> parseBladeState(std::string_view s) { return valueOf(kBladeStates, s); }
 std::optional<ServerState> parseServerState(std::string_view s) { return valueOf(kServerStates, s); }

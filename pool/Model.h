@@ -98,6 +98,8 @@ std::optional<PowerState> parsePowerState(std::string_view);
 std::optional<XenGuestType> parseXenGuestType(std::string_view);
 std::optional<DomainState> parseDomainState(std::string_view);
 std::optional<StepKind> parseStepKind(std::string_view);
+// A size as people write it in YAML: "64GiB", "1TiB", "1536MiB" (the largest whole unit).
+std::string formatSize(MiB);
 
 // ---------------------------------------------------------------------------------------
 // Declarations: what operators write in YAML (after replicas are expanded).

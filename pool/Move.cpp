@@ -39,8 +39,8 @@ std::optional<std::string> checkMove(const Declarations& desired, const Inventor
       return "blade '" + blade + "' has " + std::to_string(b.freeCores) + " free cores, server '" + server +
              "' needs " + std::to_string(s.vcpus);
     case detail::Reject::Memory:
-      return "blade '" + blade + "' has " + std::to_string(b.freeMemory) + " MiB free memory, server '" + server +
-             "' needs " + std::to_string(s.memory);
+      return "blade '" + blade + "' has " + formatSize(b.freeMemory) + " free memory, server '" + server + "' needs " +
+             formatSize(s.memory);
     case detail::Reject::AntiAffinity:
       return "blade '" + blade + "' already holds a server of anti-affinity group '" + st.groupNames[s.group] + "'";
   }

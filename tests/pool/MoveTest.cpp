@@ -32,6 +32,10 @@ TEST(Move, RefusesAntiAffinityCoresAndOtherPoolsWithTheReason) {
   EXPECT_EQ(f.move("a", "c1-s2"), "blade 'c1-s2' already holds a server of anti-affinity group 'g'");
   f.desired.servers[2].vcpus = 4;
   EXPECT_EQ(f.move("big", "c1-s2"), "blade 'c1-s2' has 3 free cores, server 'big' needs 4");
+  f.desired.servers[2].vcpus = 1;
+  f.desired.servers[2].memory = 16_GiB;
+  EXPECT_EQ(f.move("big", "c1-s2"), "blade 'c1-s2' has 15GiB free memory, server 'big' needs 16GiB")
+      << "sizes as people write them";
   EXPECT_EQ(f.move("a", "c2-s1"), "blade 'c2-s1' is in pool 'db', not in pool 'web' of server 'a'");
   EXPECT_EQ(f.move("a", "nope"), "blade 'nope' is not in the inventory");
 }

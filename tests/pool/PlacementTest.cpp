@@ -37,7 +37,7 @@ TEST(Placement, ReportsTheMemoryItCouldNotFind) {
   f.desired.pools = {pool("web", {"c1-s1"})};
   f.desired.servers = {server("fat", "web", 2, 16_GiB)};
   const Plan p = f.plan();
-  EXPECT_EQ(unplaceable(p, "fat")->reason, "pool web: no blade with 16384 MiB free memory");
+  EXPECT_EQ(unplaceable(p, "fat")->reason, "pool web: no blade with 16GiB free memory");
 }
 
 TEST(Placement, NeverPutsTwoOfAnAntiAffinityGroupOnOneBlade) {
