@@ -120,7 +120,7 @@ ApiResponse StandbyViews::answer(const ApiRequest& req) const {
 std::string StandbyViews::bladeText(const std::string& name, const Blade& b, const FieldMask& fields) const {
   // The fields of Views::blade that the store holds, written the same way.
   std::string poolName, role = "unassigned";
-  if (auto r = roles_.find(name); r != roles_.end()) {
+  if (auto r = roles_.find(name); r != roles_.end() && b.adminState != "retired") {
     poolName = r->second.pool;
     role = pool::toString(r->second.role);
   }

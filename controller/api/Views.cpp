@@ -67,7 +67,8 @@ std::string Views::blade(const std::string& name, const KnownBlade& k, std::int6
   // Each field is computed only when asked for: a list of 10,000 blades for a table needs
   // nine of them.
   std::string poolName, role = "unassigned";
-  if (const auto* r = replanner_.role(name)) {
+  // A retired blade serves no pool, whatever the pool's rules still match.
+  if (const auto* r = k.adminState == "retired" ? nullptr : replanner_.role(name)) {
     poolName = r->pool;
     role = pool::toString(r->role);
   }

@@ -18,6 +18,7 @@ TEST(OperatorLoop, AFencedBladeRetiredStaysOffline) {
   ASSERT_EQ(retired.status, 200) << retired.body;
   EXPECT_EQ(Json::parse(retired.body)["state"], "retired");
   EXPECT_EQ(Json::parse(retired.body)["online"], false) << retired.body;
+  EXPECT_TRUE(Json::parse(retired.body)["pool"].is_null()) << "a retired blade serves no pool: " << retired.body;
   h.run(2000, {f.victim});
   EXPECT_EQ(h.blade(f.victim)["online"], false);
 
