@@ -132,8 +132,9 @@ std::optional<ApiResponse> StandbyReads::answer(const ApiRequest& request, const
 }
 
 std::optional<ApiResponse> StandbyReads::events(const ApiRequest& req) {
-  // A long-poll waits for what the leader writes: the leader's to answer.
-  if (api::unsignedParam(req.query, "wait").value_or(0) > 0) return std::nullopt;
+  // A long-poll waits for what the leader writes, and the latest events are where the
+  // leader's numbering is: the leader's to answer.
+  if (api::unsignedParam(req.query, "wait").value_or(0) > 0 || req.query.count("tail")) return std::nullopt;
   const std::uint64_t since = api::unsignedParam(req.query, "since").value_or(0);
   const auto limit =
       static_cast<std::size_t>(std::min<std::uint64_t>(api::unsignedParam(req.query, "limit").value_or(1000), 10000));

@@ -298,9 +298,14 @@ ApiResponse Endpoints::power(const std::string& name, bool on, std::int64_t now)
 }
 
 void Endpoints::events(const ApiRequest& req, std::int64_t now, const Reply& reply) {
-  const std::uint64_t since = unsignedParam(req.query, "since").value_or(0);
-  const std::size_t limit =
+  std::uint64_t since = unsignedParam(req.query, "since").value_or(0);
+  std::size_t limit =
       static_cast<std::size_t>(std::min<std::uint64_t>(unsignedParam(req.query, "limit").value_or(1000), 10000));
+  if (const auto tail = unsignedParam(req.query, "tail")) {
+    // The latest `tail` events (then `since` is where a follow goes on from).
+    limit = static_cast<std::size_t>(std::min<std::uint64_t>(*tail, 10000));
+    since = events_.lastId() > limit ? events_.lastId() - limit : 0;
+  }
   const std::uint64_t wait = std::min<std::uint64_t>(unsignedParam(req.query, "wait").value_or(0), 300);
   auto answer = [reply](const std::vector<EventRecord>& events) { reply(json(200, eventsJson(events))); };
   if (auto s = events_.wait(since, limit, now + static_cast<std::int64_t>(wait) * 1000, now, answer); !s)

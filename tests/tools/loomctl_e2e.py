@@ -189,9 +189,18 @@ def suite_core(fab):
     check(isinstance(events, list) and events and "id" in events[0], "events -o json is an array")
     last = events[-1]["id"]
     check(loomctl_json(fab, "events", "--since", str(last)) == [], "events --since LAST is empty")
-    # --follow: a bounded run, then new events appear in its output.
+    check([x["id"] for x in loomctl_json(fab, "events", "--tail", "3")] == [x["id"] for x in events[-3:]],
+          "events --tail 3: the latest three")
+    rc, out, err = loomctl(fab, "events", "--tail", "3")
+    lines = out.splitlines()
+    # id (6 wide), time, level (7 wide), then the message: the same columns on every line.
+    check(rc == 0 and len(lines) == 3 and all(line[:6].strip().isdigit() and line[6:8] == "  " and
+                                              line[27:29] == "  " and line[36:38] == "  " and line[38] != " "
+                                              for line in lines), "events --tail 3 prints three aligned lines", out)
+    # --follow: a bounded run, then new events appear in its output; without --since it
+    # starts with the latest, not the whole history.
     e = dict(os.environ, NO_COLOR="1")
-    p = subprocess.Popen([fab.args.loomctl, "--controller", fab.api, "events", "--follow", "--since", str(last)],
+    p = subprocess.Popen([fab.args.loomctl, "--controller", fab.api, "events", "--follow", "--tail", "0"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
     try:
         time.sleep(0.5)
@@ -206,6 +215,7 @@ def suite_core(fab):
             p.kill()
             out, err = p.communicate()
     check("server stop requested" in out, "events --follow prints new events as they come", out + err)
+    check("applied" not in out, "events --follow --tail 0 prints none of the history", out)
 
     rc, out, err = loomctl(fab, "blade", "show", "c9-s9")
     check(rc != 0 and err == "loomctl: no blade named 'c9-s9'\n" and out == "", "unknown blade: one line, non-zero", err)

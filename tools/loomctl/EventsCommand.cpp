@@ -3,6 +3,7 @@
 #include <csignal>
 #include <ctime>
 #include <memory>
+#include <optional>
 
 #include "tools/loomctl/Api.h"
 #include "tools/loomctl/Commands.h"
@@ -31,7 +32,11 @@ void printEventLine(Context& context, const Json& e) {
   const Style style = level == "error"                        ? Style::Bad
                       : level == "warning" || level == "warn" ? Style::Warning
                                                               : Style::Dim;
-  *context.out << text(e, "id") << "  " << clockTime(e) << "  " << styled(level, style, context.color) << "  "
+  // Aligned: ids to six digits, levels to the longest ("warning").
+  std::string id = text(e, "id");
+  if (id.size() < 6) id.insert(0, 6 - id.size(), ' ');
+  const std::string pad(level.size() < 7 ? 7 - level.size() : 0, ' ');
+  *context.out << id << "  " << clockTime(e) << "  " << styled(level, style, context.color) << pad << "  "
                << (subject.empty() ? "" : styled(subject, Style::Bold, context.color) + ": ") << text(e, "message")
                << "\n";
 }
@@ -41,22 +46,34 @@ void printEventLine(Context& context, const Json& e) {
 void registerEvents(CLI::App& app, Context& context) {
   struct Options {
     bool follow = false;
-    std::uint64_t since = 0;
+    std::optional<std::uint64_t> since;
+    std::optional<std::uint64_t> tail;
     std::uint64_t limit = 1000;
   };
   auto options = std::make_shared<Options>();
   CLI::App* events = app.add_subcommand("events", "Controller events (applies, blade and server changes, failures)");
   events->add_flag("-f,--follow", options->follow,
                    "Keep printing new events until Ctrl-C (with -o json: one object per line)");
-  events->add_option("--since", options->since, "Only events after this id")->type_name("ID");
+  events->add_option("--since", options->since, "Only events after this id (with --follow: the history first)")
+      ->type_name("ID");
+  events->add_option("--tail", options->tail, "Only the latest N (--follow starts with the latest 10)")
+      ->type_name("N")
+      ->check(CLI::Range(std::uint64_t{0}, std::uint64_t{10000}))
+      ->excludes("--since");
   events->add_option("--limit", options->limit, "At most this many events per request")
       ->capture_default_str()
       ->type_name("N");
   events->callback([&context, options] {
-    std::uint64_t since = options->since;
+    std::uint64_t since = options->since.value_or(0);
+    // Where the listing starts: after --since, or the latest --tail (a follow without
+    // --since starts with the latest 10, as `tail -f` does, not the whole history).
+    std::optional<std::uint64_t> tail = options->tail;
+    if (!tail && !options->since && options->follow) tail = 10;
+    // --tail 0 --follow: only what comes next; the latest one says where that starts.
+    const bool quietFirst = options->follow && tail == std::uint64_t{0};
+    const std::string from = tail ? "tail=" + std::to_string(quietFirst ? 1 : *tail) : "since=" + std::to_string(since);
     if (!options->follow) {
-      Json list =
-          getJson(context, "/v1/events?since=" + std::to_string(since) + "&limit=" + std::to_string(options->limit));
+      Json list = getJson(context, "/v1/events?" + from + "&limit=" + std::to_string(options->limit));
       show(context, list, [&](const Json& l) {
         for (const auto& e : l) printEventLine(context, e);
       });
@@ -70,13 +87,15 @@ void registerEvents(CLI::App& app, Context& context) {
       while (!interruptRequested()) {
         ApiRequest r;
         // Short long-polls: a Ctrl-C is noticed within seconds.
-        r.target = "/v1/events?since=" + std::to_string(since) + "&limit=" + std::to_string(options->limit) +
-                   (first ? "" : "&wait=2");
+        r.target = "/v1/events?" + (first ? from : "since=" + std::to_string(since)) +
+                   "&limit=" + std::to_string(options->limit) + (first ? "" : "&wait=2");
         r.timeout = std::chrono::seconds(30);
         first = false;
         Json list = requestJson(context, r);
+        const bool print = !(quietFirst && r.target.find("tail=") != std::string::npos);
         for (const auto& e : list) {
           since = std::max<std::uint64_t>(since, e.value("id", std::uint64_t{0}));
+          if (!print) continue;
           if (context.output == OutputFormat::Table)
             printEventLine(context, e);
           else
