@@ -113,6 +113,14 @@ DeclarationsResult loadDeclarationFiles(const std::vector<std::string>& paths) {
   return loadDeclarations(inputs, diagnostics);
 }
 
+DeclarationsResult loadDeclarationSources(const std::vector<std::pair<std::string, std::string>>& sources) {
+  detail::Diagnostics diagnostics;
+  std::vector<std::pair<std::string, std::optional<std::string>>> inputs;
+  inputs.reserve(sources.size());
+  for (const auto& [name, text] : sources) inputs.emplace_back(name, text);
+  return loadDeclarations(inputs, diagnostics);
+}
+
 DeclarationsResult loadDeclarationText(const std::string& text, const std::string& sourceName) {
   detail::Diagnostics diagnostics;
   return loadDeclarations({{sourceName, text}}, diagnostics);

@@ -36,6 +36,9 @@ struct DeclarationsResult {
 // error of every file, not only the first.
 DeclarationsResult loadDeclarationFiles(const std::vector<std::string>& paths);
 
+// The same for (name, text) pairs read by other means (standard input, a directory).
+DeclarationsResult loadDeclarationSources(const std::vector<std::pair<std::string, std::string>>& sources);
+
 // The same for text received by other means (the HTTP API's body); `sourceName` is used
 // as the file name in diagnostics.
 DeclarationsResult loadDeclarationText(const std::string& text, const std::string& sourceName);

@@ -71,11 +71,36 @@ TEST(LoomctlValidate, RejectsABadFileListingEveryErrorWithItsPosition) {
   std::istringstream lines(r.err);
   std::vector<std::string> errors;
   for (std::string line; std::getline(lines, line);) errors.push_back(line);
-  ASSERT_EQ(errors.size(), 4u) << r.err;
+  ASSERT_EQ(errors.size(), 5u) << r.err;  // and the hint that a reference may be to an applied object
   EXPECT_EQ(errors[0], file + ":5:1: Server 'web': missing required field 'memory'");
   EXPECT_EQ(errors[1], file + ":8:7: Server 'web': pool: no Pool named 'web' is declared");
   EXPECT_EQ(errors[2], file + ":10:1: Server 'web': unknown field 'memroy' (did you mean 'memory'?)");
   EXPECT_EQ(errors[3], file + ":15:7: Network 'front': vlan: expected an integer 1..4094, got 5000");
+  EXPECT_EQ(errors[4].rfind("loomctl: validate checks these files alone", 0), 0u) << errors[4];
+}
+
+// -f takes standard input (-) and a directory (its YAML files in name order; the fabric
+// file beside them skipped, said on stderr).
+TEST(LoomctlValidate, TakesStandardInputAndADirectory) {
+  ProcessRun stdinRun = loomctl("validate -f - < " + kExamples + "/partitions.yaml");
+  EXPECT_EQ(stdinRun.exitCode, 0) << stdinRun.err;
+  EXPECT_EQ(stdinRun.out, "ok: 2 partitions, 0 networks, 0 identity pools, 0 pools, 0 servers\n");
+  ProcessRun dir = loomctl("validate -f " + kExamples);
+  EXPECT_EQ(dir.exitCode, 0) << dir.err;
+  EXPECT_EQ(dir.out,
+            "ok: 2 partitions, 3 networks, 2 identity pools, 4 pools, 17 servers (from 3 templates), 8 blades\n");
+  EXPECT_EQ(dir.err, "loomctl: skipping " + kExamples + "/fabric.yaml: a fabric file, not declarations\n");
+}
+
+// A fabric file where declarations belong is said to be one; files that lean on objects
+// applied before are pointed at apply --dry-run.
+TEST(LoomctlValidate, SaysWhatAFabricFileIsAndWhereFilesThatNeedAppliedObjectsAreChecked) {
+  ProcessRun fabric = loomctl("validate -f " + kExamples + "/fabric.yaml");
+  EXPECT_EQ(fabric.exitCode, 1);
+  EXPECT_NE(fabric.err.find("is a fabric file"), std::string::npos) << fabric.err;
+  ProcessRun alone = loomctl("validate -f " + kExamples + "/servers.yaml");
+  EXPECT_EQ(alone.exitCode, 1);
+  EXPECT_NE(alone.err.find("run loomctl apply --dry-run -f"), std::string::npos) << alone.err;
 }
 
 TEST(LoomctlValidate, JsonOutputCarriesTheErrorsToo) {

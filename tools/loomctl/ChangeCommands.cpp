@@ -14,6 +14,7 @@
 #include "config/Loader.h"
 #include "tools/loomctl/Api.h"
 #include "tools/loomctl/Commands.h"
+#include "tools/loomctl/DeclarationInputs.h"
 #include "tools/loomctl/Views.h"
 
 namespace loom::loomctl {
@@ -27,21 +28,6 @@ struct ChangeOptions {
   bool noWait = false;
   int timeoutSeconds = 120;
 };
-
-// A declaration file, read no further than loomd would take it (its HTTP body limit), so
-// `-f /dev/zero` is an error, not a process that grows forever.
-std::string readFile(const std::string& path) {
-  constexpr std::size_t kMaxBytes = std::size_t{16} << 20;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw CommandError("cannot read '" + path + "'");
-  std::string out;
-  char buf[65536];
-  while (in.read(buf, sizeof buf) || in.gcount() > 0) {
-    out.append(buf, static_cast<std::size_t>(in.gcount()));
-    if (out.size() > kMaxBytes) throw CommandError("'" + path + "' is larger than 16 MiB: split it into several files");
-  }
-  return out;
-}
 
 // "Server/web-0" for either shape the controller has used: a string or {kind, name}.
 std::string objectLabel(const Json& item) {
@@ -173,17 +159,18 @@ void runChange(Context& context, const ChangeOptions& options, bool isDelete) {
   // No local gate: the controller validates the files together with what is applied
   // already (servers.yaml may name pools applied last week), and answers with
   // FILE:LINE:COL diagnostics. Read here only to know which servers to wait for.
-  auto local = config::loadDeclarationFiles(options.files);
+  const auto inputs = DeclarationInputs::read(options.files, *context.err);
+  auto local = inputs.load();
   // One body, so the change is one transaction; where each file starts in it is kept to
   // point the controller's "request:LINE:COL" diagnostics back into the right file.
   std::string body;
   std::vector<std::pair<long, std::string>> starts;  // first line of each file in `body`
-  for (const auto& f : options.files) {
+  for (const auto& [name, text] : inputs.sources) {
     if (!body.empty()) body += "\n---\n";
-    starts.emplace_back(1 + std::count(body.begin(), body.end(), '\n'), f);
-    body += readFile(f);
+    starts.emplace_back(1 + std::count(body.begin(), body.end(), '\n'), name);
+    body += text;
   }
-  const std::string source = options.files.size() == 1 ? options.files[0] : "request";
+  const std::string source = inputs.sources.size() == 1 ? inputs.sources[0].first : "request";
   const std::string path = isDelete ? "/v1/delete" : "/v1/apply";
   auto target = [&](bool dry) {
     std::string query = "source=" + urlEncode(source);
@@ -194,7 +181,7 @@ void runChange(Context& context, const ChangeOptions& options, bool isDelete) {
   request.method = "POST";
   request.body = body;
   request.feature = isDelete ? "delete" : "";
-  if (options.files.size() > 1) {
+  if (inputs.sources.size() > 1) {
     request.mapDiagnostic = [starts](const std::string& line) -> std::string {
       // "request:LINE:COL: message" -> "FILE:LINE:COL: message"
       if (line.rfind("request:", 0) != 0) return line;
@@ -269,10 +256,7 @@ void addChangeCommand(CLI::App& app, Context& context, bool isDelete) {
           : app.add_subcommand("apply",
                                "Send declarations to the controller: prints the diff and placements, asks on a "
                                "terminal, then waits for the servers to settle");
-  cmd->add_option("-f,--file", options->files, "Declaration file (YAML, multi-document); repeat for several")
-      ->required()
-      ->check(CLI::ExistingFile)
-      ->type_name("FILE");
+  addFileOption(cmd, options->files);
   cmd->add_flag("--dry-run", options->dryRun, "Show what would change; change nothing");
   cmd->add_flag("-y,--yes", options->yes, "Do not ask for confirmation");
   if (!isDelete) {

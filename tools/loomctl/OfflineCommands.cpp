@@ -1,6 +1,7 @@
 // `validate` and `plan`: the declarations checked and placed on this machine, with no
 // controller. The same loader and planner run inside loomd, so what passes here is what
 // `apply` would accept and (on an empty fabric state) how it would place it.
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -8,6 +9,7 @@
 #include "config/ValueSyntax.h"
 #include "pool/Planner.h"
 #include "tools/loomctl/Commands.h"
+#include "tools/loomctl/DeclarationInputs.h"
 #include "tools/loomctl/Output.h"
 
 namespace loom::loomctl {
@@ -43,9 +45,15 @@ struct ValidateOptions {
 };
 
 void runValidate(Context& context, const ValidateOptions& options) {
-  auto result = config::loadDeclarationFiles(options.files);
+  auto result = DeclarationInputs::read(options.files, *context.err).load();
   if (!result.ok()) {
     reportDiagnostics(context, result.diagnostics);
+    // Files that lean on objects applied before (servers.yaml alone) fail here by design.
+    if (context.output == OutputFormat::Table &&
+        std::any_of(result.diagnostics.begin(), result.diagnostics.end(),
+                    [](const config::Diagnostic& d) { return d.message.find("' is declared") != std::string::npos; }))
+      *context.err << "loomctl: validate checks these files alone; to check them against what the controller has "
+                      "applied, run loomctl apply --dry-run -f ...\n";
     if (context.output != OutputFormat::Table) {
       printStructured(context, {{"ok", false}, {"errors", diagnosticsJson(result.diagnostics)}});
     }
@@ -213,7 +221,7 @@ void printPlanTables(const Context& context, const Json& plan) {
 }
 
 void runPlan(Context& context, const PlanOptions& options) {
-  auto declarations = config::loadDeclarationFiles(options.files);
+  auto declarations = DeclarationInputs::read(options.files, *context.err).load();
   auto fabric = config::loadFabricFile(options.fabric);
   // Both inputs are checked before stopping, so one run shows every error.
   bool failed = reportDiagnostics(context, declarations.diagnostics);
@@ -246,17 +254,13 @@ void runPlan(Context& context, const PlanOptions& options) {
 void registerOfflineCommands(CLI::App& app, Context& context) {
   auto validate = std::make_shared<ValidateOptions>();
   CLI::App* v = app.add_subcommand("validate", "Check declaration files offline (syntax, fields, names, references)");
-  v->add_option("-f,--file", validate->files, "Declaration file (YAML, multi-document); repeat for several")
-      ->required()
-      ->type_name("FILE");
+  addFileOption(v, validate->files);
   v->footer("Exit status 0 with a summary, or 1 with every error as FILE:LINE:COL: message on stderr.\n");
   v->callback([&context, validate] { runValidate(context, *validate); });
 
   auto plan = std::make_shared<PlanOptions>();
   CLI::App* p = app.add_subcommand("plan", "Place declarations onto a fabric file offline and print the placement");
-  p->add_option("-f,--file", plan->files, "Declaration file (YAML, multi-document); repeat for several")
-      ->required()
-      ->type_name("FILE");
+  addFileOption(p, plan->files);
   p->add_option("--fabric", plan->fabric, "Fabric file: blades: [{name, chassis, slot, cores, memory, hypervisor}]")
       ->required()
       ->type_name("FABRIC.yaml");
