@@ -175,13 +175,29 @@ def suite_core(fab):
     check("slot 1" in out and "slot 8" in out and "c2-s7" in out and "c3-s8" in out, "fabric shows slots and blades", out)
     check("web" in out and "spare" in out, "fabric shows pools and states", out)
 
+    held = loomctl_json(fab, "blade", "show", "c3-s1")["servers"]
     rc, out, err = loomctl(fab, "blade", "drain", "c3-s1")
     check(rc == 0 and "maintenance" in out, "blade drain c3-s1", out + err)
+    check(not held or f"c3-s1: drained, {len(held)} server" in out, "drain says how many servers moved off", out)
     check(loomctl_json(fab, "blade", "show", "c3-s1")["state"] == "maintenance", "a drained blade shows maintenance")
-    wait_for(lambda: loomctl_json(fab, "blade", "show", "c3-s1")["servers"] == [], 30, "the drained blade's servers moved away")
+    check(loomctl_json(fab, "blade", "show", "c3-s1")["servers"] == [], "drain returns once its servers moved away")
+    check(all(s["state"] == "running" for s in loomctl_json(fab, "server", "list") if s["name"] in held),
+          "the drained blade's servers run elsewhere when drain returns")
     rc, out, err = loomctl(fab, "blade", "undrain", "c3-s1")
     check(rc == 0, "blade undrain c3-s1", err)
     check(loomctl_json(fab, "blade", "show", "c3-s1")["state"] != "maintenance", "an undrained blade leaves maintenance")
+    # Every blade of pool dev drained: the last one is said to be the last before acting,
+    # and a server that cannot leave makes drain exit 1 naming it.
+    dev = sorted(b["name"] for b in loomctl_json(fab, "blade", "list", "--pool", "dev"))
+    for b in dev[:-1]:
+        check(loomctl(fab, "blade", "drain", "--no-wait", b)[0] == 0, f"blade drain --no-wait {b}")
+    rc, out, err = loomctl(fab, "blade", "drain", "--timeout", "5", dev[-1])
+    check(f"{dev[-1]} is the last blade of pool dev that takes servers" in err, "draining a pool's last blade is said first", err)
+    left = loomctl_json(fab, "blade", "show", dev[-1])["servers"]
+    check((rc == 0 and left == []) or (rc == 1 and "could not leave " + dev[-1] in err and all(s in err for s in left)),
+          "drain exits 0 only when the servers left, else 1 naming each", f"rc {rc} left {left}: {err}")
+    for b in dev:
+        check(loomctl(fab, "blade", "undrain", b)[0] == 0, f"blade undrain {b}")
 
     rc, out, err = loomctl(fab, "events")
     check(rc == 0 and "applied" in out and "blade drained" in out, "events shows the apply and the drain", out + err)

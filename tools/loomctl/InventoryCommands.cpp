@@ -2,8 +2,12 @@
 // shown and acted on, one request each (a list's filters may add one).
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <map>
 #include <memory>
+#include <set>
+#include <thread>
 
 #include "tools/loomctl/Api.h"
 #include "tools/loomctl/Commands.h"
@@ -27,6 +31,72 @@ std::string operatorName() {
 
 void addNameArgument(CLI::App* cmd, std::string& name, const std::string& noun) {
   cmd->add_option("NAME", name, "The " + noun + "'s name")->required()->type_name("NAME");
+}
+
+// States of a blade that takes servers (pool::Planner's view of it).
+bool takesServers(const std::string& state) {
+  return state == "available" || state == "active" || state == "spare" || state == "discovered";
+}
+
+// Before a drain: the last blade of its pool that takes servers leaves its servers
+// nowhere to go. Said before acting; asked on a terminal.
+void warnIfLastOfItsPool(Context& context, const std::string& blade) {
+  const Json blades = getJson(context, "/v1/blades?fields=name,pool,state");
+  std::string pool;
+  for (const auto& b : blades)
+    if (text(b, "name") == blade) pool = b.value("pool", Json()).is_string() ? text(b, "pool") : "";
+  if (pool.empty()) return;
+  for (const auto& b : blades)
+    if (text(b, "name") != blade && b.value("pool", Json()) == pool && takesServers(text(b, "state"))) return;
+  *context.err << "loomctl: " << blade << " is the last blade of pool " << pool
+               << " that takes servers: its servers will have nowhere to go\n";
+  if (onTerminal(STDIN_FILENO) && !confirm(context, "Drain it anyway?")) throw CommandError("not drained");
+}
+
+// After a drain: waits (bounded) until every server bound to the blade has left it and
+// runs elsewhere; one that cannot leave is an error naming it and why (the planner's
+// "stays on" reason from the events).
+void waitForDrain(Context& context, const std::string& blade, int timeoutSeconds) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeoutSeconds);
+  std::set<std::string> moving;
+  for (const auto& s : getJson(context, "/v1/blades/" + pathName(blade))["servers"]) moving.insert(s.get<std::string>());
+  std::vector<std::string> staying;
+  for (;;) {
+    staying.clear();
+    for (const auto& s : getJson(context, "/v1/blades/" + pathName(blade))["servers"]) {
+      staying.push_back(s.get<std::string>());
+      moving.insert(s.get<std::string>());
+    }
+    bool settled = staying.empty();
+    if (settled)
+      for (const auto& s : getJson(context, "/v1/servers?fields=name,state,blade"))
+        if (moving.count(text(s, "name")) && text(s, "state") != "running" && text(s, "state") != "stopped" &&
+            text(s, "state") != "unplaceable")
+          settled = false;
+    if (settled || std::chrono::steady_clock::now() >= deadline || interruptRequested()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  if (interruptRequested()) throw CommandError("stopped waiting (the blade is drained; its servers carry on)", 130);
+  if (staying.empty()) {
+    if (context.output == OutputFormat::Table && !moving.empty())
+      *context.out << blade << ": drained, " << countOf(moving.size(), "server", "servers") << " moved off\n";
+    return;
+  }
+  // Why each stays: the planner's latest "server X stays on BLADE (maintenance): why".
+  std::map<std::string, std::string> why;
+  for (const auto& e : getJson(context, "/v1/events?tail=1000")) {
+    const std::string m = text(e, "message");
+    const std::string on = " stays on " + blade + " ";
+    const auto at = m.find(on);
+    const auto colon = at == std::string::npos ? at : m.find(": ", at);
+    if (m.rfind("server ", 0) == 0 && colon != std::string::npos) why[m.substr(7, at - 7)] = m.substr(colon + 2);
+  }
+  std::string message = countOf(staying.size(), "server", "servers") + " could not leave " + blade + ": ";
+  for (std::size_t i = 0; i < staying.size(); ++i) {
+    auto w = why.find(staying[i]);
+    message += (i ? "; " : "") + staying[i] + (w == why.end() ? " (still there after the wait)" : " (" + w->second + ")");
+  }
+  throw CommandError(message + "; the blade stays drained");
 }
 
 }  // namespace
@@ -70,13 +140,25 @@ void registerBlade(CLI::App& app, Context& context) {
     CLI::App* cmd = blade->add_subcommand(a.verb, a.help);
     addNameArgument(cmd, *name, "blade");
     auto yes = std::make_shared<bool>(false);
+    auto noWait = std::make_shared<bool>(false);
+    auto timeout = std::make_shared<int>(120);
     const bool final = std::string(a.verb) == "retire";
+    const bool drain = std::string(a.verb) == "drain";
     // Retiring cannot be undone: asked on a terminal, like apply (never from a script).
     if (final) cmd->add_flag("-y,--yes", *yes, "Do not ask for confirmation");
-    cmd->callback([&context, name, a, yes, final] {
+    if (drain) {
+      cmd->add_flag("--no-wait", *noWait, "Return once drained, without waiting for its servers to move off");
+      cmd->add_option("--timeout", *timeout, "Seconds to wait for its servers to move off")
+          ->capture_default_str()
+          ->check(CLI::PositiveNumber)
+          ->type_name("SECONDS");
+      cmd->footer("Exit status 1 when servers cannot leave the blade in time, naming each and why.\n");
+    }
+    cmd->callback([&context, name, a, yes, final, drain, noWait, timeout] {
       if (final && !*yes && onTerminal(STDIN_FILENO) &&
           !confirm(context, "Retire blade " + *name + "? It will take no servers again."))
         throw CommandError("not retired");
+      if (drain) warnIfLastOfItsPool(context, *name);
       ApiRequest r;
       r.method = "POST";
       r.target = "/v1/blades/" + pathName(*name) + "/" + a.verb;
@@ -88,6 +170,7 @@ void registerBlade(CLI::App& app, Context& context) {
         else
           *context.out << *name << ": " << a.verb << " done\n";
       });
+      if (drain && !*noWait) waitForDrain(context, *name, *timeout);
     });
   }
 
