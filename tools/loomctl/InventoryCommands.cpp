@@ -59,7 +59,8 @@ void warnIfLastOfItsPool(Context& context, const std::string& blade) {
 void waitForDrain(Context& context, const std::string& blade, int timeoutSeconds) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeoutSeconds);
   std::set<std::string> moving;
-  for (const auto& s : getJson(context, "/v1/blades/" + pathName(blade))["servers"]) moving.insert(s.get<std::string>());
+  for (const auto& s : getJson(context, "/v1/blades/" + pathName(blade))["servers"])
+    moving.insert(s.get<std::string>());
   std::vector<std::string> staying;
   for (;;) {
     staying.clear();
@@ -94,7 +95,8 @@ void waitForDrain(Context& context, const std::string& blade, int timeoutSeconds
   std::string message = countOf(staying.size(), "server", "servers") + " could not leave " + blade + ": ";
   for (std::size_t i = 0; i < staying.size(); ++i) {
     auto w = why.find(staying[i]);
-    message += (i ? "; " : "") + staying[i] + (w == why.end() ? " (still there after the wait)" : " (" + w->second + ")");
+    message +=
+        (i ? "; " : "") + staying[i] + (w == why.end() ? " (still there after the wait)" : " (" + w->second + ")");
   }
   throw CommandError(message + "; the blade stays drained");
 }
