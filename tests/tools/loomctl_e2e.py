@@ -193,6 +193,7 @@ def suite_core(fab):
         check(loomctl(fab, "blade", "drain", "--no-wait", b)[0] == 0, f"blade drain --no-wait {b}")
     rc, out, err = loomctl(fab, "blade", "drain", "--timeout", "5", dev[-1])
     check(f"{dev[-1]} is the last blade of pool dev that takes servers" in err, "draining a pool's last blade is said first", err)
+    print(f"  (drain of the last blade of dev: exit {rc}: {err.strip()})", flush=True)
     left = loomctl_json(fab, "blade", "show", dev[-1])["servers"]
     check((rc == 0 and left == []) or (rc == 1 and "could not leave " + dev[-1] in err and all(s in err for s in left)),
           "drain exits 0 only when the servers left, else 1 naming each", f"rc {rc} left {left}: {err}")

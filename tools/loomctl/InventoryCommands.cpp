@@ -2,6 +2,7 @@
 // shown and acted on, one request each (a list's filters may add one).
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <map>
@@ -56,11 +57,13 @@ void warnIfLastOfItsPool(Context& context, const std::string& blade) {
 // After a drain: waits (bounded) until every server bound to the blade has left it and
 // runs elsewhere; one that cannot leave is an error naming it and why (the planner's
 // "stays on" reason from the events).
-void waitForDrain(Context& context, const std::string& blade, int timeoutSeconds) {
+// `drained`: the drain's answer (the servers bound to the blade as it was drained).
+void waitForDrain(Context& context, const std::string& blade, const Json& drained, int timeoutSeconds) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeoutSeconds);
   std::set<std::string> moving;
-  for (const auto& s : getJson(context, "/v1/blades/" + pathName(blade))["servers"])
-    moving.insert(s.get<std::string>());
+  if (drained.is_object() && drained.contains("servers") && drained["servers"].is_array())
+    for (const auto& s : drained["servers"])
+      if (s.is_string()) moving.insert(s.get<std::string>());
   std::vector<std::string> staying;
   for (;;) {
     staying.clear();
@@ -68,13 +71,16 @@ void waitForDrain(Context& context, const std::string& blade, int timeoutSeconds
       staying.push_back(s.get<std::string>());
       moving.insert(s.get<std::string>());
     }
-    bool settled = staying.empty();
-    if (settled)
-      for (const auto& s : getJson(context, "/v1/servers?fields=name,state,blade"))
-        if (moving.count(text(s, "name")) && text(s, "state") != "running" && text(s, "state") != "stopped" &&
-            text(s, "state") != "unplaceable")
-          settled = false;
-    if (settled || std::chrono::steady_clock::now() >= deadline || interruptRequested()) break;
+    // Moved off: bound to another blade and running there (or stopped, by its power).
+    // One still bound here, or nowhere (unplaceable), has not left.
+    for (const auto& s : getJson(context, "/v1/servers?fields=name,state,blade")) {
+      const std::string n = text(s, "name"), state = text(s, "state");
+      const bool elsewhere = s.value("blade", Json()).is_string() && text(s, "blade") != blade;
+      if (moving.count(n) && !(elsewhere && (state == "running" || state == "stopped")) &&
+          std::find(staying.begin(), staying.end(), n) == staying.end())
+        staying.push_back(n);
+    }
+    if (staying.empty() || std::chrono::steady_clock::now() >= deadline || interruptRequested()) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
   }
   if (interruptRequested()) throw CommandError("stopped waiting (the blade is drained; its servers carry on)", 130);
@@ -172,7 +178,7 @@ void registerBlade(CLI::App& app, Context& context) {
         else
           *context.out << *name << ": " << a.verb << " done\n";
       });
-      if (drain && !*noWait) waitForDrain(context, *name, *timeout);
+      if (drain && !*noWait) waitForDrain(context, *name, b, *timeout);
     });
   }
 
