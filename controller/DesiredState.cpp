@@ -10,6 +10,23 @@
 
 namespace loom::controller {
 
+namespace {
+
+// "CONTEXT: FIELD: no KIND named 'X' is declared (did you mean 'Y'?)" -> "CONTEXT: FIELD:
+// refers to KIND 'X'"; any other message as it is.
+std::string asReference(std::string message) {
+  if (auto hint = message.find(" (did you mean '"); hint != std::string::npos) message.erase(hint);
+  const std::string no = ": no ", named = " named '", declared = "' is declared";
+  const auto a = message.rfind(no);
+  const auto b = a == std::string::npos ? a : message.find(named, a);
+  if (b == std::string::npos || !message.ends_with(declared)) return message;
+  const std::string kind = message.substr(a + no.size(), b - a - no.size());
+  const std::string name = message.substr(b + named.size(), message.size() - declared.size() - b - named.size());
+  return message.substr(0, a) + ": refers to " + kind + " '" + name + "'";
+}
+
+}  // namespace
+
 DesiredState::DesiredState()
     : identities_(std::make_shared<pool::IdentityAllocator>(std::vector<pool::IdentityPool>{})) {}
 
@@ -144,8 +161,13 @@ DeleteDraft DesiredState::draftDelete(const std::string& body, const std::string
   keep("Server", d.remaining.servers);
   keep("Blade", d.remaining.blades);
   if (auto check = config::validateDeclarations(d.remaining, "remaining declarations"); !check.ok()) {
-    for (const auto& diag : check.diagnostics) d.diagnostics.push_back(diag.message);
-    return fail(409, "still referenced: " + check.diagnostics.front().message);
+    // One line per object that still refers to what goes: "Server 'web-0': pool: refers
+    // to Pool 'web'". The loader's "no Pool named 'web' is declared (did you mean ...?)"
+    // would suggest another name for something deleted on purpose.
+    for (const auto& diag : check.diagnostics) d.diagnostics.push_back(asReference(diag.message));
+    return fail(409, "still referenced: " + d.diagnostics.front() +
+                         (d.diagnostics.size() > 1 ? " (and " + std::to_string(d.diagnostics.size() - 1) + " more)"
+                                                   : std::string()));
   }
   // Identities are never handed out twice, so the pool they came from must stay known.
   for (const auto& [kind, name] : loaded.objects) {

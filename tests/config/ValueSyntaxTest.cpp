@@ -71,7 +71,9 @@ TEST(ValueSyntax, UuidRanges) {
 }
 
 TEST(Spelling, SuggestsWithinTwoEditsCaseInsensitively) {
-  EXPECT_EQ(editDistance("memroy", "memory"), 2u);
+  EXPECT_EQ(editDistance("memroy", "memory"), 1u) << "two neighbours swapped are one edit";
+  EXPECT_EQ(editDistance("kitten", "sitting"), 3u);
+  EXPECT_EQ(closestMatch("wbe", {"db", "web"}), "web") << "a swap is nearer than two substitutions";
   EXPECT_EQ(closestMatch("memroy", {"name", "memory", "vcpus"}), "memory");
   EXPECT_EQ(closestMatch("server", {"Partition", "Server"}), "Server");
   EXPECT_FALSE(closestMatch("colour", {"name", "vlan"}).has_value());

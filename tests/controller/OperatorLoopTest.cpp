@@ -74,5 +74,19 @@ TEST(OperatorLoop, EveryMoveIsAnEvent) {
   EXPECT_TRUE(h.hasEvent("failback: web-0 from " + spare + " back to its home blade " + f.victim));
 }
 
+// Deleting a pool that servers still use: one line per server naming what it refers
+// to, and no "did you mean" for a name deleted on purpose.
+TEST(OperatorLoop, DeletingAPoolInUseNamesEachServerThatUsesIt) {
+  Harness h("delete-in-use.db");
+  ASSERT_EQ(h.api("POST", "/v1/apply", yaml(web())).status, 200);
+  auto r = h.api("POST", "/v1/delete", "kind: Pool\nname: web\n");
+  ASSERT_EQ(r.status, 409) << r.body;
+  const Json body = Json::parse(r.body);
+  EXPECT_EQ(body["error"], "still referenced: Server 'web-0': pool: refers to Pool 'web' (and 1 more)") << r.body;
+  ASSERT_EQ(body["diagnostics"].size(), 2u) << r.body;
+  EXPECT_EQ(body["diagnostics"][1], "Server 'web-1': pool: refers to Pool 'web'");
+  EXPECT_EQ(r.body.find("did you mean"), std::string::npos) << r.body;
+}
+
 }  // namespace
 }  // namespace loom::controller::testing
