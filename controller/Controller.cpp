@@ -37,7 +37,13 @@ Controller::Controller(StateStore& store, ControllerOptions options, Send send, 
             if (kind == pool::StepKind::Stop) detector_.checkTrust(blade, now_);
           }),
       views_(desired_, registry_, detector_, replanner_, reconciler_, leases_, quorum_),
-      endpoints_(desired_, registry_, detector_, replanner_, reconciler_, journal_, events_, views_, *this) {
+      audit_(journal_, wallClock_, access::AuditOptions{options_.auditRetention}),
+      scope_(desired_, replanner_.roles(), replanner_.placement().borrowed,
+             [this](const std::string& blade) { return registry_.find(blade) != nullptr; }),
+      gate_(tokens_, scope_, wallClock_),
+      endpoints_(desired_, registry_, detector_, replanner_, reconciler_, journal_, events_, views_, *this, scope_,
+                 audit_),
+      accessEndpoints_(tokens_, audit_, journal_, events_, desired_, wallClock_) {
   using namespace protocol;
   // Stamps of this process: its own tag, so an echo of an earlier process's stamp proves
   // nothing (docs/FENCING.md); times on the monotonic clock `now` is read from.
@@ -52,10 +58,12 @@ Controller::Controller(StateStore& store, ControllerOptions options, Send send, 
   registry_.onReport(
       [this](const std::string& blade, const std::string* domain) { replanner_.observe(blade, domain); });
   endpoints_.install(router_);
-  router_.add("GET", "/metrics",
+  accessEndpoints_.install(router_);
+  router_.add("GET", "/metrics", access::RouteAccess{access::Access::ReadFabric},
               api::ApiRouter::Simple([this](const ApiRequest&, const api::ApiRouter::Params&, std::int64_t) {
                 return ApiResponse{200, "text/plain; version=0.0.4", metrics()};
               }));
+  router_.setGate(&gate_, &audit_);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -281,6 +289,7 @@ void Controller::tick(std::int64_t now) {
   else
     for (const auto& steps : replanner_.react(now)) reconciler_.adopt(steps, now);
   reconciler_.dispatchPending(now);
+  audit_.tick(now);
   journal_.flush();
   events_.wake(now);
   nextTick_ = now + (replanner_.dirty() ? options_.replanMinIntervalMs : 100);
@@ -289,9 +298,9 @@ void Controller::tick(std::int64_t now) {
   nextTick_ = std::min({nextTick_, detector_.nextDue(), reconciler_.nextDue(), quorum_.dueAt()});
 }
 
-void Controller::handleApi(const ApiRequest& req, std::int64_t now, const Reply& reply) {
+void Controller::handleApi(ApiRequest req, std::int64_t now, const Reply& reply) {
   now_ = now;
-  router_.route(req, now, reply);
+  router_.route(std::move(req), now, reply);
 }
 
 }  // namespace loom::controller

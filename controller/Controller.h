@@ -15,6 +15,7 @@
 //   QuorumKeeper   the outage rule's policy versions (docs/FENCING.md)
 //   Replanner      the placement, full plans, made durable before anyone acts
 //   Reconciler     operations: dispatch, timeouts, retries, backoff
+//   access/        tokens, the access check, the audit log
 //   api/           routing table, endpoints, views
 #pragma once
 
@@ -37,6 +38,11 @@
 #include "controller/Reconciler.h"
 #include "controller/Replanner.h"
 #include "controller/StateStore.h"
+#include "controller/access/AccessGate.h"
+#include "controller/access/AuditLog.h"
+#include "controller/access/DeclaredScope.h"
+#include "controller/access/TokenTable.h"
+#include "controller/api/AccessEndpoints.h"
 #include "controller/api/Api.h"
 #include "controller/api/ApiRouter.h"
 #include "controller/api/Endpoints.h"
@@ -101,7 +107,12 @@ class Controller final : private FailureDetector::Listener, private api::Endpoin
   std::int64_t nextTickAt() const { return nextTick_; }
 
   // HTTP API. `reply` is called exactly once, possibly later (long-poll of events).
-  void handleApi(const ApiRequest& request, std::int64_t now, const Reply& reply);
+  void handleApi(ApiRequest request, std::int64_t now, const Reply& reply);
+  // One more route, checked like the core's own (a replica's GET /v1/status).
+  void addRoute(const std::string& method, const std::string& pattern, access::RouteAccess access,
+                api::ApiRouter::Simple handler) {
+    router_.add(method, pattern, access, std::move(handler));
+  }
 
   // Shared with the fabric thread (thread-safe).
   LeaseTable& leases() { return leases_; }
@@ -164,7 +175,12 @@ class Controller final : private FailureDetector::Listener, private api::Endpoin
   Replanner replanner_;
   Reconciler reconciler_;
   api::Views views_;
+  access::TokenTable tokens_;
+  access::AuditLog audit_;
+  access::DeclaredScope scope_;
+  access::AccessGate gate_;
   api::Endpoints endpoints_;
+  api::AccessEndpoints accessEndpoints_;
   api::ApiRouter router_;
   std::int64_t now_ = 0;
   std::int64_t nextTick_ = 0;

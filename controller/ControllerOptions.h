@@ -3,7 +3,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
+
+#include "loom/Result.h"
 
 namespace loom::controller {
 
@@ -46,6 +49,12 @@ struct ControllerOptions {
   std::size_t quorumSize = 64;  // the quorum set's most members
   std::int64_t quorumDebounceMs = 1000;
   std::uint32_t stampTag = 0;  // this process's stamp tag; 0: random (tests fix it)
+  // Access (controller/access/). Called by recover() when the store holds no token at
+  // all (the first start): the admin token to keep the hash of (loomd reads or writes
+  // admin.token; tests give a fixed one). An error fails the recovery. Unset: no token is
+  // made, and only /v1/health answers until one exists.
+  std::function<Result<std::string>()> adminBootstrap;
+  std::size_t auditRetention = 100000;  // audit records kept in the store
 };
 
 }  // namespace loom::controller

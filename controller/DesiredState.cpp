@@ -89,6 +89,7 @@ ApplyDraft DesiredState::draftApply(const std::string& body, const std::string& 
   auto loaded = config::loadDeclarationTextOnto(declarations_, body, source);
   if (!loaded.ok()) {
     for (const auto& diag : loaded.diagnostics) d.diagnostics.push_back(diag.format());
+    d.objects = std::move(loaded.objects);  // what it names, for the access check
     return d;
   }
   // Diff by (kind, name) against what is applied now: only the body's objects can differ.

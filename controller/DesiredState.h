@@ -34,7 +34,7 @@ using ObjectName = std::pair<std::string, std::string>;  // (kind, name)
 struct ApplyDraft {
   std::vector<std::string> diagnostics;  // "FILE:LINE:COL: ..."; none when it can be applied
   pool::Declarations declarations;       // everything, as it would be after the apply
-  std::vector<ObjectName> objects;       // what the body names
+  std::vector<ObjectName> objects;       // what the body names (also when it has diagnostics)
   std::vector<ObjectName> created, changed;
   std::size_t unchanged = 0;
   Change change;  // the records to commit

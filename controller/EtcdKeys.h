@@ -23,9 +23,12 @@ inline constexpr const char* kBladeSeen = "blade-seen/";           // blade-seen
 inline constexpr const char* kOpPending = "op/pending/";           // op/pending/<id> -> {blade, server, ...}
 inline constexpr const char* kEvent = "event/";                    // event/<id> -> {time_ms, level, ...}
 inline constexpr const char* kQuorum = "quorum/";                  // quorum/<version> -> body
+inline constexpr const char* kToken = "token/";                    // token/<id> -> TokenRecord JSON
+inline constexpr const char* kAudit = "audit/";                    // audit/<id>: history, never loaded
 inline constexpr const char* kMeta = "meta/";                      // counters
 inline constexpr const char* kLastEventId = "meta/last-event-id";  // the highest event id written
 inline constexpr const char* kLastOperationId = "meta/last-operation-id";
+inline constexpr const char* kLastAuditId = "meta/last-audit-id";
 
 // A name inside a key: '/' separates the key's parts, so it (and '%', the escape) is
 // percent-encoded. Record names are plain in practice; this keeps any name one part.

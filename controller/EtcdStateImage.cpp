@@ -6,6 +6,7 @@
 #include <tuple>
 #include <vector>
 
+#include "controller/AccessRecords.h"
 #include "controller/EtcdKeys.h"
 
 namespace loom::controller {
@@ -143,10 +144,16 @@ Result<bool> EtcdStateImage::put(std::string_view key, std::string value, std::i
     quorum_.insert_or_assign(*v, std::move(value));
     return true;
   }
-  if (key == kLastEventId || key == kLastOperationId) {
+  if (auto rest = under(key, kToken)) {
+    auto t = tokenFromJson(value);
+    if (!t) return corrupt(key);
+    tokens_.insert_or_assign(unesc(*rest), std::move(*t));
+    return true;
+  }
+  if (key == kLastEventId || key == kLastOperationId || key == kLastAuditId) {
     auto v = unpad(value);
     if (!v) return corrupt(key);
-    auto& into = key == kLastEventId ? lastEventId_ : lastOperationId_;
+    auto& into = key == kLastEventId ? lastEventId_ : key == kLastAuditId ? lastAuditId_ : lastOperationId_;
     into = std::max(into, *v);  // counters that only rise
     return true;
   }
@@ -180,6 +187,7 @@ bool EtcdStateImage::erase(std::string_view key) {
     auto v = unpad(*rest);
     return v && quorum_.erase(*v) > 0;
   }
+  if (auto rest = under(key, kToken)) return tokens_.erase(unesc(*rest)) > 0;
   return false;  // the meta counters are never deleted; the rest is not loaded
 }
 
@@ -194,13 +202,15 @@ void EtcdStateImage::merge(EtcdStateImage&& o) {
   firstSeen_.merge(o.firstSeen_);
   pending_.merge(o.pending_);
   quorum_.merge(o.quorum_);
+  tokens_.merge(o.tokens_);
   lastEventId_ = std::max(lastEventId_, o.lastEventId_);
+  lastAuditId_ = std::max(lastAuditId_, o.lastAuditId_);
   lastOperationId_ = std::max(lastOperationId_, o.lastOperationId_);
 }
 
 std::size_t EtcdStateImage::size() const {
   std::size_t n = decls_.size() + bindings_.size() + borrowed_.size() + identities_.size() + released_.size() +
-                  blades_.size() + firstSeen_.size() + pending_.size() + quorum_.size();
+                  blades_.size() + firstSeen_.size() + pending_.size() + quorum_.size() + tokens_.size();
   for (const auto& [_, m] : placement_) n += m.size();
   return n;
 }
@@ -237,7 +247,10 @@ StoredState EtcdStateImage::take() {
   st.pendingOperations.reserve(pending_.size());
   for (auto& [_, o] : pending_) st.pendingOperations.push_back(std::move(o));
   st.quorumVersions = std::move(quorum_);
+  st.tokens.reserve(tokens_.size());
+  for (auto& [_, t] : tokens_) st.tokens.push_back(std::move(t));
   st.lastEventId = lastEventId_;
+  st.lastAuditId = lastAuditId_;
   st.lastOperationId = std::max(lastOperationId_, pending_.empty() ? 0 : pending_.rbegin()->first);
   *this = EtcdStateImage();
   return st;

@@ -21,7 +21,7 @@ class EtcdStateImage {
  public:
   // A key's new value (`createRevision`: etcd's, which orders declarations as first
   // applied). True when the key is one of the loaded families (declarations, bindings,
-  // borrowed, placement, identities, blades, pending operations, quorum versions, the
+  // borrowed, placement, identities, blades, pending operations, quorum versions, tokens, the
   // meta counters); false, and nothing changed, for the rest (events, finished
   // operations, the leader and presence keys). A record that does not parse is an
   // Errc::Internal error naming the key, and changes nothing.
@@ -52,7 +52,9 @@ class EtcdStateImage {
   std::map<std::string, std::int64_t, std::less<>> firstSeen_;
   std::map<std::uint64_t, OperationRecord> pending_;
   std::map<std::uint64_t, std::string> quorum_;
+  std::map<std::string, TokenRecord, std::less<>> tokens_;  // by id
   std::uint64_t lastEventId_ = 0;
+  std::uint64_t lastAuditId_ = 0;
   std::uint64_t lastOperationId_ = 0;  // meta's counter
 };
 

@@ -8,6 +8,7 @@
 #include <optional>
 #include <thread>
 
+#include "controller/AccessRecords.h"
 #include "controller/EtcdKeys.h"
 #include "controller/EtcdStateImage.h"
 #include "controller/StateStore.h"
@@ -26,8 +27,8 @@ using namespace etcdkeys;
 
 // What load() reads besides meta/: everything but the history (events, finished
 // operations), the big families first (they are spread over loaders).
-constexpr const char* kLoaded[] = {kDecl,      kIdentity, kBinding,  kPlacement, kBlade,
-                                   kBladeSeen, kBorrowed, kReleased, kOpPending, kQuorum};
+constexpr const char* kLoaded[] = {kDecl,     kIdentity, kBinding,   kPlacement, kBlade, kBladeSeen,
+                                   kBorrowed, kReleased, kOpPending, kQuorum,    kToken};
 
 constexpr std::int64_t kPageKeys = 5000;
 
@@ -56,7 +57,7 @@ class WriteSet {
   explicit WriteSet(std::string base) : base_(std::move(base)) {}
   void put(const std::string& key, std::string value) { writes_[base_ + key] = std::move(value); }
   void del(const std::string& key) { writes_[base_ + key] = std::nullopt; }
-  // Every key in [from, to).
+  // Every key in [from, to): it must not overlap another write of the change.
   void delRange(const std::string& from, const std::string& to) { ranges_.emplace_back(base_ + from, base_ + to); }
   // Written only if the key does not exist yet (a blade's first-seen time).
   void putIfAbsent(const std::string& key, const std::string& value) { ifAbsent_.try_emplace(base_ + key, value); }
@@ -69,15 +70,15 @@ class WriteSet {
   // The txn's ops; the set is spent.
   std::vector<Op> takeOps() {
     std::vector<Op> out;
-    out.reserve(writes_.size() + ranges_.size() + ifAbsent_.size() + raises_.size());
+    out.reserve(writes_.size() + ifAbsent_.size() + raises_.size() + ranges_.size());
     std::size_t bytes = 0;
+    for (auto& [from, to] : ranges_) {
+      bytes += from.size() + to.size();
+      out.push_back(Op::del(std::move(from), std::move(to)));
+    }
     for (auto& [k, v] : writes_) {
       bytes += k.size() + (v ? v->size() : 0);
       out.push_back(v ? Op::put(k, std::move(*v)) : Op::del(k));
-    }
-    for (auto& [from, to] : ranges_) {
-      bytes += from.size() + to.size();
-      out.push_back(Op::del(from, to));
     }
     for (auto& [k, v] : ifAbsent_) {
       TxnRequest t;
@@ -107,9 +108,9 @@ class WriteSet {
  private:
   std::string base_;
   std::map<std::string, std::optional<std::string>> writes_;
-  std::vector<std::pair<std::string, std::string>> ranges_;
   std::map<std::string, std::string> ifAbsent_;
   std::map<std::string, std::uint64_t> raises_;
+  std::vector<std::pair<std::string, std::string>> ranges_;
   std::size_t bytes_ = 0;
 };
 
@@ -212,6 +213,20 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
     if (c.dropEventsThrough) w.delRange(kEvent + pad(0), kEvent + pad(c.dropEventsThrough + 1));
     for (auto v : c.deleteQuorumVersions) w.del(kQuorum + pad(v));
     for (const auto& [v, body] : c.putQuorumVersions) w.put(kQuorum + pad(v), body);
+    for (const auto& tok : c.putTokens) w.put(kToken + esc(tok.id), tokenJson(tok));
+    std::uint64_t maxAudit = 0;
+    for (const auto& a : c.appendAudit) {
+      w.put(kAudit + pad(a.id), auditJson(a));
+      maxAudit = std::max(maxAudit, a.id);
+    }
+    if (maxAudit) w.raise(kLastAuditId, maxAudit);
+    // Retention: the ids below every appended one (an audit record is never deleted in the
+    // commit that writes it), so the range overlaps no put.
+    if (c.deleteAuditThrough) {
+      std::uint64_t through = c.deleteAuditThrough;
+      for (const auto& a : c.appendAudit) through = std::min(through, a.id - 1);
+      if (through) w.delRange(kAudit, kAudit + pad(through + 1));
+    }
 
     TxnRequest t;
     std::optional<std::pair<std::string, std::int64_t>> guard;
@@ -272,6 +287,22 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
                                            guard->first + "' (created at revision " + std::to_string(guard->second) +
                                            ") is gone or another's; nothing was written");
     return okStatus();
+  }
+
+  Result<std::vector<AuditRecord>> audit(std::uint64_t sinceId, std::size_t limit) override {
+    std::vector<AuditRecord> out;
+    if (limit == 0) return out;
+    const std::string family = base_ + kAudit;
+    auto r = client_.range(family + pad(sinceId + 1), EtcdClient::prefixEnd(family),
+                           static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
+    if (!r) return makeError(r.error().code, "etcd store: audit: " + r.error().message);
+    for (const auto& kv : r->kvs) {
+      auto id = unpad(std::string_view(kv.key).substr(family.size()));
+      auto a = id ? auditFromJson(*id, kv.value) : std::nullopt;
+      if (!a) return makeError(Errc::Internal, "etcd store: record '" + kv.key + "' does not parse");
+      out.push_back(std::move(*a));
+    }
+    return out;
   }
 
   Result<std::vector<EventRecord>> events(std::uint64_t sinceId, std::size_t limit) override {

@@ -24,15 +24,17 @@ void EventLog::restore(std::uint64_t lastId) {
   if (auto ev = journal_.store().events(from, memory_)) events_.assign(ev->begin(), ev->end());
 }
 
-Status EventLog::wait(std::uint64_t since, std::size_t limit, std::int64_t deadline, std::int64_t now, Answer answer) {
+Status EventLog::wait(std::uint64_t since, std::size_t limit, std::int64_t deadline, std::int64_t now, Answer answer,
+                      Filter filter) {
   if (!events_.empty() && since + 1 < events_.front().id) {
     // Older than what is kept in memory: from the store.
     auto ev = journal_.store().events(since, limit);
     if (!ev) return ev.error();
+    if (filter) std::erase_if(*ev, [&](const EventRecord& e) { return !filter(e); });
     answer(std::move(*ev));
     return okStatus();
   }
-  waiters_.push_back({since, limit, deadline, std::move(answer)});
+  waiters_.push_back({since, limit, deadline, std::move(answer), std::move(filter)});
   wake(now);
   return okStatus();
 }
@@ -48,7 +50,13 @@ void EventLog::wake(std::int64_t now) {
     }
     std::vector<EventRecord> out;
     for (const auto& e : events_)
-      if (e.id > w.since && out.size() < w.limit) out.push_back(e);
+      if (e.id > w.since && out.size() < w.limit && (!w.filter || w.filter(e))) out.push_back(e);
+    if (out.empty() && w.deadline > now) {
+      // Only events this waiter does not see: it waits on past them.
+      w.since = events_.back().id;
+      keep.push_back(std::move(w));
+      continue;
+    }
     w.answer(std::move(out));
   }
   waiters_ = std::move(keep);

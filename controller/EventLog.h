@@ -22,6 +22,8 @@ class EventLog {
  public:
   using WallClock = std::function<std::int64_t()>;  // ms since the epoch
   using Answer = std::function<void(std::vector<EventRecord>)>;
+  // Which events a waiter wants (a partition-scoped caller's); empty: all.
+  using Filter = std::function<bool(const EventRecord&)>;
 
   // The store keeps the latest `retention` events (at least `memory`): each commit that
   // appends also deletes what fell out of that window.
@@ -40,8 +42,10 @@ class EventLog {
   // Answers `answer` exactly once with the events after `since` (at most `limit`): at
   // once when there are some or `deadline` has passed, else when the next one comes or
   // wake() finds the deadline passed. Events older than memory come from the store; a
-  // failing store is the error, and `answer` is then never called.
-  Status wait(std::uint64_t since, std::size_t limit, std::int64_t deadline, std::int64_t now, Answer answer);
+  // failing store is the error, and `answer` is then never called. With a filter, only
+  // the events it takes count (a wait for them goes on past others').
+  Status wait(std::uint64_t since, std::size_t limit, std::int64_t deadline, std::int64_t now, Answer answer,
+              Filter filter = {});
   // Answers the waits that have news or whose deadline passed.
   void wake(std::int64_t now);
 
@@ -53,6 +57,7 @@ class EventLog {
     std::size_t limit;
     std::int64_t deadline;
     Answer answer;
+    Filter filter;
   };
 
   Journal& journal_;

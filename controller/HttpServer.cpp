@@ -41,8 +41,13 @@ std::string urlDecode(std::string_view s) {
   return out;
 }
 
-ApiRequest toApiRequest(const http::request<http::string_body>& req) {
+// `peer`: the client's address, for the audit log.
+ApiRequest toApiRequest(const http::request<http::string_body>& req, std::string peer) {
   ApiRequest out;
+  // The bearer token (controller/access/): checked by the router, never logged.
+  if (auto it = req.find(http::field::authorization); it != req.end())
+    out.authorization = std::string(it->value().data(), it->value().size());
+  out.peer = std::move(peer);
   out.method = std::string(req.method_string());
   const auto rawTarget = req.target();
   std::string_view target(rawTarget.data(), rawTarget.size());
@@ -98,7 +103,11 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_never();
     auto self = shared_from_this();
     auto* executor = &stream_;
-    handler_(toApiRequest(req), [self, executor, version](ApiResponse r) {
+    beast::error_code peerError;
+    const auto peer = stream_.socket().remote_endpoint(peerError);
+    std::string peerText =
+        peerError ? std::string("unknown") : peer.address().to_string() + ":" + std::to_string(peer.port());
+    handler_(toApiRequest(req, std::move(peerText)), [self, executor, version](ApiResponse r) {
       asio::post(executor->get_executor(),
                  [self, r = std::move(r), version]() mutable { self->write(std::move(r), version); });
     });

@@ -17,10 +17,17 @@ Status Journal::commitNow(Change change) {
   Change all = std::move(pending_);
   pending_ = Change{};
   all.merge(std::move(change));
+  const std::size_t batchedAudit = all.appendAudit.size();
+  if (rider_) rider_->ride(all);
   auto s = store_.commit(all);
+  if (rider_) rider_->landed(static_cast<bool>(s));
   if (!s) {
     pending_.appendEvents = std::move(all.appendEvents);
     pending_.putOperations = std::move(all.putOperations);
+    // The batched audit records are kept; the rider's (its change's) is not: it was not made.
+    all.appendAudit.resize(batchedAudit);
+    pending_.appendAudit = std::move(all.appendAudit);
+    pending_.deleteAuditThrough = all.deleteAuditThrough;
     if (s.error().code == Errc::Timeout) {
       behind_ = true;
       spdlog::error("state store: a change's outcome is unknown ({}); ending this term", s.error().message);

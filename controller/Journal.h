@@ -23,7 +23,20 @@ namespace loom::controller {
 
 class Journal {
  public:
+  // What rides with every commitNow() (not flush()): the audit record of the change being
+  // made (controller/access/AuditLog.h), so that the change and its record are durable
+  // together or not at all. ride() appends to the change about to be committed; landed()
+  // says whether that commit succeeded.
+  class Rider {
+   public:
+    virtual ~Rider() = default;
+    virtual void ride(Change& change) = 0;
+    virtual void landed(bool ok) = 0;
+  };
+
   explicit Journal(StateStore& store) : store_(store) {}
+
+  void setRider(Rider* rider) { rider_ = rider; }
 
   // Called once, on the core thread, when a commit's outcome is unknown (above).
   void setBehind(std::function<void(const Error&)> onBehind) { onBehind_ = std::move(onBehind); }
@@ -46,6 +59,7 @@ class Journal {
  private:
   StateStore& store_;
   Change pending_;
+  Rider* rider_ = nullptr;
   std::function<void(const Error&)> onBehind_;
   bool behind_ = false;
 };

@@ -33,6 +33,9 @@ class PreloadedStore final : public StateStore {
   Result<std::vector<EventRecord>> events(std::uint64_t sinceId, std::size_t limit) override {
     return inner_.events(sinceId, limit);
   }
+  Result<std::vector<AuditRecord>> audit(std::uint64_t sinceId, std::size_t limit) override {
+    return inner_.audit(sinceId, limit);
+  }
 
  private:
   StateStore& inner_;

@@ -36,6 +36,23 @@ Status Controller::recover(std::int64_t now) {
   // answer to one of those must not be taken for the answer to a new operation.
   reconciler_.restore(std::max(st.lastOperationId, leadership_.epoch() << 32), std::move(st.pendingOperations));
   events_.restore(st.lastEventId);
+  audit_.restore(st.lastAuditId);
+  const bool firstStart = st.tokens.empty();
+  tokens_.restore(std::move(st.tokens));
+  if (firstStart && options_.adminBootstrap) {
+    // The store has never held a token: the first admin's, whose secret only the
+    // bootstrap (loomd's admin.token) holds.
+    auto token = options_.adminBootstrap();
+    if (!token) return makeError(token.error().code, "the first admin token: " + token.error().message);
+    auto record = access::TokenTable::recordOf(*token, access::Role::Admin, "first start (admin.token)", wallClock_());
+    if (!record) return makeError(Errc::Invalid, "the first admin token: " + record.error().message);
+    Change c;
+    c.putTokens.push_back(*record);
+    if (auto s = journal_.commitNow(std::move(c)); !s)
+      return makeError(s.error().code, "the first admin token was not stored: " + s.error().message);
+    events_.add("info", "", "", "first start: admin token " + record->id + " made");
+    tokens_.put(std::move(*record));
+  }
   events_.add("info", "", "",
               "controller started: " + std::to_string(desired_.declarations().servers.size()) + " servers, " +
                   std::to_string(registry_.all().size()) + " blades, " +

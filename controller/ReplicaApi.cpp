@@ -1,11 +1,17 @@
 #include "controller/ReplicaApi.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "controller/api/Endpoints.h"
 
 namespace loom::controller {
 namespace {
+
+std::int64_t wallMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
 
 api::Json infoJson(const ReplicaInfo& r) {
   api::Json j{{"name", r.name}, {"api", r.api}, {"agents", r.agents}};
@@ -94,24 +100,47 @@ void addLeaderHeaders(ApiResponse& response, const std::string& name, std::uint6
   response.headers.emplace_back("X-Loom-Epoch", std::to_string(epoch));
 }
 
+std::shared_ptr<const api::StandbyViews> StandbyReads::currentViews() {
+  const WarmCopyState now = copy_.state();
+  if (!now.loaded) return nullptr;
+  // Views are built once per version of the copy (a decode and a plan): a burst of reads
+  // between two changes pays once.
+  if (!views_ || now.generation != viewsOf_.generation) {
+    auto snap = copy_.snapshot();
+    if (!snap) return nullptr;
+    views_ = std::make_shared<const api::StandbyViews>(std::move(snap->first), wallMs);
+    viewsOf_ = snap->second;
+  }
+  return views_;
+}
+
+std::optional<ApiResponse> StandbyReads::refusal(const ApiRequest& request, access::Access access,
+                                                 const Election& election) {
+  auto views = currentViews();
+  if (!views) return standbyAnswer(election);
+  auto verdict = views->check(request, access);
+  if (!verdict.refusal) return std::nullopt;
+  verdict.refusal->headers.emplace_back("X-Loom-Role", "standby");
+  verdict.refusal->headers.emplace_back("X-Loom-Replica", election.options().self.name);
+  return verdict.refusal;
+}
+
 std::optional<ApiResponse> StandbyReads::answer(const ApiRequest& request, const Election& election,
                                                 std::int64_t nowMs) {
   std::optional<ApiResponse> r;
   std::optional<WarmCopyState> copy;
-  if (request.method == "GET" && request.path == "/v1/events") {
-    r = events(request);
-  } else if (api::StandbyViews::serves(request)) {
-    const WarmCopyState now = copy_.state();
-    if (!now.loaded) return std::nullopt;  // nothing to answer from: the leader answers
-    // Views are built once per version of the copy (a decode and a plan): a burst of
-    // reads between two changes pays once.
-    if (!views_ || now.generation != viewsOf_.generation) {
-      auto snap = copy_.snapshot();
-      if (!snap) return std::nullopt;
-      views_ = std::make_shared<const api::StandbyViews>(std::move(snap->first));
-      viewsOf_ = snap->second;
-    }
-    r = views_->answer(request);
+  const bool events = request.method == "GET" && request.path == "/v1/events";
+  if (!events && !api::StandbyViews::serves(request)) return std::nullopt;
+  auto views = currentViews();
+  if (!views) return std::nullopt;  // nothing to answer (or check) from: the leader answers
+  if (events) {
+    auto verdict = views->check(request, access::Access::Read);
+    if (verdict.refusal)
+      r = std::move(verdict.refusal);
+    else
+      r = this->events(request, verdict.caller);
+  } else {
+    r = views->answer(request);
     // How fresh: while what the copy holds has not changed since the views were built
     // (the same generation), they are the store as of the copy's latest revision and
     // heard-at (events, finished operations and checks move those without a change).
@@ -131,7 +160,7 @@ std::optional<ApiResponse> StandbyReads::answer(const ApiRequest& request, const
   return r;
 }
 
-std::optional<ApiResponse> StandbyReads::events(const ApiRequest& req) {
+std::optional<ApiResponse> StandbyReads::events(const ApiRequest& req, const ApiCaller& caller) {
   // A long-poll waits for what the leader writes, and the latest events are where the
   // leader's numbering is: the leader's to answer.
   if (api::unsignedParam(req.query, "wait").value_or(0) > 0 || req.query.count("tail")) return std::nullopt;
@@ -147,6 +176,8 @@ std::optional<ApiResponse> StandbyReads::events(const ApiRequest& req) {
   }
   auto events = eventStore_->events(since, limit);
   if (!events) return std::nullopt;  // etcd does not answer here: perhaps the leader can
+  if (!caller.partition.empty() && views_)
+    std::erase_if(*events, [&](const EventRecord& e) { return !views_->sees(caller, e); });
   return api::json(200, api::eventsJson(*events));
 }
 

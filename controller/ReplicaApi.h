@@ -41,10 +41,19 @@ class StandbyReads {
   // standby's headers; nullopt when a standby does not answer it — a change, a
   // long-poll, an endpoint that needs what only the leader knows, or no copy loaded yet
   // — and the caller answers standbyAnswer().
+  // Every answer passes the same access check as the leader's, from the copy's tokens
+  // (StandbyViews): without a valid token, 401.
   std::optional<ApiResponse> answer(const ApiRequest& request, const Election& election, std::int64_t nowMs);
+  // The access check of a request the caller answers itself (GET /v1/status: reader and
+  // up): the refusal, or nullopt to go on. With no copy loaded yet it cannot check, and
+  // refuses with standbyAnswer() (the leader checks).
+  std::optional<ApiResponse> refusal(const ApiRequest& request, access::Access access, const Election& election);
 
  private:
-  std::optional<ApiResponse> events(const ApiRequest& request);
+  std::optional<ApiResponse> events(const ApiRequest& request, const ApiCaller& caller);
+  // The views of the copy's latest version (built when it changed); null when no copy is
+  // loaded yet.
+  std::shared_ptr<const api::StandbyViews> currentViews();
 
   const WarmCopy& copy_;
   EtcdStoreOptions storeOptions_;

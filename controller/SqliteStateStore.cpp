@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "controller/AccessRecords.h"
 #include "controller/StateStore.h"
 
 namespace loom::controller {
@@ -51,6 +52,9 @@ void Change::merge(Change&& o) {
   for (auto v : o.deleteQuorumVersions) putQuorumVersions.erase(v);
   upsert(putQuorumVersions, o.putQuorumVersions);
   append(deleteQuorumVersions, o.deleteQuorumVersions);
+  append(putTokens, o.putTokens);
+  append(appendAudit, o.appendAudit);
+  deleteAuditThrough = std::max(deleteAuditThrough, o.deleteAuditThrough);
 }
 
 namespace {
@@ -68,6 +72,8 @@ CREATE INDEX IF NOT EXISTS operations_state ON operations(state);
 CREATE TABLE IF NOT EXISTS events(id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, level TEXT NOT NULL, blade TEXT NOT NULL,
   server TEXT NOT NULL, message TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS quorum_versions(version INTEGER PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens(id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit(id INTEGER PRIMARY KEY, body TEXT NOT NULL);
 )sql";
 
 class Statement {
@@ -171,6 +177,15 @@ class SqliteStateStore final : public StateStore {
       while (q.next()) st.quorumVersions.emplace(static_cast<std::uint64_t>(q.integer(0)), q.text(1));
     }
     {
+      Statement q(db_, "SELECT body FROM tokens ORDER BY rowid");
+      while (q.next())
+        if (auto t = tokenFromJson(q.text(0))) st.tokens.push_back(std::move(*t));
+    }
+    {
+      Statement q(db_, "SELECT COALESCE(MAX(id),0) FROM audit");
+      if (q.next()) st.lastAuditId = static_cast<std::uint64_t>(q.integer(0));
+    }
+    {
       Statement q(db_, "SELECT COALESCE(MAX(id),0) FROM events");
       if (q.next()) st.lastEventId = static_cast<std::uint64_t>(q.integer(0));
     }
@@ -201,6 +216,21 @@ class SqliteStateStore final : public StateStore {
     while (q.next())
       out.push_back(
           {static_cast<std::uint64_t>(q.integer(0)), q.integer(1), q.text(2), q.text(3), q.text(4), q.text(5)});
+    return out;
+  }
+
+  Result<std::vector<AuditRecord>> audit(std::uint64_t sinceId, std::size_t limit) override {
+    Statement q(db_, "SELECT id, body FROM audit WHERE id > ? ORDER BY id LIMIT ?");
+    if (!q.ok()) return error("select audit");
+    q.bind(1, static_cast<std::int64_t>(sinceId)).bind(2, static_cast<std::int64_t>(limit));
+    std::vector<AuditRecord> out;
+    while (q.next()) {
+      auto r = auditFromJson(static_cast<std::uint64_t>(q.integer(0)), q.text(1));
+      if (!r)
+        return makeError(Errc::Internal,
+                         "state store: audit record " + std::to_string(q.integer(0)) + " does not parse");
+      out.push_back(std::move(*r));
+    }
     return out;
   }
 
@@ -337,6 +367,19 @@ class SqliteStateStore final : public StateStore {
       Statement q(db_, "INSERT OR REPLACE INTO quorum_versions(version,body) VALUES(?,?)");
       for (const auto& [v, body] : c.putQuorumVersions)
         LOOM_TRY(check(q.bind(1, static_cast<std::int64_t>(v)).bind(2, body).run(), "put quorum version"));
+    }
+    if (!c.putTokens.empty()) {
+      Statement q(db_, "INSERT INTO tokens(id,body) VALUES(?,?) ON CONFLICT(id) DO UPDATE SET body=excluded.body");
+      for (const auto& t : c.putTokens) LOOM_TRY(check(q.bind(1, t.id).bind(2, tokenJson(t)).run(), "put token"));
+    }
+    if (!c.appendAudit.empty()) {
+      Statement q(db_, "INSERT OR REPLACE INTO audit(id,body) VALUES(?,?)");
+      for (const auto& a : c.appendAudit)
+        LOOM_TRY(check(q.bind(1, static_cast<std::int64_t>(a.id)).bind(2, auditJson(a)).run(), "append audit"));
+    }
+    if (c.deleteAuditThrough) {
+      Statement q(db_, "DELETE FROM audit WHERE id <= ?");
+      LOOM_TRY(check(q.bind(1, static_cast<std::int64_t>(c.deleteAuditThrough)).run(), "drop old audit"));
     }
 #undef LOOM_TRY
     return okStatus();

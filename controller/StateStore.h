@@ -57,6 +57,36 @@ struct EventRecord {
   std::string message;
 };
 
+// An API token (controller/access/TokenTable.h): only the SHA-256 of its secret is kept.
+// Revoking keeps the record (revokedMs set), so a revoked id is never taken for a new one
+// and the first start's admin token is written only once in the store's life.
+struct TokenRecord {
+  std::string id;         // public: loom_<id>_<secret>
+  std::string hash;       // hex SHA-256 of the secret
+  std::string role;       // admin | operator | reader | partition-admin | partition-reader
+  std::string partition;  // the partition-scoped roles' partition; "" otherwise
+  std::string description;
+  std::int64_t createdMs = 0;  // wall clock, ms since epoch
+  std::int64_t expiresMs = 0;  // 0: never
+  std::int64_t revokedMs = 0;  // 0: not revoked
+};
+
+// One line of the audit log (controller/access/AuditLog.h): a change made or refused, or
+// a request refused (401, 403), with who asked (token id and role), from where, what.
+struct AuditRecord {
+  std::uint64_t id = 0;     // assigned by the caller, strictly increasing
+  std::int64_t timeMs = 0;  // wall clock, ms since epoch
+  std::string tokenId;      // "" when no valid token was shown
+  std::string role;
+  std::string source;  // the peer's address
+  std::string method;
+  std::string path;
+  std::string targets;      // the objects named, "kind/name" comma-separated
+  int status = 0;           // the HTTP status answered
+  std::string outcome;      // what happened, or why it was refused
+  std::uint64_t count = 1;  // refusals coalesced into this record
+};
+
 // Everything the controller needs to carry on after a restart.
 struct StoredState {
   std::vector<DeclarationRecord> declarations;
@@ -72,7 +102,9 @@ struct StoredState {
   // JSON text (controller/QuorumKeeper.h), so a restarted controller knows what a blade
   // it has not heard from yet may hold.
   std::map<std::uint64_t, std::string> quorumVersions;
+  std::vector<TokenRecord> tokens;  // revoked ones too
   std::uint64_t lastEventId = 0;
+  std::uint64_t lastAuditId = 0;
   std::uint64_t lastOperationId = 0;
 };
 
@@ -95,12 +127,16 @@ struct Change {
   std::uint64_t dropEventsThrough = 0;
   std::map<std::uint64_t, std::string> putQuorumVersions;
   std::vector<std::uint64_t> deleteQuorumVersions;
+  std::vector<TokenRecord> putTokens;  // upsert by id
+  std::vector<AuditRecord> appendAudit;
+  std::uint64_t deleteAuditThrough = 0;  // audit records with id <= this go (retention); 0: none
 
   bool empty() const {
     return putDeclarations.empty() && deleteDeclarations.empty() && putBindings.empty() && deleteBindings.empty() &&
            putBorrowed.empty() && deleteBorrowed.empty() && putPlacement.empty() && deletePlacement.empty() &&
            putIdentities.empty() && putBlades.empty() && putOperations.empty() && appendEvents.empty() &&
-           dropEventsThrough == 0 && putQuorumVersions.empty() && deleteQuorumVersions.empty();
+           dropEventsThrough == 0 && putQuorumVersions.empty() && deleteQuorumVersions.empty() && putTokens.empty() &&
+           appendAudit.empty() && deleteAuditThrough == 0;
   }
   // Appends `other` (later writes win on the same key when committed in order).
   void merge(Change&& other);
@@ -121,6 +157,12 @@ class StateStore {
 
   // Events with id > sinceId, oldest first, at most `limit`.
   virtual Result<std::vector<EventRecord>> events(std::uint64_t sinceId, std::size_t limit) = 0;
+
+  // Audit records with id > sinceId, oldest first, at most `limit`. The default is a
+  // store that keeps no audit history (test doubles); loomd's stores keep it.
+  virtual Result<std::vector<AuditRecord>> audit(std::uint64_t /*sinceId*/, std::size_t /*limit*/) {
+    return std::vector<AuditRecord>{};
+  }
 };
 
 // Opens (creating if needed) the embedded SQLite store at `path`.

@@ -29,6 +29,11 @@ Term::Term(StateStore& store, TermOptions options, const Leadership& leadership,
     });
   }
   if (options_.onTurn) loop_.onTurn(options_.onTurn);
+  if (options_.status)
+    core_.addRoute("GET", "/v1/status", access::RouteAccess{access::Access::ReadFabric},
+                   [status = options_.status](const ApiRequest&, const api::ApiRouter::Params&, std::int64_t) {
+                     return status();
+                   });
   core_.onStoreBehind([this](const Error&) {
     endedBehindStore_ = true;
     loop_.stop();
@@ -75,8 +80,8 @@ void Term::run() {
 void Term::stop() { loop_.stop(); }
 
 void Term::handle(const ApiRequest& request, Reply reply) {
-  loop_.post([this, request, reply = std::move(reply)]() mutable {
-    core_.handleApi(request, ControllerLoop::monotonicMs(), reply);
+  loop_.post([this, req = request, reply = std::move(reply)]() mutable {
+    core_.handleApi(std::move(req), ControllerLoop::monotonicMs(), reply);
   });
 }
 

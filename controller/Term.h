@@ -31,6 +31,9 @@ struct TermOptions {
   int recoveryNice = 10;
   // Called on the core thread at every turn (the systemd watchdog's ping); may be empty.
   std::function<void(std::int64_t)> onTurn;
+  // GET /v1/status's answer (solo or the leading replica's), on the core thread: a route
+  // of the core's router, so it passes the same access check (reader and up).
+  std::function<ApiResponse()> status;
 };
 
 class Term {

@@ -25,6 +25,7 @@
 #include "controller/ServiceNotifier.h"
 #include "controller/Term.h"
 #include "controller/WarmCopy.h"
+#include "controller/access/AdminTokenFile.h"
 #include "loom/CommandLine.h"
 #include "protocol/CurveKeys.h"
 
@@ -86,6 +87,7 @@ struct CommandLine {
   std::string name;       // default: the host name
   std::string advertise;  // default: http://API
   std::int64_t leaderTtlS = 1;
+  std::string adminTokenFile;  // default: beside --state; with --store, ./admin.token
 };
 
 void addOptions(CLI::App& app, CommandLine& cl) {
@@ -160,6 +162,13 @@ void addOptions(CLI::App& app, CommandLine& cl) {
                  "events kept in the store (the newest; older ones are deleted as new ones come)")
       ->capture_default_str()
       ->check(CLI::Range(std::uint64_t{10000}, std::uint64_t{100000000}));
+  app.add_option("--admin-token-file", cl.adminTokenFile,
+                 "where the first start writes the admin token (0600; the store keeps only its hash), or reads it if "
+                 "the file exists (default: admin.token in the directory of --state; with --store, in the working "
+                 "directory: give every replica the same path)");
+  app.add_option("--audit-retention", opts.auditRetention, "audit records kept in the state store (the latest)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{100}, std::size_t{10000000}));
   app.add_option("--log-level", cl.logLevel, "trace|debug|info|warn|error")->capture_default_str();
 }
 
@@ -250,12 +259,11 @@ int runSolo(const CommandLine& cl, controller::TermOptions options, const ApiAdd
   auto leadership = controller::Leadership::solo();  // always acting, epoch 0
   controller::ServiceNotifier notifier;
   if (notifier.watchdogMs() > 0) options.onTurn = [&notifier](std::int64_t now) { notifier.alive(now); };
+  options.status = [path = cl.statePath] { return controller::soloStatus(path, 0); };
   controller::Term term(**store, std::move(options), leadership, wallMs);
   if (auto s = term.start(); !s) return fail(s.error().message);
-  controller::HttpServer http(api.host, api.port, [&term, &cl](const controller::ApiRequest& req, auto done) {
-    if (req.method == "GET" && req.path == "/v1/status") return done(controller::soloStatus(cl.statePath, 0));
-    term.handle(req, std::move(done));
-  });
+  controller::HttpServer http(
+      api.host, api.port, [&term](const controller::ApiRequest& req, auto done) { term.handle(req, std::move(done)); });
   auto port = http.listen();
   if (!port) return fail(port.error().message);
   spdlog::info(
@@ -307,11 +315,12 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
   controller::HttpServer http(api.host, api.port, [&](const controller::ApiRequest& req, auto done) {
     controller::Election* election = gElection.load();
     std::unique_lock lock(gCurrent.mutex);
-    if (req.method == "GET" && req.path == "/v1/status" && election) {
-      const auto epoch = gCurrent.term ? std::optional(gCurrent.epoch) : std::nullopt;
+    // A standby's status, checked from its copy's tokens; the leader's is a route of its term.
+    if (req.method == "GET" && req.path == "/v1/status" && election && !gCurrent.term) {
       lock.unlock();
+      if (auto no = reads.refusal(req, controller::access::Access::ReadFabric, *election)) return done(std::move(*no));
       const auto copy = warm.state();
-      return done(controller::replicaStatus(*election, epoch, ControllerLoop::monotonicMs(), epoch ? nullptr : &copy));
+      return done(controller::replicaStatus(*election, std::nullopt, ControllerLoop::monotonicMs(), &copy));
     }
     if (gCurrent.term)
       return gCurrent.term->handle(
@@ -360,6 +369,9 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
     // term ended changes nothing.
     store->setGuard(election.leaderKey(), static_cast<std::int64_t>(*epoch));
     controller::TermOptions termOptions = options;
+    termOptions.status = [&election, e = *epoch] {
+      return controller::replicaStatus(election, e, ControllerLoop::monotonicMs());
+    };
     if (notifier.watchdogMs() > 0) termOptions.onTurn = [&notifier](std::int64_t now) { notifier.alive(now); };
     // The term starts from the warm copy when it holds every change up to this epoch
     // (controller/PreloadedStore.h says why that is the store as the term begins); else
@@ -455,6 +467,12 @@ int main(int argc, char** argv) {
   if (!api) return fail(api.error().message);
   controller::TermOptions options;
   options.controller = cl.opts;
+  // The first start's admin token (controller/access/AdminTokenFile.h): asked for only
+  // when the store has never held a token.
+  const std::string tokenFile = !cl.adminTokenFile.empty() ? cl.adminTokenFile
+                                : cl.store.empty()         ? controller::access::adminTokenPathBeside(cl.statePath)
+                                                           : std::string("admin.token");
+  options.controller.adminBootstrap = [tokenFile] { return controller::access::readOrWriteAdminToken(tokenFile); };
   options.controller.fabricRenewsLeases = true;  // the fabric thread answers heartbeats (ControllerLoop)
   options.recoveryNice = cl.recoveryNice;
   auto fabric = fabricOptions(cl);

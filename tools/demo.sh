@@ -49,6 +49,12 @@ step "start loomd (state: $work/state.db, agents: tcp://127.0.0.1:$fabric_port, 
 "$loomd" --insecure --state "$work/state.db" --agents "tcp://127.0.0.1:$fabric_port" \
   --api "127.0.0.1:$api_port" >"$work/loomd.log" 2>&1 &
 pids+=($!)
+# Its first start writes the admin token beside the state, readable by its owner only;
+# loomctl sends it (LOOM_TOKEN; `loomctl login` would keep it in ~/.config/loom/loomctl.yaml).
+for _ in $(seq 1 100); do [ -s "$work/admin.token" ] && break; sleep 0.1; done
+LOOM_TOKEN=$(cat "$work/admin.token")
+export LOOM_TOKEN
+echo "demo: the admin token is in $work/admin.token (LOOM_TOKEN)"
 
 # Chassis c2's agents reach loomd through a relay: one connection for the chassis.
 step "start loom-agent relay --name c2 (agents of chassis c2 connect here: tcp://127.0.0.1:$relay_port)"
@@ -90,6 +96,8 @@ step "loomctl fabric (the chassis, front view)"
 "$loomctl" fabric
 step "loomctl capacity"
 "$loomctl" capacity
+step "loomctl audit (who changed what, from where)"
+"$loomctl" audit
 
 # Failover: the blade's agent dies with its domains still "running" (kill -9). loomd fences
 # the blade once the lease it granted has run out (5 s + 250 ms; the blade's watchdog has

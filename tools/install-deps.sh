@@ -15,6 +15,8 @@ packages=(
   libvirt-dev libxen-dev libzmq3-dev cppzmq-dev libyaml-cpp-dev
   libboost-dev libboost-system-dev nlohmann-json3-dev libsqlite3-dev
   libspdlog-dev libcli11-dev libedit-dev rapidjson-dev libsystemd-dev
+  # the API tokens' SHA-256 and CSPRNG (controller/access/TokenTable.cpp)
+  libssl-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev googletest libbenchmark-dev
   # real hypervisors for the KVM tests (libvirtd + qemu), the pty tests of the shell

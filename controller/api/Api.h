@@ -13,11 +13,25 @@
 
 namespace loom::controller {
 
+// Who asked, once the router's access check let the request through (controller/access/).
+struct ApiCaller {
+  std::string tokenId;    // "" for an open route (health)
+  std::string role;       // "admin", "operator", ...
+  std::string partition;  // a partition-scoped token's partition: it sees only that; "" sees all
+  bool sees(const std::string& objectPartition) const { return partition.empty() || partition == objectPartition; }
+};
+
 struct ApiRequest {
   std::string method;  // "GET", "POST"
   std::string path;    // "/v1/blades/c1-s1"
   std::map<std::string, std::string> query;
   std::string body;
+  // From the transport: the Authorization header as sent ("Bearer loom_..."), the peer's
+  // address ("127.0.0.1:53122").
+  std::string authorization = {};
+  std::string peer = {};
+  // Set by the router's access check before a handler runs; a handler never sets it.
+  ApiCaller caller = {};
 };
 
 struct ApiResponse {

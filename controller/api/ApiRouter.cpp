@@ -51,18 +51,19 @@ bool flagParam(const std::map<std::string, std::string>& q, const std::string& k
   return it != q.end() && (it->second.empty() || it->second == "1" || it->second == "true" || it->second == "yes");
 }
 
-void ApiRouter::add(const std::string& method, const std::string& pattern, Handler handler) {
-  routes_.push_back({method, pattern, splitPath(pattern), std::move(handler)});
+void ApiRouter::add(const std::string& method, const std::string& pattern, access::RouteAccess access,
+                    Handler handler) {
+  routes_.push_back({method, pattern, splitPath(pattern), access, std::move(handler)});
 }
 
-void ApiRouter::add(const std::string& method, const std::string& pattern, Simple handler) {
-  add(method, pattern,
+void ApiRouter::add(const std::string& method, const std::string& pattern, access::RouteAccess access, Simple handler) {
+  add(method, pattern, access,
       Handler([h = std::move(handler)](const ApiRequest& r, const Params& p, std::int64_t now, const Reply& reply) {
         reply(h(r, p, now));
       }));
 }
 
-void ApiRouter::route(const ApiRequest& req, std::int64_t now, const Reply& reply) const {
+void ApiRouter::route(ApiRequest req, std::int64_t now, const Reply& reply) const {
   const auto parts = splitPath(req.path);
   std::string allowed;
   for (const auto& r : routes_) {
@@ -72,12 +73,34 @@ void ApiRouter::route(const ApiRequest& req, std::int64_t now, const Reply& repl
       if (allowed.find(r.method) == std::string::npos) allowed += (allowed.empty() ? "" : " or ") + r.method;
       continue;
     }
+    access::Verdict verdict;
+    if (gate_) {
+      verdict = gate_->check(req, r.access, params);
+    } else if (r.access.access != access::Access::Open) {
+      verdict.reason = "no access check";
+      verdict.refusal = error(401, "this controller checks no tokens yet");
+    }
+    if (verdict.refusal) {
+      if (observer_) observer_->refused(req, verdict);
+      return reply(std::move(*verdict.refusal));
+    }
+    req.caller = verdict.caller;
+    const bool change = observer_ && req.method != "GET" && r.access.access != access::Access::Open;
     try {
+      if (change) {
+        observer_->changing(req, verdict);
+        return r.handler(req, params, now, [observer = observer_, reply](ApiResponse answer) {
+          observer->changed(answer);
+          reply(std::move(answer));
+        });
+      }
       return r.handler(req, params, now, reply);
     } catch (const std::exception& e) {
       // Never crash on a request: a bug here is a 500 and a log line.
       spdlog::error("api: {} {}: {}", req.method, req.path.substr(0, 200), e.what());
-      return reply(error(500, std::string("internal error: ") + e.what()));
+      ApiResponse answer = error(500, std::string("internal error: ") + e.what());
+      if (change) observer_->changed(answer);
+      return reply(std::move(answer));
     }
   }
   if (!allowed.empty()) return reply(error(405, "use " + allowed + " for " + req.path.substr(0, 200)));

@@ -45,6 +45,20 @@ Json labels(const std::vector<ObjectName>& objects) {
   return out;
 }
 
+// "Server/web-1,Pool/web" for the audit log, at most 20 named.
+std::string targetsText(const std::vector<ObjectName>& a, const std::vector<ObjectName>& b) {
+  std::string out;
+  std::size_t n = 0;
+  for (const auto* list : {&a, &b})
+    for (const auto& [kind, name] : *list) {
+      if (n++ == 20) continue;
+      if (!out.empty()) out += ",";
+      out += kind + "/" + name;
+    }
+  if (n > 20) out += " and " + std::to_string(n - 20) + " more";
+  return out;
+}
+
 Json diagnosticsJson(const std::vector<std::string>& diagnostics) {
   Json out = Json::array();
   for (const auto& d : diagnostics) out.push_back(d);
@@ -77,76 +91,97 @@ std::string operatorName(const Json& body) {
 
 void Endpoints::install(ApiRouter& r) {
   using P = ApiRouter::Params;
-  r.add("POST", "/v1/apply",
+  using access::Access;
+  using access::ObjectKind;
+  using access::RouteAccess;
+  const RouteAccess read{Access::Read}, bladeRead{Access::Read, ObjectKind::Blade},
+      serverRead{Access::Read, ObjectKind::Server}, poolRead{Access::Read, ObjectKind::Pool};
+  r.add("POST", "/v1/apply", RouteAccess{Access::Change, ObjectKind::ApplyBody},
         ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t now) { return apply(q, now); }));
-  r.add("POST", "/v1/delete",
+  r.add("POST", "/v1/delete", RouteAccess{Access::Change, ObjectKind::DeleteBody},
         ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t now) { return remove(q, now); }));
-  r.add("GET", "/v1/capacity",
-        ApiRouter::Simple([this](const ApiRequest&, const P&, std::int64_t) { return capacity(); }));
-  r.add("GET", "/v1/partitions",
-        ApiRouter::Simple([this](const ApiRequest&, const P&, std::int64_t) { return partitions(); }));
-  r.add("GET", "/v1/events",
+  r.add("GET", "/v1/capacity", read,
+        ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t) { return capacity(q.caller); }));
+  r.add("GET", "/v1/partitions", read,
+        ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t) { return partitions(q.caller); }));
+  r.add("GET", "/v1/events", read,
         ApiRouter::Handler(
             [this](const ApiRequest& q, const P&, std::int64_t now, const Reply& reply) { events(q, now, reply); }));
   for (const char* method : {"GET", "POST"})
-    r.add(method, "/v1/health", ApiRouter::Simple([](const ApiRequest&, const P&, std::int64_t) {
+    r.add(method, "/v1/health", RouteAccess{Access::Open},
+          ApiRouter::Simple([](const ApiRequest&, const P&, std::int64_t) {
             return json(200, Json{{"ok", true}});
           }));
 
-  r.add("GET", "/v1/blades", ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t now) {
+  r.add("GET", "/v1/blades", read, ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t now) {
           auto fields = listFields(q, Views::bladeFields());
           if (!fields) return error(400, fields.error().message);
           std::vector<std::string> out;
           out.reserve(registry_.all().size());
-          for (const auto& [name, k] : registry_.all()) out.push_back(views_.blade(name, k, now, *fields));
+          for (const auto& [name, k] : registry_.all())
+            if (seesBlade(q.caller, name)) out.push_back(views_.blade(name, k, now, *fields));
           return text(200, listText(out));
         }));
-  r.add("GET", "/v1/blades/:name", ApiRouter::Simple([this](const ApiRequest&, const P& p, std::int64_t now) {
+  r.add("GET", "/v1/blades/:name", bladeRead,
+        ApiRouter::Simple([this](const ApiRequest&, const P& p, std::int64_t now) {
           const KnownBlade* k = registry_.find(p[0]);
           return k ? text(200, views_.blade(p[0], *k, now)) : error(404, "unknown blade '" + p[0] + "'");
         }));
   for (const char* verb : {"drain", "undrain", "retire"})
     r.add("POST", std::string("/v1/blades/:name/") + verb,
+          RouteAccess{std::string(verb) == "retire" ? Access::Admin : Access::OperateBlade, ObjectKind::Blade},
           ApiRouter::Simple([this, verb = std::string(verb)](const ApiRequest&, const P& p, std::int64_t now) {
             if (!registry_.find(p[0])) return error(404, "unknown blade '" + p[0] + "'");
             return verb == "retire" ? retire(p[0], now) : drain(p[0], verb == "drain", now);
           }));
-  r.add("POST", "/v1/blades/:name/fence", ApiRouter::Simple([this](const ApiRequest& q, const P& p, std::int64_t now) {
+  r.add("POST", "/v1/blades/:name/fence", RouteAccess{Access::Admin, ObjectKind::Blade},
+        ApiRouter::Simple([this](const ApiRequest& q, const P& p, std::int64_t now) {
           if (!registry_.find(p[0])) return error(404, "unknown blade '" + p[0] + "'");
           return fence(p[0], q, now);
         }));
 
-  r.add("GET", "/v1/servers", ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t) {
+  r.add("GET", "/v1/servers", read, ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t) {
           auto fields = listFields(q, Views::serverFields());
           if (!fields) return error(400, fields.error().message);
           std::vector<std::string> out;
           out.reserve(desired_.declarations().servers.size());
-          for (const auto& s : desired_.declarations().servers) out.push_back(views_.server(s, *fields));
+          for (const auto& s : desired_.declarations().servers)
+            if (q.caller.sees(s.partition)) out.push_back(views_.server(s, *fields));
           return text(200, listText(out));
         }));
-  r.add("GET", "/v1/servers/:name", ApiRouter::Simple([this](const ApiRequest&, const P& p, std::int64_t) {
+  r.add("GET", "/v1/servers/:name", serverRead, ApiRouter::Simple([this](const ApiRequest&, const P& p, std::int64_t) {
           const pool::Server* s = desired_.findServer(p[0]);
           return s ? text(200, views_.server(*s)) : error(404, "unknown server '" + p[0] + "'");
         }));
   for (const char* verb : {"start", "stop", "move"})
-    r.add("POST", std::string("/v1/servers/:name/") + verb,
+    r.add("POST", std::string("/v1/servers/:name/") + verb, RouteAccess{Access::OperateServer, ObjectKind::Server},
           ApiRouter::Simple([this, verb = std::string(verb)](const ApiRequest& q, const P& p, std::int64_t now) {
             if (!desired_.findServer(p[0])) return error(404, "unknown server '" + p[0] + "'");
             return verb == "move" ? move(p[0], q, now) : power(p[0], verb == "start", now);
           }));
 
-  r.add("GET", "/v1/pools", ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t) {
+  r.add("GET", "/v1/pools", read, ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t) {
           auto fields = listFields(q, Views::poolFields());
           if (!fields) return error(400, fields.error().message);
           std::vector<std::string> out;
-          for (const auto& p : desired_.declarations().pools) out.push_back(views_.pool(p, *fields));
+          for (const auto& p : desired_.declarations().pools)
+            if (q.caller.sees(p.partition)) out.push_back(views_.pool(p, *fields));
           return text(200, listText(out));
         }));
-  r.add("GET", "/v1/pools/:name", ApiRouter::Simple([this](const ApiRequest&, const P& p, std::int64_t) {
+  r.add("GET", "/v1/pools/:name", poolRead, ApiRouter::Simple([this](const ApiRequest&, const P& p, std::int64_t) {
           for (const auto& pool : desired_.declarations().pools)
             if (pool.name == p[0]) return text(200, views_.pool(pool));
           return error(404, "unknown pool '" + p[0] + "'");
         }));
+}
+
+bool Endpoints::sees(const ApiCaller& caller, const EventRecord& e) const {
+  if (caller.partition.empty()) return true;
+  if (!e.server.empty()) {
+    const auto part = scope_.partitionOf(access::ObjectKind::Server, e.server);
+    return part && *part == caller.partition;
+  }
+  return !e.blade.empty() && scope_.bladeServes(e.blade, caller.partition);
 }
 
 ApiResponse Endpoints::apply(const ApiRequest& req, std::int64_t now) {
@@ -154,6 +189,7 @@ ApiResponse Endpoints::apply(const ApiRequest& req, std::int64_t now) {
   if (!draft.diagnostics.empty())
     return json(400, Json{{"error", "invalid declarations"}, {"diagnostics", diagnosticsJson(draft.diagnostics)}});
   const Json created = labels(draft.created), changed = labels(draft.changed);
+  if (!dryRun(req)) audit_.noteTargets(targetsText(draft.created, draft.changed));
   Json diff{{"created", created}, {"changed", changed}, {"deleted", Json::array()}, {"unchanged", draft.unchanged}};
   if (dryRun(req)) {
     double secs = 0;
@@ -188,6 +224,7 @@ ApiResponse Endpoints::remove(const ApiRequest& req, std::int64_t now) {
     pool::Plan p = replanner_.preview(draft.remaining, now);
     return withPlan(Json{{"dry_run", true}, {"deleted", deleted}}, planText(p));
   }
+  audit_.noteTargets(targetsText(draft.objects, {}));
   replanner_.forgetChange(draft.servers, draft.change);
   if (auto s = journal_.commitNow(std::move(draft.change)); !s) return notStored("deleted", s.error());
   const std::vector<std::string> servers = draft.servers;
@@ -268,7 +305,7 @@ ApiResponse Endpoints::move(const std::string& name, const ApiRequest& req, std:
   if (!body.is_object() || !body.contains("to") || !body["to"].is_string() || body["to"].get<std::string>().empty())
     return error(400, "move wants a JSON body {\"to\": \"BLADE\"}");
   const std::string to = body["to"].get<std::string>();
-  if (!registry_.find(to)) return error(404, "unknown blade '" + to + "'");
+  if (!registry_.find(to) || !seesBlade(req.caller, to)) return error(404, "unknown blade '" + to + "'");
   const pool::Server& s = *desired_.findServer(name);
   if (s.power == pool::PowerState::Off) return error(409, "server '" + name + "' is powered off; start it first");
   const std::string* bound = replanner_.bladeOf(name);
@@ -308,13 +345,20 @@ void Endpoints::events(const ApiRequest& req, std::int64_t now, const Reply& rep
   }
   const std::uint64_t wait = std::min<std::uint64_t>(unsignedParam(req.query, "wait").value_or(0), 300);
   auto answer = [reply](const std::vector<EventRecord>& events) { reply(json(200, eventsJson(events))); };
-  if (auto s = events_.wait(since, limit, now + static_cast<std::int64_t>(wait) * 1000, now, answer); !s)
+  EventLog::Filter filter;
+  if (!req.caller.partition.empty())
+    filter = [this, caller = req.caller](const EventRecord& e) { return sees(caller, e); };
+  if (auto s = events_.wait(since, limit, now + static_cast<std::int64_t>(wait) * 1000, now, answer, filter); !s)
     reply(error(503, s.error().message));
 }
 
-ApiResponse Endpoints::capacity() const {
+ApiResponse Endpoints::capacity(const ApiCaller& caller) const {
   Json out = Json::array();
-  for (const auto& c : replanner_.capacity())
+  for (const auto& c : replanner_.capacity()) {
+    if (!caller.partition.empty()) {
+      const auto part = scope_.partitionOf(access::ObjectKind::Pool, c.pool);
+      if (!part || *part != caller.partition) continue;
+    }
     out.push_back({{"pool", c.pool},
                    {"blades", c.blades},
                    {"spares", c.spares},
@@ -327,14 +371,18 @@ ApiResponse Endpoints::capacity() const {
                    {"survivable_failures", c.survivableFailures},
                    {"spares_promise_met", c.sparesPromiseMet},
                    {"warning", c.warning}});
+  }
   return json(200, out);
 }
 
-ApiResponse Endpoints::partitions() const { return json(200, partitionsJson(desired_.declarations())); }
+ApiResponse Endpoints::partitions(const ApiCaller& caller) const {
+  return json(200, partitionsJson(desired_.declarations(), caller));
+}
 
-Json partitionsJson(const pool::Declarations& d) {
+Json partitionsJson(const pool::Declarations& d, const ApiCaller& caller) {
   Json out = Json::array();
   for (const auto& part : d.partitions) {
+    if (!caller.sees(part.name)) continue;
     Json pools = Json::array(), networks = Json::array();
     std::size_t servers = 0;
     for (const auto& p : d.pools)

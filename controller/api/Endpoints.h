@@ -4,6 +4,10 @@
 // acknowledged (the rooms draft it, the Journal commits it, the rooms adopt it), and what follows — a plan, operations
 // — is the core's, through Planning.
 //
+// Who may call which endpoint is declared with each route (install()) and checked by the
+// router before the handler runs (controller/access/AccessGate.h); a handler only leaves
+// out of its lists what a partition-scoped caller does not see.
+//
 // Core thread only.
 #pragma once
 
@@ -17,6 +21,7 @@
 #include "controller/Journal.h"
 #include "controller/Reconciler.h"
 #include "controller/Replanner.h"
+#include "controller/access/AuditLog.h"
 #include "controller/api/ApiRouter.h"
 #include "controller/api/Views.h"
 
@@ -38,8 +43,11 @@ class Endpoints {
     virtual void serverChanged(const std::string& server, std::int64_t now) = 0;
   };
 
+  // `scope`: where objects are, for what a partition-scoped caller sees in lists; `audit`
+  // hears the objects an apply or a delete names.
   Endpoints(DesiredState& desired, BladeRegistry& registry, FailureDetector& detector, Replanner& replanner,
-            Reconciler& reconciler, Journal& journal, EventLog& events, const Views& views, Planning& planning)
+            Reconciler& reconciler, Journal& journal, EventLog& events, const Views& views, Planning& planning,
+            const access::Scope& scope, access::AuditLog& audit)
       : desired_(desired),
         registry_(registry),
         detector_(detector),
@@ -48,7 +56,9 @@ class Endpoints {
         journal_(journal),
         events_(events),
         views_(views),
-        planning_(planning) {}
+        planning_(planning),
+        scope_(scope),
+        audit_(audit) {}
 
   // Adds every endpoint to `router`.
   void install(ApiRouter& router);
@@ -64,8 +74,13 @@ class Endpoints {
   ApiResponse move(const std::string& server, const ApiRequest& req, std::int64_t now);
   ApiResponse power(const std::string& server, bool on, std::int64_t now);
   void events(const ApiRequest& req, std::int64_t now, const Reply& reply);
-  ApiResponse capacity() const;
-  ApiResponse partitions() const;
+  ApiResponse capacity(const ApiCaller& caller) const;
+  ApiResponse partitions(const ApiCaller& caller) const;
+  // What a partition-scoped caller sees (an unscoped one sees everything).
+  bool sees(const ApiCaller& caller, const EventRecord& event) const;
+  bool seesBlade(const ApiCaller& caller, const std::string& blade) const {
+    return caller.partition.empty() || scope_.bladeServes(blade, caller.partition);
+  }
 
   DesiredState& desired_;
   BladeRegistry& registry_;
@@ -76,11 +91,13 @@ class Endpoints {
   EventLog& events_;
   const Views& views_;
   Planning& planning_;
+  const access::Scope& scope_;
+  access::AuditLog& audit_;
   std::uint64_t applies_ = 0;
 };
 
-// GET /v1/partitions's answer; GET /v1/events's.
-Json partitionsJson(const pool::Declarations& declarations);
+// GET /v1/partitions's answer (those `caller` sees); GET /v1/events's.
+Json partitionsJson(const pool::Declarations& declarations, const ApiCaller& caller = {});
 Json eventsJson(const std::vector<EventRecord>& events);
 
 }  // namespace loom::controller::api

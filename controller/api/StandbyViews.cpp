@@ -31,7 +31,11 @@ Result<FieldMask> listFields(const ApiRequest& req, const std::vector<std::strin
 
 }  // namespace
 
-StandbyViews::StandbyViews(StoredState st) {
+StandbyViews::StandbyViews(StoredState st, WallClock wallClock)
+    : scope_(desired_, roles_, placement_.borrowed,
+             [this](const std::string& blade) { return blades_.contains(blade); }),
+      gate_(tokens_, scope_, std::move(wallClock)) {
+  tokens_.restore(std::move(st.tokens));
   std::vector<std::string> problems;
   if (auto s = desired_.restore(std::move(st.declarations), st.identities, &problems); !s)
     spdlog::error("standby views: {}", s.error().message);
@@ -62,6 +66,40 @@ StandbyViews::StandbyViews(StoredState st) {
   // are not for a standby to take.
   const pool::Plan plan = pool::plan(desired_.declarations(), inventory, placement_, 0);
   for (const auto& a : plan.blades) roles_[a.blade] = a;
+
+  // The leader's read routes (Endpoints::install), declared alike.
+  using access::Access;
+  using access::ObjectKind;
+  using access::RouteAccess;
+  using P = ApiRouter::Params;
+  auto view = [this](const ApiRequest& q, const P&, std::int64_t) { return viewAnswer(q); };
+  router_.add("GET", "/v1/partitions", RouteAccess{Access::Read}, ApiRouter::Simple(view));
+  router_.add("GET", "/v1/blades", RouteAccess{Access::Read}, ApiRouter::Simple(view));
+  router_.add("GET", "/v1/blades/:name", RouteAccess{Access::Read, ObjectKind::Blade}, ApiRouter::Simple(view));
+  router_.add("GET", "/v1/servers", RouteAccess{Access::Read}, ApiRouter::Simple(view));
+  router_.add("GET", "/v1/servers/:name", RouteAccess{Access::Read, ObjectKind::Server}, ApiRouter::Simple(view));
+  router_.add("GET", "/v1/pools", RouteAccess{Access::Read}, ApiRouter::Simple(view));
+  router_.add("GET", "/v1/pools/:name", RouteAccess{Access::Read, ObjectKind::Pool}, ApiRouter::Simple(view));
+  router_.setGate(&gate_);
+}
+
+ApiResponse StandbyViews::answer(const ApiRequest& req) const {
+  ApiResponse out{404, "application/json", ""};
+  router_.route(req, 0, [&out](ApiResponse r) { out = std::move(r); });
+  return out;
+}
+
+access::Verdict StandbyViews::check(const ApiRequest& req, access::Access access) const {
+  return gate_.check(req, access::RouteAccess{access}, {});
+}
+
+bool StandbyViews::sees(const ApiCaller& caller, const EventRecord& e) const {
+  if (caller.partition.empty()) return true;
+  if (!e.server.empty()) {
+    const auto part = scope_.partitionOf(access::ObjectKind::Server, e.server);
+    return part && *part == caller.partition;
+  }
+  return !e.blade.empty() && scope_.bladeServes(e.blade, caller.partition);
 }
 
 bool StandbyViews::serves(const ApiRequest& req) {
@@ -73,11 +111,12 @@ bool StandbyViews::serves(const ApiRequest& req) {
   return noun == "partitions" && parts.size() == 2;
 }
 
-ApiResponse StandbyViews::answer(const ApiRequest& req) const {
+ApiResponse StandbyViews::viewAnswer(const ApiRequest& req) const {
   const auto parts = splitPath(req.path);
   const std::string& noun = parts.at(1);
   const std::string* name = parts.size() == 3 ? &parts[2] : nullptr;
-  if (noun == "partitions") return json(200, partitionsJson(desired_.declarations()));
+  const ApiCaller& caller = req.caller;
+  if (noun == "partitions") return json(200, partitionsJson(desired_.declarations(), caller));
   if (noun == "blades") {
     if (name) {
       auto it = blades_.find(*name);
@@ -88,7 +127,8 @@ ApiResponse StandbyViews::answer(const ApiRequest& req) const {
     if (!fields) return error(400, fields.error().message);
     std::vector<std::string> out;
     out.reserve(blades_.size());
-    for (const auto& [n, b] : blades_) out.push_back(bladeText(n, b, *fields));
+    for (const auto& [n, b] : blades_)
+      if (caller.partition.empty() || scope_.bladeServes(n, caller.partition)) out.push_back(bladeText(n, b, *fields));
     return text(200, listText(out));
   }
   if (noun == "servers") {
@@ -100,7 +140,8 @@ ApiResponse StandbyViews::answer(const ApiRequest& req) const {
     if (!fields) return error(400, fields.error().message);
     std::vector<std::string> out;
     out.reserve(desired_.declarations().servers.size());
-    for (const auto& s : desired_.declarations().servers) out.push_back(serverText(s, *fields));
+    for (const auto& s : desired_.declarations().servers)
+      if (caller.sees(s.partition)) out.push_back(serverText(s, *fields));
     return text(200, listText(out));
   }
   // pools
@@ -113,7 +154,7 @@ ApiResponse StandbyViews::answer(const ApiRequest& req) const {
   if (!fields) return error(400, fields.error().message);
   std::vector<std::string> out;
   for (const auto& p : desired_.declarations().pools)
-    out.push_back(poolText(p, roles_, desired_.declarations(), *fields));
+    if (caller.sees(p.partition)) out.push_back(poolText(p, roles_, desired_.declarations(), *fields));
   return text(200, listText(out));
 }
 

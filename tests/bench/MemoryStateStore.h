@@ -28,6 +28,7 @@ class MemoryStateStore final : public controller::StateStore {
     for (const auto& name : bladeOrder_) st.blades.push_back(blades_.at(name));
     for (const auto& [id, o] : operations_)
       if (o.state == "pending") st.pendingOperations.push_back(o);
+    for (const auto& [id, t] : tokens_) st.tokens.push_back(t);
     st.lastEventId = events_.empty() ? 0 : events_.back().id;
     st.lastOperationId = lastOperationId_;
     return st;
@@ -66,6 +67,7 @@ class MemoryStateStore final : public controller::StateStore {
       lastOperationId_ = std::max(lastOperationId_, o.id);
     }
     events_.insert(events_.end(), c.appendEvents.begin(), c.appendEvents.end());
+    for (const auto& t : c.putTokens) tokens_[t.id] = t;
     ++commits_;
     return okStatus();
   }
@@ -88,6 +90,7 @@ class MemoryStateStore final : public controller::StateStore {
   std::map<std::string, pool::IdentityRecord> identities_;
   std::map<std::string, controller::BladeRecord> blades_;
   std::vector<std::string> bladeOrder_;
+  std::map<std::string, controller::TokenRecord> tokens_;
   std::map<std::uint64_t, controller::OperationRecord> operations_;
   std::uint64_t lastOperationId_ = 0;
   std::vector<controller::EventRecord> events_;

@@ -31,7 +31,7 @@ import urllib.error, urllib.request
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from loomharness import printed_ports  # noqa: E402  (the lines "loomd: api-port N" ...)
+from loomharness import admin_token, printed_ports  # noqa: E402  (the lines "loomd: api-port N" ...; the admin token)
 
 POOLS = 20
 # loomd's line once it serves (controller/main.cpp).
@@ -79,6 +79,8 @@ class Bench:
 
     def request(self, method, path, body=None, timeout=120):
         req = urllib.request.Request(self.api + path, data=body.encode() if body is not None else None, method=method)
+        if os.environ.get("LOOM_TOKEN"):
+            req.add_header("Authorization", "Bearer " + os.environ["LOOM_TOKEN"])
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 return r.status, r.read().decode()
@@ -118,7 +120,13 @@ class Bench:
         self.fabric_port, self.api_port = ports["loomd: agents-port"], ports["loomd: api-port"]
         self.api = f"http://127.0.0.1:{self.api_port}"
 
+    def admin_token(self):
+        """The admin token loomd takes on its first start (WORK/admin.token, beside its state),
+        in $LOOM_TOKEN for this bench's requests and the loomctl it runs."""
+        os.environ["LOOM_TOKEN"] = admin_token(os.path.join(self.work, "admin.token"))
+
     def start_loomd(self):
+        self.admin_token()
         path = os.path.join(self.work, "loomd.log")
         log = open(path, "a")
         offset = os.path.getsize(path)

@@ -107,6 +107,7 @@ class Run(Bench):
             bmc.write_loomd_conf(os.path.join(self.work, "loomd.conf"))
             config = ["--config", os.path.join(self.work, "loomd.conf")]
         # --log-level warn keeps loomd's log small, and the printed ports are stdout lines.
+        self.admin_token()
         self.read_loomd_ports(*self.spawn("loomd", [a.loomd, "--state", os.path.join(self.work, "state.db"), "--insecure",
                                                     "--log-level", "warn"] + self.loomd_ports() + timing + config), 60)
         self.wait(lambda: self.request("GET", "/v1/health", timeout=2)[0] == 200, 60, "loomd serving")

@@ -80,7 +80,8 @@ def online_count(fab):
 def leader_answers(url):
     """True when `url` is answered 200 by a replica that leads (its X-Loom-Role)."""
     try:
-        with urllib.request.urlopen(url, timeout=2) as r:
+        req = urllib.request.Request(url, headers={"Authorization": "Bearer " + os.environ.get("LOOM_TOKEN", "")})
+        with urllib.request.urlopen(req, timeout=2) as r:
             r.read()
             return r.status == 200 and r.headers.get("X-Loom-Role") == "leader"
     except (urllib.error.URLError, ConnectionError, socket.timeout, OSError):
@@ -103,7 +104,7 @@ def etcd_db_mb(fab):
     sizes = []
     for ep in fab.etcd_endpoints:
         try:
-            status, body = http_request(f"http://{ep}/v3/maintenance/status", "POST", "{}", timeout=5)
+            status, body = http_request(f"http://{ep}/v3/maintenance/status", "POST", "{}", timeout=5, token="")
         except OSError:
             continue
         if status == 200:

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "controller/Controller.h"
+#include "tests/support/TestToken.h"
 
 namespace loom::controller::testing {
 
@@ -28,7 +29,8 @@ struct Harness {
   ControllerOptions options;
   std::map<std::string, std::uint64_t> seq;  // heartbeats sent per blade (run())
 
-  explicit Harness(const std::string& name, ControllerOptions opts = {}) : options(std::move(opts)) {
+  explicit Harness(const std::string& name, ControllerOptions opts = {})
+      : options(::loom::testing::withTestAdmin(std::move(opts))) {
     auto dir = std::filesystem::temp_directory_path() / ("loom-ctl-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
     path = (dir / name).string();
@@ -65,7 +67,8 @@ struct Harness {
   ApiResponse api(const std::string& method, const std::string& path, const std::string& body = "",
                   std::map<std::string, std::string> query = {}) {
     ApiResponse out{0, "", ""};
-    controller->handleApi({method, path, std::move(query), body}, now, [&](ApiResponse r) { out = std::move(r); });
+    controller->handleApi(::loom::testing::asAdmin({method, path, std::move(query), body}), now,
+                          [&](ApiResponse r) { out = std::move(r); });
     return out;
   }
   // Plays the fabric for `ms` in steps of 100 ms: every blade not in `silent` answers its

@@ -15,6 +15,7 @@
 #include "protocol/Messages.h"
 #include "protocol/RelayEnvelope.h"
 #include "tests/controller/ControllerBuilders.h"
+#include "tests/support/TestToken.h"
 #include "tests/support/ZmqTestSupport.h"
 
 namespace loom::controller {
@@ -40,6 +41,7 @@ struct Loomd {
     for (const char* s : {"", "-wal", "-shm"}) std::filesystem::remove(path + s);
     store = std::move(openSqliteStateStore(path)).value();
     options.fabricRenewsLeases = true;
+    options = ::loom::testing::withTestAdmin(std::move(options));
     controller = std::make_unique<Controller>(
         *store, options, [this](const std::string& b, std::string f) { loop->send(b, std::move(f)); }, [] { return 1; },
         leadership ? *leadership : Leadership::soloDefault());
@@ -63,7 +65,7 @@ struct Loomd {
   std::string get(const std::string& path) {
     std::promise<std::string> answer;
     auto ask = [&] {
-      controller->handleApi({"GET", path, {}, ""}, ControllerLoop::monotonicMs(),
+      controller->handleApi(::loom::testing::asAdmin({"GET", path, {}, ""}), ControllerLoop::monotonicMs(),
                             [&](ApiResponse r) { answer.set_value(r.body); });
     };
     if (core.joinable())
@@ -354,8 +356,9 @@ struct ReplicaCore {
     for (const char* s : {"", "-wal", "-shm"}) std::filesystem::remove(path + s);
     store = std::move(openSqliteStateStore(path)).value();
     controller = std::make_unique<Controller>(
-        *store, options, [this](const std::string& b, std::string f) { sent.emplace_back(b, Json::parse(f)); },
-        [] { return 1; }, leadership);
+        *store, ::loom::testing::withTestAdmin(options),
+        [this](const std::string& b, std::string f) { sent.emplace_back(b, Json::parse(f)); }, [] { return 1; },
+        leadership);
     controller->setFenceRunner([this](const std::string& b, const std::string& c) { ran.emplace_back(b, c); });
     EXPECT_TRUE(controller->recover(now));
   }
@@ -364,7 +367,8 @@ struct ReplicaCore {
   ApiResponse api(const std::string& method, const std::string& target, const std::string& body = "",
                   std::map<std::string, std::string> query = {}) {
     ApiResponse out{0, "", ""};
-    controller->handleApi({method, target, std::move(query), body}, now, [&](ApiResponse r) { out = std::move(r); });
+    controller->handleApi(::loom::testing::asAdmin({method, target, std::move(query), body}), now,
+                          [&](ApiResponse r) { out = std::move(r); });
     return out;
   }
   // `ms` of 100 ms ticks; the blade beats each second unless silent, and answers its steps.

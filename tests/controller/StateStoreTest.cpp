@@ -283,6 +283,73 @@ TEST_P(StateStoreContract, EventsPastTheRetentionAreDeletedAndNumberingGoesOn) {
   EXPECT_EQ(st->lastEventId, 11u);
 }
 
+TEST_P(StateStoreContract, TokensAreUpsertedByIdAndComeBackWithTheirRevocation) {
+  {
+    auto store = open();
+    ASSERT_TRUE(store);
+    Change c;
+    c.putTokens.push_back({"aaaaaaaaaaaa", "h1", "admin", "", "first", 10, 0, 0});
+    c.putTokens.push_back({"bbbbbbbbbbbb", "h2", "partition-reader", "prod", "a/b%c", 11, 99, 0});
+    ASSERT_TRUE(store->commit(c));
+    Change revoke;
+    revoke.putTokens.push_back({"bbbbbbbbbbbb", "h2", "partition-reader", "prod", "a/b%c", 11, 99, 12});
+    ASSERT_TRUE(store->commit(revoke));
+  }
+  auto st = open()->load();
+  ASSERT_TRUE(st);
+  ASSERT_EQ(st->tokens.size(), 2u);
+  auto b = std::find_if(st->tokens.begin(), st->tokens.end(), [](const auto& t) { return t.id == "bbbbbbbbbbbb"; });
+  ASSERT_NE(b, st->tokens.end());
+  EXPECT_EQ(b->hash, "h2");
+  EXPECT_EQ(b->partition, "prod");
+  EXPECT_EQ(b->description, "a/b%c");
+  EXPECT_EQ(b->expiresMs, 99);
+  EXPECT_EQ(b->revokedMs, 12);
+}
+
+TEST_P(StateStoreContract, AuditRecordsArePagedAndTheOldestDeletedForRetention) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  Change c;
+  for (std::uint64_t id = 1; id <= 8; ++id) {
+    AuditRecord a;
+    a.id = id;
+    a.timeMs = static_cast<std::int64_t>(id);
+    a.tokenId = "t";
+    a.method = "POST";
+    a.path = "/v1/apply";
+    a.status = 200;
+    a.outcome = "applied";
+    c.appendAudit.push_back(a);
+  }
+  ASSERT_TRUE(store->commit(c));
+  // Two more, and everything up to 5 goes in the same commit (a retention of 5).
+  Change more;
+  for (std::uint64_t id = 9; id <= 10; ++id) {
+    AuditRecord a;
+    a.id = id;
+    a.status = 401;
+    a.count = 3;
+    more.appendAudit.push_back(a);
+  }
+  more.deleteAuditThrough = 5;
+  ASSERT_TRUE(store->commit(more));
+  auto all = store->audit(0, 100);
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 5u);
+  EXPECT_EQ(all->front().id, 6u);
+  EXPECT_EQ(all->front().outcome, "applied");
+  EXPECT_EQ(all->back().id, 10u);
+  EXPECT_EQ(all->back().count, 3u);
+  auto page = store->audit(6, 2);
+  ASSERT_TRUE(page);
+  ASSERT_EQ(page->size(), 2u);
+  EXPECT_EQ(page->front().id, 7u);
+  auto st = open()->load();
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->lastAuditId, 10u);
+}
+
 TEST_P(StateStoreContract, NamesWithSlashesAndPercentSignsRoundTrip) {
   auto store = open();
   ASSERT_TRUE(store);

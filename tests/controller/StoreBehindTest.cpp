@@ -10,6 +10,7 @@
 
 #include "controller/Controller.h"
 #include "tests/controller/ControllerBuilders.h"
+#include "tests/support/TestToken.h"
 
 namespace loom::controller {
 namespace {
@@ -64,12 +65,13 @@ struct Core {
     store.reset();
     store = std::make_unique<LandsUnanswered>(std::move(openSqliteStateStore(path)).value());
     controller = std::make_unique<Controller>(
-        *store, ControllerOptions{}, [](const std::string&, std::string) {}, [] { return 1; });
+        *store, ::loom::testing::withTestAdmin({}), [](const std::string&, std::string) {}, [] { return 1; });
     EXPECT_TRUE(controller->recover(now));
   }
   ApiResponse api(const std::string& method, const std::string& target, const std::string& body = "") {
     ApiResponse out{0, "", ""};
-    controller->handleApi({method, target, {}, body}, now, [&](ApiResponse r) { out = std::move(r); });
+    controller->handleApi(::loom::testing::asAdmin({method, target, {}, body}), now,
+                          [&](ApiResponse r) { out = std::move(r); });
     return out;
   }
   std::uint64_t memoryOf(const std::string& server) {

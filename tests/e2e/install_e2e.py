@@ -163,6 +163,12 @@ def main():
             check(said and "READY=1" in said[-1][1].split("\n") and "STATUS=serving: agents on" in said[-1][1],
                   "loomd tells systemd READY=1, with its status", str(said))
             check(c.get("/v1/health") is not None, "its API serves when it says so")
+            # Its first start wrote the admin token beside its state, readable by its owner only.
+            token_file = c.path("state", "admin.token")
+            check(os.path.exists(token_file) and os.stat(token_file).st_mode & 0o077 == 0,
+                  "its first start wrote admin.token beside the state, readable by its owner only")
+            with open(token_file) as f:
+                os.environ["LOOM_TOKEN"] = f.read().strip()
             pings = [t for t, m in notify.messages(5) if m == "WATCHDOG=1"]
             gaps = [round(b - a, 2) for a, b in zip(pings, pings[1:])]
             check(len(pings) >= 3 and max(gaps) < 1.8,

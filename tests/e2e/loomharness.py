@@ -8,7 +8,12 @@ tests/tools/loomctl_e2e.py). Python 3 stdlib only.
   check(cond, message, detail="")  raise Failure(message) or print "  ok: message"
   run_scenarios(scenarios, args, cluster)  each selected scenario in a cluster of its own
   wait_until(pred, timeout, what)  poll pred until true; Failure "timed out after ..." if not
-  http_request / http_get_json / http_post_json   one HTTP call, no exception on an error status
+  http_request / http_get_json / http_post_json   one HTTP call, no exception on an error status;
+                                   each sends $LOOM_TOKEN as its bearer token (token= overrides,
+                                   "" sends none)
+  admin_token(path)                the admin token loomd takes on its first start: read from
+                                   `path`, or made and written there (0600); the Cluster puts
+                                   it in $LOOM_TOKEN for its requests and every loomctl it runs
   metric(text, name)               one sample of a Prometheus text page
   read_journal(path)               the test driver's journal file (drivers/test/Journal.h) as dicts
   journal_runs / double_runs       runs per server and the invariant-1 check over a journal
@@ -138,10 +143,28 @@ def wait_until(pred, timeout, what, interval=0.2, retry_on=Exception):
     why = f" (last attempt raised {type(last).__name__}: {last})" if last is not None else ""
     raise Failure(f"timed out after {timeout} s waiting for: {what}{why}")
 
-def http_request(url, method="GET", body=None, timeout=10):
-    """(status, text) of one request; (None, None) when nothing answers."""
+def admin_token(path):
+    """The admin token in `path`, else a new one (loom_ID_SECRET from the OS's CSPRNG)
+    written there readable by its owner only: loomd's first start stores its hash
+    (controller/access/AdminTokenFile.h), so the test knows the token before loomd runs."""
+    if os.path.exists(path):
+        with open(path) as f:
+            return f.read().strip()
+    import secrets
+    token = f"loom_{secrets.token_hex(6)}_{secrets.token_hex(32)}"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+def http_request(url, method="GET", body=None, timeout=10, token=None):
+    """(status, text) of one request; (None, None) when nothing answers. The bearer token is
+    `token`, else $LOOM_TOKEN; "" sends none."""
     data = body.encode() if isinstance(body, str) else body
     req = urllib.request.Request(url, data=data, method=method)
+    token = os.environ.get("LOOM_TOKEN", "") if token is None else token
+    if token:
+        req.add_header("Authorization", "Bearer " + token)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return r.status, r.read().decode()
@@ -377,6 +400,10 @@ class Cluster:
             return out + (["--key", self.path("keys/loomd.key"), "--allow", self.path("keys/agent.pub")]
                           if self.secure else ["--insecure"])
         ready = (lambda: wait_until(lambda: self.get("/v1/health") is not None, 10, "loomd serves its API")) if wait else None
+        # The admin token, known before loomd's first start (WORK/admin.token, beside the
+        # state: where loomd looks), for every request and loomctl of the test.
+        self.token = admin_token(self.path("admin.token"))
+        os.environ["LOOM_TOKEN"] = self.token
         if self.controller is not None:  # ports known (a start after the first, or NetCluster's)
             return self.spawn("loomd", argv(), ready=ready)
         p = self.spawn("loomd", argv())

@@ -32,6 +32,9 @@ servers running. Scenarios, each in a cluster of its own:
   takeover-reads   kill -STOP of the leader: reads sent to the standbys every 50 ms keep
                    answering, with every server, through the takeover (from their copies,
                    then from the new leader)
+  standby-tokens   a standby checks tokens from its warm copy: 401 without one; a token
+                   made on the leader is taken there once the copy has it, and refused
+                   there once the copy holds its revocation (the time is printed)
 
 Each ends with the journal check (no server ran on two blades at once) and the check that
 no server was stopped by its own agent or watchdog since the fault.
@@ -355,9 +358,33 @@ def takeover_reads(fab):
     fab.find_leader()
     check_fabric(fab, t, "reads during a takeover")
 
+def standby_tokens(fab):
+    bring_up(fab)
+    leader = fab.find_leader()
+    standby = next(n for n in fab.replicas if n != leader)
+    api = fab.replicas[standby]["api"]
+    status, _ = http_request(api + "/v1/servers", token="")
+    check(status == 401, f"{standby} (standby): GET /v1/servers without a token is 401 ({status})")
+    status, body = fab.request("POST", "/v1/tokens", json.dumps({"role": "reader"}))
+    check(status == 201, f"the leader makes a reader token ({status})", body or "")
+    made = json.loads(body)
+    token, tid = made["token"], made["id"]
+    wait_until(lambda: http_request(api + "/v1/servers", token=token)[0] == 200, 5,
+               f"{standby} takes the new token once its copy has it")
+    status, _ = http_request(api + "/v1/status", token=token)
+    check(status == 200, f"{standby}'s GET /v1/status with it ({status})")
+    status, _ = fab.request("POST", f"/v1/tokens/{tid}/revoke", "")
+    check(status == 200, f"the leader revokes it ({status})")
+    t0 = time.monotonic()
+    wait_until(lambda: http_request(api + "/v1/servers", token=token)[0] == 401, 5,
+               f"{standby} refuses the revoked token once its copy holds the revocation", interval=0.01)
+    print(f"  {standby} refused it {(time.monotonic() - t0) * 1000:.0f} ms after the leader acknowledged the revocation",
+          flush=True)
+    check(http_request(api + "/v1/status", token=token)[0] == 401, f"{standby}'s /v1/status refuses it too")
+
 SCENARIOS = [("kill9-leader", kill9_leader), ("sigstop-leader", sigstop_leader), ("etcd-member", etcd_member),
              ("etcd-quorum", etcd_quorum), ("leader-cut", leader_cut), ("apply-takeover", apply_takeover),
-             ("standby-reads", standby_reads), ("takeover-reads", takeover_reads)]
+             ("standby-reads", standby_reads), ("takeover-reads", takeover_reads), ("standby-tokens", standby_tokens)]
 
 def main():
     ap = arg_parser()

@@ -17,7 +17,7 @@ and handed over (a pick-then-close race, which port-0 binding avoids elsewhere; 
 shows as a bind error in a log, not as a wrong result). The replicas' API ports are port 0,
 read from their logs."""
 import json, os, shutil, socket, subprocess, time, urllib.error, urllib.request
-from loomharness import Cluster, Failure, http_request, printed_ports, wait_until
+from loomharness import Cluster, Failure, admin_token, http_request, printed_ports, wait_until
 
 def free_ports(n):
     """n distinct loopback ports free at the moment of asking."""
@@ -94,8 +94,12 @@ class ReplicaCluster(Cluster):
     def start_replica(self, name, extra=(), members=None):
         r = self.replicas[name]
         api_port = int(r["api"].rsplit(":", 1)[1]) if r["api"] else 0
+        # One admin token for the fabric, known before any replica starts: whichever leads
+        # first stores its hash (--admin-token-file, the same on every replica).
+        self.token = admin_token(self.path("admin.token"))
+        os.environ["LOOM_TOKEN"] = self.token
         argv = [self.loomd, "--store", self.store_url(members), "--name", name, "--agents", r["agents"],
-                "--api", f"127.0.0.1:{api_port}"] + list(extra)
+                "--api", f"127.0.0.1:{api_port}", "--admin-token-file", self.path("admin.token")] + list(extra)
         argv += (["--key", self.path("keys/loomd.key"), "--allow", self.path("keys/agent.pub")]
                  if self.secure else ["--insecure"])
         self.spawn(f"loomd-{name}", argv)
@@ -147,7 +151,10 @@ class ReplicaCluster(Cluster):
         """(status, headers with lower-case names, body text); (None, {}, None) when the
         replica does not answer in time."""
         try:
-            with urllib.request.urlopen(self.replicas[name]["api"] + path, timeout=timeout) as r:
+            req = urllib.request.Request(self.replicas[name]["api"] + path)
+            if os.environ.get("LOOM_TOKEN"):
+                req.add_header("Authorization", "Bearer " + os.environ["LOOM_TOKEN"])
+            with urllib.request.urlopen(req, timeout=timeout) as r:
                 return r.status, {k.lower(): v for k, v in r.headers.items()}, r.read().decode()
         except urllib.error.HTTPError as e:
             return e.code, {k.lower(): v for k, v in e.headers.items()}, e.read().decode()

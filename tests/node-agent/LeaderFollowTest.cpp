@@ -32,6 +32,7 @@
 #include "node-agent/AgentHost.h"
 #include "node-agent/FabricRelay.h"
 #include "protocol/Messages.h"
+#include "tests/support/TestToken.h"
 #include "tests/support/ZmqTestSupport.h"
 
 namespace loom::agent {
@@ -84,8 +85,8 @@ struct Replica {
     controller::ControllerOptions options;  // heartbeat 1 s, lease 5 s: loomd's defaults
     options.fabricRenewsLeases = true;
     core = std::make_unique<controller::Controller>(
-        *store, options, [this](const std::string& b, std::string f) { loop->send(b, std::move(f)); }, [] { return 1; },
-        leadership);
+        *store, ::loom::testing::withTestAdmin(options),
+        [this](const std::string& b, std::string f) { loop->send(b, std::move(f)); }, [] { return 1; }, leadership);
     EXPECT_TRUE(core->recover(nowMs()));
     controller::FabricOptions fabric;
     fabric.endpoint = bindTo;
@@ -108,7 +109,7 @@ struct Replica {
     auto answer = std::make_shared<std::promise<std::string>>();
     auto body = answer->get_future();
     loop->post([this, name, answer] {
-      core->handleApi({"GET", "/v1/blades/" + name, {}, ""}, nowMs(),
+      core->handleApi(::loom::testing::asAdmin({"GET", "/v1/blades/" + name, {}, ""}), nowMs(),
                       [answer](controller::ApiResponse r) { answer->set_value(r.body); });
     });
     if (body.wait_for(std::chrono::seconds(2)) != std::future_status::ready) return Json();

@@ -16,6 +16,8 @@ Result<StoredState> MemoryStateStore::load() {
   st.quorumVersions = quorumVersions_;
   for (const auto& [_, o] : operations_)
     if (o.state == "pending") st.pendingOperations.push_back(o);
+  for (const auto& [_, t] : tokens_.rows) st.tokens.push_back(t);
+  st.lastAuditId = audit_.empty() ? 0 : audit_.rbegin()->first;
   st.lastEventId = events_.empty() ? 0 : events_.rbegin()->first;
   st.lastOperationId = operations_.empty() ? 0 : operations_.rbegin()->first;
   return st;
@@ -64,7 +66,21 @@ Status MemoryStateStore::commit(const Change& c) {
   for (const auto& o : c.putOperations) operations_[o.id] = o;
   for (const auto& e : c.appendEvents) events_[e.id] = e;
   if (c.dropEventsThrough) events_.erase(events_.begin(), events_.upper_bound(c.dropEventsThrough));
+  for (const auto& t : c.putTokens) {
+    if (auto* row = tokens_.find(t.id))
+      *row = t;
+    else
+      tokens_.rows.push_back({t.id, t});
+  }
+  for (const auto& a : c.appendAudit) audit_[a.id] = a;
+  if (c.deleteAuditThrough) audit_.erase(audit_.begin(), audit_.upper_bound(c.deleteAuditThrough));
   return okStatus();
+}
+
+Result<std::vector<controller::AuditRecord>> MemoryStateStore::audit(std::uint64_t sinceId, std::size_t limit) {
+  std::vector<controller::AuditRecord> out;
+  for (auto it = audit_.upper_bound(sinceId); it != audit_.end() && out.size() < limit; ++it) out.push_back(it->second);
+  return out;
 }
 
 Result<std::vector<controller::EventRecord>> MemoryStateStore::events(std::uint64_t sinceId, std::size_t limit) {

@@ -23,6 +23,7 @@ class MemoryStateStore final : public controller::StateStore {
   Result<controller::StoredState> load() override;
   Status commit(const controller::Change& change) override;
   Result<std::vector<controller::EventRecord>> events(std::uint64_t sinceId, std::size_t limit) override;
+  Result<std::vector<controller::AuditRecord>> audit(std::uint64_t sinceId, std::size_t limit) override;
 
   void setFailing(bool failing) { failing_ = failing; }
   bool failing() const { return failing_; }
@@ -57,6 +58,8 @@ class MemoryStateStore final : public controller::StateStore {
   std::map<std::uint64_t, std::string> quorumVersions_;  // the outage rule's retained versions
   std::map<std::uint64_t, controller::OperationRecord> operations_;
   std::map<std::uint64_t, controller::EventRecord> events_;
+  Table<std::string, controller::TokenRecord> tokens_;
+  std::map<std::uint64_t, controller::AuditRecord> audit_;
   bool failing_ = false;
   std::size_t commits_ = 0;
 };

@@ -1,5 +1,7 @@
 #include "tests/sim/SimFactory.h"
 
+#include "tests/support/TestToken.h"
+
 namespace loom::sim {
 
 std::unique_ptr<drivers::test::TestDriver> makeHypervisor(const BladeSpec& blade,
@@ -48,7 +50,7 @@ controller::ControllerOptions controllerOptions(std::int64_t leaseMs, std::int64
   o.leaseMs = leaseMs;
   o.heartbeatMs = heartbeatMs;
   o.fabricRenewsLeases = false;
-  return o;
+  return ::loom::testing::withTestAdmin(std::move(o));
 }
 
 std::unique_ptr<controller::Controller> makeController(controller::StateStore& store,

@@ -9,6 +9,7 @@
 
 #include "drivers/test/Journal.h"
 #include "tests/sim/World.h"
+#include "tests/support/TestToken.h"
 
 namespace loom::sim {
 namespace detail {
@@ -650,8 +651,8 @@ void World::api(const std::string& method, const std::string& path, const std::s
 void World::apiTo(ControllerNode& c, const std::string& method, const std::string& path, const std::string& body,
                   controller::ApiResponse* out) {
   controller::ApiResponse response{0, "", ""};
-  controller::ApiRequest req{method, path, {}, body};
-  c.core->handleApi(req, local(c.node), [&](controller::ApiResponse r) { response = std::move(r); });
+  controller::ApiRequest req = ::loom::testing::asAdmin({method, path, {}, body});
+  c.core->handleApi(std::move(req), local(c.node), [&](controller::ApiResponse r) { response = std::move(r); });
   ++result_.stats.operatorRequests;
   if (!out) {
     const std::string shown = apiShown(response.body, 160);

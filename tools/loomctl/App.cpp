@@ -7,6 +7,7 @@
 
 #include "config/Spelling.h"
 #include "tools/loomctl/Commands.h"
+#include "tools/loomctl/Credentials.h"
 
 namespace loom::loomctl {
 namespace {
@@ -56,13 +57,29 @@ std::unique_ptr<CLI::App> buildApp(Context& context) {
       ->envname("LOOM_CONTROLLER")
       ->capture_default_str()
       ->type_name("URL");
+  auto* token = app->add_option("--token", context.token,
+                                "API token (loom_ID_SECRET; see `loomctl token create`, `loomctl login`)")
+                    ->envname("LOOM_TOKEN")
+                    ->type_name("TOKEN");
+  auto* ca =
+      app->add_option("--ca", context.ca, "CA certificate (PEM) the controller's TLS certificate is checked with")
+          ->type_name("FILE");
   app->add_option("-o,--output", context.outputName, "Output format: table, json or yaml")
       ->check(CLI::IsMember({"table", "json", "yaml"}))
       ->capture_default_str()
       ->type_name("FORMAT");
-  app->footer("Run 'loomctl COMMAND --help' for a command's options.");
+  app->footer(
+      "Run 'loomctl COMMAND --help' for a command's options. The controller URL, token and CA come from "
+      "--controller/--token/--ca, then LOOM_CONTROLLER/LOOM_TOKEN, then ~/.config/loom/loomctl.yaml (loomctl login).");
   // Parsed options are applied before any command runs.
-  app->parse_complete_callback([&context] {
+  auto* controller = app->get_option("--controller");
+  app->parse_complete_callback([&context, controller, token, ca] {
+    // Each of URL, token and CA: the option, its environment variable, the login file. A
+    // shell's line keeps what the shell was started with, unless the line says otherwise.
+    if (context.inShell)
+      resolveCredentials(context, true, true, true);
+    else
+      resolveCredentials(context, controller->count() > 0, token->count() > 0, ca->count() > 0);
     context.output = parseOutputFormat(context.outputName);
     context.color = context.output == OutputFormat::Table && colorWanted(STDOUT_FILENO);
   });
@@ -77,6 +94,7 @@ std::unique_ptr<CLI::App> buildApp(Context& context) {
   registerCapacity(*app, context);
   registerFabric(*app, context);
   registerStatus(*app, context);
+  registerAccess(*app, context);  // token, audit, login, whoami
 
   CLI::App* shell = app->add_subcommand("shell", "Interactive shell: the same commands, history, tab completion");
   shell->callback([&context] {

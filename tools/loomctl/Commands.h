@@ -33,4 +33,7 @@ void registerFabric(CLI::App& app, Context& context);
 // `status`: the control plane (replicas, leader, epoch, store health) (StatusCommand.cpp).
 void registerStatus(CLI::App& app, Context& context);
 
+// `token create|list|revoke`, `audit [-f]`, `login`, `whoami` (AccessCommands.cpp).
+void registerAccess(CLI::App& app, Context& context);
+
 }  // namespace loom::loomctl

@@ -7,6 +7,7 @@
 
 #include "tools/loomctl/Api.h"
 #include "tools/loomctl/App.h"
+#include "tools/loomctl/Credentials.h"
 
 namespace loom::loomctl {
 namespace {
@@ -32,6 +33,7 @@ std::string nounOfCommand(const CLI::App* app) {
   if (!parent) return "";
   const std::string noun = parent->get_name();
   if (noun == "blade" || noun == "server" || noun == "pool") return noun + "s";
+  if (noun == "token" && app->get_name() == "revoke") return "tokens";
   return "";
 }
 
@@ -47,6 +49,11 @@ std::vector<std::string> valuesFor(const CLI::Option* o, const NameSource& names
   if (name == "chassis") return names("chassis");
   if (name == "partition") return names("partitions");
   if (name == "state") return kStates;
+  if (name == "role") return {"admin", "operator", "reader", "partition-admin", "partition-reader"};
+  if (name == "ca") {
+    *files = true;
+    return {};
+  }
   return {};
 }
 
@@ -113,6 +120,19 @@ NameSource controllerNames(const Context& context) {
   return [context](const std::string& what) -> std::vector<std::string> {
     if (what == "blades" || what == "pools" || what == "servers" || what == "partitions")
       return liveNames(context, what);
+    if (what == "tokens") {
+      std::vector<std::string> ids;
+      try {
+        ApiRequest r;
+        r.target = "/v1/tokens";
+        r.timeout = std::chrono::seconds(2);
+        for (const auto& t : requestJson(context, r))
+          if (t.value("state", std::string()) == "active" && t.contains("id") && t["id"].is_string())
+            ids.push_back(t["id"].get<std::string>());
+      } catch (const std::exception&) {
+      }
+      return ids;
+    }
     if (what == "chassis") {
       std::set<std::string> chassis;
       try {
@@ -132,13 +152,32 @@ NameSource controllerNames(const Context& context) {
 
 int runCompleteCommand(const std::vector<std::string>& words) {
   Context context;
-  if (const char* env = std::getenv("LOOM_CONTROLLER"); env && *env) context.controller = env;
-  // A --controller typed on the line being completed is where the names come from.
+  bool controllerGiven = false, tokenGiven = false;
+  if (const char* env = std::getenv("LOOM_CONTROLLER"); env && *env) {
+    context.controller = env;
+    controllerGiven = true;
+  }
+  if (const char* env = std::getenv("LOOM_TOKEN"); env && *env) {
+    context.token = env;
+    tokenGiven = true;
+  }
+  // A --controller or --token typed on the line being completed is where the names come from.
   for (std::size_t i = 0; i + 1 < words.size(); ++i) {
-    if (words[i] == "--controller" && i + 2 < words.size())
+    if (words[i] == "--controller" && i + 2 < words.size()) {
       context.controller = words[i + 1];
-    else if (words[i].rfind("--controller=", 0) == 0)
+      controllerGiven = true;
+    } else if (words[i].rfind("--controller=", 0) == 0) {
       context.controller = words[i].substr(13);
+      controllerGiven = true;
+    } else if (words[i] == "--token" && i + 2 < words.size() && words[0] != "audit") {
+      context.token = words[i + 1];
+      tokenGiven = true;
+    }
+  }
+  try {
+    resolveCredentials(context, controllerGiven, tokenGiven, true);
+  } catch (const std::exception&) {
+    // Completion never fails loudly: without the file's values, names are not offered.
   }
   Completion c = complete(words, controllerNames(context), false);
   if (c.files) std::cout << "__files__\n";

@@ -43,6 +43,15 @@ std::string reasonOf(const beast::error_code& ec) {
 
 }  // namespace
 
+namespace {
+std::string& bearerToken() {
+  static std::string token;
+  return token;
+}
+}  // namespace
+
+void setBearerToken(std::string token) { bearerToken() = std::move(token); }
+
 HttpReply httpCall(const std::string& controller, const std::string& method, const std::string& target,
                    const std::string& body, const std::string& contentType, std::chrono::seconds timeout) {
   const auto [host, port] = splitUrl(controller);
@@ -62,6 +71,7 @@ HttpReply httpCall(const std::string& controller, const std::string& method, con
   http::request<http::string_body> req{http::string_to_verb(method), target, 11};
   req.set(http::field::host, host);
   req.set(http::field::user_agent, "loomctl");
+  if (!bearerToken().empty()) req.set(http::field::authorization, "Bearer " + bearerToken());
   if (!body.empty() || method == "POST") {
     req.set(http::field::content_type, contentType);
     req.body() = body;

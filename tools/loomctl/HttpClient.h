@@ -17,6 +17,10 @@ struct HttpReply {
   std::map<std::string, std::string> headers;
 };
 
+// The API token every request sends (Authorization: Bearer TOKEN; empty: none), set once
+// the options are parsed (Credentials.h).
+void setBearerToken(std::string token);
+
 // One request on a fresh connection (a CLI sends a handful; keep-alive buys nothing).
 // `controller` is "http://host:port". Throws CommandError "cannot reach the controller
 // at URL: REASON" when the connection or exchange fails, so every command reports an
