@@ -24,6 +24,7 @@
 #include "controller/ReplicaApi.h"
 #include "controller/ServiceNotifier.h"
 #include "controller/Term.h"
+#include "controller/TlsKeygen.h"
 #include "controller/WarmCopy.h"
 #include "loom/CommandLine.h"
 #include "protocol/CurveKeys.h"
@@ -79,6 +80,7 @@ struct CommandLine {
   std::string agents = "tcp://127.0.0.1:7700";
   std::string api = "127.0.0.1:7780";
   std::string keyPath, allowPath, relaysPath, logLevel = "info";
+  std::string tlsCert, tlsKey;  // --api-tls-cert/--api-tls-key: HTTPS
   bool insecure = false;
   int recoveryNice = 10;
   controller::ControllerOptions opts;
@@ -107,6 +109,11 @@ void addOptions(CLI::App& app, CommandLine& cl) {
       ->check(CLI::Range(1, 60));
   app.add_option("--agents", cl.agents, "ZeroMQ endpoint agents connect to")->capture_default_str();
   app.add_option("--api", cl.api, "HTTP API address HOST:PORT (port 0: any free port, printed)")->capture_default_str();
+  app.add_option("--api-tls-cert", cl.tlsCert,
+                 "PEM certificate chain of the API: serve HTTPS only (TLS 1.2+), with --api-tls-key; without both, "
+                 "plain HTTP, for loopback and labs (docs/SECURITY.md). `loomd keygen --tls --name HOST` makes a "
+                 "self-signed pair for a lab");
+  app.add_option("--api-tls-key", cl.tlsKey, "PEM private key of --api-tls-cert (unencrypted; keep it 0600)");
   app.add_flag("--insecure", cl.insecure, "turn CurveZMQ authentication off (demos and tests only)");
   app.add_option("--key", cl.keyPath, "controller secret key file (from `loomd keygen`)");
   app.add_option("--allow", cl.allowPath, "allow-list: agent public keys, one per line");
@@ -208,6 +215,25 @@ Result<controller::FabricOptions> fabricOptions(const CommandLine& cl) {
   return fabric;
 }
 
+// The API's TLS pair, if both files are given.
+Result<std::optional<controller::TlsFiles>> tlsFiles(const CommandLine& cl) {
+  if (cl.tlsCert.empty() && cl.tlsKey.empty()) return std::optional<controller::TlsFiles>();
+  if (cl.tlsCert.empty() || cl.tlsKey.empty())
+    return makeError(Errc::Invalid, "HTTPS needs both --api-tls-cert FILE and --api-tls-key FILE (got only " +
+                                        std::string(cl.tlsCert.empty() ? "--api-tls-key" : "--api-tls-cert") + ")");
+  return std::optional(controller::TlsFiles{cl.tlsCert, cl.tlsKey});
+}
+
+// Where the API serves, said once at start.
+void logApi(const controller::HttpServer& http) {
+  if (http.scheme() == "https")
+    spdlog::info("API over TLS: {}", http.certificateSummary());
+  else
+    spdlog::warn(
+        "API over plain HTTP: anyone on its network can read and change requests; for loopback and labs "
+        "only (--api-tls-cert/--api-tls-key serve HTTPS: docs/SECURITY.md)");
+}
+
 struct ApiAddress {
   std::string host;
   unsigned short port = 0;
@@ -238,7 +264,7 @@ struct ApiThread {
 
 // A loomd alone: one term on SQLite for its whole life.
 int runSolo(const CommandLine& cl, controller::TermOptions options, const ApiAddress& api,
-            std::chrono::steady_clock::time_point started) {
+            const std::optional<controller::TlsFiles>& tls, std::chrono::steady_clock::time_point started) {
   const auto storeOpening = std::chrono::steady_clock::now();
   auto store = controller::openSqliteStateStore(cl.statePath);
   if (!store) return fail(store.error().message);
@@ -248,16 +274,21 @@ int runSolo(const CommandLine& cl, controller::TermOptions options, const ApiAdd
   if (notifier.watchdogMs() > 0) options.onTurn = [&notifier](std::int64_t now) { notifier.alive(now); };
   controller::Term term(**store, std::move(options), leadership, wallMs);
   if (auto s = term.start(); !s) return fail(s.error().message);
-  controller::HttpServer http(api.host, api.port, [&term, &cl](const controller::ApiRequest& req, auto done) {
-    if (req.method == "GET" && req.path == "/v1/status") return done(controller::soloStatus(cl.statePath, 0));
-    term.handle(req, std::move(done));
-  });
+  controller::HttpServer http(
+      api.host, api.port,
+      [&term, &cl](const controller::ApiRequest& req, auto done) {
+        if (req.method == "GET" && req.path == "/v1/status") return done(controller::soloStatus(cl.statePath, 0));
+        term.handle(req, std::move(done));
+      },
+      tls);
   auto port = http.listen();
   if (!port) return fail(port.error().message);
+  logApi(http);
   spdlog::info(
-      "serving: agents on {}, API on http://{}:{} (state {}, ready {:.3f} s after start: store opened in {:.3f} s, "
+      "serving: agents on {}, API on {}://{}:{} (state {}, ready {:.3f} s after start: store opened in {:.3f} s, "
       "recovered in {:.3f} s)",
-      cl.agents, api.host, *port, cl.statePath, secondsSince(started), storeOpen, term.recoverySeconds());
+      cl.agents, http.scheme(), api.host, *port, cl.statePath, secondsSince(started), storeOpen,
+      term.recoverySeconds());
   // A machine-readable line for scripts and tests that asked for port 0.
   std::cout << "loomd: api-port " << *port << std::endl;
   {
@@ -267,7 +298,8 @@ int runSolo(const CommandLine& cl, controller::TermOptions options, const ApiAdd
   gTerm = &term;
   gHttp = &http;
   if (gStopping) term.stop();
-  notifier.ready("serving: agents on " + cl.agents + ", API on http://" + api.host + ":" + std::to_string(*port));
+  notifier.ready("serving: agents on " + cl.agents + ", API on " + http.scheme() + "://" + api.host + ":" +
+                 std::to_string(*port));
   if (notifier.watchdogMs() > 0)
     spdlog::info("systemd watchdog: the core loop pings every {} ms", notifier.watchdogMs() / 2);
   {
@@ -286,7 +318,7 @@ int runSolo(const CommandLine& cl, controller::TermOptions options, const ApiAdd
 // One of several replicas on etcd: a standby until it wins, a term while it leads, and
 // back to standing by when the term ends (it could not renew its lease in time).
 int runReplica(const CommandLine& cl, const controller::TermOptions& options, const ApiAddress& api,
-               const controller::EtcdStoreOptions& url) {
+               const std::optional<controller::TlsFiles>& tls, const controller::EtcdStoreOptions& url) {
   auto leadership = controller::Leadership::replica(ControllerLoop::monotonicMs);
   controller::ElectionOptions eo;
   eo.endpoints = url.endpoints;
@@ -300,29 +332,34 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
   wo.store = url;
   controller::WarmCopy warm(wo, ControllerLoop::monotonicMs);
   controller::StandbyReads reads(warm, url);  // the HTTP thread's
-  controller::HttpServer http(api.host, api.port, [&](const controller::ApiRequest& req, auto done) {
-    controller::Election* election = gElection.load();
-    std::unique_lock lock(gCurrent.mutex);
-    if (req.method == "GET" && req.path == "/v1/status" && election) {
-      const auto epoch = gCurrent.term ? std::optional(gCurrent.epoch) : std::nullopt;
-      lock.unlock();
-      const auto copy = warm.state();
-      return done(controller::replicaStatus(*election, epoch, ControllerLoop::monotonicMs(), epoch ? nullptr : &copy));
-    }
-    if (gCurrent.term)
-      return gCurrent.term->handle(
-          req, [done = std::move(done), name = cl.name, epoch = gCurrent.epoch](controller::ApiResponse r) mutable {
-            controller::addLeaderHeaders(r, name, epoch);
-            done(std::move(r));
-          });
-    lock.unlock();
-    if (!election) return done(controller::ApiResponse{503, "application/json", "{\"error\":\"starting\"}\n"});
-    if (auto r = reads.answer(req, *election, ControllerLoop::monotonicMs())) return done(std::move(*r));
-    done(controller::standbyAnswer(*election));
-  });
+  controller::HttpServer http(
+      api.host, api.port,
+      [&](const controller::ApiRequest& req, auto done) {
+        controller::Election* election = gElection.load();
+        std::unique_lock lock(gCurrent.mutex);
+        if (req.method == "GET" && req.path == "/v1/status" && election) {
+          const auto epoch = gCurrent.term ? std::optional(gCurrent.epoch) : std::nullopt;
+          lock.unlock();
+          const auto copy = warm.state();
+          return done(
+              controller::replicaStatus(*election, epoch, ControllerLoop::monotonicMs(), epoch ? nullptr : &copy));
+        }
+        if (gCurrent.term)
+          return gCurrent.term->handle(
+              req, [done = std::move(done), name = cl.name, epoch = gCurrent.epoch](controller::ApiResponse r) mutable {
+                controller::addLeaderHeaders(r, name, epoch);
+                done(std::move(r));
+              });
+        lock.unlock();
+        if (!election) return done(controller::ApiResponse{503, "application/json", "{\"error\":\"starting\"}\n"});
+        if (auto r = reads.answer(req, *election, ControllerLoop::monotonicMs())) return done(std::move(*r));
+        done(controller::standbyAnswer(*election));
+      },
+      tls);
   auto port = http.listen();
   if (!port) return fail(port.error().message);
-  eo.self.api = cl.advertise.empty() ? "http://" + api.host + ":" + std::to_string(*port) : cl.advertise;
+  logApi(http);
+  eo.self.api = cl.advertise.empty() ? http.scheme() + "://" + api.host + ":" + std::to_string(*port) : cl.advertise;
   std::cout << "loomd: api-port " << *port << std::endl;
   gHttp = &http;
   std::optional<ApiThread> apiThread(std::in_place, http);
@@ -431,15 +468,35 @@ int main(int argc, char** argv) {
   addConfigFile(app);
   CommandLine cl;
   addOptions(app, cl);
-  auto* keygen = app.add_subcommand("keygen", "write a CurveZMQ key pair (NAME.key secret, NAME.pub public)");
+  auto* keygen = app.add_subcommand("keygen",
+                                    "write a CurveZMQ key pair (NAME.key secret, NAME.pub public); with --tls, a "
+                                    "self-signed TLS pair for the API of a lab (HOST.tls.crt, HOST.tls.key)");
   std::string keyDir, keyName = "loomd";
-  keygen->add_option("--out", keyDir, "directory")->required();
-  keygen->add_option("--name", keyName, "file base name (e.g. an agent's blade name)")->capture_default_str();
+  bool keygenTls = false;
+  int tlsDays = 365;
+  keygen->add_option("--out", keyDir, "directory (with --tls: the current one by default)");
+  keygen->add_option("--name", keyName, "file base name (e.g. an agent's blade name); with --tls the API's host name")
+      ->capture_default_str();
+  keygen->add_flag("--tls", keygenTls,
+                   "a self-signed certificate (ECDSA P-256, subjectAltName DNS:NAME and IP:127.0.0.1) and its key "
+                   "(0600) for --api-tls-cert/--api-tls-key; loomctl --ca names the certificate");
+  keygen->add_option("--days", tlsDays, "with --tls: how long the certificate is valid")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3650));
   if (auto rc = parseCommandLine(app, "loomd", argc, argv)) return *rc;
   spdlog::set_level(spdlog::level::from_str(cl.logLevel));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ loomd: %v");
 
+  if (*keygen && keygenTls) {
+    if (!keygen->count("--name")) return fail("keygen --tls needs --name HOST: the host name clients connect to");
+    auto pair = controller::writeSelfSignedTlsPair(keyDir.empty() ? "." : keyDir, keyName, tlsDays);
+    if (!pair) return fail(pair.error().message);
+    std::cout << "wrote " << pair->certFile << " (certificate, its own CA: loomctl --ca) and " << pair->keyFile
+              << " (secret key): " << pair->summary << "\n";
+    return 0;
+  }
   if (*keygen) {
+    if (keyDir.empty()) return fail("keygen needs --out DIR");
     auto kp = protocol::writeCurveKeyPair(keyDir, keyName);
     if (!kp) return fail(kp.error().message);
     std::cout << "wrote " << keyDir << "/" << keyName << ".key (secret) and " << keyDir << "/" << keyName
@@ -461,7 +518,11 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, onSignal);
   std::signal(SIGTERM, onSignal);
   std::signal(SIGPIPE, SIG_IGN);
-  if (cl.store.empty()) return runSolo(cl, std::move(options), *api, started);
+  const auto tls = tlsFiles(cl);
+  if (!tls) return fail(tls.error().message);
+  if (*tls)
+    if (auto s = controller::HttpServer::checkTls(**tls); !s) return fail(s.error().message);
+  if (cl.store.empty()) return runSolo(cl, std::move(options), *api, *tls, started);
 
   if (app.count("--state"))
     return fail("--store " + cl.store + " and --state " + cl.statePath +
@@ -473,5 +534,5 @@ int main(int argc, char** argv) {
     ::gethostname(host, sizeof host - 1);
     cl.name = host;
   }
-  return runReplica(cl, options, *api, *url);
+  return runReplica(cl, options, *api, *tls, *url);
 }

@@ -7,6 +7,7 @@
 
 #include "config/Spelling.h"
 #include "tools/loomctl/Commands.h"
+#include "tools/loomctl/HttpClient.h"
 
 namespace loom::loomctl {
 namespace {
@@ -52,10 +53,15 @@ std::unique_ptr<CLI::App> buildApp(Context& context) {
   app->fallthrough();
   app->require_subcommand(1);
   app->add_option("--controller", context.controller,
-                  "loomd API URL; or every replica's, comma-separated (the leader is found)")
+                  "loomd API URL (http:// or https://); or every replica's, comma-separated (the leader is found)")
       ->envname("LOOM_CONTROLLER")
       ->capture_default_str()
       ->type_name("URL");
+  app->add_option("--ca", context.ca,
+                  "CA certificate (PEM) an https:// controller's certificate must chain to, and name its host "
+                  "(default: the system's CAs); `loomd keygen --tls` makes a lab's")
+      ->envname("LOOM_CA")
+      ->type_name("FILE");
   app->add_option("-o,--output", context.outputName, "Output format: table, json or yaml")
       ->check(CLI::IsMember({"table", "json", "yaml"}))
       ->capture_default_str()
@@ -63,6 +69,7 @@ std::unique_ptr<CLI::App> buildApp(Context& context) {
   app->footer("Run 'loomctl COMMAND --help' for a command's options.");
   // Parsed options are applied before any command runs.
   app->parse_complete_callback([&context] {
+    trustCertificateAuthority(context.ca);
     context.output = parseOutputFormat(context.outputName);
     context.color = context.output == OutputFormat::Table && colorWanted(STDOUT_FILENO);
   });

@@ -12,7 +12,8 @@ enum class OutputFormat { Table, Json, Yaml };
 
 struct Context {
   std::string controller = "http://127.0.0.1:7780";  // --controller, or $LOOM_CONTROLLER
-  std::string outputName = "table";                  // -o as given; `output` once parsed
+  std::string ca;                    // --ca, or $LOOM_CA: the CA file https:// controllers are verified with
+  std::string outputName = "table";  // -o as given; `output` once parsed
   OutputFormat output = OutputFormat::Table;
   bool color = false;  // stdout is a terminal and NO_COLOR is unset (decided once, in main)
   std::ostream* out = &std::cout;
