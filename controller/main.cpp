@@ -3,6 +3,8 @@
 // own thread). Alone on SQLite it runs one term for its whole life; as one of several
 // replicas on etcd it campaigns (controller/Election.h), runs a term while it leads and
 // answers as a standby otherwise. See controller/README.md.
+#include <pthread.h>
+#include <signal.h>
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -15,6 +17,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "controller/Election.h"
@@ -44,13 +47,17 @@ std::atomic<controller::HttpServer*> gHttp{nullptr};
 std::atomic<controller::Election*> gElection{nullptr};
 std::atomic<controller::Term*> gTerm{nullptr};  // the term being served, for the signal handler
 
-// The term being served and its epoch, for the HTTP thread.
+// The term being served and its epoch, for the HTTP thread; and the allow-lists a SIGHUP
+// put in force, for the term being served and each term to come.
 struct CurrentTerm {
   std::mutex mutex;
   controller::Term* term = nullptr;
   std::uint64_t epoch = 0;
+  std::optional<std::pair<std::set<std::string>, std::set<std::string>>> reloadedKeys;  // (agents, relays)
 };
 CurrentTerm gCurrent;
+// Held while SIGHUP's reload uses gHttp, and while gHttp is taken away (ApiThread).
+std::mutex gReloadMutex;
 
 void onSignal(int) {
   gStopping = true;
@@ -256,10 +263,84 @@ Result<ApiAddress> parseApi(const std::string& api) {
 struct ApiThread {
   explicit ApiThread(controller::HttpServer& http) : thread([&http] { http.run(); }) {}
   ~ApiThread() {
-    if (auto* h = gHttp.exchange(nullptr)) h->stop();
+    controller::HttpServer* h = nullptr;
+    {
+      std::lock_guard lock(gReloadMutex);
+      h = gHttp.exchange(nullptr);
+    }
+    if (h) h->stop();
     thread.join();
   }
   std::thread thread;
+};
+
+// The allow-lists a SIGHUP put in force, into a term that starts serving (it was built
+// with the lists of the start). Under gCurrent.mutex.
+void takeReloadedKeys(controller::Term& term) {
+  if (gCurrent.reloadedKeys) term.setAllowedKeys(gCurrent.reloadedKeys->first, gCurrent.reloadedKeys->second);
+}
+
+// "+2 -1" between what was in force and what is now.
+std::string keyChanges(const std::set<std::string>& before, const std::set<std::string>& after) {
+  std::size_t added = 0, removed = 0;
+  for (const auto& k : after) added += before.count(k) == 0;
+  for (const auto& k : before) removed += after.count(k) == 0;
+  return "+" + std::to_string(added) + " -" + std::to_string(removed);
+}
+
+// SIGHUP: the fabric's allow-lists (--allow, --allow-relays) and the API's TLS pair are
+// read again. A file that does not read keeps what is in force, with the precise error
+// logged; the lists change only together.
+void reloadOnHangup(const CommandLine& cl, std::pair<std::set<std::string>, std::set<std::string>>& inForce) {
+  std::lock_guard reloading(gReloadMutex);
+  if (!cl.insecure) {
+    auto agents = protocol::readAllowList(cl.allowPath);
+    auto relays = cl.relaysPath.empty() ? Result<std::set<std::string>>(std::set<std::string>{})
+                                        : protocol::readAllowList(cl.relaysPath);
+    if (!agents || !relays) {
+      spdlog::error("SIGHUP: {}; the allow-lists in force stay ({} agent key(s), {} relay key(s))",
+                    (!agents ? agents : relays).error().message, inForce.first.size(), inForce.second.size());
+    } else {
+      spdlog::info(
+          "SIGHUP: allow-lists re-read: {} agent key(s) ({}), {} relay key(s) ({}); a removed key's "
+          "connections are cut off",
+          agents->size(), keyChanges(inForce.first, *agents), relays->size(), keyChanges(inForce.second, *relays));
+      if (agents->empty() && relays->empty()) spdlog::warn("SIGHUP: no key is allowed now: every agent is cut off");
+      inForce = {*agents, *relays};
+      std::lock_guard lock(gCurrent.mutex);
+      gCurrent.reloadedKeys = inForce;
+      if (gCurrent.term) takeReloadedKeys(*gCurrent.term);
+    }
+  }
+  if (auto* http = gHttp.load(); http && http->scheme() == "https") {
+    if (auto s = http->reloadTls(); !s)
+      spdlog::error("SIGHUP: {}; the TLS pair in force stays ({})", s.error().message, http->certificateSummary());
+    else
+      spdlog::info("SIGHUP: TLS pair re-read: {}", http->certificateSummary());
+  }
+}
+
+// The thread that takes SIGHUP (blocked in every other thread: main blocks it before
+// any thread starts) and reloads; until destroyed.
+class HangupReloader {
+ public:
+  HangupReloader(const CommandLine& cl, const controller::FabricOptions& fabric)
+      : thread_([this, &cl, keys = std::pair(fabric.allowedKeys, fabric.relayKeys)]() mutable {
+          sigset_t hup;
+          sigemptyset(&hup);
+          sigaddset(&hup, SIGHUP);
+          const timespec poll{0, 200'000'000};
+          while (!stop_ && !gStopping)
+            if (::sigtimedwait(&hup, nullptr, &poll) == SIGHUP) reloadOnHangup(cl, keys);
+        }) {}
+  ~HangupReloader() {
+    stop_ = true;
+    thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
 };
 
 // A loomd alone: one term on SQLite for its whole life.
@@ -294,6 +375,7 @@ int runSolo(const CommandLine& cl, controller::TermOptions options, const ApiAdd
   {
     std::lock_guard lock(gCurrent.mutex);
     gCurrent.term = &term;
+    takeReloadedKeys(term);
   }
   gTerm = &term;
   gHttp = &http;
@@ -421,6 +503,7 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
       std::lock_guard lock(gCurrent.mutex);
       gCurrent.term = &term;
       gCurrent.epoch = *epoch;
+      takeReloadedKeys(term);
     }
     // The term serves now; until it did, the warm copy answered reads (it follows a store
     // that no past term can write, and this one had not yet). Asked to stop, not waited
@@ -518,10 +601,17 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, onSignal);
   std::signal(SIGTERM, onSignal);
   std::signal(SIGPIPE, SIG_IGN);
+  // SIGHUP is taken by the reloader's thread alone (HangupReloader): blocked here, before
+  // any thread starts, so every thread inherits the mask.
+  sigset_t hup;
+  sigemptyset(&hup);
+  sigaddset(&hup, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &hup, nullptr);
   const auto tls = tlsFiles(cl);
   if (!tls) return fail(tls.error().message);
   if (*tls)
     if (auto s = controller::HttpServer::checkTls(**tls); !s) return fail(s.error().message);
+  HangupReloader reloader(cl, options.fabric);
   if (cl.store.empty()) return runSolo(cl, std::move(options), *api, *tls, started);
 
   if (app.count("--state"))
