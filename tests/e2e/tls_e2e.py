@@ -11,11 +11,14 @@ Scenarios (one ctest case each, --scenario NAME):
                client that never speaks is cut off by the handshake timeout, and loomd
                goes on serving
   bad-pair     loomd with a key of another pair stops at once, exit 1, naming both files
+  replicas     two replicas on etcd serving HTTPS: the standby names the leader by its
+               https:// URL, and loomctl given the standby alone reaches the leader
 
 Usage: tls_e2e.py --loomd PATH --agent PATH --loomctl PATH [--scenario NAME] [--keep]"""
 import json, os, socket, ssl, stat, subprocess, sys, time, urllib.request
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 from loomharness import Cluster, Failure, arg_parser, check, refused_port, run_scenarios, wait_until
+from replicas import ReplicaCluster, free_ports
 
 FABRIC = """
 blades:
@@ -162,8 +165,32 @@ def bad_pair(fab):
     check("api-port" not in r.stdout and not os.path.exists(fab.path("state.db")),
           "... before it listened or opened its store")
 
+def replicas(fab):
+    cert, key = keygen_tls(fab, HOST, fab.path("tls"))
+    fab.start_etcd(1)
+    context = ssl.create_default_context(cafile=cert)
+    def status(name):
+        with urllib.request.urlopen(f"https://127.0.0.1:{ports[name]}/v1/status", timeout=5, context=context) as r:
+            return json.loads(r.read())
+    ports = {}
+    for name, agents in zip(("r1", "r2"), free_ports(2)):
+        fab.replicas[name] = {"agents": f"tcp://127.0.0.1:{agents}", "api": None}
+        fab.start_replica(name, extra=["--api-tls-cert", cert, "--api-tls-key", key])
+        ports[name] = int(fab.replicas[name]["api"].rsplit(":", 1)[1])
+        if name == "r1":
+            wait_until(lambda: status("r1").get("role") == "leader", 15, "r1 leads, answering over https")
+    leader_api = f"https://127.0.0.1:{ports['r1']}"
+    wait_until(lambda: status("r2").get("leader", {}).get("api") == leader_api, 15,
+               f"the standby r2 names the leader by its https URL ({leader_api})")
+    rc, out, err = loomctl(fab, "--controller", f"https://127.0.0.1:{ports['r2']}", "--ca", cert, "status")
+    check(rc == 0 and "r1" in out, "loomctl given the standby's https URL alone: status answers", out + err)
+    both = f"https://127.0.0.1:{ports['r2']},https://127.0.0.1:{ports['r1']}"
+    decls = fab.write("decls.yaml", DECLS.split("---\nkind: Server")[0])
+    rc, out, err = loomctl(fab, "--controller", both, "--ca", cert, "apply", "--yes", "-f", decls)
+    check(rc == 0, "an apply through the replica list of https URLs reaches the leader", out + err)
+
 SCENARIOS = [("works", works), ("wrong-ca", wrong_ca), ("wrong-name", wrong_name), ("plain-http", plain_http),
-             ("bad-pair", bad_pair)]
+             ("bad-pair", bad_pair), ("replicas", replicas)]
 
 def main():
     ap = arg_parser()
@@ -171,7 +198,8 @@ def main():
     ap.add_argument("--scenario", action="append", default=[])
     args = ap.parse_args()
     def cluster(name):
-        fab = Cluster(args.loomd, args.agent, prefix=f"loom-tls-{name}-", keep=args.keep)
+        kind = ReplicaCluster if name == "replicas" else Cluster
+        fab = kind(args.loomd, args.agent, prefix=f"loom-tls-{name}-", keep=args.keep)
         fab.args = args
         return fab
     return run_scenarios(SCENARIOS, args, cluster)
