@@ -4,7 +4,6 @@
 // replicas on etcd it campaigns (controller/Election.h), runs a term while it leads and
 // answers as a standby otherwise. See controller/README.md.
 #include <pthread.h>
-#include <signal.h>
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
