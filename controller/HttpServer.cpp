@@ -370,6 +370,8 @@ struct HttpServer::Impl {
     return tls;
   }
 
+  asio::steady_timer acceptRetry{io};
+
   void accept() {
     acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
       if (!ec) {
@@ -379,6 +381,15 @@ struct HttpServer::Impl {
           std::make_shared<Session<PlainStream>>(PlainStream(std::move(socket)), nullptr, beast::flat_buffer{}, handler)
               ->start();
       } else if (ec == asio::error::operation_aborted) {
+        return;
+      } else {
+        // Out of descriptors (EMFILE) or memory: accepting again at once would spin the
+        // HTTP thread until a session ends. Wait a little; the idle timeouts free some.
+        spdlog::warn("http: cannot accept a connection: {}; retrying in 100 ms", ec.message());
+        acceptRetry.expires_after(std::chrono::milliseconds(100));
+        acceptRetry.async_wait([this](beast::error_code waited) {
+          if (!waited) accept();
+        });
         return;
       }
       accept();

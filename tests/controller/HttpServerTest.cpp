@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <thread>
+#include <vector>
 
 #include "controller/HttpServer.h"
 #include "controller/TlsKeygen.h"
@@ -136,6 +138,53 @@ TEST_F(HttpServerTls, PlainHttpToTheHttpsPortGetsOnePlainRefusal) {
   EXPECT_EQ(answer.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << answer;
   EXPECT_NE(answer.find("speaks HTTPS only: use an https:// URL"), std::string::npos) << answer;
   EXPECT_FALSE(handled) << "a plain request reached the API";
+}
+
+double cpuSeconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// Out of descriptors, accept() fails at once every time: the HTTP thread must wait, not
+// spin, and serve again once descriptors are free.
+TEST(HttpServer, OutOfDescriptorsItWaitsInsteadOfSpinningAndServesAgain) {
+  HttpServer http("127.0.0.1", 0, [](const ApiRequest&, const HttpServer::Done& done) {
+    done(ApiResponse{200, "application/json", "{}\n"});
+  });
+  auto port = http.listen();
+  ASSERT_TRUE(port) << port.error().message;
+  std::thread io([&http] { http.run(); });
+  rlimit old{};
+  ::getrlimit(RLIMIT_NOFILE, &old);
+  std::size_t open = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) open += e.is_symlink() ? 1 : 0;
+  rlimit low = old;
+  low.rlim_cur = open + 8;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  std::vector<int> clients;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(*port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int i = 0; i < 64; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) break;  // the process is out of descriptors: so is the server's accept()
+    clients.push_back(fd);
+    (void)::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const double before = cpuSeconds();
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  const double spent = cpuSeconds() - before;
+  for (int fd : clients) ::close(fd);
+  ::setrlimit(RLIMIT_NOFILE, &old);
+  EXPECT_LT(spent, 0.3) << "the HTTP thread spun on accept() for " << spent << " s of CPU in 1 s";
+  const std::string answer = plainExchange(*port, "GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n");
+  http.stop();
+  io.join();
+  EXPECT_EQ(answer.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << answer;
 }
 
 TEST_F(HttpServerTls, ReloadKeepsThePairInUseWhenTheNewOneIsBad) {
