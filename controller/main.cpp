@@ -122,7 +122,9 @@ void addOptions(CLI::App& app, CommandLine& cl) {
   app.add_option("--api-tls-key", cl.tlsKey, "PEM private key of --api-tls-cert (unencrypted; keep it 0600)");
   app.add_flag("--insecure", cl.insecure, "turn CurveZMQ authentication off (demos and tests only)");
   app.add_option("--key", cl.keyPath, "controller secret key file (from `loomd keygen`)");
-  app.add_option("--allow", cl.allowPath, "allow-list: agent public keys, one per line");
+  app.add_option("--allow", cl.allowPath,
+                 "allow-list: agent public keys, one per line; it and --allow-relays are read again on SIGHUP (a "
+                 "removed key is cut off at once; a file that does not read keeps the lists in force)");
   app.add_option("--allow-relays", cl.relaysPath,
                  "allow-list of fabric relay public keys (`loom-agent relay`), one per line: these may speak for the "
                  "blades behind them");
