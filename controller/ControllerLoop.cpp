@@ -440,10 +440,17 @@ void ControllerLoop::drainCore() {
   }
   std::size_t handled = 0;
   for (auto& f : frames) {
-    if (f.frame.is_null())
-      controller_.onFrame(f.peer, f.bytes, f.at);
-    else
-      controller_.onParsedFrame(f.peer, f.frame, f.at);
+    // A frame that makes a handler throw (a bug: validate() let through what a decoder
+    // cannot take, as fuzz_wire once found) costs that frame alone, not the rest of the
+    // batch: other blades' heartbeats and the API requests behind it.
+    try {
+      if (f.frame.is_null())
+        controller_.onFrame(f.peer, f.bytes, f.at);
+      else
+        controller_.onParsedFrame(f.peer, f.frame, f.at);
+    } catch (const std::exception& e) {
+      spdlog::critical("controller loop: a frame from '{}' threw: {}", f.peer, e.what());
+    }
     // 10,000 agents registering after a restart are seconds of frames: API requests
     // posted meanwhile are answered between them, not after them all.
     if (++handled % kFramesBetweenTasks == 0) runTasks();
