@@ -196,9 +196,25 @@ void ControllerLoop::receiveFrames() {
     }
     std::string peer = id.to_string();
     const std::int64_t now = monotonicMs();
+    // The role of the connection's key in the lists as they are now: a key removed since
+    // it connected is cut off here, at its next frame.
+    std::string role;
+    if (!options_.insecure && !parts.empty()) {
+      std::string key = protocol::connectionKey(parts[0]);
+      role = sockets_->zap->roleOf(key);
+      if (role.empty()) {
+        ++cutOff_;
+        post([this, peer, key = std::move(key)] {
+          controller_.noteRejected(peer,
+                                   {"auth", "'" + peer + "' connected with key " + key +
+                                                ", which is no longer in the allow-list: its frames are dropped"});
+        });
+        continue;
+      }
+    }
     if (!parts.empty() && protocol::isRelayEnvelope(parts[0].to_string_view())) {
       // Only a relay's key may speak for other blades (with Curve off, anyone may).
-      if (!options_.insecure && protocol::connectionRole(parts[0]) != protocol::kRoleRelay) {
+      if (!options_.insecure && role != protocol::kRoleRelay) {
         post([this, peer] {
           controller_.noteRejected(
               peer, {"auth", "'" + peer + "' sent a relay envelope but its key is not a relay's (--allow-relays)"});
@@ -352,10 +368,33 @@ void ControllerLoop::sendQueued() {
   flushRelays();
 }
 
+void ControllerLoop::setAllowedKeys(std::set<std::string> agentKeys, std::set<std::string> relayKeys) {
+  if (options_.insecure) return;
+  {
+    std::lock_guard lock(mutex_);
+    newKeys_.emplace(std::move(agentKeys), std::move(relayKeys));
+  }
+  keysChanged_ = true;
+  wake(fabricWakeFd_);
+}
+
+void ControllerLoop::takeNewKeys() {
+  std::optional<std::pair<std::set<std::string>, std::set<std::string>>> keys;
+  {
+    std::lock_guard lock(mutex_);
+    keys.swap(newKeys_);
+  }
+  if (!keys || !sockets_->zap) return;
+  sockets_->zap->setKeys(std::move(keys->first), std::move(keys->second));
+  spdlog::info("fabric: allow-lists in force: {} agent key(s), {} relay key(s)", sockets_->zap->agentKeyCount(),
+               sockets_->zap->relayKeyCount());
+}
+
 void ControllerLoop::runFabric() {
   auto& r = sockets_->router;
   std::int64_t lastReceive = 0;
   while (!stop_) {
+    if (keysChanged_.exchange(false)) takeNewKeys();
     std::vector<zmq::pollitem_t> items{{r.handle(), 0, ZMQ_POLLIN, 0}, {nullptr, fabricWakeFd_, ZMQ_POLLIN, 0}};
     if (sockets_->zap) items.push_back({sockets_->zap->socket().handle(), 0, ZMQ_POLLIN, 0});
     try {
@@ -401,10 +440,17 @@ void ControllerLoop::drainCore() {
   }
   std::size_t handled = 0;
   for (auto& f : frames) {
-    if (f.frame.is_null())
-      controller_.onFrame(f.peer, f.bytes, f.at);
-    else
-      controller_.onParsedFrame(f.peer, f.frame, f.at);
+    // A frame that makes a handler throw (a bug: validate() let through what a decoder
+    // cannot take, as fuzz_wire once found) costs that frame alone, not the rest of the
+    // batch: other blades' heartbeats and the API requests behind it.
+    try {
+      if (f.frame.is_null())
+        controller_.onFrame(f.peer, f.bytes, f.at);
+      else
+        controller_.onParsedFrame(f.peer, f.frame, f.at);
+    } catch (const std::exception& e) {
+      spdlog::critical("controller loop: a frame from '{}' threw: {}", f.peer, e.what());
+    }
     // 10,000 agents registering after a restart are seconds of frames: API requests
     // posted meanwhile are answered between them, not after them all.
     if (++handled % kFramesBetweenTasks == 0) runTasks();

@@ -27,6 +27,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -79,6 +80,15 @@ class ControllerLoop {
   // turns), with the monotonic time: a liveness ping. Set before run().
   void onTurn(std::function<void(std::int64_t)> hook) { turnHook_ = std::move(hook); }
 
+  // Thread-safe: the allow-lists from now on (loomd re-reads its files on SIGHUP). The
+  // fabric thread takes them before it reads its next frame: a handshake with a key in
+  // neither list is refused, and every frame from a connection whose key is in neither
+  // is dropped (its blade falls silent; the fencing rules take it from there), as are
+  // relay envelopes from a key no longer a relay's. A no-op with Curve off.
+  void setAllowedKeys(std::set<std::string> agentKeys, std::set<std::string> relayKeys);
+  // Frames dropped because their connection's key is no longer allowed. Thread-safe.
+  std::uint64_t cutOffFrames() const { return cutOff_.load(); }
+
   // Queues one frame to the agent of `blade`; dropped if it is not connected (it will
   // re-register and be re-planned). Thread-safe; the Controller's Send.
   void send(const std::string& blade, const protocol::Json& frame);
@@ -105,6 +115,8 @@ class ControllerLoop {
     std::int64_t at;
   };
   void runFabric();
+  // Fabric thread: the lists setAllowedKeys() left, into the authenticator.
+  void takeNewKeys();
   void receiveFrames();
   // One agent frame (direct, or out of a relay envelope): the lease answer, then the inbox.
   void takeFrame(std::string blade, std::string_view bytes, const std::string& via, std::int64_t now,
@@ -136,6 +148,10 @@ class ControllerLoop {
   const Leadership& leadership_;
   bool wasActing_ = true;  // fabric thread
   std::atomic<std::uint64_t> notActingIn_{0};
+  std::atomic<std::uint64_t> cutOff_{0};
+  // setAllowedKeys() -> the fabric thread (under mutex_).
+  std::optional<std::pair<std::set<std::string>, std::set<std::string>>> newKeys_;
+  std::atomic<bool> keysChanged_{false};
   std::atomic<std::uint64_t> notActingOut_{0};
 };
 

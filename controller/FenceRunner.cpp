@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -60,6 +61,10 @@ void FenceRunner::run(const std::string& command, Done done) {
     }
     if (pid == 0) {
       setpgid(0, 0);
+      // loomd's threads block SIGHUP (its reloader takes it): the command starts with none.
+      sigset_t none;
+      sigemptyset(&none);
+      pthread_sigmask(SIG_SETMASK, &none, nullptr);
       const int devNull = open("/dev/null", O_RDONLY);
       if (devNull >= 0) dup2(devNull, 0);
       dup2(pipeFds[1], 1);

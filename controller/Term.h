@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "controller/Controller.h"
@@ -58,6 +59,11 @@ class Term {
   // when the term ends is answered all the same, after run() (a replica's core then acts
   // no more: its fabric is silent and the store refuses a past term's writes).
   void handle(const ApiRequest& request, Reply reply);
+
+  // Thread-safe: the fabric's allow-lists from now on (ControllerLoop::setAllowedKeys).
+  void setAllowedKeys(std::set<std::string> agentKeys, std::set<std::string> relayKeys) {
+    loop_.setAllowedKeys(std::move(agentKeys), std::move(relayKeys));
+  }
 
   // The agents' endpoint as bound.
   std::string agentsEndpoint() const;

@@ -3,6 +3,7 @@
 // own thread). Alone on SQLite it runs one term for its whole life; as one of several
 // replicas on etcd it campaigns (controller/Election.h), runs a term while it leads and
 // answers as a standby otherwise. See controller/README.md.
+#include <pthread.h>
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -15,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "controller/Election.h"
@@ -24,6 +26,7 @@
 #include "controller/ReplicaApi.h"
 #include "controller/ServiceNotifier.h"
 #include "controller/Term.h"
+#include "controller/TlsKeygen.h"
 #include "controller/WarmCopy.h"
 #include "controller/access/AdminTokenFile.h"
 #include "loom/CommandLine.h"
@@ -44,13 +47,17 @@ std::atomic<controller::HttpServer*> gHttp{nullptr};
 std::atomic<controller::Election*> gElection{nullptr};
 std::atomic<controller::Term*> gTerm{nullptr};  // the term being served, for the signal handler
 
-// The term being served and its epoch, for the HTTP thread.
+// The term being served and its epoch, for the HTTP thread; and the allow-lists a SIGHUP
+// put in force, for the term being served and each term to come.
 struct CurrentTerm {
   std::mutex mutex;
   controller::Term* term = nullptr;
   std::uint64_t epoch = 0;
+  std::optional<std::pair<std::set<std::string>, std::set<std::string>>> reloadedKeys;  // (agents, relays)
 };
 CurrentTerm gCurrent;
+// Held while SIGHUP's reload uses gHttp, and while gHttp is taken away (ApiThread).
+std::mutex gReloadMutex;
 
 void onSignal(int) {
   gStopping = true;
@@ -80,6 +87,7 @@ struct CommandLine {
   std::string agents = "tcp://127.0.0.1:7700";
   std::string api = "127.0.0.1:7780";
   std::string keyPath, allowPath, relaysPath, logLevel = "info";
+  std::string tlsCert, tlsKey;  // --api-tls-cert/--api-tls-key: HTTPS
   bool insecure = false;
   int recoveryNice = 10;
   controller::ControllerOptions opts;
@@ -109,9 +117,16 @@ void addOptions(CLI::App& app, CommandLine& cl) {
       ->check(CLI::Range(1, 60));
   app.add_option("--agents", cl.agents, "ZeroMQ endpoint agents connect to")->capture_default_str();
   app.add_option("--api", cl.api, "HTTP API address HOST:PORT (port 0: any free port, printed)")->capture_default_str();
+  app.add_option("--api-tls-cert", cl.tlsCert,
+                 "PEM certificate chain of the API: serve HTTPS only (TLS 1.2+), with --api-tls-key; without both, "
+                 "plain HTTP, for loopback and labs (docs/SECURITY.md). `loomd keygen --tls --name HOST` makes a "
+                 "self-signed pair for a lab");
+  app.add_option("--api-tls-key", cl.tlsKey, "PEM private key of --api-tls-cert (unencrypted; keep it 0600)");
   app.add_flag("--insecure", cl.insecure, "turn CurveZMQ authentication off (demos and tests only)");
   app.add_option("--key", cl.keyPath, "controller secret key file (from `loomd keygen`)");
-  app.add_option("--allow", cl.allowPath, "allow-list: agent public keys, one per line");
+  app.add_option("--allow", cl.allowPath,
+                 "allow-list: agent public keys, one per line; it and --allow-relays are read again on SIGHUP (a "
+                 "removed key is cut off at once; a file that does not read keeps the lists in force)");
   app.add_option("--allow-relays", cl.relaysPath,
                  "allow-list of fabric relay public keys (`loom-agent relay`), one per line: these may speak for the "
                  "blades behind them");
@@ -221,6 +236,25 @@ Result<controller::FabricOptions> fabricOptions(const CommandLine& cl) {
   return fabric;
 }
 
+// The API's TLS pair, if both files are given.
+Result<std::optional<controller::TlsFiles>> tlsFiles(const CommandLine& cl) {
+  if (cl.tlsCert.empty() && cl.tlsKey.empty()) return std::optional<controller::TlsFiles>();
+  if (cl.tlsCert.empty() || cl.tlsKey.empty())
+    return makeError(Errc::Invalid, "HTTPS needs both --api-tls-cert FILE and --api-tls-key FILE (got only " +
+                                        std::string(cl.tlsCert.empty() ? "--api-tls-key" : "--api-tls-cert") + ")");
+  return std::optional(controller::TlsFiles{cl.tlsCert, cl.tlsKey});
+}
+
+// Where the API serves, said once at start.
+void logApi(const controller::HttpServer& http) {
+  if (http.scheme() == "https")
+    spdlog::info("API over TLS: {}", http.certificateSummary());
+  else
+    spdlog::warn(
+        "API over plain HTTP: anyone on its network can read and change requests; for loopback and labs "
+        "only (--api-tls-cert/--api-tls-key serve HTTPS: docs/SECURITY.md)");
+}
+
 struct ApiAddress {
   std::string host;
   unsigned short port = 0;
@@ -243,15 +277,89 @@ Result<ApiAddress> parseApi(const std::string& api) {
 struct ApiThread {
   explicit ApiThread(controller::HttpServer& http) : thread([&http] { http.run(); }) {}
   ~ApiThread() {
-    if (auto* h = gHttp.exchange(nullptr)) h->stop();
+    controller::HttpServer* h = nullptr;
+    {
+      std::lock_guard lock(gReloadMutex);
+      h = gHttp.exchange(nullptr);
+    }
+    if (h) h->stop();
     thread.join();
   }
   std::thread thread;
 };
 
+// The allow-lists a SIGHUP put in force, into a term that starts serving (it was built
+// with the lists of the start). Under gCurrent.mutex.
+void takeReloadedKeys(controller::Term& term) {
+  if (gCurrent.reloadedKeys) term.setAllowedKeys(gCurrent.reloadedKeys->first, gCurrent.reloadedKeys->second);
+}
+
+// "+2 -1" between what was in force and what is now.
+std::string keyChanges(const std::set<std::string>& before, const std::set<std::string>& after) {
+  std::size_t added = 0, removed = 0;
+  for (const auto& k : after) added += before.count(k) == 0;
+  for (const auto& k : before) removed += after.count(k) == 0;
+  return "+" + std::to_string(added) + " -" + std::to_string(removed);
+}
+
+// SIGHUP: the fabric's allow-lists (--allow, --allow-relays) and the API's TLS pair are
+// read again. A file that does not read keeps what is in force, with the precise error
+// logged; the lists change only together.
+void reloadOnHangup(const CommandLine& cl, std::pair<std::set<std::string>, std::set<std::string>>& inForce) {
+  std::lock_guard reloading(gReloadMutex);
+  if (!cl.insecure) {
+    auto agents = protocol::readAllowList(cl.allowPath);
+    auto relays = cl.relaysPath.empty() ? Result<std::set<std::string>>(std::set<std::string>{})
+                                        : protocol::readAllowList(cl.relaysPath);
+    if (!agents || !relays) {
+      spdlog::error("SIGHUP: {}; the allow-lists in force stay ({} agent key(s), {} relay key(s))",
+                    (!agents ? agents : relays).error().message, inForce.first.size(), inForce.second.size());
+    } else {
+      spdlog::info(
+          "SIGHUP: allow-lists re-read: {} agent key(s) ({}), {} relay key(s) ({}); a removed key's "
+          "connections are cut off",
+          agents->size(), keyChanges(inForce.first, *agents), relays->size(), keyChanges(inForce.second, *relays));
+      if (agents->empty() && relays->empty()) spdlog::warn("SIGHUP: no key is allowed now: every agent is cut off");
+      inForce = {*agents, *relays};
+      std::lock_guard lock(gCurrent.mutex);
+      gCurrent.reloadedKeys = inForce;
+      if (gCurrent.term) takeReloadedKeys(*gCurrent.term);
+    }
+  }
+  if (auto* http = gHttp.load(); http && http->scheme() == "https") {
+    if (auto s = http->reloadTls(); !s)
+      spdlog::error("SIGHUP: {}; the TLS pair in force stays ({})", s.error().message, http->certificateSummary());
+    else
+      spdlog::info("SIGHUP: TLS pair re-read: {}", http->certificateSummary());
+  }
+}
+
+// The thread that takes SIGHUP (blocked in every other thread: main blocks it before
+// any thread starts) and reloads; until destroyed.
+class HangupReloader {
+ public:
+  HangupReloader(const CommandLine& cl, const controller::FabricOptions& fabric)
+      : thread_([this, &cl, keys = std::pair(fabric.allowedKeys, fabric.relayKeys)]() mutable {
+          sigset_t hup;
+          sigemptyset(&hup);
+          sigaddset(&hup, SIGHUP);
+          const timespec poll{0, 200'000'000};
+          while (!stop_ && !gStopping)
+            if (::sigtimedwait(&hup, nullptr, &poll) == SIGHUP) reloadOnHangup(cl, keys);
+        }) {}
+  ~HangupReloader() {
+    stop_ = true;
+    thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
 // A loomd alone: one term on SQLite for its whole life.
 int runSolo(const CommandLine& cl, controller::TermOptions options, const ApiAddress& api,
-            std::chrono::steady_clock::time_point started) {
+            const std::optional<controller::TlsFiles>& tls, std::chrono::steady_clock::time_point started) {
   const auto storeOpening = std::chrono::steady_clock::now();
   auto store = controller::openSqliteStateStore(cl.statePath);
   if (!store) return fail(store.error().message);
@@ -263,23 +371,28 @@ int runSolo(const CommandLine& cl, controller::TermOptions options, const ApiAdd
   controller::Term term(**store, std::move(options), leadership, wallMs);
   if (auto s = term.start(); !s) return fail(s.error().message);
   controller::HttpServer http(
-      api.host, api.port, [&term](const controller::ApiRequest& req, auto done) { term.handle(req, std::move(done)); });
+      api.host, api.port, [&term](const controller::ApiRequest& req, auto done) { term.handle(req, std::move(done)); },
+      tls);
   auto port = http.listen();
   if (!port) return fail(port.error().message);
+  logApi(http);
   spdlog::info(
-      "serving: agents on {}, API on http://{}:{} (state {}, ready {:.3f} s after start: store opened in {:.3f} s, "
+      "serving: agents on {}, API on {}://{}:{} (state {}, ready {:.3f} s after start: store opened in {:.3f} s, "
       "recovered in {:.3f} s)",
-      cl.agents, api.host, *port, cl.statePath, secondsSince(started), storeOpen, term.recoverySeconds());
+      cl.agents, http.scheme(), api.host, *port, cl.statePath, secondsSince(started), storeOpen,
+      term.recoverySeconds());
   // A machine-readable line for scripts and tests that asked for port 0.
   std::cout << "loomd: api-port " << *port << std::endl;
   {
     std::lock_guard lock(gCurrent.mutex);
     gCurrent.term = &term;
+    takeReloadedKeys(term);
   }
   gTerm = &term;
   gHttp = &http;
   if (gStopping) term.stop();
-  notifier.ready("serving: agents on " + cl.agents + ", API on http://" + api.host + ":" + std::to_string(*port));
+  notifier.ready("serving: agents on " + cl.agents + ", API on " + http.scheme() + "://" + api.host + ":" +
+                 std::to_string(*port));
   if (notifier.watchdogMs() > 0)
     spdlog::info("systemd watchdog: the core loop pings every {} ms", notifier.watchdogMs() / 2);
   {
@@ -298,7 +411,7 @@ int runSolo(const CommandLine& cl, controller::TermOptions options, const ApiAdd
 // One of several replicas on etcd: a standby until it wins, a term while it leads, and
 // back to standing by when the term ends (it could not renew its lease in time).
 int runReplica(const CommandLine& cl, const controller::TermOptions& options, const ApiAddress& api,
-               const controller::EtcdStoreOptions& url) {
+               const std::optional<controller::TlsFiles>& tls, const controller::EtcdStoreOptions& url) {
   auto leadership = controller::Leadership::replica(ControllerLoop::monotonicMs);
   controller::ElectionOptions eo;
   eo.endpoints = url.endpoints;
@@ -332,10 +445,11 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
     if (!election) return done(controller::ApiResponse{503, "application/json", "{\"error\":\"starting\"}\n"});
     if (auto r = reads.answer(req, *election, ControllerLoop::monotonicMs())) return done(std::move(*r));
     done(controller::standbyAnswer(*election));
-  });
+  }, tls);
   auto port = http.listen();
   if (!port) return fail(port.error().message);
-  eo.self.api = cl.advertise.empty() ? "http://" + api.host + ":" + std::to_string(*port) : cl.advertise;
+  logApi(http);
+  eo.self.api = cl.advertise.empty() ? http.scheme() + "://" + api.host + ":" + std::to_string(*port) : cl.advertise;
   std::cout << "loomd: api-port " << *port << std::endl;
   gHttp = &http;
   std::optional<ApiThread> apiThread(std::in_place, http);
@@ -400,6 +514,7 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
       std::lock_guard lock(gCurrent.mutex);
       gCurrent.term = &term;
       gCurrent.epoch = *epoch;
+      takeReloadedKeys(term);
     }
     // The term serves now; until it did, the warm copy answered reads (it follows a store
     // that no past term can write, and this one had not yet). Asked to stop, not waited
@@ -447,15 +562,35 @@ int main(int argc, char** argv) {
   addConfigFile(app);
   CommandLine cl;
   addOptions(app, cl);
-  auto* keygen = app.add_subcommand("keygen", "write a CurveZMQ key pair (NAME.key secret, NAME.pub public)");
+  auto* keygen = app.add_subcommand("keygen",
+                                    "write a CurveZMQ key pair (NAME.key secret, NAME.pub public); with --tls, a "
+                                    "self-signed TLS pair for the API of a lab (HOST.tls.crt, HOST.tls.key)");
   std::string keyDir, keyName = "loomd";
-  keygen->add_option("--out", keyDir, "directory")->required();
-  keygen->add_option("--name", keyName, "file base name (e.g. an agent's blade name)")->capture_default_str();
+  bool keygenTls = false;
+  int tlsDays = 365;
+  keygen->add_option("--out", keyDir, "directory (with --tls: the current one by default)");
+  keygen->add_option("--name", keyName, "file base name (e.g. an agent's blade name); with --tls the API's host name")
+      ->capture_default_str();
+  keygen->add_flag("--tls", keygenTls,
+                   "a self-signed certificate (ECDSA P-256, subjectAltName DNS:NAME and IP:127.0.0.1) and its key "
+                   "(0600) for --api-tls-cert/--api-tls-key; loomctl --ca names the certificate");
+  keygen->add_option("--days", tlsDays, "with --tls: how long the certificate is valid")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3650));
   if (auto rc = parseCommandLine(app, "loomd", argc, argv)) return *rc;
   spdlog::set_level(spdlog::level::from_str(cl.logLevel));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ loomd: %v");
 
+  if (*keygen && keygenTls) {
+    if (!keygen->count("--name")) return fail("keygen --tls needs --name HOST: the host name clients connect to");
+    auto pair = controller::writeSelfSignedTlsPair(keyDir.empty() ? "." : keyDir, keyName, tlsDays);
+    if (!pair) return fail(pair.error().message);
+    std::cout << "wrote " << pair->certFile << " (certificate, its own CA: loomctl --ca) and " << pair->keyFile
+              << " (secret key): " << pair->summary << "\n";
+    return 0;
+  }
   if (*keygen) {
+    if (keyDir.empty()) return fail("keygen needs --out DIR");
     auto kp = protocol::writeCurveKeyPair(keyDir, keyName);
     if (!kp) return fail(kp.error().message);
     std::cout << "wrote " << keyDir << "/" << keyName << ".key (secret) and " << keyDir << "/" << keyName
@@ -483,7 +618,18 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, onSignal);
   std::signal(SIGTERM, onSignal);
   std::signal(SIGPIPE, SIG_IGN);
-  if (cl.store.empty()) return runSolo(cl, std::move(options), *api, started);
+  // SIGHUP is taken by the reloader's thread alone (HangupReloader): blocked here, before
+  // any thread starts, so every thread inherits the mask.
+  sigset_t hup;
+  sigemptyset(&hup);
+  sigaddset(&hup, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &hup, nullptr);
+  const auto tls = tlsFiles(cl);
+  if (!tls) return fail(tls.error().message);
+  if (*tls)
+    if (auto s = controller::HttpServer::checkTls(**tls); !s) return fail(s.error().message);
+  HangupReloader reloader(cl, options.fabric);
+  if (cl.store.empty()) return runSolo(cl, std::move(options), *api, *tls, started);
 
   if (app.count("--state"))
     return fail("--store " + cl.store + " and --state " + cl.statePath +
@@ -495,5 +641,5 @@ int main(int argc, char** argv) {
     ::gethostname(host, sizeof host - 1);
     cl.name = host;
   }
-  return runReplica(cl, options, *api, *url);
+  return runReplica(cl, options, *api, *tls, *url);
 }

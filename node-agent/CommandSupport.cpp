@@ -18,6 +18,10 @@ void onSignal(int) {
   if (auto* r = gRelay.load()) r->stop();
 }
 
+void onHangup(int) {
+  if (auto* r = gRelay.load()) r->requestReload();
+}
+
 }  // namespace
 
 int fail(const std::string& message) {
@@ -50,6 +54,7 @@ void runUntilSignalled(FabricRelay& relay) {
   gRelay = &relay;
   std::signal(SIGINT, onSignal);
   std::signal(SIGTERM, onSignal);
+  std::signal(SIGHUP, onHangup);  // the allow-list read again
   relay.run();
   gRelay = nullptr;
 }

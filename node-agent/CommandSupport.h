@@ -20,7 +20,8 @@ std::string hostName();
 // What an inventory says a blade can run: "kvm" before "xen".
 std::vector<std::string> hypervisorNames(pool::HypervisorSet set);
 
-// Runs the loop on this thread until SIGINT or SIGTERM stops it.
+// Runs the loop on this thread until SIGINT or SIGTERM stops it; for a relay, SIGHUP
+// re-reads its allow-list (FabricRelay::requestReload).
 void runUntilSignalled(AgentHost& host);
 void runUntilSignalled(FabricRelay& relay);
 

@@ -168,6 +168,14 @@ void FabricRelay::forwardUp() {
       impl.refuse(id.to_string(), "routing id is not a blade name (empty, '/' or control characters)");
       continue;
     }
+    // A key removed from the allow-list since it connected: cut off at its next frame.
+    if (impl.zap) {
+      const std::string key = protocol::connectionKey(parts[0]);
+      if (impl.zap->roleOf(key).empty()) {
+        impl.refuse(id.to_string(), "key " + key + " is no longer in the allow-list");
+        continue;
+      }
+    }
     if (impl.bladesThisWindow.size() < 1000000) impl.bladesThisWindow.insert(id.to_string());
     bytes += id.size() + parts[0].size();
     pairs.emplace_back(std::move(id), std::move(parts[0]));
@@ -220,6 +228,19 @@ void FabricRelay::run() {
   std::int64_t lastUp = 0, lastStats = monotonicMs();
   RelayStats last{};
   while (!stop_) {
+    if (reload_.exchange(false) && impl.options.reloadAllowedKeys) {
+      auto keys = impl.options.reloadAllowedKeys();
+      if (!keys) {
+        spdlog::error("relay {}: SIGHUP: {}; the allow-list in force stays ({} key(s))", impl.options.name,
+                      keys.error().message, impl.zap ? impl.zap->agentKeyCount() : 0);
+      } else if (impl.zap) {
+        impl.zap->setKeys(std::move(*keys), {});
+        // A key refused before may be allowed now: its refusals are logged again.
+        impl.logged.clear();
+        spdlog::info("relay {}: SIGHUP: allow-list re-read: {} agent key(s); a removed key's agents are cut off",
+                     impl.options.name, impl.zap->agentKeyCount());
+      }
+    }
     std::vector<zmq::pollitem_t> items{{impl.agents.handle(), 0, ZMQ_POLLIN, 0},
                                        {impl.upstream.handle(), 0, ZMQ_POLLIN, 0}};
     if (impl.zap) items.push_back({impl.zap->socket().handle(), 0, ZMQ_POLLIN, 0});

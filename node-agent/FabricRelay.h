@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
@@ -36,6 +37,9 @@ struct RelayOptions {
   std::string secretKey;              // the relay's (Z85): agents' --server-key is its public key
   std::string serverKey;              // loomd's public key (Z85)
   std::set<std::string> allowedKeys;  // agent public keys (Z85) this relay admits
+  // Reads the allow-list again (`loom-agent relay` re-reads --allow on SIGHUP); empty:
+  // requestReload() does nothing.
+  std::function<Result<std::set<std::string>>()> reloadAllowedKeys;
   // Agents' frames are gathered this long at most before they go on in one envelope.
   std::int64_t batchMs = 50;
 };
@@ -59,6 +63,11 @@ class FabricRelay {
   // Carries frames until stop(). Call after start().
   void run();
   void stop() { stop_ = true; }  // async-signal-safe
+  // Async-signal-safe: run() takes RelayOptions::reloadAllowedKeys' list soon. Handshakes
+  // from then on follow it, and an agent whose key it no longer holds is cut off: its
+  // frames are dropped (counted as refused), so its blade falls silent at loomd. A list
+  // that does not read keeps the one in force, with the error logged.
+  void requestReload() { reload_ = true; }
   // The port the agents' endpoint is bound to (for tcp://...:0).
   int boundPort() const;
   RelayStats stats() const;
@@ -69,6 +78,7 @@ class FabricRelay {
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> reload_{false};
 };
 
 }  // namespace loom::agent

@@ -31,7 +31,9 @@ CLI::App* addRelayCommand(CLI::App& app, RelayCommandLine& cl) {
                     "--server-key is its .pub, and "
                     "loomd's --allow-relays lists it");
   relay->add_option("--server-key", cl.serverKeyPath, "the controller's public key file (loomd.pub)");
-  relay->add_option("--allow", cl.allowPath, "allow-list: public keys of the agents this relay admits");
+  relay->add_option("--allow", cl.allowPath,
+                    "allow-list: public keys of the agents this relay admits (read again on SIGHUP: a removed key's "
+                    "agents are cut off)");
   relay->add_option("--batch-ms", cl.options.batchMs, "gather agents' frames this long at most before sending them on")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));
@@ -61,6 +63,7 @@ int runRelay(RelayCommandLine cl) {
     options.secretKey = *key;
     options.serverKey = *serverKey;
     options.allowedKeys = *allowed;
+    options.reloadAllowedKeys = [path = cl.allowPath] { return protocol::readAllowList(path); };
   }
   FabricRelay relay(options);
   if (auto s = relay.start(); !s) return fail(s.error().message);

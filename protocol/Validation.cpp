@@ -103,6 +103,8 @@ Check validateRegister(const Json& f) {
   LOOM_CHECK(needUnsigned(inv, "memory_mib", "inventory."));
   LOOM_CHECK(needString(inv, "cpu_model", "inventory.", false));
   LOOM_CHECK(needString(inv, "personality", "inventory.", false));
+  LOOM_CHECK(needString(inv, "driver", "inventory.", false));
+  LOOM_CHECK(needString(inv, "hostname", "inventory.", false));
   LOOM_CHECK(needArray(inv, "hypervisors", "inventory.", false));
   if (inv.contains("hypervisors"))
     for (const auto& h : inv["hypervisors"])

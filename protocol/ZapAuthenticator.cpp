@@ -36,10 +36,7 @@ void ZapAuthenticator::handle() {
         char z85[41];
         zmq_z85_encode(z85, static_cast<const std::uint8_t*>(req[6].data()), 32);
         keyText = z85;
-        if (relayKeys_.count(keyText))
-          role = kRoleRelay;
-        else if (agentKeys_.count(keyText))
-          role = kRoleAgent;
+        role = roleOf(keyText);
       }
       if (role.empty() && onRefused_) onRefused_(keyText, req.size() > 3 ? req[3].to_string() : "?");
       const std::string version = req.empty() ? "1.0" : req[0].to_string();
@@ -49,7 +46,8 @@ void ZapAuthenticator::handle() {
       socket_.send(zmq::buffer(requestId), zmq::send_flags::sndmore);
       socket_.send(zmq::buffer(status), zmq::send_flags::sndmore);
       socket_.send(zmq::buffer(std::string(role.empty() ? "refused" : "OK")), zmq::send_flags::sndmore);
-      socket_.send(zmq::buffer(role), zmq::send_flags::sndmore);  // the User-Id of the connection
+      // The User-Id of the connection: its key, whose role is looked up at each message.
+      socket_.send(zmq::buffer(role.empty() ? std::string() : keyText), zmq::send_flags::sndmore);
       socket_.send(zmq::buffer(std::string()), zmq::send_flags::none);
     }
   } catch (const zmq::error_t& e) {
@@ -57,7 +55,18 @@ void ZapAuthenticator::handle() {
   }
 }
 
-std::string connectionRole(zmq::message_t& frame) {
+void ZapAuthenticator::setKeys(std::set<std::string> agentKeys, std::set<std::string> relayKeys) {
+  agentKeys_ = std::move(agentKeys);
+  relayKeys_ = std::move(relayKeys);
+}
+
+std::string ZapAuthenticator::roleOf(const std::string& key) const {
+  if (relayKeys_.count(key)) return kRoleRelay;
+  if (agentKeys_.count(key)) return kRoleAgent;
+  return "";
+}
+
+std::string connectionKey(zmq::message_t& frame) {
   // zmq_msg_gets fails (EINVAL) when the property is absent: no ZAP, or no metadata.
   const char* value = zmq_msg_gets(frame.handle(), "User-Id");
   return value ? value : "";

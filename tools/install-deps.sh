@@ -15,10 +15,10 @@ packages=(
   libvirt-dev libxen-dev libzmq3-dev cppzmq-dev libyaml-cpp-dev
   libboost-dev libboost-system-dev nlohmann-json3-dev libsqlite3-dev
   libspdlog-dev libcli11-dev libedit-dev rapidjson-dev libsystemd-dev
-  # the API tokens' SHA-256 and CSPRNG (controller/access/TokenTable.cpp)
-  libssl-dev
-  # tests and benchmarks
-  libgtest-dev libgmock-dev googletest libbenchmark-dev
+  # the API's TLS (loomd --api-tls-cert, loomctl https://) and `openssl` for a site's CA
+  libssl-dev openssl
+  # tests and benchmarks; clang's libFuzzer, ASan and UBSan for tests/fuzz (tools/fuzz.sh)
+  libgtest-dev libgmock-dev googletest libbenchmark-dev clang libclang-rt-14-dev
   # real hypervisors for the KVM tests (libvirtd + qemu), the pty tests of the shell
   libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils expect tmux
   # the real-Xen harness: a dom0 image built from Debian packages, booted under qemu

@@ -10,6 +10,13 @@ build=${LOOM_BUILD_DIR:-$root/build}
 "$root/tools/install-deps.sh"
 "$root/tools/build.sh"
 
+# The libFuzzer targets (tests/fuzz) in a build of their own (clang, ASan, UBSan:
+# tools/fuzz.sh), for the ctest cases labelled `fuzz` that run each 20 s. LOOM_FUZZ=0
+# skips the build; those cases then skip (fail under CI=true).
+if [ "${LOOM_FUZZ:-}" != 0 ]; then
+  LOOM_FUZZ_BUILD_DIR="$build-fuzz" "$root/tools/fuzz.sh" build
+fi
+
 # libvirtd and virtlogd for the qemu:///system tests; stopped again on exit. On a developer's
 # machine the real-KVM tests skip (with the reason) when libvirtd cannot start. Under CI
 # (CI=true) where /dev/kvm exists they can run, so they must: the run stops here and says

@@ -13,8 +13,8 @@ namespace {
 // tree (at 10,000 servers the plan is 20,000 steps), then "plan_seconds" when given: the
 // keys in the order nlohmann writes them (every key of `head` sorts before "plan").
 ApiResponse withPlan(const Json& head, const std::string& plan, std::optional<double> seconds = std::nullopt) {
-  std::string body = head.dump();
-  body.pop_back();  // the closing brace
+  std::string body = head.dump(-1, ' ', false, Json::error_handler_t::replace);  // see api::json
+  body.pop_back();                                                               // the closing brace
   body += ",\"plan\":";
   body += plan.empty() ? "null" : plan;
   if (seconds) body += ",\"plan_seconds\":" + Json(*seconds).dump();

@@ -8,6 +8,7 @@
 #include "config/Spelling.h"
 #include "tools/loomctl/Commands.h"
 #include "tools/loomctl/Credentials.h"
+#include "tools/loomctl/HttpClient.h"
 
 namespace loom::loomctl {
 namespace {
@@ -53,7 +54,7 @@ std::unique_ptr<CLI::App> buildApp(Context& context) {
   app->fallthrough();
   app->require_subcommand(1);
   app->add_option("--controller", context.controller,
-                  "loomd API URL; or every replica's, comma-separated (the leader is found)")
+                  "loomd API URL (http:// or https://); or every replica's, comma-separated (the leader is found)")
       ->envname("LOOM_CONTROLLER")
       ->capture_default_str()
       ->type_name("URL");
@@ -61,16 +62,18 @@ std::unique_ptr<CLI::App> buildApp(Context& context) {
                                 "API token (loom_ID_SECRET; see `loomctl token create`, `loomctl login`)")
                     ->envname("LOOM_TOKEN")
                     ->type_name("TOKEN");
-  auto* ca =
-      app->add_option("--ca", context.ca, "CA certificate (PEM) the controller's TLS certificate is checked with")
-          ->type_name("FILE");
+  auto* ca = app->add_option("--ca", context.ca,
+                              "CA certificate (PEM) an https:// controller's certificate must chain to, and name its "
+                              "host (default: the system's CAs); `loomd keygen --tls` makes a lab's")
+                  ->envname("LOOM_CA")
+                  ->type_name("FILE");
   app->add_option("-o,--output", context.outputName, "Output format: table, json or yaml")
       ->check(CLI::IsMember({"table", "json", "yaml"}))
       ->capture_default_str()
       ->type_name("FORMAT");
   app->footer(
       "Run 'loomctl COMMAND --help' for a command's options. The controller URL, token and CA come from "
-      "--controller/--token/--ca, then LOOM_CONTROLLER/LOOM_TOKEN, then ~/.config/loom/loomctl.yaml (loomctl login).");
+      "--controller/--token/--ca, then LOOM_CONTROLLER/LOOM_TOKEN/LOOM_CA, then ~/.config/loom/loomctl.yaml (loomctl login).");
   // Parsed options are applied before any command runs.
   auto* controller = app->get_option("--controller");
   app->parse_complete_callback([&context, controller, token, ca] {
@@ -80,6 +83,7 @@ std::unique_ptr<CLI::App> buildApp(Context& context) {
       resolveCredentials(context, true, true, true);
     else
       resolveCredentials(context, controller->count() > 0, token->count() > 0, ca->count() > 0);
+    trustCertificateAuthority(context.ca);
     context.output = parseOutputFormat(context.outputName);
     context.color = context.output == OutputFormat::Table && colorWanted(STDOUT_FILENO);
   });

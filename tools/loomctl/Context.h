@@ -13,7 +13,7 @@ enum class OutputFormat { Table, Json, Yaml };
 struct Context {
   std::string controller = "http://127.0.0.1:7780";  // --controller, $LOOM_CONTROLLER, or the config file
   std::string token;                                 // --token, $LOOM_TOKEN, or the config file
-  std::string ca;                                    // --ca, or the config file's `ca:`
+  std::string ca;                                    // --ca, $LOOM_CA, or the config file's `ca:`
   std::string outputName = "table";                  // -o as given; `output` once parsed
   OutputFormat output = OutputFormat::Table;
   bool color = false;  // stdout is a terminal and NO_COLOR is unset (decided once, in main)

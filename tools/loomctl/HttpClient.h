@@ -21,10 +21,18 @@ struct HttpReply {
 // the options are parsed (Credentials.h).
 void setBearerToken(std::string token);
 
+// The CA certificate file (PEM) that https:// controllers' certificates must chain to,
+// from now on; empty: the system's CAs. The certificate must also name the URL's host
+// (DNS name or IP address). loomctl sets it from --ca / LOOM_CA before a command runs.
+void trustCertificateAuthority(const std::string& caFile);
+
 // One request on a fresh connection (a CLI sends a handful; keep-alive buys nothing).
-// `controller` is "http://host:port". Throws CommandError "cannot reach the controller
+// `controller` is "http://host:port" or "https://host:port"; `timeout` bounds the whole
+// exchange (connect, TLS handshake, request, answer). Throws CommandError "cannot reach the controller
 // at URL: REASON" when the connection or exchange fails, so every command reports an
-// unreachable controller the same way; any HTTP status is returned, not thrown.
+// unreachable controller the same way; any HTTP status is returned, not thrown. An https
+// controller whose certificate is refused throws "refusing the controller at URL: its TLS
+// certificate is not for 'HOST' (it names ...)" or "... is not signed by the CA in 'FILE'".
 HttpReply httpCall(const std::string& controller, const std::string& method, const std::string& target,
                    const std::string& body, const std::string& contentType, std::chrono::seconds timeout);
 
