@@ -10,6 +10,7 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "loom/LogSafe.h"
 #include "node-agent/ControllerLink.h"
 #include "protocol/CurveKeys.h"
 #include "protocol/RelayEnvelope.h"
@@ -46,8 +47,8 @@ struct FabricRelay::Impl {
   void refuse(const std::string& peer, const std::string& why) {
     ++refused;
     if (logged.size() < 4096 && logged.insert(peer + '\0' + why.substr(0, 40)).second)
-      spdlog::warn("relay {}: dropped a message from '{}': {} (further ones counted, not logged)", options.name, peer,
-                   why);
+      spdlog::warn("relay {}: dropped a message from '{}': {} (further ones counted, not logged)", options.name,
+                   logSafe(peer, 64), logSafe(why));
   }
 };
 

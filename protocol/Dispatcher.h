@@ -1,6 +1,7 @@
 // The one dispatch table of an endpoint: message type -> handler. Every frame goes
 // parse -> validate (pure, protocol/Validation.h) -> handler. A frame that fails any
-// stage is counted by kind, logged once per (kind, peer), and dropped: a handler never
+// stage is counted by kind, logged once per (kind, peer) with the peer's text made safe
+// for a log line (loom/LogSafe.h), and dropped: a handler never
 // sees it and nothing else changes. Used from one thread (its owner's).
 #pragma once
 
@@ -13,6 +14,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "loom/LogSafe.h"
 #include "protocol/Validation.h"
 
 namespace loom::protocol {
@@ -52,7 +54,7 @@ class Dispatcher {
     ++rejected_[why.kind];
     // Log once: a flood of garbage must not become a flood of log lines.
     if (log_ && logged_.size() < kMaxLogged && logged_.insert(why.kind + '\0' + peerName).second)
-      log_("dropped frame from '" + peerName + "': " + why.kind + ": " + why.message +
+      log_("dropped frame from '" + logSafe(peerName, 64) + "': " + why.kind + ": " + logSafe(why.message) +
            " (further ones counted, not logged)");
     return false;
   }

@@ -234,6 +234,19 @@ TEST(ProtocolDispatch, RoutesByTypeAndDropsEverythingElse) {
   EXPECT_EQ(logged.size(), 3u);
 }
 
+// A peer's name and the frame's own text reach the log as one line: a newline in either
+// cannot forge a line of its own (an "unknown type" quotes the frame's type).
+TEST(ProtocolDispatcher, APeersTextCannotStartALogLineOfItsOwn) {
+  std::vector<std::string> logged;
+  Dispatcher<int> d([&](const std::string& line) { logged.push_back(line); });
+  EXPECT_FALSE(d.dispatch(7, "b7\nloomd: fenced c1-s1", R"({"type":"x\nloomd: fenced c1-s2\u001b[2J","v":1})"));
+  ASSERT_EQ(logged.size(), 1u);
+  EXPECT_EQ(logged[0].find('\n'), std::string::npos) << logged[0];
+  EXPECT_EQ(logged[0].find('\x1b'), std::string::npos) << logged[0];
+  EXPECT_NE(logged[0].find("from 'b7\\x0aloomd: fenced c1-s1'"), std::string::npos) << logged[0];
+  EXPECT_NE(logged[0].find("x\\x0aloomd: fenced c1-s2\\x1b[2J"), std::string::npos) << logged[0];
+}
+
 // --- the relay envelope ------------------------------------------------------------------
 
 std::vector<std::string_view> frames(std::initializer_list<std::string_view> l) { return l; }
