@@ -7,6 +7,9 @@
 #include <spdlog/fmt/ranges.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
+#ifdef LOOM_TCMALLOC
+#include <gperftools/tcmalloc.h>
+#endif
 
 #include <CLI/CLI.hpp>
 #include <chrono>
@@ -33,6 +36,18 @@
 #include "protocol/CurveKeys.h"
 
 namespace {
+
+// The allocator this loomd runs on (LOOM_MALLOC at build time; common/CMakeLists.txt and
+// docs/PERFORMANCE.md, "The allocator", say why tcmalloc).
+std::string allocatorName() {
+#ifdef LOOM_TCMALLOC
+  int major = 0, minor = 0;
+  const char* patch = nullptr;
+  return fmt::format("tcmalloc ({})", tc_version(&major, &minor, &patch));
+#else
+  return "the C library's malloc";
+#endif
+}
 
 using namespace loom;
 using controller::ControllerLoop;
@@ -425,27 +440,31 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
   wo.store = url;
   controller::WarmCopy warm(wo, ControllerLoop::monotonicMs);
   controller::StandbyReads reads(warm, url);  // the HTTP thread's
-  controller::HttpServer http(api.host, api.port, [&](const controller::ApiRequest& req, auto done) {
-    controller::Election* election = gElection.load();
-    std::unique_lock lock(gCurrent.mutex);
-    // A standby's status, checked from its copy's tokens; the leader's is a route of its term.
-    if (req.method == "GET" && req.path == "/v1/status" && election && !gCurrent.term) {
-      lock.unlock();
-      if (auto no = reads.refusal(req, controller::access::Access::ReadFabric, *election)) return done(std::move(*no));
-      const auto copy = warm.state();
-      return done(controller::replicaStatus(*election, std::nullopt, ControllerLoop::monotonicMs(), &copy));
-    }
-    if (gCurrent.term)
-      return gCurrent.term->handle(
-          req, [done = std::move(done), name = cl.name, epoch = gCurrent.epoch](controller::ApiResponse r) mutable {
-            controller::addLeaderHeaders(r, name, epoch);
-            done(std::move(r));
-          });
-    lock.unlock();
-    if (!election) return done(controller::ApiResponse{503, "application/json", "{\"error\":\"starting\"}\n"});
-    if (auto r = reads.answer(req, *election, ControllerLoop::monotonicMs())) return done(std::move(*r));
-    done(controller::standbyAnswer(*election));
-  }, tls);
+  controller::HttpServer http(
+      api.host, api.port,
+      [&](const controller::ApiRequest& req, auto done) {
+        controller::Election* election = gElection.load();
+        std::unique_lock lock(gCurrent.mutex);
+        // A standby's status, checked from its copy's tokens; the leader's is a route of its term.
+        if (req.method == "GET" && req.path == "/v1/status" && election && !gCurrent.term) {
+          lock.unlock();
+          if (auto no = reads.refusal(req, controller::access::Access::ReadFabric, *election))
+            return done(std::move(*no));
+          const auto copy = warm.state();
+          return done(controller::replicaStatus(*election, std::nullopt, ControllerLoop::monotonicMs(), &copy));
+        }
+        if (gCurrent.term)
+          return gCurrent.term->handle(
+              req, [done = std::move(done), name = cl.name, epoch = gCurrent.epoch](controller::ApiResponse r) mutable {
+                controller::addLeaderHeaders(r, name, epoch);
+                done(std::move(r));
+              });
+        lock.unlock();
+        if (!election) return done(controller::ApiResponse{503, "application/json", "{\"error\":\"starting\"}\n"});
+        if (auto r = reads.answer(req, *election, ControllerLoop::monotonicMs())) return done(std::move(*r));
+        done(controller::standbyAnswer(*election));
+      },
+      tls);
   auto port = http.listen();
   if (!port) return fail(port.error().message);
   logApi(http);
@@ -598,6 +617,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (auto why = checkTimings(cl.opts); !why.empty()) return fail(why);
+  spdlog::info("allocator: {}", allocatorName());
   const auto api = parseApi(cl.api);
   if (!api) return fail(api.error().message);
   controller::TermOptions options;

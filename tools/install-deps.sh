@@ -15,6 +15,8 @@ packages=(
   libvirt-dev libxen-dev libzmq3-dev cppzmq-dev libyaml-cpp-dev
   libboost-dev libboost-system-dev nlohmann-json3-dev libsqlite3-dev
   libspdlog-dev libcli11-dev libedit-dev rapidjson-dev libsystemd-dev
+  # loomd's allocator: gperftools' tcmalloc (common/CMakeLists.txt, LOOM_MALLOC)
+  libgoogle-perftools-dev
   # the API's TLS (loomd --api-tls-cert, loomctl https://) and `openssl` for a site's CA
   libssl-dev openssl
   # tests and benchmarks; clang's libFuzzer, ASan and UBSan for tests/fuzz (tools/fuzz.sh)
