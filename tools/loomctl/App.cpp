@@ -63,17 +63,18 @@ std::unique_ptr<CLI::App> buildApp(Context& context) {
                     ->envname("LOOM_TOKEN")
                     ->type_name("TOKEN");
   auto* ca = app->add_option("--ca", context.ca,
-                              "CA certificate (PEM) an https:// controller's certificate must chain to, and name its "
-                              "host (default: the system's CAs); `loomd keygen --tls` makes a lab's")
-                  ->envname("LOOM_CA")
-                  ->type_name("FILE");
+                             "CA certificate (PEM) an https:// controller's certificate must chain to, and name its "
+                             "host (default: the system's CAs); `loomd keygen --tls` makes a lab's")
+                 ->envname("LOOM_CA")
+                 ->type_name("FILE");
   app->add_option("-o,--output", context.outputName, "Output format: table, json or yaml")
       ->check(CLI::IsMember({"table", "json", "yaml"}))
       ->capture_default_str()
       ->type_name("FORMAT");
   app->footer(
       "Run 'loomctl COMMAND --help' for a command's options. The controller URL, token and CA come from "
-      "--controller/--token/--ca, then LOOM_CONTROLLER/LOOM_TOKEN/LOOM_CA, then ~/.config/loom/loomctl.yaml (loomctl login).");
+      "--controller/--token/--ca, then LOOM_CONTROLLER/LOOM_TOKEN/LOOM_CA, then ~/.config/loom/loomctl.yaml (loomctl "
+      "login).");
   // Parsed options are applied before any command runs.
   auto* controller = app->get_option("--controller");
   app->parse_complete_callback([&context, controller, token, ca] {
