@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 #ifdef LOOM_TCMALLOC
+#include <gperftools/malloc_extension_c.h>
 #include <gperftools/tcmalloc.h>
 #endif
 
@@ -15,6 +16,7 @@
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -46,6 +48,24 @@ std::string allocatorName() {
   return fmt::format("tcmalloc ({})", tc_version(&major, &minor, &patch));
 #else
   return "the C library's malloc";
+#endif
+}
+
+// tcmalloc keeps the pages loomd frees (an apply's request body and parse, a recovery's
+// load) for reuse, where glibc returns its large blocks to the kernel at once: the core
+// loop hands them back every few seconds, so that loomd's RSS follows its live heap
+// (docs/PERFORMANCE.md, "The allocator"). `hook`: the turn's other work, kept.
+std::function<void(std::int64_t)> withHeapRelease(std::function<void(std::int64_t)> hook) {
+#ifdef LOOM_TCMALLOC
+  constexpr std::int64_t kReleaseEveryMs = 5000;
+  return [hook = std::move(hook), last = std::int64_t{0}](std::int64_t now) mutable {
+    if (hook) hook(now);
+    if (now - last < kReleaseEveryMs) return;
+    last = now;
+    MallocExtension_ReleaseFreeMemory();
+  };
+#else
+  return hook;
 #endif
 }
 
@@ -382,6 +402,7 @@ int runSolo(const CommandLine& cl, controller::TermOptions options, const ApiAdd
   auto leadership = controller::Leadership::solo();  // always acting, epoch 0
   controller::ServiceNotifier notifier;
   if (notifier.watchdogMs() > 0) options.onTurn = [&notifier](std::int64_t now) { notifier.alive(now); };
+  options.onTurn = withHeapRelease(std::move(options.onTurn));
   options.status = [path = cl.statePath] { return controller::soloStatus(path, 0); };
   controller::Term term(**store, std::move(options), leadership, wallMs);
   if (auto s = term.start(); !s) return fail(s.error().message);
@@ -506,6 +527,7 @@ int runReplica(const CommandLine& cl, const controller::TermOptions& options, co
       return controller::replicaStatus(election, e, ControllerLoop::monotonicMs());
     };
     if (notifier.watchdogMs() > 0) termOptions.onTurn = [&notifier](std::int64_t now) { notifier.alive(now); };
+    termOptions.onTurn = withHeapRelease(std::move(termOptions.onTurn));
     // The term starts from the warm copy when it holds every change up to this epoch
     // (controller/PreloadedStore.h says why that is the store as the term begins); else
     // it loads from etcd.
