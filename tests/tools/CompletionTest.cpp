@@ -61,6 +61,22 @@ TEST(Completion, OffersFlagsAndTheirValues) {
   EXPECT_EQ(complete(words({"-o", "json", "blade", "li"}), fixedNames, false).words, words({"list"}));
 }
 
+// Each noun's --state offers that noun's states, and only those.
+TEST(Completion, StateOffersTheNounsStates) {
+  const auto blades = complete(words({"blade", "list", "--state", ""}), fixedNames, false).words;
+  EXPECT_NE(std::find(blades.begin(), blades.end(), "maintenance"), blades.end());
+  EXPECT_NE(std::find(blades.begin(), blades.end(), "fenced"), blades.end());
+  EXPECT_EQ(std::find(blades.begin(), blades.end(), "running"), blades.end()) << "a server state";
+  EXPECT_EQ(complete(words({"server", "list", "--state", "st"}), fixedNames, false).words,
+            words({"starting", "stopped", "stopping"}));
+  EXPECT_EQ(complete(words({"blade", "list", "--state", "st"}), fixedNames, false).words, words({}));
+}
+
+// `get KIND`: the kinds it takes.
+TEST(Completion, GetOffersTheDeclaredKinds) {
+  EXPECT_EQ(complete(words({"get", "p"}), fixedNames, false).words, words({"partition", "pool"}));
+}
+
 TEST(SplitWords, QuotesAndEscapesAsAShellDoes) {
   std::vector<std::string> w;
   bool blank = false;

@@ -44,6 +44,19 @@ std::string parseErrorMessage(const CLI::App& app, const CLI::ParseError& error)
   return error.what();
 }
 
+// "loomctl server move": the deepest command selected, whose --help a usage error points at.
+std::string commandPath(const CLI::App& app) {
+  std::string path = "loomctl";
+  const CLI::App* where = &app;
+  for (;;) {
+    auto subs = where->get_subcommands();
+    if (subs.empty()) break;
+    where = subs.front();
+    path += " " + where->get_name();
+  }
+  return path;
+}
+
 }  // namespace
 
 std::unique_ptr<CLI::App> buildApp(Context& context) {
@@ -63,17 +76,18 @@ std::unique_ptr<CLI::App> buildApp(Context& context) {
                     ->envname("LOOM_TOKEN")
                     ->type_name("TOKEN");
   auto* ca = app->add_option("--ca", context.ca,
-                              "CA certificate (PEM) an https:// controller's certificate must chain to, and name its "
-                              "host (default: the system's CAs); `loomd keygen --tls` makes a lab's")
-                  ->envname("LOOM_CA")
-                  ->type_name("FILE");
+                             "CA certificate (PEM) an https:// controller's certificate must chain to, and name its "
+                             "host (default: the system's CAs); `loomd keygen --tls` makes a lab's")
+                 ->envname("LOOM_CA")
+                 ->type_name("FILE");
   app->add_option("-o,--output", context.outputName, "Output format: table, json or yaml")
       ->check(CLI::IsMember({"table", "json", "yaml"}))
       ->capture_default_str()
       ->type_name("FORMAT");
   app->footer(
       "Run 'loomctl COMMAND --help' for a command's options. The controller URL, token and CA come from "
-      "--controller/--token/--ca, then LOOM_CONTROLLER/LOOM_TOKEN/LOOM_CA, then ~/.config/loom/loomctl.yaml (loomctl login).");
+      "--controller/--token/--ca, then LOOM_CONTROLLER/LOOM_TOKEN/LOOM_CA, then ~/.config/loom/loomctl.yaml (loomctl "
+      "login).");
   // Parsed options are applied before any command runs.
   auto* controller = app->get_option("--controller");
   app->parse_complete_callback([&context, controller, token, ca] {
@@ -91,9 +105,11 @@ std::unique_ptr<CLI::App> buildApp(Context& context) {
   // The command table, in the order `--help` lists it.
   registerOfflineCommands(*app, context);  // validate, plan
   registerChangeCommands(*app, context);   // apply, delete
+  registerGet(*app, context);
   registerBlade(*app, context);
   registerServer(*app, context);
   registerPool(*app, context);
+  registerDeclaredNouns(*app, context);  // partition, network, identity
   registerEvents(*app, context);
   registerCapacity(*app, context);
   registerFabric(*app, context);
@@ -120,11 +136,15 @@ int runCommand(const std::vector<std::string>& args, Context& context) {
   } catch (const CLI::CallForVersion& e) {
     return app->exit(e, *context.out, *context.err);
   } catch (const CLI::ParseError& e) {
-    *context.err << "loomctl: " << parseErrorMessage(*app, e) << " (see loomctl --help)\n";
+    *context.err << "loomctl: " << parseErrorMessage(*app, e) << " (run '" << commandPath(*app) << " --help')\n";
     return 2;  // usage errors, as most shell tools report them
   } catch (const CommandError& e) {
     context.out->flush();
-    *context.err << "loomctl: " << e.what() << '\n';
+    *context.err << "loomctl: " << e.what();
+    // A usage error found by the command itself (a filter that can never match, a
+    // missing confirmation) points at the command's help too.
+    if (e.exitCode() == 2) *context.err << " (run '" << commandPath(*app) << " --help')";
+    *context.err << '\n';
     return e.exitCode();
   } catch (const std::exception& e) {
     context.out->flush();
