@@ -84,10 +84,11 @@ Json sparesWarnings(const std::vector<pool::PoolCapacity>& capacity, const pool:
     if (c.sparesPromiseMet) continue;
     auto p = std::find_if(d.pools.begin(), d.pools.end(), [&](const pool::Pool& x) { return x.name == c.pool; });
     if (p == d.pools.end() || !caller.sees(p->partition)) continue;
-    out.push_back("pool " + c.pool + ": spares promise not met (" +
-                  (c.warning.empty() ? std::to_string(c.spares) + " of " + std::to_string(c.sparesDeclared) + " spares"
-                                     : c.warning) +
-                  ")");
+    // pool::capacity's warning names the pool and says why ("pool web: spares: 2 promised
+    // but it survives 1 blade failure ...").
+    out.push_back(!c.warning.empty() ? c.warning
+                                     : "pool " + c.pool + ": spares promise not met (" + std::to_string(c.spares) +
+                                           " of " + std::to_string(c.sparesDeclared) + " spares)");
   }
   return out;
 }

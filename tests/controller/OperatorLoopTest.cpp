@@ -108,7 +108,7 @@ TEST(OperatorLoop, AnApplyThatBreaksASparesPromiseSaysSo) {
   ASSERT_EQ(broken.status, 200) << broken.body;
   const Json warnings = Json::parse(broken.body)["capacity_warnings"];
   ASSERT_EQ(warnings.size(), 1u) << broken.body;
-  EXPECT_NE(warnings[0].get<std::string>().find("pool web: spares promise not met"), std::string::npos) << warnings[0];
+  EXPECT_EQ(warnings[0].get<std::string>().rfind("pool web: spares: 2 promised", 0), 0u) << warnings[0];
   // The real apply says it too.
   auto applied = h.api("POST", "/v1/apply", yaml(web(2, spares(2))));
   ASSERT_EQ(applied.status, 200) << applied.body;

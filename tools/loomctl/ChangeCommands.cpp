@@ -80,11 +80,12 @@ void printDiff(Context& context, const Json& reply) {
 }
 
 // The pools whose spares promise the change would break (the controller's
-// capacity_warnings); on stderr, so a script's output stays the diff.
+// capacity_warnings), beside the plan's warnings (with -o json|yaml they are in the answer).
 void printCapacityWarnings(Context& context, const Json& reply) {
   for (const auto& w : reply.value("capacity_warnings", Json::array()))
     if (w.is_string())
-      *context.err << styled("warning", Style::Warning, context.color) << " " << w.get<std::string>() << "\n";
+      *context.out << styled("warning", Style::Warning, context.color)
+                   << " spares promise not met: " << w.get<std::string>() << "\n";
 }
 
 bool diffIsEmpty(const Json& reply) {
@@ -148,11 +149,12 @@ void runChange(Context& context, const ChangeOptions& options, bool isDelete) {
   if (options.dryRun || ask) {
     request.target = target(true);
     Json preview = requestJson(context, request);
-    if (table)
+    if (table) {
       printDiff(context, preview);
-    else if (options.dryRun)
+      printCapacityWarnings(context, preview);
+    } else if (options.dryRun) {
       printStructured(context, preview);
-    printCapacityWarnings(context, preview);
+    }
     if (options.dryRun) {
       if (table) *context.out << "dry run: nothing changed\n";
       // Like `plan`: a change that would leave servers unplaceable is not one a script

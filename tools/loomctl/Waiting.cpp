@@ -91,10 +91,16 @@ void waitForServers(Context& context, const std::vector<ServerGoal>& goals, int 
       byName[std::move(name)] = std::move(s);
     }
     Look l;
-    l.total = goals.size();
     bool waiting = false;
     for (const auto& goal : goals) {
       auto it = byName.find(goal.server);
+      // An apply's plan may place servers the caller cannot see (a partition's token):
+      // they are not its to wait for.
+      if (it == byName.end() && !goal.on) {
+        verdicts.erase(goal.server);
+        continue;
+      }
+      ++l.total;
       Verdict v = judge(it == byName.end() ? Json() : it->second, goal);
       if (v.progress == Progress::Reached) ++l.done;
       if (v.progress == Progress::Waiting) waiting = true;
@@ -107,6 +113,7 @@ void waitForServers(Context& context, const std::vector<ServerGoal>& goals, int 
       pollUntil(context, timeoutSeconds, label, "stopped waiting (the change is made; the servers carry on)", look);
   std::vector<std::string> failed, late;
   for (const auto& goal : goals) {
+    if (!verdicts.count(goal.server)) continue;
     const Verdict& v = verdicts[goal.server];
     if (v.progress == Progress::Failed) {
       failed.push_back(goal.server + " " + v.why);
@@ -126,8 +133,8 @@ void waitForServers(Context& context, const std::vector<ServerGoal>& goals, int 
   if (!inTime && !late.empty()) {
     if (!message.empty()) message += "; and ";
     message += "timed out after " + std::to_string(timeoutSeconds) + " s with " +
-               std::to_string(goals.size() - late.size() - failed.size()) + " of " +
-               countOf(goals.size(), "server", "servers") + " there; still waiting for ";
+               std::to_string(verdicts.size() - late.size() - failed.size()) + " of " +
+               countOf(verdicts.size(), "server", "servers") + " there; still waiting for ";
     for (std::size_t i = 0; i < late.size(); ++i) message += (i ? ", " : "") + late[i];
   }
   if (!message.empty()) throw CommandError(message);
