@@ -14,6 +14,7 @@ std::vector<std::string> fixedNames(const std::string& what) {
   if (what == "pools") return {"db", "web"};
   if (what == "servers") return {"web-0", "web-1"};
   if (what == "chassis") return {"c1", "c2"};
+  if (what == "partitions") return {"dev", "prod"};
   return {};
 }
 
@@ -75,6 +76,8 @@ TEST(Completion, StateOffersTheNounsStates) {
 // `get KIND`: the kinds it takes.
 TEST(Completion, GetOffersTheDeclaredKinds) {
   EXPECT_EQ(complete(words({"get", "p"}), fixedNames, false).words, words({"partition", "pool"}));
+  EXPECT_EQ(complete(words({"get", "pool", "w"}), fixedNames, false).words, words({"web"}));
+  EXPECT_EQ(complete(words({"partition", "show", "p"}), fixedNames, false).words, words({"prod"}));
 }
 
 TEST(SplitWords, QuotesAndEscapesAsAShellDoes) {

@@ -29,7 +29,7 @@ std::string nounOfCommand(const CLI::App* app) {
   const CLI::App* parent = app->get_parent();
   if (!parent) return "";
   const std::string noun = parent->get_name();
-  if (noun == "blade" || noun == "server" || noun == "pool") return noun + "s";
+  if (noun == "blade" || noun == "server" || noun == "pool" || noun == "partition") return noun + "s";
   if (noun == "token" && app->get_name() == "revoke") return "tokens";
   return "";
 }
