@@ -6,7 +6,9 @@ README and --help would: every command's exit code says whether the fabric got t
 
   stuck-drain     web-0 and web-1 are kept apart (anti-affinity) on a pool of two blades:
                   `blade drain` of web-0's blade cannot complete; it exits 1 after
-                  --timeout naming web-0 and the planner's reason; the blade stays drained
+                  --timeout naming web-0 and the planner's reason; the blade stays drained;
+                  asking that pool for a spare warns (apply --dry-run and apply) that the
+                  promise would not be kept
   round-trip      `get all -o yaml` of what was applied (a template with replicas
                   included), applied again with --dry-run, shows no change and exits 0; the
                   re-applied output reads back identical; `get pool web -o yaml` is one
@@ -117,6 +119,13 @@ def stuck_drain(fab):
     check(loomctl_json(fab, "blade", "show", victim)["state"] == "maintenance", "the blade stays drained")
     rc, out, err = loomctl(fab, "blade", "undrain", victim)
     check(rc == 0, "undrain exits 0", out + err)
+
+    # A spare asked of a pool whose two blades both hold a server: the promise cannot be kept.
+    fab.write("spares.yaml", pool(["b1", "b2"], spares=1).lstrip("-\n"))
+    for args, what in ((["--dry-run"], "apply --dry-run"), (["--yes"], "apply")):
+        rc, out, err = loomctl(fab, "apply", *args, "-f", fab.path("spares.yaml"))
+        check(rc == 0 and "warning spares promise not met: pool web: spares: 1 promised" in out,
+              f"{what} warns that pool web's spares promise would not be kept", out + err)
 
 def round_trip(fab):
     bring_up(fab, 3, PREAMBLE + pool(["b1", "b2", "b3"], spares=1) + servers(2, anti_affinity=False))

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <set>
 #include <thread>
@@ -86,6 +87,31 @@ void printCapacityWarnings(Context& context, const Json& reply) {
     if (w.is_string())
       *context.out << styled("warning", Style::Warning, context.color)
                    << " spares promise not met: " << w.get<std::string>() << "\n";
+}
+
+// After an apply: the pools it touched (declared in it, or holding a server declared in
+// it) whose spares promise the capacity report says is not kept now.
+void warnOfBrokenSpares(Context& context, const Json& reply, const config::DeclarationsResult& local) {
+  std::set<std::string> touched;
+  std::map<std::string, std::string> poolOf;  // server -> pool, from the files
+  for (const auto& server : local.declarations.servers) poolOf[server.name] = server.pool;
+  const Json& diff = diffOf(reply);
+  for (const char* key : {"created", "changed"})
+    for (const auto& item : diff.value(key, Json::array())) {
+      const std::string label = objectLabel(item);
+      if (label.rfind("Pool/", 0) == 0) touched.insert(label.substr(5));
+      if (auto it = poolOf.find(label.substr(label.find('/') + 1));
+          label.rfind("Server/", 0) == 0 && it != poolOf.end())
+        touched.insert(it->second);
+    }
+  if (touched.empty()) return;
+  Json warnings = Json::array();
+  for (const auto& p : getJson(context, "/v1/capacity", "capacity"))
+    if (touched.count(text(p, "pool")) && !p.value("spares_promise_met", true))
+      warnings.push_back(p.value("warning", std::string()).empty()
+                             ? "pool " + text(p, "pool") + ": spares promise not met"
+                             : p.value("warning", std::string()));
+  printCapacityWarnings(context, Json{{"capacity_warnings", warnings}});
 }
 
 bool diffIsEmpty(const Json& reply) {
@@ -176,7 +202,8 @@ void runChange(Context& context, const ChangeOptions& options, bool isDelete) {
   Json reply = requestJson(context, request);
   if (table) {
     if (!ask) printDiff(context, reply);
-    if (!ask) printCapacityWarnings(context, reply);
+    // Asked, the dry run said it already; from a script, the capacity report says it now.
+    if (!ask && !isDelete && !diffIsEmpty(reply)) warnOfBrokenSpares(context, reply, local);
     *context.out << (isDelete ? "deleted\n" : "applied\n");
   } else {
     printStructured(context, reply);
