@@ -489,6 +489,12 @@ TEST(StandbyAccess, AStandbyChecksTokensFromItsCopyAndScopesWhatItShows) {
   EXPECT_EQ(get(reader["token"], "/v1/servers/web-0").status, 404);
   EXPECT_EQ(get(reader["token"], "/v1/blades/b1").status, 404);
   EXPECT_EQ(get(reader["token"], "/v1/blades/b2").status, 200);
+  // Its declarations read back from the copy, scoped alike (loomctl get -o yaml).
+  const auto declared = get(reader["token"], "/v1/declarations");
+  ASSERT_EQ(declared.status, 200) << declared.body;
+  EXPECT_EQ(api::Json::parse(declared.body).size(), 4u) << declared.body;
+  EXPECT_EQ(get(::loom::testing::kTestAdminToken, "/v1/declarations").body, h.api("GET", "/v1/declarations").body)
+      << "the standby's answer is the leader's";
   EXPECT_EQ(views
                 .check(ApiRequest{"GET", "/v1/status", {}, "", "Bearer " + reader["token"].get<std::string>()},
                        Access::ReadFabric)
