@@ -187,4 +187,14 @@ Result<pool::UuidRange> parseUuidRange(std::string_view text) {
   return range;
 }
 
+std::string formatUuidRange(const pool::UuidRange& range) {
+  char buf[64];
+  std::snprintf(
+      buf, sizeof buf, "%08llx-%04llx-%04llx-%04llx-%012llx/%d", static_cast<unsigned long long>(range.prefixHi >> 32),
+      static_cast<unsigned long long>((range.prefixHi >> 16) & 0xffff),
+      static_cast<unsigned long long>(range.prefixHi & 0xffff), static_cast<unsigned long long>(range.prefixLo >> 48),
+      static_cast<unsigned long long>(range.prefixLo & 0xffffffffffffull), range.bits);
+  return buf;
+}
+
 }  // namespace loom::config

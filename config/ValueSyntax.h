@@ -35,5 +35,7 @@ bool isUuid(std::string_view text);
 
 // "PREFIX/BITS": the low BITS (1..64) bits of PREFIX vary and must be zero in PREFIX.
 Result<pool::UuidRange> parseUuidRange(std::string_view text);
+// The range as parseUuidRange reads it: "4c4f4f4d-0000-0000-0000-000000000000/16".
+std::string formatUuidRange(const pool::UuidRange& range);
 
 }  // namespace loom::config

@@ -98,6 +98,11 @@ class Endpoints {
 
 // GET /v1/partitions's answer (those `caller` sees); GET /v1/events's.
 Json partitionsJson(const pool::Declarations& declarations, const ApiCaller& caller = {});
+// GET /v1/declarations[?kind=KIND&name=NAME]: what is declared, each object as the YAML
+// document that declares it (config::writeDeclarations), those the caller may see (a
+// partition-scoped token: its partition and what is in it). 400 for an unknown kind, 404
+// when NAME is not declared (a replica's name answers its template).
+ApiResponse declarationsAnswer(const pool::Declarations& declarations, const ApiRequest& request);
 Json eventsJson(const std::vector<EventRecord>& events);
 
 }  // namespace loom::controller::api

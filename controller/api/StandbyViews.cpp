@@ -74,6 +74,7 @@ StandbyViews::StandbyViews(StoredState st, WallClock wallClock)
   using P = ApiRouter::Params;
   auto view = [this](const ApiRequest& q, const P&, std::int64_t) { return viewAnswer(q); };
   router_.add("GET", "/v1/partitions", RouteAccess{Access::Read}, ApiRouter::Simple(view));
+  router_.add("GET", "/v1/declarations", RouteAccess{Access::Read}, ApiRouter::Simple(view));
   router_.add("GET", "/v1/blades", RouteAccess{Access::Read}, ApiRouter::Simple(view));
   router_.add("GET", "/v1/blades/:name", RouteAccess{Access::Read, ObjectKind::Blade}, ApiRouter::Simple(view));
   router_.add("GET", "/v1/servers", RouteAccess{Access::Read}, ApiRouter::Simple(view));
@@ -108,7 +109,7 @@ bool StandbyViews::serves(const ApiRequest& req) {
   if (parts.size() < 2 || parts.size() > 3 || parts[0] != "v1") return false;
   const std::string& noun = parts[1];
   if (noun == "blades" || noun == "servers" || noun == "pools") return true;
-  return noun == "partitions" && parts.size() == 2;
+  return (noun == "partitions" || noun == "declarations") && parts.size() == 2;
 }
 
 ApiResponse StandbyViews::viewAnswer(const ApiRequest& req) const {
@@ -117,6 +118,7 @@ ApiResponse StandbyViews::viewAnswer(const ApiRequest& req) const {
   const std::string* name = parts.size() == 3 ? &parts[2] : nullptr;
   const ApiCaller& caller = req.caller;
   if (noun == "partitions") return json(200, partitionsJson(desired_.declarations(), caller));
+  if (noun == "declarations") return declarationsAnswer(desired_.declarations(), req);
   if (noun == "blades") {
     if (name) {
       auto it = blades_.find(*name);
@@ -202,7 +204,8 @@ std::string StandbyViews::bladeText(const std::string& name, const Blade& b, con
 std::string StandbyViews::serverText(const pool::Server& s, const FieldMask& fields) const {
   ServerFacts f;
   f.state = "unknown";  // whether it runs, and where, is what its blades tell the leader
-  const auto id = fields.has("uuid") || fields.has("macs") ? desired_.identities().find(s.name) : std::nullopt;
+  const auto id = fields.has("uuid") || fields.has("macs") || fields.has("nics") ? desired_.identities().find(s.name)
+                                                                                 : std::nullopt;
   f.identity = id ? &*id : nullptr;
   if (auto b = placement_.bindings.find(s.name); b != placement_.bindings.end()) f.blade = &b->second;
   if (auto h = placement_.home.find(s.name); h != placement_.home.end()) f.home = &h->second;

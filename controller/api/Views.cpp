@@ -46,6 +46,7 @@ const std::vector<std::string>& Views::bladeFields() {
                                                "driver",
                                                "cpu_model",
                                                "domains",
+                                               "domain_names",
                                                "pending_operations",
                                                "heartbeat_age_ms",
                                                "lease_left_ms",
@@ -108,6 +109,13 @@ std::string Views::blade(const std::string& name, const KnownBlade& k, std::int6
     if (fields.has("driver")) put(w, "driver", k.inventory.driver);
     if (fields.has("cpu_model")) put(w, "cpu_model", k.inventory.cpuModel);
     if (fields.has("domains")) put(w, "domains", std::uint64_t{k.domains.size()});
+    if (fields.has("domain_names")) {
+      // What its agent reports by name: a deleted server has left once no blade does.
+      std::vector<std::string> names;
+      names.reserve(k.domains.size());
+      for (const auto& [domain, observed] : k.domains) names.push_back(domain);
+      put(w, "domain_names", names);
+    }
     if (fields.has("pending_operations")) put(w, "pending_operations", std::uint64_t{reconciler_.queued(name)});
     if (k.registered) {
       if (fields.has("heartbeat_age_ms")) put(w, "heartbeat_age_ms", std::int64_t{now - detector_.lastHeard(name)});
@@ -168,16 +176,17 @@ std::string Views::serverState(const pool::Server& s, std::string* reason) const
 }
 
 const std::vector<std::string>& Views::serverFields() {
-  static const std::vector<std::string> fields{"name",     "partition",     "pool",   "blade", "state",
-                                               "vcpus",    "memory_mib",    "uuid",   "macs",  "power",
-                                               "priority", "anti_affinity", "reason", "home"};
+  static const std::vector<std::string> fields{"name",       "partition", "pool", "blade", "state",    "vcpus",
+                                               "memory_mib", "uuid",      "macs", "power", "priority", "anti_affinity",
+                                               "reason",     "home",      "nics", "disks"};
   return fields;
 }
 
 std::string Views::server(const pool::Server& s, const FieldMask& fields) const {
   ServerFacts f;
   if (fields.has("state") || fields.has("reason")) f.state = serverState(s, &f.reason);
-  const auto id = fields.has("uuid") || fields.has("macs") ? desired_.identities().find(s.name) : std::nullopt;
+  const auto id = fields.has("uuid") || fields.has("macs") || fields.has("nics") ? desired_.identities().find(s.name)
+                                                                                 : std::nullopt;
   f.identity = id ? &*id : nullptr;
   f.blade = replanner_.bladeOf(s.name);
   const auto& home = replanner_.placement().home;
@@ -202,12 +211,40 @@ std::string serverText(const pool::Server& s, const ServerFacts& f, const FieldM
     if (!f.reason.empty() && fields.has("reason")) put(w, "reason", f.reason);
     // Where it ran before a failover moved it (failback: auto takes it back there).
     if (f.home && fields.has("home")) put(w, "home", *f.home);
+    if (fields.has("nics")) {
+      // Each NIC's network and MAC: declared fixed, else the identity's (in NIC order).
+      w.Key("nics");
+      w.StartArray();
+      for (std::size_t i = 0; i < s.nics.size(); ++i) {
+        w.StartObject();
+        put(w, "network", s.nics[i].network);
+        const std::string* mac = !s.nics[i].mac.empty()                      ? &s.nics[i].mac
+                                 : f.identity && i < f.identity->macs.size() ? &f.identity->macs[i]
+                                                                             : nullptr;
+        putOrNull(w, "mac", mac ? std::string_view(*mac) : std::string_view());
+        w.EndObject();
+      }
+      w.EndArray();
+    }
+    if (fields.has("disks")) {
+      w.Key("disks");
+      w.StartArray();
+      for (const auto& d : s.disks) {
+        w.StartObject();
+        put(w, "image", d.image);
+        putOrNull(w, "format", d.format);
+        put(w, "readonly", d.readOnly);
+        w.EndObject();
+      }
+      w.EndArray();
+    }
   });
 }
 
 const std::vector<std::string>& Views::poolFields() {
-  static const std::vector<std::string> fields{"name",         "partition",  "hypervisor", "blades",      "spares",
-                                               "spare_blades", "spare_pool", "failover",   "borrow_from", "servers"};
+  static const std::vector<std::string> fields{"name",          "partition",   "hypervisor", "blades",   "spares",
+                                               "spare_blades",  "spare_pool",  "failover",   "failback", "borrow_from",
+                                               "identity_pool", "blade_names", "match",      "servers"};
   return fields;
 }
 
@@ -232,7 +269,25 @@ std::string poolText(const pool::Pool& p, const std::map<std::string, pool::Blad
     if (fields.has("spare_blades")) put(w, "spare_blades", bladesOf(true));
     if (fields.has("spare_pool")) put(w, "spare_pool", p.sparePool);
     if (fields.has("failover")) put(w, "failover", pool::toString(p.failover));
+    if (fields.has("failback")) put(w, "failback", pool::toString(p.failback));
     if (fields.has("borrow_from")) put(w, "borrow_from", p.borrowFrom);
+    if (fields.has("identity_pool")) put(w, "identity_pool", p.identityPool);
+    // Its rules as declared: the blades named, and what a blade must match.
+    if (fields.has("blade_names")) put(w, "blade_names", p.bladeNames);
+    if (fields.has("match")) {
+      w.Key("match");
+      if (!p.match) {
+        w.Null();
+      } else {
+        w.StartObject();
+        if (p.match->chassis) put(w, "chassis", *p.match->chassis);
+        if (p.match->minCores) put(w, "min_cores", std::uint64_t{*p.match->minCores});
+        if (p.match->minMemory) put(w, "min_memory_mib", std::uint64_t{*p.match->minMemory});
+        if (p.match->model) put(w, "model", *p.match->model);
+        if (p.match->hypervisor) put(w, "hypervisor", pool::toString(*p.match->hypervisor));
+        w.EndObject();
+      }
+    }
     if (fields.has("servers")) {
       w.Key("servers");
       w.StartArray();

@@ -207,9 +207,9 @@ struct Access2 : ::testing::Test {
     return api::Json::parse(r.body)["token"].get<std::string>();
   }
   ApiResponse as(const std::string& token, const std::string& method, const std::string& path,
-                 const std::string& body = "") {
+                 const std::string& body = "", std::map<std::string, std::string> query = {}) {
     ApiResponse out{0, "", ""};
-    ApiRequest req{method, path, {}, body};
+    ApiRequest req{method, path, std::move(query), body};
     if (!token.empty()) req.authorization = "Bearer " + token;
     req.peer = "192.0.2.7:4242";
     h.controller->handleApi(std::move(req), h.now, [&](ApiResponse r) { out = std::move(r); });
@@ -489,11 +489,60 @@ TEST(StandbyAccess, AStandbyChecksTokensFromItsCopyAndScopesWhatItShows) {
   EXPECT_EQ(get(reader["token"], "/v1/servers/web-0").status, 404);
   EXPECT_EQ(get(reader["token"], "/v1/blades/b1").status, 404);
   EXPECT_EQ(get(reader["token"], "/v1/blades/b2").status, 200);
+  // Its declarations read back from the copy, scoped alike (loomctl get -o yaml).
+  const auto declared = get(reader["token"], "/v1/declarations");
+  ASSERT_EQ(declared.status, 200) << declared.body;
+  EXPECT_EQ(api::Json::parse(declared.body).size(), 4u) << declared.body;
+  EXPECT_EQ(get(::loom::testing::kTestAdminToken, "/v1/declarations").body, h.api("GET", "/v1/declarations").body)
+      << "the standby's answer is the leader's";
   EXPECT_EQ(views
                 .check(ApiRequest{"GET", "/v1/status", {}, "", "Bearer " + reader["token"].get<std::string>()},
                        Access::ReadFabric)
                 .refusal->status,
             403);
+}
+
+}  // namespace
+}  // namespace loom::controller
+
+namespace loom::controller {
+namespace {
+
+// GET /v1/declarations (loomctl get): a partition's token reads its partition's
+// declarations back and nothing of another's or of the fabric's.
+TEST_F(Access2, APartitionTokenReadsBackOnlyItsPartitionsDeclarations) {
+  const std::string dev = token("partition-reader", "dev");
+  auto r = as(dev, "GET", "/v1/declarations");
+  ASSERT_EQ(r.status, 200) << r.body;
+  std::set<std::string> seen;
+  for (const auto& d : api::Json::parse(r.body))
+    seen.insert(d["kind"].get<std::string>() + "/" + d["name"].get<std::string>());
+  EXPECT_EQ(seen, (std::set<std::string>{"Partition/dev", "Network/devnet", "Pool/lab", "Server/lab-0"}));
+  EXPECT_EQ(as(dev, "GET", "/v1/declarations", "", {{"kind", "Pool"}, {"name", "web"}}).status, 404)
+      << "another partition's pool is not there for it";
+  // The admin reads everything, the identity pool included, each as its document.
+  auto all = api::Json::parse(h.api("GET", "/v1/declarations").body);
+  EXPECT_EQ(all.size(), 9u);
+  auto pool = h.api("GET", "/v1/declarations", "", {{"kind", "Pool"}, {"name", "web"}});
+  ASSERT_EQ(pool.status, 200);
+  EXPECT_EQ(api::Json::parse(pool.body)[0]["yaml"].get<std::string>(),
+            "kind: Pool\nname: web\npartition: prod\nhypervisor: kvm\nblades:\n  names: [b1]\nspares: 0\n"
+            "failover: spare\nfailback: manual\n");
+  auto bogus = h.api("GET", "/v1/declarations", "", {{"kind", "Pools"}});
+  EXPECT_EQ(bogus.status, 400);
+  EXPECT_NE(bogus.body.find("known: Partition, Network"), std::string::npos) << bogus.body;
+}
+
+// Apply and delete events say which files and whose token (issue 18: "who changed this?").
+TEST_F(Access2, ApplyAndDeleteEventsNameTheFilesAndTheToken) {
+  const std::string admin = token("admin");
+  const std::string id = TokenTable::parse(admin)->id;
+  const char* extra = "kind: Network\nname: extra\npartition: prod\n";
+  ASSERT_EQ(as(admin, "POST", "/v1/apply", extra, {{"source", "request"}, {"files", "nets.yaml, more.yaml"}}).status,
+            200);
+  EXPECT_TRUE(h.hasEvent("applied nets.yaml, more.yaml (token " + id + ", admin): 1 created")) << id;
+  ASSERT_EQ(as(admin, "POST", "/v1/delete", extra, {{"source", "nets.yaml"}}).status, 200);
+  EXPECT_TRUE(h.hasEvent("deleted nets.yaml (token " + id + ", admin): 1 objects"));
 }
 
 }  // namespace

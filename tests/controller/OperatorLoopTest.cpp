@@ -90,3 +90,55 @@ TEST(OperatorLoop, DeletingAPoolInUseNamesEachServerThatUsesIt) {
 
 }  // namespace
 }  // namespace loom::controller::testing
+
+namespace loom::controller::testing {
+namespace {
+
+// An apply (and its dry run) says when a pool's spares promise would not be kept after
+// it: pool::capacity on the placement the change leads to.
+TEST(OperatorLoop, AnApplyThatBreaksASparesPromiseSaysSo) {
+  FailoverFixture f("spares-warning.db");  // three blades, two servers apart, one spare
+  Harness& h = f.h;
+  auto kept = h.api("POST", "/v1/apply", yaml(web(2, spares(1))), {{"dry_run", "1"}});
+  ASSERT_EQ(kept.status, 200) << kept.body;
+  EXPECT_TRUE(Json::parse(kept.body)["capacity_warnings"].empty()) << kept.body;
+
+  // Two spares of three blades, with two servers kept apart: the promise cannot be kept.
+  auto broken = h.api("POST", "/v1/apply", yaml(web(2, spares(2))), {{"dry_run", "1"}});
+  ASSERT_EQ(broken.status, 200) << broken.body;
+  const Json warnings = Json::parse(broken.body)["capacity_warnings"];
+  ASSERT_EQ(warnings.size(), 1u) << broken.body;
+  EXPECT_EQ(warnings[0].get<std::string>().rfind("pool web: spares: 2 promised", 0), 0u) << warnings[0];
+  // Applied, the capacity report says it (loomctl reads it after an apply from a script).
+  ASSERT_EQ(h.api("POST", "/v1/apply", yaml(web(2, spares(2)))).status, 200);
+  bool unmet = false;
+  for (const auto& c : Json::parse(h.api("GET", "/v1/capacity").body))
+    if (c["pool"] == "web") unmet = !c["spares_promise_met"].get<bool>();
+  EXPECT_TRUE(unmet);
+}
+
+}  // namespace
+}  // namespace loom::controller::testing
+
+namespace loom::controller::testing {
+namespace {
+
+// `pool show` and `server show` have what was declared: a pool's rules (named blades,
+// match, failback, identity pool), a server's NICs with their MACs and its disks.
+TEST(OperatorLoop, PoolAndServerViewsCarryTheirDeclaredRules) {
+  FailoverFixture f("declared-rules.db", {}, failback(pool::FailbackPolicy::Auto));
+  Harness& h = f.h;
+  const Json pool = Json::parse(h.api("GET", "/v1/pools/web").body);
+  EXPECT_EQ(pool["failback"], "auto") << pool.dump();
+  ASSERT_TRUE(pool.contains("blade_names") && pool.contains("match") && pool.contains("identity_pool")) << pool.dump();
+  const Json server = h.server("web-0");
+  ASSERT_TRUE(server.contains("nics") && server.contains("disks")) << server.dump();
+  ASSERT_EQ(server["nics"].size(), server["macs"].size()) << server.dump();
+  for (std::size_t i = 0; i < server["nics"].size(); ++i) {
+    EXPECT_FALSE(server["nics"][i]["network"].get<std::string>().empty());
+    EXPECT_EQ(server["nics"][i]["mac"], server["macs"][i]) << "the MAC it was handed out";
+  }
+}
+
+}  // namespace
+}  // namespace loom::controller::testing

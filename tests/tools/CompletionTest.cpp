@@ -14,6 +14,7 @@ std::vector<std::string> fixedNames(const std::string& what) {
   if (what == "pools") return {"db", "web"};
   if (what == "servers") return {"web-0", "web-1"};
   if (what == "chassis") return {"c1", "c2"};
+  if (what == "partitions") return {"dev", "prod"};
   return {};
 }
 
@@ -59,6 +60,24 @@ TEST(Completion, OffersFlagsAndTheirValues) {
             words({"--confirm-powered-off"}));
   // A flag's value is skipped when finding the command: `-o json blade` still completes verbs.
   EXPECT_EQ(complete(words({"-o", "json", "blade", "li"}), fixedNames, false).words, words({"list"}));
+}
+
+// Each noun's --state offers that noun's states, and only those.
+TEST(Completion, StateOffersTheNounsStates) {
+  const auto blades = complete(words({"blade", "list", "--state", ""}), fixedNames, false).words;
+  EXPECT_NE(std::find(blades.begin(), blades.end(), "maintenance"), blades.end());
+  EXPECT_NE(std::find(blades.begin(), blades.end(), "fenced"), blades.end());
+  EXPECT_EQ(std::find(blades.begin(), blades.end(), "running"), blades.end()) << "a server state";
+  EXPECT_EQ(complete(words({"server", "list", "--state", "st"}), fixedNames, false).words,
+            words({"starting", "stopped", "stopping"}));
+  EXPECT_EQ(complete(words({"blade", "list", "--state", "st"}), fixedNames, false).words, words({}));
+}
+
+// `get KIND`: the kinds it takes.
+TEST(Completion, GetOffersTheDeclaredKinds) {
+  EXPECT_EQ(complete(words({"get", "p"}), fixedNames, false).words, words({"partition", "pool"}));
+  EXPECT_EQ(complete(words({"get", "pool", "w"}), fixedNames, false).words, words({"web"}));
+  EXPECT_EQ(complete(words({"partition", "show", "p"}), fixedNames, false).words, words({"prod"}));
 }
 
 TEST(SplitWords, QuotesAndEscapesAsAShellDoes) {

@@ -165,7 +165,28 @@ TEST(Loomctl, UnknownCommandIsAOneLineErrorWithASuggestion) {
   ProcessRun r = loomctl("valdate -f x.yaml");
   EXPECT_EQ(r.exitCode, 2);
   EXPECT_EQ(r.out, "");
-  EXPECT_EQ(r.err, "loomctl: unknown command 'valdate' (did you mean 'validate'?) (see loomctl --help)\n");
+  EXPECT_EQ(r.err, "loomctl: unknown command 'valdate' (did you mean 'validate'?) (run 'loomctl --help')\n");
+}
+
+// A usage error of a subcommand points at that subcommand's help, not the top one's.
+TEST(Loomctl, AUsageErrorNamesTheSubcommandsHelp) {
+  ProcessRun r = loomctl("--controller http://127.0.0.1:1 server move web-0");
+  EXPECT_EQ(r.exitCode, 2);
+  EXPECT_NE(r.err.find("--to is required"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("(run 'loomctl server move --help')"), std::string::npos) << r.err;
+  // An error the command finds itself (exit 2) does too.
+  r = loomctl("--controller http://127.0.0.1:1 get widgets");
+  EXPECT_EQ(r.exitCode, 2);
+  EXPECT_NE(r.err.find("unknown kind 'widgets'"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("(run 'loomctl get --help')"), std::string::npos) << r.err;
+}
+
+// A positional's help names it once ("NAME  The server's name", not "NAME NAME").
+TEST(Loomctl, HelpNamesAPositionalOnce) {
+  ProcessRun r = loomctl("server show --help");
+  EXPECT_EQ(r.exitCode, 0);
+  EXPECT_EQ(r.out.find("NAME NAME"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("NAME"), std::string::npos) << r.out;
 }
 
 TEST(Loomctl, HelpListsTheCommandsAndGlobalOptions) {

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "tools/loomctl/Output.h"
+#include "tools/loomctl/Views.h"
 
 namespace loom::loomctl {
 namespace {
@@ -72,6 +73,54 @@ TEST(Style, StatesGetTheColoursOperatorsExpect) {
 TEST(Output, CountsReadAsEnglish) {
   EXPECT_EQ(countOf(1, "identity pool", "identity pools"), "1 identity pool");
   EXPECT_EQ(countOf(3, "pool", "pools"), "3 pools");
+}
+
+}  // namespace
+}  // namespace loom::loomctl
+
+namespace loom::loomctl {
+namespace {
+
+// The tables an operator reads (issue 18): a blade that can run either hypervisor says
+// so, a spare pool shows its spare blades, `show` lays NICs and disks out one a line.
+TEST(Views, ADualHypervisorBladeShowsBoth) {
+  std::ostringstream out;
+  Context context;
+  context.out = &out;
+  bladeTable(context, Json::array({Json{{"name", "c2-s1"}, {"hypervisor", "xen"}, {"hypervisors", {"kvm", "xen"}}},
+                                   Json{{"name", "c1-s1"}, {"hypervisor", "kvm"}, {"hypervisors", {"kvm"}}}}));
+  const std::string text = out.str();
+  const std::string dual = text.substr(text.find("c2-s1"), text.find('\n', text.find("c2-s1")) - text.find("c2-s1"));
+  const std::string single = text.substr(text.find("c1-s1"), text.find('\n', text.find("c1-s1")) - text.find("c1-s1"));
+  EXPECT_NE(dual.find(" xen,kvm "), std::string::npos) << text;
+  EXPECT_NE(single.find(" kvm "), std::string::npos) << text;
+  EXPECT_EQ(single.find("xen"), std::string::npos) << text;
+}
+
+TEST(Views, ASparePoolShowsItsSpareBlades) {
+  std::ostringstream out;
+  Context context;
+  context.out = &out;
+  poolTable(context, Json::array({Json{{"name", "global-spares"},
+                                       {"spare_pool", true},
+                                       {"spares", 0},
+                                       {"spare_blades", {"c2-s7", "c2-s8"}},
+                                       {"blades", {"c2-s7", "c2-s8"}}}}));
+  EXPECT_NE(out.str().find("2 (spare pool)"), std::string::npos) << out.str();
+}
+
+TEST(Views, ShowPutsEachNicAndDiskOnALine) {
+  std::ostringstream out;
+  Context context;
+  context.out = &out;
+  printBlock(context, Json{{"name", "db-01"},
+                           {"nics", {Json{{"network", "back"}, {"mac", "52:54:00:10:ff:01"}}}},
+                           {"disks",
+                            {Json{{"image", "/i/db.qcow2"}, {"format", nullptr}, {"readonly", false}},
+                             Json{{"image", "/d.raw"}, {"format", "raw"}, {"readonly", true}}}}});
+  EXPECT_NE(out.str().find("network=back mac=52:54:00:10:ff:01\n"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("image=/i/db.qcow2\n"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("image=/d.raw format=raw readonly=true\n"), std::string::npos) << out.str();
 }
 
 }  // namespace

@@ -114,7 +114,7 @@ void registerToken(CLI::App& app, Context& context) {
 
   auto id = std::make_shared<std::string>();
   CLI::App* revoke = token->add_subcommand("revoke", "Revoke a token: refused from the next request on");
-  revoke->add_option("ID", *id, "The token's id (loomctl token list)")->required();
+  revoke->add_option("ID", *id, "The token's id (loomctl token list)")->required()->type_name("");
   revoke->callback([&context, id] {
     ApiRequest r;
     r.method = "POST";

@@ -44,6 +44,19 @@ std::string parseErrorMessage(const CLI::App& app, const CLI::ParseError& error)
   return error.what();
 }
 
+// "loomctl server move": the deepest command selected, whose --help a usage error points at.
+std::string commandPath(const CLI::App& app) {
+  std::string path = "loomctl";
+  const CLI::App* where = &app;
+  for (;;) {
+    auto subs = where->get_subcommands();
+    if (subs.empty()) break;
+    where = subs.front();
+    path += " " + where->get_name();
+  }
+  return path;
+}
+
 }  // namespace
 
 std::unique_ptr<CLI::App> buildApp(Context& context) {
@@ -92,9 +105,11 @@ std::unique_ptr<CLI::App> buildApp(Context& context) {
   // The command table, in the order `--help` lists it.
   registerOfflineCommands(*app, context);  // validate, plan
   registerChangeCommands(*app, context);   // apply, delete
+  registerGet(*app, context);
   registerBlade(*app, context);
   registerServer(*app, context);
   registerPool(*app, context);
+  registerDeclaredNouns(*app, context);  // partition, network, identity
   registerEvents(*app, context);
   registerCapacity(*app, context);
   registerFabric(*app, context);
@@ -121,11 +136,15 @@ int runCommand(const std::vector<std::string>& args, Context& context) {
   } catch (const CLI::CallForVersion& e) {
     return app->exit(e, *context.out, *context.err);
   } catch (const CLI::ParseError& e) {
-    *context.err << "loomctl: " << parseErrorMessage(*app, e) << " (see loomctl --help)\n";
+    *context.err << "loomctl: " << parseErrorMessage(*app, e) << " (run '" << commandPath(*app) << " --help')\n";
     return 2;  // usage errors, as most shell tools report them
   } catch (const CommandError& e) {
     context.out->flush();
-    *context.err << "loomctl: " << e.what() << '\n';
+    *context.err << "loomctl: " << e.what();
+    // A usage error found by the command itself (a filter that can never match, a
+    // missing confirmation) points at the command's help too.
+    if (e.exitCode() == 2) *context.err << " (run '" << commandPath(*app) << " --help')";
+    *context.err << '\n';
     return e.exitCode();
   } catch (const std::exception& e) {
     context.out->flush();

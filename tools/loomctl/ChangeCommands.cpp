@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <set>
 #include <thread>
@@ -16,6 +17,7 @@
 #include "tools/loomctl/Commands.h"
 #include "tools/loomctl/DeclarationInputs.h"
 #include "tools/loomctl/Views.h"
+#include "tools/loomctl/Waiting.h"
 
 namespace loom::loomctl {
 
@@ -25,8 +27,7 @@ struct ChangeOptions {
   std::vector<std::string> files;
   bool dryRun = false;
   bool yes = false;
-  bool noWait = false;
-  int timeoutSeconds = 120;
+  WaitOptions wait;
 };
 
 // "Server/web-0" for either shape the controller has used: a string or {kind, name}.
@@ -79,78 +80,45 @@ void printDiff(Context& context, const Json& reply) {
         << "\n";
 }
 
+// The pools whose spares promise the change would break (the controller's
+// capacity_warnings), beside the plan's warnings (with -o json|yaml they are in the answer).
+void printCapacityWarnings(Context& context, const Json& reply) {
+  for (const auto& w : reply.value("capacity_warnings", Json::array()))
+    if (w.is_string())
+      *context.out << styled("warning", Style::Warning, context.color)
+                   << " spares promise not met: " << w.get<std::string>() << "\n";
+}
+
+// After an apply: the pools it touched (declared in it, or holding a server declared in
+// it) whose spares promise the capacity report says is not kept now.
+void warnOfBrokenSpares(Context& context, const Json& reply, const config::DeclarationsResult& local) {
+  std::set<std::string> touched;
+  std::map<std::string, std::string> poolOf;  // server -> pool, from the files
+  for (const auto& server : local.declarations.servers) poolOf[server.name] = server.pool;
+  const Json& diff = diffOf(reply);
+  for (const char* key : {"created", "changed"})
+    for (const auto& item : diff.value(key, Json::array())) {
+      const std::string label = objectLabel(item);
+      if (label.rfind("Pool/", 0) == 0) touched.insert(label.substr(5));
+      if (auto it = poolOf.find(label.substr(label.find('/') + 1));
+          label.rfind("Server/", 0) == 0 && it != poolOf.end())
+        touched.insert(it->second);
+    }
+  if (touched.empty()) return;
+  Json warnings = Json::array();
+  for (const auto& p : getJson(context, "/v1/capacity", "capacity"))
+    if (touched.count(text(p, "pool")) && !p.value("spares_promise_met", true))
+      warnings.push_back(p.value("warning", std::string()).empty()
+                             ? "pool " + text(p, "pool") + ": spares promise not met"
+                             : p.value("warning", std::string()));
+  printCapacityWarnings(context, Json{{"capacity_warnings", warnings}});
+}
+
 bool diffIsEmpty(const Json& reply) {
   const Json& diff = diffOf(reply);
   for (const char* key : {"created", "changed", "deleted"})
     if (diff.contains(key) && diff[key].is_array() && !diff[key].empty()) return false;
   return true;
-}
-
-// Polls /v1/servers until each named server has settled: power on -> running, or
-// ended unplaceable/failed; power off -> stopped. Bounded by `timeoutSeconds`.
-void waitForServers(Context& context, const std::set<std::string>& names, int timeoutSeconds) {
-  if (names.empty()) return;
-  const bool table = context.output == OutputFormat::Table;
-  std::ostream& progress = table ? *context.out : *context.err;
-  const bool live = table ? onTerminal(STDOUT_FILENO) : onTerminal(STDERR_FILENO);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeoutSeconds);
-  std::size_t lastSettled = SIZE_MAX;
-  Json last = Json::array();
-  for (;;) {
-    Json servers = getJson(context, "/v1/servers");
-    last = Json::array();
-    std::size_t settled = 0;
-    for (const auto& s : servers) {
-      if (!names.count(text(s, "name"))) continue;
-      last.push_back(s);
-      const std::string state = text(s, "state");
-      const bool off = text(s, "power") == "off";
-      if (state == "unplaceable" || state == "failed" || (off ? state == "stopped" : state == "running")) ++settled;
-    }
-    const bool done = settled == last.size();
-    if (settled != lastSettled || done) {
-      if (live || !table || settled != lastSettled) {
-        std::string line = "servers settled: " + std::to_string(settled) + "/" + std::to_string(last.size());
-        if (live)
-          progress << "\r\033[K" << line << std::flush;
-        else if (table || done)
-          progress << line << "\n";
-      }
-      lastSettled = settled;
-    }
-    if (done) break;
-    if (interruptRequested()) {
-      if (live) progress << "\n";
-      throw CommandError("stopped waiting (the changes are applied; the servers carry on settling)", 130);
-    }
-    if (std::chrono::steady_clock::now() >= deadline) {
-      if (live) progress << "\n";
-      std::string waiting;
-      for (const auto& s : last) {
-        const std::string state = text(s, "state");
-        if (state != "running" && state != "stopped" && state != "unplaceable" && state != "failed")
-          waiting += (waiting.empty() ? "" : ", ") + text(s, "name") + " (" + state + ")";
-      }
-      throw CommandError("timed out after " + std::to_string(timeoutSeconds) + " s with " +
-                         std::to_string(lastSettled) + " of " + std::to_string(last.size()) +
-                         " servers settled; still waiting for " + waiting);
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  }
-  if (live) progress << "\n";
-  std::vector<std::string> bad;
-  for (const auto& s : last) {
-    const std::string state = text(s, "state");
-    if (state != "unplaceable" && state != "failed") continue;
-    progress << styled(state, Style::Bad, context.color && table) << " " << text(s, "name") << ": " << text(s, "reason")
-             << "\n";
-    bad.push_back(text(s, "name") + " " + state + (s.contains("reason") ? ": " + text(s, "reason") : ""));
-  }
-  if (!bad.empty()) {
-    std::string message = countOf(bad.size(), "server", "servers") + " did not start: ";
-    for (std::size_t i = 0; i < bad.size(); ++i) message += (i ? "; " : "") + bad[i];
-    throw CommandError(message);
-  }
 }
 
 // `apply` and `delete` share their shape: check the files here (errors with their
@@ -174,6 +142,10 @@ void runChange(Context& context, const ChangeOptions& options, bool isDelete) {
   const std::string path = isDelete ? "/v1/delete" : "/v1/apply";
   auto target = [&](bool dry) {
     std::string query = "source=" + urlEncode(source);
+    // The files by name, for the controller's event ("applied pools.yaml, servers.yaml").
+    std::string files;
+    for (const auto& [name, text] : inputs.sources) files += (files.empty() ? "" : ", ") + name;
+    if (inputs.sources.size() > 1) query += "&files=" + urlEncode(files);
     if (dry) query += std::string(query.empty() ? "" : "&") + "dry_run=1";
     return path + (query.empty() ? "" : "?" + query);
   };
@@ -203,10 +175,12 @@ void runChange(Context& context, const ChangeOptions& options, bool isDelete) {
   if (options.dryRun || ask) {
     request.target = target(true);
     Json preview = requestJson(context, request);
-    if (table)
+    if (table) {
       printDiff(context, preview);
-    else if (options.dryRun)
+      printCapacityWarnings(context, preview);
+    } else if (options.dryRun) {
       printStructured(context, preview);
+    }
     if (options.dryRun) {
       if (table) *context.out << "dry run: nothing changed\n";
       // Like `plan`: a change that would leave servers unplaceable is not one a script
@@ -228,11 +202,20 @@ void runChange(Context& context, const ChangeOptions& options, bool isDelete) {
   Json reply = requestJson(context, request);
   if (table) {
     if (!ask) printDiff(context, reply);
+    // Asked, the dry run said it already; from a script, the capacity report says it now.
+    if (!ask && !isDelete && !diffIsEmpty(reply)) warnOfBrokenSpares(context, reply, local);
     *context.out << (isDelete ? "deleted\n" : "applied\n");
   } else {
     printStructured(context, reply);
   }
-  if (isDelete || options.noWait) return;
+  if (!options.wait.wait) return;
+  if (isDelete) {
+    std::vector<std::string> gone;
+    for (const auto& item : reply.value("deleted", Json::array()))
+      if (objectLabel(item).rfind("Server/", 0) == 0) gone.push_back(objectLabel(item).substr(7));
+    waitForServersGone(context, gone, options.wait.timeoutSeconds);
+    return;
+  }
   std::set<std::string> names;
   if (local.ok()) {
     for (const auto& s : local.declarations.servers) names.insert(s.name);
@@ -245,7 +228,9 @@ void runChange(Context& context, const ChangeOptions& options, bool isDelete) {
     if (reply.contains("plan"))
       for (const auto& p : reply["plan"].value("placements", Json::array())) names.insert(text(p, "server"));
   }
-  waitForServers(context, names, options.timeoutSeconds);
+  std::vector<ServerGoal> goals;
+  for (const auto& n : names) goals.push_back(ServerGoal{n, std::nullopt, ""});
+  waitForServers(context, goals, options.wait.timeoutSeconds, "servers settled", "start");
 }
 
 void addChangeCommand(CLI::App& app, Context& context, bool isDelete) {
@@ -259,13 +244,12 @@ void addChangeCommand(CLI::App& app, Context& context, bool isDelete) {
   addFileOption(cmd, options->files);
   cmd->add_flag("--dry-run", options->dryRun, "Show what would change; change nothing");
   cmd->add_flag("-y,--yes", options->yes, "Do not ask for confirmation");
-  if (!isDelete) {
-    cmd->add_flag("--no-wait", options->noWait, "Return once applied, without waiting for the servers");
-    cmd->add_option("--timeout", options->timeoutSeconds, "Seconds to wait for the servers to settle")
-        ->capture_default_str()
-        ->check(CLI::PositiveNumber)
-        ->type_name("SECONDS");
-  }
+  addWaitOptions(cmd, options->wait,
+                 isDelete ? "for the deleted servers to stop and leave their blades"
+                          : "for the servers to settle (running, or stopped when declared off)");
+  cmd->footer(isDelete ? "Exit status 1 when a deleted server is still defined on a blade after --timeout, naming it.\n"
+                       : "Exit status 1 when a server cannot get there (unplaceable, failed) or is not there after "
+                         "--timeout, naming each and why; 2 for a usage error.\n");
   cmd->callback([&context, options, isDelete] { runChange(context, *options, isDelete); });
 }
 

@@ -25,6 +25,13 @@ void registerBlade(CLI::App& app, Context& context);
 void registerServer(CLI::App& app, Context& context);
 void registerPool(CLI::App& app, Context& context);
 void registerCapacity(CLI::App& app, Context& context);
+// `partition|network|identity list|show` (DeclaredCommands.cpp).
+void registerDeclaredNouns(CLI::App& app, Context& context);
+// `get KIND [NAME]`: the declarations read back (GetCommand.cpp).
+void registerGet(CLI::App& app, Context& context);
+// A kind as the API names it ("Pool") for a word an operator typed ("pools"); "" for
+// "all". Throws CommandError (exit 2) naming the kinds for anything else.
+std::string declaredKind(const std::string& word);
 // `events [-f]` (EventsCommand.cpp).
 void registerEvents(CLI::App& app, Context& context);
 // `fabric`: the enclosures drawn (FabricCommand.cpp).

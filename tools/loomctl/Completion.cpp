@@ -8,13 +8,10 @@
 #include "tools/loomctl/Api.h"
 #include "tools/loomctl/App.h"
 #include "tools/loomctl/Credentials.h"
+#include "tools/loomctl/ListFilter.h"
 
 namespace loom::loomctl {
 namespace {
-
-const std::vector<std::string> kStates = {"active",      "available", "spare",      "suspect", "failed",     "fenced",
-                                          "maintenance", "retired",   "discovered", "pending", "placing",    "starting",
-                                          "running",     "stopping",  "stopped",    "moving",  "unplaceable"};
 
 // The option named by `word` ("--pool", "--pool=web", "-o") on `app` or, since global
 // options fall through, on a command above it.
@@ -32,12 +29,24 @@ std::string nounOfCommand(const CLI::App* app) {
   const CLI::App* parent = app->get_parent();
   if (!parent) return "";
   const std::string noun = parent->get_name();
-  if (noun == "blade" || noun == "server" || noun == "pool") return noun + "s";
+  if (noun == "blade" || noun == "server" || noun == "pool" || noun == "partition") return noun + "s";
   if (noun == "token" && app->get_name() == "revoke") return "tokens";
   return "";
 }
 
-std::vector<std::string> valuesFor(const CLI::Option* o, const NameSource& names, bool* files) {
+// `command`'s --state values: its noun's states (`blade list --state` offers blade states).
+std::vector<std::string> statesFor(const CLI::App* command) {
+  const CLI::App* parent = command->get_parent();
+  const std::string noun = parent ? parent->get_name() : "";
+  if (noun == "blade") return bladeStates();
+  if (noun == "server") return serverStates();
+  std::vector<std::string> all = bladeStates();
+  all.insert(all.end(), serverStates().begin(), serverStates().end());
+  return all;
+}
+
+std::vector<std::string> valuesFor(const CLI::Option* o, const CLI::App* command, const NameSource& names,
+                                   bool* files) {
   const std::string name = o->get_lnames().empty() ? "" : o->get_lnames().front();
   if (name == "output") return {"table", "json", "yaml"};
   if (name == "file" || name == "fabric") {
@@ -48,7 +57,7 @@ std::vector<std::string> valuesFor(const CLI::Option* o, const NameSource& names
   if (name == "to") return names("blades");
   if (name == "chassis") return names("chassis");
   if (name == "partition") return names("partitions");
-  if (name == "state") return kStates;
+  if (name == "state") return statesFor(command);
   if (name == "role") return {"admin", "operator", "reader", "partition-admin", "partition-reader"};
   if (name == "ca") {
     *files = true;
@@ -89,7 +98,7 @@ Completion complete(const std::vector<std::string>& wordsIn, const NameSource& n
                                    ? findOption(current, previous)
                                    : nullptr;
   if (takesValue(pending)) {
-    candidates = valuesFor(pending, names, &result.files);
+    candidates = valuesFor(pending, current, names, &result.files);
   } else if (!partial.empty() && partial[0] == '-') {
     for (const CLI::App* a = current; a; a = a->get_parent())
       for (const CLI::Option* o : a->get_options()) {
@@ -105,6 +114,17 @@ Completion complete(const std::vector<std::string>& wordsIn, const NameSource& n
     if (!positional.empty() && positionals == 0 && !noun.empty()) {
       auto live = names(noun);
       candidates.insert(candidates.end(), live.begin(), live.end());
+    }
+    if (current->get_name() == "get") {
+      if (positionals == 0)
+        for (const char* kind : {"partition", "network", "identity-pool", "pool", "server", "blade", "all"})
+          candidates.emplace_back(kind);
+      // `get KIND NAME`: the names of that kind the controller has.
+      const std::string kind = positionals == 1 ? words[words.size() - 2] : "";
+      if (kind == "pool" || kind == "server" || kind == "blade" || kind == "partition") {
+        auto live = names(kind + "s");
+        candidates.insert(candidates.end(), live.begin(), live.end());
+      }
     }
     if (current == app.get() && inShell)
       for (const char* word : {"help", "exit", "quit"}) candidates.emplace_back(word);

@@ -14,6 +14,7 @@
 #include "tools/loomctl/Commands.h"
 #include "tools/loomctl/ListFilter.h"
 #include "tools/loomctl/Views.h"
+#include "tools/loomctl/Waiting.h"
 
 namespace loom::loomctl {
 
@@ -31,7 +32,8 @@ std::string operatorName() {
 }
 
 void addNameArgument(CLI::App* cmd, std::string& name, const std::string& noun) {
-  cmd->add_option("NAME", name, "The " + noun + "'s name")->required()->type_name("NAME");
+  // type_name(""): the help names a positional once ("NAME  The blade's name").
+  cmd->add_option("NAME", name, "The " + noun + "'s name")->required()->type_name("");
 }
 
 // States of a blade that takes servers (pool::Planner's view of it).
@@ -59,13 +61,12 @@ void warnIfLastOfItsPool(Context& context, const std::string& blade) {
 // "stays on" reason from the events).
 // `drained`: the drain's answer (the servers bound to the blade as it was drained).
 void waitForDrain(Context& context, const std::string& blade, const Json& drained, int timeoutSeconds) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeoutSeconds);
   std::set<std::string> moving;
   if (drained.is_object() && drained.contains("servers") && drained["servers"].is_array())
     for (const auto& s : drained["servers"])
       if (s.is_string()) moving.insert(s.get<std::string>());
   std::vector<std::string> staying;
-  for (;;) {
+  auto look = [&] {
     staying.clear();
     for (const auto& s : getJson(context, "/v1/blades/" + pathName(blade))["servers"]) {
       staying.push_back(s.get<std::string>());
@@ -80,10 +81,10 @@ void waitForDrain(Context& context, const std::string& blade, const Json& draine
           std::find(staying.begin(), staying.end(), n) == staying.end())
         staying.push_back(n);
     }
-    if (staying.empty() || std::chrono::steady_clock::now() >= deadline || interruptRequested()) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  }
-  if (interruptRequested()) throw CommandError("stopped waiting (the blade is drained; its servers carry on)", 130);
+    return Look{moving.size() - std::min(moving.size(), staying.size()), moving.size(), staying.empty()};
+  };
+  pollUntil(context, timeoutSeconds, "servers moved off " + blade,
+            "stopped waiting (the blade is drained; its servers carry on)", look);
   if (staying.empty()) {
     if (context.output == OutputFormat::Table && !moving.empty())
       *context.out << blade << ": drained, " << countOf(moving.size(), "server", "servers") << " moved off\n";
@@ -148,21 +149,16 @@ void registerBlade(CLI::App& app, Context& context) {
     CLI::App* cmd = blade->add_subcommand(a.verb, a.help);
     addNameArgument(cmd, *name, "blade");
     auto yes = std::make_shared<bool>(false);
-    auto noWait = std::make_shared<bool>(false);
-    auto timeout = std::make_shared<int>(120);
+    auto wait = std::make_shared<WaitOptions>();
     const bool final = std::string(a.verb) == "retire";
     const bool drain = std::string(a.verb) == "drain";
     // Retiring cannot be undone: asked on a terminal, like apply (never from a script).
     if (final) cmd->add_flag("-y,--yes", *yes, "Do not ask for confirmation");
     if (drain) {
-      cmd->add_flag("--no-wait", *noWait, "Return once drained, without waiting for its servers to move off");
-      cmd->add_option("--timeout", *timeout, "Seconds to wait for its servers to move off")
-          ->capture_default_str()
-          ->check(CLI::PositiveNumber)
-          ->type_name("SECONDS");
+      addWaitOptions(cmd, *wait, "for its servers to move off");
       cmd->footer("Exit status 1 when servers cannot leave the blade in time, naming each and why.\n");
     }
-    cmd->callback([&context, name, a, yes, final, drain, noWait, timeout] {
+    cmd->callback([&context, name, a, yes, final, drain, wait] {
       if (final && !*yes && onTerminal(STDIN_FILENO) &&
           !confirm(context, "Retire blade " + *name + "? It will take no servers again."))
         throw CommandError("not retired");
@@ -178,7 +174,7 @@ void registerBlade(CLI::App& app, Context& context) {
         else
           *context.out << *name << ": " << a.verb << " done\n";
       });
-      if (drain && !*noWait) waitForDrain(context, *name, b, *timeout);
+      if (drain && wait->wait) waitForDrain(context, *name, b, wait->timeoutSeconds);
     });
   }
 
@@ -240,22 +236,38 @@ void registerServer(CLI::App& app, Context& context) {
   });
 
   for (const char* verb : {"start", "stop"}) {
-    CLI::App* cmd = server->add_subcommand(
-        verb, std::string(verb == std::string("start") ? "Start" : "Stop") + " a server (sets its desired power)");
+    const bool start = verb == std::string("start");
+    CLI::App* cmd = server->add_subcommand(verb, std::string(start ? "Start" : "Stop") +
+                                                     " a server (sets its desired power), then wait until it is " +
+                                                     (start ? "running" : "stopped"));
     addNameArgument(cmd, *name, "server");
-    cmd->callback([&context, name, v = std::string(verb)] {
+    auto wait = std::make_shared<WaitOptions>();
+    addWaitOptions(cmd, *wait, std::string("until it is ") + (start ? "running" : "stopped"));
+    cmd->footer(std::string("Exit status 1 when it cannot get there (") +
+                (start ? "unplaceable, failed" : "it was started again") +
+                ") or is not there after --timeout, saying where it is and why.\n");
+    cmd->callback([&context, name, start, wait, v = std::string(verb)] {
       ApiRequest r;
       r.method = "POST";
       r.target = "/v1/servers/" + pathName(*name) + "/" + v;
       show(context, requestJson(context, r), [&](const Json& j) { serverTable(context, Json::array({j})); });
+      if (!wait->wait) return;
+      waitForServers(context, {ServerGoal{*name, start, ""}}, wait->timeoutSeconds,
+                     *name + (start ? " running" : " stopped"), v);
     });
   }
 
   auto to = std::make_shared<std::string>();
-  CLI::App* move = server->add_subcommand("move", "Move a server to another blade of its pool");
+  CLI::App* move =
+      server->add_subcommand("move", "Move a server to another blade of its pool, then wait until it runs there");
   addNameArgument(move, *name, "server");
   move->add_option("--to", *to, "The blade to move it to")->required()->type_name("BLADE");
-  move->callback([&context, name, to] {
+  auto moveWait = std::make_shared<WaitOptions>();
+  addWaitOptions(move, *moveWait, "until it runs on the new blade");
+  move->footer(
+      "Exit status 1 when the move is refused (saying why), or the server is not running on the new blade "
+      "after --timeout, saying where it is.\n");
+  move->callback([&context, name, to, moveWait] {
     ApiRequest r;
     r.method = "POST";
     r.target = "/v1/servers/" + pathName(*name) + "/move";
@@ -269,6 +281,9 @@ void registerServer(CLI::App& app, Context& context) {
       else
         *context.out << *name << ": moving to " << *to << "\n";
     });
+    if (!moveWait->wait) return;
+    waitForServers(context, {ServerGoal{*name, true, *to}}, moveWait->timeoutSeconds, *name + " running on " + *to,
+                   "move to " + *to);
   });
 }
 

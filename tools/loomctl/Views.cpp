@@ -111,7 +111,20 @@ void printBlock(Context& context, const Json& input) {
         for (std::size_t i = 0; i < value.size(); ++i)
           out << (i ? ", " : "") << (value[i].is_string() ? value[i].get<std::string>() : value[i].dump());
       } else {
-        for (const auto& v : value) out << "\n" << std::string(width + 2, ' ') << v.dump();
+        // One line an item: a NIC's "network=front mac=52:54:00:10:00:01", a disk's.
+        for (const auto& v : value) {
+          out << "\n" << std::string(width + 2, ' ');
+          if (!v.is_object()) {
+            out << v.dump();
+            continue;
+          }
+          bool first = true;
+          for (const auto& [k, field] : v.items()) {
+            if (field.is_null() || field == false) continue;
+            out << (first ? "" : " ") << k << "=" << (field.is_string() ? field.get<std::string>() : field.dump());
+            first = false;
+          }
+        }
       }
     } else if (value.is_object()) {
       bool first = true;
@@ -147,9 +160,29 @@ void bladeTable(Context& context, const Json& list) {
   if (relays) columns.insert(columns.begin() + 2, {"relay"});
   Table t(columns);
   for (const auto& b : list) {
-    std::vector<Cell> row{
-        text(b, "name"),       text(b, "chassis"),          text(b, "slot"), text(b, "cores"),    memoryOf(b),
-        text(b, "hypervisor"), stateCell(text(b, "state")), text(b, "pool"), joined(b, "servers")};
+    // A blade that can run either hypervisor says so ("xen,kvm", in the model's order,
+    // whatever its agent listed first), whatever it runs now.
+    const bool several = b.contains("hypervisors") && b["hypervisors"].is_array() && b["hypervisors"].size() > 1;
+    std::string hypervisors;
+    if (several) {
+      std::vector<std::string> names;
+      for (const auto& h : b["hypervisors"])
+        if (h.is_string()) names.push_back(h.get<std::string>());
+      std::stable_sort(names.begin(), names.end(), [](const std::string& x, const std::string& y) {
+        auto rank = [](const std::string& h) { return h == "xen" ? 0 : h == "kvm" ? 1 : 2; };
+        return rank(x) < rank(y);
+      });
+      for (const auto& h : names) hypervisors += (hypervisors.empty() ? "" : ",") + h;
+    }
+    std::vector<Cell> row{text(b, "name"),
+                          text(b, "chassis"),
+                          text(b, "slot"),
+                          text(b, "cores"),
+                          memoryOf(b),
+                          several ? hypervisors : text(b, "hypervisor"),
+                          stateCell(text(b, "state")),
+                          text(b, "pool"),
+                          joined(b, "servers")};
     if (relays) row.insert(row.begin() + 2, text(b, "relay"));
     t.addRow(std::move(row));
   }
@@ -186,17 +219,21 @@ void poolTable(Context& context, const Json& list) {
            {"spares", Table::Align::Right},
            {"failover"},
            {"servers", Table::Align::Right}});
-  for (const auto& p : list)
+  for (const auto& p : list) {
+    // A spare pool's blades are all spares: it shows how many it has, not a promise.
+    const bool sparePool = p.value("spare_pool", false);
     t.addRow({text(p, "name"), text(p, "partition"), text(p, "hypervisor"), std::to_string(countField(p, "blades")),
-              text(p, "spares"), text(p, "failover"), std::to_string(countField(p, "servers"))});
+              sparePool ? std::to_string(countField(p, "spare_blades")) + " (spare pool)" : text(p, "spares"),
+              text(p, "failover"), std::to_string(countField(p, "servers"))});
+  }
   t.render(*context.out, context.color);
 }
 
-const std::vector<std::string> kBladeColumns{"name",       "chassis",    "relay", "slot", "cores",
-                                             "memory_mib", "hypervisor", "state", "pool", "servers"};
+const std::vector<std::string> kBladeColumns{"name",       "chassis",     "relay", "slot", "cores",  "memory_mib",
+                                             "hypervisor", "hypervisors", "state", "pool", "servers"};
 const std::vector<std::string> kServerColumns{"name",  "partition",  "pool", "blade", "state",
                                               "vcpus", "memory_mib", "uuid", "macs",  "reason"};
-const std::vector<std::string> kPoolColumns{"name",   "partition", "hypervisor", "blades",
-                                            "spares", "failover",  "servers"};
+const std::vector<std::string> kPoolColumns{"name",       "partition",    "hypervisor", "blades", "spares",
+                                            "spare_pool", "spare_blades", "failover",   "servers"};
 
 }  // namespace loom::loomctl
