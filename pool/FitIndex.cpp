@@ -131,6 +131,7 @@ void State::unbind(int si) {
   b.freeMemory += static_cast<std::int64_t>(s.memory);
   if (s.dedicated) b.dedicated = false;
   reindex(bi);
+  clearRestart(si);  // wherever it starts next, it is defined afresh
   markServer(si);
   markStale(bi);
   s.definedOn.forEach([&](int d) { markStale(d); });
