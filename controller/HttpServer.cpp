@@ -162,7 +162,7 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     auto self = this->shared_from_this();
     auto* executor = &stream_;
     beast::error_code peerError;
-    const auto peer = stream_.socket().remote_endpoint(peerError);
+    const auto peer = beast::get_lowest_layer(stream_).socket().remote_endpoint(peerError);
     std::string peerText =
         peerError ? std::string("unknown") : peer.address().to_string() + ":" + std::to_string(peer.port());
     handler_(toApiRequest(req, std::move(peerText)), [self, executor, version](ApiResponse r) {
