@@ -114,6 +114,16 @@ ApplyDraft DesiredState::draftApply(const std::string& body, const std::string& 
   }
   d.declarations = std::move(loaded.declarations);
   d.objects = std::move(loaded.objects);
+  // Field by field, for the diff and the restarts (an index only when servers changed).
+  std::unordered_map<std::string_view, const pool::Server*> after;
+  for (const auto& [kind, name] : d.changed) {
+    if (kind != "Server") continue;
+    if (after.empty())
+      for (const auto& s : d.declarations.servers) after.emplace(s.name, &s);
+    const pool::Server* before = findServer(name);
+    if (auto a = after.find(name); before && a != after.end())
+      d.serverChanges.emplace_back(name, pool::diffServer(*before, *a->second));
+  }
   return d;
 }
 

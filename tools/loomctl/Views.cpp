@@ -176,6 +176,11 @@ void serverTable(Context& context, const Json& list) {
     if (s.contains("reason") && s["reason"].is_string())
       *context.out << styled(text(s, "state"), styleForState(text(s, "state")), context.color) << " " << text(s, "name")
                    << ": " << s["reason"].get<std::string>() << "\n";
+  // Runs with its old definition until its restart (docs/SERVERS.md).
+  for (const auto& s : list)
+    if (s.contains("restart_pending") && s["restart_pending"].is_string())
+      *context.out << styled("restart pending", Style::Warning, context.color) << " " << text(s, "name") << ": "
+                   << s["restart_pending"].get<std::string>() << "\n";
 }
 
 void poolTable(Context& context, const Json& list) {
@@ -194,8 +199,8 @@ void poolTable(Context& context, const Json& list) {
 
 const std::vector<std::string> kBladeColumns{"name",       "chassis",    "relay", "slot", "cores",
                                              "memory_mib", "hypervisor", "state", "pool", "servers"};
-const std::vector<std::string> kServerColumns{"name",  "partition",  "pool", "blade", "state",
-                                              "vcpus", "memory_mib", "uuid", "macs",  "reason"};
+const std::vector<std::string> kServerColumns{"name",       "partition", "pool", "blade",  "state",          "vcpus",
+                                              "memory_mib", "uuid",      "macs", "reason", "restart_pending"};
 const std::vector<std::string> kPoolColumns{"name",   "partition", "hypervisor", "blades",
                                             "spares", "failover",  "servers"};
 
