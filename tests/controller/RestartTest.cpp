@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -176,6 +177,32 @@ TEST(Restart, APendingRestartSurvivesAControllerRestartAndAPriorityChangeRestart
   settle(h);
   EXPECT_FALSE(h.server("web-0").contains("restart_pending"));
   EXPECT_EQ(h.server("web-0")["state"], "running");
+}
+
+TEST(Restart, ANetworksNewVlanRestartsTheRunningServersOnIt) {
+  Harness h("restart-vlan.db");
+  h.registerBlade("b1");
+  h.seq["b1"] = 0;
+  pool::Declarations d = web(1);
+  ASSERT_EQ(h.api("POST", "/v1/apply", yaml(d)).status, 200);
+  settle(h);
+  ASSERT_EQ(h.server("web-0")["state"], "running");
+
+  d.networks[0].vlan = 200;
+  const auto r = h.api("POST", "/v1/apply", yaml(d, Only::AllButServers));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const Json body = Json::parse(r.body);
+  EXPECT_EQ(body["diff"]["restarts"]["web-0"], "nics front (no vlan) → front (vlan 200)") << r.body;
+  EXPECT_EQ(planned(r), (Chains{{"web-0@b1", {"stop", "define", "start"}}}));
+  EXPECT_EQ(h.server("web-0")["restart_pending"], "nics front (no vlan) → front (vlan 200)");
+  settle(h);
+  EXPECT_FALSE(h.server("web-0").contains("restart_pending"));
+  std::optional<int> vlan;
+  for (const auto& [blade, frame] : h.history)
+    if (frame["type"] == "plan")
+      for (const auto& s : frame["steps"])
+        if (s["kind"] == "define") vlan = s["spec"]["nics"][0].value("vlan", -1);
+  EXPECT_EQ(vlan, 200) << "its last define carried the new VLAN";
 }
 
 }  // namespace
