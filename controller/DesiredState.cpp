@@ -126,8 +126,9 @@ ApplyDraft DesiredState::draftApply(const std::string& body, const std::string& 
   }
   // A network's VLAN is part of every NIC on it: its servers' definitions change too.
   auto vlanText = [](const std::optional<int>& v) { return v ? "vlan " + std::to_string(*v) : std::string("no vlan"); };
-  for (const auto& [kind, name] : d.changed) {
-    if (kind != "Network") continue;
+  for (const auto& object : d.changed) {
+    if (object.first != "Network") continue;
+    const std::string& name = object.second;
     auto named = [&](const pool::Network& n) { return n.name == name; };
     auto before = std::find_if(declarations_.networks.begin(), declarations_.networks.end(), named);
     auto now = std::find_if(d.declarations.networks.begin(), d.declarations.networks.end(), named);
