@@ -300,8 +300,10 @@ void Reconciler::finish(std::uint64_t id, bool ok, const std::string& error, std
     return;
   }
   record(op, ok ? "done" : "failed", error);
-  // A define sent before an apply changed the server carries the old spec.
-  const bool current = op.kind == pool::StepKind::Define && op.spec && op.spec == desired_.spec(op.server);
+  // A define sent before an apply changed the server carries the old spec (asked only of a
+  // server with a restart pending: building a spec is not free at 10,000 defines).
+  const bool current = op.kind == pool::StepKind::Define && op.spec && replanner_.restartPending(op.server) &&
+                       op.spec == desired_.spec(op.server);
   using pool::StepKind;
   const std::string server = op.server, blade = op.blade, hypervisor = op.hypervisor;
   const StepKind kind = op.kind;

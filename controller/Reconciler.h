@@ -54,7 +54,8 @@ class Reconciler {
   // Wants the blade's steps planned again (a retry window closed, a dependency vanished).
   using Replan = std::function<void(const std::string& blade)>;
   // A step finished well on `blade`; what it changed (domains) is recorded already.
-  // `current`: for a define, whether it defined the server's spec as declared now.
+  // `current`: for a define of a server with a restart pending, whether it defined the
+  // server's spec as declared now (false for any other step).
   using StepDone =
       std::function<void(const std::string& blade, const std::string& server, pool::StepKind kind, bool current)>;
 

@@ -7,7 +7,8 @@ server does"). Real loomd, one loom-agent per blade with the test driver, and lo
             restarts; the apply stops, redefines and starts each where it ran, one at a
             time (the test driver's journal: their downtimes never overlap), and each
             blade's domain is then defined with 3 GiB (the test driver's state file);
-            `restart_pending` says why until then, and nothing is pending after
+            `restart_pending` says why until then, and nothing is pending after; a
+            waiting `loomctl apply` returns once the restarts have happened
   live      a priority change restarts nothing: no step, no journal entry
 
 Every wait is bounded; every process is killed at the end.
@@ -92,7 +93,7 @@ def resize(fab, args):
     check("3 steps" in dry.stdout, "one server's stop, define, start: one of the group at a time", dry.stdout)
     check(all("restart_pending" not in fab.get("/v1/servers/" + n) for n in NAMES), "the dry run changed nothing")
 
-    print("== loomctl apply --yes", flush=True)
+    print("== loomctl apply --yes --no-wait: restart_pending says why", flush=True)
     t_apply = int(time.time() * 1000)
     r = loomctl(fab, args, "apply", "-f", path, "--yes", "--no-wait")
     check(r.returncode == 0, "apply exits 0", r.stderr)
@@ -124,6 +125,13 @@ def resize(fab, args):
 
     listing = loomctl(fab, args, "server", "show", "web-0")
     check(listing.returncode == 0 and "restart pending" not in listing.stdout, "server show: no restart pending")
+
+    print("== loomctl apply (waits): when it returns, the restarts have happened", flush=True)
+    path = fab.write("resized-again.yaml", servers("4GiB"))
+    r = loomctl(fab, args, "apply", "-f", path, "--yes")
+    check(r.returncode == 0 and "servers settled: 2/2" in r.stdout, "apply exits 0, both settled", r.stdout + r.stderr)
+    check(all(defined_memory(fab, where[n], n) == (4096, "running") for n in NAMES),
+          "both run with 4 GiB as apply returns")
 
 def live(fab, args):
     bring_up(fab)

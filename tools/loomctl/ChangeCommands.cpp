@@ -144,7 +144,10 @@ void waitForServers(Context& context, const std::set<std::string>& names, int ti
       last.push_back(s);
       const std::string state = text(s, "state");
       const bool off = text(s, "power") == "off";
-      if (state == "unplaceable" || state == "failed" || (off ? state == "stopped" : state == "running")) ++settled;
+      // A server still running its old definition has not settled: its restart is to come.
+      const bool restarting = s.contains("restart_pending");
+      if (state == "unplaceable" || state == "failed" || (off ? state == "stopped" : state == "running" && !restarting))
+        ++settled;
     }
     const bool done = settled == last.size();
     if (settled != lastSettled || done) {
@@ -169,6 +172,8 @@ void waitForServers(Context& context, const std::set<std::string>& names, int ti
         const std::string state = text(s, "state");
         if (state != "running" && state != "stopped" && state != "unplaceable" && state != "failed")
           waiting += (waiting.empty() ? "" : ", ") + text(s, "name") + " (" + state + ")";
+        else if (s.contains("restart_pending"))
+          waiting += (waiting.empty() ? "" : ", ") + text(s, "name") + " (restart pending)";
       }
       throw CommandError("timed out after " + std::to_string(timeoutSeconds) + " s with " +
                          std::to_string(lastSettled) + " of " + std::to_string(last.size()) +
@@ -304,6 +309,11 @@ void addChangeCommand(CLI::App& app, Context& context, bool isDelete) {
         ->capture_default_str()
         ->check(CLI::PositiveNumber)
         ->type_name("SECONDS");
+    cmd->footer(
+        "Each changed server's fields are listed old → new. '(restart)' marks a field in the domain\n"
+        "definition: a running server is stopped, defined anew and started where it runs, one server of\n"
+        "an anti-affinity group at a time, and shows 'restart pending' until then. The placements listed\n"
+        "are those the change touches (FROM: the blade it leaves, '-' when new). docs/SERVERS.md.\n");
   }
   cmd->callback([&context, options, isDelete] { runChange(context, *options, isDelete); });
 }
