@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "controller/api/StandbyViews.h"
 #include "tests/controller/ControllerBuilders.h"
 #include "tests/controller/ControllerHarness.h"
 
@@ -150,7 +151,7 @@ TEST(Restart, AResizedRunningServerIsStoppedRedefinedAndStartedOneOfItsGroupAtAT
   EXPECT_TRUE(planned(h.api("POST", "/v1/apply", resized)).empty());
 }
 
-TEST(Restart, APendingRestartSurvivesAControllerRestartAndAPriorityChangeRestartsNothing) {
+TEST(Restart, APendingRestartSurvivesAControllerRestartShowsOnAStandbyAndAPriorityChangeRestartsNothing) {
   Harness h("restart-recover.db");
   h.registerBlade("b1");
   h.seq["b1"] = 0;
@@ -169,6 +170,15 @@ TEST(Restart, APendingRestartSurvivesAControllerRestartAndAPriorityChangeRestart
   d.servers[0].vcpus = 4;
   h.sent.clear();
   ASSERT_EQ(h.api("POST", "/v1/apply", yaml(d, Only::Servers)).status, 200);
+  // A standby replica's copy of the store says so too.
+  {
+    api::StandbyViews standby(std::move(h.store->load()).value(), [] { return 1; });
+    ApiRequest get{"GET", "/v1/servers/web-0", {}, ""};
+    get.authorization = std::string("Bearer ") + ::loom::testing::kTestAdminToken;
+    const auto r = standby.answer(get);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(Json::parse(r.body)["restart_pending"], "vcpus 2 → 4");
+  }
   // The controller restarts before any agent answered: the restart is still pending.
   h.reopen();
   h.sent.clear();
