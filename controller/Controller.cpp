@@ -33,8 +33,9 @@ Controller::Controller(StateStore& store, ControllerOptions options, Send send, 
           options_, journal_, events_, desired_, registry_, replanner_, detector_, leadership_,
           [this](const std::string& blade, std::string frame) { send_(blade, std::move(frame)); },
           [this](const std::string& blade) { replanner_.touch(blade); },
-          [this](const std::string& blade, const std::string&, pool::StepKind kind) {
+          [this](const std::string& blade, const std::string& server, pool::StepKind kind, bool current) {
             if (kind == pool::StepKind::Stop) detector_.checkTrust(blade, now_);
+            if (kind == pool::StepKind::Define && current) replanner_.redefined(server, blade);
           }),
       views_(desired_, registry_, detector_, replanner_, reconciler_, leases_, quorum_),
       audit_(journal_, wallClock_, access::AuditOptions{options_.auditRetention}),

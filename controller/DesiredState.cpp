@@ -114,6 +114,36 @@ ApplyDraft DesiredState::draftApply(const std::string& body, const std::string& 
   }
   d.declarations = std::move(loaded.declarations);
   d.objects = std::move(loaded.objects);
+  // Field by field, for the diff and the restarts (an index only when servers changed).
+  std::unordered_map<std::string_view, const pool::Server*> after;
+  for (const auto& [kind, name] : d.changed) {
+    if (kind != "Server") continue;
+    if (after.empty())
+      for (const auto& s : d.declarations.servers) after.emplace(s.name, &s);
+    const pool::Server* before = findServer(name);
+    if (auto a = after.find(name); before && a != after.end())
+      d.serverChanges.emplace_back(name, pool::diffServer(*before, *a->second));
+  }
+  // A network's VLAN is part of every NIC on it: its servers' definitions change too.
+  auto vlanText = [](const std::optional<int>& v) { return v ? "vlan " + std::to_string(*v) : std::string("no vlan"); };
+  for (const auto& object : d.changed) {
+    if (object.first != "Network") continue;
+    const std::string& name = object.second;
+    auto named = [&](const pool::Network& n) { return n.name == name; };
+    auto before = std::find_if(declarations_.networks.begin(), declarations_.networks.end(), named);
+    auto now = std::find_if(d.declarations.networks.begin(), d.declarations.networks.end(), named);
+    if (before == declarations_.networks.end() || now == d.declarations.networks.end() || before->vlan == now->vlan)
+      continue;
+    const pool::FieldChange change{"nics", name + " (" + vlanText(before->vlan) + ")",
+                                   name + " (" + vlanText(now->vlan) + ")", pool::ChangeEffect::Restart};
+    for (const auto& s : d.declarations.servers) {
+      if (std::none_of(s.nics.begin(), s.nics.end(), [&](const pool::Nic& n) { return n.network == name; })) continue;
+      auto listed = std::find_if(d.serverChanges.begin(), d.serverChanges.end(),
+                                 [&](const auto& c) { return c.first == s.name; });
+      if (listed == d.serverChanges.end()) listed = d.serverChanges.insert(d.serverChanges.end(), {s.name, {}});
+      listed->second.push_back(change);
+    }
+  }
   return d;
 }
 

@@ -19,6 +19,7 @@
 #include "controller/StateStore.h"
 #include "pool/IdentityAllocator.h"
 #include "pool/Model.h"
+#include "pool/ServerChange.h"
 #include "protocol/ServerSpec.h"
 
 namespace loom::controller {
@@ -37,6 +38,8 @@ struct ApplyDraft {
   std::vector<ObjectName> objects;       // what the body names (also when it has diagnostics)
   std::vector<ObjectName> created, changed;
   std::size_t unchanged = 0;
+  // Of each changed server, the fields that change (pool::diffServer), in `changed` order.
+  std::vector<std::pair<std::string, std::vector<pool::FieldChange>>> serverChanges;
   Change change;  // the records to commit
   bool identityPoolsChanged = false;
   std::string source;

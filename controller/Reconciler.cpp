@@ -114,6 +114,9 @@ void Reconciler::adopt(const Replanner::Steps& plan, std::int64_t now) {
       for (std::size_t i = from; i < chain.size(); ++i) {
         const pool::Step& s = steps[chain[i]];
         if (j < ops.size() && same(operations_.at(ops[j]), s)) {
+          // A define not sent yet defines the spec as declared now (an apply changed it).
+          if (Operation& kept = operations_.at(ops[j]); kept.kind == pool::StepKind::Define && !kept.inFlight)
+            kept.spec = desired_.spec(s.server);
           opOf[chain[i]] = ops[j];
           kept.insert(ops[j++]);
           continue;
@@ -297,6 +300,10 @@ void Reconciler::finish(std::uint64_t id, bool ok, const std::string& error, std
     return;
   }
   record(op, ok ? "done" : "failed", error);
+  // A define sent before an apply changed the server carries the old spec (asked only of a
+  // server with a restart pending: building a spec is not free at 10,000 defines).
+  const bool current = op.kind == pool::StepKind::Define && op.spec && replanner_.restartPending(op.server) &&
+                       op.spec == desired_.spec(op.server);
   using pool::StepKind;
   const std::string server = op.server, blade = op.blade, hypervisor = op.hypervisor;
   const StepKind kind = op.kind;
@@ -345,7 +352,7 @@ void Reconciler::finish(std::uint64_t id, bool ok, const std::string& error, std
   } else if (kind == StepKind::PrepareHypervisor) {
     registry_.setPersonality(blade, hypervisor);
   }
-  done_(blade, server, kind);
+  done_(blade, server, kind, current);
 }
 
 void Reconciler::lost(const std::string& blade) {

@@ -54,7 +54,10 @@ class Reconciler {
   // Wants the blade's steps planned again (a retry window closed, a dependency vanished).
   using Replan = std::function<void(const std::string& blade)>;
   // A step finished well on `blade`; what it changed (domains) is recorded already.
-  using StepDone = std::function<void(const std::string& blade, const std::string& server, pool::StepKind kind)>;
+  // `current`: for a define of a server with a restart pending, whether it defined the
+  // server's spec as declared now (false for any other step).
+  using StepDone =
+      std::function<void(const std::string& blade, const std::string& server, pool::StepKind kind, bool current)>;
 
   Reconciler(const ControllerOptions& options, Journal& journal, EventLog& events, const DesiredState& desired,
              BladeRegistry& registry, const Replanner& replanner, const FailureDetector& detector,

@@ -81,6 +81,7 @@ void Replanner::restore(StoredState& st) {
   placement_.home = std::move(st.placementMaps["home"]);
   for (const auto& [server, _] : st.placementMaps["held"]) placement_.held.insert(server);
   for (const auto& [server, _] : st.placementMaps["displaced"]) placement_.displaced.insert(server);
+  placement_.restart = std::move(st.placementMaps["restart"]);
   placement_.borrowed = std::move(st.borrowed);
   byBlade_.clear();
   for (const auto& [s, b] : placement_.bindings) byBlade_[b].push_back(s);
@@ -188,6 +189,11 @@ std::optional<Replanner::Steps> Replanner::replan(std::int64_t now, std::string*
       change.putPlacement[{"home", s}] = b;
   for (const auto& [s, b] : placement_.home)
     if (!p.next.home.count(s)) change.deletePlacement.emplace_back("home", s);
+  for (const auto& [s, why] : p.next.restart)
+    if (auto old = placement_.restart.find(s); old == placement_.restart.end() || old->second != why)
+      change.putPlacement[{"restart", s}] = why;
+  for (const auto& [s, why] : placement_.restart)
+    if (!p.next.restart.count(s)) change.deletePlacement.emplace_back("restart", s);
   for (const auto& [name, after, before] : {std::tuple{"held", &p.next.held, &placement_.held},
                                             std::tuple{"displaced", &p.next.displaced, &placement_.displaced}}) {
     for (const auto& s : *after)
@@ -391,6 +397,10 @@ bool Replanner::persist(const pool::PlanDelta& d) {
       if (now && !set->count(sp.server)) c.putPlacement[{name, sp.server}] = "";
       if (!now && set->count(sp.server)) c.deletePlacement.emplace_back(name, sp.server);
     }
+    const auto restart = placement_.restart.find(sp.server);
+    if (sp.restart.empty() && restart != placement_.restart.end()) c.deletePlacement.emplace_back("restart", sp.server);
+    if (!sp.restart.empty() && (restart == placement_.restart.end() || restart->second != sp.restart))
+      c.putPlacement[{"restart", sp.server}] = sp.restart;
   }
   for (const auto& [b, pl] : d.borrowed) c.putBorrowed[b] = pl;
   for (const auto& b : d.returned) c.deleteBorrowed.push_back(b);
@@ -430,6 +440,10 @@ bool Replanner::persist(const pool::PlanDelta& d) {
       placement_.displaced.insert(sp.server);
     else
       placement_.displaced.erase(sp.server);
+    if (sp.restart.empty())
+      placement_.restart.erase(sp.server);
+    else
+      placement_.restart[sp.server] = sp.restart;
   }
   for (auto& l : left) {
     auto list = byBlade_.find(l.first);
@@ -443,11 +457,53 @@ bool Replanner::persist(const pool::PlanDelta& d) {
   return true;
 }
 
-pool::Plan Replanner::preview(const pool::Declarations& declarations, std::int64_t now, double* seconds) const {
+pool::Plan Replanner::preview(const pool::Declarations& declarations, std::int64_t now, double* seconds,
+                              const std::map<std::string, std::string>* restarts) const {
   const auto t0 = std::chrono::steady_clock::now();
-  pool::Plan p = pool::plan(declarations, inventory(), placement_, now);
+  pool::PlacementState withRestarts;
+  const pool::PlacementState* current = &placement_;
+  if (restarts && !restarts->empty()) {
+    withRestarts = placement_;
+    for (const auto& [s, why] : *restarts) withRestarts.restart[s] = why;
+    current = &withRestarts;
+  }
+  pool::Plan p = pool::plan(declarations, inventory(), *current, now);
   if (seconds) *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return p;
+}
+
+std::map<std::string, std::string> Replanner::restartsFor(const std::map<std::string, std::string>& reasons) const {
+  std::map<std::string, std::string> out;
+  for (const auto& [server, why] : reasons) {
+    if (why.empty() || !placement_.bindings.count(server)) continue;
+    auto pending = placement_.restart.find(server);
+    out[server] = pending == placement_.restart.end() ? why : pending->second + "; " + why;
+  }
+  return out;
+}
+
+void Replanner::restartChange(const std::map<std::string, std::string>& restarts, Change& change) const {
+  for (const auto& [server, why] : restarts) change.putPlacement[{"restart", server}] = why;
+}
+
+void Replanner::restart(const std::map<std::string, std::string>& restarts) {
+  for (const auto& [server, why] : restarts) placement_.restart[server] = why;
+}
+
+void Replanner::redefined(const std::string& server, const std::string& blade) {
+  auto it = placement_.restart.find(server);
+  if (it == placement_.restart.end()) return;
+  const std::string* bound = bladeOf(server);
+  if (!bound || *bound != blade) return;
+  placement_.restart.erase(it);
+  journal_.pending().deletePlacement.emplace_back("restart", server);
+  if (planner_) planner_->redefined(server);
+  events_.add("info", blade, server, "defined anew on " + blade + " (its restart applies the change)");
+}
+
+const std::string* Replanner::restartPending(const std::string& server) const {
+  auto it = placement_.restart.find(server);
+  return it == placement_.restart.end() ? nullptr : &it->second;
 }
 
 std::optional<std::string> Replanner::checkMove(const std::string& server, const std::string& to) const {

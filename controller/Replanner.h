@@ -1,5 +1,5 @@
 // The placement and the plan: which blade each server is bound to, the borrowed blades,
-// homes, held and displaced servers (pool::PlacementState), each blade's role, why a
+// homes, held and displaced servers, pending restarts (pool::PlacementState), each blade's role, why a
 // server has no blade — and the steps every blade needs, which the Reconciler runs as
 // they are (one plan: controller/README.md). A full pool::plan for declarations, new
 // inventory and recovery; for a blade event (health, fence, trust, drain, a domain report,
@@ -73,8 +73,23 @@ class Replanner {
   // it is returned, in order. Nothing while a full plan is due (it supersedes them); a
   // store failure makes one due.
   std::vector<Steps> react(std::int64_t now);
-  // The plan `declarations` would get, changing nothing (dry runs).
-  pool::Plan preview(const pool::Declarations& declarations, std::int64_t now, double* seconds = nullptr) const;
+  // The plan `declarations` would get, changing nothing (dry runs); `restarts`: the
+  // restarts the apply would add (restartsFor).
+  pool::Plan preview(const pool::Declarations& declarations, std::int64_t now, double* seconds = nullptr,
+                     const std::map<std::string, std::string>* restarts = nullptr) const;
+
+  // Restarts (PlacementState::restart): of the servers an apply changes (server -> why, from
+  // pool::restartReason), those bound to a blade now, whose running definition is old; a
+  // reason joins one already pending. restartChange adds them to the apply's change;
+  // restart() adopts them once it is durable (the full plan that follows gives the steps).
+  std::map<std::string, std::string> restartsFor(const std::map<std::string, std::string>& reasons) const;
+  void restartChange(const std::map<std::string, std::string>& restarts, Change& change) const;
+  void restart(const std::map<std::string, std::string>& restarts);
+  // A Define of the server's current spec succeeded on `blade`: if it is bound there, its
+  // pending restart is over (recorded with the next batch; the planner told).
+  void redefined(const std::string& server, const std::string& blade);
+  // Why the server's domain needs a restart, or null.
+  const std::string* restartPending(const std::string& server) const;
 
   // An operator's move, checked (why not, or nullopt) and then carried out once the
   // change (moveChange) is durable: the server belongs on `to` now, no failback undoes it.

@@ -107,6 +107,7 @@ void State::bind(int si, int bi) {
   if (s.dedicated) b.dedicated = true;
   if (building) return;  // the constructor indexes every blade once, at the end
   markServer(si);
+  if (s.group != kNone) markRestartGroup(s.group);  // whose restart's turn it is may change
   if (b.bucket != kNone || placeable(b)) reindex(bi);
   // Its steps change here, and where a domain of it is left (kept or undefined).
   markStale(bi);
@@ -131,7 +132,9 @@ void State::unbind(int si) {
   b.freeMemory += static_cast<std::int64_t>(s.memory);
   if (s.dedicated) b.dedicated = false;
   reindex(bi);
+  clearRestart(si);  // wherever it starts next, it is defined afresh
   markServer(si);
+  if (s.group != kNone) markRestartGroup(s.group);  // whose restart's turn it is may change
   markStale(bi);
   s.definedOn.forEach([&](int d) { markStale(d); });
 }

@@ -108,6 +108,8 @@ State::State(const Declarations& desired, const Inventory& observed, const Place
       auto [g, added] = groupIndex.emplace(d.antiAffinity, static_cast<int>(groupNames.size()));
       if (added) groupNames.push_back(d.antiAffinity);
       s.group = g->second;
+      if (groupMembers.size() <= static_cast<std::size_t>(s.group)) groupMembers.resize(s.group + 1);
+      groupMembers[s.group].push_back(static_cast<int>(servers.size()));
     }
     servers.push_back(std::move(s));
   }
@@ -172,6 +174,21 @@ State::State(const Declarations& desired, const Inventory& observed, const Place
     if (si == serverIndex.end() || current.bindings.contains(name)) continue;
     ServerSlot& s = servers[si->second];
     if (s.powerOn && s.pool != kNone && !s.held) s.displaced = true;
+  }
+  // A pending restart is for the definition on the blade the server is bound to; one that
+  // left it (failover, powered off, deleted) is defined afresh wherever it starts. One that
+  // no longer fits there (it grew) is moved like an evacuation: defined anew elsewhere.
+  for (const auto& [name, why] : current.restart) {
+    auto si = serverIndex.find(name);
+    if (si == serverIndex.end() || servers[si->second].blade == kNone) continue;
+    ServerSlot& s = servers[si->second];
+    s.restart = why;
+    ++restarts;
+    const BladeSlot& b = blades[s.blade];
+    const bool evacuating =
+        std::any_of(initial.begin(), initial.end(), [&](const Request& r) { return r.server == si->second; });
+    if (!evacuating && !holdsBindings(b.state) && (b.freeCores < 0 || b.freeMemory < 0))
+      initial.push_back({si->second, RequestKind::Evacuate, s.blade, b.name});
   }
   // A home outlives neither the server's binding (or its claim, when displaced), its
   // power, its pool membership, nor the blade itself (retired or vanished). Bindings on
@@ -302,6 +319,7 @@ PlacementState State::placementState() const {
     if (s.held) next.held.insert(s.name);
     if (s.displaced) next.displaced.insert(s.name);
     if (s.home != kNone) next.home.emplace(s.name, blades[s.home].name);
+    if (!s.restart.empty()) next.restart.emplace(s.name, s.restart);
   }
   return next;
 }
@@ -361,7 +379,7 @@ void State::listChangedServers(PlanDelta& delta) {
     ServerSlot& s = servers[si];
     s.changed = false;
     delta.servers.push_back({s.name, s.blade == kNone ? std::string() : blades[s.blade].name,
-                             s.home == kNone ? std::string() : blades[s.home].name, s.held, s.displaced});
+                             s.home == kNone ? std::string() : blades[s.home].name, s.held, s.displaced, s.restart});
   }
   changedServers.clear();
 }
@@ -433,6 +451,11 @@ PlanDelta Planner::bladeStateChanged(const std::string& blade, BladeState state,
   PlanDelta delta = st.toDelta(out);
   st.listChangedServers(delta);
   return delta;
+}
+
+void Planner::redefined(const std::string& server) {
+  detail::State& st = *state_;
+  if (auto it = st.serverIndex.find(server); it != st.serverIndex.end()) st.clearRestart(it->second);
 }
 
 void Planner::touch(const std::string& blade) {

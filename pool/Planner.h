@@ -43,6 +43,15 @@ struct PlacementState {
   // failovers; dropped when the server is back home, is powered off or deleted, is held by
   // `failover: none`, or the blade is retired, vanishes or leaves the server's pool.
   std::map<std::string, std::string> home;
+  // server -> why its domain must be restarted ("memory 28GiB → 20GiB"): an apply changed
+  // what its definition holds (pool/ServerChange.h) while it was bound to a blade. Each
+  // plan gives it `Stop` → `Define` (the new definition) → `Start` on the blade it is bound
+  // to — at most one server of an anti-affinity group at a time, the next once the previous
+  // runs again — or just `Define` → `Start` when it is not running. The controller removes
+  // the entry when the blade has defined the new spec; a plan drops it when the server
+  // leaves the blade (moved, failed over, powered off, deleted: it is defined afresh
+  // wherever it starts next), and assumes it done on a blade that does not report.
+  std::map<std::string, std::string> restart;
 };
 
 // How one blade relates to the pools after membership resolution.
@@ -181,6 +190,7 @@ struct PlanDelta {
     std::string home;   // empty: none
     bool held = false;
     bool displaced = false;
+    std::string restart;  // empty: no restart pending
   };
   std::vector<ServerPlacement> servers;
 };
@@ -220,6 +230,10 @@ class Planner {
   void observeDomain(const std::string& blade, const std::string& name, std::optional<DomainState> state);
   void observePersonality(const std::string& blade, std::optional<Hypervisor> personality);
   void observeReachable(const std::string& blade, bool reachable);
+  // The blade the server is bound to now holds its current definition (a Define of the
+  // current spec succeeded there): its pending restart, if any, is over. The next output
+  // gives the steps of the blades this changes. Unknown servers are ignored. Idempotent.
+  void redefined(const std::string& server);
   // Marks the blade: its steps are in the next output (say, a retry window closed).
   void touch(const std::string& blade);
   // The steps of every blade marked since the last output, and nothing else.

@@ -144,6 +144,7 @@ struct ServerSlot {
   // The blade a failover moved it off (fenced), where failback returns it; kNone when it
   // is where it belongs. Only a bound or displaced server has one (PlacementState::home).
   int home = kNone;
+  std::string restart;   // why its domain needs a restart (PlacementState::restart), or empty
   BladeSet definedOn;    // blades that report a domain of it (see domainAt)
   bool changed = false;  // in State::changedServers
 };
@@ -213,6 +214,14 @@ class State {
   std::vector<ServerSlot> servers;
   std::vector<PlaceKey> placeKeys;  // of servers[i]: placesBefore
   std::vector<std::string> groupNames;
+  std::vector<std::vector<int>> groupMembers;  // anti-affinity group -> its servers
+  int restarts = 0;                            // servers with a restart pending
+  // The restart of `server` (pending, live where it is bound) may go now: empty; else why
+  // it waits (at most one server of an anti-affinity group restarts at a time).
+  std::string restartWaits(int server) const;
+  // The blades of the group's servers with a restart pending: their steps may change.
+  void markRestartGroup(int group);
+  void clearRestart(int server);
   std::unordered_map<std::string, int> poolIndex, bladeIndex, serverIndex;
   // Deleted servers (Declarations::deleted, and servers bound in `current` that are no
   // longer declared): their domains are stopped and undefined.

@@ -8,6 +8,9 @@
 //                                               Define waits for the Stop on any blade that
 //                                               still runs it, or is held while that blade
 //                                               takes no steps (invariant 1)
+//   restart  (bound and live here, an old       Stop → Define → Start here, one server of an
+//             definition: PlacementState::      anti-affinity group at a time (restartWaits)
+//             restart)
 //
 // Output order: prepares, then leaving, then arriving; blades in inventory order within
 // each, so `after` always names an earlier step.
@@ -41,6 +44,7 @@ std::int64_t key(int blade, int server) {
 struct Arrival {
   int server = kNone;
   std::vector<int> stopsAt;  // blades whose Stop it waits for
+  bool restart = false;      // live here, with an old definition: stopped here first
 };
 
 }  // namespace
@@ -131,9 +135,50 @@ void State::setDomains(int bi, const std::vector<Domain>& domains) {
   markStale(bi);
 }
 
+void State::clearRestart(int si) {
+  ServerSlot& s = servers[si];
+  if (s.restart.empty()) return;
+  s.restart.clear();
+  --restarts;
+  markServer(si);
+  if (s.blade != kNone) markStale(s.blade);
+  if (s.group != kNone) markRestartGroup(s.group);
+}
+
+void State::markRestartGroup(int group) {
+  if (restarts == 0) return;
+  for (int si : groupMembers[group]) {
+    const ServerSlot& s = servers[si];
+    if (!s.restart.empty() && s.blade != kNone) markStale(s.blade);
+  }
+}
+
+std::string State::restartWaits(int si) const {
+  const ServerSlot& s = servers[si];
+  if (s.group == kNone) return {};
+  // Deterministic from the state, whichever blades an output names: the group is busy
+  // while any of its bound servers does not run; else the first in placement order whose
+  // blade takes steps restarts.
+  for (int other : groupMembers[s.group]) {
+    if (other == si) continue;
+    const ServerSlot& o = servers[other];
+    if (o.blade == kNone) continue;
+    const DomainSlot* d = domainAt(o.blade, other);
+    const std::string prefix =
+        "restart (" + s.restart + ") waits for " + o.name + " of anti-affinity group " + groupNames[s.group];
+    if (!d || !live(d->state)) return prefix + " to run again";
+    if (!o.restart.empty() && takesSteps(blades[o.blade]) && placesBefore(other, si))
+      return prefix + " to restart first";
+  }
+  return {};
+}
+
 bool State::settled(int bi) const {
   const BladeSlot& b = blades[bi];
   if (b.domains.size() != b.servers.size()) return false;
+  if (restarts > 0 &&
+      std::any_of(b.servers.begin(), b.servers.end(), [&](int si) { return !servers[si].restart.empty(); }))
+    return false;
   // As many domains as bound servers, each a bound server's, running: nothing to do.
   return std::all_of(b.domains.begin(), b.domains.end(), [&](const DomainSlot& d) {
     return d.server != kNone && servers[d.server].blade == bi && d.state == DomainState::Running;
@@ -143,12 +188,22 @@ bool State::settled(int bi) const {
 void State::emitSteps(const std::vector<int>& wanted, Output& out) {
   for (int bi : wanted) markStale(bi);
   // The blades with something to do; a start that waits for a Stop elsewhere needs that
-  // blade's steps in the same output.
+  // blade's steps in the same output, and a restart's turn in its anti-affinity group
+  // (restartWaits) the steps of the group's other restarts.
   std::vector<int> busy;
+  std::vector<char> groupMarked(restarts > 0 ? groupNames.size() : 0, 0);
   // By index: markStale() below appends to staleBlades while this runs.
   for (std::size_t i = 0; i < staleBlades.size(); ++i) {  // NOLINT(modernize-loop-convert)
     const int bi = staleBlades[i];
     const BladeSlot& b = blades[bi];
+    if (restarts > 0) {
+      for (int si : b.servers) {
+        const int g = servers[si].group;
+        if (g == kNone || groupMarked[g]) continue;
+        groupMarked[g] = 1;
+        markRestartGroup(g);
+      }
+    }
     if (!takesSteps(b) || settled(bi)) continue;
     busy.push_back(bi);
     if (b.state == BladeState::Fenced) continue;  // cleaned: nothing starts there
@@ -175,8 +230,17 @@ void State::emitSteps(const std::vector<int>& wanted, Output& out) {
     bound.assign(b.servers.begin(), b.servers.end());
     std::sort(bound.begin(), bound.end(), [&](int x, int y) { return placesBefore(x, y); });
     for (int si : bound) {
-      if (const DomainSlot* here = domainAt(bi, si); here && here->state == DomainState::Running) continue;
       Arrival a{si, {}};
+      if (const DomainSlot* here = domainAt(bi, si); here && !servers[si].restart.empty() && live(here->state)) {
+        // Its definition is old: stopped, defined anew, started — in its group's turn.
+        if (std::string why = restartWaits(si); !why.empty()) {
+          out.waiting.push_back({servers[si].name, std::move(why)});
+          continue;
+        }
+        a.restart = true;
+      } else if (here && here->state == DomainState::Running) {
+        continue;
+      }
       const BladeSlot* holder = nullptr;
       servers[si].definedOn.forEach([&](int other) {
         if (other == bi || !domainsCount(blades[other])) return;
@@ -243,6 +307,17 @@ void State::emitSteps(const std::vector<int>& wanted, Output& out) {
         addStep(out, track, bi, d->server, StepKind::Undefine, b.name, name, std::nullopt, std::move(after));
     }
   }
+  // Restarts (an old definition, live where it is bound): stopped here before the Define.
+  for (std::size_t i = 0; i < busy.size(); ++i) {
+    for (std::size_t k = first[i]; k < first[i + 1]; ++k) {
+      Arrival& a = arrivals[k];
+      if (!a.restart) continue;
+      const std::size_t stop = addStep(out, track, busy[i], a.server, StepKind::Stop, blades[busy[i]].name,
+                                       servers[a.server].name, std::nullopt, {});
+      stopAt[key(busy[i], a.server)] = stop;
+      a.stopsAt.insert(a.stopsAt.begin(), busy[i]);
+    }
+  }
 
   // 3. Arriving. (Room made once: a failover brings 50 servers to a spare at a time.)
   out.steps.reserve(out.steps.size() + 2 * arrivals.size());
@@ -285,6 +360,7 @@ void State::emitSteps(const std::vector<int>& wanted, Output& out) {
         setDomain(e.blade, e.server, s.server, std::nullopt);
         break;
       case StepKind::Define:
+        clearRestart(e.server);  // it holds the new definition now
         break;
     }
   }

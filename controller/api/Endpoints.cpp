@@ -229,9 +229,23 @@ ApiResponse Endpoints::apply(const ApiRequest& req, std::int64_t now) {
   const Json created = labels(draft.created), changed = labels(draft.changed);
   if (!dryRun(req)) audit_.noteTargets(targetsText(draft.created, draft.changed));
   Json diff{{"created", created}, {"changed", changed}, {"deleted", Json::array()}, {"unchanged", draft.unchanged}};
+  // Field by field: {"Server/big": [{"field":"memory","from":"28GiB","to":"20GiB","effect":"restart"}]};
+  // the running servers whose definition changes restart (docs/SERVERS.md).
+  Json fields = Json::object();
+  std::map<std::string, std::string> reasons;
+  for (const auto& [server, changes] : draft.serverChanges) {
+    Json list = Json::array();
+    for (const auto& c : changes)
+      list.push_back({{"field", c.field}, {"from", c.from}, {"to", c.to}, {"effect", pool::toString(c.effect)}});
+    fields["Server/" + server] = std::move(list);
+    reasons[server] = pool::restartReason(changes);
+  }
+  const auto restarts = replanner_.restartsFor(reasons);
+  diff["fields"] = std::move(fields);
+  diff["restarts"] = restarts;
   if (dryRun(req)) {
     double secs = 0;
-    pool::Plan p = replanner_.preview(draft.declarations, now, &secs);
+    pool::Plan p = replanner_.preview(draft.declarations, now, &secs, &restarts);
     const Json warnings = sparesWarnings(pool::capacity(draft.declarations, replanner_.inventory(), p.next),
                                          draft.declarations, req.caller);
     return withPlan(Json{{"dry_run", true},
@@ -242,7 +256,10 @@ ApiResponse Endpoints::apply(const ApiRequest& req, std::int64_t now) {
                          {"capacity_warnings", warnings}},
                     planText(p), secs);
   }
+  replanner_.restartChange(restarts, draft.change);
   if (auto s = journal_.commitNow(std::move(draft.change)); !s) return notStored("applied", s.error());
+  replanner_.restart(restarts);
+  for (const auto& [server, why] : restarts) events_.add("info", "", server, "restart pending: " + why);
   ++applies_;
   const std::string source = draft.source;
   const bool blades = namesKind(draft.created, "Blade") || namesKind(draft.changed, "Blade");

@@ -44,6 +44,7 @@ StandbyViews::StandbyViews(StoredState st, WallClock wallClock)
   placement_.home = std::move(st.placementMaps["home"]);
   for (const auto& [server, _] : st.placementMaps["held"]) placement_.held.insert(server);
   for (const auto& [server, _] : st.placementMaps["displaced"]) placement_.displaced.insert(server);
+  placement_.restart = std::move(st.placementMaps["restart"]);
   placement_.borrowed = std::move(st.borrowed);
   for (const auto& [s, b] : placement_.bindings) byBlade_[b].push_back(s);
 
@@ -209,6 +210,7 @@ std::string StandbyViews::serverText(const pool::Server& s, const FieldMask& fie
   f.identity = id ? &*id : nullptr;
   if (auto b = placement_.bindings.find(s.name); b != placement_.bindings.end()) f.blade = &b->second;
   if (auto h = placement_.home.find(s.name); h != placement_.home.end()) f.home = &h->second;
+  if (auto r = placement_.restart.find(s.name); r != placement_.restart.end()) f.restart = &r->second;
   return api::serverText(s, f, fields);
 }
 

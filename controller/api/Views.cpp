@@ -178,7 +178,7 @@ std::string Views::serverState(const pool::Server& s, std::string* reason) const
 const std::vector<std::string>& Views::serverFields() {
   static const std::vector<std::string> fields{"name",       "partition", "pool", "blade", "state",    "vcpus",
                                                "memory_mib", "uuid",      "macs", "power", "priority", "anti_affinity",
-                                               "reason",     "home",      "nics", "disks"};
+                                               "reason",     "home",      "nics", "disks", "restart_pending"};
   return fields;
 }
 
@@ -191,6 +191,7 @@ std::string Views::server(const pool::Server& s, const FieldMask& fields) const 
   f.blade = replanner_.bladeOf(s.name);
   const auto& home = replanner_.placement().home;
   if (auto h = home.find(s.name); h != home.end()) f.home = &h->second;
+  f.restart = replanner_.restartPending(s.name);
   return serverText(s, f, fields);
 }
 
@@ -238,6 +239,8 @@ std::string serverText(const pool::Server& s, const ServerFacts& f, const FieldM
       }
       w.EndArray();
     }
+    // Runs with its old definition until it restarts (docs/SERVERS.md).
+    if (f.restart && fields.has("restart_pending")) put(w, "restart_pending", *f.restart);
   });
 }
 

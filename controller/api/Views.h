@@ -64,6 +64,9 @@ struct ServerFacts {
   const std::string* blade = nullptr;
   const pool::Identity* identity = nullptr;
   const std::string* home = nullptr;
+  // Why its domain needs a restart ("memory 28GiB → 20GiB"), until the blade defined the
+  // change (PlacementState::restart): `restart_pending`.
+  const std::string* restart = nullptr;
 };
 std::string serverText(const pool::Server& s, const ServerFacts& facts, const FieldMask& fields = {});
 // A pool's object; its blades and spares as `roles` (blade -> assignment) say.

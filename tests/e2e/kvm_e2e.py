@@ -3,7 +3,8 @@
 qemu:///system, loopback, --insecure. Apply two small servers (no disks, a NIC on a
 network the agent has no bridge for -> isolated user-mode NIC, no boot ROM), check that
 libvirt shows each server's name, UUID and MAC, kill -9 the agent and restart it (the
-guests are adopted: same domain ids, nothing sent), stop one through the API.
+guests are adopted: same domain ids, nothing sent), stop one through the API, resize the
+other (it restarts, and libvirt then defines it with the new memory).
 Exit 77 (ctest SKIP) with the reason when qemu:///system does not answer; under CI
 (CI=true) on a machine with /dev/kvm, exit 1 instead: the real-KVM tier can run there
 (tools/test.sh starts libvirtd), so a skip would hide that it did not.
@@ -145,6 +146,23 @@ power: on
     check(domstate(names[0]) == "running", f"{names[0]} still running ({domstate(names[0])!r}, {servers()[names[0]]['state']})")
     suspect = [e for e in get(f"/v1/events?since={since}&limit=10000") if "suspect" in e["message"] or "failed:" in e["message"]]
     check(not suspect, f"the blade was never suspected while the driver stopped a guest ({suspect[:1]})")
+
+    print("== resize the running one: stopped, defined with the new memory, started (docs/SERVERS.md)", flush=True)
+    def max_memory_kib(name):
+        for line in virsh("dominfo", name)[1].splitlines():
+            if line.startswith("Max memory:"):
+                return int(line.split()[2])
+        return None
+    check(max_memory_kib(names[0]) == 64 * 1024, f"{names[0]}: libvirt defines it with 64 MiB")
+    resized = decls[decls.index(f"kind: Server\nname: {names[0]}"):decls.index(f"---\nkind: Server\nname: {names[1]}")]
+    resized = resized.replace("memory: 64MiB", "memory: 96MiB")
+    status, body = request("POST", "/v1/apply?source=resize.yaml", resized)
+    check(status == 200 and body and "memory" in body, f"apply -> 200 ({body.strip()[:300] if status != 200 else ''})")
+    # Its stop waits out the driver's shutdown timeout (no OS answers ACPI), then it starts.
+    wait_for(lambda: max_memory_kib(names[0]) == 96 * 1024 and domstate(names[0]) == "running"
+             and "restart_pending" not in servers()[names[0]], 90, f"{names[0]} running with 96 MiB")
+    check(servers()[names[0]]["blade"] == blade, f"{names[0]} restarted on its blade")
+    check(domstate(names[1]) == "shut off", f"{names[1]} (stopped) was not started")
 
 if __name__ == "__main__":
     sys.exit(main())

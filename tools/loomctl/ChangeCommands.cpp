@@ -47,10 +47,30 @@ void printDiff(Context& context, const Json& reply) {
   auto& out = *context.out;
   const Json& diff = diffOf(reply);
   std::size_t created = 0, changed = 0, deleted = 0;
+  // Under each changed object, its fields: "    memory: 28GiB → 20GiB (restart)".
+  const Json fields = diff.value("fields", Json::object());
+  const Json restarts = diff.value("restarts", Json::object());
+  std::set<std::string> touched;  // servers the change names
   auto list = [&](const char* key, const char* mark, Style style, std::size_t& count) {
     if (!diff.contains(key) || !diff[key].is_array()) return;
     for (const auto& c : diff[key]) {
-      out << styled(mark, style, context.color) << " " << objectLabel(c) << "\n";
+      const std::string label = objectLabel(c);
+      out << styled(mark, style, context.color) << " " << label << "\n";
+      if (label.rfind("Server/", 0) == 0) touched.insert(label.substr(7));
+      if (!fields.is_object() || !fields.contains(label) || !fields[label].is_array()) {
+        ++count;
+        continue;
+      }
+      for (const auto& f : fields[label]) {
+        const std::string effect = text(f, "effect");
+        std::string note;
+        if (effect == "restart")
+          note = restarts.contains(label.substr(7)) ? " (restart)" : " (at its next start)";
+        else if (effect == "move")
+          note = " (moves)";
+        out << "    " << text(f, "field") << ": " << text(f, "from") << " → " << text(f, "to")
+            << styled(note, Style::Warning, context.color) << "\n";
+      }
       ++count;
     }
   };
@@ -63,15 +83,34 @@ void printDiff(Context& context, const Json& reply) {
   if (!reply.contains("plan") || !reply["plan"].is_object()) return;
   const Json& plan = reply["plan"];
   const Json placements = plan.value("placements", Json::array());
-  if (!placements.empty()) {
-    Table t({{"server"}, {"blade"}, {"from"}});
-    for (const auto& p : placements)
-      t.addRow({text(p, "server"), text(p, "blade"), p.contains("from") ? text(p, "from") : ""});
+  const Json steps = plan.value("steps", Json::array());
+  // Only the placements the change touches: the servers it names, those that move, those
+  // with steps. FROM: the blade it leaves; where it stays, that blade; "-" when new.
+  for (const auto& s : steps)
+    if (s.contains("server") && s["server"].is_string()) touched.insert(s["server"].get<std::string>());
+  std::set<std::string> created_;
+  if (diff.contains("created") && diff["created"].is_array())
+    for (const auto& c : diff["created"])
+      if (const std::string label = objectLabel(c); label.rfind("Server/", 0) == 0) created_.insert(label.substr(7));
+  Table t({{"server"}, {"blade"}, {"from"}});
+  std::size_t shown = 0;
+  for (const auto& p : placements) {
+    const std::string server = text(p, "server");
+    const bool moved = p.contains("from") && p["from"].is_string() && !p["from"].get<std::string>().empty();
+    if (!moved && !touched.count(server)) continue;
+    const std::string from = moved ? text(p, "from") : created_.count(server) ? "-" : text(p, "blade");
+    t.addRow({server, text(p, "blade"), from});
+    ++shown;
+  }
+  if (shown > 0) {
     out << "\n";
     t.render(out, context.color);
   }
-  out << countOf(placements.size(), "server placed", "servers placed") << ", "
-      << countOf(plan.value("steps", Json::array()).size(), "step", "steps") << "\n";
+  out << countOf(shown, "placement", "placements") << " touched (" << placements.size() << " servers placed), "
+      << countOf(steps.size(), "step", "steps") << "\n";
+  for (const auto& [server, why] : restarts.items())
+    out << styled("restart", Style::Warning, context.color) << " " << server << ": "
+        << (why.is_string() ? why.get<std::string>() : why.dump()) << "\n";
   for (const auto& u : plan.value("unplaceable", Json::array()))
     out << styled("unplaceable", Style::Bad, context.color) << " " << text(u, "server") << ": " << text(u, "reason")
         << "\n";
@@ -249,7 +288,12 @@ void addChangeCommand(CLI::App& app, Context& context, bool isDelete) {
                           : "for the servers to settle (running, or stopped when declared off)");
   cmd->footer(isDelete ? "Exit status 1 when a deleted server is still defined on a blade after --timeout, naming it.\n"
                        : "Exit status 1 when a server cannot get there (unplaceable, failed) or is not there after "
-                         "--timeout, naming each and why; 2 for a usage error.\n");
+                         "--timeout, naming each and why; 2 for a usage error.\n"
+                         "Each changed server's fields are listed old → new. '(restart)' marks a field in the domain\n"
+                         "definition: a running server is stopped, defined anew and started where it runs, one server of\n"
+                         "an anti-affinity group at a time, and shows 'restart pending' until then (the wait counts it\n"
+                         "settled once it has restarted). The placements listed are those the change touches (FROM:\n"
+                         "the blade it leaves, '-' when new). docs/SERVERS.md.\n");
   cmd->callback([&context, options, isDelete] { runChange(context, *options, isDelete); });
 }
 

@@ -209,6 +209,11 @@ void serverTable(Context& context, const Json& list) {
     if (s.contains("reason") && s["reason"].is_string())
       *context.out << styled(text(s, "state"), styleForState(text(s, "state")), context.color) << " " << text(s, "name")
                    << ": " << s["reason"].get<std::string>() << "\n";
+  // Runs with its old definition until its restart (docs/SERVERS.md).
+  for (const auto& s : list)
+    if (s.contains("restart_pending") && s["restart_pending"].is_string())
+      *context.out << styled("restart pending", Style::Warning, context.color) << " " << text(s, "name") << ": "
+                   << s["restart_pending"].get<std::string>() << "\n";
 }
 
 void poolTable(Context& context, const Json& list) {
@@ -232,7 +237,7 @@ void poolTable(Context& context, const Json& list) {
 const std::vector<std::string> kBladeColumns{"name",       "chassis",     "relay", "slot", "cores",  "memory_mib",
                                              "hypervisor", "hypervisors", "state", "pool", "servers"};
 const std::vector<std::string> kServerColumns{"name",  "partition",  "pool", "blade", "state",
-                                              "vcpus", "memory_mib", "uuid", "macs",  "reason"};
+                                              "vcpus", "memory_mib", "uuid", "macs",  "reason", "restart_pending"};
 const std::vector<std::string> kPoolColumns{"name",       "partition",    "hypervisor", "blades", "spares",
                                             "spare_pool", "spare_blades", "failover",   "servers"};
 

@@ -76,6 +76,9 @@ Verdict judge(const Json& server, const ServerGoal& goal) {
     return verdict(Progress::Failed,
                    std::string("was ") + (declaredOn ? "started" : "stopped") + " meanwhile; " + where);
   if (!on) return verdict(state == "stopped" ? Progress::Reached : Progress::Waiting, where);
+  // A server still running its old definition has not got there: its restart is to come
+  // (docs/SERVERS.md).
+  if (server.contains("restart_pending")) return verdict(Progress::Waiting, where + " (restart pending)");
   if (state == "running" && (goal.blade.empty() || blade == goal.blade)) return verdict(Progress::Reached, where);
   return verdict(Progress::Waiting, where);
 }
