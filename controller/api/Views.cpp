@@ -176,9 +176,9 @@ std::string Views::serverState(const pool::Server& s, std::string* reason) const
 }
 
 const std::vector<std::string>& Views::serverFields() {
-  static const std::vector<std::string> fields{"name",       "partition", "pool", "blade", "state",    "vcpus",
-                                               "memory_mib", "uuid",      "macs", "power", "priority", "anti_affinity",
-                                               "reason",     "home",      "nics", "disks", "restart_pending"};
+  static const std::vector<std::string> fields{
+      "name",  "partition", "pool",          "blade",  "state", "vcpus", "memory_mib", "uuid",           "macs",
+      "power", "priority",  "anti_affinity", "reason", "home",  "nics",  "disks",      "restart_pending"};
   return fields;
 }
 

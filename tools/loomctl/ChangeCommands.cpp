@@ -286,14 +286,15 @@ void addChangeCommand(CLI::App& app, Context& context, bool isDelete) {
   addWaitOptions(cmd, options->wait,
                  isDelete ? "for the deleted servers to stop and leave their blades"
                           : "for the servers to settle (running, or stopped when declared off)");
-  cmd->footer(isDelete ? "Exit status 1 when a deleted server is still defined on a blade after --timeout, naming it.\n"
-                       : "Exit status 1 when a server cannot get there (unplaceable, failed) or is not there after "
-                         "--timeout, naming each and why; 2 for a usage error.\n"
-                         "Each changed server's fields are listed old → new. '(restart)' marks a field in the domain\n"
-                         "definition: a running server is stopped, defined anew and started where it runs, one server of\n"
-                         "an anti-affinity group at a time, and shows 'restart pending' until then (the wait counts it\n"
-                         "settled once it has restarted). The placements listed are those the change touches (FROM:\n"
-                         "the blade it leaves, '-' when new). docs/SERVERS.md.\n");
+  cmd->footer(isDelete
+                  ? "Exit status 1 when a deleted server is still defined on a blade after --timeout, naming it.\n"
+                  : "Exit status 1 when a server cannot get there (unplaceable, failed) or is not there after "
+                    "--timeout, naming each and why; 2 for a usage error.\n"
+                    "Each changed server's fields are listed old → new. '(restart)' marks a field in the domain\n"
+                    "definition: a running server is stopped, defined anew and started where it runs, one server of\n"
+                    "an anti-affinity group at a time, and shows 'restart pending' until then (the wait counts it\n"
+                    "settled once it has restarted). The placements listed are those the change touches (FROM:\n"
+                    "the blade it leaves, '-' when new). docs/SERVERS.md.\n");
   cmd->callback([&context, options, isDelete] { runChange(context, *options, isDelete); });
 }
 

@@ -236,8 +236,8 @@ void poolTable(Context& context, const Json& list) {
 
 const std::vector<std::string> kBladeColumns{"name",       "chassis",     "relay", "slot", "cores",  "memory_mib",
                                              "hypervisor", "hypervisors", "state", "pool", "servers"};
-const std::vector<std::string> kServerColumns{"name",  "partition",  "pool", "blade", "state",
-                                              "vcpus", "memory_mib", "uuid", "macs",  "reason", "restart_pending"};
+const std::vector<std::string> kServerColumns{"name",       "partition", "pool", "blade",  "state",          "vcpus",
+                                              "memory_mib", "uuid",      "macs", "reason", "restart_pending"};
 const std::vector<std::string> kPoolColumns{"name",       "partition",    "hypervisor", "blades", "spares",
                                             "spare_pool", "spare_blades", "failover",   "servers"};
 
