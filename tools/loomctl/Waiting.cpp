@@ -89,7 +89,7 @@ void waitForServers(Context& context, const std::vector<ServerGoal>& goals, int 
   std::map<std::string, Verdict> verdicts;
   auto look = [&] {
     std::map<std::string, Json> byName;
-    for (auto& s : getJson(context, "/v1/servers?fields=name,state,blade,power,reason")) {
+    for (auto& s : getJson(context, "/v1/servers?fields=name,state,blade,power,reason,restart_pending")) {
       std::string name = text(s, "name");  // before the move: `a = std::move(b)` evaluates b first
       byName[std::move(name)] = std::move(s);
     }
