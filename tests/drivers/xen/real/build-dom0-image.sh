@@ -17,14 +17,15 @@ MIRROR=${LOOM_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # What dom0 needs: the hypervisor and toolstack, a kernel, busybox for the guest initrd,
 # the runtime libraries of the Loom binaries copied in (libxenlight comes with
 # xen-utils; for loomd, loom-agent and loomctl: libzmq5, yaml-cpp, sqlite, spdlog + fmt,
-# libvirt0 (loom-agent links the KVM driver too), libedit2 and boost-system (loomctl) —
+# libvirt0 (loom-agent links the KVM driver too), libedit2 and boost-system (loomctl),
+# libtcmalloc-minimal4 (loomd's allocator, common/CMakeLists.txt) —
 # `ldd` of the host's build must resolve entirely inside dom0, the fabric payload checks),
 # jq and iproute2 for payload scripts and vif hotplug scripts; grub-xen-host for its PV
 # grub image (/usr/lib/grub-xen/grub-x86_64-xen.bin), a guest "kernel" small enough for
 # the conformance suite's 64 MiB domains (Debian's kernel needs ~60 MiB just to load).
 PACKAGES=(xen-hypervisor-4.17-amd64 xen-utils-4.17 linux-image-amd64 busybox-static grub-xen-host
           kmod iproute2 jq procps libstdc++6 libzmq5 libyaml-cpp0.7 libsqlite3-0
-          libspdlog1.10 libfmt9 libvirt0 libedit2 libboost-system1.74.0)
+          libspdlog1.10 libfmt9 libvirt0 libedit2 libboost-system1.74.0 libtcmalloc-minimal4)
 
 skip() { echo "SKIP: $*" >&2; exit 77; }
 
