@@ -162,7 +162,13 @@ server_state_is() { [ "$(server_json | jq -r .state)" = "$1" ]; }
 blade_json() { loomctl blade show "$BLADE" -o json; }
 blade_online() { [ "$(blade_json | jq -r .online)" = true ]; }
 blade_online_with_domains() { blade_online && [ "$(blade_json | jq -r .domains)" -ge "$1" ]; }
-loomd_up() { loomctl blade list -o json; }
+# Every API call but /v1/health needs a token: the admin token loomd wrote beside its state
+# at its first start, for this and every loomctl after it.
+loomd_up() {
+  [ -s "$W/admin.token" ] || return 1
+  LOOM_TOKEN=$(cat "$W/admin.token") && export LOOM_TOKEN
+  loomctl blade list -o json
+}
 
 start_agent() {
   loom-agent --controller "$FABRIC" --insecure --driver xen --blade "$BLADE" >>"$W/agent.log" 2>&1 &
