@@ -191,11 +191,13 @@ void Endpoints::install(ApiRouter& r) {
           const pool::Server* s = desired_.findServer(p[0]);
           return s ? text(200, views_.server(*s)) : error(404, "unknown server '" + p[0] + "'");
         }));
-  for (const char* verb : {"start", "stop", "move"})
+  for (const char* verb : {"start", "stop", "move", "reset"})
     r.add("POST", std::string("/v1/servers/:name/") + verb, RouteAccess{Access::OperateServer, ObjectKind::Server},
           ApiRouter::Simple([this, verb = std::string(verb)](const ApiRequest& q, const P& p, std::int64_t now) {
             if (!desired_.findServer(p[0])) return error(404, "unknown server '" + p[0] + "'");
-            return verb == "move" ? move(p[0], q, now) : power(p[0], verb == "start", now);
+            if (verb == "move") return move(p[0], q, now);
+            if (verb == "reset") return reset(p[0], q, now);
+            return power(p[0], verb == "start", now);
           }));
 
   r.add("GET", "/v1/pools", read, ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t) {
@@ -396,6 +398,30 @@ ApiResponse Endpoints::power(const std::string& name, bool on, std::int64_t now)
     planning_.serverChanged(name, now);
   }
   return text(200, views_.server(*desired_.findServer(name)));
+}
+
+ApiResponse Endpoints::reset(const std::string& name, const ApiRequest& req, std::int64_t now) {
+  const pool::Server& s = *desired_.findServer(name);
+  if (s.power == pool::PowerState::Off)
+    return error(409,
+                 "server '" + name + "' is powered off: nothing runs to reset; start it with loomctl server start");
+  const std::string* bound = replanner_.bladeOf(name);
+  if (!bound) return error(409, "server '" + name + "' is not placed on any blade: nothing runs to reset");
+  // A reset is a restart the operator asks for: stop, define afresh, start, on the same
+  // blade (docs/SERVERS.md). It joins a restart already pending rather than adding one.
+  const std::string who = req.caller.tokenId.empty()
+                              ? std::string("reset by the operator")
+                              : "reset by token " + req.caller.tokenId + " (" + req.caller.role + ")";
+  if (const std::string* pending = replanner_.restartPending(name); pending && pending->find(who) != std::string::npos)
+    return text(200, views_.server(s));  // asked for already: one reset, not two
+  const auto restarts = replanner_.restartsFor({{name, who}});
+  Change c;
+  replanner_.restartChange(restarts, c);
+  if (auto st = journal_.commitNow(std::move(c)); !st) return notStored("reset", st.error());
+  replanner_.restart(restarts);
+  events_.add("info", *bound, name, "server " + who + ": it stops, is defined afresh and starts on " + *bound);
+  planning_.serverChanged(name, now);
+  return text(200, views_.server(s));
 }
 
 void Endpoints::events(const ApiRequest& req, std::int64_t now, const Reply& reply) {

@@ -1,6 +1,6 @@
 // The API's endpoints (docs/API.md): declarations (apply, delete, their dry runs), blades
 // (list, show, drain, undrain, retire, fence: an operator's power-off confirmation), servers (list, show, start, stop,
-// move), pools, partitions, capacity, events. Each answers from the rooms; a change is durable before it is
+// move, reset), pools, partitions, capacity, events. Each answers from the rooms; a change is durable before it is
 // acknowledged (the rooms draft it, the Journal commits it, the rooms adopt it), and what follows — a plan, operations
 // — is the core's, through Planning.
 //
@@ -39,7 +39,7 @@ class Endpoints {
     virtual void bladeChanged(const std::string& blade, std::int64_t now) = 0;
     // Blade declarations (kind: Blade: BMCs) were applied or deleted.
     virtual void bladesDeclared(std::int64_t now) = 0;
-    // A server was started, stopped or moved by an operator.
+    // A server was started, stopped, moved or reset by an operator.
     virtual void serverChanged(const std::string& server, std::int64_t now) = 0;
   };
 
@@ -73,6 +73,8 @@ class Endpoints {
   ApiResponse fence(const std::string& blade, const ApiRequest& req, std::int64_t now);
   ApiResponse move(const std::string& server, const ApiRequest& req, std::int64_t now);
   ApiResponse power(const std::string& server, bool on, std::int64_t now);
+  // A restart on the server's blade now (stop, define, start): PlacementState::restart.
+  ApiResponse reset(const std::string& server, const ApiRequest& req, std::int64_t now);
   void events(const ApiRequest& req, std::int64_t now, const Reply& reply);
   ApiResponse capacity(const ApiCaller& caller) const;
   ApiResponse partitions(const ApiCaller& caller) const;

@@ -215,5 +215,49 @@ TEST(Restart, ANetworksNewVlanRestartsTheRunningServersOnIt) {
   EXPECT_EQ(vlan, 200) << "its last define carried the new VLAN";
 }
 
+// `loomctl server reset NAME`: a restart the operator asks for, carried by the same plan.
+TEST(Restart, AResetStopsDefinesAndStartsTheServerWhereItRunsAndIsRefusedWhereNothingRuns) {
+  Harness h("restart-reset.db");
+  for (const std::string b : {"b1", "b2"}) {
+    h.registerBlade(b);
+    h.seq[b] = 0;
+  }
+  const pool::Declarations d = web(3);  // web-2: the group's third, no blade left for it
+  ASSERT_EQ(h.api("POST", "/v1/apply", yaml(d)).status, 200);
+  settle(h);
+  ASSERT_EQ(h.server("web-0")["state"], "running");
+  ASSERT_EQ(h.server("web-1")["state"], "running");
+  ASSERT_EQ(h.server("web-2")["state"], "unplaceable");
+  const std::string blade = h.server("web-0")["blade"];
+
+  auto r = h.api("POST", "/v1/servers/web-2/reset");
+  EXPECT_EQ(r.status, 409) << r.body;
+  EXPECT_NE(r.body.find("not placed"), std::string::npos) << r.body;
+  EXPECT_FALSE(h.server("web-2").contains("restart_pending")) << "a refused reset changes nothing";
+  EXPECT_EQ(h.api("POST", "/v1/servers/nosuch/reset").status, 404);
+
+  const std::size_t mark = h.history.size();
+  r = h.api("POST", "/v1/servers/web-0/reset");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const std::string why = "reset by token 0000000000a1 (admin)";  // the test admin token's id
+  EXPECT_EQ(Json::parse(r.body)["restart_pending"], why) << r.body;
+  ASSERT_EQ(h.api("POST", "/v1/servers/web-0/reset").status, 200) << "asked twice before it happened";
+  EXPECT_EQ(h.server("web-0")["restart_pending"], why) << "one reset, not two";
+  settle(h);
+  const Json after = h.server("web-0");
+  EXPECT_EQ(after["state"], "running");
+  EXPECT_EQ(after["blade"], blade) << "reset where it runs";
+  EXPECT_FALSE(after.contains("restart_pending"));
+  EXPECT_EQ(sentSince(h, mark), (Chains{{"web-0@" + blade, {"stop", "define", "start"}}}))
+      << "only web-0, stopped, defined afresh and started once";
+  EXPECT_TRUE(h.hasEvent("server " + why + ": it stops, is defined afresh and starts on " + blade));
+
+  ASSERT_EQ(h.api("POST", "/v1/servers/web-1/stop").status, 200);
+  settle(h);
+  r = h.api("POST", "/v1/servers/web-1/reset");
+  EXPECT_EQ(r.status, 409) << r.body;
+  EXPECT_NE(r.body.find("powered off"), std::string::npos) << r.body;
+}
+
 }  // namespace
 }  // namespace loom::controller

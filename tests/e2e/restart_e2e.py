@@ -10,6 +10,9 @@ server does"). Real loomd, one loom-agent per blade with the test driver, and lo
             `restart_pending` says why until then, and nothing is pending after; a
             waiting `loomctl apply` returns once the restarts have happened
   live      a priority change restarts nothing: no step, no journal entry
+  reset     `loomctl server reset web-0` waits and returns once web-0 runs again: the
+            journal shows its run ended after the command and a new one open, on the same
+            blade; web-1 is not touched; a reset of a stopped server exits 1 saying so
 
 Every wait is bounded; every process is killed at the end.
 Usage: restart_e2e.py --loomd PATH --agent PATH --loomctl PATH [--keep] [--scenario NAME ...]"""
@@ -145,12 +148,37 @@ def live(fab, args):
     check(len(read_journal(fab.path("journal"))) == before, "the journal: nothing stopped or started")
     check(all("restart_pending" not in fab.get("/v1/servers/" + n) for n in NAMES), "no restart pending")
 
+def reset(fab, args):
+    where = bring_up(fab)
+    uuids = {n: fab.get("/v1/servers/" + n)["uuid"] for n in NAMES}
+    runs_before = {n: list(journal_runs(read_journal(fab.path("journal"))).get(uuids[n], [])) for n in NAMES}
+    print("== loomctl server reset web-0 (waits): stopped and started again where it runs", flush=True)
+    t_reset = int(time.time() * 1000)
+    r = loomctl(fab, args, "server", "reset", "web-0", "--timeout", "30")
+    check(r.returncode == 0, "reset exits 0 once web-0 runs again", r.stdout + r.stderr)
+    runs = journal_runs(read_journal(fab.path("journal")))
+    mine = runs.get(uuids["web-0"], [])
+    check(len(mine) == len(runs_before["web-0"]) + 1 and mine[-1]["to"] is None and mine[-2]["to"] is not None
+          and mine[-2]["to"] >= t_reset, "web-0: its run ended after the reset and a new one is open", str(mine))
+    obj = fab.get("/v1/servers/web-0")
+    check(obj["state"] == "running" and obj["blade"] == where["web-0"] and "restart_pending" not in obj,
+          f"web-0 runs again on {where['web-0']}, nothing pending", str(obj))
+    check(runs.get(uuids["web-1"], []) == runs_before["web-1"], "web-1 was not touched")
+    events = loomctl(fab, args, "events")
+    check("web-0: server reset by token" in events.stdout, "the reset is an event", events.stdout)
+
+    print("== a stopped server: nothing to reset", flush=True)
+    check(loomctl(fab, args, "server", "stop", "web-1").returncode == 0, "web-1 stopped")
+    r = loomctl(fab, args, "server", "reset", "web-1")
+    check(r.returncode == 1 and "powered off" in r.stderr, "reset of a stopped server exits 1 saying why", r.stderr)
+
 def main():
     ap = arg_parser()
     ap.add_argument("--loomctl", required=True)
     ap.add_argument("--scenario", action="append", default=[])
     args = ap.parse_args()
-    scenarios = [("resize", lambda fab: resize(fab, args)), ("live", lambda fab: live(fab, args))]
+    scenarios = [("resize", lambda fab: resize(fab, args)), ("live", lambda fab: live(fab, args)),
+                 ("reset", lambda fab: reset(fab, args))]
     return run_scenarios(scenarios, args, lambda name: Cluster(args.loomd, args.agent, prefix=f"loom-restart-{name}-",
                                                                 keep=args.keep))
 

@@ -215,7 +215,7 @@ void registerBlade(CLI::App& app, Context& context) {
 }
 
 void registerServer(CLI::App& app, Context& context) {
-  CLI::App* server = app.add_subcommand("server", "Logical servers: list, show, start, stop, move");
+  CLI::App* server = app.add_subcommand("server", "Logical servers: list, show, start, stop, reset, move");
   server->require_subcommand(1);
 
   auto filter = std::make_shared<ListFilter>();
@@ -256,6 +256,27 @@ void registerServer(CLI::App& app, Context& context) {
                      *name + (start ? " running" : " stopped"), v);
     });
   }
+
+  CLI::App* reset = server->add_subcommand(
+      "reset", "Restart a running server on its blade (stop, define afresh, start), then wait until it runs again");
+  addNameArgument(reset, *name, "server");
+  auto resetWait = std::make_shared<WaitOptions>();
+  addWaitOptions(reset, *resetWait, "until it runs again");
+  reset->footer(
+      "The guest is asked to shut down and is destroyed if it has not within 10 s, as any stop; it then boots "
+      "from its definition as declared now. The server shows 'restart pending' until its blade has defined it "
+      "again.\nExit status 1 when it is refused (powered off, not placed), or does not run again within --timeout, "
+      "saying where it is and why.\n");
+  reset->callback([&context, name, resetWait] {
+    ApiRequest r;
+    r.method = "POST";
+    r.target = "/v1/servers/" + pathName(*name) + "/reset";
+    r.feature = "server reset";
+    show(context, requestJson(context, r), [&](const Json& j) { serverTable(context, Json::array({j})); });
+    if (!resetWait->wait) return;
+    waitForServers(context, {ServerGoal{*name, true, ""}}, resetWait->timeoutSeconds, *name + " running again",
+                   "reset");
+  });
 
   auto to = std::make_shared<std::string>();
   CLI::App* move =
