@@ -10,6 +10,9 @@ server does"). Real loomd, one loom-agent per blade with the test driver, and lo
             `restart_pending` says why until then, and nothing is pending after; a
             waiting `loomctl apply` returns once the restarts have happened
   live      a priority change restarts nothing: no step, no journal entry
+  vlan      `loomctl apply` of the Network `front` with `vlan: 200` (no server in the
+            file) waits for the restarts it causes: when it returns, both servers run,
+            defined with VLAN 200 on their blades, nothing pending
   reset     `loomctl server reset web-0` waits and returns once web-0 runs again: the
             journal shows its run ended after the command and a new one open, on the same
             blade; web-1 is not touched; a reset of a stopped server exits 1 saying so
@@ -148,6 +151,28 @@ def live(fab, args):
     check(len(read_journal(fab.path("journal"))) == before, "the journal: nothing stopped or started")
     check(all("restart_pending" not in fab.get("/v1/servers/" + n) for n in NAMES), "no restart pending")
 
+def defined_vlans(fab, blade, server):
+    with open(fab.path("sim", blade + ".domains.json")) as f:
+        for d in json.load(f)["domains"]:
+            if d["spec"]["name"] == server:
+                return [n.get("vlan") for n in d["spec"]["nics"]], d["state"]
+    return None, None
+
+def vlan(fab, args):
+    where = bring_up(fab)
+    check(all(defined_vlans(fab, where[n], n) == ([None], "running") for n in NAMES), "both defined without a VLAN")
+    # The file stands alone (its partition in it), so loomctl knows from the file itself that
+    # it names no server.
+    path = fab.write("front.yaml", "kind: Partition\nname: prod\n---\nkind: Network\nname: front\npartition: prod\n"
+                     "vlan: 200\n")
+    print("== loomctl apply -f front.yaml (waits): the restarts of servers the file does not name", flush=True)
+    r = loomctl(fab, args, "apply", "-f", path, "--yes", "--timeout", "30")
+    check(r.returncode == 0 and "servers settled: 2/2" in r.stdout, "apply exits 0 once both restarted",
+          r.stdout + r.stderr)
+    check(all(defined_vlans(fab, where[n], n) == ([200], "running") for n in NAMES),
+          "as apply returns, both run defined with VLAN 200", str({n: defined_vlans(fab, where[n], n) for n in NAMES}))
+    check(all("restart_pending" not in fab.get("/v1/servers/" + n) for n in NAMES), "nothing pending")
+
 def reset(fab, args):
     where = bring_up(fab)
     uuids = {n: fab.get("/v1/servers/" + n)["uuid"] for n in NAMES}
@@ -178,7 +203,7 @@ def main():
     ap.add_argument("--scenario", action="append", default=[])
     args = ap.parse_args()
     scenarios = [("resize", lambda fab: resize(fab, args)), ("live", lambda fab: live(fab, args)),
-                 ("reset", lambda fab: reset(fab, args))]
+                 ("vlan", lambda fab: vlan(fab, args)), ("reset", lambda fab: reset(fab, args))]
     return run_scenarios(scenarios, args, lambda name: Cluster(args.loomd, args.agent, prefix=f"loom-restart-{name}-",
                                                                 keep=args.keep))
 

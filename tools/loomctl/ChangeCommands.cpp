@@ -267,6 +267,9 @@ void runChange(Context& context, const ChangeOptions& options, bool isDelete) {
     if (reply.contains("plan"))
       for (const auto& p : reply["plan"].value("placements", Json::array())) names.insert(text(p, "server"));
   }
+  // And the servers the change restarts without naming them (a Network's new VLAN).
+  const Json restarts = diffOf(reply).value("restarts", Json::object());
+  for (const auto& [server, why] : restarts.items()) names.insert(server);
   std::vector<ServerGoal> goals;
   for (const auto& n : names) goals.push_back(ServerGoal{n, std::nullopt, ""});
   waitForServers(context, goals, options.wait.timeoutSeconds, "servers settled", "start");
