@@ -59,6 +59,8 @@ void DesiredState::changed() {
   for (std::size_t i = 0; i < declarations_.servers.size(); ++i) serverIndex_[declarations_.servers[i].name] = i;
   bladeIndex_.clear();
   for (std::size_t i = 0; i < declarations_.blades.size(); ++i) bladeIndex_[declarations_.blades[i].name] = i;
+  poolIndex_.clear();
+  for (std::size_t i = 0; i < declarations_.pools.size(); ++i) poolIndex_[declarations_.pools[i].name] = i;
   declarations_.deleted.assign(deleted_.begin(), deleted_.end());
   identitiesDirty_ = true;
 }
@@ -72,6 +74,11 @@ void DesiredState::rebuildIdentities() {
 const pool::Server* DesiredState::findServer(const std::string& name) const {
   auto it = serverIndex_.find(name);
   return it == serverIndex_.end() ? nullptr : &declarations_.servers[it->second];
+}
+
+const pool::Pool* DesiredState::findPool(std::string_view name) const {
+  auto it = poolIndex_.find(name);
+  return it == poolIndex_.end() ? nullptr : &declarations_.pools[it->second];
 }
 
 const pool::Bmc* DesiredState::bmc(const std::string& blade) const {

@@ -69,6 +69,7 @@ class DesiredState {
 
   const pool::Declarations& declarations() const { return declarations_; }
   const pool::Server* findServer(const std::string& name) const;
+  const pool::Pool* findPool(std::string_view name) const;
   // The BMC declared for a blade (kind: Blade), or null: the blade need not have
   // registered, nor be known at all.
   const pool::Bmc* bmc(const std::string& blade) const;
@@ -104,8 +105,9 @@ class DesiredState {
   void rebuildIdentities();
 
   pool::Declarations declarations_;
-  std::unordered_map<std::string, std::size_t> serverIndex_;  // name -> declarations_.servers index
-  std::unordered_map<std::string, std::size_t> bladeIndex_;   // name -> declarations_.blades index
+  std::unordered_map<std::string, std::size_t> serverIndex_;   // name -> declarations_.servers index
+  std::unordered_map<std::string, std::size_t> bladeIndex_;    // name -> declarations_.blades index
+  std::map<std::string, std::size_t, std::less<>> poolIndex_;  // name -> declarations_.pools index
   std::set<std::string> deleted_;
   std::shared_ptr<pool::IdentityAllocator> identities_;
   std::map<std::string, std::string> identitiesToPersist_;  // server -> identity pool

@@ -100,11 +100,7 @@ std::int64_t FailureDetector::lastHeard(const std::string& blade) const {
 
 std::int64_t FailureDetector::leaseLeft(const std::string& blade, std::int64_t now) const {
   const Liveness* l = find(blade);
-  if (!l) return 0;
-  std::int64_t until = l->leaseUntil;
-  if (auto renewed = leases_.lastRenewal(blade); renewed && options_.fabricRenewsLeases)
-    until = std::max(until, *renewed + options_.leaseMs);
-  return std::max<std::int64_t>(0, until - now);
+  return l ? leaseLeft(*l, leases_.seen(blade), now) : 0;
 }
 
 void FailureDetector::recheck(const std::string& blade, Liveness& l, std::int64_t when) {

@@ -155,6 +155,18 @@ class FailureDetector {
   // longer tracked.
   bool heardRecently(const std::string& blade, std::int64_t now) const;
   std::int64_t leaseLeft(const std::string& blade, std::int64_t now) const;
+  // lastHeard and leaseLeft from a liveness and a lease entry the caller looked up already.
+  std::int64_t lastHeard(const Liveness& l, const LeaseTable::Seen& seen) const {
+    return l.routine ? std::max(l.lastHeartbeat, seen.heard) : l.lastHeartbeat;
+  }
+  bool heardRecently(const Liveness& l, const LeaseTable::Seen& seen, std::int64_t now) const {
+    return now - lastHeard(l, seen) <= options_.suspectMs;
+  }
+  std::int64_t leaseLeft(const Liveness& l, const LeaseTable::Seen& seen, std::int64_t now) const {
+    std::int64_t until = l.leaseUntil;
+    if (seen.renewal && options_.fabricRenewsLeases) until = std::max(until, *seen.renewal + options_.leaseMs);
+    return std::max<std::int64_t>(0, until - now);
+  }
   // Steps reach it: registered, healthy or a returned fenced blade being cleaned, not retired.
   bool takesSteps(const std::string& blade) const;
   bool cleaning(const std::string& blade) const;

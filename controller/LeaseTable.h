@@ -106,6 +106,20 @@ class LeaseTable {
     auto it = entries_.find(blade);
     return it == entries_.end() ? std::string() : it->second.via;
   }
+  // What the API shows of `blade`, under one lock (a list of 10,000 blades would take the
+  // lock three times a blade otherwise): the route, when it was last heard and renewed.
+  struct Seen {
+    std::string via;
+    std::int64_t heard = kNever;
+    std::optional<std::int64_t> renewal;
+  };
+  Seen seen(const std::string& blade) const {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(blade);
+    if (it == entries_.end()) return {};
+    const Entry& e = it->second;
+    return {e.via, e.lastHeard, e.lastRenewal == kNever ? std::nullopt : std::optional(e.lastRenewal)};
+  }
   // Heartbeats the fabric thread kept (never handed to the core), since the start.
   std::uint64_t kept() const {
     std::lock_guard lock(mu_);

@@ -95,13 +95,16 @@ void Replanner::markDirty(std::int64_t now, bool atOnce) {
 }
 
 pool::BladeState Replanner::displayState(const std::string& blade) const {
-  const KnownBlade* k = registry_.find(blade);
+  return displayState(registry_.find(blade), detector_.health(blade), role(blade), serversOn(blade));
+}
+
+pool::BladeState Replanner::displayState(const KnownBlade* k, pool::BladeState health,
+                                         const pool::BladeAssignment* role, const std::vector<std::string>& servers) {
   if (k && k->adminState == "retired") return pool::BladeState::Retired;
   if (k && k->adminState == "maintenance") return pool::BladeState::Maintenance;
-  if (const auto health = detector_.health(blade); health != pool::BladeState::Available) return health;
-  if (auto r = roles_.find(blade); r != roles_.end() && r->second.role == pool::BladeRole::Spare)
-    return pool::BladeState::Spare;
-  if (auto b = byBlade_.find(blade); b != byBlade_.end() && !b->second.empty()) return pool::BladeState::Active;
+  if (health != pool::BladeState::Available) return health;
+  if (role && role->role == pool::BladeRole::Spare) return pool::BladeState::Spare;
+  if (!servers.empty()) return pool::BladeState::Active;
   return pool::BladeState::Available;
 }
 

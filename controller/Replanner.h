@@ -109,6 +109,9 @@ class Replanner {
   // What the API and the planner call the blade's state: admin state, then health, then
   // spare/active/available from the placement.
   pool::BladeState displayState(const std::string& blade) const;
+  // The same from the blade's record, health, role and servers, looked up by the caller.
+  static pool::BladeState displayState(const KnownBlade* k, pool::BladeState health, const pool::BladeAssignment* role,
+                                       const std::vector<std::string>& servers);
   pool::Inventory inventory() const;
   std::vector<pool::PoolCapacity> capacity() const;
 

@@ -63,7 +63,12 @@ std::function<void(std::int64_t)> withHeapRelease(std::function<void(std::int64_
     if (hook) hook(now);
     if (now - last < kReleaseEveryMs) return;
     last = now;
+    std::size_t freeBytes = 0;
+    MallocExtension_GetNumericProperty("tcmalloc.pageheap_free_bytes", &freeBytes);
+    const auto t0 = std::chrono::steady_clock::now();
     MallocExtension_ReleaseFreeMemory();
+    const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    spdlog::debug("heap: {} MB of free pages handed back to the system in {:.1f} ms", freeBytes >> 20, ms);
   };
 #else
   return hook;

@@ -154,11 +154,8 @@ void Endpoints::install(ApiRouter& r) {
   r.add("GET", "/v1/blades", read, ApiRouter::Simple([this](const ApiRequest& q, const P&, std::int64_t now) {
           auto fields = listFields(q, Views::bladeFields());
           if (!fields) return error(400, fields.error().message);
-          std::vector<std::string> out;
-          out.reserve(registry_.all().size());
-          for (const auto& [name, k] : registry_.all())
-            if (seesBlade(q.caller, name)) out.push_back(views_.blade(name, k, now, *fields));
-          return text(200, listText(out));
+          return text(200,
+                      views_.blades([&](const std::string& name) { return seesBlade(q.caller, name); }, now, *fields));
         }));
   r.add("GET", "/v1/blades/:name", bladeRead,
         ApiRouter::Simple([this](const ApiRequest&, const P& p, std::int64_t now) {

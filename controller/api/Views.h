@@ -8,6 +8,7 @@
 // Read-only; core thread.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "controller/QuorumKeeper.h"
 #include "controller/Reconciler.h"
 #include "controller/Replanner.h"
+#include "controller/api/JsonText.h"
 
 namespace loom::controller::api {
 
@@ -36,6 +38,10 @@ class Views {
         quorum_(quorum) {}
 
   std::string blade(const std::string& name, const KnownBlade& k, std::int64_t now, const FieldMask& fields = {}) const;
+  // Every blade `sees` lets through, as a list answer (listText's layout), written into one
+  // buffer.
+  std::string blades(const std::function<bool(const std::string&)>& sees, std::int64_t now,
+                     const FieldMask& fields) const;
   std::string server(const pool::Server& s, const FieldMask& fields = {}) const;
   std::string pool(const pool::Pool& p, const FieldMask& fields = {}) const;
   // pending | starting | running | moving | stopping | stopped | failed | unplaceable,
@@ -47,6 +53,9 @@ class Views {
   static const std::vector<std::string>& poolFields();
 
  private:
+  void writeBlade(jsontext::JsonOut& w, const std::string& name, const KnownBlade& k, std::int64_t now,
+                  const FieldMask& fields) const;
+
   const DesiredState& desired_;
   const BladeRegistry& registry_;
   const FailureDetector& detector_;
