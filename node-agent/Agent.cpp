@@ -44,7 +44,22 @@ Agent::Agent(AgentConfig config, std::unique_ptr<drivers::Driver> driver, Send s
     if (admit(f)) onRegistered(f);
   });
   dispatcher_.on(type::kLeaseRenewed, [this](int, const Json& f) {
-    if (admit(f)) onLeaseRenewed(f);
+    const std::uint64_t before = epochs_.highest();
+    if (!admit(f)) return;
+    onLeaseRenewed(f);
+    // A leader of a newer epoch answered our beat: a new term, which starts knowing no
+    // blade's registration and starts nothing until every blade it knows has registered
+    // (the restart gate). Register now rather than wait for its `reregister`, which its
+    // core sends only once it has loaded the store (the answer came from its fabric
+    // thread, which renews leases meanwhile); that ask then finds our register answered
+    // (its seq is older). Once per epoch; a solo loomd's (epoch 0) never raises it.
+    if (registered_ && epochs_.highest() > before) {
+      spdlog::info("{}: a new leader (epoch {}) renewed our lease: registering with it now", config_.blade,
+                   epochs_.highest());
+      registered_ = false;
+      registerAttempts_ = 0;
+      sendRegister(now_);
+    }
   });
   dispatcher_.on(type::kPlan, [this](int, const Json& f) {
     if (admit(f)) onPlan(f);

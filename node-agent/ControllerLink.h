@@ -25,7 +25,12 @@ struct ControllerLink {
   // relay (a few dozen face loomd, each for a chassis of agents).
   enum class Side { Agent, Relay };
 
-  // A refused connect is tried again after this, doubling up to the max.
+  // A refused connect is tried again after this, doubling up to the max (an agent's), or
+  // after this every time (a relay's). A standby binds nothing, so the connects to it are
+  // refused all along: at the max, a new leader was reached up to 500 ms after its bind,
+  // and its restart gate waits for every blade (docs/PERFORMANCE.md, "Takeover"). A few
+  // dozen relays can afford the 100 ms; 10,000 direct agents' refused connects to each
+  // standby would be 100,000 a second.
   static constexpr int kReconnectMs = 100;
   static constexpr int kReconnectMaxMs = 500;
   // ZMTP PING this often; a connection with no traffic this long after a PING is dropped.

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <thread>
+#include <unordered_map>
 #include <unordered_set>
 #include <variant>
 #include <vector>
@@ -43,6 +44,77 @@ struct FabricRelay::Impl {
   // Log once per kind of trouble and peer: a flood of garbage is not a flood of lines.
   std::set<std::string> logged;
   std::unordered_set<std::string> bladesThisWindow;
+  // Each blade's latest frame that found no controller to go to, and when it came: carried
+  // up the moment one is reachable (POLLOUT), superseded by the blade's next frame, dropped
+  // once older than options.holdMs.
+  struct Held {
+    zmq::message_t payload;
+    std::int64_t at = 0;
+  };
+  std::unordered_map<std::string, Held> held;
+  std::atomic<std::uint64_t> carriedLate{0};
+
+  // One envelope of (blade, frame) pairs to loomd; false when it could not go (no
+  // controller connected, or its queue full): then nothing of it went.
+  bool sendEnvelope(std::vector<std::pair<zmq::message_t, zmq::message_t>>& pairs) {
+    try {
+      if (!upstream.send(zmq::buffer(protocol::kRelayMarker), zmq::send_flags::sndmore | zmq::send_flags::dontwait))
+        return false;
+      for (std::size_t i = 0; i < pairs.size(); ++i) {
+        (void)upstream.send(pairs[i].first, zmq::send_flags::sndmore);
+        (void)upstream.send(pairs[i].second, i + 1 < pairs.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      }
+      return true;
+    } catch (const zmq::error_t& e) {
+      spdlog::debug("relay {}: send to the controller: {}", options.name, e.what());
+      return false;
+    }
+  }
+
+  void hold(std::string blade, zmq::message_t payload, std::int64_t now) {
+    auto [it, fresh] = held.try_emplace(std::move(blade));
+    if (!fresh) ++droppedUp;  // an older one of the same blade
+    it->second = Held{std::move(payload), now};
+  }
+
+  // The held frames still young enough, in envelopes, now that loomd takes them; those too
+  // old are dropped (answered, they would be answered too late to matter). What does not
+  // go (the queue filled meanwhile) is dropped too: the agents' timers send again, as for
+  // any frame lost on the way.
+  void sendHeld(std::int64_t now) {
+    expireHeld(now);
+    std::vector<std::pair<zmq::message_t, zmq::message_t>> pairs;
+    std::size_t bytes = 0, carried = 0;
+    bool sending = true;
+    auto flush = [&] {
+      if (pairs.empty()) return;
+      sending = sending && sendEnvelope(pairs);
+      if (sending) carried += pairs.size();
+      pairs.clear();
+      bytes = 0;
+    };
+    for (auto& [blade, h] : held) {
+      bytes += blade.size() + h.payload.size();
+      pairs.emplace_back(zmq::message_t(blade.data(), blade.size()), std::move(h.payload));
+      if (pairs.size() >= kMaxPairsPerEnvelope || bytes >= kMaxBytesPerEnvelope) flush();
+    }
+    flush();
+    up += carried;
+    carriedLate += carried;
+    droppedUp += held.size() - carried;
+    held.clear();
+  }
+
+  void expireHeld(std::int64_t now) {
+    for (auto it = held.begin(); it != held.end();) {
+      if (now - it->second.at > options.holdMs) {
+        it = held.erase(it);
+        ++droppedUp;
+      } else {
+        ++it;
+      }
+    }
+  }
 
   void refuse(const std::string& peer, const std::string& why) {
     ++refused;
@@ -122,7 +194,9 @@ int FabricRelay::boundPort() const {
   return colon == std::string::npos ? 0 : std::atoi(ep.c_str() + colon + 1);
 }
 
-RelayStats FabricRelay::stats() const { return {impl_->up, impl_->down, impl_->droppedUp, impl_->refused}; }
+RelayStats FabricRelay::stats() const {
+  return {impl_->up, impl_->down, impl_->droppedUp, impl_->refused, impl_->carriedLate};
+}
 
 // Agents -> loomd: every waiting agent message, in envelopes.
 void FabricRelay::forwardUp() {
@@ -131,21 +205,15 @@ void FabricRelay::forwardUp() {
   std::size_t bytes = 0;
   auto flush = [&] {
     if (pairs.empty()) return;
-    bool sent = false;
-    try {
-      if (impl.upstream.send(zmq::buffer(protocol::kRelayMarker),
-                             zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
-        for (std::size_t i = 0; i < pairs.size(); ++i) {
-          (void)impl.upstream.send(pairs[i].first, zmq::send_flags::sndmore);
-          (void)impl.upstream.send(pairs[i].second,
-                                   i + 1 < pairs.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
-        }
-        sent = true;
-      }
-    } catch (const zmq::error_t& e) {
-      spdlog::debug("relay {}: send to the controller: {}", impl.options.name, e.what());
+    if (impl.sendEnvelope(pairs)) {
+      impl.up += pairs.size();
+    } else {
+      // No controller to take them (none bound: a new leader not elected yet; or behind):
+      // each blade's latest waits for one, as a direct agent sends an unsent beat again
+      // 100 ms later (Agent's kUnsentRetryMs). The blade cannot tell: its send to us went.
+      const std::int64_t now = monotonicMs();
+      for (auto& [blade, payload] : pairs) impl.hold(blade.to_string(), std::move(payload), now);
     }
-    (sent ? impl.up : impl.droppedUp) += pairs.size();
     pairs.clear();
     bytes = 0;
   };
@@ -177,7 +245,13 @@ void FabricRelay::forwardUp() {
         continue;
       }
     }
-    if (impl.bladesThisWindow.size() < 1000000) impl.bladesThisWindow.insert(id.to_string());
+    std::string blade = id.to_string();
+    // Its newer frame supersedes the one held for it.
+    if (auto it = impl.held.find(blade); it != impl.held.end()) {
+      impl.held.erase(it);
+      ++impl.droppedUp;
+    }
+    if (impl.bladesThisWindow.size() < 1000000) impl.bladesThisWindow.insert(std::move(blade));
     bytes += id.size() + parts[0].size();
     pairs.emplace_back(std::move(id), std::move(parts[0]));
     if (pairs.size() >= kMaxPairsPerEnvelope || bytes >= kMaxBytesPerEnvelope) flush();
@@ -242,12 +316,17 @@ void FabricRelay::run() {
                      impl.options.name, impl.zap->agentKeyCount());
       }
     }
+    // While frames are held, a controller that becomes reachable (POLLOUT: a connection
+    // completed) takes them at once.
+    const short upstreamEvents = impl.held.empty() ? ZMQ_POLLIN : ZMQ_POLLIN | ZMQ_POLLOUT;
     std::vector<zmq::pollitem_t> items{{impl.agents.handle(), 0, ZMQ_POLLIN, 0},
-                                       {impl.upstream.handle(), 0, ZMQ_POLLIN, 0}};
+                                       {impl.upstream.handle(), 0, upstreamEvents, 0}};
     if (impl.zap) items.push_back({impl.zap->socket().handle(), 0, ZMQ_POLLIN, 0});
     try {
-      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(200));
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(impl.held.empty() ? 200 : 50));
       if (items.size() > 2 && (items[2].revents & ZMQ_POLLIN)) impl.zap->handle();
+      if (items[1].revents & ZMQ_POLLOUT) impl.sendHeld(monotonicMs());
+      if (!impl.held.empty()) impl.expireHeld(monotonicMs());
       if (items[1].revents & ZMQ_POLLIN) forwardDown();
       if (items[0].revents & ZMQ_POLLIN) {
         // Gather: one envelope per batch interval, not one per heartbeat.
@@ -263,10 +342,10 @@ void FabricRelay::run() {
     if (const std::int64_t now = monotonicMs(); now - lastStats >= kStatsEveryMs) {
       const RelayStats s = stats();
       spdlog::info(
-          "relay {}: {} blades in the last {} s; frames up {}, down {}, dropped {} (controller unreachable), refused "
-          "{}",
-          impl.options.name, impl.bladesThisWindow.size(), (now - lastStats) / 1000, s.up - last.up, s.down - last.down,
-          s.droppedUp - last.droppedUp, s.refused - last.refused);
+          "relay {}: {} blades in the last {} s; frames up {} ({} held until the controller was reachable), down {}, "
+          "dropped {} (controller unreachable), refused {}",
+          impl.options.name, impl.bladesThisWindow.size(), (now - lastStats) / 1000, s.up - last.up,
+          s.carriedLate - last.carriedLate, s.down - last.down, s.droppedUp - last.droppedUp, s.refused - last.refused);
       impl.bladesThisWindow.clear();
       last = s;
       lastStats = now;

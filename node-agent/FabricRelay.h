@@ -8,10 +8,16 @@
 //   agents ──DEALER(blade)──► ROUTER  relay  DEALER("relay/NAME") ──► loomd's ROUTER
 //          ◄── [blade][frame] ──┘      └── "loom-relay/1" [blade][frame]... ──┘
 //
-// The relay is stateless and transparent: it reads no agent frame (it only checks the
-// envelope), so leases, registration and fencing are exactly as without it. A frame
-// that finds no way on (loomd unreachable, a blade not connected) is dropped, as a
-// direct connection would drop it; the agents' timers resend what matters. If the relay
+// The relay is transparent: it reads no agent frame (it only checks the envelope), so
+// leases, registration and fencing are exactly as without it. A frame for a blade that is
+// not connected is dropped, as a direct connection would drop it; the agents' timers
+// resend what matters. A frame that finds loomd unreachable (none bound: a leader killed,
+// the next not elected yet) is held, the blade's latest only, for up to `holdMs`, and
+// carried up the moment a loomd is reachable: a direct agent, whose send fails then,
+// sends its beat again 100 ms later, but a blade behind a relay cannot tell (its send to
+// the relay went) and would wait a whole heartbeat. A new leader thus hears every blade
+// within milliseconds of its bind (docs/PERFORMANCE.md, "Takeover"). A held frame is a
+// frame delayed, as a network may delay one: the protocol takes it as such. If the relay
 // dies, its blades' leases run out and they fence themselves: the relay shares the fate
 // of the chassis it serves, like its power and its switch.
 //
@@ -42,13 +48,18 @@ struct RelayOptions {
   std::function<Result<std::set<std::string>>()> reloadAllowedKeys;
   // Agents' frames are gathered this long at most before they go on in one envelope.
   std::int64_t batchMs = 50;
+  // Each blade's latest frame that found loomd unreachable waits this long at most for it
+  // (a blade beats every second by default: its latest frame is younger than that).
+  std::int64_t holdMs = 2000;
 };
 
 struct RelayStats {
-  std::uint64_t up = 0;         // agent frames carried to loomd
-  std::uint64_t down = 0;       // loomd's frames handed to agents
-  std::uint64_t droppedUp = 0;  // agent frames lost: loomd not connected, or behind
-  std::uint64_t refused = 0;    // bad envelopes, from either side, and refused keys
+  std::uint64_t up = 0;           // agent frames carried to loomd
+  std::uint64_t down = 0;         // loomd's frames handed to agents
+  std::uint64_t droppedUp = 0;    // agent frames lost: loomd not connected, or behind (a held
+                                  // frame counts once superseded, or held past holdMs)
+  std::uint64_t refused = 0;      // bad envelopes, from either side, and refused keys
+  std::uint64_t carriedLate = 0;  // of `up`: held until loomd was reachable, then carried
 };
 
 class FabricRelay {

@@ -29,9 +29,12 @@ times it on SQLite); once every server runs, over SECONDS:
 
 Prints every round and the medians. Every wait is bounded; every process is killed and
 the work dir removed at the end (--keep keeps it).
+With --keep --agent-log-level info, each round's times are in the work dir: the kill
+(printed), the agents' "registered" lines (agents*.log) and the journal's start of probe-0.
 Usage: takeover_bench.py --loomd PATH --agent PATH --loomctl PATH [--blades 1000 --servers 200
-                         --rounds 5 --lease-ms 5000 --peer-channel --steady 0]"""
-import argparse, json, os, socket, statistics, subprocess, sys, time
+                         --rounds 5 --lease-ms 5000 --peer-channel --steady 0 --blades-per-process N
+                         --phases --agent-log-level warn --keep]"""
+import argparse, json, os, shutil, socket, statistics, subprocess, sys, tempfile, time
 import urllib.error, urllib.request
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
@@ -152,6 +155,40 @@ def journal_started(fab, domain, since_ms):
     return any(e["event"] == "start" and e["domain"] == domain and e["t"] >= since_ms
                for e in read_journal(fab.path("journal")))
 
+def event_ms(e):
+    """An event's wall time in ms, whichever way the API spells it."""
+    for k in ("time_ms", "t"):
+        if isinstance(e.get(k), (int, float)):
+            return int(e[k])
+    ts = e.get("time")
+    if isinstance(ts, str):
+        from datetime import datetime
+        return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
+    return None
+
+def phases(fab, t_ms, step_s):
+    """Where a round's time went, from the new leader's events (ms after the kill): its term's
+    recovery ("controller started"), the first and last blade registered with it, the restart
+    gate opening ("starts resume"), and probe-0 started (the journal)."""
+    events = fab.get("/v1/events?tail=5000") or []
+    out = {}
+    regs = [event_ms(e) for e in events if "registered (agent" in e.get("message", "") and (event_ms(e) or 0) >= t_ms]
+    for e in events:
+        t, m = event_ms(e), e.get("message", "")
+        if t is None or t < t_ms:
+            continue
+        if m.startswith("controller started") and "recovered_ms" not in out:
+            out["recovered_ms"] = t - t_ms
+        if m.startswith("every blade known before the restart has registered") and "gate_open_ms" not in out:
+            out["gate_open_ms"] = t - t_ms
+    if regs:
+        regs.sort()
+        out["registers"] = len(regs)
+        for q in (0, 50, 90, 100):
+            out[f"register_p{q}_ms"] = regs[min(len(regs) - 1, len(regs) * q // 100)] - t_ms
+    out["step_ms"] = round(step_s * 1000)
+    return out
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--loomd", required=True)
@@ -168,9 +205,25 @@ def main():
                     help="the blades listen on the peer channel (the outage rule's shield, docs/FENCING.md)")
     ap.add_argument("--steady", type=float, default=0,
                     help="seconds of steady state to measure before the rounds (0: none)")
+    ap.add_argument("--agent-log-level", default="warn",
+                    help="the simulated agents' --log-level: info puts each blade's registration with the new leader "
+                         "in their logs (with --keep, to see where a takeover's time goes; loomd stays at warn)")
+    ap.add_argument("--blades-per-process", type=int, default=0,
+                    help="blades one simulating loom-agent process runs (default 2,000 with --peer-channel, else "
+                         "5,000). One thread runs them all: at a takeover every blade registers with the new leader "
+                         "at once, and one process of 1,000 took 2 s to (a real blade's agent runs on its own machine)")
+    ap.add_argument("--sim-state-tmpfs", action="store_true",
+                    help="keep the simulated blades' state (their epoch, policy and watchdog files, WORK/sim) on "
+                         "/dev/shm: each real agent writes its own on its own disk, but 1,000 blades' files in one "
+                         "ext4 directory on a shared disk made a takeover's epoch files (one new inode per blade, "
+                         "ext4's inode search) the simulating process's whole cost, about 2 ms a blade")
+    ap.add_argument("--phases", action="store_true",
+                    help="after each round print where its time went, from the new leader's events: its recovery, "
+                         "the blades' registrations with it, the restart gate opening (ms after the kill)")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     rows = []
+    shm = None
     # Requests wait up to 5 minutes: an apply of 10,000 servers at 10,000 blades is seconds.
     with ReplicaCluster(args.loomd, args.agent, prefix="loom-takeover-", keep=args.keep, request_timeout=300) as fab:
         fab.write("fabric.yaml", fabric_yaml(args.blades))
@@ -183,11 +236,14 @@ def main():
             via += ["--relay", f"c{c:02d}={fab.relays[f'c{c:02d}'][0]}"]
         # One process simulates up to 5,000 blades (two file descriptors each; fabric_bench.py),
         # 2,000 with the peer channel (each blade listens too).
+        if args.sim_state_tmpfs:
+            shm = tempfile.mkdtemp(prefix="loom-takeover-sim-", dir="/dev/shm")
+            os.symlink(shm, fab.path("sim"))
         names = [f"b{i:05d}" for i in range(args.blades)]
-        per = 2000 if args.peer_channel else 5000
+        per = args.blades_per_process or (2000 if args.peer_channel else 5000)
         for k in range(0, len(names), per):
             fab.start_sim_agent(fab.path("fabric.yaml"), name=f"agents{k // per}",
-                                extra=via + ["--only", ",".join(names[k:k + per]), "--log-level", "warn"]
+                                extra=via + ["--only", ",".join(names[k:k + per]), "--log-level", args.agent_log_level]
                                 + (["--peer-listen", "tcp://127.0.0.1:0"] if args.peer_channel else []))
         wait_until(lambda: online_count(fab) >= args.blades, 300, f"{args.blades} blades online", interval=1)
         steady = {}
@@ -232,6 +288,9 @@ def main():
             fenced_before = self_fenced(fab)
             t_ms, t0 = now_ms(), time.monotonic()
             fab.kill9(f"loomd-{leader}")
+            if args.agent_log_level != "warn":
+                print(f"  round {rnd}: killed loomd-{leader} at {time.strftime('%H:%M:%S', time.localtime(t_ms / 1000))}"
+                      f".{t_ms % 1000:03d}", flush=True)
             # Standbys answer reads from their warm copy all along (X-Loom-Role: standby);
             # serving here is the new leader's own answer.
             serve = None
@@ -258,9 +317,13 @@ def main():
             row = {"round": rnd, "from": leader, "to": new, "serve_s": round(serve, 3), "step_s": round(step, 3),
                    "self_fenced": self_fenced(fab) - fenced_before, "stopped": stopped_since(fab, t_ms)}
             print(row, flush=True)
+            if args.phases:
+                print("  phases:", phases(fab, t_ms, step), flush=True)
             rows.append(row)
             fab.respawn(f"loomd-{leader}")
         fab.passed = True
+    if shm:
+        shutil.rmtree(shm, ignore_errors=True)
     if rows:
         for k in ("serve_s", "step_s", "self_fenced", "stopped"):
             print(f"median {k}: {statistics.median(r[k] for r in rows)}")

@@ -32,6 +32,13 @@ servers running. Scenarios, each in a cluster of its own:
   takeover-reads   kill -STOP of the leader: reads sent to the standbys every 50 ms keep
                    answering, with every server, through the takeover (from their copies,
                    then from the new leader)
+  relay-takeover   kill -9 of the leader with the 8 blades behind 2 relays, a 1.5 s
+                   heartbeat and a 3 s --leader-ttl: a server powered on through the new
+                   leader the moment it serves runs within half a heartbeat, so its steps did not wait
+                   for the blades' next heartbeats: each relay held its blades' latest
+                   frames while no leader was bound and carried them at the bind, and
+                   each blade registered on the new leader's first renewal (its restart
+                   gate waits for every blade); no blade fenced itself, no server stopped
   standby-tokens   a standby checks tokens from its warm copy: 401 without one; a token
                    made on the leader is taken there once the copy has it, and refused
                    there once the copy holds its revocation (the time is printed)
@@ -382,9 +389,68 @@ def standby_tokens(fab):
           flush=True)
     check(http_request(api + "/v1/status", token=token)[0] == 401, f"{standby}'s /v1/status refuses it too")
 
+# Every blade beats during the takeover (the leader's etcd lease of 3 s outlasts a beat), so
+# each relay holds a frame of each of its blades when the new leader binds; without the
+# hold a blade is heard at its next beat, up to 1.5 s (plus the relay's reconnect) later.
+RELAY_HEARTBEAT_MS = 1500
+
+def probe_decl():
+    return """---
+kind: Server
+name: probe
+replicas: 1
+partition: prod
+pool: web
+vcpus: 1
+memory: 1GiB
+nics: [{network: front}]
+power: off
+"""
+
+def started_since(fab, domain, t_ms):
+    return [e["t"] for e in read_journal(fab.path("journal")) if e["event"] == "start" and e["domain"] == domain
+            and e["t"] >= t_ms]
+
+def relay_takeover(fab):
+    fab.write("fabric.yaml", FABRIC)
+    fab.start_etcd(3)
+    fab.start_replicas(3, extra=["--lease-ms", str(8 * RELAY_HEARTBEAT_MS), "--heartbeat-ms", str(RELAY_HEARTBEAT_MS),
+                                 "--suspect-ms", str(3 * RELAY_HEARTBEAT_MS), "--dead-ms", str(4 * RELAY_HEARTBEAT_MS),
+                                 "--leader-ttl", "3"])
+    for chassis in ("c1", "c2"):
+        fab.start_relay(chassis)
+    for i, b in enumerate(BLADES):
+        fab.start_sim_agent(fab.path("fabric.yaml"), only=b, via=f"c{1 + i // 4}",
+                            extra=["--peer-listen", "tcp://127.0.0.1:0"])
+    wait_until(lambda: len(fab.online_blades()) == len(BLADES), 60, f"{len(BLADES)} blades online through 2 relays")
+    status, body = fab.request("POST", "/v1/apply?source=replicas.yaml", decls() + probe_decl())
+    check(status == 200, f"declarations applied ({status} {body[:300] if status != 200 else ''})")
+    wait_until(lambda: running(fab, names("s", SERVERS)), 60, f"{SERVERS} servers running")
+    wait_until(lambda: (fab.metric("loom_quorum_members") or 0) == len(BLADES), 30,
+               f"the quorum set holds the {len(BLADES)} blades")
+    time.sleep(1)
+    old = fab.find_leader()
+    t, t0 = now_ms(), time.monotonic()
+    fab.kill9(f"loomd-{old}")
+    new, took = takeover(fab, old, t0)
+    serving = time.monotonic()
+    status, body = http_request(fab.replicas[new]["api"] + "/v1/servers/probe-0/start", "POST", "", timeout=10)
+    check(status in (200, 202), f"probe-0 powered on through the new leader {new} ({status} {body[:200]})")
+    wait_until(lambda: started_since(fab, "probe-0", t), 30, "probe-0 started by the new leader", interval=0.02)
+    after = time.monotonic() - serving
+    print(f"  probe-0 ran {after:.3f} s after {new} served ({took + after:.3f} s after the kill)", flush=True)
+    check(after < RELAY_HEARTBEAT_MS / 2000,
+          f"the new leader's steps reached a blade {after:.3f} s after it served, within half a heartbeat "
+          f"({RELAY_HEARTBEAT_MS / 2000:.2f} s): every blade registered with it without waiting for its next beat")
+    fenced = [line for name in os.listdir(fab.work) if name.startswith("agent") and name.endswith(".log")
+              for line in open(fab.path(name), errors="replace") if "lease not renewed" in line]
+    check(not fenced, "no blade fenced itself through the takeover", "; ".join(fenced[:3]))
+    check_fabric(fab, t, "kill -9 of the leader, blades behind relays", expect=["probe-0"])
+
 SCENARIOS = [("kill9-leader", kill9_leader), ("sigstop-leader", sigstop_leader), ("etcd-member", etcd_member),
              ("etcd-quorum", etcd_quorum), ("leader-cut", leader_cut), ("apply-takeover", apply_takeover),
-             ("standby-reads", standby_reads), ("takeover-reads", takeover_reads), ("standby-tokens", standby_tokens)]
+             ("standby-reads", standby_reads), ("takeover-reads", takeover_reads), ("standby-tokens", standby_tokens),
+             ("relay-takeover", relay_takeover)]
 
 def main():
     ap = arg_parser()

@@ -171,6 +171,42 @@ TEST(AgentEpoch, AReplacedLeadersRegisteredReregisterAndPolicyChangeNothing) {
   EXPECT_EQ(b.agent->refusedStale(), 3u);
 }
 
+TEST(AgentEpoch, ALeaseRenewedByANewLeaderIsAnsweredWithARegisterAtOnce) {
+  // A new term knows no blade's registration and starts nothing until every blade it knows
+  // has registered (the restart gate); its fabric thread renews leases while its core
+  // loads the store. The blade registers on that first renewal, not a heartbeat later.
+  Blade b;
+  b.frame(registered(5));
+  ASSERT_TRUE(b.agent->registered());
+  // Two beats, each answered: one by the leader of epoch 5, the next by a new one.
+  std::vector<std::uint64_t> beats;
+  for (int i = 0; i < 25 && beats.size() < 2; ++i) {
+    b.now += 100;
+    b.agent->tick(b.now);
+    for (const auto& hb : b.take("heartbeat")) beats.push_back(hb["seq"].get<std::uint64_t>());
+  }
+  ASSERT_EQ(beats.size(), 2u);
+  b.sent.clear();
+  b.frame(protocol::encode(protocol::LeaseRenewed{beats[0], 5000, 0, 5}));
+  EXPECT_TRUE(b.take("register").empty()) << "the same leader's renewal asks nothing";
+  b.frame(protocol::encode(protocol::LeaseRenewed{beats[1], 5000, 0, 6}));
+  const auto regs = b.take("register");
+  ASSERT_EQ(regs.size(), 1u) << "a renewal of epoch 6 is a new leader: register with it now";
+  EXPECT_FALSE(b.agent->registered());
+  EXPECT_TRUE(b.agent->leased()) << "the lease it held runs on meanwhile";
+  // Its core's ask, for the beat sent before that register, is answered already (past the
+  // register's retry delay, so an obeyed ask would send one).
+  b.now += 2000;
+  b.frame(protocol::encode(protocol::Reregister{beats[1], 6}));
+  EXPECT_TRUE(b.take("register").empty());
+  b.frame(protocol::encode(protocol::Registered{5000, 1000, regs[0]["seq"].get<std::uint64_t>(), 0, 6}));
+  EXPECT_TRUE(b.agent->registered());
+  // Registered with it: its renewals ask nothing more.
+  b.frame(protocol::encode(protocol::LeaseRenewed{0, 5000, 0, 6}));
+  EXPECT_TRUE(b.take("register").empty());
+  EXPECT_TRUE(b.agent->registered());
+}
+
 TEST(AgentEpoch, ANewLeaderReusingAnOperationIdGetsItsStepRunNotAnOldAnswer) {
   // The old leader's last operation ids may never have reached the store: the new one
   // can hand out the same id for another step.

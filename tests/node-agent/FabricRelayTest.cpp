@@ -87,8 +87,9 @@ struct RunningRelay {
     thread.join();
   }
   // Sends `payload` from `agent` until the relay carried it up. Right after the start its
-  // own connection to loomd may not be up yet, and it drops what it cannot carry (as it
-  // should: a stale frame is worse than none); an agent's timer would send again.
+  // own connection to loomd may not be up yet: it holds the frame until it is, for its
+  // hold (2 s), then drops it (a stale frame is worse than none); an agent's timer would
+  // send again.
   void carry(zmq::socket_t& agent, const std::string& payload) {
     for (int attempt = 0; attempt < 50; ++attempt) {
       const RelayStats before = relay.stats();
@@ -162,14 +163,24 @@ TEST(FabricRelay, DropsWhatTheControllerSendsThatIsNoEnvelopeAndKeepsGoing) {
   EXPECT_EQ(relay.relay.stats().refused, 2u);
 }
 
-TEST(FabricRelay, DropsFramesWhileTheControllerIsAwayAndCarriesThemOnceItIsBack) {
-  // A controller that is not there yet: an IPC path of this test's own, which nothing
-  // else can take meanwhile (a TCP port reserved and freed could be, by a test running
-  // beside this one: the relay then connected to it and the frame went "up").
-  const std::string endpoint =
-      "ipc://" + (std::filesystem::temp_directory_path() / ("loom-relay-away-" + std::to_string(::getpid()))).string();
-  std::filesystem::remove(endpoint.substr(6));
-  RunningRelay relay(insecureRelay(endpoint));
+// A controller that is not there yet: an IPC path of this test's own, which nothing else
+// can take meanwhile (a TCP port reserved and freed could be, by a test running beside
+// this one: the relay then connected to it and the frame went "up").
+std::string absentController() {
+  // (An IPC path is at most 107 bytes: numbered, not named after the test.)
+  static int n = 0;
+  const auto path = (std::filesystem::temp_directory_path() /
+                     ("loom-relay-away-" + std::to_string(::getpid()) + "-" + std::to_string(++n)))
+                        .string();
+  std::filesystem::remove(path);
+  return "ipc://" + path;
+}
+
+TEST(FabricRelay, DropsAFrameHeldLongerThanItsHoldWhileTheControllerIsAwayAndCarriesTheNextOnceItIsBack) {
+  const std::string endpoint = absentController();
+  RelayOptions o = insecureRelay(endpoint);
+  o.holdMs = 200;
+  RunningRelay relay(o);
   Agent a("c1-s1", relay.endpoint);
   a.socket.send(zmq::buffer(std::string("into the void")));
   // Bounded at 5 s: on a loaded machine the agent's connection to the relay alone can take
@@ -177,13 +188,12 @@ TEST(FabricRelay, DropsFramesWhileTheControllerIsAwayAndCarriesThemOnceItIsBack)
   for (int i = 0; i < 250 && relay.relay.stats().droppedUp == 0; ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   EXPECT_EQ(relay.relay.stats().droppedUp, 1u)
-      << "not queued for a controller that is not connected: it would be stale (carried up: " << relay.relay.stats().up
-      << ")";
+      << "held no longer than its hold: older, it would be stale (carried up: " << relay.relay.stats().up << ")";
 
   zmq::socket_t router{context(), zmq::socket_type::router};
   router.set(zmq::sockopt::linger, 0);
   router.bind(endpoint);
-  // The relay reconnects within its 500 ms reconnect ceiling; the agent's next beat goes through.
+  // The relay reconnects within its 100 ms reconnect interval; the agent's next beat goes through.
   std::vector<std::string> m;
   for (int i = 0; i < 30 && m.empty(); ++i) {
     a.socket.send(zmq::buffer(std::string("beat")));
@@ -191,7 +201,45 @@ TEST(FabricRelay, DropsFramesWhileTheControllerIsAwayAndCarriesThemOnceItIsBack)
   }
   ASSERT_EQ(m.size(), 4u);
   EXPECT_EQ(m[2], "c1-s1");
-  EXPECT_EQ(m[3], "beat");
+  EXPECT_EQ(m[3], "beat") << "the frame held past its hold is not carried";
+}
+
+TEST(FabricRelay, HoldsEachBladesLatestFrameWhileNoControllerIsReachableAndCarriesItTheMomentOneIs) {
+  // A leader killed, the next not bound yet: a blade behind the relay cannot tell (its send
+  // to the relay went), so without the hold its next frame would be a heartbeat later.
+  const std::string endpoint = absentController();
+  RelayOptions o = insecureRelay(endpoint);
+  o.holdMs = 30000;
+  RunningRelay relay(o);
+  Agent a("c1-s1", relay.endpoint), b("c1-s2", relay.endpoint);
+  a.socket.send(zmq::buffer(std::string("a: older")));
+  a.socket.send(zmq::buffer(std::string("a: latest")));
+  b.socket.send(zmq::buffer(std::string("b: latest")));
+  // Both of a's frames reached the relay once the older was superseded (counted dropped).
+  for (int i = 0; i < 250 && relay.relay.stats().droppedUp == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(relay.relay.stats().droppedUp, 1u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // b's too, on a slow machine
+  EXPECT_EQ(relay.relay.stats().up, 0u);
+
+  zmq::socket_t router{context(), zmq::socket_type::router};
+  router.set(zmq::sockopt::linger, 0);
+  router.bind(endpoint);
+  // Nothing more is sent by the agents: what arrives is what the relay held.
+  std::vector<std::pair<std::string, std::string>> up;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (up.size() < 2 && std::chrono::steady_clock::now() < deadline) {
+    auto m = receiveFrom(router, 200);
+    if (m.empty()) continue;
+    ASSERT_GE(m.size(), 4u);
+    EXPECT_EQ(m[0], "relay/c1");
+    for (std::size_t i = 2; i + 1 < m.size(); i += 2) up.emplace_back(m[i], m[i + 1]);
+  }
+  std::sort(up.begin(), up.end());
+  EXPECT_EQ(up, (std::vector<std::pair<std::string, std::string>>{{"c1-s1", "a: latest"}, {"c1-s2", "b: latest"}}));
+  EXPECT_TRUE(receiveFrom(router, 300).empty()) << "each blade's latest, once";
+  EXPECT_EQ(relay.relay.stats().carriedLate, 2u);
+  EXPECT_EQ(relay.relay.stats().up, 2u);
 }
 
 TEST(FabricRelay, AdmitsOnlyAllowedAgentKeysAndAuthenticatesItselfToTheController) {

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <future>
 #include <iostream>
 #include <mutex>
@@ -375,6 +376,20 @@ struct MaybeRelay {
   }
 };
 
+// Whether every thread of process `pid` is stopped (SIGSTOP is asynchronous: kill() returns
+// before the threads stop, and a thread running then may still read and answer a frame).
+bool allThreadsStopped(pid_t pid) {
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code ec;
+  for (const auto& t : std::filesystem::directory_iterator(tasks, ec)) {
+    std::ifstream in(t.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const auto close = stat.rfind(')');
+    if (close == std::string::npos || close + 2 >= stat.size() || stat[close + 2] != 'T') return false;
+  }
+  return !ec;
+}
+
 // The leader is frozen with its connections up, a new one binds another endpoint 1 s
 // later (sooner than an etcd lease would let it: the frozen one then keeps its share of
 // the frames longer, which is harder for the blade, not easier), and the old one is woken
@@ -434,6 +449,12 @@ void frozenLeaderScenario(bool viaRelay) {
 
     const std::int64_t t0 = nowMs();
     ASSERT_EQ(::kill(child, SIGSTOP), 0);
+    // Frozen for sure before the register below is sent: one answered by a thread that had
+    // not stopped yet would be an answer of its term, not of a woken loomd (it sat in the
+    // probe's queue and failed this test about once in ten runs on a loaded machine).
+    for (int i = 0; i < 500 && !allThreadsStopped(child); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_TRUE(allThreadsStopped(child)) << "the child's threads stopped within 0.5 s of SIGSTOP";
     // Waiting in its socket when it wakes: a register, which a loomd that acts answers.
     probe.send(zmq::buffer(protocol::encode(hello).dump()));
     std::this_thread::sleep_for(std::chrono::milliseconds(1000));
