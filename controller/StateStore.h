@@ -185,6 +185,10 @@ struct EtcdStoreOptions {
   // The largest etcd answer read (no unbounded allocation on network input); load()
   // reads in smaller pages when a page would be larger.
   std::size_t maxRangeBytes = std::size_t{256} << 20;
+  // At open, move the records of the older key layout (identity/, binding/,
+  // placement/home/) to server/NAME, in one txn (controller/README.md, "etcd"). Off for the
+  // stores that only read (a warm copy, a standby's events).
+  bool upgradeLayout = true;
 };
 
 // `etcd://HOST:PORT[,HOST:PORT...][/PREFIX]` -> options (Errc::Invalid naming the fault).
