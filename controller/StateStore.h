@@ -178,7 +178,7 @@ struct EtcdStoreOptions {
   std::chrono::milliseconds timeout{2000};
   // Checked at open: etcd takes a txn of this many operations (--max-txn-ops), so a cluster
   // left at etcd's default (128) is refused at start, not at the first big apply. What a
-  // change really needs is its own size (an apply of 10,000 servers writes ~40,000 keys):
+  // change really needs is its own size (an apply of 10,000 servers commits 10,000 keys twice):
   // a commit etcd refuses says which flag and how much. 0: not checked. (Probing costs
   // etcd ~15 us per op: 100,000 would add 1.5 s to every start.)
   std::size_t requiredTxnOps = 1024;
