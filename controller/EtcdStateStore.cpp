@@ -363,10 +363,12 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
       guard = guard_;
     }
     if (guard) t.compare.push_back(Compare::createRevision(guard->first, Compare::Result::Equal, guard->second));
-    // On failure: the guard's key, then each server key compared, read back.
-    if (guard) t.failure.push_back(Op::range(guard->first));
+    // (On failure the keys compared are read back by another request, not by the txn's
+    // failure branch: that would make every commit's request larger for a rare case.)
+    std::vector<std::string> compared;
+    compared.reserve(current.size());
     for (auto& cmp : current) {
-      t.failure.push_back(Op::range(cmp.key));
+      compared.push_back(cmp.key);
       t.compare.push_back(std::move(cmp));
     }
     t.success = w.takeOps();
@@ -423,7 +425,20 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
       return makeError(r.error().code, "etcd store: commit (" + size + "): " + m + "; nothing was written");
     }
     if (!r->succeeded) {
-      const auto& read = r->responses;
+      // What failed: the guard's key and each server key compared, read in one read-only
+      // txn (no raft entry).
+      TxnRequest back;
+      if (guard) back.success.push_back(Op::range(guard->first));
+      for (auto& key : compared) back.success.push_back(Op::range(std::move(key)));
+      client_.setTimeout(options_.timeout + allowance);
+      auto readBack = client_.txn(back);
+      client_.setTimeout(options_.timeout);
+      if (!readBack)
+        return makeError(readBack.error().code, "etcd store: commit: nothing was written (the server records it "
+                                                "rewrites changed since this loomd read them), and reading them "
+                                                "again failed: " +
+                                                    readBack.error().message);
+      const auto& read = readBack->responses;
       std::size_t i = 0;
       if (guard) {
         const auto& kvs = read.empty() ? std::vector<KeyValue>{} : read[0].range.kvs;

@@ -95,6 +95,11 @@ Backend& backend() {
 // rewrites every record with new values (a tag in the declaration, another identity,
 // another blade), so each round writes what an apply of new servers writes: a store that
 // skips an unchanged record must not look faster for it.
+struct Records {
+  controller::Change apply;
+  controller::Change plan;
+  std::size_t bytes = 0;
+};
 Records serverRecords(std::size_t from, std::size_t to, unsigned round) {
   const auto& sc = loom::bench::scenario();
   Records r;
