@@ -224,8 +224,8 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
     // keeps, on the condition that etcd still has the revision the copy was taken at. A
     // copy that is stale (another writer since, a term that began from a warm copy, a
     // commit whose outcome was unknown) fails the txn; the keys it named are read back
-    // in the same txn's failure branch and it is built again, at most twice more. No
-    // part is ever written from a stale copy.
+    // (one read-only txn) and it is built again, at most twice more. No part is ever
+    // written from a stale copy.
     for (int attempt = 0;; ++attempt) {
       auto done = commitOnce(c, edits, attempt == 2);
       if (!done || *done) return done ? okStatus() : done.error();
@@ -287,9 +287,9 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
       if (mk.first != kHome) w.put(placementKey(mk.first, mk.second), v);
     for (const auto& r : c.putIdentities)
       if (r.released) w.put(kReleased + esc(r.identity.uuid), identityJson(r));
-    // Each server touched: its record as the copy has it with the change's edits, and
-    // the condition that the copy is current (absent from the copy: absent from etcd).
-    // Each server compared, with its record after the change (empty: no key).
+    // Each server touched: its record as the copy has it with the change's edits (empty:
+    // no key), and the condition that the copy is current (absent from the copy: absent
+    // from etcd).
     std::vector<std::pair<const std::string*, EtcdServerRecord>> written;
     std::vector<Compare> current;
     written.reserve(edits.size());
@@ -372,7 +372,7 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
       t.compare.push_back(std::move(cmp));
     }
     t.success = w.takeOps();
-    if (t.success.empty() && current.empty()) return true;  // every server's record already as asked
+    if (t.success.empty() && compared.empty()) return true;
     // etcd bounds each of the compares and the branches by --max-txn-ops.
     const std::size_t ops = std::max({t.success.size(), t.compare.size(), t.failure.size()});
     const std::size_t bytes = w.bytes();
@@ -434,10 +434,11 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
       auto readBack = client_.txn(back);
       client_.setTimeout(options_.timeout);
       if (!readBack)
-        return makeError(readBack.error().code, "etcd store: commit: nothing was written (the server records it "
-                                                "rewrites changed since this loomd read them), and reading them "
-                                                "again failed: " +
-                                                    readBack.error().message);
+        return makeError(readBack.error().code,
+                         "etcd store: commit: nothing was written (the server records it "
+                         "rewrites changed since this loomd read them), and reading them "
+                         "again failed: " +
+                             readBack.error().message);
       const auto& read = readBack->responses;
       std::size_t i = 0;
       if (guard) {
