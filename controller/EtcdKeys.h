@@ -12,11 +12,13 @@
 namespace loom::controller::etcdkeys {
 
 // The record families, each under PREFIX/<family>/.
-inline constexpr const char* kDecl = "decl/";        // decl/<kind>/<name> -> body
-inline constexpr const char* kBinding = "binding/";  // binding/<server> -> blade
+inline constexpr const char* kDecl = "decl/";  // decl/<kind>/<name> -> body
+// server/<name> -> {pool, uuid, macs, binding, home}: a server's identity, binding and
+// home in one key (etcd's cost is per key), each part present only when set.
+inline constexpr const char* kServer = "server/";
 inline constexpr const char* kBorrowed = "borrowed/";
-inline constexpr const char* kPlacement = "placement/";            // placement/<map>/<key> -> value
-inline constexpr const char* kIdentity = "identity/";              // identity/<server> -> {pool, uuid, macs}
+inline constexpr const char* kPlacement = "placement/";            // placement/<map>/<key> -> value (not "home")
+inline constexpr const char* kHome = "home";                       // the placement map kept in server/<name>
 inline constexpr const char* kReleased = "identity-released/";     // identity-released/<uuid> -> {pool, uuid, macs}
 inline constexpr const char* kBlade = "blade/";                    // blade/<name> -> {inventory, admin_state}
 inline constexpr const char* kBladeSeen = "blade-seen/";           // blade-seen/<name> -> first seen, ms
@@ -29,6 +31,11 @@ inline constexpr const char* kMeta = "meta/";                      // counters
 inline constexpr const char* kLastEventId = "meta/last-event-id";  // the highest event id written
 inline constexpr const char* kLastOperationId = "meta/last-operation-id";
 inline constexpr const char* kLastAuditId = "meta/last-audit-id";
+
+// The layout before server/<name> (moved there at open: EtcdStateStore.cpp, migrateLayout).
+inline constexpr const char* kOldIdentity = "identity/";    // identity/<server> -> {pool, uuid, macs}
+inline constexpr const char* kOldBinding = "binding/";      // binding/<server> -> blade
+inline constexpr const char* kOldHome = "placement/home/";  // placement/home/<server> -> blade
 
 // A name inside a key: '/' separates the key's parts, so it (and '%', the escape) is
 // percent-encoded. Record names are plain in practice; this keeps any name one part.

@@ -1,6 +1,8 @@
 // StateStore on etcd: one key per record under a prefix, one txn per commit() (all of a
 // change or none of it), an optional leadership guard compared in every txn. Key layout
 // and the transaction limits: controller/README.md, "etcd". Only this file knows it.
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <atomic>
 #include <mutex>
@@ -27,10 +29,52 @@ using namespace etcdkeys;
 
 // What load() reads besides meta/: everything but the history (events, finished
 // operations), the big families first (they are spread over loaders).
-constexpr const char* kLoaded[] = {kDecl,     kIdentity, kBinding,   kPlacement, kBlade, kBladeSeen,
-                                   kBorrowed, kReleased, kOpPending, kQuorum,    kToken};
+constexpr const char* kLoaded[] = {kDecl,     kServer,   kPlacement, kBlade,  kBladeSeen,
+                                   kBorrowed, kReleased, kOpPending, kQuorum, kToken};
 
 constexpr std::int64_t kPageKeys = 5000;
+
+// A change's edits of one server's record (server/NAME): each part untouched, set or
+// cleared, the last write winning in the order SqliteStateStore applies them.
+template <class T>
+struct PartEdit {
+  bool touched = false;
+  std::optional<T> value;
+  void set(T v) {
+    touched = true;
+    value = std::move(v);
+  }
+  void clear() {
+    touched = true;
+    value.reset();
+  }
+  void applyTo(std::optional<T>& part) const {
+    if (touched) part = value;
+  }
+};
+struct ServerEdit {
+  PartEdit<pool::IdentityRecord> identity;
+  PartEdit<std::string> binding, home;
+};
+
+std::map<std::string, ServerEdit> serverEdits(const Change& c) {
+  std::map<std::string, ServerEdit> out;
+  for (const auto& s : c.deleteBindings) out[s].binding.clear();
+  for (const auto& [s, b] : c.putBindings) out[s].binding.set(b);
+  for (const auto& [m, k] : c.deletePlacement)
+    if (m == kHome) out[k].home.clear();
+  for (const auto& [mk, v] : c.putPlacement)
+    if (mk.first == kHome) out[mk.second].home.set(v);
+  for (const auto& r : c.putIdentities) {
+    // A released identity no longer belongs to its name (invariant 2): it moves to a
+    // family keyed by UUID, so a new server of that name gets new values.
+    if (!r.released)
+      out[r.server].identity.set(r);
+    else if (!r.server.empty())
+      out[r.server].identity.clear();
+  }
+  return out;
+}
 
 std::string identityJson(const pool::IdentityRecord& r) {
   return nlohmann::json{{"pool", r.identityPool}, {"uuid", r.identity.uuid}, {"macs", r.identity.macs}}.dump();
@@ -120,6 +164,11 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
       : options_(o), base_(o.prefix + "/"), client_(o.endpoints, clientOptions(o)) {}
 
   Status open() {
+    if (auto s = checkTxnOps(); !s) return s;
+    return options_.upgradeLayout ? migrateLayout() : okStatus();
+  }
+
+  Status checkTxnOps() {
     if (options_.requiredTxnOps == 0) return okStatus();
     // A read-only txn whose failure branch (never run) holds the ops: etcd checks every
     // branch's length against --max-txn-ops before anything, and a txn of reads needs no
@@ -151,6 +200,8 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
   Result<StoredState> load() override {
     auto snapshot = loadSnapshot();
     if (!snapshot) return snapshot.error();
+    // What this store writes from (commit): every server key as loaded, at its revision.
+    known_ = snapshot->image.serverCopy();
     return snapshot->image.take();
   }
 
@@ -168,24 +219,101 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
 
   Status commit(const Change& c) override {
     if (c.empty()) return okStatus();
+    const std::map<std::string, ServerEdit> edits = serverEdits(c);
+    // A server's parts share one key, rewritten whole from the copy of it this store
+    // keeps, on the condition that etcd still has the revision the copy was taken at. A
+    // copy that is stale (another writer since, a term that began from a warm copy, a
+    // commit whose outcome was unknown) fails the txn; the keys it named are read back
+    // (one read-only txn) and it is built again, at most twice more. No part is ever
+    // written from a stale copy.
+    for (int attempt = 0;; ++attempt) {
+      auto done = commitOnce(c, edits, attempt == 2);
+      if (!done || *done) return done ? okStatus() : done.error();
+    }
+  }
+
+  Result<std::vector<AuditRecord>> audit(std::uint64_t sinceId, std::size_t limit) override {
+    std::vector<AuditRecord> out;
+    if (limit == 0) return out;
+    const std::string family = base_ + kAudit;
+    auto r = client_.range(family + pad(sinceId + 1), EtcdClient::prefixEnd(family),
+                           static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
+    if (!r) return makeError(r.error().code, "etcd store: audit: " + r.error().message);
+    for (const auto& kv : r->kvs) {
+      auto id = unpad(std::string_view(kv.key).substr(family.size()));
+      auto a = id ? auditFromJson(*id, kv.value) : std::nullopt;
+      if (!a) return makeError(Errc::Internal, "etcd store: record '" + kv.key + "' does not parse");
+      out.push_back(std::move(*a));
+    }
+    return out;
+  }
+
+  Result<std::vector<EventRecord>> events(std::uint64_t sinceId, std::size_t limit) override {
+    std::vector<EventRecord> out;
+    if (limit == 0) return out;
+    const std::string family = base_ + kEvent;
+    auto r = client_.range(family + pad(sinceId + 1), EtcdClient::prefixEnd(family),
+                           static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
+    if (!r) return makeError(r.error().code, "etcd store: events: " + r.error().message);
+    for (const auto& kv : r->kvs) {
+      auto id = unpad(std::string_view(kv.key).substr(family.size()));
+      if (!id) return makeError(Errc::Internal, "etcd store: record '" + kv.key + "' does not parse");
+      auto e = decodeEtcdEvent(*id, kv.key, kv.value);
+      if (!e) return e.error();
+      out.push_back(std::move(*e));
+    }
+    return out;
+  }
+
+ private:
+  static EtcdClient::Options clientOptions(const EtcdStoreOptions& o) {
+    EtcdClient::Options c;
+    c.timeout = o.timeout;
+    c.maxRangeBytes = o.maxRangeBytes;
+    c.maxWatchMessageBytes = o.maxRangeBytes;
+    return c;
+  }
+  // One try of commit(): true when committed, false when the copy of a server key was
+  // stale (re-read: try again), an error otherwise.
+  Result<bool> commitOnce(const Change& c, const std::map<std::string, ServerEdit>& edits, bool lastTry) {
     WriteSet w(base_);
     for (const auto& d : c.putDeclarations) w.put(declKey(d.kind, d.name), d.body);
     for (const auto& [k, n] : c.deleteDeclarations) w.del(declKey(k, n));
-    for (const auto& s : c.deleteBindings) w.del(kBinding + esc(s));
-    for (const auto& [s, b] : c.putBindings) w.put(kBinding + esc(s), b);
     for (const auto& b : c.deleteBorrowed) w.del(kBorrowed + esc(b));
     for (const auto& [b, p] : c.putBorrowed) w.put(kBorrowed + esc(b), p);
-    for (const auto& [m, k] : c.deletePlacement) w.del(placementKey(m, k));
-    for (const auto& [mk, v] : c.putPlacement) w.put(placementKey(mk.first, mk.second), v);
-    for (const auto& r : c.putIdentities) {
-      // A released identity no longer belongs to its name (invariant 2): it moves to a
-      // family keyed by UUID, so a new server of that name gets new values.
-      if (r.released) {
-        if (!r.server.empty()) w.del(kIdentity + esc(r.server));
-        w.put(kReleased + esc(r.identity.uuid), identityJson(r));
-      } else {
-        w.put(kIdentity + esc(r.server), identityJson(r));
+    for (const auto& [m, k] : c.deletePlacement)
+      if (m != kHome) w.del(placementKey(m, k));
+    for (const auto& [mk, v] : c.putPlacement)
+      if (mk.first != kHome) w.put(placementKey(mk.first, mk.second), v);
+    for (const auto& r : c.putIdentities)
+      if (r.released) w.put(kReleased + esc(r.identity.uuid), identityJson(r));
+    // Each server touched: its record as the copy has it with the change's edits (empty:
+    // no key), and the condition that the copy is current (absent from the copy: absent
+    // from etcd).
+    std::vector<std::pair<const std::string*, EtcdServerRecord>> written;
+    std::vector<Compare> current;
+    written.reserve(edits.size());
+    current.reserve(edits.size());
+    for (const auto& [name, e] : edits) {
+      auto known = known_.find(name);
+      const bool isKnown = known != known_.end();
+      EtcdServerRecord r = isKnown ? known->second.record : EtcdServerRecord{};
+      e.identity.applyTo(r.identity);
+      e.binding.applyTo(r.binding);
+      e.home.applyTo(r.home);
+      const std::string key = kServer + esc(name);
+      // Compared even when nothing of it changes here: that holds only if the copy is current.
+      current.push_back(isKnown ? Compare::modRevision(base_ + key, Compare::Result::Equal, known->second.modRevision)
+                                : Compare::createRevision(base_ + key, Compare::Result::Equal, 0));
+      if (isKnown && r == known->second.record) {
+        written.emplace_back(&name, std::move(r));
+        continue;  // compared, not written
       }
+      if (!r.empty())
+        w.put(key, encodeEtcdServer(r));
+      else if (isKnown)
+        w.del(key);  // (absent and staying absent: compared only)
+      written.emplace_back(&name, std::move(r));
     }
     for (const auto& b : c.putBlades) {
       w.put(kBlade + esc(b.name), bladeJson(b));
@@ -235,16 +363,28 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
       guard = guard_;
     }
     if (guard) t.compare.push_back(Compare::createRevision(guard->first, Compare::Result::Equal, guard->second));
+    // (On failure the keys compared are read back by another request, not by the txn's
+    // failure branch: that would make every commit's request larger for a rare case.)
+    std::vector<std::string> compared;
+    compared.reserve(current.size());
+    for (auto& cmp : current) {
+      compared.push_back(cmp.key);
+      t.compare.push_back(std::move(cmp));
+    }
     t.success = w.takeOps();
-    const std::size_t ops = t.success.size();
+    if (t.success.empty() && compared.empty()) return true;
+    // etcd bounds each of the compares and the branches by --max-txn-ops.
+    const std::size_t ops = std::max({t.success.size(), t.compare.size(), t.failure.size()});
     const std::size_t bytes = w.bytes();
     // A big commit takes etcd longer (one raft entry of every op, fsynced on a quorum):
     // 0.25 ms more per write and 1 ms per 8 KiB (measured here: 20,000 writes, 2 MiB, take
     // ~1.5 s on an idle machine, over 3 s at a load average of 24). A small commit that
     // timed out (a member lost, a leader being elected: ~0.5-1 s with the test timings)
     // is sent again within its budget, the first try getting half: the txn is idempotent
-    // (the same puts, counters that only rise, the same guard). A big one is not: etcd may
-    // still be working on it, and a second copy would only double that work.
+    // (the same puts, counters that only rise, the same guard; if the first try was
+    // applied, the server keys' compares fail the second and the read-back finds them
+    // written). A big one is not: etcd may still be working on it, and a second copy
+    // would only double that work.
     using std::chrono::milliseconds;
     const milliseconds allowance(static_cast<std::int64_t>(ops / 4 + (bytes >> 13)));
     const bool retry = ops <= 1000;
@@ -261,6 +401,8 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
       if (deadline - std::chrono::steady_clock::now() < milliseconds(100)) break;
     }
     client_.setTimeout(options_.timeout);
+    if (!r && r.error().code == Errc::Timeout)
+      for (const auto& [name, _] : written) known_.erase(*name);  // perhaps applied: the copy may be stale
     if (!r) {
       const std::string& m = r.error().message;
       const auto took = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - started).count();
@@ -282,54 +424,160 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
                                             " (a commit is one transaction: it is there whole or not at all)");
       return makeError(r.error().code, "etcd store: commit (" + size + "): " + m + "; nothing was written");
     }
-    if (!r->succeeded)
-      return makeError(Errc::Conflict, "etcd store: this loomd is no longer the leader: its leader key '" +
-                                           guard->first + "' (created at revision " + std::to_string(guard->second) +
-                                           ") is gone or another's; nothing was written");
-    return okStatus();
-  }
-
-  Result<std::vector<AuditRecord>> audit(std::uint64_t sinceId, std::size_t limit) override {
-    std::vector<AuditRecord> out;
-    if (limit == 0) return out;
-    const std::string family = base_ + kAudit;
-    auto r = client_.range(family + pad(sinceId + 1), EtcdClient::prefixEnd(family),
-                           static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
-    if (!r) return makeError(r.error().code, "etcd store: audit: " + r.error().message);
-    for (const auto& kv : r->kvs) {
-      auto id = unpad(std::string_view(kv.key).substr(family.size()));
-      auto a = id ? auditFromJson(*id, kv.value) : std::nullopt;
-      if (!a) return makeError(Errc::Internal, "etcd store: record '" + kv.key + "' does not parse");
-      out.push_back(std::move(*a));
+    if (!r->succeeded) {
+      // What failed: the guard's key and each server key compared, read in one read-only
+      // txn (no raft entry).
+      TxnRequest back;
+      if (guard) back.success.push_back(Op::range(guard->first));
+      for (auto& key : compared) back.success.push_back(Op::range(std::move(key)));
+      client_.setTimeout(options_.timeout + allowance);
+      auto readBack = client_.txn(back);
+      client_.setTimeout(options_.timeout);
+      if (!readBack)
+        return makeError(readBack.error().code,
+                         "etcd store: commit: nothing was written (the server records it "
+                         "rewrites changed since this loomd read them), and reading them "
+                         "again failed: " +
+                             readBack.error().message);
+      const auto& read = readBack->responses;
+      std::size_t i = 0;
+      if (guard) {
+        const auto& kvs = read.empty() ? std::vector<KeyValue>{} : read[0].range.kvs;
+        if (kvs.empty() || kvs.front().createRevision != guard->second)
+          return makeError(Errc::Conflict, "etcd store: this loomd is no longer the leader: its leader key '" +
+                                               guard->first + "' (created at revision " +
+                                               std::to_string(guard->second) +
+                                               ") is gone or another's; nothing was written");
+        ++i;
+      }
+      // The copy was stale: take what etcd has now, and build the txn again.
+      std::size_t stale = 0;
+      for (const auto& [name, _] : written) {
+        if (i >= read.size()) break;
+        const auto& kvs = read[i++].range.kvs;
+        auto known = known_.find(*name);
+        if (kvs.empty()) {
+          if (known != known_.end()) {
+            ++stale;
+            known_.erase(known);
+          }
+          continue;
+        }
+        auto rec = decodeEtcdServer(kvs.front().value);
+        if (!rec) return makeError(Errc::Internal, "etcd store: record '" + kvs.front().key + "' does not parse");
+        stale += known == known_.end() || known->second.modRevision != kvs.front().modRevision;
+        known_.insert_or_assign(*name, EtcdServerCopyEntry{std::move(*rec), kvs.front().modRevision});
+      }
+      if (lastTry)
+        return makeError(Errc::Conflict, "etcd store: " + std::to_string(stale) +
+                                             " servers' records changed under this commit three times running "
+                                             "(another writer on prefix '" +
+                                             options_.prefix + "'?); nothing was written");
+      spdlog::info(
+          "etcd store: {} servers' records were newer in etcd than this loomd's copy; read them back, "
+          "committing again",
+          stale);
+      return false;
     }
-    return out;
-  }
-
-  Result<std::vector<EventRecord>> events(std::uint64_t sinceId, std::size_t limit) override {
-    std::vector<EventRecord> out;
-    if (limit == 0) return out;
-    const std::string family = base_ + kEvent;
-    auto r = client_.range(family + pad(sinceId + 1), EtcdClient::prefixEnd(family),
-                           static_cast<std::int64_t>(std::min<std::size_t>(limit, INT64_MAX)));
-    if (!r) return makeError(r.error().code, "etcd store: events: " + r.error().message);
-    for (const auto& kv : r->kvs) {
-      auto id = unpad(std::string_view(kv.key).substr(family.size()));
-      if (!id) return makeError(Errc::Internal, "etcd store: record '" + kv.key + "' does not parse");
-      auto e = decodeEtcdEvent(*id, kv.key, kv.value);
-      if (!e) return e.error();
-      out.push_back(std::move(*e));
+    for (auto& [name, rec] : written) {
+      auto known = known_.find(*name);
+      if (known != known_.end() && rec == known->second.record) continue;  // not written: its revision stays
+      if (rec.empty())
+        known_.erase(*name);
+      else
+        known_.insert_or_assign(*name, EtcdServerCopyEntry{std::move(rec), r->revision});
     }
-    return out;
+    return true;
   }
 
- private:
-  static EtcdClient::Options clientOptions(const EtcdStoreOptions& o) {
-    EtcdClient::Options c;
-    c.timeout = o.timeout;
-    c.maxRangeBytes = o.maxRangeBytes;
-    c.maxWatchMessageBytes = o.maxRangeBytes;
-    return c;
+  // Every key of `family` at `revision` (0: the latest; set to the one read at).
+  Status readFamily(const std::string& family, std::int64_t& revision, std::vector<KeyValue>& out) {
+    const std::string from = base_ + family;
+    const std::string end = EtcdClient::prefixEnd(from);
+    std::string key = from;
+    for (;;) {
+      auto page = client_.range(key, end, kPageKeys, revision);
+      if (!page) return makeError(page.error().code, "etcd store: reading " + from + ": " + page.error().message);
+      if (revision == 0) revision = page->revision;
+      if (!page->more || page->kvs.empty()) {
+        for (auto& kv : page->kvs) out.push_back(std::move(kv));
+        return okStatus();
+      }
+      key = page->kvs.back().key + '\0';
+      for (auto& kv : page->kvs) out.push_back(std::move(kv));
+    }
   }
+
+  // The layout before server/NAME (identity/S, binding/S, placement/home/S: a key per
+  // part) is moved to it in one txn, once: the first loomd of this version to open the
+  // store does it, logged. The txn requires that no loomd leads (an older one would go on
+  // writing the old keys, which this version does not read) and that every key moved is
+  // still as read; if not, it is read and tried again, twice at most.
+  Status migrateLayout() {
+    for (int attempt = 0;; ++attempt) {
+      std::int64_t revision = 0;
+      std::vector<KeyValue> ids, bindings, homes;
+      for (auto [family, out] : {std::pair{kOldIdentity, &ids}, {kOldBinding, &bindings}, {kOldHome, &homes}})
+        if (auto s = readFamily(family, revision, *out); !s) return s;
+      if (ids.empty() && bindings.empty() && homes.empty()) return okStatus();
+      std::map<std::string, EtcdServerRecord> servers;
+      TxnRequest t;
+      t.compare.push_back(Compare::createRevision(base_ + "leader", Compare::Result::Equal, 0));
+      auto name = [&](const KeyValue& kv, const char* family) {
+        return unesc(std::string_view(kv.key).substr(base_.size() + std::char_traits<char>::length(family)));
+      };
+      for (const auto& kv : ids) {
+        nlohmann::json j = nlohmann::json::parse(kv.value, nullptr, false);
+        if (!j.is_object()) return makeError(Errc::Internal, "etcd store: record '" + kv.key + "' does not parse");
+        pool::IdentityRecord r;
+        r.identityPool = j.value("pool", "");
+        r.identity.uuid = j.value("uuid", "");
+        if (auto m = j.find("macs"); m != j.end() && m->is_array())
+          for (const auto& mac : *m)
+            if (mac.is_string()) r.identity.macs.push_back(mac.get<std::string>());
+        servers[name(kv, kOldIdentity)].identity = std::move(r);
+      }
+      for (const auto& kv : bindings) servers[name(kv, kOldBinding)].binding = kv.value;
+      for (const auto& kv : homes) servers[name(kv, kOldHome)].home = kv.value;
+      for (const auto* family : {&ids, &bindings, &homes})
+        for (const auto& kv : *family) {
+          t.compare.push_back(Compare::modRevision(kv.key, Compare::Result::Equal, kv.modRevision));
+          t.success.push_back(Op::del(kv.key));
+        }
+      for (const auto& [server, r] : servers) {
+        const std::string key = base_ + kServer + esc(server);
+        t.compare.push_back(Compare::createRevision(key, Compare::Result::Equal, 0));
+        t.success.push_back(Op::put(key, encodeEtcdServer(r)));
+      }
+      t.failure.push_back(Op::range(base_ + "leader"));
+      const auto started = std::chrono::steady_clock::now();
+      client_.setTimeout(options_.timeout + std::chrono::milliseconds(static_cast<std::int64_t>(t.success.size() / 4)));
+      auto r = client_.txn(t);
+      client_.setTimeout(options_.timeout);
+      const std::string what = std::to_string(servers.size()) + " servers' records (" + std::to_string(ids.size()) +
+                               " identity/, " + std::to_string(bindings.size()) + " binding/, " +
+                               std::to_string(homes.size()) + " placement/home/ keys)";
+      if (!r) return makeError(r.error().code, "etcd store: moving " + what + " to server/NAME: " + r.error().message);
+      if (r->succeeded) {
+        spdlog::info(
+            "etcd store: moved {} to server/NAME under {} in one transaction (revision {}, {} ms)", what,
+            options_.prefix, r->revision,
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
+        return okStatus();
+      }
+      if (!r->responses.empty() && !r->responses[0].range.kvs.empty())
+        return makeError(Errc::Conflict, "etcd store: " + options_.prefix + " holds " + what +
+                                             " in the key layout of an older loomd, and a loomd leads (" +
+                                             options_.prefix +
+                                             "/leader): stop every loomd of the older version, then start this one "
+                                             "(it moves them to server/NAME in one transaction)");
+      if (attempt == 2)
+        return makeError(Errc::Conflict, "etcd store: moving " + what +
+                                             " to server/NAME: they changed under it three times running; is an "
+                                             "older loomd writing? Stop it, then start this one");
+    }
+  }
+
   static std::string declKey(const std::string& kind, const std::string& name) {
     return kDecl + esc(kind) + "/" + esc(name);
   }
@@ -356,7 +604,8 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
       if (!page) return makeError(page.error().code, "etcd store: load: " + page.error().message);
       if (revision == 0) revision = page->revision;
       for (auto& kv : page->kvs)
-        if (auto put = out.put(std::string_view(kv.key).substr(base_.size()), std::move(kv.value), kv.createRevision);
+        if (auto put = out.put(std::string_view(kv.key).substr(base_.size()), std::move(kv.value), kv.createRevision,
+                               kv.modRevision);
             !put)
           return put.error();
       if (!page->more || page->kvs.empty()) return okStatus();
@@ -408,6 +657,8 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
   EtcdStoreOptions options_;
   std::string base_;  // PREFIX/
   EtcdClient client_;
+  // The writer's copy of every server key it loaded or wrote (core thread: load, commit).
+  EtcdServerCopy known_;
   std::mutex guardMutex_;
   std::optional<std::pair<std::string, std::int64_t>> guard_;
 };

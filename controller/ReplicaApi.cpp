@@ -170,6 +170,7 @@ std::optional<ApiResponse> StandbyReads::events(const ApiRequest& req, const Api
   if (!eventStore_) {
     EtcdStoreOptions o = storeOptions_;
     o.requiredTxnOps = 0;  // reads only
+    o.upgradeLayout = false;
     auto opened = openEtcdStateStore(o);
     if (!opened) return std::nullopt;
     eventStore_ = std::move(*opened);

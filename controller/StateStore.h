@@ -178,13 +178,17 @@ struct EtcdStoreOptions {
   std::chrono::milliseconds timeout{2000};
   // Checked at open: etcd takes a txn of this many operations (--max-txn-ops), so a cluster
   // left at etcd's default (128) is refused at start, not at the first big apply. What a
-  // change really needs is its own size (an apply of 10,000 servers writes ~40,000 keys):
+  // change really needs is its own size (an apply of 10,000 servers commits 10,000 keys twice):
   // a commit etcd refuses says which flag and how much. 0: not checked. (Probing costs
   // etcd ~15 us per op: 100,000 would add 1.5 s to every start.)
   std::size_t requiredTxnOps = 1024;
   // The largest etcd answer read (no unbounded allocation on network input); load()
   // reads in smaller pages when a page would be larger.
   std::size_t maxRangeBytes = std::size_t{256} << 20;
+  // At open, move the records of the older key layout (identity/, binding/,
+  // placement/home/) to server/NAME, in one txn (controller/README.md, "etcd"). Off for the
+  // stores that only read (a warm copy, a standby's events).
+  bool upgradeLayout = true;
 };
 
 // `etcd://HOST:PORT[,HOST:PORT...][/PREFIX]` -> options (Errc::Invalid naming the fault).

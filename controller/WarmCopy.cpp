@@ -78,6 +78,7 @@ void WarmCopy::runWatch() {
   // watch: an EtcdClient serves one thread.
   EtcdStoreOptions so = options_.store;
   so.requiredTxnOps = 0;  // reads only: nothing to check
+  so.upgradeLayout = false;
   auto opened = openEtcdStateStore(so);
   if (!opened) {
     std::lock_guard lock(mutex_);
@@ -158,7 +159,7 @@ void WarmCopy::runWatch() {
           state_.changes += image_.erase(key) ? 1 : 0;
           continue;
         }
-        auto put = image_.put(key, ev.kv.value, ev.kv.createRevision);
+        auto put = image_.put(key, ev.kv.value, ev.kv.createRevision, ev.kv.modRevision);
         if (!put) {
           // The copy keeps what it had for that key; a load would refuse the whole store.
           ++state_.badRecords;

@@ -200,7 +200,7 @@ def main():
     ap.add_argument("--lease-ms", type=int, default=5000)
     ap.add_argument("--leader-ttl", type=int, default=1,
                     help="loomd's --leader-ttl (s): 1 for the fastest takeover; longer where etcd or the machine "
-                         "can be busy for a second (a 10,000-server apply is a 40,000-write txn etcd applies for seconds)")
+                         "can be busy for a second (a 10,000-server apply commits 10,000 keys twice, then 20,000 pending operations: etcd applies each for a second or more)")
     ap.add_argument("--peer-channel", action="store_true",
                     help="the blades listen on the peer channel (the outage rule's shield, docs/FENCING.md)")
     ap.add_argument("--steady", type=float, default=0,

@@ -1,10 +1,13 @@
 // What the etcd store adds to the StateStore contract (StateStoreTest runs that on both
 // backends): a change past etcd's default limits is still one transaction, a cluster
-// left at those defaults is refused with the flag to set, the leadership guard, and
-// commits through the loss and return of etcd members. Real etcd (tools/etcd.sh).
+// left at those defaults is refused with the flag to set, the leadership guard, commits
+// through the loss and return of etcd members, one key per server (a writer with a stale
+// copy of it loses no part) and the older key layout moved at open. Real etcd
+// (tools/etcd.sh).
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -77,7 +80,8 @@ TEST(EtcdStateStore, AChangeFarPastEtcdsDefaultLimitsIsOneTransaction) {
   client.setTimeout(10000ms);
   auto all = client.rangePrefix("/big/");
   ASSERT_TRUE(all) << all.error().message;
-  ASSERT_EQ(all->kvs.size(), 20000u);
+  // Two keys a server: its declaration, and server/NAME with identity, binding and home.
+  ASSERT_EQ(all->kvs.size(), 10000u);
   std::set<std::int64_t> revisions;
   for (const auto& kv : all->kvs) revisions.insert(kv.modRevision);
   EXPECT_EQ(revisions.size(), 1u);
@@ -143,9 +147,9 @@ TEST(EtcdStateStore, AClusterAtEtcdsDefaultLimitsIsRefusedAtOpenNamingTheFlag) {
   auto opened = openEtcdStateStore(o);
   ASSERT_TRUE(opened) << opened.error().message;
   auto& store = **opened;
-  auto tooMany = store.commit(serversChange(100, "x"));  // 400 writes
+  auto tooMany = store.commit(serversChange(100, "x"));  // 200 writes: a declaration and a server key each
   ASSERT_FALSE(tooMany);
-  EXPECT_NE(tooMany.error().message.find("--max-txn-ops 400 or more"), std::string::npos) << tooMany.error().message;
+  EXPECT_NE(tooMany.error().message.find("--max-txn-ops 200 or more"), std::string::npos) << tooMany.error().message;
   EXPECT_NE(tooMany.error().message.find("nothing was written"), std::string::npos);
   Change large;  // 20 writes, 2 MiB
   for (int i = 0; i < 20; ++i) large.putDeclarations.push_back({"Server", std::to_string(i), std::string(100000, 'x')});
@@ -201,6 +205,141 @@ TEST(EtcdStateStore, ACommitUnderALostLeadershipGuardFailsAndWritesNothing) {
   store->setGuard(leaderKey, epoch2);
   ASSERT_TRUE(store->commit(stale));
   (void)election.leaseRevoke(lease2);
+}
+
+// A server's identity, binding and home are one key (server/NAME), rewritten whole from
+// the writer's copy of it. A writer whose copy is stale (another wrote the key since it
+// loaded: a previous term, a commit whose answer was lost) must not put back the parts it
+// did not change: its txn requires the key's revision as copied, fails, reads the key
+// back and is built again.
+TEST(EtcdStateStore, AWriterWithAStaleCopyOfAServerKeyLosesNoPartOfIt) {
+  std::unique_ptr<test::EtcdCluster> cluster;
+  LOOM_START_ETCD(cluster, 1);
+  auto a = openStore(*cluster, "/stale");
+  auto b = openStore(*cluster, "/stale");
+  ASSERT_TRUE(a && b);
+  Change first;
+  first.putDeclarations.push_back({"Server", "web-01", R"({"name":"web-01"})"});
+  first.putIdentities.push_back({"web-01", "default", {"uuid-1", {"52:54:00:00:00:01"}}});
+  first.putBindings["web-01"] = "c1-s1";
+  first.putPlacement[{"home", "web-01"}] = "c1-s1";
+  ASSERT_TRUE(a->commit(first));
+  ASSERT_TRUE(b->load());  // b's copy: web-01 bound to c1-s1
+
+  Change moved;  // a moves it, and binds a server b has never seen
+  moved.putBindings["web-01"] = "c1-s2";
+  moved.putIdentities.push_back({"web-02", "default", {"uuid-2", {"52:54:00:00:00:02"}}});
+  moved.putBindings["web-02"] = "c1-s2";
+  ASSERT_TRUE(a->commit(moved));
+
+  Change stale;  // b, from its copy: a new home for web-01, web-02 unbound
+  stale.putPlacement[{"home", "web-01"}] = "c1-s3";
+  stale.deleteBindings.push_back("web-02");
+  auto s = b->commit(stale);
+  ASSERT_TRUE(s) << s.error().message;
+
+  auto fresh = openStore(*cluster, "/stale");
+  ASSERT_TRUE(fresh);
+  auto st = fresh->load();
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_EQ(st->bindings, (std::map<std::string, std::string>{{"web-01", "c1-s2"}}))
+      << "a's move of web-01 was lost, or b's unbinding of web-02";
+  EXPECT_EQ(st->placementMaps["home"], (std::map<std::string, std::string>{{"web-01", "c1-s3"}}));
+  ASSERT_EQ(st->identities.size(), 2u);
+  EXPECT_EQ(st->identities[0].identity.uuid, "uuid-1");
+  EXPECT_EQ(st->identities[1].identity.uuid, "uuid-2");
+
+  // Under a lost leadership guard a stale copy changes nothing either, and says why.
+  b->setGuard("/stale/leader", 12345);
+  Change late;
+  late.putBindings["web-01"] = "c9-s9";
+  auto refused = b->commit(late);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("no longer the leader"), std::string::npos) << refused.error().message;
+
+  // Every part gone (a's copy of web-01 is behind b's new home for it): so is the key.
+  Change gone;
+  gone.deleteBindings.push_back("web-01");
+  gone.deletePlacement.emplace_back("home", "web-01");
+  pool::IdentityRecord released{"web-01", "default", {"uuid-1", {"52:54:00:00:00:01"}}};
+  released.released = true;
+  gone.putIdentities.push_back(released);
+  ASSERT_TRUE(a->commit(gone));
+  EtcdClient client(cluster->endpoints());
+  auto keys = client.rangePrefix("/stale/");
+  ASSERT_TRUE(keys) << keys.error().message;
+  std::set<std::string> names;
+  for (const auto& kv : keys->kvs) names.insert(kv.key);
+  EXPECT_EQ(names, (std::set<std::string>{"/stale/decl/Server/web-01", "/stale/identity-released/uuid-1",
+                                          "/stale/server/web-02"}));
+}
+
+// A store written by a loomd of the older layout (identity/S, binding/S, placement/home/S,
+// a key per part) is moved to server/NAME at open, in one transaction; not while a loomd
+// leads (an older one would go on writing keys this version does not read).
+TEST(EtcdStateStore, AStoreInTheOlderKeyLayoutIsMovedToOneKeyPerServerAtOpen) {
+  std::unique_ptr<test::EtcdCluster> cluster;
+  LOOM_START_ETCD(cluster, 1);
+  EtcdClient client(cluster->endpoints());
+  const std::string p = "/older";
+  const std::map<std::string, std::string> older = {
+      {p + "/decl/Server/web-01", R"({"name":"web-01"})"},
+      {p + "/decl/Server/web-02", R"({"name":"web-02"})"},
+      {p + "/identity/web-01",
+       R"({"pool":"default","uuid":"uuid-1","macs":["52:54:00:00:00:01","52:54:00:00:01:01"]})"},
+      {p + "/binding/web-01", "c1-s1"},
+      {p + "/placement/home/web-01", "c1-s1"},
+      {p + "/identity/web-02", R"({"pool":"lab","uuid":"uuid-2","macs":["52:54:00:00:00:02"]})"},
+      {p + "/placement/held/web-02", ""},
+      {p + "/binding/web%2F03", "c1-s2"},
+      {p + "/identity-released/uuid-3", R"({"pool":"default","uuid":"uuid-3","macs":["52:54:00:00:00:03"]})"},
+  };
+  for (const auto& [k, v] : older) ASSERT_TRUE(client.put(k, v));
+
+  ASSERT_TRUE(client.put(p + "/leader", "an older loomd"));
+  EtcdStoreOptions o;
+  o.endpoints = cluster->endpoints();
+  o.prefix = p;
+  auto refused = openEtcdStateStore(o);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("stop every loomd of the older version"), std::string::npos)
+      << refused.error().message;
+  ASSERT_TRUE(client.range(p + "/binding/web-01")->kvs.size() == 1u) << "moved while a loomd leads";
+  ASSERT_TRUE(client.deleteRange(p + "/leader"));
+
+  auto store = openStore(*cluster, p);
+  ASSERT_TRUE(store);
+  auto st = store->load();
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_EQ(st->declarations.size(), 2u);
+  EXPECT_EQ(st->bindings, (std::map<std::string, std::string>{{"web-01", "c1-s1"}, {"web/03", "c1-s2"}}));
+  EXPECT_EQ(st->placementMaps["home"], (std::map<std::string, std::string>{{"web-01", "c1-s1"}}));
+  EXPECT_EQ(st->placementMaps["held"], (std::map<std::string, std::string>{{"web-02", ""}}));
+  ASSERT_EQ(st->identities.size(), 3u);
+  EXPECT_EQ(st->identities[0].server, "web-01");
+  EXPECT_EQ(st->identities[0].identity.macs, (std::vector<std::string>{"52:54:00:00:00:01", "52:54:00:00:01:01"}));
+  EXPECT_EQ(st->identities[1].server, "web-02");
+  EXPECT_EQ(st->identities[1].identityPool, "lab");
+  EXPECT_TRUE(st->identities[2].released);
+  EXPECT_EQ(st->identities[2].identity.uuid, "uuid-3");
+  for (const char* family : {"/identity/", "/binding/", "/placement/home/"}) {
+    auto left = client.rangePrefix(p + family);
+    ASSERT_TRUE(left);
+    EXPECT_TRUE(left->kvs.empty()) << left->kvs.size() << " keys left under " << family;
+  }
+  EXPECT_EQ(client.rangePrefix(p + "/server/")->kvs.size(), 3u);
+
+  // The moved records are the writer's copy: a change of one part keeps the others.
+  Change moved;
+  moved.putBindings["web-01"] = "c1-s4";
+  ASSERT_TRUE(store->commit(moved));
+  auto again = openStore(*cluster, p);  // nothing left to move
+  ASSERT_TRUE(again);
+  st = again->load();
+  ASSERT_TRUE(st);
+  EXPECT_EQ(st->bindings.at("web-01"), "c1-s4");
+  EXPECT_EQ(st->placementMaps["home"].at("web-01"), "c1-s1");
+  EXPECT_EQ(st->identities[0].identity.uuid, "uuid-1");
 }
 
 TEST(EtcdStateStore, CommitsWithAMemberLostFailWithinTheTimeoutWithoutQuorumAndRecoverWhenItReturns) {

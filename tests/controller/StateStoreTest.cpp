@@ -193,6 +193,46 @@ TEST_P(StateStoreContract, AKeyWrittenTwiceInOneChangeEndsAsTheLaterWriteSays) {
   EXPECT_EQ(st->blades[0].firstSeenMs, 10);  // the first sighting stays
 }
 
+// A server's identity, binding and home change one at a time (a plan moves it, a
+// rebalance sends it home, a delete releases its identity), each keeping the others.
+TEST_P(StateStoreContract, AServersIdentityBindingAndHomeChangeOneAtATime) {
+  auto store = open();
+  ASSERT_TRUE(store);
+  Change c;
+  c.putIdentities.push_back({"a", "p", {"uuid-a", {"52:54:00:00:00:0a"}}});
+  c.putIdentities.push_back({"b", "p", {"uuid-b", {"52:54:00:00:00:0b"}}});
+  c.putBindings["a"] = "b1";
+  c.putPlacement[{"home", "a"}] = "b1";
+  c.putPlacement[{"home", "b"}] = "b2";
+  ASSERT_TRUE(store->commit(c));
+  Change move;
+  move.putBindings["a"] = "b2";
+  ASSERT_TRUE(store->commit(move));
+  Change home;
+  home.deletePlacement.emplace_back("home", "a");
+  home.putBindings["b"] = "b2";
+  ASSERT_TRUE(store->commit(home));
+  auto reopened = open();  // and another writer, from what it loads
+  ASSERT_TRUE(reopened);
+  ASSERT_TRUE(reopened->load());
+  Change release;
+  pool::IdentityRecord r{"b", "p", {"uuid-b", {"52:54:00:00:00:0b"}}};
+  r.released = true;
+  release.putIdentities.push_back(r);
+  ASSERT_TRUE(reopened->commit(release));
+  auto st = open()->load();
+  ASSERT_TRUE(st) << st.error().message;
+  EXPECT_EQ(st->bindings, (std::map<std::string, std::string>{{"a", "b2"}, {"b", "b2"}}));
+  EXPECT_EQ(st->placementMaps["home"], (std::map<std::string, std::string>{{"b", "b2"}}));
+  ASSERT_EQ(st->identities.size(), 2u);
+  std::sort(st->identities.begin(), st->identities.end(),
+            [](const auto& x, const auto& y) { return x.identity.uuid < y.identity.uuid; });
+  EXPECT_EQ(st->identities[0].server, "a");
+  EXPECT_FALSE(st->identities[0].released);
+  EXPECT_EQ(st->identities[0].identity.macs, std::vector<std::string>{"52:54:00:00:00:0a"});
+  EXPECT_TRUE(st->identities[1].released);
+}
+
 TEST_P(StateStoreContract, OperationsLeaveThePendingListWhenFinishedAndIdsNeverGoBack) {
   auto store = open();
   ASSERT_TRUE(store);

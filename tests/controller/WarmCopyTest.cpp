@@ -158,6 +158,47 @@ TEST(EtcdWarmCopy, WhatTheLeadersStoreCommitsShowsUpInTheCopyChangeByChange) {
   EXPECT_LT(ControllerLoop::monotonicMs() - later.heardAtMs, 1500) << "a quiet copy is confirmed by its checks";
 }
 
+// A server's identity, binding and home are one key (server/NAME): a change of one part
+// rewrites it, and the copy takes the new part with the others as they were; a server
+// with no part left is a deleted key, gone from the copy.
+TEST(EtcdWarmCopy, AChangeOfOnePartOfAServerReachesTheCopyWithTheOthersKept) {
+  std::unique_ptr<test::EtcdCluster> etcd;
+  START_ETCD_OR_SKIP(etcd, 1);
+  auto leader = openStore(etcd->endpoints());
+  ASSERT_TRUE(leader);
+  ASSERT_TRUE(leader->commit(servers(0, 3, "b1")));
+  WarmCopy copy(copyOptions(etcd->endpoints()), ControllerLoop::monotonicMs);
+  copy.start();
+  ASSERT_TRUE(copy.waitForRevision(revisionNow(etcd->endpoints()), 10s)) << copy.state().error;
+
+  Change moved;
+  moved.putBindings["s1"] = "b2";
+  ASSERT_TRUE(leader->commit(moved));
+  ASSERT_TRUE(copy.waitForRevision(revisionNow(etcd->endpoints()), 5s)) << copy.state().error;
+  auto snap = copy.snapshot();
+  ASSERT_TRUE(snap);
+  EXPECT_EQ(snap->first.bindings.at("s1"), "b2");
+  EXPECT_EQ(snap->first.placementMaps.at("home").at("s1"), "b1");
+  ASSERT_EQ(snap->first.identities.size(), 3u);
+  EXPECT_EQ(snap->first.identities[1].server, "s1");
+  EXPECT_EQ(snap->first.identities[1].identity.uuid, "uuid-1");
+
+  Change gone;  // s2 deleted: unbound, no home, its identity released
+  gone.deleteBindings.push_back("s2");
+  gone.deletePlacement.emplace_back("home", "s2");
+  gone.putIdentities.push_back({"s2", "default", {"uuid-2", {"52:54:00:00:00:01"}}, true});
+  ASSERT_TRUE(leader->commit(gone));
+  ASSERT_TRUE(copy.waitForRevision(revisionNow(etcd->endpoints()), 5s)) << copy.state().error;
+  snap = copy.snapshot();
+  ASSERT_TRUE(snap);
+  EXPECT_EQ(snap->first.bindings.count("s2"), 0u);
+  EXPECT_EQ(snap->first.placementMaps.at("home").count("s2"), 0u);
+  auto loaded = leader->load();
+  ASSERT_TRUE(loaded) << loaded.error().message;
+  expectSameState(snap->first, *loaded);
+  EXPECT_EQ(copy.state().loads, 1u);  // the watch, not a reload
+}
+
 TEST(EtcdWarmCopy, AWatchPastTheMessageBoundFallsBackToOneReload) {
   std::unique_ptr<test::EtcdCluster> etcd;
   START_ETCD_OR_SKIP(etcd, 1);
