@@ -1,6 +1,7 @@
 // StateStore on etcd: one key per record under a prefix, one txn per commit() (all of a
 // change or none of it), an optional leadership guard compared in every txn. Key layout
-// and the transaction limits: controller/README.md, "etcd". Only this file knows it.
+// and the transaction limits: controller/README.md, "etcd". Only this file, its decoder
+// (EtcdStateImage) and the move from the older layout (EtcdLayoutUpgrade) know it.
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 
 #include "controller/AccessRecords.h"
 #include "controller/EtcdKeys.h"
+#include "controller/EtcdLayoutUpgrade.h"
 #include "controller/EtcdStateImage.h"
 #include "controller/StateStore.h"
 #include "controller/etcd/EtcdClient.h"
@@ -165,7 +167,7 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
 
   Status open() {
     if (auto s = checkTxnOps(); !s) return s;
-    return options_.upgradeLayout ? migrateLayout() : okStatus();
+    return options_.upgradeLayout ? moveToServerKeys(client_, base_, options_) : okStatus();
   }
 
   Status checkTxnOps() {
@@ -491,93 +493,6 @@ class EtcdStateStoreImpl final : public EtcdStateStore {
   }
 
   // Every key of `family` at `revision` (0: the latest; set to the one read at).
-  Status readFamily(const std::string& family, std::int64_t& revision, std::vector<KeyValue>& out) {
-    const std::string from = base_ + family;
-    const std::string end = EtcdClient::prefixEnd(from);
-    std::string key = from;
-    for (;;) {
-      auto page = client_.range(key, end, kPageKeys, revision);
-      if (!page) return makeError(page.error().code, "etcd store: reading " + from + ": " + page.error().message);
-      if (revision == 0) revision = page->revision;
-      if (!page->more || page->kvs.empty()) {
-        for (auto& kv : page->kvs) out.push_back(std::move(kv));
-        return okStatus();
-      }
-      key = page->kvs.back().key + '\0';
-      for (auto& kv : page->kvs) out.push_back(std::move(kv));
-    }
-  }
-
-  // The layout before server/NAME (identity/S, binding/S, placement/home/S: a key per
-  // part) is moved to it in one txn, once: the first loomd of this version to open the
-  // store does it, logged. The txn requires that no loomd leads (an older one would go on
-  // writing the old keys, which this version does not read) and that every key moved is
-  // still as read; if not, it is read and tried again, twice at most.
-  Status migrateLayout() {
-    for (int attempt = 0;; ++attempt) {
-      std::int64_t revision = 0;
-      std::vector<KeyValue> ids, bindings, homes;
-      for (auto [family, out] : {std::pair{kOldIdentity, &ids}, {kOldBinding, &bindings}, {kOldHome, &homes}})
-        if (auto s = readFamily(family, revision, *out); !s) return s;
-      if (ids.empty() && bindings.empty() && homes.empty()) return okStatus();
-      std::map<std::string, EtcdServerRecord> servers;
-      TxnRequest t;
-      t.compare.push_back(Compare::createRevision(base_ + "leader", Compare::Result::Equal, 0));
-      auto name = [&](const KeyValue& kv, const char* family) {
-        return unesc(std::string_view(kv.key).substr(base_.size() + std::char_traits<char>::length(family)));
-      };
-      for (const auto& kv : ids) {
-        nlohmann::json j = nlohmann::json::parse(kv.value, nullptr, false);
-        if (!j.is_object()) return makeError(Errc::Internal, "etcd store: record '" + kv.key + "' does not parse");
-        pool::IdentityRecord r;
-        r.identityPool = j.value("pool", "");
-        r.identity.uuid = j.value("uuid", "");
-        if (auto m = j.find("macs"); m != j.end() && m->is_array())
-          for (const auto& mac : *m)
-            if (mac.is_string()) r.identity.macs.push_back(mac.get<std::string>());
-        servers[name(kv, kOldIdentity)].identity = std::move(r);
-      }
-      for (const auto& kv : bindings) servers[name(kv, kOldBinding)].binding = kv.value;
-      for (const auto& kv : homes) servers[name(kv, kOldHome)].home = kv.value;
-      for (const auto* family : {&ids, &bindings, &homes})
-        for (const auto& kv : *family) {
-          t.compare.push_back(Compare::modRevision(kv.key, Compare::Result::Equal, kv.modRevision));
-          t.success.push_back(Op::del(kv.key));
-        }
-      for (const auto& [server, r] : servers) {
-        const std::string key = base_ + kServer + esc(server);
-        t.compare.push_back(Compare::createRevision(key, Compare::Result::Equal, 0));
-        t.success.push_back(Op::put(key, encodeEtcdServer(r)));
-      }
-      t.failure.push_back(Op::range(base_ + "leader"));
-      const auto started = std::chrono::steady_clock::now();
-      client_.setTimeout(options_.timeout + std::chrono::milliseconds(static_cast<std::int64_t>(t.success.size() / 4)));
-      auto r = client_.txn(t);
-      client_.setTimeout(options_.timeout);
-      const std::string what = std::to_string(servers.size()) + " servers' records (" + std::to_string(ids.size()) +
-                               " identity/, " + std::to_string(bindings.size()) + " binding/, " +
-                               std::to_string(homes.size()) + " placement/home/ keys)";
-      if (!r) return makeError(r.error().code, "etcd store: moving " + what + " to server/NAME: " + r.error().message);
-      if (r->succeeded) {
-        spdlog::info(
-            "etcd store: moved {} to server/NAME under {} in one transaction (revision {}, {} ms)", what,
-            options_.prefix, r->revision,
-            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
-        return okStatus();
-      }
-      if (!r->responses.empty() && !r->responses[0].range.kvs.empty())
-        return makeError(Errc::Conflict, "etcd store: " + options_.prefix + " holds " + what +
-                                             " in the key layout of an older loomd, and a loomd leads (" +
-                                             options_.prefix +
-                                             "/leader): stop every loomd of the older version, then start this one "
-                                             "(it moves them to server/NAME in one transaction)");
-      if (attempt == 2)
-        return makeError(Errc::Conflict, "etcd store: moving " + what +
-                                             " to server/NAME: they changed under it three times running; is an "
-                                             "older loomd writing? Stop it, then start this one");
-    }
-  }
-
   static std::string declKey(const std::string& kind, const std::string& name) {
     return kDecl + esc(kind) + "/" + esc(name);
   }
