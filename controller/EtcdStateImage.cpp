@@ -5,6 +5,7 @@
 #include <rapidjson/writer.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <tuple>
 #include <vector>
 
@@ -73,6 +74,23 @@ bool EtcdServerRecord::operator==(const EtcdServerRecord& o) const {
   };
   return binding == o.binding && home == o.home && identity.has_value() == o.identity.has_value() &&
          (!identity || sameIdentity(*identity, *o.identity));
+}
+
+std::string identityJson(const pool::IdentityRecord& r) {
+  return nlohmann::json{{"pool", r.identityPool}, {"uuid", r.identity.uuid}, {"macs", r.identity.macs}}.dump();
+}
+std::string bladeJson(const BladeRecord& b) {
+  return nlohmann::json{{"inventory", b.inventory}, {"admin_state", b.adminState}}.dump();
+}
+std::string operationJson(const OperationRecord& o) {
+  return nlohmann::json{{"blade", o.blade}, {"server", o.server},     {"kind", o.kind},
+                        {"state", o.state}, {"attempts", o.attempts}, {"error", o.error}}
+      .dump();
+}
+std::string eventJson(const EventRecord& e) {
+  return nlohmann::json{
+      {"time_ms", e.timeMs}, {"level", e.level}, {"blade", e.blade}, {"server", e.server}, {"message", e.message}}
+      .dump();
 }
 
 std::string encodeEtcdServer(const EtcdServerRecord& r) {

@@ -29,6 +29,11 @@ struct EtcdServerRecord {
   bool empty() const { return !identity && !binding && !home; }
   bool operator==(const EtcdServerRecord&) const;
 };
+// The values of the other families the writer puts (their decoders are below).
+std::string identityJson(const pool::IdentityRecord& r);
+std::string bladeJson(const BladeRecord& b);
+std::string operationJson(const OperationRecord& o);
+std::string eventJson(const EventRecord& e);
 // The value: {"pool","uuid","macs"} when it has an identity, "binding", "home".
 std::string encodeEtcdServer(const EtcdServerRecord& r);
 std::optional<EtcdServerRecord> decodeEtcdServer(std::string_view value);

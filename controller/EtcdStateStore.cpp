@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
-#include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
 
@@ -76,23 +75,6 @@ std::map<std::string, ServerEdit> serverEdits(const Change& c) {
       out[r.server].identity.clear();
   }
   return out;
-}
-
-std::string identityJson(const pool::IdentityRecord& r) {
-  return nlohmann::json{{"pool", r.identityPool}, {"uuid", r.identity.uuid}, {"macs", r.identity.macs}}.dump();
-}
-std::string bladeJson(const BladeRecord& b) {
-  return nlohmann::json{{"inventory", b.inventory}, {"admin_state", b.adminState}}.dump();
-}
-std::string operationJson(const OperationRecord& o) {
-  return nlohmann::json{{"blade", o.blade}, {"server", o.server},     {"kind", o.kind},
-                        {"state", o.state}, {"attempts", o.attempts}, {"error", o.error}}
-      .dump();
-}
-std::string eventJson(const EventRecord& e) {
-  return nlohmann::json{
-      {"time_ms", e.timeMs}, {"level", e.level}, {"blade", e.blade}, {"server", e.server}, {"message", e.message}}
-      .dump();
 }
 
 // Accumulates a change's writes by key in the order SqliteStateStore applies them, so a
